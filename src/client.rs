@@ -1,0 +1,155 @@
+//! Per-connection state: what the connection task owns ([`ClientState`])
+//! and what other connections may look at or act on ([`ClientHandle`]:
+//! CLIENT LIST, CLIENT KILL).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::commands::Entry;
+use crate::shared::unix_ms;
+
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub unix: bool,
+    pub created: Instant,
+    pub name: Mutex<Vec<u8>>,
+    pub lib_name: Mutex<Vec<u8>>,
+    pub lib_ver: Mutex<Vec<u8>>,
+    pub db: AtomicU64,
+    pub resp: AtomicU8,
+    pub last_cmd: Mutex<&'static str>,
+    pub last_active_ms: AtomicU64,
+    pub qbuf: AtomicU64,
+    pub no_evict: AtomicBool,
+    pub no_touch: AtomicBool,
+    pub killed: AtomicBool,
+    pub kill: tokio::sync::Notify,
+}
+
+impl ClientHandle {
+    pub fn set_last_cmd(&self, e: &'static Entry) {
+        *self.last_cmd.lock() = e.fullname.as_str();
+        self.last_active_ms.store(unix_ms(), Relaxed);
+    }
+
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill.notify_one();
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO, in Redis 7.2's field order.
+    pub fn info_line(&self) -> String {
+        let now = unix_ms();
+        let idle = now.saturating_sub(self.last_active_ms.load(Relaxed)) / 1000;
+        let name = String::from_utf8_lossy(&self.name.lock()).into_owned();
+        let lib_name = String::from_utf8_lossy(&self.lib_name.lock()).into_owned();
+        let lib_ver = String::from_utf8_lossy(&self.lib_ver.lock()).into_owned();
+        let qbuf = self.qbuf.load(Relaxed);
+        let flags = if self.no_evict.load(Relaxed) { "e" } else { "N" };
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            name,
+            self.created.elapsed().as_secs(),
+            idle,
+            flags,
+            self.db.load(Relaxed),
+            qbuf,
+            self.last_cmd.lock(),
+            self.resp.load(Relaxed),
+            lib_name,
+            lib_ver
+        )
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the next command's reply, then back to On.
+    SkipNext,
+    /// Set by CLIENT REPLY SKIP; becomes SkipNext after that command.
+    Skip,
+}
+
+/// Owned by the connection task.
+pub struct ClientState {
+    pub handle: Arc<ClientHandle>,
+    pub db: usize,
+    pub reply_mode: ReplyMode,
+    pub close_after_reply: bool,
+    pub authenticated: bool,
+}
+
+impl ClientState {
+    pub fn new(handle: Arc<ClientHandle>) -> Self {
+        ClientState { handle, db: 0, reply_mode: ReplyMode::On, close_after_reply: false, authenticated: true }
+    }
+
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.handle.db.store(db as u64, Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub struct Clients {
+    next_id: AtomicU64,
+    map: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+}
+
+impl Clients {
+    pub fn register(&self, addr: String, laddr: String, unix: bool) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let h = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr,
+            unix,
+            created: Instant::now(),
+            name: Mutex::new(Vec::new()),
+            lib_name: Mutex::new(Vec::new()),
+            lib_ver: Mutex::new(Vec::new()),
+            db: AtomicU64::new(0),
+            resp: AtomicU8::new(2),
+            last_cmd: Mutex::new("NULL"),
+            last_active_ms: AtomicU64::new(unix_ms()),
+            qbuf: AtomicU64::new(0),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill: tokio::sync::Notify::new(),
+        });
+        self.map.lock().insert(id, h.clone());
+        h
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.map.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.map.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.map.lock().get(&id).cloned()
+    }
+}

@@ -1,0 +1,325 @@
+//! CLIENT subcommands.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::args::{eq, int, upper};
+use super::flags::*;
+use super::{cmd, container, CmdError, CmdResult, CommandSpec, Ctx};
+use crate::client::ReplyMode;
+use crate::shared::unix_ms;
+
+const F: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
+const C: u32 = NOSCRIPT | LOADING | STALE;
+
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
+    group: "connection",
+    subcommands: &[
+        cmd("id", 2, C, client_id),
+        cmd("setname", 3, C, client_setname),
+        cmd("getname", 2, C, client_getname),
+        cmd("list", -2, F, client_list),
+        cmd("info", 2, C, client_info),
+        cmd("kill", -3, F, client_kill),
+        cmd("setinfo", 4, C, client_setinfo),
+        cmd("pause", -3, F, client_pause),
+        cmd("unpause", 2, F, client_unpause),
+        cmd("reply", 3, C, client_reply),
+        cmd("no-evict", 3, F, client_no_evict),
+        cmd("no-touch", 3, C, client_no_touch),
+        cmd("help", 2, LOADING | STALE, client_help),
+    ],
+    ..cmd("client", -2, 0, container)
+}];
+
+/// Redis refuses names with spaces, newlines or other non-printables.
+pub fn validate_name(n: &[u8]) -> CmdResult {
+    if n.iter().any(|&c| c < b'!' || c > b'~') {
+        return Err(CmdError::msg("ERR Client names cannot contain spaces, newlines or special characters."));
+    }
+    Ok(())
+}
+
+fn client_id(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    ctx.out.int(ctx.client.handle.id as i64);
+    Ok(())
+}
+
+fn client_setname(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    validate_name(a[2])?;
+    *ctx.client.handle.name.lock() = a[2].to_vec();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_getname(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    let n = ctx.client.handle.name.lock().clone();
+    if n.is_empty() {
+        ctx.out.null();
+    } else {
+        ctx.out.bulk(&n);
+    }
+    Ok(())
+}
+
+fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut j = 2;
+    while j < a.len() {
+        if eq(a[j], "type") && j + 1 < a.len() {
+            let t = upper(a[j + 1]);
+            if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&t.as_str()) {
+                return Err(CmdError::msg(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(a[j + 1]))));
+            }
+            if t != "NORMAL" {
+                ids = Some(Vec::new());
+            }
+            j += 2;
+        } else if eq(a[j], "id") && j + 1 < a.len() {
+            let mut v = ids.take().unwrap_or_default();
+            for x in &a[j + 1..] {
+                match int(x) {
+                    Ok(n) if n > 0 => v.push(n as u64),
+                    _ => return Err(CmdError::msg("ERR Invalid client ID")),
+                }
+            }
+            ids = Some(v);
+            j = a.len();
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut s = String::new();
+    for c in ctx.srv.clients.all() {
+        if ids.as_ref().map_or(true, |v| v.contains(&c.id)) {
+            s.push_str(&c.info_line());
+            s.push('\n');
+        }
+    }
+    ctx.out.verbatim(s.as_bytes());
+    Ok(())
+}
+
+fn client_info(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    let mut s = ctx.client.handle.info_line();
+    s.push('\n');
+    ctx.out.verbatim(s.as_bytes());
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let all = ctx.srv.clients.all();
+    if a.len() == 3 {
+        // Old form: CLIENT KILL addr:port
+        let addr = String::from_utf8_lossy(a[2]);
+        return match all.iter().find(|c| c.addr == addr) {
+            Some(c) => {
+                c.kill();
+                ctx.out.ok();
+                Ok(())
+            }
+            None => Err(CmdError::msg("ERR No such client")),
+        };
+    }
+    if a.len() % 2 != 0 {
+        return Err(CmdError::Syntax);
+    }
+    let mut skipme = true;
+    let mut filters: Vec<(String, Vec<u8>)> = Vec::new();
+    for pair in a[2..].chunks(2) {
+        let f = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
+        match f.as_str() {
+            "id" => {
+                if !matches!(int(pair[1]), Ok(n) if n > 0) {
+                    return Err(CmdError::msg("ERR client-id should be greater than 0"));
+                }
+            }
+            "skipme" => {
+                skipme = if eq(pair[1], "yes") {
+                    true
+                } else if eq(pair[1], "no") {
+                    false
+                } else {
+                    return Err(CmdError::Syntax);
+                }
+            }
+            "addr" | "laddr" | "user" | "maxage" => {}
+            "type" => {
+                let t = upper(pair[1]);
+                if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&t.as_str()) {
+                    return Err(CmdError::msg(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(pair[1]))));
+                }
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+        filters.push((f, pair[1].to_vec()));
+    }
+    let mut killed = 0;
+    for c in all {
+        if skipme && c.id == ctx.client.handle.id {
+            continue;
+        }
+        let ok = filters.iter().all(|(f, v)| match f.as_str() {
+            "id" => int(v).map_or(false, |n| n as u64 == c.id),
+            "addr" => c.addr.as_bytes() == &v[..],
+            "laddr" => c.laddr.as_bytes() == &v[..],
+            "user" => v == b"default",
+            "type" => eq(v, "normal"),
+            "maxage" => int(v).map_or(false, |n| c.created.elapsed().as_secs() as i64 >= n),
+            _ => true,
+        });
+        if ok {
+            if c.id == ctx.client.handle.id {
+                ctx.client.close_after_reply = true;
+            } else {
+                c.kill();
+            }
+            killed += 1;
+        }
+    }
+    ctx.out.int(killed);
+    Ok(())
+}
+
+fn client_setinfo(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let v = a[3];
+    if v.iter().any(|&c| c < b'!' || c > b'~') {
+        return Err(CmdError::msg(format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(a[2]).to_ascii_lowercase()
+        )));
+    }
+    if eq(a[2], "lib-name") {
+        *ctx.client.handle.lib_name.lock() = v.to_vec();
+    } else if eq(a[2], "lib-ver") {
+        *ctx.client.handle.lib_ver.lock() = v.to_vec();
+    } else {
+        return Err(CmdError::msg(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(a[2]))));
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_pause(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let ms = match int(a[2]) {
+        Ok(v) if v >= 0 => v as u64,
+        _ => return Err(CmdError::msg("ERR timeout is not an integer or out of range")),
+    };
+    let writes_only = match a.get(3) {
+        None => false,
+        Some(m) if eq(m, "write") => true,
+        Some(m) if eq(m, "all") => false,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    if a.len() > 4 {
+        return Err(CmdError::Syntax);
+    }
+    let p = &ctx.srv.pause;
+    p.writes_only.store(writes_only, Relaxed);
+    p.until_ms.store(unix_ms() + ms, Relaxed);
+    p.changed.notify_waiters();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_unpause(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    ctx.srv.pause.until_ms.store(0, Relaxed);
+    ctx.srv.pause.changed.notify_waiters();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_reply(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    if eq(a[2], "on") {
+        ctx.client.reply_mode = ReplyMode::On;
+        ctx.out.ok();
+    } else if eq(a[2], "off") {
+        ctx.client.reply_mode = ReplyMode::Off;
+    } else if eq(a[2], "skip") {
+        if ctx.client.reply_mode == ReplyMode::On {
+            ctx.client.reply_mode = ReplyMode::Skip;
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    Ok(())
+}
+
+fn on_off(v: &[u8]) -> Result<bool, CmdError> {
+    if eq(v, "on") {
+        Ok(true)
+    } else if eq(v, "off") {
+        Ok(false)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+fn client_no_evict(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    ctx.client.handle.no_evict.store(on_off(a[2])?, Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_no_touch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    ctx.client.handle.no_touch.store(on_off(a[2])?, Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    super::keys::help_reply(
+        ctx,
+        "client",
+        &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "    * ID <client-id>",
+            "      Kill connections by client id.",
+            "    * MAXAGE <maxage>",
+            "      Kill connections older than the specified age.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are:",
+            "    * LIB-NAME: the client lib name.",
+            "    * LIB-VER: the client lib version.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+            "NO-TOUCH (ON|OFF)",
+            "    Will not touch LRU/LFU stats when this mode is on.",
+        ],
+    );
+    Ok(())
+}

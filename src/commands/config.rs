@@ -1,0 +1,98 @@
+//! CONFIG GET / SET / RESETSTAT / REWRITE / HELP.
+
+use super::flags::*;
+use super::{cmd, container, CmdError, CmdResult, CommandSpec, Ctx};
+use crate::commands::table;
+
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
+    group: "server",
+    subcommands: &[
+        cmd("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, config_get),
+        cmd("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, config_set),
+        cmd("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, config_resetstat),
+        cmd("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, config_rewrite),
+        cmd("help", 2, LOADING | STALE, config_help),
+    ],
+    ..cmd("config", -2, 0, container)
+}];
+
+fn config_get(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let cfg = ctx.srv.config.read();
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for pat in &a[2..] {
+        for (k, v) in cfg.matching(pat) {
+            if !pairs.iter().any(|(n, _)| *n == k) {
+                pairs.push((k, v.to_string()));
+            }
+        }
+    }
+    drop(cfg);
+    ctx.out.map(pairs.len());
+    for (k, v) in pairs {
+        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(v.as_bytes());
+    }
+    Ok(())
+}
+
+fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    if a.len() % 2 != 0 {
+        return Err(CmdError::WrongArity("config|set".into()));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for pair in a[2..].chunks(2) {
+        let n = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
+        if names.contains(&n) {
+            return Err(CmdError::msg(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter")));
+        }
+        names.push(n);
+    }
+    // All or nothing: apply to a copy, then swap it in.
+    let mut cfg = ctx.srv.config.write();
+    let mut next = cfg.clone();
+    for pair in a[2..].chunks(2) {
+        let name = String::from_utf8_lossy(pair[0]).into_owned();
+        let value = String::from_utf8_lossy(pair[1]).into_owned();
+        next.set(&name, &value).map_err(CmdError::Msg)?;
+    }
+    *cfg = next;
+    drop(cfg);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    ctx.srv.stats.reset();
+    for e in table().all() {
+        e.stats.calls.store(0, std::sync::atomic::Ordering::Relaxed);
+        e.stats.usec.store(0, std::sync::atomic::Ordering::Relaxed);
+        e.stats.rejected.store(0, std::sync::atomic::Ordering::Relaxed);
+        e.stats.failed.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn config_rewrite(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    ctx.srv.config.read().rewrite().map_err(CmdError::Msg)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn config_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    super::keys::help_reply(
+        ctx,
+        "config",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    );
+    Ok(())
+}

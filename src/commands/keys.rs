@@ -1,0 +1,666 @@
+//! Generic key commands: DEL, EXISTS, TTLs, RENAME, COPY, MOVE, KEYS, SCAN...
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use basalt_storage::{glob_match, Entry, Keyspace, Value};
+
+use super::args::{eq, int, upper};
+use super::flags::*;
+use super::{cmd, container, CmdError, CmdResult, CommandSpec, Ctx};
+
+const fn k1(mut c: CommandSpec) -> CommandSpec {
+    c.first_key = 1;
+    c.last_key = 1;
+    c.step = 1;
+    c.group = "generic";
+    c
+}
+
+const fn kall(mut c: CommandSpec) -> CommandSpec {
+    c.first_key = 1;
+    c.last_key = -1;
+    c.step = 1;
+    c.group = "generic";
+    c
+}
+
+const fn k12(mut c: CommandSpec) -> CommandSpec {
+    c.first_key = 1;
+    c.last_key = 2;
+    c.step = 1;
+    c.group = "generic";
+    c
+}
+
+const fn obj(mut c: CommandSpec) -> CommandSpec {
+    c.first_key = 2;
+    c.last_key = 2;
+    c.step = 1;
+    c.group = "generic";
+    c
+}
+
+pub static COMMANDS: &[CommandSpec] = &[
+    kall(cmd("del", -2, WRITE, del)),
+    kall(cmd("unlink", -2, WRITE | FAST, unlink)),
+    kall(cmd("exists", -2, READONLY | FAST, exists)),
+    kall(cmd("touch", -2, READONLY | FAST, touch)),
+    k1(cmd("type", 2, READONLY | FAST, type_)),
+    k1(cmd("expire", -3, WRITE | FAST, expire)),
+    k1(cmd("pexpire", -3, WRITE | FAST, pexpire)),
+    k1(cmd("expireat", -3, WRITE | FAST, expireat)),
+    k1(cmd("pexpireat", -3, WRITE | FAST, pexpireat)),
+    k1(cmd("ttl", 2, READONLY | FAST, ttl)),
+    k1(cmd("pttl", 2, READONLY | FAST, pttl)),
+    k1(cmd("expiretime", 2, READONLY | FAST, expiretime)),
+    k1(cmd("pexpiretime", 2, READONLY | FAST, pexpiretime)),
+    k1(cmd("persist", 2, WRITE | FAST, persist)),
+    k12(cmd("rename", 3, WRITE, rename)),
+    k12(cmd("renamenx", 3, WRITE | FAST, renamenx)),
+    k12(cmd("copy", -3, WRITE | DENYOOM, copy)),
+    k1(cmd("move", 3, WRITE | FAST, move_)),
+    CommandSpec { group: "generic", ..cmd("keys", 2, READONLY, keys) },
+    CommandSpec { group: "generic", ..cmd("scan", -2, READONLY, scan) },
+    CommandSpec { group: "generic", ..cmd("randomkey", 1, READONLY, randomkey) },
+    CommandSpec {
+        group: "generic",
+        subcommands: &[
+            obj(cmd("encoding", 3, READONLY, object_encoding)),
+            obj(cmd("freq", 3, READONLY, object_freq)),
+            obj(cmd("idletime", 3, READONLY, object_idletime)),
+            obj(cmd("refcount", 3, READONLY, object_refcount)),
+            cmd("help", 2, LOADING | STALE, object_help),
+        ],
+        ..cmd("object", -2, 0, container)
+    },
+];
+
+fn del_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], name: &'static [u8]) -> CmdResult {
+    let mut n = 0;
+    for key in &a[1..] {
+        let mut k = ctx.write_key(key);
+        if k.remove().is_some() {
+            n += 1;
+            ctx.propagate(&[name, key]);
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
+}
+
+fn del(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    del_generic(ctx, a, b"DEL")
+}
+
+fn unlink(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    del_generic(ctx, a, b"UNLINK")
+}
+
+fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let mut n = 0;
+    for key in &a[1..] {
+        if ctx.read_key(key).exists() {
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
+}
+
+fn touch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    exists(ctx, a)
+}
+
+fn type_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let k = ctx.write_key(a[1]);
+    let t = k.get().map_or("none", |e| e.value.type_name());
+    drop(k);
+    ctx.out.simple(t);
+    Ok(())
+}
+
+#[derive(Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+fn parse_expire_flags(a: &[&[u8]]) -> Result<ExpireFlags, CmdError> {
+    let mut f = ExpireFlags::default();
+    for opt in &a[3..] {
+        if eq(opt, "nx") {
+            f.nx = true;
+        } else if eq(opt, "xx") {
+            f.xx = true;
+        } else if eq(opt, "gt") {
+            f.gt = true;
+        } else if eq(opt, "lt") {
+            f.lt = true;
+        } else {
+            return Err(CmdError::msg(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))));
+        }
+    }
+    if f.nx && (f.xx || f.gt || f.lt) {
+        return Err(CmdError::msg("ERR NX and XX, GT or LT options at the same time are not compatible"));
+    }
+    if f.gt && f.lt {
+        return Err(CmdError::msg("ERR GT and LT options at the same time are not compatible"));
+    }
+    Ok(f)
+}
+
+fn expire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &'static str) -> CmdResult {
+    let f = parse_expire_flags(a)?;
+    let mut when = int(a[2])?;
+    if secs {
+        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+            return Err(CmdError::InvalidExpire(name));
+        }
+        when *= 1000;
+    }
+    let base = if abs { 0 } else { ctx.now_ms as i64 };
+    if when > i64::MAX - base {
+        return Err(CmdError::InvalidExpire(name));
+    }
+    when += base;
+    let mut k = ctx.write_key(a[1]);
+    let Some(e) = k.get_mut() else {
+        drop(k);
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let cur = if e.expire_at == 0 { -1 } else { e.expire_at as i64 };
+    let refuse = (f.nx && cur != -1) || (f.xx && cur == -1) || (f.gt && (cur == -1 || when <= cur)) || (f.lt && cur != -1 && when >= cur);
+    if refuse {
+        drop(k);
+        ctx.out.int(0);
+        return Ok(());
+    }
+    if when <= ctx.now_ms as i64 && !ctx.loading {
+        k.remove();
+        ctx.propagate(&[b"DEL", a[1]]);
+    } else {
+        // A deadline at or before the epoch can only come from replay;
+        // 1 ms keeps it "expired" without meaning "no TTL".
+        e.expire_at = when.max(1) as u64;
+        ctx.propagate(&[b"PEXPIREAT", a[1], itoa::Buffer::new().format(when).as_bytes()]);
+    }
+    drop(k);
+    ctx.out.int(1);
+    Ok(())
+}
+
+fn expire(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    expire_generic(ctx, a, true, false, "expire")
+}
+
+fn pexpire(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    expire_generic(ctx, a, false, false, "pexpire")
+}
+
+fn expireat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    expire_generic(ctx, a, true, true, "expireat")
+}
+
+fn pexpireat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    expire_generic(ctx, a, false, true, "pexpireat")
+}
+
+/// -2 missing, -1 no TTL, else the deadline in ms.
+fn deadline(ctx: &Ctx<'_>, key: &[u8]) -> i64 {
+    let k = ctx.read_key(key);
+    match k.get() {
+        None => -2,
+        Some(e) if e.expire_at == 0 => -1,
+        Some(e) => e.expire_at as i64,
+    }
+}
+
+fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool) -> CmdResult {
+    let d = deadline(ctx, key);
+    if d < 0 {
+        ctx.out.int(d);
+    } else {
+        let left = (d - ctx.now_ms as i64).max(0);
+        ctx.out.int(if ms { left } else { (left + 500) / 1000 });
+    }
+    Ok(())
+}
+
+fn ttl(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, a[1], false)
+}
+
+fn pttl(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, a[1], true)
+}
+
+fn expiretime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let d = deadline(ctx, a[1]);
+    ctx.out.int(if d < 0 { d } else { d / 1000 });
+    Ok(())
+}
+
+fn pexpiretime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let d = deadline(ctx, a[1]);
+    ctx.out.int(d);
+    Ok(())
+}
+
+fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let mut k = ctx.write_key(a[1]);
+    let done = match k.get_mut() {
+        Some(e) if e.expire_at != 0 => {
+            e.expire_at = 0;
+            true
+        }
+        _ => false,
+    };
+    if done {
+        ctx.propagate(&[b"PERSIST", a[1]]);
+    }
+    drop(k);
+    ctx.out.int(done as i64);
+    Ok(())
+}
+
+fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
+    let keys = [a[1], a[2]];
+    let mut m = ctx.lock_keys(&keys);
+    if m.get(0, a[1]).is_none() {
+        return Err(CmdError::NoSuchKey);
+    }
+    if a[1] == a[2] {
+        drop(m);
+        if nx {
+            ctx.out.int(0);
+        } else {
+            ctx.out.ok();
+        }
+        return Ok(());
+    }
+    if nx && m.get(1, a[2]).is_some() {
+        drop(m);
+        ctx.out.int(0);
+        return Ok(());
+    }
+    let e = m.remove(0, a[1]).expect("checked above");
+    m.insert(1, a[2], e);
+    ctx.propagate(&[if nx { b"RENAMENX" } else { b"RENAME" }, a[1], a[2]]);
+    drop(m);
+    if nx {
+        ctx.out.int(1);
+    } else {
+        ctx.out.ok();
+    }
+    Ok(())
+}
+
+fn rename(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    rename_generic(ctx, a, false)
+}
+
+fn renamenx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    rename_generic(ctx, a, true)
+}
+
+/// Deep copy of a value (COPY).
+pub fn clone_value(v: &Value) -> Value {
+    match v {
+        Value::Int(i) => Value::Int(*i),
+        Value::Str(b) => Value::Str(b.clone()),
+        Value::Raw(b) => Value::Raw(b.clone()),
+    }
+}
+
+fn parse_db(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
+    let v = int(b)?;
+    if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 || v > i32::MAX as i64 {
+        return Err(CmdError::DbIndex);
+    }
+    Ok(v as usize)
+}
+
+/// Locks `src` in `sdb` and `dst` in `ddb` together (same shard rule:
+/// a key maps to the same shard in every db).
+fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f: impl FnOnce(&mut basalt_storage::Dict, &mut basalt_storage::Dict, u64, u64) -> R) -> R {
+    let ks = &ctx.srv.ks;
+    let (hs, hd) = (Keyspace::hash(src), Keyspace::hash(dst));
+    let (ss, sd) = (ks.shard_of(hs), ks.shard_of(hd));
+    let mut g = ks.lock_many(vec![ss, sd]);
+    let now = ctx.now_ms;
+    let expire = |d: &mut basalt_storage::Dict, h: u64, k: &[u8]| {
+        if !ctx.loading && matches!(d.get(h, k), Some(e) if e.is_expired(now)) {
+            d.remove(h, k);
+            ctx.srv.stats.expired_keys.fetch_add(1, Relaxed);
+            true
+        } else {
+            false
+        }
+    };
+    if g.len() == 1 {
+        let shard = &mut g[0].1;
+        if expire(&mut shard.dbs[sdb], hs, src) {
+            ctx.propagate_in(sdb, &[b"DEL", src]);
+        }
+        if expire(&mut shard.dbs[ddb], hd, dst) {
+            ctx.propagate_in(ddb, &[b"DEL", dst]);
+        }
+        debug_assert_ne!(sdb, ddb, "same-db callers use lock_keys");
+        {
+            let (a, b) = if sdb < ddb {
+                let (l, r) = shard.dbs.split_at_mut(ddb);
+                (&mut l[sdb], &mut r[0])
+            } else {
+                let (l, r) = shard.dbs.split_at_mut(sdb);
+                (&mut r[0], &mut l[ddb])
+            };
+            f(a, b, hs, hd)
+        }
+    } else {
+        let (first, second) = g.split_at_mut(1);
+        let (sg, dg) = if ss < sd { (&mut first[0].1, &mut second[0].1) } else { (&mut second[0].1, &mut first[0].1) };
+        if expire(&mut sg.dbs[sdb], hs, src) {
+            ctx.propagate_in(sdb, &[b"DEL", src]);
+        }
+        if expire(&mut dg.dbs[ddb], hd, dst) {
+            ctx.propagate_in(ddb, &[b"DEL", dst]);
+        }
+        f(&mut sg.dbs[sdb], &mut dg.dbs[ddb], hs, hd)
+    }
+}
+
+fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let (src, dst) = (a[1], a[2]);
+    let mut ddb = ctx.client.db;
+    let mut replace = false;
+    let mut j = 3;
+    while j < a.len() {
+        if eq(a[j], "replace") {
+            replace = true;
+        } else if eq(a[j], "db") && j + 1 < a.len() {
+            ddb = parse_db(ctx, a[j + 1])?;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    let sdb = ctx.client.db;
+    if src == dst && sdb == ddb {
+        return Err(CmdError::msg("ERR source and destination objects are the same"));
+    }
+    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: e.lru };
+    let done = if sdb == ddb {
+        let mut m = ctx.lock_keys(&[src, dst]);
+        match m.get(0, src).map(copy_into) {
+            Some(ne) if replace || m.get(1, dst).is_none() => {
+                m.insert(1, dst, ne);
+                true
+            }
+            _ => false,
+        }
+    } else {
+        with_two(ctx, src, sdb, dst, ddb, |s, d, hs, hd| {
+            let Some(e) = s.get(hs, src) else { return false };
+            if d.get(hd, dst).is_some() && !replace {
+                return false;
+            }
+            d.insert(hd, dst, copy_into(e));
+            true
+        })
+    };
+    if done {
+        let dbs = itoa::Buffer::new().format(ddb).to_string();
+        let mut rec: Vec<&[u8]> = vec![b"COPY", src, dst, b"DB", dbs.as_bytes()];
+        if replace {
+            rec.push(b"REPLACE");
+        }
+        ctx.propagate(&rec);
+    }
+    ctx.out.int(done as i64);
+    Ok(())
+}
+
+fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let v = int(a[2])?;
+    if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 {
+        return Err(CmdError::DbIndex);
+    }
+    let ddb = v as usize;
+    let sdb = ctx.client.db;
+    if sdb == ddb {
+        return Err(CmdError::msg("ERR source and destination objects are the same"));
+    }
+    let key = a[1];
+    let done = with_two(ctx, key, sdb, key, ddb, |s, d, h, _| {
+        if s.get(h, key).is_none() || d.get(h, key).is_some() {
+            return false;
+        }
+        let (_, e) = s.remove(h, key).expect("checked");
+        d.insert(h, key, e);
+        true
+    });
+    if done {
+        ctx.propagate(&[b"MOVE", key, a[2]]);
+    }
+    ctx.out.int(done as i64);
+    Ok(())
+}
+
+fn keys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let pat = a[1];
+    let all = pat == b"*";
+    let db = ctx.client.db;
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for s in 0..ctx.srv.ks.num_shards() {
+        let g = ctx.srv.ks.lock(s);
+        for (k, e) in g.dbs[db].iter() {
+            if !e.is_expired(ctx.now_ms) && (all || glob_match(pat, k, false)) {
+                out.push(k.to_vec());
+            }
+        }
+    }
+    ctx.out.array(out.len());
+    for k in &out {
+        ctx.out.bulk(k);
+    }
+    Ok(())
+}
+
+fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let cursor = crate::num::parse_u64(a[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+    let mut count = 10i64;
+    let mut pat: Option<&[u8]> = None;
+    let mut typ: Option<String> = None;
+    let mut j = 2;
+    while j < a.len() {
+        let has = j + 1 < a.len();
+        if eq(a[j], "count") && has {
+            count = int(a[j + 1])?;
+            if count < 1 {
+                return Err(CmdError::Syntax);
+            }
+        } else if eq(a[j], "match") && has {
+            pat = Some(a[j + 1]);
+        } else if eq(a[j], "type") && has {
+            typ = Some(String::from_utf8_lossy(a[j + 1]).to_ascii_lowercase());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 2;
+    }
+    let ks = &ctx.srv.ks;
+    let nshards = ks.num_shards() as u64;
+    let db = ctx.client.db;
+    // Cursor layout: shard index in the low bits, the table's reverse-
+    // binary cursor above them. Each shard is scanned to completion
+    // before the next, so the per-table guarantee carries over.
+    let mut shard = cursor % nshards;
+    let mut tc = cursor / nshards;
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut visited = 0i64;
+    let maxiter = count.saturating_mul(10);
+    let mut next = 0u64;
+    let now = ctx.now_ms;
+    'outer: loop {
+        let g = ks.lock(shard as usize);
+        loop {
+            tc = g.dbs[db].scan(tc, |k, e| {
+                if !e.is_expired(now) {
+                    found.push(k.to_vec());
+                }
+            });
+            visited += 1;
+            if tc == 0 {
+                break;
+            }
+            if found.len() as i64 >= count || visited >= maxiter {
+                next = tc * nshards + shard;
+                break 'outer;
+            }
+        }
+        drop(g);
+        shard += 1;
+        if shard >= nshards {
+            break;
+        }
+        if found.len() as i64 >= count || visited >= maxiter {
+            next = shard;
+            break;
+        }
+    }
+    if let Some(p) = pat {
+        found.retain(|k| glob_match(p, k, false));
+    }
+    if let Some(t) = typ {
+        found.retain(|k| {
+            let kl = ctx.write_key(k);
+            kl.get().map_or(false, |e| e.value.type_name() == t)
+        });
+    }
+    ctx.out.array(2);
+    ctx.out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    ctx.out.array(found.len());
+    for k in &found {
+        ctx.out.bulk(k);
+    }
+    Ok(())
+}
+
+fn randomkey(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    let ks = &ctx.srv.ks;
+    let db = ctx.client.db;
+    let n = ks.num_shards();
+    let mut seed = ctx.now_ms ^ (ctx.client.handle.id << 20) ^ ctx.srv.stats.commands.load(Relaxed).wrapping_mul(0x9e3779b97f4a7c15);
+    // Try random shards first, then all shards in order.
+    for attempt in 0..(n * 2) {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let s = if attempt < n { (seed >> 33) as usize % n } else { attempt - n };
+        let g = ks.lock(s);
+        for tries in 0..100 {
+            let Some(k) = g.dbs[db].random_key(seed.wrapping_add(tries)) else { break };
+            let expired = g.dbs[db].get(Keyspace::hash(k), k).map_or(true, |e| e.is_expired(ctx.now_ms));
+            if !expired || tries == 99 {
+                let k = k.to_vec();
+                drop(g);
+                ctx.out.bulk(&k);
+                return Ok(());
+            }
+        }
+    }
+    ctx.out.null();
+    Ok(())
+}
+
+fn object_encoding(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let k = ctx.write_key(a[2]);
+    let enc = k.get().map(|e| e.value.encoding_name());
+    drop(k);
+    match enc {
+        Some(e) => ctx.out.bulk(e.as_bytes()),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn lfu_policy(ctx: &Ctx<'_>) -> bool {
+    ctx.srv.config.read().get("maxmemory-policy").map_or(false, |p| p.contains("lfu"))
+}
+
+fn object_freq(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let exists = ctx.write_key(a[2]).exists();
+    if !exists {
+        ctx.out.null();
+        return Ok(());
+    }
+    if !lfu_policy(ctx) {
+        return Err(CmdError::msg("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    ctx.out.int(0);
+    Ok(())
+}
+
+fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let k = ctx.write_key(a[2]);
+    let lru = k.get().map(|e| e.lru);
+    drop(k);
+    let Some(lru) = lru else {
+        ctx.out.null();
+        return Ok(());
+    };
+    if lfu_policy(ctx) {
+        return Err(CmdError::msg("ERR An LRU maxmemory policy is selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    ctx.out.int(ctx.srv.lru_clock().saturating_sub(lru) as i64);
+    Ok(())
+}
+
+fn object_refcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let k = ctx.write_key(a[2]);
+    // Redis shares the integers 0..9999 and reports INT_MAX for them.
+    let rc = k.get().map(|e| match e.value {
+        Value::Int(i) if (0..10000).contains(&i) => i32::MAX as i64,
+        _ => 1,
+    });
+    drop(k);
+    match rc {
+        Some(rc) => ctx.out.int(rc),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+pub fn help_reply(ctx: &mut Ctx<'_>, container: &str, lines: &[&str]) {
+    ctx.out.array(lines.len() + 3);
+    ctx.out.simple(&format!("{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", upper(container.as_bytes())));
+    for l in lines {
+        ctx.out.simple(l);
+    }
+    ctx.out.simple("HELP");
+    ctx.out.simple("    Print this help.");
+}
+
+fn object_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    help_reply(
+        ctx,
+        "object",
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The command table and dispatch.
+//!
+//! Each family module exports `COMMANDS: &[CommandSpec]`: name, arity in
+//! Redis's sign convention (N = exactly N, -N = at least N, counting the
+//! name), flags, key positions, and a handler. Handlers are pure: they get
+//! a [`Ctx`] (shared state, this client's state, the reply buffer) and the
+//! arguments, and never touch a socket. Arity and subcommands are checked
+//! once, here. The same table answers COMMAND INFO / DOCS / LIST.
+
+pub mod args;
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod info;
+pub mod introspect;
+pub mod keys;
+pub mod server;
+pub mod string;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+
+pub use error::{CmdError, CmdResult};
+
+use crate::client::ClientState;
+use crate::resp::Reply;
+use crate::shared::Shared;
+
+pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> CmdResult;
+
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const NO_MULTI: u32 = 1 << 11;
+    pub const SKIP_SLOWLOG: u32 = 1 << 12;
+    pub const ALLOW_BUSY: u32 = 1 << 13;
+    pub const SENTINEL: u32 = 1 << 14;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+pub struct CommandSpec {
+    /// Lowercase name.
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub handler: Handler,
+    pub subcommands: &'static [CommandSpec],
+}
+
+/// Builds a spec with no keys and no docs; refine with struct update.
+pub const fn cmd(name: &'static str, arity: i32, flags: u32, handler: Handler) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "generic",
+        since: "1.0.0",
+        summary: "",
+        handler,
+        subcommands: &[],
+    }
+}
+
+/// Handler for container commands: dispatch resolves the subcommand first,
+/// so this only runs if a container is called bare (arity prevents it).
+pub fn container(_: &mut Ctx<'_>, _: &[&[u8]]) -> CmdResult {
+    Err(CmdError::Syntax)
+}
+
+/// Per-command counters for INFO commandstats.
+#[derive(Default)]
+pub struct CmdStats {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+pub struct Entry {
+    pub spec: &'static CommandSpec,
+    pub fullname: String,
+    pub stats: CmdStats,
+    pub subs: HashMap<String, Entry>,
+}
+
+pub struct Table {
+    pub map: HashMap<String, Entry>,
+}
+
+fn families() -> impl Iterator<Item = &'static CommandSpec> {
+    [
+        connection::COMMANDS,
+        server::COMMANDS,
+        config::COMMANDS,
+        client::COMMANDS,
+        introspect::COMMANDS,
+        info::COMMANDS,
+        string::COMMANDS,
+        keys::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn entry_for(spec: &'static CommandSpec, parent: Option<&str>) -> Entry {
+    let fullname = match parent {
+        Some(p) => format!("{p}|{}", spec.name),
+        None => spec.name.to_string(),
+    };
+    let subs = spec.subcommands.iter().map(|s| (s.name.to_string(), entry_for(s, Some(spec.name)))).collect();
+    Entry { spec, fullname, stats: CmdStats::default(), subs }
+}
+
+pub fn table() -> &'static Table {
+    static T: OnceLock<Table> = OnceLock::new();
+    T.get_or_init(|| Table { map: families().map(|s| (s.name.to_string(), entry_for(s, None))).collect() })
+}
+
+/// Lowercases `name` into `buf` when short enough for a table lookup.
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(&buf[..name.len()]).ok()
+}
+
+impl Table {
+    pub fn get(&self, name: &[u8]) -> Option<&Entry> {
+        let mut buf = [0u8; 32];
+        self.map.get(lower(name, &mut buf)?)
+    }
+
+    /// Resolves argv to the entry that will run (the subcommand for
+    /// containers), checking arity. Errors are the client-facing ones.
+    pub fn resolve(&self, argv: &[&[u8]]) -> Result<&Entry, CmdError> {
+        let name = argv[0];
+        let e = self.get(name).ok_or_else(|| CmdError::UnknownCommand {
+            name: name.to_vec(),
+            args: argv[1..].iter().map(|a| a.to_vec()).collect(),
+        })?;
+        if !e.subs.is_empty() && argv.len() >= 2 {
+            let mut buf = [0u8; 32];
+            let sub = lower(argv[1], &mut buf).and_then(|s| e.subs.get(s)).ok_or_else(|| {
+                CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() }
+            })?;
+            check_arity(sub, argv.len())?;
+            return Ok(sub);
+        }
+        check_arity(e, argv.len())?;
+        Ok(e)
+    }
+
+    /// Every entry, subcommands included (INFO commandstats).
+    pub fn all(&self) -> Vec<&Entry> {
+        let mut v = Vec::new();
+        for e in self.map.values() {
+            v.push(e);
+            v.extend(e.subs.values());
+        }
+        v
+    }
+}
+
+fn check_arity(e: &Entry, argc: usize) -> CmdResult {
+    let a = e.spec.arity;
+    if (a > 0 && argc as i32 != a) || (argc as i32) < -a {
+        return Err(CmdError::WrongArity(e.fullname.clone()));
+    }
+    Ok(())
+}
+
+/// What a handler sees.
+pub struct Ctx<'a> {
+    pub srv: &'a Shared,
+    pub client: &'a mut ClientState,
+    pub out: &'a mut Reply,
+    /// Unix time in ms, read once per command (as Redis's `mstime`).
+    pub now_ms: u64,
+    /// True while replaying the log: no expiry, no propagation.
+    pub loading: bool,
+}
+
+/// Runs one parsed command and writes its reply.
+pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) {
+    let t = table();
+    let entry = match t.resolve(argv) {
+        Ok(e) => e,
+        Err(err) => {
+            if let Some(e) = t.get(argv[0]) {
+                e.stats.rejected.fetch_add(1, Relaxed);
+            }
+            reply_error(ctx, &err);
+            return;
+        }
+    };
+    if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
+        entry.stats.rejected.fetch_add(1, Relaxed);
+        reply_error(ctx, &CmdError::msg("NOAUTH Authentication required."));
+        return;
+    }
+    ctx.client.handle.set_last_cmd(entry);
+    let start = std::time::Instant::now();
+    let res = (entry.spec.handler)(ctx, argv);
+    let us = start.elapsed().as_micros() as u64;
+    entry.stats.calls.fetch_add(1, Relaxed);
+    entry.stats.usec.fetch_add(us, Relaxed);
+    ctx.srv.stats.commands.fetch_add(1, Relaxed);
+    if let Err(err) = res {
+        entry.stats.failed.fetch_add(1, Relaxed);
+        reply_error(ctx, &err);
+    }
+}
+
+pub fn reply_error(ctx: &mut Ctx<'_>, err: &CmdError) {
+    ctx.srv.stats.count_error(&err.code());
+    ctx.out.error(&err.to_string());
+}

@@ -1,0 +1,184 @@
+//! Server commands: DBSIZE FLUSHDB FLUSHALL SWAPDB TIME SHUTDOWN DEBUG.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::args::{eq, int};
+use super::flags::*;
+use super::{cmd, container, CmdError, CmdResult, CommandSpec, Ctx};
+use crate::shared::ShutdownKind;
+
+const fn srv(mut c: CommandSpec) -> CommandSpec {
+    c.group = "server";
+    c
+}
+
+pub static COMMANDS: &[CommandSpec] = &[
+    srv(cmd("dbsize", 1, READONLY | FAST, dbsize)),
+    CommandSpec { group: "server", ..cmd("flushdb", -1, WRITE, flushdb) },
+    CommandSpec { group: "server", ..cmd("flushall", -1, WRITE, flushall) },
+    srv(cmd("swapdb", 3, WRITE | FAST, swapdb)),
+    srv(cmd("time", 1, LOADING | STALE | FAST, time)),
+    srv(cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, shutdown)),
+    CommandSpec {
+        group: "server",
+        subcommands: &[
+            cmd("sleep", 3, ADMIN, debug_sleep),
+            cmd("set-active-expire", 3, ADMIN, debug_set_active_expire),
+            CommandSpec { first_key: 2, last_key: 2, step: 1, ..cmd("object", 3, ADMIN, debug_object) },
+            cmd("help", 2, ADMIN, debug_help),
+        ],
+        ..cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, container)
+    },
+];
+
+fn dbsize(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    let n = ctx.srv.ks.db_len(ctx.client.db);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// Parses the optional ASYNC|SYNC argument of FLUSHDB/FLUSHALL.
+fn flush_mode(a: &[&[u8]]) -> CmdResult {
+    match a.len() {
+        1 => Ok(()),
+        2 if eq(a[1], "async") || eq(a[1], "sync") => Ok(()),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+fn flushdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    flush_mode(a)?;
+    let db = ctx.client.db;
+    let mut guards = ctx.srv.ks.lock_all();
+    let mut n = 0;
+    for g in guards.iter_mut() {
+        n += g.dbs[db].len();
+        g.dbs[db].clear();
+    }
+    ctx.propagate(&[b"FLUSHDB"]);
+    drop(guards);
+    ctx.srv.stats.dirty.fetch_add(n as u64, Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    flush_mode(a)?;
+    let mut guards = ctx.srv.ks.lock_all();
+    for g in guards.iter_mut() {
+        for d in g.dbs.iter_mut() {
+            d.clear();
+        }
+    }
+    ctx.propagate(&[b"FLUSHALL"]);
+    drop(guards);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let x = int(a[1]).map_err(|_| CmdError::msg("ERR invalid first DB index"))?;
+    let y = int(a[2]).map_err(|_| CmdError::msg("ERR invalid second DB index"))?;
+    let n = ctx.srv.ks.num_dbs() as i64;
+    if x < 0 || x >= n || y < 0 || y >= n {
+        return Err(CmdError::DbIndex);
+    }
+    let mut guards = ctx.srv.ks.lock_all();
+    if x != y {
+        for g in guards.iter_mut() {
+            g.dbs.swap(x as usize, y as usize);
+            g.expire_cursor.swap(x as usize, y as usize);
+        }
+    }
+    ctx.propagate(&[b"SWAPDB", a[1], a[2]]);
+    drop(guards);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn time(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    ctx.out.array(2);
+    ctx.out.bulk_int(d.as_secs() as i64);
+    ctx.out.bulk_int(d.subsec_micros() as i64);
+    Ok(())
+}
+
+fn shutdown(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let mut kind = ShutdownKind::Default;
+    for opt in &a[1..] {
+        if eq(opt, "nosave") {
+            kind = ShutdownKind::NoSave;
+        } else if eq(opt, "save") {
+            kind = ShutdownKind::Save;
+        } else if eq(opt, "now") || eq(opt, "force") {
+        } else if eq(opt, "abort") {
+            return Err(CmdError::msg("ERR No shutdown in progress."));
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    // Redis replies nothing on success: the connection just closes.
+    ctx.srv.shutdown.send_replace(Some(kind));
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+fn debug_sleep(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let secs = crate::num::parse_f64(a[2]).ok_or(CmdError::NotFloat)?;
+    if secs > 0.0 {
+        let d = std::time::Duration::from_secs_f64(secs.min(3600.0));
+        // Blocks this worker only, like Redis's DEBUG SLEEP blocks its loop.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| std::thread::sleep(d)),
+            _ => std::thread::sleep(d),
+        }
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn debug_set_active_expire(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let v = int(a[2])?;
+    ctx.srv.active_expire_enabled.store(v != 0, Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn debug_object(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let k = ctx.write_key(a[2]);
+    let info = k.get().map(|e| {
+        let idle = ctx.srv.lru_clock().saturating_sub(e.lru);
+        format!(
+            "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+            e.value.encoding_name(),
+            e.value.heap_size().max(1),
+            e.lru,
+            idle
+        )
+    });
+    drop(k);
+    match info {
+        Some(s) => ctx.out.simple(&s),
+        None => return Err(CmdError::NoSuchKey),
+    }
+    Ok(())
+}
+
+fn debug_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    super::keys::help_reply(
+        ctx,
+        "debug",
+        &[
+            "OBJECT <key>",
+            "    Show low level info about `key` and associated value.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not",
+            "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+            "    default.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,460 @@
+//! Configuration: redis.conf syntax and option names.
+//!
+//! Every option Redis 7.0 has is known (see `options.rs`), so an existing
+//! redis.conf loads: options Basalt acts on are marked `IMPLEMENTED`, the
+//! others are stored (CONFIG GET shows them) and logged once as ignored.
+//! An unknown name is an error naming the file and line. Values are kept
+//! as normalized strings (memory in bytes, booleans as yes/no), which is
+//! what CONFIG GET returns; hot values are cached in typed fields.
+
+mod options;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::resp::decode::inline_args_owned;
+
+pub const IMMUTABLE: u32 = 1;
+pub const IMPLEMENTED: u32 = 2;
+
+pub enum Kind {
+    Bool,
+    Int,
+    Mem,
+    Str,
+    Enum(&'static [&'static str]),
+}
+
+pub struct Opt {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: Kind,
+    pub flags: u32,
+}
+
+/// Basalt's own options (not in Redis).
+static BASALT_OPTIONS: &[Opt] = &[
+    // Keyspace shards; 0 = automatic (16 per IO thread, at least 64).
+    Opt { name: "shards", default: "0", kind: Kind::Int, flags: IMMUTABLE | IMPLEMENTED },
+];
+
+fn lookup(name: &str) -> Option<&'static Opt> {
+    options::OPTIONS.iter().chain(BASALT_OPTIONS).find(|o| o.name == name)
+}
+
+pub fn all_options() -> impl Iterator<Item = &'static Opt> {
+    options::OPTIONS.iter().chain(BASALT_OPTIONS)
+}
+
+/// Integer ranges Redis enforces on CONFIG SET (a subset; others: i64).
+fn int_range(name: &str) -> (i64, i64) {
+    match name {
+        "port" | "tls-port" => (0, 65535),
+        "databases" => (1, i32::MAX as i64),
+        "maxclients" => (1, i32::MAX as i64),
+        "hz" => (0, i32::MAX as i64),
+        "active-expire-effort" => (1, 10),
+        "io-threads" => (0, 128),
+        "timeout" | "tcp-keepalive" => (0, i32::MAX as i64),
+        "slowlog-max-len" => (0, i64::MAX),
+        "auto-aof-rewrite-percentage" => (0, i32::MAX as i64),
+        "shards" => (0, 1 << 16),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// Parses a memory value as Redis's `memtoull`: digits with an optional
+/// unit (k=1000, kb=1024, m, mb, g, gb), case-insensitive.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let l = s.to_ascii_lowercase();
+    let (num, mul) = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1000), ("b", 1)]
+        .iter()
+        .find_map(|(u, m)| l.strip_suffix(u).map(|n| (n.to_string(), *m)))
+        .unwrap_or((l.clone(), 1));
+    if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+#[derive(Clone)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+    pub file: Option<PathBuf>,
+    /// Names set explicitly (file, command line or CONFIG SET).
+    pub explicit: Vec<&'static str>,
+    // Typed cache of hot or structural values.
+    pub port: u16,
+    pub bind: Vec<String>,
+    pub unixsocket: String,
+    pub dir: PathBuf,
+    pub databases: usize,
+    pub shards: usize,
+    pub io_threads: usize,
+    pub proto_max_bulk_len: u64,
+    pub client_query_buffer_limit: u64,
+    pub timeout: u64,
+    pub maxclients: u64,
+    pub hz: u64,
+    pub active_expire_effort: u64,
+    pub requirepass: String,
+    pub appendonly: bool,
+    pub appendfsync: String,
+    pub loglevel: String,
+    pub logfile: String,
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Default for Config {
+    fn default() -> Self {
+        let values = all_options().map(|o| (o.name, o.default.to_string())).collect();
+        let mut c = Config {
+            values,
+            file: None,
+            explicit: Vec::new(),
+            port: 6379,
+            bind: vec![],
+            unixsocket: String::new(),
+            dir: PathBuf::from("./data"),
+            databases: 16,
+            shards: 64,
+            io_threads: 1,
+            proto_max_bulk_len: 512 << 20,
+            client_query_buffer_limit: 1 << 30,
+            timeout: 0,
+            maxclients: 10000,
+            hz: 10,
+            active_expire_effort: 1,
+            requirepass: String::new(),
+            appendonly: true,
+            appendfsync: "always".into(),
+            loglevel: "notice".into(),
+            logfile: String::new(),
+        };
+        c.refresh();
+        c
+    }
+}
+
+impl Config {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|s| s.as_str())
+    }
+
+    /// (name, value) pairs whose names match a glob, sorted.
+    pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, &str)> {
+        self.values
+            .iter()
+            .filter(|(k, _)| basalt_storage::glob_match(pattern, k.as_bytes(), true))
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect()
+    }
+
+    /// Validates and normalizes one value; `Err` is the reason text Redis
+    /// puts after "CONFIG SET failed (possibly related to argument ...) - ".
+    fn normalize(opt: &Opt, args: &[String]) -> Result<String, String> {
+        let joined = args.join(" ");
+        match &opt.kind {
+            Kind::Bool => match joined.to_ascii_lowercase().as_str() {
+                "yes" => Ok("yes".into()),
+                "no" => Ok("no".into()),
+                _ => Err("argument must be 'yes' or 'no'".into()),
+            },
+            Kind::Int => {
+                let v: i64 = joined.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                let (lo, hi) = int_range(opt.name);
+                if v < lo || v > hi {
+                    return Err(format!("argument must be between {lo} and {hi} inclusive"));
+                }
+                Ok(v.to_string())
+            }
+            Kind::Mem => parse_memory(&joined).map(|v| v.to_string()).ok_or_else(|| "argument must be a memory value".to_string()),
+            Kind::Enum(choices) => {
+                let l = joined.to_ascii_lowercase();
+                if choices.contains(&l.as_str()) {
+                    Ok(l)
+                } else {
+                    Err(format!("argument(s) must be one of the following: {}", choices.join(", ")))
+                }
+            }
+            Kind::Str => {
+                if opt.name == "save" {
+                    validate_save(&joined)?;
+                }
+                Ok(joined)
+            }
+        }
+    }
+
+    /// Sets an option at runtime (CONFIG SET). Returns Redis's error text.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let lname = name.to_ascii_lowercase();
+        let opt = lookup(&lname).ok_or_else(|| format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))?;
+        if opt.flags & IMMUTABLE != 0 {
+            return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+        }
+        let v = Self::normalize(opt, &[value.to_string()]).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+        self.values.insert(opt.name, v);
+        if !self.explicit.contains(&opt.name) {
+            self.explicit.push(opt.name);
+        }
+        self.refresh();
+        Ok(())
+    }
+
+    /// Applies one directive from a file or the command line.
+    fn apply_directive(&mut self, args: &[String], warnings: &mut Vec<String>) -> Result<(), String> {
+        let name = args[0].to_ascii_lowercase();
+        let opt = lookup(&name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let vals = &args[1..];
+        if vals.is_empty() && opt.name != "save" {
+            return Err("wrong number of arguments".into());
+        }
+        let v = if opt.name == "save" {
+            // `save ""` resets; several `save` lines accumulate, as in Redis.
+            let joined = vals.join(" ");
+            if joined.trim().is_empty() {
+                String::new()
+            } else {
+                validate_save(&joined)?;
+                if self.explicit.contains(&"save") && !self.values["save"].is_empty() {
+                    format!("{} {}", self.values["save"], joined)
+                } else {
+                    joined
+                }
+            }
+        } else {
+            Self::normalize(opt, vals)?
+        };
+        if opt.flags & IMPLEMENTED == 0 && v != opt.default {
+            warnings.push(format!("option '{}' is accepted but has no effect in Basalt", opt.name));
+        }
+        self.values.insert(opt.name, v);
+        if !self.explicit.contains(&opt.name) {
+            self.explicit.push(opt.name);
+        }
+        Ok(())
+    }
+
+    /// Loads `text` (redis.conf syntax). `origin` names it in errors.
+    pub fn load_str(&mut self, text: &str, origin: &str, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+        for (i, line) in text.lines().enumerate() {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            let args = inline_args_owned(t.as_bytes())
+                .ok_or_else(|| ConfigError(format!("{origin}:{}: unbalanced quotes in '{t}'", i + 1)))?;
+            let args: Vec<String> = args.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect();
+            if args.is_empty() {
+                continue;
+            }
+            if args[0].eq_ignore_ascii_case("include") {
+                let path = args.get(1).ok_or_else(|| ConfigError(format!("{origin}:{}: include needs a path", i + 1)))?;
+                let inner = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{origin}:{}: cannot read include '{path}': {e}", i + 1)))?;
+                self.load_str(&inner, path, warnings)?;
+                continue;
+            }
+            self.apply_directive(&args, warnings).map_err(|e| ConfigError(format!("{origin}:{}: '{t}': {e}", i + 1)))?;
+        }
+        self.refresh();
+        Ok(())
+    }
+
+    /// Refreshes typed fields from the string values.
+    pub fn refresh(&mut self) {
+        let g = |n: &str| self.values.get(n).cloned().unwrap_or_default();
+        let num = |n: &str| g(n).parse::<u64>().unwrap_or(0);
+        self.port = num("port") as u16;
+        self.bind = g("bind").split_whitespace().map(str::to_string).collect();
+        self.unixsocket = g("unixsocket");
+        self.dir = PathBuf::from(g("dir"));
+        self.databases = num("databases").max(1) as usize;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        self.io_threads = match num("io-threads") {
+            0 => cores,
+            n => n as usize,
+        };
+        self.shards = match num("shards") {
+            0 => (self.io_threads * 16).max(64).next_power_of_two(),
+            n => n as usize,
+        };
+        self.proto_max_bulk_len = num("proto-max-bulk-len");
+        self.client_query_buffer_limit = num("client-query-buffer-limit");
+        self.timeout = num("timeout");
+        self.maxclients = num("maxclients");
+        self.hz = num("hz").clamp(1, 500);
+        self.active_expire_effort = num("active-expire-effort").clamp(1, 10);
+        self.requirepass = g("requirepass");
+        self.appendonly = g("appendonly") == "yes";
+        self.appendfsync = g("appendfsync");
+        self.loglevel = g("loglevel");
+        self.logfile = g("logfile");
+    }
+
+    /// CONFIG REWRITE: rewrites the file in place, keeping comments and
+    /// order, replacing changed directives and appending new ones.
+    pub fn rewrite(&self) -> Result<(), String> {
+        let path = self.file.as_ref().ok_or_else(|| "ERR The server is running without a config file".to_string())?;
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let mut out = String::new();
+        let mut written: Vec<&str> = Vec::new();
+        for line in old.lines() {
+            let t = line.trim();
+            let name = t.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            match lookup(&name) {
+                Some(o) if !t.starts_with('#') => {
+                    if !written.contains(&o.name) {
+                        written.push(o.name);
+                        out.push_str(&self.directive(o.name));
+                        out.push('\n');
+                    }
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        let mut header = false;
+        for name in &self.explicit {
+            if !written.contains(name) {
+                if !header {
+                    out.push_str("# Generated by CONFIG REWRITE\n");
+                    header = true;
+                }
+                out.push_str(&self.directive(name));
+                out.push('\n');
+            }
+        }
+        let tmp = path.with_extension("rewrite.tmp");
+        std::fs::write(&tmp, out).map_err(|e| format!("ERR Rewriting config file: {e}"))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("ERR Rewriting config file: {e}"))?;
+        Ok(())
+    }
+
+    fn directive(&self, name: &str) -> String {
+        let v = self.get(name).unwrap_or("");
+        if v.is_empty() {
+            format!("{name} \"\"")
+        } else if name == "save" || name == "bind" || name == "client-output-buffer-limit" || name == "oom-score-adj-values" {
+            format!("{name} {v}")
+        } else {
+            format!("{name} {}", quote(v))
+        }
+    }
+
+    /// The `save` schedule as (seconds, changes) pairs.
+    pub fn save_points(&self) -> Vec<(u64, u64)> {
+        let v: Vec<u64> = self.get("save").unwrap_or("").split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        v.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect()
+    }
+}
+
+fn quote(v: &str) -> String {
+    if v.bytes().all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\') {
+        v.to_string()
+    } else {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn validate_save(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.is_empty() {
+        return Ok(());
+    }
+    if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+        return Err("Invalid save parameters".into());
+    }
+    Ok(())
+}
+
+/// Builds the configuration from `basalt-server [file] [--name value ...]`.
+pub fn from_args(args: &[String]) -> Result<(Config, Vec<String>), ConfigError> {
+    let mut c = Config::default();
+    let mut warnings = Vec::new();
+    let mut rest = args;
+    if let Some(first) = rest.first() {
+        if !first.starts_with("--") {
+            let text = std::fs::read_to_string(first).map_err(|e| ConfigError(format!("cannot read config file '{first}': {e}")))?;
+            c.load_str(&text, first, &mut warnings)?;
+            c.file = Some(std::fs::canonicalize(first).unwrap_or_else(|_| PathBuf::from(first)));
+            rest = &rest[1..];
+        }
+    }
+    // `--name v1 v2 --other v` becomes lines "name v1 v2" / "other v".
+    let mut lines = String::new();
+    for a in rest {
+        if let Some(name) = a.strip_prefix("--") {
+            if !lines.is_empty() {
+                lines.push('\n');
+            }
+            lines.push_str(name);
+        } else {
+            lines.push(' ');
+            lines.push_str(&quote_arg(a));
+        }
+    }
+    c.load_str(&lines, "command line", &mut warnings)?;
+    Ok((c, warnings))
+}
+
+fn quote_arg(a: &str) -> String {
+    if a.is_empty() || a.bytes().any(|c| c.is_ascii_whitespace() || c == b'"' || c == b'\'' || c == b'\\') {
+        format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        a.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_args() {
+        let (c, w) = from_args(&["--port".into(), "0".into(), "--save".into(), "".into(), "--maxmemory".into(), "1mb".into()]).unwrap();
+        assert_eq!(c.port, 0);
+        assert_eq!(c.get("save"), Some(""));
+        assert_eq!(c.get("maxmemory"), Some("1048576"));
+        assert_eq!(c.get("appendfsync"), Some("always"));
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn unknown_option_names_line() {
+        let mut c = Config::default();
+        let e = c.load_str("port 1\nbogus 2\n", "x.conf", &mut Vec::new()).unwrap_err();
+        assert!(e.0.starts_with("x.conf:2:"), "{}", e.0);
+    }
+
+    #[test]
+    fn set_validates_like_redis() {
+        let mut c = Config::default();
+        assert_eq!(c.set("appendonly", "maybe").unwrap_err(), "ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must be 'yes' or 'no'");
+        assert!(c.set("nope", "1").unwrap_err().starts_with("ERR Unknown option"));
+        c.set("MAXMEMORY", "2gb").unwrap();
+        assert_eq!(c.get("maxmemory"), Some("2147483648"));
+        assert!(c.set("databases", "3").unwrap_err().contains("immutable"));
+    }
+
+    #[test]
+    fn ignored_options_warn() {
+        let mut c = Config::default();
+        let mut w = Vec::new();
+        c.load_str("lua-time-limit 100\nsave 900 1\nsave 300 10\n", "f", &mut w).unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(c.save_points(), vec![(900, 1), (300, 10)]);
+    }
+}

@@ -1,0 +1,180 @@
+//! One client connection: the only code that touches a client socket.
+//!
+//! Loop: read what the socket has, decode *every* complete command in the
+//! buffer, execute them in order into one reply buffer, then write all the
+//! replies with one write. Pipelining is the common case and costs one
+//! read and one write per batch. Output is flushed early when it grows
+//! past a threshold, so a client that pipelines without reading stalls on
+//! TCP backpressure instead of growing the server's memory.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::client::{ClientHandle, ClientState, ReplyMode};
+use crate::commands::{self, flags, Ctx};
+use crate::resp::decode::{parse_request, Limits, Parsed};
+use crate::resp::Reply;
+use crate::shared::{unix_ms, Shared};
+
+/// Flush replies mid-batch once this many bytes are pending.
+const FLUSH_AT: usize = 64 * 1024;
+
+pub async fn serve<S>(srv: Arc<Shared>, mut stream: S, handle: Arc<ClientHandle>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut reply = Reply::new(false);
+    let mut client = ClientState::new(handle.clone());
+    client.authenticated = srv.config.read().requirepass.is_empty();
+    let mut ranges = Vec::with_capacity(8);
+    let mut shutdown = srv.shutdown.subscribe();
+    'conn: loop {
+        let (limits, qlimit, timeout) = {
+            let c = srv.config.read();
+            (
+                Limits { max_bulk_len: c.proto_max_bulk_len as usize, ..Limits::default() },
+                c.client_query_buffer_limit as usize,
+                c.timeout,
+            )
+        };
+        let idle = async {
+            if timeout > 0 {
+                tokio::time::sleep(Duration::from_secs(timeout)).await
+            } else {
+                std::future::pending::<()>().await
+            }
+        };
+        tokio::select! {
+            r = stream.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => break 'conn,
+                Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
+            },
+            _ = handle.kill.notified() => break 'conn,
+            _ = shutdown.changed() => break 'conn,
+            _ = idle => break 'conn,
+        }
+        if handle.killed.load(Relaxed) {
+            break;
+        }
+        let mut pos = 0;
+        let mut close = false;
+        {
+            let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
+            loop {
+                let parsed = match parse_request(&rbuf[pos..], &limits, &mut ranges) {
+                    Ok(None) => break,
+                    Ok(Some(p)) => p,
+                    Err(e) => {
+                        reply.error(&format!("ERR {e}"));
+                        srv.stats.count_error("ERR");
+                        close = true;
+                        break;
+                    }
+                };
+                let consumed = match parsed {
+                    Parsed::Skip { consumed } => {
+                        pos += consumed;
+                        continue;
+                    }
+                    Parsed::Command { consumed } => {
+                        argv.clear();
+                        argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
+                        run_one(&srv, &mut client, &mut reply, &argv).await;
+                        consumed
+                    }
+                    Parsed::Owned { consumed, args } => {
+                        let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                        run_one(&srv, &mut client, &mut reply, &v).await;
+                        consumed
+                    }
+                };
+                pos += consumed;
+                if client.close_after_reply {
+                    close = true;
+                    break;
+                }
+                if reply.len() >= FLUSH_AT && flush(&srv, &mut stream, &mut reply).await.is_err() {
+                    break 'conn;
+                }
+            }
+        }
+        rbuf.advance(pos);
+        handle.qbuf.store(rbuf.len() as u64, Relaxed);
+        if rbuf.len() > qlimit {
+            tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
+            break;
+        }
+        if flush(&srv, &mut stream, &mut reply).await.is_err() || close {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+    srv.clients.unregister(handle.id);
+}
+
+async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]]) {
+    wait_if_paused(srv, argv).await;
+    let before = reply.len();
+    let mode_before = client.reply_mode;
+    {
+        let mut ctx = Ctx { srv, client, out: reply, now_ms: unix_ms(), loading: false };
+        commands::execute(&mut ctx, argv);
+    }
+    apply_reply_mode(client, reply, before, mode_before);
+}
+
+fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, mode_before: ReplyMode) {
+    match mode_before {
+        ReplyMode::Off if client.reply_mode != ReplyMode::On => reply.buf.truncate(before),
+        ReplyMode::SkipNext => {
+            reply.buf.truncate(before);
+            if client.reply_mode == ReplyMode::SkipNext {
+                client.reply_mode = ReplyMode::On;
+            }
+        }
+        _ => {}
+    }
+    if client.reply_mode == ReplyMode::Skip {
+        client.reply_mode = ReplyMode::SkipNext;
+    }
+}
+
+async fn flush<S: AsyncWrite + Unpin>(srv: &Shared, stream: &mut S, reply: &mut Reply) -> std::io::Result<()> {
+    if reply.buf.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(&reply.buf).await?;
+    srv.stats.net_output_bytes.fetch_add(reply.buf.len() as u64, Relaxed);
+    reply.buf.clear();
+    if reply.buf.capacity() > 1 << 20 {
+        reply.buf.shrink_to(64 * 1024);
+    }
+    Ok(())
+}
+
+/// CLIENT PAUSE: holds the command until the pause ends.
+async fn wait_if_paused(srv: &Shared, argv: &[&[u8]]) {
+    loop {
+        let until = srv.pause.until_ms.load(Relaxed);
+        let now = unix_ms();
+        if until <= now {
+            return;
+        }
+        if srv.pause.writes_only.load(Relaxed) {
+            let is_write = commands::table().get(argv[0]).map_or(false, |e| e.spec.flags & flags::WRITE != 0);
+            if !is_write {
+                return;
+            }
+        }
+        let notified = srv.pause.changed.notified();
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(Duration::from_millis(until - now)) => {}
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Basalt: a durable, Redis-compatible key-value server.
+//!
+//! Layout: `resp/` (I/O-free RESP codec), `connection.rs` (the only code
+//! that touches client sockets), `commands/` (one module per command
+//! family, each with its command table; pure handlers), `db.rs` (key
+//! access: locking, lazy expiry, propagation), `shared.rs` (state shared
+//! by all connections), `config/` (redis.conf syntax), `server.rs`
+//! (listeners, background cycles, shutdown). The keyspace itself lives in
+//! the `basalt-storage` crate.
+
+pub mod alloc;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod db;
+pub mod num;
+pub mod resp;
+pub mod server;
+pub mod shared;
+
+/// The Redis version Basalt reports (HELLO, INFO): the command semantics
+/// it implements, so client libraries enable the matching features.
+pub const REDIS_VERSION: &str = "7.2.0";

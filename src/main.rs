@@ -1,0 +1,78 @@
+//! `basalt-server [path/to/basalt.conf] [--option value ...]`
+
+use std::sync::Arc;
+
+use basalt::config;
+use basalt::shared::Shared;
+
+#[global_allocator]
+static ALLOC: basalt::alloc::Counting = basalt::alloc::Counting;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: basalt-server [/path/to/basalt.conf] [--option value ...]\n\nOptions use redis.conf names, e.g. --port 6380 --dir ./data --appendfsync everysec");
+        return;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-v") {
+        println!("basalt-server {} (redis_version {})", env!("CARGO_PKG_VERSION"), basalt::REDIS_VERSION);
+        return;
+    }
+    let (cfg, warnings) = match config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("basalt-server: configuration error: {e}");
+            std::process::exit(1);
+        }
+    };
+    init_logging(&cfg);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let threads = cfg.io_threads;
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("basalt-server: cannot start runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(async move {
+        let listeners = match basalt::server::bind(&cfg).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("basalt-server: {e}");
+                return 1;
+            }
+        };
+        let srv = Arc::new(Shared::new(cfg));
+        basalt::server::run(srv, listeners).await;
+        0
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::exit(code);
+}
+
+fn init_logging(cfg: &config::Config) {
+    let level = match cfg.loglevel.as_str() {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BASALT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if cfg.logfile.is_empty() {
+        builder.with_writer(std::io::stderr).init();
+    } else {
+        match std::fs::OpenOptions::new().create(true).append(true).open(&cfg.logfile) {
+            Ok(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+            Err(e) => {
+                eprintln!("basalt-server: cannot open logfile {}: {e}", cfg.logfile);
+                std::process::exit(1);
+            }
+        }
+    }
+}

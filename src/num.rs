@@ -1,0 +1,122 @@
+//! Number parsing and formatting with Redis's exact rules.
+
+use std::os::raw::{c_char, c_int};
+
+extern "C" {
+    fn basalt_fmt_g17(d: f64, out: *mut c_char, cap: c_int) -> c_int;
+    fn basalt_parse_double(s: *const c_char, len: usize, v: *mut f64) -> c_int;
+    fn basalt_incrbyfloat(value: *const c_char, vlen: usize, incr: *const c_char, ilen: usize, out: *mut c_char, cap: c_int) -> c_int;
+}
+
+/// Parses an i64 as Redis's `string2ll`: optional '-', digits, no spaces,
+/// no '+', no leading zeros except "0", within range.
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    basalt_storage::value::parse_canonical_i64(b)
+}
+
+/// Parses a u64 the same strict way.
+pub fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 || (b.len() > 1 && b[0] == b'0') {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+/// Parses a double as Redis's `getDoubleFromObject` (C `strtod`).
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    let mut v = 0f64;
+    // SAFETY: the pointer/length pair describes `b`; the C side copies at
+    // most `len` bytes and writes only `v`.
+    let ok = unsafe { basalt_parse_double(b.as_ptr().cast(), b.len(), &mut v) };
+    (ok == 1).then_some(v)
+}
+
+/// Formats a double as Redis 7.0's `addReplyDouble` ("%.17g", with
+/// "inf"/"-inf" for infinities).
+pub fn fmt_f64(d: f64, out: &mut Vec<u8>) {
+    if d.is_infinite() {
+        out.extend_from_slice(if d > 0.0 { b"inf" } else { b"-inf" });
+        return;
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: `buf` is 64 writable bytes; snprintf writes at most `cap`.
+    let n = unsafe { basalt_fmt_g17(d, buf.as_mut_ptr().cast(), buf.len() as c_int) };
+    let n = (n.max(0) as usize).min(buf.len() - 1);
+    out.extend_from_slice(&buf[..n]);
+}
+
+pub enum IncrFloatError {
+    ValueNotFloat,
+    IncrNotFloat,
+    NanOrInf,
+}
+
+/// `value + incr` computed as Redis's INCRBYFLOAT (long double, "%.17Lf",
+/// trailing zeros removed). `value` None means a missing key.
+pub fn incr_by_float(value: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, IncrFloatError> {
+    let mut buf = vec![0u8; 5200];
+    let (vp, vl) = match value {
+        Some(v) => (v.as_ptr(), v.len()),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: pointers/lengths describe live slices; `buf` has `cap` bytes.
+    let n = unsafe { basalt_incrbyfloat(vp.cast(), vl, incr.as_ptr().cast(), incr.len(), buf.as_mut_ptr().cast(), buf.len() as c_int) };
+    match n {
+        -1 => Err(IncrFloatError::ValueNotFloat),
+        -2 => Err(IncrFloatError::IncrNotFloat),
+        n if n < 0 => Err(IncrFloatError::NanOrInf),
+        n => {
+            buf.truncate(n as usize);
+            Ok(buf)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_redis() {
+        let f = |d| {
+            let mut v = Vec::new();
+            fmt_f64(d, &mut v);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(f(1.5), "1.5");
+        assert_eq!(f(0.1), "0.10000000000000001");
+        assert_eq!(f(f64::INFINITY), "inf");
+        assert_eq!(f(1e20), "1e+20");
+    }
+
+    #[test]
+    fn incrbyfloat_like_redis() {
+        let r = |v: Option<&str>, i: &str| incr_by_float(v.map(|s| s.as_bytes()), i.as_bytes()).ok().map(|b| String::from_utf8(b).unwrap());
+        assert_eq!(r(Some("10.5"), "0.1").as_deref(), Some("10.6"));
+        assert_eq!(r(None, "5.0e3").as_deref(), Some("5000"));
+        assert_eq!(r(Some("3.0e3"), "200").as_deref(), Some("3200"));
+        assert_eq!(r(Some("1"), "-1").as_deref(), Some("0"));
+        assert!(r(Some("abc"), "1").is_none());
+        assert!(r(Some("1"), " 1").is_none());
+        assert!(matches!(incr_by_float(Some(b"1"), b"inf"), Err(IncrFloatError::NanOrInf)));
+    }
+
+    #[test]
+    fn parses_doubles_like_strtod() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"1 "), None);
+        assert_eq!(parse_f64(b""), None);
+        assert_eq!(parse_f64(b"1e400"), None);
+    }
+}

@@ -1,0 +1,234 @@
+//! Listeners, the accept loop, background cycles and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::config::Config;
+use crate::connection;
+use crate::shared::{unix_ms, Shared};
+
+/// Parses a `bind` entry into a socket address; a leading '-' marks it
+/// optional (failure to bind is not fatal), as in Redis.
+fn bind_addr(entry: &str, port: u16) -> (Option<SocketAddr>, bool) {
+    let (optional, host) = match entry.strip_prefix('-') {
+        Some(h) => (true, h),
+        None => (false, entry),
+    };
+    let host = match host {
+        "*" => "0.0.0.0",
+        "::*" => "::",
+        h => h,
+    };
+    let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    (addr.parse().ok(), optional)
+}
+
+pub struct Listeners {
+    pub tcp: Vec<TcpListener>,
+    pub unix: Option<UnixListener>,
+}
+
+/// Binds everything the configuration asks for. Errors are fatal and
+/// name the address.
+pub async fn bind(cfg: &Config) -> Result<Listeners, String> {
+    let mut tcp = Vec::new();
+    let binds = if cfg.bind.is_empty() { vec!["127.0.0.1".to_string()] } else { cfg.bind.clone() };
+    let mut port = cfg.port;
+    for b in &binds {
+        let (addr, optional) = bind_addr(b, port);
+        let Some(addr) = addr else {
+            return Err(format!("invalid bind address '{b}'"));
+        };
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                // `port 0`: every further address uses the port picked first.
+                if port == 0 {
+                    port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                }
+                tcp.push(l);
+            }
+            Err(e) if optional => tracing::warn!("could not bind optional address {addr}: {e}"),
+            Err(e) => return Err(format!("could not bind {addr}: {e}")),
+        }
+    }
+    let unix = if cfg.unixsocket.is_empty() {
+        None
+    } else {
+        let _ = std::fs::remove_file(&cfg.unixsocket);
+        Some(UnixListener::bind(&cfg.unixsocket).map_err(|e| format!("could not bind unix socket {}: {e}", cfg.unixsocket))?)
+    };
+    Ok(Listeners { tcp, unix })
+}
+
+/// Serves until shutdown is requested (SHUTDOWN, SIGTERM, SIGINT).
+pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
+    for l in &listeners.tcp {
+        if let Ok(a) = l.local_addr() {
+            srv.tcp_port.store(a.port() as u64, Relaxed);
+            // Tests and scripts read this line to find a `port 0` server.
+            println!("basalt-server listening on tcp {a}");
+        }
+    }
+    if let Some(u) = &listeners.unix {
+        if let Ok(a) = u.local_addr() {
+            println!("basalt-server listening on unix {:?}", a.as_pathname().unwrap_or(std::path::Path::new("")));
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    let mut tasks = Vec::new();
+    for l in listeners.tcp {
+        let srv = srv.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stop = srv.shutdown.subscribe();
+            loop {
+                tokio::select! {
+                    r = l.accept() => match r {
+                        Ok((sock, peer)) => {
+                            let _ = sock.set_nodelay(true);
+                            let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                            if !admit(&srv) {
+                                reject(sock).await;
+                                continue;
+                            }
+                            let h = srv.clients.register(peer.to_string(), local, false);
+                            tokio::spawn(connection::serve(srv.clone(), sock, h));
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+    }
+    if let Some(u) = listeners.unix {
+        let srv = srv.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stop = srv.shutdown.subscribe();
+            let path = srv.config.read().unixsocket.clone();
+            loop {
+                tokio::select! {
+                    r = u.accept() => match r {
+                        Ok((sock, _)) => {
+                            if !admit(&srv) {
+                                continue;
+                            }
+                            let h = srv.clients.register(format!("{path}:0"), format!("{path}:0"), true);
+                            tokio::spawn(connection::serve(srv.clone(), sock, h));
+                        }
+                        Err(e) => {
+                            tracing::warn!("unix accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+    }
+    tokio::spawn(expire_cycle(srv.clone()));
+    tokio::spawn(signals(srv.clone()));
+
+    let mut stop = srv.shutdown.subscribe();
+    while stop.borrow().is_none() {
+        if stop.changed().await.is_err() {
+            break;
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Let connections finish the replies they are writing (bounded).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !srv.clients.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let path = srv.config.read().unixsocket.clone();
+    if !path.is_empty() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn admit(srv: &Shared) -> bool {
+    let max = srv.config.read().maxclients as usize;
+    if srv.clients.len() >= max {
+        srv.stats.rejected_connections.fetch_add(1, Relaxed);
+        return false;
+    }
+    srv.stats.connections.fetch_add(1, Relaxed);
+    true
+}
+
+async fn reject(mut sock: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+}
+
+async fn signals(srv: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
+        _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
+    }
+    srv.shutdown.send_replace(Some(crate::shared::ShutdownKind::Default));
+}
+
+/// The active expiry cycle: `hz` times a second, sweep shards for keys
+/// whose deadline passed, within a CPU budget of about 25% of one core
+/// scaled by `active-expire-effort` (Redis's idea; here a resumable sweep
+/// per table instead of random sampling, so every expired key is reached).
+async fn expire_cycle(srv: Arc<Shared>) {
+    let mut shard = 0usize;
+    let mut stop = srv.shutdown.subscribe();
+    loop {
+        let (hz, effort) = {
+            let c = srv.config.read();
+            (c.hz, c.active_expire_effort)
+        };
+        let period = Duration::from_millis(1000 / hz.max(1));
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+        if !srv.active_expire_enabled.load(Relaxed) {
+            continue;
+        }
+        let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
+        let start = Instant::now();
+        let n = srv.ks.num_shards();
+        let ndb = srv.ks.num_dbs();
+        let now = unix_ms();
+        let mut visited = 0;
+        while start.elapsed() < budget && visited < n {
+            let mut g = srv.ks.lock(shard);
+            for db in 0..ndb {
+                if g.dbs[db].is_empty() {
+                    continue;
+                }
+                let cursor = g.expire_cursor[db];
+                let mut removed: Vec<Box<[u8]>> = Vec::new();
+                let next = g.dbs[db].retain_from(cursor, 64, |_, e| !e.is_expired(now), |k, _| removed.push(k));
+                g.expire_cursor[db] = next;
+                for k in &removed {
+                    srv.stats.expired_keys.fetch_add(1, Relaxed);
+                    srv.stats.dirty.fetch_add(1, Relaxed);
+                    srv.log_command(db, &[b"DEL", k]);
+                }
+            }
+            drop(g);
+            shard = (shard + 1) % n;
+            visited += 1;
+        }
+    }
+}

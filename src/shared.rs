@@ -1,0 +1,135 @@
+//! State shared by every connection: the keyspace, configuration, client
+//! registry and counters.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use basalt_storage::Keyspace;
+use parking_lot::{Mutex, RwLock};
+
+use crate::client::Clients;
+use crate::config::Config;
+
+#[derive(Default)]
+pub struct Stats {
+    pub commands: AtomicU64,
+    pub connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub expired_keys: AtomicU64,
+    pub expired_stale_perc: AtomicU64,
+    pub evicted_keys: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub dirty: AtomicU64,
+    pub error_replies: AtomicU64,
+    pub errors: Mutex<HashMap<String, u64>>,
+}
+
+impl Stats {
+    pub fn count_error(&self, code: &str) {
+        self.error_replies.fetch_add(1, Relaxed);
+        *self.errors.lock().entry(code.to_string()).or_insert(0) += 1;
+    }
+
+    pub fn reset(&self) {
+        for a in [
+            &self.commands,
+            &self.connections,
+            &self.rejected_connections,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.expired_keys,
+            &self.evicted_keys,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+            &self.error_replies,
+        ] {
+            a.store(0, Relaxed);
+        }
+        self.errors.lock().clear();
+    }
+}
+
+/// CLIENT PAUSE state.
+#[derive(Default)]
+pub struct Pause {
+    /// Unix ms until which clients are paused; 0 = not paused.
+    pub until_ms: AtomicU64,
+    /// True: only writes are paused (`WRITE`), false: all commands.
+    pub writes_only: AtomicBool,
+    pub changed: tokio::sync::Notify,
+}
+
+pub struct Shared {
+    pub ks: Keyspace,
+    pub config: RwLock<Config>,
+    pub clients: Clients,
+    pub stats: Stats,
+    pub pause: Pause,
+    pub started: Instant,
+    pub run_id: String,
+    pub shutdown: tokio::sync::watch::Sender<Option<ShutdownKind>>,
+    pub tcp_port: AtomicU64,
+    pub active_expire_enabled: AtomicBool,
+    pub start_unix_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownKind {
+    Save,
+    NoSave,
+    Default,
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Self {
+        let ks = Keyspace::new(config.databases, config.shards);
+        let mut seed = [0u8; 20];
+        let t = unix_ms() ^ (std::process::id() as u64) << 32;
+        let h = basalt_storage::hash_key(&t.to_le_bytes());
+        for (i, b) in seed.iter_mut().enumerate() {
+            *b = (h.rotate_left(i as u32 * 7) ^ basalt_storage::hash_key(&[i as u8])) as u8;
+        }
+        let run_id = seed.iter().map(|b| format!("{b:02x}")).collect();
+        Shared {
+            ks,
+            config: RwLock::new(config),
+            clients: Clients::default(),
+            stats: Stats::default(),
+            pause: Pause::default(),
+            started: Instant::now(),
+            run_id,
+            shutdown: tokio::sync::watch::channel(None).0,
+            tcp_port: AtomicU64::new(0),
+            active_expire_enabled: AtomicBool::new(true),
+            start_unix_secs: unix_ms() / 1000,
+        }
+    }
+
+    /// Appends a change to the log (when one is attached). Called with the
+    /// changed keys' shard locks held, so log order is apply order.
+    pub fn log_command(&self, db: usize, args: &[&[u8]]) {
+        let _ = (db, args);
+    }
+
+    /// INFO persistence.
+    pub fn persistence_info(&self) -> String {
+        format!(
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\r\n",
+            self.stats.dirty.load(Relaxed),
+            self.start_unix_secs,
+        )
+    }
+
+    /// Coarse access clock in seconds since start (OBJECT IDLETIME).
+    pub fn lru_clock(&self) -> u32 {
+        self.started.elapsed().as_secs() as u32
+    }
+}

@@ -1,0 +1,372 @@
+//! A chained hash table with Redis's reverse-binary cursor scan.
+//!
+//! Why not `std::collections::HashMap`: SCAN must return every key that is
+//! present for the whole scan at least once, even when the table grows or
+//! shrinks between calls. Open addressing moves entries on resize and
+//! probing puts them away from their home slot, so a cursor into it means
+//! nothing after a resize. With chaining, an entry always lives in bucket
+//! `hash & mask`, and iterating bucket indexes in reverse-bit order visits,
+//! for any later table size, a superset of the buckets not yet visited
+//! (the argument in Redis's `dict.c` `dictScan` comment).
+//!
+//! The table is owned by one shard and only touched under that shard's lock;
+//! it is a plain single-threaded structure. Hashes are computed by the caller
+//! (once per command, also used to pick the shard from the *high* bits; the
+//! table uses the *low* bits, so keys of one shard still spread evenly).
+//! Resizing is done in one go; shards keep each table small enough that this
+//! costs microseconds to a few milliseconds.
+
+use crate::entry::Entry;
+
+struct Node {
+    next: Option<Box<Node>>,
+    key: Box<[u8]>,
+    entry: Entry,
+}
+
+/// Hash function used for keys: keyed per process, so bucket placement
+/// cannot be predicted by clients (the reason Redis uses SipHash).
+pub fn hash_key(key: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    static STATE: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
+    STATE.get_or_init(Default::default).hash_one(key)
+}
+
+const MIN_BUCKETS: usize = 4;
+
+pub struct Dict {
+    buckets: Vec<Option<Box<Node>>>,
+    len: usize,
+}
+
+impl Default for Dict {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Dict {
+    pub const fn new() -> Self {
+        Dict { buckets: Vec::new(), len: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of bucket array (for memory reports).
+    pub fn bucket_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<Option<Box<Node>>>()
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len().wrapping_sub(1)
+    }
+
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
+        while let Some(n) = cur {
+            if &*n.key == key {
+                return Some(&n.entry);
+            }
+            cur = n.next.as_deref();
+        }
+        None
+    }
+
+    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Entry> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let idx = hash as usize & self.mask();
+        let mut cur = self.buckets[idx].as_deref_mut();
+        while let Some(n) = cur {
+            if &*n.key == key {
+                return Some(&mut n.entry);
+            }
+            cur = n.next.as_deref_mut();
+        }
+        None
+    }
+
+    /// Inserts or replaces; returns the previous entry for the key.
+    pub fn insert(&mut self, hash: u64, key: &[u8], entry: Entry) -> Option<Entry> {
+        if let Some(e) = self.get_mut(hash, key) {
+            return Some(std::mem::replace(e, entry));
+        }
+        self.insert_new(hash, key.into(), entry);
+        None
+    }
+
+    /// Inserts a key known to be absent and returns its entry.
+    pub fn insert_new(&mut self, hash: u64, key: Box<[u8]>, entry: Entry) -> &mut Entry {
+        if self.len >= self.buckets.len() {
+            self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
+        }
+        let idx = hash as usize & self.mask();
+        let next = self.buckets[idx].take();
+        self.buckets[idx] = Some(Box::new(Node { next, key, entry }));
+        self.len += 1;
+        match self.buckets[idx].as_deref_mut() {
+            Some(n) => &mut n.entry,
+            None => unreachable!("bucket was just filled"),
+        }
+    }
+
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(Box<[u8]>, Entry)> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let idx = hash as usize & self.mask();
+        let mut link = &mut self.buckets[idx];
+        loop {
+            match link {
+                None => return None,
+                Some(n) if &*n.key == key => {
+                    let mut node = link.take().expect("matched Some");
+                    *link = node.next.take();
+                    self.len -= 1;
+                    let out = (node.key, node.entry);
+                    self.maybe_shrink();
+                    return Some(out);
+                }
+                Some(n) => link = &mut n.next,
+            }
+        }
+    }
+
+    fn maybe_shrink(&mut self) {
+        let n = self.buckets.len();
+        if n > MIN_BUCKETS && self.len * 8 < n {
+            let mut target = MIN_BUCKETS;
+            while target < self.len * 2 {
+                target *= 2;
+            }
+            self.resize(target);
+        }
+    }
+
+    fn resize(&mut self, new_len: usize) {
+        debug_assert!(new_len.is_power_of_two());
+        let old = std::mem::take(&mut self.buckets);
+        self.buckets.resize_with(new_len, || None);
+        let mask = new_len - 1;
+        for mut head in old {
+            while let Some(mut node) = head {
+                head = node.next.take();
+                let idx = hash_key(&node.key) as usize & mask;
+                node.next = self.buckets[idx].take();
+                self.buckets[idx] = Some(node);
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        // Drop chains iteratively: a long chain dropped recursively could
+        // overflow the stack.
+        for b in self.buckets.iter_mut() {
+            let mut head = b.take();
+            while let Some(mut n) = head {
+                head = n.next.take();
+            }
+        }
+        self.buckets = Vec::new();
+        self.len = 0;
+    }
+
+    /// Visits the bucket at `cursor` and returns the next cursor (0 = done).
+    /// The callback may not change the table; collect keys and act after.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
+        if self.buckets.is_empty() {
+            return 0;
+        }
+        let mask = self.mask() as u64;
+        let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
+        while let Some(n) = cur {
+            f(&n.key, &n.entry);
+            cur = n.next.as_deref();
+        }
+        // Increment the reversed cursor, treating the bits above the mask
+        // as set so the carry leaves the masked part cleanly.
+        let mut v = cursor | !mask;
+        v = v.reverse_bits();
+        v = v.wrapping_add(1);
+        v.reverse_bits()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.buckets.iter().flat_map(|b| {
+            let mut cur = b.as_deref();
+            std::iter::from_fn(move || {
+                let n = cur?;
+                cur = n.next.as_deref();
+                Some((&*n.key, &n.entry))
+            })
+        })
+    }
+
+    /// Removes every entry for which `keep` returns false, visiting at most
+    /// `budget` buckets from `cursor`; returns the next cursor (0 = wrapped).
+    /// Used by the active expiry sweep.
+    pub fn retain_from(
+        &mut self,
+        mut cursor: u64,
+        budget: usize,
+        mut keep: impl FnMut(&[u8], &Entry) -> bool,
+        mut removed: impl FnMut(Box<[u8]>, Entry),
+    ) -> u64 {
+        if self.buckets.is_empty() {
+            return 0;
+        }
+        let mask = self.mask() as u64;
+        for _ in 0..budget {
+            let mut link = &mut self.buckets[(cursor & mask) as usize];
+            loop {
+                match link {
+                    None => break,
+                    Some(n) if !keep(&n.key, &n.entry) => {
+                        let mut node = link.take().expect("matched Some");
+                        *link = node.next.take();
+                        self.len -= 1;
+                        removed(node.key, node.entry);
+                    }
+                    Some(n) => link = &mut n.next,
+                }
+            }
+            let mut v = cursor | !mask;
+            v = v.reverse_bits().wrapping_add(1).reverse_bits();
+            cursor = v;
+            if cursor == 0 {
+                break;
+            }
+        }
+        self.maybe_shrink();
+        cursor
+    }
+
+    /// A key from a random non-empty bucket (not uniform, as in Redis).
+    pub fn random_key(&self, mut seed: u64) -> Option<&[u8]> {
+        if self.len == 0 {
+            return None;
+        }
+        let n = self.buckets.len();
+        // Sparse tables: bounded probing, then fall back to a linear walk.
+        for _ in 0..64 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let idx = (seed >> 17) as usize % n;
+            if let Some(node) = self.buckets[idx].as_deref() {
+                let mut len = 0usize;
+                let mut c = Some(node);
+                while let Some(x) = c {
+                    len += 1;
+                    c = x.next.as_deref();
+                }
+                let pick = (seed as usize >> 3) % len;
+                let mut c = node;
+                for _ in 0..pick {
+                    c = c.next.as_deref().expect("counted");
+                }
+                return Some(&c.key);
+            }
+        }
+        self.iter().next().map(|(k, _)| k)
+    }
+}
+
+impl Drop for Dict {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    fn e(v: i64) -> Entry {
+        Entry::new(Value::Int(v))
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut d = Dict::new();
+        for i in 0..1000i64 {
+            let k = i.to_string();
+            assert!(d.insert(hash_key(k.as_bytes()), k.as_bytes(), e(i)).is_none());
+        }
+        assert_eq!(d.len(), 1000);
+        for i in 0..1000i64 {
+            let k = i.to_string();
+            assert!(matches!(d.get(hash_key(k.as_bytes()), k.as_bytes()).map(|e| &e.value), Some(Value::Int(x)) if *x == i));
+        }
+        for i in 0..990i64 {
+            let k = i.to_string();
+            assert!(d.remove(hash_key(k.as_bytes()), k.as_bytes()).is_some());
+        }
+        assert_eq!(d.len(), 10);
+        assert!(d.bucket_bytes() < 1000 * 8, "table shrank");
+        assert_eq!(d.iter().count(), 10);
+    }
+
+    #[test]
+    fn scan_survives_growth_and_shrink() {
+        let mut d = Dict::new();
+        let key = |i: u32| format!("k{i}");
+        for i in 0..500 {
+            d.insert(hash_key(key(i).as_bytes()), key(i).as_bytes(), e(0));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0u32;
+        loop {
+            cursor = d.scan(cursor, |k, _| {
+                seen.insert(k.to_vec());
+            });
+            round += 1;
+            // Grow a lot, then shrink, while the scan is in progress.
+            if round == 20 {
+                for i in 500..5000 {
+                    d.insert(hash_key(key(i).as_bytes()), key(i).as_bytes(), e(0));
+                }
+            }
+            if round == 200 {
+                for i in 600..5000 {
+                    d.remove(hash_key(key(i).as_bytes()), key(i).as_bytes());
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..500 {
+            assert!(seen.contains(key(i).as_bytes()), "key {i} present throughout was missed");
+        }
+    }
+
+    #[test]
+    fn retain_sweeps_everything_eventually() {
+        let mut d = Dict::new();
+        for i in 0..1000i64 {
+            let k = i.to_string();
+            d.insert(hash_key(k.as_bytes()), k.as_bytes(), e(i));
+        }
+        let mut cursor = 0;
+        let mut removed = 0;
+        loop {
+            cursor = d.retain_from(cursor, 7, |_, e| !matches!(e.value, Value::Int(x) if x % 2 == 0), |_, _| removed += 1);
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(removed, 500);
+        assert_eq!(d.len(), 500);
+    }
+}

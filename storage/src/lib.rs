@@ -1,0 +1,27 @@
+//! basalt-storage: Basalt's in-memory keyspace.
+//!
+//! What it is: the data structures behind the server — a sharded set of
+//! hash tables ([`Keyspace`], [`Dict`]) holding [`Entry`]s with values in
+//! compact encodings ([`Value`]), absolute millisecond expiry, and Redis's
+//! glob matcher. Time is always passed in (`now_ms` arguments), so expiry
+//! is testable without sleeping.
+//!
+//! What it is not: no sockets, files, RESP or command semantics. The
+//! server decides what a command means, what gets logged and which
+//! notifications fire; this crate only stores.
+//!
+//! Layout: `dict.rs` (chained table with a resize-proof SCAN cursor),
+//! `keyspace.rs` (shards, locking order), `entry.rs`, `value.rs`,
+//! `glob.rs`.
+
+pub mod dict;
+pub mod entry;
+pub mod glob;
+pub mod keyspace;
+pub mod value;
+
+pub use dict::{hash_key, Dict};
+pub use entry::Entry;
+pub use glob::glob_match;
+pub use keyspace::{Keyspace, Shard, ShardGuard};
+pub use value::Value;
