@@ -1,0 +1,145 @@
+//! Protocol edge cases, asserted on raw bytes.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::support::TestServer;
+
+#[test]
+fn inline_and_multibulk() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    c.send(b"SET k \"a b\"\r\n");
+    assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
+    c.send(b"GET k\n");
+    assert_eq!(c.read_reply().unwrap(), b"$3\r\na b\r\n");
+    // Pipelined, split at every byte boundary: replies come back in order.
+    let pipeline = b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\nPING\r\n";
+    for cut in 1..pipeline.len() {
+        c.send(&pipeline[..cut]);
+        std::thread::sleep(Duration::from_millis(1));
+        c.send(&pipeline[cut..]);
+        assert_eq!(c.read_reply().unwrap(), b"+PONG\r\n");
+        assert_eq!(c.read_reply().unwrap(), b"$2\r\nhi\r\n");
+        assert_eq!(c.read_reply().unwrap(), b"+PONG\r\n");
+    }
+}
+
+fn protocol_error(input: &[u8], expect: &[u8]) {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    c.send(input);
+    assert_eq!(c.read_reply().unwrap(), expect, "input {:?}", String::from_utf8_lossy(input));
+    assert!(c.closed(), "connection closed after protocol error");
+    // The server is fine.
+    assert_eq!(s.raw().cmd_str(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn protocol_errors_close_the_connection() {
+    protocol_error(b"*x\r\n", b"-ERR Protocol error: invalid multibulk length\r\n");
+    protocol_error(b"*3000000\r\n", b"-ERR Protocol error: invalid multibulk length\r\n");
+    protocol_error(b"*1\r\n$-5\r\n", b"-ERR Protocol error: invalid bulk length\r\n");
+    protocol_error(b"*1\r\n$99999999999\r\n", b"-ERR Protocol error: invalid bulk length\r\n");
+    protocol_error(b"*1\r\nfoo\r\n", b"-ERR Protocol error: expected '$', got 'f'\r\n");
+    protocol_error(b"SET \"a b\r\n", b"-ERR Protocol error: unbalanced quotes in request\r\n");
+    let mut long = vec![b'a'; 70 * 1024];
+    long.extend_from_slice(b"\r\n");
+    protocol_error(&long, b"-ERR Protocol error: too big inline request\r\n");
+}
+
+#[test]
+fn command_errors_keep_the_connection() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd_str(&["NOSUCH", "a", "b"]), b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n");
+    assert_eq!(c.cmd_str(&["GET"]), b"-ERR wrong number of arguments for 'get' command\r\n");
+    assert_eq!(c.cmd_str(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn resp3_hello() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    let r = c.cmd_str(&["HELLO", "3"]);
+    assert!(r.starts_with(b"%7\r\n$6\r\nserver\r\n"), "{}", String::from_utf8_lossy(&r));
+    assert_eq!(c.cmd_str(&["GET", "missing"]), b"_\r\n");
+    assert_eq!(c.cmd_str(&["HELLO", "4"]), b"-NOPROTO unsupported protocol version\r\n");
+    c.cmd_str(&["HELLO", "2"]);
+    assert_eq!(c.cmd_str(&["GET", "missing"]), b"$-1\r\n");
+}
+
+#[test]
+fn half_sent_frame_then_disconnect() {
+    let s = TestServer::start(&[]);
+    for _ in 0..50 {
+        let mut c = s.raw();
+        c.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nabc");
+        drop(c);
+    }
+    let mut c = s.raw();
+    assert_eq!(c.cmd_str(&["EXISTS", "k"]), b":0\r\n");
+}
+
+#[test]
+fn huge_line_without_newline_is_cut_off() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    // 100 MB of inline garbage with no newline: the server must answer
+    // with an error and close long before buffering all of it.
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0usize;
+    for _ in 0..100 {
+        if c.s.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    assert!(sent < 100 << 20 || c.read_reply().is_some());
+    assert_eq!(s.raw().cmd_str(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn million_tiny_arguments() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    let n = 1_000_000usize;
+    let mut req = format!("*{}\r\n$4\r\nMSET\r\n", n + 1).into_bytes();
+    for i in 0..n / 2 {
+        let k = format!("k{i}");
+        req.extend_from_slice(format!("${}\r\n{}\r\n$1\r\nv\r\n", k.len(), k).as_bytes());
+    }
+    c.send(&req);
+    assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(c.cmd_str(&["DBSIZE"]), format!(":{}\r\n", n / 2).into_bytes());
+}
+
+#[test]
+fn pipelining_client_that_never_reads_stays_bounded() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    c.s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    // 100k pipelined GETs of a 10 KB value: about 1 GB of replies if the
+    // server buffered them. It must stop reading instead.
+    let mut setup = s.raw();
+    let big = vec![b'v'; 10 * 1024];
+    setup.cmd(&[b"SET", b"big", &big]);
+    let one = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n";
+    let mut batch = Vec::new();
+    for _ in 0..1000 {
+        batch.extend_from_slice(one);
+    }
+    for _ in 0..100 {
+        if c.s.write_all(&batch).is_err() {
+            break; // the server stopped reading: backpressure works
+        }
+    }
+    let rss = rss_kb(s.child.as_ref().unwrap().id());
+    assert!(rss < 512 * 1024, "server RSS {rss} kB grew with unread replies");
+    assert_eq!(setup.cmd_str(&["PING"]), b"+PONG\r\n");
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
