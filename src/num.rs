@@ -29,6 +29,36 @@ pub fn parse_u64(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Parses a SCAN cursor as Redis's `parseScanCursorOrReply`: C `strtoul`
+/// in base 10 (optional sign, a negative value wraps, no digits at all
+/// means 0), rejecting a leading space, trailing junk and overflow. The
+/// argument ends at its first NUL, as a C string does.
+pub fn parse_cursor(b: &[u8]) -> Option<u64> {
+    let b = match b.iter().position(|&c| c == 0) {
+        Some(n) => &b[..n],
+        None => b,
+    };
+    if b.first().is_some_and(|c| c.is_ascii_whitespace() || *c == 0x0b) {
+        return None;
+    }
+    if b.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match b[0] {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// Parses a double as Redis's `getDoubleFromObject` (C `strtod`).
 pub fn parse_f64(b: &[u8]) -> Option<f64> {
     let mut v = 0f64;
@@ -106,6 +136,18 @@ mod tests {
         assert!(r(Some("abc"), "1").is_none());
         assert!(r(Some("1"), " 1").is_none());
         assert!(matches!(incr_by_float(Some(b"1"), b"inf"), Err(IncrFloatError::NanOrInf)));
+    }
+
+    #[test]
+    fn cursors_like_strtoul() {
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"+7"), Some(7));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551616"), None);
+        for bad in [&b" 1"[..], b"-", b"1 ", b"0x1", b"1.5", b"abc"] {
+            assert_eq!(parse_cursor(bad), None);
+        }
     }
 
     #[test]

@@ -139,7 +139,9 @@ fn parse_expire_flags(a: &[&[u8]]) -> Result<ExpireFlags, CmdError> {
         } else if eq(opt, "lt") {
             f.lt = true;
         } else {
-            return Err(CmdError::msg(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))));
+            let mut m = b"ERR Unsupported option ".to_vec();
+            m.extend_from_slice(super::error::c_str_trunc(opt, usize::MAX));
+            return Err(CmdError::Bytes(m));
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
@@ -471,7 +473,7 @@ fn keys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let cursor = crate::num::parse_u64(a[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+    let cursor = crate::num::parse_cursor(a[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
     let mut count = 10i64;
     let mut pat: Option<&[u8]> = None;
     let mut typ: Option<String> = None;
@@ -640,7 +642,7 @@ pub fn help_reply(ctx: &mut Ctx<'_>, container: &str, lines: &[&str]) {
         ctx.out.simple(l);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Print this help.");
+    ctx.out.simple("    Prints this help.");
 }
 
 fn object_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {

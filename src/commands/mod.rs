@@ -252,5 +252,5 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) {
 
 pub fn reply_error(ctx: &mut Ctx<'_>, err: &CmdError) {
     ctx.srv.stats.count_error(&err.code());
-    ctx.out.error(&err.to_string());
+    ctx.out.error_bytes(&err.to_bytes());
 }

@@ -521,7 +521,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         IncrFloatError::NanOrInf => CmdError::msg("ERR increment would produce NaN or Infinity"),
     })?;
     let keep = k.get().map_or(0, |e| e.expire_at);
-    k.insert(Entry::with_expire(Value::from_bytes(&new), keep));
+    // Redis keeps the result as a string (embstr), never the int encoding.
+    k.insert(Entry::with_expire(Value::Str(new.as_slice().into()), keep));
     ctx.propagate(&[b"SET", a[1], &new, b"KEEPTTL"]);
     drop(k);
     ctx.out.bulk(&new);

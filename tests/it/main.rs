@@ -2,5 +2,6 @@
 
 mod support;
 
+mod differential;
 mod protocol;
 mod strings;

@@ -1,0 +1,352 @@
+//! Differential tests: the same command scripts against Basalt and a real
+//! redis-server 7.x, comparing reply bytes, in RESP2 and again in RESP3.
+//!
+//! Cases live in `tests/it/cases/*.txt` (read at run time, so adding a
+//! case is one line and needs no rebuild). Each file is one session: a
+//! fresh connection to each server, `FLUSHALL` first, then (for the RESP3
+//! pass) `HELLO 3`; state carries over from line to line.
+//!
+//! Line syntax: one command per line, quoted as redis-cli does —
+//! whitespace-separated words, `"..."` with `\n \r \t \b \a \\ \" \xNN`
+//! escapes, `'...'` with `\'` only. Blank lines and lines starting with `#`
+//! are ignored. Trailing unquoted words starting with `~` are directives
+//! (quote an argument that really starts with `~`):
+//!
+//! - `~sort`: sort the elements of every aggregate (recursively) before
+//!   comparing: KEYS, SCAN and other unordered replies.
+//! - `~ttl` / `~pttl`: integer replies may differ by 1 / by 1500 when both
+//!   are non-negative (TTL, PTTL, EXPIRETIME on relative deadlines).
+//! - `~type`: compare only the RESP type byte of the replies.
+//! - `~skip-reply`: read both replies, compare nothing (TIME, INFO...).
+//! - `~resp2` / `~resp3`: run the line only in that protocol pass.
+//!
+//! Environment: `DIFF_FILE=name` runs only the files whose name contains
+//! `name`; `DIFF_VERBOSE=1` prints every command and reply.
+//!
+//! All mismatches are collected and reported together (file:line, pass,
+//! command, both replies escaped) before the test fails.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::resp::{reply_len, Raw};
+use crate::support::{RedisServer, TestServer};
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum Cmp {
+    #[default]
+    Exact,
+    Sort,
+    Near(i64),
+    Type,
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    line: usize,
+    text: String,
+    argv: Vec<Vec<u8>>,
+    cmp: Cmp,
+    only: Option<u8>,
+}
+
+/// Splits a line as redis-cli's `sdssplitargs`. Returns each word and
+/// whether it was quoted.
+fn split_args(line: &str) -> Result<Vec<(Vec<u8>, bool)>, String> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Ok(out);
+        }
+        let mut cur = Vec::new();
+        let mut quoted = false;
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            if inq {
+                if i >= b.len() {
+                    return Err("unterminated double quote".into());
+                }
+                if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' && b[i + 2].is_ascii_hexdigit() && b[i + 3].is_ascii_hexdigit() {
+                    let h = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
+                    cur.push(u8::from_str_radix(h, 16).unwrap());
+                    i += 3;
+                } else if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                    cur.push(match b[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                } else if b[i] == b'"' {
+                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
+                        return Err("closing quote must be followed by a space".into());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else if insq {
+                if i >= b.len() {
+                    return Err("unterminated single quote".into());
+                }
+                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if b[i] == b'\'' {
+                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
+                        return Err("closing quote must be followed by a space".into());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else {
+                if i >= b.len() || b[i].is_ascii_whitespace() {
+                    break;
+                }
+                match b[i] {
+                    b'"' => {
+                        inq = true;
+                        quoted = true;
+                    }
+                    b'\'' => {
+                        insq = true;
+                        quoted = true;
+                    }
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push((cur, quoted));
+    }
+}
+
+fn parse_file(path: &Path) -> Vec<Case> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut cases = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = split_args(line).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), n + 1));
+        let (mut cmp, mut only) = (Cmp::Exact, None);
+        while let Some((w, false)) = words.last() {
+            let Some(d) = w.strip_prefix(b"~") else { break };
+            match d {
+                b"sort" => cmp = Cmp::Sort,
+                b"ttl" => cmp = Cmp::Near(1),
+                b"pttl" => cmp = Cmp::Near(1500),
+                b"type" => cmp = Cmp::Type,
+                b"skip-reply" => cmp = Cmp::Skip,
+                b"resp2" => only = Some(2),
+                b"resp3" => only = Some(3),
+                _ => panic!("{}:{}: unknown directive ~{} (quote an argument starting with ~)", path.display(), n + 1, String::from_utf8_lossy(d)),
+            }
+            words.pop();
+        }
+        assert!(!words.is_empty(), "{}:{}: no command", path.display(), n + 1);
+        cases.push(Case { line: n + 1, text: line.to_string(), argv: words.into_iter().map(|(w, _)| w).collect(), cmp, only });
+    }
+    cases
+}
+
+/// Escapes reply bytes for a readable one-line report.
+fn escape(b: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in b {
+        match c {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let _ = write!(s, "\\x{c:02x}");
+            }
+        }
+    }
+    s
+}
+
+/// One RESP value's encoded bytes, with aggregates' elements sorted
+/// recursively (map pairs stay together).
+fn canonical_sorted(b: &[u8]) -> Vec<u8> {
+    fn one(b: &[u8], at: usize) -> (Vec<u8>, usize) {
+        let end = at + reply_len(&b[at..]).expect("complete reply");
+        let le = at + b[at..].windows(2).position(|w| w == b"\r\n").unwrap();
+        let t = b[at];
+        if !matches!(t, b'*' | b'~' | b'%' | b'>') {
+            return (b[at..end].to_vec(), end);
+        }
+        let n: i64 = std::str::from_utf8(&b[at + 1..le]).unwrap().parse().unwrap();
+        let mut pos = le + 2;
+        if n < 0 {
+            return (b[at..pos].to_vec(), pos);
+        }
+        let per = if t == b'%' { 2 } else { 1 };
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..n {
+            let mut item = Vec::new();
+            for _ in 0..per {
+                let (v, p) = one(b, pos);
+                item.extend_from_slice(&v);
+                pos = p;
+            }
+            items.push(item);
+        }
+        items.sort();
+        let mut out = b[at..le + 2].to_vec();
+        for i in items {
+            out.extend_from_slice(&i);
+        }
+        (out, pos)
+    }
+    one(b, 0).0
+}
+
+fn int_reply(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b.strip_prefix(b":")?.strip_suffix(b"\r\n")?).ok()?.parse().ok()
+}
+
+fn same(cmp: Cmp, r: &[u8], b: &[u8]) -> bool {
+    match cmp {
+        Cmp::Exact => r == b,
+        Cmp::Skip => true,
+        Cmp::Type => r.first() == b.first(),
+        Cmp::Sort => canonical_sorted(r) == canonical_sorted(b),
+        Cmp::Near(tol) => match (int_reply(r), int_reply(b)) {
+            (Some(x), Some(y)) if x >= 0 && y >= 0 => (x - y).abs() <= tol,
+            _ => r == b,
+        },
+    }
+}
+
+/// One side of the comparison: a connection that reconnects after the
+/// server closes it (QUIT), restoring the protocol.
+struct Side {
+    port: u16,
+    conn: Raw,
+    resp3: bool,
+}
+
+impl Side {
+    fn open(port: u16, resp3: bool) -> Side {
+        let mut s = Side { port, conn: Raw::connect(port), resp3 };
+        s.setup();
+        s
+    }
+
+    fn setup(&mut self) {
+        self.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let r = self.conn.cmd_str(&["FLUSHALL"]);
+        assert_eq!(r, b"+OK\r\n", "FLUSHALL on port {}", self.port);
+        if self.resp3 {
+            let r = self.conn.cmd_str(&["HELLO", "3"]);
+            assert!(r.starts_with(b"%"), "HELLO 3 on port {}: {}", self.port, escape(&r));
+        }
+    }
+
+    fn run(&mut self, argv: &[Vec<u8>]) -> Vec<u8> {
+        let a: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
+        self.conn.send(&crate::support::resp::encode(&a));
+        match self.conn.read_reply() {
+            Some(r) => r,
+            None => {
+                // Closed (QUIT, SHUTDOWN) or timed out: start a new session
+                // so the following lines still run.
+                self.conn = Raw::connect(self.port);
+                self.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                if self.resp3 {
+                    self.conn.cmd_str(&["HELLO", "3"]);
+                }
+                b"<connection closed>".to_vec()
+            }
+        }
+    }
+}
+
+fn case_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/cases");
+    let filter = std::env::var("DIFF_FILE").ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .filter(|p| filter.as_ref().map_or(true, |f| p.file_name().unwrap().to_string_lossy().contains(f.as_str())))
+        .collect();
+    files.sort();
+    files
+}
+
+fn run_pass(proto: u8) {
+    if !RedisServer::available() {
+        panic!("differential tests need redis-server 7.x on PATH (apt-get install redis-server)");
+    }
+    let redis = RedisServer::start(&[]);
+    let basalt = TestServer::start(&[]);
+    let verbose = std::env::var_os("DIFF_VERBOSE").is_some();
+    let mut mismatches = Vec::new();
+    let mut total = 0;
+    for path in case_files() {
+        let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
+        let cases = parse_file(&path);
+        let mut r = Side::open(redis.port, proto == 3);
+        let mut b = Side::open(basalt.port, proto == 3);
+        for c in cases.iter().filter(|c| c.only.map_or(true, |p| p == proto)) {
+            total += 1;
+            let rr = r.run(&c.argv);
+            let br = b.run(&c.argv);
+            if verbose {
+                eprintln!("{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"", c.line, c.text, escape(&rr), escape(&br));
+            }
+            if !same(c.cmp, &rr, &br) {
+                mismatches.push(format!(
+                    "{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"",
+                    c.line,
+                    c.text,
+                    escape(&rr),
+                    escape(&br)
+                ));
+            }
+        }
+    }
+    eprintln!("differential RESP{proto}: {total} commands, {} mismatches", mismatches.len());
+    assert!(mismatches.is_empty(), "{} of {total} replies differ from redis-server (RESP{proto}):\n{}", mismatches.len(), mismatches.join("\n"));
+}
+
+#[test]
+fn differential_resp2() {
+    run_pass(2);
+}
+
+#[test]
+fn differential_resp3() {
+    run_pass(3);
+}
+
+#[test]
+fn case_syntax() {
+    let w = |s: &str| split_args(s).unwrap().into_iter().map(|(w, _)| w).collect::<Vec<_>>();
+    assert_eq!(w(r#"SET "a b" 'c\'d' "\x00\xffz\r\n""#), vec![b"SET".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"\x00\xffz\r\n".to_vec()]);
+    assert_eq!(w(r#"GET """#), vec![b"GET".to_vec(), b"".to_vec()]);
+    assert!(split_args(r#"GET "a"b"#).is_err());
+    assert!(split_args(r#"GET "a"#).is_err());
+    let sorted = canonical_sorted(b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\na\r\n");
+    assert_eq!(sorted, b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n".to_vec());
+    assert!(same(Cmp::Near(1), b":99\r\n", b":100\r\n"));
+    assert!(!same(Cmp::Near(1), b":-1\r\n", b":-2\r\n"));
+}
