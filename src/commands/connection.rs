@@ -143,7 +143,7 @@ fn hello(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let v = int(a[1])?;
+    let v = super::args::int32(a[1])?;
     if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 {
         return Err(CmdError::DbIndex);
     }

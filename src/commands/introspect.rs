@@ -11,7 +11,8 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
         cmd("info", -2, LOADING | STALE, command_info),
         cmd("docs", -2, LOADING | STALE, command_docs),
         cmd("list", -2, LOADING | STALE, command_list),
-        cmd("getkeys", -3, LOADING | STALE, command_getkeys),
+        // -4 as Redis 7.0 (7.2 relaxed it to -3).
+        cmd("getkeys", -4, LOADING | STALE, command_getkeys),
         cmd("help", 2, LOADING | STALE, command_help),
     ],
     ..cmd("command", -1, LOADING | STALE, command)
@@ -108,7 +109,8 @@ fn command_info(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     for n in &a[2..] {
         match find(n) {
             Some(e) => write_info(ctx, e),
-            None => ctx.out.null_array(),
+            // Redis's addReplyNull: `$-1` in RESP2.
+            None => ctx.out.null(),
         }
     }
     Ok(())

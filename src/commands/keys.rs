@@ -318,8 +318,8 @@ pub fn clone_value(v: &Value) -> Value {
 }
 
 fn parse_db(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
-    let v = int(b)?;
-    if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 || v > i32::MAX as i64 {
+    let v = super::args::int32(b)?;
+    if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 {
         return Err(CmdError::DbIndex);
     }
     Ok(v as usize)
@@ -427,11 +427,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let v = int(a[2])?;
-    if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 {
-        return Err(CmdError::DbIndex);
-    }
-    let ddb = v as usize;
+    let ddb = parse_db(ctx, a[2])?;
     let sdb = ctx.client.db;
     if sdb == ddb {
         return Err(CmdError::msg("ERR source and destination objects are the same"));
@@ -503,6 +499,7 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut shard = cursor % nshards;
     let mut tc = cursor / nshards;
     let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut expired: Vec<Vec<u8>> = Vec::new();
     let mut visited = 0i64;
     let maxiter = count.saturating_mul(10);
     let mut next = 0u64;
@@ -511,7 +508,9 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = ks.lock(shard as usize);
         loop {
             tc = g.dbs[db].scan(tc, |k, e| {
-                if !e.is_expired(now) {
+                if e.is_expired(now) {
+                    expired.push(k.to_vec());
+                } else {
                     found.push(k.to_vec());
                 }
             });
@@ -536,6 +535,12 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     if let Some(p) = pat {
         found.retain(|k| glob_match(p, k, false));
+        expired.retain(|k| glob_match(p, k, false));
+    }
+    // Redis deletes the expired keys a SCAN returns-to-be (after the
+    // pattern filter): DBSIZE shows it.
+    for k in &expired {
+        drop(ctx.write_key(k));
     }
     if let Some(t) = typ {
         found.retain(|k| {
@@ -553,28 +558,37 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn randomkey(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    let ks = &ctx.srv.ks;
+    let n = ctx.srv.ks.num_shards();
     let db = ctx.client.db;
-    let n = ks.num_shards();
     let mut seed = ctx.now_ms ^ (ctx.client.handle.id << 20) ^ ctx.srv.stats.commands.load(Relaxed).wrapping_mul(0x9e3779b97f4a7c15);
-    // Try random shards first, then all shards in order.
-    for attempt in 0..(n * 2) {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let s = if attempt < n { (seed >> 33) as usize % n } else { attempt - n };
-        let g = ks.lock(s);
-        for tries in 0..100 {
-            let Some(k) = g.dbs[db].random_key(seed.wrapping_add(tries)) else { break };
-            let expired = g.dbs[db].get(Keyspace::hash(k), k).map_or(true, |e| e.is_expired(ctx.now_ms));
-            if !expired || tries == 99 {
-                let k = k.to_vec();
-                drop(g);
+    // As Redis: an expired key that comes up is deleted and another is
+    // drawn, so the loop ends with a live key or an empty db.
+    loop {
+        let mut picked: Option<(Vec<u8>, bool)> = None;
+        // Random shards first, then every shard in order.
+        for attempt in 0..(n * 2) {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let s = if attempt < n { (seed >> 33) as usize % n } else { attempt - n };
+            let g = ctx.srv.ks.lock(s);
+            if let Some(k) = g.dbs[db].random_key(seed) {
+                let expired = g.dbs[db].get(Keyspace::hash(k), k).map_or(true, |e| e.is_expired(ctx.now_ms));
+                picked = Some((k.to_vec(), expired));
+                break;
+            }
+        }
+        match picked {
+            None => {
+                ctx.out.null();
+                return Ok(());
+            }
+            Some((k, expired)) if !expired || ctx.loading => {
                 ctx.out.bulk(&k);
                 return Ok(());
             }
+            // Lazy expiry on access deletes it (and logs the DEL).
+            Some((k, _)) => drop(ctx.write_key(&k)),
         }
     }
-    ctx.out.null();
-    Ok(())
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -614,7 +628,7 @@ fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     if lfu_policy(ctx) {
-        return Err(CmdError::msg("ERR An LRU maxmemory policy is selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+        return Err(CmdError::msg("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
     ctx.out.int(ctx.srv.lru_clock().saturating_sub(lru) as i64);
     Ok(())

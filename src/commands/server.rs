@@ -77,8 +77,8 @@ fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let x = int(a[1]).map_err(|_| CmdError::msg("ERR invalid first DB index"))?;
-    let y = int(a[2]).map_err(|_| CmdError::msg("ERR invalid second DB index"))?;
+    let x = super::args::int32(a[1]).map_err(|_| CmdError::msg("ERR invalid first DB index"))?;
+    let y = super::args::int32(a[2]).map_err(|_| CmdError::msg("ERR invalid second DB index"))?;
     let n = ctx.srv.ks.num_dbs() as i64;
     if x < 0 || x >= n || y < 0 || y >= n {
         return Err(CmdError::DbIndex);
