@@ -52,13 +52,23 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() % 2 != 0 {
         return Err(CmdError::Syntax);
     }
+    // A repeated parameter is reported with the later spelling, as Redis
+    // does; an unknown name (checked by `set` below) takes precedence.
     let mut names: Vec<String> = Vec::new();
+    let mut dup: Option<String> = None;
     for pair in a[2..].chunks(2) {
-        let n = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
-        if names.contains(&n) {
-            return Err(CmdError::msg(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter")));
+        let n = String::from_utf8_lossy(pair[0]).into_owned();
+        let l = n.to_ascii_lowercase();
+        if ctx.srv.config.read().get(&l).is_none() {
+            return Err(CmdError::msg(format!("ERR Unknown option or number of arguments for CONFIG SET - '{n}'")));
         }
-        names.push(n);
+        if dup.is_none() && names.contains(&l) {
+            dup = Some(n);
+        }
+        names.push(l);
+    }
+    if let Some(n) = dup {
+        return Err(CmdError::msg(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter")));
     }
     // All or nothing: apply to a copy, then swap it in.
     let mut cfg = ctx.srv.config.write();

@@ -334,7 +334,8 @@ fn append(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut k = ctx.write_key(a[1]);
     let newlen = match k.get_mut() {
         None => {
-            k.insert(Entry::new(Value::Str(a[2].into())));
+            // A new key is stored as SET would (int encoding if canonical).
+            k.insert(Entry::new(Value::from_bytes(a[2])));
             a[2].len()
         }
         Some(e) => {

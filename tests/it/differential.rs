@@ -19,6 +19,8 @@
 //! - `~type`: compare only the RESP type byte of the replies.
 //! - `~skip-reply`: read both replies, compare nothing (TIME, INFO...).
 //! - `~resp2` / `~resp3`: run the line only in that protocol pass.
+//! - `~inline`: send the line's text as an inline command (as telnet
+//!   does) instead of a RESP array, to compare inline parsing.
 //!
 //! Environment: `DIFF_FILE=name` runs only the files whose name contains
 //! `name`; `DIFF_VERBOSE=1` prints every command and reply.
@@ -50,6 +52,8 @@ struct Case {
     argv: Vec<Vec<u8>>,
     cmp: Cmp,
     only: Option<u8>,
+    /// Raw inline text to send instead of `argv` (`~inline`).
+    inline: Option<Vec<u8>>,
 }
 
 /// Splits a line as redis-cli's `sdssplitargs`. Returns each word and
@@ -142,24 +146,33 @@ fn parse_file(path: &Path) -> Vec<Case> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut words = split_args(line).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), n + 1));
-        let (mut cmp, mut only) = (Cmp::Exact, None);
-        while let Some((w, false)) = words.last() {
-            let Some(d) = w.strip_prefix(b"~") else { break };
+        // Trailing unquoted `~word`s are directives.
+        let (mut cmp, mut only, mut inline) = (Cmp::Exact, None, false);
+        let mut text = line;
+        while let Some((rest, last)) = text.rsplit_once(char::is_whitespace) {
+            let Some(d) = last.strip_prefix('~') else { break };
             match d {
-                b"sort" => cmp = Cmp::Sort,
-                b"ttl" => cmp = Cmp::Near(1),
-                b"pttl" => cmp = Cmp::Near(1500),
-                b"type" => cmp = Cmp::Type,
-                b"skip-reply" => cmp = Cmp::Skip,
-                b"resp2" => only = Some(2),
-                b"resp3" => only = Some(3),
-                _ => panic!("{}:{}: unknown directive ~{} (quote an argument starting with ~)", path.display(), n + 1, String::from_utf8_lossy(d)),
+                "sort" => cmp = Cmp::Sort,
+                "ttl" => cmp = Cmp::Near(1),
+                "pttl" => cmp = Cmp::Near(1500),
+                "type" => cmp = Cmp::Type,
+                "skip-reply" => cmp = Cmp::Skip,
+                "resp2" => only = Some(2),
+                "resp3" => only = Some(3),
+                "inline" => inline = true,
+                _ => panic!("{}:{}: unknown directive ~{d} (quote an argument starting with ~)", path.display(), n + 1),
             }
-            words.pop();
+            text = rest.trim_end();
         }
-        assert!(!words.is_empty(), "{}:{}: no command", path.display(), n + 1);
-        cases.push(Case { line: n + 1, text: line.to_string(), argv: words.into_iter().map(|(w, _)| w).collect(), cmp, only });
+        // Inline lines are the server's to parse (even when malformed).
+        let words = match split_args(text) {
+            Ok(w) => w,
+            Err(_) if inline => Vec::new(),
+            Err(e) => panic!("{}:{}: {e}", path.display(), n + 1),
+        };
+        assert!(inline || !words.is_empty(), "{}:{}: no command", path.display(), n + 1);
+        let inline = inline.then(|| format!("{text}\r\n").into_bytes());
+        cases.push(Case { line: n + 1, text: line.to_string(), argv: words.into_iter().map(|(w, _)| w).collect(), cmp, only, inline });
     }
     cases
 }
@@ -260,9 +273,14 @@ impl Side {
         }
     }
 
-    fn run(&mut self, argv: &[Vec<u8>]) -> Vec<u8> {
-        let a: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
-        self.conn.send(&crate::support::resp::encode(&a));
+    fn run(&mut self, c: &Case) -> Vec<u8> {
+        match &c.inline {
+            Some(raw) => self.conn.send(raw),
+            None => {
+                let a: Vec<&[u8]> = c.argv.iter().map(|v| v.as_slice()).collect();
+                self.conn.send(&crate::support::resp::encode(&a));
+            }
+        }
         match self.conn.read_reply() {
             Some(r) => r,
             None => {
@@ -308,8 +326,8 @@ fn run_pass(proto: u8) {
         let mut b = Side::open(basalt.port, proto == 3);
         for c in cases.iter().filter(|c| c.only.map_or(true, |p| p == proto)) {
             total += 1;
-            let rr = r.run(&c.argv);
-            let br = b.run(&c.argv);
+            let rr = r.run(c);
+            let br = b.run(c);
             if verbose {
                 eprintln!("{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"", c.line, c.text, escape(&rr), escape(&br));
             }
