@@ -151,7 +151,13 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                     return Err(CmdError::Syntax);
                 }
             }
-            "addr" | "laddr" | "user" | "maxage" => {}
+            "user" if pair[1] != b"default" => {
+                let mut m = b"ERR No such user '".to_vec();
+                m.extend_from_slice(super::error::c_str_trunc(pair[1], usize::MAX));
+                m.push(b'\'');
+                return Err(CmdError::Bytes(m));
+            }
+            "addr" | "laddr" | "user" => {}
             "type" => {
                 let t = upper(pair[1]);
                 if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&t.as_str()) {
@@ -173,7 +179,6 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             "laddr" => c.laddr.as_bytes() == &v[..],
             "user" => v == b"default",
             "type" => eq(v, "normal"),
-            "maxage" => int(v).map_or(false, |n| c.created.elapsed().as_secs() as i64 >= n),
             _ => true,
         });
         if ok {
@@ -310,8 +315,6 @@ fn client_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
             "      Skip killing current connection (default: yes).",
             "    * ID <client-id>",
             "      Kill connections by client id.",
-            "    * MAXAGE <maxage>",
-            "      Kill connections older than the specified age.",
             "LIST [options ...]",
             "    Return information about client connections. Options:",
             "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
