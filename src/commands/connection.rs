@@ -14,12 +14,12 @@ const fn conn(mut c: CommandSpec) -> CommandSpec {
 
 pub static COMMANDS: &[CommandSpec] = &[
     conn(cmd("ping", -1, FAST | SENTINEL, ping)),
-    conn(cmd("echo", 2, FAST, echo)),
-    conn(cmd("quit", -1, NO_AUTH | LOADING | STALE | FAST | ALLOW_BUSY, quit)),
-    conn(cmd("reset", 1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, reset)),
-    conn(cmd("hello", -1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, hello)),
+    conn(cmd("echo", 2, LOADING | STALE | FAST, echo)),
+    conn(cmd("quit", -1, NO_AUTH | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, quit)),
+    conn(cmd("reset", 1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, reset)),
+    conn(cmd("hello", -1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, hello)),
     conn(cmd("select", 2, LOADING | STALE | FAST, select)),
-    conn(cmd("auth", -2, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, auth)),
+    conn(cmd("auth", -2, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, auth)),
 ];
 
 fn ping(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {

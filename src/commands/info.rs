@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::flags::*;
 use super::{cmd, table, CmdResult, CommandSpec, Ctx};
 
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec { group: "server", ..cmd("info", -1, LOADING | STALE | SENTINEL, info) }];
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec { group: "server", ..cmd("info", -1, LOADING | STALE | SENTINEL | CAT_DANGEROUS, info) }];
 
 const DEFAULT: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
 const ALL_EXTRA: &[&str] = &["commandstats", "latencystats"];

@@ -59,7 +59,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     k12(cmd("renamenx", 3, WRITE | FAST, renamenx)),
     k12(cmd("copy", -3, WRITE | DENYOOM, copy)),
     k1(cmd("move", 3, WRITE | FAST, move_)),
-    CommandSpec { group: "generic", ..cmd("keys", 2, READONLY, keys) },
+    CommandSpec { group: "generic", ..cmd("keys", 2, READONLY | CAT_DANGEROUS, keys) },
     CommandSpec { group: "generic", ..cmd("scan", -2, READONLY, scan) },
     CommandSpec { group: "generic", ..cmd("randomkey", 1, READONLY, randomkey) },
     CommandSpec {

@@ -47,6 +47,12 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 13;
     pub const SENTINEL: u32 = 1 << 14;
 
+    /// ACL categories a command has beyond those its flags and group
+    /// imply (Redis's explicit `acl_categories`); never shown as flags.
+    pub const CAT_KEYSPACE: u32 = 1 << 24;
+    pub const CAT_DANGEROUS: u32 = 1 << 25;
+    pub const CAT_CONNECTION: u32 = 1 << 26;
+
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),

@@ -13,10 +13,10 @@ const fn srv(mut c: CommandSpec) -> CommandSpec {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    srv(cmd("dbsize", 1, READONLY | FAST, dbsize)),
-    CommandSpec { group: "server", ..cmd("flushdb", -1, WRITE, flushdb) },
-    CommandSpec { group: "server", ..cmd("flushall", -1, WRITE, flushall) },
-    srv(cmd("swapdb", 3, WRITE | FAST, swapdb)),
+    srv(cmd("dbsize", 1, READONLY | FAST | CAT_KEYSPACE, dbsize)),
+    CommandSpec { group: "server", ..cmd("flushdb", -1, WRITE | CAT_KEYSPACE | CAT_DANGEROUS, flushdb) },
+    CommandSpec { group: "server", ..cmd("flushall", -1, WRITE | CAT_KEYSPACE | CAT_DANGEROUS, flushall) },
+    srv(cmd("swapdb", 3, WRITE | FAST | CAT_KEYSPACE | CAT_DANGEROUS, swapdb)),
     srv(cmd("time", 1, LOADING | STALE | FAST, time)),
     srv(cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, shutdown)),
     CommandSpec {
