@@ -253,7 +253,9 @@ fn client_reply(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     } else if eq(a[2], "off") {
         ctx.client.reply_mode = ReplyMode::Off;
     } else if eq(a[2], "skip") {
-        if ctx.client.reply_mode == ReplyMode::On {
+        // As Redis: SKIP while a skip is pending re-arms it for the next
+        // command; only OFF ignores it.
+        if ctx.client.reply_mode != ReplyMode::Off {
             ctx.client.reply_mode = ReplyMode::Skip;
         }
     } else {

@@ -105,19 +105,35 @@ fn time(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 }
 
 fn shutdown(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let mut kind = ShutdownKind::Default;
+    // Parsed as Redis 7.0: unknown words, ABORT with anything else, and
+    // SAVE with NOSAVE are syntax errors.
+    let (mut nosave, mut save, mut other, mut abort) = (false, false, false, false);
     for opt in &a[1..] {
         if eq(opt, "nosave") {
-            kind = ShutdownKind::NoSave;
+            nosave = true;
         } else if eq(opt, "save") {
-            kind = ShutdownKind::Save;
+            save = true;
         } else if eq(opt, "now") || eq(opt, "force") {
+            other = true;
         } else if eq(opt, "abort") {
-            return Err(CmdError::msg("ERR No shutdown in progress."));
+            abort = true;
         } else {
             return Err(CmdError::Syntax);
         }
     }
+    if (abort && (nosave || save || other)) || (nosave && save) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        return Err(CmdError::msg("ERR No shutdown in progress."));
+    }
+    let kind = if nosave {
+        ShutdownKind::NoSave
+    } else if save {
+        ShutdownKind::Save
+    } else {
+        ShutdownKind::Default
+    };
     // Redis replies nothing on success: the connection just closes.
     ctx.srv.shutdown.send_replace(Some(kind));
     ctx.client.close_after_reply = true;

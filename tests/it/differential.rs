@@ -19,6 +19,8 @@
 //! - `~type`: compare only the RESP type byte of the replies.
 //! - `~skip-reply`: read both replies, compare nothing (TIME, INFO...).
 //! - `~resp2` / `~resp3`: run the line only in that protocol pass.
+//! - `~noreply`: the command gets no reply (CLIENT REPLY OFF/SKIP); the
+//!   next line's reply shows it if one came anyway.
 //! - `~inline`: send the line's text as an inline command (as telnet
 //!   does) instead of a RESP array, to compare inline parsing.
 //!
@@ -43,6 +45,7 @@ enum Cmp {
     Near(i64),
     Type,
     Skip,
+    NoReply,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +160,7 @@ fn parse_file(path: &Path) -> Vec<Case> {
                 "pttl" => cmp = Cmp::Near(1500),
                 "type" => cmp = Cmp::Type,
                 "skip-reply" => cmp = Cmp::Skip,
+                "noreply" => cmp = Cmp::NoReply,
                 "resp2" => only = Some(2),
                 "resp3" => only = Some(3),
                 "inline" => inline = true,
@@ -238,7 +242,7 @@ fn int_reply(b: &[u8]) -> Option<i64> {
 fn same(cmp: Cmp, r: &[u8], b: &[u8]) -> bool {
     match cmp {
         Cmp::Exact => r == b,
-        Cmp::Skip => true,
+        Cmp::Skip | Cmp::NoReply => true,
         Cmp::Type => r.first() == b.first(),
         Cmp::Sort => canonical_sorted(r) == canonical_sorted(b),
         Cmp::Near(tol) => match (int_reply(r), int_reply(b)) {
@@ -280,6 +284,9 @@ impl Side {
                 let a: Vec<&[u8]> = c.argv.iter().map(|v| v.as_slice()).collect();
                 self.conn.send(&crate::support::resp::encode(&a));
             }
+        }
+        if c.cmp == Cmp::NoReply {
+            return Vec::new();
         }
         match self.conn.read_reply() {
             Some(r) => r,
