@@ -225,11 +225,17 @@ fn getdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn getex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let o = parse_set_opts(a, 2, Kind::GetEx)?;
+    // As Redis: a missing key answers nil before the expire is validated.
+    let exists = ctx.read_key(a[1]).exists();
+    if !exists {
+        ctx.out.null();
+        return Ok(());
+    }
     let when = match o.expire {
         Some((s, abs, i)) => Some((expire_ms(ctx, a[i], s, abs, "getex")?, abs)),
         None => None,
     };
-    let mut k = ctx.read_key(a[1]);
+    let mut k = ctx.write_key(a[1]);
     let Some(e) = k.get_mut() else {
         ctx.out.null();
         return Ok(());
