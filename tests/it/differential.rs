@@ -457,15 +457,25 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         20..=22 => vec![r.pick(&["INCR", "DECR"]).into(), k(r)],
         23..=24 => vec![r.pick(&["INCRBY", "DECRBY"]).into(), k(r), i(r)],
         25..=26 => vec!["INCRBYFLOAT".into(), k(r), r.pick(FLOATS).into()],
-        27 => vec!["LCS".into(), k(r), k(r), r.pick(&["LEN", "IDX", "WITHMATCHLEN", "IDX"]).into()],
+        27 => {
+            let mut a = vec!["LCS".to_string(), k(r), k(r)];
+            for _ in 0..r.below(4) {
+                let o = r.pick(&["LEN", "IDX", "WITHMATCHLEN", "MINMATCHLEN"]);
+                a.push(o.into());
+                if o == "MINMATCHLEN" {
+                    a.push(r.pick(&["0", "1", "2", "-1", "x"]).into());
+                }
+            }
+            a
+        }
         28 => vec![r.pick(&["DEL", "UNLINK", "EXISTS", "TOUCH"]).into(), k(r), k(r)],
         29 => vec!["TYPE".into(), k(r)],
         30..=31 => {
             let c = r.pick(&["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"]);
             let t = if c.ends_with("AT") { r.pick(&["1", "4102444800", "4102444800000", "-1"]) } else { r.pick(TTLS) };
             let mut a = vec![c.to_string(), k(r), t.to_string()];
-            if r.below(2) == 0 {
-                a.push(r.pick(&["NX", "XX", "GT", "LT", "FOO"]).into());
+            for _ in 0..r.below(3) {
+                a.push(r.pick(&["NX", "XX", "GT", "LT", "FOO", "nx", "gt"]).into());
             }
             a
         }
@@ -497,7 +507,14 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         }
         39 => {
             cmp = Cmp::Sort;
-            vec!["SCAN".into(), "0".into(), "COUNT".into(), "1000".into()]
+            let mut a: Vec<String> = vec!["SCAN".into(), "0".into(), "COUNT".into(), "1000".into()];
+            if r.below(2) == 0 {
+                a.extend(["MATCH".into(), r.pick(&["k*", "*", "[a-k]?", "\\k*"]).into()]);
+            }
+            if r.below(3) == 0 {
+                a.extend(["TYPE".into(), r.pick(&["string", "list", "STRING"]).into()]);
+            }
+            a
         }
         // Not REFCOUNT: Redis reports 1 for a COPY of a shared small
         // integer, which Basalt (no per-value sharing) cannot tell apart.
@@ -512,6 +529,19 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         }).collect(),
         _ => vec!["MSET".into(), k(r), i(r)],
     };
+    let mut args = args;
+    // Sometimes mangle the shape: arity and option parsing.
+    match r.below(12) {
+        0 if args.len() > 1 => {
+            args.pop();
+        }
+        1 => args.push(r.pick(&["NX", "XX", "GT", "LT", "EX", "PX", "GET", "KEEPTTL", "PERSIST", "IDX", "LEN", "MINMATCHLEN", "REPLACE", "DB", "MATCH", "COUNT", "TYPE", "junk", "1"]).into()),
+        2 => {
+            let c = args[0].to_ascii_lowercase();
+            args[0] = c;
+        }
+        _ => {}
+    }
     (args.into_iter().map(String::into_bytes).collect(), cmp)
 }
 
