@@ -29,6 +29,65 @@ pub fn parse_u64(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// The longest numeric prefix after leading spaces (C's `atof`/`atoi`
+/// grammar for decimal input): `[+-]digits[.digits][e[+-]digits]`.
+fn numeric_prefix(b: &[u8], float: bool) -> &[u8] {
+    let s = b.iter().position(|c| !c.is_ascii_whitespace() && *c != 0x0b).unwrap_or(b.len());
+    let b = &b[s..];
+    let mut i = 0;
+    let digits = |b: &[u8], mut i: usize| {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let d0 = i;
+    i = digits(b, i);
+    let mut any = i > d0;
+    if float {
+        if i < b.len() && b[i] == b'.' {
+            let f0 = i + 1;
+            let f = digits(b, f0);
+            if f > f0 || any {
+                any |= f > f0;
+                i = f;
+            }
+        }
+        if any && i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+            let mut j = i + 1;
+            if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                j += 1;
+            }
+            let e = digits(b, j);
+            if e > j {
+                i = e;
+            }
+        }
+    }
+    if any {
+        &b[..i]
+    } else {
+        &b[..0]
+    }
+}
+
+/// C `atof` for decimal input: the numeric prefix, 0 when there is none.
+pub fn atof(b: &[u8]) -> f64 {
+    std::str::from_utf8(numeric_prefix(b, true)).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0)
+}
+
+/// C `atoi`: the integer prefix, 0 when there is none (saturating).
+pub fn atoi(b: &[u8]) -> i64 {
+    let p = numeric_prefix(b, false);
+    match std::str::from_utf8(p).ok().and_then(|s| s.parse::<i128>().ok()) {
+        Some(v) => v.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+        None => 0,
+    }
+}
+
 /// Parses a SCAN cursor as Redis's `parseScanCursorOrReply`: C `strtoul`
 /// in base 10 (optional sign, a negative value wraps, no digits at all
 /// means 0), rejecting a leading space, trailing junk and overflow. The
@@ -136,6 +195,19 @@ mod tests {
         assert!(r(Some("abc"), "1").is_none());
         assert!(r(Some("1"), " 1").is_none());
         assert!(matches!(incr_by_float(Some(b"1"), b"inf"), Err(IncrFloatError::NanOrInf)));
+    }
+
+    #[test]
+    fn atof_atoi_prefixes() {
+        assert_eq!(atof(b"abc"), 0.0);
+        assert_eq!(atof(b" 1.5x"), 1.5);
+        assert_eq!(atof(b".5"), 0.5);
+        assert_eq!(atof(b"2e1"), 20.0);
+        assert_eq!(atof(b"2e"), 2.0);
+        assert_eq!(atof(b"-"), 0.0);
+        assert_eq!(atoi(b"12ab"), 12);
+        assert_eq!(atoi(b"x"), 0);
+        assert_eq!(atoi(b" -3"), -3);
     }
 
     #[test]

@@ -185,9 +185,13 @@ impl Table {
         })?;
         if !e.subs.is_empty() && argv.len() >= 2 {
             let mut buf = [0u8; 32];
-            let sub = lower(argv[1], &mut buf).and_then(|s| e.subs.get(s)).ok_or_else(|| {
-                CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() }
-            })?;
+            let sub = lower(argv[1], &mut buf).and_then(|s| e.subs.get(s));
+            // DEBUG is a single command in Redis that parses its own
+            // subcommands: unknown ones and wrong counts get one message.
+            if e.spec.name == "debug" && sub.map_or(true, |s| check_arity(s, argv.len()).is_err()) {
+                return Err(client::subcommand_syntax_error(argv));
+            }
+            let sub = sub.ok_or_else(|| CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() })?;
             check_arity(sub, argv.len())?;
             return Ok(sub);
         }

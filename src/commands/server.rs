@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::args::{eq, int};
+use super::args::eq;
 use super::flags::*;
 use super::{cmd, container, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::shared::ShutdownKind;
@@ -141,8 +141,9 @@ fn shutdown(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn debug_sleep(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let secs = crate::num::parse_f64(a[2]).ok_or(CmdError::NotFloat)?;
-    if secs > 0.0 {
+    // C `atof`, as Redis: junk reads as 0 (no sleep), never an error.
+    let secs = crate::num::atof(a[2]);
+    if secs > 0.0 && secs.is_finite() {
         let d = std::time::Duration::from_secs_f64(secs.min(3600.0));
         // Blocks this worker only, like Redis's DEBUG SLEEP blocks its loop.
         match tokio::runtime::Handle::try_current() {
@@ -155,7 +156,8 @@ fn debug_sleep(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn debug_set_active_expire(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let v = int(a[2])?;
+    // C `atoi`, as Redis: junk reads as 0.
+    let v = crate::num::atoi(a[2]);
     ctx.srv.active_expire_enabled.store(v != 0, Relaxed);
     ctx.out.ok();
     Ok(())
