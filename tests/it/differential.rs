@@ -16,6 +16,8 @@
 //!   comparing: KEYS, SCAN and other unordered replies.
 //! - `~ttl` / `~pttl`: integer replies may differ by 1 / by 1500 when both
 //!   are non-negative (TTL, PTTL, EXPIRETIME on relative deadlines).
+//! - `~except=f1,f2`: the reply is a map (a flat key/value array in RESP2);
+//!   compare it without those fields (HELLO's `version` and `id`).
 //! - `~type`: compare only the RESP type byte of the replies.
 //! - `~skip-reply`: read both replies, compare nothing (TIME, INFO...).
 //! - `~resp2` / `~resp3`: run the line only in that protocol pass.
@@ -37,7 +39,7 @@ use std::time::Duration;
 use crate::support::resp::{reply_len, Raw};
 use crate::support::{RedisServer, TestServer};
 
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 enum Cmp {
     #[default]
     Exact,
@@ -46,6 +48,9 @@ enum Cmp {
     Type,
     Skip,
     NoReply,
+    /// A map (RESP3) or flat key/value array (RESP2) compared without the
+    /// named fields.
+    Except(Vec<Vec<u8>>),
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +166,7 @@ fn parse_file(path: &Path) -> Vec<Case> {
                 "type" => cmp = Cmp::Type,
                 "skip-reply" => cmp = Cmp::Skip,
                 "noreply" => cmp = Cmp::NoReply,
+                _ if d.starts_with("except=") => cmp = Cmp::Except(d["except=".len()..].split(',').map(|f| f.as_bytes().to_vec()).collect()),
                 "resp2" => only = Some(2),
                 "resp3" => only = Some(3),
                 "inline" => inline = true,
@@ -239,14 +245,45 @@ fn int_reply(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b.strip_prefix(b":")?.strip_suffix(b"\r\n")?).ok()?.parse().ok()
 }
 
-fn same(cmp: Cmp, r: &[u8], b: &[u8]) -> bool {
+/// A map reply without the pairs whose key is in `names`.
+fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
+    let Some(le) = b.windows(2).position(|w| w == b"\r\n") else { return b.to_vec() };
+    let Ok(n) = std::str::from_utf8(&b[1..le]).unwrap_or("").parse::<usize>() else { return b.to_vec() };
+    let pairs = match b[0] {
+        b'%' => n,
+        b'*' if n % 2 == 0 => n / 2,
+        _ => return b.to_vec(),
+    };
+    let mut pos = le + 2;
+    let mut kept = Vec::new();
+    let mut count = 0;
+    for _ in 0..pairs {
+        let Some(k) = reply_len(&b[pos..]) else { return b.to_vec() };
+        let Some(v) = reply_len(&b[pos + k..]) else { return b.to_vec() };
+        let key = &b[pos..pos + k];
+        let name = key.splitn(2, |&c| c == b'\n').nth(1).unwrap_or(&key[1..]);
+        let name = name.strip_suffix(b"\r\n").unwrap_or(name);
+        let name = if key[0] == b'+' { key[1..].strip_suffix(b"\r\n").unwrap_or(name) } else { name };
+        if !names.iter().any(|f| f == name) {
+            kept.extend_from_slice(&b[pos..pos + k + v]);
+            count += 1;
+        }
+        pos += k + v;
+    }
+    let mut out = format!("{}{}\r\n", b[0] as char, if b[0] == b'%' { count } else { count * 2 }).into_bytes();
+    out.extend_from_slice(&kept);
+    out
+}
+
+fn same(cmp: &Cmp, r: &[u8], b: &[u8]) -> bool {
     match cmp {
+        Cmp::Except(names) => without_fields(r, names) == without_fields(b, names),
         Cmp::Exact => r == b,
         Cmp::Skip | Cmp::NoReply => true,
         Cmp::Type => r.first() == b.first(),
         Cmp::Sort => canonical_sorted(r) == canonical_sorted(b),
         Cmp::Near(tol) => match (int_reply(r), int_reply(b)) {
-            (Some(x), Some(y)) if x >= 0 && y >= 0 => (x - y).abs() <= tol,
+            (Some(x), Some(y)) if x >= 0 && y >= 0 => (x - y).abs() <= *tol,
             _ => r == b,
         },
     }
@@ -338,7 +375,7 @@ fn run_pass(proto: u8) {
             if verbose {
                 eprintln!("{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"", c.line, c.text, escape(&rr), escape(&br));
             }
-            if !same(c.cmp, &rr, &br) {
+            if !same(&c.cmp, &rr, &br) {
                 mismatches.push(format!(
                     "{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"",
                     c.line,
@@ -372,8 +409,11 @@ fn case_syntax() {
     assert!(split_args(r#"GET "a"#).is_err());
     let sorted = canonical_sorted(b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\na\r\n");
     assert_eq!(sorted, b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n".to_vec());
-    assert!(same(Cmp::Near(1), b":99\r\n", b":100\r\n"));
-    assert!(!same(Cmp::Near(1), b":-1\r\n", b":-2\r\n"));
+    assert!(same(&Cmp::Near(1), b":99\r\n", b":100\r\n"));
+    assert!(!same(&Cmp::Near(1), b":-1\r\n", b":-2\r\n"));
+    let ex = Cmp::Except(vec![b"id".to_vec()]);
+    assert!(same(&ex, b"%2\r\n$2\r\nid\r\n:1\r\n$1\r\na\r\n:5\r\n", b"%2\r\n$2\r\nid\r\n:7\r\n$1\r\na\r\n:5\r\n"));
+    assert!(!same(&ex, b"*4\r\n$2\r\nid\r\n:1\r\n$1\r\na\r\n:5\r\n", b"*4\r\n$2\r\nid\r\n:7\r\n$1\r\na\r\n:6\r\n"));
 }
 
 /// A small deterministic PRNG (xorshift64*), so a failing seed replays.
@@ -568,7 +608,7 @@ fn differential_fuzz() {
             let c = Case { line: step as usize, text: text.clone(), argv, cmp, only: None, inline: None };
             let (rr, br) = (r.run(&c), b.run(&c));
             history.push(text);
-            if !same(cmp, &rr, &br) {
+            if !same(&c.cmp, &rr, &br) {
                 let from = history.len().saturating_sub(12);
                 failures.push(format!(
                     "seed {seed} (RESP{}) step {step}: {}\n  redis:  \"{}\"\n  basalt: \"{}\"\n  preceded by:\n    {}",
