@@ -23,6 +23,7 @@
 //! - `~resp2` / `~resp3`: run the line only in that protocol pass.
 //! - `~noreply`: the command gets no reply (CLIENT REPLY OFF/SKIP); the
 //!   next line's reply shows it if one came anyway.
+//! - `~raw`: the line is one quoted string, sent as is (protocol edges).
 //! - `~inline`: send the line's text as an inline command (as telnet
 //!   does) instead of a RESP array, to compare inline parsing.
 //!
@@ -60,7 +61,7 @@ struct Case {
     argv: Vec<Vec<u8>>,
     cmp: Cmp,
     only: Option<u8>,
-    /// Raw inline text to send instead of `argv` (`~inline`).
+    /// Bytes to send instead of `argv` (`~inline`, `~raw`).
     inline: Option<Vec<u8>>,
 }
 
@@ -155,7 +156,7 @@ fn parse_file(path: &Path) -> Vec<Case> {
             continue;
         }
         // Trailing unquoted `~word`s are directives.
-        let (mut cmp, mut only, mut inline) = (Cmp::Exact, None, false);
+        let (mut cmp, mut only, mut inline, mut raw) = (Cmp::Exact, None, false, false);
         let mut text = line;
         while let Some((rest, last)) = text.rsplit_once(char::is_whitespace) {
             let Some(d) = last.strip_prefix('~') else { break };
@@ -170,6 +171,7 @@ fn parse_file(path: &Path) -> Vec<Case> {
                 "resp2" => only = Some(2),
                 "resp3" => only = Some(3),
                 "inline" => inline = true,
+                "raw" => raw = true,
                 _ => panic!("{}:{}: unknown directive ~{d} (quote an argument starting with ~)", path.display(), n + 1),
             }
             text = rest.trim_end();
@@ -181,7 +183,12 @@ fn parse_file(path: &Path) -> Vec<Case> {
             Err(e) => panic!("{}:{}: {e}", path.display(), n + 1),
         };
         assert!(inline || !words.is_empty(), "{}:{}: no command", path.display(), n + 1);
-        let inline = inline.then(|| format!("{text}\r\n").into_bytes());
+        let inline = if raw {
+            assert!(words.len() == 1, "{}:{}: ~raw takes one quoted string", path.display(), n + 1);
+            Some(words[0].0.clone())
+        } else {
+            inline.then(|| format!("{text}\r\n").into_bytes())
+        };
         cases.push(Case { line: n + 1, text: line.to_string(), argv: words.into_iter().map(|(w, _)| w).collect(), cmp, only, inline });
     }
     cases
@@ -315,17 +322,19 @@ impl Side {
     }
 
     fn run(&mut self, c: &Case) -> Vec<u8> {
-        match &c.inline {
-            Some(raw) => self.conn.send(raw),
+        use std::io::Write;
+        let bytes = match &c.inline {
+            Some(raw) => raw.clone(),
             None => {
                 let a: Vec<&[u8]> = c.argv.iter().map(|v| v.as_slice()).collect();
-                self.conn.send(&crate::support::resp::encode(&a));
+                crate::support::resp::encode(&a)
             }
-        }
-        if c.cmp == Cmp::NoReply {
+        };
+        let sent = self.conn.s.write_all(&bytes).is_ok();
+        if c.cmp == Cmp::NoReply && sent {
             return Vec::new();
         }
-        match self.conn.read_reply() {
+        match self.conn.read_reply().filter(|_| sent) {
             Some(r) => r,
             None => {
                 // Closed (QUIT, SHUTDOWN) or timed out: start a new session
