@@ -1,0 +1,5 @@
+//! Integration tests of basalt-aof through its public API, in one binary.
+
+mod support;
+
+mod basic;
