@@ -4,3 +4,5 @@ mod support;
 
 mod basic;
 mod damage;
+mod writer;
+mod compaction;
