@@ -122,6 +122,9 @@ impl Fs for MemFs {
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let st = self.state.lock();
+        if st.live.contains_key(dir) {
+            return Err(io::Error::other(format!("{}: not a directory", dir.display())));
+        }
         Ok(st
             .live
             .keys()

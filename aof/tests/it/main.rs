@@ -6,3 +6,4 @@ mod basic;
 mod damage;
 mod writer;
 mod compaction;
+mod repair;
