@@ -179,8 +179,9 @@ pub fn check(fs: &dyn Fs, target: &Path, fix: bool) -> Result<CheckReport> {
     for (path, expected) in plan {
         let file = match fs.open(&path) {
             Ok(f) => f,
+            Err(e) if single.is_some() => return Err(Error::Io { op: "open", path, source: e }),
             Err(e) => {
-                report.errors.push(format!("{}: cannot open: {e}", path.display()));
+                report.errors.push(format!("{}: listed in the manifest but cannot be opened: {e}", path.display()));
                 continue;
             }
         };
