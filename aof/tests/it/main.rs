@@ -7,3 +7,4 @@ mod damage;
 mod writer;
 mod compaction;
 mod repair;
+mod props;
