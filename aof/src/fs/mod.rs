@@ -36,6 +36,7 @@ pub trait Fs: Send + Sync + fmt::Debug {
 
 /// An open file. Writes are positional, so retrying a failed or short
 /// write at the same offset can never duplicate or reorder bytes.
+#[allow(clippy::len_without_is_empty)]
 pub trait File: Send + Sync {
     /// Writes some prefix of `buf` at `offset`; returns how many bytes.
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<usize>;

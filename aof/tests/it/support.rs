@@ -38,7 +38,7 @@ pub fn replay(dir: &Path, o: Options) -> basalt_aof::Result<(Log, Vec<Vec<u8>>, 
 /// Payload number `i`: varying sizes, recognisable content.
 pub fn payload(i: usize) -> Vec<u8> {
     let mut p = format!("record-{i}:").into_bytes();
-    p.extend(std::iter::repeat(b'a' + (i % 26) as u8).take(i % 37));
+    p.extend(vec![b'a' + (i % 26) as u8; i % 37]);
     p
 }
 

@@ -27,9 +27,8 @@ fn power_loss_keeps_every_durable_record_and_invents_none() {
                     let p = format!("t{t}-{i}").into_bytes();
                     let lsn = log.append(&p).unwrap();
                     // Like the server: only count what durable() covers.
-                    if i % 3 == 0 && log.wait_durable(lsn, LONG) {
-                        acked.lock().unwrap().push(p);
-                    } else if log.durable() >= lsn {
+                    let durable = if i % 3 == 0 { log.wait_durable(lsn, LONG) } else { log.durable() >= lsn };
+                    if durable {
                         acked.lock().unwrap().push(p);
                     }
                     i += 1;
