@@ -235,7 +235,7 @@ fn compare(name: &str, d: &Decoded, exp: &J) -> Result<(), String> {
         return Err(format!("{name}: {} databases, expected {}", dbs.len(), exp_dbs.len()));
     }
     for ((db, entries), edb) in dbs.iter_mut().zip(exp_dbs) {
-        if J::from(*db) != edb["db"] || J::from(entries.len()) != edb["key_count"] {
+        if *db != edb["db"] || entries.len() != edb["key_count"] {
             return Err(format!("db {db} with {} keys, expected {} / {}", entries.len(), edb["db"], edb["key_count"]));
         }
         entries.sort_by(|a, b| a.key.cmp(&b.key));
@@ -270,7 +270,7 @@ fn check_summary(entries: &[&Entry], s: &J) -> Result<(), String> {
         return Err(format!("types {types:?} expected {}", s["types"]));
     }
     let expires = entries.iter().filter(|e| e.expire_ms.is_some()).count();
-    if J::from(expires) != s["expires"] {
+    if expires != s["expires"] {
         return Err("expires count differs".into());
     }
     let first: Vec<J> = entries.iter().take(10).map(|e| normalize(&key_json(e))).collect();
