@@ -33,6 +33,9 @@ where
     client.authenticated = srv.config.read().requirepass.is_empty();
     let mut ranges = Vec::with_capacity(8);
     let mut shutdown = srv.shutdown.subscribe();
+    // Whether replies pending in `reply` followed a write (see `flush`).
+    let mut wrote = false;
+    let mut durable: Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>> = None;
     'conn: loop {
         let (limits, qlimit, timeout) = {
             let c = srv.config.read();
@@ -84,12 +87,12 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        run_one(&srv, &mut client, &mut reply, &argv).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &argv).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        run_one(&srv, &mut client, &mut reply, &v).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &v).await;
                         consumed
                     }
                 };
@@ -98,7 +101,7 @@ where
                     close = true;
                     break;
                 }
-                if reply.len() >= FLUSH_AT && flush(&srv, &mut stream, &mut reply).await.is_err() {
+                if reply.len() >= FLUSH_AT && flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
                     break 'conn;
                 }
             }
@@ -109,7 +112,7 @@ where
             tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
             break;
         }
-        if flush(&srv, &mut stream, &mut reply).await.is_err() || close {
+        if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() || close {
             break;
         }
     }
@@ -117,15 +120,17 @@ where
     srv.clients.unregister(handle.id);
 }
 
-async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]]) {
+/// Runs one command; returns true if it was a write.
+async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]]) -> bool {
     wait_if_paused(srv, argv).await;
     let before = reply.len();
     let mode_before = client.reply_mode;
-    {
+    let f = {
         let mut ctx = Ctx { srv, client, out: reply, now_ms: unix_ms(), loading: false };
-        commands::execute(&mut ctx, argv);
-    }
+        commands::execute(&mut ctx, argv)
+    };
     apply_reply_mode(client, reply, before, mode_before);
+    f & flags::WRITE != 0
 }
 
 fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, mode_before: ReplyMode) {
@@ -144,10 +149,33 @@ fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, 
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(srv: &Shared, stream: &mut S, reply: &mut Reply) -> std::io::Result<()> {
+/// Writes pending replies. Under `appendfsync always`, no reply leaves
+/// before the fsync covering every record appended so far: this client's
+/// writes, and the writes of others that its reads may have observed (as
+/// Redis holds a whole event-loop iteration's replies behind its fsync).
+/// While the disk is failing, a batch of pure reads is not held back.
+async fn flush<S: AsyncWrite + Unpin>(
+    srv: &Shared,
+    stream: &mut S,
+    reply: &mut Reply,
+    wrote: &mut bool,
+    durable: &mut Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>>,
+) -> std::io::Result<()> {
     if reply.buf.is_empty() {
         return Ok(());
     }
+    if let Some(log) = srv.log.get() {
+        if srv.fsync_always && (*wrote || srv.log_ok.load(Relaxed)) {
+            let target = log.appended();
+            if log.durable() < target {
+                let rx = durable.get_or_insert_with(|| log.subscribe());
+                if rx.wait_for(|d| *d >= target).await.is_err() {
+                    return Err(std::io::Error::other("log closed"));
+                }
+            }
+        }
+    }
+    *wrote = false;
     stream.write_all(&reply.buf).await?;
     srv.stats.net_output_bytes.fetch_add(reply.buf.len() as u64, Relaxed);
     reply.buf.clear();

@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod db;
 pub mod num;
+pub mod persistence;
 pub mod resp;
 pub mod server;
 pub mod shared;
