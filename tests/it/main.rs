@@ -2,5 +2,6 @@
 
 mod support;
 
+mod persistence;
 mod protocol;
 mod strings;
