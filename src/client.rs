@@ -35,7 +35,6 @@ pub struct ClientHandle {
 impl ClientHandle {
     pub fn set_last_cmd(&self, e: &'static Entry) {
         *self.last_cmd.lock() = e.fullname.as_str();
-        self.last_active_ms.store(unix_ms(), Relaxed);
     }
 
     pub fn kill(&self) {

@@ -66,6 +66,10 @@ where
         }
         let mut pos = 0;
         let mut close = false;
+        // One clock read per batch, as Redis caches its time per event-loop
+        // iteration; a batch runs in microseconds.
+        let now_ms = unix_ms();
+        handle.last_active_ms.store(now_ms, Relaxed);
         {
             let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
             loop {
@@ -87,12 +91,12 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        wrote |= run_one(&srv, &mut client, &mut reply, &argv).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, now_ms).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        wrote |= run_one(&srv, &mut client, &mut reply, &v).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &v, now_ms).await;
                         consumed
                     }
                 };
@@ -121,12 +125,14 @@ where
 }
 
 /// Runs one command; returns true if it was a write.
-async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]]) -> bool {
-    wait_if_paused(srv, argv).await;
+async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64) -> bool {
+    if srv.pause.until_ms.load(Relaxed) != 0 {
+        wait_if_paused(srv, argv).await;
+    }
     let before = reply.len();
     let mode_before = client.reply_mode;
     let f = {
-        let mut ctx = Ctx { srv, client, out: reply, now_ms: unix_ms(), loading: false };
+        let mut ctx = Ctx { srv, client, out: reply, now_ms, loading: false };
         commands::execute(&mut ctx, argv)
     };
     apply_reply_mode(client, reply, before, mode_before);

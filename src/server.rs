@@ -241,7 +241,7 @@ async fn expire_cycle(srv: Arc<Shared>) {
                     continue;
                 }
                 let cursor = g.expire_cursor[db];
-                let mut removed: Vec<Box<[u8]>> = Vec::new();
+                let mut removed: Vec<basalt_storage::CompactBytes> = Vec::new();
                 let next = g.dbs[db].retain_from(cursor, 64, |_, e| !e.is_expired(now), |k, _| removed.push(k));
                 g.expire_cursor[db] = next;
                 for k in &removed {

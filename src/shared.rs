@@ -206,7 +206,13 @@ impl Shared {
     }
 
     /// Coarse access clock in seconds since start (OBJECT IDLETIME).
+    /// The access clock at `now_ms` (no clock read).
+    #[inline]
+    pub fn lru_clock_at(&self, now_ms: u64) -> u32 {
+        (now_ms / 1000).saturating_sub(self.start_unix_secs) as u32
+    }
+
     pub fn lru_clock(&self) -> u32 {
-        self.started.elapsed().as_secs() as u32
+        self.lru_clock_at(unix_ms())
     }
 }

@@ -251,11 +251,17 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
         return 0;
     }
     ctx.client.handle.set_last_cmd(entry);
-    let start = std::time::Instant::now();
-    let res = (entry.spec.handler)(ctx, argv);
-    let us = start.elapsed().as_micros() as u64;
-    entry.stats.calls.fetch_add(1, Relaxed);
-    entry.stats.usec.fetch_add(us, Relaxed);
+    // Command time is measured on one call in TIME_SAMPLE and scaled: two
+    // clock reads per command were a visible share of a pipelined GET.
+    let calls = entry.stats.calls.fetch_add(1, Relaxed);
+    let res = if calls % TIME_SAMPLE == 0 {
+        let start = std::time::Instant::now();
+        let r = (entry.spec.handler)(ctx, argv);
+        entry.stats.usec.fetch_add(start.elapsed().as_micros() as u64 * TIME_SAMPLE, Relaxed);
+        r
+    } else {
+        (entry.spec.handler)(ctx, argv)
+    };
     ctx.srv.stats.commands.fetch_add(1, Relaxed);
     if let Err(err) = res {
         entry.stats.failed.fetch_add(1, Relaxed);
@@ -263,6 +269,8 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
     }
     f
 }
+
+const TIME_SAMPLE: u64 = 8;
 
 pub fn reply_error(ctx: &mut Ctx<'_>, err: &CmdError) {
     ctx.srv.stats.count_error(&err.code());
