@@ -135,8 +135,50 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
         let mut ctx = Ctx { srv, client, out: reply, now_ms, loading: false };
         commands::execute(&mut ctx, argv)
     };
-    apply_reply_mode(client, reply, before, mode_before);
+    if let Some(w) = client.pending_waitaof.take() {
+        let before = reply.len();
+        waitaof(srv, w, reply).await;
+        apply_reply_mode(client, reply, before, mode_before);
+    } else {
+        apply_reply_mode(client, reply, before, mode_before);
+    }
     f & flags::WRITE != 0
+}
+
+/// WAITAOF: waits until every record appended so far (this client's
+/// writes included) is fsynced, or the timeout passes. Basalt has no
+/// replicas, so a request for replica acks waits out the timeout (forever
+/// for 0, as Redis would with none connected) and reports 0.
+async fn waitaof(srv: &Shared, w: crate::client::WaitAof, reply: &mut Reply) {
+    let deadline = (w.timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(w.timeout_ms));
+    let mut local = 0;
+    if let Some(log) = srv.log.get() {
+        let target = log.appended();
+        if log.durable() < target {
+            log.request_sync();
+            let mut rx = log.subscribe();
+            let wait = rx.wait_for(|d| *d >= target);
+            match deadline {
+                Some(d) => {
+                    let _ = tokio::time::timeout_at(d, wait).await;
+                }
+                None if w.numlocal > 0 => {
+                    let _ = wait.await;
+                }
+                None => {}
+            }
+        }
+        local = (log.durable() >= target) as i64;
+    }
+    if w.numreplicas > 0 {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    }
+    reply.array(2);
+    reply.int(local);
+    reply.int(0);
 }
 
 fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, mode_before: ReplyMode) {

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod db;
 pub mod num;
 pub mod persistence;
+pub mod powerloss;
 pub mod resp;
 pub mod server;
 pub mod shared;
