@@ -1,8 +1,10 @@
-//! A counting wrapper around the system allocator: INFO's `used_memory`
+//! A counting wrapper around mimalloc: INFO's `used_memory`
 //! is the exact number of live heap bytes, as Redis reports from its
 //! allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc as System;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 pub struct Counting;
@@ -10,7 +12,7 @@ pub struct Counting;
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every method forwards to `System` with the same arguments and
+// SAFETY: every method forwards to the allocator with the same arguments and
 // only adds relaxed counter updates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {

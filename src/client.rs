@@ -35,7 +35,6 @@ pub struct ClientHandle {
 impl ClientHandle {
     pub fn set_last_cmd(&self, e: &'static Entry) {
         *self.last_cmd.lock() = e.fullname.as_str();
-        self.last_active_ms.store(unix_ms(), Relaxed);
     }
 
     pub fn kill(&self) {
@@ -88,11 +87,21 @@ pub struct ClientState {
     pub reply_mode: ReplyMode,
     pub close_after_reply: bool,
     pub authenticated: bool,
+    /// Set by WAITAOF: the connection waits, then replies.
+    pub pending_waitaof: Option<WaitAof>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct WaitAof {
+    pub numlocal: i64,
+    pub numreplicas: i64,
+    /// Milliseconds; 0 = no limit.
+    pub timeout_ms: u64,
 }
 
 impl ClientState {
     pub fn new(handle: Arc<ClientHandle>) -> Self {
-        ClientState { handle, db: 0, reply_mode: ReplyMode::On, close_after_reply: false, authenticated: true }
+        ClientState { handle, db: 0, reply_mode: ReplyMode::On, close_after_reply: false, authenticated: true, pending_waitaof: None }
     }
 
     pub fn select(&mut self, db: usize) {

@@ -33,6 +33,9 @@ where
     client.authenticated = srv.config.read().requirepass.is_empty();
     let mut ranges = Vec::with_capacity(8);
     let mut shutdown = srv.shutdown.subscribe();
+    // Whether replies pending in `reply` followed a write (see `flush`).
+    let mut wrote = false;
+    let mut durable: Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>> = None;
     'conn: loop {
         let (limits, qlimit, timeout) = {
             let c = srv.config.read();
@@ -63,6 +66,10 @@ where
         }
         let mut pos = 0;
         let mut close = false;
+        // One clock read per batch, as Redis caches its time per event-loop
+        // iteration; a batch runs in microseconds.
+        let now_ms = unix_ms();
+        handle.last_active_ms.store(now_ms, Relaxed);
         {
             let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
             loop {
@@ -84,12 +91,12 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        run_one(&srv, &mut client, &mut reply, &argv).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, now_ms).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        run_one(&srv, &mut client, &mut reply, &v).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &v, now_ms).await;
                         consumed
                     }
                 };
@@ -98,7 +105,7 @@ where
                     close = true;
                     break;
                 }
-                if reply.len() >= FLUSH_AT && flush(&srv, &mut stream, &mut reply).await.is_err() {
+                if reply.len() >= FLUSH_AT && flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
                     break 'conn;
                 }
             }
@@ -109,7 +116,7 @@ where
             tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
             break;
         }
-        if flush(&srv, &mut stream, &mut reply).await.is_err() || close {
+        if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() || close {
             break;
         }
     }
@@ -117,15 +124,61 @@ where
     srv.clients.unregister(handle.id);
 }
 
-async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]]) {
-    wait_if_paused(srv, argv).await;
+/// Runs one command; returns true if it was a write.
+async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64) -> bool {
+    if srv.pause.until_ms.load(Relaxed) != 0 {
+        wait_if_paused(srv, argv).await;
+    }
     let before = reply.len();
     let mode_before = client.reply_mode;
-    {
-        let mut ctx = Ctx { srv, client, out: reply, now_ms: unix_ms(), loading: false };
-        commands::execute(&mut ctx, argv);
+    let f = {
+        let mut ctx = Ctx { srv, client, out: reply, now_ms, loading: false };
+        commands::execute(&mut ctx, argv)
+    };
+    if let Some(w) = client.pending_waitaof.take() {
+        let before = reply.len();
+        waitaof(srv, w, reply).await;
+        apply_reply_mode(client, reply, before, mode_before);
+    } else {
+        apply_reply_mode(client, reply, before, mode_before);
     }
-    apply_reply_mode(client, reply, before, mode_before);
+    f & flags::WRITE != 0
+}
+
+/// WAITAOF: waits until every record appended so far (this client's
+/// writes included) is fsynced, or the timeout passes. Basalt has no
+/// replicas, so a request for replica acks waits out the timeout (forever
+/// for 0, as Redis would with none connected) and reports 0.
+async fn waitaof(srv: &Shared, w: crate::client::WaitAof, reply: &mut Reply) {
+    let deadline = (w.timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(w.timeout_ms));
+    let mut local = 0;
+    if let Some(log) = srv.log.get() {
+        let target = log.appended();
+        if log.durable() < target {
+            log.request_sync();
+            let mut rx = log.subscribe();
+            let wait = rx.wait_for(|d| *d >= target);
+            match deadline {
+                Some(d) => {
+                    let _ = tokio::time::timeout_at(d, wait).await;
+                }
+                None if w.numlocal > 0 => {
+                    let _ = wait.await;
+                }
+                None => {}
+            }
+        }
+        local = (log.durable() >= target) as i64;
+    }
+    if w.numreplicas > 0 {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    }
+    reply.array(2);
+    reply.int(local);
+    reply.int(0);
 }
 
 fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, mode_before: ReplyMode) {
@@ -144,10 +197,33 @@ fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, 
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(srv: &Shared, stream: &mut S, reply: &mut Reply) -> std::io::Result<()> {
+/// Writes pending replies. Under `appendfsync always`, no reply leaves
+/// before the fsync covering every record appended so far: this client's
+/// writes, and the writes of others that its reads may have observed (as
+/// Redis holds a whole event-loop iteration's replies behind its fsync).
+/// While the disk is failing, a batch of pure reads is not held back.
+async fn flush<S: AsyncWrite + Unpin>(
+    srv: &Shared,
+    stream: &mut S,
+    reply: &mut Reply,
+    wrote: &mut bool,
+    durable: &mut Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>>,
+) -> std::io::Result<()> {
     if reply.buf.is_empty() {
         return Ok(());
     }
+    if let Some(log) = srv.log.get() {
+        if srv.fsync_always && (*wrote || srv.log_ok.load(Relaxed)) {
+            let target = log.appended();
+            if log.durable() < target {
+                let rx = durable.get_or_insert_with(|| log.subscribe());
+                if rx.wait_for(|d| *d >= target).await.is_err() {
+                    return Err(std::io::Error::other("log closed"));
+                }
+            }
+        }
+    }
+    *wrote = false;
     stream.write_all(&reply.buf).await?;
     srv.stats.net_output_bytes.fetch_add(reply.buf.len() as u64, Relaxed);
     reply.buf.clear();

@@ -120,7 +120,7 @@ impl<'a> Ctx<'a> {
     pub fn read_key<'k>(&self, key: &'k [u8]) -> KeyLock<'a, 'k> {
         let mut k = self.write_key(key);
         let touch = !self.client.handle.no_touch.load(Relaxed);
-        let clock = self.srv.lru_clock();
+        let clock = self.srv.lru_clock_at(self.now_ms);
         match k.get_mut() {
             Some(e) => {
                 self.srv.stats.keyspace_hits.fetch_add(1, Relaxed);

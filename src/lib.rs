@@ -15,6 +15,8 @@ pub mod config;
 pub mod connection;
 pub mod db;
 pub mod num;
+pub mod persistence;
+pub mod powerloss;
 pub mod resp;
 pub mod server;
 pub mod shared;

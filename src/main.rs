@@ -37,6 +37,13 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let _lock = match basalt::persistence::lock_dir(&cfg.dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("basalt-server: {e}");
+            std::process::exit(1);
+        }
+    };
     let code = rt.block_on(async move {
         let listeners = match basalt::server::bind(&cfg).await {
             Ok(l) => l,
@@ -46,8 +53,29 @@ fn main() {
                 return 1;
             }
         };
+        let appendonly = cfg.appendonly;
         let srv = Arc::new(Shared::new(cfg));
-        basalt::server::run(srv, listeners).await;
+        if appendonly {
+            // Replay in the background while clients get -LOADING.
+            srv.loading.store(true, std::sync::atomic::Ordering::Relaxed);
+            srv.loading_start_ms.store(basalt::shared::unix_ms(), std::sync::atomic::Ordering::Relaxed);
+            let s2 = srv.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = basalt::persistence::open_log(&s2) {
+                    tracing::error!("cannot load the append-only log: {e}");
+                    eprintln!("basalt-server: cannot load the append-only log: {e}");
+                    std::process::exit(1);
+                }
+                s2.loading.store(false, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+        basalt::server::run(srv.clone(), listeners).await;
+        if let Some(log) = srv.log.get() {
+            if let Err(e) = log.close() {
+                tracing::error!("closing the log: {e}");
+                return 1;
+            }
+        }
         0
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

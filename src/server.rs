@@ -135,6 +135,7 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
         }));
     }
     tokio::spawn(expire_cycle(srv.clone()));
+    tokio::spawn(log_health(srv.clone()));
     tokio::spawn(signals(srv.clone()));
 
     let mut stop = srv.shutdown.subscribe();
@@ -170,6 +171,29 @@ fn admit(srv: &Shared) -> bool {
 async fn reject(mut sock: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
     let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+}
+
+/// Mirrors the log's health into flags the command path reads cheaply.
+async fn log_health(srv: Arc<Shared>) {
+    let mut stop = srv.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = stop.changed() => return,
+        }
+        if let Some(log) = srv.log.get() {
+            let st = log.status();
+            if st.last_write_ok != srv.log_ok.load(Relaxed) {
+                if st.last_write_ok {
+                    tracing::info!("log writes succeed again; accepting writes");
+                } else {
+                    tracing::error!("log write failed: {}; refusing writes until it recovers", st.last_error.clone().unwrap_or_default());
+                }
+            }
+            *srv.log_error.lock() = st.last_error.unwrap_or_default();
+            srv.log_ok.store(st.last_write_ok, Relaxed);
+        }
+    }
 }
 
 async fn signals(srv: Arc<Shared>) {
@@ -217,7 +241,7 @@ async fn expire_cycle(srv: Arc<Shared>) {
                     continue;
                 }
                 let cursor = g.expire_cursor[db];
-                let mut removed: Vec<Box<[u8]>> = Vec::new();
+                let mut removed: Vec<basalt_storage::CompactBytes> = Vec::new();
                 let next = g.dbs[db].retain_from(cursor, 64, |_, e| !e.is_expired(now), |k, _| removed.push(k));
                 g.expire_cursor[db] = next;
                 for k in &removed {

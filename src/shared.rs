@@ -2,7 +2,9 @@
 //! registry and counters.
 
 use std::collections::HashMap;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use basalt_storage::Keyspace;
@@ -75,6 +77,21 @@ pub struct Shared {
     pub tcp_port: AtomicU64,
     pub active_expire_enabled: AtomicBool,
     pub start_unix_secs: u64,
+    /// The append-only log, once opened (None with `appendonly no`).
+    pub log: OnceLock<basalt_aof::Log>,
+    /// False while the log's last write or fsync failed: writes are refused.
+    pub log_ok: AtomicBool,
+    pub log_error: parking_lot::Mutex<String>,
+    /// True until the log has been replayed; commands get -LOADING.
+    pub loading: AtomicBool,
+    pub loading_progress: AtomicU64,
+    pub loading_start_ms: AtomicU64,
+    /// `appendfsync always` (fixed at start).
+    pub fsync_always: bool,
+}
+
+thread_local! {
+    static RECORD_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +108,7 @@ pub fn unix_ms() -> u64 {
 impl Shared {
     pub fn new(config: Config) -> Self {
         let ks = Keyspace::new(config.databases, config.shards);
+        let fsync_always = config.appendfsync == "always";
         let mut seed = [0u8; 20];
         let t = unix_ms() ^ (std::process::id() as u64) << 32;
         let h = basalt_storage::hash_key(&t.to_le_bytes());
@@ -110,26 +128,91 @@ impl Shared {
             tcp_port: AtomicU64::new(0),
             active_expire_enabled: AtomicBool::new(true),
             start_unix_secs: unix_ms() / 1000,
+            log: OnceLock::new(),
+            log_ok: AtomicBool::new(true),
+            log_error: parking_lot::Mutex::new(String::new()),
+            loading: AtomicBool::new(false),
+            loading_progress: AtomicU64::new(0),
+            loading_start_ms: AtomicU64::new(0),
+            fsync_always,
         }
     }
 
     /// Appends a change to the log (when one is attached). Called with the
     /// changed keys' shard locks held, so log order is apply order.
     pub fn log_command(&self, db: usize, args: &[&[u8]]) {
-        let _ = (db, args);
+        let Some(log) = self.log.get() else { return };
+        RECORD_BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            b.clear();
+            crate::persistence::encode_record(db, &[args], &mut b);
+            if let Err(e) = log.append(&b) {
+                // Only a closed log or an oversized record land here; the
+                // reply is held until durable, so nothing false is acked.
+                tracing::error!("cannot append to the log: {e}");
+            }
+        });
+    }
+
+    pub fn attach_log(&self, log: basalt_aof::Log) {
+        let _ = self.log.set(log);
     }
 
     /// INFO persistence.
     pub fn persistence_info(&self) -> String {
-        format!(
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\r\n",
+        let st = self.log.get().map(|l| l.status());
+        let loading = self.loading.load(Relaxed);
+        let mut s = format!(
+            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n",
+            loading as u8
+        );
+        if loading {
+            let start = self.loading_start_ms.load(Relaxed);
+            s.push_str(&format!(
+                "loading_start_time:{}\r\nloading_total_bytes:0\r\nloading_rdb_used_mem:0\r\nloading_loaded_bytes:0\r\nloading_loaded_perc:0.00\r\nloading_eta_seconds:1\r\nloading_loaded_records:{}\r\n",
+                start / 1000,
+                self.loading_progress.load(Relaxed)
+            ));
+        }
+        s.push_str(&format!(
+            "rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n",
             self.stats.dirty.load(Relaxed),
             self.start_unix_secs,
-        )
+        ));
+        match st {
+            None => s.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\n"),
+            Some(st) => s.push_str(&format!(
+                "aof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:{}\r\naof_delayed_fsync:0\r\naof_fsync_policy:{}\r\naof_fsyncs:{}\r\naof_records_per_fsync:{:.2}\r\naof_max_records_per_fsync:{}\r\naof_write_failures:{}\r\naof_appended_offset:{}\r\naof_durable_offset:{}\r\n",
+                if st.last_write_ok { "ok" } else { "err" },
+                st.current_size,
+                st.base_size,
+                st.appended.0.saturating_sub(st.written.0),
+                st.fsync_in_progress as u8,
+                match st.policy {
+                    basalt_aof::FsyncPolicy::Always => "always",
+                    basalt_aof::FsyncPolicy::EverySec => "everysec",
+                    basalt_aof::FsyncPolicy::No => "no",
+                },
+                st.fsyncs,
+                st.records_per_fsync,
+                st.max_records_per_fsync,
+                st.failures,
+                st.appended.0,
+                st.durable.0,
+            )),
+        }
+        s.push_str("module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\r\n");
+        s
     }
 
     /// Coarse access clock in seconds since start (OBJECT IDLETIME).
+    /// The access clock at `now_ms` (no clock read).
+    #[inline]
+    pub fn lru_clock_at(&self, now_ms: u64) -> u32 {
+        (now_ms / 1000).saturating_sub(self.start_unix_secs) as u32
+    }
+
     pub fn lru_clock(&self) -> u32 {
-        self.started.elapsed().as_secs() as u32
+        self.lru_clock_at(unix_ms())
     }
 }

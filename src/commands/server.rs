@@ -18,6 +18,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { group: "server", ..cmd("flushall", -1, WRITE | CAT_KEYSPACE | CAT_DANGEROUS, flushall) },
     srv(cmd("swapdb", 3, WRITE | FAST | CAT_KEYSPACE | CAT_DANGEROUS, swapdb)),
     srv(cmd("time", 1, LOADING | STALE | FAST, time)),
+    CommandSpec { group: "generic", since: "7.2.0", ..cmd("waitaof", 4, NOSCRIPT, waitaof) },
     srv(cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, shutdown)),
     CommandSpec {
         group: "server",
@@ -93,6 +94,22 @@ fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     ctx.propagate(&[b"SWAPDB", a[1], a[2]]);
     drop(guards);
     ctx.out.ok();
+    Ok(())
+}
+
+fn waitaof(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let numlocal = int(a[1])?;
+    let numreplicas = int(a[2])?;
+    let timeout = int(a[3]).map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    if numlocal > 0 && ctx.srv.log.get().is_none() {
+        return Err(CmdError::msg("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."));
+    }
+    // The connection waits for the log (see connection::run_one) and
+    // writes the reply, keeping reply order within a pipeline.
+    ctx.client.pending_waitaof = Some(crate::client::WaitAof { numlocal, numreplicas, timeout_ms: timeout as u64 });
     Ok(())
 }
 

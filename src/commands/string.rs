@@ -355,7 +355,7 @@ fn append(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             let mut b = take_bytes(&mut e.value);
             b.extend_from_slice(a[2]);
             let n = b.len();
-            e.value = Value::Raw(b.into_boxed_slice());
+            e.value = Value::Raw(b.into());
             n
         }
     };
@@ -439,7 +439,7 @@ fn setrange(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             let mut b = vec![0u8; offset as usize];
             b.extend_from_slice(val);
             let n = b.len();
-            k.insert(Entry::new(Value::Raw(b.into_boxed_slice())));
+            k.insert(Entry::new(Value::Raw(b.into())));
             n
         }
         Some(e) => {
@@ -461,7 +461,7 @@ fn setrange(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             }
             b[offset as usize..end].copy_from_slice(val);
             let n = b.len();
-            e.value = Value::Raw(b.into_boxed_slice());
+            e.value = Value::Raw(b.into());
             n
         }
     };

@@ -36,6 +36,12 @@ pub struct Opt {
 static BASALT_OPTIONS: &[Opt] = &[
     // Keyspace shards; 0 = automatic (16 per IO thread, at least 64).
     Opt { name: "shards", default: "0", kind: Kind::Int, flags: IMMUTABLE | IMPLEMENTED },
+    // At start, load the log up to the first damaged record instead of
+    // refusing to start (the damaged part is kept for basalt-check-aof).
+    // Test seam: hold log writes in memory until fsync, so kill -9 acts
+    // like a power loss (see src/powerloss.rs). Never for production.
+    Opt { name: "debug-simulate-power-loss", default: "no", kind: Kind::Bool, flags: IMMUTABLE | IMPLEMENTED },
+    Opt { name: "aof-load-until-damage", default: "no", kind: Kind::Bool, flags: IMPLEMENTED },
 ];
 
 fn lookup(name: &str) -> Option<&'static Opt> {

@@ -16,11 +16,12 @@
 //! Resizing is done in one go; shards keep each table small enough that this
 //! costs microseconds to a few milliseconds.
 
+use crate::bytes::CompactBytes;
 use crate::entry::Entry;
 
 struct Node {
     next: Option<Box<Node>>,
-    key: Box<[u8]>,
+    key: CompactBytes,
     entry: Entry,
 }
 
@@ -73,7 +74,7 @@ impl Dict {
         }
         let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
         while let Some(n) = cur {
-            if &*n.key == key {
+            if n.key.as_slice() == key {
                 return Some(&n.entry);
             }
             cur = n.next.as_deref();
@@ -88,7 +89,7 @@ impl Dict {
         let idx = hash as usize & self.mask();
         let mut cur = self.buckets[idx].as_deref_mut();
         while let Some(n) = cur {
-            if &*n.key == key {
+            if n.key.as_slice() == key {
                 return Some(&mut n.entry);
             }
             cur = n.next.as_deref_mut();
@@ -101,12 +102,12 @@ impl Dict {
         if let Some(e) = self.get_mut(hash, key) {
             return Some(std::mem::replace(e, entry));
         }
-        self.insert_new(hash, key.into(), entry);
+        self.insert_new(hash, CompactBytes::new(key), entry);
         None
     }
 
     /// Inserts a key known to be absent and returns its entry.
-    pub fn insert_new(&mut self, hash: u64, key: Box<[u8]>, entry: Entry) -> &mut Entry {
+    pub fn insert_new(&mut self, hash: u64, key: CompactBytes, entry: Entry) -> &mut Entry {
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
@@ -120,7 +121,7 @@ impl Dict {
         }
     }
 
-    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(Box<[u8]>, Entry)> {
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(CompactBytes, Entry)> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -129,7 +130,7 @@ impl Dict {
         loop {
             match link {
                 None => return None,
-                Some(n) if &*n.key == key => {
+                Some(n) if n.key.as_slice() == key => {
                     let mut node = link.take().expect("matched Some");
                     *link = node.next.take();
                     self.len -= 1;
@@ -207,7 +208,7 @@ impl Dict {
             std::iter::from_fn(move || {
                 let n = cur?;
                 cur = n.next.as_deref();
-                Some((&*n.key, &n.entry))
+                Some((n.key.as_slice(), &n.entry))
             })
         })
     }
@@ -220,7 +221,7 @@ impl Dict {
         mut cursor: u64,
         budget: usize,
         mut keep: impl FnMut(&[u8], &Entry) -> bool,
-        mut removed: impl FnMut(Box<[u8]>, Entry),
+        mut removed: impl FnMut(CompactBytes, Entry),
     ) -> u64 {
         if self.buckets.is_empty() {
             return 0;
@@ -273,7 +274,7 @@ impl Dict {
                 for _ in 0..pick {
                     c = c.next.as_deref().expect("counted");
                 }
-                return Some(&c.key);
+                return Some(c.key.as_slice());
             }
         }
         self.iter().next().map(|(k, _)| k)

@@ -14,12 +14,14 @@
 //! `keyspace.rs` (shards, locking order), `entry.rs`, `value.rs`,
 //! `glob.rs`.
 
+pub mod bytes;
 pub mod dict;
 pub mod entry;
 pub mod glob;
 pub mod keyspace;
 pub mod value;
 
+pub use bytes::CompactBytes;
 pub use dict::{hash_key, Dict};
 pub use entry::Entry;
 pub use glob::glob_match;

@@ -1,5 +1,7 @@
 //! Values and their compact encodings.
 
+use crate::bytes::CompactBytes;
+
 /// A stored value. Strings that are the canonical decimal form of an i64
 /// are kept as `Int` (no heap allocation), as Redis's `int` encoding does.
 /// `Str` is a string created whole (Redis reports `embstr` up to 44 bytes,
@@ -7,8 +9,8 @@
 /// which Redis always reports as `raw`.
 pub enum Value {
     Int(i64),
-    Str(Box<[u8]>),
-    Raw(Box<[u8]>),
+    Str(CompactBytes),
+    Raw(CompactBytes),
 }
 
 /// Longest string Redis stores as `embstr`.
@@ -22,7 +24,7 @@ impl Value {
         if let Some(i) = parse_canonical_i64(b) {
             return Value::Int(i);
         }
-        Value::Str(b.into())
+        Value::Str(CompactBytes::new(b))
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -47,7 +49,7 @@ impl Value {
     pub fn heap_size(&self) -> usize {
         match self {
             Value::Int(_) => 0,
-            Value::Str(b) | Value::Raw(b) => b.len(),
+            Value::Str(b) | Value::Raw(b) => b.heap_size(),
         }
     }
 }

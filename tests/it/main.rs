@@ -3,5 +3,6 @@
 mod support;
 
 mod differential;
+mod persistence;
 mod protocol;
 mod strings;

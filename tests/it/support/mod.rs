@@ -87,6 +87,12 @@ impl TestServer {
         }
     }
 
+    /// Takes ownership of the temp data dir, so it outlives this server
+    /// (for tests that start another server on the same dir).
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._tmp.take()
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

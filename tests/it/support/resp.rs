@@ -19,6 +19,11 @@ impl Raw {
         Raw { s, buf: Vec::new() }
     }
 
+    pub fn from_stream(s: TcpStream) -> Raw {
+        s.set_nodelay(true).ok();
+        Raw { s, buf: Vec::new() }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.s.write_all(bytes).expect("write");
     }

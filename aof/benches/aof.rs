@@ -1,0 +1,119 @@
+//! Benchmarks: appends under each fsync policy against a real temp dir, and
+//! the recovery scan.
+//!
+//! `cargo bench -p basalt-aof --bench aof`
+
+use basalt_aof::{FsyncPolicy, Lsn, Options, Recovery};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PAYLOAD: &[u8] = b"*3\r\n$3\r\nSET\r\n$10\r\nkey:000042\r\n$16\r\nvalue-0123456789\r\n";
+
+fn opts(policy: FsyncPolicy) -> Options {
+    Options { fsync: policy, ..Options::default() }
+}
+
+/// One thread appends `n` records, then waits until they are written
+/// (`No`, `EverySec`) or durable (`Always`).
+fn append_single_thread(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_1_thread");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    let n = 10_000u64;
+    g.throughput(Throughput::Elements(n));
+    for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (log, _) = Recovery::open(tmp.path(), opts(policy)).and_then(|r| r.finish()).expect("open");
+        g.bench_function(BenchmarkId::from_parameter(format!("{policy:?}")), |b| {
+            b.iter(|| {
+                let mut last = Lsn(0);
+                for _ in 0..n {
+                    last = log.append(PAYLOAD).expect("append");
+                }
+                if policy == FsyncPolicy::Always {
+                    assert!(log.wait_durable(last, Duration::from_secs(30)));
+                } else {
+                    while log.status().written < last {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        });
+        let s = log.status();
+        println!("  {policy:?}: {} fsyncs, {:.1} records per fsync", s.fsyncs, s.records_per_fsync);
+    }
+    g.finish();
+}
+
+/// The server's pattern under `always`: many clients, each appending one
+/// record and waiting for its fsync before the next (like a reply held
+/// behind the fsync).
+fn append_clients_always(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_clients_wait_durable");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    let per_client = 500u64;
+    for clients in [1u64, 8, 50] {
+        g.throughput(Throughput::Elements(per_client * clients));
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::Always)).and_then(|r| r.finish()).expect("open");
+        let log = Arc::new(log);
+        g.bench_function(BenchmarkId::from_parameter(clients), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let threads: Vec<_> = (0..clients)
+                        .map(|_| {
+                            let log = log.clone();
+                            std::thread::spawn(move || {
+                                for _ in 0..per_client {
+                                    let lsn = log.append(PAYLOAD).expect("append");
+                                    assert!(log.wait_durable(lsn, Duration::from_secs(30)));
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in threads {
+                        t.join().expect("join");
+                    }
+                }
+                start.elapsed()
+            })
+        });
+        let s = log.status();
+        println!("  {clients} clients: {} fsyncs, {:.1} records per fsync", s.fsyncs, s.records_per_fsync);
+    }
+    g.finish();
+}
+
+/// Recovery: open + iterate every record of a 1 M-record log.
+fn recovery_scan(c: &mut Criterion) {
+    let n = 1_000_000u64;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    {
+        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::No)).and_then(|r| r.finish()).expect("open");
+        for _ in 0..n {
+            log.append(PAYLOAD).expect("append");
+        }
+        log.close().expect("close");
+    }
+    let mut g = c.benchmark_group("recovery");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("scan_1M_records", |b| {
+        b.iter(|| {
+            let mut rec = Recovery::open(tmp.path(), Options::default()).expect("open");
+            let mut count = 0u64;
+            let mut bytes = 0usize;
+            while let Some(r) = rec.next().expect("next") {
+                count += 1;
+                bytes += r.payload.len();
+            }
+            assert_eq!(count, n);
+            bytes
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, append_single_thread, append_clients_always, recovery_scan);
+criterion_main!(benches);

@@ -1,0 +1,705 @@
+//! The writer: many threads append, one flusher thread writes and fsyncs.
+//!
+//! ```text
+//!  append() ──► pending buffer ──(flusher takes it whole)──► carry ──write──► file ──fdatasync──► durable
+//!  (any thread,   (Mutex, memcpy only)                        (bytes not yet      (one write and one
+//!   no syscall)                                                written)             fsync per batch)
+//! ```
+//!
+//! Group commit falls out of the shape: while the flusher is inside
+//! `fdatasync`, appends keep landing in the pending buffer, and the next
+//! batch takes all of them at once. The slower the disk, the larger the
+//! batches, so throughput degrades far less than latency does.
+//!
+//! Locks: `pending` is held only to copy bytes in or swap the buffer out.
+//! `io` is held by the flusher (and by `rotate`/`install_snapshot`) for a
+//! whole write + fsync; appenders never take it. Order: `io` then `pending`.
+//!
+//! Failure: a failed write or fsync never advances the durable position.
+//! The log records the error (see [`Status`]) and the flusher retries every
+//! `retry_interval`. Writes are positional, so a torn or short write is
+//! simply written again at the same offset: nothing is duplicated or
+//! reordered. After a failed fsync the kernel may have dropped the dirty
+//! pages, so every byte written since the last good fsync is written again
+//! from memory before the next fsync is trusted.
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::{record_crc, segment_file_name, Lsn, SegmentHeader, MAX_RECORD_LEN, SEGMENT_HEADER_LEN};
+use crate::fs::{File, Fs};
+use crate::manifest::{write_manifest, Manifest, SegmentEntry, SnapshotRef};
+use parking_lot::{Condvar, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::watch;
+
+/// When the log fsyncs, with Redis's `appendfsync` meanings.
+///
+/// | policy | a process crash (kill -9) loses | a power loss / kernel crash loses |
+/// |---|---|---|
+/// | `Always` | nothing reported durable | nothing reported durable |
+/// | `EverySec` | only records not yet written (normally < 1 ms) | up to about one second of records |
+/// | `No` | only records not yet written | whatever the OS had not flushed (often ~30 s) |
+///
+/// In every policy a record is *durable* once [`Log::durable`] has reached
+/// its position; under `Always` that happens within one batch, and a
+/// server that holds replies until then never acknowledges a write that a
+/// power loss could take away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// `appendfsync always`: every batch is written and fdatasync'ed before
+    /// its records are published as durable.
+    #[default]
+    Always,
+    /// `appendfsync everysec`: batches are written promptly; fdatasync runs
+    /// about once a second in the flusher thread.
+    EverySec,
+    /// `appendfsync no`: batches are written promptly and never fsynced
+    /// (except on rotation, close, or [`Log::request_sync`]).
+    No,
+}
+
+/// What `open` does with damage found in the log. See
+/// [`crate::recovery::Recovery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Any damage, even a torn tail, is an error.
+    Strict,
+    /// A torn tail of the last segment (a crash mid-append) is truncated and
+    /// reported; damage before the tail is an error.
+    #[default]
+    TruncateTail,
+    /// Load every record before the first damage and stop there. The damaged
+    /// files are kept as `<name>.damaged` for the check tool, and the log
+    /// continues from the damage point.
+    LoadUntilDamage,
+}
+
+/// How to open a log.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The filesystem (the real one unless a test injects another).
+    pub fs: Arc<dyn Fs>,
+    /// When to fsync.
+    pub fsync: FsyncPolicy,
+    /// What to do with damage found at open.
+    pub recovery: RecoveryMode,
+    /// Pause between retries after a failed write or fsync.
+    pub retry_interval: Duration,
+    /// The fsync period under [`FsyncPolicy::EverySec`].
+    pub everysec_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            fs: Arc::new(crate::fs::StdFs),
+            fsync: FsyncPolicy::Always,
+            recovery: RecoveryMode::TruncateTail,
+            retry_interval: Duration::from_millis(100),
+            everysec_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A snapshot of the log's health and counters (what `INFO persistence`
+/// reports).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Status {
+    /// The fsync policy.
+    pub policy: FsyncPolicy,
+    /// `false` while the last write or fsync failed (`aof_last_write_status:err`).
+    pub last_write_ok: bool,
+    /// Text of the last error, kept until a write and fsync succeed again.
+    pub last_error: Option<String>,
+    /// When the current error state began.
+    pub error_since: Option<SystemTime>,
+    /// Failed write/fsync attempts since open.
+    pub failures: u64,
+    /// Position after the last appended record.
+    pub appended: Lsn,
+    /// Position up to which records were written to the file.
+    pub written: Lsn,
+    /// Position up to which records are durable.
+    pub durable: Lsn,
+    /// fdatasync calls that succeeded.
+    pub fsyncs: u64,
+    /// Records those fsyncs covered.
+    pub records_synced: u64,
+    /// `records_synced / fsyncs`: the group-commit batch size.
+    pub records_per_fsync: f64,
+    /// Largest number of records covered by one fsync.
+    pub max_records_per_fsync: u64,
+    /// Record bytes written since open.
+    pub bytes_written: u64,
+    /// Size in bytes of the log's segment files now (`aof_current_size`).
+    pub current_size: u64,
+    /// Size at open or at the last `install_snapshot` (`aof_base_size`).
+    pub base_size: u64,
+    /// An fsync is running now (`aof_pending_bio_fsync`).
+    pub fsync_in_progress: bool,
+    /// Number of segment files.
+    pub segments: usize,
+}
+
+/// What [`Log::install_snapshot`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallReport {
+    /// The snapshot the manifest named before (the caller may delete it).
+    pub previous_snapshot: Option<SnapshotRef>,
+    /// Segment files deleted because the snapshot covers them entirely.
+    pub removed_segments: Vec<PathBuf>,
+}
+
+struct Pending {
+    buf: Vec<u8>,
+    /// Position after the last appended record.
+    end: u64,
+    records: u64,
+    shutdown: bool,
+    sync_requested: bool,
+}
+
+struct Io {
+    manifest: Manifest,
+    file: Box<dyn File>,
+    path: PathBuf,
+    seg_start: u64,
+    /// File offset where the next byte goes.
+    write_off: u64,
+    /// File bytes below this offset are durable.
+    synced_off: u64,
+    /// The bytes in `[synced_off, write_off)`, when kept (not under `No`).
+    unsynced: Vec<u8>,
+    unsynced_records: u64,
+    /// Bytes taken from `pending` but not yet written.
+    carry: Vec<u8>,
+    carry_records: u64,
+    /// Total size of the segments before the active one.
+    sealed_size: u64,
+}
+
+impl Io {
+    fn lsn(&self, off: u64) -> u64 {
+        self.seg_start + off - SEGMENT_HEADER_LEN as u64
+    }
+}
+
+#[derive(Default)]
+struct Health {
+    error: Option<String>,
+    since: Option<SystemTime>,
+}
+
+#[derive(Default)]
+struct Counters {
+    fsyncs: AtomicU64,
+    records_synced: AtomicU64,
+    max_batch: AtomicU64,
+    bytes_written: AtomicU64,
+    failures: AtomicU64,
+    current_size: AtomicU64,
+    base_size: AtomicU64,
+    segments: AtomicU64,
+}
+
+struct Inner {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    opts: Options,
+    epoch: Instant,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    io: Mutex<Io>,
+    written: AtomicU64,
+    durable: AtomicU64,
+    durable_lock: Mutex<()>,
+    durable_cv: Condvar,
+    durable_tx: watch::Sender<Lsn>,
+    /// Nanoseconds since `epoch` of the last successful fsync.
+    last_sync_ns: AtomicU64,
+    in_error: AtomicBool,
+    syncing: AtomicBool,
+    health: Mutex<Health>,
+    counters: Counters,
+}
+
+/// An open log, ready for appends. Share it between threads in an `Arc`.
+///
+/// Dropping it (or [`Log::close`]) writes and fsyncs what is buffered and
+/// stops the flusher thread.
+pub struct Log {
+    inner: Arc<Inner>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+/// Creates segment `seq` starting at `start`: header written and fsynced,
+/// directory fsynced.
+pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, seq: u64, start: Lsn) -> Result<(Box<dyn File>, PathBuf)> {
+    let path = dir.join(segment_file_name(seq));
+    let mut f = fs.create(&path).ctx("create", &path)?;
+    f.write_all_at(0, &SegmentHeader { seq, start }.encode()).ctx("write", &path)?;
+    f.sync_data().ctx("sync", &path)?;
+    fs.sync_dir(dir).ctx("sync directory", dir)?;
+    Ok((f, path))
+}
+
+/// Where recovery left the log: what [`Log::start`] continues from.
+pub(crate) struct Tail {
+    pub manifest: Manifest,
+    pub file: Box<dyn File>,
+    pub path: PathBuf,
+    pub seg_start: Lsn,
+    /// Valid end of the active segment (a file offset).
+    pub end_off: u64,
+    pub sealed_size: u64,
+}
+
+impl Log {
+    /// Starts the writer at the end recovery found. The active segment is
+    /// fsynced once first, so that bytes a crashed process left in the page
+    /// cache are durable before they are reported durable.
+    pub(crate) fn start(dir: &Path, opts: Options, tail: Tail) -> Result<Log> {
+        let Tail { manifest, mut file, path, seg_start, end_off, sealed_size } = tail;
+        file.set_len(end_off).ctx("truncate", &path)?;
+        file.sync_data().ctx("sync", &path)?;
+        let end = seg_start.0 + end_off - SEGMENT_HEADER_LEN as u64;
+        let (durable_tx, _) = watch::channel(Lsn(end));
+        let counters = Counters::default();
+        counters.current_size.store(sealed_size + end_off, Ordering::Relaxed);
+        counters.base_size.store(sealed_size + end_off, Ordering::Relaxed);
+        counters.segments.store(manifest.segments.len() as u64, Ordering::Relaxed);
+        let inner = Arc::new(Inner {
+            fs: opts.fs.clone(),
+            dir: dir.to_path_buf(),
+            epoch: Instant::now(),
+            pending: Mutex::new(Pending {
+                buf: Vec::new(),
+                end,
+                records: 0,
+                shutdown: false,
+                sync_requested: false,
+            }),
+            wake: Condvar::new(),
+            io: Mutex::new(Io {
+                manifest,
+                file,
+                path,
+                seg_start: seg_start.0,
+                write_off: end_off,
+                synced_off: end_off,
+                unsynced: Vec::new(),
+                unsynced_records: 0,
+                carry: Vec::new(),
+                carry_records: 0,
+                sealed_size,
+            }),
+            written: AtomicU64::new(end),
+            durable: AtomicU64::new(end),
+            durable_lock: Mutex::new(()),
+            durable_cv: Condvar::new(),
+            durable_tx,
+            last_sync_ns: AtomicU64::new(0),
+            in_error: AtomicBool::new(false),
+            syncing: AtomicBool::new(false),
+            health: Mutex::new(Health::default()),
+            counters,
+            opts,
+        });
+        let worker = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("basalt-aof-flush".into())
+            .spawn(move || worker.run())
+            .map_err(|e| Error::Io { op: "spawn flusher thread for", path: dir.to_path_buf(), source: e })?;
+        Ok(Log { inner, flusher: Mutex::new(Some(handle)) })
+    }
+
+    /// Appends one record and returns its position (the position just after
+    /// it). Only copies the framed record into memory: no system call, and
+    /// it never waits for a write or fsync in flight. The record is durable
+    /// once [`Log::durable`] reaches the returned position.
+    pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
+        if payload.len() > MAX_RECORD_LEN as usize {
+            return Err(Error::RecordTooLarge { len: payload.len() });
+        }
+        let len = payload.len() as u32;
+        let crc = record_crc(len, payload);
+        let lsn = {
+            let mut p = self.inner.pending.lock();
+            if p.shutdown {
+                return Err(Error::Closed);
+            }
+            p.buf.extend_from_slice(&len.to_le_bytes());
+            p.buf.extend_from_slice(&crc.to_le_bytes());
+            p.buf.extend_from_slice(payload);
+            p.end += 8 + u64::from(len);
+            p.records += 1;
+            p.end
+        };
+        self.inner.wake.notify_one();
+        Ok(Lsn(lsn))
+    }
+
+    /// Position after the last appended record.
+    pub fn appended(&self) -> Lsn {
+        Lsn(self.inner.pending.lock().end)
+    }
+
+    /// Position up to which records are durable.
+    pub fn durable(&self) -> Lsn {
+        Lsn(self.inner.durable.load(Ordering::Acquire))
+    }
+
+    /// A receiver that sees every new durable position: `await`
+    /// `rx.wait_for(|d| *d >= lsn)` in async code (no runtime needed here).
+    pub fn subscribe(&self) -> watch::Receiver<Lsn> {
+        self.inner.durable_tx.subscribe()
+    }
+
+    /// Blocks until `lsn` is durable or `timeout` passes; returns whether it
+    /// is durable. Under `No` nothing becomes durable by itself: call
+    /// [`Log::request_sync`] first.
+    pub fn wait_durable(&self, lsn: Lsn, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.inner.durable_lock.lock();
+        loop {
+            if self.durable() >= lsn {
+                return true;
+            }
+            if self.inner.durable_cv.wait_until(&mut g, deadline).timed_out() {
+                return self.durable() >= lsn;
+            }
+        }
+    }
+
+    /// Asks the flusher to fsync as soon as it can, whatever the policy
+    /// (for `WAITAOF` under `everysec`/`no`).
+    pub fn request_sync(&self) {
+        self.inner.pending.lock().sync_requested = true;
+        self.inner.wake.notify_one();
+    }
+
+    /// Health and counters.
+    pub fn status(&self) -> Status {
+        let i = &self.inner;
+        let c = &i.counters;
+        let health = i.health.lock();
+        let fsyncs = c.fsyncs.load(Ordering::Relaxed);
+        let records_synced = c.records_synced.load(Ordering::Relaxed);
+        Status {
+            policy: i.opts.fsync,
+            last_write_ok: health.error.is_none(),
+            last_error: health.error.clone(),
+            error_since: health.since,
+            failures: c.failures.load(Ordering::Relaxed),
+            appended: self.appended(),
+            written: Lsn(i.written.load(Ordering::Acquire)),
+            durable: self.durable(),
+            fsyncs,
+            records_synced,
+            records_per_fsync: if fsyncs == 0 { 0.0 } else { records_synced as f64 / fsyncs as f64 },
+            max_records_per_fsync: c.max_batch.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            current_size: c.current_size.load(Ordering::Relaxed),
+            base_size: c.base_size.load(Ordering::Relaxed),
+            fsync_in_progress: i.syncing.load(Ordering::Relaxed),
+            segments: c.segments.load(Ordering::Relaxed) as usize,
+        }
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Seals the active segment (writing and fsyncing everything appended so
+    /// far) and starts a new one. Returns the position where the new segment
+    /// starts: every record appended before this call is at or below it,
+    /// every record appended after is above. A snapshot taken from this cut
+    /// is later installed with [`Log::install_snapshot`].
+    pub fn rotate(&self) -> Result<Lsn> {
+        let inner = &*self.inner;
+        let mut io = inner.io.lock();
+        inner.take_pending(&mut io);
+        inner.write_carry(&mut io)?;
+        let path = io.path.clone();
+        let write_off = io.write_off;
+        io.file.set_len(write_off).ctx("truncate", &path)?;
+        inner.sync(&mut io)?;
+        let boundary = io.lsn(io.write_off);
+        let seq = io.manifest.segments.last().map_or(1, |s| s.seq + 1);
+        let (file, new_path) = create_segment(&*inner.fs, &inner.dir, seq, Lsn(boundary))?;
+        let mut manifest = io.manifest.clone();
+        manifest.segments.push(SegmentEntry { seq, start: Lsn(boundary) });
+        write_manifest(&*inner.fs, &inner.dir, &manifest)?;
+        io.manifest = manifest;
+        io.sealed_size += io.write_off;
+        io.file = file;
+        io.path = new_path;
+        io.seg_start = boundary;
+        io.write_off = SEGMENT_HEADER_LEN as u64;
+        io.synced_off = SEGMENT_HEADER_LEN as u64;
+        inner.update_size(&io);
+        tracing::debug!(seq, position = boundary, "log segment rotated");
+        Ok(Lsn(boundary))
+    }
+
+    /// Records in the manifest that snapshot `name` holds the effect of every
+    /// record up to `covered`, then deletes the segments it makes useless.
+    /// The switch is atomic: after a crash the manifest names either the old
+    /// state or the new one. The snapshot file must already be durable.
+    pub fn install_snapshot(&self, name: &str, covered: Lsn) -> Result<InstallReport> {
+        let inner = &*self.inner;
+        let mut io = inner.io.lock();
+        let end = Lsn(inner.pending.lock().end);
+        if covered > end {
+            return Err(Error::SnapshotBeyondLog { covered, end });
+        }
+        let segs = &io.manifest.segments;
+        // A segment can go when the next one starts at or below `covered`.
+        let drop_count = segs
+            .windows(2)
+            .take_while(|w| matches!(w, [_, next] if next.start <= covered))
+            .count();
+        let mut manifest = io.manifest.clone();
+        let dropped: Vec<SegmentEntry> = manifest.segments.drain(..drop_count).collect();
+        let previous_snapshot = manifest.snapshot.replace(SnapshotRef { name: name.to_owned(), covered });
+        write_manifest(&*inner.fs, &inner.dir, &manifest)?;
+        io.manifest = manifest;
+        let mut removed = Vec::new();
+        for seg in dropped {
+            let path = inner.dir.join(seg.file_name());
+            let size = inner.fs.open(&path).and_then(|f| f.len()).unwrap_or(0);
+            match inner.fs.remove(&path) {
+                Ok(()) => {
+                    io.sealed_size = io.sealed_size.saturating_sub(size);
+                    removed.push(path);
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove old log segment"),
+            }
+        }
+        if !removed.is_empty() {
+            inner.fs.sync_dir(&inner.dir).ctx("sync directory", &inner.dir)?;
+        }
+        inner.update_size(&io);
+        inner.counters.base_size.store(inner.counters.current_size.load(Ordering::Relaxed), Ordering::Relaxed);
+        Ok(InstallReport { previous_snapshot, removed_segments: removed })
+    }
+
+    /// The snapshot the manifest currently names.
+    pub fn snapshot(&self) -> Option<SnapshotRef> {
+        self.inner.io.lock().manifest.snapshot.clone()
+    }
+
+    /// Writes and fsyncs everything appended, stops the flusher, and reports
+    /// whether everything appended became durable.
+    pub fn close(&self) -> Result<()> {
+        self.inner.pending.lock().shutdown = true;
+        self.inner.wake.notify_all();
+        if let Some(h) = self.flusher.lock().take() {
+            let _ = h.join();
+        }
+        let end = self.appended();
+        if self.durable() < end {
+            let reason = self.status().last_error.unwrap_or_else(|| "unknown".into());
+            return Err(Error::Io {
+                op: "flush on close",
+                path: self.inner.dir.clone(),
+                source: std::io::Error::other(format!(
+                    "records up to position {end} appended but only {} durable: {reason}",
+                    self.durable()
+                )),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl Inner {
+    fn run(self: Arc<Self>) {
+        let mut shutdown_failures = 0;
+        loop {
+            let (shutdown, sync_requested) = self.wait_for_work();
+            let result = {
+                let mut io = self.io.lock();
+                self.flush(&mut io, shutdown || sync_requested)
+            };
+            match result {
+                Ok(()) => {
+                    if self.in_error.swap(false, Ordering::AcqRel) {
+                        *self.health.lock() = Health::default();
+                        tracing::warn!(dir = %self.dir.display(), "log writes succeed again");
+                    }
+                    if shutdown && self.pending.lock().buf.is_empty() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.record_error(&e);
+                    if shutdown {
+                        shutdown_failures += 1;
+                        if shutdown_failures >= 3 {
+                            tracing::error!(dir = %self.dir.display(), error = %e, "giving up flushing the log on close");
+                            return;
+                        }
+                    }
+                    std::thread::sleep(self.opts.retry_interval);
+                }
+            }
+        }
+    }
+
+    /// Sleeps until there is something to do; returns (shutdown, sync requested).
+    fn wait_for_work(&self) -> (bool, bool) {
+        let mut p = self.pending.lock();
+        loop {
+            if p.shutdown {
+                return (true, std::mem::take(&mut p.sync_requested));
+            }
+            if !p.buf.is_empty() || p.sync_requested || self.in_error.load(Ordering::Acquire) {
+                return (false, std::mem::take(&mut p.sync_requested));
+            }
+            let unsynced = self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
+            if self.opts.fsync == FsyncPolicy::EverySec && unsynced {
+                let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
+                let deadline = self.epoch + last + self.opts.everysec_interval;
+                if Instant::now() >= deadline || self.wake.wait_until(&mut p, deadline).timed_out() {
+                    return (false, false);
+                }
+            } else {
+                self.wake.wait(&mut p);
+            }
+        }
+    }
+
+    /// Moves the pending buffer into `io.carry`.
+    fn take_pending(&self, io: &mut Io) {
+        let mut p = self.pending.lock();
+        if p.buf.is_empty() {
+            return;
+        }
+        if io.carry.is_empty() {
+            std::mem::swap(&mut io.carry, &mut p.buf);
+        } else {
+            io.carry.extend_from_slice(&p.buf);
+            p.buf.clear();
+        }
+        io.carry_records += std::mem::take(&mut p.records);
+    }
+
+    /// One round: take the pending records, write them, fsync if the policy
+    /// (or `force`) says so.
+    fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
+        self.take_pending(io);
+        self.write_carry(io)?;
+        if io.write_off == io.synced_off {
+            return Ok(());
+        }
+        let due = match self.opts.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EverySec => {
+                let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
+                self.epoch.elapsed() >= last + self.opts.everysec_interval
+            }
+            FsyncPolicy::No => false,
+        };
+        if due || force {
+            self.sync(io)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `io.carry` at the write offset.
+    fn write_carry(&self, io: &mut Io) -> Result<()> {
+        if io.carry.is_empty() {
+            return Ok(());
+        }
+        let off = io.write_off;
+        io.file.write_all_at(off, &io.carry).ctx("write", &io.path)?;
+        let n = io.carry.len() as u64;
+        io.write_off += n;
+        if self.opts.fsync != FsyncPolicy::No {
+            if io.unsynced.is_empty() {
+                std::mem::swap(&mut io.unsynced, &mut io.carry);
+            } else {
+                io.unsynced.extend_from_slice(&io.carry);
+            }
+        }
+        io.carry.clear();
+        io.unsynced_records += std::mem::take(&mut io.carry_records);
+        self.counters.bytes_written.fetch_add(n, Ordering::Relaxed);
+        self.written.store(io.lsn(io.write_off), Ordering::Release);
+        self.update_size(io);
+        Ok(())
+    }
+
+    /// fdatasync and publish. On failure, everything since the last good
+    /// fsync goes back to `carry` to be written again.
+    fn sync(&self, io: &mut Io) -> Result<()> {
+        if io.write_off == io.synced_off {
+            return Ok(());
+        }
+        self.syncing.store(true, Ordering::Relaxed);
+        let r = io.file.sync_data();
+        self.syncing.store(false, Ordering::Relaxed);
+        if let Err(e) = r {
+            let kept = io.unsynced.len() as u64 == io.write_off - io.synced_off;
+            if kept {
+                let mut again = std::mem::take(&mut io.unsynced);
+                again.extend_from_slice(&io.carry);
+                io.carry = again;
+                io.carry_records += std::mem::take(&mut io.unsynced_records);
+                io.write_off = io.synced_off;
+            }
+            return Err(Error::Io { op: "sync", path: io.path.clone(), source: e });
+        }
+        io.synced_off = io.write_off;
+        io.unsynced.clear();
+        let records = std::mem::take(&mut io.unsynced_records);
+        let c = &self.counters;
+        c.fsyncs.fetch_add(1, Ordering::Relaxed);
+        c.records_synced.fetch_add(records, Ordering::Relaxed);
+        c.max_batch.fetch_max(records, Ordering::Relaxed);
+        self.last_sync_ns.store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
+        self.publish(io.lsn(io.synced_off));
+        Ok(())
+    }
+
+    fn publish(&self, lsn: u64) {
+        self.durable.store(lsn, Ordering::Release);
+        self.durable_tx.send_replace(Lsn(lsn));
+        let _g = self.durable_lock.lock();
+        self.durable_cv.notify_all();
+    }
+
+    fn update_size(&self, io: &Io) {
+        self.counters.current_size.store(io.sealed_size + io.write_off, Ordering::Relaxed);
+        self.counters.segments.store(io.manifest.segments.len() as u64, Ordering::Relaxed);
+    }
+
+    fn record_error(&self, e: &Error) {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        let first = !self.in_error.swap(true, Ordering::AcqRel);
+        let mut h = self.health.lock();
+        h.error = Some(e.to_string());
+        if first {
+            h.since = Some(SystemTime::now());
+            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; records are not durable, retrying");
+        }
+    }
+}

@@ -1,0 +1,32 @@
+use crate::support::*;
+use basalt_aof::fs::MemFs;
+use basalt_aof::Lsn;
+use std::time::Duration;
+
+#[test]
+fn fresh_log_round_trips() {
+    let fs = MemFs::new();
+    let all = write_records(&fs, 100);
+    let (log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got, all);
+    assert_eq!(report.records, 100);
+    assert!(report.truncated.is_none());
+    assert_eq!(log.appended(), report.end);
+    assert_eq!(log.durable(), report.end);
+    // Appending continues after the recovered end.
+    let lsn = log.append(b"more").unwrap();
+    assert_eq!(lsn, Lsn(report.end.0 + 12));
+    assert!(log.wait_durable(lsn, Duration::from_secs(5)));
+    drop(log);
+    let (_log, got, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got.len(), 101);
+    assert_eq!(got.last().unwrap(), b"more");
+}
+
+#[test]
+fn positions_are_byte_positions() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(log.append(b"").unwrap(), Lsn(8));
+    assert_eq!(log.append(b"abc").unwrap(), Lsn(19));
+}

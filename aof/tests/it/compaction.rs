@@ -1,0 +1,151 @@
+//! Rotation, snapshot installation, and crashes in between.
+
+use crate::support::*;
+use basalt_aof::fs::{Fs, MemFs};
+use basalt_aof::{Error, Lsn, SnapshotRef};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(20);
+
+#[test]
+fn rotate_then_install_snapshot_drops_covered_segments() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    for i in 0..10 {
+        log.append(&payload(i)).unwrap();
+    }
+    let cut = log.rotate().unwrap();
+    assert_eq!(cut, log.appended());
+    assert_eq!(log.durable(), cut);
+    for i in 10..20 {
+        log.append(&payload(i)).unwrap();
+    }
+    assert_eq!(log.status().segments, 2);
+    let report = log.install_snapshot("snap-1.bsnap", cut).unwrap();
+    assert_eq!(report.previous_snapshot, None);
+    assert_eq!(report.removed_segments, vec![segment_path(1)]);
+    assert!(fs.contents(&segment_path(1)).is_none());
+    assert_eq!(log.status().segments, 1);
+    let last = log.append(&payload(20)).unwrap();
+    assert!(log.wait_durable(last, LONG));
+    drop(log);
+
+    let (log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(report.snapshot, Some(SnapshotRef { name: "snap-1.bsnap".into(), covered: cut }));
+    assert_eq!(got, (10..21).map(payload).collect::<Vec<_>>());
+    // A second compaction names the previous snapshot for deletion.
+    let cut2 = log.rotate().unwrap();
+    let r = log.install_snapshot("snap-2.bsnap", cut2).unwrap();
+    assert_eq!(r.previous_snapshot.unwrap().name, "snap-1.bsnap");
+    drop(log);
+    let (_log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert!(got.is_empty());
+    assert_eq!(report.snapshot.unwrap().covered, cut2);
+}
+
+#[test]
+fn snapshot_inside_a_segment_skips_covered_records() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    let mut lsns = Vec::new();
+    for i in 0..10 {
+        lsns.push(log.append(&payload(i)).unwrap());
+    }
+    assert!(log.wait_durable(lsns[9], LONG));
+    log.install_snapshot("s", lsns[4]).unwrap();
+    drop(log);
+    let (_l, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got, (5..10).map(payload).collect::<Vec<_>>());
+    assert_eq!(report.covered_records, 5);
+}
+
+#[test]
+fn snapshot_beyond_the_log_is_refused() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    let err = log.install_snapshot("s", Lsn(1000)).unwrap_err();
+    assert!(matches!(err, Error::SnapshotBeyondLog { .. }));
+}
+
+#[test]
+fn many_segments_replay_in_order_and_positions_continue() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    let mut i = 0;
+    for _ in 0..5 {
+        for _ in 0..7 {
+            log.append(&payload(i)).unwrap();
+            i += 1;
+        }
+        log.rotate().unwrap();
+    }
+    let end = log.appended();
+    drop(log);
+    let (log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got, (0..35).map(payload).collect::<Vec<_>>());
+    assert_eq!(report.segments, 6);
+    assert_eq!(report.end, end);
+    assert_eq!(log.appended(), end);
+}
+
+#[test]
+fn crash_at_each_step_of_a_compaction_loses_nothing() {
+    // Power loss after the rotation, before/after the manifest switch: the
+    // log must replay either from the old state or from the snapshot.
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    for i in 0..10 {
+        log.append(&payload(i)).unwrap();
+    }
+    let cut = log.rotate().unwrap();
+    let after_rotate = fs.crash();
+    let last = log.append(&payload(10)).unwrap();
+    assert!(log.wait_durable(last, LONG));
+    log.install_snapshot("snap", cut).unwrap();
+    let after_install = fs.crash();
+    drop(log);
+
+    let (_l, got, report) = replay(&dir(), mem_opts(&after_rotate)).unwrap();
+    assert_eq!(got, (0..10).map(payload).collect::<Vec<_>>());
+    assert!(report.snapshot.is_none());
+    let (_l, got, report) = replay(&dir(), mem_opts(&after_install)).unwrap();
+    assert_eq!(got, vec![payload(10)]);
+    assert_eq!(report.snapshot.unwrap().name, "snap");
+}
+
+#[test]
+fn stray_segment_from_interrupted_rotation_is_removed() {
+    let fs = MemFs::new();
+    let all = write_records(&fs, 5);
+    // A segment file created but never listed in the manifest.
+    let stray = segment_path(2);
+    fs.create(&stray).unwrap();
+    fs.sync_dir(&dir()).unwrap();
+    let (_l, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got, all);
+    assert_eq!(report.removed_files, vec![stray.clone()]);
+    assert!(fs.contents(&stray).is_none());
+}
+
+#[test]
+fn missing_manifest_with_segments_is_an_error() {
+    let fs = MemFs::new();
+    write_records(&fs, 3);
+    fs.remove(&dir().join("MANIFEST")).unwrap();
+    let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
+    assert!(err.to_string().contains("manifest is missing"), "{err}");
+}
+
+#[test]
+fn missing_middle_segment_is_an_error() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    log.append(b"a").unwrap();
+    log.rotate().unwrap();
+    log.append(b"b").unwrap();
+    log.rotate().unwrap();
+    drop(log);
+    fs.remove(&segment_path(2)).unwrap();
+    let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
+    assert!(err.to_string().contains("segment-00000000000000000002.aof"), "{err}");
+}

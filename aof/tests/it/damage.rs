@@ -1,0 +1,132 @@
+//! Damage the log file and check exactly what survives (fjall-style).
+
+use crate::support::*;
+use basalt_aof::format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use basalt_aof::fs::MemFs;
+use basalt_aof::{Error, FsyncPolicy, RecoveryMode};
+use std::sync::Arc;
+
+/// File offset where record `i` starts in a log written by `write_records`.
+fn record_offset(all: &[Vec<u8>], i: usize) -> usize {
+    SEGMENT_HEADER_LEN + all.iter().take(i).map(|p| p.len() + RECORD_HEADER_LEN).sum::<usize>()
+}
+
+#[test]
+fn garbage_after_records_is_truncated() {
+    let fs = MemFs::new();
+    let all = write_records(&fs, 20);
+    let len = fs.contents(&segment_path(1)).unwrap().len();
+    fs.damage(&segment_path(1), |b| b.extend_from_slice(b"\x13\x00\x00\x00garbage garbage garbage"));
+    let (_log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got, all);
+    let t = report.truncated.expect("truncation reported");
+    assert_eq!(t.offset, len as u64);
+    assert_eq!(t.dropped, 27);
+    assert_eq!(fs.contents(&segment_path(1)).unwrap().len(), len);
+}
+
+#[test]
+fn zero_filled_tail_is_truncated() {
+    let fs = MemFs::new();
+    let all = write_records(&fs, 5);
+    fs.damage(&segment_path(1), |b| b.extend_from_slice(&[0u8; 4096]));
+    let (_log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got, all);
+    assert_eq!(report.truncated.unwrap().dropped, 4096);
+}
+
+#[test]
+fn last_record_cut_at_every_byte() {
+    let fs = MemFs::new();
+    let all = write_records(&fs, 10);
+    let full = fs.contents(&segment_path(1)).unwrap();
+    let last_start = record_offset(&all, 9);
+    assert_eq!(record_offset(&all, 10), full.len());
+    for cut in last_start..full.len() {
+        let fs2 = fs.crash();
+        fs2.damage(&segment_path(1), |b| b.truncate(cut));
+        let (log, got, report) = replay(&dir(), mem_opts(&fs2)).unwrap();
+        assert_eq!(got, all[..9], "cut at {cut}");
+        if cut == last_start {
+            assert!(report.truncated.is_none());
+        } else {
+            let t = report.truncated.expect("truncated");
+            assert_eq!((t.offset, t.dropped), (last_start as u64, (cut - last_start) as u64));
+        }
+        // New appends go right after the surviving prefix.
+        log.append(b"next").unwrap();
+        drop(log);
+        let (_l, got, _) = replay(&dir(), mem_opts(&fs2)).unwrap();
+        assert_eq!(got.len(), 10);
+        assert_eq!(got[9], b"next");
+    }
+}
+
+#[test]
+fn flipped_crc_on_last_record_is_a_torn_tail() {
+    let fs = MemFs::new();
+    let all = write_records(&fs, 10);
+    let at = record_offset(&all, 9) + 5;
+    fs.damage(&segment_path(1), |b| b[at] ^= 0xff);
+    let (_log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got, all[..9]);
+    assert_eq!(report.truncated.unwrap().offset, record_offset(&all, 9) as u64);
+}
+
+#[test]
+fn strict_refuses_a_torn_tail() {
+    let fs = MemFs::new();
+    write_records(&fs, 10);
+    fs.damage(&segment_path(1), |b| {
+        let n = b.len();
+        b.truncate(n - 3)
+    });
+    let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::Strict);
+    assert!(matches!(replay(&dir(), o), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn flipped_byte_in_the_middle_is_refused_with_file_and_offset() {
+    let fs = MemFs::new();
+    let all = write_records(&fs, 50);
+    let bad = record_offset(&all, 20);
+    fs.damage(&segment_path(1), |b| b[bad + 4] ^= 0x01); // the stored crc
+    for mode in [RecoveryMode::Strict, RecoveryMode::TruncateTail] {
+        let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, mode);
+        let err = replay(&dir(), o).unwrap_err();
+        match &err {
+            Error::Corrupt { path, offset, .. } => {
+                assert_eq!(path, &segment_path(1));
+                assert_eq!(*offset, bad as u64);
+            }
+            other => panic!("unexpected {other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("segment-00000000000000000001.aof"), "{text}");
+        assert!(text.contains(&format!("offset {bad}")), "{text}");
+        assert!(text.contains("basalt-check-aof --fix /log"), "{text}");
+    }
+    // Nothing was modified by the refused opens.
+    let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::LoadUntilDamage);
+    let (log, got, report) = replay(&dir(), o).unwrap();
+    assert_eq!(got, all[..20]);
+    let d = report.damage.expect("damage reported");
+    assert_eq!(d.offset, bad as u64);
+    assert_eq!(d.saved_as, vec![dir().join("segment-00000000000000000001.aof.damaged")]);
+    assert!(fs.contents(&d.saved_as[0]).unwrap().len() > bad);
+    // The log continues from the damage point and reopens cleanly.
+    log.append(b"after").unwrap();
+    drop(log);
+    let (_l, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got.len(), 21);
+    assert!(report.damage.is_none() && report.truncated.is_none());
+}
+
+#[test]
+fn damaged_header_is_an_error() {
+    let fs = MemFs::new();
+    write_records(&fs, 3);
+    fs.damage(&segment_path(1), |b| b[0] = b'X');
+    let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
+    assert!(matches!(err, Error::BadHeader { .. }), "{err}");
+}

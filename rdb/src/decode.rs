@@ -1,0 +1,418 @@
+//! Value decoding: lengths, strings, and every value encoding, generic over
+//! an [`Input`]. Shared by the file reader and DUMP payloads.
+
+use crate::error::{Error, Result};
+use crate::format::{module_name, module_op, Format, Kind, QUICKLIST_PACKED, QUICKLIST_PLAIN};
+use crate::input::Input;
+use crate::listpack::{self, Elem};
+use crate::value::{HashField, ModuleValue, Value};
+use crate::{intset, lzf, stream, ziplist};
+use std::borrow::Cow;
+
+/// What to do with module values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModuleMode {
+    /// Report them as [`Value::Module`] with the raw payload (default).
+    #[default]
+    Report,
+    /// Fail with [`Error::Unsupported`] naming the module.
+    Error,
+}
+
+/// Decoding options.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    /// Module values: report or fail.
+    pub modules: ModuleMode,
+    /// Skip keys whose collection is empty, as Redis does when loading
+    /// (`true`, default) or yield them (`false`).
+    pub skip_empty_keys: bool,
+    /// Verify the trailing CRC64 (default `true`).
+    pub verify_checksum: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { modules: ModuleMode::Report, skip_empty_keys: true, verify_checksum: true }
+    }
+}
+
+/// A length prefix or a special string encoding.
+enum Len {
+    Plain(u64),
+    Int(u8),
+    Lzf,
+}
+
+fn read_len_raw<I: Input>(inp: &mut I, what: &'static str) -> Result<Len> {
+    let at = inp.offset();
+    let b = inp.read_u8(what)?;
+    Ok(match b >> 6 {
+        0 => Len::Plain(u64::from(b & 0x3f)),
+        1 => Len::Plain(u64::from(b & 0x3f) << 8 | u64::from(inp.read_u8(what)?)),
+        2 => match b {
+            0x80 => Len::Plain(u64::from(u32::from_be_bytes(inp.array(what)?))),
+            0x81 => Len::Plain(u64::from_be_bytes(inp.array(what)?)),
+            _ => return Err(Error::corrupt(at, format!("bad length prefix {b:#04x} for {what}"))),
+        },
+        _ => match b & 0x3f {
+            0..=2 => Len::Int(b & 0x3f),
+            3 => Len::Lzf,
+            e => return Err(Error::corrupt(at, format!("unknown string encoding {e} for {what}"))),
+        },
+    })
+}
+
+/// Read a plain length.
+pub fn read_length<I: Input>(inp: &mut I, what: &'static str) -> Result<u64> {
+    let at = inp.offset();
+    match read_len_raw(inp, what)? {
+        Len::Plain(n) => Ok(n),
+        _ => Err(Error::corrupt(at, format!("expected a length for {what}, found a string encoding"))),
+    }
+}
+
+/// Read a string, borrowing it when stored raw. Returns the bytes and the
+/// offset where its data starts.
+pub fn read_blob<'i, I: Input>(inp: &'i mut I, what: &'static str) -> Result<(Cow<'i, [u8]>, u64)> {
+    let at = inp.offset();
+    match read_len_raw(inp, what)? {
+        Len::Plain(n) => {
+            let data_at = inp.offset();
+            Ok((Cow::Borrowed(inp.take(n, what)?), data_at))
+        }
+        Len::Int(w) => {
+            let v: i64 = match w {
+                0 => i64::from(inp.read_u8(what)? as i8),
+                1 => i64::from(i16::from_le_bytes(inp.array(what)?)),
+                _ => i64::from(i32::from_le_bytes(inp.array(what)?)),
+            };
+            Ok((Cow::Owned(itoa::Buffer::new().format(v).as_bytes().to_vec()), at))
+        }
+        Len::Lzf => {
+            let clen = read_length(inp, what)?;
+            let len = read_length(inp, what)?;
+            let data_at = inp.offset();
+            if len > clen.saturating_mul(lzf::MAX_EXPANSION).saturating_add(64) {
+                return Err(Error::corrupt(
+                    at,
+                    format!("LZF {what} claims {len} bytes from {clen} compressed bytes"),
+                ));
+            }
+            let len = usize::try_from(len).map_err(|_| Error::corrupt(at, "LZF length overflow"))?;
+            let comp = inp.take(clen, what)?;
+            let out = lzf::decompress(comp, len).map_err(|e| {
+                Error::corrupt(data_at, format!("LZF data of {what} does not decompress: {e:?}"))
+            })?;
+            Ok((Cow::Owned(out), data_at))
+        }
+    }
+}
+
+/// Read a string as owned bytes.
+#[inline]
+pub fn read_string<I: Input>(inp: &mut I, what: &'static str) -> Result<Vec<u8>> {
+    Ok(read_blob(inp, what)?.0.into_owned())
+}
+
+/// Read a millisecond timestamp (8 bytes LE).
+pub fn read_ms<I: Input>(inp: &mut I, what: &'static str) -> Result<i64> {
+    Ok(i64::from_le_bytes(inp.array(what)?))
+}
+
+fn read_ascii_double<I: Input>(inp: &mut I) -> Result<f64> {
+    let at = inp.offset();
+    let n = inp.read_u8("score length")?;
+    match n {
+        253 => Ok(f64::NAN),
+        254 => Ok(f64::INFINITY),
+        255 => Ok(f64::NEG_INFINITY),
+        _ => {
+            let s = inp.take(u64::from(n), "score")?;
+            parse_score(s).ok_or_else(|| Error::corrupt(at, "expected an ASCII double score"))
+        }
+    }
+}
+
+/// Parse a score stored as text (ziplists, listpacks, ASCII zsets).
+pub fn parse_score(s: &[u8]) -> Option<f64> {
+    let t = std::str::from_utf8(s).ok()?;
+    t.parse::<f64>().ok().or_else(|| match t.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    })
+}
+
+fn elem_score(e: &Elem<'_>, at: u64) -> Result<f64> {
+    match e {
+        Elem::Int(i) => Ok(*i as f64),
+        Elem::Str(s) => parse_score(s).ok_or_else(|| Error::corrupt(at, "expected a numeric score")),
+    }
+}
+
+fn strings<I: Input>(inp: &mut I, what: &'static str) -> Result<Vec<Vec<u8>>> {
+    let n = read_length(inp, what)?;
+    let mut v = Vec::with_capacity(inp.capacity_for(n));
+    for _ in 0..n {
+        v.push(read_string(inp, what)?);
+    }
+    Ok(v)
+}
+
+/// Collect the elements of a ziplist or listpack blob as owned bytes.
+fn packed_elems(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Vec<u8>>> {
+    let mut v = Vec::new();
+    let push = |e: Elem<'_>| {
+        v.push(e.to_vec());
+        Ok(())
+    };
+    if is_listpack {
+        listpack::for_each(blob, base, push)?;
+    } else {
+        ziplist::for_each(blob, base, push)?;
+    }
+    Ok(v)
+}
+
+fn pairs_from(elems: Vec<Vec<u8>>, base: u64) -> Result<Vec<HashField>> {
+    if !elems.len().is_multiple_of(2) {
+        return Err(Error::corrupt(base, "expected field/value pairs, found an odd element count"));
+    }
+    let mut it = elems.into_iter();
+    let mut out = Vec::with_capacity(it.len() / 2);
+    while let (Some(f), Some(v)) = (it.next(), it.next()) {
+        out.push(HashField { field: f, value: v, expire_ms: None });
+    }
+    Ok(out)
+}
+
+fn zset_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<(Vec<u8>, f64)>> {
+    let mut out = Vec::new();
+    let mut member: Option<Vec<u8>> = None;
+    let mut f = |e: Elem<'_>| {
+        match member.take() {
+            None => member = Some(e.to_vec()),
+            Some(m) => out.push((m, elem_score(&e, base)?)),
+        }
+        Ok(())
+    };
+    if is_listpack {
+        listpack::for_each(blob, base, &mut f)?;
+    } else {
+        ziplist::for_each(blob, base, &mut f)?;
+    }
+    if member.is_some() {
+        return Err(Error::corrupt(base, "expected member/score pairs, found an odd element count"));
+    }
+    Ok(out)
+}
+
+fn hash_listpack_ex(blob: &[u8], base: u64) -> Result<Vec<HashField>> {
+    let elems = listpack::collect(blob, base)?;
+    if elems.len() % 3 != 0 {
+        return Err(Error::corrupt(base, "expected field/value/ttl triples in listpack-ex hash"));
+    }
+    let mut out = Vec::with_capacity(elems.len() / 3);
+    for t in elems.chunks_exact(3) {
+        if let [f, v, ttl] = t {
+            let ttl = ttl.as_int().ok_or_else(|| Error::corrupt(base, "expected an integer TTL"))?;
+            out.push(HashField {
+                field: f.to_vec(),
+                value: v.to_vec(),
+                expire_ms: if ttl == 0 { None } else { Some(ttl as u64) },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Read a module value (type 7 or MODULE_AUX payload): the opcode-tagged
+/// fields up to EOF, kept raw.
+pub fn read_module_body<I: Input>(inp: &mut I, id: u64) -> Result<ModuleValue> {
+    inp.begin_capture();
+    let res = skip_module_fields(inp);
+    let raw = inp.end_capture();
+    res?;
+    let (name, encver) = module_name(id);
+    Ok(ModuleValue { id, name, encver, raw })
+}
+
+fn skip_module_fields<I: Input>(inp: &mut I) -> Result<()> {
+    loop {
+        let at = inp.offset();
+        match read_length(inp, "module opcode")? {
+            module_op::EOF => return Ok(()),
+            module_op::SINT | module_op::UINT => {
+                read_length(inp, "module integer")?;
+            }
+            module_op::FLOAT => {
+                inp.take(4, "module float")?;
+            }
+            module_op::DOUBLE => {
+                inp.take(8, "module double")?;
+            }
+            module_op::STRING => {
+                read_blob(inp, "module string")?;
+            }
+            op => return Err(Error::corrupt(at, format!("unknown module opcode {op}"))),
+        }
+    }
+}
+
+/// Decode one value of the given kind.
+pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeOptions) -> Result<Value> {
+    let at = inp.offset();
+    Ok(match kind {
+        Kind::String => Value::String(read_string(inp, "string value")?),
+        Kind::ListLinked => Value::List(strings(inp, "list element")?),
+        Kind::Set => Value::Set(strings(inp, "set member")?),
+        Kind::Hash => {
+            let n = read_length(inp, "hash length")?;
+            let mut v = Vec::with_capacity(inp.capacity_for(n));
+            for _ in 0..n {
+                let field = read_string(inp, "hash field")?;
+                let value = read_string(inp, "hash value")?;
+                v.push(HashField { field, value, expire_ms: None });
+            }
+            Value::Hash(v)
+        }
+        Kind::ZsetAscii | Kind::Zset2 => {
+            let n = read_length(inp, "zset length")?;
+            let mut v = Vec::with_capacity(inp.capacity_for(n));
+            for _ in 0..n {
+                let m = read_string(inp, "zset member")?;
+                let s_at = inp.offset();
+                let s = if kind == Kind::Zset2 {
+                    f64::from_le_bytes(inp.array("binary score")?)
+                } else {
+                    read_ascii_double(inp)?
+                };
+                if s.is_nan() {
+                    return Err(Error::corrupt(s_at, "zset score is NaN"));
+                }
+                v.push((m, s));
+            }
+            Value::SortedSet(v)
+        }
+        Kind::ModulePreGa => {
+            return Err(Error::Unsupported {
+                offset: at,
+                what: "pre-GA module value (type 6) cannot be parsed without the module".into(),
+            })
+        }
+        Kind::Module2 => {
+            let id = read_length(inp, "module id")?;
+            let m = read_module_body(inp, id)?;
+            if opts.modules == ModuleMode::Error {
+                return Err(Error::Unsupported {
+                    offset: at,
+                    what: format!("module value of type '{}'", m.name),
+                });
+            }
+            Value::Module(Box::new(m))
+        }
+        Kind::HashZipmap => {
+            let (blob, base) = read_blob(inp, "zipmap")?;
+            let pairs = intset::decode_zipmap(&blob, base)?;
+            Value::Hash(pairs.into_iter().map(|(f, v)| HashField::new(f, v)).collect())
+        }
+        Kind::ListZiplist => {
+            let (blob, base) = read_blob(inp, "ziplist")?;
+            Value::List(packed_elems(&blob, base, false)?)
+        }
+        Kind::SetIntset => {
+            let (blob, base) = read_blob(inp, "intset")?;
+            let vals = intset::decode(&blob, base)?;
+            Value::Set(vals.iter().map(|v| itoa::Buffer::new().format(*v).as_bytes().to_vec()).collect())
+        }
+        Kind::SetListpack => {
+            let (blob, base) = read_blob(inp, "set listpack")?;
+            Value::Set(packed_elems(&blob, base, true)?)
+        }
+        Kind::ZsetZiplist | Kind::ZsetListpack => {
+            let (blob, base) = read_blob(inp, "zset ziplist/listpack")?;
+            Value::SortedSet(zset_from_packed(&blob, base, kind == Kind::ZsetListpack)?)
+        }
+        Kind::HashZiplist | Kind::HashListpack => {
+            let (blob, base) = read_blob(inp, "hash ziplist/listpack")?;
+            Value::Hash(pairs_from(packed_elems(&blob, base, kind == Kind::HashListpack)?, base)?)
+        }
+        Kind::HashListpackEx | Kind::HashListpackExPreGa => {
+            if kind == Kind::HashListpackEx {
+                read_ms(inp, "hash min expire")?;
+            }
+            let (blob, base) = read_blob(inp, "hash listpack-ex")?;
+            Value::Hash(hash_listpack_ex(&blob, base)?)
+        }
+        Kind::HashMetadata | Kind::HashMetadataPreGa => {
+            let min = if kind == Kind::HashMetadata { read_ms(inp, "hash min expire")? as u64 } else { 0 };
+            let n = read_length(inp, "hash length")?;
+            let mut v = Vec::with_capacity(inp.capacity_for(n));
+            for _ in 0..n {
+                let ttl = read_length(inp, "hash field ttl")?;
+                let expire = if kind == Kind::HashMetadata {
+                    (ttl != 0).then(|| ttl.wrapping_add(min).wrapping_sub(1))
+                } else {
+                    (ttl != 0).then_some(ttl)
+                };
+                let field = read_string(inp, "hash field")?;
+                let value = read_string(inp, "hash value")?;
+                v.push(HashField { field, value, expire_ms: expire });
+            }
+            Value::Hash(v)
+        }
+        Kind::ValkeyHash2 => {
+            let n = read_length(inp, "hash length")?;
+            let mut v = Vec::with_capacity(inp.capacity_for(n));
+            for _ in 0..n {
+                let field = read_string(inp, "hash field")?;
+                let value = read_string(inp, "hash value")?;
+                let exp = read_ms(inp, "hash field expiry")?;
+                v.push(HashField { field, value, expire_ms: (exp >= 0).then_some(exp as u64) });
+            }
+            Value::Hash(v)
+        }
+        Kind::ListQuicklist | Kind::ListQuicklist2 => {
+            let nodes = read_length(inp, "quicklist node count")?;
+            let mut out = Vec::new();
+            for _ in 0..nodes {
+                let container = if kind == Kind::ListQuicklist2 {
+                    let c_at = inp.offset();
+                    let c = read_length(inp, "quicklist container")?;
+                    if c != QUICKLIST_PLAIN && c != QUICKLIST_PACKED {
+                        return Err(Error::corrupt(c_at, format!("expected quicklist container 1 or 2, found {c}")));
+                    }
+                    c
+                } else {
+                    QUICKLIST_PACKED
+                };
+                let n_at = inp.offset();
+                let (blob, base) = read_blob(inp, "quicklist node")?;
+                if blob.is_empty() {
+                    return Err(Error::corrupt(n_at, "empty quicklist node"));
+                }
+                if container == QUICKLIST_PLAIN {
+                    out.push(blob.into_owned());
+                } else {
+                    out.extend(packed_elems(&blob, base, kind == Kind::ListQuicklist2)?);
+                }
+            }
+            Value::List(out)
+        }
+        Kind::Stream1 | Kind::Stream2 | Kind::Stream3 => {
+            let version = match kind {
+                Kind::Stream1 => 1,
+                Kind::Stream2 => 2,
+                _ => 3,
+            };
+            Value::Stream(Box::new(stream::read_stream(inp, version)?))
+        }
+        Kind::ValkeyPathHash => {
+            return Err(Error::Unsupported {
+                offset: at,
+                what: format!("Valkey PATH_HASH value (type 23) in {fmt}"),
+            })
+        }
+    })
+}

@@ -1,0 +1,377 @@
+//! Value encoding for a chosen target format. Shared by the file writer and
+//! DUMP payloads.
+//!
+//! Encodings follow what the target's Redis would write with default
+//! settings: compact encodings (listpack, or ziplist for RDB 9) for small
+//! collections, plain encodings otherwise. Data a target cannot hold (hash
+//! field TTLs before RDB 12, functions before RDB 10, empty collections) is
+//! refused with [`Error::Unrepresentable`].
+
+use crate::error::{Error, Result};
+use crate::format::{module_id, Format, QUICKLIST_PACKED, QUICKLIST_PLAIN};
+use crate::listpack::{self, parse_canonical_i64};
+use crate::value::{HashField, Value};
+use crate::{intset, lzf, stream, ziplist};
+
+/// A format the writer can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Target {
+    /// `REDIS0009` (Redis 5.0 - 6.2).
+    Redis9,
+    /// `REDIS0010` (Redis 7.0; loaded by every later Redis and Valkey).
+    #[default]
+    Redis10,
+    /// `REDIS0011` (Redis 7.2, Valkey 7.2/8.x).
+    Redis11,
+    /// `REDIS0012` (Redis 7.4 - 8.4), with hash field TTLs.
+    Redis12,
+    /// `VALKEY080` (Valkey 9), with hash field TTLs.
+    Valkey80,
+}
+
+impl Target {
+    /// The header format.
+    pub fn format(self) -> Format {
+        match self {
+            Target::Redis9 => Format::redis(9),
+            Target::Redis10 => Format::redis(10),
+            Target::Redis11 => Format::redis(11),
+            Target::Redis12 => Format::redis(12),
+            Target::Valkey80 => Format::valkey(80),
+        }
+    }
+
+    fn v(self) -> u32 {
+        match self {
+            Target::Redis9 => 9,
+            Target::Redis10 => 10,
+            Target::Redis11 => 11,
+            Target::Redis12 => 12,
+            Target::Valkey80 => 80,
+        }
+    }
+
+    fn refuse(self, what: impl Into<String>) -> Error {
+        Error::Unrepresentable { target: self.format().to_string(), what: what.into() }
+    }
+}
+
+/// Encoding options.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeOptions {
+    /// Target format (default RDB 10).
+    pub target: Target,
+    /// LZF-compress strings longer than 20 bytes when it saves space, as
+    /// `rdbcompression yes` does (default `true`).
+    pub compress: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions { target: Target::Redis10, compress: true }
+    }
+}
+
+impl EncodeOptions {
+    /// Options for a target with compression on.
+    pub fn for_target(target: Target) -> Self {
+        EncodeOptions { target, ..Default::default() }
+    }
+}
+
+const PACKED_ENTRIES: usize = 128;
+const PACKED_VALUE: usize = 64;
+const INTSET_ENTRIES: usize = 512;
+const LIST_NODE_BYTES: usize = 8192;
+const PLAIN_THRESHOLD: usize = 1 << 30;
+
+/// Write a length prefix.
+pub fn write_length(out: &mut Vec<u8>, n: u64) {
+    if n < 64 {
+        out.push(n as u8);
+    } else if n < 16384 {
+        out.push(0x40 | (n >> 8) as u8);
+        out.push((n & 0xff) as u8);
+    } else if n <= u64::from(u32::MAX) {
+        out.push(0x80);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(0x81);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// Write a string: integer-encoded when it is a short canonical integer,
+/// LZF-compressed when `compress` and it saves at least 4 bytes.
+pub fn write_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
+    if s.len() <= 11 {
+        if let Some(v) = parse_canonical_i64(s) {
+            if let Ok(x) = i8::try_from(v) {
+                out.push(0xC0);
+                out.push(x as u8);
+                return;
+            } else if let Ok(x) = i16::try_from(v) {
+                out.push(0xC1);
+                out.extend_from_slice(&x.to_le_bytes());
+                return;
+            } else if let Ok(x) = i32::try_from(v) {
+                out.push(0xC2);
+                out.extend_from_slice(&x.to_le_bytes());
+                return;
+            }
+        }
+    }
+    if compress && s.len() > 20 {
+        if let Some(z) = lzf::compress(s) {
+            out.push(0xC3);
+            write_length(out, z.len() as u64);
+            write_length(out, s.len() as u64);
+            out.extend_from_slice(&z);
+            return;
+        }
+    }
+    write_length(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+/// Write a millisecond timestamp (8 bytes LE).
+pub fn write_ms(out: &mut Vec<u8>, ms: i64) {
+    out.extend_from_slice(&ms.to_le_bytes());
+}
+
+/// A score as Redis stores it in a ziplist/listpack: integral values as
+/// integers, others in shortest round-trip form.
+fn score_text(s: f64) -> Vec<u8> {
+    if s.is_infinite() {
+        return if s > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
+    }
+    if s.fract() == 0.0 && s.abs() < 9_007_199_254_740_992.0 {
+        return itoa::Buffer::new().format(s as i64).as_bytes().to_vec();
+    }
+    ryu::Buffer::new().format(s).as_bytes().to_vec()
+}
+
+fn small<'a>(n: usize, mut items: impl Iterator<Item = &'a [u8]>) -> bool {
+    n <= PACKED_ENTRIES && items.all(|s| s.len() <= PACKED_VALUE)
+}
+
+/// Encode a value's body; returns the RDB type byte to write before it.
+pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> Result<u8> {
+    let t = opts.target;
+    let z = opts.compress;
+    let v10 = t.v() >= 10;
+    Ok(match value {
+        Value::String(s) => {
+            write_string(out, s, z);
+            0
+        }
+        Value::List(items) => {
+            if items.is_empty() {
+                return Err(t.refuse("an empty list (Redis deletes empty keys)"));
+            }
+            let mut nodes: Vec<(u64, Vec<u8>)> = Vec::new();
+            let mut i = 0;
+            while i < items.len() {
+                let first = items.get(i).map(Vec::len).unwrap_or(0);
+                if v10 && first >= PLAIN_THRESHOLD {
+                    nodes.push((QUICKLIST_PLAIN, items.get(i).cloned().unwrap_or_default()));
+                    i += 1;
+                    continue;
+                }
+                if v10 {
+                    let mut lp = listpack::Builder::new();
+                    while let Some(it) = items.get(i) {
+                        if lp.count() > 0 && (lp.len_bytes() + it.len() > LIST_NODE_BYTES || it.len() >= PLAIN_THRESHOLD) {
+                            break;
+                        }
+                        lp.push(it);
+                        i += 1;
+                    }
+                    nodes.push((QUICKLIST_PACKED, lp.finish()));
+                } else {
+                    let mut zl = ziplist::Builder::new();
+                    let mut n = 0;
+                    while let Some(it) = items.get(i) {
+                        if n > 0 && zl.len_bytes() + it.len() > LIST_NODE_BYTES {
+                            break;
+                        }
+                        zl.push(it);
+                        n += 1;
+                        i += 1;
+                    }
+                    nodes.push((QUICKLIST_PACKED, zl.finish()));
+                }
+            }
+            write_length(out, nodes.len() as u64);
+            for (container, data) in &nodes {
+                if v10 {
+                    write_length(out, *container);
+                }
+                write_string(out, data, z);
+            }
+            if v10 { 18 } else { 14 }
+        }
+        Value::Set(members) => {
+            if members.is_empty() {
+                return Err(t.refuse("an empty set (Redis deletes empty keys)"));
+            }
+            let ints: Option<Vec<i64>> = if members.len() <= INTSET_ENTRIES {
+                members.iter().map(|m| parse_canonical_i64(m)).collect()
+            } else {
+                None
+            };
+            if let Some(mut ints) = ints {
+                ints.sort_unstable();
+                ints.dedup();
+                write_string(out, &intset::encode(&ints), z);
+                11
+            } else if t.v() >= 11 && small(members.len(), members.iter().map(Vec::as_slice)) {
+                let mut lp = listpack::Builder::new();
+                for m in members {
+                    lp.push(m);
+                }
+                write_string(out, &lp.finish(), z);
+                20
+            } else {
+                write_length(out, members.len() as u64);
+                for m in members {
+                    write_string(out, m, z);
+                }
+                2
+            }
+        }
+        Value::SortedSet(pairs) => {
+            if pairs.is_empty() {
+                return Err(t.refuse("an empty sorted set (Redis deletes empty keys)"));
+            }
+            if pairs.iter().any(|(_, s)| s.is_nan()) {
+                return Err(t.refuse("a NaN sorted-set score"));
+            }
+            if small(pairs.len(), pairs.iter().map(|(m, _)| m.as_slice())) {
+                let mut sorted: Vec<&(Vec<u8>, f64)> = pairs.iter().collect();
+                sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+                if v10 {
+                    let mut lp = listpack::Builder::new();
+                    for (m, s) in sorted {
+                        lp.push(m);
+                        lp.push(&score_text(*s));
+                    }
+                    write_string(out, &lp.finish(), z);
+                    17
+                } else {
+                    let mut zl = ziplist::Builder::new();
+                    for (m, s) in sorted {
+                        zl.push(m);
+                        zl.push(&score_text(*s));
+                    }
+                    write_string(out, &zl.finish(), z);
+                    12
+                }
+            } else {
+                write_length(out, pairs.len() as u64);
+                for (m, s) in pairs.iter().rev() {
+                    write_string(out, m, z);
+                    out.extend_from_slice(&s.to_le_bytes());
+                }
+                5
+            }
+        }
+        Value::Hash(fields) => encode_hash(out, fields, opts)?,
+        Value::Stream(s) => {
+            let version = match t {
+                Target::Redis9 => 1,
+                Target::Redis10 => 2,
+                _ => 3,
+            };
+            stream::write_stream(out, s, version, z);
+            match version {
+                1 => 15,
+                2 => 19,
+                _ => 21,
+            }
+        }
+        Value::Module(m) => {
+            if module_id(&m.name, m.encver) != Some(m.id) {
+                return Err(t.refuse(format!("module value with inconsistent id for '{}'", m.name)));
+            }
+            write_length(out, m.id);
+            out.extend_from_slice(&m.raw);
+            7
+        }
+    })
+}
+
+fn encode_hash(out: &mut Vec<u8>, fields: &[HashField], opts: &EncodeOptions) -> Result<u8> {
+    let t = opts.target;
+    let z = opts.compress;
+    if fields.is_empty() {
+        return Err(t.refuse("an empty hash (Redis deletes empty keys)"));
+    }
+    let is_small = small(fields.len(), fields.iter().flat_map(|f| [f.field.as_slice(), f.value.as_slice()]));
+    let min_expire = fields.iter().filter_map(|f| f.expire_ms).min();
+    if let Some(min) = min_expire {
+        const MAX_TTL: u64 = (1 << 48) - 1;
+        match t {
+            Target::Redis12 => {
+                if fields.iter().any(|f| f.expire_ms.is_some_and(|e| e > MAX_TTL || e == 0)) {
+                    return Err(t.refuse("a hash field expiry of 0 or above 2^48-1 ms"));
+                }
+                write_ms(out, min as i64);
+                if is_small {
+                    let mut lp = listpack::Builder::new();
+                    for f in fields {
+                        lp.push(&f.field);
+                        lp.push(&f.value);
+                        lp.push_int(f.expire_ms.unwrap_or(0) as i64);
+                    }
+                    write_string(out, &lp.finish(), z);
+                    Ok(25)
+                } else {
+                    write_length(out, fields.len() as u64);
+                    for f in fields {
+                        write_length(out, f.expire_ms.map(|e| e - min + 1).unwrap_or(0));
+                        write_string(out, &f.field, z);
+                        write_string(out, &f.value, z);
+                    }
+                    Ok(24)
+                }
+            }
+            Target::Valkey80 => {
+                write_length(out, fields.len() as u64);
+                for f in fields {
+                    write_string(out, &f.field, z);
+                    write_string(out, &f.value, z);
+                    write_ms(out, f.expire_ms.map(|e| e as i64).unwrap_or(-1));
+                }
+                Ok(22)
+            }
+            _ => Err(t.refuse("hash field expiry (needs REDIS 12 or VALKEY 80)")),
+        }
+    } else if is_small {
+        if t.v() >= 10 {
+            let mut lp = listpack::Builder::new();
+            for f in fields {
+                lp.push(&f.field);
+                lp.push(&f.value);
+            }
+            write_string(out, &lp.finish(), z);
+            Ok(16)
+        } else {
+            let mut zl = ziplist::Builder::new();
+            for f in fields {
+                zl.push(&f.field);
+                zl.push(&f.value);
+            }
+            write_string(out, &zl.finish(), z);
+            Ok(13)
+        }
+    } else {
+        write_length(out, fields.len() as u64);
+        for f in fields {
+            write_string(out, &f.field, z);
+            write_string(out, &f.value, z);
+        }
+        Ok(4)
+    }
+}

@@ -1,0 +1,316 @@
+//! The streaming file reader: yields one [`Item`] at a time, in file order.
+
+use crate::decode::{read_length, read_module_body, read_string, read_value, DecodeOptions, ModuleMode};
+use crate::error::{Error, Result};
+use crate::format::{module_op, Format, Opcode};
+use crate::input::{Input, ReadInput, SliceInput};
+use crate::value::{Entry, Function, ModuleValue};
+use std::io::Read;
+use std::path::Path;
+
+/// One thing found in a dump.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Item {
+    /// An AUX field (`redis-ver`, `ctime`, ...).
+    Aux {
+        /// Field name.
+        key: Vec<u8>,
+        /// Field value (integer-encoded values as decimal text).
+        value: Vec<u8>,
+    },
+    /// SELECTDB: following keys belong to this database.
+    SelectDb(u64),
+    /// RESIZEDB hint for the current database.
+    ResizeDb {
+        /// Number of keys.
+        db_size: u64,
+        /// Number of keys with an expiry.
+        expires_size: u64,
+    },
+    /// A key.
+    Entry(Entry),
+    /// A function library.
+    Function(Function),
+    /// SLOT_INFO (Redis 7.4+ cluster mode).
+    SlotInfo {
+        /// Slot number.
+        slot: u64,
+        /// Keys in the slot.
+        size: u64,
+        /// Keys with an expiry in the slot.
+        expires_size: u64,
+    },
+    /// MODULE_AUX data, reported opaque.
+    ModuleAux {
+        /// When the module saved it (before or after the keyspace).
+        when: u64,
+        /// The module's data.
+        module: ModuleValue,
+    },
+}
+
+/// What the trailing checksum said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// Files before version 5 have none.
+    NotPresent,
+    /// All-zero trailer: written with `rdbchecksum no`.
+    Disabled,
+    /// Stored value matched the data.
+    Verified(u64),
+    /// Not verified because the options said so.
+    Unchecked(u64),
+}
+
+/// Streaming reader over any [`Input`].
+pub struct Reader<I> {
+    inp: I,
+    format: Format,
+    opts: DecodeOptions,
+    db: u64,
+    expire: Option<i64>,
+    idle: Option<u64>,
+    freq: Option<u8>,
+    done: bool,
+    checksum: Option<Checksum>,
+}
+
+impl<'a> Reader<SliceInput<'a>> {
+    /// Read a dump held in memory (or memory-mapped).
+    pub fn from_slice(data: &'a [u8], opts: DecodeOptions) -> Result<Self> {
+        Reader::new(SliceInput::new(data), opts)
+    }
+}
+
+impl<R: Read> Reader<ReadInput<R>> {
+    /// Read a dump from a stream (socket, pipe, file).
+    pub fn from_read(r: R, opts: DecodeOptions) -> Result<Self> {
+        Reader::new(ReadInput::new(r), opts)
+    }
+}
+
+/// A memory-mapped dump file.
+pub struct MappedFile {
+    map: memmap2::Mmap,
+}
+
+impl MappedFile {
+    /// Map a file read-only.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let file = std::fs::File::open(path)?;
+        // SAFETY: the mapping is read-only and every byte is treated as
+        // untrusted input; if another process truncates the file while it is
+        // mapped, reads may fault (SIGBUS), as with any mmap-based reader.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(MappedFile { map })
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// A reader over the mapped bytes.
+    pub fn reader(&self, opts: DecodeOptions) -> Result<Reader<SliceInput<'_>>> {
+        Reader::from_slice(&self.map, opts)
+    }
+}
+
+impl<I: Input> Reader<I> {
+    /// Read the header and prepare to iterate.
+    pub fn new(mut inp: I, opts: DecodeOptions) -> Result<Self> {
+        let mut head = Vec::with_capacity(9);
+        for _ in 0..9 {
+            match inp.read_u8("9-byte header") {
+                Ok(b) => head.push(b),
+                Err(_) => return Err(Error::BadMagic { found: head }),
+            }
+        }
+        let format = Format::parse_header(&head)?;
+        Ok(Reader {
+            inp,
+            format,
+            opts,
+            db: 0,
+            expire: None,
+            idle: None,
+            freq: None,
+            done: false,
+            checksum: None,
+        })
+    }
+
+    /// Magic and version of the file.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Offset of the next byte to read.
+    pub fn offset(&self) -> u64 {
+        self.inp.offset()
+    }
+
+    /// The checksum outcome, once the end of the file was reached.
+    pub fn checksum(&self) -> Option<Checksum> {
+        self.checksum
+    }
+
+    /// The next item, or `None` after the EOF opcode (and checksum).
+    pub fn next_item(&mut self) -> Result<Option<Item>> {
+        while !self.done {
+            let at = self.inp.offset();
+            let b = self.inp.read_u8("a value type or opcode")?;
+            if let Some(kind) = self.format.kind(b) {
+                let key = read_string(&mut self.inp, "key")?;
+                let value = read_value(&mut self.inp, kind, self.format, &self.opts)?;
+                let expire_ms = self.expire.take();
+                let lru_idle = self.idle.take();
+                let lfu_freq = self.freq.take();
+                if self.opts.skip_empty_keys && value.is_empty_collection() {
+                    continue;
+                }
+                return Ok(Some(Item::Entry(Entry {
+                    db: self.db,
+                    key,
+                    value,
+                    expire_ms,
+                    lru_idle,
+                    lfu_freq,
+                    rdb_type: b,
+                })));
+            }
+            let op = self.format.opcode(b).ok_or_else(|| Error::UnknownType {
+                offset: at,
+                byte: b,
+                format: self.format.to_string(),
+            })?;
+            let inp = &mut self.inp;
+            match op {
+                Opcode::Eof => {
+                    self.finish()?;
+                    return Ok(None);
+                }
+                Opcode::SelectDb => {
+                    self.db = read_length(inp, "database number")?;
+                    return Ok(Some(Item::SelectDb(self.db)));
+                }
+                Opcode::ExpireTime => {
+                    let s = i32::from_le_bytes(inp.array("expire time (seconds)")?);
+                    self.expire = Some(i64::from(s) * 1000);
+                }
+                Opcode::ExpireTimeMs => {
+                    self.expire = Some(i64::from_le_bytes(inp.array("expire time (ms)")?));
+                }
+                Opcode::ResizeDb => {
+                    let db_size = read_length(inp, "resizedb size")?;
+                    let expires_size = read_length(inp, "resizedb expires size")?;
+                    return Ok(Some(Item::ResizeDb { db_size, expires_size }));
+                }
+                Opcode::Aux => {
+                    let key = read_string(inp, "aux key")?;
+                    let value = read_string(inp, "aux value")?;
+                    return Ok(Some(Item::Aux { key, value }));
+                }
+                Opcode::Freq => self.freq = Some(inp.read_u8("LFU frequency")?),
+                Opcode::Idle => self.idle = Some(read_length(inp, "LRU idle time")?),
+                Opcode::ModuleAux => {
+                    let id = read_length(inp, "module id")?;
+                    let w_at = inp.offset();
+                    if read_length(inp, "module aux when-opcode")? != module_op::UINT {
+                        return Err(Error::corrupt(w_at, "expected module aux when-opcode 2 (UINT)"));
+                    }
+                    let when = read_length(inp, "module aux when")?;
+                    let module = read_module_body(inp, id)?;
+                    if self.opts.modules == ModuleMode::Error {
+                        return Err(Error::Unsupported {
+                            offset: at,
+                            what: format!("module aux data of type '{}'", module.name),
+                        });
+                    }
+                    return Ok(Some(Item::ModuleAux { when, module }));
+                }
+                Opcode::FunctionPreGa => {
+                    let name = read_string(inp, "function library name")?;
+                    let engine = read_string(inp, "function engine")?;
+                    let description = if read_length(inp, "function description flag")? != 0 {
+                        Some(read_string(inp, "function description")?)
+                    } else {
+                        None
+                    };
+                    let body = read_string(inp, "function code")?;
+                    let mut code = Vec::with_capacity(body.len() + name.len() + engine.len() + 10);
+                    code.extend_from_slice(b"#!");
+                    code.extend_from_slice(&engine);
+                    code.extend_from_slice(b" name=");
+                    code.extend_from_slice(&name);
+                    code.push(b'\n');
+                    code.extend_from_slice(&body);
+                    return Ok(Some(Item::Function(Function {
+                        library: name,
+                        engine,
+                        code,
+                        description,
+                        pre_ga: true,
+                    })));
+                }
+                Opcode::Function2 => {
+                    let code = read_string(inp, "function library code")?;
+                    let f = Function::from_code(code).ok_or_else(|| {
+                        Error::corrupt(at, "function library code does not start with '#!<engine> name=<library>'")
+                    })?;
+                    return Ok(Some(Item::Function(f)));
+                }
+                Opcode::SlotInfo => {
+                    let slot = read_length(inp, "slot id")?;
+                    let size = read_length(inp, "slot size")?;
+                    let expires_size = read_length(inp, "slot expires size")?;
+                    return Ok(Some(Item::SlotInfo { slot, size, expires_size }));
+                }
+                Opcode::KeyMeta | Opcode::SlotImport | Opcode::Update => {
+                    return Err(Error::Unsupported {
+                        offset: at,
+                        what: format!("opcode {b} ({op:?}) in {}", self.format),
+                    })
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.done = true;
+        if !self.format.has_checksum() {
+            self.checksum = Some(Checksum::NotPresent);
+            return Ok(());
+        }
+        let computed = self.inp.crc_so_far();
+        let at = self.inp.offset();
+        let stored = u64::from_le_bytes(self.inp.array("8-byte CRC64 trailer")?);
+        self.checksum = Some(if stored == 0 {
+            Checksum::Disabled
+        } else if !self.opts.verify_checksum {
+            Checksum::Unchecked(stored)
+        } else if stored == computed {
+            Checksum::Verified(stored)
+        } else {
+            return Err(Error::Checksum { offset: at, stored, computed });
+        });
+        Ok(())
+    }
+}
+
+impl<I: Input> Iterator for Reader<I> {
+    type Item = Result<Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_item() {
+            Ok(Some(i)) => Some(Ok(i)),
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

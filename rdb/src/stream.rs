@@ -1,0 +1,257 @@
+//! Streams: RDB types 15, 19 and 21 (STREAM_LISTPACKS 1-3).
+//!
+//! On disk: a count of listpack nodes, each `master ID (16-byte string, BE) |
+//! listpack`; then length, last ID, (v2+) first ID, max deleted ID, entries
+//! added; then consumer groups: name, last delivered ID, (v2+) entries read,
+//! the group PEL (`raw ID | delivery time ms | delivery count`) and consumers
+//! (`name | seen time | (v3) active time | PEL IDs`).
+//!
+//! A node listpack starts with a master entry `count deleted nfields
+//! field... 0`, followed by entries `flags ms-diff seq-diff [nfields]
+//! (field value | value)... lp-count`. Flag 1 marks a deleted entry, flag 2
+//! an entry with exactly the master fields (only values are stored).
+
+use crate::decode::{read_blob, read_length, read_ms, read_string};
+use crate::encode::{write_length, write_ms, write_string};
+use crate::error::{Error, Result};
+use crate::input::Input;
+use crate::listpack::{self, Elem};
+use crate::value::{Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntry, StreamId};
+use std::collections::HashSet;
+
+const FLAG_DELETED: i64 = 1;
+const FLAG_SAMEFIELDS: i64 = 2;
+/// Entries per node the writer uses (Redis `stream-node-max-entries`).
+const NODE_MAX_ENTRIES: usize = 100;
+/// Approximate bytes per node the writer aims for (`stream-node-max-bytes`).
+const NODE_MAX_BYTES: usize = 4096;
+
+fn raw_id<I: Input>(inp: &mut I, what: &'static str) -> Result<StreamId> {
+    Ok(StreamId::from_be_bytes(inp.array(what)?))
+}
+
+fn parse_node(blob: &[u8], base: u64, master: StreamId, out: &mut Vec<StreamEntry>) -> Result<()> {
+    let elems = listpack::collect(blob, base)?;
+    let bad = |what: &str| Error::corrupt(base, format!("stream listpack invalid: {what}"));
+    let mut it = elems.iter();
+    let int = |it: &mut std::slice::Iter<'_, Elem<'_>>, what: &str| -> Result<i64> {
+        it.next().and_then(Elem::as_int).ok_or_else(|| bad(&format!("expected integer {what}")))
+    };
+    let count = int(&mut it, "entry count")?;
+    let deleted = int(&mut it, "deleted count")?;
+    let nfields = int(&mut it, "master field count")?;
+    if count < 0 || deleted < 0 || nfields < 0 || count + deleted == 0 {
+        return Err(bad("bad master entry counts"));
+    }
+    let mut master_fields = Vec::with_capacity(nfields.min(1024) as usize);
+    for _ in 0..nfields {
+        master_fields.push(it.next().ok_or_else(|| bad("master fields"))?.to_vec());
+    }
+    if int(&mut it, "master terminator")? != 0 {
+        return Err(bad("master entry terminator is not 0"));
+    }
+    let mut live = 0i64;
+    for _ in 0..(count + deleted) {
+        let flags = int(&mut it, "entry flags")?;
+        let ms = int(&mut it, "ms delta")? as u64;
+        let seq = int(&mut it, "seq delta")? as u64;
+        let id = StreamId::new(master.ms.wrapping_add(ms), master.seq.wrapping_add(seq));
+        let mut fields = Vec::new();
+        let lp_count = if flags & FLAG_SAMEFIELDS != 0 {
+            for f in &master_fields {
+                let v = it.next().ok_or_else(|| bad("entry values"))?;
+                fields.push((f.clone(), v.to_vec()));
+            }
+            nfields + 3
+        } else {
+            let n = int(&mut it, "entry field count")?;
+            if n < 0 {
+                return Err(bad("negative field count"));
+            }
+            for _ in 0..n {
+                let f = it.next().ok_or_else(|| bad("entry field"))?.to_vec();
+                let v = it.next().ok_or_else(|| bad("entry value"))?.to_vec();
+                fields.push((f, v));
+            }
+            2 * n + 4
+        };
+        if int(&mut it, "lp-count")? != lp_count {
+            return Err(bad("lp-count does not match the entry"));
+        }
+        if flags & FLAG_DELETED == 0 {
+            live += 1;
+            out.push(StreamEntry { id, fields });
+        }
+    }
+    if live != count {
+        return Err(bad("live entry count does not match the master entry"));
+    }
+    if it.next().is_some() {
+        return Err(bad("trailing elements after the last entry"));
+    }
+    Ok(())
+}
+
+/// Read a stream value of format `version` (1, 2 or 3).
+pub fn read_stream<I: Input>(inp: &mut I, version: u8) -> Result<Stream> {
+    let nodes = read_length(inp, "stream node count")?;
+    let mut s = Stream { listpack_nodes: nodes, ..Stream::default() };
+    for _ in 0..nodes {
+        let k_at = inp.offset();
+        let key = read_string(inp, "stream node key")?;
+        let key: [u8; 16] = key
+            .try_into()
+            .map_err(|_| Error::corrupt(k_at, "expected a 16-byte stream node key"))?;
+        let master = StreamId::from_be_bytes(key);
+        let (blob, base) = read_blob(inp, "stream listpack")?;
+        parse_node(&blob, base, master, &mut s.entries)?;
+    }
+    s.length = read_length(inp, "stream length")?;
+    s.last_id = StreamId::new(read_length(inp, "last id")?, read_length(inp, "last id")?);
+    if version >= 2 {
+        s.first_id = Some(StreamId::new(read_length(inp, "first id")?, read_length(inp, "first id")?));
+        s.max_deleted_id =
+            Some(StreamId::new(read_length(inp, "max deleted id")?, read_length(inp, "max deleted id")?));
+        s.entries_added = Some(read_length(inp, "entries added")?);
+    }
+    let ngroups = read_length(inp, "consumer group count")?;
+    for _ in 0..ngroups {
+        let name = read_string(inp, "group name")?;
+        let last = StreamId::new(read_length(inp, "group last id")?, read_length(inp, "group last id")?);
+        let entries_read = if version >= 2 {
+            let v = read_length(inp, "group entries read")?;
+            (v != u64::MAX).then_some(v)
+        } else {
+            None
+        };
+        let npel = read_length(inp, "group PEL size")?;
+        let mut pel = Vec::with_capacity(inp.capacity_for(npel));
+        for _ in 0..npel {
+            let id = raw_id(inp, "PEL entry id")?;
+            let delivery_time_ms = read_ms(inp, "PEL delivery time")?;
+            let delivery_count = read_length(inp, "PEL delivery count")?;
+            pel.push(PendingEntry { id, delivery_time_ms, delivery_count });
+        }
+        let known: HashSet<StreamId> = pel.iter().map(|p| p.id).collect();
+        let nconsumers = read_length(inp, "consumer count")?;
+        let mut consumers = Vec::with_capacity(inp.capacity_for(nconsumers));
+        for _ in 0..nconsumers {
+            let name = read_string(inp, "consumer name")?;
+            let seen_time_ms = read_ms(inp, "consumer seen time")?;
+            let active_time_ms = if version >= 3 { Some(read_ms(inp, "consumer active time")?) } else { None };
+            let n = read_length(inp, "consumer PEL size")?;
+            let mut cpel = Vec::with_capacity(inp.capacity_for(n));
+            for _ in 0..n {
+                let at = inp.offset();
+                let id = raw_id(inp, "consumer PEL id")?;
+                if !known.contains(&id) {
+                    return Err(Error::corrupt(at, format!("consumer PEL entry {id} is not in the group PEL")));
+                }
+                cpel.push(id);
+            }
+            consumers.push(Consumer { name, seen_time_ms, active_time_ms, pel: cpel });
+        }
+        s.groups.push(ConsumerGroup { name, last_delivered_id: last, entries_read, pel, consumers });
+    }
+    Ok(s)
+}
+
+fn write_node(out: &mut Vec<u8>, entries: &[StreamEntry], compress: bool) {
+    let Some(first) = entries.first() else { return };
+    let master = first.id;
+    let master_fields: Vec<&[u8]> = first.fields.iter().map(|(f, _)| f.as_slice()).collect();
+    let mut lp = listpack::Builder::new();
+    lp.push_int(entries.len() as i64);
+    lp.push_int(0);
+    lp.push_int(master_fields.len() as i64);
+    for f in &master_fields {
+        lp.push(f);
+    }
+    lp.push_int(0);
+    for e in entries {
+        let same = e.fields.len() == master_fields.len()
+            && e.fields.iter().zip(&master_fields).all(|((f, _), m)| f.as_slice() == *m);
+        lp.push_int(if same { FLAG_SAMEFIELDS } else { 0 });
+        lp.push_int(e.id.ms.wrapping_sub(master.ms) as i64);
+        lp.push_int(e.id.seq.wrapping_sub(master.seq) as i64);
+        let n = e.fields.len() as i64;
+        if same {
+            for (_, v) in &e.fields {
+                lp.push(v);
+            }
+            lp.push_int(n + 3);
+        } else {
+            lp.push_int(n);
+            for (f, v) in &e.fields {
+                lp.push(f);
+                lp.push(v);
+            }
+            lp.push_int(2 * n + 4);
+        }
+    }
+    write_string(out, &master.to_be_bytes(), false);
+    write_string(out, &lp.finish(), compress);
+}
+
+/// Write a stream value in format `version` (1, 2 or 3).
+pub fn write_stream(out: &mut Vec<u8>, s: &Stream, version: u8, compress: bool) {
+    // Split entries into nodes by count and approximate size.
+    let mut bounds = Vec::new();
+    let mut start = 0usize;
+    let mut bytes = 0usize;
+    for (i, e) in s.entries.iter().enumerate() {
+        let sz: usize = 8 + e.fields.iter().map(|(f, v)| f.len() + v.len() + 4).sum::<usize>();
+        if i > start && (i - start >= NODE_MAX_ENTRIES || bytes + sz > NODE_MAX_BYTES) {
+            bounds.push((start, i));
+            start = i;
+            bytes = 0;
+        }
+        bytes += sz;
+    }
+    if start < s.entries.len() {
+        bounds.push((start, s.entries.len()));
+    }
+    write_length(out, bounds.len() as u64);
+    for (a, b) in bounds {
+        write_node(out, s.entries.get(a..b).unwrap_or(&[]), compress);
+    }
+    write_length(out, s.length);
+    write_length(out, s.last_id.ms);
+    write_length(out, s.last_id.seq);
+    if version >= 2 {
+        let first = s.first_id.or_else(|| s.entries.first().map(|e| e.id)).unwrap_or_default();
+        write_length(out, first.ms);
+        write_length(out, first.seq);
+        let md = s.max_deleted_id.unwrap_or_default();
+        write_length(out, md.ms);
+        write_length(out, md.seq);
+        write_length(out, s.entries_added.unwrap_or(s.length));
+    }
+    write_length(out, s.groups.len() as u64);
+    for g in &s.groups {
+        write_string(out, &g.name, false);
+        write_length(out, g.last_delivered_id.ms);
+        write_length(out, g.last_delivered_id.seq);
+        if version >= 2 {
+            write_length(out, g.entries_read.unwrap_or(u64::MAX));
+        }
+        write_length(out, g.pel.len() as u64);
+        for p in &g.pel {
+            out.extend_from_slice(&p.id.to_be_bytes());
+            write_ms(out, p.delivery_time_ms);
+            write_length(out, p.delivery_count);
+        }
+        write_length(out, g.consumers.len() as u64);
+        for c in &g.consumers {
+            write_string(out, &c.name, false);
+            write_ms(out, c.seen_time_ms);
+            if version >= 3 {
+                write_ms(out, c.active_time_ms.unwrap_or(c.seen_time_ms));
+            }
+            write_length(out, c.pel.len() as u64);
+            for id in &c.pel {
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+        }
+    }
+}

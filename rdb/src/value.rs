@@ -1,0 +1,263 @@
+//! The neutral value model: what a dump holds, independent of how Redis
+//! encoded it on disk and of how any server keeps it in memory.
+//!
+//! Byte strings are `Vec<u8>` (binary safe). Collections keep the order in
+//! which the file stored them; callers that need Redis order (sets are
+//! unordered, sorted sets are stored highest-first by Redis 5+ for skiplist
+//! encodings) sort themselves.
+
+/// A key's value.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// A string (integer-encoded strings are given as their decimal text).
+    String(Vec<u8>),
+    /// A list, head first.
+    List(Vec<Vec<u8>>),
+    /// A set, in file order.
+    Set(Vec<Vec<u8>>),
+    /// A sorted set: (member, score), in file order.
+    SortedSet(Vec<(Vec<u8>, f64)>),
+    /// A hash, in file order, with optional per-field expiry.
+    Hash(Vec<HashField>),
+    /// A stream with its consumer groups.
+    Stream(Box<Stream>),
+    /// Module data, kept opaque.
+    Module(Box<ModuleValue>),
+}
+
+impl Value {
+    /// The Redis type name (`TYPE` command), e.g. `"zset"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::String(_) => "string",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::SortedSet(_) => "zset",
+            Value::Hash(_) => "hash",
+            Value::Stream(_) => "stream",
+            Value::Module(_) => "module",
+        }
+    }
+
+    /// True for an empty collection (Redis skips such keys when loading).
+    /// Strings, streams and module values are never "empty" in this sense.
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::List(v) | Value::Set(v) => v.is_empty(),
+            Value::SortedSet(v) => v.is_empty(),
+            Value::Hash(v) => v.is_empty(),
+            Value::String(_) | Value::Stream(_) | Value::Module(_) => false,
+        }
+    }
+}
+
+/// One hash field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashField {
+    /// Field name.
+    pub field: Vec<u8>,
+    /// Field value.
+    pub value: Vec<u8>,
+    /// Absolute expiry in Unix milliseconds (Redis 7.4+ / Valkey 9 hash
+    /// field expiration), if any.
+    pub expire_ms: Option<u64>,
+}
+
+impl HashField {
+    /// A field without expiry.
+    pub fn new(field: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        HashField { field: field.into(), value: value.into(), expire_ms: None }
+    }
+}
+
+/// A stream entry ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// Build an ID.
+    pub const fn new(ms: u64, seq: u64) -> Self {
+        StreamId { ms, seq }
+    }
+
+    /// The 16-byte big-endian form used as radix-tree key and in PELs.
+    pub fn to_be_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.ms.to_be_bytes());
+        b[8..].copy_from_slice(&self.seq.to_be_bytes());
+        b
+    }
+
+    /// Parse the 16-byte big-endian form.
+    pub fn from_be_bytes(b: [u8; 16]) -> Self {
+        let mut ms = [0u8; 8];
+        let mut seq = [0u8; 8];
+        ms.copy_from_slice(&b[..8]);
+        seq.copy_from_slice(&b[8..]);
+        StreamId { ms: u64::from_be_bytes(ms), seq: u64::from_be_bytes(seq) }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// One stream entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    /// Entry ID.
+    pub id: StreamId,
+    /// Field/value pairs in stored order.
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A stream value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stream {
+    /// Live entries in ID order (deleted entries are not listed).
+    pub entries: Vec<StreamEntry>,
+    /// Number of entries (as stored).
+    pub length: u64,
+    /// Last ID ever generated.
+    pub last_id: StreamId,
+    /// Recorded first entry ID (RDB type STREAM_LISTPACKS_2+; `None` when
+    /// the file does not store it).
+    pub first_id: Option<StreamId>,
+    /// Largest deleted ID (STREAM_LISTPACKS_2+).
+    pub max_deleted_id: Option<StreamId>,
+    /// Entries ever added (STREAM_LISTPACKS_2+).
+    pub entries_added: Option<u64>,
+    /// Consumer groups in stored order.
+    pub groups: Vec<ConsumerGroup>,
+    /// Number of listpack nodes the file used (informative; the writer
+    /// chooses its own node split).
+    pub listpack_nodes: u64,
+}
+
+/// A consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroup {
+    /// Group name.
+    pub name: Vec<u8>,
+    /// Last delivered ID.
+    pub last_delivered_id: StreamId,
+    /// Logical read counter (STREAM_LISTPACKS_2+; `None` if not stored or
+    /// stored as "invalid").
+    pub entries_read: Option<u64>,
+    /// Group pending-entries list, in ID order.
+    pub pel: Vec<PendingEntry>,
+    /// Consumers in stored order.
+    pub consumers: Vec<Consumer>,
+}
+
+/// A pending entry of a group's PEL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEntry {
+    /// Entry ID.
+    pub id: StreamId,
+    /// Last delivery time, Unix ms.
+    pub delivery_time_ms: i64,
+    /// Number of deliveries.
+    pub delivery_count: u64,
+}
+
+/// A consumer of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    /// Consumer name.
+    pub name: Vec<u8>,
+    /// Last time seen, Unix ms.
+    pub seen_time_ms: i64,
+    /// Last successful activity, Unix ms (STREAM_LISTPACKS_3+).
+    pub active_time_ms: Option<i64>,
+    /// IDs of the group PEL entries this consumer owns.
+    pub pel: Vec<StreamId>,
+}
+
+/// Module data, reported with the module's type name and kept as raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleValue {
+    /// The 64-bit module type ID as stored.
+    pub id: u64,
+    /// The 9-character module type name decoded from the ID.
+    pub name: String,
+    /// The module's encoding version (low 10 bits of the ID).
+    pub encver: u16,
+    /// The opcode-tagged module payload exactly as stored after the ID, up
+    /// to and including the EOF opcode.
+    pub raw: Vec<u8>,
+}
+
+/// A key with its value and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Database number (SELECTDB).
+    pub db: u64,
+    /// Key bytes.
+    pub key: Vec<u8>,
+    /// Value.
+    pub value: Value,
+    /// Absolute expiry, Unix ms (seconds opcodes are multiplied by 1000).
+    pub expire_ms: Option<i64>,
+    /// LRU idle time in seconds (IDLE opcode).
+    pub lru_idle: Option<u64>,
+    /// LFU counter (FREQ opcode).
+    pub lfu_freq: Option<u8>,
+    /// On-disk value type byte (informative; 0 for values built by callers).
+    pub rdb_type: u8,
+}
+
+impl Entry {
+    /// A key in db 0 without expiry or eviction metadata.
+    pub fn new(key: impl Into<Vec<u8>>, value: Value) -> Self {
+        Entry {
+            db: 0,
+            key: key.into(),
+            value,
+            expire_ms: None,
+            lru_idle: None,
+            lfu_freq: None,
+            rdb_type: 0,
+        }
+    }
+}
+
+/// A function library (Redis 7.0+).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// Library name (from the `#!engine name=...` line, or stored
+    /// separately in the pre-GA format).
+    pub library: Vec<u8>,
+    /// Engine name, e.g. `LUA`.
+    pub engine: Vec<u8>,
+    /// Full library code including the shebang line, as Redis 7.0 GA keeps
+    /// it. For the pre-GA format the shebang is synthesised as Redis does:
+    /// `#!<engine> name=<library>\n<code>`.
+    pub code: Vec<u8>,
+    /// Description (pre-GA format only).
+    pub description: Option<Vec<u8>>,
+    /// True when read from the pre-GA opcode 246.
+    pub pre_ga: bool,
+}
+
+impl Function {
+    /// Build from GA library code, parsing the shebang for engine and name.
+    /// Returns `None` if the code does not start with `#!<engine> name=<lib>`.
+    pub fn from_code(code: Vec<u8>) -> Option<Function> {
+        let line_end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+        let line = code.get(..line_end)?;
+        let rest = line.strip_prefix(b"#!")?;
+        let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
+        let engine = parts.next()?.to_vec();
+        let library = parts.find_map(|p| p.strip_prefix(b"name="))?.to_vec();
+        Some(Function { library, engine, code, description: None, pre_ga: false })
+    }
+}

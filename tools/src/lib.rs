@@ -1,0 +1,6 @@
+//! `basalt-tools`: Basalt's command-line tools. Each binary in `src/bin/`
+//! is a thin `main` over a module here, so the logic is testable.
+//!
+//! - [`check_aof`]: `basalt-check-aof`, check and repair an append-only log.
+
+pub mod check_aof;
