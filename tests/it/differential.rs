@@ -23,6 +23,9 @@
 //! - `~resp2` / `~resp3`: run the line only in that protocol pass.
 //! - `~noreply`: the command gets no reply (CLIENT REPLY OFF/SKIP); the
 //!   next line's reply shows it if one came anyway.
+//! - `~scan-all`: the line is a SCAN (cursor 0); it is repeated with each
+//!   returned cursor until 0 and the union of the keys is compared (cursor
+//!   values themselves are implementation details).
 //! - `~raw`: the line is one quoted string, sent as is (protocol edges).
 //! - `~inline`: send the line's text as an inline command (as telnet
 //!   does) instead of a RESP array, to compare inline parsing.
@@ -49,6 +52,7 @@ enum Cmp {
     Type,
     Skip,
     NoReply,
+    ScanAll,
     /// A map (RESP3) or flat key/value array (RESP2) compared without the
     /// named fields.
     Except(Vec<Vec<u8>>),
@@ -167,6 +171,7 @@ fn parse_file(path: &Path) -> Vec<Case> {
                 "type" => cmp = Cmp::Type,
                 "skip-reply" => cmp = Cmp::Skip,
                 "noreply" => cmp = Cmp::NoReply,
+                "scan-all" => cmp = Cmp::ScanAll,
                 _ if d.starts_with("except=") => cmp = Cmp::Except(d["except=".len()..].split(',').map(|f| f.as_bytes().to_vec()).collect()),
                 "resp2" => only = Some(2),
                 "resp3" => only = Some(3),
@@ -287,6 +292,7 @@ fn same(cmp: &Cmp, r: &[u8], b: &[u8]) -> bool {
         Cmp::Except(names) => without_fields(r, names) == without_fields(b, names),
         Cmp::Exact => r == b,
         Cmp::Skip | Cmp::NoReply => true,
+        Cmp::ScanAll => r == b,
         Cmp::Type => r.first() == b.first(),
         Cmp::Sort => canonical_sorted(r) == canonical_sorted(b),
         Cmp::Near(tol) => match (int_reply(r), int_reply(b)) {
@@ -330,6 +336,9 @@ impl Side {
                 crate::support::resp::encode(&a)
             }
         };
+        if c.cmp == Cmp::ScanAll {
+            return self.scan_all(&c.argv);
+        }
         let sent = self.conn.s.write_all(&bytes).is_ok();
         if c.cmp == Cmp::NoReply && sent {
             return Vec::new();
@@ -348,6 +357,56 @@ impl Side {
             }
         }
     }
+}
+
+impl Side {
+    /// Runs a SCAN to completion; returns the sorted, deduplicated keys as
+    /// one RESP array, or the first reply that is not a SCAN reply.
+    fn scan_all(&mut self, argv: &[Vec<u8>]) -> Vec<u8> {
+        let mut argv = argv.to_vec();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..100_000 {
+            let a: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
+            let reply = self.conn.cmd(&a);
+            let Some((cursor, batch)) = parse_scan_reply(&reply) else { return reply };
+            keys.extend(batch);
+            if cursor == b"0" {
+                keys.sort();
+                keys.dedup();
+                let k: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+                return crate::support::resp::encode(&k);
+            }
+            argv[1] = cursor;
+        }
+        b"<scan did not finish>".to_vec()
+    }
+}
+
+/// `*2 $cursor *n $key...` into (cursor, keys).
+fn parse_scan_reply(b: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    fn line(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let le = at + b[at..].windows(2).position(|w| w == b"\r\n")?;
+        Some((&b[at..le], le + 2))
+    }
+    fn bulk(b: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
+        let (h, p) = line(b, at)?;
+        let n: usize = std::str::from_utf8(h.strip_prefix(b"$")?).ok()?.parse().ok()?;
+        Some((b.get(p..p + n)?.to_vec(), p + n + 2))
+    }
+    let (h, p) = line(b, 0)?;
+    if h != b"*2" {
+        return None;
+    }
+    let (cursor, p) = bulk(b, p)?;
+    let (h, mut p) = line(b, p)?;
+    let n: usize = std::str::from_utf8(h.strip_prefix(b"*")?).ok()?.parse().ok()?;
+    let mut keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (k, np) = bulk(b, p)?;
+        keys.push(k);
+        p = np;
+    }
+    Some((cursor, keys))
 }
 
 fn case_files() -> Vec<PathBuf> {
