@@ -504,6 +504,28 @@ impl Rng {
     }
 }
 
+/// A random decimal float literal: sign, digits, fraction, exponent.
+fn random_float(r: &mut Rng) -> String {
+    let mut f = String::new();
+    if r.below(3) == 0 {
+        f.push('-');
+    }
+    let digits = |r: &mut Rng, n: usize| (0..n).map(|_| (b'0' + r.below(10) as u8) as char).collect::<String>();
+    let int_len = r.below(12);
+    f.push_str(&digits(r, int_len.max(1)));
+    if r.below(2) == 0 {
+        f.push('.');
+        let frac = r.below(20);
+        f.push_str(&digits(r, frac.max(1)));
+    }
+    if r.below(4) == 0 {
+        f.push('e');
+        let e = r.below(40) as i64 - 20;
+        f.push_str(&e.to_string());
+    }
+    f
+}
+
 /// One random command over a small keyspace, with the comparison it
 /// needs. Only deterministic commands: relative TTLs are long (≥ 100 s),
 /// so no key expires between the two servers' executions.
@@ -564,7 +586,8 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         19 => vec!["SETRANGE".into(), k(r), r.pick(&["0", "1", "5", "-1", "abc", "50"]).into(), v(r)],
         20..=22 => vec![r.pick(&["INCR", "DECR"]).into(), k(r)],
         23..=24 => vec![r.pick(&["INCRBY", "DECRBY"]).into(), k(r), i(r)],
-        25..=26 => vec!["INCRBYFLOAT".into(), k(r), r.pick(FLOATS).into()],
+        25 => vec!["INCRBYFLOAT".into(), k(r), r.pick(FLOATS).into()],
+        26 => vec!["INCRBYFLOAT".into(), k(r), random_float(r)],
         27 => {
             let mut a = vec!["LCS".to_string(), k(r), k(r)];
             for _ in 0..r.below(4) {
