@@ -99,7 +99,7 @@ fn unlink(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut n = 0;
     for key in &a[1..] {
-        if ctx.read_key(key).exists() {
+        if ctx.peek_key(key).exists() {
             n += 1;
         }
     }
@@ -108,11 +108,18 @@ fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn touch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    exists(ctx, a)
+    let mut n = 0;
+    for key in &a[1..] {
+        if ctx.read_key(key).exists() {
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
 }
 
 fn type_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.write_key(a[1]);
+    let k = ctx.peek_key(a[1]);
     let t = k.get().map_or("none", |e| e.value.type_name());
     drop(k);
     ctx.out.simple(t);
@@ -212,7 +219,7 @@ fn pexpireat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// -2 missing, -1 no TTL, else the deadline in ms.
 fn deadline(ctx: &Ctx<'_>, key: &[u8]) -> i64 {
-    let k = ctx.read_key(key);
+    let k = ctx.peek_key(key);
     match k.get() {
         None => -2,
         Some(e) if e.expire_at == 0 => -1,
@@ -395,25 +402,27 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::msg("ERR source and destination objects are the same"));
     }
     let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: e.lru };
-    let done = if sdb == ddb {
+    // (source found, copied); the source lookup counts as a read.
+    let (found, done) = if sdb == ddb {
         let mut m = ctx.lock_keys(&[src, dst]);
         match m.get(0, src).map(copy_into) {
             Some(ne) if replace || m.get(1, dst).is_none() => {
                 m.insert(1, dst, ne);
-                true
+                (true, true)
             }
-            _ => false,
+            found => (found.is_some(), false),
         }
     } else {
         with_two(ctx, src, sdb, dst, ddb, |s, d, hs, hd| {
-            let Some(e) = s.get(hs, src) else { return false };
+            let Some(e) = s.get(hs, src) else { return (false, false) };
             if d.get(hd, dst).is_some() && !replace {
-                return false;
+                return (true, false);
             }
             d.insert(hd, dst, copy_into(e));
-            true
+            (true, true)
         })
     };
+    ctx.count_lookup(found);
     if done {
         let dbs = itoa::Buffer::new().format(ddb).to_string();
         let mut rec: Vec<&[u8]> = vec![b"COPY", src, dst, b"DB", dbs.as_bytes()];
@@ -544,7 +553,7 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     if let Some(t) = typ {
         found.retain(|k| {
-            let kl = ctx.write_key(k);
+            let kl = ctx.peek_key(k);
             kl.get().map_or(false, |e| e.value.type_name() == t)
         });
     }
@@ -592,7 +601,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.write_key(a[2]);
+    let k = ctx.peek_key(a[2]);
     let enc = k.get().map(|e| e.value.encoding_name());
     drop(k);
     match enc {
@@ -607,7 +616,7 @@ fn lfu_policy(ctx: &Ctx<'_>) -> bool {
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let exists = ctx.write_key(a[2]).exists();
+    let exists = ctx.peek_key(a[2]).exists();
     if !exists {
         ctx.out.null();
         return Ok(());
@@ -620,7 +629,7 @@ fn object_freq(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.write_key(a[2]);
+    let k = ctx.peek_key(a[2]);
     let lru = k.get().map(|e| e.lru);
     drop(k);
     let Some(lru) = lru else {
@@ -635,7 +644,7 @@ fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.write_key(a[2]);
+    let k = ctx.peek_key(a[2]);
     // Redis shares the integers 0..9999 and reports INT_MAX for them.
     let rc = k.get().map(|e| match e.value {
         Value::Int(i) if (0..10000).contains(&i) => i32::MAX as i64,

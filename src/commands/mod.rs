@@ -229,6 +229,23 @@ pub struct Ctx<'a> {
     pub loading: bool,
 }
 
+impl<'a> Ctx<'a> {
+    /// Counts a read lookup in `keyspace_hits` / `keyspace_misses`, as
+    /// Redis's `lookupKeyRead` does.
+    pub fn count_lookup(&self, found: bool) {
+        let s = &self.srv.stats;
+        if found { &s.keyspace_hits } else { &s.keyspace_misses }.fetch_add(1, Relaxed);
+    }
+
+    /// A read that counts hit/miss but leaves the access clock alone
+    /// (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT).
+    pub fn peek_key<'k>(&self, key: &'k [u8]) -> crate::db::KeyLock<'a, 'k> {
+        let k = self.write_key(key);
+        self.count_lookup(k.exists());
+        k
+    }
+}
+
 /// Runs one parsed command and writes its reply. Returns the flags of the
 /// command that ran (0 when it was rejected before running).
 pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::args::eq;
+use super::args::{eq, int};
 use super::flags::*;
 use super::{cmd, container, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::shared::ShutdownKind;

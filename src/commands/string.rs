@@ -161,6 +161,7 @@ fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Opti
     let mut k = ctx.write_key(key);
     let old = k.get();
     if o.get {
+        ctx.count_lookup(old.is_some());
         match old {
             None => ctx.out.null(),
             Some(e) if !e.value.is_string() => return Err(CmdError::WrongType),
@@ -556,20 +557,25 @@ fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     let keys = [a[1], a[2]];
     let mut m = ctx.lock_keys(&keys);
-    let mut fetch = |i: usize| -> Result<Vec<u8>, CmdError> {
+    let mut fetch = |i: usize| -> Result<Option<Vec<u8>>, CmdError> {
         match m.get(i, keys[i]) {
-            None => Ok(Vec::new()),
+            None => Ok(None),
             Some(e) => {
                 let mut b = itoa::Buffer::new();
                 str_bytes(&e.value, &mut b)
-                    .map(|s| s.to_vec())
+                    .map(|s| Some(s.to_vec()))
                     .ok_or_else(|| CmdError::msg("ERR The specified keys must contain string values"))
             }
         }
     };
-    let sa = fetch(0)?;
-    let sb = fetch(1)?;
+    let sa = fetch(0);
+    let sb = fetch(1);
     drop(m);
+    for s in [&sa, &sb] {
+        // A key of another type is still a hit.
+        ctx.count_lookup(s.as_ref().map_or(true, |s| s.is_some()));
+    }
+    let (sa, sb) = (sa?.unwrap_or_default(), sb?.unwrap_or_default());
     if getidx && getlen {
         return Err(CmdError::msg("ERR If you want both the length and indexes, please just use IDX."));
     }

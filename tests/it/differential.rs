@@ -18,6 +18,11 @@
 //!   are non-negative (TTL, PTTL, EXPIRETIME on relative deadlines).
 //! - `~except=f1,f2`: the reply is a map (a flat key/value array in RESP2);
 //!   compare it without those fields (HELLO's `version` and `id`).
+//! - `~info-keys`: an INFO reply; compare section headers and field names
+//!   (not values), ignoring per-command/per-db/per-error lines and
+//!   Basalt's own `basalt_version`; the Persistence section's fields
+//!   depend on configuration and are skipped.
+//! - `~info=f1,f2`: an INFO reply; compare only those fields' lines.
 //! - `~type`: compare only the RESP type byte of the replies.
 //! - `~skip-reply`: read both replies, compare nothing (TIME, INFO...).
 //! - `~resp2` / `~resp3`: run the line only in that protocol pass.
@@ -53,6 +58,8 @@ enum Cmp {
     Skip,
     NoReply,
     ScanAll,
+    InfoKeys,
+    InfoFields(Vec<String>),
     /// A map (RESP3) or flat key/value array (RESP2) compared without the
     /// named fields.
     Except(Vec<Vec<u8>>),
@@ -172,6 +179,8 @@ fn parse_file(path: &Path) -> Vec<Case> {
                 "skip-reply" => cmp = Cmp::Skip,
                 "noreply" => cmp = Cmp::NoReply,
                 "scan-all" => cmp = Cmp::ScanAll,
+                "info-keys" => cmp = Cmp::InfoKeys,
+                _ if d.starts_with("info=") => cmp = Cmp::InfoFields(d["info=".len()..].split(',').map(str::to_string).collect()),
                 _ if d.starts_with("except=") => cmp = Cmp::Except(d["except=".len()..].split(',').map(|f| f.as_bytes().to_vec()).collect()),
                 "resp2" => only = Some(2),
                 "resp3" => only = Some(3),
@@ -287,12 +296,58 @@ fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// The lines of the named fields in an INFO reply.
+fn info_fields(b: &[u8], fields: &[String]) -> Vec<String> {
+    let text = String::from_utf8_lossy(b);
+    text.split("\r\n").filter(|l| fields.iter().any(|f| l.split(':').next() == Some(f.as_str()))).map(str::to_string).collect()
+}
+
+/// The section headers and field names of an INFO reply.
+fn info_keys(b: &[u8]) -> Option<Vec<String>> {
+    let body = match b.first()? {
+        b'$' | b'=' => &b[b.windows(2).position(|w| w == b"\r\n")? + 2..],
+        _ => return None,
+    };
+    let body = body.strip_prefix(b"txt:").unwrap_or(body);
+    let text = String::from_utf8_lossy(body);
+    let volatile = ["cmdstat_", "errorstat_", "latency_percentiles_usec_", "basalt_version"];
+    // Persistence fields follow the configuration (Basalt runs with its
+    // log on by default and reports its fsync counters): header only.
+    let mut in_persistence = false;
+    Some(
+        text.split("\r\n")
+            .filter(|l| !l.is_empty())
+            .filter(|l| {
+                if l.starts_with("# ") {
+                    in_persistence = *l == "# Persistence";
+                    return true;
+                }
+                !in_persistence
+            })
+            .map(|l| l.split(':').next().unwrap_or("").to_string())
+            .filter(|k| !volatile.iter().any(|v| k.starts_with(v)))
+            .filter(|k| !(k.starts_with("db") && k[2..].bytes().all(|c| c.is_ascii_digit()) && k.len() > 2))
+            .collect(),
+    )
+}
+
+/// What a mismatch report shows of a reply: the compared part.
+fn view(cmp: &Cmp, b: &[u8]) -> String {
+    match cmp {
+        Cmp::InfoFields(f) => escape(info_fields(b, f).join("\r\n").as_bytes()),
+        Cmp::InfoKeys => format!("{:?}", info_keys(b)),
+        _ => escape(b),
+    }
+}
+
 fn same(cmp: &Cmp, r: &[u8], b: &[u8]) -> bool {
     match cmp {
         Cmp::Except(names) => without_fields(r, names) == without_fields(b, names),
         Cmp::Exact => r == b,
         Cmp::Skip | Cmp::NoReply => true,
         Cmp::ScanAll => r == b,
+        Cmp::InfoKeys => info_keys(r) == info_keys(b),
+        Cmp::InfoFields(f) => info_fields(r, f) == info_fields(b, f),
         Cmp::Type => r.first() == b.first(),
         Cmp::Sort => canonical_sorted(r) == canonical_sorted(b),
         Cmp::Near(tol) => match (int_reply(r), int_reply(b)) {
@@ -448,8 +503,8 @@ fn run_pass(proto: u8) {
                     "{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"",
                     c.line,
                     c.text,
-                    escape(&rr),
-                    escape(&br)
+                    view(&c.cmp, &rr),
+                    view(&c.cmp, &br)
                 ));
             }
         }
