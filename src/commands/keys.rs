@@ -174,12 +174,16 @@ fn expire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &
         return Err(CmdError::InvalidExpire(name));
     }
     when += base;
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(a[1]);
     let Some(e) = k.get_mut() else {
         drop(k);
         ctx.out.int(0);
         return Ok(());
     };
+    if let Some(c) = touch {
+        e.lru = c;
+    }
     let cur = if e.expire_at == 0 { -1 } else { e.expire_at as i64 };
     let refuse = (f.nx && cur != -1) || (f.xx && cur == -1) || (f.gt && (cur == -1 || when <= cur)) || (f.lt && cur != -1 && when >= cur);
     if refuse {
@@ -259,13 +263,18 @@ fn pexpiretime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(a[1]);
     let done = match k.get_mut() {
-        Some(e) if e.expire_at != 0 => {
+        Some(e) => {
+            if let Some(c) = touch {
+                e.lru = c;
+            }
+            let had = e.expire_at != 0;
             e.expire_at = 0;
-            true
+            had
         }
-        _ => false,
+        None => false,
     };
     if done {
         ctx.propagate(&[b"PERSIST", a[1]]);
@@ -277,9 +286,15 @@ fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     let keys = [a[1], a[2]];
+    let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(&keys);
-    if m.get(0, a[1]).is_none() {
-        return Err(CmdError::NoSuchKey);
+    match m.get_mut(0, a[1]) {
+        None => return Err(CmdError::NoSuchKey),
+        Some(e) => {
+            if let Some(c) = touch {
+                e.lru = c;
+            }
+        }
     }
     if a[1] == a[2] {
         drop(m);
@@ -401,10 +416,17 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if src == dst && sdb == ddb {
         return Err(CmdError::msg("ERR source and destination objects are the same"));
     }
-    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: e.lru };
+    // The copy is a new object (fresh access clock); reading the source
+    // touches it.
+    let clock = ctx.clock();
+    let touch = ctx.touch_clock();
+    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock };
     // (source found, copied); the source lookup counts as a read.
     let (found, done) = if sdb == ddb {
         let mut m = ctx.lock_keys(&[src, dst]);
+        if let (Some(e), Some(c)) = (m.get_mut(0, src), touch) {
+            e.lru = c;
+        }
         match m.get(0, src).map(copy_into) {
             Some(ne) if replace || m.get(1, dst).is_none() => {
                 m.insert(1, dst, ne);
@@ -414,6 +436,9 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     } else {
         with_two(ctx, src, sdb, dst, ddb, |s, d, hs, hd| {
+            if let (Some(e), Some(c)) = (s.get_mut(hs, src), touch) {
+                e.lru = c;
+            }
             let Some(e) = s.get(hs, src) else { return (false, false) };
             if d.get(hd, dst).is_some() && !replace {
                 return (true, false);
@@ -442,7 +467,11 @@ fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::msg("ERR source and destination objects are the same"));
     }
     let key = a[1];
+    let touch = ctx.touch_clock();
     let done = with_two(ctx, key, sdb, key, ddb, |s, d, h, _| {
+        if let (Some(e), Some(c)) = (s.get_mut(h, key), touch) {
+            e.lru = c;
+        }
         if s.get(h, key).is_none() || d.get(h, key).is_some() {
             return false;
         }

@@ -237,6 +237,25 @@ impl<'a> Ctx<'a> {
         if found { &s.keyspace_hits } else { &s.keyspace_misses }.fetch_add(1, Relaxed);
     }
 
+    /// The access clock now (OBJECT IDLETIME's unit).
+    pub fn clock(&self) -> u32 {
+        self.srv.lru_clock_at(self.now_ms)
+    }
+
+    /// A new stored value: it starts with the current access clock, as a
+    /// new Redis object does.
+    pub fn new_entry(&self, value: basalt_storage::Value, expire_at: u64) -> basalt_storage::Entry {
+        let mut e = basalt_storage::Entry::with_expire(value, expire_at);
+        e.lru = self.clock();
+        e
+    }
+
+    /// The clock to stamp on a key a write command looks up (Redis's
+    /// write lookups touch it too), or None under CLIENT NO-TOUCH.
+    pub fn touch_clock(&self) -> Option<u32> {
+        (!self.client.handle.no_touch.load(Relaxed)).then(|| self.clock())
+    }
+
     /// A read that counts hit/miss but leaves the access clock alone
     /// (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT).
     pub fn peek_key<'k>(&self, key: &'k [u8]) -> crate::db::KeyLock<'a, 'k> {
