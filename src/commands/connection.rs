@@ -49,6 +49,8 @@ fn reset(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     ctx.client.handle.resp.store(2, Relaxed);
     ctx.client.handle.no_evict.store(false, Relaxed);
     ctx.client.handle.no_touch.store(false, Relaxed);
+    // The connection name goes too (lib-name/lib-ver stay, as in Redis).
+    ctx.client.handle.name.lock().clear();
     ctx.client.authenticated = ctx.srv.config.read().requirepass.is_empty();
     ctx.out.simple("RESET");
     Ok(())
