@@ -35,6 +35,10 @@
 //! - `~inline`: send the line's text as an inline command (as telnet
 //!   does) instead of a RESP array, to compare inline parsing.
 //!
+//! A file whose first line is `#! servers: <args>` runs against its own
+//! pair of servers started with those arguments (e.g. `--requirepass x`),
+//! with no FLUSHALL or HELLO first: the file drives the session.
+//!
 //! Environment: `DIFF_FILE=name` runs only the files whose name contains
 //! `name`; `DIFF_VERBOSE=1` prints every command and reply.
 //!
@@ -158,8 +162,15 @@ fn split_args(line: &str) -> Result<Vec<(Vec<u8>, bool)>, String> {
     }
 }
 
-fn parse_file(path: &Path) -> Vec<Case> {
+/// A case file: its cases and, if it asks for them, its own server args.
+struct CaseFile {
+    cases: Vec<Case>,
+    servers: Option<Vec<String>>,
+}
+
+fn parse_file(path: &Path) -> CaseFile {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let servers = text.lines().next().and_then(|l| l.strip_prefix("#! servers:")).map(|a| a.split_whitespace().map(str::to_string).collect());
     let mut cases = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -205,7 +216,7 @@ fn parse_file(path: &Path) -> Vec<Case> {
         };
         cases.push(Case { line: n + 1, text: line.to_string(), argv: words.into_iter().map(|(w, _)| w).collect(), cmp, only, inline });
     }
-    cases
+    CaseFile { cases, servers }
 }
 
 /// Escapes reply bytes for a readable one-line report.
@@ -372,6 +383,13 @@ impl Side {
         s
     }
 
+    /// A connection with no setup (files with their own servers).
+    fn bare(port: u16) -> Side {
+        let s = Side { port, conn: Raw::connect(port), resp3: false };
+        s.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
     fn setup(&mut self) {
         self.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let r = self.conn.cmd_str(&["FLUSHALL"]);
@@ -488,9 +506,16 @@ fn run_pass(proto: u8) {
     let mut total = 0;
     for path in case_files() {
         let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
-        let cases = parse_file(&path);
-        let mut r = Side::open(redis.port, proto == 3);
-        let mut b = Side::open(basalt.port, proto == 3);
+        let file = parse_file(&path);
+        let cases = file.cases;
+        let own = file.servers.map(|args| {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            (RedisServer::start(&a), TestServer::start(&a))
+        });
+        let (mut r, mut b) = match &own {
+            Some((rs, bs)) => (Side::bare(rs.port), Side::bare(bs.port)),
+            None => (Side::open(redis.port, proto == 3), Side::open(basalt.port, proto == 3)),
+        };
         for c in cases.iter().filter(|c| c.only.map_or(true, |p| p == proto)) {
             total += 1;
             let rr = r.run(c);
