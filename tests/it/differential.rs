@@ -617,7 +617,9 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     ];
     const INTS: &[&str] = &["0", "1", "-1", "2", "10", "-10", "100", "1000", "9223372036854775807", "-9223372036854775808", "abc", "1.5", "", "+1", "01"];
     const FLOATS: &[&str] = &["0", "1", "-1", "0.1", "-0.1", "1.5", "1e3", "-2.5e-3", "1e308", "-1e308", "inf", "nan", "abc", " 1", "3.0000000000000001", "0x10"];
-    const TTLS: &[&str] = &["100", "1000", "-1", "0", "abc", "9223372036854775807", "100000"];
+    // Relative TTLs are ≥ 100 s even when read as milliseconds, so no key
+    // lapses between the two servers' runs of the same command.
+    const TTLS: &[&str] = &["100000", "1000000", "-1", "0", "abc", "9223372036854775807", "100000000"];
     const DBS: &[&str] = &["0", "1", "16", "-1", "x"];
     let k = |r: &mut Rng| r.pick(KEYS).to_string();
     let v = |r: &mut Rng| r.pick(VALS).to_string();
@@ -794,4 +796,80 @@ fn differential_fuzz() {
         }
     }
     assert!(failures.is_empty(), "{} fuzz seeds diverged from redis-server:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Random argument shapes for every command both servers have (from
+/// Basalt's COMMAND LIST, so new commands join automatically), compared
+/// reply by reply: arity, option parsing and error texts. Commands whose
+/// replies are volatile or that block, pause or stop the server are left
+/// out. `DIFF_ARGS_SEEDS` / `DIFF_ARGS_STEPS` scale it.
+#[test]
+fn differential_fuzz_args() {
+    let env = |n: &str, d: u64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (seeds, steps, seed0) = (env("DIFF_ARGS_SEEDS", 6), env("DIFF_ARGS_STEPS", 400), env("DIFF_ARGS_SEED0", 1));
+    let hist = env("DIFF_HISTORY", 8) as usize;
+    const SKIP: &[&str] = &[
+        "shutdown", "debug", "quit", "hello", "auth", "config", "client", "command", "object", "info", "time", "randomkey", "scan", "waitaof", "monitor",
+    ];
+    const SUBS: &[&str] = &["object encoding", "object help", "object freq", "command getkeys", "command help", "client getname", "client setname"];
+    const POOL: &[&str] = &[
+        "k", "k2", "v", "0", "1", "-1", "100", "abc", "", "EX", "PX", "NX", "XX", "GET", "KEEPTTL", "PERSIST", "LEN", "IDX", "REPLACE", "DB", "MATCH", "COUNT",
+        "TYPE", "GT", "LT", "*", "1.5", "WITHMATCHLEN", "MINMATCHLEN", "ASYNC",
+    ];
+    let redis = RedisServer::start(&[]);
+    let basalt = TestServer::start(&[]);
+    let list = basalt.raw().cmd_str(&["COMMAND", "LIST"]);
+    let text = String::from_utf8_lossy(&list);
+    let mut names: Vec<String> = text.split("\r\n").filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$')).filter(|n| !SKIP.contains(n)).map(str::to_string).collect();
+    names.extend(SUBS.iter().map(|s| s.to_string()));
+    names.sort();
+    assert!(names.len() > 30, "COMMAND LIST: {text}");
+    eprintln!("argument fuzz over {} commands: {}", names.len(), names.join(", "));
+    let mut failures = Vec::new();
+    for seed in seed0..seed0 + seeds {
+        let resp3 = seed % 2 == 0;
+        let mut r = Side::open(redis.port, resp3);
+        let mut b = Side::open(basalt.port, resp3);
+        let mut rng = Rng(seed.wrapping_mul(0xD1B54A32D192ED03) | 1);
+        let mut history: Vec<String> = Vec::new();
+        for step in 0..steps {
+            let name = names[rng.below(names.len())].clone();
+            let mut argv: Vec<Vec<u8>> = name.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+            for _ in 0..rng.below(6) {
+                argv.push(rng.pick(POOL).as_bytes().to_vec());
+            }
+            // A relative TTL of 1 (ms or s) could lapse between the two
+            // servers' runs: use a long one instead.
+            if ["set", "psetex", "setex", "pexpire", "expire", "getex"].contains(&name.as_str()) {
+                for a in argv.iter_mut().skip(1) {
+                    if a == b"1" {
+                        *a = b"100000".to_vec();
+                    }
+                }
+            }
+            let cmp = match name.as_str() {
+                "keys" => Cmp::Sort,
+                "ttl" | "expiretime" => Cmp::Near(1),
+                "pttl" | "pexpiretime" => Cmp::Near(1500),
+                _ => Cmp::Exact,
+            };
+            let text = argv.iter().map(|a| format!("\"{}\"", escape(a))).collect::<Vec<_>>().join(" ");
+            let c = Case { line: step as usize, text: text.clone(), argv, cmp, only: None, inline: None };
+            let (rr, br) = (r.run(&c), b.run(&c));
+            history.push(text);
+            if !same(&c.cmp, &rr, &br) {
+                let from = history.len().saturating_sub(hist);
+                failures.push(format!(
+                    "seed {seed} (RESP{}) step {step}: {}\n  redis:  \"{}\"\n  basalt: \"{}\"\n  preceded by:\n    {}",
+                    if resp3 { 3 } else { 2 },
+                    c.text,
+                    escape(&rr),
+                    escape(&br),
+                    history[from..history.len() - 1].join("\n    ")
+                ));
+                break;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} argument-fuzz seeds diverged from redis-server:\n{}", failures.len(), failures.join("\n"));
 }
