@@ -97,18 +97,25 @@ pub fn replay_record(srv: &Shared, client: &mut ClientState, payload: &[u8]) -> 
 /// keyspace and attaches the writer to `srv`. Runs before clients are
 /// served (they get -LOADING meanwhile).
 pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
-    let (dir, policy, recovery, simulate_power_loss) = {
+    let (dir, policy, recovery, simulate_power_loss, inject_faults) = {
         let c = srv.config.read();
         let name = c.get("appenddirname").unwrap_or("appendonlydir").to_string();
         let mode = if c.get("aof-load-truncated") == Some("no") { RecoveryMode::Strict } else { RecoveryMode::TruncateTail };
         let mode = if c.get("aof-load-until-damage") == Some("yes") { RecoveryMode::LoadUntilDamage } else { mode };
         let sim = c.get("debug-simulate-power-loss") == Some("yes");
-        (c.dir.join(name), fsync_policy(&c.appendfsync), mode, sim)
+        let faults = c.get("debug-aof-fault-injection") == Some("yes");
+        (c.dir.join(name), fsync_policy(&c.appendfsync), mode, sim, faults)
     };
     let mut opts = Options { fsync: policy, recovery, ..Options::default() };
     if simulate_power_loss {
         tracing::warn!("debug-simulate-power-loss is on: unsynced log writes are held in memory (test mode)");
         opts.fs = Arc::new(crate::powerloss::PowerLossFs::default());
+    }
+    if inject_faults {
+        tracing::warn!("debug-aof-fault-injection is on: DEBUG AOF-FAULT can fail log writes (test mode)");
+        let (fs, faults) = basalt_aof::fs::FaultFs::new(opts.fs.clone());
+        opts.fs = Arc::new(fs);
+        let _ = srv.aof_faults.set(faults);
     }
     let start = Instant::now();
     let mut rec = Recovery::open(&dir, opts).map_err(|e| e.to_string())?;
