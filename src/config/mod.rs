@@ -72,6 +72,14 @@ fn int_range(name: &str) -> (i64, i64) {
     }
 }
 
+/// Bounds Redis enforces on memory options (a subset; others: u64).
+fn mem_range(name: &str) -> (u64, u64) {
+    match name {
+        "proto-max-bulk-len" | "client-query-buffer-limit" => (1 << 20, i64::MAX as u64),
+        _ => (0, u64::MAX),
+    }
+}
+
 /// Parses a memory value as Redis's `memtoull`: digits with an optional
 /// unit (k=1000, kb=1024, m, mb, g, gb), case-insensitive.
 pub fn parse_memory(s: &str) -> Option<u64> {
@@ -187,7 +195,14 @@ impl Config {
                 }
                 Ok(v.to_string())
             }
-            Kind::Mem => parse_memory(&joined).map(|v| v.to_string()).ok_or_else(|| "argument must be a memory value".to_string()),
+            Kind::Mem => {
+                let v = parse_memory(&joined).ok_or_else(|| "argument must be a memory value".to_string())?;
+                let (lo, hi) = mem_range(opt.name);
+                if v < lo || v > hi {
+                    return Err(format!("argument must be between {lo} and {hi} inclusive"));
+                }
+                Ok(v.to_string())
+            }
             Kind::Enum(choices) => {
                 let l = joined.to_ascii_lowercase();
                 if choices.contains(&l.as_str()) {

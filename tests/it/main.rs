@@ -2,6 +2,7 @@
 
 mod support;
 
+mod differential;
 mod persistence;
 mod protocol;
 mod strings;
