@@ -65,6 +65,14 @@ pub enum Error {
         /// The log's current end.
         end: Lsn,
     },
+    /// `install_snapshot` was given a position older than the first record
+    /// the log still holds: replay would miss the records in between.
+    SnapshotTooOld {
+        /// The position the snapshot claims to cover.
+        covered: Lsn,
+        /// Where the log's first segment starts.
+        first: Lsn,
+    },
     /// The log was closed.
     Closed,
 }
@@ -125,6 +133,11 @@ impl fmt::Display for Error {
             Error::SnapshotBeyondLog { covered, end } => write!(
                 f,
                 "snapshot claims to cover log position {covered} but the log ends at {end}"
+            ),
+            Error::SnapshotTooOld { covered, first } => write!(
+                f,
+                "snapshot covers only up to log position {covered} but the log starts at {first}; \
+                 the records in between are gone"
             ),
             Error::Closed => f.write_str("the log is closed"),
         }

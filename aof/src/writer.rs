@@ -35,6 +35,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
+/// Buffers larger than this are shrunk once empty again.
+const SHRINK_ABOVE: usize = 16 << 20;
+
 /// When the log fsyncs, with Redis's `appendfsync` meanings.
 ///
 /// | policy | a process crash (kill -9) loses | a power loss / kernel crash loses |
@@ -464,6 +467,10 @@ impl Log {
         if covered > end {
             return Err(Error::SnapshotBeyondLog { covered, end });
         }
+        let first = io.manifest.segments.first().map_or(Lsn(0), |s| s.start);
+        if covered < first {
+            return Err(Error::SnapshotTooOld { covered, first });
+        }
         let segs = &io.manifest.segments;
         // A segment can go when the next one starts at or below `covered`.
         let drop_count = segs
@@ -535,9 +542,11 @@ impl Inner {
         let mut shutdown_failures = 0;
         loop {
             let (shutdown, sync_requested) = self.wait_for_work();
+            // Coming out of an error, only a good fsync proves the disk is back.
+            let force = shutdown || sync_requested || self.in_error.load(Ordering::Acquire);
             let result = {
                 let mut io = self.io.lock();
-                self.flush(&mut io, shutdown || sync_requested)
+                self.flush(&mut io, force)
             };
             match result {
                 Ok(()) => {
@@ -670,6 +679,10 @@ impl Inner {
         }
         io.synced_off = io.write_off;
         io.unsynced.clear();
+        if io.unsynced.capacity() > SHRINK_ABOVE {
+            // Give back memory after a burst (e.g. a long disk outage).
+            io.unsynced.shrink_to(SHRINK_ABOVE / 16);
+        }
         let records = std::mem::take(&mut io.unsynced_records);
         let c = &self.counters;
         c.fsyncs.fetch_add(1, Ordering::Relaxed);

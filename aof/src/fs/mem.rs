@@ -71,6 +71,42 @@ impl MemFs {
         MemFs { state: Arc::new(Mutex::new(fresh)) }
     }
 
+    /// The filesystem after a power loss during which the disk had already
+    /// written part of what was not fsynced: like [`MemFs::crash`], but each
+    /// file also keeps the first `keep(path, unsynced_len)` bytes (at most
+    /// `unsynced_len`) of its unsynced tail. Models torn writes.
+    pub fn crash_torn(&self, keep: impl Fn(&Path, usize) -> usize) -> MemFs {
+        let out = self.crash();
+        let st = self.state.lock();
+        for (path, id) in &st.durable {
+            let Some(d) = st.data.get(id) else { continue };
+            let from = d.dirty_from.min(d.live.len()).min(d.durable.len());
+            let unsynced = d.live.len() - from;
+            let k = keep(path, unsynced).min(unsynced);
+            if let Some(bytes) = d.live.get(..from + k) {
+                let bytes = bytes.to_vec();
+                out.damage(path, |b| *b = bytes);
+            }
+        }
+        out
+    }
+
+    /// The filesystem after the process was killed (kill -9) but the kernel
+    /// survived: every written byte and every directory change is kept.
+    pub fn crash_process(&self) -> MemFs {
+        let st = self.state.lock();
+        let mut fresh = State::default();
+        for (path, id) in &st.live {
+            let bytes = st.data.get(id).map(|d| d.live.clone()).unwrap_or_default();
+            let new_id = fresh.next_id;
+            fresh.next_id += 1;
+            fresh.data.insert(new_id, Data { dirty_from: bytes.len(), live: bytes.clone(), durable: bytes });
+            fresh.live.insert(path.clone(), new_id);
+            fresh.durable.insert(path.clone(), new_id);
+        }
+        MemFs { state: Arc::new(Mutex::new(fresh)) }
+    }
+
     /// The live bytes of a file, if it exists.
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.state.lock();
