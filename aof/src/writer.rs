@@ -28,6 +28,7 @@ use crate::format::{record_crc, segment_file_name, Lsn, SegmentHeader, MAX_RECOR
 use crate::fs::{File, Fs};
 use crate::manifest::{write_manifest, Manifest, SegmentEntry, SnapshotRef};
 use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -164,6 +165,8 @@ struct Pending {
     records: u64,
     shutdown: bool,
     sync_requested: bool,
+    /// Positions where a new segment must start (from `begin_rotate`).
+    rotations: VecDeque<u64>,
 }
 
 struct Io {
@@ -181,6 +184,8 @@ struct Io {
     /// Bytes taken from `pending` but not yet written.
     carry: Vec<u8>,
     carry_records: u64,
+    /// Rotations taken from `pending`, not done yet.
+    rotations: VecDeque<u64>,
     /// Total size of the segments before the active one.
     sealed_size: u64,
 }
@@ -219,6 +224,8 @@ struct Inner {
     io: Mutex<Io>,
     written: AtomicU64,
     durable: AtomicU64,
+    /// Start position of the active segment.
+    active_start: AtomicU64,
     durable_lock: Mutex<()>,
     durable_cv: Condvar,
     durable_tx: watch::Sender<Lsn>,
@@ -291,6 +298,7 @@ impl Log {
                 records: 0,
                 shutdown: false,
                 sync_requested: false,
+                rotations: VecDeque::new(),
             }),
             wake: Condvar::new(),
             io: Mutex::new(Io {
@@ -304,10 +312,12 @@ impl Log {
                 unsynced_records: 0,
                 carry: Vec::new(),
                 carry_records: 0,
+                rotations: VecDeque::new(),
                 sealed_size,
             }),
             written: AtomicU64::new(end),
             durable: AtomicU64::new(end),
+            active_start: AtomicU64::new(seg_start.0),
             durable_lock: Mutex::new(()),
             durable_cv: Condvar::new(),
             durable_tx,
@@ -424,36 +434,51 @@ impl Log {
         &self.inner.dir
     }
 
-    /// Seals the active segment (writing and fsyncing everything appended so
-    /// far) and starts a new one. Returns the position where the new segment
-    /// starts: every record appended before this call is at or below it,
-    /// every record appended after is above. A snapshot taken from this cut
-    /// is later installed with [`Log::install_snapshot`].
-    pub fn rotate(&self) -> Result<Lsn> {
+    /// Asks for a new segment to start at the current end of the log and
+    /// returns that position: every record appended before this call is at
+    /// or below it, every record appended after is above. Cheap (no I/O, no
+    /// waiting), so the server can call it while holding its shard locks to
+    /// cut a snapshot. The flusher thread seals the old segment (writes,
+    /// truncates and fsyncs it), creates the new one and updates the manifest.
+    pub fn begin_rotate(&self) -> Result<Lsn> {
+        let b = {
+            let mut p = self.inner.pending.lock();
+            if p.shutdown {
+                return Err(Error::Closed);
+            }
+            let b = p.end;
+            if p.rotations.back() != Some(&b) {
+                p.rotations.push_back(b);
+            }
+            b
+        };
+        self.inner.wake.notify_one();
+        Ok(Lsn(b))
+    }
+
+    /// [`Log::begin_rotate`], then waits until the new segment is in place
+    /// (at most `timeout`). On a disk error it returns the error; the
+    /// rotation stays queued and is retried with the writes.
+    pub fn rotate(&self, timeout: Duration) -> Result<Lsn> {
+        let b = self.begin_rotate()?;
+        let deadline = Instant::now() + timeout;
         let inner = &*self.inner;
-        let mut io = inner.io.lock();
-        inner.take_pending(&mut io);
-        inner.write_carry(&mut io)?;
-        let path = io.path.clone();
-        let write_off = io.write_off;
-        io.file.set_len(write_off).ctx("truncate", &path)?;
-        inner.sync(&mut io)?;
-        let boundary = io.lsn(io.write_off);
-        let seq = io.manifest.segments.last().map_or(1, |s| s.seq + 1);
-        let (file, new_path) = create_segment(&*inner.fs, &inner.dir, seq, Lsn(boundary))?;
-        let mut manifest = io.manifest.clone();
-        manifest.segments.push(SegmentEntry { seq, start: Lsn(boundary) });
-        write_manifest(&*inner.fs, &inner.dir, &manifest)?;
-        io.manifest = manifest;
-        io.sealed_size += io.write_off;
-        io.file = file;
-        io.path = new_path;
-        io.seg_start = boundary;
-        io.write_off = SEGMENT_HEADER_LEN as u64;
-        io.synced_off = SEGMENT_HEADER_LEN as u64;
-        inner.update_size(&io);
-        tracing::debug!(seq, position = boundary, "log segment rotated");
-        Ok(Lsn(boundary))
+        let mut g = inner.durable_lock.lock();
+        loop {
+            if inner.active_start.load(Ordering::Acquire) >= b.0 {
+                return Ok(b);
+            }
+            if let Some(e) = inner.health.lock().error.clone() {
+                return Err(Error::Io { op: "rotate", path: inner.dir.clone(), source: std::io::Error::other(e) });
+            }
+            if inner.durable_cv.wait_until(&mut g, deadline).timed_out() {
+                return Err(Error::Io {
+                    op: "rotate",
+                    path: inner.dir.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "rotation not done in time"),
+                });
+            }
+        }
     }
 
     /// Records in the manifest that snapshot `name` holds the effect of every
@@ -580,7 +605,11 @@ impl Inner {
             if p.shutdown {
                 return (true, std::mem::take(&mut p.sync_requested));
             }
-            if !p.buf.is_empty() || p.sync_requested || self.in_error.load(Ordering::Acquire) {
+            if !p.buf.is_empty()
+                || p.sync_requested
+                || !p.rotations.is_empty()
+                || self.in_error.load(Ordering::Acquire)
+            {
                 return (false, std::mem::take(&mut p.sync_requested));
             }
             let unsynced = self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
@@ -599,6 +628,7 @@ impl Inner {
     /// Moves the pending buffer into `io.carry`.
     fn take_pending(&self, io: &mut Io) {
         let mut p = self.pending.lock();
+        io.rotations.extend(p.rotations.drain(..));
         if p.buf.is_empty() {
             return;
         }
@@ -615,6 +645,10 @@ impl Inner {
     /// (or `force`) says so.
     fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
         self.take_pending(io);
+        while let Some(&b) = io.rotations.front() {
+            self.rotate_at(io, b)?;
+            io.rotations.pop_front();
+        }
         self.write_carry(io)?;
         if io.write_off == io.synced_off {
             return Ok(());
@@ -633,24 +667,74 @@ impl Inner {
         Ok(())
     }
 
+    /// Ends the active segment at log position `b` and starts a new one
+    /// there. Idempotent: after a failure it is simply called again.
+    fn rotate_at(&self, io: &mut Io, b: u64) -> Result<()> {
+        if b <= io.seg_start {
+            return Ok(()); // the active segment is empty: nothing to seal
+        }
+        let split = usize::try_from(b.saturating_sub(io.lsn(io.write_off))).unwrap_or(usize::MAX);
+        self.write_prefix(io, split.min(io.carry.len()))?;
+        let (path, write_off) = (io.path.clone(), io.write_off);
+        io.file.set_len(write_off).ctx("truncate", &path)?;
+        if io.write_off == io.synced_off {
+            io.file.sync_data().ctx("sync", &path)?; // make the truncation durable
+        }
+        self.sync(io)?;
+        let seq = io.manifest.segments.last().map_or(1, |s| s.seq + 1);
+        let (file, new_path) = create_segment(&*self.fs, &self.dir, seq, Lsn(b))?;
+        let mut manifest = io.manifest.clone();
+        manifest.segments.push(SegmentEntry { seq, start: Lsn(b) });
+        write_manifest(&*self.fs, &self.dir, &manifest)?;
+        io.manifest = manifest;
+        io.sealed_size += io.write_off;
+        io.file = file;
+        io.path = new_path;
+        io.seg_start = b;
+        io.write_off = SEGMENT_HEADER_LEN as u64;
+        io.synced_off = SEGMENT_HEADER_LEN as u64;
+        self.update_size(io);
+        self.active_start.store(b, Ordering::Release);
+        {
+            let _g = self.durable_lock.lock();
+            self.durable_cv.notify_all();
+        }
+        tracing::debug!(seq, position = b, "log segment rotated");
+        Ok(())
+    }
+
     /// Writes `io.carry` at the write offset.
     fn write_carry(&self, io: &mut Io) -> Result<()> {
-        if io.carry.is_empty() {
+        let n = io.carry.len();
+        self.write_prefix(io, n)
+    }
+
+    /// Writes the first `n` bytes of `io.carry` at the write offset.
+    fn write_prefix(&self, io: &mut Io, n: usize) -> Result<()> {
+        if n == 0 {
             return Ok(());
         }
         let off = io.write_off;
-        io.file.write_all_at(off, &io.carry).ctx("write", &io.path)?;
-        let n = io.carry.len() as u64;
-        io.write_off += n;
+        let Some(bytes) = io.carry.get(..n) else { return Ok(()) };
+        io.file.write_all_at(off, bytes).ctx("write", &io.path)?;
+        io.write_off += n as u64;
+        let whole = n == io.carry.len();
         if self.opts.fsync != FsyncPolicy::No {
-            if io.unsynced.is_empty() {
+            if whole && io.unsynced.is_empty() {
                 std::mem::swap(&mut io.unsynced, &mut io.carry);
             } else {
-                io.unsynced.extend_from_slice(&io.carry);
+                io.unsynced.extend_from_slice(io.carry.get(..n).unwrap_or_default());
             }
         }
-        io.carry.clear();
-        io.unsynced_records += std::mem::take(&mut io.carry_records);
+        if whole {
+            io.carry.clear();
+            io.unsynced_records += std::mem::take(&mut io.carry_records);
+        } else {
+            io.carry.drain(..n);
+            // Record counts are only used for statistics; attribute the
+            // split batch's records to the part written last.
+        }
+        let n = n as u64;
         self.counters.bytes_written.fetch_add(n, Ordering::Relaxed);
         self.written.store(io.lsn(io.write_off), Ordering::Release);
         self.update_size(io);

@@ -50,7 +50,7 @@ fn run_and_crash(
                     }
                     i += 1;
                     if i % 64 == 0 && t == 0 && cycle % 2 == 1 {
-                        log.rotate().unwrap();
+                        log.rotate(Duration::from_secs(20)).unwrap();
                     }
                 }
             })
@@ -136,7 +136,7 @@ fn install_of_a_too_old_snapshot_is_refused() {
     let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
     let early = log.append(b"a").unwrap();
     log.append(b"b").unwrap();
-    let cut = log.rotate().unwrap();
+    let cut = log.rotate(Duration::from_secs(20)).unwrap();
     log.install_snapshot("new", cut).unwrap();
     let err = log.install_snapshot("old", early).unwrap_err();
     assert!(matches!(err, Error::SnapshotTooOld { .. }), "{err}");

@@ -24,7 +24,7 @@ proptest! {
         for (i, p) in all.iter().enumerate() {
             last = log.append(p).unwrap();
             if rotate_every > 0 && i % rotate_every == rotate_every - 1 {
-                log.rotate().unwrap();
+                log.rotate(Duration::from_secs(20)).unwrap();
             }
         }
         prop_assert!(log.wait_durable(last, Duration::from_secs(10)));

@@ -6,6 +6,7 @@ use basalt_aof::fs::MemFs;
 use basalt_aof::repair::{check, ProblemKind};
 use basalt_aof::{Error, FsyncPolicy, RecoveryMode};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn record_offset(all: &[Vec<u8>], i: usize) -> u64 {
     (SEGMENT_HEADER_LEN + all.iter().take(i).map(|p| p.len() + RECORD_HEADER_LEN).sum::<usize>()) as u64
@@ -121,7 +122,7 @@ fn short_sealed_segment_is_padded_to_the_next_start() {
     for i in 0..10 {
         log.append(&payload(i)).unwrap();
     }
-    log.rotate().unwrap();
+    log.rotate(Duration::from_secs(20)).unwrap();
     for i in 10..15 {
         log.append(&payload(i)).unwrap();
     }
