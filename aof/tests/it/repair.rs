@@ -151,3 +151,15 @@ fn single_file_target() {
     assert_eq!(r.files[0].fix.as_ref().unwrap().truncated_to, Some(torn as u64));
     assert!(check(&fs, &dir().join("MANIFEST"), false).unwrap().is_clean());
 }
+
+#[test]
+fn bad_manifest_is_reported_and_segments_still_checked() {
+    let fs = MemFs::new();
+    write_records(&fs, 10);
+    fs.damage(&dir().join("MANIFEST"), |b| b[3] ^= 1);
+    let r = check(&fs, &dir(), true).unwrap();
+    assert!(r.damage_remains());
+    assert!(r.errors[0].contains("bad manifest"), "{r}");
+    assert_eq!(r.files.len(), 1);
+    assert_eq!(r.files[0].records, 10);
+}
