@@ -127,9 +127,12 @@ impl Inner {
         let split = usize::try_from(b.saturating_sub(io.lsn(io.write_off))).unwrap_or(usize::MAX);
         self.write_prefix(io, split.min(io.carry.len()))?;
         let (path, write_off) = (io.path.clone(), io.write_off);
-        io.file.set_len(write_off).ctx("truncate", &path)?;
-        if io.write_off == io.synced_off {
-            io.file.sync_data().ctx("sync", &path)?; // make the truncation durable
+        // Drop anything a failed write left past the last record.
+        if io.file.len().ctx("stat", &path)? != write_off {
+            io.file.set_len(write_off).ctx("truncate", &path)?;
+            if io.write_off == io.synced_off {
+                io.file.sync_data().ctx("sync", &path)?; // make the truncation durable
+            }
         }
         self.sync(io)?;
         let seq = io.manifest.segments.last().map_or(1, |s| s.seq + 1);
