@@ -7,6 +7,17 @@ use std::time::SystemTime;
 
 /// A snapshot of the log's health and counters (what `INFO persistence`
 /// reports).
+///
+/// | Redis field | from |
+/// |---|---|
+/// | `aof_last_write_status` | `ok` if `last_write_ok`, else `err` |
+/// | `aof_current_size` | `current_size` |
+/// | `aof_base_size` | `base_size` |
+/// | `aof_pending_bio_fsync` | `fsync_in_progress as u8` |
+/// | `aof_delayed_fsync` | always 0: appends never wait for an fsync in flight |
+/// | `aof_buffer_length` | `appended - written` |
+/// | (Basalt) `aof_fsyncs`, `aof_records_per_fsync` | `fsyncs`, `records_per_fsync` |
+/// | `WAITAOF` local ack | `durable >= ` the client's last write position |
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Status {
