@@ -141,3 +141,52 @@ fn install_of_a_too_old_snapshot_is_refused() {
     let err = log.install_snapshot("old", early).unwrap_err();
     assert!(matches!(err, Error::SnapshotTooOld { .. }), "{err}");
 }
+
+#[test]
+fn journal_power_loss_on_the_real_filesystem() {
+    use basalt_aof::fs::{simulate_power_loss, FaultFs, StdFs, SyncJournalFs};
+    use basalt_aof::{Options, Recovery};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("aof");
+    let journal = tmp.path().join("sync.journal");
+    let (faulty, faults) = FaultFs::new(Arc::new(StdFs));
+    let fs = SyncJournalFs::new(Arc::new(faulty), &journal).unwrap();
+    let o = Options { fs: Arc::new(fs), retry_interval: Duration::from_millis(5), ..Options::default() };
+    let (log, _) = Recovery::open(&dir, o).unwrap().finish().unwrap();
+    let mut last = Lsn(0);
+    for i in 0..20 {
+        last = log.append(&payload(i)).unwrap();
+    }
+    assert!(log.wait_durable(last, LONG));
+    // From now on fsyncs fail: the next records reach the page cache only.
+    faults.set_fail_syncs(true);
+    for i in 20..30 {
+        log.append(&payload(i)).unwrap();
+    }
+    let deadline = std::time::Instant::now() + LONG;
+    while log.status().written < log.appended() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // "kill -9": the writer stops touching the disk and is abandoned
+    // without a clean close.
+    faults.freeze();
+    std::mem::forget(log);
+    let got_before = {
+        let mut rec = Recovery::open(&dir, Options::default()).unwrap();
+        let mut n = 0;
+        while rec.next().unwrap().is_some() {
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(got_before, 30, "the page cache still has everything");
+    let report = simulate_power_loss(&journal, &dir).unwrap();
+    assert_eq!(report.truncated.len(), 1, "{report:?}");
+    let mut rec = Recovery::open(&dir, Options::default()).unwrap();
+    let mut got = Vec::new();
+    while let Some(r) = rec.next().unwrap() {
+        got.push(r.payload.to_vec());
+    }
+    assert_eq!(got, (0..20).map(payload).collect::<Vec<_>>());
+}
