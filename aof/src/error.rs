@@ -73,6 +73,12 @@ pub enum Error {
         /// Where the log's first segment starts.
         first: Lsn,
     },
+    /// A snapshot name that cannot go in the manifest (empty, or with a
+    /// line break).
+    InvalidSnapshotName {
+        /// The name given.
+        name: String,
+    },
     /// The log was closed.
     Closed,
 }
@@ -139,6 +145,9 @@ impl fmt::Display for Error {
                 "snapshot covers only up to log position {covered} but the log starts at {first}; \
                  the records in between are gone"
             ),
+            Error::InvalidSnapshotName { name } => {
+                write!(f, "invalid snapshot file name {name:?}: must be non-empty, without line breaks")
+            }
             Error::Closed => f.write_str("the log is closed"),
         }
     }

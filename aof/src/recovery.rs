@@ -130,6 +130,20 @@ impl Recovery {
                 });
             }
         }
+        if let Some(m) = &manifest {
+            let first = m.segments.first().map_or(Lsn(0), |s| s.start);
+            let covered = m.snapshot.as_ref().map_or(Lsn(0), |s| s.covered);
+            if covered < first {
+                return Err(Error::Inconsistent {
+                    path: crate::manifest::manifest_path(&dir),
+                    reason: format!(
+                        "the log starts at position {first} but {} covers only up to {covered}: \
+                         the records in between are missing",
+                        m.snapshot.as_ref().map_or("no snapshot".to_owned(), |s| format!("snapshot {}", s.name))
+                    ),
+                });
+            }
+        }
         let report = RecoveryReport {
             snapshot: manifest.as_ref().and_then(|m| m.snapshot.clone()),
             ..RecoveryReport::default()

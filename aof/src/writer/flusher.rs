@@ -14,6 +14,15 @@ use std::time::{Duration, Instant, SystemTime};
 const SHRINK_ABOVE: usize = 16 << 20;
 
 impl Inner {
+    /// The fsync policy now in force.
+    pub(super) fn policy(&self) -> FsyncPolicy {
+        match self.policy.load(Ordering::Relaxed) {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+
     pub(super) fn run(self: Arc<Self>) {
         let mut shutdown_failures = 0;
         loop {
@@ -64,7 +73,7 @@ impl Inner {
                 return (false, std::mem::take(&mut p.sync_requested));
             }
             let unsynced = self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
-            if self.opts.fsync == FsyncPolicy::EverySec && unsynced {
+            if self.policy() == FsyncPolicy::EverySec && unsynced {
                 let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
                 let deadline = self.epoch + last + self.opts.everysec_interval;
                 if Instant::now() >= deadline || self.wake.wait_until(&mut p, deadline).timed_out() {
@@ -104,7 +113,7 @@ impl Inner {
         if io.write_off == io.synced_off {
             return Ok(());
         }
-        let due = match self.opts.fsync {
+        let due = match self.policy() {
             FsyncPolicy::Always => true,
             FsyncPolicy::EverySec => {
                 let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
@@ -173,7 +182,7 @@ impl Inner {
         io.file.write_all_at(off, bytes).ctx("write", &io.path)?;
         io.write_off += n as u64;
         let whole = n == io.carry.len();
-        if self.opts.fsync != FsyncPolicy::No {
+        if self.policy() != FsyncPolicy::No {
             if whole && io.unsynced.is_empty() {
                 std::mem::swap(&mut io.unsynced, &mut io.carry);
             } else {

@@ -32,7 +32,7 @@ use crate::manifest::{write_manifest, Manifest, SegmentEntry, SnapshotRef};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -103,6 +103,8 @@ struct Inner {
     durable: AtomicU64,
     /// Start position of the active segment.
     active_start: AtomicU64,
+    /// The fsync policy (0 always, 1 everysec, 2 no); changeable at run time.
+    policy: AtomicU8,
     durable_lock: Mutex<()>,
     durable_cv: Condvar,
     durable_tx: watch::Sender<Lsn>,
@@ -126,6 +128,14 @@ pub struct Log {
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+fn policy_code(p: FsyncPolicy) -> u8 {
+    match p {
+        FsyncPolicy::Always => 0,
+        FsyncPolicy::EverySec => 1,
+        FsyncPolicy::No => 2,
     }
 }
 
@@ -195,6 +205,7 @@ impl Log {
             written: AtomicU64::new(end),
             durable: AtomicU64::new(end),
             active_start: AtomicU64::new(seg_start.0),
+            policy: AtomicU8::new(policy_code(opts.fsync)),
             durable_lock: Mutex::new(()),
             durable_cv: Condvar::new(),
             durable_tx,
@@ -271,6 +282,13 @@ impl Log {
         }
     }
 
+    /// Changes the fsync policy at run time (`CONFIG SET appendfsync`).
+    /// Leaving `No` or `EverySec` for `Always` fsyncs what is pending at once.
+    pub fn set_policy(&self, policy: FsyncPolicy) {
+        self.inner.policy.store(policy_code(policy), Ordering::Relaxed);
+        self.request_sync();
+    }
+
     /// Asks the flusher to fsync as soon as it can, whatever the policy
     /// (for `WAITAOF` under `everysec`/`no`).
     pub fn request_sync(&self) {
@@ -286,7 +304,7 @@ impl Log {
         let fsyncs = c.fsyncs.load(Ordering::Relaxed);
         let records_synced = c.records_synced.load(Ordering::Relaxed);
         Status {
-            policy: i.opts.fsync,
+            policy: i.policy(),
             last_write_ok: health.error.is_none(),
             last_error: health.error.clone(),
             error_since: health.since,
@@ -368,6 +386,9 @@ impl Log {
         let end = Lsn(inner.pending.lock().end);
         if covered > end {
             return Err(Error::SnapshotBeyondLog { covered, end });
+        }
+        if name.is_empty() || name.contains(['\n', '\r']) {
+            return Err(Error::InvalidSnapshotName { name: name.to_owned() });
         }
         let first = io.manifest.segments.first().map_or(Lsn(0), |s| s.start);
         if covered < first {

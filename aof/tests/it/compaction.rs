@@ -194,3 +194,28 @@ fn rotation_during_a_disk_failure_is_retried() {
     assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
     assert_eq!(report.segments, 2);
 }
+
+#[test]
+fn snapshot_names_with_line_breaks_are_refused() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    let lsn = log.append(b"a").unwrap();
+    assert!(matches!(log.install_snapshot("a\nsegment 9 0", lsn), Err(Error::InvalidSnapshotName { .. })));
+    assert!(matches!(log.install_snapshot("", lsn), Err(Error::InvalidSnapshotName { .. })));
+}
+
+#[test]
+fn manifest_without_the_snapshot_its_segments_need_is_refused() {
+    use basalt_aof::manifest::{write_manifest, Manifest, SegmentEntry};
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    log.append(b"a").unwrap();
+    let cut = log.rotate(LONG).unwrap();
+    log.install_snapshot("s", cut).unwrap();
+    drop(log);
+    // Someone drops the snapshot line: the first segment starts past 0.
+    let m = Manifest { snapshot: None, segments: vec![SegmentEntry { seq: 2, start: cut }] };
+    write_manifest(&fs, &dir(), &m).unwrap();
+    let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}

@@ -257,3 +257,17 @@ fn log_is_send_sync() {
     check::<basalt_aof::Log>();
     let _: Arc<dyn Fs> = Arc::new(MemFs::new());
 }
+
+#[test]
+fn policy_can_change_at_run_time() {
+    let mem = MemFs::new();
+    let o = opts(Arc::new(mem.clone()), FsyncPolicy::No, RecoveryMode::TruncateTail);
+    let (log, _, _) = replay(&dir(), o).unwrap();
+    let lsn = log.append(b"a").unwrap();
+    assert!(!log.wait_durable(lsn, Duration::from_millis(50)));
+    log.set_policy(FsyncPolicy::Always);
+    assert!(log.wait_durable(lsn, LONG));
+    assert_eq!(log.status().policy, FsyncPolicy::Always);
+    let lsn = log.append(b"b").unwrap();
+    assert!(log.wait_durable(lsn, LONG));
+}
