@@ -137,7 +137,12 @@ impl SegmentReader {
             if (need as u64) > left_in_file {
                 return Ok(Item::Incomplete { offset, have: left_in_file, need: need as u64 });
             }
+            let before = self.buf.len() - self.pos;
             self.refill(need)?;
+            if self.buf.len() - self.pos <= before {
+                // The file is shorter than when the scan began.
+                return Ok(Item::Incomplete { offset, have: before as u64, need: need as u64 });
+            }
         }
     }
 
