@@ -362,9 +362,16 @@ impl Recovery {
             // Keep the unloaded bytes for the repair tool, then continue the
             // log from the damage point.
             let mut saved = Vec::new();
+            let existing = fs.list(&dir).ctx("list", &dir)?;
             for (i, seg) in manifest.segments.iter().enumerate().skip(idx) {
                 let path = dir.join(seg.file_name());
-                let keep = dir.join(format!("{}.damaged", seg.file_name()));
+                // Never overwrite what an earlier damaged start kept.
+                let base = format!("{}.damaged", seg.file_name());
+                let name = (0..)
+                    .map(|n| if n == 0 { base.clone() } else { format!("{base}.{n}") })
+                    .find(|c| !existing.contains(c))
+                    .unwrap_or(base);
+                let keep = dir.join(name);
                 if i == idx {
                     copy_file(&*fs, &path, &keep)?;
                 } else {
