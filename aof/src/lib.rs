@@ -18,7 +18,7 @@
 //! channel).
 //!
 //! **Layout.**
-//! - [`format`]: constants, [`Lsn`], segment header and record encoding.
+//! - [`format`](mod@format): constants, [`Lsn`], segment header and record encoding.
 //! - [`fs`]: the file-I/O seam: [`fs::StdFs`], [`fs::MemFs`] (power-loss
 //!   simulation), [`fs::FaultFs`] (failing / short writes, slow fsyncs).
 //! - [`manifest`]: the manifest file, replaced atomically.

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// | `EverySec` | only records not yet written (normally < 1 ms) | up to about one second of records |
 /// | `No` | only records not yet written | whatever the OS had not flushed (often ~30 s) |
 ///
-/// In every policy a record is *durable* once [`Log::durable`] has reached
+/// In every policy a record is *durable* once [`Log::durable`](crate::Log::durable) has reached
 /// its position; under `Always` that happens within one batch, and a
 /// server that holds replies until then never acknowledges a write that a
 /// power loss could take away.
@@ -26,7 +26,7 @@ pub enum FsyncPolicy {
     /// about once a second in the flusher thread.
     EverySec,
     /// `appendfsync no`: batches are written promptly and never fsynced
-    /// (except on rotation, close, or [`Log::request_sync`]).
+    /// (except on rotation, close, or [`Log::request_sync`](crate::Log::request_sync)).
     No,
 }
 
