@@ -45,6 +45,10 @@ pub struct Status {
     pub records_per_fsync: f64,
     /// Largest number of records covered by one fsync.
     pub max_records_per_fsync: u64,
+    /// Total time spent in successful fsyncs, in microseconds.
+    pub fsync_micros_total: u64,
+    /// Slowest successful fsync, in microseconds.
+    pub fsync_micros_max: u64,
     /// Record bytes written since open.
     pub bytes_written: u64,
     /// Size in bytes of the log's segment files now (`aof_current_size`).
@@ -71,6 +75,8 @@ pub(crate) struct Counters {
     pub(crate) fsyncs: AtomicU64,
     pub(crate) records_synced: AtomicU64,
     pub(crate) max_batch: AtomicU64,
+    pub(crate) fsync_micros: AtomicU64,
+    pub(crate) fsync_micros_max: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) current_size: AtomicU64,

@@ -211,7 +211,9 @@ impl Inner {
             return Ok(());
         }
         self.syncing.store(true, Ordering::Relaxed);
+        let t = Instant::now();
         let r = io.file.sync_data();
+        let micros = t.elapsed().as_micros() as u64;
         self.syncing.store(false, Ordering::Relaxed);
         if let Err(e) = r {
             let kept = io.unsynced.len() as u64 == io.write_off - io.synced_off;
@@ -235,6 +237,8 @@ impl Inner {
         c.fsyncs.fetch_add(1, Ordering::Relaxed);
         c.records_synced.fetch_add(records, Ordering::Relaxed);
         c.max_batch.fetch_max(records, Ordering::Relaxed);
+        c.fsync_micros.fetch_add(micros, Ordering::Relaxed);
+        c.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
         self.last_sync_ns.store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
         self.publish(io.lsn(io.synced_off));
         Ok(())

@@ -316,6 +316,8 @@ impl Log {
             records_synced,
             records_per_fsync: if fsyncs == 0 { 0.0 } else { records_synced as f64 / fsyncs as f64 },
             max_records_per_fsync: c.max_batch.load(Ordering::Relaxed),
+            fsync_micros_total: c.fsync_micros.load(Ordering::Relaxed),
+            fsync_micros_max: c.fsync_micros_max.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
             current_size: c.current_size.load(Ordering::Relaxed),
             base_size: c.base_size.load(Ordering::Relaxed),

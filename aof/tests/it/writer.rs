@@ -110,6 +110,7 @@ fn slow_fsync_is_absorbed_by_batching() {
     assert_eq!(s.records_synced, 640);
     assert!(s.records_per_fsync >= 8.0, "records per fsync {}", s.records_per_fsync);
     assert!(s.max_records_per_fsync >= 16, "{s:?}");
+    assert!(s.fsync_micros_max >= 5_000 && s.fsync_micros_total >= 5_000 * s.fsyncs, "{s:?}");
 }
 
 #[test]
