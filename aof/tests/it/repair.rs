@@ -163,3 +163,41 @@ fn bad_manifest_is_reported_and_segments_still_checked() {
     assert_eq!(r.files.len(), 1);
     assert_eq!(r.files[0].records, 10);
 }
+
+/// Damage in the middle of a 200 MB segment of RESP-like records: the
+/// resynchronisation must not re-read the file per candidate offset.
+/// `cargo test --release -p basalt-aof --test it -- --ignored big_segment`
+#[test]
+#[ignore]
+fn big_segment_damage_is_found_fast() {
+    use basalt_aof::{Options, Recovery};
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, _) = Recovery::open(tmp.path(), Options { fsync: FsyncPolicy::No, ..Options::default() })
+        .unwrap()
+        .finish()
+        .unwrap();
+    let n = 3_000_000usize;
+    for i in 0..n {
+        let p = format!("*3\r\n$3\r\nSET\r\n$10\r\nkey:{i:06}\r\n$16\r\nvalue-{i:010}\r\n");
+        log.append(p.as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let seg = tmp.path().join(basalt_aof::format::segment_file_name(1));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&seg, &bytes).unwrap();
+    let t = std::time::Instant::now();
+    let err = Recovery::open(tmp.path(), Options::default()).and_then(|mut r| {
+        while r.next()?.is_some() {}
+        Ok(())
+    });
+    assert!(matches!(err, Err(Error::Corrupt { .. })));
+    let recovery_time = t.elapsed();
+    let t = std::time::Instant::now();
+    let r = check(&basalt_aof::fs::StdFs, tmp.path(), true).unwrap();
+    assert_eq!(r.files[0].records, n as u64 - 1);
+    println!("{} MB: recovery found the damage in {recovery_time:?}, check --fix took {:?}", bytes.len() >> 20, t.elapsed());
+    assert!(recovery_time < std::time::Duration::from_secs(20));
+}
