@@ -9,8 +9,14 @@ use std::time::Duration;
 /// | policy | a process crash (kill -9) loses | a power loss / kernel crash loses |
 /// |---|---|---|
 /// | `Always` | nothing reported durable | nothing reported durable |
-/// | `EverySec` | only records not yet written (normally < 1 ms) | up to about one second of records |
-/// | `No` | only records not yet written | whatever the OS had not flushed (often ~30 s) |
+/// | `EverySec` | only records not yet written (*) | up to about one second of records |
+/// | `No` | only records not yet written (*) | whatever the OS had not flushed (often ~30 s) |
+///
+/// (*) Records still in the in-memory batch: those appended since the
+/// flusher's last `write`, normally well under a millisecond's worth. Under
+/// `EverySec` the same thread also runs the once-a-second fsync, so on a slow
+/// disk that window can stretch to one fsync's duration. Appends themselves
+/// never wait for it (Redis instead delays writes up to 2 s behind a slow fsync).
 ///
 /// In every policy a record is *durable* once [`Log::durable`](crate::Log::durable) has reached
 /// its position; under `Always` that happens within one batch, and a
