@@ -398,7 +398,14 @@ fn apply_fix(fs: &dyn Fs, mut file: Box<dyn File>, path: &Path, fr: &FileReport,
     };
     let saved_bytes: u64 = regions.iter().map(|r| r.1.min(fr.file_len.saturating_sub(r.0))).sum();
     if saved_bytes > 0 {
-        let save = path.with_extension("aof.dropped");
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let existing = fs.list(dir).ctx("list", dir)?;
+        let base = format!("{}.dropped", path.file_name().and_then(|n| n.to_str()).unwrap_or("segment"));
+        let name = (0..)
+            .map(|n| if n == 0 { base.clone() } else { format!("{base}.{n}") })
+            .find(|c| !existing.contains(c))
+            .unwrap_or(base);
+        let save = dir.join(name);
         let mut out = fs.create(&save).ctx("create", &save)?;
         let mut at = 0u64;
         let mut buf = vec![0u8; CHUNK];
@@ -417,7 +424,6 @@ fn apply_fix(fs: &dyn Fs, mut file: Box<dyn File>, path: &Path, fr: &FileReport,
             }
         }
         out.sync_data().ctx("sync", &save)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
         fs.sync_dir(dir).ctx("sync directory", dir)?;
         action.saved_to = Some(save);
     }

@@ -46,12 +46,19 @@ fn flipped_byte_in_the_middle_is_salvaged() {
     let fix = r.files[0].fix.as_ref().unwrap();
     assert_eq!(fix.padded, vec![(bad, record_offset(&all, 21) - bad)]);
     assert_eq!(fs.contents(&segment_path(1)).unwrap().len(), before.len(), "positions unchanged");
+    assert_eq!(fix.saved_to.as_deref(), Some(dir().join("segment-00000000000000000001.aof.dropped").as_path()));
     assert!(fs.contents(fix.saved_to.as_ref().unwrap()).unwrap().len() as u64 == p.end - p.offset);
+    // A second repair keeps the first one's saved bytes.
+    fs.damage(&segment_path(1), |b| b[record_offset(&all, 30) as usize + 4] ^= 1);
+    let r2 = check(&fs, &dir(), true).unwrap();
+    let saved2 = r2.files[0].fix.as_ref().unwrap().saved_to.clone().unwrap();
+    assert_eq!(saved2, dir().join("segment-00000000000000000001.aof.dropped.1"));
 
-    // Strict recovery now loads every record but the damaged one.
+    // Strict recovery now loads every record but the damaged ones.
     let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::Strict);
     let (log, got, report) = replay(&dir(), o).unwrap();
     let mut expect = all.clone();
+    expect.remove(30);
     expect.remove(20);
     assert_eq!(got, expect);
     assert!(report.padding_bytes > 0);
