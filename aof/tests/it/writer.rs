@@ -256,6 +256,8 @@ fn watch_channel_sees_durable_positions() {
 fn log_is_send_sync() {
     fn check<T: Send + Sync>() {}
     check::<basalt_aof::Log>();
+    check::<basalt_aof::Error>();
+    check::<basalt_aof::Recovery>();
     let _: Arc<dyn Fs> = Arc::new(MemFs::new());
 }
 
