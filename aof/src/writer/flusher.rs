@@ -191,6 +191,9 @@ impl Inner {
         }
         if whole {
             io.carry.clear();
+            if io.carry.capacity() > SHRINK_ABOVE {
+                io.carry.shrink_to(SHRINK_ABOVE / 16);
+            }
             io.unsynced_records += std::mem::take(&mut io.carry_records);
         } else {
             io.carry.drain(..n);
