@@ -20,7 +20,9 @@
 //! **Layout.**
 //! - [`format`](mod@format): constants, [`Lsn`], segment header and record encoding.
 //! - [`fs`]: the file-I/O seam: [`fs::StdFs`], [`fs::MemFs`] (power-loss
-//!   simulation), [`fs::FaultFs`] (failing / short writes, slow fsyncs).
+//!   simulation), [`fs::FaultFs`] (failing / short writes, slow fsyncs),
+//!   [`fs::SyncJournalFs`] + [`fs::simulate_power_loss`] (power loss on the
+//!   real filesystem after a `kill -9`, for the server's crash tests).
 //! - [`manifest`]: the manifest file, replaced atomically.
 //! - [`options`]: [`Options`], [`FsyncPolicy`] (what survives a crash under
 //!   each), [`RecoveryMode`].
@@ -32,6 +34,10 @@
 //! - [`recovery`]: [`Recovery`]: open, replay, torn-tail handling.
 //! - [`repair`]: check and fix, used by `basalt-check-aof`.
 //! - [`error`]: [`Error`], naming file and offset.
+//!
+//! Tests: unit tests beside the code; `tests/it/` (one binary: damage,
+//! writer, crash, compaction, repair, props); `benches/aof.rs`;
+//! `fuzz/` (cargo-fuzz, its own workspace).
 //!
 //! ```no_run
 //! use basalt_aof::{Options, Recovery};
