@@ -175,14 +175,23 @@ fn packed_elems(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Vec<u8>
     Ok(v)
 }
 
-fn pairs_from(elems: Vec<Vec<u8>>, base: u64) -> Result<Vec<HashField>> {
-    if !elems.len().is_multiple_of(2) {
-        return Err(Error::corrupt(base, "expected field/value pairs, found an odd element count"));
+fn hash_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<HashField>> {
+    let mut out = Vec::new();
+    let mut field: Option<Vec<u8>> = None;
+    let mut f = |e: Elem<'_>| {
+        match field.take() {
+            None => field = Some(e.to_vec()),
+            Some(k) => out.push(HashField { field: k, value: e.to_vec(), expire_ms: None }),
+        }
+        Ok(())
+    };
+    if is_listpack {
+        listpack::for_each(blob, base, &mut f)?;
+    } else {
+        ziplist::for_each(blob, base, &mut f)?;
     }
-    let mut it = elems.into_iter();
-    let mut out = Vec::with_capacity(it.len() / 2);
-    while let (Some(f), Some(v)) = (it.next(), it.next()) {
-        out.push(HashField { field: f, value: v, expire_ms: None });
+    if field.is_some() {
+        return Err(Error::corrupt(base, "expected field/value pairs, found an odd element count"));
     }
     Ok(out)
 }
@@ -336,7 +345,7 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
         }
         Kind::HashZiplist | Kind::HashListpack => {
             let (blob, base) = read_blob(inp, "hash ziplist/listpack")?;
-            Value::Hash(pairs_from(packed_elems(&blob, base, kind == Kind::HashListpack)?, base)?)
+            Value::Hash(hash_from_packed(&blob, base, kind == Kind::HashListpack)?)
         }
         Kind::HashListpackEx | Kind::HashListpackExPreGa => {
             if kind == Kind::HashListpackEx {

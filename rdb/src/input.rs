@@ -103,7 +103,7 @@ impl Input for SliceInput<'_> {
         self.pos += n as usize;
         self.data
             .get(start..self.pos)
-            .ok_or(Error::Truncated { offset: self.base + start as u64, expected: what })
+            .ok_or_else(|| Error::Truncated { offset: self.base + start as u64, expected: what })
     }
 
     fn crc_so_far(&mut self) -> u64 {
