@@ -1,6 +1,7 @@
 //! Generate a large mixed dump (if missing) and time one full decode on one
 //! core: `cargo run --release -p basalt-rdb --example decode_big -- PATH [KEYS]`
 //! (default 10,000,000 keys, about 1.1 GB).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use basalt_rdb::{DecodeOptions, Item, MappedFile};
 use std::time::Instant;
 

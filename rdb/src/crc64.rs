@@ -10,6 +10,8 @@
 
 const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
 
+// Indices are loop counters below 256/8 or bytes masked to 0..=255.
+#[allow(clippy::indexing_slicing)]
 const fn make_tables() -> [[u64; 256]; 8] {
     let mut t = [[0u64; 256]; 8];
     let mut i = 0;
@@ -61,6 +63,7 @@ const fn multmodp(a: u64, mut b: u64) -> u64 {
 }
 
 /// X2N[k] = x^(2^k) mod POLY.
+#[allow(clippy::indexing_slicing)]
 const fn make_x2n() -> [u64; 64] {
     let mut t = [0u64; 64];
     t[0] = 1 << 62;

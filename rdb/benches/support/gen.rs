@@ -1,5 +1,6 @@
 //! Deterministic generator of a mixed dump (~100 bytes per key on average),
 //! shared by the criterion bench and the large-file example.
+#![allow(clippy::indexing_slicing)]
 
 use basalt_rdb::{EncodeOptions, Entry, HashField, Value, Writer};
 use std::io::Write;
