@@ -15,6 +15,9 @@ pub enum ModuleMode {
     /// Report them as [`Value::Module`] with the raw payload (default).
     #[default]
     Report,
+    /// Skip keys holding module values (and MODULE_AUX data), recording a
+    /// warning for each (see `Reader::warnings`).
+    Skip,
     /// Fail with [`Error::Unsupported`] naming the module.
     Error,
 }

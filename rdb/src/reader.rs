@@ -74,6 +74,7 @@ pub struct Reader<I> {
     freq: Option<u8>,
     done: bool,
     checksum: Option<Checksum>,
+    warnings: Vec<String>,
 }
 
 impl<'a> Reader<SliceInput<'a>> {
@@ -138,6 +139,7 @@ impl<I: Input> Reader<I> {
             freq: None,
             done: false,
             checksum: None,
+            warnings: Vec::new(),
         })
     }
 
@@ -156,6 +158,12 @@ impl<I: Input> Reader<I> {
         self.checksum
     }
 
+    /// Things skipped so far, in the words Redis would log them (empty keys
+    /// when `skip_empty_keys` is set, module data with [`ModuleMode::Skip`]).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// The next item, or `None` after the EOF opcode (and checksum).
     pub fn next_item(&mut self) -> Result<Option<Item>> {
         while !self.done {
@@ -168,6 +176,18 @@ impl<I: Input> Reader<I> {
                 let lru_idle = self.idle.take();
                 let lfu_freq = self.freq.take();
                 if self.opts.skip_empty_keys && value.is_empty_collection() {
+                    self.warnings.push(format!(
+                        "offset {at}: skipping empty key '{}' (type {b})",
+                        String::from_utf8_lossy(&key)
+                    ));
+                    continue;
+                }
+                if let (ModuleMode::Skip, crate::value::Value::Module(m)) = (self.opts.modules, &value) {
+                    self.warnings.push(format!(
+                        "offset {at}: skipping key '{}' holding module data of type '{}'",
+                        String::from_utf8_lossy(&key),
+                        m.name
+                    ));
                     continue;
                 }
                 return Ok(Some(Item::Entry(Entry {
@@ -222,13 +242,19 @@ impl<I: Input> Reader<I> {
                     }
                     let when = read_length(inp, "module aux when")?;
                     let module = read_module_body(inp, id)?;
-                    if self.opts.modules == ModuleMode::Error {
-                        return Err(Error::Unsupported {
-                            offset: at,
-                            what: format!("module aux data of type '{}'", module.name),
-                        });
+                    match self.opts.modules {
+                        ModuleMode::Error => {
+                            return Err(Error::Unsupported {
+                                offset: at,
+                                what: format!("module aux data of type '{}'", module.name),
+                            })
+                        }
+                        ModuleMode::Skip => self.warnings.push(format!(
+                            "offset {at}: skipping module aux data of type '{}'",
+                            module.name
+                        )),
+                        ModuleMode::Report => return Ok(Some(Item::ModuleAux { when, module })),
                     }
-                    return Ok(Some(Item::ModuleAux { when, module }));
                 }
                 Opcode::FunctionPreGa => {
                     let name = read_string(inp, "function library name")?;

@@ -383,3 +383,50 @@ fn corpus_decodes_to_expected() {
     eprintln!("matched {matched}, corrupt rejected {errors}, refused-but-decoded {refused_ok}");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+#[test]
+fn module_modes() {
+    use basalt_rdb::ModuleMode;
+    let path = corpus_dir().join("replicator_dump_module_2.rdb");
+    let file = MappedFile::open(&path).unwrap();
+    let read = |modules| {
+        let mut r = file.reader(DecodeOptions { modules, ..Default::default() }).unwrap();
+        let items: basalt_rdb::Result<Vec<Item>> = r.by_ref().collect();
+        (items, r.warnings().to_vec())
+    };
+    let (items, _) = read(ModuleMode::Report);
+    let names: Vec<String> = items
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Entry(Entry { value: Value::Module(m), .. }) => Some(m.name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["hellotype"]);
+    let (items, warnings) = read(ModuleMode::Skip);
+    assert!(items.unwrap().iter().all(|i| !matches!(i, Item::Entry(Entry { value: Value::Module(_), .. }))));
+    assert!(warnings.iter().any(|w| w.contains("hellotype")), "{warnings:?}");
+    let (items, _) = read(ModuleMode::Error);
+    let err = items.unwrap_err();
+    assert!(err.to_string().contains("hellotype") && err.offset().is_some(), "{err}");
+}
+
+#[test]
+fn empty_keys_are_skipped_with_warnings_or_kept() {
+    let path = corpus_dir().join("redis_corrupt_empty_keys.rdb");
+    let file = MappedFile::open(&path).unwrap();
+    let mut r = file.reader(DecodeOptions::default()).unwrap();
+    let n = r.by_ref().filter(|i| matches!(i, Ok(Item::Entry(_)))).count();
+    assert_eq!(n, 0);
+    assert_eq!(r.warnings().len(), 9, "{:?}", r.warnings());
+    let r = file.reader(DecodeOptions { skip_empty_keys: false, ..Default::default() }).unwrap();
+    let kept: Vec<Entry> = r
+        .filter_map(|i| match i.unwrap() {
+            Item::Entry(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept.len(), 9);
+    assert!(kept.iter().all(|e| e.value.is_empty_collection()));
+}
