@@ -131,16 +131,21 @@ impl Format {
             19 => Stream2,
             20 => SetListpack,
             21 => Stream3,
+            // Byte 22/23 mean different things to Redis (7.4 release
+            // candidates, RDB 12) and Valkey (9.0+, RDB 80+); neither exists
+            // in older formats.
             22 => match self.magic {
                 Magic::Valkey => ValkeyHash2,
-                Magic::Redis => HashMetadataPreGa,
+                Magic::Redis if self.version >= 12 => HashMetadataPreGa,
+                Magic::Redis => return None,
             },
             23 => match self.magic {
-                Magic::Valkey => ValkeyPathHash,
-                Magic::Redis => HashListpackExPreGa,
+                Magic::Valkey if self.version >= 81 => ValkeyPathHash,
+                Magic::Redis if self.version >= 12 => HashListpackExPreGa,
+                _ => return None,
             },
-            24 if self.magic == Magic::Redis => HashMetadata,
-            25 if self.magic == Magic::Redis => HashListpackEx,
+            24 if self.magic == Magic::Redis && self.version >= 12 => HashMetadata,
+            25 if self.magic == Magic::Redis && self.version >= 12 => HashListpackEx,
             _ => return None,
         })
     }
@@ -162,7 +167,8 @@ impl Format {
             245 => Function2,
             244 => SlotInfo,
             243 => match self.magic {
-                Magic::Redis => KeyMeta,
+                Magic::Redis if self.version >= 13 => KeyMeta,
+                Magic::Redis => return None,
                 Magic::Valkey => SlotImport,
             },
             242 if self.magic == Magic::Valkey => Update,
@@ -304,3 +310,34 @@ pub fn module_id(name: &str, encver: u16) -> Option<u64> {
 pub const QUICKLIST_PLAIN: u64 = 1;
 /// Quicklist 2 packed (listpack) node.
 pub const QUICKLIST_PACKED: u64 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_depend_on_magic_and_version() {
+        assert_eq!(Format::redis(12).kind(22), Some(Kind::HashMetadataPreGa));
+        assert_eq!(Format::valkey(80).kind(22), Some(Kind::ValkeyHash2));
+        assert_eq!(Format::redis(11).kind(22), None);
+        assert_eq!(Format::redis(11).kind(24), None);
+        assert_eq!(Format::valkey(80).kind(24), None);
+        assert_eq!(Format::valkey(80).kind(23), None);
+        assert_eq!(Format::valkey(81).kind(23), Some(Kind::ValkeyPathHash));
+        assert_eq!(Format::redis(12).opcode(243), None);
+        assert_eq!(Format::valkey(80).opcode(243), Some(Opcode::SlotImport));
+        assert_eq!(Format::redis(10).opcode(242), None);
+        assert_eq!(Format::parse_header(b"VALKEY080").unwrap(), Format::valkey(80));
+        assert!(Format::parse_header(b"REDIS0013").is_err());
+        assert!(Format::parse_header(b"VALKEY012").is_err());
+        assert_eq!(Format::redis(7).header(), b"REDIS0007");
+    }
+
+    #[test]
+    fn module_ids() {
+        let id = module_id("hellotype", 0).unwrap();
+        assert_eq!(module_name(id), ("hellotype".to_string(), 0));
+        assert_eq!(module_name(module_id("ReJSON-RL", 3).unwrap()).1, 3);
+        assert!(module_id("short", 0).is_none());
+    }
+}
