@@ -250,6 +250,19 @@ pub fn read_module_body<I: Input>(inp: &mut I, id: u64) -> Result<ModuleValue> {
     Ok(ModuleValue { id, name, encver, raw })
 }
 
+/// Skip a KEY_META block (Redis 8.6+, after its opcode): a class count, then
+/// per class a 4-byte class spec and module-encoded fields up to EOF.
+/// Returns the class specs found.
+pub fn skip_key_meta<I: Input>(inp: &mut I) -> Result<Vec<u32>> {
+    let n = read_length(inp, "key metadata class count")?;
+    let mut specs = Vec::new();
+    for _ in 0..n {
+        specs.push(u32::from_le_bytes(inp.array("key metadata class spec")?));
+        skip_module_fields(inp)?;
+    }
+    Ok(specs)
+}
+
 fn skip_module_fields<I: Input>(inp: &mut I) -> Result<()> {
     loop {
         let at = inp.offset();
@@ -419,6 +432,12 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
                 _ => 3,
             };
             Value::Stream(Box::new(stream::read_stream(inp, version)?))
+        }
+        Kind::Stream4 | Kind::Stream5 | Kind::Array => {
+            return Err(Error::Unsupported {
+                offset: at,
+                what: format!("{kind:?} value (Redis 8.6+ type) in {fmt}"),
+            })
         }
         Kind::ValkeyPathHash => {
             return Err(Error::Unsupported {

@@ -56,7 +56,12 @@ pub fn decode_dump(payload: &[u8], opts: &DecodeOptions, max_version: Option<u16
     }
     let body = payload.get(..body_end).unwrap_or(&[]);
     let mut inp = SliceInput::new(body);
-    let type_byte = inp.read_u8("type byte")?;
+    let mut type_byte = inp.read_u8("type byte")?;
+    // Redis 8.6+ payloads may start with key metadata (KEY_META opcode).
+    if fmt.opcode(type_byte) == Some(crate::format::Opcode::KeyMeta) {
+        crate::decode::skip_key_meta(&mut inp)?;
+        type_byte = inp.read_u8("type byte")?;
+    }
     let kind = fmt.kind(type_byte).ok_or_else(|| Error::UnknownType {
         offset: 0,
         byte: type_byte,

@@ -7,8 +7,10 @@
 
 use crate::error::{Error, Result};
 
-/// Highest `REDIS` version this crate reads.
-pub const MAX_REDIS_VERSION: u32 = 12;
+/// Highest `REDIS` version this crate reads. Versions 13 (Redis 8.6) and 14
+/// (Redis 8.8) are read except for their new value types (IDMP/NACK streams,
+/// arrays), which give [`Error::Unsupported`]; KEY_META opcodes are skipped.
+pub const MAX_REDIS_VERSION: u32 = 14;
 /// Lowest and highest `VALKEY` version this crate reads.
 pub const VALKEY_VERSIONS: std::ops::RangeInclusive<u32> = 80..=81;
 
@@ -146,6 +148,9 @@ impl Format {
             },
             24 if self.magic == Magic::Redis && self.version >= 12 => HashMetadata,
             25 if self.magic == Magic::Redis && self.version >= 12 => HashListpackEx,
+            26 if self.magic == Magic::Redis && self.version >= 13 => Stream4,
+            27 if self.magic == Magic::Redis && self.version >= 14 => Stream5,
+            28 if self.magic == Magic::Redis && self.version >= 14 => Array,
             _ => return None,
         })
     }
@@ -241,6 +246,12 @@ pub enum Kind {
     HashMetadata,
     /// 25: listpack hash with field TTLs.
     HashListpackEx,
+    /// 26 (Redis 8.6): stream with IDMP metadata (not supported).
+    Stream4,
+    /// 27 (Redis 8.8): stream with NACK zone (not supported).
+    Stream5,
+    /// 28 (Redis 8.8): array (not supported).
+    Array,
 }
 
 /// Opcodes.
@@ -328,7 +339,10 @@ mod tests {
         assert_eq!(Format::valkey(80).opcode(243), Some(Opcode::SlotImport));
         assert_eq!(Format::redis(10).opcode(242), None);
         assert_eq!(Format::parse_header(b"VALKEY080").unwrap(), Format::valkey(80));
-        assert!(Format::parse_header(b"REDIS0013").is_err());
+        assert!(Format::parse_header(b"REDIS0015").is_err());
+        assert_eq!(Format::redis(13).opcode(243), Some(Opcode::KeyMeta));
+        assert_eq!(Format::redis(13).kind(26), Some(Kind::Stream4));
+        assert_eq!(Format::redis(12).kind(26), None);
         assert!(Format::parse_header(b"VALKEY012").is_err());
         assert_eq!(Format::redis(7).header(), b"REDIS0007");
     }

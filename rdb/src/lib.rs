@@ -4,6 +4,7 @@
 //! payloads:
 //! - a streaming [`Reader`] over a byte slice (memory-mapped files, see
 //!   [`MappedFile`]) or any [`std::io::Read`], for every `REDIS` version 1-12
+//!   (13/14: all but their new stream/array types; KEY_META is skipped)
 //!   and `VALKEY` 80/81, every value encoding (raw/int/LZF strings, linked
 //!   lists, ziplists, quicklists 1 and 2, intsets, listpacks, zipmaps, ASCII
 //!   and binary zset scores, hash field TTLs in Redis 7.4 and Valkey 9

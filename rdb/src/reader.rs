@@ -1,6 +1,8 @@
 //! The streaming file reader: yields one [`Item`] at a time, in file order.
 
-use crate::decode::{read_length, read_module_body, read_string, read_value, DecodeOptions, ModuleMode};
+use crate::decode::{
+    read_length, read_module_body, read_string, read_value, skip_key_meta, DecodeOptions, ModuleMode,
+};
 use crate::error::{Error, Result};
 use crate::format::{module_op, Format, Opcode};
 use crate::input::{Input, ReadInput, SliceInput};
@@ -293,7 +295,13 @@ impl<I: Input> Reader<I> {
                     let expires_size = read_length(inp, "slot expires size")?;
                     return Ok(Some(Item::SlotInfo { slot, size, expires_size }));
                 }
-                Opcode::KeyMeta | Opcode::SlotImport | Opcode::Update => {
+                Opcode::KeyMeta => {
+                    let specs = skip_key_meta(inp)?;
+                    self.warnings.push(format!(
+                        "offset {at}: skipping key metadata (class specs {specs:08x?}) of the next key"
+                    ));
+                }
+                Opcode::SlotImport | Opcode::Update => {
                     return Err(Error::Unsupported {
                         offset: at,
                         what: format!("opcode {b} ({op:?}) in {}", self.format),
