@@ -38,7 +38,7 @@ pub fn generate<W: Write>(w: W, keys: u64) -> W {
             if r.below(5) == 0 {
                 Value::String(r.below(1_000_000).to_string().into_bytes())
             } else {
-                let n = 40 + r.below(120) as usize;
+                let n = 40 + r.below(128) as usize;
                 Value::String(text(&mut r, n))
             }
         } else if kind < 74 {
