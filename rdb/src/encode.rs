@@ -319,8 +319,12 @@ fn encode_hash(out: &mut Vec<u8>, fields: &[HashField], opts: &EncodeOptions) ->
                 }
                 write_ms(out, min as i64);
                 if is_small {
+                    // Redis keeps listpack-ex hashes ordered by expiry, fields
+                    // without one last (its active expiry looks at the head).
+                    let mut ordered: Vec<&HashField> = fields.iter().collect();
+                    ordered.sort_by_key(|f| f.expire_ms.unwrap_or(u64::MAX));
                     let mut lp = listpack::Builder::new();
-                    for f in fields {
+                    for f in ordered {
                         lp.push(&f.field);
                         lp.push(&f.value);
                         lp.push_int(f.expire_ms.unwrap_or(0) as i64);
