@@ -28,7 +28,9 @@ fn decode(c: &mut Criterion) {
     });
     g.bench_function("mixed_500k_keys_read", |b| {
         b.iter(|| {
-            let n = Reader::from_read(&dump[..], DecodeOptions::default()).unwrap().count();
+            let n = Reader::from_read(&dump[..], DecodeOptions::default())
+                .unwrap()
+                .count();
             assert!(n >= 500_000);
         })
     });

@@ -9,8 +9,14 @@ use std::time::Instant;
 mod gen;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: decode_big PATH [KEYS]")?;
-    let keys: u64 = std::env::args().nth(2).map(|k| k.parse()).transpose()?.unwrap_or(10_000_000);
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: decode_big PATH [KEYS]")?;
+    let keys: u64 = std::env::args()
+        .nth(2)
+        .map(|k| k.parse())
+        .transpose()?
+        .unwrap_or(10_000_000);
     if !std::path::Path::new(&path).exists() {
         let t = Instant::now();
         let f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
@@ -55,7 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// CPU time of the calling thread: the decode's cost on one core, even when
 /// other processes compete for the machine.
 fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9

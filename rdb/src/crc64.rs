@@ -141,8 +141,11 @@ pub fn update(crc: u64, data: &[u8]) -> u64 {
         w.copy_from_slice(s);
         w
     };
-    for (((wa, wb), wc), wd) in
-        a.chunks_exact(8).zip(b.chunks_exact(8)).zip(c.chunks_exact(8)).zip(d.chunks_exact(8))
+    for (((wa, wb), wc), wd) in a
+        .chunks_exact(8)
+        .zip(b.chunks_exact(8))
+        .zip(c.chunks_exact(8))
+        .zip(d.chunks_exact(8))
     {
         ca = step8(ca, word(wa));
         cb = step8(cb, word(wb));
@@ -202,12 +205,18 @@ mod tests {
         let mut x: u64 = 42;
         let data: Vec<u8> = (0..100_003)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 33) as u8
             })
             .collect();
         for len in [0, 1, 7, 8, 9, 4095, 4096, 4097, 10_000, 65_536, 100_003] {
-            assert_eq!(checksum(&data[..len]), reference.checksum(&data[..len]), "len {len}");
+            assert_eq!(
+                checksum(&data[..len]),
+                reference.checksum(&data[..len]),
+                "len {len}"
+            );
         }
         let mut inc = Crc64::new();
         for part in data.chunks(5000) {

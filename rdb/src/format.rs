@@ -35,12 +35,18 @@ pub struct Format {
 impl Format {
     /// `REDIS` format of the given version.
     pub const fn redis(version: u32) -> Format {
-        Format { magic: Magic::Redis, version }
+        Format {
+            magic: Magic::Redis,
+            version,
+        }
     }
 
     /// `VALKEY` format of the given version.
     pub const fn valkey(version: u32) -> Format {
-        Format { magic: Magic::Valkey, version }
+        Format {
+            magic: Magic::Valkey,
+            version,
+        }
     }
 
     /// The format a DUMP payload of this version belongs to (payloads carry
@@ -66,10 +72,15 @@ impl Format {
         if h.len() != 9 || !digits.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
-        let version = digits.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+        let version = digits
+            .iter()
+            .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
         let f = Format { magic, version };
         if !f.is_supported() {
-            return Err(Error::UnsupportedVersion { magic: f.magic_str(), version });
+            return Err(Error::UnsupportedVersion {
+                magic: f.magic_str(),
+                version,
+            });
         }
         Ok(f)
     }
@@ -299,7 +310,13 @@ pub fn module_name(id: u64) -> (String, u16) {
     let mut name = String::with_capacity(9);
     for i in 0..9u32 {
         let c = ((id >> (64 - 6 * (i + 1))) & 63) as usize;
-        name.push(MODULE_CHARSET.get(c).copied().map(char::from).unwrap_or('?'));
+        name.push(
+            MODULE_CHARSET
+                .get(c)
+                .copied()
+                .map(char::from)
+                .unwrap_or('?'),
+        );
     }
     (name, (id & 1023) as u16)
 }
@@ -338,7 +355,10 @@ mod tests {
         assert_eq!(Format::redis(12).opcode(243), None);
         assert_eq!(Format::valkey(80).opcode(243), Some(Opcode::SlotImport));
         assert_eq!(Format::redis(10).opcode(242), None);
-        assert_eq!(Format::parse_header(b"VALKEY080").unwrap(), Format::valkey(80));
+        assert_eq!(
+            Format::parse_header(b"VALKEY080").unwrap(),
+            Format::valkey(80)
+        );
         assert!(Format::parse_header(b"REDIS0015").is_err());
         assert_eq!(Format::redis(13).opcode(243), Some(Opcode::KeyMeta));
         assert_eq!(Format::redis(13).kind(26), Some(Kind::Stream4));

@@ -103,7 +103,7 @@ pub use error::{Error, Result};
 pub use format::{Format, Magic};
 pub use reader::{Checksum, Item, MappedFile, Reader};
 pub use value::{
-    Consumer, ConsumerGroup, Entry, Function, HashField, ModuleValue, PendingEntry, Stream, StreamEntry,
-    StreamId, Value,
+    Consumer, ConsumerGroup, Entry, Function, HashField, ModuleValue, PendingEntry, Stream,
+    StreamEntry, StreamId, Value,
 };
 pub use writer::Writer;

@@ -1,7 +1,8 @@
 //! The streaming file reader: yields one [`Item`] at a time, in file order.
 
 use crate::decode::{
-    read_length, read_module_body, read_string, read_value, skip_key_meta, DecodeOptions, ModuleMode,
+    read_length, read_module_body, read_string, read_value, skip_key_meta, DecodeOptions,
+    ModuleMode,
 };
 use crate::error::{Error, Result};
 use crate::format::{module_op, Format, Opcode};
@@ -184,7 +185,9 @@ impl<I: Input> Reader<I> {
                     ));
                     continue;
                 }
-                if let (ModuleMode::Skip, crate::value::Value::Module(m)) = (self.opts.modules, &value) {
+                if let (ModuleMode::Skip, crate::value::Value::Module(m)) =
+                    (self.opts.modules, &value)
+                {
                     self.warnings.push(format!(
                         "offset {at}: skipping key '{}' holding module data of type '{}'",
                         String::from_utf8_lossy(&key),
@@ -227,7 +230,10 @@ impl<I: Input> Reader<I> {
                 Opcode::ResizeDb => {
                     let db_size = read_length(inp, "resizedb size")?;
                     let expires_size = read_length(inp, "resizedb expires size")?;
-                    return Ok(Some(Item::ResizeDb { db_size, expires_size }));
+                    return Ok(Some(Item::ResizeDb {
+                        db_size,
+                        expires_size,
+                    }));
                 }
                 Opcode::Aux => {
                     let key = read_string(inp, "aux key")?;
@@ -240,7 +246,10 @@ impl<I: Input> Reader<I> {
                     let id = read_length(inp, "module id")?;
                     let w_at = inp.offset();
                     if read_length(inp, "module aux when-opcode")? != module_op::UINT {
-                        return Err(Error::corrupt(w_at, "expected module aux when-opcode 2 (UINT)"));
+                        return Err(Error::corrupt(
+                            w_at,
+                            "expected module aux when-opcode 2 (UINT)",
+                        ));
                     }
                     let when = read_length(inp, "module aux when")?;
                     let module = read_module_body(inp, id)?;
@@ -285,7 +294,10 @@ impl<I: Input> Reader<I> {
                 Opcode::Function2 => {
                     let code = read_string(inp, "function library code")?;
                     let f = Function::from_code(code).ok_or_else(|| {
-                        Error::corrupt(at, "function library code does not start with '#!<engine> name=<library>'")
+                        Error::corrupt(
+                            at,
+                            "function library code does not start with '#!<engine> name=<library>'",
+                        )
                     })?;
                     return Ok(Some(Item::Function(f)));
                 }
@@ -293,7 +305,11 @@ impl<I: Input> Reader<I> {
                     let slot = read_length(inp, "slot id")?;
                     let size = read_length(inp, "slot size")?;
                     let expires_size = read_length(inp, "slot expires size")?;
-                    return Ok(Some(Item::SlotInfo { slot, size, expires_size }));
+                    return Ok(Some(Item::SlotInfo {
+                        slot,
+                        size,
+                        expires_size,
+                    }));
                 }
                 Opcode::KeyMeta => {
                     let specs = skip_key_meta(inp)?;
@@ -328,7 +344,11 @@ impl<I: Input> Reader<I> {
         } else if stored == computed {
             Checksum::Verified(stored)
         } else {
-            return Err(Error::Checksum { offset: at, stored, computed });
+            return Err(Error::Checksum {
+                offset: at,
+                stored,
+                computed,
+            });
         });
         Ok(())
     }

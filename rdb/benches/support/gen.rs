@@ -21,14 +21,23 @@ impl Rng {
 
 fn text(r: &mut Rng, len: usize) -> Vec<u8> {
     const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:.";
-    (0..len).map(|_| A[(r.next() >> 32) as usize % A.len()]).collect()
+    (0..len)
+        .map(|_| A[(r.next() >> 32) as usize % A.len()])
+        .collect()
 }
 
 /// Write `keys` mixed keys to `w` (RDB 10). Mix: 60% strings, 14% hashes,
 /// 10% lists, 10% sets, 6% sorted sets; 10% of keys expire.
 pub fn generate<W: Write>(w: W, keys: u64) -> W {
     let mut r = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut wr = Writer::new(w, EncodeOptions { compress: false, ..Default::default() }).expect("header");
+    let mut wr = Writer::new(
+        w,
+        EncodeOptions {
+            compress: false,
+            ..Default::default()
+        },
+    )
+    .expect("header");
     wr.standard_aux("7.0.15", 1_700_000_000).expect("aux");
     wr.select_db(0, Some((keys, keys / 10))).expect("select");
     for i in 0..keys {
@@ -51,18 +60,39 @@ pub fn generate<W: Write>(w: W, keys: u64) -> W {
                     .collect(),
             )
         } else if kind < 84 {
-            Value::List((0..5).map(|_| {
-                let n = 6 + r.below(10) as usize;
-                text(&mut r, n)
-            }).collect())
+            Value::List(
+                (0..5)
+                    .map(|_| {
+                        let n = 6 + r.below(10) as usize;
+                        text(&mut r, n)
+                    })
+                    .collect(),
+            )
         } else if kind < 94 {
             if r.below(2) == 0 {
-                Value::Set((0..6).map(|_| r.below(100_000).to_string().into_bytes()).collect())
+                Value::Set(
+                    (0..6)
+                        .map(|_| r.below(100_000).to_string().into_bytes())
+                        .collect(),
+                )
             } else {
-                Value::Set((0..5).map(|m| format!("m{m}-{}", r.below(1000)).into_bytes()).collect())
+                Value::Set(
+                    (0..5)
+                        .map(|m| format!("m{m}-{}", r.below(1000)).into_bytes())
+                        .collect(),
+                )
             }
         } else {
-            Value::SortedSet((0..5).map(|m| (format!("member{m}").into_bytes(), r.below(10_000) as f64 / 4.0)).collect())
+            Value::SortedSet(
+                (0..5)
+                    .map(|m| {
+                        (
+                            format!("member{m}").into_bytes(),
+                            r.below(10_000) as f64 / 4.0,
+                        )
+                    })
+                    .collect(),
+            )
         };
         let mut e = Entry::new(key, value);
         if r.below(10) == 0 {

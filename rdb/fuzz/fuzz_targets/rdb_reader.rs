@@ -6,9 +6,14 @@ use basalt_rdb::{DecodeOptions, EncodeOptions, Item, Reader, Value, Writer};
 use libfuzzer_sys::fuzz_target;
 
 fn items(data: &[u8]) -> (Vec<Item>, bool) {
-    let opts = DecodeOptions { verify_checksum: false, ..Default::default() };
+    let opts = DecodeOptions {
+        verify_checksum: false,
+        ..Default::default()
+    };
     let mut out = Vec::new();
-    let Ok(r) = Reader::from_slice(data, opts) else { return (out, false) };
+    let Ok(r) = Reader::from_slice(data, opts) else {
+        return (out, false);
+    };
     for i in r {
         match i {
             Ok(i) => out.push(i),
@@ -28,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
         &buf
     };
     let (slice_items, ok) = items(input);
-    let opts = DecodeOptions { verify_checksum: false, ..Default::default() };
+    let opts = DecodeOptions {
+        verify_checksum: false,
+        ..Default::default()
+    };
     if let Ok(r) = Reader::from_read(input, opts) {
         let streamed: Vec<_> = r.take_while(Result::is_ok).map(Result::unwrap).collect();
         assert_eq!(streamed, slice_items, "slice and Read readers disagree");

@@ -13,12 +13,15 @@ fuzz_target!(|data: &[u8]| {
         let crc = basalt_rdb::crc64::checksum(&fixed[..n - 8]);
         fixed[n - 8..].copy_from_slice(&crc.to_le_bytes());
     }
-    let Ok((value, _version)) = decode_dump(&fixed, &DecodeOptions::default(), None) else { return };
+    let Ok((value, _version)) = decode_dump(&fixed, &DecodeOptions::default(), None) else {
+        return;
+    };
     if matches!(value, Value::Stream(_) | Value::Module(_)) || value.is_empty_collection() {
         return;
     }
     if let Ok(p) = encode_dump(&value, &EncodeOptions::default()) {
-        let (back, _) = decode_dump(&p, &DecodeOptions::default(), None).expect("re-encoded payload decodes");
+        let (back, _) =
+            decode_dump(&p, &DecodeOptions::default(), None).expect("re-encoded payload decodes");
         if let (Value::String(_) | Value::List(_), true) = (&value, true) {
             assert_eq!(back, value);
         }
