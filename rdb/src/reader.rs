@@ -161,6 +161,16 @@ impl<I: Input> Reader<I> {
         self.checksum
     }
 
+    /// Only the keys (AUX, functions and other items are dropped); errors
+    /// are passed through and end the iteration.
+    pub fn entries(self) -> impl Iterator<Item = Result<Entry>> {
+        self.filter_map(|i| match i {
+            Ok(Item::Entry(e)) => Some(Ok(e)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+
     /// Things skipped so far, in the words Redis would log them (empty keys
     /// when `skip_empty_keys` is set, module data with [`ModuleMode::Skip`]).
     pub fn warnings(&self) -> &[String] {

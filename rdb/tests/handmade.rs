@@ -117,3 +117,16 @@ fn huge_claims_fail_before_allocating() {
         .collect();
     assert!(matches!(r.unwrap_err(), Error::TooLong { .. }));
 }
+
+#[test]
+fn entries_iterator_keeps_only_keys() {
+    let body = [250, 1, b'a', 1, b'b', 0, 1, b'k', 1, b'v'];
+    let data = file(b"REDIS0010", &body);
+    let keys: Vec<_> = Reader::from_slice(&data, DecodeOptions::default())
+        .unwrap()
+        .entries()
+        .collect::<basalt_rdb::Result<_>>()
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].key, b"k");
+}
