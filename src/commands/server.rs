@@ -26,6 +26,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             cmd("sleep", 3, ADMIN, debug_sleep),
             cmd("set-active-expire", 3, ADMIN, debug_set_active_expire),
             CommandSpec { first_key: 2, last_key: 2, step: 1, ..cmd("object", 3, ADMIN, debug_object) },
+            cmd("aof-fault", -3, ADMIN, debug_aof_fault),
             cmd("help", 2, ADMIN, debug_help),
         ],
         ..cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, container)
@@ -197,6 +198,29 @@ fn debug_object(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         Some(s) => ctx.out.simple(&s),
         None => return Err(CmdError::NoSuchKey),
     }
+    Ok(())
+}
+
+/// DEBUG AOF-FAULT fail-syncs|fail-writes|enospc|sync-delay-ms <n>|heal:
+/// drives the fault injector under the log (only with
+/// `debug-aof-fault-injection yes`), for failure tests.
+fn debug_aof_fault(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let f = ctx.srv.aof_faults.get().ok_or_else(|| CmdError::msg("ERR fault injection is off (start with --debug-aof-fault-injection yes)"))?;
+    if eq(a[2], "fail-syncs") {
+        f.set_fail_syncs(true);
+    } else if eq(a[2], "fail-writes") {
+        f.set_fail_writes(true);
+    } else if eq(a[2], "enospc") {
+        f.set_kind(basalt_aof::fs::FaultKind::Enospc);
+    } else if eq(a[2], "heal") {
+        f.heal();
+    } else if eq(a[2], "sync-delay-ms") && a.len() == 4 {
+        let ms = int(a[3])?.max(0) as u64;
+        f.set_sync_delay(std::time::Duration::from_millis(ms));
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    ctx.out.ok();
     Ok(())
 }
 

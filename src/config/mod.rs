@@ -41,6 +41,9 @@ static BASALT_OPTIONS: &[Opt] = &[
     // Test seam: hold log writes in memory until fsync, so kill -9 acts
     // like a power loss (see src/powerloss.rs). Never for production.
     Opt { name: "debug-simulate-power-loss", default: "no", kind: Kind::Bool, flags: IMMUTABLE | IMPLEMENTED },
+    // Test seam: put a fault injector under the log, driven by
+    // DEBUG AOF-FAULT. Never for production.
+    Opt { name: "debug-aof-fault-injection", default: "no", kind: Kind::Bool, flags: IMMUTABLE | IMPLEMENTED },
     Opt { name: "aof-load-until-damage", default: "no", kind: Kind::Bool, flags: IMPLEMENTED },
 ];
 

@@ -6,3 +6,4 @@ mod differential;
 mod persistence;
 mod protocol;
 mod strings;
+mod tools;
