@@ -873,3 +873,61 @@ fn differential_fuzz_args() {
     }
     assert!(failures.is_empty(), "{} argument-fuzz seeds diverged from redis-server:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Every case file again, each sent as one pipelined write (the replies
+/// are read afterwards): batching must not change any reply. Lines that
+/// need a reply-by-reply exchange (~raw, ~inline, ~noreply, ~scan-all,
+/// QUIT) are left out, and files with their own servers are skipped.
+#[test]
+fn differential_pipelined() {
+    let redis = RedisServer::start(&[]);
+    let basalt = TestServer::start(&[]);
+    let mut mismatches = Vec::new();
+    let mut total = 0;
+    for path in case_files() {
+        let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
+        let file = parse_file(&path);
+        if file.servers.is_some() {
+            continue;
+        }
+        let cases: Vec<&Case> = file
+            .cases
+            .iter()
+            .filter(|c| c.only.map_or(true, |p| p == 2))
+            .filter(|c| c.inline.is_none() && !matches!(c.cmp, Cmp::NoReply | Cmp::ScanAll))
+            .filter(|c| !c.argv.first().is_some_and(|n| n.eq_ignore_ascii_case(b"quit") || n.eq_ignore_ascii_case(b"hello")))
+            .collect();
+        // A batch ends after each DEBUG SLEEP: Basalt reads the clock once
+        // per batch (src/connection.rs), so a key that expires during a
+        // sleep inside a batch stays visible to the rest of that batch,
+        // where Redis reads the clock per command. Known difference.
+        let mut batches: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0)];
+        for c in &cases {
+            let a: Vec<&[u8]> = c.argv.iter().map(|v| v.as_slice()).collect();
+            let last = batches.last_mut().unwrap();
+            last.0.extend_from_slice(&crate::support::resp::encode(&a));
+            last.1 += 1;
+            if a.len() >= 2 && a[0].eq_ignore_ascii_case(b"debug") && a[1].eq_ignore_ascii_case(b"sleep") {
+                batches.push((Vec::new(), 0));
+            }
+        }
+        let replies = |port: u16| -> Vec<Vec<u8>> {
+            let mut s = Side::open(port, false);
+            let mut out = Vec::new();
+            for (bytes, n) in &batches {
+                std::io::Write::write_all(&mut s.conn.s, bytes).expect("write batch");
+                out.extend((0..*n).map(|_| s.conn.read_reply().unwrap_or_else(|| b"<connection closed>".to_vec())));
+            }
+            out
+        };
+        let (rr, br) = (replies(redis.port), replies(basalt.port));
+        for ((c, r), b) in cases.iter().zip(&rr).zip(&br) {
+            total += 1;
+            if !same(&c.cmp, r, b) {
+                mismatches.push(format!("{name}:{} [pipelined] {}\n  redis:  \"{}\"\n  basalt: \"{}\"", c.line, c.text, view(&c.cmp, r), view(&c.cmp, b)));
+            }
+        }
+    }
+    eprintln!("differential pipelined: {total} commands, {} mismatches", mismatches.len());
+    assert!(mismatches.is_empty(), "{} of {total} pipelined replies differ from redis-server:\n{}", mismatches.len(), mismatches.join("\n"));
+}
