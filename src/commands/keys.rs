@@ -108,9 +108,13 @@ fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn touch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    // TOUCH updates the access clock even under CLIENT NO-TOUCH (7.2).
+    let clock = ctx.clock();
     let mut n = 0;
     for key in &a[1..] {
-        if ctx.read_key(key).exists() {
+        let mut k = ctx.read_key(key);
+        if let Some(e) = k.get_mut() {
+            e.lru = clock;
             n += 1;
         }
     }

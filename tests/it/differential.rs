@@ -17,7 +17,9 @@
 //! - `~ttl` / `~pttl`: integer replies may differ by 1 / by 1500 when both
 //!   are non-negative (TTL, PTTL, EXPIRETIME on relative deadlines).
 //! - `~except=f1,f2`: the reply is a map (a flat key/value array in RESP2);
-//!   compare it without those fields (HELLO's `version` and `id`).
+//!   compare its pairs, in any order, without those fields (HELLO's
+//!   `version` and `id`; CONFIG GET's deliberate defaults). The name
+//!   `+basalt-only` also drops keys redis-server does not have at all.
 //! - `~info-keys`: an INFO reply; compare section headers and field names
 //!   (not values), ignoring per-command/per-db/per-error lines and
 //!   Basalt's own `basalt_version`; the Persistence section's fields
@@ -287,8 +289,7 @@ fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
         _ => return b.to_vec(),
     };
     let mut pos = le + 2;
-    let mut kept = Vec::new();
-    let mut count = 0;
+    let mut kept: Vec<Vec<u8>> = Vec::new();
     for _ in 0..pairs {
         let Some(k) = reply_len(&b[pos..]) else { return b.to_vec() };
         let Some(v) = reply_len(&b[pos + k..]) else { return b.to_vec() };
@@ -297,13 +298,15 @@ fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
         let name = name.strip_suffix(b"\r\n").unwrap_or(name);
         let name = if key[0] == b'+' { key[1..].strip_suffix(b"\r\n").unwrap_or(name) } else { name };
         if !names.iter().any(|f| f == name) {
-            kept.extend_from_slice(&b[pos..pos + k + v]);
-            count += 1;
+            kept.push(b[pos..pos + k + v].to_vec());
         }
         pos += k + v;
     }
+    // Pair order is not compared (Redis answers in hash-table order).
+    kept.sort();
+    let count = kept.len();
     let mut out = format!("{}{}\r\n", b[0] as char, if b[0] == b'%' { count } else { count * 2 }).into_bytes();
-    out.extend_from_slice(&kept);
+    out.extend_from_slice(&kept.concat());
     out
 }
 
@@ -345,14 +348,60 @@ fn info_keys(b: &[u8]) -> Option<Vec<String>> {
 /// What a mismatch report shows of a reply: the compared part.
 fn view(cmp: &Cmp, b: &[u8]) -> String {
     match cmp {
+        Cmp::Except(names) => escape(&without_fields(b, names)),
         Cmp::InfoFields(f) => escape(info_fields(b, f).join("\r\n").as_bytes()),
         Cmp::InfoKeys => format!("{:?}", info_keys(b)),
         _ => escape(b),
     }
 }
 
+/// The keys of a map reply (or of a flat key/value array).
+fn map_keys(b: &[u8]) -> Vec<Vec<u8>> {
+    let Some(le) = b.windows(2).position(|w| w == b"\r\n") else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut pos = le + 2;
+    while pos < b.len() {
+        let Some(k) = reply_len(&b[pos..]) else { break };
+        let Some(v) = reply_len(&b[pos + k..]) else { break };
+        let key = &b[pos..pos + k];
+        let name = key.splitn(2, |&c| c == b'\n').nth(1).unwrap_or(&key[1..]);
+        out.push(name.strip_suffix(b"\r\n").unwrap_or(name).to_vec());
+        pos += k + v;
+    }
+    out
+}
+
+/// For `~except` mismatches: the pairs only one side has.
+fn pair_diff(cmp: &Cmp, r: &[u8], b: &[u8]) -> String {
+    let Cmp::Except(names) = cmp else { return String::new() };
+    let pairs = |x: &[u8]| -> Vec<String> {
+        let body = without_fields(x, names);
+        let Some(le) = body.windows(2).position(|w| w == b"\r\n") else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut pos = le + 2;
+        while pos < body.len() {
+            let Some(k) = reply_len(&body[pos..]) else { break };
+            let Some(v) = reply_len(&body[pos + k..]) else { break };
+            out.push(escape(&body[pos..pos + k + v]));
+            pos += k + v;
+        }
+        out
+    };
+    let (rp, bp) = (pairs(r), pairs(b));
+    let only_r: Vec<&String> = rp.iter().filter(|p| !bp.contains(p)).collect();
+    let only_b: Vec<&String> = bp.iter().filter(|p| !rp.contains(p)).collect();
+    format!("\n  only redis:  {only_r:?}\n  only basalt: {only_b:?}")
+}
+
 fn same(cmp: &Cmp, r: &[u8], b: &[u8]) -> bool {
     match cmp {
+        Cmp::Except(names) if names.iter().any(|n| n == b"+basalt-only") => {
+            // Also drop the pairs whose key only Basalt has (its own options).
+            let rk = map_keys(&without_fields(r, names));
+            let mut extra: Vec<Vec<u8>> = map_keys(&without_fields(b, names)).into_iter().filter(|k| !rk.contains(k)).collect();
+            extra.extend(names.iter().cloned());
+            without_fields(r, &extra) == without_fields(b, &extra)
+        }
         Cmp::Except(names) => without_fields(r, names) == without_fields(b, names),
         Cmp::Exact => r == b,
         Cmp::Skip | Cmp::NoReply => true,
@@ -525,11 +574,12 @@ fn run_pass(proto: u8) {
             }
             if !same(&c.cmp, &rr, &br) {
                 mismatches.push(format!(
-                    "{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"",
+                    "{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"{}",
                     c.line,
                     c.text,
                     view(&c.cmp, &rr),
-                    view(&c.cmp, &br)
+                    view(&c.cmp, &br),
+                    pair_diff(&c.cmp, &rr, &br)
                 ));
             }
         }
