@@ -677,10 +677,17 @@ fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    // Redis shares the integers 0..9999 and reports INT_MAX for them,
+    // unless a maxmemory with an LRU/LFU policy needs per-key clocks.
+    let shared = {
+        let cfg = ctx.srv.config.read();
+        let maxmem = cfg.get("maxmemory").is_some_and(|v| v != "0");
+        let lru_lfu = cfg.get("maxmemory-policy").is_some_and(|p| p.contains("lru") || p.contains("lfu"));
+        !(maxmem && lru_lfu)
+    };
     let k = ctx.peek_key(a[2]);
-    // Redis shares the integers 0..9999 and reports INT_MAX for them.
     let rc = k.get().map(|e| match e.value {
-        Value::Int(i) if (0..10000).contains(&i) => i32::MAX as i64,
+        Value::Int(i) if shared && (0..10000).contains(&i) => i32::MAX as i64,
         _ => 1,
     });
     drop(k);
