@@ -46,6 +46,13 @@
 //!
 //! All mismatches are collected and reported together (file:line, pass,
 //! command, both replies escaped) before the test fails.
+//!
+//! Besides the two passes over the files (`differential_resp2`,
+//! `differential_resp3`): `differential_pipelined` sends each file as
+//! pipelined batches; `differential_fuzz` runs seeded random sequences of
+//! string/key commands; `differential_fuzz_args` throws random argument
+//! shapes at every command both servers have (arity, options, error
+//! texts). A fuzz failure names its seed and the commands before it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
