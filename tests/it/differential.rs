@@ -25,6 +25,8 @@
 //!   Basalt's own `basalt_version`; the Persistence section's fields
 //!   depend on configuration and are skipped.
 //! - `~info=f1,f2`: an INFO reply; compare only those fields' lines.
+//! - `~cmdstats`: an INFO commandstats reply; compare the lines without
+//!   their timings (`usec`, `usec_per_call`), in any order.
 //! - `~type`: compare only the RESP type byte of the replies.
 //! - `~skip-reply`: read both replies, compare nothing (TIME, INFO...).
 //! - `~resp2` / `~resp3`: run the line only in that protocol pass.
@@ -73,6 +75,7 @@ enum Cmp {
     ScanAll,
     InfoKeys,
     InfoFields(Vec<String>),
+    CmdStats,
     /// A map (RESP3) or flat key/value array (RESP2) compared without the
     /// named fields.
     Except(Vec<Vec<u8>>),
@@ -200,6 +203,7 @@ fn parse_file(path: &Path) -> CaseFile {
                 "noreply" => cmp = Cmp::NoReply,
                 "scan-all" => cmp = Cmp::ScanAll,
                 "info-keys" => cmp = Cmp::InfoKeys,
+                "cmdstats" => cmp = Cmp::CmdStats,
                 _ if d.starts_with("info=") => cmp = Cmp::InfoFields(d["info=".len()..].split(',').map(str::to_string).collect()),
                 _ if d.starts_with("except=") => cmp = Cmp::Except(d["except=".len()..].split(',').map(|f| f.as_bytes().to_vec()).collect()),
                 "resp2" => only = Some(2),
@@ -317,6 +321,18 @@ fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// INFO commandstats lines without timings, sorted.
+fn cmdstats(b: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(b);
+    let mut v: Vec<String> = text
+        .split("\r\n")
+        .filter(|l| l.starts_with("cmdstat_"))
+        .map(|l| l.split(',').filter(|f| !f.starts_with("usec")).collect::<Vec<_>>().join(","))
+        .collect();
+    v.sort();
+    v
+}
+
 /// The lines of the named fields in an INFO reply.
 fn info_fields(b: &[u8], fields: &[String]) -> Vec<String> {
     let text = String::from_utf8_lossy(b);
@@ -358,6 +374,7 @@ fn view(cmp: &Cmp, b: &[u8]) -> String {
         Cmp::Except(names) => escape(&without_fields(b, names)),
         Cmp::InfoFields(f) => escape(info_fields(b, f).join("\r\n").as_bytes()),
         Cmp::InfoKeys => format!("{:?}", info_keys(b)),
+        Cmp::CmdStats => format!("{:?}", cmdstats(b)),
         _ => escape(b),
     }
 }
@@ -415,6 +432,7 @@ fn same(cmp: &Cmp, r: &[u8], b: &[u8]) -> bool {
         Cmp::ScanAll => r == b,
         Cmp::InfoKeys => info_keys(r) == info_keys(b),
         Cmp::InfoFields(f) => info_fields(r, f) == info_fields(b, f),
+        Cmp::CmdStats => cmdstats(r) == cmdstats(b),
         Cmp::Type => r.first() == b.first(),
         Cmp::Sort => canonical_sorted(r) == canonical_sorted(b),
         Cmp::Near(tol) => match (int_reply(r), int_reply(b)) {
