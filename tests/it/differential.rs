@@ -823,7 +823,7 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         0 if args.len() > 1 => {
             args.pop();
         }
-        1 => args.push(r.pick(&["NX", "XX", "GT", "LT", "EX", "PX", "GET", "KEEPTTL", "PERSIST", "IDX", "LEN", "MINMATCHLEN", "REPLACE", "DB", "MATCH", "COUNT", "TYPE", "junk", "1"]).into()),
+        1 => args.push(r.pick(&["NX", "XX", "GT", "LT", "EX", "PX", "GET", "KEEPTTL", "PERSIST", "IDX", "LEN", "MINMATCHLEN", "REPLACE", "DB", "MATCH", "COUNT", "TYPE", "junk", "100000"]).into()),
         2 => {
             let c = args[0].to_ascii_lowercase();
             args[0] = c;
