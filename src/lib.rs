@@ -19,6 +19,7 @@ pub mod persistence;
 pub mod powerloss;
 pub mod resp;
 pub mod server;
+pub mod snapshot;
 pub mod shared;
 
 /// The Redis version Basalt reports (HELLO, INFO): the command semantics

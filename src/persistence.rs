@@ -94,6 +94,20 @@ pub fn replay_record(srv: &Shared, client: &mut ClientState, payload: &[u8]) -> 
     Ok(())
 }
 
+/// Loads `dir/basalt.snapshot` when the log is off (SAVE/BGSAVE without
+/// a log write it there).
+pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
+    let path = srv.config.read().dir.join(crate::snapshot::STANDALONE_NAME);
+    if !path.exists() {
+        return Ok(());
+    }
+    let t = Instant::now();
+    let (keys, _) = crate::snapshot::load(srv, &path)?;
+    srv.loaded_keys.store(keys, Relaxed);
+    tracing::info!("snapshot {} loaded: {keys} keys in {:.3}s", path.display(), t.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// Opens the log under `dir/<appenddirname>`, replays it into the
 /// keyspace and attaches the writer to `srv`. Runs before clients are
 /// served (they get -LOADING meanwhile).
@@ -120,6 +134,30 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     }
     let start = Instant::now();
     let mut rec = Recovery::open(&dir, opts).map_err(|e| e.to_string())?;
+    if let Some(snap) = rec.snapshot() {
+        let path = dir.join(&snap.name);
+        let t = Instant::now();
+        let (keys, covered) = crate::snapshot::load(srv, &path).map_err(|e| format!("cannot load snapshot: {e}"))?;
+        if covered != snap.covered.0 {
+            return Err(format!("{}: covers log position {covered}, the manifest says {}", path.display(), snap.covered.0));
+        }
+        srv.loaded_keys.store(keys, Relaxed);
+        tracing::info!("snapshot {} loaded: {keys} keys in {:.3}s", snap.name, t.elapsed().as_secs_f64());
+    }
+    // A snapshot killed mid-write leaves a temp file; older snapshots whose
+    // install was interrupted are not named by the manifest. Neither is
+    // ever loaded; remove them.
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        let keep = rec.snapshot().map(|s| s.name.clone());
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = name.ends_with(".bsnap.tmp") || (name.ends_with(".bsnap") && Some(&name) != keep.as_ref());
+            if stale {
+                tracing::info!("removing stale snapshot file {name}");
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let mut replayer = ParallelReplay::new(srv.clone());
     let mut n: u64 = 0;
     loop {

@@ -420,7 +420,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // touches it.
     let clock = ctx.clock();
     let touch = ctx.touch_clock();
-    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock };
+    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock, epoch: 0 };
     // (source found, copied); the source lookup counts as a read.
     let (found, done) = if sdb == ddb {
         let mut m = ctx.lock_keys(&[src, dst]);

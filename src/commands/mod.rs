@@ -15,6 +15,7 @@ pub mod error;
 pub mod info;
 pub mod introspect;
 pub mod keys;
+pub mod persistence;
 pub mod server;
 pub mod string;
 
@@ -139,6 +140,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         info::COMMANDS,
         string::COMMANDS,
         keys::COMMANDS,
+        persistence::COMMANDS,
     ]
     .into_iter()
     .flatten()

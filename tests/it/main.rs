@@ -5,5 +5,6 @@ mod support;
 mod differential;
 mod persistence;
 mod protocol;
+mod snapshot;
 mod strings;
 mod tools;
