@@ -13,6 +13,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod counter;
 pub mod db;
 pub mod num;
 pub mod persistence;

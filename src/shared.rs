@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use crate::counter::Counter;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,18 +17,18 @@ use crate::config::Config;
 
 #[derive(Default)]
 pub struct Stats {
-    pub commands: AtomicU64,
-    pub connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub expired_keys: AtomicU64,
-    pub expired_stale_perc: AtomicU64,
-    pub evicted_keys: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-    pub dirty: AtomicU64,
-    pub error_replies: AtomicU64,
+    pub commands: Counter,
+    pub connections: Counter,
+    pub rejected_connections: Counter,
+    pub keyspace_hits: Counter,
+    pub keyspace_misses: Counter,
+    pub expired_keys: Counter,
+    pub expired_stale_perc: Counter,
+    pub evicted_keys: Counter,
+    pub net_input_bytes: Counter,
+    pub net_output_bytes: Counter,
+    pub dirty: Counter,
+    pub error_replies: Counter,
     pub errors: Mutex<HashMap<String, u64>>,
 }
 

@@ -20,7 +20,7 @@ pub mod server;
 pub mod string;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::OnceLock;
 
 pub use error::{CmdError, CmdResult};
@@ -113,10 +113,10 @@ pub fn container(_: &mut Ctx<'_>, _: &[&[u8]]) -> CmdResult {
 /// Per-command counters for INFO commandstats.
 #[derive(Default)]
 pub struct CmdStats {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
-    pub rejected: AtomicU64,
-    pub failed: AtomicU64,
+    pub calls: crate::counter::Counter,
+    pub usec: crate::counter::Counter,
+    pub rejected: crate::counter::Counter,
+    pub failed: crate::counter::Counter,
 }
 
 pub struct Entry {
