@@ -212,8 +212,8 @@ async fn persistence_cron(srv: Arc<Shared>) {
                 due = true;
             }
         }
-        if due {
-            crate::commands::persistence::start_background(srv.clone());
+        if due && !crate::commands::persistence::start_background(srv.clone()) {
+            srv.snap_scheduled.store(true, Relaxed);
         }
     }
 }

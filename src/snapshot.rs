@@ -200,9 +200,19 @@ pub const STANDALONE_NAME: &str = "basalt.snapshot";
 /// Takes a snapshot on the calling thread (BGSAVE runs this on its own
 /// thread). Returns the file name and the covered log position.
 pub fn take(srv: &Arc<Shared>) -> Result<(String, u64), String> {
-    if srv.snap.in_progress.swap(true, Relaxed) {
+    if !try_claim(srv) {
         return Err("ERR Background save already in progress".into());
     }
+    take_claimed(srv)
+}
+
+/// Marks a snapshot as in progress; false if one already is.
+pub fn try_claim(srv: &Shared) -> bool {
+    !srv.snap.in_progress.swap(true, Relaxed)
+}
+
+/// Runs a snapshot claimed with [`try_claim`].
+pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     let start = Instant::now();
     let res = take_inner(srv);
     let st = &srv.snap;

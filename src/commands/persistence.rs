@@ -34,15 +34,23 @@ fn save(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Starts a snapshot on its own thread.
-pub fn start_background(srv: Arc<crate::shared::Shared>) {
-    std::thread::Builder::new()
-        .name("basalt-snapshot".into())
-        .spawn(move || {
-            let _ = crate::snapshot::take(&srv);
-        })
-        .map(|_| ())
-        .unwrap_or_else(|e| tracing::error!("cannot start the snapshot thread: {e}"));
+/// Starts a snapshot on its own thread; false if one is already running.
+/// The claim is taken before returning, so INFO shows it in progress as
+/// soon as BGSAVE has replied.
+pub fn start_background(srv: Arc<crate::shared::Shared>) -> bool {
+    if !crate::snapshot::try_claim(&srv) {
+        return false;
+    }
+    let s2 = srv.clone();
+    let spawned = std::thread::Builder::new().name("basalt-snapshot".into()).spawn(move || {
+        let _ = crate::snapshot::take_claimed(&s2);
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the snapshot thread: {e}");
+        srv.snap.in_progress.store(false, Relaxed);
+        return false;
+    }
+    true
 }
 
 fn bgsave(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -52,7 +60,7 @@ fn bgsave(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     let srv = shared(ctx)?;
-    if srv.snap.in_progress.load(Relaxed) {
+    if !start_background(srv.clone()) {
         if schedule {
             srv.snap_scheduled.store(true, Relaxed);
             ctx.out.simple("Background saving scheduled");
@@ -60,7 +68,6 @@ fn bgsave(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
         return Err(CmdError::msg("ERR Background save already in progress"));
     }
-    start_background(srv);
     ctx.out.simple("Background saving started");
     Ok(())
 }
@@ -73,12 +80,11 @@ fn lastsave(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 
 fn bgrewriteaof(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let srv = shared(ctx)?;
-    if srv.snap.in_progress.load(Relaxed) {
+    if !start_background(srv.clone()) {
         srv.snap_scheduled.store(true, Relaxed);
         ctx.out.simple("Background append only file rewriting scheduled");
         return Ok(());
     }
-    start_background(srv);
     ctx.out.simple("Background append only file rewriting started");
     Ok(())
 }
