@@ -13,6 +13,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod convert;
 pub mod counter;
 pub mod db;
 pub mod num;

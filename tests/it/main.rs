@@ -3,6 +3,7 @@
 mod support;
 
 mod differential;
+mod migration;
 mod persistence;
 mod protocol;
 mod snapshot;
