@@ -37,6 +37,10 @@ fn power_loss_keeps_every_durable_record_and_invents_none() {
             }));
         }
         std::thread::sleep(Duration::from_millis(30 + 10 * round));
+        let deadline = std::time::Instant::now() + LONG;
+        while acked.lock().unwrap().len() < 10 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         // Power cut while appenders are still running. Everything in
         // `acked` now was reported durable before the cut.
         let acked_at_crash: Vec<Vec<u8>> = acked.lock().unwrap().clone();
