@@ -35,10 +35,7 @@ impl Inner {
             };
             match result {
                 Ok(()) => {
-                    if self.in_error.swap(false, Ordering::AcqRel) {
-                        *self.health.lock() = Health::default();
-                        tracing::warn!(dir = %self.dir.display(), "log writes succeed again");
-                    }
+                    self.clear_error();
                     if shutdown && self.pending.lock().buf.is_empty() {
                         return;
                     }
@@ -243,6 +240,8 @@ impl Inner {
         c.fsync_micros.fetch_add(micros, Ordering::Relaxed);
         c.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
         self.last_sync_ns.store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
+        // Healthy again before anyone sees the new durable position.
+        self.clear_error();
         self.publish(io.lsn(io.synced_off));
         Ok(())
     }
@@ -257,6 +256,13 @@ impl Inner {
     pub(super) fn update_size(&self, io: &Io) {
         self.counters.current_size.store(io.sealed_size + io.write_off, Ordering::Relaxed);
         self.counters.segments.store(io.manifest.segments.len() as u64, Ordering::Relaxed);
+    }
+
+    fn clear_error(&self) {
+        if self.in_error.swap(false, Ordering::AcqRel) {
+            *self.health.lock() = Health::default();
+            tracing::warn!(dir = %self.dir.display(), "log writes succeed again");
+        }
     }
 
     fn record_error(&self, e: &Error) {
