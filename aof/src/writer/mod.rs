@@ -26,7 +26,7 @@
 //! from memory before the next fsync is trusted.
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{record_crc, segment_file_name, Lsn, SegmentHeader, MAX_RECORD_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{segment_file_name, Lsn, SegmentHeader, MAX_RECORD_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::fs::{File, Fs};
 use crate::manifest::{write_manifest, Manifest, SegmentEntry, SnapshotRef};
 use parking_lot::{Condvar, Mutex};
@@ -229,20 +229,36 @@ impl Log {
     /// it never waits for a write or fsync in flight. The record is durable
     /// once [`Log::durable`] reaches the returned position.
     pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
-        if payload.len() > MAX_RECORD_LEN as usize {
-            return Err(Error::RecordTooLarge { len: payload.len() });
+        self.append_parts(&[payload])
+    }
+
+    /// Appends one record whose payload is the concatenation of `parts`
+    /// (e.g. a RESP array header and its arguments), without the caller
+    /// building it in one buffer first. Same guarantees as [`Log::append`].
+    pub fn append_parts(&self, parts: &[&[u8]]) -> Result<Lsn> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > MAX_RECORD_LEN as usize {
+            return Err(Error::RecordTooLarge { len: total });
         }
-        let len = payload.len() as u32;
-        let crc = record_crc(len, payload);
+        let len = total as u32;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len.to_le_bytes());
+        for part in parts {
+            h.update(part);
+        }
+        let crc = h.finalize();
         let lsn = {
             let mut p = self.inner.pending.lock();
             if p.shutdown {
                 return Err(Error::Closed);
             }
+            p.buf.reserve(RECORD_HEADER_LEN + total);
             p.buf.extend_from_slice(&len.to_le_bytes());
             p.buf.extend_from_slice(&crc.to_le_bytes());
-            p.buf.extend_from_slice(payload);
-            p.end += 8 + u64::from(len);
+            for part in parts {
+                p.buf.extend_from_slice(part);
+            }
+            p.end += (RECORD_HEADER_LEN + total) as u64;
             p.records += 1;
             p.end
         };
