@@ -10,6 +10,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// fsyncs slower than this (µs, moving average) turn on the linger.
+const LINGER_MIN_FSYNC_US: u64 = 1_000;
+/// Longest linger (µs).
+const LINGER_MAX_US: u64 = 1_000;
+
 /// Buffers larger than this are shrunk once empty again.
 const SHRINK_ABOVE: usize = 16 << 20;
 
@@ -27,6 +32,9 @@ impl Inner {
         let mut shutdown_failures = 0;
         loop {
             let (shutdown, sync_requested) = self.wait_for_work();
+            if !shutdown {
+                self.linger();
+            }
             // Coming out of an error, only a good fsync proves the disk is back.
             let force = shutdown || sync_requested || self.in_error.load(Ordering::Acquire);
             let result = {
@@ -53,6 +61,30 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// On a slow disk, waits a moment before starting a batch so that the
+    /// clients released by the previous fsync can join it.
+    ///
+    /// Without this, under `Always` with N clients each waiting for its
+    /// fsync, the clients settle into two cohorts that alternate: one waits
+    /// in the fsync in flight while the other fills the next batch, so each
+    /// fsync carries about N/2 records. Lingering for a tenth of an fsync
+    /// (at most 1 ms) lets both cohorts share one fsync, nearly doubling
+    /// throughput when fsync costs milliseconds. On a disk whose fsync takes
+    /// under 1 ms, and when the last batch held a single record (one client:
+    /// nobody to wait for), it does nothing.
+    fn linger(&self) {
+        if self.policy() != FsyncPolicy::Always || self.in_error.load(Ordering::Acquire) {
+            return;
+        }
+        let avg = self.fsync_avg_us.load(Ordering::Relaxed);
+        if avg < LINGER_MIN_FSYNC_US || self.last_batch.load(Ordering::Relaxed) < 2 {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_micros((avg / 10).min(LINGER_MAX_US));
+        let mut p = self.pending.lock();
+        while !p.shutdown && !self.wake.wait_until(&mut p, deadline).timed_out() {}
     }
 
     /// Sleeps until there is something to do; returns (shutdown, sync requested).
@@ -238,6 +270,10 @@ impl Inner {
         c.records_synced.fetch_add(records, Ordering::Relaxed);
         c.max_batch.fetch_max(records, Ordering::Relaxed);
         c.fsync_micros.fetch_add(micros, Ordering::Relaxed);
+        let avg = self.fsync_avg_us.load(Ordering::Relaxed);
+        let avg = if avg == 0 { micros } else { (avg * 7 + micros) / 8 };
+        self.fsync_avg_us.store(avg, Ordering::Relaxed);
+        self.last_batch.store(records, Ordering::Relaxed);
         c.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
         self.last_sync_ns.store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
         // Healthy again before anyone sees the new durable position.

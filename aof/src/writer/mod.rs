@@ -9,7 +9,10 @@
 //! Group commit falls out of the shape: while the flusher is inside
 //! `fdatasync`, appends keep landing in the pending buffer, and the next
 //! batch takes all of them at once. The slower the disk, the larger the
-//! batches, so throughput degrades far less than latency does.
+//! batches, so throughput degrades far less than latency does. On a disk
+//! whose fsync takes a millisecond or more the flusher lingers briefly
+//! before each batch so that all waiting clients share one fsync (see
+//! `Inner::linger` in `flusher.rs`).
 //!
 //! Locks: `pending` is held only to copy bytes in or swap the buffer out.
 //! `io` is held by the flusher for a whole write + fsync (and briefly by
@@ -110,6 +113,10 @@ struct Inner {
     durable_tx: watch::Sender<Lsn>,
     /// Nanoseconds since `epoch` of the last successful fsync.
     last_sync_ns: AtomicU64,
+    /// Moving average of fsync time (µs) and the last batch size, for the
+    /// slow-disk linger (see `flusher.rs`).
+    fsync_avg_us: AtomicU64,
+    last_batch: AtomicU64,
     in_error: AtomicBool,
     syncing: AtomicBool,
     health: Mutex<Health>,
@@ -210,6 +217,8 @@ impl Log {
             durable_cv: Condvar::new(),
             durable_tx,
             last_sync_ns: AtomicU64::new(0),
+            fsync_avg_us: AtomicU64::new(0),
+            last_batch: AtomicU64::new(0),
             in_error: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
             health: Mutex::new(Health::default()),
