@@ -136,6 +136,7 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
     }
     tokio::spawn(expire_cycle(srv.clone()));
     tokio::spawn(log_health(srv.clone()));
+    tokio::spawn(persistence_cron(srv.clone()));
     tokio::spawn(signals(srv.clone()));
 
     let mut stop = srv.shutdown.subscribe();
@@ -171,6 +172,50 @@ fn admit(srv: &Shared) -> bool {
 async fn reject(mut sock: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
     let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+}
+
+/// Starts snapshots when due: a scheduled BGSAVE/BGREWRITEAOF, the `save
+/// <seconds> <changes>` points, and log growth past
+/// `auto-aof-rewrite-percentage` over its size after the last compaction
+/// (once above `auto-aof-rewrite-min-size`), as Redis does.
+async fn persistence_cron(srv: Arc<Shared>) {
+    let mut stop = srv.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => return,
+        }
+        if srv.loading.load(Relaxed) || srv.snap.in_progress.load(Relaxed) {
+            continue;
+        }
+        let now = unix_ms() / 1000;
+        let last = match srv.snap.last_save_time.load(Relaxed) {
+            0 => srv.start_unix_secs,
+            t => t,
+        };
+        let dirty = srv.stats.dirty.load(Relaxed);
+        let (points, pct, min_size) = {
+            let c = srv.config.read();
+            let num = |n: &str| c.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            (c.save_points(), num("auto-aof-rewrite-percentage"), num("auto-aof-rewrite-min-size"))
+        };
+        let mut due = srv.snap_scheduled.swap(false, Relaxed);
+        // After a failed save, retry no sooner than 5 s (Redis's rule).
+        let failed_recently = !srv.snap.last_ok.load(Relaxed) && srv.snap.saves.load(Relaxed) + 1 > 1 && now.saturating_sub(last) < 5;
+        if !failed_recently {
+            due |= points.iter().any(|&(secs, changes)| dirty >= changes && now.saturating_sub(last) >= secs);
+        }
+        if let (Some(log), true) = (srv.log.get(), pct > 0) {
+            let st = log.status();
+            let base = st.base_size.max(1);
+            if st.current_size >= min_size && st.current_size.saturating_sub(base) * 100 / base >= pct {
+                due = true;
+            }
+        }
+        if due && !crate::commands::persistence::start_background(srv.clone()) {
+            srv.snap_scheduled.store(true, Relaxed);
+        }
+    }
 }
 
 /// Mirrors the log's health into flags the command path reads cheaply.

@@ -60,6 +60,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     k12(cmd("copy", -3, WRITE | DENYOOM, copy)),
     k1(cmd("move", 3, WRITE | FAST, move_)),
     CommandSpec { group: "generic", ..cmd("keys", 2, READONLY | CAT_DANGEROUS, keys) },
+    k1(cmd("dump", 2, READONLY, dump)),
+    k1(cmd("restore", -4, WRITE | DENYOOM | CAT_DANGEROUS, restore)),
     CommandSpec { group: "generic", ..cmd("scan", -2, READONLY, scan) },
     CommandSpec { group: "generic", ..cmd("randomkey", 1, READONLY, randomkey) },
     CommandSpec {
@@ -424,7 +426,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // touches it.
     let clock = ctx.clock();
     let touch = ctx.touch_clock();
-    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock };
+    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock, epoch: 0 };
     // (source found, copied); the source lookup counts as a read.
     let (found, done) = if sdb == ddb {
         let mut m = ctx.lock_keys(&[src, dst]);
@@ -727,5 +729,94 @@ fn object_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
             "    <key>.",
         ],
     );
+    Ok(())
+}
+
+fn dump(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let k = ctx.read_key(a[1]);
+    let v = k.get().map(|e| crate::convert::to_rdb(&e.value));
+    drop(k);
+    match v {
+        None => ctx.out.null(),
+        Some(v) => {
+            let payload = basalt_rdb::encode_dump(&v, &basalt_rdb::EncodeOptions::default()).map_err(|e| CmdError::msg(format!("ERR DUMP failed: {e}")))?;
+            ctx.out.bulk(&payload);
+        }
+    }
+    Ok(())
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]
+fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let (mut replace, mut absttl) = (false, false);
+    let mut lru_idle: Option<i64> = None;
+    let mut j = 4;
+    while j < a.len() {
+        let more = j + 1 < a.len();
+        if eq(a[j], "replace") {
+            replace = true;
+        } else if eq(a[j], "absttl") {
+            absttl = true;
+        } else if eq(a[j], "idletime") && more && lru_idle.is_none() {
+            let v = int(a[j + 1])?;
+            if v < 0 {
+                return Err(CmdError::msg("ERR Invalid IDLETIME value, must be >= 0"));
+            }
+            lru_idle = Some(v);
+            j += 1;
+        } else if eq(a[j], "freq") && more {
+            let v = int(a[j + 1])?;
+            if !(0..=255).contains(&v) {
+                return Err(CmdError::msg("ERR Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    // Redis's order: BUSYKEY, then the TTL, then the payload.
+    if !replace && ctx.write_key(a[1]).exists() {
+        return Err(CmdError::msg("BUSYKEY Target key name already exists."));
+    }
+    let ttl = int(a[2])?;
+    if ttl < 0 {
+        return Err(CmdError::msg("ERR Invalid TTL value, must be >= 0"));
+    }
+    let bad_payload = || CmdError::msg("ERR DUMP payload version or checksum are wrong");
+    if a[3].len() < 10 {
+        return Err(bad_payload());
+    }
+    let (value, _) = basalt_rdb::decode_dump(a[3], &basalt_rdb::DecodeOptions::default(), None).map_err(|e| match e {
+        basalt_rdb::Error::UnsupportedVersion { .. } | basalt_rdb::Error::Checksum { .. } | basalt_rdb::Error::Truncated { .. } => bad_payload(),
+        _ => CmdError::msg("ERR Bad data format"),
+    })?;
+    let v = crate::convert::from_rdb(&value).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    let expire_at = match (ttl, absttl) {
+        (0, _) => 0,
+        (t, true) => t as u64,
+        (t, false) => ctx.now_ms.saturating_add(t as u64),
+    };
+    let mut k = ctx.write_key(a[1]);
+    if k.exists() && !replace {
+        return Err(CmdError::msg("BUSYKEY Target key name already exists."));
+    }
+    if expire_at != 0 && expire_at <= ctx.now_ms && !ctx.loading {
+        // Already expired: Redis deletes the key and replies OK.
+        if k.remove().is_some() {
+            ctx.propagate(&[b"DEL", a[1]]);
+        }
+        drop(k);
+        ctx.out.ok();
+        return Ok(());
+    }
+    let mut e = Entry::with_expire(v, expire_at);
+    e.lru = ctx.srv.lru_clock_at(ctx.now_ms).saturating_sub(lru_idle.unwrap_or(0).min(u32::MAX as i64) as u32);
+    k.insert(e);
+    // Logged with an absolute deadline so replay is exact.
+    let abs = itoa::Buffer::new().format(expire_at).to_string();
+    ctx.propagate(&[b"RESTORE", a[1], abs.as_bytes(), a[3], b"REPLACE", b"ABSTTL"]);
+    drop(k);
+    ctx.out.ok();
     Ok(())
 }

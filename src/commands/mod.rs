@@ -15,11 +15,12 @@ pub mod error;
 pub mod info;
 pub mod introspect;
 pub mod keys;
+pub mod persistence;
 pub mod server;
 pub mod string;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::OnceLock;
 
 pub use error::{CmdError, CmdResult};
@@ -112,10 +113,10 @@ pub fn container(_: &mut Ctx<'_>, _: &[&[u8]]) -> CmdResult {
 /// Per-command counters for INFO commandstats.
 #[derive(Default)]
 pub struct CmdStats {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
-    pub rejected: AtomicU64,
-    pub failed: AtomicU64,
+    pub calls: crate::counter::Counter,
+    pub usec: crate::counter::Counter,
+    pub rejected: crate::counter::Counter,
+    pub failed: crate::counter::Counter,
 }
 
 pub struct Entry {
@@ -139,6 +140,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         info::COMMANDS,
         string::COMMANDS,
         keys::COMMANDS,
+        persistence::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -22,7 +22,7 @@ pub mod keyspace;
 pub mod value;
 
 pub use bytes::CompactBytes;
-pub use dict::{hash_key, Dict};
+pub use dict::{hash_key, Capture, Dict};
 pub use entry::Entry;
 pub use glob::glob_match;
 pub use keyspace::{Keyspace, Shard, ShardGuard};

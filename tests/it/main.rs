@@ -3,7 +3,9 @@
 mod support;
 
 mod differential;
+mod migration;
 mod persistence;
 mod protocol;
+mod snapshot;
 mod strings;
 mod tools;

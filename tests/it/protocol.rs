@@ -143,3 +143,24 @@ fn rss_kb(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
+
+#[test]
+fn unix_socket_serves_commands() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("basalt.sock");
+    let s = TestServer::start(&["--unixsocket", sock.to_str().unwrap()]);
+    let mut u = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    u.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nu\r\n$1\r\n1\r\nGET u\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < b"+OK\r\n$1\r\n1\r\n".len() {
+        let n = u.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"+OK\r\n$1\r\n1\r\n");
+    // The same keyspace over TCP.
+    assert_eq!(s.raw().cmd_str(&["GET", "u"]), b"$1\r\n1\r\n");
+}

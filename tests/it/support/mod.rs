@@ -204,6 +204,11 @@ impl RedisServer {
     pub fn raw(&self) -> resp::Raw {
         resp::Raw::connect(self.port)
     }
+
+    /// The server's data directory (where SAVE writes dump.rdb).
+    pub fn dir(&self) -> &Path {
+        self._tmp.path()
+    }
 }
 
 impl Drop for RedisServer {
