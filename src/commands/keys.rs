@@ -750,25 +750,28 @@ fn dump(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let (mut replace, mut absttl) = (false, false);
     let mut lru_idle: Option<i64> = None;
+    let mut freq: Option<i64> = None;
     let mut j = 4;
     while j < a.len() {
         let more = j + 1 < a.len();
+        // As Redis: IDLETIME and FREQ exclude each other (syntax error).
         if eq(a[j], "replace") {
             replace = true;
         } else if eq(a[j], "absttl") {
             absttl = true;
-        } else if eq(a[j], "idletime") && more && lru_idle.is_none() {
+        } else if eq(a[j], "idletime") && more && freq.is_none() {
             let v = int(a[j + 1])?;
             if v < 0 {
                 return Err(CmdError::msg("ERR Invalid IDLETIME value, must be >= 0"));
             }
             lru_idle = Some(v);
             j += 1;
-        } else if eq(a[j], "freq") && more {
+        } else if eq(a[j], "freq") && more && lru_idle.is_none() {
             let v = int(a[j + 1])?;
             if !(0..=255).contains(&v) {
                 return Err(CmdError::msg("ERR Invalid FREQ value, must be >= 0 and <= 255"));
             }
+            freq = Some(v);
             j += 1;
         } else {
             return Err(CmdError::Syntax);
