@@ -213,7 +213,7 @@ async fn flush<S: AsyncWrite + Unpin>(
         return Ok(());
     }
     if let Some(log) = srv.log.get() {
-        if srv.fsync_always && (*wrote || srv.log_ok.load(Relaxed)) {
+        if srv.fsync_always.load(Relaxed) && (*wrote || srv.log_ok.load(Relaxed)) {
             let target = log.appended();
             if log.durable() < target {
                 let rx = durable.get_or_insert_with(|| log.subscribe());

@@ -207,7 +207,7 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
         let r = match rec.next() {
             Ok(Some(r)) => r,
             Ok(None) => break,
-            Err(e) => return Err(format!("{e} (repair with: basalt-check-aof --fix {})", dir.display())),
+            Err(e) => return Err(e.to_string()),
         };
         let lsn = r.lsn;
         replayer.push(r.payload).map_err(|e| format!("{}: record ending at log position {}: {e}", dir.display(), lsn.0))?;

@@ -98,7 +98,7 @@ pub struct Shared {
     /// A weak handle to ourselves, for commands that start threads.
     pub me: OnceLock<std::sync::Weak<Shared>>,
     /// `appendfsync always` (fixed at start).
-    pub fsync_always: bool,
+    pub fsync_always: AtomicBool,
 }
 
 thread_local! {
@@ -145,7 +145,7 @@ impl Shared {
             loading: AtomicBool::new(false),
             loading_progress: AtomicU64::new(0),
             loading_start_ms: AtomicU64::new(0),
-            fsync_always,
+            fsync_always: AtomicBool::new(fsync_always),
             snap: Default::default(),
             loaded_keys: AtomicU64::new(0),
             snap_scheduled: AtomicBool::new(false),
