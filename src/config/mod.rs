@@ -47,6 +47,9 @@ static BASALT_OPTIONS: &[Opt] = &[
     Opt { name: "aof-load-until-damage", default: "no", kind: Kind::Bool, flags: IMPLEMENTED },
 ];
 
+/// Immutable here, mutable (or absent) in Redis: see `Config::set`.
+const FIXED_AT_START: &[&str] = &["appendonly", "jemalloc-bg-thread", "shards", "debug-simulate-power-loss", "debug-aof-fault-injection"];
+
 fn lookup(name: &str) -> Option<&'static Opt> {
     options::OPTIONS.iter().chain(BASALT_OPTIONS).find(|o| o.name == name)
 }
@@ -224,10 +227,19 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let lname = name.to_ascii_lowercase();
         let opt = lookup(&lname).ok_or_else(|| format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))?;
-        if opt.flags & IMMUTABLE != 0 {
-            return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+        let immutable = || format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config");
+        // Options Redis can change at run time but Basalt fixes at start
+        // (and Basalt's own fixed ones) are validated as Redis would, and
+        // setting their current value is a no-op, so a client that writes
+        // back what CONFIG GET returned (Redis's "CONFIG sanity") succeeds.
+        let fixed_here = FIXED_AT_START.contains(&opt.name);
+        if opt.flags & IMMUTABLE != 0 && !fixed_here {
+            return Err(immutable());
         }
         let v = Self::normalize(opt, &[value.to_string()]).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+        if fixed_here {
+            return if self.get(opt.name) == Some(v.as_str()) { Ok(()) } else { Err(immutable()) };
+        }
         self.values.insert(opt.name, v);
         if !self.explicit.contains(&opt.name) {
             self.explicit.push(opt.name);
@@ -471,6 +483,9 @@ mod tests {
         c.set("MAXMEMORY", "2gb").unwrap();
         assert_eq!(c.get("maxmemory"), Some("2147483648"));
         assert!(c.set("databases", "3").unwrap_err().contains("immutable"));
+        // Fixed at start here, mutable in Redis: the current value is a no-op.
+        c.set("appendonly", "yes").unwrap();
+        assert!(c.set("appendonly", "no").unwrap_err().contains("immutable"));
     }
 
     #[test]

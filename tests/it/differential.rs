@@ -1009,3 +1009,51 @@ fn differential_pipelined() {
     eprintln!("differential pipelined: {total} commands, {} mismatches", mismatches.len());
     assert!(mismatches.is_empty(), "{} of {total} pipelined replies differ from redis-server:\n{}", mismatches.len(), mismatches.join("\n"));
 }
+
+/// Redis's own "CONFIG sanity" test: every parameter CONFIG GET * lists
+/// (but for its skip list of immutable and awkward ones) can be set back
+/// to the value CONFIG GET returned, and reads back the same.
+#[test]
+fn config_sanity() {
+    const SKIP: &[&str] = &[
+        "rdbchecksum", "daemonize", "io-threads-do-reads", "tcp-backlog", "always-show-logo", "syslog-enabled", "cluster-enabled", "disable-thp", "aclfile",
+        "unixsocket", "pidfile", "syslog-ident", "appendfilename", "appenddirname", "supervised", "syslog-facility", "databases", "io-threads", "logfile",
+        "unixsocketperm", "replicaof", "slaveof", "requirepass", "server_cpulist", "bio_cpulist", "aof_rewrite_cpulist", "bgsave_cpulist", "set-proc-title",
+        "cluster-config-file", "cluster-port", "oom-score-adj", "oom-score-adj-values", "enable-protected-configs", "enable-debug-command",
+        "enable-module-command", "dbfilename", "dir", "socket-mark-id",
+    ];
+    let basalt = TestServer::start(&[]);
+    let mut c = basalt.raw();
+    let all = c.cmd_str(&["CONFIG", "GET", "*"]);
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut pos = all.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let bulk = |b: &[u8], at: usize| -> (Vec<u8>, usize) {
+        let le = at + b[at..].windows(2).position(|w| w == b"\r\n").unwrap();
+        let n: usize = std::str::from_utf8(&b[at + 1..le]).unwrap().parse().unwrap();
+        (b[le + 2..le + 2 + n].to_vec(), le + 4 + n)
+    };
+    while pos < all.len() {
+        let (k, p) = bulk(&all, pos);
+        let (v, p) = bulk(&all, p);
+        pairs.push((k, v));
+        pos = p;
+    }
+    assert!(pairs.len() > 100, "CONFIG GET *: {}", escape(&all));
+    let mut bad = Vec::new();
+    for (k, v) in &pairs {
+        if SKIP.iter().any(|s| s.as_bytes() == k.as_slice()) {
+            continue;
+        }
+        let r = c.cmd(&[b"CONFIG", b"SET", k, v]);
+        let back = c.cmd(&[b"CONFIG", b"GET", k]);
+        let mut want = format!("*2\r\n${}\r\n", k.len()).into_bytes();
+        want.extend_from_slice(k);
+        want.extend_from_slice(format!("\r\n${}\r\n", v.len()).as_bytes());
+        want.extend_from_slice(v);
+        want.extend_from_slice(b"\r\n");
+        if r != b"+OK\r\n" || back != want {
+            bad.push(format!("CONFIG SET {} \"{}\" -> {} / reads back {}", escape(k), escape(v), escape(&r), escape(&back)));
+        }
+    }
+    assert!(bad.is_empty(), "{} parameters fail Redis's CONFIG sanity:\n{}", bad.len(), bad.join("\n"));
+}
