@@ -16,6 +16,9 @@ use crate::resp::decode::inline_args_owned;
 
 pub const IMMUTABLE: u32 = 1;
 pub const IMPLEMENTED: u32 = 2;
+/// Left out of glob matches: CONFIG GET answers only the exact name (as
+/// Redis's HIDDEN_CONFIG).
+pub const HIDDEN: u32 = 4;
 
 pub enum Kind {
     Bool,
@@ -33,6 +36,15 @@ pub struct Opt {
 }
 
 /// Basalt's own options (not in Redis).
+/// Redis's hidden testing knobs (not in `CONFIG GET *`, so not in the
+/// generated table): CONFIG GET answers them by exact name only.
+static HIDDEN_OPTIONS: &[Opt] = &[
+    Opt { name: "key-load-delay", default: "0", kind: Kind::Int, flags: HIDDEN },
+    Opt { name: "loading-process-events-interval-bytes", default: "2097152", kind: Kind::Int, flags: HIDDEN },
+    Opt { name: "rdb-key-save-delay", default: "0", kind: Kind::Int, flags: HIDDEN },
+    Opt { name: "watchdog-period", default: "0", kind: Kind::Int, flags: HIDDEN },
+];
+
 static BASALT_OPTIONS: &[Opt] = &[
     // Keyspace shards; 0 = automatic (16 per IO thread, at least 64).
     Opt { name: "shards", default: "0", kind: Kind::Int, flags: IMMUTABLE | IMPLEMENTED },
@@ -51,11 +63,11 @@ static BASALT_OPTIONS: &[Opt] = &[
 const FIXED_AT_START: &[&str] = &["appendonly", "jemalloc-bg-thread", "shards", "debug-simulate-power-loss", "debug-aof-fault-injection"];
 
 fn lookup(name: &str) -> Option<&'static Opt> {
-    options::OPTIONS.iter().chain(BASALT_OPTIONS).find(|o| o.name == name)
+    options::OPTIONS.iter().chain(HIDDEN_OPTIONS).chain(BASALT_OPTIONS).find(|o| o.name == name)
 }
 
 pub fn all_options() -> impl Iterator<Item = &'static Opt> {
-    options::OPTIONS.iter().chain(BASALT_OPTIONS)
+    options::OPTIONS.iter().chain(HIDDEN_OPTIONS).chain(BASALT_OPTIONS)
 }
 
 /// Integer ranges Redis enforces on CONFIG SET (a subset; others: i64).
@@ -175,6 +187,7 @@ impl Config {
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, &str)> {
         self.values
             .iter()
+            .filter(|(k, _)| lookup(k).map_or(true, |o| o.flags & HIDDEN == 0))
             .filter(|(k, _)| basalt_storage::glob_match(pattern, k.as_bytes(), true))
             .map(|(k, v)| (*k, v.as_str()))
             .collect()
