@@ -491,7 +491,7 @@ mod tests {
     #[test]
     fn set_validates_like_redis() {
         let mut c = Config::default();
-        assert_eq!(c.set("appendonly", "maybe").unwrap_err(), "ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must be 'yes' or 'no'");
+        assert_eq!(c.set("activerehashing", "maybe").unwrap_err(), "ERR CONFIG SET failed (possibly related to argument 'activerehashing') - argument must be 'yes' or 'no'");
         assert!(c.set("nope", "1").unwrap_err().starts_with("ERR Unknown option"));
         c.set("MAXMEMORY", "2gb").unwrap();
         assert_eq!(c.get("maxmemory"), Some("2147483648"));
