@@ -68,7 +68,7 @@
 //! ```
 //!
 //! **Layout.**
-//! - [`format`]: magic/version, type and opcode tables chosen by (magic, version)
+//! - [`format`](mod@format): magic/version, type and opcode tables chosen by (magic, version)
 //! - [`input`]: byte sources (slice, `Read`) with offsets and CRC
 //! - `decode`: lengths, strings, every value encoding
 //! - `reader`: the item iterator over a whole file

@@ -103,14 +103,53 @@ impl Out {
 /// greedy matches, the last two positions of each match re-indexed), so for
 /// the same input the output is normally byte-identical to Redis's.
 pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
-    let in_len = input.len();
-    if in_len <= 4 {
+    if input.len() <= 4 || input.len() >= u32::MAX as usize {
         return None;
     }
+    TABLE.with(|t| {
+        let mut guard = t.borrow_mut();
+        let table = &mut *guard;
+        let out = compress_with(input, table);
+        // Leave the table all-empty for the next call (same result as a
+        // fresh table, without zeroing 256 KiB per short string).
+        for &i in &table.touched {
+            if let Some(s) = table.slots.get_mut(i as usize) {
+                *s = 0;
+            }
+        }
+        table.touched.clear();
+        out
+    })
+}
+
+/// The hash table, reused per thread: `slots` hold positions + 1 (0 =
+/// empty); `touched` lists the slots written by the current call.
+struct Table {
+    slots: Vec<u32>,
+    touched: Vec<u32>,
+}
+
+impl Table {
+    #[inline]
+    fn set(&mut self, slot: usize, pos: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            if *s == 0 {
+                self.touched.push(slot as u32);
+            }
+            *s = pos as u32 + 1;
+        }
+    }
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> =
+        std::cell::RefCell::new(Table { slots: vec![0; HSIZE], touched: Vec::new() });
+}
+
+fn compress_with(input: &[u8], htab: &mut Table) -> Option<Vec<u8>> {
+    let in_len = input.len();
     let out_len = in_len - 4;
     let mut o = Out { buf: vec![0u8; out_len], op: 0 };
-    // htab holds positions + 1 (0 = empty).
-    let mut htab = vec![0usize; HSIZE];
     let at = |i: usize| input.get(i).copied().map(u32::from).unwrap_or(0);
     let mut lit = 0usize;
     o.op += 1; // header of the first literal run
@@ -119,8 +158,8 @@ pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
     while ip + 2 < in_len {
         hval = (hval << 8) | at(ip + 2);
         let hs = slot(hval);
-        let cand = htab.get(hs).copied().unwrap_or(0);
-        *htab.get_mut(hs)? = ip + 1;
+        let cand = htab.slots.get(hs).copied().unwrap_or(0) as usize;
+        htab.set(hs, ip);
         let matched = cand > 1 && {
             let r = cand - 1;
             r < ip
@@ -182,7 +221,7 @@ pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
             hval = (at(ip) << 8) | at(ip + 1);
             for _ in 0..2 {
                 hval = (hval << 8) | at(ip + 2);
-                *htab.get_mut(slot(hval))? = ip + 1;
+                htab.set(slot(hval), ip);
                 ip += 1;
             }
         } else {
@@ -237,6 +276,17 @@ mod tests {
             assert!(z.len() < c.len());
             assert_eq!(decompress(&z, c.len()).unwrap(), c);
         }
+    }
+
+    #[test]
+    fn reused_table_gives_the_same_output() {
+        let a: Vec<u8> = b"abcabcabcabcabcabcabcabcxyzxyzxyzxyzxyz".repeat(5);
+        let b: Vec<u8> = b"xyzabcxyzabc0123456789xyzabcabc".repeat(9);
+        let first = compress(&a).unwrap();
+        let _ = compress(&b).unwrap();
+        assert_eq!(compress(&a).unwrap(), first);
+        // Redis's own bytes for 21 'a': a 2-byte literal, then one back-reference.
+        assert_eq!(compress(&[b'a'; 21]).unwrap(), [0x01, b'a', b'a', 0xe0, 0x0a, 0x00]);
     }
 
     #[test]
