@@ -174,6 +174,7 @@ pub fn checksum(data: &[u8]) -> u64 {
 }
 
 /// x^k mod P in normal (non-reflected) form, P = x^64 + 0xad93d23594c935a9.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const fn xpow_mod(k: u32) -> u64 {
     const P_NORMAL: u64 = 0xad93_d235_94c9_35a9;
     let mut r: u64 = 1;
