@@ -226,7 +226,7 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
                     let mut lp = listpack::Builder::new();
                     while let Some(it) = items.get(i) {
                         if lp.count() > 0
-                            && (lp.len_bytes() + it.len() > LIST_NODE_BYTES
+                            && (lp.len_bytes() + it.len() + 8 > LIST_NODE_BYTES
                                 || it.len() >= PLAIN_THRESHOLD)
                         {
                             break;
