@@ -101,6 +101,18 @@ pub struct Shared {
     pub fsync_always: AtomicBool,
 }
 
+/// Redis's LRU clock resolution: 24 bits of seconds.
+pub const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
+
+/// Seconds between two access-clock readings, across a wrap.
+pub fn lru_elapsed(now: u32, then: u32) -> u64 {
+    if now >= then {
+        (now - then) as u64
+    } else {
+        (LRU_CLOCK_MAX - then as u64) + now as u64
+    }
+}
+
 thread_local! {
     static RECORD_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -244,10 +256,12 @@ impl Shared {
     }
 
     /// Coarse access clock in seconds since start (OBJECT IDLETIME).
-    /// The access clock at `now_ms` (no clock read).
+    /// The access clock at `now_ms` (no clock read): Unix seconds,
+    /// wrapping at 2^24 as Redis's LRU clock does, so an idle time set by
+    /// RESTORE IDLETIME can reach back before the server started.
     #[inline]
     pub fn lru_clock_at(&self, now_ms: u64) -> u32 {
-        (now_ms / 1000).saturating_sub(self.start_unix_secs) as u32
+        ((now_ms / 1000) & LRU_CLOCK_MAX) as u32
     }
 
     pub fn lru_clock(&self) -> u32 {
