@@ -308,11 +308,7 @@ fn renamenx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// Deep copy of a value (COPY).
 pub fn clone_value(v: &Value) -> Value {
-    match v {
-        Value::Int(i) => Value::Int(*i),
-        Value::Str(b) => Value::Str(b.clone()),
-        Value::Raw(b) => Value::Raw(b.clone()),
-    }
+    v.deep_clone()
 }
 
 fn parse_db(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {

@@ -19,10 +19,10 @@
 use crate::bytes::CompactBytes;
 use crate::entry::Entry;
 
-struct Node {
-    next: Option<Box<Node>>,
+struct Node<V> {
+    next: Option<Box<Node<V>>>,
     key: CompactBytes,
-    entry: Entry,
+    entry: V,
 }
 
 /// Hash function used for keys: keyed per process, so bucket placement
@@ -35,18 +35,20 @@ pub fn hash_key(key: &[u8]) -> u64 {
 
 const MIN_BUCKETS: usize = 4;
 
-pub struct Dict {
-    buckets: Vec<Option<Box<Node>>>,
+/// Generic over the stored value: the keyspace uses `Dict<Entry>`; large
+/// hashes, sets and sorted sets use it too (for the same SCAN guarantee).
+pub struct Dict<V = Entry> {
+    buckets: Vec<Option<Box<Node<V>>>>,
     len: usize,
 }
 
-impl Default for Dict {
+impl<V> Default for Dict<V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Dict {
+impl<V> Dict<V> {
     pub const fn new() -> Self {
         Dict { buckets: Vec::new(), len: 0 }
     }
@@ -61,14 +63,14 @@ impl Dict {
 
     /// Bytes of bucket array (for memory reports).
     pub fn bucket_bytes(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<Option<Box<Node>>>()
+        self.buckets.capacity() * std::mem::size_of::<Option<Box<Node<V>>>>()
     }
 
     fn mask(&self) -> usize {
         self.buckets.len().wrapping_sub(1)
     }
 
-    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -82,7 +84,7 @@ impl Dict {
         None
     }
 
-    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Entry> {
+    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -98,7 +100,7 @@ impl Dict {
     }
 
     /// Inserts or replaces; returns the previous entry for the key.
-    pub fn insert(&mut self, hash: u64, key: &[u8], entry: Entry) -> Option<Entry> {
+    pub fn insert(&mut self, hash: u64, key: &[u8], entry: V) -> Option<V> {
         if let Some(e) = self.get_mut(hash, key) {
             return Some(std::mem::replace(e, entry));
         }
@@ -107,7 +109,7 @@ impl Dict {
     }
 
     /// Inserts a key known to be absent and returns its entry.
-    pub fn insert_new(&mut self, hash: u64, key: CompactBytes, entry: Entry) -> &mut Entry {
+    pub fn insert_new(&mut self, hash: u64, key: CompactBytes, entry: V) -> &mut V {
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
@@ -121,7 +123,7 @@ impl Dict {
         }
     }
 
-    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(CompactBytes, Entry)> {
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(CompactBytes, V)> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -184,7 +186,7 @@ impl Dict {
 
     /// Visits the bucket at `cursor` and returns the next cursor (0 = done).
     /// The callback may not change the table; collect keys and act after.
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &V)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
@@ -202,7 +204,7 @@ impl Dict {
         v.reverse_bits()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
         self.buckets.iter().flat_map(|b| {
             let mut cur = b.as_deref();
             std::iter::from_fn(move || {
@@ -220,8 +222,8 @@ impl Dict {
         &mut self,
         mut cursor: u64,
         budget: usize,
-        mut keep: impl FnMut(&[u8], &Entry) -> bool,
-        mut removed: impl FnMut(CompactBytes, Entry),
+        mut keep: impl FnMut(&[u8], &V) -> bool,
+        mut removed: impl FnMut(CompactBytes, V),
     ) -> u64 {
         if self.buckets.is_empty() {
             return 0;
@@ -253,7 +255,12 @@ impl Dict {
     }
 
     /// A key from a random non-empty bucket (not uniform, as in Redis).
-    pub fn random_key(&self, mut seed: u64) -> Option<&[u8]> {
+    pub fn random_key(&self, seed: u64) -> Option<&[u8]> {
+        self.random_entry(seed).map(|(k, _)| k)
+    }
+
+    /// A (key, value) from a random non-empty bucket (not uniform).
+    pub fn random_entry(&self, mut seed: u64) -> Option<(&[u8], &V)> {
         if self.len == 0 {
             return None;
         }
@@ -274,14 +281,14 @@ impl Dict {
                 for _ in 0..pick {
                     c = c.next.as_deref().expect("counted");
                 }
-                return Some(c.key.as_slice());
+                return Some((c.key.as_slice(), &c.entry));
             }
         }
-        self.iter().next().map(|(k, _)| k)
+        self.iter().next()
     }
 }
 
-impl Drop for Dict {
+impl<V> Drop for Dict<V> {
     fn drop(&mut self) {
         self.clear();
     }
