@@ -9,13 +9,16 @@
 
 pub mod args;
 pub mod client;
+pub mod coll;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod hash;
 pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod server;
+pub mod set;
 pub mod string;
 
 use std::collections::HashMap;
@@ -133,6 +136,8 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         info::COMMANDS,
         string::COMMANDS,
         keys::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
     ]
     .into_iter()
     .flatten()

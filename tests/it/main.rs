@@ -5,3 +5,4 @@ mod support;
 mod persistence;
 mod protocol;
 mod strings;
+mod types_diff;
