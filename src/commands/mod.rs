@@ -17,6 +17,7 @@ pub mod hash;
 pub mod info;
 pub mod introspect;
 pub mod keys;
+pub mod list;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -138,6 +139,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
+        list::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -131,3 +131,4 @@ macro_rules! script_test {
 
 script_test!(diff_hashes, "hash.txt");
 script_test!(diff_sets, "set.txt");
+script_test!(diff_lists, "list.txt");
