@@ -21,6 +21,7 @@ pub mod list;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -140,6 +141,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         hash::COMMANDS,
         set::COMMANDS,
         list::COMMANDS,
+        zset::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -465,6 +465,9 @@ impl ZSet {
     /// Sets `m`'s score (adding it when absent); true when it was added.
     pub fn set(&mut self, m: &[u8], score: f64, lim: &Limits) -> bool {
         if let ZSet::Packed(p) = self {
+            // Redis's listpack keeps scores as text and loses the sign of
+            // zero; so do we, so that replies match.
+            let score = if score == 0.0 { 0.0 } else { score };
             let its = items(p);
             let existing = its.iter().position(|(e, _, _)| *e == m);
             if existing.is_none() && (its.len() + 1 > lim.zset_entries || m.len() > lim.zset_value) {

@@ -74,6 +74,7 @@ pub fn run_script(script: &str, extra: &[&str]) {
         }
         bc.cmd_str(&["FLUSHALL"]);
         rc.cmd_str(&["FLUSHALL"]);
+        let mut compared = 0;
         for (ln, line) in script.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -109,7 +110,9 @@ pub fn run_script(script: &str, extra: &[&str]) {
                 String::from_utf8_lossy(&got),
                 String::from_utf8_lossy(&want)
             );
+            compared += 1;
         }
+        eprintln!("resp{}: {compared} commands matched", if resp3 { 3 } else { 2 });
     }
 }
 
@@ -132,3 +135,4 @@ macro_rules! script_test {
 script_test!(diff_hashes, "hash.txt");
 script_test!(diff_sets, "set.txt");
 script_test!(diff_lists, "list.txt");
+script_test!(diff_zsets, "zset.txt");
