@@ -379,14 +379,42 @@ impl Default for ZSet {
     }
 }
 
-fn score_bytes(s: f64) -> [u8; 8] {
-    s.to_le_bytes()
+/// A score's packed form: integral scores of magnitude below 2^53 as the
+/// 0–7 little-endian bytes of their zigzag form (0 takes no bytes, small
+/// integers one), anything else as the 8 bytes of the f64. The length
+/// tells them apart.
+struct ScoreBuf {
+    b: [u8; 8],
+    n: usize,
+}
+
+impl ScoreBuf {
+    fn bytes(&self) -> &[u8] {
+        &self.b[..self.n]
+    }
+}
+
+fn score_bytes(s: f64) -> ScoreBuf {
+    const LIM: f64 = (1u64 << 53) as f64;
+    if s.fract() == 0.0 && s.abs() < LIM && !(s == 0.0 && s.is_sign_negative()) {
+        let v = s as i64;
+        let z = ((v << 1) ^ (v >> 63)) as u64;
+        let n = (8 - z.leading_zeros() as usize / 8).min(7);
+        ScoreBuf { b: z.to_le_bytes(), n }
+    } else {
+        ScoreBuf { b: s.to_le_bytes(), n: 8 }
+    }
 }
 
 fn score_of(b: &[u8]) -> f64 {
     let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    f64::from_le_bytes(a)
+    a[..b.len()].copy_from_slice(b);
+    let u = u64::from_le_bytes(a);
+    if b.len() == 8 {
+        f64::from_bits(u)
+    } else {
+        (((u >> 1) as i64) ^ -((u & 1) as i64)) as f64
+    }
 }
 
 /// Decoded view of a packed zset: (member, score, entry offset).
@@ -491,20 +519,20 @@ impl ZSet {
                     let (pos_off, old_off, old_end) = (pos_off, old_off, old_end);
                     drop(its);
                     if pos_off == old_end || pos_off == old_off {
-                        p.splice(old_off, old_end, 2, &[m, &sb]);
+                        p.splice(old_off, old_end, 2, &[m, sb.bytes()]);
                     } else if pos_off < old_off {
                         p.splice(old_off, old_end, 2, &[]);
-                        p.splice(pos_off, pos_off, 0, &[m, &sb]);
+                        p.splice(pos_off, pos_off, 0, &[m, sb.bytes()]);
                     } else {
                         let gap = old_end - old_off;
                         p.splice(old_off, old_end, 2, &[]);
-                        p.splice(pos_off - gap, pos_off - gap, 0, &[m, &sb]);
+                        p.splice(pos_off - gap, pos_off - gap, 0, &[m, sb.bytes()]);
                     }
                     return false;
                 }
                 None => {
                     drop(its);
-                    p.splice(pos_off, pos_off, 0, &[m, &sb]);
+                    p.splice(pos_off, pos_off, 0, &[m, sb.bytes()]);
                     return true;
                 }
             }
@@ -739,6 +767,16 @@ mod tests {
         a.remove_ranks(2, 30);
         b.remove_ranks(2, 30);
         check_same(&a, &b);
+    }
+
+    #[test]
+    fn score_encoding_roundtrips() {
+        for s in [0.0, 1.0, -1.0, 63.0, 64.0, -64.0, 1e15, -1e15, 9007199254740991.0, 9007199254740992.0, 0.5, -0.1, f64::INFINITY, f64::NEG_INFINITY, 1e300] {
+            let b = score_bytes(s);
+            assert_eq!(score_of(b.bytes()), s, "{s}");
+        }
+        assert_eq!(score_bytes(0.0).n, 0);
+        assert_eq!(score_bytes(5.0).n, 1);
     }
 
     #[test]

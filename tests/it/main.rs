@@ -5,4 +5,5 @@ mod support;
 mod persistence;
 mod protocol;
 mod strings;
+mod types;
 mod types_diff;
