@@ -30,6 +30,95 @@ pub fn parse_u64(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// The longest numeric prefix after leading spaces (C's `atof`/`atoi`
+/// grammar for decimal input): `[+-]digits[.digits][e[+-]digits]`.
+fn numeric_prefix(b: &[u8], float: bool) -> &[u8] {
+    let s = b.iter().position(|c| !c.is_ascii_whitespace() && *c != 0x0b).unwrap_or(b.len());
+    let b = &b[s..];
+    let mut i = 0;
+    let digits = |b: &[u8], mut i: usize| {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let d0 = i;
+    i = digits(b, i);
+    let mut any = i > d0;
+    if float {
+        if i < b.len() && b[i] == b'.' {
+            let f0 = i + 1;
+            let f = digits(b, f0);
+            if f > f0 || any {
+                any |= f > f0;
+                i = f;
+            }
+        }
+        if any && i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+            let mut j = i + 1;
+            if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                j += 1;
+            }
+            let e = digits(b, j);
+            if e > j {
+                i = e;
+            }
+        }
+    }
+    if any {
+        &b[..i]
+    } else {
+        &b[..0]
+    }
+}
+
+/// C `atof` for decimal input: the numeric prefix, 0 when there is none.
+pub fn atof(b: &[u8]) -> f64 {
+    std::str::from_utf8(numeric_prefix(b, true)).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0)
+}
+
+/// C `atoi`: the integer prefix, 0 when there is none (saturating).
+pub fn atoi(b: &[u8]) -> i64 {
+    let p = numeric_prefix(b, false);
+    match std::str::from_utf8(p).ok().and_then(|s| s.parse::<i128>().ok()) {
+        Some(v) => v.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+        None => 0,
+    }
+}
+
+/// Parses a SCAN cursor as Redis's `parseScanCursorOrReply`: C `strtoul`
+/// in base 10 (optional sign, a negative value wraps, no digits at all
+/// means 0), rejecting a leading space, trailing junk and overflow. The
+/// argument ends at its first NUL, as a C string does.
+pub fn parse_cursor(b: &[u8]) -> Option<u64> {
+    let b = match b.iter().position(|&c| c == 0) {
+        Some(n) => &b[..n],
+        None => b,
+    };
+    if b.first().is_some_and(|c| c.is_ascii_whitespace() || *c == 0x0b) {
+        return None;
+    }
+    if b.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match b[0] {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// Parses a double as Redis's `getDoubleFromObject` (C `strtod`).
 pub fn parse_f64(b: &[u8]) -> Option<f64> {
     let mut v = 0f64;
@@ -116,6 +205,31 @@ mod tests {
         assert!(r(Some("abc"), "1").is_none());
         assert!(r(Some("1"), " 1").is_none());
         assert!(matches!(incr_by_float(Some(b"1"), b"inf"), Err(IncrFloatError::NanOrInf)));
+    }
+
+    #[test]
+    fn atof_atoi_prefixes() {
+        assert_eq!(atof(b"abc"), 0.0);
+        assert_eq!(atof(b" 1.5x"), 1.5);
+        assert_eq!(atof(b".5"), 0.5);
+        assert_eq!(atof(b"2e1"), 20.0);
+        assert_eq!(atof(b"2e"), 2.0);
+        assert_eq!(atof(b"-"), 0.0);
+        assert_eq!(atoi(b"12ab"), 12);
+        assert_eq!(atoi(b"x"), 0);
+        assert_eq!(atoi(b" -3"), -3);
+    }
+
+    #[test]
+    fn cursors_like_strtoul() {
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"+7"), Some(7));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551616"), None);
+        for bad in [&b" 1"[..], b"-", b"1 ", b"0x1", b"1.5", b"abc"] {
+            assert_eq!(parse_cursor(bad), None);
+        }
     }
 
     #[test]

@@ -73,11 +73,12 @@ pub fn replay_record(srv: &Shared, client: &mut ClientState, payload: &[u8]) -> 
     let mut ranges = Vec::new();
     let limits = Limits { max_bulk_len: u32::MAX as usize, max_multibulk_len: u32::MAX as usize, max_inline_len: u32::MAX as usize };
     let mut reply = Reply::new(false);
+    let now_ms = unix_ms();
     while !rest.is_empty() {
         let consumed = match parse_request(rest, &limits, &mut ranges) {
             Ok(Some(Parsed::Command { consumed })) => {
                 let argv: Vec<&[u8]> = ranges.iter().map(|r| &rest[r.clone()]).collect();
-                let mut ctx = Ctx { srv, client, out: &mut reply, now_ms: unix_ms(), loading: true };
+                let mut ctx = Ctx { srv, client, out: &mut reply, now_ms, loading: true };
                 commands::execute(&mut ctx, &argv);
                 if reply.buf.first() == Some(&b'-') {
                     return Err(format!("command {:?} failed: {}", String::from_utf8_lossy(argv[0]), String::from_utf8_lossy(&reply.buf).trim_end()));
@@ -97,24 +98,29 @@ pub fn replay_record(srv: &Shared, client: &mut ClientState, payload: &[u8]) -> 
 /// keyspace and attaches the writer to `srv`. Runs before clients are
 /// served (they get -LOADING meanwhile).
 pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
-    let (dir, policy, recovery, simulate_power_loss) = {
+    let (dir, policy, recovery, simulate_power_loss, inject_faults) = {
         let c = srv.config.read();
         let name = c.get("appenddirname").unwrap_or("appendonlydir").to_string();
         let mode = if c.get("aof-load-truncated") == Some("no") { RecoveryMode::Strict } else { RecoveryMode::TruncateTail };
         let mode = if c.get("aof-load-until-damage") == Some("yes") { RecoveryMode::LoadUntilDamage } else { mode };
         let sim = c.get("debug-simulate-power-loss") == Some("yes");
-        (c.dir.join(name), fsync_policy(&c.appendfsync), mode, sim)
+        let faults = c.get("debug-aof-fault-injection") == Some("yes");
+        (c.dir.join(name), fsync_policy(&c.appendfsync), mode, sim, faults)
     };
     let mut opts = Options { fsync: policy, recovery, ..Options::default() };
     if simulate_power_loss {
         tracing::warn!("debug-simulate-power-loss is on: unsynced log writes are held in memory (test mode)");
         opts.fs = Arc::new(crate::powerloss::PowerLossFs::default());
     }
+    if inject_faults {
+        tracing::warn!("debug-aof-fault-injection is on: DEBUG AOF-FAULT can fail log writes (test mode)");
+        let (fs, faults) = basalt_aof::fs::FaultFs::new(opts.fs.clone());
+        opts.fs = Arc::new(fs);
+        let _ = srv.aof_faults.set(faults);
+    }
     let start = Instant::now();
     let mut rec = Recovery::open(&dir, opts).map_err(|e| e.to_string())?;
-    let handle = srv.clients.register("replay".into(), String::new(), false);
-    srv.clients.unregister(handle.id);
-    let mut client = ClientState::new(handle);
+    let mut replayer = ParallelReplay::new(srv.clone());
     let mut n: u64 = 0;
     loop {
         let r = match rec.next() {
@@ -123,12 +129,13 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
             Err(e) => return Err(format!("{e} (repair with: basalt-check-aof --fix {})", dir.display())),
         };
         let lsn = r.lsn;
-        replay_record(srv, &mut client, r.payload).map_err(|e| format!("{}: record ending at log position {}: {e}", dir.display(), lsn.0))?;
+        replayer.push(r.payload).map_err(|e| format!("{}: record ending at log position {}: {e}", dir.display(), lsn.0))?;
         n += 1;
         if n % 65536 == 0 {
             srv.loading_progress.store(n, Relaxed);
         }
     }
+    replayer.finish().map_err(|e| format!("{}: {e}", dir.display()))?;
     let (log, report) = rec.finish().map_err(|e| e.to_string())?;
     if let Some(t) = &report.truncated {
         tracing::warn!("log tail torn by a crash: truncated {} at offset {}, {} bytes dropped", t.path.display(), t.offset, t.dropped);
@@ -148,4 +155,146 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     srv.stats.dirty.store(0, Relaxed);
     srv.attach_log(log);
     Ok(())
+}
+
+/// Replays records on several threads. A key lives in the same shard in
+/// every database, so records whose keys all fall in one shard are
+/// independent of records for other shards: they go to the worker owning
+/// that shard, which applies them in log order. Records touching several
+/// shards or none (MSET across shards, FLUSHALL, SWAPDB, transactions)
+/// are barriers: every worker drains, then the record runs alone. The
+/// result is exactly the sequential replay.
+struct ParallelReplay {
+    srv: Arc<Shared>,
+    workers: Vec<std::sync::mpsc::SyncSender<Job>>,
+    joins: Vec<std::thread::JoinHandle<Result<(), String>>>,
+    batches: Vec<Vec<Vec<u8>>>,
+    main_client: ClientState,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+enum Job {
+    Records(Vec<Vec<u8>>),
+    Barrier(std::sync::mpsc::SyncSender<()>),
+}
+
+const REPLAY_BATCH: usize = 256;
+
+impl ParallelReplay {
+    fn new(srv: Arc<Shared>) -> Self {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        let mut workers = Vec::new();
+        let mut joins = Vec::new();
+        for i in 0..n {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(64);
+            let srv = srv.clone();
+            let join = std::thread::Builder::new()
+                .name(format!("basalt-replay-{i}"))
+                .spawn(move || {
+                    let mut client = replay_client(&srv);
+                    let mut failed: Option<String> = None;
+                    for job in rx {
+                        match job {
+                            Job::Records(recs) => {
+                                if failed.is_some() {
+                                    continue;
+                                }
+                                for r in recs {
+                                    if let Err(e) = replay_record(&srv, &mut client, &r) {
+                                        failed = Some(e);
+                                        break;
+                                    }
+                                }
+                            }
+                            Job::Barrier(done) => {
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                    failed.map_or(Ok(()), Err)
+                })
+                .expect("spawn replay worker");
+            workers.push(tx);
+            joins.push(join);
+        }
+        let main_client = replay_client(&srv);
+        ParallelReplay { batches: vec![Vec::new(); n], srv, workers, joins, main_client, ranges: Vec::new() }
+    }
+
+    /// The single shard every key of `payload` lives in, if there is one.
+    fn shard_of(&mut self, payload: &[u8]) -> Option<usize> {
+        let body = payload.get(4..)?;
+        let limits = Limits { max_bulk_len: u32::MAX as usize, max_multibulk_len: u32::MAX as usize, max_inline_len: u32::MAX as usize };
+        let consumed = match parse_request(body, &limits, &mut self.ranges) {
+            Ok(Some(Parsed::Command { consumed })) => consumed,
+            _ => return None,
+        };
+        if consumed != body.len() {
+            return None; // several commands: a transaction
+        }
+        let argv: Vec<&[u8]> = self.ranges.iter().map(|r| &body[r.clone()]).collect();
+        let entry = commands::table().resolve(&argv).ok()?;
+        let keys = commands::introspect::key_positions(entry.spec, argv.len());
+        let ks = &self.srv.ks;
+        let mut shard = None;
+        for i in keys {
+            let s = ks.shard_of(basalt_storage::Keyspace::hash(argv[i]));
+            match shard {
+                None => shard = Some(s),
+                Some(x) if x == s => {}
+                Some(_) => return None,
+            }
+        }
+        shard
+    }
+
+    fn push(&mut self, payload: &[u8]) -> Result<(), String> {
+        match self.shard_of(payload) {
+            Some(s) => {
+                let w = s % self.workers.len();
+                self.batches[w].push(payload.to_vec());
+                if self.batches[w].len() >= REPLAY_BATCH {
+                    let b = std::mem::take(&mut self.batches[w]);
+                    self.workers[w].send(Job::Records(b)).map_err(|_| "replay worker stopped".to_string())?;
+                }
+                Ok(())
+            }
+            None => {
+                self.barrier()?;
+                replay_record(&self.srv, &mut self.main_client, payload)
+            }
+        }
+    }
+
+    fn barrier(&mut self) -> Result<(), String> {
+        for (w, tx) in self.workers.iter().enumerate() {
+            let b = std::mem::take(&mut self.batches[w]);
+            if !b.is_empty() {
+                tx.send(Job::Records(b)).map_err(|_| "replay worker stopped".to_string())?;
+            }
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(self.workers.len());
+        for tx in &self.workers {
+            tx.send(Job::Barrier(done_tx.clone())).map_err(|_| "replay worker stopped".to_string())?;
+        }
+        for _ in 0..self.workers.len() {
+            done_rx.recv().map_err(|_| "replay worker stopped".to_string())?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), String> {
+        self.barrier()?;
+        drop(std::mem::take(&mut self.workers));
+        for j in std::mem::take(&mut self.joins) {
+            j.join().map_err(|_| "replay worker panicked".to_string())??;
+        }
+        Ok(())
+    }
+}
+
+fn replay_client(srv: &Shared) -> ClientState {
+    let handle = srv.clients.register("replay".into(), String::new(), false);
+    srv.clients.unregister(handle.id);
+    ClientState::new(handle)
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use basalt_storage::Keyspace;
@@ -86,6 +86,8 @@ pub struct Shared {
     pub loading: AtomicBool,
     pub loading_progress: AtomicU64,
     pub loading_start_ms: AtomicU64,
+    /// The fault injector under the log (debug-aof-fault-injection).
+    pub aof_faults: OnceLock<Arc<basalt_aof::fs::Faults>>,
     /// `appendfsync always` (fixed at start).
     pub fsync_always: bool,
 }
@@ -135,6 +137,7 @@ impl Shared {
             loading_progress: AtomicU64::new(0),
             loading_start_ms: AtomicU64::new(0),
             fsync_always,
+            aof_faults: OnceLock::new(),
         }
     }
 

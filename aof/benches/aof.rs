@@ -85,6 +85,46 @@ fn append_clients_always(c: &mut Criterion) {
     g.finish();
 }
 
+/// The server's shape: client connections as tokio tasks on a 2-thread
+/// runtime, each appending one record and awaiting the watch channel
+/// before its next command (a reply held behind the fsync).
+fn append_tasks_watch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_tasks_await_durable");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    let per_task = 1000u64;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+    for tasks in [1u64, 50] {
+        g.throughput(Throughput::Elements(per_task * tasks));
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::Always)).and_then(|r| r.finish()).expect("open");
+        let log = Arc::new(log);
+        g.bench_function(BenchmarkId::from_parameter(tasks), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let handles: Vec<_> = (0..tasks)
+                        .map(|_| {
+                            let log = log.clone();
+                            tokio::spawn(async move {
+                                let mut rx = log.subscribe();
+                                for _ in 0..per_task {
+                                    let lsn = log.append(PAYLOAD).expect("append");
+                                    rx.wait_for(|d| *d >= lsn).await.expect("watch");
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.await.expect("task");
+                    }
+                })
+            })
+        });
+        let s = log.status();
+        println!("  {tasks} tasks: {} fsyncs, {:.1} records per fsync", s.fsyncs, s.records_per_fsync);
+    }
+    g.finish();
+}
+
 /// Recovery: open + iterate every record of a 1 M-record log.
 fn recovery_scan(c: &mut Criterion) {
     let n = 1_000_000u64;
@@ -115,5 +155,5 @@ fn recovery_scan(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append_single_thread, append_clients_always, recovery_scan);
+criterion_group!(benches, append_single_thread, append_clients_always, append_tasks_watch, recovery_scan);
 criterion_main!(benches);

@@ -65,6 +65,20 @@ pub enum Error {
         /// The log's current end.
         end: Lsn,
     },
+    /// `install_snapshot` was given a position older than the first record
+    /// the log still holds: replay would miss the records in between.
+    SnapshotTooOld {
+        /// The position the snapshot claims to cover.
+        covered: Lsn,
+        /// Where the log's first segment starts.
+        first: Lsn,
+    },
+    /// A snapshot name that cannot go in the manifest (empty, or with a
+    /// line break).
+    InvalidSnapshotName {
+        /// The name given.
+        name: String,
+    },
     /// The log was closed.
     Closed,
 }
@@ -126,6 +140,14 @@ impl fmt::Display for Error {
                 f,
                 "snapshot claims to cover log position {covered} but the log ends at {end}"
             ),
+            Error::SnapshotTooOld { covered, first } => write!(
+                f,
+                "snapshot covers only up to log position {covered} but the log starts at {first}; \
+                 the records in between are gone"
+            ),
+            Error::InvalidSnapshotName { name } => {
+                write!(f, "invalid snapshot file name {name:?}: must be non-empty, without line breaks")
+            }
             Error::Closed => f.write_str("the log is closed"),
         }
     }

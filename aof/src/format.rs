@@ -275,6 +275,21 @@ mod tests {
         assert_eq!(decode_record(&buf[..12]), Decoded::Incomplete { need: 13 });
     }
 
+    /// Golden bytes, computed independently of this code (Python's zlib):
+    /// they pin the format FORMAT.md describes.
+    #[test]
+    fn golden_bytes() {
+        let mut rec = Vec::new();
+        encode_record(b"abc", &mut rec);
+        assert_eq!(rec, [3, 0, 0, 0, 0x33, 0x5d, 0xe1, 0x66, b'a', b'b', b'c']);
+        let h = SegmentHeader { seq: 2, start: Lsn(100) }.encode();
+        assert_eq!(&h[..8], b"BSLTAOF\0");
+        assert_eq!(&h[8..12], &[1, 0, 0, 0]);
+        assert_eq!(&h[12..20], &[2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&h[20..28], &[100, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&h[28..], &0xd82d_5934u32.to_le_bytes());
+    }
+
     #[test]
     fn segment_names() {
         assert_eq!(parse_segment_file_name(&segment_file_name(42)), Some(42));

@@ -18,25 +18,40 @@
 //! channel).
 //!
 //! **Layout.**
-//! - [`format`]: constants, [`Lsn`], segment header and record encoding.
+//! - [`format`](mod@format): constants, [`Lsn`], segment header and record encoding.
 //! - [`fs`]: the file-I/O seam: [`fs::StdFs`], [`fs::MemFs`] (power-loss
-//!   simulation), [`fs::FaultFs`] (failing / short writes, slow fsyncs).
+//!   simulation), [`fs::FaultFs`] (failing / short writes, slow fsyncs),
+//!   [`fs::SyncJournalFs`] + [`fs::simulate_power_loss`] (power loss on the
+//!   real filesystem after a `kill -9`, for the server's crash tests).
 //! - [`manifest`]: the manifest file, replaced atomically.
-//! - [`writer`]: [`Log`]: append, group commit, fsync policy, rotation,
-//!   snapshot installation, status.
+//! - [`options`]: [`Options`], [`FsyncPolicy`] (what survives a crash under
+//!   each), [`RecoveryMode`].
+//! - [`writer`]: [`Log`]: append, durability waits, rotation, snapshot
+//!   installation; `writer/flusher.rs` is the flusher thread (batching,
+//!   fsync, retries after disk errors).
+//! - [`status`]: [`Status`], the health and counters for `INFO persistence`.
 //! - [`reader`]: sequential scan of one segment in constant memory.
 //! - [`recovery`]: [`Recovery`]: open, replay, torn-tail handling.
 //! - [`repair`]: check and fix, used by `basalt-check-aof`.
 //! - [`error`]: [`Error`], naming file and offset.
+//!
+//! Tests: unit tests beside the code; `tests/it/` (one binary: damage,
+//! writer, crash, compaction, repair, props); `benches/aof.rs`;
+//! `fuzz/` (cargo-fuzz, its own workspace).
 //!
 //! ```no_run
 //! use basalt_aof::{Options, Recovery};
 //! let mut rec = Recovery::open("data/aof", Options::default())?;
 //! if let Some(snap) = rec.snapshot() { /* load snap.name first */ }
 //! while let Some(r) = rec.next()? { /* apply r.payload */ }
-//! let (log, report) = rec.finish()?;
-//! let lsn = log.append(b"*1\r\n$4\r\nPING\r\n")?;
-//! log.wait_durable(lsn, std::time::Duration::from_secs(1));
+//! let (log, report) = rec.finish()?;          // torn tail truncated, writer running
+//! let lsn = log.append(b"*1\r\n$4\r\nPING\r\n")?; // cheap: memcpy into the batch
+//! let mut rx = log.subscribe();                 // async: rx.wait_for(|d| *d >= lsn).await
+//! log.wait_durable(lsn, std::time::Duration::from_secs(1)); // blocking form
+//! // Compaction: cut under the shard locks, snapshot, then install.
+//! let cut = log.begin_rotate()?;
+//! log.install_snapshot("snapshot-1.bsnap", cut)?;
+//! # let _ = (report, rx);
 //! # Ok::<(), basalt_aof::Error>(())
 //! ```
 
@@ -46,9 +61,11 @@ pub mod error;
 pub mod format;
 pub mod fs;
 pub mod manifest;
+pub mod options;
 pub mod reader;
 pub mod recovery;
 pub mod repair;
+pub mod status;
 pub mod writer;
 
 pub use error::{Error, Result};

@@ -137,7 +137,12 @@ impl SegmentReader {
             if (need as u64) > left_in_file {
                 return Ok(Item::Incomplete { offset, have: left_in_file, need: need as u64 });
             }
+            let before = self.buf.len() - self.pos;
             self.refill(need)?;
+            if self.buf.len() - self.pos <= before {
+                // The file is shorter than when the scan began.
+                return Ok(Item::Incomplete { offset, have: before as u64, need: need as u64 });
+            }
         }
     }
 
@@ -193,16 +198,43 @@ pub fn find_next_valid(file: &dyn File, path: &Path, from: u64, end: u64) -> Res
         if len <= MAX_RECORD_LEN && o + total <= end {
             let body = rel + RECORD_HEADER_LEN..rel + total as usize;
             let crc = match win.get(body) {
-                Some(payload) => record_crc(word, payload),
-                None => stream_crc(file, path, word, o + RECORD_HEADER_LEN as u64, u64::from(len))?,
+                Some(payload) => Some(record_crc(word, payload)),
+                // A payload beyond the window costs a long read: first check
+                // that the two headers that would follow look like headers,
+                // which rejects nearly every false candidate for free.
+                None if chain_plausible(file, path, o + total, end, 2)? => {
+                    Some(stream_crc(file, path, word, o + RECORD_HEADER_LEN as u64, u64::from(len))?)
+                }
+                None => None,
             };
-            if crc == stored {
+            if crc == Some(stored) {
                 return Ok(Some(o));
             }
         }
         o += 1;
     }
     Ok(None)
+}
+
+/// Whether `depth` record headers starting at `pos` look plausible: each
+/// has a length word within [`MAX_RECORD_LEN`], or the file ends (cleanly
+/// or inside a header, as a torn tail would).
+fn chain_plausible(file: &dyn File, path: &Path, mut pos: u64, end: u64, depth: u32) -> Result<bool> {
+    for _ in 0..depth {
+        if pos + RECORD_HEADER_LEN as u64 > end {
+            return Ok(true);
+        }
+        let mut head = [0u8; 4];
+        if file.read_full_at(pos, &mut head).ctx("read", path)? < 4 {
+            return Ok(true);
+        }
+        let len = u32::from_le_bytes(head) & !PADDING_FLAG;
+        if len > MAX_RECORD_LEN {
+            return Ok(false);
+        }
+        pos += RECORD_HEADER_LEN as u64 + u64::from(len);
+    }
+    Ok(true)
 }
 
 fn stream_crc(file: &dyn File, path: &Path, word: u32, mut at: u64, mut len: u64) -> Result<u32> {

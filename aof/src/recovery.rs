@@ -104,6 +104,10 @@ pub struct Recovery {
     report: RecoveryReport,
     /// Where `LoadUntilDamage` stopped: segment index and offset.
     stop: Option<(usize, u64)>,
+    /// Total bytes of the segment files, for progress reports.
+    total_bytes: u64,
+    /// Bytes of the segments already read completely.
+    done_bytes: u64,
 }
 
 impl Recovery {
@@ -126,6 +130,20 @@ impl Recovery {
                 });
             }
         }
+        if let Some(m) = &manifest {
+            let first = m.segments.first().map_or(Lsn(0), |s| s.start);
+            let covered = m.snapshot.as_ref().map_or(Lsn(0), |s| s.covered);
+            if covered < first {
+                return Err(Error::Inconsistent {
+                    path: crate::manifest::manifest_path(&dir),
+                    reason: format!(
+                        "the log starts at position {first} but {} covers only up to {covered}: \
+                         the records in between are missing",
+                        m.snapshot.as_ref().map_or("no snapshot".to_owned(), |s| format!("snapshot {}", s.name))
+                    ),
+                });
+            }
+        }
         let report = RecoveryReport {
             snapshot: manifest.as_ref().and_then(|m| m.snapshot.clone()),
             ..RecoveryReport::default()
@@ -134,12 +152,27 @@ impl Recovery {
             Some(_) => State::Next { idx: 0 },
             None => State::Done { end_off: SEGMENT_HEADER_LEN as u64 },
         };
-        Ok(Recovery { fs, dir, opts, manifest, state, report, stop: None })
+        let mut total_bytes = 0;
+        for seg in manifest.iter().flat_map(|m| &m.segments) {
+            let p = dir.join(seg.file_name());
+            total_bytes += fs.open(&p).and_then(|f| f.len()).unwrap_or(0);
+        }
+        Ok(Recovery { fs, dir, opts, manifest, state, report, stop: None, total_bytes, done_bytes: 0 })
     }
 
     /// The snapshot to load before replaying the records.
     pub fn snapshot(&self) -> Option<&SnapshotRef> {
         self.report.snapshot.as_ref()
+    }
+
+    /// `(bytes read, total bytes)` of the segment files: for `INFO`'s
+    /// `loading_loaded_bytes` / `loading_total_bytes` while replaying.
+    pub fn progress(&self) -> (u64, u64) {
+        let current = match &self.state {
+            State::Reading { reader, .. } => reader.offset(),
+            _ => 0,
+        };
+        ((self.done_bytes + current).min(self.total_bytes), self.total_bytes)
     }
 
     /// What has been found so far.
@@ -239,6 +272,7 @@ impl Recovery {
         let end_off = reader.offset();
         let end_lsn = reader.header().start.0 + end_off - SEGMENT_HEADER_LEN as u64;
         if self.is_last(idx) {
+            self.done_bytes += end_off;
             self.report.end = Lsn(end_lsn);
             self.state = State::Done { end_off };
             return Ok(());
@@ -258,6 +292,7 @@ impl Recovery {
             }
             return Err(err);
         }
+        self.done_bytes += end_off;
         self.state = State::Next { idx: idx + 1 };
         Ok(())
     }
@@ -327,9 +362,16 @@ impl Recovery {
             // Keep the unloaded bytes for the repair tool, then continue the
             // log from the damage point.
             let mut saved = Vec::new();
+            let existing = fs.list(&dir).ctx("list", &dir)?;
             for (i, seg) in manifest.segments.iter().enumerate().skip(idx) {
                 let path = dir.join(seg.file_name());
-                let keep = dir.join(format!("{}.damaged", seg.file_name()));
+                // Never overwrite what an earlier damaged start kept.
+                let base = format!("{}.damaged", seg.file_name());
+                let name = (0..)
+                    .map(|n| if n == 0 { base.clone() } else { format!("{base}.{n}") })
+                    .find(|c| !existing.contains(c))
+                    .unwrap_or(base);
+                let keep = dir.join(name);
                 if i == idx {
                     copy_file(&*fs, &path, &keep)?;
                 } else {

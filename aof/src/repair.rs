@@ -24,7 +24,8 @@ use crate::format::{
     RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::fs::{File, Fs};
-use crate::manifest::read_manifest;
+use crate::format::parse_segment_file_name;
+use crate::manifest::{read_manifest, SegmentEntry};
 use crate::reader::{find_next_valid, Item, SegmentReader, CHUNK};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -142,27 +143,39 @@ pub fn check(fs: &dyn Fs, target: &Path, fix: bool) -> Result<CheckReport> {
     } else {
         (target.parent().unwrap_or(Path::new(".")).to_path_buf(), Some(target.to_path_buf()))
     };
+    let mut fix = fix;
     let manifest = match read_manifest(fs, &dir) {
         Ok(m) => m,
-        Err(e) if single.is_some() => {
-            report.errors.push(format!("ignoring the directory's manifest: {e}"));
+        Err(e @ Error::BadManifest { .. }) => {
+            // Still check every segment file, but repair nothing: without
+            // the manifest we cannot tell where each segment must end.
+            report.errors.push(format!("{e}; segment files checked on their own, nothing fixed"));
+            fix = false;
             None
         }
         Err(e) => return Err(e),
     };
-    // (path, where the segment must end as a file offset; None = last).
-    let mut plan: Vec<(PathBuf, Option<u64>)> = Vec::new();
+    // (path, the manifest entry, where the segment must end as a file
+    // offset; None = last segment).
+    let mut plan: Vec<(PathBuf, Option<SegmentEntry>, Option<u64>)> = Vec::new();
     match (&single, &manifest) {
-        (None, None) => {
+        (None, None) if report.errors.is_empty() => {
             return Err(Error::BadManifest {
                 path: dir.join(MANIFEST_NAME),
                 reason: "not found: not a log directory".into(),
             })
         }
+        (None, None) => {
+            for name in fs.list(&dir).ctx("list", &dir)? {
+                if parse_segment_file_name(&name).is_some() {
+                    plan.push((dir.join(name), None, None));
+                }
+            }
+        }
         (None, Some(m)) => {
             for (i, seg) in m.segments.iter().enumerate() {
                 let expected = m.segments.get(i + 1).map(|next| expected_end(seg.start, next.start));
-                plan.push((dir.join(seg.file_name()), expected));
+                plan.push((dir.join(seg.file_name()), Some(*seg), expected));
             }
         }
         (Some(path), m) => {
@@ -173,10 +186,10 @@ pub fn check(fs: &dyn Fs, target: &Path, fix: bool) -> Result<CheckReport> {
                 let (seg, next) = (segs.get(i)?, segs.get(i + 1)?);
                 Some(expected_end(seg.start, next.start))
             });
-            plan.push((path.clone(), expected));
+            plan.push((path.clone(), pos.and_then(|i| segs.get(i).copied()), expected));
         }
     }
-    for (path, expected) in plan {
+    for (path, entry, expected) in plan {
         let file = match fs.open(&path) {
             Ok(f) => f,
             Err(e) if single.is_some() => return Err(Error::Io { op: "open", path, source: e }),
@@ -186,6 +199,18 @@ pub fn check(fs: &dyn Fs, target: &Path, fix: bool) -> Result<CheckReport> {
             }
         };
         let (mut fr, runs, file) = scan(file, &path, expected)?;
+        if let (Ok(h), Some(e)) = (&fr.header, entry) {
+            if h.seq != e.seq || h.start != e.start {
+                report.errors.push(format!(
+                    "{}: header says segment {} at position {}, manifest says segment {} at {}",
+                    path.display(),
+                    h.seq,
+                    h.start,
+                    e.seq,
+                    e.start
+                ));
+            }
+        }
         if fix && !fr.problems.is_empty() {
             match plan_fix(&fr, &runs) {
                 Ok(edits) => fr.fix = Some(apply_fix(fs, file, &path, &fr, edits)?),
@@ -373,7 +398,14 @@ fn apply_fix(fs: &dyn Fs, mut file: Box<dyn File>, path: &Path, fr: &FileReport,
     };
     let saved_bytes: u64 = regions.iter().map(|r| r.1.min(fr.file_len.saturating_sub(r.0))).sum();
     if saved_bytes > 0 {
-        let save = path.with_extension("aof.dropped");
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let existing = fs.list(dir).ctx("list", dir)?;
+        let base = format!("{}.dropped", path.file_name().and_then(|n| n.to_str()).unwrap_or("segment"));
+        let name = (0..)
+            .map(|n| if n == 0 { base.clone() } else { format!("{base}.{n}") })
+            .find(|c| !existing.contains(c))
+            .unwrap_or(base);
+        let save = dir.join(name);
         let mut out = fs.create(&save).ctx("create", &save)?;
         let mut at = 0u64;
         let mut buf = vec![0u8; CHUNK];
@@ -392,7 +424,6 @@ fn apply_fix(fs: &dyn Fs, mut file: Box<dyn File>, path: &Path, fr: &FileReport,
             }
         }
         out.sync_data().ctx("sync", &save)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
         fs.sync_dir(dir).ctx("sync directory", dir)?;
         action.saved_to = Some(save);
     }

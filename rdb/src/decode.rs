@@ -15,6 +15,9 @@ pub enum ModuleMode {
     /// Report them as [`Value::Module`] with the raw payload (default).
     #[default]
     Report,
+    /// Skip keys holding module values (and MODULE_AUX data), recording a
+    /// warning for each (see `Reader::warnings`).
+    Skip,
     /// Fail with [`Error::Unsupported`] naming the module.
     Error,
 }
@@ -33,7 +36,11 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { modules: ModuleMode::Report, skip_empty_keys: true, verify_checksum: true }
+        DecodeOptions {
+            modules: ModuleMode::Report,
+            skip_empty_keys: true,
+            verify_checksum: true,
+        }
     }
 }
 
@@ -53,12 +60,22 @@ fn read_len_raw<I: Input>(inp: &mut I, what: &'static str) -> Result<Len> {
         2 => match b {
             0x80 => Len::Plain(u64::from(u32::from_be_bytes(inp.array(what)?))),
             0x81 => Len::Plain(u64::from_be_bytes(inp.array(what)?)),
-            _ => return Err(Error::corrupt(at, format!("bad length prefix {b:#04x} for {what}"))),
+            _ => {
+                return Err(Error::corrupt(
+                    at,
+                    format!("bad length prefix {b:#04x} for {what}"),
+                ))
+            }
         },
         _ => match b & 0x3f {
             0..=2 => Len::Int(b & 0x3f),
             3 => Len::Lzf,
-            e => return Err(Error::corrupt(at, format!("unknown string encoding {e} for {what}"))),
+            e => {
+                return Err(Error::corrupt(
+                    at,
+                    format!("unknown string encoding {e} for {what}"),
+                ))
+            }
         },
     })
 }
@@ -68,7 +85,10 @@ pub fn read_length<I: Input>(inp: &mut I, what: &'static str) -> Result<u64> {
     let at = inp.offset();
     match read_len_raw(inp, what)? {
         Len::Plain(n) => Ok(n),
-        _ => Err(Error::corrupt(at, format!("expected a length for {what}, found a string encoding"))),
+        _ => Err(Error::corrupt(
+            at,
+            format!("expected a length for {what}, found a string encoding"),
+        )),
     }
 }
 
@@ -87,7 +107,10 @@ pub fn read_blob<'i, I: Input>(inp: &'i mut I, what: &'static str) -> Result<(Co
                 1 => i64::from(i16::from_le_bytes(inp.array(what)?)),
                 _ => i64::from(i32::from_le_bytes(inp.array(what)?)),
             };
-            Ok((Cow::Owned(itoa::Buffer::new().format(v).as_bytes().to_vec()), at))
+            Ok((
+                Cow::Owned(itoa::Buffer::new().format(v).as_bytes().to_vec()),
+                at,
+            ))
         }
         Len::Lzf => {
             let clen = read_length(inp, what)?;
@@ -99,10 +122,14 @@ pub fn read_blob<'i, I: Input>(inp: &'i mut I, what: &'static str) -> Result<(Co
                     format!("LZF {what} claims {len} bytes from {clen} compressed bytes"),
                 ));
             }
-            let len = usize::try_from(len).map_err(|_| Error::corrupt(at, "LZF length overflow"))?;
+            let len =
+                usize::try_from(len).map_err(|_| Error::corrupt(at, "LZF length overflow"))?;
             let comp = inp.take(clen, what)?;
             let out = lzf::decompress(comp, len).map_err(|e| {
-                Error::corrupt(data_at, format!("LZF data of {what} does not decompress: {e:?}"))
+                Error::corrupt(
+                    data_at,
+                    format!("LZF data of {what} does not decompress: {e:?}"),
+                )
             })?;
             Ok((Cow::Owned(out), data_at))
         }
@@ -137,17 +164,21 @@ fn read_ascii_double<I: Input>(inp: &mut I) -> Result<f64> {
 /// Parse a score stored as text (ziplists, listpacks, ASCII zsets).
 pub fn parse_score(s: &[u8]) -> Option<f64> {
     let t = std::str::from_utf8(s).ok()?;
-    t.parse::<f64>().ok().or_else(|| match t.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        _ => None,
-    })
+    t.parse::<f64>()
+        .ok()
+        .or_else(|| match t.to_ascii_lowercase().as_str() {
+            "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+            "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        })
 }
 
 fn elem_score(e: &Elem<'_>, at: u64) -> Result<f64> {
     match e {
         Elem::Int(i) => Ok(*i as f64),
-        Elem::Str(s) => parse_score(s).ok_or_else(|| Error::corrupt(at, "expected a numeric score")),
+        Elem::Str(s) => {
+            parse_score(s).ok_or_else(|| Error::corrupt(at, "expected a numeric score"))
+        }
     }
 }
 
@@ -175,14 +206,30 @@ fn packed_elems(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Vec<u8>
     Ok(v)
 }
 
-fn pairs_from(elems: Vec<Vec<u8>>, base: u64) -> Result<Vec<HashField>> {
-    if !elems.len().is_multiple_of(2) {
-        return Err(Error::corrupt(base, "expected field/value pairs, found an odd element count"));
+fn hash_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<HashField>> {
+    let mut out = Vec::new();
+    let mut field: Option<Vec<u8>> = None;
+    let mut f = |e: Elem<'_>| {
+        match field.take() {
+            None => field = Some(e.to_vec()),
+            Some(k) => out.push(HashField {
+                field: k,
+                value: e.to_vec(),
+                expire_ms: None,
+            }),
+        }
+        Ok(())
+    };
+    if is_listpack {
+        listpack::for_each(blob, base, &mut f)?;
+    } else {
+        ziplist::for_each(blob, base, &mut f)?;
     }
-    let mut it = elems.into_iter();
-    let mut out = Vec::with_capacity(it.len() / 2);
-    while let (Some(f), Some(v)) = (it.next(), it.next()) {
-        out.push(HashField { field: f, value: v, expire_ms: None });
+    if field.is_some() {
+        return Err(Error::corrupt(
+            base,
+            "expected field/value pairs, found an odd element count",
+        ));
     }
     Ok(out)
 }
@@ -203,7 +250,10 @@ fn zset_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<(Ve
         ziplist::for_each(blob, base, &mut f)?;
     }
     if member.is_some() {
-        return Err(Error::corrupt(base, "expected member/score pairs, found an odd element count"));
+        return Err(Error::corrupt(
+            base,
+            "expected member/score pairs, found an odd element count",
+        ));
     }
     Ok(out)
 }
@@ -211,12 +261,17 @@ fn zset_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<(Ve
 fn hash_listpack_ex(blob: &[u8], base: u64) -> Result<Vec<HashField>> {
     let elems = listpack::collect(blob, base)?;
     if elems.len() % 3 != 0 {
-        return Err(Error::corrupt(base, "expected field/value/ttl triples in listpack-ex hash"));
+        return Err(Error::corrupt(
+            base,
+            "expected field/value/ttl triples in listpack-ex hash",
+        ));
     }
     let mut out = Vec::with_capacity(elems.len() / 3);
     for t in elems.chunks_exact(3) {
         if let [f, v, ttl] = t {
-            let ttl = ttl.as_int().ok_or_else(|| Error::corrupt(base, "expected an integer TTL"))?;
+            let ttl = ttl
+                .as_int()
+                .ok_or_else(|| Error::corrupt(base, "expected an integer TTL"))?;
             out.push(HashField {
                 field: f.to_vec(),
                 value: v.to_vec(),
@@ -235,7 +290,25 @@ pub fn read_module_body<I: Input>(inp: &mut I, id: u64) -> Result<ModuleValue> {
     let raw = inp.end_capture();
     res?;
     let (name, encver) = module_name(id);
-    Ok(ModuleValue { id, name, encver, raw })
+    Ok(ModuleValue {
+        id,
+        name,
+        encver,
+        raw,
+    })
+}
+
+/// Skip a KEY_META block (Redis 8.6+, after its opcode): a class count, then
+/// per class a 4-byte class spec and module-encoded fields up to EOF.
+/// Returns the class specs found.
+pub fn skip_key_meta<I: Input>(inp: &mut I) -> Result<Vec<u32>> {
+    let n = read_length(inp, "key metadata class count")?;
+    let mut specs = Vec::new();
+    for _ in 0..n {
+        specs.push(u32::from_le_bytes(inp.array("key metadata class spec")?));
+        skip_module_fields(inp)?;
+    }
+    Ok(specs)
 }
 
 fn skip_module_fields<I: Input>(inp: &mut I) -> Result<()> {
@@ -261,7 +334,12 @@ fn skip_module_fields<I: Input>(inp: &mut I) -> Result<()> {
 }
 
 /// Decode one value of the given kind.
-pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeOptions) -> Result<Value> {
+pub fn read_value<I: Input>(
+    inp: &mut I,
+    kind: Kind,
+    fmt: Format,
+    opts: &DecodeOptions,
+) -> Result<Value> {
     let at = inp.offset();
     Ok(match kind {
         Kind::String => Value::String(read_string(inp, "string value")?),
@@ -273,7 +351,11 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
             for _ in 0..n {
                 let field = read_string(inp, "hash field")?;
                 let value = read_string(inp, "hash value")?;
-                v.push(HashField { field, value, expire_ms: None });
+                v.push(HashField {
+                    field,
+                    value,
+                    expire_ms: None,
+                });
             }
             Value::Hash(v)
         }
@@ -315,7 +397,12 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
         Kind::HashZipmap => {
             let (blob, base) = read_blob(inp, "zipmap")?;
             let pairs = intset::decode_zipmap(&blob, base)?;
-            Value::Hash(pairs.into_iter().map(|(f, v)| HashField::new(f, v)).collect())
+            Value::Hash(
+                pairs
+                    .into_iter()
+                    .map(|(f, v)| HashField::new(f, v))
+                    .collect(),
+            )
         }
         Kind::ListZiplist => {
             let (blob, base) = read_blob(inp, "ziplist")?;
@@ -324,7 +411,11 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
         Kind::SetIntset => {
             let (blob, base) = read_blob(inp, "intset")?;
             let vals = intset::decode(&blob, base)?;
-            Value::Set(vals.iter().map(|v| itoa::Buffer::new().format(*v).as_bytes().to_vec()).collect())
+            Value::Set(
+                vals.iter()
+                    .map(|v| itoa::Buffer::new().format(*v).as_bytes().to_vec())
+                    .collect(),
+            )
         }
         Kind::SetListpack => {
             let (blob, base) = read_blob(inp, "set listpack")?;
@@ -336,7 +427,7 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
         }
         Kind::HashZiplist | Kind::HashListpack => {
             let (blob, base) = read_blob(inp, "hash ziplist/listpack")?;
-            Value::Hash(pairs_from(packed_elems(&blob, base, kind == Kind::HashListpack)?, base)?)
+            Value::Hash(hash_from_packed(&blob, base, kind == Kind::HashListpack)?)
         }
         Kind::HashListpackEx | Kind::HashListpackExPreGa => {
             if kind == Kind::HashListpackEx {
@@ -346,7 +437,11 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
             Value::Hash(hash_listpack_ex(&blob, base)?)
         }
         Kind::HashMetadata | Kind::HashMetadataPreGa => {
-            let min = if kind == Kind::HashMetadata { read_ms(inp, "hash min expire")? as u64 } else { 0 };
+            let min = if kind == Kind::HashMetadata {
+                read_ms(inp, "hash min expire")? as u64
+            } else {
+                0
+            };
             let n = read_length(inp, "hash length")?;
             let mut v = Vec::with_capacity(inp.capacity_for(n));
             for _ in 0..n {
@@ -358,7 +453,11 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
                 };
                 let field = read_string(inp, "hash field")?;
                 let value = read_string(inp, "hash value")?;
-                v.push(HashField { field, value, expire_ms: expire });
+                v.push(HashField {
+                    field,
+                    value,
+                    expire_ms: expire,
+                });
             }
             Value::Hash(v)
         }
@@ -369,7 +468,11 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
                 let field = read_string(inp, "hash field")?;
                 let value = read_string(inp, "hash value")?;
                 let exp = read_ms(inp, "hash field expiry")?;
-                v.push(HashField { field, value, expire_ms: (exp >= 0).then_some(exp as u64) });
+                v.push(HashField {
+                    field,
+                    value,
+                    expire_ms: (exp >= 0).then_some(exp as u64),
+                });
             }
             Value::Hash(v)
         }
@@ -381,7 +484,10 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
                     let c_at = inp.offset();
                     let c = read_length(inp, "quicklist container")?;
                     if c != QUICKLIST_PLAIN && c != QUICKLIST_PACKED {
-                        return Err(Error::corrupt(c_at, format!("expected quicklist container 1 or 2, found {c}")));
+                        return Err(Error::corrupt(
+                            c_at,
+                            format!("expected quicklist container 1 or 2, found {c}"),
+                        ));
                     }
                     c
                 } else {
@@ -407,6 +513,12 @@ pub fn read_value<I: Input>(inp: &mut I, kind: Kind, fmt: Format, opts: &DecodeO
                 _ => 3,
             };
             Value::Stream(Box::new(stream::read_stream(inp, version)?))
+        }
+        Kind::Stream4 | Kind::Stream5 | Kind::Array => {
+            return Err(Error::Unsupported {
+                offset: at,
+                what: format!("{kind:?} value (Redis 8.6+ type) in {fmt}"),
+            })
         }
         Kind::ValkeyPathHash => {
             return Err(Error::Unsupported {

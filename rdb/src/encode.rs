@@ -53,7 +53,10 @@ impl Target {
     }
 
     fn refuse(self, what: impl Into<String>) -> Error {
-        Error::Unrepresentable { target: self.format().to_string(), what: what.into() }
+        Error::Unrepresentable {
+            target: self.format().to_string(),
+            what: what.into(),
+        }
     }
 }
 
@@ -69,14 +72,20 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions { target: Target::Redis10, compress: true }
+        EncodeOptions {
+            target: Target::Redis10,
+            compress: true,
+        }
     }
 }
 
 impl EncodeOptions {
     /// Options for a target with compression on.
     pub fn for_target(target: Target) -> Self {
-        EncodeOptions { target, ..Default::default() }
+        EncodeOptions {
+            target,
+            ..Default::default()
+        }
     }
 }
 
@@ -144,7 +153,11 @@ pub fn write_ms(out: &mut Vec<u8>, ms: i64) {
 /// integers, others in shortest round-trip form.
 fn score_text(s: f64) -> Vec<u8> {
     if s.is_infinite() {
-        return if s > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
+        return if s > 0.0 {
+            b"inf".to_vec()
+        } else {
+            b"-inf".to_vec()
+        };
     }
     if s.fract() == 0.0 && s.abs() < 9_007_199_254_740_992.0 {
         return itoa::Buffer::new().format(s as i64).as_bytes().to_vec();
@@ -182,7 +195,10 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
                 if v10 {
                     let mut lp = listpack::Builder::new();
                     while let Some(it) = items.get(i) {
-                        if lp.count() > 0 && (lp.len_bytes() + it.len() > LIST_NODE_BYTES || it.len() >= PLAIN_THRESHOLD) {
+                        if lp.count() > 0
+                            && (lp.len_bytes() + it.len() > LIST_NODE_BYTES
+                                || it.len() >= PLAIN_THRESHOLD)
+                        {
                             break;
                         }
                         lp.push(it);
@@ -210,7 +226,11 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
                 }
                 write_string(out, data, z);
             }
-            if v10 { 18 } else { 14 }
+            if v10 {
+                18
+            } else {
+                14
+            }
         }
         Value::Set(members) => {
             if members.is_empty() {
@@ -293,7 +313,10 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
         }
         Value::Module(m) => {
             if module_id(&m.name, m.encver) != Some(m.id) {
-                return Err(t.refuse(format!("module value with inconsistent id for '{}'", m.name)));
+                return Err(t.refuse(format!(
+                    "module value with inconsistent id for '{}'",
+                    m.name
+                )));
             }
             write_length(out, m.id);
             out.extend_from_slice(&m.raw);
@@ -308,19 +331,31 @@ fn encode_hash(out: &mut Vec<u8>, fields: &[HashField], opts: &EncodeOptions) ->
     if fields.is_empty() {
         return Err(t.refuse("an empty hash (Redis deletes empty keys)"));
     }
-    let is_small = small(fields.len(), fields.iter().flat_map(|f| [f.field.as_slice(), f.value.as_slice()]));
+    let is_small = small(
+        fields.len(),
+        fields
+            .iter()
+            .flat_map(|f| [f.field.as_slice(), f.value.as_slice()]),
+    );
     let min_expire = fields.iter().filter_map(|f| f.expire_ms).min();
     if let Some(min) = min_expire {
         const MAX_TTL: u64 = (1 << 48) - 1;
         match t {
             Target::Redis12 => {
-                if fields.iter().any(|f| f.expire_ms.is_some_and(|e| e > MAX_TTL || e == 0)) {
+                if fields
+                    .iter()
+                    .any(|f| f.expire_ms.is_some_and(|e| e > MAX_TTL || e == 0))
+                {
                     return Err(t.refuse("a hash field expiry of 0 or above 2^48-1 ms"));
                 }
                 write_ms(out, min as i64);
                 if is_small {
+                    // Redis keeps listpack-ex hashes ordered by expiry, fields
+                    // without one last (its active expiry looks at the head).
+                    let mut ordered: Vec<&HashField> = fields.iter().collect();
+                    ordered.sort_by_key(|f| f.expire_ms.unwrap_or(u64::MAX));
                     let mut lp = listpack::Builder::new();
-                    for f in fields {
+                    for f in ordered {
                         lp.push(&f.field);
                         lp.push(&f.value);
                         lp.push_int(f.expire_ms.unwrap_or(0) as i64);

@@ -92,7 +92,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn corrupt(offset: u64, detail: impl Into<String>) -> Error {
-        Error::Corrupt { offset, detail: detail.into() }
+        Error::Corrupt {
+            offset,
+            detail: detail.into(),
+        }
     }
 }
 

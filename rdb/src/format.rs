@@ -7,8 +7,10 @@
 
 use crate::error::{Error, Result};
 
-/// Highest `REDIS` version this crate reads.
-pub const MAX_REDIS_VERSION: u32 = 12;
+/// Highest `REDIS` version this crate reads. Versions 13 (Redis 8.6) and 14
+/// (Redis 8.8) are read except for their new value types (IDMP/NACK streams,
+/// arrays), which give [`Error::Unsupported`]; KEY_META opcodes are skipped.
+pub const MAX_REDIS_VERSION: u32 = 14;
 /// Lowest and highest `VALKEY` version this crate reads.
 pub const VALKEY_VERSIONS: std::ops::RangeInclusive<u32> = 80..=81;
 
@@ -33,12 +35,18 @@ pub struct Format {
 impl Format {
     /// `REDIS` format of the given version.
     pub const fn redis(version: u32) -> Format {
-        Format { magic: Magic::Redis, version }
+        Format {
+            magic: Magic::Redis,
+            version,
+        }
     }
 
     /// `VALKEY` format of the given version.
     pub const fn valkey(version: u32) -> Format {
-        Format { magic: Magic::Valkey, version }
+        Format {
+            magic: Magic::Valkey,
+            version,
+        }
     }
 
     /// The format a DUMP payload of this version belongs to (payloads carry
@@ -64,10 +72,15 @@ impl Format {
         if h.len() != 9 || !digits.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
-        let version = digits.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+        let version = digits
+            .iter()
+            .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
         let f = Format { magic, version };
         if !f.is_supported() {
-            return Err(Error::UnsupportedVersion { magic: f.magic_str(), version });
+            return Err(Error::UnsupportedVersion {
+                magic: f.magic_str(),
+                version,
+            });
         }
         Ok(f)
     }
@@ -131,16 +144,24 @@ impl Format {
             19 => Stream2,
             20 => SetListpack,
             21 => Stream3,
+            // Byte 22/23 mean different things to Redis (7.4 release
+            // candidates, RDB 12) and Valkey (9.0+, RDB 80+); neither exists
+            // in older formats.
             22 => match self.magic {
                 Magic::Valkey => ValkeyHash2,
-                Magic::Redis => HashMetadataPreGa,
+                Magic::Redis if self.version >= 12 => HashMetadataPreGa,
+                Magic::Redis => return None,
             },
             23 => match self.magic {
-                Magic::Valkey => ValkeyPathHash,
-                Magic::Redis => HashListpackExPreGa,
+                Magic::Valkey if self.version >= 81 => ValkeyPathHash,
+                Magic::Redis if self.version >= 12 => HashListpackExPreGa,
+                _ => return None,
             },
-            24 if self.magic == Magic::Redis => HashMetadata,
-            25 if self.magic == Magic::Redis => HashListpackEx,
+            24 if self.magic == Magic::Redis && self.version >= 12 => HashMetadata,
+            25 if self.magic == Magic::Redis && self.version >= 12 => HashListpackEx,
+            26 if self.magic == Magic::Redis && self.version >= 13 => Stream4,
+            27 if self.magic == Magic::Redis && self.version >= 14 => Stream5,
+            28 if self.magic == Magic::Redis && self.version >= 14 => Array,
             _ => return None,
         })
     }
@@ -162,7 +183,8 @@ impl Format {
             245 => Function2,
             244 => SlotInfo,
             243 => match self.magic {
-                Magic::Redis => KeyMeta,
+                Magic::Redis if self.version >= 13 => KeyMeta,
+                Magic::Redis => return None,
                 Magic::Valkey => SlotImport,
             },
             242 if self.magic == Magic::Valkey => Update,
@@ -235,6 +257,12 @@ pub enum Kind {
     HashMetadata,
     /// 25: listpack hash with field TTLs.
     HashListpackEx,
+    /// 26 (Redis 8.6): stream with IDMP metadata (not supported).
+    Stream4,
+    /// 27 (Redis 8.8): stream with NACK zone (not supported).
+    Stream5,
+    /// 28 (Redis 8.8): array (not supported).
+    Array,
 }
 
 /// Opcodes.
@@ -282,7 +310,13 @@ pub fn module_name(id: u64) -> (String, u16) {
     let mut name = String::with_capacity(9);
     for i in 0..9u32 {
         let c = ((id >> (64 - 6 * (i + 1))) & 63) as usize;
-        name.push(MODULE_CHARSET.get(c).copied().map(char::from).unwrap_or('?'));
+        name.push(
+            MODULE_CHARSET
+                .get(c)
+                .copied()
+                .map(char::from)
+                .unwrap_or('?'),
+        );
     }
     (name, (id & 1023) as u16)
 }
@@ -304,3 +338,40 @@ pub fn module_id(name: &str, encver: u16) -> Option<u64> {
 pub const QUICKLIST_PLAIN: u64 = 1;
 /// Quicklist 2 packed (listpack) node.
 pub const QUICKLIST_PACKED: u64 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_depend_on_magic_and_version() {
+        assert_eq!(Format::redis(12).kind(22), Some(Kind::HashMetadataPreGa));
+        assert_eq!(Format::valkey(80).kind(22), Some(Kind::ValkeyHash2));
+        assert_eq!(Format::redis(11).kind(22), None);
+        assert_eq!(Format::redis(11).kind(24), None);
+        assert_eq!(Format::valkey(80).kind(24), None);
+        assert_eq!(Format::valkey(80).kind(23), None);
+        assert_eq!(Format::valkey(81).kind(23), Some(Kind::ValkeyPathHash));
+        assert_eq!(Format::redis(12).opcode(243), None);
+        assert_eq!(Format::valkey(80).opcode(243), Some(Opcode::SlotImport));
+        assert_eq!(Format::redis(10).opcode(242), None);
+        assert_eq!(
+            Format::parse_header(b"VALKEY080").unwrap(),
+            Format::valkey(80)
+        );
+        assert!(Format::parse_header(b"REDIS0015").is_err());
+        assert_eq!(Format::redis(13).opcode(243), Some(Opcode::KeyMeta));
+        assert_eq!(Format::redis(13).kind(26), Some(Kind::Stream4));
+        assert_eq!(Format::redis(12).kind(26), None);
+        assert!(Format::parse_header(b"VALKEY012").is_err());
+        assert_eq!(Format::redis(7).header(), b"REDIS0007");
+    }
+
+    #[test]
+    fn module_ids() {
+        let id = module_id("hellotype", 0).unwrap();
+        assert_eq!(module_name(id), ("hellotype".to_string(), 0));
+        assert_eq!(module_name(module_id("ReJSON-RL", 3).unwrap()).1, 3);
+        assert!(module_id("short", 0).is_none());
+    }
+}

@@ -53,12 +53,22 @@ pub struct SliceInput<'a> {
 impl<'a> SliceInput<'a> {
     /// Read `data`; offsets start at 0.
     pub fn new(data: &'a [u8]) -> Self {
-        SliceInput { data, pos: 0, base: 0, capture: None }
+        SliceInput {
+            data,
+            pos: 0,
+            base: 0,
+            capture: None,
+        }
     }
 
     /// Read `data`, reporting offsets starting at `base`.
     pub fn with_base(data: &'a [u8], base: u64) -> Self {
-        SliceInput { data, pos: 0, base, capture: None }
+        SliceInput {
+            data,
+            pos: 0,
+            base,
+            capture: None,
+        }
     }
 
     /// Bytes not consumed yet.
@@ -85,7 +95,10 @@ impl Input for SliceInput<'_> {
                 self.pos += 1;
                 Ok(b)
             }
-            None => Err(Error::Truncated { offset: self.offset(), expected: what }),
+            None => Err(Error::Truncated {
+                offset: self.offset(),
+                expected: what,
+            }),
         }
     }
 
@@ -94,16 +107,27 @@ impl Input for SliceInput<'_> {
         let avail = (self.data.len() - self.pos) as u64;
         if n > avail {
             return Err(if n > 16 {
-                Error::TooLong { offset: self.offset(), what, claimed: n, available: avail }
+                Error::TooLong {
+                    offset: self.offset(),
+                    what,
+                    claimed: n,
+                    available: avail,
+                }
             } else {
-                Error::Truncated { offset: self.offset(), expected: what }
+                Error::Truncated {
+                    offset: self.offset(),
+                    expected: what,
+                }
             });
         }
         let start = self.pos;
         self.pos += n as usize;
         self.data
             .get(start..self.pos)
-            .ok_or(Error::Truncated { offset: self.base + start as u64, expected: what })
+            .ok_or_else(|| Error::Truncated {
+                offset: self.base + start as u64,
+                expected: what,
+            })
     }
 
     fn crc_so_far(&mut self) -> u64 {
@@ -156,7 +180,8 @@ impl<R: Read> ReadInput<R> {
             return Ok(());
         }
         // Digest and drop consumed bytes, then move the unread tail to the front.
-        self.crc.update(self.buf.get(self.crc_pos..self.pos).unwrap_or(&[]));
+        self.crc
+            .update(self.buf.get(self.crc_pos..self.pos).unwrap_or(&[]));
         self.buf.copy_within(self.pos..self.end, 0);
         self.base += self.pos as u64;
         self.end -= self.pos;
@@ -184,7 +209,10 @@ impl<R: Read> ReadInput<R> {
                         available: self.end as u64,
                     }
                 } else {
-                    Error::Truncated { offset: self.base + self.end as u64, expected: what }
+                    Error::Truncated {
+                        offset: self.base + self.end as u64,
+                        expected: what,
+                    }
                 });
             }
             self.end += got;
@@ -230,7 +258,8 @@ impl<R: Read> Input for ReadInput<R> {
     }
 
     fn crc_so_far(&mut self) -> u64 {
-        self.crc.update(self.buf.get(self.crc_pos..self.pos).unwrap_or(&[]));
+        self.crc
+            .update(self.buf.get(self.crc_pos..self.pos).unwrap_or(&[]));
         self.crc_pos = self.pos;
         self.crc.value()
     }

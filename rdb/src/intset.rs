@@ -23,7 +23,10 @@ pub fn decode(blob: &[u8], base: u64) -> Result<Vec<i64>> {
     }
     let body = blob.get(8..).unwrap_or(&[]);
     if len.checked_mul(enc) != Some(body.len()) {
-        return Err(bad(format!("{len} values of {enc} bytes do not fill {} bytes", body.len())));
+        return Err(bad(format!(
+            "{len} values of {enc} bytes do not fill {} bytes",
+            body.len()
+        )));
     }
     let mut out = Vec::with_capacity(len);
     for c in body.chunks_exact(enc) {
@@ -35,7 +38,9 @@ pub fn decode(blob: &[u8], base: u64) -> Result<Vec<i64>> {
         };
         if let Some(&prev) = out.last() {
             if v <= prev {
-                return Err(bad(format!("values not strictly ascending ({prev} then {v})")));
+                return Err(bad(format!(
+                    "values not strictly ascending ({prev} then {v})"
+                )));
             }
         }
         out.push(v);
@@ -72,7 +77,10 @@ pub fn decode_zipmap(blob: &[u8], base: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> 
     };
     let zmlen = *blob.first().ok_or_else(|| bad(0, "empty blob"))?;
     if zmlen == 255 {
-        return Err(bad(0, "count byte 0xFF (counts of 254 or more must be written as 254)"));
+        return Err(bad(
+            0,
+            "count byte 0xFF (counts of 254 or more must be written as 254)",
+        ));
     }
     let mut p = 1usize;
     let read_len = |p: &mut usize| -> Result<Option<usize>> {
@@ -95,12 +103,16 @@ pub fn decode_zipmap(blob: &[u8], base: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> 
     };
     let mut out = Vec::new();
     while let Some(klen) = read_len(&mut p)? {
-        let key = blob.get(p..p.saturating_add(klen)).ok_or_else(|| bad(p, "key overruns"))?;
+        let key = blob
+            .get(p..p.saturating_add(klen))
+            .ok_or_else(|| bad(p, "key overruns"))?;
         p += klen;
         let vlen = read_len(&mut p)?.ok_or_else(|| bad(p, "value length expected, found end"))?;
         let free = *blob.get(p).ok_or_else(|| bad(p, "free byte overruns"))? as usize;
         p += 1;
-        let val = blob.get(p..p.saturating_add(vlen)).ok_or_else(|| bad(p, "value overruns"))?;
+        let val = blob
+            .get(p..p.saturating_add(vlen))
+            .ok_or_else(|| bad(p, "value overruns"))?;
         p = p.saturating_add(vlen).saturating_add(free);
         out.push((key.to_vec(), val.to_vec()));
     }
@@ -119,7 +131,12 @@ mod tests {
 
     #[test]
     fn intset_round_trip() {
-        for vals in [vec![1i64, 2, 3], vec![-70000, 5], vec![i64::MIN, 0, i64::MAX], vec![]] {
+        for vals in [
+            vec![1i64, 2, 3],
+            vec![-70000, 5],
+            vec![i64::MIN, 0, i64::MAX],
+            vec![],
+        ] {
             assert_eq!(decode(&encode(&vals), 0).unwrap(), vals);
         }
         assert!(decode(&encode(&[3, 2]), 0).is_err());
@@ -127,8 +144,16 @@ mod tests {
 
     #[test]
     fn zipmap() {
-        let zm = [2u8, 1, b'a', 1, 0, b'x', 2, b'b', b'c', 3, 1, b'y', b'z', b'w', 0, 255];
+        let zm = [
+            2u8, 1, b'a', 1, 0, b'x', 2, b'b', b'c', 3, 1, b'y', b'z', b'w', 0, 255,
+        ];
         let got = decode_zipmap(&zm, 0).unwrap();
-        assert_eq!(got, vec![(b"a".to_vec(), b"x".to_vec()), (b"bc".to_vec(), b"yzw".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                (b"a".to_vec(), b"x".to_vec()),
+                (b"bc".to_vec(), b"yzw".to_vec())
+            ]
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! payloads:
 //! - a streaming [`Reader`] over a byte slice (memory-mapped files, see
 //!   [`MappedFile`]) or any [`std::io::Read`], for every `REDIS` version 1-12
+//!   (13/14: all but their new stream/array types; KEY_META is skipped)
 //!   and `VALKEY` 80/81, every value encoding (raw/int/LZF strings, linked
 //!   lists, ziplists, quicklists 1 and 2, intsets, listpacks, zipmaps, ASCII
 //!   and binary zset scores, hash field TTLs in Redis 7.4 and Valkey 9
@@ -23,6 +24,48 @@
 //! and ziplists, listpacks, intsets and zipmaps are validated entry by entry
 //! (as Redis's `sanitize-dump-payload yes`). Errors name the byte offset and
 //! what was expected ([`Error`]).
+//!
+//! **Entry points.**
+//!
+//! Reading a file (memory-mapped, constant memory apart from the current key):
+//! ```no_run
+//! use basalt_rdb::{DecodeOptions, Item, MappedFile};
+//! # fn main() -> basalt_rdb::Result<()> {
+//! let file = MappedFile::open("dump.rdb")?;
+//! for item in file.reader(DecodeOptions::default())? {
+//!     if let Item::Entry(e) = item? {
+//!         println!("db {} key {:?}: {}", e.db, e.key, e.value.type_name());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//! From a socket or pipe: `Reader::from_read(stream, opts)`.
+//!
+//! Writing a dump Redis 7.0+ loads, and reading it back:
+//! ```
+//! use basalt_rdb::{DecodeOptions, EncodeOptions, Entry, Item, Reader, Value, Writer};
+//! # fn main() -> basalt_rdb::Result<()> {
+//! let mut w = Writer::new(Vec::new(), EncodeOptions::default())?; // RDB 10
+//! w.aux(b"redis-ver", b"7.0.15")?;
+//! w.entry(&Entry::new("greeting", Value::String(b"hello".to_vec())))?;
+//! let bytes = w.finish()?;
+//! let keys: Vec<Item> = Reader::from_slice(&bytes, DecodeOptions::default())?
+//!     .collect::<basalt_rdb::Result<_>>()?;
+//! assert!(keys.iter().any(|i| matches!(i, Item::Entry(e) if e.key == b"greeting")));
+//! # Ok(()) }
+//! ```
+//!
+//! DUMP/RESTORE payloads:
+//! ```
+//! use basalt_rdb::{decode_dump, encode_dump, DecodeOptions, EncodeOptions, Value};
+//! # fn main() -> basalt_rdb::Result<()> {
+//! let v = Value::List(vec![b"a".to_vec(), b"42".to_vec()]);
+//! let payload = encode_dump(&v, &EncodeOptions::default())?;
+//! // Refuse payloads newer than what a Redis 7.0-compatible server accepts:
+//! let (back, version) = decode_dump(&payload, &DecodeOptions::default(), Some(10))?;
+//! assert_eq!((back, version), (v, 10));
+//! # Ok(()) }
+//! ```
 //!
 //! **Layout.**
 //! - [`format`]: magic/version, type and opcode tables chosen by (magic, version)
@@ -60,7 +103,7 @@ pub use error::{Error, Result};
 pub use format::{Format, Magic};
 pub use reader::{Checksum, Item, MappedFile, Reader};
 pub use value::{
-    Consumer, ConsumerGroup, Entry, Function, HashField, ModuleValue, PendingEntry, Stream, StreamEntry,
-    StreamId, Value,
+    Consumer, ConsumerGroup, Entry, Function, HashField, ModuleValue, PendingEntry, Stream,
+    StreamEntry, StreamId, Value,
 };
 pub use writer::Writer;

@@ -75,11 +75,19 @@ pub fn for_each<'a>(
     mut f: impl FnMut(Elem<'a>) -> Result<()>,
 ) -> Result<u64> {
     let bad = |at: usize, what: &str| {
-        Error::corrupt(base, format!("listpack invalid at inner offset {at}: {what}"))
+        Error::corrupt(
+            base,
+            format!("listpack invalid at inner offset {at}: {what}"),
+        )
     };
-    let total = rd::<4>(blob, 0).map(u32::from_le_bytes).ok_or_else(|| bad(0, "header"))?;
+    let total = rd::<4>(blob, 0)
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| bad(0, "header"))?;
     if total as usize != blob.len() || blob.len() < 7 {
-        return Err(bad(0, "expected total-bytes header equal to the blob length"));
+        return Err(bad(
+            0,
+            "expected total-bytes header equal to the blob length",
+        ));
     }
     let declared = rd::<2>(blob, 4).map(u16::from_le_bytes).unwrap_or(0);
     let end = blob.len() - 1;
@@ -94,19 +102,29 @@ pub fn for_each<'a>(
             (Elem::Int(i64::from(b & 0x7f)), 1usize)
         } else if b & 0xC0 == 0x80 {
             let l = (b & 0x3f) as usize;
-            let s = blob.get(p + 1..p + 1 + l).ok_or_else(|| bad(p, "string overruns"))?;
+            let s = blob
+                .get(p + 1..p + 1 + l)
+                .ok_or_else(|| bad(p, "string overruns"))?;
             (Elem::Str(s), 1 + l)
         } else if b & 0xE0 == 0xC0 {
-            let b1 = blob.get(p + 1).copied().ok_or_else(|| bad(p, "13-bit int overruns"))?;
+            let b1 = blob
+                .get(p + 1)
+                .copied()
+                .ok_or_else(|| bad(p, "13-bit int overruns"))?;
             let mut v = (i64::from(b & 0x1f) << 8) | i64::from(b1);
             if v >= 1 << 12 {
                 v -= 1 << 13;
             }
             (Elem::Int(v), 2)
         } else if b & 0xF0 == 0xE0 {
-            let b1 = blob.get(p + 1).copied().ok_or_else(|| bad(p, "12-bit length overruns"))?;
+            let b1 = blob
+                .get(p + 1)
+                .copied()
+                .ok_or_else(|| bad(p, "12-bit length overruns"))?;
             let l = ((b & 0x0f) as usize) << 8 | b1 as usize;
-            let s = blob.get(p + 2..p + 2 + l).ok_or_else(|| bad(p, "string overruns"))?;
+            let s = blob
+                .get(p + 2..p + 2 + l)
+                .ok_or_else(|| bad(p, "string overruns"))?;
             (Elem::Str(s), 2 + l)
         } else {
             match b {
@@ -155,14 +173,20 @@ pub fn for_each<'a>(
             shift += 7;
         }
         if v != len {
-            return Err(bad(p, &format!("backlen {v} does not match entry size {len}")));
+            return Err(bad(
+                p,
+                &format!("backlen {v} does not match entry size {len}"),
+            ));
         }
         f(elem)?;
         count += 1;
         p = bl_end;
     }
     if declared != u16::MAX && u64::from(declared) != count {
-        return Err(bad(4, &format!("header count {declared} but {count} entries")));
+        return Err(bad(
+            4,
+            &format!("header count {declared} but {count} entries"),
+        ));
     }
     Ok(count)
 }
@@ -278,7 +302,11 @@ impl Builder {
     pub fn finish(mut self) -> Vec<u8> {
         self.buf.push(0xFF);
         let total = self.buf.len() as u32;
-        let count = if self.count < u64::from(u16::MAX) { self.count as u16 } else { u16::MAX };
+        let count = if self.count < u64::from(u16::MAX) {
+            self.count as u16
+        } else {
+            u16::MAX
+        };
         if let Some(h) = self.buf.get_mut(0..4) {
             h.copy_from_slice(&total.to_le_bytes());
         }
@@ -295,14 +323,38 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let ints = [0i64, 1, 127, 128, -1, 4095, -4096, 4096, 32767, -32768, 8_388_607, -8_388_608,
-            i64::from(i32::MAX), i64::from(i32::MIN), i64::MAX, i64::MIN];
+        let ints = [
+            0i64,
+            1,
+            127,
+            128,
+            -1,
+            4095,
+            -4096,
+            4096,
+            32767,
+            -32768,
+            8_388_607,
+            -8_388_608,
+            i64::from(i32::MAX),
+            i64::from(i32::MIN),
+            i64::MAX,
+            i64::MIN,
+        ];
         let mut b = Builder::new();
         for &i in &ints {
             b.push_int(i);
         }
         let long = vec![b'x'; 20000];
-        let strs: Vec<&[u8]> = vec![b"", b"abc", &[b'y'; 63], &[b'y'; 64], &[b'z'; 4095], &[b'z'; 4096], &long];
+        let strs: Vec<&[u8]> = vec![
+            b"",
+            b"abc",
+            &[b'y'; 63],
+            &[b'y'; 64],
+            &[b'z'; 4095],
+            &[b'z'; 4096],
+            &long,
+        ];
         for s in &strs {
             b.push_str(s);
         }

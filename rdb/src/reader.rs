@@ -1,6 +1,9 @@
 //! The streaming file reader: yields one [`Item`] at a time, in file order.
 
-use crate::decode::{read_length, read_module_body, read_string, read_value, DecodeOptions, ModuleMode};
+use crate::decode::{
+    read_length, read_module_body, read_string, read_value, skip_key_meta, DecodeOptions,
+    ModuleMode,
+};
 use crate::error::{Error, Result};
 use crate::format::{module_op, Format, Opcode};
 use crate::input::{Input, ReadInput, SliceInput};
@@ -74,6 +77,7 @@ pub struct Reader<I> {
     freq: Option<u8>,
     done: bool,
     checksum: Option<Checksum>,
+    warnings: Vec<String>,
 }
 
 impl<'a> Reader<SliceInput<'a>> {
@@ -138,6 +142,7 @@ impl<I: Input> Reader<I> {
             freq: None,
             done: false,
             checksum: None,
+            warnings: Vec::new(),
         })
     }
 
@@ -156,6 +161,22 @@ impl<I: Input> Reader<I> {
         self.checksum
     }
 
+    /// Only the keys (AUX, functions and other items are dropped); errors
+    /// are passed through and end the iteration.
+    pub fn entries(self) -> impl Iterator<Item = Result<Entry>> {
+        self.filter_map(|i| match i {
+            Ok(Item::Entry(e)) => Some(Ok(e)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+
+    /// Things skipped so far, in the words Redis would log them (empty keys
+    /// when `skip_empty_keys` is set, module data with [`ModuleMode::Skip`]).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// The next item, or `None` after the EOF opcode (and checksum).
     pub fn next_item(&mut self) -> Result<Option<Item>> {
         while !self.done {
@@ -168,6 +189,20 @@ impl<I: Input> Reader<I> {
                 let lru_idle = self.idle.take();
                 let lfu_freq = self.freq.take();
                 if self.opts.skip_empty_keys && value.is_empty_collection() {
+                    self.warnings.push(format!(
+                        "offset {at}: skipping empty key '{}' (type {b})",
+                        String::from_utf8_lossy(&key)
+                    ));
+                    continue;
+                }
+                if let (ModuleMode::Skip, crate::value::Value::Module(m)) =
+                    (self.opts.modules, &value)
+                {
+                    self.warnings.push(format!(
+                        "offset {at}: skipping key '{}' holding module data of type '{}'",
+                        String::from_utf8_lossy(&key),
+                        m.name
+                    ));
                     continue;
                 }
                 return Ok(Some(Item::Entry(Entry {
@@ -205,7 +240,10 @@ impl<I: Input> Reader<I> {
                 Opcode::ResizeDb => {
                     let db_size = read_length(inp, "resizedb size")?;
                     let expires_size = read_length(inp, "resizedb expires size")?;
-                    return Ok(Some(Item::ResizeDb { db_size, expires_size }));
+                    return Ok(Some(Item::ResizeDb {
+                        db_size,
+                        expires_size,
+                    }));
                 }
                 Opcode::Aux => {
                     let key = read_string(inp, "aux key")?;
@@ -218,17 +256,26 @@ impl<I: Input> Reader<I> {
                     let id = read_length(inp, "module id")?;
                     let w_at = inp.offset();
                     if read_length(inp, "module aux when-opcode")? != module_op::UINT {
-                        return Err(Error::corrupt(w_at, "expected module aux when-opcode 2 (UINT)"));
+                        return Err(Error::corrupt(
+                            w_at,
+                            "expected module aux when-opcode 2 (UINT)",
+                        ));
                     }
                     let when = read_length(inp, "module aux when")?;
                     let module = read_module_body(inp, id)?;
-                    if self.opts.modules == ModuleMode::Error {
-                        return Err(Error::Unsupported {
-                            offset: at,
-                            what: format!("module aux data of type '{}'", module.name),
-                        });
+                    match self.opts.modules {
+                        ModuleMode::Error => {
+                            return Err(Error::Unsupported {
+                                offset: at,
+                                what: format!("module aux data of type '{}'", module.name),
+                            })
+                        }
+                        ModuleMode::Skip => self.warnings.push(format!(
+                            "offset {at}: skipping module aux data of type '{}'",
+                            module.name
+                        )),
+                        ModuleMode::Report => return Ok(Some(Item::ModuleAux { when, module })),
                     }
-                    return Ok(Some(Item::ModuleAux { when, module }));
                 }
                 Opcode::FunctionPreGa => {
                     let name = read_string(inp, "function library name")?;
@@ -257,7 +304,10 @@ impl<I: Input> Reader<I> {
                 Opcode::Function2 => {
                     let code = read_string(inp, "function library code")?;
                     let f = Function::from_code(code).ok_or_else(|| {
-                        Error::corrupt(at, "function library code does not start with '#!<engine> name=<library>'")
+                        Error::corrupt(
+                            at,
+                            "function library code does not start with '#!<engine> name=<library>'",
+                        )
                     })?;
                     return Ok(Some(Item::Function(f)));
                 }
@@ -265,9 +315,19 @@ impl<I: Input> Reader<I> {
                     let slot = read_length(inp, "slot id")?;
                     let size = read_length(inp, "slot size")?;
                     let expires_size = read_length(inp, "slot expires size")?;
-                    return Ok(Some(Item::SlotInfo { slot, size, expires_size }));
+                    return Ok(Some(Item::SlotInfo {
+                        slot,
+                        size,
+                        expires_size,
+                    }));
                 }
-                Opcode::KeyMeta | Opcode::SlotImport | Opcode::Update => {
+                Opcode::KeyMeta => {
+                    let specs = skip_key_meta(inp)?;
+                    self.warnings.push(format!(
+                        "offset {at}: skipping key metadata (class specs {specs:08x?}) of the next key"
+                    ));
+                }
+                Opcode::SlotImport | Opcode::Update => {
                     return Err(Error::Unsupported {
                         offset: at,
                         what: format!("opcode {b} ({op:?}) in {}", self.format),
@@ -294,7 +354,11 @@ impl<I: Input> Reader<I> {
         } else if stored == computed {
             Checksum::Verified(stored)
         } else {
-            return Err(Error::Checksum { offset: at, stored, computed });
+            return Err(Error::Checksum {
+                offset: at,
+                stored,
+                computed,
+            });
         });
         Ok(())
     }

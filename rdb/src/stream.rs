@@ -35,7 +35,9 @@ fn parse_node(blob: &[u8], base: u64, master: StreamId, out: &mut Vec<StreamEntr
     let bad = |what: &str| Error::corrupt(base, format!("stream listpack invalid: {what}"));
     let mut it = elems.iter();
     let int = |it: &mut std::slice::Iter<'_, Elem<'_>>, what: &str| -> Result<i64> {
-        it.next().and_then(Elem::as_int).ok_or_else(|| bad(&format!("expected integer {what}")))
+        it.next()
+            .and_then(Elem::as_int)
+            .ok_or_else(|| bad(&format!("expected integer {what}")))
     };
     let count = int(&mut it, "entry count")?;
     let deleted = int(&mut it, "deleted count")?;
@@ -95,7 +97,10 @@ fn parse_node(blob: &[u8], base: u64, master: StreamId, out: &mut Vec<StreamEntr
 /// Read a stream value of format `version` (1, 2 or 3).
 pub fn read_stream<I: Input>(inp: &mut I, version: u8) -> Result<Stream> {
     let nodes = read_length(inp, "stream node count")?;
-    let mut s = Stream { listpack_nodes: nodes, ..Stream::default() };
+    let mut s = Stream {
+        listpack_nodes: nodes,
+        ..Stream::default()
+    };
     for _ in 0..nodes {
         let k_at = inp.offset();
         let key = read_string(inp, "stream node key")?;
@@ -109,15 +114,23 @@ pub fn read_stream<I: Input>(inp: &mut I, version: u8) -> Result<Stream> {
     s.length = read_length(inp, "stream length")?;
     s.last_id = StreamId::new(read_length(inp, "last id")?, read_length(inp, "last id")?);
     if version >= 2 {
-        s.first_id = Some(StreamId::new(read_length(inp, "first id")?, read_length(inp, "first id")?));
-        s.max_deleted_id =
-            Some(StreamId::new(read_length(inp, "max deleted id")?, read_length(inp, "max deleted id")?));
+        s.first_id = Some(StreamId::new(
+            read_length(inp, "first id")?,
+            read_length(inp, "first id")?,
+        ));
+        s.max_deleted_id = Some(StreamId::new(
+            read_length(inp, "max deleted id")?,
+            read_length(inp, "max deleted id")?,
+        ));
         s.entries_added = Some(read_length(inp, "entries added")?);
     }
     let ngroups = read_length(inp, "consumer group count")?;
     for _ in 0..ngroups {
         let name = read_string(inp, "group name")?;
-        let last = StreamId::new(read_length(inp, "group last id")?, read_length(inp, "group last id")?);
+        let last = StreamId::new(
+            read_length(inp, "group last id")?,
+            read_length(inp, "group last id")?,
+        );
         let entries_read = if version >= 2 {
             let v = read_length(inp, "group entries read")?;
             (v != u64::MAX).then_some(v)
@@ -130,7 +143,11 @@ pub fn read_stream<I: Input>(inp: &mut I, version: u8) -> Result<Stream> {
             let id = raw_id(inp, "PEL entry id")?;
             let delivery_time_ms = read_ms(inp, "PEL delivery time")?;
             let delivery_count = read_length(inp, "PEL delivery count")?;
-            pel.push(PendingEntry { id, delivery_time_ms, delivery_count });
+            pel.push(PendingEntry {
+                id,
+                delivery_time_ms,
+                delivery_count,
+            });
         }
         let known: HashSet<StreamId> = pel.iter().map(|p| p.id).collect();
         let nconsumers = read_length(inp, "consumer count")?;
@@ -138,20 +155,38 @@ pub fn read_stream<I: Input>(inp: &mut I, version: u8) -> Result<Stream> {
         for _ in 0..nconsumers {
             let name = read_string(inp, "consumer name")?;
             let seen_time_ms = read_ms(inp, "consumer seen time")?;
-            let active_time_ms = if version >= 3 { Some(read_ms(inp, "consumer active time")?) } else { None };
+            let active_time_ms = if version >= 3 {
+                Some(read_ms(inp, "consumer active time")?)
+            } else {
+                None
+            };
             let n = read_length(inp, "consumer PEL size")?;
             let mut cpel = Vec::with_capacity(inp.capacity_for(n));
             for _ in 0..n {
                 let at = inp.offset();
                 let id = raw_id(inp, "consumer PEL id")?;
                 if !known.contains(&id) {
-                    return Err(Error::corrupt(at, format!("consumer PEL entry {id} is not in the group PEL")));
+                    return Err(Error::corrupt(
+                        at,
+                        format!("consumer PEL entry {id} is not in the group PEL"),
+                    ));
                 }
                 cpel.push(id);
             }
-            consumers.push(Consumer { name, seen_time_ms, active_time_ms, pel: cpel });
+            consumers.push(Consumer {
+                name,
+                seen_time_ms,
+                active_time_ms,
+                pel: cpel,
+            });
         }
-        s.groups.push(ConsumerGroup { name, last_delivered_id: last, entries_read, pel, consumers });
+        s.groups.push(ConsumerGroup {
+            name,
+            last_delivered_id: last,
+            entries_read,
+            pel,
+            consumers,
+        });
     }
     Ok(s)
 }
@@ -170,7 +205,10 @@ fn write_node(out: &mut Vec<u8>, entries: &[StreamEntry], compress: bool) {
     lp.push_int(0);
     for e in entries {
         let same = e.fields.len() == master_fields.len()
-            && e.fields.iter().zip(&master_fields).all(|((f, _), m)| f.as_slice() == *m);
+            && e.fields
+                .iter()
+                .zip(&master_fields)
+                .all(|((f, _), m)| f.as_slice() == *m);
         lp.push_int(if same { FLAG_SAMEFIELDS } else { 0 });
         lp.push_int(e.id.ms.wrapping_sub(master.ms) as i64);
         lp.push_int(e.id.seq.wrapping_sub(master.seq) as i64);
@@ -200,7 +238,11 @@ pub fn write_stream(out: &mut Vec<u8>, s: &Stream, version: u8, compress: bool) 
     let mut start = 0usize;
     let mut bytes = 0usize;
     for (i, e) in s.entries.iter().enumerate() {
-        let sz: usize = 8 + e.fields.iter().map(|(f, v)| f.len() + v.len() + 4).sum::<usize>();
+        let sz: usize = 8 + e
+            .fields
+            .iter()
+            .map(|(f, v)| f.len() + v.len() + 4)
+            .sum::<usize>();
         if i > start && (i - start >= NODE_MAX_ENTRIES || bytes + sz > NODE_MAX_BYTES) {
             bounds.push((start, i));
             start = i;
@@ -219,7 +261,10 @@ pub fn write_stream(out: &mut Vec<u8>, s: &Stream, version: u8, compress: bool) 
     write_length(out, s.last_id.ms);
     write_length(out, s.last_id.seq);
     if version >= 2 {
-        let first = s.first_id.or_else(|| s.entries.first().map(|e| e.id)).unwrap_or_default();
+        let first = s
+            .first_id
+            .or_else(|| s.entries.first().map(|e| e.id))
+            .unwrap_or_default();
         write_length(out, first.ms);
         write_length(out, first.seq);
         let md = s.max_deleted_id.unwrap_or_default();

@@ -67,7 +67,11 @@ pub struct HashField {
 impl HashField {
     /// A field without expiry.
     pub fn new(field: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        HashField { field: field.into(), value: value.into(), expire_ms: None }
+        HashField {
+            field: field.into(),
+            value: value.into(),
+            expire_ms: None,
+        }
     }
 }
 
@@ -100,7 +104,10 @@ impl StreamId {
         let mut seq = [0u8; 8];
         ms.copy_from_slice(&b[..8]);
         seq.copy_from_slice(&b[8..]);
-        StreamId { ms: u64::from_be_bytes(ms), seq: u64::from_be_bytes(seq) }
+        StreamId {
+            ms: u64::from_be_bytes(ms),
+            seq: u64::from_be_bytes(seq),
+        }
     }
 }
 
@@ -258,6 +265,12 @@ impl Function {
         let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
         let engine = parts.next()?.to_vec();
         let library = parts.find_map(|p| p.strip_prefix(b"name="))?.to_vec();
-        Some(Function { library, engine, code, description: None, pre_ga: false })
+        Some(Function {
+            library,
+            engine,
+            code,
+            description: None,
+            pre_ga: false,
+        })
     }
 }

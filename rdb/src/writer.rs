@@ -19,7 +19,13 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// Write the header for `opts.target`.
     pub fn new(w: W, opts: EncodeOptions) -> Result<Self> {
-        let mut wr = Writer { w, crc: Crc64::new(), opts, db: None, buf: Vec::with_capacity(4096) };
+        let mut wr = Writer {
+            w,
+            crc: Crc64::new(),
+            opts,
+            db: None,
+            buf: Vec::with_capacity(4096),
+        };
         let header = opts.target.format().header();
         wr.emit(&header)?;
         Ok(wr)

@@ -27,7 +27,10 @@ pub fn for_each<'a>(
     mut f: impl FnMut(Elem<'a>) -> Result<()>,
 ) -> Result<u64> {
     let bad = |at: usize, what: &str| {
-        Error::corrupt(base, format!("ziplist invalid at inner offset {at}: {what}"))
+        Error::corrupt(
+            base,
+            format!("ziplist invalid at inner offset {at}: {what}"),
+        )
     };
     if blob.len() < HEADER + 1 {
         return Err(bad(0, "shorter than header and terminator"));
@@ -36,7 +39,10 @@ pub fn for_each<'a>(
     let zltail = rd::<4>(blob, 4).map(u32::from_le_bytes).unwrap_or(0) as usize;
     let zllen = rd::<2>(blob, 8).map(u16::from_le_bytes).unwrap_or(0);
     if zlbytes != blob.len() {
-        return Err(bad(0, &format!("zlbytes {zlbytes} but blob has {} bytes", blob.len())));
+        return Err(bad(
+            0,
+            &format!("zlbytes {zlbytes} but blob has {} bytes", blob.len()),
+        ));
     }
     let end = blob.len() - 1;
     if blob.get(end) != Some(&0xFF) {
@@ -57,26 +63,48 @@ pub fn for_each<'a>(
             return Err(bad(p, "unexpected 0xFF before the end"));
         };
         if prevlen != prev_size {
-            return Err(bad(p, &format!("prevlen {prevlen} but previous entry has {prev_size} bytes")));
+            return Err(bad(
+                p,
+                &format!("prevlen {prevlen} but previous entry has {prev_size} bytes"),
+            ));
         }
         let q = p + pl_size;
-        let e = blob.get(q).copied().ok_or_else(|| bad(q, "encoding overruns"))?;
+        let e = blob
+            .get(q)
+            .copied()
+            .ok_or_else(|| bad(q, "encoding overruns"))?;
         let (elem, enc_size) = match e >> 6 {
             0 => {
                 let l = (e & 0x3f) as usize;
-                (Elem::Str(blob.get(q + 1..q + 1 + l).ok_or_else(|| bad(q, "string overruns"))?), 1 + l)
+                (
+                    Elem::Str(
+                        blob.get(q + 1..q + 1 + l)
+                            .ok_or_else(|| bad(q, "string overruns"))?,
+                    ),
+                    1 + l,
+                )
             }
             1 => {
-                let b1 = blob.get(q + 1).copied().ok_or_else(|| bad(q, "length overruns"))?;
+                let b1 = blob
+                    .get(q + 1)
+                    .copied()
+                    .ok_or_else(|| bad(q, "length overruns"))?;
                 let l = ((e & 0x3f) as usize) << 8 | b1 as usize;
-                (Elem::Str(blob.get(q + 2..q + 2 + l).ok_or_else(|| bad(q, "string overruns"))?), 2 + l)
+                (
+                    Elem::Str(
+                        blob.get(q + 2..q + 2 + l)
+                            .ok_or_else(|| bad(q, "string overruns"))?,
+                    ),
+                    2 + l,
+                )
             }
             2 => {
                 if e != 0x80 {
                     return Err(bad(q, &format!("bad string encoding {e:#04x}")));
                 }
-                let l = rd::<4>(blob, q + 1).map(u32::from_be_bytes).ok_or_else(|| bad(q, "length overruns"))?
-                    as usize;
+                let l = rd::<4>(blob, q + 1)
+                    .map(u32::from_be_bytes)
+                    .ok_or_else(|| bad(q, "length overruns"))? as usize;
                 let s = q
                     .checked_add(5 + l)
                     .and_then(|x| blob.get(q + 5..x))
@@ -84,14 +112,37 @@ pub fn for_each<'a>(
                 (Elem::Str(s), 5 + l)
             }
             _ => match e {
-                0xC0 => (Elem::Int(i64::from(i16::from_le_bytes(rd(blob, q + 1).ok_or_else(|| bad(q, "int16"))?))), 3),
-                0xD0 => (Elem::Int(i64::from(i32::from_le_bytes(rd(blob, q + 1).ok_or_else(|| bad(q, "int32"))?))), 5),
-                0xE0 => (Elem::Int(i64::from_le_bytes(rd(blob, q + 1).ok_or_else(|| bad(q, "int64"))?)), 9),
+                0xC0 => (
+                    Elem::Int(i64::from(i16::from_le_bytes(
+                        rd(blob, q + 1).ok_or_else(|| bad(q, "int16"))?,
+                    ))),
+                    3,
+                ),
+                0xD0 => (
+                    Elem::Int(i64::from(i32::from_le_bytes(
+                        rd(blob, q + 1).ok_or_else(|| bad(q, "int32"))?,
+                    ))),
+                    5,
+                ),
+                0xE0 => (
+                    Elem::Int(i64::from_le_bytes(
+                        rd(blob, q + 1).ok_or_else(|| bad(q, "int64"))?,
+                    )),
+                    9,
+                ),
                 0xF0 => {
                     let v: [u8; 3] = rd(blob, q + 1).ok_or_else(|| bad(q, "int24"))?;
-                    (Elem::Int(i64::from(i32::from_le_bytes([0, v[0], v[1], v[2]]) >> 8)), 4)
+                    (
+                        Elem::Int(i64::from(i32::from_le_bytes([0, v[0], v[1], v[2]]) >> 8)),
+                        4,
+                    )
                 }
-                0xFE => (Elem::Int(i64::from(blob.get(q + 1).copied().ok_or_else(|| bad(q, "int8"))? as i8)), 2),
+                0xFE => (
+                    Elem::Int(i64::from(
+                        blob.get(q + 1).copied().ok_or_else(|| bad(q, "int8"))? as i8,
+                    )),
+                    2,
+                ),
                 0xF1..=0xFD => (Elem::Int(i64::from(e & 0x0f) - 1), 1),
                 _ => return Err(bad(q, &format!("bad integer encoding {e:#04x}"))),
             },
@@ -133,7 +184,12 @@ impl Default for Builder {
 impl Builder {
     /// An empty ziplist.
     pub fn new() -> Self {
-        Builder { buf: vec![0; HEADER], count: 0, prev_size: 0, last: HEADER }
+        Builder {
+            buf: vec![0; HEADER],
+            count: 0,
+            prev_size: 0,
+            last: HEADER,
+        }
     }
 
     /// Current size in bytes (including terminator).
@@ -147,7 +203,8 @@ impl Builder {
             self.buf.push(self.prev_size as u8);
         } else {
             self.buf.push(254);
-            self.buf.extend_from_slice(&(self.prev_size as u32).to_le_bytes());
+            self.buf
+                .extend_from_slice(&(self.prev_size as u32).to_le_bytes());
         }
     }
 
@@ -195,7 +252,11 @@ impl Builder {
     pub fn finish(mut self) -> Vec<u8> {
         self.buf.push(0xFF);
         let total = self.buf.len() as u32;
-        let len = if self.count < u64::from(u16::MAX) { self.count as u16 } else { u16::MAX };
+        let len = if self.count < u64::from(u16::MAX) {
+            self.count as u16
+        } else {
+            u16::MAX
+        };
         let tail = self.last as u32;
         if let Some(h) = self.buf.get_mut(0..4) {
             h.copy_from_slice(&total.to_le_bytes());
@@ -217,9 +278,19 @@ mod tests {
     #[test]
     fn round_trip() {
         let items: Vec<Vec<u8>> = vec![
-            b"0".to_vec(), b"12".to_vec(), b"13".to_vec(), b"-128".to_vec(), b"300".to_vec(),
-            b"-70000".to_vec(), b"8388608".to_vec(), b"9223372036854775807".to_vec(),
-            b"".to_vec(), b"hello".to_vec(), vec![b'a'; 300], vec![b'b'; 20000], b"007".to_vec(),
+            b"0".to_vec(),
+            b"12".to_vec(),
+            b"13".to_vec(),
+            b"-128".to_vec(),
+            b"300".to_vec(),
+            b"-70000".to_vec(),
+            b"8388608".to_vec(),
+            b"9223372036854775807".to_vec(),
+            b"".to_vec(),
+            b"hello".to_vec(),
+            vec![b'a'; 300],
+            vec![b'b'; 20000],
+            b"007".to_vec(),
         ];
         let mut b = Builder::new();
         for i in &items {

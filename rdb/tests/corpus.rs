@@ -3,15 +3,18 @@
 //! one fails cleanly with a byte offset.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use base64::Engine;
 use basalt_rdb::{DecodeOptions, Entry, Function, Item, MappedFile, Reader, Value};
+use base64::Engine;
 use serde_json::{json, Value as J};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/rdb-corpus"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/rdb-corpus"
+    ))
 }
 
 fn bytes(b: &[u8]) -> J {
@@ -19,7 +22,9 @@ fn bytes(b: &[u8]) -> J {
         return json!({"len": b.len(), "sha256": hex(&Sha256::digest(b))});
     }
     match std::str::from_utf8(b) {
-        Ok(s) if !s.chars().any(|c| (c as u32) < 0x20 || c as u32 == 0x7f) => J::String(s.to_string()),
+        Ok(s) if !s.chars().any(|c| (c as u32) < 0x20 || c as u32 == 0x7f) => {
+            J::String(s.to_string())
+        }
         _ => json!({"b64": base64::engine::general_purpose::STANDARD.encode(b)}),
     }
 }
@@ -51,12 +56,20 @@ fn value_json(v: &Value) -> J {
         Value::SortedSet(pairs) => {
             let mut p: Vec<&(Vec<u8>, f64)> = pairs.iter().collect();
             p.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-            J::Array(p.into_iter().map(|(m, s)| json!([bytes(m), score(*s)])).collect())
+            J::Array(
+                p.into_iter()
+                    .map(|(m, s)| json!([bytes(m), score(*s)]))
+                    .collect(),
+            )
         }
         Value::Hash(fields) => {
             let mut f: Vec<_> = fields.iter().collect();
             f.sort_by(|a, b| a.field.cmp(&b.field));
-            J::Array(f.into_iter().map(|h| json!([bytes(&h.field), bytes(&h.value)])).collect())
+            J::Array(
+                f.into_iter()
+                    .map(|h| json!([bytes(&h.field), bytes(&h.value)]))
+                    .collect(),
+            )
         }
         Value::Stream(s) => {
             let id = |i: basalt_rdb::StreamId| J::String(i.to_string());
@@ -118,7 +131,10 @@ fn function_names(code: &[u8]) -> Vec<String> {
             r
         } else if let Some(r) = rest.strip_prefix('{') {
             let p = r.find("function_name").unwrap();
-            r[p + "function_name".len()..].trim_start().strip_prefix('=').unwrap()
+            r[p + "function_name".len()..]
+                .trim_start()
+                .strip_prefix('=')
+                .unwrap()
         } else {
             continue;
         };
@@ -148,7 +164,11 @@ struct Decoded {
 
 fn decode(path: &Path) -> basalt_rdb::Result<Decoded> {
     let file = MappedFile::open(path)?;
-    let mut d = Decoded { aux: vec![], functions: vec![], entries: vec![] };
+    let mut d = Decoded {
+        aux: vec![],
+        functions: vec![],
+        entries: vec![],
+    };
     for item in file.reader(DecodeOptions::default())? {
         match item? {
             Item::Aux { key, value } => d.aux.push(json!([bytes(&key), bytes(&value)])),
@@ -163,14 +183,21 @@ fn decode(path: &Path) -> basalt_rdb::Result<Decoded> {
         .filter(|i| matches!(i, Ok(Item::Entry(_)) | Err(_)))
         .collect::<basalt_rdb::Result<Vec<_>>>()?
         .len();
-    assert_eq!(n, d.entries.len(), "Read and slice readers disagree on {}", path.display());
+    assert_eq!(
+        n,
+        d.entries.len(),
+        "Read and slice readers disagree on {}",
+        path.display()
+    );
     Ok(d)
 }
 
 /// Numbers compared as f64 (expected files write integers and doubles alike).
 fn normalize(v: &J) -> J {
     match v {
-        J::Number(n) => serde_json::Number::from_f64(n.as_f64().unwrap()).map(J::Number).unwrap_or(J::Null),
+        J::Number(n) => serde_json::Number::from_f64(n.as_f64().unwrap())
+            .map(J::Number)
+            .unwrap_or(J::Null),
         J::Array(a) => J::Array(a.iter().map(normalize).collect()),
         J::Object(o) => J::Object(o.iter().map(|(k, v)| (k.clone(), normalize(v))).collect()),
         other => other.clone(),
@@ -205,7 +232,10 @@ fn strip_key(k: &J) -> J {
 
 fn strip_mine(k: &J, expected: &J) -> J {
     let mut k = k.clone();
-    if let Some(derived) = expected["value"].get("derived_by_redis").and_then(J::as_array) {
+    if let Some(derived) = expected["value"]
+        .get("derived_by_redis")
+        .and_then(J::as_array)
+    {
         let v = k["value"].as_object_mut().unwrap();
         for d in derived {
             if d.as_str() != Some("groups[].entries_read") {
@@ -218,13 +248,18 @@ fn strip_mine(k: &J, expected: &J) -> J {
 
 fn compare(name: &str, d: &Decoded, exp: &J) -> Result<(), String> {
     if J::Array(d.aux.clone()) != exp["aux"] {
-        return Err(format!("aux differ: got {:?}, expected {}", d.aux, exp["aux"]));
+        return Err(format!(
+            "aux differ: got {:?}, expected {}",
+            d.aux, exp["aux"]
+        ));
     }
     let mut funcs: Vec<J> = d.functions.iter().map(function_json).collect();
     funcs.sort_by(|a, b| a["library"].to_string().cmp(&b["library"].to_string()));
     let exp_funcs = exp.get("functions").cloned().unwrap_or(J::Array(vec![]));
     if J::Array(funcs.clone()) != exp_funcs {
-        return Err(format!("functions differ: got {funcs:?}, expected {exp_funcs}"));
+        return Err(format!(
+            "functions differ: got {funcs:?}, expected {exp_funcs}"
+        ));
     }
     let mut dbs: BTreeMap<u64, Vec<&Entry>> = BTreeMap::new();
     for e in &d.entries {
@@ -232,11 +267,20 @@ fn compare(name: &str, d: &Decoded, exp: &J) -> Result<(), String> {
     }
     let exp_dbs = exp["databases"].as_array().unwrap();
     if dbs.len() != exp_dbs.len() {
-        return Err(format!("{name}: {} databases, expected {}", dbs.len(), exp_dbs.len()));
+        return Err(format!(
+            "{name}: {} databases, expected {}",
+            dbs.len(),
+            exp_dbs.len()
+        ));
     }
     for ((db, entries), edb) in dbs.iter_mut().zip(exp_dbs) {
         if *db != edb["db"] || entries.len() != edb["key_count"] {
-            return Err(format!("db {db} with {} keys, expected {} / {}", entries.len(), edb["db"], edb["key_count"]));
+            return Err(format!(
+                "db {db} with {} keys, expected {} / {}",
+                entries.len(),
+                edb["db"],
+                edb["key_count"]
+            ));
         }
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         if edb["keys"].is_null() {
@@ -247,7 +291,9 @@ fn compare(name: &str, d: &Decoded, exp: &J) -> Result<(), String> {
             let mine = strip_mine(&key_json(e), k);
             let theirs = strip_key(k);
             if mine != theirs {
-                return Err(format!("key differs:\n got      {mine}\n expected {theirs}"));
+                return Err(format!(
+                    "key differs:\n got      {mine}\n expected {theirs}"
+                ));
             }
         }
     }
@@ -273,10 +319,27 @@ fn check_summary(entries: &[&Entry], s: &J) -> Result<(), String> {
     if expires != s["expires"] {
         return Err("expires count differs".into());
     }
-    let first: Vec<J> = entries.iter().take(10).map(|e| normalize(&key_json(e))).collect();
-    let exp_first: Vec<J> = s["first_keys"].as_array().unwrap().iter().map(strip_key).collect();
-    let last: Vec<J> = entries[entries.len() - 10..].iter().map(|e| normalize(&key_json(e))).collect();
-    let exp_last: Vec<J> = s["last_keys"].as_array().unwrap().iter().map(strip_key).collect();
+    let first: Vec<J> = entries
+        .iter()
+        .take(10)
+        .map(|e| normalize(&key_json(e)))
+        .collect();
+    let exp_first: Vec<J> = s["first_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(strip_key)
+        .collect();
+    let last: Vec<J> = entries[entries.len() - 10..]
+        .iter()
+        .map(|e| normalize(&key_json(e)))
+        .collect();
+    let exp_last: Vec<J> = s["last_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(strip_key)
+        .collect();
     if first != exp_first || last != exp_last {
         return Err("first/last keys differ".into());
     }
@@ -291,24 +354,29 @@ fn check_summary(entries: &[&Entry], s: &J) -> Result<(), String> {
 /// Facts about files that have no expected JSON (Redis 7.0 refuses them and
 /// Valkey 8.0 cannot load them either), from their descriptions.
 fn check_refused(name: &str, d: &Decoded) -> Option<String> {
-    let types: Vec<(&str, u8)> = d.entries.iter().map(|e| (e.value.type_name(), e.rdb_type)).collect();
+    let types: Vec<(&str, u8)> = d
+        .entries
+        .iter()
+        .map(|e| (e.value.type_name(), e.rdb_type))
+        .collect();
     let field_ttls = |e: &Entry| match &e.value {
         Value::Hash(h) => h.iter().filter(|f| f.expire_ms.is_some()).count(),
         _ => 0,
     };
     let ok = match name {
         "hdt_hash_with_hfe" => types == [("hash", 24)] && field_ttls(&d.entries[0]) > 0,
-        "hdt_hash_as_listpack_with_hfe" => types == [("hash", 25)] && field_ttls(&d.entries[0]) == 2,
+        "hdt_hash_as_listpack_with_hfe" => {
+            types == [("hash", 25)] && field_ttls(&d.entries[0]) == 2
+        }
         "hdt_valkey_hash2_with_hfe" => types == [("hash", 22)] && field_ttls(&d.entries[0]) == 2,
         "replicator_dump_ttlhash" => types.len() == 3 && types.iter().all(|t| t.0 == "hash"),
-        "hdt_stream_listoacks_3" => {
-            types == [("stream", 21)]
-        }
+        "hdt_stream_listoacks_3" => types == [("stream", 21)],
         "replicator_dump_slot" => types.len() == 5 && types.iter().all(|t| t == &("string", 0)),
         "hdt_tree" => types.len() == 7,
-        "rdbtools_redis_40_with_module" | "replicator_dump_module_2" | "rdbcli_rdt_89" => {
-            d.entries.iter().any(|e| matches!(&e.value, Value::Module(m) if !m.name.is_empty()))
-        }
+        "rdbtools_redis_40_with_module" | "replicator_dump_module_2" | "rdbcli_rdt_89" => d
+            .entries
+            .iter()
+            .any(|e| matches!(&e.value, Value::Module(m) if !m.name.is_empty())),
         _ => true,
     };
     (!ok).then(|| format!("unexpected content {types:?}"))
@@ -316,7 +384,8 @@ fn check_refused(name: &str, d: &Decoded) -> Option<String> {
 
 fn expect_outcome(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path.with_extension("expect")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("outcome: ").map(str::to_string))
+    text.lines()
+        .find_map(|l| l.strip_prefix("outcome: ").map(str::to_string))
 }
 
 #[test]
@@ -337,7 +406,11 @@ fn corpus_decodes_to_expected() {
         let valkey_path = dir.join(format!("{name}.valkey-8.0.1.json"));
         let result = decode(path);
         if json_path.exists() || valkey_path.exists() {
-            let p = if json_path.exists() { json_path } else { valkey_path };
+            let p = if json_path.exists() {
+                json_path
+            } else {
+                valkey_path
+            };
             let exp: J = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
             match result {
                 Ok(d) => match compare(&name, &d, &exp) {
@@ -355,13 +428,21 @@ fn corpus_decodes_to_expected() {
                 let f = std::fs::File::open(path).unwrap();
                 let streamed = Reader::from_read(f, DecodeOptions::default())
                     .and_then(|r| r.collect::<basalt_rdb::Result<Vec<_>>>());
-                assert!(streamed.is_err(), "{name}: streaming reader accepted a corrupt file");
+                assert!(
+                    streamed.is_err(),
+                    "{name}: streaming reader accepted a corrupt file"
+                );
                 eprintln!("{name}: error as expected: {e}");
                 errors += 1;
             }
-            (Some("error"), Ok(_)) => failures.push(format!("{name}: corrupt file decoded without error")),
+            (Some("error"), Ok(_)) => {
+                failures.push(format!("{name}: corrupt file decoded without error"))
+            }
             (Some("refused"), Ok(d)) => {
-                eprintln!("{name}: refused by Redis 7.0, decoded {} keys", d.entries.len());
+                eprintln!(
+                    "{name}: refused by Redis 7.0, decoded {} keys",
+                    d.entries.len()
+                );
                 if let Some(err) = check_refused(&name, &d) {
                     failures.push(format!("{name}: {err}"));
                 }
@@ -376,10 +457,92 @@ fn corpus_decodes_to_expected() {
                 eprintln!("{name}: refused by Redis 7.0, rejected here: {e}");
                 refused_ok += 1;
             }
-            (Some("refused"), Err(e)) => failures.push(format!("{name}: well-formed file failed: {e}")),
+            (Some("refused"), Err(e)) => {
+                failures.push(format!("{name}: well-formed file failed: {e}"))
+            }
             (o, _) => failures.push(format!("{name}: no expectation ({o:?})")),
         }
     }
     eprintln!("matched {matched}, corrupt rejected {errors}, refused-but-decoded {refused_ok}");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn module_modes() {
+    use basalt_rdb::ModuleMode;
+    let path = corpus_dir().join("replicator_dump_module_2.rdb");
+    let file = MappedFile::open(&path).unwrap();
+    let read = |modules| {
+        let mut r = file
+            .reader(DecodeOptions {
+                modules,
+                ..Default::default()
+            })
+            .unwrap();
+        let items: basalt_rdb::Result<Vec<Item>> = r.by_ref().collect();
+        (items, r.warnings().to_vec())
+    };
+    let (items, _) = read(ModuleMode::Report);
+    let names: Vec<String> = items
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Entry(Entry {
+                value: Value::Module(m),
+                ..
+            }) => Some(m.name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["hellotype"]);
+    let (items, warnings) = read(ModuleMode::Skip);
+    assert!(items.unwrap().iter().all(|i| !matches!(
+        i,
+        Item::Entry(Entry {
+            value: Value::Module(_),
+            ..
+        })
+    )));
+    assert!(
+        warnings.iter().any(|w| w.contains("hellotype")),
+        "{warnings:?}"
+    );
+    let (items, _) = read(ModuleMode::Error);
+    let err = items.unwrap_err();
+    assert!(
+        err.to_string().contains("hellotype") && err.offset().is_some(),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_keys_are_skipped_with_warnings_or_kept() {
+    let path = corpus_dir().join("redis_corrupt_empty_keys.rdb");
+    let file = MappedFile::open(&path).unwrap();
+    let mut r = file.reader(DecodeOptions::default()).unwrap();
+    let n = r
+        .by_ref()
+        .filter(|i| matches!(i, Ok(Item::Entry(_))))
+        .count();
+    assert_eq!(n, 0);
+    assert_eq!(r.warnings().len(), 9, "{:?}", r.warnings());
+    let r = file
+        .reader(DecodeOptions {
+            skip_empty_keys: false,
+            ..Default::default()
+        })
+        .unwrap();
+    let kept: Vec<Entry> = r
+        .filter_map(|i| match i.unwrap() {
+            Item::Entry(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept.len(), 9);
+    assert!(kept.iter().all(|e| e.value.is_empty_collection()));
 }

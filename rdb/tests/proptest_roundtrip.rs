@@ -6,14 +6,20 @@
 mod support;
 
 use basalt_rdb::{
-    decode_dump, encode_dump, Consumer, ConsumerGroup, DecodeOptions, EncodeOptions, Entry, HashField, Item,
-    PendingEntry, Reader, Stream, StreamEntry, StreamId, Target, Value, Writer,
+    decode_dump, encode_dump, Consumer, ConsumerGroup, DecodeOptions, EncodeOptions, Entry,
+    HashField, Item, PendingEntry, Reader, Stream, StreamEntry, StreamId, Target, Value, Writer,
 };
 use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use support::canon;
 
-const TARGETS: [Target; 5] = [Target::Redis9, Target::Redis10, Target::Redis11, Target::Redis12, Target::Valkey80];
+const TARGETS: [Target; 5] = [
+    Target::Redis9,
+    Target::Redis10,
+    Target::Redis11,
+    Target::Redis12,
+    Target::Valkey80,
+];
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -34,10 +40,19 @@ fn score() -> impl Strategy<Value = f64> {
 }
 
 fn stream() -> impl Strategy<Value = Stream> {
-    let entries = btree_map((0u64..1 << 45, 0u64..5), vec((bytes(), bytes()), 1..4), 0..120);
+    let entries = btree_map(
+        (0u64..1 << 45, 0u64..5),
+        vec((bytes(), bytes()), 1..4),
+        0..120,
+    );
     (entries, vec((bytes(), 0usize..6, any::<bool>()), 0..3)).prop_map(|(entries, groups)| {
-        let entries: Vec<StreamEntry> =
-            entries.into_iter().map(|((ms, seq), fields)| StreamEntry { id: StreamId::new(ms, seq), fields }).collect();
+        let entries: Vec<StreamEntry> = entries
+            .into_iter()
+            .map(|((ms, seq), fields)| StreamEntry {
+                id: StreamId::new(ms, seq),
+                fields,
+            })
+            .collect();
         let last = entries.last().map(|e| e.id).unwrap_or_default();
         let mut seen = std::collections::BTreeSet::new();
         let groups = groups
@@ -47,13 +62,33 @@ fn stream() -> impl Strategy<Value = Stream> {
                 let pel: Vec<PendingEntry> = entries
                     .iter()
                     .take(npel)
-                    .map(|e| PendingEntry { id: e.id, delivery_time_ms: 1_700_000_000_000, delivery_count: 2 })
+                    .map(|e| PendingEntry {
+                        id: e.id,
+                        delivery_time_ms: 1_700_000_000_000,
+                        delivery_count: 2,
+                    })
                     .collect();
                 let consumers = vec![
-                    Consumer { name: b"c1".to_vec(), seen_time_ms: 5, active_time_ms: None, pel: pel.iter().step_by(2).map(|p| p.id).collect() },
-                    Consumer { name: b"c2".to_vec(), seen_time_ms: 6, active_time_ms: Some(7), pel: pel.iter().skip(1).step_by(2).map(|p| p.id).collect() },
+                    Consumer {
+                        name: b"c1".to_vec(),
+                        seen_time_ms: 5,
+                        active_time_ms: None,
+                        pel: pel.iter().step_by(2).map(|p| p.id).collect(),
+                    },
+                    Consumer {
+                        name: b"c2".to_vec(),
+                        seen_time_ms: 6,
+                        active_time_ms: Some(7),
+                        pel: pel.iter().skip(1).step_by(2).map(|p| p.id).collect(),
+                    },
                 ];
-                ConsumerGroup { name, last_delivered_id: last, entries_read: read.then_some(3), pel, consumers }
+                ConsumerGroup {
+                    name,
+                    last_delivered_id: last,
+                    entries_read: read.then_some(3),
+                    pel,
+                    consumers,
+                }
             })
             .collect();
         Stream {
@@ -70,15 +105,26 @@ fn stream() -> impl Strategy<Value = Stream> {
 }
 
 fn value(ttl: bool) -> impl Strategy<Value = Value> {
-    let ttl_s = if ttl { prop::option::of(1u64..(1 << 47)).boxed() } else { Just(None).boxed() };
+    let ttl_s = if ttl {
+        prop::option::of(1u64..(1 << 47)).boxed()
+    } else {
+        Just(None).boxed()
+    };
     prop_oneof![
         bytes().prop_map(Value::String),
         vec(bytes(), 1..200).prop_map(Value::List),
         btree_set(bytes(), 1..150).prop_map(|s| Value::Set(s.into_iter().collect())),
-        btree_set(any::<i32>(), 1..600).prop_map(|s| Value::Set(s.into_iter().map(|i| i.to_string().into_bytes()).collect())),
+        btree_set(any::<i32>(), 1..600)
+            .prop_map(|s| Value::Set(s.into_iter().map(|i| i.to_string().into_bytes()).collect())),
         btree_map(bytes(), score(), 1..200).prop_map(|m| Value::SortedSet(m.into_iter().collect())),
         btree_map(bytes(), (bytes(), ttl_s), 1..200).prop_map(|m| Value::Hash(
-            m.into_iter().map(|(field, (value, expire_ms))| HashField { field, value, expire_ms }).collect()
+            m.into_iter()
+                .map(|(field, (value, expire_ms))| HashField {
+                    field,
+                    value,
+                    expire_ms
+                })
+                .collect()
         )),
         stream().prop_map(|s| Value::Stream(Box::new(s))),
     ]
@@ -126,7 +172,10 @@ fn roundtrip(entries: &[Entry], t: Target) -> Vec<Entry> {
             _ => None,
         })
         .collect();
-    let from_read = Reader::from_read(&bytes[..], DecodeOptions::default()).unwrap().filter(|i| matches!(i, Ok(Item::Entry(_)))).count();
+    let from_read = Reader::from_read(&bytes[..], DecodeOptions::default())
+        .unwrap()
+        .filter(|i| matches!(i, Ok(Item::Entry(_))))
+        .count();
     assert_eq!(from_read, from_slice.len());
     from_slice
 }

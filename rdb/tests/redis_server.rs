@@ -8,8 +8,8 @@ mod dataset;
 mod support;
 
 use basalt_rdb::{
-    decode_dump, encode_dump, DecodeOptions, EncodeOptions, Entry, Function, HashField, Item, MappedFile, Target,
-    Value, Writer,
+    decode_dump, encode_dump, DecodeOptions, EncodeOptions, Entry, Function, HashField, Item,
+    MappedFile, Target, Value, Writer,
 };
 use std::collections::BTreeMap;
 use support::{canon, redis_available, Conn, RedisServer, Resp};
@@ -18,7 +18,8 @@ fn write_dump(entries: &[Entry], target: Target, functions: bool) -> Vec<u8> {
     let mut w = Writer::new(Vec::new(), EncodeOptions::for_target(target)).unwrap();
     w.standard_aux("7.0.15", 1_700_000_000).unwrap();
     if functions {
-        w.function(&Function::from_code(dataset::LIBRARY.as_bytes().to_vec()).unwrap()).unwrap();
+        w.function(&Function::from_code(dataset::LIBRARY.as_bytes().to_vec()).unwrap())
+            .unwrap();
     }
     let mut by_db: BTreeMap<u64, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
@@ -57,11 +58,19 @@ fn fetch(c: &mut Conn, key: &[u8]) -> Value {
         "set" => Value::Set(bulks(c.ok(&[b"SMEMBERS", key]))),
         "zset" => {
             let flat = bulks(c.ok(&[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]));
-            Value::SortedSet(flat.chunks(2).map(|p| (p[0].clone(), parse_score(&p[1]))).collect())
+            Value::SortedSet(
+                flat.chunks(2)
+                    .map(|p| (p[0].clone(), parse_score(&p[1])))
+                    .collect(),
+            )
         }
         "hash" => {
             let flat = bulks(c.ok(&[b"HGETALL", key]));
-            Value::Hash(flat.chunks(2).map(|p| HashField::new(p[0].clone(), p[1].clone())).collect())
+            Value::Hash(
+                flat.chunks(2)
+                    .map(|p| HashField::new(p[0].clone(), p[1].clone()))
+                    .collect(),
+            )
         }
         "stream" => {
             let entries = c.ok(&[b"XRANGE", key, b"-", b"+"]).array();
@@ -74,8 +83,17 @@ fn fetch(c: &mut Conn, key: &[u8]) -> Value {
 /// What `fetch` should return for a value.
 fn fetch_form(v: &Value) -> Value {
     match v {
-        Value::Hash(h) => Value::Hash(h.iter().map(|f| HashField::new(f.field.clone(), f.value.clone())).collect()),
-        Value::Stream(s) => Value::List(s.entries.iter().map(|e| e.id.to_string().into_bytes()).collect()),
+        Value::Hash(h) => Value::Hash(
+            h.iter()
+                .map(|f| HashField::new(f.field.clone(), f.value.clone()))
+                .collect(),
+        ),
+        Value::Stream(s) => Value::List(
+            s.entries
+                .iter()
+                .map(|e| e.id.to_string().into_bytes())
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -93,9 +111,19 @@ fn check_target(target: Target) {
         *counts.entry(e.db).or_default() += 1;
         c.ok(&[b"SELECT", e.db.to_string().as_bytes()]);
         let got = fetch(&mut c, &e.key);
-        assert_eq!(canon(&got), canon(&fetch_form(&e.value)), "{target:?}: key {:?}", String::from_utf8_lossy(&e.key));
+        assert_eq!(
+            canon(&got),
+            canon(&fetch_form(&e.value)),
+            "{target:?}: key {:?}",
+            String::from_utf8_lossy(&e.key)
+        );
         let pexp = c.ok(&[b"PEXPIRETIME", &e.key]).int();
-        assert_eq!(pexp, e.expire_ms.unwrap_or(-1), "{target:?}: expiry of {:?}", String::from_utf8_lossy(&e.key));
+        assert_eq!(
+            pexp,
+            e.expire_ms.unwrap_or(-1),
+            "{target:?}: expiry of {:?}",
+            String::from_utf8_lossy(&e.key)
+        );
     }
     for (db, n) in &counts {
         c.ok(&[b"SELECT", db.to_string().as_bytes()]);
@@ -112,7 +140,10 @@ fn check_target(target: Target) {
         }
         let mut list = String::new();
         flat(&c.ok(&[b"FUNCTION", b"LIST"]), &mut list);
-        assert!(list.contains("basaltlib") && list.contains("basalt_one"), "{list}");
+        assert!(
+            list.contains("basaltlib") && list.contains("basalt_one"),
+            "{list}"
+        );
     }
 
     // Redis re-saves the data; our reader must find exactly what we wrote
@@ -136,7 +167,12 @@ fn check_target(target: Target) {
                 wg.entries_read = gg.entries_read;
             }
         }
-        assert_eq!(got, want, "{target:?}: re-saved key {:?}", String::from_utf8_lossy(&e.key));
+        assert_eq!(
+            got,
+            want,
+            "{target:?}: re-saved key {:?}",
+            String::from_utf8_lossy(&e.key)
+        );
         assert_eq!(s.expire_ms, e.expire_ms);
     }
 }
@@ -189,7 +225,12 @@ fn our_payloads_restore_into_redis_and_redis_dumps_decode() {
             let key = [b"restored:".as_slice(), &e.key].concat();
             c.ok(&[b"RESTORE", &key, b"0", &payload, b"REPLACE"]);
             let got = fetch(&mut c, &key);
-            assert_eq!(canon(&got), canon(&fetch_form(&e.value)), "{target:?} {:?}", String::from_utf8_lossy(&key));
+            assert_eq!(
+                canon(&got),
+                canon(&fetch_form(&e.value)),
+                "{target:?} {:?}",
+                String::from_utf8_lossy(&key)
+            );
             // And Redis's own DUMP of it decodes to the same value.
             let dumped = c.ok(&[b"DUMP", &key]).bulk();
             let (v, version) = decode_dump(&dumped, &DecodeOptions::default(), None).unwrap();
@@ -200,7 +241,12 @@ fn our_payloads_restore_into_redis_and_redis_dumps_decode() {
                     wg.entries_read = gg.entries_read;
                 }
             }
-            assert_eq!(canon(&v), want, "{target:?} DUMP of {:?}", String::from_utf8_lossy(&key));
+            assert_eq!(
+                canon(&v),
+                want,
+                "{target:?} DUMP of {:?}",
+                String::from_utf8_lossy(&key)
+            );
         }
     }
     // Values built by Redis commands.
@@ -213,17 +259,40 @@ fn our_payloads_restore_into_redis_and_redis_dumps_decode() {
     c.ok(&[b"XADD", b"cx", b"1-1", b"f", b"v"]);
     c.ok(&[b"XADD", b"cx", b"2-1", b"f", b"w", b"g", b"h"]);
     c.ok(&[b"XGROUP", b"CREATE", b"cx", b"grp", b"0"]);
-    c.ok(&[b"XREADGROUP", b"GROUP", b"grp", b"cons", b"COUNT", b"1", b"STREAMS", b"cx", b">"]);
+    c.ok(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"grp",
+        b"cons",
+        b"COUNT",
+        b"1",
+        b"STREAMS",
+        b"cx",
+        b">",
+    ]);
     for key in [&b"cl"[..], b"cs", b"cs2", b"cz", b"ch", b"cstr"] {
         let dumped = c.ok(&[b"DUMP", key]).bulk();
         let (v, _) = decode_dump(&dumped, &DecodeOptions::default(), Some(10)).unwrap();
-        assert_eq!(canon(&v), canon(&fetch(&mut c, key)), "DUMP of {:?}", String::from_utf8_lossy(key));
+        assert_eq!(
+            canon(&v),
+            canon(&fetch(&mut c, key)),
+            "DUMP of {:?}",
+            String::from_utf8_lossy(key)
+        );
     }
     let dumped = c.ok(&[b"DUMP", b"cx"]).bulk();
     let (v, _) = decode_dump(&dumped, &DecodeOptions::default(), Some(10)).unwrap();
-    let Value::Stream(s) = v else { panic!("not a stream") };
+    let Value::Stream(s) = v else {
+        panic!("not a stream")
+    };
     assert_eq!(s.entries.len(), 2);
-    assert_eq!(s.entries[1].fields, vec![(b"f".to_vec(), b"w".to_vec()), (b"g".to_vec(), b"h".to_vec())]);
+    assert_eq!(
+        s.entries[1].fields,
+        vec![
+            (b"f".to_vec(), b"w".to_vec()),
+            (b"g".to_vec(), b"h".to_vec())
+        ]
+    );
     assert_eq!(s.groups.len(), 1);
     assert_eq!(s.groups[0].pel.len(), 1);
     assert_eq!(s.groups[0].consumers[0].name, b"cons");

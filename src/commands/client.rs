@@ -31,6 +31,14 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
     ..cmd("client", -2, 0, container)
 }];
 
+/// Redis's `addReplySubcommandSyntaxError`.
+pub fn subcommand_syntax_error(a: &[&[u8]]) -> CmdError {
+    let mut m = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+    m.extend_from_slice(super::error::c_str_trunc(a[1], 128));
+    m.extend_from_slice(format!("'. Try {} HELP.", upper(a[0])).as_bytes());
+    CmdError::Bytes(m)
+}
+
 /// Redis refuses names with spaces, newlines or other non-printables.
 pub fn validate_name(n: &[u8]) -> CmdResult {
     if n.iter().any(|&c| c < b'!' || c > b'~') {
@@ -77,9 +85,10 @@ fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         } else if eq(a[j], "id") && j + 1 < a.len() {
             let mut v = ids.take().unwrap_or_default();
             for x in &a[j + 1..] {
+                // Any integer: ids that match no client are skipped.
                 match int(x) {
-                    Ok(n) if n > 0 => v.push(n as u64),
-                    _ => return Err(CmdError::msg("ERR Invalid client ID")),
+                    Ok(n) => v.push(n as u64),
+                    Err(_) => return Err(CmdError::msg("ERR Invalid client ID")),
                 }
             }
             ids = Some(v);
@@ -142,7 +151,13 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                     return Err(CmdError::Syntax);
                 }
             }
-            "addr" | "laddr" | "user" | "maxage" => {}
+            "user" if pair[1] != b"default" => {
+                let mut m = b"ERR No such user '".to_vec();
+                m.extend_from_slice(super::error::c_str_trunc(pair[1], usize::MAX));
+                m.push(b'\'');
+                return Err(CmdError::Bytes(m));
+            }
+            "addr" | "laddr" | "user" => {}
             "type" => {
                 let t = upper(pair[1]);
                 if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&t.as_str()) {
@@ -164,7 +179,6 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             "laddr" => c.laddr.as_bytes() == &v[..],
             "user" => v == b"default",
             "type" => eq(v, "normal"),
-            "maxage" => int(v).map_or(false, |n| c.created.elapsed().as_secs() as i64 >= n),
             _ => true,
         });
         if ok {
@@ -201,21 +215,25 @@ fn client_setinfo(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn client_pause(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let ms = match int(a[2]) {
-        Ok(v) if v >= 0 => v as u64,
-        _ => return Err(CmdError::msg("ERR timeout is not an integer or out of range")),
+        Ok(v) if v < 0 => return Err(CmdError::msg("ERR timeout is negative")),
+        Ok(v) => v as u64,
+        Err(_) => return Err(CmdError::msg("ERR timeout is not an integer or out of range")),
     };
+    if a.len() > 4 {
+        return Err(subcommand_syntax_error(a));
+    }
     let writes_only = match a.get(3) {
         None => false,
         Some(m) if eq(m, "write") => true,
         Some(m) if eq(m, "all") => false,
-        Some(_) => return Err(CmdError::Syntax),
+        Some(_) => return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL")),
     };
-    if a.len() > 4 {
-        return Err(CmdError::Syntax);
-    }
     let p = &ctx.srv.pause;
     p.writes_only.store(writes_only, Relaxed);
-    p.until_ms.store(unix_ms() + ms, Relaxed);
+    // Redis adds in signed 64 bits: a deadline that overflows is already
+    // in the past, so the pause ends at once.
+    let until = (unix_ms() as i64).wrapping_add(ms as i64).max(0) as u64;
+    p.until_ms.store(until, Relaxed);
     p.changed.notify_waiters();
     ctx.out.ok();
     Ok(())
@@ -235,7 +253,9 @@ fn client_reply(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     } else if eq(a[2], "off") {
         ctx.client.reply_mode = ReplyMode::Off;
     } else if eq(a[2], "skip") {
-        if ctx.client.reply_mode == ReplyMode::On {
+        // As Redis: SKIP while a skip is pending re-arms it for the next
+        // command; only OFF ignores it.
+        if ctx.client.reply_mode != ReplyMode::Off {
             ctx.client.reply_mode = ReplyMode::Skip;
         }
     } else {
@@ -297,8 +317,6 @@ fn client_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
             "      Skip killing current connection (default: yes).",
             "    * ID <client-id>",
             "      Kill connections by client id.",
-            "    * MAXAGE <maxage>",
-            "      Kill connections older than the specified age.",
             "LIST [options ...]",
             "    Return information about client connections. Options:",
             "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",

@@ -18,18 +18,31 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
 
 fn config_get(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let cfg = ctx.srv.config.read();
-    let mut pairs: Vec<(&str, String)> = Vec::new();
+    // As Redis 7.0: a pattern without glob characters is looked up by
+    // name and answered with the name as the client spelled it; names are
+    // deduplicated case-insensitively.
+    let mut pairs: Vec<(Vec<u8>, String)> = Vec::new();
+    let add = |pairs: &mut Vec<(Vec<u8>, String)>, name: &[u8], v: &str| {
+        if !pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            pairs.push((name.to_vec(), v.to_string()));
+        }
+    };
     for pat in &a[2..] {
-        for (k, v) in cfg.matching(pat) {
-            if !pairs.iter().any(|(n, _)| *n == k) {
-                pairs.push((k, v.to_string()));
+        if !pat.iter().any(|c| matches!(c, b'[' | b'*' | b'?')) {
+            let lname = String::from_utf8_lossy(pat).to_ascii_lowercase();
+            if let Some(v) = cfg.get(&lname) {
+                add(&mut pairs, pat, v);
             }
+            continue;
+        }
+        for (k, v) in cfg.matching(pat) {
+            add(&mut pairs, k.as_bytes(), v);
         }
     }
     drop(cfg);
     ctx.out.map(pairs.len());
     for (k, v) in pairs {
-        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(&k);
         ctx.out.bulk(v.as_bytes());
     }
     Ok(())
@@ -37,15 +50,25 @@ fn config_get(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() % 2 != 0 {
-        return Err(CmdError::WrongArity("config|set".into()));
+        return Err(CmdError::Syntax);
     }
+    // A repeated parameter is reported with the later spelling, as Redis
+    // does; an unknown name (checked by `set` below) takes precedence.
     let mut names: Vec<String> = Vec::new();
+    let mut dup: Option<String> = None;
     for pair in a[2..].chunks(2) {
-        let n = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
-        if names.contains(&n) {
-            return Err(CmdError::msg(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter")));
+        let n = String::from_utf8_lossy(pair[0]).into_owned();
+        let l = n.to_ascii_lowercase();
+        if ctx.srv.config.read().get(&l).is_none() {
+            return Err(CmdError::msg(format!("ERR Unknown option or number of arguments for CONFIG SET - '{n}'")));
         }
-        names.push(n);
+        if dup.is_none() && names.contains(&l) {
+            dup = Some(n);
+        }
+        names.push(l);
+    }
+    if let Some(n) = dup {
+        return Err(CmdError::msg(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter")));
     }
     // All or nothing: apply to a copy, then swap it in.
     let mut cfg = ctx.srv.config.write();

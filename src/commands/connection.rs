@@ -14,12 +14,12 @@ const fn conn(mut c: CommandSpec) -> CommandSpec {
 
 pub static COMMANDS: &[CommandSpec] = &[
     conn(cmd("ping", -1, FAST | SENTINEL, ping)),
-    conn(cmd("echo", 2, FAST, echo)),
-    conn(cmd("quit", -1, NO_AUTH | LOADING | STALE | FAST | ALLOW_BUSY, quit)),
-    conn(cmd("reset", 1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, reset)),
-    conn(cmd("hello", -1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, hello)),
+    conn(cmd("echo", 2, LOADING | STALE | FAST, echo)),
+    conn(cmd("quit", -1, NO_AUTH | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, quit)),
+    conn(cmd("reset", 1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, reset)),
+    conn(cmd("hello", -1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, hello)),
     conn(cmd("select", 2, LOADING | STALE | FAST, select)),
-    conn(cmd("auth", -2, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, auth)),
+    conn(cmd("auth", -2, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, auth)),
 ];
 
 fn ping(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -49,6 +49,8 @@ fn reset(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     ctx.client.handle.resp.store(2, Relaxed);
     ctx.client.handle.no_evict.store(false, Relaxed);
     ctx.client.handle.no_touch.store(false, Relaxed);
+    // The connection name goes too (lib-name/lib-ver stay, as in Redis).
+    ctx.client.handle.name.lock().clear();
     ctx.client.authenticated = ctx.srv.config.read().requirepass.is_empty();
     ctx.out.simple("RESET");
     Ok(())
@@ -143,7 +145,7 @@ fn hello(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let v = int(a[1])?;
+    let v = super::args::int32(a[1])?;
     if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 {
         return Err(CmdError::DbIndex);
     }

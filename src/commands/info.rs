@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::flags::*;
 use super::{cmd, table, CmdResult, CommandSpec, Ctx};
 
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec { group: "server", ..cmd("info", -1, LOADING | STALE | SENTINEL, info) }];
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec { group: "server", ..cmd("info", -1, LOADING | STALE | SENTINEL | CAT_DANGEROUS, info) }];
 
 const DEFAULT: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
 const ALL_EXTRA: &[&str] = &["commandstats", "latencystats"];
@@ -34,11 +34,11 @@ fn info(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-fn rusage() -> (f64, f64) {
+fn rusage(who: libc::c_int) -> (f64, f64) {
     // SAFETY: getrusage fills the struct we own.
     unsafe {
         let mut r: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut r);
+        libc::getrusage(who, &mut r);
         let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
         (t(r.ru_stime), t(r.ru_utime))
     }
@@ -66,7 +66,7 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
         let up = srv.started.elapsed().as_secs();
         let _ = write!(
             o,
-            "# Server\r\nredis_version:{}\r\nbasalt_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:basalt-server\r\nconfig_file:{}\r\nio_threads_active:{}\r\n\r\n",
+            "# Server\r\nredis_version:{}\r\nbasalt_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:basalt-server\r\nconfig_file:{}\r\nio_threads_active:{}\r\n\r\n",
             crate::REDIS_VERSION,
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
@@ -94,19 +94,29 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
     }
     if want("memory") {
         let used = crate::alloc::allocated() as u64;
-        let peak = crate::alloc::peak() as u64;
+        let peak = crate::alloc::peak().max(used as usize) as u64;
+        let rss = rss();
+        let total = total_mem();
         let maxmem: u64 = cfg.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+        let pct = |a: u64, b: u64| ratio(a, b) * 100.0;
+        // Field set and order as Redis 7.0; Basalt has no scripting, no
+        // replication buffers and no defragmenter, so those read zero.
         let _ = write!(
             o,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{used}\r\nallocator_allocated:{used}\r\ntotal_system_memory:{}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{used}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{used}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{total}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:mimalloc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n\r\n",
             human(used),
-            rss(),
-            human(rss()),
+            human(rss),
             human(peak),
-            total_mem(),
+            pct(used, peak),
+            if used > 0 { 100.0 } else { 0.0 },
+            human(total),
             human(maxmem),
             cfg.get("maxmemory-policy").unwrap_or("noeviction"),
-            if used > 0 { rss() as f64 / used as f64 } else { 0.0 }
+            ratio(rss, used),
+            rss as i64 - used as i64,
+            ratio(rss, used),
+            rss as i64 - used as i64,
         );
     }
     if want("persistence") {
@@ -116,7 +126,7 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
         let s = &srv.stats;
         let _ = write!(
             o,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntotal_active_defrag_time:0\r\ntracking_total_keys:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n\r\n",
             s.connections.load(Relaxed),
             s.commands.load(Relaxed),
             s.net_input_bytes.load(Relaxed),
@@ -137,8 +147,13 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
         );
     }
     if want("cpu") {
-        let (sys, user) = rusage();
-        let _ = write!(o, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n\r\n");
+        let (sys, user) = rusage(libc::RUSAGE_SELF);
+        // "main thread": the thread serving this client.
+        let (tsys, tuser) = rusage(libc::RUSAGE_THREAD);
+        let _ = write!(
+            o,
+            "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{tsys:.6}\r\nused_cpu_user_main_thread:{tuser:.6}\r\n\r\n"
+        );
     }
     if want("modules") {
         o.push_str("# Modules\r\n\r\n");
@@ -169,6 +184,11 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
             let _ = write!(o, "errorstat_{k}:count={n}\r\n");
         }
         o.push_str("\r\n");
+    }
+    if want("latencystats") {
+        // Per-command latency percentiles are not tracked (as Redis with
+        // `latency-tracking no`): the section is present and empty.
+        o.push_str("# Latencystats\r\n\r\n");
     }
     if want("cluster") {
         o.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");

@@ -7,37 +7,41 @@ use super::{cmd, table, CmdError, CmdResult, CommandSpec, Ctx, Entry};
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
     group: "server",
     subcommands: &[
-        cmd("count", 2, LOADING | STALE, command_count),
-        cmd("info", -2, LOADING | STALE, command_info),
-        cmd("docs", -2, LOADING | STALE, command_docs),
-        cmd("list", -2, LOADING | STALE, command_list),
-        cmd("getkeys", -3, LOADING | STALE, command_getkeys),
-        cmd("help", 2, LOADING | STALE, command_help),
+        cmd("count", 2, LOADING | STALE | CAT_CONNECTION, command_count),
+        cmd("info", -2, LOADING | STALE | CAT_CONNECTION, command_info),
+        cmd("docs", -2, LOADING | STALE | CAT_CONNECTION, command_docs),
+        cmd("list", -2, LOADING | STALE | CAT_CONNECTION, command_list),
+        // -4 as Redis 7.0 (7.2 relaxed it to -3).
+        cmd("getkeys", -4, LOADING | STALE | CAT_CONNECTION, command_getkeys),
+        cmd("help", 2, LOADING | STALE | CAT_CONNECTION, command_help),
     ],
-    ..cmd("command", -1, LOADING | STALE, command)
+    ..cmd("command", -1, LOADING | STALE | CAT_CONNECTION, command)
 }];
 
+/// ACL categories as Redis reports them: implied by the flags (write,
+/// readonly, admin, fast/slow), by the group (subcommands take their
+/// container's; a container itself has none) and the `CAT_*` bits, in the
+/// order of Redis's category table.
 fn acl_categories(e: &Entry) -> Vec<&'static str> {
     let s = e.spec;
-    let mut v = Vec::new();
-    if s.flags & WRITE != 0 {
-        v.push("@write");
-    }
-    if s.flags & READONLY != 0 {
-        v.push("@read");
-    }
-    match s.group {
-        "string" => v.push("@string"),
-        "generic" => v.push("@keyspace"),
-        "connection" => v.push("@connection"),
-        _ => {}
-    }
-    if s.flags & ADMIN != 0 {
-        v.push("@admin");
-        v.push("@dangerous");
-    }
-    v.push(if s.flags & FAST != 0 { "@fast" } else { "@slow" });
-    v
+    let group = match e.fullname.split_once('|') {
+        Some((parent, _)) => table().map.get(parent).map_or(s.group, |p| p.spec.group),
+        None if !s.subcommands.is_empty() => "",
+        None => s.group,
+    };
+    let has = |f: u32| s.flags & f != 0;
+    let cats: [(bool, &'static str); 9] = [
+        (group == "generic" || has(CAT_KEYSPACE), "@keyspace"),
+        (has(READONLY), "@read"),
+        (has(WRITE), "@write"),
+        (group == "string", "@string"),
+        (has(ADMIN), "@admin"),
+        (has(FAST), "@fast"),
+        (!has(FAST), "@slow"),
+        (has(ADMIN) || has(CAT_DANGEROUS), "@dangerous"),
+        (group == "connection" || has(CAT_CONNECTION), "@connection"),
+    ];
+    cats.iter().filter(|(on, _)| *on).map(|(_, c)| *c).collect()
 }
 
 fn write_info(ctx: &mut Ctx<'_>, e: &Entry) {
@@ -108,7 +112,8 @@ fn command_info(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     for n in &a[2..] {
         match find(n) {
             Some(e) => write_info(ctx, e),
-            None => ctx.out.null_array(),
+            // Redis's addReplyNull: `$-1` in RESP2.
+            None => ctx.out.null(),
         }
     }
     Ok(())

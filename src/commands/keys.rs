@@ -59,7 +59,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     k12(cmd("renamenx", 3, WRITE | FAST, renamenx)),
     k12(cmd("copy", -3, WRITE | DENYOOM, copy)),
     k1(cmd("move", 3, WRITE | FAST, move_)),
-    CommandSpec { group: "generic", ..cmd("keys", 2, READONLY, keys) },
+    CommandSpec { group: "generic", ..cmd("keys", 2, READONLY | CAT_DANGEROUS, keys) },
     CommandSpec { group: "generic", ..cmd("scan", -2, READONLY, scan) },
     CommandSpec { group: "generic", ..cmd("randomkey", 1, READONLY, randomkey) },
     CommandSpec {
@@ -99,7 +99,7 @@ fn unlink(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut n = 0;
     for key in &a[1..] {
-        if ctx.read_key(key).exists() {
+        if ctx.peek_key(key).exists() {
             n += 1;
         }
     }
@@ -108,11 +108,18 @@ fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn touch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    exists(ctx, a)
+    let mut n = 0;
+    for key in &a[1..] {
+        if ctx.read_key(key).exists() {
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
 }
 
 fn type_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.write_key(a[1]);
+    let k = ctx.peek_key(a[1]);
     let t = k.get().map_or("none", |e| e.value.type_name());
     drop(k);
     ctx.out.simple(t);
@@ -139,7 +146,9 @@ fn parse_expire_flags(a: &[&[u8]]) -> Result<ExpireFlags, CmdError> {
         } else if eq(opt, "lt") {
             f.lt = true;
         } else {
-            return Err(CmdError::msg(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))));
+            let mut m = b"ERR Unsupported option ".to_vec();
+            m.extend_from_slice(super::error::c_str_trunc(opt, usize::MAX));
+            return Err(CmdError::Bytes(m));
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
@@ -165,12 +174,16 @@ fn expire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &
         return Err(CmdError::InvalidExpire(name));
     }
     when += base;
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(a[1]);
     let Some(e) = k.get_mut() else {
         drop(k);
         ctx.out.int(0);
         return Ok(());
     };
+    if let Some(c) = touch {
+        e.lru = c;
+    }
     let cur = if e.expire_at == 0 { -1 } else { e.expire_at as i64 };
     let refuse = (f.nx && cur != -1) || (f.xx && cur == -1) || (f.gt && (cur == -1 || when <= cur)) || (f.lt && cur != -1 && when >= cur);
     if refuse {
@@ -210,7 +223,7 @@ fn pexpireat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// -2 missing, -1 no TTL, else the deadline in ms.
 fn deadline(ctx: &Ctx<'_>, key: &[u8]) -> i64 {
-    let k = ctx.read_key(key);
+    let k = ctx.peek_key(key);
     match k.get() {
         None => -2,
         Some(e) if e.expire_at == 0 => -1,
@@ -250,13 +263,18 @@ fn pexpiretime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(a[1]);
     let done = match k.get_mut() {
-        Some(e) if e.expire_at != 0 => {
+        Some(e) => {
+            if let Some(c) = touch {
+                e.lru = c;
+            }
+            let had = e.expire_at != 0;
             e.expire_at = 0;
-            true
+            had
         }
-        _ => false,
+        None => false,
     };
     if done {
         ctx.propagate(&[b"PERSIST", a[1]]);
@@ -268,9 +286,15 @@ fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     let keys = [a[1], a[2]];
+    let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(&keys);
-    if m.get(0, a[1]).is_none() {
-        return Err(CmdError::NoSuchKey);
+    match m.get_mut(0, a[1]) {
+        None => return Err(CmdError::NoSuchKey),
+        Some(e) => {
+            if let Some(c) = touch {
+                e.lru = c;
+            }
+        }
     }
     if a[1] == a[2] {
         drop(m);
@@ -312,8 +336,8 @@ pub fn clone_value(v: &Value) -> Value {
 }
 
 fn parse_db(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
-    let v = int(b)?;
-    if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 || v > i32::MAX as i64 {
+    let v = super::args::int32(b)?;
+    if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 {
         return Err(CmdError::DbIndex);
     }
     Ok(v as usize)
@@ -388,26 +412,38 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if src == dst && sdb == ddb {
         return Err(CmdError::msg("ERR source and destination objects are the same"));
     }
-    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: e.lru };
-    let done = if sdb == ddb {
+    // The copy is a new object (fresh access clock); reading the source
+    // touches it.
+    let clock = ctx.clock();
+    let touch = ctx.touch_clock();
+    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock };
+    // (source found, copied); the source lookup counts as a read.
+    let (found, done) = if sdb == ddb {
         let mut m = ctx.lock_keys(&[src, dst]);
+        if let (Some(e), Some(c)) = (m.get_mut(0, src), touch) {
+            e.lru = c;
+        }
         match m.get(0, src).map(copy_into) {
             Some(ne) if replace || m.get(1, dst).is_none() => {
                 m.insert(1, dst, ne);
-                true
+                (true, true)
             }
-            _ => false,
+            found => (found.is_some(), false),
         }
     } else {
         with_two(ctx, src, sdb, dst, ddb, |s, d, hs, hd| {
-            let Some(e) = s.get(hs, src) else { return false };
+            if let (Some(e), Some(c)) = (s.get_mut(hs, src), touch) {
+                e.lru = c;
+            }
+            let Some(e) = s.get(hs, src) else { return (false, false) };
             if d.get(hd, dst).is_some() && !replace {
-                return false;
+                return (true, false);
             }
             d.insert(hd, dst, copy_into(e));
-            true
+            (true, true)
         })
     };
+    ctx.count_lookup(found);
     if done {
         let dbs = itoa::Buffer::new().format(ddb).to_string();
         let mut rec: Vec<&[u8]> = vec![b"COPY", src, dst, b"DB", dbs.as_bytes()];
@@ -421,17 +457,17 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let v = int(a[2])?;
-    if v < 0 || v >= ctx.srv.ks.num_dbs() as i64 {
-        return Err(CmdError::DbIndex);
-    }
-    let ddb = v as usize;
+    let ddb = parse_db(ctx, a[2])?;
     let sdb = ctx.client.db;
     if sdb == ddb {
         return Err(CmdError::msg("ERR source and destination objects are the same"));
     }
     let key = a[1];
+    let touch = ctx.touch_clock();
     let done = with_two(ctx, key, sdb, key, ddb, |s, d, h, _| {
+        if let (Some(e), Some(c)) = (s.get_mut(h, key), touch) {
+            e.lru = c;
+        }
         if s.get(h, key).is_none() || d.get(h, key).is_some() {
             return false;
         }
@@ -467,7 +503,7 @@ fn keys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let cursor = crate::num::parse_u64(a[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+    let cursor = crate::num::parse_cursor(a[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
     let mut count = 10i64;
     let mut pat: Option<&[u8]> = None;
     let mut typ: Option<String> = None;
@@ -497,6 +533,7 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut shard = cursor % nshards;
     let mut tc = cursor / nshards;
     let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut expired: Vec<Vec<u8>> = Vec::new();
     let mut visited = 0i64;
     let maxiter = count.saturating_mul(10);
     let mut next = 0u64;
@@ -505,7 +542,9 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = ks.lock(shard as usize);
         loop {
             tc = g.dbs[db].scan(tc, |k, e| {
-                if !e.is_expired(now) {
+                if e.is_expired(now) {
+                    expired.push(k.to_vec());
+                } else {
                     found.push(k.to_vec());
                 }
             });
@@ -530,10 +569,16 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     if let Some(p) = pat {
         found.retain(|k| glob_match(p, k, false));
+        expired.retain(|k| glob_match(p, k, false));
+    }
+    // Redis deletes the expired keys a SCAN returns-to-be (after the
+    // pattern filter): DBSIZE shows it.
+    for k in &expired {
+        drop(ctx.write_key(k));
     }
     if let Some(t) = typ {
         found.retain(|k| {
-            let kl = ctx.write_key(k);
+            let kl = ctx.peek_key(k);
             kl.get().map_or(false, |e| e.value.type_name() == t)
         });
     }
@@ -547,32 +592,41 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn randomkey(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    let ks = &ctx.srv.ks;
+    let n = ctx.srv.ks.num_shards();
     let db = ctx.client.db;
-    let n = ks.num_shards();
     let mut seed = ctx.now_ms ^ (ctx.client.handle.id << 20) ^ ctx.srv.stats.commands.load(Relaxed).wrapping_mul(0x9e3779b97f4a7c15);
-    // Try random shards first, then all shards in order.
-    for attempt in 0..(n * 2) {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let s = if attempt < n { (seed >> 33) as usize % n } else { attempt - n };
-        let g = ks.lock(s);
-        for tries in 0..100 {
-            let Some(k) = g.dbs[db].random_key(seed.wrapping_add(tries)) else { break };
-            let expired = g.dbs[db].get(Keyspace::hash(k), k).map_or(true, |e| e.is_expired(ctx.now_ms));
-            if !expired || tries == 99 {
-                let k = k.to_vec();
-                drop(g);
+    // As Redis: an expired key that comes up is deleted and another is
+    // drawn, so the loop ends with a live key or an empty db.
+    loop {
+        let mut picked: Option<(Vec<u8>, bool)> = None;
+        // Random shards first, then every shard in order.
+        for attempt in 0..(n * 2) {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let s = if attempt < n { (seed >> 33) as usize % n } else { attempt - n };
+            let g = ctx.srv.ks.lock(s);
+            if let Some(k) = g.dbs[db].random_key(seed) {
+                let expired = g.dbs[db].get(Keyspace::hash(k), k).map_or(true, |e| e.is_expired(ctx.now_ms));
+                picked = Some((k.to_vec(), expired));
+                break;
+            }
+        }
+        match picked {
+            None => {
+                ctx.out.null();
+                return Ok(());
+            }
+            Some((k, expired)) if !expired || ctx.loading => {
                 ctx.out.bulk(&k);
                 return Ok(());
             }
+            // Lazy expiry on access deletes it (and logs the DEL).
+            Some((k, _)) => drop(ctx.write_key(&k)),
         }
     }
-    ctx.out.null();
-    Ok(())
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.write_key(a[2]);
+    let k = ctx.peek_key(a[2]);
     let enc = k.get().map(|e| e.value.encoding_name());
     drop(k);
     match enc {
@@ -587,7 +641,7 @@ fn lfu_policy(ctx: &Ctx<'_>) -> bool {
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let exists = ctx.write_key(a[2]).exists();
+    let exists = ctx.peek_key(a[2]).exists();
     if !exists {
         ctx.out.null();
         return Ok(());
@@ -600,7 +654,7 @@ fn object_freq(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.write_key(a[2]);
+    let k = ctx.peek_key(a[2]);
     let lru = k.get().map(|e| e.lru);
     drop(k);
     let Some(lru) = lru else {
@@ -608,14 +662,14 @@ fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     if lfu_policy(ctx) {
-        return Err(CmdError::msg("ERR An LRU maxmemory policy is selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+        return Err(CmdError::msg("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
     ctx.out.int(ctx.srv.lru_clock().saturating_sub(lru) as i64);
     Ok(())
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.write_key(a[2]);
+    let k = ctx.peek_key(a[2]);
     // Redis shares the integers 0..9999 and reports INT_MAX for them.
     let rc = k.get().map(|e| match e.value {
         Value::Int(i) if (0..10000).contains(&i) => i32::MAX as i64,
@@ -636,7 +690,7 @@ pub fn help_reply(ctx: &mut Ctx<'_>, container: &str, lines: &[&str]) {
         ctx.out.simple(l);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Print this help.");
+    ctx.out.simple("    Prints this help.");
 }
 
 fn object_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {

@@ -52,6 +52,12 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 13;
     pub const SENTINEL: u32 = 1 << 14;
 
+    /// ACL categories a command has beyond those its flags and group
+    /// imply (Redis's explicit `acl_categories`); never shown as flags.
+    pub const CAT_KEYSPACE: u32 = 1 << 24;
+    pub const CAT_DANGEROUS: u32 = 1 << 25;
+    pub const CAT_CONNECTION: u32 = 1 << 26;
+
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -188,9 +194,13 @@ impl Table {
         })?;
         if !e.subs.is_empty() && argv.len() >= 2 {
             let mut buf = [0u8; 32];
-            let sub = lower(argv[1], &mut buf).and_then(|s| e.subs.get(s)).ok_or_else(|| {
-                CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() }
-            })?;
+            let sub = lower(argv[1], &mut buf).and_then(|s| e.subs.get(s));
+            // DEBUG is a single command in Redis that parses its own
+            // subcommands: unknown ones and wrong counts get one message.
+            if e.spec.name == "debug" && sub.map_or(true, |s| check_arity(s, argv.len()).is_err()) {
+                return Err(client::subcommand_syntax_error(argv));
+            }
+            let sub = sub.ok_or_else(|| CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() })?;
             check_arity(sub, argv.len())?;
             return Ok(sub);
         }
@@ -226,6 +236,42 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// True while replaying the log: no expiry, no propagation.
     pub loading: bool,
+}
+
+impl<'a> Ctx<'a> {
+    /// Counts a read lookup in `keyspace_hits` / `keyspace_misses`, as
+    /// Redis's `lookupKeyRead` does.
+    pub fn count_lookup(&self, found: bool) {
+        let s = &self.srv.stats;
+        if found { &s.keyspace_hits } else { &s.keyspace_misses }.fetch_add(1, Relaxed);
+    }
+
+    /// The access clock now (OBJECT IDLETIME's unit).
+    pub fn clock(&self) -> u32 {
+        self.srv.lru_clock_at(self.now_ms)
+    }
+
+    /// A new stored value: it starts with the current access clock, as a
+    /// new Redis object does.
+    pub fn new_entry(&self, value: basalt_storage::Value, expire_at: u64) -> basalt_storage::Entry {
+        let mut e = basalt_storage::Entry::with_expire(value, expire_at);
+        e.lru = self.clock();
+        e
+    }
+
+    /// The clock to stamp on a key a write command looks up (Redis's
+    /// write lookups touch it too), or None under CLIENT NO-TOUCH.
+    pub fn touch_clock(&self) -> Option<u32> {
+        (!self.client.handle.no_touch.load(Relaxed)).then(|| self.clock())
+    }
+
+    /// A read that counts hit/miss but leaves the access clock alone
+    /// (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT).
+    pub fn peek_key<'k>(&self, key: &'k [u8]) -> crate::db::KeyLock<'a, 'k> {
+        let k = self.write_key(key);
+        self.count_lookup(k.exists());
+        k
+    }
 }
 
 /// Runs one parsed command and writes its reply. Returns the flags of the
@@ -283,5 +329,5 @@ const TIME_SAMPLE: u64 = 8;
 
 pub fn reply_error(ctx: &mut Ctx<'_>, err: &CmdError) {
     ctx.srv.stats.count_error(&err.code());
-    ctx.out.error(&err.to_string());
+    ctx.out.error_bytes(&err.to_bytes());
 }

@@ -13,10 +13,10 @@ const fn srv(mut c: CommandSpec) -> CommandSpec {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    srv(cmd("dbsize", 1, READONLY | FAST, dbsize)),
-    CommandSpec { group: "server", ..cmd("flushdb", -1, WRITE, flushdb) },
-    CommandSpec { group: "server", ..cmd("flushall", -1, WRITE, flushall) },
-    srv(cmd("swapdb", 3, WRITE | FAST, swapdb)),
+    srv(cmd("dbsize", 1, READONLY | FAST | CAT_KEYSPACE, dbsize)),
+    CommandSpec { group: "server", ..cmd("flushdb", -1, WRITE | CAT_KEYSPACE | CAT_DANGEROUS, flushdb) },
+    CommandSpec { group: "server", ..cmd("flushall", -1, WRITE | CAT_KEYSPACE | CAT_DANGEROUS, flushall) },
+    srv(cmd("swapdb", 3, WRITE | FAST | CAT_KEYSPACE | CAT_DANGEROUS, swapdb)),
     srv(cmd("time", 1, LOADING | STALE | FAST, time)),
     CommandSpec { group: "generic", since: "7.2.0", ..cmd("waitaof", 4, NOSCRIPT, waitaof) },
     srv(cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, shutdown)),
@@ -26,6 +26,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             cmd("sleep", 3, ADMIN, debug_sleep),
             cmd("set-active-expire", 3, ADMIN, debug_set_active_expire),
             CommandSpec { first_key: 2, last_key: 2, step: 1, ..cmd("object", 3, ADMIN, debug_object) },
+            cmd("aof-fault", -3, ADMIN, debug_aof_fault),
             cmd("help", 2, ADMIN, debug_help),
         ],
         ..cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, container)
@@ -78,8 +79,8 @@ fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let x = int(a[1]).map_err(|_| CmdError::msg("ERR invalid first DB index"))?;
-    let y = int(a[2]).map_err(|_| CmdError::msg("ERR invalid second DB index"))?;
+    let x = super::args::int32(a[1]).map_err(|_| CmdError::msg("ERR invalid first DB index"))?;
+    let y = super::args::int32(a[2]).map_err(|_| CmdError::msg("ERR invalid second DB index"))?;
     let n = ctx.srv.ks.num_dbs() as i64;
     if x < 0 || x >= n || y < 0 || y >= n {
         return Err(CmdError::DbIndex);
@@ -122,19 +123,35 @@ fn time(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 }
 
 fn shutdown(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let mut kind = ShutdownKind::Default;
+    // Parsed as Redis 7.0: unknown words, ABORT with anything else, and
+    // SAVE with NOSAVE are syntax errors.
+    let (mut nosave, mut save, mut other, mut abort) = (false, false, false, false);
     for opt in &a[1..] {
         if eq(opt, "nosave") {
-            kind = ShutdownKind::NoSave;
+            nosave = true;
         } else if eq(opt, "save") {
-            kind = ShutdownKind::Save;
+            save = true;
         } else if eq(opt, "now") || eq(opt, "force") {
+            other = true;
         } else if eq(opt, "abort") {
-            return Err(CmdError::msg("ERR No shutdown in progress."));
+            abort = true;
         } else {
             return Err(CmdError::Syntax);
         }
     }
+    if (abort && (nosave || save || other)) || (nosave && save) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        return Err(CmdError::msg("ERR No shutdown in progress."));
+    }
+    let kind = if nosave {
+        ShutdownKind::NoSave
+    } else if save {
+        ShutdownKind::Save
+    } else {
+        ShutdownKind::Default
+    };
     // Redis replies nothing on success: the connection just closes.
     ctx.srv.shutdown.send_replace(Some(kind));
     ctx.client.close_after_reply = true;
@@ -142,8 +159,9 @@ fn shutdown(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn debug_sleep(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let secs = crate::num::parse_f64(a[2]).ok_or(CmdError::NotFloat)?;
-    if secs > 0.0 {
+    // C `atof`, as Redis: junk reads as 0 (no sleep), never an error.
+    let secs = crate::num::atof(a[2]);
+    if secs > 0.0 && secs.is_finite() {
         let d = std::time::Duration::from_secs_f64(secs.min(3600.0));
         // Blocks this worker only, like Redis's DEBUG SLEEP blocks its loop.
         match tokio::runtime::Handle::try_current() {
@@ -156,7 +174,8 @@ fn debug_sleep(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn debug_set_active_expire(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let v = int(a[2])?;
+    // C `atoi`, as Redis: junk reads as 0.
+    let v = crate::num::atoi(a[2]);
     ctx.srv.active_expire_enabled.store(v != 0, Relaxed);
     ctx.out.ok();
     Ok(())
@@ -179,6 +198,29 @@ fn debug_object(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         Some(s) => ctx.out.simple(&s),
         None => return Err(CmdError::NoSuchKey),
     }
+    Ok(())
+}
+
+/// DEBUG AOF-FAULT fail-syncs|fail-writes|enospc|sync-delay-ms <n>|heal:
+/// drives the fault injector under the log (only with
+/// `debug-aof-fault-injection yes`), for failure tests.
+fn debug_aof_fault(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let f = ctx.srv.aof_faults.get().ok_or_else(|| CmdError::msg("ERR fault injection is off (start with --debug-aof-fault-injection yes)"))?;
+    if eq(a[2], "fail-syncs") {
+        f.set_fail_syncs(true);
+    } else if eq(a[2], "fail-writes") {
+        f.set_fail_writes(true);
+    } else if eq(a[2], "enospc") {
+        f.set_kind(basalt_aof::fs::FaultKind::Enospc);
+    } else if eq(a[2], "heal") {
+        f.heal();
+    } else if eq(a[2], "sync-delay-ms") && a.len() == 4 {
+        let ms = int(a[3])?.max(0) as u64;
+        f.set_sync_delay(std::time::Duration::from_millis(ms));
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    ctx.out.ok();
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Strings: GET SET and friends, counters, ranges, LCS.
 
-use basalt_storage::{Entry, Value};
+use basalt_storage::Value;
 
 use super::args::{eq, int};
 use super::flags::*;
@@ -159,6 +159,7 @@ fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Opti
     let mut k = ctx.write_key(key);
     let old = k.get();
     if o.get {
+        ctx.count_lookup(old.is_some());
         match old {
             None => ctx.out.null(),
             Some(e) if !e.value.is_string() => return Err(CmdError::WrongType),
@@ -175,7 +176,7 @@ fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Opti
         return Ok(());
     }
     let keep = if o.keepttl { old.map_or(0, |e| e.expire_at) } else { 0 };
-    k.insert(Entry::with_expire(Value::from_bytes(val), when.unwrap_or(keep)));
+    k.insert(ctx.new_entry(Value::from_bytes(val), when.unwrap_or(keep)));
     match when {
         Some(ms) => ctx.propagate(&[b"SET", key, val, b"PXAT", itoa::Buffer::new().format(ms).as_bytes()]),
         None if o.keepttl => ctx.propagate(&[b"SET", key, val, b"KEEPTTL"]),
@@ -223,11 +224,17 @@ fn getdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn getex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let o = parse_set_opts(a, 2, Kind::GetEx)?;
+    // As Redis: a missing key answers nil before the expire is validated.
+    let exists = ctx.read_key(a[1]).exists();
+    if !exists {
+        ctx.out.null();
+        return Ok(());
+    }
     let when = match o.expire {
         Some((s, abs, i)) => Some((expire_ms(ctx, a[i], s, abs, "getex")?, abs)),
         None => None,
     };
-    let mut k = ctx.read_key(a[1]);
+    let mut k = ctx.write_key(a[1]);
     let Some(e) = k.get_mut() else {
         ctx.out.null();
         return Ok(());
@@ -289,7 +296,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
         return Ok(());
     }
     for (i, key) in keys.iter().enumerate() {
-        m.insert(i, key, Entry::new(Value::from_bytes(a[2 + 2 * i])));
+        m.insert(i, key, ctx.new_entry(Value::from_bytes(a[2 + 2 * i]), 0));
     }
     // One record for the whole command, so it replays atomically.
     let mut rec: Vec<&[u8]> = Vec::with_capacity(a.len());
@@ -331,13 +338,19 @@ fn take_bytes(v: &mut Value) -> Vec<u8> {
 
 fn append(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let limit = max_len(ctx);
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(a[1]);
     let newlen = match k.get_mut() {
         None => {
-            k.insert(Entry::new(Value::Str(a[2].into())));
+            // A new key is stored as SET would (int encoding if canonical).
+            k.insert(ctx.new_entry(Value::from_bytes(a[2]), 0));
             a[2].len()
         }
         Some(e) => {
+            // Redis's write lookups touch the key.
+            if let Some(c) = touch {
+                e.lru = c;
+            }
             if !e.value.is_string() {
                 return Err(CmdError::WrongType);
             }
@@ -419,6 +432,7 @@ fn setrange(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     let val = a[3];
     let limit = max_len(ctx);
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(a[1]);
     let too_big = |off: i64| (off as u64).saturating_add(val.len() as u64) > limit;
     let newlen = match k.get_mut() {
@@ -433,10 +447,13 @@ fn setrange(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             let mut b = vec![0u8; offset as usize];
             b.extend_from_slice(val);
             let n = b.len();
-            k.insert(Entry::new(Value::Raw(b.into())));
+            k.insert(ctx.new_entry(Value::Raw(b.into()), 0));
             n
         }
         Some(e) => {
+            if let Some(c) = touch {
+                e.lru = c;
+            }
             if !e.value.is_string() {
                 return Err(CmdError::WrongType);
             }
@@ -466,10 +483,11 @@ fn setrange(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(key);
     let new = match k.get_mut() {
         None => {
-            k.insert(Entry::new(Value::Int(by)));
+            k.insert(ctx.new_entry(Value::Int(by), 0));
             by
         }
         Some(e) => {
@@ -480,6 +498,9 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
             };
             let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
             e.value = Value::Int(new);
+            if let Some(c) = touch {
+                e.lru = c;
+            }
             new
         }
     };
@@ -523,7 +544,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         IncrFloatError::NanOrInf => CmdError::msg("ERR increment would produce NaN or Infinity"),
     })?;
     let keep = k.get().map_or(0, |e| e.expire_at);
-    k.insert(Entry::with_expire(Value::from_bytes(&new), keep));
+    // Redis keeps the result as a string (embstr), never the int encoding.
+    k.insert(ctx.new_entry(Value::Str(new.as_slice().into()), keep));
     ctx.propagate(&[b"SET", a[1], &new, b"KEEPTTL"]);
     drop(k);
     ctx.out.bulk(&new);
@@ -550,20 +572,25 @@ fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     let keys = [a[1], a[2]];
     let mut m = ctx.lock_keys(&keys);
-    let mut fetch = |i: usize| -> Result<Vec<u8>, CmdError> {
+    let mut fetch = |i: usize| -> Result<Option<Vec<u8>>, CmdError> {
         match m.get(i, keys[i]) {
-            None => Ok(Vec::new()),
+            None => Ok(None),
             Some(e) => {
                 let mut b = itoa::Buffer::new();
                 str_bytes(&e.value, &mut b)
-                    .map(|s| s.to_vec())
+                    .map(|s| Some(s.to_vec()))
                     .ok_or_else(|| CmdError::msg("ERR The specified keys must contain string values"))
             }
         }
     };
-    let sa = fetch(0)?;
-    let sb = fetch(1)?;
+    let sa = fetch(0);
+    let sb = fetch(1);
     drop(m);
+    for s in [&sa, &sb] {
+        // A key of another type is still a hit.
+        ctx.count_lookup(s.as_ref().map_or(true, |s| s.is_some()));
+    }
+    let (sa, sb) = (sa?.unwrap_or_default(), sb?.unwrap_or_default());
     if getidx && getlen {
         return Err(CmdError::msg("ERR If you want both the length and indexes, please just use IDX."));
     }

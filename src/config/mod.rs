@@ -41,6 +41,9 @@ static BASALT_OPTIONS: &[Opt] = &[
     // Test seam: hold log writes in memory until fsync, so kill -9 acts
     // like a power loss (see src/powerloss.rs). Never for production.
     Opt { name: "debug-simulate-power-loss", default: "no", kind: Kind::Bool, flags: IMMUTABLE | IMPLEMENTED },
+    // Test seam: put a fault injector under the log, driven by
+    // DEBUG AOF-FAULT. Never for production.
+    Opt { name: "debug-aof-fault-injection", default: "no", kind: Kind::Bool, flags: IMMUTABLE | IMPLEMENTED },
     Opt { name: "aof-load-until-damage", default: "no", kind: Kind::Bool, flags: IMPLEMENTED },
 ];
 
@@ -66,6 +69,14 @@ fn int_range(name: &str) -> (i64, i64) {
         "auto-aof-rewrite-percentage" => (0, i32::MAX as i64),
         "shards" => (0, 1 << 16),
         _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// Bounds Redis enforces on memory options (a subset; others: u64).
+fn mem_range(name: &str) -> (u64, u64) {
+    match name {
+        "proto-max-bulk-len" | "client-query-buffer-limit" => (1 << 20, i64::MAX as u64),
+        _ => (0, u64::MAX),
     }
 }
 
@@ -187,7 +198,14 @@ impl Config {
                 }
                 Ok(v.to_string())
             }
-            Kind::Mem => parse_memory(&joined).map(|v| v.to_string()).ok_or_else(|| "argument must be a memory value".to_string()),
+            Kind::Mem => {
+                let v = parse_memory(&joined).ok_or_else(|| "argument must be a memory value".to_string())?;
+                let (lo, hi) = mem_range(opt.name);
+                if v < lo || v > hi {
+                    return Err(format!("argument must be between {lo} and {hi} inclusive"));
+                }
+                Ok(v.to_string())
+            }
             Kind::Enum(choices) => {
                 let l = joined.to_ascii_lowercase();
                 if choices.contains(&l.as_str()) {

@@ -330,3 +330,76 @@ mod tests {
         assert_eq!(inline_args_owned(b"\"a\"b"), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(cmds: &[Vec<Vec<u8>>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in cmds {
+            let a: Vec<&[u8]> = c.iter().map(|x| x.as_slice()).collect();
+            crate::db::encode_command(&a, &mut out);
+        }
+        out
+    }
+
+    /// Decodes everything in `buf` fed in the given chunk sizes, the way
+    /// the connection does: keep unconsumed bytes, append the next chunk.
+    fn decode_chunked(buf: &[u8], cuts: &[usize]) -> Vec<Vec<Vec<u8>>> {
+        let mut pending = Vec::new();
+        let mut out = Vec::new();
+        let mut ranges = Vec::new();
+        let mut fed = 0;
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (buf.len() + 1)).collect();
+        cuts.push(buf.len());
+        cuts.sort_unstable();
+        for cut in cuts {
+            pending.extend_from_slice(&buf[fed..cut.max(fed)]);
+            fed = cut.max(fed);
+            loop {
+                match parse_request(&pending, &Limits::default(), &mut ranges).expect("valid input") {
+                    None => break,
+                    Some(Parsed::Command { consumed }) => {
+                        out.push(ranges.iter().map(|r| pending[r.clone()].to_vec()).collect());
+                        pending.drain(..consumed);
+                    }
+                    Some(Parsed::Owned { consumed, args }) => {
+                        out.push(args);
+                        pending.drain(..consumed);
+                    }
+                    Some(Parsed::Skip { consumed }) => {
+                        pending.drain(..consumed);
+                    }
+                }
+            }
+        }
+        assert!(pending.is_empty());
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip_any_split(
+            cmds in prop::collection::vec(prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..6), 1..8),
+            cuts in prop::collection::vec(any::<usize>(), 0..6),
+        ) {
+            let buf = encode(&cmds);
+            prop_assert_eq!(decode_chunked(&buf, &cuts), cmds);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let mut ranges = Vec::new();
+            let mut rest: &[u8] = &bytes;
+            // Either an error, an incomplete frame, or progress every step.
+            while let Ok(Some(p)) = parse_request(rest, &Limits::default(), &mut ranges) {
+                let n = match p { Parsed::Command { consumed } | Parsed::Skip { consumed } | Parsed::Owned { consumed, .. } => consumed };
+                prop_assert!(n > 0 && n <= rest.len());
+                for r in &ranges { prop_assert!(r.end <= rest.len()); }
+                rest = &rest[n..];
+            }
+        }
+    }
+}

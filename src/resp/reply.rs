@@ -39,8 +39,13 @@ impl Reply {
 
     /// `-msg`, newlines replaced by spaces as Redis's addReplyErrorLength.
     pub fn error(&mut self, msg: &str) {
+        self.error_bytes(msg.as_bytes());
+    }
+
+    /// `error` for text that may hold arbitrary bytes.
+    pub fn error_bytes(&mut self, msg: &[u8]) {
         self.buf.push(b'-');
-        for &c in msg.as_bytes() {
+        for &c in msg {
             self.buf.push(if c == b'\r' || c == b'\n' { b' ' } else { c });
         }
         self.buf.extend_from_slice(b"\r\n");

@@ -2,8 +2,10 @@
 
 mod support;
 
+mod differential;
 mod persistence;
 mod protocol;
 mod strings;
+mod tools;
 mod types;
 mod types_diff;

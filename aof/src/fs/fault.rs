@@ -33,6 +33,7 @@ pub struct Faults {
     short_write_max: AtomicUsize,
     errno: AtomicI32,
     sync_delay_us: AtomicU64,
+    frozen: AtomicBool,
 }
 
 impl Faults {
@@ -68,6 +69,12 @@ impl Faults {
     /// Every file fsync sleeps this long first (a slow disk).
     pub fn set_sync_delay(&self, d: Duration) {
         self.sync_delay_us.store(d.as_micros() as u64, Ordering::SeqCst);
+    }
+    /// Every later write, set_len and fsync fails without touching the file:
+    /// the writer is as good as dead (a test's stand-in for `kill -9`).
+    /// [`Faults::heal`] does not undo it.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
     }
     /// Clears every injected fault (the counters keep counting).
     pub fn heal(&self) {
@@ -145,6 +152,9 @@ impl File for FaultFile {
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<usize> {
         let f = &self.faults;
         let n = f.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if f.frozen.load(Ordering::SeqCst) {
+            return Err(f.error());
+        }
         if f.fail_writes.load(Ordering::SeqCst) || f.fail_write_nth.load(Ordering::SeqCst) == n {
             // A torn write: part of the data reaches the file, then EIO.
             let half = buf.get(..buf.len() / 2).unwrap_or_default();
@@ -167,12 +177,17 @@ impl File for FaultFile {
         if delay > 0 {
             std::thread::sleep(Duration::from_micros(delay));
         }
-        if f.fail_syncs.load(Ordering::SeqCst) || f.fail_sync_nth.load(Ordering::SeqCst) == n {
+        if f.frozen.load(Ordering::SeqCst)
+            || f.fail_syncs.load(Ordering::SeqCst)
+            || f.fail_sync_nth.load(Ordering::SeqCst) == n {
             return Err(f.error());
         }
         self.inner.sync_data()
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
+        if self.faults.frozen.load(Ordering::SeqCst) {
+            return Err(self.faults.error());
+        }
         self.inner.set_len(len)
     }
     fn len(&self) -> io::Result<u64> {

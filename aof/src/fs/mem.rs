@@ -55,16 +55,53 @@ impl MemFs {
     /// The filesystem after a power loss: only synced directory entries,
     /// each holding only its synced bytes. `self` is left untouched.
     pub fn crash(&self) -> MemFs {
+        self.crash_torn(|_, _| 0)
+    }
+
+    /// The filesystem after a power loss during which the disk had already
+    /// written part of what was not fsynced: like [`MemFs::crash`], but each
+    /// file also keeps the first `keep(path, unsynced_len)` bytes (at most
+    /// `unsynced_len`) of its unsynced tail. Models torn writes. The whole
+    /// picture is taken under one lock, as of one instant.
+    pub fn crash_torn(&self, keep: impl Fn(&Path, usize) -> usize) -> MemFs {
         let st = self.state.lock();
         let mut fresh = State::default();
         for (path, id) in &st.durable {
-            let bytes = st.data.get(id).map(|d| d.durable.clone()).unwrap_or_default();
+            let bytes = match st.data.get(id) {
+                Some(d) => {
+                    let from = d.dirty_from.min(d.live.len()).min(d.durable.len());
+                    let unsynced = d.live.len() - from;
+                    let k = keep(path, unsynced).min(unsynced);
+                    if k == 0 {
+                        d.durable.clone()
+                    } else {
+                        d.live.get(..from + k).unwrap_or_default().to_vec()
+                    }
+                }
+                None => Vec::new(),
+            };
             let new_id = fresh.next_id;
             fresh.next_id += 1;
             fresh.data.insert(
                 new_id,
                 Data { dirty_from: bytes.len(), live: bytes.clone(), durable: bytes },
             );
+            fresh.live.insert(path.clone(), new_id);
+            fresh.durable.insert(path.clone(), new_id);
+        }
+        MemFs { state: Arc::new(Mutex::new(fresh)) }
+    }
+
+    /// The filesystem after the process was killed (kill -9) but the kernel
+    /// survived: every written byte and every directory change is kept.
+    pub fn crash_process(&self) -> MemFs {
+        let st = self.state.lock();
+        let mut fresh = State::default();
+        for (path, id) in &st.live {
+            let bytes = st.data.get(id).map(|d| d.live.clone()).unwrap_or_default();
+            let new_id = fresh.next_id;
+            fresh.next_id += 1;
+            fresh.data.insert(new_id, Data { dirty_from: bytes.len(), live: bytes.clone(), durable: bytes });
             fresh.live.insert(path.clone(), new_id);
             fresh.durable.insert(path.clone(), new_id);
         }

@@ -2,13 +2,17 @@
 //! [`Fs`] and [`File`], so tests can swap in [`MemFs`] (which keeps the
 //! bytes that were fsynced apart from the ones that were only written, to
 //! simulate a power loss) or wrap any filesystem in [`FaultFs`] (failing
-//! writes and fsyncs, short writes, slow fsyncs).
+//! writes and fsyncs, short writes, slow fsyncs). [`SyncJournalFs`] and
+//! [`simulate_power_loss`] do the same for a real server process killed
+//! with `kill -9`.
 
 mod fault;
+mod journal;
 mod mem;
 mod std_fs;
 
 pub use fault::{FaultFs, FaultKind, Faults};
+pub use journal::{simulate_power_loss, PowerLossReport, SyncJournalFs};
 pub use mem::MemFs;
 pub use std_fs::StdFs;
 

@@ -30,3 +30,15 @@ fn positions_are_byte_positions() {
     assert_eq!(log.append(b"").unwrap(), Lsn(8));
     assert_eq!(log.append(b"abc").unwrap(), Lsn(19));
 }
+
+#[test]
+fn recovery_reports_progress() {
+    let fs = MemFs::new();
+    write_records(&fs, 50);
+    let mut rec = basalt_aof::Recovery::open(dir(), mem_opts(&fs)).unwrap();
+    let (done, total) = rec.progress();
+    assert_eq!(done, 0);
+    assert_eq!(total, fs.contents(&segment_path(1)).unwrap().len() as u64);
+    while rec.next().unwrap().is_some() {}
+    assert_eq!(rec.progress(), (total, total));
+}

@@ -14,7 +14,7 @@ fn rotate_then_install_snapshot_drops_covered_segments() {
     for i in 0..10 {
         log.append(&payload(i)).unwrap();
     }
-    let cut = log.rotate().unwrap();
+    let cut = log.rotate(Duration::from_secs(20)).unwrap();
     assert_eq!(cut, log.appended());
     assert_eq!(log.durable(), cut);
     for i in 10..20 {
@@ -34,7 +34,7 @@ fn rotate_then_install_snapshot_drops_covered_segments() {
     assert_eq!(report.snapshot, Some(SnapshotRef { name: "snap-1.bsnap".into(), covered: cut }));
     assert_eq!(got, (10..21).map(payload).collect::<Vec<_>>());
     // A second compaction names the previous snapshot for deletion.
-    let cut2 = log.rotate().unwrap();
+    let cut2 = log.rotate(Duration::from_secs(20)).unwrap();
     let r = log.install_snapshot("snap-2.bsnap", cut2).unwrap();
     assert_eq!(r.previous_snapshot.unwrap().name, "snap-1.bsnap");
     drop(log);
@@ -77,7 +77,7 @@ fn many_segments_replay_in_order_and_positions_continue() {
             log.append(&payload(i)).unwrap();
             i += 1;
         }
-        log.rotate().unwrap();
+        log.rotate(Duration::from_secs(20)).unwrap();
     }
     let end = log.appended();
     drop(log);
@@ -97,7 +97,7 @@ fn crash_at_each_step_of_a_compaction_loses_nothing() {
     for i in 0..10 {
         log.append(&payload(i)).unwrap();
     }
-    let cut = log.rotate().unwrap();
+    let cut = log.rotate(Duration::from_secs(20)).unwrap();
     let after_rotate = fs.crash();
     let last = log.append(&payload(10)).unwrap();
     assert!(log.wait_durable(last, LONG));
@@ -141,11 +141,81 @@ fn missing_middle_segment_is_an_error() {
     let fs = MemFs::new();
     let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
     log.append(b"a").unwrap();
-    log.rotate().unwrap();
+    log.rotate(Duration::from_secs(20)).unwrap();
     log.append(b"b").unwrap();
-    log.rotate().unwrap();
+    log.rotate(Duration::from_secs(20)).unwrap();
     drop(log);
     fs.remove(&segment_path(2)).unwrap();
     let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
     assert!(err.to_string().contains("segment-00000000000000000002.aof"), "{err}");
+}
+
+#[test]
+fn begin_rotate_cuts_exactly_between_appends() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    for i in 0..5 {
+        log.append(&payload(i)).unwrap();
+    }
+    let b = log.begin_rotate().unwrap();
+    assert_eq!(b, log.appended());
+    let mut last = Lsn(0);
+    for i in 5..10 {
+        last = log.append(&payload(i)).unwrap();
+    }
+    assert!(log.wait_durable(last, LONG));
+    drop(log);
+    let r = basalt_aof::repair::check(&fs, &dir(), false).unwrap();
+    assert_eq!(r.files.len(), 2);
+    assert_eq!((r.files[0].records, r.files[1].records), (5, 5));
+    assert_eq!(r.files[1].header.as_ref().unwrap().start, b);
+    let (_l, got, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got, (0..10).map(payload).collect::<Vec<_>>());
+}
+
+#[test]
+fn rotation_during_a_disk_failure_is_retried() {
+    use basalt_aof::fs::FaultFs;
+    use basalt_aof::{FsyncPolicy, RecoveryMode};
+    use std::sync::Arc;
+    let mem = MemFs::new();
+    let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
+    let o = opts(Arc::new(ffs), FsyncPolicy::Always, RecoveryMode::TruncateTail);
+    let (log, _, _) = replay(&dir(), o).unwrap();
+    log.append(b"one").unwrap();
+    faults.set_fail_syncs(true);
+    assert!(log.rotate(Duration::from_millis(200)).is_err());
+    let last = log.append(b"two").unwrap();
+    faults.heal();
+    assert!(log.wait_durable(last, LONG));
+    assert_eq!(log.status().segments, 2);
+    drop(log);
+    let (_l, got, report) = replay(&dir(), mem_opts(&mem.crash())).unwrap();
+    assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(report.segments, 2);
+}
+
+#[test]
+fn snapshot_names_with_line_breaks_are_refused() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    let lsn = log.append(b"a").unwrap();
+    assert!(matches!(log.install_snapshot("a\nsegment 9 0", lsn), Err(Error::InvalidSnapshotName { .. })));
+    assert!(matches!(log.install_snapshot("", lsn), Err(Error::InvalidSnapshotName { .. })));
+}
+
+#[test]
+fn manifest_without_the_snapshot_its_segments_need_is_refused() {
+    use basalt_aof::manifest::{write_manifest, Manifest, SegmentEntry};
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    log.append(b"a").unwrap();
+    let cut = log.rotate(LONG).unwrap();
+    log.install_snapshot("s", cut).unwrap();
+    drop(log);
+    // Someone drops the snapshot line: the first segment starts past 0.
+    let m = Manifest { snapshot: None, segments: vec![SegmentEntry { seq: 2, start: cut }] };
+    write_manifest(&fs, &dir(), &m).unwrap();
+    let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
 }

@@ -130,3 +130,25 @@ fn damaged_header_is_an_error() {
     let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
     assert!(matches!(err, Error::BadHeader { .. }), "{err}");
 }
+
+#[test]
+fn load_until_damage_twice_keeps_both_copies() {
+    let fs = MemFs::new();
+    let all = write_records(&fs, 30);
+    let o = || opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::LoadUntilDamage);
+    let first = record_offset(&all, 20);
+    fs.damage(&segment_path(1), |b| b[first + 4] ^= 1);
+    let (log, got, _) = replay(&dir(), o()).unwrap();
+    assert_eq!(got.len(), 20);
+    for i in 100..110 {
+        log.append(&payload(i)).unwrap();
+    }
+    drop(log);
+    let second = record_offset(&all, 10);
+    fs.damage(&segment_path(1), |b| b[second + 4] ^= 1);
+    let (_log, got, report) = replay(&dir(), o()).unwrap();
+    assert_eq!(got, all[..10]);
+    let saved = report.damage.unwrap().saved_as;
+    assert_eq!(saved, vec![dir().join("segment-00000000000000000001.aof.damaged.1")]);
+    assert!(fs.contents(&dir().join("segment-00000000000000000001.aof.damaged")).is_some());
+}

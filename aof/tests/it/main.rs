@@ -8,3 +8,4 @@ mod writer;
 mod compaction;
 mod repair;
 mod props;
+mod crash;

@@ -24,7 +24,7 @@ proptest! {
         for (i, p) in all.iter().enumerate() {
             last = log.append(p).unwrap();
             if rotate_every > 0 && i % rotate_every == rotate_every - 1 {
-                log.rotate().unwrap();
+                log.rotate(Duration::from_secs(20)).unwrap();
             }
         }
         prop_assert!(log.wait_durable(last, Duration::from_secs(10)));
@@ -66,5 +66,39 @@ proptest! {
         let mut expect = all.clone();
         expect.remove(victim);
         prop_assert_eq!(got, expect);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes after a valid header never panic recovery or the
+    /// checker, in any mode; after `check --fix`, strict recovery succeeds.
+    #[test]
+    fn arbitrary_segment_bytes_never_panic(
+        good in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..8),
+        junk in prop::collection::vec(any::<u8>(), 0..200),
+        junk_at in any::<prop::sample::Index>(),
+    ) {
+        let fs = MemFs::new();
+        let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+        for p in &good {
+            log.append(p).unwrap();
+        }
+        drop(log);
+        fs.damage(&segment_path(1), |b| {
+            let at = SEGMENT_HEADER_LEN + junk_at.index(b.len() - SEGMENT_HEADER_LEN + 1);
+            let end = (at + junk.len()).min(b.len());
+            b.splice(at..end, junk.iter().copied());
+        });
+        for mode in [RecoveryMode::Strict, RecoveryMode::TruncateTail, RecoveryMode::LoadUntilDamage] {
+            let o = opts(Arc::new(fs.crash()), FsyncPolicy::Always, mode);
+            let _ = replay(&dir(), o);
+        }
+        let r = check(&fs, &dir(), true).unwrap();
+        if r.files.iter().all(|f| f.unfixable.is_none()) {
+            let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::Strict);
+            prop_assert!(replay(&dir(), o).is_ok(), "{}", r);
+        }
     }
 }

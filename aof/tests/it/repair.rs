@@ -6,6 +6,7 @@ use basalt_aof::fs::MemFs;
 use basalt_aof::repair::{check, ProblemKind};
 use basalt_aof::{Error, FsyncPolicy, RecoveryMode};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn record_offset(all: &[Vec<u8>], i: usize) -> u64 {
     (SEGMENT_HEADER_LEN + all.iter().take(i).map(|p| p.len() + RECORD_HEADER_LEN).sum::<usize>()) as u64
@@ -45,12 +46,19 @@ fn flipped_byte_in_the_middle_is_salvaged() {
     let fix = r.files[0].fix.as_ref().unwrap();
     assert_eq!(fix.padded, vec![(bad, record_offset(&all, 21) - bad)]);
     assert_eq!(fs.contents(&segment_path(1)).unwrap().len(), before.len(), "positions unchanged");
+    assert_eq!(fix.saved_to.as_deref(), Some(dir().join("segment-00000000000000000001.aof.dropped").as_path()));
     assert!(fs.contents(fix.saved_to.as_ref().unwrap()).unwrap().len() as u64 == p.end - p.offset);
+    // A second repair keeps the first one's saved bytes.
+    fs.damage(&segment_path(1), |b| b[record_offset(&all, 30) as usize + 4] ^= 1);
+    let r2 = check(&fs, &dir(), true).unwrap();
+    let saved2 = r2.files[0].fix.as_ref().unwrap().saved_to.clone().unwrap();
+    assert_eq!(saved2, dir().join("segment-00000000000000000001.aof.dropped.1"));
 
-    // Strict recovery now loads every record but the damaged one.
+    // Strict recovery now loads every record but the damaged ones.
     let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::Strict);
     let (log, got, report) = replay(&dir(), o).unwrap();
     let mut expect = all.clone();
+    expect.remove(30);
     expect.remove(20);
     assert_eq!(got, expect);
     assert!(report.padding_bytes > 0);
@@ -121,7 +129,7 @@ fn short_sealed_segment_is_padded_to_the_next_start() {
     for i in 0..10 {
         log.append(&payload(i)).unwrap();
     }
-    log.rotate().unwrap();
+    log.rotate(Duration::from_secs(20)).unwrap();
     for i in 10..15 {
         log.append(&payload(i)).unwrap();
     }
@@ -149,4 +157,54 @@ fn single_file_target() {
     assert_eq!(r.files.len(), 1);
     assert_eq!(r.files[0].fix.as_ref().unwrap().truncated_to, Some(torn as u64));
     assert!(check(&fs, &dir().join("MANIFEST"), false).unwrap().is_clean());
+}
+
+#[test]
+fn bad_manifest_is_reported_and_segments_still_checked() {
+    let fs = MemFs::new();
+    write_records(&fs, 10);
+    fs.damage(&dir().join("MANIFEST"), |b| b[3] ^= 1);
+    let r = check(&fs, &dir(), true).unwrap();
+    assert!(r.damage_remains());
+    assert!(r.errors[0].contains("bad manifest"), "{r}");
+    assert_eq!(r.files.len(), 1);
+    assert_eq!(r.files[0].records, 10);
+}
+
+/// Damage in the middle of a 200 MB segment of RESP-like records: the
+/// resynchronisation must not re-read the file per candidate offset.
+/// `cargo test --release -p basalt-aof --test it -- --ignored big_segment`
+#[test]
+#[ignore]
+fn big_segment_damage_is_found_fast() {
+    use basalt_aof::{Options, Recovery};
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, _) = Recovery::open(tmp.path(), Options { fsync: FsyncPolicy::No, ..Options::default() })
+        .unwrap()
+        .finish()
+        .unwrap();
+    let n = 3_000_000usize;
+    for i in 0..n {
+        let p = format!("*3\r\n$3\r\nSET\r\n$10\r\nkey:{i:06}\r\n$16\r\nvalue-{i:010}\r\n");
+        log.append(p.as_bytes()).unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let seg = tmp.path().join(basalt_aof::format::segment_file_name(1));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&seg, &bytes).unwrap();
+    let t = std::time::Instant::now();
+    let err = Recovery::open(tmp.path(), Options::default()).and_then(|mut r| {
+        while r.next()?.is_some() {}
+        Ok(())
+    });
+    assert!(matches!(err, Err(Error::Corrupt { .. })));
+    let recovery_time = t.elapsed();
+    let t = std::time::Instant::now();
+    let r = check(&basalt_aof::fs::StdFs, tmp.path(), true).unwrap();
+    assert_eq!(r.files[0].records, n as u64 - 1);
+    println!("{} MB: recovery found the damage in {recovery_time:?}, check --fix took {:?}", bytes.len() >> 20, t.elapsed());
+    assert!(recovery_time < std::time::Duration::from_secs(20));
 }

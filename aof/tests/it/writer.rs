@@ -110,6 +110,7 @@ fn slow_fsync_is_absorbed_by_batching() {
     assert_eq!(s.records_synced, 640);
     assert!(s.records_per_fsync >= 8.0, "records per fsync {}", s.records_per_fsync);
     assert!(s.max_records_per_fsync >= 16, "{s:?}");
+    assert!(s.fsync_micros_max >= 5_000 && s.fsync_micros_total >= 5_000 * s.fsyncs, "{s:?}");
 }
 
 #[test]
@@ -255,5 +256,21 @@ fn watch_channel_sees_durable_positions() {
 fn log_is_send_sync() {
     fn check<T: Send + Sync>() {}
     check::<basalt_aof::Log>();
+    check::<basalt_aof::Error>();
+    check::<basalt_aof::Recovery>();
     let _: Arc<dyn Fs> = Arc::new(MemFs::new());
+}
+
+#[test]
+fn policy_can_change_at_run_time() {
+    let mem = MemFs::new();
+    let o = opts(Arc::new(mem.clone()), FsyncPolicy::No, RecoveryMode::TruncateTail);
+    let (log, _, _) = replay(&dir(), o).unwrap();
+    let lsn = log.append(b"a").unwrap();
+    assert!(!log.wait_durable(lsn, Duration::from_millis(50)));
+    log.set_policy(FsyncPolicy::Always);
+    assert!(log.wait_durable(lsn, LONG));
+    assert_eq!(log.status().policy, FsyncPolicy::Always);
+    let lsn = log.append(b"b").unwrap();
+    assert!(log.wait_durable(lsn, LONG));
 }

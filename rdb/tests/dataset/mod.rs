@@ -3,7 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::indexing_slicing)]
 
 use basalt_rdb::{
-    Consumer, ConsumerGroup, Entry, HashField, PendingEntry, Stream, StreamEntry, StreamId, Target, Value,
+    Consumer, ConsumerGroup, Entry, HashField, PendingEntry, Stream, StreamEntry, StreamId, Target,
+    Value,
 };
 
 fn b(s: &str) -> Vec<u8> {
@@ -22,7 +23,10 @@ pub fn stream_value() -> Stream {
         let fields = if i % 10 == 3 {
             vec![(b("other"), format!("v{i}").into_bytes())]
         } else {
-            vec![(b("sensor"), format!("s{}", i % 4).into_bytes()), (b("temp"), (i as i64 - 50).to_string().into_bytes())]
+            vec![
+                (b("sensor"), format!("s{}", i % 4).into_bytes()),
+                (b("temp"), (i as i64 - 50).to_string().into_bytes()),
+            ]
         };
         entries.push(StreamEntry { id, fields });
     }
@@ -33,14 +37,41 @@ pub fn stream_value() -> Stream {
         last_delivered_id: ids[10],
         entries_read: Some(11),
         pel: vec![
-            PendingEntry { id: ids[2], delivery_time_ms: 1_700_000_123_456, delivery_count: 3 },
-            PendingEntry { id: ids[5], delivery_time_ms: 1_700_000_123_999, delivery_count: 1 },
-            PendingEntry { id: ids[9], delivery_time_ms: 1_700_000_124_000, delivery_count: 2 },
+            PendingEntry {
+                id: ids[2],
+                delivery_time_ms: 1_700_000_123_456,
+                delivery_count: 3,
+            },
+            PendingEntry {
+                id: ids[5],
+                delivery_time_ms: 1_700_000_123_999,
+                delivery_count: 1,
+            },
+            PendingEntry {
+                id: ids[9],
+                delivery_time_ms: 1_700_000_124_000,
+                delivery_count: 2,
+            },
         ],
         consumers: vec![
-            Consumer { name: b("alice"), seen_time_ms: 1_700_000_200_000, active_time_ms: None, pel: vec![ids[2], ids[9]] },
-            Consumer { name: b("bob"), seen_time_ms: 1_700_000_300_000, active_time_ms: None, pel: vec![ids[5]] },
-            Consumer { name: b("carol"), seen_time_ms: 1_700_000_400_000, active_time_ms: None, pel: vec![] },
+            Consumer {
+                name: b("alice"),
+                seen_time_ms: 1_700_000_200_000,
+                active_time_ms: None,
+                pel: vec![ids[2], ids[9]],
+            },
+            Consumer {
+                name: b("bob"),
+                seen_time_ms: 1_700_000_300_000,
+                active_time_ms: None,
+                pel: vec![ids[5]],
+            },
+            Consumer {
+                name: b("carol"),
+                seen_time_ms: 1_700_000_400_000,
+                active_time_ms: None,
+                pel: vec![],
+            },
         ],
     };
     let g2 = ConsumerGroup {
@@ -74,13 +105,57 @@ pub fn dataset(target: Target) -> Vec<Entry> {
         e("str:bin", Value::String((0..=255u8).collect())),
         e("str:empty", Value::String(vec![])),
         Entry::new(vec![0u8, 0xff, b'k'], Value::String(b("binary key"))),
-        e("list:small", Value::List(vec![b("a"), b("1"), b("-5"), b("b")])),
-        e("list:big", Value::List((0..3000).map(|i| if i % 3 == 0 { i.to_string() } else { format!("item-{i}") }.into_bytes()).collect())),
-        e("list:long", Value::List((0..3u8).map(|i| vec![b'x' + i; 10_000]).collect())),
-        e("set:ints", Value::Set((1..100).map(|i: i64| (i * 37 - 1000).to_string().into_bytes()).collect())),
-        e("set:strs", Value::Set(vec![b("x"), b("y"), b("z"), b("12")])),
-        e("set:big", Value::Set((0..1000).map(|i| format!("member-{i}").into_bytes()).collect())),
-        e("set:bigints", Value::Set((0..600).map(|i: i64| (i * 1000).to_string().into_bytes()).collect())),
+        e(
+            "list:small",
+            Value::List(vec![b("a"), b("1"), b("-5"), b("b")]),
+        ),
+        e(
+            "list:big",
+            Value::List(
+                (0..3000)
+                    .map(|i| {
+                        if i % 3 == 0 {
+                            i.to_string()
+                        } else {
+                            format!("item-{i}")
+                        }
+                        .into_bytes()
+                    })
+                    .collect(),
+            ),
+        ),
+        e(
+            "list:long",
+            Value::List((0..3u8).map(|i| vec![b'x' + i; 10_000]).collect()),
+        ),
+        e(
+            "set:ints",
+            Value::Set(
+                (1..100)
+                    .map(|i: i64| (i * 37 - 1000).to_string().into_bytes())
+                    .collect(),
+            ),
+        ),
+        e(
+            "set:strs",
+            Value::Set(vec![b("x"), b("y"), b("z"), b("12")]),
+        ),
+        e(
+            "set:big",
+            Value::Set(
+                (0..1000)
+                    .map(|i| format!("member-{i}").into_bytes())
+                    .collect(),
+            ),
+        ),
+        e(
+            "set:bigints",
+            Value::Set(
+                (0..600)
+                    .map(|i: i64| (i * 1000).to_string().into_bytes())
+                    .collect(),
+            ),
+        ),
         e(
             "zset:small",
             Value::SortedSet(vec![
@@ -96,10 +171,34 @@ pub fn dataset(target: Target) -> Vec<Entry> {
                 (b("tie-a"), 7.0),
             ]),
         ),
-        e("zset:big", Value::SortedSet((0..300).map(|i| (format!("m{i}").into_bytes(), i as f64 * 1.1 - 100.0)).collect())),
-        e("hash:small", Value::Hash((0..5).map(|i| HashField::new(format!("f{i}"), format!("v{i}"))).collect())),
-        e("hash:big", Value::Hash((0..200).map(|i| HashField::new(format!("field{i}"), i.to_string())).collect())),
-        e("hash:longval", Value::Hash(vec![HashField::new("f", vec![b'v'; 100])])),
+        e(
+            "zset:big",
+            Value::SortedSet(
+                (0..300)
+                    .map(|i| (format!("m{i}").into_bytes(), i as f64 * 1.1 - 100.0))
+                    .collect(),
+            ),
+        ),
+        e(
+            "hash:small",
+            Value::Hash(
+                (0..5)
+                    .map(|i| HashField::new(format!("f{i}"), format!("v{i}")))
+                    .collect(),
+            ),
+        ),
+        e(
+            "hash:big",
+            Value::Hash(
+                (0..200)
+                    .map(|i| HashField::new(format!("field{i}"), i.to_string()))
+                    .collect(),
+            ),
+        ),
+        e(
+            "hash:longval",
+            Value::Hash(vec![HashField::new("f", vec![b'v'; 100])]),
+        ),
         e("stream:s", Value::Stream(Box::new(stream_value()))),
     ];
     let mut exp = e("exp:future", Value::String(b("expires in 2100")));
@@ -112,11 +211,15 @@ pub fn dataset(target: Target) -> Vec<Entry> {
     other_db.db = 3;
     v.push(other_db);
     if matches!(target, Target::Redis12 | Target::Valkey80) {
-        let mut h: Vec<HashField> = (0..4).map(|i| HashField::new(format!("f{i}"), format!("v{i}"))).collect();
+        let mut h: Vec<HashField> = (0..4)
+            .map(|i| HashField::new(format!("f{i}"), format!("v{i}")))
+            .collect();
         h[1].expire_ms = Some(4_102_444_800_000);
         h[3].expire_ms = Some(4_102_444_900_000);
         v.push(e("hash:ttl-small", Value::Hash(h.clone())));
-        let mut big: Vec<HashField> = (0..300).map(|i| HashField::new(format!("f{i}"), format!("v{i}"))).collect();
+        let mut big: Vec<HashField> = (0..300)
+            .map(|i| HashField::new(format!("f{i}"), format!("v{i}")))
+            .collect();
         big[7].expire_ms = Some(4_102_444_800_000);
         v.push(e("hash:ttl-big", Value::Hash(big)));
     }

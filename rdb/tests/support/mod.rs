@@ -32,7 +32,11 @@ pub struct RedisServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl RedisServer {
@@ -60,7 +64,8 @@ impl RedisServer {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    let log = std::fs::read_to_string(dir.path().join("redis.log")).unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(dir.path().join("redis.log")).unwrap_or_default();
                     if log.contains("Address already in use") {
                         break;
                     }
@@ -144,7 +149,9 @@ pub struct Conn {
 
 impl Conn {
     fn new(s: TcpStream) -> Conn {
-        Conn { r: BufReader::new(s) }
+        Conn {
+            r: BufReader::new(s),
+        }
     }
 
     pub fn cmd(&mut self, args: &[&[u8]]) -> Resp {
@@ -161,7 +168,12 @@ impl Conn {
     /// Run a command and panic on an error reply.
     pub fn ok(&mut self, args: &[&[u8]]) -> Resp {
         match self.cmd(args) {
-            Resp::Error(e) => panic!("{:?} failed: {e}", args.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>()),
+            Resp::Error(e) => panic!(
+                "{:?} failed: {e}",
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a))
+                    .collect::<Vec<_>>()
+            ),
             r => r,
         }
     }
@@ -216,8 +228,10 @@ pub fn canon(v: &Value) -> Value {
             Value::Hash(h)
         }
         Value::SortedSet(z) => {
-            let mut z: Vec<(Vec<u8>, f64)> =
-                z.iter().map(|(m, s)| (m.clone(), if *s == 0.0 { 0.0 } else { *s })).collect();
+            let mut z: Vec<(Vec<u8>, f64)> = z
+                .iter()
+                .map(|(m, s)| (m.clone(), if *s == 0.0 { 0.0 } else { *s }))
+                .collect();
             z.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
             Value::SortedSet(z)
         }

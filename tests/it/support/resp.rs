@@ -91,9 +91,12 @@ pub fn reply_len(b: &[u8]) -> Option<usize> {
 fn value_end(b: &[u8], at: usize) -> Option<usize> {
     let t = *b.get(at)?;
     let le = line_end(b, at)?;
+    if matches!(t, b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(') {
+        // Simple lines may hold any bytes (errors echo arguments).
+        return Some(le + 2);
+    }
     let head = std::str::from_utf8(&b[at + 1..le]).ok()?;
     match t {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(le + 2),
         b'$' | b'=' | b'!' => {
             let n: i64 = head.parse().ok()?;
             if n < 0 {

@@ -12,8 +12,10 @@
 //! batches, so throughput degrades far less than latency does.
 //!
 //! Locks: `pending` is held only to copy bytes in or swap the buffer out.
-//! `io` is held by the flusher (and by `rotate`/`install_snapshot`) for a
-//! whole write + fsync; appenders never take it. Order: `io` then `pending`.
+//! `io` is held by the flusher for a whole write + fsync (and briefly by
+//! `install_snapshot` to switch the manifest); appenders never take it.
+//! Order: `io` then `pending`. Rotations are queued positions in `pending`
+//! and carried out by the flusher, so cutting the log costs no I/O.
 //!
 //! Failure: a failed write or fsync never advances the durable position.
 //! The log records the error (see [`Status`]) and the flusher retries every
@@ -28,122 +30,19 @@ use crate::format::{record_crc, segment_file_name, Lsn, SegmentHeader, MAX_RECOR
 use crate::fs::{File, Fs};
 use crate::manifest::{write_manifest, Manifest, SegmentEntry, SnapshotRef};
 use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// When the log fsyncs, with Redis's `appendfsync` meanings.
-///
-/// | policy | a process crash (kill -9) loses | a power loss / kernel crash loses |
-/// |---|---|---|
-/// | `Always` | nothing reported durable | nothing reported durable |
-/// | `EverySec` | only records not yet written (normally < 1 ms) | up to about one second of records |
-/// | `No` | only records not yet written | whatever the OS had not flushed (often ~30 s) |
-///
-/// In every policy a record is *durable* once [`Log::durable`] has reached
-/// its position; under `Always` that happens within one batch, and a
-/// server that holds replies until then never acknowledges a write that a
-/// power loss could take away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FsyncPolicy {
-    /// `appendfsync always`: every batch is written and fdatasync'ed before
-    /// its records are published as durable.
-    #[default]
-    Always,
-    /// `appendfsync everysec`: batches are written promptly; fdatasync runs
-    /// about once a second in the flusher thread.
-    EverySec,
-    /// `appendfsync no`: batches are written promptly and never fsynced
-    /// (except on rotation, close, or [`Log::request_sync`]).
-    No,
-}
+mod flusher;
 
-/// What `open` does with damage found in the log. See
-/// [`crate::recovery::Recovery`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RecoveryMode {
-    /// Any damage, even a torn tail, is an error.
-    Strict,
-    /// A torn tail of the last segment (a crash mid-append) is truncated and
-    /// reported; damage before the tail is an error.
-    #[default]
-    TruncateTail,
-    /// Load every record before the first damage and stop there. The damaged
-    /// files are kept as `<name>.damaged` for the check tool, and the log
-    /// continues from the damage point.
-    LoadUntilDamage,
-}
-
-/// How to open a log.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The filesystem (the real one unless a test injects another).
-    pub fs: Arc<dyn Fs>,
-    /// When to fsync.
-    pub fsync: FsyncPolicy,
-    /// What to do with damage found at open.
-    pub recovery: RecoveryMode,
-    /// Pause between retries after a failed write or fsync.
-    pub retry_interval: Duration,
-    /// The fsync period under [`FsyncPolicy::EverySec`].
-    pub everysec_interval: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            fs: Arc::new(crate::fs::StdFs),
-            fsync: FsyncPolicy::Always,
-            recovery: RecoveryMode::TruncateTail,
-            retry_interval: Duration::from_millis(100),
-            everysec_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// A snapshot of the log's health and counters (what `INFO persistence`
-/// reports).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Status {
-    /// The fsync policy.
-    pub policy: FsyncPolicy,
-    /// `false` while the last write or fsync failed (`aof_last_write_status:err`).
-    pub last_write_ok: bool,
-    /// Text of the last error, kept until a write and fsync succeed again.
-    pub last_error: Option<String>,
-    /// When the current error state began.
-    pub error_since: Option<SystemTime>,
-    /// Failed write/fsync attempts since open.
-    pub failures: u64,
-    /// Position after the last appended record.
-    pub appended: Lsn,
-    /// Position up to which records were written to the file.
-    pub written: Lsn,
-    /// Position up to which records are durable.
-    pub durable: Lsn,
-    /// fdatasync calls that succeeded.
-    pub fsyncs: u64,
-    /// Records those fsyncs covered.
-    pub records_synced: u64,
-    /// `records_synced / fsyncs`: the group-commit batch size.
-    pub records_per_fsync: f64,
-    /// Largest number of records covered by one fsync.
-    pub max_records_per_fsync: u64,
-    /// Record bytes written since open.
-    pub bytes_written: u64,
-    /// Size in bytes of the log's segment files now (`aof_current_size`).
-    pub current_size: u64,
-    /// Size at open or at the last `install_snapshot` (`aof_base_size`).
-    pub base_size: u64,
-    /// An fsync is running now (`aof_pending_bio_fsync`).
-    pub fsync_in_progress: bool,
-    /// Number of segment files.
-    pub segments: usize,
-}
+pub use crate::options::{FsyncPolicy, Options, RecoveryMode};
+pub use crate::status::Status;
+use crate::status::{Counters, Health};
 
 /// What [`Log::install_snapshot`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +60,8 @@ struct Pending {
     records: u64,
     shutdown: bool,
     sync_requested: bool,
+    /// Positions where a new segment must start (from `begin_rotate`).
+    rotations: VecDeque<u64>,
 }
 
 struct Io {
@@ -178,6 +79,8 @@ struct Io {
     /// Bytes taken from `pending` but not yet written.
     carry: Vec<u8>,
     carry_records: u64,
+    /// Rotations taken from `pending`, not done yet.
+    rotations: VecDeque<u64>,
     /// Total size of the segments before the active one.
     sealed_size: u64,
 }
@@ -186,24 +89,6 @@ impl Io {
     fn lsn(&self, off: u64) -> u64 {
         self.seg_start + off - SEGMENT_HEADER_LEN as u64
     }
-}
-
-#[derive(Default)]
-struct Health {
-    error: Option<String>,
-    since: Option<SystemTime>,
-}
-
-#[derive(Default)]
-struct Counters {
-    fsyncs: AtomicU64,
-    records_synced: AtomicU64,
-    max_batch: AtomicU64,
-    bytes_written: AtomicU64,
-    failures: AtomicU64,
-    current_size: AtomicU64,
-    base_size: AtomicU64,
-    segments: AtomicU64,
 }
 
 struct Inner {
@@ -216,6 +101,10 @@ struct Inner {
     io: Mutex<Io>,
     written: AtomicU64,
     durable: AtomicU64,
+    /// Start position of the active segment.
+    active_start: AtomicU64,
+    /// The fsync policy (0 always, 1 everysec, 2 no); changeable at run time.
+    policy: AtomicU8,
     durable_lock: Mutex<()>,
     durable_cv: Condvar,
     durable_tx: watch::Sender<Lsn>,
@@ -239,6 +128,14 @@ pub struct Log {
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+fn policy_code(p: FsyncPolicy) -> u8 {
+    match p {
+        FsyncPolicy::Always => 0,
+        FsyncPolicy::EverySec => 1,
+        FsyncPolicy::No => 2,
     }
 }
 
@@ -288,6 +185,7 @@ impl Log {
                 records: 0,
                 shutdown: false,
                 sync_requested: false,
+                rotations: VecDeque::new(),
             }),
             wake: Condvar::new(),
             io: Mutex::new(Io {
@@ -301,10 +199,13 @@ impl Log {
                 unsynced_records: 0,
                 carry: Vec::new(),
                 carry_records: 0,
+                rotations: VecDeque::new(),
                 sealed_size,
             }),
             written: AtomicU64::new(end),
             durable: AtomicU64::new(end),
+            active_start: AtomicU64::new(seg_start.0),
+            policy: AtomicU8::new(policy_code(opts.fsync)),
             durable_lock: Mutex::new(()),
             durable_cv: Condvar::new(),
             durable_tx,
@@ -381,6 +282,13 @@ impl Log {
         }
     }
 
+    /// Changes the fsync policy at run time (`CONFIG SET appendfsync`).
+    /// Leaving `No` or `EverySec` for `Always` fsyncs what is pending at once.
+    pub fn set_policy(&self, policy: FsyncPolicy) {
+        self.inner.policy.store(policy_code(policy), Ordering::Relaxed);
+        self.request_sync();
+    }
+
     /// Asks the flusher to fsync as soon as it can, whatever the policy
     /// (for `WAITAOF` under `everysec`/`no`).
     pub fn request_sync(&self) {
@@ -396,7 +304,7 @@ impl Log {
         let fsyncs = c.fsyncs.load(Ordering::Relaxed);
         let records_synced = c.records_synced.load(Ordering::Relaxed);
         Status {
-            policy: i.opts.fsync,
+            policy: i.policy(),
             last_write_ok: health.error.is_none(),
             last_error: health.error.clone(),
             error_since: health.since,
@@ -408,6 +316,8 @@ impl Log {
             records_synced,
             records_per_fsync: if fsyncs == 0 { 0.0 } else { records_synced as f64 / fsyncs as f64 },
             max_records_per_fsync: c.max_batch.load(Ordering::Relaxed),
+            fsync_micros_total: c.fsync_micros.load(Ordering::Relaxed),
+            fsync_micros_max: c.fsync_micros_max.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
             current_size: c.current_size.load(Ordering::Relaxed),
             base_size: c.base_size.load(Ordering::Relaxed),
@@ -421,36 +331,51 @@ impl Log {
         &self.inner.dir
     }
 
-    /// Seals the active segment (writing and fsyncing everything appended so
-    /// far) and starts a new one. Returns the position where the new segment
-    /// starts: every record appended before this call is at or below it,
-    /// every record appended after is above. A snapshot taken from this cut
-    /// is later installed with [`Log::install_snapshot`].
-    pub fn rotate(&self) -> Result<Lsn> {
+    /// Asks for a new segment to start at the current end of the log and
+    /// returns that position: every record appended before this call is at
+    /// or below it, every record appended after is above. Cheap (no I/O, no
+    /// waiting), so the server can call it while holding its shard locks to
+    /// cut a snapshot. The flusher thread seals the old segment (writes,
+    /// truncates and fsyncs it), creates the new one and updates the manifest.
+    pub fn begin_rotate(&self) -> Result<Lsn> {
+        let b = {
+            let mut p = self.inner.pending.lock();
+            if p.shutdown {
+                return Err(Error::Closed);
+            }
+            let b = p.end;
+            if p.rotations.back() != Some(&b) {
+                p.rotations.push_back(b);
+            }
+            b
+        };
+        self.inner.wake.notify_one();
+        Ok(Lsn(b))
+    }
+
+    /// [`Log::begin_rotate`], then waits until the new segment is in place
+    /// (at most `timeout`). On a disk error it returns the error; the
+    /// rotation stays queued and is retried with the writes.
+    pub fn rotate(&self, timeout: Duration) -> Result<Lsn> {
+        let b = self.begin_rotate()?;
+        let deadline = Instant::now() + timeout;
         let inner = &*self.inner;
-        let mut io = inner.io.lock();
-        inner.take_pending(&mut io);
-        inner.write_carry(&mut io)?;
-        let path = io.path.clone();
-        let write_off = io.write_off;
-        io.file.set_len(write_off).ctx("truncate", &path)?;
-        inner.sync(&mut io)?;
-        let boundary = io.lsn(io.write_off);
-        let seq = io.manifest.segments.last().map_or(1, |s| s.seq + 1);
-        let (file, new_path) = create_segment(&*inner.fs, &inner.dir, seq, Lsn(boundary))?;
-        let mut manifest = io.manifest.clone();
-        manifest.segments.push(SegmentEntry { seq, start: Lsn(boundary) });
-        write_manifest(&*inner.fs, &inner.dir, &manifest)?;
-        io.manifest = manifest;
-        io.sealed_size += io.write_off;
-        io.file = file;
-        io.path = new_path;
-        io.seg_start = boundary;
-        io.write_off = SEGMENT_HEADER_LEN as u64;
-        io.synced_off = SEGMENT_HEADER_LEN as u64;
-        inner.update_size(&io);
-        tracing::debug!(seq, position = boundary, "log segment rotated");
-        Ok(Lsn(boundary))
+        let mut g = inner.durable_lock.lock();
+        loop {
+            if inner.active_start.load(Ordering::Acquire) >= b.0 {
+                return Ok(b);
+            }
+            if let Some(e) = inner.health.lock().error.clone() {
+                return Err(Error::Io { op: "rotate", path: inner.dir.clone(), source: std::io::Error::other(e) });
+            }
+            if inner.durable_cv.wait_until(&mut g, deadline).timed_out() {
+                return Err(Error::Io {
+                    op: "rotate",
+                    path: inner.dir.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "rotation not done in time"),
+                });
+            }
+        }
     }
 
     /// Records in the manifest that snapshot `name` holds the effect of every
@@ -463,6 +388,13 @@ impl Log {
         let end = Lsn(inner.pending.lock().end);
         if covered > end {
             return Err(Error::SnapshotBeyondLog { covered, end });
+        }
+        if name.is_empty() || name.contains(['\n', '\r']) {
+            return Err(Error::InvalidSnapshotName { name: name.to_owned() });
+        }
+        let first = io.manifest.segments.first().map_or(Lsn(0), |s| s.start);
+        if covered < first {
+            return Err(Error::SnapshotTooOld { covered, first });
         }
         let segs = &io.manifest.segments;
         // A segment can go when the next one starts at or below `covered`.
@@ -530,176 +462,3 @@ impl Drop for Log {
     }
 }
 
-impl Inner {
-    fn run(self: Arc<Self>) {
-        let mut shutdown_failures = 0;
-        loop {
-            let (shutdown, sync_requested) = self.wait_for_work();
-            let result = {
-                let mut io = self.io.lock();
-                self.flush(&mut io, shutdown || sync_requested)
-            };
-            match result {
-                Ok(()) => {
-                    if self.in_error.swap(false, Ordering::AcqRel) {
-                        *self.health.lock() = Health::default();
-                        tracing::warn!(dir = %self.dir.display(), "log writes succeed again");
-                    }
-                    if shutdown && self.pending.lock().buf.is_empty() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    self.record_error(&e);
-                    if shutdown {
-                        shutdown_failures += 1;
-                        if shutdown_failures >= 3 {
-                            tracing::error!(dir = %self.dir.display(), error = %e, "giving up flushing the log on close");
-                            return;
-                        }
-                    }
-                    std::thread::sleep(self.opts.retry_interval);
-                }
-            }
-        }
-    }
-
-    /// Sleeps until there is something to do; returns (shutdown, sync requested).
-    fn wait_for_work(&self) -> (bool, bool) {
-        let mut p = self.pending.lock();
-        loop {
-            if p.shutdown {
-                return (true, std::mem::take(&mut p.sync_requested));
-            }
-            if !p.buf.is_empty() || p.sync_requested || self.in_error.load(Ordering::Acquire) {
-                return (false, std::mem::take(&mut p.sync_requested));
-            }
-            let unsynced = self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
-            if self.opts.fsync == FsyncPolicy::EverySec && unsynced {
-                let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
-                let deadline = self.epoch + last + self.opts.everysec_interval;
-                if Instant::now() >= deadline || self.wake.wait_until(&mut p, deadline).timed_out() {
-                    return (false, false);
-                }
-            } else {
-                self.wake.wait(&mut p);
-            }
-        }
-    }
-
-    /// Moves the pending buffer into `io.carry`.
-    fn take_pending(&self, io: &mut Io) {
-        let mut p = self.pending.lock();
-        if p.buf.is_empty() {
-            return;
-        }
-        if io.carry.is_empty() {
-            std::mem::swap(&mut io.carry, &mut p.buf);
-        } else {
-            io.carry.extend_from_slice(&p.buf);
-            p.buf.clear();
-        }
-        io.carry_records += std::mem::take(&mut p.records);
-    }
-
-    /// One round: take the pending records, write them, fsync if the policy
-    /// (or `force`) says so.
-    fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
-        self.take_pending(io);
-        self.write_carry(io)?;
-        if io.write_off == io.synced_off {
-            return Ok(());
-        }
-        let due = match self.opts.fsync {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::EverySec => {
-                let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
-                self.epoch.elapsed() >= last + self.opts.everysec_interval
-            }
-            FsyncPolicy::No => false,
-        };
-        if due || force {
-            self.sync(io)?;
-        }
-        Ok(())
-    }
-
-    /// Writes `io.carry` at the write offset.
-    fn write_carry(&self, io: &mut Io) -> Result<()> {
-        if io.carry.is_empty() {
-            return Ok(());
-        }
-        let off = io.write_off;
-        io.file.write_all_at(off, &io.carry).ctx("write", &io.path)?;
-        let n = io.carry.len() as u64;
-        io.write_off += n;
-        if self.opts.fsync != FsyncPolicy::No {
-            if io.unsynced.is_empty() {
-                std::mem::swap(&mut io.unsynced, &mut io.carry);
-            } else {
-                io.unsynced.extend_from_slice(&io.carry);
-            }
-        }
-        io.carry.clear();
-        io.unsynced_records += std::mem::take(&mut io.carry_records);
-        self.counters.bytes_written.fetch_add(n, Ordering::Relaxed);
-        self.written.store(io.lsn(io.write_off), Ordering::Release);
-        self.update_size(io);
-        Ok(())
-    }
-
-    /// fdatasync and publish. On failure, everything since the last good
-    /// fsync goes back to `carry` to be written again.
-    fn sync(&self, io: &mut Io) -> Result<()> {
-        if io.write_off == io.synced_off {
-            return Ok(());
-        }
-        self.syncing.store(true, Ordering::Relaxed);
-        let r = io.file.sync_data();
-        self.syncing.store(false, Ordering::Relaxed);
-        if let Err(e) = r {
-            let kept = io.unsynced.len() as u64 == io.write_off - io.synced_off;
-            if kept {
-                let mut again = std::mem::take(&mut io.unsynced);
-                again.extend_from_slice(&io.carry);
-                io.carry = again;
-                io.carry_records += std::mem::take(&mut io.unsynced_records);
-                io.write_off = io.synced_off;
-            }
-            return Err(Error::Io { op: "sync", path: io.path.clone(), source: e });
-        }
-        io.synced_off = io.write_off;
-        io.unsynced.clear();
-        let records = std::mem::take(&mut io.unsynced_records);
-        let c = &self.counters;
-        c.fsyncs.fetch_add(1, Ordering::Relaxed);
-        c.records_synced.fetch_add(records, Ordering::Relaxed);
-        c.max_batch.fetch_max(records, Ordering::Relaxed);
-        self.last_sync_ns.store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
-        self.publish(io.lsn(io.synced_off));
-        Ok(())
-    }
-
-    fn publish(&self, lsn: u64) {
-        self.durable.store(lsn, Ordering::Release);
-        self.durable_tx.send_replace(Lsn(lsn));
-        let _g = self.durable_lock.lock();
-        self.durable_cv.notify_all();
-    }
-
-    fn update_size(&self, io: &Io) {
-        self.counters.current_size.store(io.sealed_size + io.write_off, Ordering::Relaxed);
-        self.counters.segments.store(io.manifest.segments.len() as u64, Ordering::Relaxed);
-    }
-
-    fn record_error(&self, e: &Error) {
-        self.counters.failures.fetch_add(1, Ordering::Relaxed);
-        let first = !self.in_error.swap(true, Ordering::AcqRel);
-        let mut h = self.health.lock();
-        h.error = Some(e.to_string());
-        if first {
-            h.since = Some(SystemTime::now());
-            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; records are not durable, retrying");
-        }
-    }
-}

@@ -1,0 +1,273 @@
+//! The flusher thread: takes the pending batch, writes it, fsyncs it per
+//! policy, performs queued rotations, and retries after disk errors.
+
+use super::{create_segment, FsyncPolicy, Inner, Io};
+use crate::error::{Error, IoContext, Result};
+use crate::format::{Lsn, SEGMENT_HEADER_LEN};
+use crate::manifest::{write_manifest, SegmentEntry};
+use crate::status::Health;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Buffers larger than this are shrunk once empty again.
+const SHRINK_ABOVE: usize = 16 << 20;
+
+impl Inner {
+    /// The fsync policy now in force.
+    pub(super) fn policy(&self) -> FsyncPolicy {
+        match self.policy.load(Ordering::Relaxed) {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+
+    pub(super) fn run(self: Arc<Self>) {
+        let mut shutdown_failures = 0;
+        loop {
+            let (shutdown, sync_requested) = self.wait_for_work();
+            // Coming out of an error, only a good fsync proves the disk is back.
+            let force = shutdown || sync_requested || self.in_error.load(Ordering::Acquire);
+            let result = {
+                let mut io = self.io.lock();
+                self.flush(&mut io, force)
+            };
+            match result {
+                Ok(()) => {
+                    if self.in_error.swap(false, Ordering::AcqRel) {
+                        *self.health.lock() = Health::default();
+                        tracing::warn!(dir = %self.dir.display(), "log writes succeed again");
+                    }
+                    if shutdown && self.pending.lock().buf.is_empty() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.record_error(&e);
+                    if shutdown {
+                        shutdown_failures += 1;
+                        if shutdown_failures >= 3 {
+                            tracing::error!(dir = %self.dir.display(), error = %e, "giving up flushing the log on close");
+                            return;
+                        }
+                    }
+                    std::thread::sleep(self.opts.retry_interval);
+                }
+            }
+        }
+    }
+
+    /// Sleeps until there is something to do; returns (shutdown, sync requested).
+    fn wait_for_work(&self) -> (bool, bool) {
+        let mut p = self.pending.lock();
+        loop {
+            if p.shutdown {
+                return (true, std::mem::take(&mut p.sync_requested));
+            }
+            if !p.buf.is_empty()
+                || p.sync_requested
+                || !p.rotations.is_empty()
+                || self.in_error.load(Ordering::Acquire)
+            {
+                return (false, std::mem::take(&mut p.sync_requested));
+            }
+            let unsynced = self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
+            if self.policy() == FsyncPolicy::EverySec && unsynced {
+                let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
+                let deadline = self.epoch + last + self.opts.everysec_interval;
+                if Instant::now() >= deadline || self.wake.wait_until(&mut p, deadline).timed_out() {
+                    return (false, false);
+                }
+            } else {
+                self.wake.wait(&mut p);
+            }
+        }
+    }
+
+    /// Moves the pending buffer into `io.carry`.
+    fn take_pending(&self, io: &mut Io) {
+        let mut p = self.pending.lock();
+        io.rotations.extend(p.rotations.drain(..));
+        if p.buf.is_empty() {
+            return;
+        }
+        if io.carry.is_empty() {
+            std::mem::swap(&mut io.carry, &mut p.buf);
+        } else {
+            io.carry.extend_from_slice(&p.buf);
+            p.buf.clear();
+        }
+        io.carry_records += std::mem::take(&mut p.records);
+    }
+
+    /// One round: take the pending records, write them, fsync if the policy
+    /// (or `force`) says so.
+    fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
+        self.take_pending(io);
+        while let Some(&b) = io.rotations.front() {
+            self.rotate_at(io, b)?;
+            io.rotations.pop_front();
+        }
+        self.write_carry(io)?;
+        if io.write_off == io.synced_off {
+            return Ok(());
+        }
+        let due = match self.policy() {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EverySec => {
+                let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
+                self.epoch.elapsed() >= last + self.opts.everysec_interval
+            }
+            FsyncPolicy::No => false,
+        };
+        if due || force {
+            self.sync(io)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the active segment at log position `b` and starts a new one
+    /// there. Idempotent: after a failure it is simply called again.
+    fn rotate_at(&self, io: &mut Io, b: u64) -> Result<()> {
+        if b <= io.seg_start {
+            return Ok(()); // the active segment is empty: nothing to seal
+        }
+        let split = usize::try_from(b.saturating_sub(io.lsn(io.write_off))).unwrap_or(usize::MAX);
+        self.write_prefix(io, split.min(io.carry.len()))?;
+        let (path, write_off) = (io.path.clone(), io.write_off);
+        // Drop anything a failed write left past the last record.
+        if io.file.len().ctx("stat", &path)? != write_off {
+            io.file.set_len(write_off).ctx("truncate", &path)?;
+            if io.write_off == io.synced_off {
+                io.file.sync_data().ctx("sync", &path)?; // make the truncation durable
+            }
+        }
+        self.sync(io)?;
+        let seq = io.manifest.segments.last().map_or(1, |s| s.seq + 1);
+        let (file, new_path) = create_segment(&*self.fs, &self.dir, seq, Lsn(b))?;
+        let mut manifest = io.manifest.clone();
+        manifest.segments.push(SegmentEntry { seq, start: Lsn(b) });
+        write_manifest(&*self.fs, &self.dir, &manifest)?;
+        io.manifest = manifest;
+        io.sealed_size += io.write_off;
+        io.file = file;
+        io.path = new_path;
+        io.seg_start = b;
+        io.write_off = SEGMENT_HEADER_LEN as u64;
+        io.synced_off = SEGMENT_HEADER_LEN as u64;
+        self.update_size(io);
+        self.active_start.store(b, Ordering::Release);
+        {
+            let _g = self.durable_lock.lock();
+            self.durable_cv.notify_all();
+        }
+        tracing::debug!(seq, position = b, "log segment rotated");
+        Ok(())
+    }
+
+    /// Writes `io.carry` at the write offset.
+    fn write_carry(&self, io: &mut Io) -> Result<()> {
+        let n = io.carry.len();
+        self.write_prefix(io, n)
+    }
+
+    /// Writes the first `n` bytes of `io.carry` at the write offset.
+    fn write_prefix(&self, io: &mut Io, n: usize) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let off = io.write_off;
+        let Some(bytes) = io.carry.get(..n) else { return Ok(()) };
+        io.file.write_all_at(off, bytes).ctx("write", &io.path)?;
+        io.write_off += n as u64;
+        let whole = n == io.carry.len();
+        if self.policy() != FsyncPolicy::No {
+            if whole && io.unsynced.is_empty() {
+                std::mem::swap(&mut io.unsynced, &mut io.carry);
+            } else {
+                io.unsynced.extend_from_slice(io.carry.get(..n).unwrap_or_default());
+            }
+        }
+        if whole {
+            io.carry.clear();
+            if io.carry.capacity() > SHRINK_ABOVE {
+                io.carry.shrink_to(SHRINK_ABOVE / 16);
+            }
+            io.unsynced_records += std::mem::take(&mut io.carry_records);
+        } else {
+            io.carry.drain(..n);
+            // Record counts are only used for statistics; attribute the
+            // split batch's records to the part written last.
+        }
+        let n = n as u64;
+        self.counters.bytes_written.fetch_add(n, Ordering::Relaxed);
+        self.written.store(io.lsn(io.write_off), Ordering::Release);
+        self.update_size(io);
+        Ok(())
+    }
+
+    /// fdatasync and publish. On failure, everything since the last good
+    /// fsync goes back to `carry` to be written again.
+    fn sync(&self, io: &mut Io) -> Result<()> {
+        if io.write_off == io.synced_off {
+            return Ok(());
+        }
+        self.syncing.store(true, Ordering::Relaxed);
+        let t = Instant::now();
+        let r = io.file.sync_data();
+        let micros = t.elapsed().as_micros() as u64;
+        self.syncing.store(false, Ordering::Relaxed);
+        if let Err(e) = r {
+            let kept = io.unsynced.len() as u64 == io.write_off - io.synced_off;
+            if kept {
+                let mut again = std::mem::take(&mut io.unsynced);
+                again.extend_from_slice(&io.carry);
+                io.carry = again;
+                io.carry_records += std::mem::take(&mut io.unsynced_records);
+                io.write_off = io.synced_off;
+            }
+            return Err(Error::Io { op: "sync", path: io.path.clone(), source: e });
+        }
+        io.synced_off = io.write_off;
+        io.unsynced.clear();
+        if io.unsynced.capacity() > SHRINK_ABOVE {
+            // Give back memory after a burst (e.g. a long disk outage).
+            io.unsynced.shrink_to(SHRINK_ABOVE / 16);
+        }
+        let records = std::mem::take(&mut io.unsynced_records);
+        let c = &self.counters;
+        c.fsyncs.fetch_add(1, Ordering::Relaxed);
+        c.records_synced.fetch_add(records, Ordering::Relaxed);
+        c.max_batch.fetch_max(records, Ordering::Relaxed);
+        c.fsync_micros.fetch_add(micros, Ordering::Relaxed);
+        c.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
+        self.last_sync_ns.store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
+        self.publish(io.lsn(io.synced_off));
+        Ok(())
+    }
+
+    fn publish(&self, lsn: u64) {
+        self.durable.store(lsn, Ordering::Release);
+        self.durable_tx.send_replace(Lsn(lsn));
+        let _g = self.durable_lock.lock();
+        self.durable_cv.notify_all();
+    }
+
+    pub(super) fn update_size(&self, io: &Io) {
+        self.counters.current_size.store(io.sealed_size + io.write_off, Ordering::Relaxed);
+        self.counters.segments.store(io.manifest.segments.len() as u64, Ordering::Relaxed);
+    }
+
+    fn record_error(&self, e: &Error) {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        let first = !self.in_error.swap(true, Ordering::AcqRel);
+        let mut h = self.health.lock();
+        h.error = Some(e.to_string());
+        if first {
+            h.since = Some(SystemTime::now());
+            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; records are not durable, retrying");
+        }
+    }
+}
+

@@ -1,0 +1,132 @@
+//! Hand-assembled inputs for opcodes and corner cases the corpus lacks.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use basalt_rdb::{crc64, DecodeOptions, Error, Item, Reader, Value};
+
+/// Header + body + EOF + CRC.
+fn file(header: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut v = header.to_vec();
+    v.extend_from_slice(body);
+    v.push(255);
+    let crc = crc64::checksum(&v);
+    v.extend_from_slice(&crc.to_le_bytes());
+    v
+}
+
+fn items(data: &[u8]) -> basalt_rdb::Result<Vec<Item>> {
+    Reader::from_slice(data, DecodeOptions::default())?.collect()
+}
+
+#[test]
+fn key_metadata_is_skipped_with_a_warning() {
+    // KEY_META: 1 class, spec, UINT 5, EOF; then STRING k = v.
+    let body = [243, 1, 1, 2, 3, 4, 2, 5, 0, 0, 1, b'k', 1, b'v'];
+    let data = file(b"REDIS0013", &body);
+    let mut r = Reader::from_slice(&data, DecodeOptions::default()).unwrap();
+    let got: Vec<Item> = r.by_ref().collect::<Result<_, _>>().unwrap();
+    assert!(
+        matches!(&got[..], [Item::Entry(e)] if e.key == b"k" && e.value == Value::String(b"v".to_vec()))
+    );
+    assert_eq!(r.warnings().len(), 1);
+}
+
+#[test]
+fn metadata_opcodes_attach_to_the_next_key_only() {
+    let mut body = vec![253];
+    body.extend_from_slice(&1_700_000_000i32.to_le_bytes());
+    body.extend_from_slice(&[
+        248, 0x40, 200, 249, 7, 0, 1, b'a', 1, b'x', 0, 1, b'b', 1, b'y',
+    ]);
+    let got = items(&file(b"REDIS0009", &body)).unwrap();
+    let Item::Entry(a) = &got[0] else { panic!() };
+    let Item::Entry(b) = &got[1] else { panic!() };
+    assert_eq!(
+        (a.expire_ms, a.lru_idle, a.lfu_freq),
+        (Some(1_700_000_000_000), Some(200), Some(7))
+    );
+    assert_eq!((b.expire_ms, b.lru_idle, b.lfu_freq), (None, None, None));
+}
+
+#[test]
+fn unknown_and_unsupported_types_name_their_offset() {
+    let err = items(&file(b"REDIS0010", &[8, 1, b'k'])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnknownType {
+                offset: 9,
+                byte: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = items(&file(b"REDIS0013", &[26, 1, b'k', 0])).unwrap_err();
+    assert!(
+        matches!(err, Error::Unsupported { offset: 12, .. }),
+        "{err}"
+    );
+    // Type 24 means nothing before RDB 12, and nothing to Valkey.
+    assert!(matches!(
+        items(&file(b"REDIS0011", &[24])).unwrap_err(),
+        Error::UnknownType { .. }
+    ));
+    assert!(matches!(
+        items(&file(b"VALKEY080", &[24])).unwrap_err(),
+        Error::UnknownType { .. }
+    ));
+}
+
+#[test]
+fn headers() {
+    assert!(matches!(
+        items(b"REDIS").unwrap_err(),
+        Error::BadMagic { .. }
+    ));
+    assert!(matches!(
+        items(b"REDIS0015").unwrap_err(),
+        Error::UnsupportedVersion { version: 15, .. }
+    ));
+    assert!(items(&file(b"VALKEY081", &[])).unwrap().is_empty());
+    // Version 1-4 files have no checksum.
+    assert!(items(b"REDIS0004\xff").unwrap().is_empty());
+    // An all-zero trailer means checksums were disabled.
+    let mut r =
+        Reader::from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0", DecodeOptions::default()).unwrap();
+    assert!(r.next().is_none());
+    assert_eq!(r.checksum(), Some(basalt_rdb::Checksum::Disabled));
+}
+
+#[test]
+fn huge_claims_fail_before_allocating() {
+    // A list claiming 2^62 elements, and an LZF string claiming 2^40 bytes.
+    let mut body = vec![1, 1, b'k', 0x81];
+    body.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    assert!(items(&file(b"REDIS0010", &body)).is_err());
+    let mut body = vec![0, 1, b'k', 0xC3, 0x01, 0x81];
+    body.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    body.push(0);
+    let err = items(&file(b"REDIS0010", &body)).unwrap_err();
+    assert!(err.to_string().contains("LZF"), "{err}");
+    // Through `Read` too: a 2^60-byte string.
+    let mut body = vec![0, 1, b'k', 0x81];
+    body.extend_from_slice(&(1u64 << 60).to_be_bytes());
+    let data = file(b"REDIS0010", &body);
+    let r: basalt_rdb::Result<Vec<Item>> = Reader::from_read(&data[..], DecodeOptions::default())
+        .unwrap()
+        .collect();
+    assert!(matches!(r.unwrap_err(), Error::TooLong { .. }));
+}
+
+#[test]
+fn entries_iterator_keeps_only_keys() {
+    let body = [250, 1, b'a', 1, b'b', 0, 1, b'k', 1, b'v'];
+    let data = file(b"REDIS0010", &body);
+    let keys: Vec<_> = Reader::from_slice(&data, DecodeOptions::default())
+        .unwrap()
+        .entries()
+        .collect::<basalt_rdb::Result<_>>()
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].key, b"k");
+}

@@ -1,0 +1,772 @@
+//! Differential tests: the same command scripts against Basalt and a real
+//! redis-server 7.x, comparing reply bytes, in RESP2 and again in RESP3.
+//!
+//! Cases live in `tests/it/cases/*.txt` (read at run time, so adding a
+//! case is one line and needs no rebuild). Each file is one session: a
+//! fresh connection to each server, `FLUSHALL` first, then (for the RESP3
+//! pass) `HELLO 3`; state carries over from line to line.
+//!
+//! Line syntax: one command per line, quoted as redis-cli does —
+//! whitespace-separated words, `"..."` with `\n \r \t \b \a \\ \" \xNN`
+//! escapes, `'...'` with `\'` only. Blank lines and lines starting with `#`
+//! are ignored. Trailing unquoted words starting with `~` are directives
+//! (quote an argument that really starts with `~`):
+//!
+//! - `~sort`: sort the elements of every aggregate (recursively) before
+//!   comparing: KEYS, SCAN and other unordered replies.
+//! - `~ttl` / `~pttl`: integer replies may differ by 1 / by 1500 when both
+//!   are non-negative (TTL, PTTL, EXPIRETIME on relative deadlines).
+//! - `~except=f1,f2`: the reply is a map (a flat key/value array in RESP2);
+//!   compare it without those fields (HELLO's `version` and `id`).
+//! - `~info-keys`: an INFO reply; compare section headers and field names
+//!   (not values), ignoring per-command/per-db/per-error lines and
+//!   Basalt's own `basalt_version`; the Persistence section's fields
+//!   depend on configuration and are skipped.
+//! - `~info=f1,f2`: an INFO reply; compare only those fields' lines.
+//! - `~type`: compare only the RESP type byte of the replies.
+//! - `~skip-reply`: read both replies, compare nothing (TIME, INFO...).
+//! - `~resp2` / `~resp3`: run the line only in that protocol pass.
+//! - `~noreply`: the command gets no reply (CLIENT REPLY OFF/SKIP); the
+//!   next line's reply shows it if one came anyway.
+//! - `~scan-all`: the line is a SCAN (cursor 0); it is repeated with each
+//!   returned cursor until 0 and the union of the keys is compared (cursor
+//!   values themselves are implementation details).
+//! - `~raw`: the line is one quoted string, sent as is (protocol edges).
+//! - `~inline`: send the line's text as an inline command (as telnet
+//!   does) instead of a RESP array, to compare inline parsing.
+//!
+//! Environment: `DIFF_FILE=name` runs only the files whose name contains
+//! `name`; `DIFF_VERBOSE=1` prints every command and reply.
+//!
+//! All mismatches are collected and reported together (file:line, pass,
+//! command, both replies escaped) before the test fails.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::resp::{reply_len, Raw};
+use crate::support::{RedisServer, TestServer};
+
+#[derive(Debug, Default, Clone, PartialEq)]
+enum Cmp {
+    #[default]
+    Exact,
+    Sort,
+    Near(i64),
+    Type,
+    Skip,
+    NoReply,
+    ScanAll,
+    InfoKeys,
+    InfoFields(Vec<String>),
+    /// A map (RESP3) or flat key/value array (RESP2) compared without the
+    /// named fields.
+    Except(Vec<Vec<u8>>),
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    line: usize,
+    text: String,
+    argv: Vec<Vec<u8>>,
+    cmp: Cmp,
+    only: Option<u8>,
+    /// Bytes to send instead of `argv` (`~inline`, `~raw`).
+    inline: Option<Vec<u8>>,
+}
+
+/// Splits a line as redis-cli's `sdssplitargs`. Returns each word and
+/// whether it was quoted.
+fn split_args(line: &str) -> Result<Vec<(Vec<u8>, bool)>, String> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Ok(out);
+        }
+        let mut cur = Vec::new();
+        let mut quoted = false;
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            if inq {
+                if i >= b.len() {
+                    return Err("unterminated double quote".into());
+                }
+                if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' && b[i + 2].is_ascii_hexdigit() && b[i + 3].is_ascii_hexdigit() {
+                    let h = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
+                    cur.push(u8::from_str_radix(h, 16).unwrap());
+                    i += 3;
+                } else if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                    cur.push(match b[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                } else if b[i] == b'"' {
+                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
+                        return Err("closing quote must be followed by a space".into());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else if insq {
+                if i >= b.len() {
+                    return Err("unterminated single quote".into());
+                }
+                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if b[i] == b'\'' {
+                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
+                        return Err("closing quote must be followed by a space".into());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else {
+                if i >= b.len() || b[i].is_ascii_whitespace() {
+                    break;
+                }
+                match b[i] {
+                    b'"' => {
+                        inq = true;
+                        quoted = true;
+                    }
+                    b'\'' => {
+                        insq = true;
+                        quoted = true;
+                    }
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push((cur, quoted));
+    }
+}
+
+fn parse_file(path: &Path) -> Vec<Case> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut cases = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // Trailing unquoted `~word`s are directives.
+        let (mut cmp, mut only, mut inline, mut raw) = (Cmp::Exact, None, false, false);
+        let mut text = line;
+        while let Some((rest, last)) = text.rsplit_once(char::is_whitespace) {
+            let Some(d) = last.strip_prefix('~') else { break };
+            match d {
+                "sort" => cmp = Cmp::Sort,
+                "ttl" => cmp = Cmp::Near(1),
+                "pttl" => cmp = Cmp::Near(1500),
+                "type" => cmp = Cmp::Type,
+                "skip-reply" => cmp = Cmp::Skip,
+                "noreply" => cmp = Cmp::NoReply,
+                "scan-all" => cmp = Cmp::ScanAll,
+                "info-keys" => cmp = Cmp::InfoKeys,
+                _ if d.starts_with("info=") => cmp = Cmp::InfoFields(d["info=".len()..].split(',').map(str::to_string).collect()),
+                _ if d.starts_with("except=") => cmp = Cmp::Except(d["except=".len()..].split(',').map(|f| f.as_bytes().to_vec()).collect()),
+                "resp2" => only = Some(2),
+                "resp3" => only = Some(3),
+                "inline" => inline = true,
+                "raw" => raw = true,
+                _ => panic!("{}:{}: unknown directive ~{d} (quote an argument starting with ~)", path.display(), n + 1),
+            }
+            text = rest.trim_end();
+        }
+        // Inline lines are the server's to parse (even when malformed).
+        let words = match split_args(text) {
+            Ok(w) => w,
+            Err(_) if inline => Vec::new(),
+            Err(e) => panic!("{}:{}: {e}", path.display(), n + 1),
+        };
+        assert!(inline || !words.is_empty(), "{}:{}: no command", path.display(), n + 1);
+        let inline = if raw {
+            assert!(words.len() == 1, "{}:{}: ~raw takes one quoted string", path.display(), n + 1);
+            Some(words[0].0.clone())
+        } else {
+            inline.then(|| format!("{text}\r\n").into_bytes())
+        };
+        cases.push(Case { line: n + 1, text: line.to_string(), argv: words.into_iter().map(|(w, _)| w).collect(), cmp, only, inline });
+    }
+    cases
+}
+
+/// Escapes reply bytes for a readable one-line report.
+fn escape(b: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in b {
+        match c {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let _ = write!(s, "\\x{c:02x}");
+            }
+        }
+    }
+    s
+}
+
+/// One RESP value's encoded bytes, with aggregates' elements sorted
+/// recursively (map pairs stay together).
+fn canonical_sorted(b: &[u8]) -> Vec<u8> {
+    fn one(b: &[u8], at: usize) -> (Vec<u8>, usize) {
+        let end = at + reply_len(&b[at..]).expect("complete reply");
+        let le = at + b[at..].windows(2).position(|w| w == b"\r\n").unwrap();
+        let t = b[at];
+        if !matches!(t, b'*' | b'~' | b'%' | b'>') {
+            return (b[at..end].to_vec(), end);
+        }
+        let n: i64 = std::str::from_utf8(&b[at + 1..le]).unwrap().parse().unwrap();
+        let mut pos = le + 2;
+        if n < 0 {
+            return (b[at..pos].to_vec(), pos);
+        }
+        let per = if t == b'%' { 2 } else { 1 };
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..n {
+            let mut item = Vec::new();
+            for _ in 0..per {
+                let (v, p) = one(b, pos);
+                item.extend_from_slice(&v);
+                pos = p;
+            }
+            items.push(item);
+        }
+        items.sort();
+        let mut out = b[at..le + 2].to_vec();
+        for i in items {
+            out.extend_from_slice(&i);
+        }
+        (out, pos)
+    }
+    one(b, 0).0
+}
+
+fn int_reply(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b.strip_prefix(b":")?.strip_suffix(b"\r\n")?).ok()?.parse().ok()
+}
+
+/// A map reply without the pairs whose key is in `names`.
+fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
+    let Some(le) = b.windows(2).position(|w| w == b"\r\n") else { return b.to_vec() };
+    let Ok(n) = std::str::from_utf8(&b[1..le]).unwrap_or("").parse::<usize>() else { return b.to_vec() };
+    let pairs = match b[0] {
+        b'%' => n,
+        b'*' if n % 2 == 0 => n / 2,
+        _ => return b.to_vec(),
+    };
+    let mut pos = le + 2;
+    let mut kept = Vec::new();
+    let mut count = 0;
+    for _ in 0..pairs {
+        let Some(k) = reply_len(&b[pos..]) else { return b.to_vec() };
+        let Some(v) = reply_len(&b[pos + k..]) else { return b.to_vec() };
+        let key = &b[pos..pos + k];
+        let name = key.splitn(2, |&c| c == b'\n').nth(1).unwrap_or(&key[1..]);
+        let name = name.strip_suffix(b"\r\n").unwrap_or(name);
+        let name = if key[0] == b'+' { key[1..].strip_suffix(b"\r\n").unwrap_or(name) } else { name };
+        if !names.iter().any(|f| f == name) {
+            kept.extend_from_slice(&b[pos..pos + k + v]);
+            count += 1;
+        }
+        pos += k + v;
+    }
+    let mut out = format!("{}{}\r\n", b[0] as char, if b[0] == b'%' { count } else { count * 2 }).into_bytes();
+    out.extend_from_slice(&kept);
+    out
+}
+
+/// The lines of the named fields in an INFO reply.
+fn info_fields(b: &[u8], fields: &[String]) -> Vec<String> {
+    let text = String::from_utf8_lossy(b);
+    text.split("\r\n").filter(|l| fields.iter().any(|f| l.split(':').next() == Some(f.as_str()))).map(str::to_string).collect()
+}
+
+/// The section headers and field names of an INFO reply.
+fn info_keys(b: &[u8]) -> Option<Vec<String>> {
+    let body = match b.first()? {
+        b'$' | b'=' => &b[b.windows(2).position(|w| w == b"\r\n")? + 2..],
+        _ => return None,
+    };
+    let body = body.strip_prefix(b"txt:").unwrap_or(body);
+    let text = String::from_utf8_lossy(body);
+    let volatile = ["cmdstat_", "errorstat_", "latency_percentiles_usec_", "basalt_version"];
+    // Persistence fields follow the configuration (Basalt runs with its
+    // log on by default and reports its fsync counters): header only.
+    let mut in_persistence = false;
+    Some(
+        text.split("\r\n")
+            .filter(|l| !l.is_empty())
+            .filter(|l| {
+                if l.starts_with("# ") {
+                    in_persistence = *l == "# Persistence";
+                    return true;
+                }
+                !in_persistence
+            })
+            .map(|l| l.split(':').next().unwrap_or("").to_string())
+            .filter(|k| !volatile.iter().any(|v| k.starts_with(v)))
+            .filter(|k| !(k.starts_with("db") && k[2..].bytes().all(|c| c.is_ascii_digit()) && k.len() > 2))
+            .collect(),
+    )
+}
+
+/// What a mismatch report shows of a reply: the compared part.
+fn view(cmp: &Cmp, b: &[u8]) -> String {
+    match cmp {
+        Cmp::InfoFields(f) => escape(info_fields(b, f).join("\r\n").as_bytes()),
+        Cmp::InfoKeys => format!("{:?}", info_keys(b)),
+        _ => escape(b),
+    }
+}
+
+fn same(cmp: &Cmp, r: &[u8], b: &[u8]) -> bool {
+    match cmp {
+        Cmp::Except(names) => without_fields(r, names) == without_fields(b, names),
+        Cmp::Exact => r == b,
+        Cmp::Skip | Cmp::NoReply => true,
+        Cmp::ScanAll => r == b,
+        Cmp::InfoKeys => info_keys(r) == info_keys(b),
+        Cmp::InfoFields(f) => info_fields(r, f) == info_fields(b, f),
+        Cmp::Type => r.first() == b.first(),
+        Cmp::Sort => canonical_sorted(r) == canonical_sorted(b),
+        Cmp::Near(tol) => match (int_reply(r), int_reply(b)) {
+            (Some(x), Some(y)) if x >= 0 && y >= 0 => (x - y).abs() <= *tol,
+            _ => r == b,
+        },
+    }
+}
+
+/// One side of the comparison: a connection that reconnects after the
+/// server closes it (QUIT), restoring the protocol.
+struct Side {
+    port: u16,
+    conn: Raw,
+    resp3: bool,
+}
+
+impl Side {
+    fn open(port: u16, resp3: bool) -> Side {
+        let mut s = Side { port, conn: Raw::connect(port), resp3 };
+        s.setup();
+        s
+    }
+
+    fn setup(&mut self) {
+        self.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let r = self.conn.cmd_str(&["FLUSHALL"]);
+        assert_eq!(r, b"+OK\r\n", "FLUSHALL on port {}", self.port);
+        if self.resp3 {
+            let r = self.conn.cmd_str(&["HELLO", "3"]);
+            assert!(r.starts_with(b"%"), "HELLO 3 on port {}: {}", self.port, escape(&r));
+        }
+    }
+
+    fn run(&mut self, c: &Case) -> Vec<u8> {
+        use std::io::Write;
+        let bytes = match &c.inline {
+            Some(raw) => raw.clone(),
+            None => {
+                let a: Vec<&[u8]> = c.argv.iter().map(|v| v.as_slice()).collect();
+                crate::support::resp::encode(&a)
+            }
+        };
+        if c.cmp == Cmp::ScanAll {
+            return self.scan_all(&c.argv);
+        }
+        let sent = self.conn.s.write_all(&bytes).is_ok();
+        if c.cmp == Cmp::NoReply && sent {
+            return Vec::new();
+        }
+        match self.conn.read_reply().filter(|_| sent) {
+            Some(r) => r,
+            None => {
+                // Closed (QUIT, SHUTDOWN) or timed out: start a new session
+                // so the following lines still run.
+                self.conn = Raw::connect(self.port);
+                self.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                if self.resp3 {
+                    self.conn.cmd_str(&["HELLO", "3"]);
+                }
+                b"<connection closed>".to_vec()
+            }
+        }
+    }
+}
+
+impl Side {
+    /// Runs a SCAN to completion; returns the sorted, deduplicated keys as
+    /// one RESP array, or the first reply that is not a SCAN reply.
+    fn scan_all(&mut self, argv: &[Vec<u8>]) -> Vec<u8> {
+        let mut argv = argv.to_vec();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..100_000 {
+            let a: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
+            let reply = self.conn.cmd(&a);
+            let Some((cursor, batch)) = parse_scan_reply(&reply) else { return reply };
+            keys.extend(batch);
+            if cursor == b"0" {
+                keys.sort();
+                keys.dedup();
+                let k: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+                return crate::support::resp::encode(&k);
+            }
+            argv[1] = cursor;
+        }
+        b"<scan did not finish>".to_vec()
+    }
+}
+
+/// `*2 $cursor *n $key...` into (cursor, keys).
+fn parse_scan_reply(b: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    fn line(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let le = at + b[at..].windows(2).position(|w| w == b"\r\n")?;
+        Some((&b[at..le], le + 2))
+    }
+    fn bulk(b: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
+        let (h, p) = line(b, at)?;
+        let n: usize = std::str::from_utf8(h.strip_prefix(b"$")?).ok()?.parse().ok()?;
+        Some((b.get(p..p + n)?.to_vec(), p + n + 2))
+    }
+    let (h, p) = line(b, 0)?;
+    if h != b"*2" {
+        return None;
+    }
+    let (cursor, p) = bulk(b, p)?;
+    let (h, mut p) = line(b, p)?;
+    let n: usize = std::str::from_utf8(h.strip_prefix(b"*")?).ok()?.parse().ok()?;
+    let mut keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (k, np) = bulk(b, p)?;
+        keys.push(k);
+        p = np;
+    }
+    Some((cursor, keys))
+}
+
+fn case_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/cases");
+    let filter = std::env::var("DIFF_FILE").ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .filter(|p| filter.as_ref().map_or(true, |f| p.file_name().unwrap().to_string_lossy().contains(f.as_str())))
+        .collect();
+    files.sort();
+    files
+}
+
+fn run_pass(proto: u8) {
+    if !RedisServer::available() {
+        panic!("differential tests need redis-server 7.x on PATH (apt-get install redis-server)");
+    }
+    let redis = RedisServer::start(&[]);
+    let basalt = TestServer::start(&[]);
+    let verbose = std::env::var_os("DIFF_VERBOSE").is_some();
+    let mut mismatches = Vec::new();
+    let mut total = 0;
+    for path in case_files() {
+        let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
+        let cases = parse_file(&path);
+        let mut r = Side::open(redis.port, proto == 3);
+        let mut b = Side::open(basalt.port, proto == 3);
+        for c in cases.iter().filter(|c| c.only.map_or(true, |p| p == proto)) {
+            total += 1;
+            let rr = r.run(c);
+            let br = b.run(c);
+            if verbose {
+                eprintln!("{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"", c.line, c.text, escape(&rr), escape(&br));
+            }
+            if !same(&c.cmp, &rr, &br) {
+                mismatches.push(format!(
+                    "{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"",
+                    c.line,
+                    c.text,
+                    view(&c.cmp, &rr),
+                    view(&c.cmp, &br)
+                ));
+            }
+        }
+    }
+    eprintln!("differential RESP{proto}: {total} commands, {} mismatches", mismatches.len());
+    assert!(mismatches.is_empty(), "{} of {total} replies differ from redis-server (RESP{proto}):\n{}", mismatches.len(), mismatches.join("\n"));
+}
+
+#[test]
+fn differential_resp2() {
+    run_pass(2);
+}
+
+#[test]
+fn differential_resp3() {
+    run_pass(3);
+}
+
+#[test]
+fn case_syntax() {
+    let w = |s: &str| split_args(s).unwrap().into_iter().map(|(w, _)| w).collect::<Vec<_>>();
+    assert_eq!(w(r#"SET "a b" 'c\'d' "\x00\xffz\r\n""#), vec![b"SET".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"\x00\xffz\r\n".to_vec()]);
+    assert_eq!(w(r#"GET """#), vec![b"GET".to_vec(), b"".to_vec()]);
+    assert!(split_args(r#"GET "a"b"#).is_err());
+    assert!(split_args(r#"GET "a"#).is_err());
+    let sorted = canonical_sorted(b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\na\r\n");
+    assert_eq!(sorted, b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n".to_vec());
+    assert!(same(&Cmp::Near(1), b":99\r\n", b":100\r\n"));
+    assert!(!same(&Cmp::Near(1), b":-1\r\n", b":-2\r\n"));
+    let ex = Cmp::Except(vec![b"id".to_vec()]);
+    assert!(same(&ex, b"%2\r\n$2\r\nid\r\n:1\r\n$1\r\na\r\n:5\r\n", b"%2\r\n$2\r\nid\r\n:7\r\n$1\r\na\r\n:5\r\n"));
+    assert!(!same(&ex, b"*4\r\n$2\r\nid\r\n:1\r\n$1\r\na\r\n:5\r\n", b"*4\r\n$2\r\nid\r\n:7\r\n$1\r\na\r\n:6\r\n"));
+}
+
+/// A small deterministic PRNG (xorshift64*), so a failing seed replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.below(v.len())]
+    }
+}
+
+/// A random decimal float literal: sign, digits, fraction, exponent.
+fn random_float(r: &mut Rng) -> String {
+    let mut f = String::new();
+    if r.below(3) == 0 {
+        f.push('-');
+    }
+    let digits = |r: &mut Rng, n: usize| (0..n).map(|_| (b'0' + r.below(10) as u8) as char).collect::<String>();
+    let int_len = r.below(12);
+    f.push_str(&digits(r, int_len.max(1)));
+    if r.below(2) == 0 {
+        f.push('.');
+        let frac = r.below(20);
+        f.push_str(&digits(r, frac.max(1)));
+    }
+    if r.below(4) == 0 {
+        f.push('e');
+        let e = r.below(40) as i64 - 20;
+        f.push_str(&e.to_string());
+    }
+    f
+}
+
+/// One random command over a small keyspace, with the comparison it
+/// needs. Only deterministic commands: relative TTLs are long (≥ 100 s),
+/// so no key expires between the two servers' executions.
+fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
+    const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "", "\u{0}x"];
+    const VALS: &[&str] = &[
+        "", "0", "1", "-1", "42", "9999", "10000", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "abc", "1.5", " 1", "1 ", "01", "-0",
+        "3e2", "0.1", "inf", "nan", "hello world", "12345678901234567890123456789012345678901234", "123456789012345678901234567890123456789012345",
+    ];
+    const INTS: &[&str] = &["0", "1", "-1", "2", "10", "-10", "100", "1000", "9223372036854775807", "-9223372036854775808", "abc", "1.5", "", "+1", "01"];
+    const FLOATS: &[&str] = &["0", "1", "-1", "0.1", "-0.1", "1.5", "1e3", "-2.5e-3", "1e308", "-1e308", "inf", "nan", "abc", " 1", "3.0000000000000001", "0x10"];
+    const TTLS: &[&str] = &["100", "1000", "-1", "0", "abc", "9223372036854775807", "100000"];
+    const DBS: &[&str] = &["0", "1", "16", "-1", "x"];
+    let k = |r: &mut Rng| r.pick(KEYS).to_string();
+    let v = |r: &mut Rng| r.pick(VALS).to_string();
+    let i = |r: &mut Rng| r.pick(INTS).to_string();
+    let mut cmp = Cmp::Exact;
+    let args: Vec<String> = match r.below(44) {
+        0..=3 => vec!["SET".into(), k(r), v(r)],
+        4 => {
+            let mut a = vec!["SET".to_string(), k(r), v(r)];
+            for _ in 0..r.below(4) {
+                let o = r.pick(&["NX", "XX", "GET", "KEEPTTL", "EX", "PX", "EXAT", "PXAT", "nx", "get", "px"]);
+                a.push(o.into());
+                if matches!(o, "EX" | "PX" | "EXAT" | "PXAT" | "px") && r.below(4) > 0 {
+                    a.push(if o.contains("AT") { r.pick(&["1", "4102444800", "4102444800000", "0", "-5"]) } else { r.pick(TTLS) }.into());
+                }
+            }
+            a
+        }
+        5..=7 => vec!["GET".into(), k(r)],
+        8 => vec!["SETNX".into(), k(r), v(r)],
+        9 => vec![r.pick(&["SETEX", "PSETEX"]).into(), k(r), r.pick(TTLS).into(), v(r)],
+        10 => vec!["GETSET".into(), k(r), v(r)],
+        11 => vec!["GETDEL".into(), k(r)],
+        12 => {
+            let mut a = vec!["GETEX".to_string(), k(r)];
+            match r.below(6) {
+                0 => a.push("PERSIST".into()),
+                1 => {
+                    a.push(r.pick(&["EX", "PX"]).into());
+                    a.push(r.pick(TTLS).into());
+                }
+                2 => {
+                    a.push(r.pick(&["EXAT", "PXAT"]).into());
+                    a.push(r.pick(&["1", "4102444800", "4102444800000"]).into());
+                }
+                3 => a.push(r.pick(&["NX", "KEEPTTL", "EX"]).into()),
+                _ => {}
+            }
+            a
+        }
+        13 => vec!["MGET".into(), k(r), k(r), k(r)],
+        14 => vec![r.pick(&["MSET", "MSETNX"]).into(), k(r), v(r), k(r), v(r)],
+        15..=16 => vec!["APPEND".into(), k(r), v(r)],
+        17 => vec!["STRLEN".into(), k(r)],
+        18 => vec![r.pick(&["GETRANGE", "SUBSTR"]).into(), k(r), i(r), i(r)],
+        19 => vec!["SETRANGE".into(), k(r), r.pick(&["0", "1", "5", "-1", "abc", "50"]).into(), v(r)],
+        20..=22 => vec![r.pick(&["INCR", "DECR"]).into(), k(r)],
+        23..=24 => vec![r.pick(&["INCRBY", "DECRBY"]).into(), k(r), i(r)],
+        25 => vec!["INCRBYFLOAT".into(), k(r), r.pick(FLOATS).into()],
+        26 => vec!["INCRBYFLOAT".into(), k(r), random_float(r)],
+        27 => {
+            let mut a = vec!["LCS".to_string(), k(r), k(r)];
+            for _ in 0..r.below(4) {
+                let o = r.pick(&["LEN", "IDX", "WITHMATCHLEN", "MINMATCHLEN"]);
+                a.push(o.into());
+                if o == "MINMATCHLEN" {
+                    a.push(r.pick(&["0", "1", "2", "-1", "x"]).into());
+                }
+            }
+            a
+        }
+        28 => vec![r.pick(&["DEL", "UNLINK", "EXISTS", "TOUCH"]).into(), k(r), k(r)],
+        29 => vec!["TYPE".into(), k(r)],
+        30..=31 => {
+            let c = r.pick(&["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"]);
+            let t = if c.ends_with("AT") { r.pick(&["1", "4102444800", "4102444800000", "-1"]) } else { r.pick(TTLS) };
+            let mut a = vec![c.to_string(), k(r), t.to_string()];
+            for _ in 0..r.below(3) {
+                a.push(r.pick(&["NX", "XX", "GT", "LT", "FOO", "nx", "gt"]).into());
+            }
+            a
+        }
+        32 => {
+            cmp = Cmp::Near(1);
+            vec![r.pick(&["TTL", "EXPIRETIME"]).into(), k(r)]
+        }
+        33 => {
+            cmp = Cmp::Near(1500);
+            vec![r.pick(&["PTTL", "PEXPIRETIME"]).into(), k(r)]
+        }
+        34 => vec!["PERSIST".into(), k(r)],
+        35 => vec![r.pick(&["RENAME", "RENAMENX"]).into(), k(r), k(r)],
+        36 => {
+            let mut a = vec!["COPY".to_string(), k(r), k(r)];
+            if r.below(2) == 0 {
+                a.push("DB".into());
+                a.push(r.pick(DBS).into());
+            }
+            if r.below(2) == 0 {
+                a.push("REPLACE".into());
+            }
+            a
+        }
+        37 => vec!["MOVE".into(), k(r), r.pick(DBS).into()],
+        38 => {
+            cmp = Cmp::Sort;
+            vec!["KEYS".into(), r.pick(&["*", "k?", "k[0-1]", "*\u{0}*"]).into()]
+        }
+        39 => {
+            cmp = Cmp::Sort;
+            let mut a: Vec<String> = vec!["SCAN".into(), "0".into(), "COUNT".into(), "1000".into()];
+            if r.below(2) == 0 {
+                a.extend(["MATCH".into(), r.pick(&["k*", "*", "[a-k]?", "\\k*"]).into()]);
+            }
+            if r.below(3) == 0 {
+                a.extend(["TYPE".into(), r.pick(&["string", "list", "STRING"]).into()]);
+            }
+            a
+        }
+        // Not REFCOUNT: Redis reports 1 for a COPY of a shared small
+        // integer, which Basalt (no per-value sharing) cannot tell apart.
+        40 => vec!["OBJECT".into(), "ENCODING".into(), k(r)],
+        41 => vec!["SELECT".into(), r.pick(&["0", "1"]).into()],
+        42 => vec![r.pick(&["DBSIZE", "SWAPDB", "FLUSHDB"]).into()].into_iter().flat_map(|c: String| {
+            if c == "SWAPDB" {
+                vec![c, "0".into(), "1".into()]
+            } else {
+                vec![c]
+            }
+        }).collect(),
+        _ => vec!["MSET".into(), k(r), i(r)],
+    };
+    let mut args = args;
+    // Sometimes mangle the shape: arity and option parsing.
+    match r.below(12) {
+        0 if args.len() > 1 => {
+            args.pop();
+        }
+        1 => args.push(r.pick(&["NX", "XX", "GT", "LT", "EX", "PX", "GET", "KEEPTTL", "PERSIST", "IDX", "LEN", "MINMATCHLEN", "REPLACE", "DB", "MATCH", "COUNT", "TYPE", "junk", "1"]).into()),
+        2 => {
+            let c = args[0].to_ascii_lowercase();
+            args[0] = c;
+        }
+        _ => {}
+    }
+    (args.into_iter().map(String::into_bytes).collect(), cmp)
+}
+
+/// Random command sequences, compared reply by reply. The first mismatch
+/// of a seed ends that seed (the states diverge after it) and is reported
+/// with the commands before it. `DIFF_FUZZ_SEEDS` / `DIFF_FUZZ_STEPS` /
+/// `DIFF_FUZZ_SEED0` scale or move it.
+#[test]
+fn differential_fuzz() {
+    let env = |n: &str, d: u64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (seeds, steps, seed0) = (env("DIFF_FUZZ_SEEDS", 8), env("DIFF_FUZZ_STEPS", 400), env("DIFF_FUZZ_SEED0", 1));
+    let redis = RedisServer::start(&[]);
+    let basalt = TestServer::start(&[]);
+    let mut failures = Vec::new();
+    for seed in seed0..seed0 + seeds {
+        let resp3 = seed % 2 == 0;
+        let mut r = Side::open(redis.port, resp3);
+        let mut b = Side::open(basalt.port, resp3);
+        let mut rng = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
+        let mut history: Vec<String> = Vec::new();
+        for step in 0..steps {
+            let (argv, cmp) = random_command(&mut rng);
+            let text = argv.iter().map(|a| format!("\"{}\"", escape(a))).collect::<Vec<_>>().join(" ");
+            let c = Case { line: step as usize, text: text.clone(), argv, cmp, only: None, inline: None };
+            let (rr, br) = (r.run(&c), b.run(&c));
+            history.push(text);
+            if !same(&c.cmp, &rr, &br) {
+                let from = history.len().saturating_sub(12);
+                failures.push(format!(
+                    "seed {seed} (RESP{}) step {step}: {}\n  redis:  \"{}\"\n  basalt: \"{}\"\n  preceded by:\n    {}",
+                    if resp3 { 3 } else { 2 },
+                    c.text,
+                    escape(&rr),
+                    escape(&br),
+                    history[from..history.len() - 1].join("\n    ")
+                ));
+                break;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} fuzz seeds diverged from redis-server:\n{}", failures.len(), failures.join("\n"));
+}
