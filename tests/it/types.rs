@@ -69,7 +69,7 @@ fn diff_large_lists_hashes_sets() {
             _ => s += &format!("sismember s m{v}\nrpoplpush l l2\nlmove l2 l left left\n"),
         }
         if i % 150 == 149 {
-            s += "llen l\nlrange l 0 -1\nhlen h\n~ hgetall h\nscard s\n~ smembers s\nltrim l 5 -5\n";
+            s += "llen l\nlrange l 0 -1\nhlen h\nhgetall h ~sort\nscard s\nsmembers s ~sort\nltrim l 5 -5\n";
         }
     }
     run_script(&s, &[]);

@@ -1,12 +1,14 @@
-//! Differential tests for hashes, sets, lists and sorted sets: each script
-//! runs against basalt-server and a real redis-server 7.0 and every reply
-//! must match byte for byte, in RESP2 and then in RESP3.
+//! Differential runs of the collection case files
+//! (`tests/it/cases/{hashes,sets,lists,zsets}.txt`, which
+//! `differential.rs` also runs with the default configuration) with the
+//! compact encodings switched off, so the large structures (hashtable,
+//! skiplist, quicklist) answer every command; plus the runner used by
+//! `types.rs` for generated scripts.
 //!
-//! Script lines: a command (whitespace-separated, `"..."` for arguments
-//! with spaces, `""` for empty); a leading `~ ` sorts the reply's
-//! elements first, at every level (for replies whose order Redis leaves
-//! unspecified); a leading `? ` compares only the reply's type byte
-//! (random picks); `#` starts a comment.
+//! Lines use the case-file syntax subset: whitespace-separated words,
+//! `"..."` for arguments with spaces, `""` for empty, and the trailing
+//! directives `~sort` (compare with every aggregate's elements sorted)
+//! and `~type` (compare only the reply's type byte).
 
 use crate::support::resp::{reply_len, Raw};
 use crate::support::{RedisServer, TestServer};
@@ -89,9 +91,9 @@ pub fn run_script_opts(script: &str, extra: &[&str], basalt_only: &[&str], sort_
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (mode, body) = if let Some(rest) = line.strip_prefix("~ ") {
+            let (mode, body) = if let Some(rest) = line.strip_suffix(" ~sort") {
                 ('~', rest)
-            } else if let Some(rest) = line.strip_prefix("? ") {
+            } else if let Some(rest) = line.strip_suffix(" ~type") {
                 ('?', rest)
             } else {
                 (if sort_all { '~' } else { ' ' }, line)
@@ -132,38 +134,29 @@ pub fn expect(c: &mut Raw, args: &[&str], want: &str) {
     assert_eq!(String::from_utf8_lossy(&got), want, "{args:?}");
 }
 
-macro_rules! script_test {
-    ($name:ident, $file:literal) => {
-        #[test]
-        fn $name() {
-            run_script(include_str!(concat!("types/", $file)), &[]);
-        }
-    };
+fn case(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/cases").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
-
-script_test!(diff_hashes, "hash.txt");
-script_test!(diff_sets, "set.txt");
-script_test!(diff_lists, "list.txt");
-script_test!(diff_zsets, "zset.txt");
 
 /// The same scripts with the compact encodings disabled, so the large
 /// structures (skiplist, hashtable, quicklist) answer every command.
 #[test]
 fn diff_zsets_skiplist() {
-    run_script(include_str!("types/zset.txt"), &["--zset-max-listpack-entries", "0"]);
+    run_script(&case("zsets.txt"), &["--zset-max-listpack-entries", "0"]);
 }
 
 #[test]
 fn diff_lists_quicklist() {
-    run_script(include_str!("types/list.txt"), &["--list-max-listpack-size", "1"]);
+    run_script(&case("lists.txt"), &["--list-max-listpack-size", "1"]);
 }
 
 #[test]
 fn diff_sets_hashtable() {
-    run_script_opts(include_str!("types/set.txt"), &["--set-max-intset-entries", "0"], &["--set-max-listpack-entries", "0"], true);
+    run_script_opts(&case("sets.txt"), &["--set-max-intset-entries", "0"], &["--set-max-listpack-entries", "0"], true);
 }
 
 #[test]
 fn diff_hashes_hashtable() {
-    run_script_opts(include_str!("types/hash.txt"), &["--hash-max-listpack-entries", "0"], &[], true);
+    run_script_opts(&case("hashes.txt"), &["--hash-max-listpack-entries", "0"], &[], true);
 }
