@@ -16,6 +16,7 @@
 //! over the compact `packed.rs` encoding.
 
 pub mod bytes;
+pub mod chunked;
 pub mod dict;
 pub mod entry;
 pub mod glob;

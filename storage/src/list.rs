@@ -1,18 +1,18 @@
 //! Lists. Small lists are one [`Packed`] buffer (`listpack`); once they
 //! pass `list-max-listpack-size` they become a ring buffer of strings
-//! (reported as `quicklist`: O(1) push and pop at both ends, O(1) index).
+//! (reported as `quicklist`): a deque of fixed-size chunks, see
+//! [`Chunked`].
 //! A quicklist shrinking below half the limit becomes a listpack again,
 //! as in Redis 7.2.
 
-use std::collections::VecDeque;
-
 use crate::bytes::CompactBytes;
+use crate::chunked::Chunked;
 use crate::packed::Packed;
 use crate::Limits;
 
 pub enum List {
     Packed(Packed),
-    Deque(Box<VecDeque<CompactBytes>>),
+    Deque(Box<Chunked>),
 }
 
 impl Default for List {
@@ -82,7 +82,7 @@ impl List {
             // Redis refuses listpack nodes over 8 KB when the limit is a count.
             let sz = if lim.list_size >= 0 { 8192 } else { sz };
             if p.count() + add > cnt || bytes > sz {
-                let d: VecDeque<CompactBytes> = p.iter().map(CompactBytes::new).collect();
+                let d: Chunked = p.iter().collect();
                 *self = List::Deque(Box::new(d));
             }
         }
@@ -92,7 +92,9 @@ impl List {
     pub fn shrink_check(&mut self, lim: &Limits) {
         if let List::Deque(d) = self {
             let (sz, cnt) = limits(lim.list_size);
-            if d.len() > cnt / 2 {
+            // Every entry costs at least 2 listpack bytes: a long deque
+            // cannot fit, and is rejected without walking it.
+            if d.len() > cnt / 2 || d.len() > sz / 4 {
                 return;
             }
             let bytes = 7 + d.iter().map(|e| lp_entry(e.len())).sum::<usize>();
@@ -161,7 +163,7 @@ impl List {
     pub fn range(&self, start: usize, end: usize, mut f: impl FnMut(&[u8])) {
         match self {
             List::Packed(p) => p.iter().skip(start).take(end + 1 - start).for_each(f),
-            List::Deque(d) => d.range(start..=end).for_each(|b| f(b)),
+            List::Deque(d) => d.range(start, end).for_each(|b| f(b)),
         }
     }
 
@@ -184,7 +186,7 @@ impl List {
 
     pub fn set(&mut self, i: usize, val: &[u8], lim: &Limits) {
         match self {
-            List::Deque(d) => d[i] = CompactBytes::new(val),
+            List::Deque(d) => d.set(i, CompactBytes::new(val)),
             List::Packed(_) => {
                 let mut v = self.to_vec();
                 v[i] = val.to_vec();
@@ -250,8 +252,7 @@ impl List {
                 if start > end || start >= d.len() {
                     d.clear();
                 } else {
-                    d.truncate(end + 1);
-                    d.drain(..start);
+                    d.keep(start, end.min(d.len() - 1));
                 }
                 self.shrink_check(lim);
             }
@@ -272,7 +273,7 @@ impl List {
     pub fn heap_size(&self) -> usize {
         match self {
             List::Packed(p) => p.bytes(),
-            List::Deque(d) => d.capacity() * 24 + d.iter().map(|b| b.heap_size()).sum::<usize>(),
+            List::Deque(d) => d.heap_size(),
         }
     }
 
