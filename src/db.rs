@@ -163,6 +163,16 @@ impl<'a> Ctx<'a> {
         self.propagate_in(self.client.db, args);
     }
 
+    /// Records several commands as one log record (replayed atomically),
+    /// e.g. a STORE command as DEL + the resulting adds.
+    pub fn propagate_many(&self, cmds: &[&[&[u8]]]) {
+        if self.loading {
+            return;
+        }
+        self.srv.stats.dirty.fetch_add(1, Relaxed);
+        self.srv.log_commands(self.client.db, cmds);
+    }
+
     pub fn propagate_in(&self, db: usize, args: &[&[u8]]) {
         if self.loading {
             return;

@@ -169,11 +169,16 @@ impl Shared {
     /// Appends a change to the log (when one is attached). Called with the
     /// changed keys' shard locks held, so log order is apply order.
     pub fn log_command(&self, db: usize, args: &[&[u8]]) {
+        self.log_commands(db, &[args]);
+    }
+
+    /// Appends one record holding several commands (replayed atomically).
+    pub fn log_commands(&self, db: usize, cmds: &[&[&[u8]]]) {
         let Some(log) = self.log.get() else { return };
         RECORD_BUF.with(|b| {
             let mut b = b.borrow_mut();
             b.clear();
-            crate::persistence::encode_record(db, &[args], &mut b);
+            crate::persistence::encode_record(db, cmds, &mut b);
             if let Err(e) = log.append(&b) {
                 // Only a closed log or an oversized record land here; the
                 // reply is held until durable, so nothing false is acked.

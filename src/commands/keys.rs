@@ -338,11 +338,7 @@ fn renamenx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// Deep copy of a value (COPY).
 pub fn clone_value(v: &Value) -> Value {
-    match v {
-        Value::Int(i) => Value::Int(*i),
-        Value::Str(b) => Value::Str(b.clone()),
-        Value::Raw(b) => Value::Raw(b.clone()),
-    }
+    v.deep_clone()
 }
 
 fn parse_db(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
@@ -794,7 +790,8 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         basalt_rdb::Error::UnsupportedVersion { .. } | basalt_rdb::Error::Checksum { .. } | basalt_rdb::Error::Truncated { .. } => bad_payload(),
         _ => CmdError::msg("ERR Bad data format"),
     })?;
-    let v = crate::convert::from_rdb(&value).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    let lim = ctx.srv.config.read().limits;
+    let v = crate::convert::from_rdb(&value, &lim).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
     let expire_at = match (ttl, absttl) {
         (0, _) => 0,
         (t, true) => t as u64,

@@ -9,15 +9,20 @@
 
 pub mod args;
 pub mod client;
+pub mod coll;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod hash;
 pub mod info;
 pub mod introspect;
 pub mod keys;
+pub mod list;
 pub mod persistence;
 pub mod server;
+pub mod set;
 pub mod string;
+pub mod zset;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -141,6 +146,10 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         string::COMMANDS,
         keys::COMMANDS,
         persistence::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
+        list::COMMANDS,
+        zset::COMMANDS,
     ]
     .into_iter()
     .flatten()

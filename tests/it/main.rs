@@ -9,3 +9,5 @@ mod protocol;
 mod snapshot;
 mod strings;
 mod tools;
+mod types;
+mod types_diff;
