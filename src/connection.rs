@@ -91,12 +91,12 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, now_ms).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, now_ms, &mut stream).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        wrote |= run_one(&srv, &mut client, &mut reply, &v, now_ms).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &v, now_ms, &mut stream).await;
                         consumed
                     }
                 };
@@ -111,6 +111,14 @@ where
             }
         }
         rbuf.advance(pos);
+        // Bytes that arrived while a command was blocked come after the
+        // rest of the batch.
+        if !client.stash.is_empty() {
+            rbuf.extend_from_slice(&std::mem::take(&mut client.stash));
+        }
+        if client.peer_closed {
+            break;
+        }
         handle.qbuf.store(rbuf.len() as u64, Relaxed);
         if rbuf.len() > qlimit {
             tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
@@ -125,7 +133,7 @@ where
 }
 
 /// Runs one command; returns true if it was a write.
-async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64) -> bool {
+async fn run_one<R: AsyncRead + Unpin>(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64, peer: &mut R) -> bool {
     if srv.pause.until_ms.load(Relaxed) != 0 {
         wait_if_paused(srv, argv).await;
     }
@@ -138,6 +146,10 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
     if let Some(w) = client.pending_waitaof.take() {
         let before = reply.len();
         waitaof(srv, w, reply).await;
+        apply_reply_mode(client, reply, before, mode_before);
+    } else if let Some(b) = client.pending_block.take() {
+        let before = reply.len();
+        crate::blocking::wait(srv, client, b, reply, now_ms, peer).await;
         apply_reply_mode(client, reply, before, mode_before);
     } else {
         apply_reply_mode(client, reply, before, mode_before);

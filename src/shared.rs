@@ -90,6 +90,8 @@ pub struct Shared {
     pub aof_faults: OnceLock<Arc<basalt_aof::fs::Faults>>,
     /// `appendfsync always` (fixed at start).
     pub fsync_always: bool,
+    /// Clients blocked in BLPOP and friends, by key.
+    pub blocked: crate::blocking::Registry,
 }
 
 thread_local! {
@@ -138,6 +140,7 @@ impl Shared {
             loading_start_ms: AtomicU64::new(0),
             fsync_always,
             aof_faults: OnceLock::new(),
+            blocked: Default::default(),
         }
     }
 

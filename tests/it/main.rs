@@ -2,6 +2,7 @@
 
 mod support;
 
+mod blocking;
 mod differential;
 mod persistence;
 mod protocol;
