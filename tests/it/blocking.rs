@@ -108,6 +108,14 @@ fn several_keys_and_variants() {
     assert_eq!(read(&mut a), "$2\r\nv1\r\n");
     assert_eq!(read(&mut b), "*2\r\n$5\r\nchain\r\n$2\r\nv1\r\n");
     assert_eq!(cmd(&mut p, &["EXISTS", "chain", "src"]), ":0\r\n");
+
+    // RENAME of a list onto a key someone waits on serves them.
+    send(&mut b, &["BRPOP", "target", "0"]);
+    settle();
+    cmd(&mut p, &["RPUSH", "tmp", "r1", "r2"]);
+    cmd(&mut p, &["RENAME", "tmp", "target"]);
+    assert_eq!(read(&mut b), "*2\r\n$6\r\ntarget\r\n$2\r\nr2\r\n");
+    assert_eq!(cmd(&mut p, &["LRANGE", "target", "0", "-1"]), "*1\r\n$2\r\nr1\r\n");
 }
 
 #[test]
