@@ -8,6 +8,7 @@
 //! once, here. The same table answers COMMAND INFO / DOCS / LIST.
 
 pub mod args;
+pub mod bitmap;
 pub mod client;
 pub mod coll;
 pub mod config;
@@ -148,6 +149,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         set::COMMANDS,
         list::COMMANDS,
         zset::COMMANDS,
+        bitmap::COMMANDS,
     ]
     .into_iter()
     .flatten()
