@@ -1,4 +1,5 @@
-//! Bitmaps: SETBIT GETBIT BITCOUNT BITPOS BITOP over string values.
+//! Bitmaps: SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD over string
+//! values.
 //! Bit 0 is the most significant bit of byte 0, as in Redis.
 
 use basalt_storage::{Entry, Value};
@@ -23,6 +24,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     k1(cmd("bitcount", -2, READONLY, bitcount)),
     k1(cmd("bitpos", -3, READONLY, bitpos)),
     CommandSpec { first_key: 2, last_key: -1, step: 1, group: "bitmap", since: "2.6.0", ..cmd("bitop", -4, WRITE | DENYOOM, bitop) },
+    k1(cmd("bitfield", -2, WRITE | DENYOOM, bitfield)),
+    k1(cmd("bitfield_ro", -2, READONLY | FAST, bitfield_ro)),
 ];
 
 fn bit_offset(ctx: &Ctx<'_>, b: &[u8]) -> Result<u64, CmdError> {
@@ -249,4 +252,290 @@ fn bitop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     drop(ml);
     ctx.out.int(maxlen as i64);
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum FieldOp {
+    Get,
+    Set,
+    Incr,
+}
+
+struct Field {
+    op: FieldOp,
+    signed: bool,
+    bits: u32,
+    offset: u64,
+    value: i64,
+    ow: Overflow,
+}
+
+fn field_type(b: &[u8]) -> Result<(bool, u32), CmdError> {
+    let err = || CmdError::msg("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.");
+    let signed = match b.first() {
+        Some(b'i') => true,
+        Some(b'u') => false,
+        _ => return Err(err()),
+    };
+    match crate::num::parse_i64(&b[1..]) {
+        Some(n) if n >= 1 && ((signed && n <= 64) || (!signed && n <= 63)) => Ok((signed, n as u32)),
+        _ => Err(err()),
+    }
+}
+
+fn field_offset(ctx: &Ctx<'_>, b: &[u8], bits: u32) -> Result<u64, CmdError> {
+    let err = || CmdError::msg("ERR bit offset is not an integer or out of range");
+    let hash = b.first() == Some(&b'#');
+    let mut v = crate::num::parse_i64(if hash { &b[1..] } else { b }).ok_or_else(err)?;
+    if hash {
+        v = v.wrapping_mul(bits as i64);
+    }
+    let max = ctx.srv.config.read().proto_max_bulk_len;
+    if v < 0 || (v as u64 >> 3) >= max {
+        return Err(err());
+    }
+    Ok(v as u64)
+}
+
+fn get_bits(s: &[u8], offset: u64, bits: u32) -> u64 {
+    let mut v = 0u64;
+    for i in 0..bits as u64 {
+        let pos = offset + i;
+        let byte = s.get((pos >> 3) as usize).copied().unwrap_or(0);
+        v = (v << 1) | ((byte >> (7 - (pos & 7))) & 1) as u64;
+    }
+    v
+}
+
+fn set_bits(s: &mut [u8], offset: u64, bits: u32, v: u64) {
+    for i in 0..bits as u64 {
+        let bit = (v >> (bits as u64 - 1 - i)) & 1;
+        let pos = offset + i;
+        let byte = &mut s[(pos >> 3) as usize];
+        let mask = 1u8 << (7 - (pos & 7));
+        if bit == 1 {
+            *byte |= mask;
+        } else {
+            *byte &= !mask;
+        }
+    }
+}
+
+fn get_signed(s: &[u8], offset: u64, bits: u32) -> i64 {
+    let v = get_bits(s, offset, bits);
+    if bits == 64 {
+        v as i64
+    } else if v & (1 << (bits - 1)) != 0 {
+        (v | (u64::MAX << bits)) as i64
+    } else {
+        v as i64
+    }
+}
+
+/// Redis's checkUnsignedBitfieldOverflow: (overflowed, value to store).
+fn unsigned_overflow(value: u64, incr: i64, bits: u32, ow: Overflow) -> (bool, u64) {
+    let max = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let maxincr = max.wrapping_sub(value) as i64;
+    let minincr = (value as i64).wrapping_neg();
+    let wrap = || value.wrapping_add(incr as u64) & !(u64::MAX.checked_shl(bits).unwrap_or(0));
+    if value > max || (incr > 0 && incr > maxincr) {
+        match ow {
+            Overflow::Wrap => (true, wrap()),
+            Overflow::Sat => (true, max),
+            Overflow::Fail => (true, 0),
+        }
+    } else if incr < 0 && incr < minincr {
+        match ow {
+            Overflow::Wrap => (true, wrap()),
+            Overflow::Sat => (true, 0),
+            Overflow::Fail => (true, 0),
+        }
+    } else {
+        (false, 0)
+    }
+}
+
+/// Redis's checkSignedBitfieldOverflow.
+fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> (bool, i64) {
+    let max = if bits == 64 { i64::MAX } else { (1i64 << (bits - 1)) - 1 };
+    let min = -max - 1;
+    let maxincr = max.wrapping_sub(value);
+    let minincr = min.wrapping_sub(value);
+    let wrap = || {
+        let mut c = (value as u64).wrapping_add(incr as u64);
+        if bits < 64 {
+            let msb = 1u64 << (bits - 1);
+            let mask = u64::MAX << bits;
+            if c & msb != 0 {
+                c |= mask;
+            } else {
+                c &= !mask;
+            }
+        }
+        c as i64
+    };
+    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
+        match ow {
+            Overflow::Wrap => (true, wrap()),
+            Overflow::Sat => (true, max),
+            Overflow::Fail => (true, 0),
+        }
+    } else if value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr) {
+        match ow {
+            Overflow::Wrap => (true, wrap()),
+            Overflow::Sat => (true, min),
+            Overflow::Fail => (true, 0),
+        }
+    } else {
+        (false, 0)
+    }
+}
+
+fn bitfield_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], ro: bool) -> CmdResult {
+    let mut ops = Vec::new();
+    let mut ow = Overflow::Wrap;
+    let mut readonly = true;
+    let mut highest: u64 = 0;
+    let mut j = 2;
+    while j < a.len() {
+        let rem = a.len() - j - 1;
+        let op = if eq(a[j], "get") && rem >= 2 {
+            FieldOp::Get
+        } else if eq(a[j], "set") && rem >= 3 {
+            FieldOp::Set
+        } else if eq(a[j], "incrby") && rem >= 3 {
+            FieldOp::Incr
+        } else if eq(a[j], "overflow") && rem >= 1 {
+            ow = if eq(a[j + 1], "wrap") {
+                Overflow::Wrap
+            } else if eq(a[j + 1], "sat") {
+                Overflow::Sat
+            } else if eq(a[j + 1], "fail") {
+                Overflow::Fail
+            } else {
+                return Err(CmdError::msg("ERR Invalid OVERFLOW type specified"));
+            };
+            j += 2;
+            continue;
+        } else {
+            return Err(CmdError::Syntax);
+        };
+        let (signed, bits) = field_type(a[j + 1])?;
+        let offset = field_offset(ctx, a[j + 2], bits)?;
+        let mut value = 0;
+        if op != FieldOp::Get {
+            readonly = false;
+            highest = highest.max(offset + bits as u64 - 1);
+            value = int(a[j + 3])?;
+        }
+        ops.push(Field { op, signed, bits, offset, value, ow });
+        j += if op == FieldOp::Get { 3 } else { 4 };
+    }
+    if readonly {
+        let k = ctx.read_key(a[1]);
+        let s = match k.get() {
+            Some(e) => bytes_of(e)?,
+            None => Vec::new(),
+        };
+        drop(k);
+        ctx.out.array(ops.len());
+        for f in &ops {
+            if f.signed {
+                ctx.out.int(get_signed(&s, f.offset, f.bits));
+            } else {
+                ctx.out.int(get_bits(&s, f.offset, f.bits) as i64);
+            }
+        }
+        return Ok(());
+    }
+    if ro {
+        return Err(CmdError::msg("ERR BITFIELD_RO only supports the GET subcommand"));
+    }
+    let mut k = ctx.write_key(a[1]);
+    let mut s = match k.get() {
+        Some(e) => bytes_of(e)?,
+        None => Vec::new(),
+    };
+    let need = (highest >> 3) as usize + 1;
+    if s.len() < need {
+        s.resize(need, 0);
+    }
+    let mut replies: Vec<Option<i64>> = Vec::with_capacity(ops.len());
+    for f in &ops {
+        if f.signed {
+            let old = get_signed(&s, f.offset, f.bits);
+            let (ovf, wrapped, new, ret) = match f.op {
+                FieldOp::Get => {
+                    replies.push(Some(old));
+                    continue;
+                }
+                FieldOp::Incr => {
+                    let (o, w) = signed_overflow(old, f.value, f.bits, f.ow);
+                    let n = if o { w } else { old.wrapping_add(f.value) };
+                    (o, w, n, n)
+                }
+                FieldOp::Set => {
+                    let (o, w) = signed_overflow(f.value, 0, f.bits, f.ow);
+                    (o, w, if o { w } else { f.value }, old)
+                }
+            };
+            let _ = wrapped;
+            if ovf && f.ow == Overflow::Fail {
+                replies.push(None);
+            } else {
+                replies.push(Some(ret));
+                set_bits(&mut s, f.offset, f.bits, new as u64);
+            }
+        } else {
+            let old = get_bits(&s, f.offset, f.bits);
+            let (ovf, new, ret) = match f.op {
+                FieldOp::Get => {
+                    replies.push(Some(old as i64));
+                    continue;
+                }
+                FieldOp::Incr => {
+                    let (o, w) = unsigned_overflow(old, f.value, f.bits, f.ow);
+                    let n = if o { w } else { old.wrapping_add(f.value as u64) };
+                    (o, n, n)
+                }
+                FieldOp::Set => {
+                    let (o, w) = unsigned_overflow(f.value as u64, 0, f.bits, f.ow);
+                    (o, if o { w } else { f.value as u64 }, old)
+                }
+            };
+            if ovf && f.ow == Overflow::Fail {
+                replies.push(None);
+            } else {
+                replies.push(Some(ret as i64));
+                set_bits(&mut s, f.offset, f.bits, new);
+            }
+        }
+    }
+    let keep = k.get().map_or(0, |e| e.expire_at);
+    k.insert(Entry::with_expire(Value::Raw(s.into()), keep));
+    ctx.propagate(a);
+    drop(k);
+    ctx.out.array(replies.len());
+    for r in replies {
+        match r {
+            Some(v) => ctx.out.int(v),
+            None => ctx.out.null(),
+        }
+    }
+    Ok(())
+}
+
+fn bitfield(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    bitfield_generic(ctx, a, false)
+}
+
+fn bitfield_ro(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    bitfield_generic(ctx, a, true)
 }
