@@ -21,6 +21,7 @@ pub mod keys;
 pub mod list;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -150,6 +151,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         list::COMMANDS,
         zset::COMMANDS,
         bitmap::COMMANDS,
+        sort::COMMANDS,
     ]
     .into_iter()
     .flatten()
