@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod introspect;
 pub mod keys;
@@ -152,6 +153,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         zset::COMMANDS,
         bitmap::COMMANDS,
         sort::COMMANDS,
+        hll::COMMANDS,
     ]
     .into_iter()
     .flatten()
