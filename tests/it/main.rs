@@ -4,6 +4,7 @@ mod support;
 
 mod blocking;
 mod differential;
+mod hash_ttl;
 mod persistence;
 mod protocol;
 mod strings;
