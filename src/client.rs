@@ -100,6 +100,12 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Set by WAITAOF: the connection waits, then replies.
     pub pending_waitaof: Option<WaitAof>,
+    /// Set by a blocking pop that found nothing: the connection waits.
+    pub pending_block: Option<crate::blocking::Blocked>,
+    /// Input read while blocked (processed after the current batch).
+    pub stash: Vec<u8>,
+    /// The peer closed the connection while a command was blocked.
+    pub peer_closed: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +118,7 @@ pub struct WaitAof {
 
 impl ClientState {
     pub fn new(handle: Arc<ClientHandle>) -> Self {
-        ClientState { handle, db: 0, reply_mode: ReplyMode::On, close_after_reply: false, authenticated: true, pending_waitaof: None }
+        ClientState { handle, db: 0, reply_mode: ReplyMode::On, close_after_reply: false, authenticated: true, pending_waitaof: None, pending_block: None, stash: Vec::new(), peer_closed: false }
     }
 
     pub fn select(&mut self, db: usize) {

@@ -36,6 +36,7 @@ where
     // Whether replies pending in `reply` followed a write (see `flush`).
     let mut wrote = false;
     let mut durable: Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>> = None;
+    let mut reprocess = false;
     'conn: loop {
         let (limits, qlimit, timeout) = {
             let c = srv.config.read();
@@ -52,14 +53,19 @@ where
                 std::future::pending::<()>().await
             }
         };
-        tokio::select! {
-            r = stream.read_buf(&mut rbuf) => match r {
-                Ok(0) | Err(_) => break 'conn,
-                Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
-            },
-            _ = handle.kill.notified() => break 'conn,
-            _ = shutdown.changed() => break 'conn,
-            _ = idle => break 'conn,
+        if std::mem::take(&mut reprocess) {
+            // Commands that arrived while one was blocked are already in
+            // the buffer: run them before waiting for more input.
+        } else {
+            tokio::select! {
+                r = stream.read_buf(&mut rbuf) => match r {
+                    Ok(0) | Err(_) => break 'conn,
+                    Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
+                },
+                _ = handle.kill.notified() => break 'conn,
+                _ = shutdown.changed() => break 'conn,
+                _ = idle => break 'conn,
+            }
         }
         if handle.killed.load(Relaxed) {
             break;
@@ -89,12 +95,12 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, unix_ms()).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, unix_ms(), &mut stream).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        wrote |= run_one(&srv, &mut client, &mut reply, &v, unix_ms()).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &v, unix_ms(), &mut stream).await;
                         consumed
                     }
                 };
@@ -109,6 +115,15 @@ where
             }
         }
         rbuf.advance(pos);
+        // Bytes that arrived while a command was blocked come after the
+        // rest of the batch.
+        if !client.stash.is_empty() {
+            rbuf.extend_from_slice(&std::mem::take(&mut client.stash));
+            reprocess = true;
+        }
+        if client.peer_closed {
+            break;
+        }
         handle.qbuf.store(rbuf.len() as u64, Relaxed);
         if rbuf.len() > qlimit {
             tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
@@ -123,7 +138,7 @@ where
 }
 
 /// Runs one command; returns true if it was a write.
-async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64) -> bool {
+async fn run_one<R: AsyncRead + Unpin>(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64, peer: &mut R) -> bool {
     if srv.pause.until_ms.load(Relaxed) != 0 {
         wait_if_paused(srv, argv).await;
     }
@@ -136,6 +151,10 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
     if let Some(w) = client.pending_waitaof.take() {
         let before = reply.len();
         waitaof(srv, w, reply).await;
+        apply_reply_mode(client, reply, before, mode_before);
+    } else if let Some(b) = client.pending_block.take() {
+        let before = reply.len();
+        crate::blocking::wait(srv, client, b, reply, now_ms, peer).await;
         apply_reply_mode(client, reply, before, mode_before);
     } else {
         apply_reply_mode(client, reply, before, mode_before);

@@ -1,9 +1,8 @@
 //! Conversion between the rdb crate's neutral values and the keyspace's.
 //!
 //! Used by RESTORE / DUMP and by importing a Redis `dump.rdb` at first
-//! start. A value the keyspace cannot hold yet (streams, modules, hash
-//! fields with their own TTL) is a clear error naming what it is, never a
-//! silent drop.
+//! start. A value the keyspace cannot hold yet (streams, modules) is a
+//! clear error naming what it is, never a silent drop.
 
 use basalt_rdb::Value as RdbValue;
 use basalt_storage::{Limits, Value};
@@ -39,10 +38,10 @@ pub fn from_rdb(v: &RdbValue, lim: &Limits) -> Result<Value, String> {
         RdbValue::Hash(fields) => {
             let mut h = basalt_storage::hash::Hash::new();
             for f in fields {
-                if f.expire_ms.is_some() {
-                    return Err("hash fields with their own TTL (Redis 7.4 hash-field expiration) are not supported by this Basalt build yet".into());
-                }
                 h.set(&f.field, &f.value, lim);
+                if let Some(at) = f.expire_ms {
+                    h.set_field_expire(&f.field, at.max(1));
+                }
             }
             Value::Hash(h)
         }
@@ -58,7 +57,7 @@ pub fn to_rdb(v: &Value) -> RdbValue {
         Value::Hash(h) => RdbValue::Hash(
             h.pairs()
                 .into_iter()
-                .map(|(f, v)| basalt_rdb::HashField { field: f.to_vec(), value: v.to_vec(), expire_ms: None })
+                .map(|(f, v)| basalt_rdb::HashField { field: f.to_vec(), value: v.to_vec(), expire_ms: h.field_expire(f) })
                 .collect(),
         ),
         Value::Set(s) => RdbValue::Set(s.members()),

@@ -9,6 +9,7 @@
 //! the `basalt-storage` crate.
 
 pub mod alloc;
+pub mod blocking;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -99,6 +99,8 @@ pub struct Shared {
     pub me: OnceLock<std::sync::Weak<Shared>>,
     /// `appendfsync always` (fixed at start).
     pub fsync_always: AtomicBool,
+    /// Clients blocked in BLPOP and friends, by key.
+    pub blocked: crate::blocking::Registry,
 }
 
 /// Redis's LRU clock resolution: 24 bits of seconds.
@@ -163,6 +165,7 @@ impl Shared {
             snap_scheduled: AtomicBool::new(false),
             me: OnceLock::new(),
             aof_faults: OnceLock::new(),
+            blocked: Default::default(),
         }
     }
 

@@ -29,6 +29,7 @@
 //! entry   db varint | key_len varint | key | expire_ms varint (0 = none) | type u8 | value
 //!         type 0 int: zigzag varint; 1 string, 2 string grown in place: len varint | bytes
 //!         3 hash: n varint | n x (field, value);  4 set: n | n x member
+//!         7 hash with field TTLs: n | n x (field, value, expire_ms varint, 0 = none)
 //!         5 list: n | n x item (head first);       6 zset: n | n x (member, score f64 LE)
 //!         (every string inside: len varint | bytes)
 //! ```
@@ -112,6 +113,15 @@ pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
             put_varint(out, b.len() as u64);
             out.extend_from_slice(b);
         }
+        Value::Hash(h) if h.has_ttls() => {
+            out.push(7);
+            put_varint(out, h.len() as u64);
+            h.for_each(|f, v| {
+                put_bytes(out, f);
+                put_bytes(out, v);
+                put_varint(out, h.field_expire(f).unwrap_or(0));
+            });
+        }
         Value::Hash(h) => {
             out.push(3);
             put_varint(out, h.len() as u64);
@@ -186,6 +196,20 @@ pub fn decode_entry<'a>(b: &'a [u8], pos: &mut usize, lim: &basalt_storage::Limi
                 let f = get_bytes(b, pos)?;
                 let v = get_bytes(b, pos)?;
                 h.set(f, v, lim);
+            }
+            Value::Hash(h)
+        }
+        7 => {
+            let n = get_count(b, pos)?;
+            let mut h = basalt_storage::hash::Hash::new();
+            for _ in 0..n {
+                let f = get_bytes(b, pos)?;
+                let v = get_bytes(b, pos)?;
+                let at = get_varint(b, pos)?;
+                h.set(f, v, lim);
+                if at != 0 {
+                    h.set_field_expire(f, at);
+                }
             }
             Value::Hash(h)
         }

@@ -9,6 +9,9 @@ use super::{cmd, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::db::KeyLock;
 use crate::num::{self, IncrFloatError};
 
+/// Largest field deadline Redis 7.4 accepts (ms since the epoch).
+const HFE_MAX_ABS_MS: i64 = ((1i64 << 48) - 1) >> 2;
+
 const fn k1(mut c: CommandSpec) -> CommandSpec {
     c.first_key = 1;
     c.last_key = 1;
@@ -34,7 +37,54 @@ pub static COMMANDS: &[CommandSpec] = &[
     k1(cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat)),
     k1(cmd("hrandfield", -2, READONLY, hrandfield)),
     k1(cmd("hscan", -3, READONLY, hscan)),
+    k1(cmd("hexpire", -6, WRITE | FAST, hexpire)),
+    k1(cmd("hpexpire", -6, WRITE | FAST, hpexpire)),
+    k1(cmd("hexpireat", -6, WRITE | FAST, hexpireat)),
+    k1(cmd("hpexpireat", -6, WRITE | FAST, hpexpireat)),
+    k1(cmd("httl", -5, READONLY | FAST, httl)),
+    k1(cmd("hpttl", -5, READONLY | FAST, hpttl)),
+    k1(cmd("hexpiretime", -5, READONLY | FAST, hexpiretime)),
+    k1(cmd("hpexpiretime", -5, READONLY | FAST, hpexpiretime)),
+    k1(cmd("hpersist", -5, WRITE | FAST, hpersist)),
 ];
+
+/// Locks a key for a hash command and applies lazy field expiry: fields
+/// past their deadline are deleted (logged as HDEL) before the command
+/// sees the hash, and the key goes when its last field does.
+fn lock_hash<'a, 'k>(ctx: &Ctx<'a>, key: &'k [u8], read: bool) -> KeyLock<'a, 'k> {
+    let mut k = if read { ctx.read_key(key) } else { ctx.write_key(key) };
+    if ctx.loading {
+        return k;
+    }
+    let gone = match k.get_mut().map(|e| &mut e.value) {
+        Some(Value::Hash(h)) if h.has_ttls() => {
+            let g = h.purge_expired(ctx.now_ms);
+            (!g.is_empty()).then(|| (g, h.is_empty()))
+        }
+        _ => None,
+    };
+    if let Some((fields, empty)) = gone {
+        if empty {
+            k.remove();
+        }
+        let mut rec: Vec<&[u8]> = vec![b"HDEL", key];
+        rec.extend(fields.iter().map(|f| f.as_slice()));
+        ctx.propagate(&rec);
+    }
+    k
+}
+
+/// Logs a value change that keeps the field's TTL: HSET clears TTLs on
+/// replay, so the deadline is restored in the same record.
+fn log_set_keep_ttl(ctx: &Ctx<'_>, key: &[u8], field: &[u8], value: &[u8], ttl: Option<u64>) {
+    match ttl {
+        None => ctx.propagate(&[b"HSET", key, field, value]),
+        Some(at) => {
+            let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
+            ctx.propagate_many(&[&[b"HSET", key, field, value], &[b"HPEXPIREAT", key, &at, b"FIELDS", b"1", field]]);
+        }
+    }
+}
 
 /// The hash at `k`, created empty if missing (the caller must then add
 /// something, or remove the key again).
@@ -50,7 +100,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], name: &str) -> Result<i64, CmdEr
         return Err(CmdError::WrongArity(name.into()));
     }
     let lim = limits(ctx);
-    let mut k = ctx.write_key(a[1]);
+    let mut k = lock_hash(ctx, a[1], false);
     let h = hash_for_write(&mut k)?;
     let mut added = 0;
     for p in a[2..].chunks(2) {
@@ -74,7 +124,7 @@ fn hmset(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn hsetnx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let lim = limits(ctx);
-    let mut k = ctx.write_key(a[1]);
+    let mut k = lock_hash(ctx, a[1], false);
     if let Some(h) = opt(k.get(), hash)? {
         if h.contains(a[2]) {
             drop(k);
@@ -90,7 +140,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn hget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.read_key(a[1]);
+    let k = lock_hash(ctx, a[1], true);
     match opt(k.get(), hash)?.and_then(|h| h.get(a[2])) {
         Some(v) => ctx.out.bulk(v),
         None => ctx.out.null(),
@@ -99,7 +149,7 @@ fn hget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn hmget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.read_key(a[1]);
+    let k = lock_hash(ctx, a[1], true);
     let h = opt(k.get(), hash)?;
     ctx.out.array(a.len() - 2);
     for f in &a[2..] {
@@ -112,7 +162,7 @@ fn hmget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn hdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let mut k = ctx.write_key(a[1]);
+    let mut k = lock_hash(ctx, a[1], false);
     let mut n = 0;
     if let Some(e) = k.get_mut() {
         let h = hash_mut(e)?;
@@ -137,7 +187,7 @@ fn hdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn hlen(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.read_key(a[1]);
+    let k = lock_hash(ctx, a[1], true);
     let n = opt(k.get(), hash)?.map_or(0, |h| h.len());
     drop(k);
     ctx.out.int(n as i64);
@@ -145,7 +195,7 @@ fn hlen(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn hstrlen(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.read_key(a[1]);
+    let k = lock_hash(ctx, a[1], true);
     let n = opt(k.get(), hash)?.and_then(|h| h.get(a[2])).map_or(0, |v| v.len());
     drop(k);
     ctx.out.int(n as i64);
@@ -153,7 +203,7 @@ fn hstrlen(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn hexists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let k = ctx.read_key(a[1]);
+    let k = lock_hash(ctx, a[1], true);
     let n = opt(k.get(), hash)?.is_some_and(|h| h.contains(a[2]));
     drop(k);
     ctx.out.int(n as i64);
@@ -161,7 +211,7 @@ fn hexists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn hgetall_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], keys: bool, vals: bool) -> CmdResult {
-    let k = ctx.read_key(a[1]);
+    let k = lock_hash(ctx, a[1], true);
     let Some(h) = opt(k.get(), hash)? else {
         drop(k);
         if keys && vals {
@@ -203,15 +253,16 @@ fn hgetall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn hincrby(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let by = int(a[3])?;
     let lim = limits(ctx);
-    let mut k = ctx.write_key(a[1]);
+    let mut k = lock_hash(ctx, a[1], false);
     let cur = match opt(k.get(), hash)?.and_then(|h| h.get(a[2])) {
         Some(v) => num::parse_i64(v).ok_or_else(|| CmdError::msg("ERR hash value is not an integer"))?,
         None => 0,
     };
     let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
     let s = itoa::Buffer::new().format(new).as_bytes().to_vec();
-    hash_for_write(&mut k)?.set(a[2], &s, &lim);
-    ctx.propagate(&[b"HSET", a[1], a[2], &s]);
+    let h = hash_for_write(&mut k)?;
+    h.set_keep_ttl(a[2], &s, &lim);
+    log_set_keep_ttl(ctx, a[1], a[2], &s, h.field_expire(a[2]));
     drop(k);
     ctx.out.int(new);
     Ok(())
@@ -225,16 +276,17 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         Ok(_) => {}
     }
     let lim = limits(ctx);
-    let mut k = ctx.write_key(a[1]);
+    let mut k = lock_hash(ctx, a[1], false);
     let cur = opt(k.get(), hash)?.and_then(|h| h.get(a[2])).map(|v| v.to_vec());
     let new = num::incr_by_float(cur.as_deref(), a[3]).map_err(|e| match e {
         IncrFloatError::ValueNotFloat => CmdError::msg("ERR hash value is not a float"),
         IncrFloatError::IncrNotFloat => CmdError::NotFloat,
         IncrFloatError::NanOrInf => CmdError::msg("ERR increment would produce NaN or Infinity"),
     })?;
-    hash_for_write(&mut k)?.set(a[2], &new, &lim);
+    let h = hash_for_write(&mut k)?;
+    h.set_keep_ttl(a[2], &new, &lim);
     // Logged as the resulting value: float formatting is replayed exactly.
-    ctx.propagate(&[b"HSET", a[1], a[2], &new]);
+    log_set_keep_ttl(ctx, a[1], a[2], &new, h.field_expire(a[2]));
     drop(k);
     ctx.out.bulk(&new);
     Ok(())
@@ -242,7 +294,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn hrandfield(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() == 2 {
-        let k = ctx.read_key(a[1]);
+        let k = lock_hash(ctx, a[1], true);
         match opt(k.get(), hash)?.and_then(|h| h.random(rand_u64())) {
             Some((f, _)) => ctx.out.bulk(f),
             None => ctx.out.null(),
@@ -260,7 +312,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
-    let k = ctx.read_key(a[1]);
+    let k = lock_hash(ctx, a[1], true);
     let Some(h) = opt(k.get(), hash)? else {
         drop(k);
         ctx.out.array(0);
@@ -306,7 +358,7 @@ pub fn pick_distinct<T>(mut all: Vec<T>, n: usize) -> Vec<T> {
 
 fn hscan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let cursor = coll::parse_cursor(a[2])?;
-    let k = ctx.read_key(a[1]);
+    let k = lock_hash(ctx, a[1], true);
     let Some(h) = opt(k.get(), hash)? else {
         drop(k);
         coll::empty_scan(ctx);
@@ -323,5 +375,216 @@ fn hscan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     });
     drop(k);
     coll::scan_reply(ctx, next, &items);
+    Ok(())
+}
+
+/// Parses `FIELDS numfields field...` starting at `at` (the FIELDS word).
+fn parse_fields<'a>(a: &[&'a [u8]], at: usize) -> Result<Vec<&'a [u8]>, CmdError> {
+    if at >= a.len() || !eq(a[at], "fields") {
+        return Err(CmdError::msg("ERR Mandatory argument FIELDS is missing or not at the right position"));
+    }
+    let n = coll::ranged_msg(a.get(at + 1).copied().unwrap_or(b""), 1, i64::MAX, "Number of fields must be a positive integer")? as usize;
+    if n != a.len() - at - 2 {
+        return Err(CmdError::msg("ERR The `numfields` parameter must match the number of arguments"));
+    }
+    Ok(a[at + 2..].to_vec())
+}
+
+/// HEXPIRE, HPEXPIRE, HEXPIREAT, HPEXPIREAT (Redis 7.4): per field -2 no
+/// such field, 0 condition not met, 1 set, 2 deleted (deadline passed).
+/// Logged as HPEXPIREAT of the fields set plus HDEL of those deleted.
+fn hexpire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &'static str) -> CmdResult {
+    let mut k = lock_hash(ctx, a[1], false);
+    opt(k.get(), hash)?;
+    let mut when = int(a[2])?;
+    if when < 0 {
+        return Err(CmdError::msg("ERR invalid expire time, must be >= 0"));
+    }
+    if secs {
+        if when > HFE_MAX_ABS_MS / 1000 {
+            return Err(CmdError::InvalidExpire(name));
+        }
+        when *= 1000;
+    }
+    let base = if abs { 0 } else { ctx.now_ms as i64 };
+    if when > HFE_MAX_ABS_MS - base {
+        return Err(CmdError::InvalidExpire(name));
+    }
+    when += base;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    let mut fields_at = 3;
+    if eq(a[3], "nx") {
+        nx = true;
+    } else if eq(a[3], "xx") {
+        xx = true;
+    } else if eq(a[3], "gt") {
+        gt = true;
+    } else if eq(a[3], "lt") {
+        lt = true;
+    }
+    if nx || xx || gt || lt {
+        fields_at += 1;
+    }
+    let fields = parse_fields(a, fields_at)?;
+    let Some(e) = k.get_mut() else {
+        drop(k);
+        ctx.out.array(fields.len());
+        for _ in &fields {
+            ctx.out.int(-2);
+        }
+        return Ok(());
+    };
+    let h = hash_mut(e)?;
+    let when = when as u64;
+    let (mut set, mut deleted, mut codes) = (Vec::new(), Vec::new(), Vec::new());
+    for f in &fields {
+        if !h.contains(f) {
+            codes.push(-2);
+            continue;
+        }
+        let prev = h.field_expire(f);
+        let refuse = (nx && prev.is_some()) || (xx && prev.is_none()) || (gt && prev.map_or(true, |p| when <= p)) || (lt && prev.is_some_and(|p| when >= p));
+        if refuse {
+            codes.push(0);
+        } else if when <= ctx.now_ms && !ctx.loading {
+            h.remove(f);
+            deleted.push(*f);
+            codes.push(2);
+        } else {
+            h.set_field_expire(f, when);
+            set.push(*f);
+            codes.push(1);
+        }
+    }
+    let empty = h.is_empty();
+    if empty {
+        k.remove();
+    }
+    let at = itoa::Buffer::new().format(when).as_bytes().to_vec();
+    let n = itoa::Buffer::new().format(set.len()).as_bytes().to_vec();
+    let mut exp: Vec<&[u8]> = vec![b"HPEXPIREAT", a[1], &at, b"FIELDS", &n];
+    exp.extend_from_slice(&set);
+    let mut del: Vec<&[u8]> = vec![b"HDEL", a[1]];
+    del.extend_from_slice(&deleted);
+    match (set.is_empty(), deleted.is_empty()) {
+        (false, true) => ctx.propagate(&exp),
+        (true, false) => ctx.propagate(&del),
+        (false, false) => ctx.propagate_many(&[&exp, &del]),
+        (true, true) => {}
+    }
+    drop(k);
+    ctx.out.array(codes.len());
+    for c in codes {
+        ctx.out.int(c);
+    }
+    Ok(())
+}
+
+fn hexpire(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    hexpire_generic(ctx, a, true, false, "hexpire")
+}
+
+fn hpexpire(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    hexpire_generic(ctx, a, false, false, "hpexpire")
+}
+
+fn hexpireat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    hexpire_generic(ctx, a, true, true, "hexpireat")
+}
+
+fn hpexpireat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    hexpire_generic(ctx, a, false, true, "hpexpireat")
+}
+
+#[derive(Clone, Copy)]
+enum TtlKind {
+    Ttl,
+    PTtl,
+    ExpireTime,
+    PExpireTime,
+}
+
+/// HTTL, HPTTL, HEXPIRETIME, HPEXPIRETIME: per field -2 no such field,
+/// -1 no TTL, else the time left or the deadline.
+fn httl_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], kind: TtlKind) -> CmdResult {
+    let k = lock_hash(ctx, a[1], true);
+    let h = opt(k.get(), hash)?;
+    let fields = parse_fields(a, 2)?;
+    let now = ctx.now_ms;
+    let vals: Vec<i64> = fields
+        .iter()
+        .map(|f| match h {
+            Some(h) if h.contains(f) => match h.field_expire(f) {
+                None => -1,
+                Some(at) => {
+                    let left = at.saturating_sub(now) as i64;
+                    match kind {
+                        TtlKind::Ttl => (left + 999) / 1000,
+                        TtlKind::PTtl => left,
+                        TtlKind::ExpireTime => (at / 1000) as i64,
+                        TtlKind::PExpireTime => at as i64,
+                    }
+                }
+            },
+            _ => -2,
+        })
+        .collect();
+    drop(k);
+    ctx.out.array(vals.len());
+    for v in vals {
+        ctx.out.int(v);
+    }
+    Ok(())
+}
+
+fn httl(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    httl_generic(ctx, a, TtlKind::Ttl)
+}
+
+fn hpttl(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    httl_generic(ctx, a, TtlKind::PTtl)
+}
+
+fn hexpiretime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    httl_generic(ctx, a, TtlKind::ExpireTime)
+}
+
+fn hpexpiretime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    httl_generic(ctx, a, TtlKind::PExpireTime)
+}
+
+/// HPERSIST: per field -2 no such field, -1 no TTL, 1 TTL removed.
+fn hpersist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let mut k = lock_hash(ctx, a[1], false);
+    opt(k.get(), hash)?;
+    let fields = parse_fields(a, 2)?;
+    let mut codes = Vec::with_capacity(fields.len());
+    let mut done: Vec<&[u8]> = Vec::new();
+    if let Some(e) = k.get_mut() {
+        let h = hash_mut(e)?;
+        for f in &fields {
+            codes.push(if !h.contains(f) {
+                -2
+            } else if h.persist_field(f) {
+                done.push(f);
+                1
+            } else {
+                -1
+            });
+        }
+    } else {
+        codes.resize(fields.len(), -2);
+    }
+    if !done.is_empty() {
+        let n = itoa::Buffer::new().format(done.len()).as_bytes().to_vec();
+        let mut rec: Vec<&[u8]> = vec![b"HPERSIST", a[1], b"FIELDS", &n];
+        rec.extend_from_slice(&done);
+        ctx.propagate(&rec);
+    }
+    drop(k);
+    ctx.out.array(codes.len());
+    for c in codes {
+        ctx.out.int(c);
+    }
     Ok(())
 }

@@ -319,6 +319,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     let e = m.remove(0, a[1]).expect("checked above");
     m.insert(1, a[2], e);
     ctx.propagate(&[if nx { b"RENAMENX" } else { b"RENAME" }, a[1], a[2]]);
+    // A list or zset arriving under a key clients block on serves them.
+    crate::blocking::serve(ctx, a[2], &mut crate::blocking::MultiSlot { ml: &mut m, i: 1, key: a[2] });
     drop(m);
     if nx {
         ctx.out.int(1);

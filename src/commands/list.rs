@@ -7,6 +7,7 @@ use super::args::{eq, int};
 use super::coll::{self, limits, list, list_mut, opt};
 use super::flags::*;
 use super::{cmd, CmdError, CmdResult, CommandSpec, Ctx};
+use crate::blocking::{self, Kind, MultiSlot};
 
 const fn k1(mut c: CommandSpec) -> CommandSpec {
     c.first_key = 1;
@@ -42,6 +43,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     k12(cmd("lmove", 5, WRITE | DENYOOM, lmove)),
     k12(cmd("rpoplpush", 3, WRITE | DENYOOM, rpoplpush)),
     CommandSpec { group: "list", ..cmd("lmpop", -4, WRITE, lmpop) },
+    CommandSpec { first_key: 1, last_key: -2, step: 1, group: "list", ..cmd("blpop", -3, WRITE | BLOCKING, blpop) },
+    CommandSpec { first_key: 1, last_key: -2, step: 1, group: "list", ..cmd("brpop", -3, WRITE | BLOCKING, brpop) },
+    k12(cmd("blmove", 6, WRITE | DENYOOM | BLOCKING, blmove)),
+    k12(cmd("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, brpoplpush)),
+    CommandSpec { group: "list", ..cmd("blmpop", -5, WRITE | BLOCKING, blmpop) },
 ];
 
 fn push_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool, only_existing: bool) -> CmdResult {
@@ -59,6 +65,7 @@ fn push_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool, only_existing: bool
     l.push(&a[2..], front, &lim);
     let n = l.len();
     ctx.propagate(a);
+    blocking::serve(ctx, a[1], &mut k);
     drop(k);
     ctx.out.int(n as i64);
     Ok(())
@@ -389,12 +396,17 @@ fn side(b: &[u8]) -> Result<bool, CmdError> {
     }
 }
 
-fn lmove_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> CmdResult {
+/// LMOVE and friends; `block` (a deadline, 0 = none) makes a missing
+/// source block instead of replying null. Logged as LMOVE.
+fn lmove_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: &[u8], dst: &[u8], from_left: bool, to_left: bool, block: Option<u64>) -> CmdResult {
     let lim = limits(ctx);
     let mut ml = ctx.lock_keys(&[src, dst]);
     let Some(se) = ml.get(0, src) else {
+        match block {
+            Some(deadline) if !ctx.loading => blocking::block(ctx, &[src], Kind::Move, deadline, a, true),
+            _ => ctx.out.null(),
+        }
         drop(ml);
-        ctx.out.null();
         return Ok(());
     };
     list(se)?;
@@ -409,7 +421,12 @@ fn lmove_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: &[u8], dst: &[u8], from_le
         ml.insert(1, dst, Entry::new(Value::List(List::new())));
     }
     list_mut(ml.get_mut(1, dst).expect("present"))?.push(&[&v], to_left, &lim);
-    ctx.propagate(a);
+    let side = |l: bool| -> &'static [u8] { if l { b"LEFT" } else { b"RIGHT" } };
+    ctx.propagate(&[b"LMOVE", src, dst, side(from_left), side(to_left)]);
+    blocking::serve(ctx, dst, &mut MultiSlot { ml: &mut ml, i: 1, key: dst });
+    if src != dst {
+        blocking::serve(ctx, src, &mut MultiSlot { ml: &mut ml, i: 0, key: src });
+    }
     drop(ml);
     ctx.out.bulk(&v);
     Ok(())
@@ -418,11 +435,42 @@ fn lmove_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: &[u8], dst: &[u8], from_le
 fn lmove(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let from = side(a[3])?;
     let to = side(a[4])?;
-    lmove_generic(ctx, a, a[1], a[2], from, to)
+    lmove_generic(ctx, a, a[1], a[2], from, to, None)
 }
 
 fn rpoplpush(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    lmove_generic(ctx, a, a[1], a[2], false, true)
+    lmove_generic(ctx, a, a[1], a[2], false, true, None)
+}
+
+fn bpop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool) -> CmdResult {
+    let deadline = blocking::parse_timeout(a[a.len() - 1], ctx.now_ms)?;
+    blocking::pop_or_block(ctx, a, &a[1..a.len() - 1], Kind::List { front, count: None }, deadline)
+}
+
+fn blpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    bpop_generic(ctx, a, true)
+}
+
+fn brpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    bpop_generic(ctx, a, false)
+}
+
+fn blmove(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let from = side(a[3])?;
+    let to = side(a[4])?;
+    let deadline = blocking::parse_timeout(a[5], ctx.now_ms)?;
+    lmove_generic(ctx, a, a[1], a[2], from, to, Some(deadline))
+}
+
+fn brpoplpush(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let deadline = blocking::parse_timeout(a[3], ctx.now_ms)?;
+    lmove_generic(ctx, a, a[1], a[2], false, true, Some(deadline))
+}
+
+fn blmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let deadline = blocking::parse_timeout(a[1], ctx.now_ms)?;
+    let (keys, front, count) = blocking::parse_mpop(a, 2, "left", "right")?;
+    blocking::pop_or_block(ctx, a, &keys, Kind::List { front, count: Some(count.unwrap_or(1)) }, deadline)
 }
 
 fn lmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {

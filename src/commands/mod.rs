@@ -8,12 +8,14 @@
 //! once, here. The same table answers COMMAND INFO / DOCS / LIST.
 
 pub mod args;
+pub mod bitmap;
 pub mod client;
 pub mod coll;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod introspect;
 pub mod keys;
@@ -21,6 +23,7 @@ pub mod list;
 pub mod persistence;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -150,6 +153,9 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         set::COMMANDS,
         list::COMMANDS,
         zset::COMMANDS,
+        bitmap::COMMANDS,
+        sort::COMMANDS,
+        hll::COMMANDS,
     ]
     .into_iter()
     .flatten()

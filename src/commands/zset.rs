@@ -11,6 +11,7 @@ use super::coll::{self, limits, opt, rand_u64, zset, zset_mut};
 use super::flags::*;
 use super::hash::pick_distinct;
 use super::{cmd, CmdError, CmdResult, CommandSpec, Ctx};
+use crate::blocking::{self, Kind, MultiSlot};
 use crate::db::MultiLock;
 use crate::num;
 
@@ -60,6 +61,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { first_key: 1, last_key: 1, step: 1, ..g(cmd("zdiffstore", -4, WRITE | DENYOOM, zdiffstore)) },
     g(cmd("zintercard", -3, READONLY, zintercard)),
     k1(cmd("zscan", -3, READONLY, zscan)),
+    CommandSpec { first_key: 1, last_key: -2, step: 1, ..g(cmd("bzpopmin", -3, WRITE | FAST | BLOCKING, bzpopmin)) },
+    CommandSpec { first_key: 1, last_key: -2, step: 1, ..g(cmd("bzpopmax", -3, WRITE | FAST | BLOCKING, bzpopmax)) },
+    g(cmd("bzmpop", -5, WRITE | BLOCKING, bzmpop)),
 ];
 
 // ------------------------------------------------------------ parsing
@@ -142,6 +146,7 @@ fn store_result(ctx: &Ctx<'_>, ml: &mut MultiLock<'_>, i: usize, dst: &[u8], ite
         add.push(m);
     }
     ctx.propagate_many(&[&[b"DEL", dst], &add]);
+    blocking::serve(ctx, dst, &mut MultiSlot { ml, i, key: dst });
 }
 
 // ------------------------------------------------------------ ZADD
@@ -255,6 +260,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], mut f: AddFlags, first: usize) -
     }
     if added + updated > 0 {
         ctx.propagate(a);
+        blocking::serve(ctx, a[1], &mut k);
     }
     drop(k);
     if f.incr {
@@ -967,6 +973,25 @@ fn zintercard(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     ctx.out.int(n as i64);
     Ok(())
+}
+
+fn bzpop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], max: bool) -> CmdResult {
+    let deadline = blocking::parse_timeout(a[a.len() - 1], ctx.now_ms)?;
+    blocking::pop_or_block(ctx, a, &a[1..a.len() - 1], Kind::ZSet { max, count: None }, deadline)
+}
+
+fn bzpopmin(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    bzpop_generic(ctx, a, false)
+}
+
+fn bzpopmax(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    bzpop_generic(ctx, a, true)
+}
+
+fn bzmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let deadline = blocking::parse_timeout(a[1], ctx.now_ms)?;
+    let (keys, min, count) = blocking::parse_mpop(a, 2, "min", "max")?;
+    blocking::pop_or_block(ctx, a, &keys, Kind::ZSet { max: !min, count: Some(count.unwrap_or(1)) }, deadline)
 }
 
 fn zscan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {

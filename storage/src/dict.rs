@@ -75,6 +75,7 @@ impl Slot for Entry {
 impl Slot for CompactBytes {}
 impl Slot for () {}
 impl Slot for f64 {}
+impl Slot for u64 {}
 
 /// Receives the pre-write image of entries for an active snapshot.
 pub trait Capture: Send + Sync {

@@ -11,7 +11,32 @@ use crate::Limits;
 
 pub enum Hash {
     Packed(Packed),
-    Table(Box<Dict<CompactBytes>>),
+    Table(Box<HTable>),
+}
+
+/// The table form: fields, plus per-field deadlines (HEXPIRE) when any
+/// field has one. Derefs to the field table.
+pub struct HTable {
+    pub fields: Dict<CompactBytes>,
+    /// Field → absolute expiry in ms (only fields with a TTL).
+    pub ttl: Option<Box<Dict<u64>>>,
+}
+
+impl std::ops::Deref for HTable {
+    type Target = Dict<CompactBytes>;
+    fn deref(&self) -> &Dict<CompactBytes> {
+        &self.fields
+    }
+}
+
+impl std::ops::DerefMut for HTable {
+    fn deref_mut(&mut self) -> &mut Dict<CompactBytes> {
+        &mut self.fields
+    }
+}
+
+fn table(fields: Dict<CompactBytes>) -> Box<HTable> {
+    Box::new(HTable { fields, ttl: None })
 }
 
 impl Default for Hash {
@@ -86,12 +111,24 @@ impl Hash {
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
                 d.insert_new(hash_key(f), CompactBytes::new(f), CompactBytes::new(v));
             }
-            *self = Hash::Table(Box::new(d));
+            *self = Hash::Table(table(d));
         }
     }
 
-    /// Sets `field`; true when it was new. Converts encodings as needed.
+    /// Sets `field` and drops any TTL it had (HSET); true when new.
     pub fn set(&mut self, field: &[u8], value: &[u8], lim: &Limits) -> bool {
+        let added = self.set_keep_ttl(field, value, lim);
+        if let Hash::Table(t) = self {
+            if let Some(ttl) = t.ttl.as_mut() {
+                ttl.remove(hash_key(field), field);
+            }
+        }
+        added
+    }
+
+    /// Sets `field` keeping its TTL (HINCRBY and friends); true when new.
+    /// Converts encodings as needed.
+    pub fn set_keep_ttl(&mut self, field: &[u8], value: &[u8], lim: &Limits) -> bool {
         if let Hash::Packed(p) = self {
             if let Some((_, voff, next)) = Self::packed_find(p, field) {
                 if field.len().max(value.len()) <= lim.hash_value {
@@ -131,8 +168,61 @@ impl Hash {
                 }
                 None => false,
             },
-            Hash::Table(d) => d.remove(hash_key(field), field).is_some(),
+            Hash::Table(d) => {
+                let h = hash_key(field);
+                if let Some(ttl) = d.ttl.as_mut() {
+                    ttl.remove(h, field);
+                }
+                d.remove(h, field).is_some()
+            }
         }
+    }
+
+    /// The field's absolute expiry in ms, if it has one.
+    pub fn field_expire(&self, field: &[u8]) -> Option<u64> {
+        match self {
+            Hash::Table(t) => t.ttl.as_ref()?.get(hash_key(field), field).copied(),
+            Hash::Packed(_) => None,
+        }
+    }
+
+    pub fn has_ttls(&self) -> bool {
+        matches!(self, Hash::Table(t) if t.ttl.as_ref().is_some_and(|d| !d.is_empty()))
+    }
+
+    /// Gives an existing field a deadline (the hash becomes a table).
+    pub fn set_field_expire(&mut self, field: &[u8], at: u64) {
+        self.to_table();
+        if let Hash::Table(t) = self {
+            let h = hash_key(field);
+            let ttl = t.ttl.get_or_insert_with(|| Box::new(Dict::new()));
+            match ttl.get_mut(h, field) {
+                Some(v) => *v = at,
+                None => {
+                    ttl.insert_new(h, CompactBytes::new(field), at);
+                }
+            }
+        }
+    }
+
+    /// Removes a field's deadline; true if it had one.
+    pub fn persist_field(&mut self, field: &[u8]) -> bool {
+        match self {
+            Hash::Table(t) => t.ttl.as_mut().is_some_and(|d| d.remove(hash_key(field), field).is_some()),
+            Hash::Packed(_) => false,
+        }
+    }
+
+    /// Deletes every field whose deadline is at or before `now_ms` and
+    /// returns their names.
+    pub fn purge_expired(&mut self, now_ms: u64) -> Vec<Vec<u8>> {
+        let Hash::Table(t) = self else { return Vec::new() };
+        let Some(ttl) = t.ttl.as_ref() else { return Vec::new() };
+        let gone: Vec<Vec<u8>> = ttl.iter().filter(|(_, at)| **at <= now_ms).map(|(k, _)| k.to_vec()).collect();
+        for f in &gone {
+            self.remove(f);
+        }
+        gone
     }
 
     /// Every (field, value), in the encoding's order.
@@ -216,7 +306,15 @@ impl Hash {
                 for (k, v) in d.iter() {
                     n.insert_new(hash_key(k), CompactBytes::new(k), v.clone());
                 }
-                Hash::Table(Box::new(n))
+                let mut t = table(n);
+                if let Some(ttl) = &d.ttl {
+                    let mut c = Dict::new();
+                    for (k, at) in ttl.iter() {
+                        c.insert_new(hash_key(k), CompactBytes::new(k), *at);
+                    }
+                    t.ttl = Some(Box::new(c));
+                }
+                Hash::Table(t)
             }
         }
     }

@@ -2,7 +2,9 @@
 
 mod support;
 
+mod blocking;
 mod differential;
+mod hash_ttl;
 mod migration;
 mod persistence;
 mod protocol;

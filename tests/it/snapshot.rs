@@ -216,6 +216,8 @@ fn every_type_survives_snapshot_and_restart() {
     c.cmd_str(&["SADD", "sstr", "a", "b", "c"]);
     c.cmd_str(&["RPUSH", "l", "x", "y", "z"]);
     c.cmd_str(&["ZADD", "z", "1.5", "a", "-inf", "b", "3", "c"]);
+    c.cmd_str(&["HSET", "ht", "keep", "1", "ttl", "2"]);
+    assert_eq!(c.cmd_str(&["HEXPIRE", "ht", "1000", "FIELDS", "1", "ttl"]), b"*1\r\n:1\r\n");
     // Big enough to use the table encodings.
     for i in 0..300 {
         c.cmd_str(&["HSET", "bigh", &format!("f{i}"), &"v".repeat(100)]);
@@ -235,6 +237,8 @@ fn every_type_survives_snapshot_and_restart() {
         &["SISMEMBER", "sstr", "b"],
         &["OBJECT", "ENCODING", "bigh"],
         &["OBJECT", "ENCODING", "sint"],
+        &["HMGET", "ht", "keep", "ttl"],
+        &["HPERSIST", "ht", "FIELDS", "1", "keep"],
     ];
     let before: Vec<Vec<u8>> = probe.iter().map(|p| c.cmd_str(p)).collect();
     assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
@@ -245,4 +249,7 @@ fn every_type_survives_snapshot_and_restart() {
     for (i, p) in probe.iter().enumerate() {
         assert_eq!(String::from_utf8_lossy(&before[i]), String::from_utf8_lossy(&after[i]), "{p:?}");
     }
+    let ttl = String::from_utf8_lossy(&c.cmd_str(&["HTTL", "ht", "FIELDS", "2", "ttl", "keep"])).to_string();
+    assert!(ttl.starts_with("*2\r\n:99") || ttl.starts_with("*2\r\n:1000"), "field TTL kept: {ttl}");
+    assert!(ttl.ends_with(":-1\r\n"), "{ttl}");
 }

@@ -1,0 +1,186 @@
+//! Blocking pops across connections: timeouts, serving order, several
+//! keys, BLMOVE, a client killed or gone while blocked, keys that change
+//! type, and the log after blocked clients were served.
+
+use std::time::{Duration, Instant};
+
+use crate::support::resp::{encode, Raw};
+use crate::support::TestServer;
+
+/// Sends a command without reading its reply.
+fn send(c: &mut Raw, args: &[&str]) {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    c.send(&encode(&a));
+}
+
+fn read(c: &mut Raw) -> String {
+    String::from_utf8_lossy(&c.read_reply().expect("reply")).into_owned()
+}
+
+fn cmd(c: &mut Raw, args: &[&str]) -> String {
+    String::from_utf8_lossy(&c.cmd_str(args)).into_owned()
+}
+
+/// Lets a just-sent blocking command reach the server and register.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(150));
+}
+
+#[test]
+fn timeout_replies_null() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    let t = Instant::now();
+    assert_eq!(cmd(&mut c, &["BLPOP", "k", "0.2"]), "*-1\r\n");
+    assert!(t.elapsed() >= Duration::from_millis(190), "{:?}", t.elapsed());
+    assert_eq!(cmd(&mut c, &["BLMOVE", "k", "d", "LEFT", "RIGHT", "0.05"]), "*-1\r\n");
+    assert_eq!(cmd(&mut c, &["BZPOPMIN", "z", "0.05"]), "*-1\r\n");
+    cmd(&mut c, &["HELLO", "3"]);
+    assert_eq!(cmd(&mut c, &["BRPOP", "k", "0.05"]), "_\r\n");
+    assert_eq!(cmd(&mut c, &["BLMPOP", "0.05", "1", "k", "LEFT"]), "_\r\n");
+    // The connection still works after a timeout.
+    assert_eq!(cmd(&mut c, &["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn push_serves_blocked_clients_in_arrival_order() {
+    let s = TestServer::start(&[]);
+    let mut w: Vec<Raw> = (0..3).map(|_| s.raw()).collect();
+    for c in w.iter_mut() {
+        send(c, &["BLPOP", "q", "0"]);
+        settle();
+    }
+    let mut p = s.raw();
+    assert_eq!(cmd(&mut p, &["RPUSH", "q", "a", "b", "c", "d"]), ":4\r\n");
+    assert_eq!(read(&mut w[0]), "*2\r\n$1\r\nq\r\n$1\r\na\r\n");
+    assert_eq!(read(&mut w[1]), "*2\r\n$1\r\nq\r\n$1\r\nb\r\n");
+    assert_eq!(read(&mut w[2]), "*2\r\n$1\r\nq\r\n$1\r\nc\r\n");
+    assert_eq!(cmd(&mut p, &["LRANGE", "q", "0", "-1"]), "*1\r\n$1\r\nd\r\n");
+    // A served client keeps working, pipelined commands included.
+    send(&mut w[0], &["BRPOP", "q2", "q", "0"]);
+    assert_eq!(read(&mut w[0]), "*2\r\n$1\r\nq\r\n$1\r\nd\r\n");
+    assert_eq!(cmd(&mut p, &["EXISTS", "q"]), ":0\r\n");
+}
+
+#[test]
+fn several_keys_and_variants() {
+    let s = TestServer::start(&[]);
+    let mut p = s.raw();
+    let mut a = s.raw();
+    send(&mut a, &["BLPOP", "k1", "k2", "0"]);
+    settle();
+    cmd(&mut p, &["LPUSH", "k2", "x"]);
+    assert_eq!(read(&mut a), "*2\r\n$2\r\nk2\r\n$1\r\nx\r\n");
+
+    send(&mut a, &["BLMPOP", "0", "2", "m1", "m2", "RIGHT", "COUNT", "2"]);
+    settle();
+    cmd(&mut p, &["RPUSH", "m2", "1", "2", "3"]);
+    assert_eq!(read(&mut a), "*2\r\n$2\r\nm2\r\n*2\r\n$1\r\n3\r\n$1\r\n2\r\n");
+
+    send(&mut a, &["BZPOPMAX", "z", "0"]);
+    settle();
+    cmd(&mut p, &["ZADD", "z", "1", "a", "2", "b"]);
+    assert_eq!(read(&mut a), "*3\r\n$1\r\nz\r\n$1\r\nb\r\n$1\r\n2\r\n");
+
+    send(&mut a, &["BZMPOP", "0", "1", "z2", "MIN", "COUNT", "5"]);
+    settle();
+    cmd(&mut p, &["ZADD", "z2", "1.5", "m"]);
+    assert_eq!(read(&mut a), "*2\r\n$2\r\nz2\r\n*1\r\n*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n");
+
+    // A STORE into the key also serves.
+    send(&mut a, &["BZPOPMIN", "dst", "0"]);
+    settle();
+    cmd(&mut p, &["ZUNIONSTORE", "dst", "1", "z"]);
+    assert_eq!(read(&mut a), "*3\r\n$3\r\ndst\r\n$1\r\na\r\n$1\r\n1\r\n");
+
+    send(&mut a, &["BLMOVE", "src", "dst2", "RIGHT", "LEFT", "0"]);
+    settle();
+    cmd(&mut p, &["RPUSH", "src", "v1", "v2"]);
+    assert_eq!(read(&mut a), "$2\r\nv2\r\n");
+    assert_eq!(cmd(&mut p, &["LRANGE", "dst2", "0", "-1"]), "*1\r\n$2\r\nv2\r\n");
+    assert_eq!(cmd(&mut p, &["LRANGE", "src", "0", "-1"]), "*1\r\n$2\r\nv1\r\n");
+
+    // A BLMOVE into a key another client waits on serves that client too.
+    let mut b = s.raw();
+    send(&mut b, &["BLPOP", "chain", "0"]);
+    settle();
+    send(&mut a, &["BRPOPLPUSH", "src", "chain", "0"]);
+    assert_eq!(read(&mut a), "$2\r\nv1\r\n");
+    assert_eq!(read(&mut b), "*2\r\n$5\r\nchain\r\n$2\r\nv1\r\n");
+    assert_eq!(cmd(&mut p, &["EXISTS", "chain", "src"]), ":0\r\n");
+
+    // RENAME of a list onto a key someone waits on serves them.
+    send(&mut b, &["BRPOP", "target", "0"]);
+    settle();
+    cmd(&mut p, &["RPUSH", "tmp", "r1", "r2"]);
+    cmd(&mut p, &["RENAME", "tmp", "target"]);
+    assert_eq!(read(&mut b), "*2\r\n$6\r\ntarget\r\n$2\r\nr2\r\n");
+    assert_eq!(cmd(&mut p, &["LRANGE", "target", "0", "-1"]), "*1\r\n$2\r\nr1\r\n");
+}
+
+#[test]
+fn killed_or_gone_clients_pop_nothing() {
+    let s = TestServer::start(&[]);
+    let mut p = s.raw();
+    let mut a = s.raw();
+    let id = cmd(&mut a, &["CLIENT", "ID"]);
+    let id = id.trim_start_matches(':').trim().to_string();
+    send(&mut a, &["BLPOP", "k", "0"]);
+    settle();
+    assert_eq!(cmd(&mut p, &["CLIENT", "KILL", "ID", &id]), ":1\r\n");
+    settle();
+    {
+        let mut b = s.raw();
+        send(&mut b, &["BLPOP", "k", "0"]);
+        settle();
+    } // b disconnects while blocked
+    settle();
+    cmd(&mut p, &["RPUSH", "k", "x"]);
+    assert_eq!(cmd(&mut p, &["LRANGE", "k", "0", "-1"]), "*1\r\n$1\r\nx\r\n");
+}
+
+#[test]
+fn keys_that_change_type() {
+    let s = TestServer::start(&[]);
+    let mut p = s.raw();
+    let mut a = s.raw();
+    cmd(&mut p, &["SET", "str", "v"]);
+    assert_eq!(cmd(&mut a, &["BLPOP", "str", "0"]), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    assert_eq!(cmd(&mut a, &["BZPOPMIN", "str", "0"]), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    // A zset waiter is not served by a list push, and vice versa.
+    send(&mut a, &["BZPOPMIN", "k", "0"]);
+    settle();
+    cmd(&mut p, &["RPUSH", "k", "x"]);
+    assert_eq!(cmd(&mut p, &["LLEN", "k"]), ":1\r\n");
+    cmd(&mut p, &["DEL", "k"]);
+    cmd(&mut p, &["ZADD", "k", "3", "m"]);
+    assert_eq!(read(&mut a), "*3\r\n$1\r\nk\r\n$1\r\nm\r\n$1\r\n3\r\n");
+}
+
+#[test]
+fn served_pops_are_logged() {
+    let mut s = TestServer::start(&[]);
+    let mut p = s.raw();
+    let mut a = s.raw();
+    send(&mut a, &["BLPOP", "l", "0"]);
+    settle();
+    cmd(&mut p, &["RPUSH", "l", "1", "2", "3"]);
+    assert_eq!(read(&mut a), "*2\r\n$1\r\nl\r\n$1\r\n1\r\n");
+    send(&mut a, &["BZPOPMIN", "z", "0"]);
+    settle();
+    cmd(&mut p, &["ZADD", "z", "1", "a", "2", "b"]);
+    read(&mut a);
+    send(&mut a, &["BLMOVE", "e", "l", "LEFT", "LEFT", "0"]);
+    settle();
+    cmd(&mut p, &["RPUSH", "e", "moved"]);
+    read(&mut a);
+    assert_eq!(cmd(&mut p, &["BLPOP", "l", "0"]), "*2\r\n$1\r\nl\r\n$5\r\nmoved\r\n");
+    let before = (cmd(&mut p, &["LRANGE", "l", "0", "-1"]), cmd(&mut p, &["ZRANGE", "z", "0", "-1"]), cmd(&mut p, &["EXISTS", "e"]));
+    drop(a);
+    drop(p);
+    s.restart();
+    let mut p = s.raw();
+    let after = (cmd(&mut p, &["LRANGE", "l", "0", "-1"]), cmd(&mut p, &["ZRANGE", "z", "0", "-1"]), cmd(&mut p, &["EXISTS", "e"]));
+    assert_eq!(before, after);
+    assert_eq!(after.0, "*2\r\n$1\r\n2\r\n$1\r\n3\r\n");
+}
