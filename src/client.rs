@@ -23,7 +23,8 @@ pub struct ClientHandle {
     pub lib_ver: Mutex<Vec<u8>>,
     pub db: AtomicU64,
     pub resp: AtomicU8,
-    pub last_cmd: Mutex<&'static str>,
+    /// The command table entry last run (static; null before any).
+    pub last_cmd: std::sync::atomic::AtomicPtr<Entry>,
     pub last_active_ms: AtomicU64,
     pub qbuf: AtomicU64,
     pub no_evict: AtomicBool,
@@ -34,7 +35,17 @@ pub struct ClientHandle {
 
 impl ClientHandle {
     pub fn set_last_cmd(&self, e: &'static Entry) {
-        *self.last_cmd.lock() = e.fullname.as_str();
+        // Entries live in a static table, so the pointer stays valid.
+        self.last_cmd.store(e as *const Entry as *mut Entry, Relaxed);
+    }
+
+    pub fn last_cmd_name(&self) -> &'static str {
+        let p = self.last_cmd.load(Relaxed);
+        // SAFETY: only ever set from `&'static Entry` (see set_last_cmd).
+        match unsafe { p.cast_const().as_ref() } {
+            Some(e) => e.fullname.as_str(),
+            None => "NULL",
+        }
     }
 
     pub fn kill(&self) {
@@ -62,7 +73,7 @@ impl ClientHandle {
             flags,
             self.db.load(Relaxed),
             qbuf,
-            self.last_cmd.lock(),
+            self.last_cmd_name(),
             self.resp.load(Relaxed),
             lib_name,
             lib_ver
@@ -136,7 +147,7 @@ impl Clients {
             lib_ver: Mutex::new(Vec::new()),
             db: AtomicU64::new(0),
             resp: AtomicU8::new(2),
-            last_cmd: Mutex::new("NULL"),
+            last_cmd: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             last_active_ms: AtomicU64::new(unix_ms()),
             qbuf: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),

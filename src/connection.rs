@@ -36,6 +36,9 @@ where
     // Whether replies pending in `reply` followed a write (see `flush`).
     let mut wrote = false;
     let mut durable: Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>> = None;
+    // Input read while a command was blocked is already in `rbuf`: run it
+    // before waiting on the socket again.
+    let mut stashed = false;
     'conn: loop {
         let (limits, qlimit, timeout) = {
             let c = srv.config.read();
@@ -52,22 +55,22 @@ where
                 std::future::pending::<()>().await
             }
         };
-        tokio::select! {
-            r = stream.read_buf(&mut rbuf) => match r {
-                Ok(0) | Err(_) => break 'conn,
-                Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
-            },
-            _ = handle.kill.notified() => break 'conn,
-            _ = shutdown.changed() => break 'conn,
-            _ = idle => break 'conn,
+        if !std::mem::take(&mut stashed) {
+            tokio::select! {
+                r = stream.read_buf(&mut rbuf) => match r {
+                    Ok(0) | Err(_) => break 'conn,
+                    Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
+                },
+                _ = handle.kill.notified() => break 'conn,
+                _ = shutdown.changed() => break 'conn,
+                _ = idle => break 'conn,
+            }
         }
         if handle.killed.load(Relaxed) {
             break;
         }
         let mut pos = 0;
         let mut close = false;
-        // One clock read per batch, as Redis caches its time per event-loop
-        // iteration; a batch runs in microseconds.
         let now_ms = unix_ms();
         handle.last_active_ms.store(now_ms, Relaxed);
         {
@@ -91,16 +94,29 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, now_ms, &mut stream).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, unix_ms()).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        wrote |= run_one(&srv, &mut client, &mut reply, &v, now_ms, &mut stream).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &v, unix_ms()).await;
                         consumed
                     }
                 };
                 pos += consumed;
+                if let Some(b) = client.pending_block.take() {
+                    // A blocked pop: send what is pending first (as Redis
+                    // does before blocking), then wait for it to be served.
+                    if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                        break 'conn;
+                    }
+                    let (before, mode) = (reply.len(), client.reply_mode);
+                    crate::blocking::wait(&srv, &mut client, b, &mut reply, unix_ms(), &mut stream).await;
+                    apply_reply_mode(&mut client, &mut reply, before, mode);
+                    if client.peer_closed {
+                        break 'conn;
+                    }
+                }
                 if client.close_after_reply {
                     close = true;
                     break;
@@ -115,6 +131,7 @@ where
         // rest of the batch.
         if !client.stash.is_empty() {
             rbuf.extend_from_slice(&std::mem::take(&mut client.stash));
+            stashed = true;
         }
         if client.peer_closed {
             break;
@@ -133,7 +150,7 @@ where
 }
 
 /// Runs one command; returns true if it was a write.
-async fn run_one<R: AsyncRead + Unpin>(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64, peer: &mut R) -> bool {
+async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64) -> bool {
     if srv.pause.until_ms.load(Relaxed) != 0 {
         wait_if_paused(srv, argv).await;
     }
@@ -147,10 +164,8 @@ async fn run_one<R: AsyncRead + Unpin>(srv: &Shared, client: &mut ClientState, r
         let before = reply.len();
         waitaof(srv, w, reply).await;
         apply_reply_mode(client, reply, before, mode_before);
-    } else if let Some(b) = client.pending_block.take() {
-        let before = reply.len();
-        crate::blocking::wait(srv, client, b, reply, now_ms, peer).await;
-        apply_reply_mode(client, reply, before, mode_before);
+    } else if client.pending_block.is_some() {
+        // The batch loop waits (it owns the socket).
     } else {
         apply_reply_mode(client, reply, before, mode_before);
     }
@@ -196,6 +211,8 @@ async fn waitaof(srv: &Shared, w: crate::client::WaitAof, reply: &mut Reply) {
 fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, mode_before: ReplyMode) {
     match mode_before {
         ReplyMode::Off if client.reply_mode != ReplyMode::On => reply.buf.truncate(before),
+        // CLIENT REPLY ON itself clears the skip and is answered.
+        ReplyMode::SkipNext if client.reply_mode == ReplyMode::On => {}
         ReplyMode::SkipNext => {
             reply.buf.truncate(before);
             if client.reply_mode == ReplyMode::SkipNext {
@@ -225,7 +242,7 @@ async fn flush<S: AsyncWrite + Unpin>(
         return Ok(());
     }
     if let Some(log) = srv.log.get() {
-        if srv.fsync_always && (*wrote || srv.log_ok.load(Relaxed)) {
+        if srv.fsync_always.load(Relaxed) && (*wrote || srv.log_ok.load(Relaxed)) {
             let target = log.appended();
             if log.durable() < target {
                 let rx = durable.get_or_insert_with(|| log.subscribe());

@@ -14,12 +14,15 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod convert;
+pub mod counter;
 pub mod db;
 pub mod num;
 pub mod persistence;
 pub mod powerloss;
 pub mod resp;
 pub mod server;
+pub mod snapshot;
 pub mod shared;
 
 /// The Redis version Basalt reports (HELLO, INFO): the command semantics

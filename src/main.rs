@@ -55,21 +55,35 @@ fn main() {
         };
         let appendonly = cfg.appendonly;
         let srv = Arc::new(Shared::new(cfg));
-        if appendonly {
+        let _ = srv.me.set(Arc::downgrade(&srv));
+        {
             // Replay in the background while clients get -LOADING.
             srv.loading.store(true, std::sync::atomic::Ordering::Relaxed);
             srv.loading_start_ms.store(basalt::shared::unix_ms(), std::sync::atomic::Ordering::Relaxed);
             let s2 = srv.clone();
             std::thread::spawn(move || {
-                if let Err(e) = basalt::persistence::open_log(&s2) {
-                    tracing::error!("cannot load the append-only log: {e}");
-                    eprintln!("basalt-server: cannot load the append-only log: {e}");
+                let r = if appendonly { basalt::persistence::open_log(&s2) } else { basalt::persistence::load_standalone_snapshot(&s2) };
+                if let Err(e) = r {
+                    tracing::error!("cannot load the data: {e}");
+                    eprintln!("basalt-server: cannot load the data: {e}");
                     std::process::exit(1);
                 }
                 s2.loading.store(false, std::sync::atomic::Ordering::Relaxed);
             });
         }
         basalt::server::run(srv.clone(), listeners).await;
+        let kind = *srv.shutdown.borrow();
+        let save_points = !srv.config.read().save_points().is_empty();
+        let want_save = match kind {
+            Some(basalt::shared::ShutdownKind::Save) => true,
+            Some(basalt::shared::ShutdownKind::NoSave) => false,
+            _ => save_points,
+        };
+        if want_save && !srv.loading.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = basalt::snapshot::take(&srv) {
+                tracing::error!("snapshot at shutdown failed: {e}");
+            }
+        }
         if let Some(log) = srv.log.get() {
             if let Err(e) = log.close() {
                 tracing::error!("closing the log: {e}");

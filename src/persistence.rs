@@ -94,6 +94,60 @@ pub fn replay_record(srv: &Shared, client: &mut ClientState, payload: &[u8]) -> 
     Ok(())
 }
 
+/// Imports a Redis / Valkey `dump.rdb` (name from `dbfilename`) into the
+/// empty keyspace: the migration path. Already-expired keys are dropped,
+/// as a Redis master does when loading. Returns the number of keys loaded,
+/// or None when there is no such file.
+pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
+    let path = {
+        let c = srv.config.read();
+        c.dir.join(c.get("dbfilename").unwrap_or("dump.rdb"))
+    };
+    if !path.exists() {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let file = basalt_rdb::MappedFile::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let now = unix_ms() as i64;
+    let mut n = 0u64;
+    let ndb = srv.ks.num_dbs() as u64;
+    let lim = srv.config.read().limits;
+    for item in file.reader(basalt_rdb::DecodeOptions::default()).map_err(|e| format!("{}: {e}", path.display()))? {
+        let item = item.map_err(|e| format!("{}: {e}", path.display()))?;
+        let basalt_rdb::Item::Entry(e) = item else { continue };
+        if e.db >= ndb {
+            return Err(format!("{}: key in db {}, but only {ndb} databases are configured", path.display(), e.db));
+        }
+        if matches!(e.expire_ms, Some(x) if x <= now) {
+            continue;
+        }
+        let v = crate::convert::from_rdb(&e.value, &lim).map_err(|m| format!("{}: key {:?}: {m}", path.display(), String::from_utf8_lossy(&e.key)))?;
+        let entry = basalt_storage::Entry::with_expire(v, e.expire_ms.map_or(0, |x| x.max(1) as u64));
+        let h = basalt_storage::Keyspace::hash(&e.key);
+        srv.ks.lock(srv.ks.shard_of(h)).dbs[e.db as usize].insert(h, &e.key, entry);
+        n += 1;
+    }
+    tracing::info!("imported {n} keys from {} in {:.3}s", path.display(), t.elapsed().as_secs_f64());
+    Ok(Some(n))
+}
+
+/// Loads `dir/basalt.snapshot` when the log is off (SAVE/BGSAVE without
+/// a log write it there).
+pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
+    let path = srv.config.read().dir.join(crate::snapshot::STANDALONE_NAME);
+    if !path.exists() {
+        if let Some(n) = import_rdb(srv)? {
+            srv.loaded_keys.store(n, Relaxed);
+        }
+        return Ok(());
+    }
+    let t = Instant::now();
+    let (keys, _) = crate::snapshot::load(srv, &path)?;
+    srv.loaded_keys.store(keys, Relaxed);
+    tracing::info!("snapshot {} loaded: {keys} keys in {:.3}s", path.display(), t.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// Opens the log under `dir/<appenddirname>`, replays it into the
 /// keyspace and attaches the writer to `srv`. Runs before clients are
 /// served (they get -LOADING meanwhile).
@@ -119,14 +173,42 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
         let _ = srv.aof_faults.set(faults);
     }
     let start = Instant::now();
+    let fresh = !basalt_aof::manifest::manifest_path(&dir).exists();
     let mut rec = Recovery::open(&dir, opts).map_err(|e| e.to_string())?;
+    // A data dir with no Basalt state but a Redis dump: import it, then
+    // (below, once the log is open) snapshot it into Basalt's own format.
+    let imported = if fresh { import_rdb(srv)? } else { None };
+    if let Some(snap) = rec.snapshot() {
+        let path = dir.join(&snap.name);
+        let t = Instant::now();
+        let (keys, covered) = crate::snapshot::load(srv, &path).map_err(|e| format!("cannot load snapshot: {e}"))?;
+        if covered != snap.covered.0 {
+            return Err(format!("{}: covers log position {covered}, the manifest says {}", path.display(), snap.covered.0));
+        }
+        srv.loaded_keys.store(keys, Relaxed);
+        tracing::info!("snapshot {} loaded: {keys} keys in {:.3}s", snap.name, t.elapsed().as_secs_f64());
+    }
+    // A snapshot killed mid-write leaves a temp file; older snapshots whose
+    // install was interrupted are not named by the manifest. Neither is
+    // ever loaded; remove them.
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        let keep = rec.snapshot().map(|s| s.name.clone());
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = name.ends_with(".bsnap.tmp") || (name.ends_with(".bsnap") && Some(&name) != keep.as_ref());
+            if stale {
+                tracing::info!("removing stale snapshot file {name}");
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let mut replayer = ParallelReplay::new(srv.clone());
     let mut n: u64 = 0;
     loop {
         let r = match rec.next() {
             Ok(Some(r)) => r,
             Ok(None) => break,
-            Err(e) => return Err(format!("{e} (repair with: basalt-check-aof --fix {})", dir.display())),
+            Err(e) => return Err(e.to_string()),
         };
         let lsn = r.lsn;
         replayer.push(r.payload).map_err(|e| format!("{}: record ending at log position {}: {e}", dir.display(), lsn.0))?;
@@ -154,6 +236,10 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     tracing::info!("log replayed: {n} records in {secs:.3}s ({:.0} records/s)", n as f64 / secs.max(1e-9));
     srv.stats.dirty.store(0, Relaxed);
     srv.attach_log(log);
+    if let Some(n) = imported {
+        srv.loaded_keys.store(n, Relaxed);
+        crate::snapshot::take(srv).map_err(|e| format!("snapshot of the imported dump: {e}"))?;
+    }
     Ok(())
 }
 

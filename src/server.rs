@@ -66,6 +66,13 @@ pub async fn bind(cfg: &Config) -> Result<Listeners, String> {
 
 /// Serves until shutdown is requested (SHUTDOWN, SIGTERM, SIGINT).
 pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
+    // Install signal handlers before announcing the port, so a SIGTERM
+    // right after start is a clean shutdown, not the default kill.
+    use tokio::signal::unix::{signal, SignalKind};
+    let sigs = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => Some((t, i)),
+        _ => None,
+    };
     for l in &listeners.tcp {
         if let Ok(a) = l.local_addr() {
             srv.tcp_port.store(a.port() as u64, Relaxed);
@@ -136,7 +143,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
     }
     tokio::spawn(expire_cycle(srv.clone()));
     tokio::spawn(log_health(srv.clone()));
-    tokio::spawn(signals(srv.clone()));
+    tokio::spawn(persistence_cron(srv.clone()));
+    if let Some((t, i)) = sigs {
+        tokio::spawn(signals(srv.clone(), t, i));
+    }
 
     let mut stop = srv.shutdown.subscribe();
     while stop.borrow().is_none() {
@@ -173,6 +183,50 @@ async fn reject(mut sock: tokio::net::TcpStream) {
     let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
 }
 
+/// Starts snapshots when due: a scheduled BGSAVE/BGREWRITEAOF, the `save
+/// <seconds> <changes>` points, and log growth past
+/// `auto-aof-rewrite-percentage` over its size after the last compaction
+/// (once above `auto-aof-rewrite-min-size`), as Redis does.
+async fn persistence_cron(srv: Arc<Shared>) {
+    let mut stop = srv.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => return,
+        }
+        if srv.loading.load(Relaxed) || srv.snap.in_progress.load(Relaxed) {
+            continue;
+        }
+        let now = unix_ms() / 1000;
+        let last = match srv.snap.last_save_time.load(Relaxed) {
+            0 => srv.start_unix_secs,
+            t => t,
+        };
+        let dirty = srv.stats.dirty.load(Relaxed);
+        let (points, pct, min_size) = {
+            let c = srv.config.read();
+            let num = |n: &str| c.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            (c.save_points(), num("auto-aof-rewrite-percentage"), num("auto-aof-rewrite-min-size"))
+        };
+        let mut due = srv.snap_scheduled.swap(false, Relaxed);
+        // After a failed save, retry no sooner than 5 s (Redis's rule).
+        let failed_recently = !srv.snap.last_ok.load(Relaxed) && srv.snap.saves.load(Relaxed) + 1 > 1 && now.saturating_sub(last) < 5;
+        if !failed_recently {
+            due |= points.iter().any(|&(secs, changes)| dirty >= changes && now.saturating_sub(last) >= secs);
+        }
+        if let (Some(log), true) = (srv.log.get(), pct > 0) {
+            let st = log.status();
+            let base = st.base_size.max(1);
+            if st.current_size >= min_size && st.current_size.saturating_sub(base) * 100 / base >= pct {
+                due = true;
+            }
+        }
+        if due && !crate::commands::persistence::start_background(srv.clone()) {
+            srv.snap_scheduled.store(true, Relaxed);
+        }
+    }
+}
+
 /// Mirrors the log's health into flags the command path reads cheaply.
 async fn log_health(srv: Arc<Shared>) {
     let mut stop = srv.shutdown.subscribe();
@@ -196,11 +250,7 @@ async fn log_health(srv: Arc<Shared>) {
     }
 }
 
-async fn signals(srv: Arc<Shared>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return;
-    };
+async fn signals(srv: Arc<Shared>, mut term: tokio::signal::unix::Signal, mut int: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
         _ = int.recv() => tracing::info!("received SIGINT, shutting down"),

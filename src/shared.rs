@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use crate::counter::Counter;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,18 +17,18 @@ use crate::config::Config;
 
 #[derive(Default)]
 pub struct Stats {
-    pub commands: AtomicU64,
-    pub connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub expired_keys: AtomicU64,
-    pub expired_stale_perc: AtomicU64,
-    pub evicted_keys: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-    pub dirty: AtomicU64,
-    pub error_replies: AtomicU64,
+    pub commands: Counter,
+    pub connections: Counter,
+    pub rejected_connections: Counter,
+    pub keyspace_hits: Counter,
+    pub keyspace_misses: Counter,
+    pub expired_keys: Counter,
+    pub expired_stale_perc: Counter,
+    pub evicted_keys: Counter,
+    pub net_input_bytes: Counter,
+    pub net_output_bytes: Counter,
+    pub dirty: Counter,
+    pub error_replies: Counter,
     pub errors: Mutex<HashMap<String, u64>>,
 }
 
@@ -88,10 +90,29 @@ pub struct Shared {
     pub loading_start_ms: AtomicU64,
     /// The fault injector under the log (debug-aof-fault-injection).
     pub aof_faults: OnceLock<Arc<basalt_aof::fs::Faults>>,
+    pub snap: crate::snapshot::SnapState,
+    /// Keys loaded from the snapshot at start.
+    pub loaded_keys: AtomicU64,
+    /// A BGSAVE SCHEDULE / BGREWRITEAOF waiting for the current snapshot.
+    pub snap_scheduled: AtomicBool,
+    /// A weak handle to ourselves, for commands that start threads.
+    pub me: OnceLock<std::sync::Weak<Shared>>,
     /// `appendfsync always` (fixed at start).
-    pub fsync_always: bool,
+    pub fsync_always: AtomicBool,
     /// Clients blocked in BLPOP and friends, by key.
     pub blocked: crate::blocking::Registry,
+}
+
+/// Redis's LRU clock resolution: 24 bits of seconds.
+pub const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
+
+/// Seconds between two access-clock readings, across a wrap.
+pub fn lru_elapsed(now: u32, then: u32) -> u64 {
+    if now >= then {
+        (now - then) as u64
+    } else {
+        (LRU_CLOCK_MAX - then as u64) + now as u64
+    }
 }
 
 thread_local! {
@@ -138,7 +159,11 @@ impl Shared {
             loading: AtomicBool::new(false),
             loading_progress: AtomicU64::new(0),
             loading_start_ms: AtomicU64::new(0),
-            fsync_always,
+            fsync_always: AtomicBool::new(fsync_always),
+            snap: Default::default(),
+            loaded_keys: AtomicU64::new(0),
+            snap_scheduled: AtomicBool::new(false),
+            me: OnceLock::new(),
             aof_faults: OnceLock::new(),
             blocked: Default::default(),
         }
@@ -185,15 +210,33 @@ impl Shared {
                 self.loading_progress.load(Relaxed)
             ));
         }
+        let sn = &self.snap;
+        let in_prog = sn.in_progress.load(Relaxed);
+        let ok = if sn.last_ok.load(Relaxed) || sn.saves.load(Relaxed) == 0 && sn.last_error.lock().is_empty() { "ok" } else { "err" };
+        let last_time = match sn.last_save_time.load(Relaxed) {
+            0 => self.start_unix_secs,
+            t => t,
+        };
+        let dur = sn.last_duration_ms.load(Relaxed);
         s.push_str(&format!(
-            "rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n",
+            "rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:{}\r\nsnapshot_keys_processed:{}\r\n",
             self.stats.dirty.load(Relaxed),
-            self.start_unix_secs,
+            in_prog as u8,
+            last_time,
+            ok,
+            if sn.saves.load(Relaxed) == 0 { -1 } else { (dur / 1000) as i64 },
+            sn.saves.load(Relaxed),
+            sn.last_extra_bytes.load(Relaxed),
+            self.loaded_keys.load(Relaxed),
+            sn.current_keys.load(Relaxed),
         ));
+        let rewrite_in_prog = (in_prog && self.log.get().is_some()) as u8;
+        let rewrites = sn.rewrites.load(Relaxed);
+        let sched = self.snap_scheduled.load(Relaxed) as u8;
         match st {
-            None => s.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\n"),
+            None => s.push_str(&format!("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:{sched}\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\n")),
             Some(st) => s.push_str(&format!(
-                "aof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:{}\r\naof_delayed_fsync:0\r\naof_fsync_policy:{}\r\naof_fsyncs:{}\r\naof_records_per_fsync:{:.2}\r\naof_max_records_per_fsync:{}\r\naof_write_failures:{}\r\naof_appended_offset:{}\r\naof_durable_offset:{}\r\n",
+                "aof_enabled:1\r\naof_rewrite_in_progress:{rewrite_in_prog}\r\naof_rewrite_scheduled:{sched}\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{ok}\r\naof_rewrites:{rewrites}\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:{}\r\naof_delayed_fsync:0\r\naof_fsync_policy:{}\r\naof_fsyncs:{}\r\naof_records_per_fsync:{:.2}\r\naof_max_records_per_fsync:{}\r\naof_write_failures:{}\r\naof_appended_offset:{}\r\naof_durable_offset:{}\r\n",
                 if st.last_write_ok { "ok" } else { "err" },
                 st.current_size,
                 st.base_size,
@@ -216,11 +259,17 @@ impl Shared {
         s
     }
 
+    pub fn self_arc(&self) -> Option<Arc<Shared>> {
+        self.me.get().and_then(|w| w.upgrade())
+    }
+
     /// Coarse access clock in seconds since start (OBJECT IDLETIME).
-    /// The access clock at `now_ms` (no clock read).
+    /// The access clock at `now_ms` (no clock read): Unix seconds,
+    /// wrapping at 2^24 as Redis's LRU clock does, so an idle time set by
+    /// RESTORE IDLETIME can reach back before the server started.
     #[inline]
     pub fn lru_clock_at(&self, now_ms: u64) -> u32 {
-        (now_ms / 1000).saturating_sub(self.start_unix_secs) as u32
+        ((now_ms / 1000) & LRU_CLOCK_MAX) as u32
     }
 
     pub fn lru_clock(&self) -> u32 {

@@ -69,7 +69,7 @@ pub struct ScanOpts<'a> {
 
 /// SCAN's cursor argument.
 pub fn parse_cursor(b: &[u8]) -> Result<u64, CmdError> {
-    crate::num::parse_u64(b).ok_or_else(|| CmdError::msg("ERR invalid cursor"))
+    crate::num::parse_cursor(b).ok_or_else(|| CmdError::msg("ERR invalid cursor"))
 }
 
 /// MATCH / COUNT options from `a[from..]`.

@@ -78,8 +78,17 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let value = String::from_utf8_lossy(pair[1]).into_owned();
         next.set(&name, &value).map_err(CmdError::Msg)?;
     }
+    let fsync = next.appendfsync.clone();
     *cfg = next;
     drop(cfg);
+    // Settings that live outside the config struct.
+    if names.iter().any(|n| n == "appendfsync") {
+        let p = crate::persistence::fsync_policy(&fsync);
+        if let Some(log) = ctx.srv.log.get() {
+            log.set_policy(p);
+        }
+        ctx.srv.fsync_always.store(fsync == "always", std::sync::atomic::Ordering::Relaxed);
+    }
     ctx.out.ok();
     Ok(())
 }

@@ -60,6 +60,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     k12(cmd("copy", -3, WRITE | DENYOOM, copy)),
     k1(cmd("move", 3, WRITE | FAST, move_)),
     CommandSpec { group: "generic", ..cmd("keys", 2, READONLY | CAT_DANGEROUS, keys) },
+    k1(cmd("dump", 2, READONLY, dump)),
+    k1(cmd("restore", -4, WRITE | DENYOOM | CAT_DANGEROUS, restore)),
     CommandSpec { group: "generic", ..cmd("scan", -2, READONLY, scan) },
     CommandSpec { group: "generic", ..cmd("randomkey", 1, READONLY, randomkey) },
     CommandSpec {
@@ -108,9 +110,13 @@ fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn touch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    // TOUCH updates the access clock even under CLIENT NO-TOUCH (7.2).
+    let clock = ctx.clock();
     let mut n = 0;
     for key in &a[1..] {
-        if ctx.read_key(key).exists() {
+        let mut k = ctx.read_key(key);
+        if let Some(e) = k.get_mut() {
+            e.lru = clock;
             n += 1;
         }
     }
@@ -418,7 +424,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // touches it.
     let clock = ctx.clock();
     let touch = ctx.touch_clock();
-    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock };
+    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock, epoch: 0 };
     // (source found, copied); the source lookup counts as a read.
     let (found, done) = if sdb == ddb {
         let mut m = ctx.lock_keys(&[src, dst]);
@@ -666,15 +672,22 @@ fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if lfu_policy(ctx) {
         return Err(CmdError::msg("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    ctx.out.int(ctx.srv.lru_clock().saturating_sub(lru) as i64);
+    ctx.out.int(crate::shared::lru_elapsed(ctx.srv.lru_clock_at(ctx.now_ms), lru) as i64);
     Ok(())
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    // Redis shares the integers 0..9999 and reports INT_MAX for them,
+    // unless a maxmemory with an LRU/LFU policy needs per-key clocks.
+    let shared = {
+        let cfg = ctx.srv.config.read();
+        let maxmem = cfg.get("maxmemory").is_some_and(|v| v != "0");
+        let lru_lfu = cfg.get("maxmemory-policy").is_some_and(|p| p.contains("lru") || p.contains("lfu"));
+        !(maxmem && lru_lfu)
+    };
     let k = ctx.peek_key(a[2]);
-    // Redis shares the integers 0..9999 and reports INT_MAX for them.
     let rc = k.get().map(|e| match e.value {
-        Value::Int(i) if (0..10000).contains(&i) => i32::MAX as i64,
+        Value::Int(i) if shared && (0..10000).contains(&i) => i32::MAX as i64,
         _ => 1,
     });
     drop(k);
@@ -714,5 +727,101 @@ fn object_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
             "    <key>.",
         ],
     );
+    Ok(())
+}
+
+fn dump(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let k = ctx.read_key(a[1]);
+    let v = k.get().map(|e| crate::convert::to_rdb(&e.value));
+    drop(k);
+    match v {
+        None => ctx.out.null(),
+        Some(v) => {
+            let payload = basalt_rdb::encode_dump(&v, &basalt_rdb::EncodeOptions::default()).map_err(|e| CmdError::msg(format!("ERR DUMP failed: {e}")))?;
+            ctx.out.bulk(&payload);
+        }
+    }
+    Ok(())
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]
+fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let (mut replace, mut absttl) = (false, false);
+    let mut lru_idle: Option<i64> = None;
+    let mut freq: Option<i64> = None;
+    let mut j = 4;
+    while j < a.len() {
+        let more = j + 1 < a.len();
+        // As Redis: IDLETIME and FREQ exclude each other (syntax error).
+        if eq(a[j], "replace") {
+            replace = true;
+        } else if eq(a[j], "absttl") {
+            absttl = true;
+        } else if eq(a[j], "idletime") && more && freq.is_none() {
+            let v = int(a[j + 1])?;
+            if v < 0 {
+                return Err(CmdError::msg("ERR Invalid IDLETIME value, must be >= 0"));
+            }
+            lru_idle = Some(v);
+            j += 1;
+        } else if eq(a[j], "freq") && more && lru_idle.is_none() {
+            let v = int(a[j + 1])?;
+            if !(0..=255).contains(&v) {
+                return Err(CmdError::msg("ERR Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            freq = Some(v);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    // Redis's order: BUSYKEY, then the TTL, then the payload.
+    if !replace && ctx.write_key(a[1]).exists() {
+        return Err(CmdError::msg("BUSYKEY Target key name already exists."));
+    }
+    let ttl = int(a[2])?;
+    if ttl < 0 {
+        return Err(CmdError::msg("ERR Invalid TTL value, must be >= 0"));
+    }
+    let bad_payload = || CmdError::msg("ERR DUMP payload version or checksum are wrong");
+    if a[3].len() < 10 {
+        return Err(bad_payload());
+    }
+    let (value, _) = basalt_rdb::decode_dump(a[3], &basalt_rdb::DecodeOptions::default(), None).map_err(|e| match e {
+        basalt_rdb::Error::UnsupportedVersion { .. } | basalt_rdb::Error::Checksum { .. } | basalt_rdb::Error::Truncated { .. } => bad_payload(),
+        _ => CmdError::msg("ERR Bad data format"),
+    })?;
+    let lim = ctx.srv.config.read().limits;
+    let v = crate::convert::from_rdb(&value, &lim).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    let expire_at = match (ttl, absttl) {
+        (0, _) => 0,
+        (t, true) => t as u64,
+        (t, false) => ctx.now_ms.saturating_add(t as u64),
+    };
+    let mut k = ctx.write_key(a[1]);
+    if k.exists() && !replace {
+        return Err(CmdError::msg("BUSYKEY Target key name already exists."));
+    }
+    if expire_at != 0 && expire_at <= ctx.now_ms && !ctx.loading {
+        // Already expired: Redis deletes the key and replies OK.
+        if k.remove().is_some() {
+            ctx.propagate(&[b"DEL", a[1]]);
+        }
+        drop(k);
+        ctx.out.ok();
+        return Ok(());
+    }
+    let mut e = Entry::with_expire(v, expire_at);
+    let now = ctx.srv.lru_clock_at(ctx.now_ms) as u64;
+    let idle = (lru_idle.unwrap_or(0) as u64).min(crate::shared::LRU_CLOCK_MAX);
+    // Going back `idle` seconds on the 24-bit wrapping clock.
+    e.lru = ((now + crate::shared::LRU_CLOCK_MAX + 1 - idle) & crate::shared::LRU_CLOCK_MAX) as u32;
+    k.insert(e);
+    // Logged with an absolute deadline so replay is exact.
+    let abs = itoa::Buffer::new().format(expire_at).to_string();
+    ctx.propagate(&[b"RESTORE", a[1], abs.as_bytes(), a[3], b"REPLACE", b"ABSTTL"]);
+    drop(k);
+    ctx.out.ok();
     Ok(())
 }

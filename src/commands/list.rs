@@ -209,9 +209,16 @@ fn index_of(i: i64, len: usize) -> Option<usize> {
 }
 
 fn lindex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let i = int(a[2])?;
+    // Redis looks the key up (nil if missing, WRONGTYPE) before parsing
+    // the index.
     let k = ctx.read_key(a[1]);
-    match opt(k.get(), list)?.and_then(|l| index_of(i, l.len()).and_then(|i| l.get(i))) {
+    let Some(l) = opt(k.get(), list)? else {
+        drop(k);
+        ctx.out.null();
+        return Ok(());
+    };
+    let i = int(a[2])?;
+    match index_of(i, l.len()).and_then(|i| l.get(i)) {
         Some(v) => ctx.out.bulk(v),
         None => ctx.out.null(),
     }

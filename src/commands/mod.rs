@@ -20,6 +20,7 @@ pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod list;
+pub mod persistence;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -27,7 +28,7 @@ pub mod string;
 pub mod zset;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::OnceLock;
 
 pub use error::{CmdError, CmdResult};
@@ -120,10 +121,10 @@ pub fn container(_: &mut Ctx<'_>, _: &[&[u8]]) -> CmdResult {
 /// Per-command counters for INFO commandstats.
 #[derive(Default)]
 pub struct CmdStats {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
-    pub rejected: AtomicU64,
-    pub failed: AtomicU64,
+    pub calls: crate::counter::Counter,
+    pub usec: crate::counter::Counter,
+    pub rejected: crate::counter::Counter,
+    pub failed: crate::counter::Counter,
 }
 
 pub struct Entry {
@@ -147,6 +148,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         info::COMMANDS,
         string::COMMANDS,
         keys::COMMANDS,
+        persistence::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
         list::COMMANDS,
@@ -193,10 +195,17 @@ impl Table {
     /// Resolves argv to the entry that will run (the subcommand for
     /// containers), checking arity. Errors are the client-facing ones.
     pub fn resolve(&self, argv: &[&[u8]]) -> Result<&Entry, CmdError> {
+        self.resolve_counted(argv).map_err(|(e, _)| e)
+    }
+
+    /// As `resolve`; an error also names the entry whose `rejected_calls`
+    /// it counts in, as Redis: the (sub)command for a wrong arity, none for
+    /// an unknown name. DEBUG, one command in Redis, counts as a call that
+    /// failed (`true`).
+    pub fn resolve_counted(&self, argv: &[&[u8]]) -> Result<&Entry, (CmdError, Option<(&Entry, bool)>)> {
         let name = argv[0];
-        let e = self.get(name).ok_or_else(|| CmdError::UnknownCommand {
-            name: name.to_vec(),
-            args: argv[1..].iter().map(|a| a.to_vec()).collect(),
+        let e = self.get(name).ok_or_else(|| {
+            (CmdError::UnknownCommand { name: name.to_vec(), args: argv[1..].iter().map(|a| a.to_vec()).collect() }, None)
         })?;
         if !e.subs.is_empty() && argv.len() >= 2 {
             let mut buf = [0u8; 32];
@@ -204,13 +213,13 @@ impl Table {
             // DEBUG is a single command in Redis that parses its own
             // subcommands: unknown ones and wrong counts get one message.
             if e.spec.name == "debug" && sub.map_or(true, |s| check_arity(s, argv.len()).is_err()) {
-                return Err(client::subcommand_syntax_error(argv));
+                return Err((client::subcommand_syntax_error(argv), Some((e, true))));
             }
-            let sub = sub.ok_or_else(|| CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() })?;
-            check_arity(sub, argv.len())?;
+            let sub = sub.ok_or_else(|| (CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() }, None))?;
+            check_arity(sub, argv.len()).map_err(|err| (err, Some((sub, false))))?;
             return Ok(sub);
         }
-        check_arity(e, argv.len())?;
+        check_arity(e, argv.len()).map_err(|err| (err, Some((e, false))))?;
         Ok(e)
     }
 
@@ -284,48 +293,64 @@ impl<'a> Ctx<'a> {
 /// command that ran (0 when it was rejected before running).
 pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
     let t = table();
-    let entry = match t.resolve(argv) {
+    let entry = match t.resolve_counted(argv) {
         Ok(e) => e,
-        Err(err) => {
-            if let Some(e) = t.get(argv[0]) {
-                e.stats.rejected.fetch_add(1, Relaxed);
+        Err((err, counted)) => {
+            match counted {
+                Some((e, false)) => {
+                    e.stats.rejected.fetch_add(1, Relaxed);
+                }
+                Some((e, true)) => {
+                    e.stats.calls.fetch_add(1, Relaxed);
+                    e.stats.failed.fetch_add(1, Relaxed);
+                    ctx.srv.stats.commands.fetch_add(1, Relaxed);
+                }
+                None => {}
             }
             reply_error(ctx, &err);
             return 0;
         }
     };
+    // DEBUG is one command in Redis: its subcommands count as `debug`.
+    let stat = match entry.fullname.strip_prefix("debug|") {
+        Some(_) => t.get(b"debug").unwrap_or(entry),
+        None => entry,
+    };
     let f = entry.spec.flags;
     if !ctx.loading && ctx.srv.loading.load(Relaxed) && f & flags::LOADING == 0 {
-        entry.stats.rejected.fetch_add(1, Relaxed);
+        stat.stats.rejected.fetch_add(1, Relaxed);
         reply_error(ctx, &CmdError::msg("LOADING Redis is loading the dataset in memory"));
         return 0;
     }
     if f & flags::WRITE != 0 && !ctx.loading && !ctx.srv.log_ok.load(Relaxed) {
-        entry.stats.rejected.fetch_add(1, Relaxed);
+        stat.stats.rejected.fetch_add(1, Relaxed);
         let why = ctx.srv.log_error.lock().clone();
         reply_error(ctx, &CmdError::msg(format!("MISCONF Errors writing to the AOF file: {why}")));
         return 0;
     }
     if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
-        entry.stats.rejected.fetch_add(1, Relaxed);
+        stat.stats.rejected.fetch_add(1, Relaxed);
         reply_error(ctx, &CmdError::msg("NOAUTH Authentication required."));
         return 0;
     }
-    ctx.client.handle.set_last_cmd(entry);
+    ctx.client.handle.set_last_cmd(stat);
     // Command time is measured on one call in TIME_SAMPLE and scaled: two
     // clock reads per command were a visible share of a pipelined GET.
-    let calls = entry.stats.calls.fetch_add(1, Relaxed);
+    // Counted after the call, as Redis: INFO does not see itself and
+    // CONFIG RESETSTAT shows as its own first call.
+    let calls = stat.stats.calls.load(Relaxed);
     let res = if calls % TIME_SAMPLE == 0 {
         let start = std::time::Instant::now();
         let r = (entry.spec.handler)(ctx, argv);
-        entry.stats.usec.fetch_add(start.elapsed().as_micros() as u64 * TIME_SAMPLE, Relaxed);
+        stat.stats.usec.fetch_add(start.elapsed().as_micros() as u64 * TIME_SAMPLE, Relaxed);
         r
     } else {
         (entry.spec.handler)(ctx, argv)
     };
+    stat.stats.calls.fetch_add(1, Relaxed);
     ctx.srv.stats.commands.fetch_add(1, Relaxed);
     if let Err(err) = res {
-        entry.stats.failed.fetch_add(1, Relaxed);
+        stat.stats.failed.fetch_add(1, Relaxed);
         reply_error(ctx, &err);
     }
     f

@@ -156,7 +156,12 @@ fn set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// The shared body of SET, SETEX, PSETEX, GETSET, SETNX.
 fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Option<u64>, setnx_reply: bool) -> CmdResult {
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(key);
+    // The write lookup touches an existing key, even when NX/XX refuses.
+    if let (Some(e), Some(c)) = (k.get_mut(), touch) {
+        e.lru = c;
+    }
     let old = k.get();
     if o.get {
         ctx.count_lookup(old.is_some());
@@ -264,9 +269,13 @@ fn mget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // sense beyond each read being consistent, but lock all for a
     // snapshot-consistent answer when keys share few shards.
     let keys = &a[1..];
+    let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(keys);
     let mut buf = itoa::Buffer::new();
     for (i, key) in keys.iter().enumerate() {
+        if let (Some(e), Some(c)) = (m.get_mut(i, key), touch) {
+            e.lru = c;
+        }
         match m.get(i, key) {
             Some(e) => match str_bytes(&e.value, &mut buf) {
                 Some(b) => {
@@ -289,8 +298,13 @@ fn mset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
         return Err(CmdError::WrongArity(if nx { "msetnx" } else { "mset" }.into()));
     }
     let keys: Vec<&[u8]> = a[1..].iter().step_by(2).copied().collect();
+    let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(&keys);
-    if nx && keys.iter().enumerate().any(|(i, k)| m.get(i, k).is_some()) {
+    if let Some(i) = keys.iter().enumerate().position(|(i, k)| nx && m.get(i, k).is_some()) {
+        // Redis's write lookup stops at (and touches) the first that exists.
+        if let (Some(e), Some(c)) = (m.get_mut(i, keys[i]), touch) {
+            e.lru = c;
+        }
         drop(m);
         ctx.out.int(0);
         return Ok(());
@@ -553,25 +567,14 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let (mut getlen, mut getidx, mut withmatchlen, mut minmatchlen) = (false, false, false, 0i64);
-    let mut j = 3;
-    while j < a.len() {
-        if eq(a[j], "idx") {
-            getidx = true;
-        } else if eq(a[j], "len") {
-            getlen = true;
-        } else if eq(a[j], "withmatchlen") {
-            withmatchlen = true;
-        } else if eq(a[j], "minmatchlen") && j + 1 < a.len() {
-            minmatchlen = int(a[j + 1])?.max(0);
-            j += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        j += 1;
-    }
     let keys = [a[1], a[2]];
+    let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(&keys);
+    for (i, key) in keys.iter().enumerate() {
+        if let (Some(e), Some(c)) = (m.get_mut(i, key), touch) {
+            e.lru = c;
+        }
+    }
     let mut fetch = |i: usize| -> Result<Option<Vec<u8>>, CmdError> {
         match m.get(i, keys[i]) {
             None => Ok(None),
@@ -591,6 +594,24 @@ fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         ctx.count_lookup(s.as_ref().map_or(true, |s| s.is_some()));
     }
     let (sa, sb) = (sa?.unwrap_or_default(), sb?.unwrap_or_default());
+    // Redis checks the keys' types before it parses the options.
+    let (mut getlen, mut getidx, mut withmatchlen, mut minmatchlen) = (false, false, false, 0i64);
+    let mut j = 3;
+    while j < a.len() {
+        if eq(a[j], "idx") {
+            getidx = true;
+        } else if eq(a[j], "len") {
+            getlen = true;
+        } else if eq(a[j], "withmatchlen") {
+            withmatchlen = true;
+        } else if eq(a[j], "minmatchlen") && j + 1 < a.len() {
+            minmatchlen = int(a[j + 1])?.max(0);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
     if getidx && getlen {
         return Err(CmdError::msg("ERR If you want both the length and indexes, please just use IDX."));
     }

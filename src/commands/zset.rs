@@ -280,6 +280,12 @@ fn zadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn zincrby(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    // Redis runs ZINCRBY through ZADD's option parser, so an option word in
+    // the increment's place is taken as a flag and leaves an odd number of
+    // arguments: a syntax error, not a float error.
+    if ["nx", "xx", "ch", "incr", "gt", "lt"].iter().any(|o| a[2].eq_ignore_ascii_case(o.as_bytes())) {
+        return Err(CmdError::Syntax);
+    }
     zadd_generic(ctx, a, AddFlags { incr: true, ..Default::default() }, 2)
 }
 

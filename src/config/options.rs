@@ -27,7 +27,7 @@ pub static OPTIONS: &[Opt] = &[
     Opt { name: "appenddirname", default: "appendonlydir", kind: Kind::Str, flags: IMMUTABLE|IMPLEMENTED },
     Opt { name: "appendfilename", default: "appendonly.aof", kind: Kind::Str, flags: IMPLEMENTED },
     Opt { name: "appendfsync", default: "always", kind: Kind::Enum(&["always", "everysec", "no"]), flags: IMPLEMENTED },
-    Opt { name: "appendonly", default: "yes", kind: Kind::Bool, flags: IMPLEMENTED },
+    Opt { name: "appendonly", default: "yes", kind: Kind::Bool, flags: IMPLEMENTED | IMMUTABLE },
     Opt { name: "auto-aof-rewrite-min-size", default: "67108864", kind: Kind::Mem, flags: IMPLEMENTED },
     Opt { name: "auto-aof-rewrite-percentage", default: "100", kind: Kind::Int, flags: IMPLEMENTED },
     Opt { name: "bgsave_cpulist", default: "", kind: Kind::Str, flags: 0 },

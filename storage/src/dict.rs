@@ -37,20 +37,99 @@ const MIN_BUCKETS: usize = 4;
 
 /// Generic over the stored value: the keyspace uses `Dict<Entry>`; large
 /// hashes, sets and sorted sets use it too (for the same SCAN guarantee).
-pub struct Dict<V = Entry> {
+pub struct Dict<V: Slot = Entry> {
     buckets: Vec<Option<Box<Node<V>>>>,
     len: usize,
+    /// Epoch stamped on entries written from now on.
+    epoch: u32,
+    /// Set while a point-in-time snapshot of this table is being taken.
+    snap: Option<Box<SnapHook>>,
 }
 
-impl<V> Default for Dict<V> {
+/// What a table stores, as far as snapshots are concerned. The keyspace's
+/// [`Entry`] carries the epoch it was last written in; values inside a
+/// collection do not (a collection is captured whole, through its key's
+/// entry), so the defaults make them never captured.
+pub trait Slot {
+    fn epoch(&self) -> u32 {
+        u32::MAX
+    }
+    fn set_epoch(&mut self, _epoch: u32) {}
+    fn as_entry(&self) -> Option<&Entry> {
+        None
+    }
+}
+
+impl Slot for Entry {
+    fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
+    }
+    fn as_entry(&self) -> Option<&Entry> {
+        Some(self)
+    }
+}
+
+impl Slot for CompactBytes {}
+impl Slot for () {}
+impl Slot for f64 {}
+impl Slot for u64 {}
+
+/// Receives the pre-write image of entries for an active snapshot.
+pub trait Capture: Send + Sync {
+    fn capture(&self, db: u32, key: &[u8], entry: &Entry);
+}
+
+/// Snapshot state of one table.
+///
+/// ```text
+///  cut (all shard locks held)          walk (small slices, lock per slice)
+///  ───────────────────────────         ─────────────────────────────────
+///  epoch E = previous + 1              for each entry with epoch < E:
+///  every table: begin_snapshot(E)          capture it, stamp epoch = E
+///  log position S noted
+///
+///  any write to an entry with epoch < E (update, delete, expire, clear):
+///      capture the old entry, stamp epoch = E, then write
+///  new entries are stamped E and never captured
+/// ```
+///
+/// Every entry present at the cut is captured exactly once, with the
+/// value it had at the cut: either by the walk (untouched since) or by the
+/// first write after the cut (which captures before changing it). Entries
+/// created after the cut are skipped. So the captured set is exactly the
+/// table at log position S. The hook lives inside the table, so no
+/// mutation path can bypass it.
+pub struct SnapHook {
+    pub epoch: u32,
+    /// The logical database this table was at the cut (SWAPDB moves
+    /// tables; the label moves with them).
+    pub db: u32,
+    pub cursor: u64,
+    pub sink: std::sync::Arc<dyn Capture>,
+}
+
+#[inline]
+fn capture<V: Slot>(h: &SnapHook, key: &CompactBytes, v: &mut V) {
+    if v.epoch() < h.epoch {
+        if let Some(e) = v.as_entry() {
+            h.sink.capture(h.db, key.as_slice(), e);
+        }
+        v.set_epoch(h.epoch);
+    }
+}
+
+impl<V: Slot> Default for Dict<V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V> Dict<V> {
+impl<V: Slot> Dict<V> {
     pub const fn new() -> Self {
-        Dict { buckets: Vec::new(), len: 0 }
+        Dict { buckets: Vec::new(), len: 0, epoch: 0, snap: None }
     }
 
     pub fn len(&self) -> usize {
@@ -84,14 +163,20 @@ impl<V> Dict<V> {
         None
     }
 
+    /// The value for writing: during a snapshot, its pre-write image is
+    /// captured first (see [`SnapHook`]).
     pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
         if self.buckets.is_empty() {
             return None;
         }
         let idx = hash as usize & self.mask();
+        let snap = self.snap.as_deref();
         let mut cur = self.buckets[idx].as_deref_mut();
         while let Some(n) = cur {
             if n.key.as_slice() == key {
+                if let Some(h) = snap {
+                    capture(h, &n.key, &mut n.entry);
+                }
                 return Some(&mut n.entry);
             }
             cur = n.next.as_deref_mut();
@@ -101,7 +186,10 @@ impl<V> Dict<V> {
 
     /// Inserts or replaces; returns the previous entry for the key.
     pub fn insert(&mut self, hash: u64, key: &[u8], entry: V) -> Option<V> {
+        let epoch = self.epoch;
         if let Some(e) = self.get_mut(hash, key) {
+            let mut entry = entry;
+            entry.set_epoch(epoch);
             return Some(std::mem::replace(e, entry));
         }
         self.insert_new(hash, CompactBytes::new(key), entry);
@@ -109,7 +197,8 @@ impl<V> Dict<V> {
     }
 
     /// Inserts a key known to be absent and returns its entry.
-    pub fn insert_new(&mut self, hash: u64, key: CompactBytes, entry: V) -> &mut V {
+    pub fn insert_new(&mut self, hash: u64, key: CompactBytes, mut entry: V) -> &mut V {
+        entry.set_epoch(self.epoch);
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
@@ -133,6 +222,9 @@ impl<V> Dict<V> {
             match link {
                 None => return None,
                 Some(n) if n.key.as_slice() == key => {
+                    if let Some(h) = self.snap.as_deref() {
+                        capture(h, &n.key, &mut n.entry);
+                    }
                     let mut node = link.take().expect("matched Some");
                     *link = node.next.take();
                     self.len -= 1;
@@ -172,6 +264,15 @@ impl<V> Dict<V> {
     }
 
     pub fn clear(&mut self) {
+        if let Some(h) = self.snap.as_deref() {
+            for b in self.buckets.iter_mut() {
+                let mut cur = b.as_deref_mut();
+                while let Some(n) = cur {
+                    capture(h, &n.key, &mut n.entry);
+                    cur = n.next.as_deref_mut();
+                }
+            }
+        }
         // Drop chains iteratively: a long chain dropped recursively could
         // overflow the stack.
         for b in self.buckets.iter_mut() {
@@ -235,6 +336,9 @@ impl<V> Dict<V> {
                 match link {
                     None => break,
                     Some(n) if !keep(&n.key, &n.entry) => {
+                        if let Some(h) = self.snap.as_deref() {
+                            capture(h, &n.key, &mut n.entry);
+                        }
                         let mut node = link.take().expect("matched Some");
                         *link = node.next.take();
                         self.len -= 1;
@@ -288,7 +392,71 @@ impl<V> Dict<V> {
     }
 }
 
-impl<V> Drop for Dict<V> {
+impl Dict<Entry> {
+    /// Updates the access clock without counting as a write.
+    pub fn touch(&mut self, hash: u64, key: &[u8], lru: u32) {
+        if self.buckets.is_empty() {
+            return;
+        }
+        let idx = hash as usize & self.mask();
+        let mut cur = self.buckets[idx].as_deref_mut();
+        while let Some(n) = cur {
+            if n.key.as_slice() == key {
+                n.entry.lru = lru;
+                return;
+            }
+            cur = n.next.as_deref_mut();
+        }
+    }
+
+    /// Starts a snapshot of this table at epoch `epoch` (call with the cut
+    /// held: every shard locked).
+    pub fn begin_snapshot(&mut self, epoch: u32, db: u32, sink: std::sync::Arc<dyn Capture>) {
+        self.epoch = epoch;
+        self.snap = Some(Box::new(SnapHook { epoch, db, cursor: 0, sink }));
+    }
+
+    /// Captures not-yet-captured entries in up to `budget` buckets; returns
+    /// true when the whole table has been walked (the hook is then removed).
+    pub fn snapshot_step(&mut self, budget: usize) -> bool {
+        let Some(h) = self.snap.as_deref_mut() else { return true };
+        if self.buckets.is_empty() {
+            self.snap = None;
+            return true;
+        }
+        let mask = (self.buckets.len() - 1) as u64;
+        let mut cursor = h.cursor;
+        for _ in 0..budget {
+            let mut cur = self.buckets[(cursor & mask) as usize].as_deref_mut();
+            while let Some(n) = cur {
+                if n.entry.epoch < h.epoch {
+                    h.sink.capture(h.db, n.key.as_slice(), &n.entry);
+                    n.entry.epoch = h.epoch;
+                }
+                cur = n.next.as_deref_mut();
+            }
+            cursor = (cursor | !mask).reverse_bits().wrapping_add(1).reverse_bits();
+            if cursor == 0 {
+                self.snap = None;
+                return true;
+            }
+        }
+        h.cursor = cursor;
+        false
+    }
+
+    /// Abandons a snapshot (failure); entries keep their stamps, which is
+    /// harmless: the next snapshot uses a higher epoch.
+    pub fn abort_snapshot(&mut self) {
+        self.snap = None;
+    }
+
+    pub fn snapshot_active(&self) -> bool {
+        self.snap.is_some()
+    }
+}
+
+impl<V: Slot> Drop for Dict<V> {
     fn drop(&mut self) {
         self.clear();
     }
@@ -301,6 +469,50 @@ mod tests {
 
     fn e(v: i64) -> Entry {
         Entry::new(Value::Int(v))
+    }
+
+    #[derive(Default)]
+    struct Sink(std::sync::Mutex<Vec<(u32, Vec<u8>, i64)>>);
+    impl Capture for Sink {
+        fn capture(&self, db: u32, key: &[u8], e: &Entry) {
+            let v = match e.value {
+                Value::Int(i) => i,
+                _ => -1,
+            };
+            self.0.lock().unwrap().push((db, key.to_vec(), v));
+        }
+    }
+
+    #[test]
+    fn snapshot_is_the_state_at_the_cut() {
+        let mut d = Dict::new();
+        let k = |i: i64| format!("k{i}");
+        for i in 0..2000 {
+            d.insert(hash_key(k(i).as_bytes()), k(i).as_bytes(), e(i));
+        }
+        let sink = std::sync::Arc::new(Sink::default());
+        d.begin_snapshot(1, 7, sink.clone());
+        let mut steps = 0;
+        while !d.snapshot_step(16) {
+            steps += 1;
+            // Writes interleaved with the walk: updates, deletes, inserts
+            // (which grow the table), and expiry-style removals.
+            let i = steps as i64;
+            d.insert(hash_key(k(i).as_bytes()), k(i).as_bytes(), e(-i));
+            d.remove(hash_key(k(1000 + i).as_bytes()), k(1000 + i).as_bytes());
+            for j in 0..20 {
+                let n = 10_000 + steps as i64 * 20 + j;
+                d.insert(hash_key(k(n).as_bytes()), k(n).as_bytes(), e(n));
+            }
+            if let Some(x) = d.get_mut(hash_key(k(500 + i).as_bytes()), k(500 + i).as_bytes()) {
+                x.value = Value::Int(0);
+            }
+        }
+        let mut got = std::mem::take(&mut *sink.0.lock().unwrap());
+        got.sort();
+        let mut want: Vec<(u32, Vec<u8>, i64)> = (0..2000).map(|i| (7, k(i).into_bytes(), i)).collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! Group commit falls out of the shape: while the flusher is inside
 //! `fdatasync`, appends keep landing in the pending buffer, and the next
 //! batch takes all of them at once. The slower the disk, the larger the
-//! batches, so throughput degrades far less than latency does.
+//! batches, so throughput degrades far less than latency does. On a disk
+//! whose fsync takes a millisecond or more the flusher lingers briefly
+//! before each batch so that all waiting clients share one fsync (see
+//! `Inner::linger` in `flusher.rs`).
 //!
 //! Locks: `pending` is held only to copy bytes in or swap the buffer out.
 //! `io` is held by the flusher for a whole write + fsync (and briefly by
@@ -26,7 +29,7 @@
 //! from memory before the next fsync is trusted.
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{record_crc, segment_file_name, Lsn, SegmentHeader, MAX_RECORD_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{segment_file_name, Lsn, SegmentHeader, MAX_RECORD_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::fs::{File, Fs};
 use crate::manifest::{write_manifest, Manifest, SegmentEntry, SnapshotRef};
 use parking_lot::{Condvar, Mutex};
@@ -110,6 +113,10 @@ struct Inner {
     durable_tx: watch::Sender<Lsn>,
     /// Nanoseconds since `epoch` of the last successful fsync.
     last_sync_ns: AtomicU64,
+    /// Moving average of fsync time (µs) and the last batch size, for the
+    /// slow-disk linger (see `flusher.rs`).
+    fsync_avg_us: AtomicU64,
+    last_batch: AtomicU64,
     in_error: AtomicBool,
     syncing: AtomicBool,
     health: Mutex<Health>,
@@ -210,6 +217,8 @@ impl Log {
             durable_cv: Condvar::new(),
             durable_tx,
             last_sync_ns: AtomicU64::new(0),
+            fsync_avg_us: AtomicU64::new(0),
+            last_batch: AtomicU64::new(0),
             in_error: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
             health: Mutex::new(Health::default()),
@@ -229,20 +238,36 @@ impl Log {
     /// it never waits for a write or fsync in flight. The record is durable
     /// once [`Log::durable`] reaches the returned position.
     pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
-        if payload.len() > MAX_RECORD_LEN as usize {
-            return Err(Error::RecordTooLarge { len: payload.len() });
+        self.append_parts(&[payload])
+    }
+
+    /// Appends one record whose payload is the concatenation of `parts`
+    /// (e.g. a RESP array header and its arguments), without the caller
+    /// building it in one buffer first. Same guarantees as [`Log::append`].
+    pub fn append_parts(&self, parts: &[&[u8]]) -> Result<Lsn> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > MAX_RECORD_LEN as usize {
+            return Err(Error::RecordTooLarge { len: total });
         }
-        let len = payload.len() as u32;
-        let crc = record_crc(len, payload);
+        let len = total as u32;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len.to_le_bytes());
+        for part in parts {
+            h.update(part);
+        }
+        let crc = h.finalize();
         let lsn = {
             let mut p = self.inner.pending.lock();
             if p.shutdown {
                 return Err(Error::Closed);
             }
+            p.buf.reserve(RECORD_HEADER_LEN + total);
             p.buf.extend_from_slice(&len.to_le_bytes());
             p.buf.extend_from_slice(&crc.to_le_bytes());
-            p.buf.extend_from_slice(payload);
-            p.end += 8 + u64::from(len);
+            for part in parts {
+                p.buf.extend_from_slice(part);
+            }
+            p.end += (RECORD_HEADER_LEN + total) as u64;
             p.records += 1;
             p.end
         };

@@ -42,3 +42,17 @@ fn recovery_reports_progress() {
     while rec.next().unwrap().is_some() {}
     assert_eq!(rec.progress(), (total, total));
 }
+
+#[test]
+fn append_parts_is_one_record() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    let a = log.append_parts(&[b"*2\r\n", b"$3\r\nGET\r\n", b"", b"$1\r\nk\r\n"]).unwrap();
+    let b = log.append(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
+    assert_eq!(b.0 - a.0, a.0);
+    assert!(log.wait_durable(b, Duration::from_secs(5)));
+    drop(log);
+    let (_l, got, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0], got[1]);
+}

@@ -57,6 +57,11 @@ fn run_and_crash(
         })
         .collect();
     std::thread::sleep(Duration::from_millis(20 + 7 * cycle as u64));
+    // On a loaded machine, make sure some records were acknowledged.
+    let deadline = std::time::Instant::now() + LONG;
+    while acked.lock().unwrap().len() < 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let acked_before = acked.lock().unwrap().clone();
     let after = crash(fs);
     stop.store(true, Ordering::Relaxed);
@@ -255,9 +260,10 @@ fn compaction_under_load_survives_power_cuts() {
                 }
             }));
         }
+        let installed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let compactor = {
-            let (log, stop, by_lsn, snapshots, base) =
-                (log.clone(), stop.clone(), by_lsn.clone(), snapshots.clone(), base.clone());
+            let (log, stop, by_lsn, snapshots, base, installed) =
+                (log.clone(), stop.clone(), by_lsn.clone(), snapshots.clone(), base.clone(), installed.clone());
             std::thread::spawn(move || {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -276,12 +282,20 @@ fn compaction_under_load_survives_power_cuts() {
                     // Install may fail only while the flusher has not yet
                     // reached `cut`: never in this test (it is appended).
                     log.install_snapshot(&name, cut).unwrap();
+                    installed.fetch_add(1, Ordering::Relaxed);
                     n += 1;
                 }
                 n
             })
         };
         std::thread::sleep(Duration::from_millis(40));
+        // On a loaded machine the compactor may not have run yet: give it time.
+        let deadline = std::time::Instant::now() + LONG;
+        while (installed.load(Ordering::Relaxed) < 2 || acked.lock().unwrap().len() < 10)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let acked_before = acked.lock().unwrap().clone();
         let k = rng.next();
         let after = fs.crash_torn(|_, n| (k % (n as u64 + 1)) as usize);

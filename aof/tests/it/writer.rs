@@ -37,6 +37,10 @@ fn power_loss_keeps_every_durable_record_and_invents_none() {
             }));
         }
         std::thread::sleep(Duration::from_millis(30 + 10 * round));
+        let deadline = std::time::Instant::now() + LONG;
+        while acked.lock().unwrap().len() < 10 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         // Power cut while appenders are still running. Everything in
         // `acked` now was reported durable before the cut.
         let acked_at_crash: Vec<Vec<u8>> = acked.lock().unwrap().clone();
@@ -106,9 +110,13 @@ fn slow_fsync_is_absorbed_by_batching() {
     threads.into_iter().for_each(|t| t.join().unwrap());
     let s = log.status();
     // 640 records, each waiting for its fsync: one fsync per record would
-    // take 3.2 s; batching lets every waiting client share each fsync.
+    // take 3.2 s; batching lets every waiting client share each fsync. With
+    // the slow-disk linger the 32 clients share nearly every fsync (about
+    // 30 records per fsync when measured); without it they would split
+    // into two alternating cohorts of 16.
     assert_eq!(s.records_synced, 640);
-    assert!(s.records_per_fsync >= 8.0, "records per fsync {}", s.records_per_fsync);
+    assert!(s.records_per_fsync >= 12.0, "records per fsync {}", s.records_per_fsync);
+    eprintln!("slow fsync: {:.1} records per fsync, max {}", s.records_per_fsync, s.max_records_per_fsync);
     assert!(s.max_records_per_fsync >= 16, "{s:?}");
     assert!(s.fsync_micros_max >= 5_000 && s.fsync_micros_total >= 5_000 * s.fsyncs, "{s:?}");
 }

@@ -1,0 +1,248 @@
+//! Forkless snapshots: consistency under concurrent writes, crash safety,
+//! restart from snapshot + log tail.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::resp::{encode, Raw};
+use crate::support::TestServer;
+
+fn state(c: &mut Raw) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let r = c.cmd_str(&["KEYS", "*"]);
+    let mut keys = Vec::new();
+    let mut lines = r.split(|&b| b == b'\n').skip(1);
+    while let (Some(_), Some(k)) = (lines.next(), lines.next()) {
+        keys.push(k.strip_suffix(b"\r").unwrap_or(k).to_vec());
+    }
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = keys.into_iter().map(|k| {
+        let v = c.cmd(&[b"GET", &k]);
+        (k, v)
+    }).collect();
+    out.sort();
+    out
+}
+
+fn wait_snapshot_done(c: &mut Raw) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).to_string();
+        if r.contains("rdb_bgsave_in_progress:0") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "snapshot did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Non-idempotent writes (APPEND, INCRBY, RENAME, DEL) race with several
+/// snapshots. A snapshot holding any effect from after its cut, or missing
+/// anything from before it, makes "snapshot + log tail" differ from the
+/// live state after a restart.
+#[test]
+fn snapshot_plus_tail_equals_live_state_under_concurrent_writes() {
+    let mut s = TestServer::start(&["--appendfsync", "everysec"]);
+    {
+        let mut c = s.raw();
+        let mut pipe = Vec::new();
+        for i in 0..20_000 {
+            pipe.extend_from_slice(&encode(&[b"SET", format!("k{i}").as_bytes(), b"base"]));
+        }
+        c.send(&pipe);
+        for _ in 0..20_000 {
+            c.read_reply().unwrap();
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (stop, port) = (stop.clone(), s.port);
+            std::thread::spawn(move || {
+                let mut c = Raw::connect(port);
+                let mut x = t.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && n < 200_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let k = format!("k{}", x % 20_000);
+                    let k2 = format!("k{}", (x >> 20) % 20_000);
+                    let cmd: Vec<Vec<u8>> = match x % 7 {
+                        0 | 1 | 2 => vec![b"APPEND".to_vec(), k.into_bytes(), format!("{t}").into_bytes()],
+                        3 => vec![b"DEL".to_vec(), k.into_bytes()],
+                        4 => vec![b"RENAME".to_vec(), k.into_bytes(), k2.into_bytes()],
+                        5 => vec![b"SET".to_vec(), k.into_bytes(), b"7".to_vec()],
+                        _ => vec![b"INCRBY".to_vec(), k.into_bytes(), b"3".to_vec()],
+                    };
+                    let a: Vec<&[u8]> = cmd.iter().map(|v| v.as_slice()).collect();
+                    c.cmd(&a);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let mut c = s.raw();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(c.cmd_str(&["BGSAVE"]), b"+Background saving started\r\n");
+        wait_snapshot_done(&mut c);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).to_string();
+    assert!(info.contains("rdb_saves:4"), "{info}");
+    let live = state(&mut c);
+    s.restart();
+    let mut c = s.raw();
+    let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).to_string();
+    assert!(!info.contains("rdb_last_load_keys_loaded:0\r"), "restart used the snapshot: {info}");
+    assert_eq!(state(&mut c), live);
+}
+
+#[test]
+fn kill9_during_snapshots_loses_nothing_acknowledged() {
+    let mut s = TestServer::start(&["--appendfsync", "always"]);
+    let dir = s.dir.clone();
+    let _keep = s.take_dir();
+    let mut acked_all: Vec<String> = Vec::new();
+    for cycle in 0..5 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let (stop, acked, port) = (stop.clone(), acked.clone(), s.port);
+                std::thread::spawn(move || {
+                    let mut c = Raw::connect(port);
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) && i < 100_000 {
+                        i += 1;
+                        let k = format!("c{cycle}:{t}:{i}");
+                        c.send(&encode(&[b"SET", k.as_bytes(), b"v"]));
+                        match c.read_reply() {
+                            Some(r) if r == b"+OK\r\n" => acked.lock().unwrap().push(k),
+                            _ => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        let snapper = {
+            let (stop, port) = (stop.clone(), s.port);
+            std::thread::spawn(move || {
+                let mut c = Raw::connect(port);
+                c.s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+                while !stop.load(Ordering::Relaxed) {
+                    c.send(&encode(&[b"BGSAVE", b"SCHEDULE"]));
+                    if c.read_reply().is_none() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300 + 130 * cycle));
+        s.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        snapper.join().unwrap();
+        acked_all.extend(std::mem::take(&mut *acked.lock().unwrap()));
+        s = TestServer::start_in(&dir, &["--appendfsync", "always"]);
+        let mut c = s.raw();
+        for k in &acked_all {
+            assert_eq!(c.cmd(&[b"EXISTS", k.as_bytes()]), b":1\r\n", "cycle {cycle}: acknowledged {k} lost");
+        }
+        // Leftover temp files from the killed snapshot are not loaded.
+        let n = String::from_utf8_lossy(&c.cmd_str(&["DBSIZE"])).trim_start_matches(':').trim().parse::<usize>().unwrap();
+        assert!(n >= acked_all.len());
+    }
+}
+
+#[test]
+fn save_without_log_and_restart() {
+    let mut s = TestServer::start(&["--appendonly", "no"]);
+    let mut c = s.raw();
+    c.cmd_str(&["SET", "a", "1"]);
+    c.cmd_str(&["SET", "big", &"x".repeat(100_000)]);
+    c.cmd_str(&["SELECT", "5"]);
+    c.cmd_str(&["SET", "in5", "yes"]);
+    assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+    let t: i64 = String::from_utf8_lossy(&c.cmd_str(&["LASTSAVE"])).trim_start_matches(':').trim().parse().unwrap();
+    assert!(t > 1_600_000_000);
+    c.cmd_str(&["SET", "unsaved", "x"]);
+    s.kill9();
+    s.restart();
+    let mut c = s.raw();
+    assert_eq!(c.cmd_str(&["GET", "a"]), b"$1\r\n1\r\n");
+    assert_eq!(c.cmd_str(&["STRLEN", "big"]), b":100000\r\n");
+    assert_eq!(c.cmd_str(&["EXISTS", "unsaved"]), b":0\r\n");
+    c.cmd_str(&["SELECT", "5"]);
+    assert_eq!(c.cmd_str(&["GET", "in5"]), b"$3\r\nyes\r\n");
+}
+
+#[test]
+fn damaged_snapshot_refuses_start_with_offset() {
+    let mut s = TestServer::start(&["--appendonly", "no"]);
+    let mut c = s.raw();
+    for i in 0..1000 {
+        c.cmd_str(&["SET", &format!("k{i}"), "v"]);
+    }
+    assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+    s.stop();
+    let p = s.dir.join("basalt.snapshot");
+    let mut b = std::fs::read(&p).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x55;
+    std::fs::write(&p, &b).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt-server"))
+        .args(["--port", "0", "--appendonly", "no", "--dir"])
+        .arg(&s.dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("offset") && err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn every_type_survives_snapshot_and_restart() {
+    let mut s = TestServer::start(&["--appendonly", "no"]);
+    let mut c = s.raw();
+    c.cmd_str(&["HSET", "h", "f1", "v1", "f2", "2"]);
+    c.cmd_str(&["SADD", "sint", "1", "2", "3"]);
+    c.cmd_str(&["SADD", "sstr", "a", "b", "c"]);
+    c.cmd_str(&["RPUSH", "l", "x", "y", "z"]);
+    c.cmd_str(&["ZADD", "z", "1.5", "a", "-inf", "b", "3", "c"]);
+    // Big enough to use the table encodings.
+    for i in 0..300 {
+        c.cmd_str(&["HSET", "bigh", &format!("f{i}"), &"v".repeat(100)]);
+        c.cmd_str(&["ZADD", "bigz", &i.to_string(), &format!("m{i}")]);
+        c.cmd_str(&["RPUSH", "bigl", &format!("item{i}")]);
+        c.cmd_str(&["SADD", "bigs", &format!("m{i}")]);
+    }
+    let probe: &[&[&str]] = &[
+        &["HGETALL", "h"],
+        &["SMEMBERS", "sint"],
+        &["LRANGE", "l", "0", "-1"],
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["LRANGE", "bigl", "0", "-1"],
+        &["ZRANGE", "bigz", "0", "-1", "WITHSCORES"],
+        &["HLEN", "bigh"],
+        &["SCARD", "bigs"],
+        &["SISMEMBER", "sstr", "b"],
+        &["OBJECT", "ENCODING", "bigh"],
+        &["OBJECT", "ENCODING", "sint"],
+    ];
+    let before: Vec<Vec<u8>> = probe.iter().map(|p| c.cmd_str(p)).collect();
+    assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+    s.kill9();
+    s.restart();
+    let mut c = s.raw();
+    let after: Vec<Vec<u8>> = probe.iter().map(|p| c.cmd_str(p)).collect();
+    for (i, p) in probe.iter().enumerate() {
+        assert_eq!(String::from_utf8_lossy(&before[i]), String::from_utf8_lossy(&after[i]), "{p:?}");
+    }
+}
