@@ -36,7 +36,9 @@ where
     // Whether replies pending in `reply` followed a write (see `flush`).
     let mut wrote = false;
     let mut durable: Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>> = None;
-    let mut reprocess = false;
+    // Input read while a command was blocked is already in `rbuf`: run it
+    // before waiting on the socket again.
+    let mut stashed = false;
     'conn: loop {
         let (limits, qlimit, timeout) = {
             let c = srv.config.read();
@@ -53,10 +55,7 @@ where
                 std::future::pending::<()>().await
             }
         };
-        if std::mem::take(&mut reprocess) {
-            // Commands that arrived while one was blocked are already in
-            // the buffer: run them before waiting for more input.
-        } else {
+        if !std::mem::take(&mut stashed) {
             tokio::select! {
                 r = stream.read_buf(&mut rbuf) => match r {
                     Ok(0) | Err(_) => break 'conn,
@@ -95,16 +94,29 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, unix_ms(), &mut stream).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, unix_ms()).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        wrote |= run_one(&srv, &mut client, &mut reply, &v, unix_ms(), &mut stream).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &v, unix_ms()).await;
                         consumed
                     }
                 };
                 pos += consumed;
+                if let Some(b) = client.pending_block.take() {
+                    // A blocked pop: send what is pending first (as Redis
+                    // does before blocking), then wait for it to be served.
+                    if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                        break 'conn;
+                    }
+                    let (before, mode) = (reply.len(), client.reply_mode);
+                    crate::blocking::wait(&srv, &mut client, b, &mut reply, unix_ms(), &mut stream).await;
+                    apply_reply_mode(&mut client, &mut reply, before, mode);
+                    if client.peer_closed {
+                        break 'conn;
+                    }
+                }
                 if client.close_after_reply {
                     close = true;
                     break;
@@ -119,7 +131,7 @@ where
         // rest of the batch.
         if !client.stash.is_empty() {
             rbuf.extend_from_slice(&std::mem::take(&mut client.stash));
-            reprocess = true;
+            stashed = true;
         }
         if client.peer_closed {
             break;
@@ -138,7 +150,7 @@ where
 }
 
 /// Runs one command; returns true if it was a write.
-async fn run_one<R: AsyncRead + Unpin>(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64, peer: &mut R) -> bool {
+async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64) -> bool {
     if srv.pause.until_ms.load(Relaxed) != 0 {
         wait_if_paused(srv, argv).await;
     }
@@ -152,10 +164,8 @@ async fn run_one<R: AsyncRead + Unpin>(srv: &Shared, client: &mut ClientState, r
         let before = reply.len();
         waitaof(srv, w, reply).await;
         apply_reply_mode(client, reply, before, mode_before);
-    } else if let Some(b) = client.pending_block.take() {
-        let before = reply.len();
-        crate::blocking::wait(srv, client, b, reply, now_ms, peer).await;
-        apply_reply_mode(client, reply, before, mode_before);
+    } else if client.pending_block.is_some() {
+        // The batch loop waits (it owns the socket).
     } else {
         apply_reply_mode(client, reply, before, mode_before);
     }

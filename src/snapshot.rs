@@ -29,7 +29,6 @@
 //! entry   db varint | key_len varint | key | expire_ms varint (0 = none) | type u8 | value
 //!         type 0 int: zigzag varint; 1 string, 2 string grown in place: len varint | bytes
 //!         3 hash: n varint | n x (field, value);  4 set: n | n x member
-//!         7 hash with field TTLs: n | n x (field, value, expire_ms varint, 0 = none)
 //!         5 list: n | n x item (head first);       6 zset: n | n x (member, score f64 LE)
 //!         (every string inside: len varint | bytes)
 //! ```
@@ -114,6 +113,8 @@ pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
             out.extend_from_slice(b);
         }
         Value::Hash(h) if h.has_ttls() => {
+            // Fields with deadlines (HEXPIRE): each field carries its
+            // absolute expiry in ms, 0 for none.
             out.push(7);
             put_varint(out, h.len() as u64);
             h.for_each(|f, v| {

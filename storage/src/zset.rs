@@ -1,6 +1,6 @@
-//! Sorted sets. Small ones are one [`Packed`] buffer of (member, score)
-//! entry pairs kept in (score, member) order (`listpack`; the score entry
-//! is the 8 little-endian bytes of the f64). Past
+//! Sorted sets. Small ones are one [`Packed`] buffer of elements kept in
+//! (score, member) order (`listpack`; each element is one entry, the
+//! score first in a compact form, see `encode_entry`). Past
 //! `zset-max-listpack-entries` members or a member longer than
 //! `zset-max-listpack-value` they become a skiplist with spans plus a
 //! member → score [`Dict`] (`skiplist`): O(1) ZSCORE, O(log n) insert,
@@ -417,15 +417,45 @@ fn score_of(b: &[u8]) -> f64 {
     }
 }
 
+/// A packed element: one entry holding `[tag][score bytes][member]`.
+/// Tags below 0xE0 are the integer scores -96..=127 themselves (no score
+/// bytes: most scores in practice); 0xE0+n is followed by an n-byte
+/// zigzag integer; 0xE8 by the 8 bytes of an f64.
+fn encode_entry(m: &[u8], s: f64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(m.len() + 9);
+    let sb = score_bytes(s);
+    if sb.n < 8 && s >= -96.0 && s <= 127.0 {
+        v.push((s as i64 + 96) as u8);
+    } else if sb.n < 8 {
+        v.push(0xE0 + sb.n as u8);
+        v.extend_from_slice(sb.bytes());
+    } else {
+        v.push(0xE8);
+        v.extend_from_slice(sb.bytes());
+    }
+    v.extend_from_slice(m);
+    v
+}
+
+fn decode_entry(e: &[u8]) -> (&[u8], f64) {
+    let tag = e[0];
+    if tag < 0xE0 {
+        (&e[1..], (tag as i64 - 96) as f64)
+    } else {
+        let n = if tag == 0xE8 { 8 } else { (tag - 0xE0) as usize };
+        (&e[1 + n..], score_of(&e[1..1 + n]))
+    }
+}
+
 /// Decoded view of a packed zset: (member, score, entry offset).
 fn items(p: &Packed) -> Vec<(&[u8], f64, usize)> {
-    let mut v = Vec::with_capacity(p.count() / 2);
+    let mut v = Vec::with_capacity(p.count());
     let mut off = p.start();
     let end = p.end();
     while off < end {
-        let (m, so) = p.at(off);
-        let (s, next) = p.at(so);
-        v.push((m, score_of(s), off));
+        let (e, next) = p.at(off);
+        let (m, s) = decode_entry(e);
+        v.push((m, s, off));
         off = next;
     }
     v
@@ -455,7 +485,7 @@ impl ZSet {
 
     pub fn len(&self) -> usize {
         match self {
-            ZSet::Packed(p) => p.count() / 2,
+            ZSet::Packed(p) => p.count(),
             ZSet::Skip(z) => z.zsl.len(),
         }
     }
@@ -467,13 +497,7 @@ impl ZSet {
     pub fn score(&self, m: &[u8]) -> Option<f64> {
         match self {
             ZSet::Packed(p) => {
-                let mut it = p.iter();
-                while let (Some(e), Some(s)) = (it.next(), it.next()) {
-                    if e == m {
-                        return Some(score_of(s));
-                    }
-                }
-                None
+                p.iter().map(decode_entry).find(|(e, _)| *e == m).map(|(_, s)| s)
             }
             ZSet::Skip(z) => z.dict.get(hash_key(m), m).copied(),
         }
@@ -511,7 +535,7 @@ impl ZSet {
                     break;
                 }
             }
-            let sb = score_bytes(score);
+            let sb = encode_entry(m, score);
             match existing {
                 Some(i) => {
                     let old_off = its[i].2;
@@ -519,20 +543,20 @@ impl ZSet {
                     let (pos_off, old_off, old_end) = (pos_off, old_off, old_end);
                     drop(its);
                     if pos_off == old_end || pos_off == old_off {
-                        p.splice(old_off, old_end, 2, &[m, sb.bytes()]);
+                        p.splice(old_off, old_end, 1, &[&sb]);
                     } else if pos_off < old_off {
-                        p.splice(old_off, old_end, 2, &[]);
-                        p.splice(pos_off, pos_off, 0, &[m, sb.bytes()]);
+                        p.splice(old_off, old_end, 1, &[]);
+                        p.splice(pos_off, pos_off, 0, &[&sb]);
                     } else {
                         let gap = old_end - old_off;
-                        p.splice(old_off, old_end, 2, &[]);
-                        p.splice(pos_off - gap, pos_off - gap, 0, &[m, sb.bytes()]);
+                        p.splice(old_off, old_end, 1, &[]);
+                        p.splice(pos_off - gap, pos_off - gap, 0, &[&sb]);
                     }
                     return false;
                 }
                 None => {
                     drop(its);
-                    p.splice(pos_off, pos_off, 0, &[m, sb.bytes()]);
+                    p.splice(pos_off, pos_off, 0, &[&sb]);
                     return true;
                 }
             }
@@ -569,7 +593,7 @@ impl ZSet {
                 let from = its[i].2;
                 let to = if i + 1 < its.len() { its[i + 1].2 } else { p.end() };
                 drop(its);
-                p.splice(from, to, 2, &[]);
+                p.splice(from, to, 1, &[]);
                 true
             }
             ZSet::Skip(z) => match z.dict.remove(hash_key(m), m) {
@@ -657,7 +681,7 @@ impl ZSet {
                 let from = its[start].2;
                 let to = if end + 1 < its.len() { its[end + 1].2 } else { p.end() };
                 drop(its);
-                p.splice(from, to, 2 * (end + 1 - start), &[]);
+                p.splice(from, to, end + 1 - start, &[]);
             }
             ZSet::Skip(_) => {
                 for (m, _) in self.collect(start, end, false) {
@@ -767,6 +791,16 @@ mod tests {
         a.remove_ranks(2, 30);
         b.remove_ranks(2, 30);
         check_same(&a, &b);
+    }
+
+    #[test]
+    fn entry_encoding_roundtrips() {
+        for s in [0.0, 1.0, -96.0, -97.0, 127.0, 128.0, 1e15, -1e15, 0.5, f64::INFINITY, f64::NEG_INFINITY, 9007199254740992.0] {
+            let e = encode_entry(b"member", s);
+            assert_eq!(decode_entry(&e), (&b"member"[..], s), "{s}");
+        }
+        assert_eq!(encode_entry(b"m", 5.0).len(), 2);
+        assert_eq!(encode_entry(b"", 300.0).len(), 3);
     }
 
     #[test]

@@ -894,6 +894,12 @@ fn differential_fuzz_args() {
         // Unordered or random replies (hash-table order differs by design);
         // the case files cover them with ~sort.
         "sunion", "sinter", "sdiff", "smembers", "spop", "srandmember", "hrandfield", "zrandmember", "hkeys", "hvals", "hgetall", "sscan", "hscan",
+        // Blocking pops (timeout 0 blocks forever); tests/it/blocking.rs
+        // and cases/blocking.txt cover them.
+        "blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
+        // Hash-field expiration is Redis 7.4 (unknown to the 7.0 reference);
+        // tests/it/hash_ttl.rs covers it.
+        "hexpire", "hpexpire", "hexpireat", "hpexpireat", "httl", "hpttl", "hexpiretime", "hpexpiretime", "hpersist",
     ];
     // OBJECT ENCODING is left out: small lists are `listpack` in 7.2 (the
     // version Basalt implements), `quicklist` in the 7.0 reference.
