@@ -100,6 +100,64 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Set by WAITAOF: the connection waits, then replies.
     pub pending_waitaof: Option<WaitAof>,
+    /// Commands queued since MULTI (None: not in a transaction).
+    pub multi: Option<Box<MultiState>>,
+    /// True while EXEC runs the queued commands.
+    pub in_exec: bool,
+    pub watch: crate::watch::ClientWatch,
+    /// Pub/sub: this client's handle in the registry, once it subscribed.
+    pub sub: Option<Arc<crate::pubsub::Subscriber>>,
+    pub subs: Subscriptions,
+}
+
+/// Channels, patterns and shard channels this client is subscribed to,
+/// in subscription order.
+#[derive(Default)]
+pub struct Subscriptions {
+    pub channels: Vec<Vec<u8>>,
+    pub patterns: Vec<Vec<u8>>,
+    pub shard: Vec<Vec<u8>>,
+}
+
+impl Subscriptions {
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    pub fn any(&self) -> bool {
+        !(self.channels.is_empty() && self.patterns.is_empty() && self.shard.is_empty())
+    }
+}
+
+/// A transaction being queued: every argument of every command in one
+/// buffer.
+#[derive(Default)]
+pub struct MultiState {
+    pub data: Vec<u8>,
+    /// (start, end) of each argument in `data`.
+    pub args: Vec<(u32, u32)>,
+    /// (first argument, argument count) of each command.
+    pub cmds: Vec<(u32, u32)>,
+    /// A command was rejected while queueing: EXEC aborts.
+    pub failed: bool,
+}
+
+impl MultiState {
+    pub fn push(&mut self, argv: &[&[u8]]) {
+        self.cmds.push((self.args.len() as u32, argv.len() as u32));
+        for a in argv {
+            let start = self.data.len() as u32;
+            self.data.extend_from_slice(a);
+            self.args.push((start, self.data.len() as u32));
+        }
+    }
+
+    /// The queued commands' argument vectors.
+    pub fn commands(&self) -> impl Iterator<Item = Vec<&[u8]>> + '_ {
+        self.cmds.iter().map(|&(first, n)| {
+            self.args[first as usize..(first + n) as usize].iter().map(|&(s, e)| &self.data[s as usize..e as usize]).collect()
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +170,19 @@ pub struct WaitAof {
 
 impl ClientState {
     pub fn new(handle: Arc<ClientHandle>) -> Self {
-        ClientState { handle, db: 0, reply_mode: ReplyMode::On, close_after_reply: false, authenticated: true, pending_waitaof: None }
+        ClientState {
+            handle,
+            db: 0,
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            authenticated: true,
+            pending_waitaof: None,
+            multi: None,
+            in_exec: false,
+            watch: Default::default(),
+            sub: None,
+            subs: Subscriptions::default(),
+        }
     }
 
     pub fn select(&mut self, db: usize) {

@@ -52,11 +52,28 @@ where
                 std::future::pending::<()>().await
             }
         };
+        // A subscriber is also woken by messages pushed to its queue.
+        let sub = client.sub.clone();
+        let pushed = async {
+            match &sub {
+                Some(s) => s.wake.notified().await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             r = stream.read_buf(&mut rbuf) => match r {
                 Ok(0) | Err(_) => break 'conn,
                 Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
             },
+            _ = pushed => {
+                if let Some(s) = &sub {
+                    s.drain_into(&mut reply.buf);
+                }
+                if handle.killed.load(Relaxed) || flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                    break 'conn;
+                }
+                continue 'conn;
+            }
             _ = handle.kill.notified() => break 'conn,
             _ = shutdown.changed() => break 'conn,
             _ = idle => break 'conn,
@@ -116,10 +133,15 @@ where
             tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
             break;
         }
+        if let Some(s) = &client.sub {
+            s.drain_into(&mut reply.buf);
+        }
         if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() || close {
             break;
         }
     }
+    crate::commands::multi::clear(&srv, &mut client);
+    crate::commands::pubsub::unsubscribe_all(&srv, &mut client);
     let _ = stream.shutdown().await;
     srv.clients.unregister(handle.id);
 }
@@ -132,7 +154,7 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
     let before = reply.len();
     let mode_before = client.reply_mode;
     let f = {
-        let mut ctx = Ctx { srv, client, out: reply, now_ms, loading: false };
+        let mut ctx = Ctx { srv, client, out: reply, now_ms, loading: false, txn: None };
         commands::execute(&mut ctx, argv)
     };
     if let Some(w) = client.pending_waitaof.take() {
@@ -141,6 +163,16 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
         apply_reply_mode(client, reply, before, mode_before);
     } else {
         apply_reply_mode(client, reply, before, mode_before);
+    }
+    // (CLIENT REPLY OFF does not hold back pushes.)
+    if let Some(s) = &client.sub {
+        // Messages this command caused for its own client (a PUBLISH to
+        // itself, a keyspace event of its write) go before its reply, as
+        // Redis appends them to the output buffer while the command runs.
+        let mut pushed = Vec::new();
+        if s.drain_into(&mut pushed) {
+            reply.buf.splice(before..before, pushed);
+        }
     }
     f & flags::WRITE != 0
 }

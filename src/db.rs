@@ -6,15 +6,149 @@
 //! keyspace, and calls [`Ctx::propagate`] *before* dropping it, so the
 //! order of records in the log is the order in which the changes were
 //! applied.
+//!
+//! Every shard access by a handler goes through the `Ctx` ([`Ctx::shard`],
+//! [`Ctx::shards`], [`Ctx::shards_all`], or the key helpers built on
+//! them), never `srv.ks.lock` directly: inside EXEC the transaction
+//! already holds the shards it needs ([`TxnScope`]), and those functions
+//! hand out the held shard instead of locking it again (the mutexes are
+//! not reentrant). Outside a transaction they lock as before, at the cost
+//! of one branch.
 
+use std::cell::{Cell, RefCell};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::Relaxed;
 
-use basalt_storage::{Entry, Keyspace, ShardGuard};
+use basalt_storage::{Entry, Keyspace, Shard, ShardGuard};
 
 use crate::commands::Ctx;
 
+/// A locked shard: either locked by this command, or lent by the
+/// transaction that holds it.
+pub enum ShardRef<'s> {
+    Own(ShardGuard<'s>),
+    Held(HeldRef<'s>),
+}
+
+/// A shard lent by a [`TxnScope`]; returns it on drop.
+pub struct HeldRef<'s> {
+    shard: &'s mut Shard,
+    busy: &'s Cell<bool>,
+}
+
+impl Drop for HeldRef<'_> {
+    fn drop(&mut self) {
+        self.busy.set(false);
+    }
+}
+
+impl Deref for ShardRef<'_> {
+    type Target = Shard;
+    #[inline]
+    fn deref(&self) -> &Shard {
+        match self {
+            ShardRef::Own(g) => g,
+            ShardRef::Held(h) => h.shard,
+        }
+    }
+}
+
+impl DerefMut for ShardRef<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Shard {
+        match self {
+            ShardRef::Own(g) => &mut *g,
+            ShardRef::Held(h) => h.shard,
+        }
+    }
+}
+
+struct HeldSlot {
+    ptr: *mut Shard,
+    busy: Cell<bool>,
+}
+
+/// The shards an EXEC holds for its whole run, and the buffer its
+/// commands' effects go to (appended as one log record at the end, still
+/// under the locks).
+///
+/// Lending: a handler never holds two locks on one shard at once (outside
+/// a transaction that would deadlock), so each held shard is lent to at
+/// most one `ShardRef` at a time; `busy` checks it at run time like a
+/// `RefCell`, so a violation panics instead of aliasing.
+pub struct TxnScope<'s> {
+    slots: Box<[HeldSlot]>,
+    _guards: Vec<ShardGuard<'s>>,
+    log: RefCell<TxnLog>,
+}
+
+#[derive(Default)]
+struct TxnLog {
+    /// `[db u32 LE][commands]` once the first command is in.
+    buf: Vec<u8>,
+    /// The db the record's commands run in at its end (SELECTs inserted
+    /// when an effect lands in another db).
+    db: Option<usize>,
+    cmds: usize,
+}
+
+impl<'s> TxnScope<'s> {
+    /// Locks `shards` (any order, duplicates allowed) in ascending order,
+    /// or every shard when `all`.
+    pub fn lock(ks: &'s Keyspace, mut shards: Vec<usize>, all: bool) -> Self {
+        if all {
+            shards = (0..ks.num_shards()).collect();
+        }
+        let mut guards: Vec<(usize, ShardGuard<'s>)> = ks.lock_many(shards);
+        let mut slots: Box<[HeldSlot]> = (0..ks.num_shards()).map(|_| HeldSlot { ptr: std::ptr::null_mut(), busy: Cell::new(false) }).collect();
+        for (i, g) in guards.iter_mut() {
+            // The shard lives inside the keyspace's mutex, not in the
+            // guard, so the pointer stays valid while the guard lives.
+            slots[*i].ptr = &mut **g as *mut Shard;
+        }
+        TxnScope { slots, _guards: guards.into_iter().map(|(_, g)| g).collect(), log: RefCell::new(TxnLog::default()) }
+    }
+
+    fn lend(&self, idx: usize) -> Option<HeldRef<'_>> {
+        let s = &self.slots[idx];
+        if s.ptr.is_null() {
+            return None;
+        }
+        assert!(!s.busy.replace(true), "shard {idx} lent twice inside a transaction");
+        // SAFETY: the guard for this shard is alive as long as `self`
+        // (in `_guards`), so the pointee is valid and locked by us; `busy`
+        // guarantees this is the only live reference to it.
+        Some(HeldRef { shard: unsafe { &mut *s.ptr }, busy: &s.busy })
+    }
+
+    fn held_max(&self) -> Option<usize> {
+        self.slots.iter().rposition(|s| !s.ptr.is_null())
+    }
+
+    fn append(&self, db: usize, args: &[&[u8]]) {
+        let mut l = self.log.borrow_mut();
+        match l.db {
+            None => l.buf.extend_from_slice(&(db as u32).to_le_bytes()),
+            Some(d) if d != db => {
+                let n = itoa::Buffer::new().format(db).to_string();
+                encode_command(&[b"SELECT", n.as_bytes()], &mut l.buf);
+            }
+            _ => {}
+        }
+        l.db = Some(db);
+        l.cmds += 1;
+        encode_command(args, &mut l.buf);
+    }
+
+    /// The log record of everything the transaction changed, if anything.
+    pub fn record(&self) -> Option<Vec<u8>> {
+        let l = self.log.borrow();
+        (l.cmds > 0).then(|| l.buf.clone())
+    }
+}
+
 pub struct KeyLock<'s, 'k> {
-    pub guard: ShardGuard<'s>,
+    pub guard: ShardRef<'s>,
     pub db: usize,
     pub hash: u64,
     pub key: &'k [u8],
@@ -45,7 +179,7 @@ impl<'s, 'k> KeyLock<'s, 'k> {
 
 /// Several keys locked together.
 pub struct MultiLock<'s> {
-    guards: Vec<(usize, ShardGuard<'s>)>,
+    guards: Vec<(usize, ShardRef<'s>)>,
     pub db: usize,
     /// (hash, index into `guards`) per key position.
     slots: Vec<(u64, usize)>,
@@ -94,7 +228,58 @@ pub fn encode_command(args: &[&[u8]], out: &mut Vec<u8>) {
 }
 
 impl<'a> Ctx<'a> {
-    fn expire_if_needed(&self, g: &mut ShardGuard<'_>, db: usize, hash: u64, key: &[u8]) {
+    /// Locks shard `idx` (or borrows it from the running transaction).
+    #[inline]
+    pub fn shard(&self, idx: usize) -> ShardRef<'a> {
+        match self.txn {
+            None => ShardRef::Own(self.srv.ks.lock(idx)),
+            Some(t) => self.shard_in_txn(t, idx),
+        }
+    }
+
+    #[cold]
+    fn shard_in_txn(&self, t: &'a TxnScope<'a>, idx: usize) -> ShardRef<'a> {
+        if let Some(h) = t.lend(idx) {
+            return ShardRef::Held(h);
+        }
+        // A shard the transaction did not plan for (a command whose keys
+        // its key spec does not describe). Above every held shard the
+        // ascending order still holds; below it, waiting could deadlock,
+        // so it is reported (the EXEC key planning should be extended).
+        if t.held_max().map_or(true, |m| idx > m) {
+            return ShardRef::Own(self.srv.ks.lock(idx));
+        }
+        if let Some(g) = self.srv.ks.try_lock(idx) {
+            return ShardRef::Own(g);
+        }
+        tracing::error!("EXEC: command needs shard {idx} that the transaction did not lock; waiting for it out of order");
+        ShardRef::Own(self.srv.ks.lock(idx))
+    }
+
+    /// Locks the given shards in ascending order (duplicates allowed);
+    /// returns them sorted by index.
+    pub fn shards(&self, mut idx: Vec<usize>) -> Vec<(usize, ShardRef<'a>)> {
+        match self.txn {
+            None => self.srv.ks.lock_many(idx).into_iter().map(|(i, g)| (i, ShardRef::Own(g))).collect(),
+            Some(_) => {
+                idx.sort_unstable();
+                idx.dedup();
+                idx.into_iter().map(|i| (i, self.shard(i))).collect()
+            }
+        }
+    }
+
+    /// Every shard, in order (FLUSHALL, SWAPDB...).
+    pub fn shards_all(&self) -> Vec<ShardRef<'a>> {
+        (0..self.srv.ks.num_shards()).map(|i| self.shard(i)).collect()
+    }
+
+    /// Key count of one database (each shard in turn).
+    pub fn db_len(&self, db: usize) -> usize {
+        (0..self.srv.ks.num_shards()).map(|i| self.shard(i).dbs[db].len()).sum()
+    }
+
+    fn expire_if_needed(&self, g: &mut Shard, db: usize, hash: u64, key: &[u8]) {
         if self.loading {
             return;
         }
@@ -102,6 +287,7 @@ impl<'a> Ctx<'a> {
         if expired {
             g.dbs[db].remove(hash, key);
             self.srv.stats.expired_keys.fetch_add(1, Relaxed);
+            self.notify_in(db, crate::notify::EXPIRED, b"expired", key);
             self.propagate_in(db, &[b"DEL", key]);
         }
     }
@@ -109,7 +295,7 @@ impl<'a> Ctx<'a> {
     /// Locks `key`'s shard for writing (lazy expiry applied).
     pub fn write_key<'k>(&self, key: &'k [u8]) -> KeyLock<'a, 'k> {
         let hash = Keyspace::hash(key);
-        let mut guard = self.srv.ks.lock(self.srv.ks.shard_of(hash));
+        let mut guard = self.shard(self.srv.ks.shard_of(hash));
         let db = self.client.db;
         self.expire_if_needed(&mut guard, db, hash, key);
         KeyLock { guard, db, hash, key }
@@ -144,7 +330,7 @@ impl<'a> Ctx<'a> {
         let ks = &self.srv.ks;
         let hashes: Vec<u64> = keys.iter().map(|k| Keyspace::hash(k)).collect();
         let idx: Vec<usize> = hashes.iter().map(|h| ks.shard_of(*h)).collect();
-        let mut guards = ks.lock_many(idx.clone());
+        let mut guards = self.shards(idx.clone());
         let slots = hashes
             .iter()
             .zip(&idx)
@@ -169,6 +355,10 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
-        self.srv.log_command(db, args);
+        self.srv.watches.touch_command(db, args);
+        match self.txn {
+            None => self.srv.log_command(db, args),
+            Some(t) => t.append(db, args),
+        }
     }
 }

@@ -99,6 +99,10 @@ pub struct Shared {
     pub me: OnceLock<std::sync::Weak<Shared>>,
     /// `appendfsync always` (fixed at start).
     pub fsync_always: AtomicBool,
+    pub pubsub: crate::pubsub::PubSub,
+    pub watches: crate::watch::Watches,
+    /// `notify-keyspace-events` as flag bits (see `notify`).
+    pub notify_flags: std::sync::atomic::AtomicU32,
 }
 
 thread_local! {
@@ -127,7 +131,7 @@ impl Shared {
             *b = (h.rotate_left(i as u32 * 7) ^ basalt_storage::hash_key(&[i as u8])) as u8;
         }
         let run_id = seed.iter().map(|b| format!("{b:02x}")).collect();
-        Shared {
+        let s = Shared {
             ks,
             config: RwLock::new(config),
             clients: Clients::default(),
@@ -151,6 +155,34 @@ impl Shared {
             snap_scheduled: AtomicBool::new(false),
             me: OnceLock::new(),
             aof_faults: OnceLock::new(),
+            pubsub: Default::default(),
+            watches: Default::default(),
+            notify_flags: Default::default(),
+        };
+        s.apply_runtime_config();
+        s
+    }
+
+    /// Mirrors settings the hot paths read into atomics (at start and
+    /// after CONFIG SET).
+    pub fn apply_runtime_config(&self) {
+        let c = self.config.read();
+        let flags = c.get("notify-keyspace-events").and_then(crate::notify::parse_flags).unwrap_or(0);
+        self.notify_flags.store(flags, Relaxed);
+        if let Some((hard, soft, secs)) = c.get("client-output-buffer-limit").and_then(crate::pubsub::parse_limits) {
+            let l = &self.pubsub.limits;
+            l.hard.store(hard, Relaxed);
+            l.soft.store(soft, Relaxed);
+            l.soft_secs.store(secs, Relaxed);
+        }
+    }
+
+    /// Appends one ready-made record payload (`[db][commands]`) to the
+    /// log, as one atomic step at replay (EXEC).
+    pub fn log_record(&self, payload: &[u8]) {
+        let Some(log) = self.log.get() else { return };
+        if let Err(e) = log.append(payload) {
+            tracing::error!("cannot append to the log: {e}");
         }
     }
 

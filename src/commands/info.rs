@@ -199,7 +199,7 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
         let mut keys = vec![0usize; n];
         let mut expires = vec![0usize; n];
         for s in 0..srv.ks.num_shards() {
-            let g = srv.ks.lock(s);
+            let g = ctx.shard(s);
             for db in 0..n {
                 keys[db] += g.dbs[db].len();
                 expires[db] += g.dbs[db].iter().filter(|(_, e)| e.expire_at != 0).count();

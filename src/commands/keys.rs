@@ -355,7 +355,7 @@ fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f:
     let ks = &ctx.srv.ks;
     let (hs, hd) = (Keyspace::hash(src), Keyspace::hash(dst));
     let (ss, sd) = (ks.shard_of(hs), ks.shard_of(hd));
-    let mut g = ks.lock_many(vec![ss, sd]);
+    let mut g = ctx.shards(vec![ss, sd]);
     let now = ctx.now_ms;
     let expire = |d: &mut basalt_storage::Dict, h: u64, k: &[u8]| {
         if !ctx.loading && matches!(d.get(h, k), Some(e) if e.is_expired(now)) {
@@ -494,7 +494,7 @@ fn keys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let db = ctx.client.db;
     let mut out: Vec<Vec<u8>> = Vec::new();
     for s in 0..ctx.srv.ks.num_shards() {
-        let g = ctx.srv.ks.lock(s);
+        let g = ctx.shard(s);
         for (k, e) in g.dbs[db].iter() {
             if !e.is_expired(ctx.now_ms) && (all || glob_match(pat, k, false)) {
                 out.push(k.to_vec());
@@ -545,7 +545,7 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut next = 0u64;
     let now = ctx.now_ms;
     'outer: loop {
-        let g = ks.lock(shard as usize);
+        let g = ctx.shard(shard as usize);
         loop {
             tc = g.dbs[db].scan(tc, |k, e| {
                 if e.is_expired(now) {
@@ -609,7 +609,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
         for attempt in 0..(n * 2) {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let s = if attempt < n { (seed >> 33) as usize % n } else { attempt - n };
-            let g = ctx.srv.ks.lock(s);
+            let g = ctx.shard(s);
             if let Some(k) = g.dbs[db].random_key(seed) {
                 let expired = g.dbs[db].get(Keyspace::hash(k), k).map_or(true, |e| e.is_expired(ctx.now_ms));
                 picked = Some((k.to_vec(), expired));

@@ -15,7 +15,9 @@ pub mod error;
 pub mod info;
 pub mod introspect;
 pub mod keys;
+pub mod multi;
 pub mod persistence;
+pub mod pubsub;
 pub mod server;
 pub mod string;
 
@@ -141,6 +143,8 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         string::COMMANDS,
         keys::COMMANDS,
         persistence::COMMANDS,
+        multi::COMMANDS,
+        pubsub::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -229,6 +233,8 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// True while replaying the log: no expiry, no propagation.
     pub loading: bool,
+    /// The running EXEC's held shards and log buffer (see `db.rs`).
+    pub txn: Option<&'a crate::db::TxnScope<'a>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -277,26 +283,49 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
             if let Some(e) = t.get(argv[0]) {
                 e.stats.rejected.fetch_add(1, Relaxed);
             }
-            reply_error(ctx, &err);
+            reject(ctx, &err);
             return 0;
         }
     };
     let f = entry.spec.flags;
-    if !ctx.loading && ctx.srv.loading.load(Relaxed) && f & flags::LOADING == 0 {
+    if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
         entry.stats.rejected.fetch_add(1, Relaxed);
-        reply_error(ctx, &CmdError::msg("LOADING Redis is loading the dataset in memory"));
+        reject(ctx, &CmdError::msg("NOAUTH Authentication required."));
+        return 0;
+    }
+    if ctx.client.multi.is_some() && f & flags::NO_MULTI != 0 {
+        entry.stats.rejected.fetch_add(1, Relaxed);
+        reject(ctx, &CmdError::msg("ERR Command not allowed inside a transaction"));
         return 0;
     }
     if f & flags::WRITE != 0 && !ctx.loading && !ctx.srv.log_ok.load(Relaxed) {
         entry.stats.rejected.fetch_add(1, Relaxed);
         let why = ctx.srv.log_error.lock().clone();
-        reply_error(ctx, &CmdError::msg(format!("MISCONF Errors writing to the AOF file: {why}")));
+        reject(ctx, &CmdError::msg(format!("MISCONF Errors writing to the AOF file: {why}")));
         return 0;
     }
-    if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
+    if !ctx.out.resp3 && ctx.client.sub.is_some() && ctx.client.subs.any() && !allowed_subscribed(entry) {
         entry.stats.rejected.fetch_add(1, Relaxed);
-        reply_error(ctx, &CmdError::msg("NOAUTH Authentication required."));
+        reject(
+            ctx,
+            &CmdError::msg(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                entry.fullname
+            )),
+        );
         return 0;
+    }
+    if !ctx.loading && ctx.srv.loading.load(Relaxed) && f & flags::LOADING == 0 {
+        entry.stats.rejected.fetch_add(1, Relaxed);
+        reject(ctx, &CmdError::msg("LOADING Redis is loading the dataset in memory"));
+        return 0;
+    }
+    if let Some(m) = ctx.client.multi.as_mut() {
+        if !matches!(entry.fullname.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+            m.push(argv);
+            ctx.out.simple("QUEUED");
+            return 0;
+        }
     }
     ctx.client.handle.set_last_cmd(entry);
     // Command time is measured on one call in TIME_SAMPLE and scaled: two
@@ -319,6 +348,20 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
 }
 
 const TIME_SAMPLE: u64 = 8;
+
+/// Commands a RESP2 client may send while subscribed.
+fn allowed_subscribed(e: &Entry) -> bool {
+    matches!(e.fullname.as_str(), "ping" | "subscribe" | "ssubscribe" | "unsubscribe" | "sunsubscribe" | "psubscribe" | "punsubscribe" | "quit" | "reset")
+}
+
+/// A command refused before running: the error reply, and a transaction
+/// being queued is flagged so its EXEC aborts (Redis's `rejectCommand`).
+fn reject(ctx: &mut Ctx<'_>, err: &CmdError) {
+    if let Some(m) = ctx.client.multi.as_mut() {
+        m.failed = true;
+    }
+    reply_error(ctx, err);
+}
 
 pub fn reply_error(ctx: &mut Ctx<'_>, err: &CmdError) {
     ctx.srv.stats.count_error(&err.code());

@@ -34,7 +34,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    let n = ctx.srv.ks.db_len(ctx.client.db);
+    let n = ctx.db_len(ctx.client.db);
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -51,7 +51,8 @@ fn flush_mode(a: &[&[u8]]) -> CmdResult {
 fn flushdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
     let db = ctx.client.db;
-    let mut guards = ctx.srv.ks.lock_all();
+    let mut guards = ctx.shards_all();
+    touch_flushed(ctx, &guards, db);
     let mut n = 0;
     for g in guards.iter_mut() {
         n += g.dbs[db].len();
@@ -64,9 +65,23 @@ fn flushdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// Whether `key` is in `db`, looked up in the locked shards.
+fn exists_in(ctx: &Ctx<'_>, guards: &[crate::db::ShardRef<'_>], db: usize, key: &[u8]) -> bool {
+    let h = basalt_storage::Keyspace::hash(key);
+    guards[ctx.srv.ks.shard_of(h)].dbs[db].get(h, key).is_some()
+}
+
+/// WATCH: a flush changes every watched key that exists in `db`.
+fn touch_flushed(ctx: &Ctx<'_>, guards: &[crate::db::ShardRef<'_>], db: usize) {
+    ctx.srv.watches.touch_db(db, |k| exists_in(ctx, guards, db, k));
+}
+
 fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
-    let mut guards = ctx.srv.ks.lock_all();
+    let mut guards = ctx.shards_all();
+    for db in 0..ctx.srv.ks.num_dbs() {
+        touch_flushed(ctx, &guards, db);
+    }
     for g in guards.iter_mut() {
         for d in g.dbs.iter_mut() {
             d.clear();
@@ -85,8 +100,11 @@ fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if x < 0 || x >= n || y < 0 || y >= n {
         return Err(CmdError::DbIndex);
     }
-    let mut guards = ctx.srv.ks.lock_all();
+    let mut guards = ctx.shards_all();
     if x != y {
+        for (d, other) in [(x as usize, y as usize), (y as usize, x as usize)] {
+            ctx.srv.watches.touch_db(d, |k| exists_in(ctx, &guards, d, k) || exists_in(ctx, &guards, other, k));
+        }
         for g in guards.iter_mut() {
             g.dbs.swap(x as usize, y as usize);
             g.expire_cursor.swap(x as usize, y as usize);

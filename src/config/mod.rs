@@ -215,6 +215,10 @@ impl Config {
                 if opt.name == "save" {
                     validate_save(&joined)?;
                 }
+                if opt.name == "notify-keyspace-events" {
+                    let f = crate::notify::parse_flags(&joined).ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
+                    return Ok(crate::notify::flags_to_string(f));
+                }
                 Ok(joined)
             }
         }
