@@ -69,7 +69,7 @@ where
                 if let Some(s) = &sub {
                     s.drain_into(&mut reply.buf);
                 }
-                if handle.killed.load(Relaxed) || flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                if handle.killed.load(Relaxed) || flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
                     break 'conn;
                 }
                 continue 'conn;
@@ -122,7 +122,7 @@ where
                     close = true;
                     break;
                 }
-                if reply.len() >= FLUSH_AT && flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                if reply.len() >= FLUSH_AT && flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
                     break 'conn;
                 }
             }
@@ -136,7 +136,7 @@ where
         if let Some(s) = &client.sub {
             s.drain_into(&mut reply.buf);
         }
-        if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() || close {
+        if flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() || close {
             break;
         }
     }
@@ -263,6 +263,22 @@ async fn flush<S: AsyncWrite + Unpin>(
         reply.buf.shrink_to(64 * 1024);
     }
     Ok(())
+}
+
+/// `flush`, abandoned when the client is killed meanwhile (a subscriber
+/// over its output limit is usually stuck writing to a full socket).
+async fn flush_unless_killed<S: AsyncWrite + Unpin>(
+    srv: &Shared,
+    handle: &ClientHandle,
+    stream: &mut S,
+    reply: &mut Reply,
+    wrote: &mut bool,
+    durable: &mut Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>>,
+) -> std::io::Result<()> {
+    tokio::select! {
+        r = flush(srv, stream, reply, wrote, durable) => r,
+        _ = handle.kill.notified() => Err(std::io::Error::other("client killed")),
+    }
 }
 
 /// CLIENT PAUSE: holds the command until the pause ends.

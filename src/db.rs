@@ -316,6 +316,7 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 self.srv.stats.keyspace_misses.fetch_add(1, Relaxed);
+                self.notify(crate::notify::KEY_MISS, b"keymiss", key);
             }
         }
         k

@@ -65,10 +65,11 @@ impl Subscriber {
         self.queue.lock().buf.len()
     }
 
-    fn push(&self, frame: &[u8], limits: &Limits) {
+    /// Queues one message; false if the subscriber is being closed.
+    fn push(&self, frame: &[u8], limits: &Limits) -> bool {
         let mut q = self.queue.lock();
         if q.closed {
-            return;
+            return false;
         }
         let was_empty = q.buf.is_empty();
         q.buf.extend_from_slice(frame);
@@ -90,12 +91,13 @@ impl Subscriber {
             drop(q);
             tracing::warn!(client = self.handle.id, addr = %self.handle.addr, "closing pub/sub client over its output buffer limit ({len} bytes)");
             self.handle.kill();
-            return;
+            return false;
         }
         drop(q);
         if was_empty {
             self.wake.notify_one();
         }
+        true
     }
 }
 
@@ -167,8 +169,7 @@ impl PubSub {
             let m = self.channels.read();
             if let Some(v) = m.get(channel) {
                 for s in v {
-                    s.push(frames.get(s, FrameKind::Message, None, channel, msg), &self.limits);
-                    n += 1;
+                    n += s.push(frames.get(s, FrameKind::Message, None, channel, msg), &self.limits) as usize;
                 }
             }
         }
@@ -178,8 +179,7 @@ impl PubSub {
                 if basalt_storage::glob_match(pat, channel, false) {
                     let mut pf = Frames::default();
                     for s in v {
-                        s.push(pf.get(s, FrameKind::PMessage, Some(pat), channel, msg), &self.limits);
-                        n += 1;
+                        n += s.push(pf.get(s, FrameKind::PMessage, Some(pat), channel, msg), &self.limits) as usize;
                     }
                 }
             }
@@ -194,8 +194,7 @@ impl PubSub {
         let m = self.shard.read();
         if let Some(v) = m.get(channel) {
             for s in v {
-                s.push(frames.get(s, FrameKind::SMessage, None, channel, msg), &self.limits);
-                n += 1;
+                n += s.push(frames.get(s, FrameKind::SMessage, None, channel, msg), &self.limits) as usize;
             }
         }
         n

@@ -84,6 +84,7 @@ fn del_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], name: &'static [u8]) -> CmdResult
         if k.remove().is_some() {
             n += 1;
             ctx.propagate(&[name, key]);
+            ctx.notify(crate::notify::GENERIC, b"del", key);
         }
     }
     ctx.out.int(n);
@@ -196,11 +197,13 @@ fn expire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &
     if when <= ctx.now_ms as i64 && !ctx.loading {
         k.remove();
         ctx.propagate(&[b"DEL", a[1]]);
+        ctx.notify(crate::notify::GENERIC, b"del", a[1]);
     } else {
         // A deadline at or before the epoch can only come from replay;
         // 1 ms keeps it "expired" without meaning "no TTL".
         e.expire_at = when.max(1) as u64;
         ctx.propagate(&[b"PEXPIREAT", a[1], itoa::Buffer::new().format(when).as_bytes()]);
+        ctx.notify(crate::notify::GENERIC, b"expire", a[1]);
     }
     drop(k);
     ctx.out.int(1);
@@ -280,6 +283,7 @@ fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     };
     if done {
         ctx.propagate(&[b"PERSIST", a[1]]);
+        ctx.notify(crate::notify::GENERIC, b"persist", a[1]);
     }
     drop(k);
     ctx.out.int(done as i64);
@@ -315,6 +319,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     let e = m.remove(0, a[1]).expect("checked above");
     m.insert(1, a[2], e);
     ctx.propagate(&[if nx { b"RENAMENX" } else { b"RENAME" }, a[1], a[2]]);
+    ctx.notify(crate::notify::GENERIC, b"rename_from", a[1]);
+    ctx.notify(crate::notify::GENERIC, b"rename_to", a[2]);
     drop(m);
     if nx {
         ctx.out.int(1);
@@ -369,9 +375,11 @@ fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f:
     if g.len() == 1 {
         let shard = &mut g[0].1;
         if expire(&mut shard.dbs[sdb], hs, src) {
+            ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
         }
         if expire(&mut shard.dbs[ddb], hd, dst) {
+            ctx.notify_in(ddb, crate::notify::EXPIRED, b"expired", dst);
             ctx.propagate_in(ddb, &[b"DEL", dst]);
         }
         debug_assert_ne!(sdb, ddb, "same-db callers use lock_keys");
@@ -389,9 +397,11 @@ fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f:
         let (first, second) = g.split_at_mut(1);
         let (sg, dg) = if ss < sd { (&mut first[0].1, &mut second[0].1) } else { (&mut second[0].1, &mut first[0].1) };
         if expire(&mut sg.dbs[sdb], hs, src) {
+            ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
         }
         if expire(&mut dg.dbs[ddb], hd, dst) {
+            ctx.notify_in(ddb, crate::notify::EXPIRED, b"expired", dst);
             ctx.propagate_in(ddb, &[b"DEL", dst]);
         }
         f(&mut sg.dbs[sdb], &mut dg.dbs[ddb], hs, hd)
@@ -457,6 +467,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             rec.push(b"REPLACE");
         }
         ctx.propagate(&rec);
+        ctx.notify_in(ddb, crate::notify::GENERIC, b"copy_to", dst);
     }
     ctx.out.int(done as i64);
     Ok(())
@@ -483,6 +494,8 @@ fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     });
     if done {
         ctx.propagate(&[b"MOVE", key, a[2]]);
+        ctx.notify_in(sdb, crate::notify::GENERIC, b"move_from", key);
+        ctx.notify_in(ddb, crate::notify::GENERIC, b"move_to", key);
     }
     ctx.out.int(done as i64);
     Ok(())
@@ -794,6 +807,7 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         // Already expired: Redis deletes the key and replies OK.
         if k.remove().is_some() {
             ctx.propagate(&[b"DEL", a[1]]);
+            ctx.notify(crate::notify::GENERIC, b"del", a[1]);
         }
         drop(k);
         ctx.out.ok();
@@ -805,6 +819,7 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // Logged with an absolute deadline so replay is exact.
     let abs = itoa::Buffer::new().format(expire_at).to_string();
     ctx.propagate(&[b"RESTORE", a[1], abs.as_bytes(), a[3], b"REPLACE", b"ABSTTL"]);
+    ctx.notify(crate::notify::GENERIC, b"restore", a[1]);
     drop(k);
     ctx.out.ok();
     Ok(())

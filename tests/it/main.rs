@@ -9,3 +9,4 @@ mod protocol;
 mod snapshot;
 mod strings;
 mod tools;
+mod txn;
