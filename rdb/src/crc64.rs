@@ -126,6 +126,17 @@ fn slice8(mut crc: u64, data: &[u8]) -> u64 {
 
 /// Continue a CRC over more data.
 pub fn update(crc: u64, data: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if data.len() >= 256 && clmul::available() {
+            return clmul::update(crc, data);
+        }
+    }
+    update_tables(crc, data)
+}
+
+/// Table-driven CRC: four lanes of slice-by-8 for long inputs.
+fn update_tables(crc: u64, data: &[u8]) -> u64 {
     const LANES: usize = 4;
     if data.len() < 4096 {
         return slice8(crc, data);
@@ -160,6 +171,104 @@ pub fn update(crc: u64, data: &[u8]) -> u64 {
 /// CRC64 of `data`.
 pub fn checksum(data: &[u8]) -> u64 {
     update(0, data)
+}
+
+/// x^k mod P in normal (non-reflected) form, P = x^64 + 0xad93d23594c935a9.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const fn xpow_mod(k: u32) -> u64 {
+    const P_NORMAL: u64 = 0xad93_d235_94c9_35a9;
+    let mut r: u64 = 1;
+    let mut i = 0;
+    while i < k {
+        let carry = r >> 63;
+        r <<= 1;
+        if carry == 1 {
+            r ^= P_NORMAL;
+        }
+        i += 1;
+    }
+    r
+}
+
+/// Carry-less multiplication folding (PCLMULQDQ), used when the CPU has it.
+///
+/// Bytes are loaded little-endian into 128-bit registers, so bit k of a
+/// block is the message's k-th bit, the coefficient of x^(127-k). Folding a
+/// block forward by N bits multiplies its two 64-bit halves by
+/// x^(N+64) and x^N modulo P; with bit-reflected operands the carry-less
+/// product comes out one bit short, which the constants absorb by using
+/// x^(N+63) and x^(N-1). What remains after folding is a 128-bit value with
+/// the same CRC as the folded prefix, finished with the tables.
+#[cfg(target_arch = "x86_64")]
+mod clmul {
+    use super::{slice8, xpow_mod};
+    use std::arch::x86_64::{
+        __m128i, _mm_clmulepi64_si128, _mm_loadu_si128, _mm_set_epi64x, _mm_storeu_si128, _mm_xor_si128,
+    };
+
+    /// (low lane constant, high lane constant) for folding by `n` bits.
+    const fn fold_consts(n: u32) -> (u64, u64) {
+        (xpow_mod(n + 63).reverse_bits(), xpow_mod(n - 1).reverse_bits())
+    }
+
+    const K128: (u64, u64) = fold_consts(128);
+    const K512: (u64, u64) = fold_consts(512);
+
+    pub(super) fn available() -> bool {
+        std::is_x86_feature_detected!("pclmulqdq") && std::is_x86_feature_detected!("sse2")
+    }
+
+    pub(super) fn update(crc: u64, data: &[u8]) -> u64 {
+        // SAFETY: `available()` checked that the CPU supports PCLMULQDQ and SSE2.
+        unsafe { update_clmul(crc, data) }
+    }
+
+    #[target_feature(enable = "pclmulqdq,sse2")]
+    unsafe fn fold(a: __m128i, k: __m128i, d: __m128i) -> __m128i {
+        let lo = _mm_clmulepi64_si128(a, k, 0x00);
+        let hi = _mm_clmulepi64_si128(a, k, 0x11);
+        _mm_xor_si128(_mm_xor_si128(lo, hi), d)
+    }
+
+    #[target_feature(enable = "pclmulqdq,sse2")]
+    unsafe fn load(b: &[u8]) -> __m128i {
+        debug_assert!(b.len() >= 16);
+        // SAFETY: callers pass 16-byte chunks; unaligned loads are allowed.
+        unsafe { _mm_loadu_si128(b.as_ptr().cast::<__m128i>()) }
+    }
+
+    #[target_feature(enable = "pclmulqdq,sse2")]
+    unsafe fn update_clmul(crc: u64, data: &[u8]) -> u64 {
+        let k128 = _mm_set_epi64x(K128.1 as i64, K128.0 as i64);
+        let k512 = _mm_set_epi64x(K512.1 as i64, K512.0 as i64);
+        let wide = data.len() / 64 * 64;
+        let (body, tail) = data.split_at(wide);
+        let mut chunks = body.chunks_exact(64);
+        let Some(first) = chunks.next() else { return slice8(crc, data) };
+        // SAFETY (all unsafe blocks below): `load` gets 16-byte sub-slices of
+        // 64-byte chunks; the intrinsics only need the features enabled above.
+        let part = |c: &[u8], i: usize| unsafe { load(c.get(i * 16..i * 16 + 16).unwrap_or(&[0; 16])) };
+        let mut a0 = _mm_xor_si128(part(first, 0), _mm_set_epi64x(0, crc as i64));
+        let mut a1 = part(first, 1);
+        let mut a2 = part(first, 2);
+        let mut a3 = part(first, 3);
+        for c in chunks {
+            unsafe {
+                a0 = fold(a0, k512, part(c, 0));
+                a1 = fold(a1, k512, part(c, 1));
+                a2 = fold(a2, k512, part(c, 2));
+                a3 = fold(a3, k512, part(c, 3));
+            }
+        }
+        let mut a = unsafe { fold(fold(fold(a0, k128, a1), k128, a2), k128, a3) };
+        let mut rest = tail.chunks_exact(16);
+        for c in &mut rest {
+            a = unsafe { fold(a, k128, load(c)) };
+        }
+        let mut bytes = [0u8; 16];
+        unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast::<__m128i>(), a) };
+        slice8(slice8(0, &bytes), rest.remainder())
+    }
 }
 
 /// Incremental CRC64.

@@ -6,6 +6,10 @@
 //! collections, plain encodings otherwise. Data a target cannot hold (hash
 //! field TTLs before RDB 12, functions before RDB 10, empty collections) is
 //! refused with [`Error::Unrepresentable`].
+//!
+//! For the deterministic compact encodings (listpacks, intsets, strings with
+//! Redis's LZF, hash field TTLs) the output is byte-identical to what Redis
+//! 7.0 / 7.4 and Valkey 8 / 9 write (`tests/byte_fidelity.rs`).
 
 use crate::error::{Error, Result};
 use crate::format::{module_id, Format, QUICKLIST_PACKED, QUICKLIST_PLAIN};
@@ -149,20 +153,46 @@ pub fn write_ms(out: &mut Vec<u8>, ms: i64) {
     out.extend_from_slice(&ms.to_le_bytes());
 }
 
-/// A score as Redis stores it in a ziplist/listpack: integral values as
-/// integers, others in shortest round-trip form.
+/// A score as Redis 7.0's `d2string` writes it into a ziplist/listpack:
+/// `inf`/`-inf`, `0`/`-0`, integers in (-(2^52-1), 2^52) as integers, and
+/// everything else as C's `%.17g` (17 significant digits, which always reads
+/// back to the same double).
 fn score_text(s: f64) -> Vec<u8> {
     if s.is_infinite() {
-        return if s > 0.0 {
-            b"inf".to_vec()
-        } else {
-            b"-inf".to_vec()
-        };
+        return if s > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
     }
-    if s.fract() == 0.0 && s.abs() < 9_007_199_254_740_992.0 {
+    if s == 0.0 {
+        return if s.is_sign_negative() { b"-0".to_vec() } else { b"0".to_vec() };
+    }
+    if s > -4_503_599_627_370_495.0 && s < 4_503_599_627_370_496.0 && s.fract() == 0.0 {
         return itoa::Buffer::new().format(s as i64).as_bytes().to_vec();
     }
-    ryu::Buffer::new().format(s).as_bytes().to_vec()
+    format_g17(s).into_bytes()
+}
+
+/// C's `printf("%.17g", v)` for finite, non-zero `v`.
+fn format_g17(v: f64) -> String {
+    fn trim(mut t: String) -> String {
+        if t.contains('.') {
+            while t.ends_with('0') {
+                t.pop();
+            }
+            if t.ends_with('.') {
+                t.pop();
+            }
+        }
+        t
+    }
+    let e = format!("{v:.16e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa.to_string()), exp.abs())
+    } else {
+        let decimals = usize::try_from(16 - exp).unwrap_or(0);
+        trim(format!("{v:.decimals$}"))
+    }
 }
 
 fn small<'a>(n: usize, mut items: impl Iterator<Item = &'a [u8]>) -> bool {
@@ -196,7 +226,7 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
                     let mut lp = listpack::Builder::new();
                     while let Some(it) = items.get(i) {
                         if lp.count() > 0
-                            && (lp.len_bytes() + it.len() > LIST_NODE_BYTES
+                            && (lp.len_bytes() + it.len() + 8 > LIST_NODE_BYTES
                                 || it.len() >= PLAIN_THRESHOLD)
                         {
                             break;
@@ -408,5 +438,36 @@ fn encode_hash(out: &mut Vec<u8>, fields: &[HashField], opts: &EncodeOptions) ->
             write_string(out, &f.value, z);
         }
         Ok(4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_written_like_redis_7_0() {
+        let cases: &[(f64, &str)] = &[
+            (1.5, "1.5"),
+            (0.1, "0.10000000000000001"),
+            (-2.25, "-2.25"),
+            (42.0, "42"),
+            (-0.0, "-0"),
+            (1e15, "1000000000000000"),
+            (9_007_199_254_740_992.0, "9007199254740992"),
+            (1e300, "1.0000000000000001e+300"),
+            (5e-324, "4.9406564584124654e-324"),
+            (-f64::MAX, "-1.7976931348623157e+308"),
+            (std::f64::consts::PI, "3.1415926535897931"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (1e17, "1e+17"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(String::from_utf8(score_text(*v)).unwrap(), *want, "{v:e}");
+            let back: f64 = want.parse().unwrap_or(if v.is_sign_negative() { f64::NEG_INFINITY } else { f64::INFINITY });
+            assert_eq!(back, *v);
+        }
     }
 }

@@ -174,6 +174,13 @@ impl<R: Read> ReadInput<R> {
         }
     }
 
+    /// The reader and the bytes it had buffered but the decoder did not
+    /// consume (for a replication stream: the commands after the RDB).
+    pub fn into_parts(self) -> (R, Vec<u8>) {
+        let rest = self.buf.get(self.pos..self.end).unwrap_or(&[]).to_vec();
+        (self.inner, rest)
+    }
+
     /// Make `n` bytes available at `pos`.
     fn ensure(&mut self, n: usize, what: &'static str) -> Result<()> {
         if self.end - self.pos >= n {

@@ -68,11 +68,12 @@
 //! ```
 //!
 //! **Layout.**
-//! - [`format`]: magic/version, type and opcode tables chosen by (magic, version)
+//! - [`format`](mod@format): magic/version, type and opcode tables chosen by (magic, version)
 //! - [`input`]: byte sources (slice, `Read`) with offsets and CRC
 //! - `decode`: lengths, strings, every value encoding
 //! - `reader`: the item iterator over a whole file
-//! - `encode`, `writer`: value encoding per target, the file writer
+//! - [`encode`] (value encoding per target, public for callers that frame
+//!   values themselves), `writer`: the file writer
 //! - `dump`: DUMP/RESTORE payloads
 //! - [`listpack`], [`ziplist`], [`intset`] (with zipmap), `stream`: container formats
 //! - [`value`]: the neutral value model; [`error`]: the error type
@@ -83,7 +84,7 @@
 pub mod crc64;
 mod decode;
 mod dump;
-mod encode;
+pub mod encode;
 pub mod error;
 pub mod format;
 pub mod input;

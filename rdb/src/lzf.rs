@@ -70,92 +70,193 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
     Ok(out)
 }
 
-const HLOG: u32 = 14;
+const HLOG: u32 = 16;
+const HSIZE: usize = 1 << HLOG;
 const MAX_OFF: usize = 1 << 13;
 const MAX_REF: usize = (1 << 8) + (1 << 3); // 264 bytes copied at most
 const MAX_LIT: usize = 1 << 5;
 
+/// Hash slot of the 3 bytes most recently shifted into `h` (liblzf's
+/// "very fast" variant, so the parse matches Redis's choices).
 #[inline]
-fn hash3(a: u8, b: u8, c: u8) -> usize {
-    let v = (a as u32) << 16 | (b as u32) << 8 | c as u32;
-    (v.wrapping_mul(2_654_435_761) >> (32 - HLOG)) as usize
+fn slot(h: u32) -> usize {
+    ((h >> (24 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
-/// Compress `input`. Returns `None` when the result would not be smaller
-/// than `input.len() - 4` (Redis keeps LZF only when it saves 4+ bytes) or
-/// when the input is shorter than 4 bytes.
+/// An output buffer of fixed capacity; writing past it means "does not
+/// compress well enough".
+struct Out {
+    buf: Vec<u8>,
+    op: usize,
+}
+
+impl Out {
+    fn put(&mut self, at: usize, b: u8) -> Option<()> {
+        *self.buf.get_mut(at)? = b;
+        Some(())
+    }
+}
+
+/// Compress `input` as Redis does before storing a string: the result must
+/// fit in `input.len() - 4` bytes, otherwise `None` (Redis then stores the
+/// string raw). The parse follows liblzf's (hash table of 2^16 slots,
+/// greedy matches, the last two positions of each match re-indexed), so for
+/// the same input the output is normally byte-identical to Redis's.
 pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
-    if input.len() < 4 {
+    if input.len() <= 4 || input.len() >= u32::MAX as usize {
         return None;
     }
-    let limit = input.len() - 4;
-    let mut out: Vec<u8> = Vec::with_capacity(limit);
-    let mut htab = vec![0usize; 1 << HLOG];
-    let mut lit_start = 0usize;
-    let mut ip = 0usize;
-
-    fn flush(out: &mut Vec<u8>, lit: &[u8]) {
-        for chunk in lit.chunks(MAX_LIT) {
-            out.push((chunk.len() - 1) as u8);
-            out.extend_from_slice(chunk);
-        }
-    }
-
-    while ip + 2 < input.len() {
-        let (a, b, c) = match input.get(ip..ip + 3) {
-            Some(&[a, b, c]) => (a, b, c),
-            _ => break,
-        };
-        let h = hash3(a, b, c);
-        let cand = htab.get(h).copied().unwrap_or(0);
-        if let Some(slot) = htab.get_mut(h) {
-            *slot = ip + 1;
-        }
-        if cand > 0 {
-            let r = cand - 1;
-            let dist = ip - r;
-            if (1..=MAX_OFF).contains(&dist) && input.get(r..r + 3) == Some(&[a, b, c][..]) {
-                let max_len = MAX_REF.min(input.len() - ip);
-                let mut len = 3;
-                while len < max_len && input.get(r + len) == input.get(ip + len) {
-                    len += 1;
-                }
-                flush(&mut out, input.get(lit_start..ip).unwrap_or(&[]));
-                let l = len - 2;
-                let off = dist - 1;
-                if l < 7 {
-                    out.push(((l as u8) << 5) | (off >> 8) as u8);
-                } else {
-                    out.push((7 << 5) | (off >> 8) as u8);
-                    out.push((l - 7) as u8);
-                }
-                out.push((off & 0xff) as u8);
-                // Index the positions inside the match so later data can refer to them.
-                let end = ip + len;
-                let mut p = ip + 1;
-                while p + 2 < end.min(input.len()) {
-                    if let Some(&[x, y, z]) = input.get(p..p + 3) {
-                        if let Some(slot) = htab.get_mut(hash3(x, y, z)) {
-                            *slot = p + 1;
-                        }
-                    }
-                    p += 1;
-                }
-                ip = end;
-                lit_start = ip;
-                if out.len() >= limit {
-                    return None;
-                }
-                continue;
+    TABLE.with(|t| {
+        let mut guard = t.borrow_mut();
+        let table = &mut *guard;
+        let out = compress_with(input, table);
+        // Leave the table all-empty for the next call (same result as a
+        // fresh table, without zeroing 256 KiB per short string).
+        for &i in &table.touched {
+            if let Some(s) = table.slots.get_mut(i as usize) {
+                *s = 0;
             }
         }
-        ip += 1;
+        table.touched.clear();
+        out
+    })
+}
+
+/// The hash table, reused per thread: `slots` hold positions + 1 (0 =
+/// empty); `touched` lists the slots written by the current call.
+struct Table {
+    slots: Vec<u32>,
+    touched: Vec<u32>,
+}
+
+impl Table {
+    #[inline]
+    fn set(&mut self, slot: usize, pos: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            if *s == 0 {
+                self.touched.push(slot as u32);
+            }
+            *s = pos as u32 + 1;
+        }
     }
-    flush(&mut out, input.get(lit_start..).unwrap_or(&[]));
-    if out.len() >= limit || out.len() + 4 > input.len() {
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> =
+        std::cell::RefCell::new(Table { slots: vec![0; HSIZE], touched: Vec::new() });
+}
+
+fn compress_with(input: &[u8], htab: &mut Table) -> Option<Vec<u8>> {
+    let in_len = input.len();
+    let out_len = in_len - 4;
+    let mut o = Out { buf: vec![0u8; out_len], op: 0 };
+    let at = |i: usize| input.get(i).copied().map(u32::from).unwrap_or(0);
+    let mut lit = 0usize;
+    o.op += 1; // header of the first literal run
+    let mut ip = 0usize;
+    let mut hval = (at(0) << 8) | at(1);
+    while ip + 2 < in_len {
+        hval = (hval << 8) | at(ip + 2);
+        let hs = slot(hval);
+        let cand = htab.slots.get(hs).copied().unwrap_or(0) as usize;
+        htab.set(hs, ip);
+        let matched = cand > 1 && {
+            let r = cand - 1;
+            r < ip
+                && ip - r - 1 < MAX_OFF
+                && input.get(r..r + 3).is_some()
+                && input.get(r..r + 3) == input.get(ip..ip + 3)
+        };
+        if matched {
+            let r = cand - 1;
+            let off = ip - r - 1;
+            let maxlen = (in_len - ip - 2).min(MAX_REF);
+            if o.op + 4 >= out_len && o.op - usize::from(lit == 0) + 4 >= out_len {
+                return None;
+            }
+            o.put(o.op.checked_sub(lit + 1)?, (lit as u8).wrapping_sub(1))?; // close the run
+            o.op -= usize::from(lit == 0); // drop an empty run
+            // Count matching bytes like liblzf: when more than 16 may match,
+            // 16 bytes are compared without the length cap first (so a match
+            // may run to the very end of the input), then one by one.
+            let eq = |n: usize| input.get(r + n).is_some() && input.get(r + n) == input.get(ip + n);
+            let mut len = 2usize;
+            let mut mismatch = false;
+            if maxlen > 16 {
+                for _ in 0..16 {
+                    len += 1;
+                    if !eq(len) {
+                        mismatch = true;
+                        break;
+                    }
+                }
+            }
+            if !mismatch {
+                loop {
+                    len += 1;
+                    if !(len < maxlen && eq(len)) {
+                        break;
+                    }
+                }
+            }
+            len -= 2;
+            ip += 1;
+            if len < 7 {
+                o.put(o.op, ((off >> 8) + (len << 5)) as u8)?;
+                o.op += 1;
+            } else {
+                o.put(o.op, ((off >> 8) + (7 << 5)) as u8)?;
+                o.put(o.op + 1, (len - 7) as u8)?;
+                o.op += 2;
+            }
+            o.put(o.op, (off & 0xff) as u8)?;
+            o.op += 2; // the offset byte, then the next run's header
+            lit = 0;
+            ip += len + 1;
+            if ip + 2 >= in_len {
+                break;
+            }
+            // Re-index the last two positions of the match.
+            ip -= 2;
+            hval = (at(ip) << 8) | at(ip + 1);
+            for _ in 0..2 {
+                hval = (hval << 8) | at(ip + 2);
+                htab.set(slot(hval), ip);
+                ip += 1;
+            }
+        } else {
+            if o.op >= out_len {
+                return None;
+            }
+            o.put(o.op, *input.get(ip)?)?;
+            o.op += 1;
+            ip += 1;
+            lit += 1;
+            if lit == MAX_LIT {
+                o.put(o.op - lit - 1, (lit - 1) as u8)?;
+                lit = 0;
+                o.op += 1;
+            }
+        }
+    }
+    if o.op + 3 > out_len {
         return None;
     }
-    Some(out)
+    while ip < in_len {
+        o.put(o.op, *input.get(ip)?)?;
+        o.op += 1;
+        ip += 1;
+        lit += 1;
+        if lit == MAX_LIT {
+            o.put(o.op - lit - 1, (lit - 1) as u8)?;
+            lit = 0;
+            o.op += 1;
+        }
+    }
+    o.put(o.op.checked_sub(lit + 1)?, (lit as u8).wrapping_sub(1))?;
+    o.op -= usize::from(lit == 0);
+    o.buf.truncate(o.op);
+    Some(o.buf)
 }
 
 #[cfg(test)]
@@ -175,6 +276,17 @@ mod tests {
             assert!(z.len() < c.len());
             assert_eq!(decompress(&z, c.len()).unwrap(), c);
         }
+    }
+
+    #[test]
+    fn reused_table_gives_the_same_output() {
+        let a: Vec<u8> = b"abcabcabcabcabcabcabcabcxyzxyzxyzxyzxyz".repeat(5);
+        let b: Vec<u8> = b"xyzabcxyzabc0123456789xyzabcabc".repeat(9);
+        let first = compress(&a).unwrap();
+        let _ = compress(&b).unwrap();
+        assert_eq!(compress(&a).unwrap(), first);
+        // Redis's own bytes for 21 'a': a 2-byte literal, then one back-reference.
+        assert_eq!(compress(&[b'a'; 21]).unwrap(), [0x01, b'a', b'a', 0xe0, 0x0a, 0x00]);
     }
 
     #[test]

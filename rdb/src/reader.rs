@@ -146,6 +146,12 @@ impl<I: Input> Reader<I> {
         })
     }
 
+    /// The input, positioned after the last item read (after the checksum
+    /// once iteration has ended).
+    pub fn into_input(self) -> I {
+        self.inp
+    }
+
     /// Magic and version of the file.
     pub fn format(&self) -> Format {
         self.format

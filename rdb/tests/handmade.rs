@@ -130,3 +130,19 @@ fn entries_iterator_keeps_only_keys() {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].key, b"k");
 }
+
+#[test]
+fn bytes_after_the_dump_stay_available() {
+    let mut data = file(b"REDIS0010", &[0, 1, b'k', 1, b'v']);
+    let n = data.len();
+    data.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    let mut r = Reader::from_read(&data[..], DecodeOptions::default()).unwrap();
+    assert_eq!(r.by_ref().count(), 1);
+    let (rest_reader, buffered) = r.into_input().into_parts();
+    let mut all = buffered;
+    all.extend_from_slice(rest_reader);
+    assert_eq!(all, &data[n..]);
+    let mut r = Reader::from_slice(&data, DecodeOptions::default()).unwrap();
+    assert_eq!(r.by_ref().count(), 1);
+    assert_eq!(r.into_input().rest(), b"*1\r\n$4\r\nPING\r\n");
+}

@@ -158,7 +158,16 @@ fn command_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         5 if eq(a[2], "filterby") => Some((a[3], a[4])),
         _ => return Err(CmdError::Syntax),
     };
+    // As Redis, subcommands are listed too (`config|get`), after their
+    // container.
+    let mut all: Vec<&Entry> = Vec::new();
     for e in sorted() {
+        all.push(e);
+        let mut subs: Vec<&Entry> = e.subs.values().collect();
+        subs.sort_by(|a, b| a.fullname.cmp(&b.fullname));
+        all.extend(subs);
+    }
+    for e in all {
         let keep = match filter {
             None => true,
             Some((k, v)) if eq(k, "pattern") => basalt_storage::glob_match(v, e.fullname.as_bytes(), true),

@@ -111,9 +111,13 @@ fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn touch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    // TOUCH updates the access clock even under CLIENT NO-TOUCH (7.2).
+    let clock = ctx.clock();
     let mut n = 0;
     for key in &a[1..] {
-        if ctx.read_key(key).exists() {
+        let mut k = ctx.read_key(key);
+        if let Some(e) = k.get_mut() {
+            e.lru = clock;
             n += 1;
         }
     }
@@ -688,10 +692,17 @@ fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    // Redis shares the integers 0..9999 and reports INT_MAX for them,
+    // unless a maxmemory with an LRU/LFU policy needs per-key clocks.
+    let shared = {
+        let cfg = ctx.srv.config.read();
+        let maxmem = cfg.get("maxmemory").is_some_and(|v| v != "0");
+        let lru_lfu = cfg.get("maxmemory-policy").is_some_and(|p| p.contains("lru") || p.contains("lfu"));
+        !(maxmem && lru_lfu)
+    };
     let k = ctx.peek_key(a[2]);
-    // Redis shares the integers 0..9999 and reports INT_MAX for them.
     let rc = k.get().map(|e| match e.value {
-        Value::Int(i) if (0..10000).contains(&i) => i32::MAX as i64,
+        Value::Int(i) if shared && (0..10000).contains(&i) => i32::MAX as i64,
         _ => 1,
     });
     drop(k);
@@ -752,25 +763,28 @@ fn dump(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let (mut replace, mut absttl) = (false, false);
     let mut lru_idle: Option<i64> = None;
+    let mut freq: Option<i64> = None;
     let mut j = 4;
     while j < a.len() {
         let more = j + 1 < a.len();
+        // As Redis: IDLETIME and FREQ exclude each other (syntax error).
         if eq(a[j], "replace") {
             replace = true;
         } else if eq(a[j], "absttl") {
             absttl = true;
-        } else if eq(a[j], "idletime") && more && lru_idle.is_none() {
+        } else if eq(a[j], "idletime") && more && freq.is_none() {
             let v = int(a[j + 1])?;
             if v < 0 {
                 return Err(CmdError::msg("ERR Invalid IDLETIME value, must be >= 0"));
             }
             lru_idle = Some(v);
             j += 1;
-        } else if eq(a[j], "freq") && more {
+        } else if eq(a[j], "freq") && more && lru_idle.is_none() {
             let v = int(a[j + 1])?;
             if !(0..=255).contains(&v) {
                 return Err(CmdError::msg("ERR Invalid FREQ value, must be >= 0 and <= 255"));
             }
+            freq = Some(v);
             j += 1;
         } else {
             return Err(CmdError::Syntax);

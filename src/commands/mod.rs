@@ -184,10 +184,17 @@ impl Table {
     /// Resolves argv to the entry that will run (the subcommand for
     /// containers), checking arity. Errors are the client-facing ones.
     pub fn resolve(&self, argv: &[&[u8]]) -> Result<&Entry, CmdError> {
+        self.resolve_counted(argv).map_err(|(e, _)| e)
+    }
+
+    /// As `resolve`; an error also names the entry whose `rejected_calls`
+    /// it counts in, as Redis: the (sub)command for a wrong arity, none for
+    /// an unknown name. DEBUG, one command in Redis, counts as a call that
+    /// failed (`true`).
+    pub fn resolve_counted(&self, argv: &[&[u8]]) -> Result<&Entry, (CmdError, Option<(&Entry, bool)>)> {
         let name = argv[0];
-        let e = self.get(name).ok_or_else(|| CmdError::UnknownCommand {
-            name: name.to_vec(),
-            args: argv[1..].iter().map(|a| a.to_vec()).collect(),
+        let e = self.get(name).ok_or_else(|| {
+            (CmdError::UnknownCommand { name: name.to_vec(), args: argv[1..].iter().map(|a| a.to_vec()).collect() }, None)
         })?;
         if !e.subs.is_empty() && argv.len() >= 2 {
             let mut buf = [0u8; 32];
@@ -195,13 +202,13 @@ impl Table {
             // DEBUG is a single command in Redis that parses its own
             // subcommands: unknown ones and wrong counts get one message.
             if e.spec.name == "debug" && sub.map_or(true, |s| check_arity(s, argv.len()).is_err()) {
-                return Err(client::subcommand_syntax_error(argv));
+                return Err((client::subcommand_syntax_error(argv), Some((e, true))));
             }
-            let sub = sub.ok_or_else(|| CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() })?;
-            check_arity(sub, argv.len())?;
+            let sub = sub.ok_or_else(|| (CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() }, None))?;
+            check_arity(sub, argv.len()).map_err(|err| (err, Some((sub, false))))?;
             return Ok(sub);
         }
-        check_arity(e, argv.len())?;
+        check_arity(e, argv.len()).map_err(|err| (err, Some((e, false))))?;
         Ok(e)
     }
 
@@ -277,37 +284,54 @@ impl<'a> Ctx<'a> {
 /// command that ran (0 when it was rejected before running).
 pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
     let t = table();
-    let entry = match t.resolve(argv) {
+    let entry = match t.resolve_counted(argv) {
         Ok(e) => e,
-        Err(err) => {
-            if let Some(e) = t.get(argv[0]) {
-                e.stats.rejected.fetch_add(1, Relaxed);
+        Err((err, counted)) => {
+            match counted {
+                Some((e, false)) => {
+                    e.stats.rejected.fetch_add(1, Relaxed);
+                }
+                Some((e, true)) => {
+                    e.stats.calls.fetch_add(1, Relaxed);
+                    e.stats.failed.fetch_add(1, Relaxed);
+                    ctx.srv.stats.commands.fetch_add(1, Relaxed);
+                }
+                None => {}
             }
-            reject(ctx, &err);
+            reject(ctx, argv, &err);
             return 0;
         }
     };
+    // DEBUG is one command in Redis: its subcommands count as `debug`.
+    let stat = match entry.fullname.strip_prefix("debug|") {
+        Some(_) => t.get(b"debug").unwrap_or(entry),
+        None => entry,
+    };
     let f = entry.spec.flags;
-    if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
-        entry.stats.rejected.fetch_add(1, Relaxed);
-        reject(ctx, &CmdError::msg("NOAUTH Authentication required."));
-        return 0;
-    }
-    if ctx.client.multi.is_some() && f & flags::NO_MULTI != 0 {
-        entry.stats.rejected.fetch_add(1, Relaxed);
-        reject(ctx, &CmdError::msg("ERR Command not allowed inside a transaction"));
+    if !ctx.loading && ctx.srv.loading.load(Relaxed) && f & flags::LOADING == 0 {
+        stat.stats.rejected.fetch_add(1, Relaxed);
+        reject(ctx, argv, &CmdError::msg("LOADING Redis is loading the dataset in memory"));
         return 0;
     }
     if f & flags::WRITE != 0 && !ctx.loading && !ctx.srv.log_ok.load(Relaxed) {
-        entry.stats.rejected.fetch_add(1, Relaxed);
+        stat.stats.rejected.fetch_add(1, Relaxed);
         let why = ctx.srv.log_error.lock().clone();
-        reject(ctx, &CmdError::msg(format!("MISCONF Errors writing to the AOF file: {why}")));
+        reject(ctx, argv, &CmdError::msg(format!("MISCONF Errors writing to the AOF file: {why}")));
+        return 0;
+    }
+    if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
+        stat.stats.rejected.fetch_add(1, Relaxed);
+        reject(ctx, argv, &CmdError::msg("NOAUTH Authentication required."));
+        return 0;
+    }
+    if ctx.client.multi.is_some() && f & flags::NO_MULTI != 0 {
+        stat.stats.rejected.fetch_add(1, Relaxed);
+        reject(ctx, argv, &CmdError::msg("ERR Command not allowed inside a transaction"));
         return 0;
     }
     if !ctx.out.resp3 && ctx.client.sub.is_some() && ctx.client.subs.any() && !allowed_subscribed(entry) {
-        entry.stats.rejected.fetch_add(1, Relaxed);
-        reject(
-            ctx,
+        stat.stats.rejected.fetch_add(1, Relaxed);
+        reject(ctx, argv,
             &CmdError::msg(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 entry.fullname
@@ -315,11 +339,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
         );
         return 0;
     }
-    if !ctx.loading && ctx.srv.loading.load(Relaxed) && f & flags::LOADING == 0 {
-        entry.stats.rejected.fetch_add(1, Relaxed);
-        reject(ctx, &CmdError::msg("LOADING Redis is loading the dataset in memory"));
-        return 0;
-    }
+    ctx.client.handle.set_last_cmd(stat);
     if let Some(m) = ctx.client.multi.as_mut() {
         if !matches!(entry.fullname.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
             m.push(argv);
@@ -327,21 +347,23 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
             return 0;
         }
     }
-    ctx.client.handle.set_last_cmd(entry);
     // Command time is measured on one call in TIME_SAMPLE and scaled: two
     // clock reads per command were a visible share of a pipelined GET.
-    let calls = entry.stats.calls.fetch_add(1, Relaxed);
+    // Counted after the call, as Redis: INFO does not see itself and
+    // CONFIG RESETSTAT shows as its own first call.
+    let calls = stat.stats.calls.load(Relaxed);
     let res = if calls % TIME_SAMPLE == 0 {
         let start = std::time::Instant::now();
         let r = (entry.spec.handler)(ctx, argv);
-        entry.stats.usec.fetch_add(start.elapsed().as_micros() as u64 * TIME_SAMPLE, Relaxed);
+        stat.stats.usec.fetch_add(start.elapsed().as_micros() as u64 * TIME_SAMPLE, Relaxed);
         r
     } else {
         (entry.spec.handler)(ctx, argv)
     };
+    stat.stats.calls.fetch_add(1, Relaxed);
     ctx.srv.stats.commands.fetch_add(1, Relaxed);
     if let Err(err) = res {
-        entry.stats.failed.fetch_add(1, Relaxed);
+        stat.stats.failed.fetch_add(1, Relaxed);
         reply_error(ctx, &err);
     }
     f
@@ -356,9 +378,19 @@ fn allowed_subscribed(e: &Entry) -> bool {
 
 /// A command refused before running: the error reply, and a transaction
 /// being queued is flagged so its EXEC aborts (Redis's `rejectCommand`).
-fn reject(ctx: &mut Ctx<'_>, err: &CmdError) {
+/// A rejected EXEC discards the transaction and says why.
+fn reject(ctx: &mut Ctx<'_>, argv: &[&[u8]], err: &CmdError) {
     if let Some(m) = ctx.client.multi.as_mut() {
         m.failed = true;
+    }
+    if args::eq(argv[0], "exec") {
+        multi::clear(ctx.srv, ctx.client);
+        let text = err.to_bytes();
+        let why = text.strip_prefix(b"ERR ").unwrap_or(&text);
+        let mut m = b"EXECABORT Transaction discarded because of: ".to_vec();
+        m.extend_from_slice(why);
+        reply_error(ctx, &CmdError::Bytes(m));
+        return;
     }
     reply_error(ctx, err);
 }

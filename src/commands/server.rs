@@ -27,6 +27,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             cmd("set-active-expire", 3, ADMIN, debug_set_active_expire),
             CommandSpec { first_key: 2, last_key: 2, step: 1, ..cmd("object", 3, ADMIN, debug_object) },
             cmd("aof-fault", -3, ADMIN, debug_aof_fault),
+            cmd("populate", -3, ADMIN, debug_populate),
             cmd("help", 2, ADMIN, debug_help),
         ],
         ..cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, container)
@@ -173,6 +174,47 @@ fn shutdown(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // Redis replies nothing on success: the connection just closes.
     ctx.srv.shutdown.send_replace(Some(kind));
     ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+/// DEBUG POPULATE count [prefix] [size]: creates `prefix:N` = `value:N`
+/// (padded with zero bytes to `size`), skipping existing keys, as Redis's.
+/// Like Redis's, it is a test helper and is not written to the log.
+fn debug_populate(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let count = int(a[2]).map_err(|_| CmdError::msg("ERR value is out of range, must be positive"))?;
+    if count < 0 {
+        return Err(CmdError::msg("ERR value is out of range, must be positive"));
+    }
+    let prefix: &[u8] = a.get(3).copied().unwrap_or(b"key");
+    let size = match a.get(4) {
+        Some(v) => int(v).ok().filter(|&n| n >= 0).ok_or_else(|| CmdError::msg("ERR value is out of range, must be positive"))? as usize,
+        None => 0,
+    };
+    if a.len() > 5 {
+        return Err(CmdError::Syntax);
+    }
+    let db = ctx.client.db;
+    let ks = &ctx.srv.ks;
+    let mut key = Vec::new();
+    let mut val = Vec::new();
+    for i in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        val.clear();
+        val.extend_from_slice(b"value:");
+        val.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        if size > 0 {
+            val.resize(size, 0);
+        }
+        let h = basalt_storage::Keyspace::hash(&key);
+        let mut g = ctx.shard(ks.shard_of(h));
+        if g.dbs[db].get(h, &key).is_none() {
+            g.dbs[db].insert(h, &key, basalt_storage::Entry::new(basalt_storage::Value::from_bytes(&val)));
+        }
+    }
+    ctx.out.ok();
     Ok(())
 }
 

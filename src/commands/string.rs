@@ -158,7 +158,12 @@ fn set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// The shared body of SET, SETEX, PSETEX, GETSET, SETNX.
 fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Option<u64>, setnx_reply: bool) -> CmdResult {
+    let touch = ctx.touch_clock();
     let mut k = ctx.write_key(key);
+    // The write lookup touches an existing key, even when NX/XX refuses.
+    if let (Some(e), Some(c)) = (k.get_mut(), touch) {
+        e.lru = c;
+    }
     let old = k.get();
     if o.get {
         ctx.count_lookup(old.is_some());
@@ -274,9 +279,13 @@ fn mget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // sense beyond each read being consistent, but lock all for a
     // snapshot-consistent answer when keys share few shards.
     let keys = &a[1..];
+    let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(keys);
     let mut buf = itoa::Buffer::new();
     for (i, key) in keys.iter().enumerate() {
+        if let (Some(e), Some(c)) = (m.get_mut(i, key), touch) {
+            e.lru = c;
+        }
         match m.get(i, key) {
             Some(e) => match str_bytes(&e.value, &mut buf) {
                 Some(b) => {
@@ -299,8 +308,13 @@ fn mset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
         return Err(CmdError::WrongArity(if nx { "msetnx" } else { "mset" }.into()));
     }
     let keys: Vec<&[u8]> = a[1..].iter().step_by(2).copied().collect();
+    let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(&keys);
-    if nx && keys.iter().enumerate().any(|(i, k)| m.get(i, k).is_some()) {
+    if let Some(i) = keys.iter().enumerate().position(|(i, k)| nx && m.get(i, k).is_some()) {
+        // Redis's write lookup stops at (and touches) the first that exists.
+        if let (Some(e), Some(c)) = (m.get_mut(i, keys[i]), touch) {
+            e.lru = c;
+        }
         drop(m);
         ctx.out.int(0);
         return Ok(());
@@ -584,7 +598,13 @@ fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         j += 1;
     }
     let keys = [a[1], a[2]];
+    let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(&keys);
+    for (i, key) in keys.iter().enumerate() {
+        if let (Some(e), Some(c)) = (m.get_mut(i, key), touch) {
+            e.lru = c;
+        }
+    }
     let mut fetch = |i: usize| -> Result<Option<Vec<u8>>, CmdError> {
         match m.get(i, keys[i]) {
             None => Ok(None),

@@ -16,6 +16,9 @@ use crate::resp::decode::inline_args_owned;
 
 pub const IMMUTABLE: u32 = 1;
 pub const IMPLEMENTED: u32 = 2;
+/// Left out of glob matches: CONFIG GET answers only the exact name (as
+/// Redis's HIDDEN_CONFIG).
+pub const HIDDEN: u32 = 4;
 
 pub enum Kind {
     Bool,
@@ -33,6 +36,15 @@ pub struct Opt {
 }
 
 /// Basalt's own options (not in Redis).
+/// Redis's hidden testing knobs (not in `CONFIG GET *`, so not in the
+/// generated table): CONFIG GET answers them by exact name only.
+static HIDDEN_OPTIONS: &[Opt] = &[
+    Opt { name: "key-load-delay", default: "0", kind: Kind::Int, flags: HIDDEN },
+    Opt { name: "loading-process-events-interval-bytes", default: "2097152", kind: Kind::Int, flags: HIDDEN },
+    Opt { name: "rdb-key-save-delay", default: "0", kind: Kind::Int, flags: HIDDEN },
+    Opt { name: "watchdog-period", default: "0", kind: Kind::Int, flags: HIDDEN },
+];
+
 static BASALT_OPTIONS: &[Opt] = &[
     // Keyspace shards; 0 = automatic (16 per IO thread, at least 64).
     Opt { name: "shards", default: "0", kind: Kind::Int, flags: IMMUTABLE | IMPLEMENTED },
@@ -47,12 +59,15 @@ static BASALT_OPTIONS: &[Opt] = &[
     Opt { name: "aof-load-until-damage", default: "no", kind: Kind::Bool, flags: IMPLEMENTED },
 ];
 
+/// Immutable here, mutable (or absent) in Redis: see `Config::set`.
+const FIXED_AT_START: &[&str] = &["appendonly", "jemalloc-bg-thread", "shards", "debug-simulate-power-loss", "debug-aof-fault-injection"];
+
 fn lookup(name: &str) -> Option<&'static Opt> {
-    options::OPTIONS.iter().chain(BASALT_OPTIONS).find(|o| o.name == name)
+    options::OPTIONS.iter().chain(HIDDEN_OPTIONS).chain(BASALT_OPTIONS).find(|o| o.name == name)
 }
 
 pub fn all_options() -> impl Iterator<Item = &'static Opt> {
-    options::OPTIONS.iter().chain(BASALT_OPTIONS)
+    options::OPTIONS.iter().chain(HIDDEN_OPTIONS).chain(BASALT_OPTIONS)
 }
 
 /// Integer ranges Redis enforces on CONFIG SET (a subset; others: i64).
@@ -172,6 +187,7 @@ impl Config {
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, &str)> {
         self.values
             .iter()
+            .filter(|(k, _)| lookup(k).map_or(true, |o| o.flags & HIDDEN == 0))
             .filter(|(k, _)| basalt_storage::glob_match(pattern, k.as_bytes(), true))
             .map(|(k, v)| (*k, v.as_str()))
             .collect()
@@ -228,10 +244,19 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let lname = name.to_ascii_lowercase();
         let opt = lookup(&lname).ok_or_else(|| format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))?;
-        if opt.flags & IMMUTABLE != 0 {
-            return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+        let immutable = || format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config");
+        // Options Redis can change at run time but Basalt fixes at start
+        // (and Basalt's own fixed ones) are validated as Redis would, and
+        // setting their current value is a no-op, so a client that writes
+        // back what CONFIG GET returned (Redis's "CONFIG sanity") succeeds.
+        let fixed_here = FIXED_AT_START.contains(&opt.name);
+        if opt.flags & IMMUTABLE != 0 && !fixed_here {
+            return Err(immutable());
         }
         let v = Self::normalize(opt, &[value.to_string()]).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+        if fixed_here {
+            return if self.get(opt.name) == Some(v.as_str()) { Ok(()) } else { Err(immutable()) };
+        }
         self.values.insert(opt.name, v);
         if !self.explicit.contains(&opt.name) {
             self.explicit.push(opt.name);
@@ -470,11 +495,14 @@ mod tests {
     #[test]
     fn set_validates_like_redis() {
         let mut c = Config::default();
-        assert_eq!(c.set("appendonly", "maybe").unwrap_err(), "ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must be 'yes' or 'no'");
+        assert_eq!(c.set("activerehashing", "maybe").unwrap_err(), "ERR CONFIG SET failed (possibly related to argument 'activerehashing') - argument must be 'yes' or 'no'");
         assert!(c.set("nope", "1").unwrap_err().starts_with("ERR Unknown option"));
         c.set("MAXMEMORY", "2gb").unwrap();
         assert_eq!(c.get("maxmemory"), Some("2147483648"));
         assert!(c.set("databases", "3").unwrap_err().contains("immutable"));
+        // Fixed at start here, mutable in Redis: the current value is a no-op.
+        c.set("appendonly", "yes").unwrap();
+        assert!(c.set("appendonly", "no").unwrap_err().contains("immutable"));
     }
 
     #[test]

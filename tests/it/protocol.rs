@@ -164,3 +164,36 @@ fn unix_socket_serves_commands() {
     // The same keyspace over TCP.
     assert_eq!(s.raw().cmd_str(&["GET", "u"]), b"$1\r\n1\r\n");
 }
+
+#[test]
+fn random_garbage_never_takes_the_server_down() {
+    let s = TestServer::start(&[]);
+    let mut seed: u64 = 0x2545f4914f6cdd1d;
+    for round in 0..200 {
+        let mut c = s.raw();
+        c.s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let len = 1 + (round * 37) % 3000;
+        let mut bytes = Vec::with_capacity(len);
+        for _ in 0..len {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Bias towards protocol bytes so headers get exercised.
+            bytes.push(match seed % 8 {
+                0 => b'*',
+                1 => b'$',
+                2 => b'\r',
+                3 => b'\n',
+                4 => b'0' + (seed >> 8) as u8 % 10,
+                5 => b'-',
+                _ => (seed >> 16) as u8,
+            });
+        }
+        let _ = c.s.write_all(&bytes);
+        // Whatever it answers, it answers with RESP and stays up.
+        while let Some(r) = c.read_reply() {
+            assert!(matches!(r[0], b'+' | b'-' | b':' | b'$' | b'*' | b'_' | b'%' | b'~' | b',' | b'#' | b'='), "{:?}", String::from_utf8_lossy(&r));
+        }
+    }
+    assert_eq!(s.raw().cmd_str(&["PING"]), b"+PONG\r\n");
+}

@@ -76,7 +76,8 @@ impl TestServer {
                 if c.write_all(b"PING\r\n").is_ok() {
                     let mut b = [0u8; 64];
                     if let Ok(n) = c.read(&mut b) {
-                        if b[..n].starts_with(b"+PONG") {
+                        // A password-protected server answers NOAUTH: up too.
+                        if b[..n].starts_with(b"+PONG") || b[..n].starts_with(b"-NOAUTH") {
                             return;
                         }
                     }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Snapshot side by side: Basalt's forkless BGSAVE vs Redis's fork BGSAVE on
+# the same dataset (KEYS keys x SIZE-byte values, DEBUG POPULATE), under a
+# redis-benchmark SET load. Reports, for each server:
+#   - memory (PSS, parent + child for Redis) before and peak during BGSAVE
+#   - SET p99 / max latency without and during a snapshot
+#   - snapshot file size
+#   - restart time (spawn -> PING answered) from that snapshot
+# usage: benches/snapshot.sh [KEYS] [SIZE]     (default 2000000 100)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+keys=${1:-2000000}; size=${2:-100}
+cargo build --release -q --bin basalt-server
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+bport=$((21000 + RANDOM % 5000)); rport=$((bport + 1))
+pss() { local t=0; for p in "$@"; do t=$((t + $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null || echo 0))); done; echo $t; }
+wait_ping() { for _ in $(seq 600); do [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]] && return 0; sleep 0.05; done; return 1; }
+now_ms() { date +%s%3N; }
+bench() { # port -> "p99 max" of SETs
+    taskset -c 1 redis-benchmark -p "$1" -t set -r "$keys" -d "$size" -c 50 -n "$2" --csv 2>/dev/null | tr -d '"' | awk -F, 'NR>1 {print $7, $8}'
+}
+start_basalt() { taskset -c 0 target/release/basalt-server --port "$bport" --dir "$work/b" --appendfsync everysec --save "" >>"$work/b.log" 2>&1 & }
+start_redis() { (cd "$work/r" && taskset -c 0 redis-server --port "$rport" --save "" --appendonly no --enable-debug-command yes --dir "$work/r" >>"$work/r.log" 2>&1 &) ; }
+mkdir -p "$work/b" "$work/r"
+start_basalt; start_redis; wait_ping "$bport"; wait_ping "$rport"
+for p in "$bport" "$rport"; do redis-cli -p "$p" debug populate "$keys" key "$size" >/dev/null; done
+bpid=$(pgrep -f "basalt-server --port $bport"); rpid=$(pgrep -f "redis-server.*:$rport")
+report() { # name port pid snapshot-file-glob
+    local name=$1 port=$2 pid=$3 pattern=$4
+    local base; base=$(bench "$port" 100000)
+    local before; before=$(pss "$pid")
+    bench "$port" 300000 >"$work/during" &
+    local bp=$!
+    sleep 0.3
+    redis-cli -p "$port" bgsave >/dev/null
+    local peak=$before t0; t0=$(now_ms)
+    while :; do
+        local kids; kids=$(pgrep -P "$pid" || true)
+        local m; m=$(pss "$pid" $kids); (( m > peak )) && peak=$m
+        [[ $(redis-cli -p "$port" info persistence | tr -d '\r' | awk -F: '/^rdb_bgsave_in_progress/ {print $2}') == 0 ]] && (( $(now_ms) - t0 > 200 )) && break
+        sleep 0.02
+    done
+    local dur=$(( $(now_ms) - t0 ))
+    wait $bp
+    local file; file=$(ls -t $pattern | head -1)
+    printf "%-7s mem_before=%dMB peak_during=%dMB (x%.2f) save_ms=%d  p99/max base=%s during=%s  file=%dMB\n" \
+        "$name" $((before/1024)) $((peak/1024)) "$(echo "$peak / $before" | bc -l)" "$dur" "$(echo $base | tr ' ' /)" "$(cat "$work/during" | tr ' ' /)" $(( $(stat -c %s "$file") / 1048576 ))
+}
+report basalt "$bport" "$bpid" "$work/b/appendonlydir/*.bsnap"
+report redis "$rport" "$rpid" "$work/r/dump.rdb"
+# Restart times.
+redis-cli -p "$bport" shutdown nosave >/dev/null || true
+redis-cli -p "$rport" shutdown nosave >/dev/null || true
+sleep 1
+t0=$(now_ms); start_basalt; wait_ping "$bport"; tb=$(( $(now_ms) - t0 ))
+t0=$(now_ms); start_redis; wait_ping "$rport"; tr=$(( $(now_ms) - t0 ))
+echo "restart: basalt ${tb}ms ($(redis-cli -p $bport dbsize) keys), redis ${tr}ms ($(redis-cli -p $rport dbsize) keys), ratio $(echo "$tb / $tr" | bc -l | cut -c1-4)"
+redis-cli -p "$bport" shutdown nosave >/dev/null || true
+redis-cli -p "$rport" shutdown nosave >/dev/null || true
