@@ -31,6 +31,9 @@ pub struct ClientHandle {
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
     pub kill: tokio::sync::Notify,
+    /// CLIENT LIST's sub / psub / ssub counts and `multi` (-1 = none).
+    pub sub_counts: [std::sync::atomic::AtomicU32; 3],
+    pub multi_len: std::sync::atomic::AtomicI32,
 }
 
 impl ClientHandle {
@@ -61,9 +64,23 @@ impl ClientHandle {
         let lib_name = String::from_utf8_lossy(&self.lib_name.lock()).into_owned();
         let lib_ver = String::from_utf8_lossy(&self.lib_ver.lock()).into_owned();
         let qbuf = self.qbuf.load(Relaxed);
-        let flags = if self.no_evict.load(Relaxed) { "e" } else { "N" };
+        let subs: Vec<u32> = self.sub_counts.iter().map(|c| c.load(Relaxed)).collect();
+        let multi = self.multi_len.load(Relaxed);
+        let mut flags = String::new();
+        if subs.iter().any(|&n| n > 0) {
+            flags.push('P');
+        }
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.no_evict.load(Relaxed) {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -72,6 +89,10 @@ impl ClientHandle {
             idle,
             flags,
             self.db.load(Relaxed),
+            subs[0],
+            subs[1],
+            subs[2],
+            multi,
             qbuf,
             self.last_cmd_name(),
             self.resp.load(Relaxed),
@@ -108,6 +129,10 @@ pub struct ClientState {
     /// Pub/sub: this client's handle in the registry, once it subscribed.
     pub sub: Option<Arc<crate::pubsub::Subscriber>>,
     pub subs: Subscriptions,
+    /// CLIENT TRACKING options while on.
+    pub tracking: Option<crate::tracking::TrackOpts>,
+    /// CLIENT CACHING yes/no for the next command.
+    pub caching: bool,
 }
 
 /// Channels, patterns and shard channels this client is subscribed to,
@@ -182,6 +207,8 @@ impl ClientState {
             watch: Default::default(),
             sub: None,
             subs: Subscriptions::default(),
+            tracking: None,
+            caching: false,
         }
     }
 
@@ -218,6 +245,8 @@ impl Clients {
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
+            sub_counts: Default::default(),
+            multi_len: std::sync::atomic::AtomicI32::new(-1),
         });
         self.map.lock().insert(id, h.clone());
         h

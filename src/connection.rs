@@ -170,9 +170,10 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
         // itself, a keyspace event of its write) go before its reply, as
         // Redis appends them to the output buffer while the command runs.
         let mut pushed = Vec::new();
-        if s.drain_into(&mut pushed) {
+        if s.drain_into_before(&mut pushed) {
             reply.buf.splice(before..before, pushed);
         }
+        s.drain_after(&mut reply.buf);
     }
     f & flags::WRITE != 0
 }

@@ -356,6 +356,10 @@ impl<'a> Ctx<'a> {
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
         self.srv.watches.touch_command(db, args);
+        if self.srv.tracking.active() {
+            let id = self.client.handle.id;
+            crate::watch::effect_keys(db, args, |_, k, _| self.srv.tracking.invalidate(k, Some(id)));
+        }
         match self.txn {
             None => self.srv.log_command(db, args),
             Some(t) => t.append(db, args),

@@ -24,6 +24,7 @@ pub mod pubsub;
 pub mod resp;
 pub mod server;
 pub mod snapshot;
+pub mod tracking;
 pub mod shared;
 pub mod watch;
 

@@ -26,6 +26,7 @@ use crate::client::ClientHandle;
 /// One subscribed connection, as the registry sees it.
 pub struct Subscriber {
     pub handle: Arc<ClientHandle>,
+    limits: Arc<Limits>,
     pub resp3: AtomicBool,
     queue: Mutex<Queue>,
     /// Woken when the queue goes from empty to non-empty.
@@ -35,19 +36,46 @@ pub struct Subscriber {
 #[derive(Default)]
 struct Queue {
     buf: Vec<u8>,
+    /// Frames caused by the client's own running command that Redis
+    /// sends after its reply (tracking invalidations of its own writes).
+    after: Vec<u8>,
     /// When the queue first went over the soft limit (None: under it).
     soft_since: Option<Instant>,
     closed: bool,
 }
 
 impl Subscriber {
-    pub fn new(handle: Arc<ClientHandle>, resp3: bool) -> Arc<Self> {
-        Arc::new(Subscriber { handle, resp3: AtomicBool::new(resp3), queue: Mutex::new(Queue::default()), wake: tokio::sync::Notify::new() })
+    pub fn new(handle: Arc<ClientHandle>, resp3: bool, limits: Arc<Limits>) -> Arc<Self> {
+        Arc::new(Subscriber { handle, limits, resp3: AtomicBool::new(resp3), queue: Mutex::new(Queue::default()), wake: tokio::sync::Notify::new() })
+    }
+
+    /// Moves the frames to send after the current reply to `out`.
+    pub fn drain_after(&self, out: &mut Vec<u8>) {
+        let mut q = self.queue.lock();
+        if !q.after.is_empty() {
+            out.extend_from_slice(&q.after);
+            q.after.clear();
+        }
+    }
+
+    /// Moves the ordinary queue (not the after-reply frames) to `out`.
+    pub fn drain_into_before(&self, out: &mut Vec<u8>) -> bool {
+        let mut q = self.queue.lock();
+        if q.buf.is_empty() {
+            return false;
+        }
+        std::mem::swap(out, &mut q.buf);
+        q.soft_since = None;
+        true
     }
 
     /// Moves everything queued to `out`.
     pub fn drain_into(&self, out: &mut Vec<u8>) -> bool {
         let mut q = self.queue.lock();
+        if !q.after.is_empty() {
+            let after = std::mem::take(&mut q.after);
+            q.buf.extend_from_slice(&after);
+        }
         if q.buf.is_empty() {
             return false;
         }
@@ -65,8 +93,18 @@ impl Subscriber {
         self.queue.lock().buf.len()
     }
 
+    /// Queues a frame to follow the reply of the command running on
+    /// this subscriber's own connection.
+    pub fn push_after_reply(&self, frame: &[u8]) {
+        let mut q = self.queue.lock();
+        if !q.closed {
+            q.after.extend_from_slice(frame);
+        }
+    }
+
     /// Queues one message; false if the subscriber is being closed.
-    fn push(&self, frame: &[u8], limits: &Limits) -> bool {
+    pub fn push_frame(&self, frame: &[u8]) -> bool {
+        let limits = &*self.limits;
         let mut q = self.queue.lock();
         if q.closed {
             return false;
@@ -118,7 +156,7 @@ pub struct PubSub {
     shard: RwLock<Subs>,
     /// Number of patterns with subscribers, so PUBLISH skips the scan.
     npatterns: AtomicUsize,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
     pub published: AtomicU64,
 }
 
@@ -169,7 +207,7 @@ impl PubSub {
             let m = self.channels.read();
             if let Some(v) = m.get(channel) {
                 for s in v {
-                    n += s.push(frames.get(s, FrameKind::Message, None, channel, msg), &self.limits) as usize;
+                    n += s.push_frame(frames.get(s, FrameKind::Message, None, channel, msg)) as usize;
                 }
             }
         }
@@ -179,7 +217,7 @@ impl PubSub {
                 if basalt_storage::glob_match(pat, channel, false) {
                     let mut pf = Frames::default();
                     for s in v {
-                        n += s.push(pf.get(s, FrameKind::PMessage, Some(pat), channel, msg), &self.limits) as usize;
+                        n += s.push_frame(pf.get(s, FrameKind::PMessage, Some(pat), channel, msg)) as usize;
                     }
                 }
             }
@@ -194,7 +232,7 @@ impl PubSub {
         let m = self.shard.read();
         if let Some(v) = m.get(channel) {
             for s in v {
-                n += s.push(frames.get(s, FrameKind::SMessage, None, channel, msg), &self.limits) as usize;
+                n += s.push_frame(frames.get(s, FrameKind::SMessage, None, channel, msg)) as usize;
             }
         }
         n

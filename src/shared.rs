@@ -101,6 +101,7 @@ pub struct Shared {
     pub fsync_always: AtomicBool,
     pub pubsub: crate::pubsub::PubSub,
     pub watches: crate::watch::Watches,
+    pub tracking: crate::tracking::Tracking,
     /// `notify-keyspace-events` as flag bits (see `notify`).
     pub notify_flags: std::sync::atomic::AtomicU32,
 }
@@ -157,6 +158,7 @@ impl Shared {
             aof_faults: OnceLock::new(),
             pubsub: Default::default(),
             watches: Default::default(),
+            tracking: Default::default(),
             notify_flags: Default::default(),
         };
         s.apply_runtime_config();

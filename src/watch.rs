@@ -117,33 +117,40 @@ impl Watches {
 
     /// Touches the keys of an effect command being recorded.
     pub fn touch_command(&self, db: usize, args: &[&[u8]]) {
-        if !self.active() || args.is_empty() {
-            return;
+        if self.active() {
+            effect_keys(db, args, |d, k, deleted| self.touch(d, k, deleted));
         }
-        let name = args[0];
-        let deleted = eq(name, "del") || eq(name, "unlink");
-        if eq(name, "move") && args.len() >= 3 {
-            self.touch(db, args[1], true);
-            if let Some(d) = std::str::from_utf8(args[2]).ok().and_then(|s| s.parse().ok()) {
-                self.touch(d, args[1], false);
+    }
+}
+
+/// Calls `f(db, key, deleted)` for each key an effect command changes.
+pub fn effect_keys(db: usize, args: &[&[u8]], mut f: impl FnMut(usize, &[u8], bool)) {
+    if args.is_empty() {
+        return;
+    }
+    let name = args[0];
+    let deleted = eq(name, "del") || eq(name, "unlink");
+    if eq(name, "move") && args.len() >= 3 {
+        f(db, args[1], true);
+        if let Some(d) = std::str::from_utf8(args[2]).ok().and_then(|s| s.parse().ok()) {
+            f(d, args[1], false);
+        }
+        return;
+    }
+    if eq(name, "copy") && args.len() >= 3 {
+        let mut ddb = db;
+        let mut j = 3;
+        while j + 1 < args.len() {
+            if eq(args[j], "db") {
+                ddb = std::str::from_utf8(args[j + 1]).ok().and_then(|s| s.parse().ok()).unwrap_or(db);
             }
-            return;
+            j += 1;
         }
-        if eq(name, "copy") && args.len() >= 3 {
-            let mut ddb = db;
-            let mut j = 3;
-            while j + 1 < args.len() {
-                if eq(args[j], "db") {
-                    ddb = std::str::from_utf8(args[j + 1]).ok().and_then(|s| s.parse().ok()).unwrap_or(db);
-                }
-                j += 1;
-            }
-            self.touch(ddb, args[2], false);
-            return;
-        }
-        let Ok(e) = table().resolve(args) else { return };
-        for i in key_positions(e.spec, args.len()) {
-            self.touch(db, args[i], deleted);
-        }
+        f(ddb, args[2], false);
+        return;
+    }
+    let Ok(e) = table().resolve(args) else { return };
+    for i in key_positions(e.spec, args.len()) {
+        f(db, args[i], deleted);
     }
 }

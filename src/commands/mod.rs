@@ -343,6 +343,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
     if let Some(m) = ctx.client.multi.as_mut() {
         if !matches!(entry.fullname.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
             m.push(argv);
+            ctx.client.handle.multi_len.store(m.cmds.len() as i32, Relaxed);
             ctx.out.simple("QUEUED");
             return 0;
         }
@@ -362,6 +363,9 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
     };
     stat.stats.calls.fetch_add(1, Relaxed);
     ctx.srv.stats.commands.fetch_add(1, Relaxed);
+    if ctx.client.tracking.is_some() {
+        track_after(ctx, entry, argv);
+    }
     if let Err(err) = res {
         stat.stats.failed.fetch_add(1, Relaxed);
         reply_error(ctx, &err);
@@ -370,6 +374,20 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
 }
 
 const TIME_SAMPLE: u64 = 8;
+
+/// CLIENT TRACKING: remember the keys a read-only command read, then
+/// drop a one-command CLIENT CACHING setting.
+#[cold]
+fn track_after(ctx: &mut Ctx<'_>, entry: &Entry, argv: &[&[u8]]) {
+    let Some(o) = &ctx.client.tracking else { return };
+    if entry.spec.flags & flags::READONLY != 0 && !o.bcast && !((o.optin && !ctx.client.caching) || (o.optout && ctx.client.caching)) {
+        let keys = introspect::key_positions(entry.spec, argv.len());
+        ctx.srv.tracking.remember(ctx.client.handle.id, keys.into_iter().map(|i| argv[i].to_vec()));
+    }
+    if ctx.client.multi.is_none() && entry.fullname != "client|caching" {
+        ctx.client.caching = false;
+    }
+}
 
 /// Commands a RESP2 client may send while subscribed.
 fn allowed_subscribed(e: &Entry) -> bool {

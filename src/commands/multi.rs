@@ -62,6 +62,7 @@ fn multi(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::msg("ERR MULTI calls can not be nested"));
     }
     ctx.client.multi = Some(Box::default());
+    ctx.client.handle.multi_len.store(0, Relaxed);
     ctx.out.ok();
     Ok(())
 }
@@ -70,6 +71,7 @@ fn discard(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     if ctx.client.multi.take().is_none() {
         return Err(CmdError::msg("ERR DISCARD without MULTI"));
     }
+    ctx.client.handle.multi_len.store(-1, Relaxed);
     ctx.srv.watches.unwatch_all(&mut ctx.client.watch);
     ctx.out.ok();
     Ok(())
@@ -103,6 +105,7 @@ fn unwatch(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 /// Discards a transaction and its watches (RESET, disconnect).
 pub fn clear(ctx_srv: &crate::shared::Shared, client: &mut crate::client::ClientState) {
     client.multi = None;
+    client.handle.multi_len.store(-1, Relaxed);
     ctx_srv.watches.unwatch_all(&mut client.watch);
 }
 
@@ -110,6 +113,7 @@ fn exec(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let Some(m) = ctx.client.multi.take() else {
         return Err(CmdError::msg("ERR EXEC without MULTI"));
     };
+    ctx.client.handle.multi_len.store(-1, Relaxed);
     if m.failed {
         ctx.srv.watches.unwatch_all(&mut ctx.client.watch);
         return Err(CmdError::msg("EXECABORT Transaction discarded because of previous errors."));

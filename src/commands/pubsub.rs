@@ -45,9 +45,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
 ];
 
-fn sub_handle(ctx: &mut Ctx<'_>) -> std::sync::Arc<Subscriber> {
-    let resp3 = ctx.out.resp3;
-    ctx.client.sub.get_or_insert_with(|| Subscriber::new(ctx.client.handle.clone(), resp3)).clone()
+/// This connection's delivery queue, created on first use.
+pub fn sub_handle(ctx: &mut Ctx<'_>) -> std::sync::Arc<Subscriber> {
+    if let Some(s) = &ctx.client.sub {
+        return s.clone();
+    }
+    let s = Subscriber::new(ctx.client.handle.clone(), ctx.out.resp3, ctx.srv.pubsub.limits.clone());
+    ctx.srv.tracking.register_target(ctx.client.handle.id, &s);
+    ctx.client.sub = Some(s.clone());
+    s
 }
 
 fn list<'c>(ctx: &'c mut Ctx<'_>, k: Kind) -> &'c mut Vec<Vec<u8>> {
@@ -56,6 +62,14 @@ fn list<'c>(ctx: &'c mut Ctx<'_>, k: Kind) -> &'c mut Vec<Vec<u8>> {
         Kind::Pattern => &mut ctx.client.subs.patterns,
         Kind::Shard => &mut ctx.client.subs.shard,
     }
+}
+
+/// Mirrors the subscription counts into the handle (CLIENT LIST).
+fn publish_counts(client: &crate::client::ClientState) {
+    let h = &client.handle.sub_counts;
+    h[0].store(client.subs.channels.len() as u32, Relaxed);
+    h[1].store(client.subs.patterns.len() as u32, Relaxed);
+    h[2].store(client.subs.shard.len() as u32, Relaxed);
 }
 
 fn count(ctx: &Ctx<'_>, k: Kind) -> i64 {
@@ -71,6 +85,7 @@ fn sub_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], k: Kind, word: &[u8]) -> CmdResul
         if !list(ctx, k).iter().any(|c| c.as_slice() == *name) {
             list(ctx, k).push(name.to_vec());
             ctx.srv.pubsub.subscribe(k, name, &s);
+            publish_counts(ctx.client);
         }
         let n = count(ctx, k);
         ctx.out.push(3);
@@ -88,6 +103,7 @@ fn unsub_one(ctx: &mut Ctx<'_>, k: Kind, word: &[u8], name: &[u8]) {
         if let Some(s) = ctx.client.sub.clone() {
             ctx.srv.pubsub.unsubscribe(k, name, &s);
         }
+        publish_counts(ctx.client);
     }
     let n = count(ctx, k);
     ctx.out.push(3);
@@ -119,12 +135,16 @@ fn unsub_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], k: Kind, word: &[u8]) -> CmdRes
 
 /// Drops every subscription without replies (RESET, disconnect).
 pub fn unsubscribe_all(srv: &crate::shared::Shared, client: &mut crate::client::ClientState) {
+    srv.tracking.disable(client.handle.id);
+    client.tracking = None;
     let Some(s) = client.sub.take() else { return };
+    srv.tracking.unregister_target(client.handle.id);
     for (k, l) in [(Kind::Channel, &mut client.subs.channels), (Kind::Pattern, &mut client.subs.patterns), (Kind::Shard, &mut client.subs.shard)] {
         for name in l.drain(..) {
             srv.pubsub.unsubscribe(k, &name, &s);
         }
     }
+    publish_counts(client);
 }
 
 fn subscribe(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {

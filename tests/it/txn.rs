@@ -450,3 +450,67 @@ fn exec_is_all_or_nothing_after_kill9() {
     assert!(vals.iter().all(|v| *v == Some(count)), "torn transaction after restart: {vals:?} count={count}");
     assert!(count >= last_acked, "acknowledged transaction {last_acked} lost (have {count})");
 }
+
+/// Client-side caching across connections, against redis-server: a RESP2
+/// client redirecting to a subscriber of `__redis__:invalidate`, a RESP3
+/// client told directly, BCAST, OPTIN and NOLOOP.
+#[test]
+fn tracking_streams_match_redis() {
+    if !RedisServer::available() {
+        eprintln!("redis-server not installed; skipping");
+        return;
+    }
+    fn id(r: &mut Raw) -> String {
+        let b = r.cmd_str(&["CLIENT", "ID"]);
+        String::from_utf8_lossy(&b[1..b.len() - 2]).into_owned()
+    }
+    fn run(port: u16) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut inv = Raw::connect(port);
+        let mut a = Raw::connect(port);
+        let mut r3 = Raw::connect(port);
+        let mut w = Raw::connect(port);
+        r3.cmd_str(&["HELLO", "3"]);
+        let inv_id = id(&mut inv);
+        out.push(inv.cmd_str(&["SUBSCRIBE", "__redis__:invalidate"]));
+        out.push(a.cmd_str(&["CLIENT", "TRACKING", "on", "REDIRECT", &inv_id]));
+        out.push(r3.cmd_str(&["CLIENT", "TRACKING", "on"]));
+        out.push(w.cmd_str(&["MSET", "k1", "a", "k2", "b", "user:1", "u"]));
+        out.push(a.cmd_str(&["MGET", "k1", "k2"]));
+        out.push(r3.cmd_str(&["GET", "k1"]));
+        out.push(w.cmd_str(&["SET", "k1", "x"]));
+        out.push(inv.read_reply().unwrap());
+        out.push(r3.read_reply().unwrap());
+        out.push(w.cmd_str(&["DEL", "k2"]));
+        out.push(inv.read_reply().unwrap());
+        // Read again after an invalidation: tracked again.
+        out.push(r3.cmd_str(&["GET", "k1"]));
+        out.push(w.cmd_str(&["EXPIRE", "k1", "0"]));
+        out.push(r3.read_reply().unwrap());
+        out.push(r3.cmd_str(&["CLIENT", "TRACKING", "off"]));
+        out.push(r3.cmd_str(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:"]));
+        out.push(w.cmd_str(&["SET", "user:1", "v"]));
+        out.push(r3.read_reply().unwrap());
+        out.push(w.cmd_str(&["SET", "other", "v"]));
+        out.push(r3.cmd_str(&["CLIENT", "TRACKING", "off"]));
+        out.push(r3.cmd_str(&["CLIENT", "TRACKING", "on", "OPTIN", "NOLOOP"]));
+        out.push(r3.cmd_str(&["GET", "o1"]));
+        out.push(r3.cmd_str(&["CLIENT", "CACHING", "yes"]));
+        out.push(r3.cmd_str(&["GET", "o2"]));
+        out.push(r3.cmd_str(&["SET", "o2", "mine"]));
+        out.push(r3.cmd_str(&["GET", "o2"]));
+        out.push(w.cmd_str(&["MSET", "o1", "1", "o2", "2"]));
+        out.push(r3.cmd_str(&["PING"]));
+        out.push(w.cmd_str(&["FLUSHALL"]));
+        out.push(inv.read_reply().unwrap());
+        out.push(r3.read_reply().unwrap());
+        out.push(r3.cmd_str(&["PING"]));
+        out
+    }
+    let redis = RedisServer::start(&[]);
+    let ours = TestServer::start(&[]);
+    let want = run(redis.port);
+    let got = run(ours.port);
+    let show = |v: &[Vec<u8>]| v.iter().map(|r| String::from_utf8_lossy(r).replace("\r\n", " ")).collect::<Vec<_>>().join("\n");
+    assert_eq!(show(&got), show(&want));
+}
