@@ -142,8 +142,8 @@ impl<'s> TxnScope<'s> {
 
     /// The log record of everything the transaction changed, if anything.
     pub fn record(&self) -> Option<Vec<u8>> {
-        let l = self.log.borrow();
-        (l.cmds > 0).then(|| l.buf.clone())
+        let mut l = self.log.borrow_mut();
+        (l.cmds > 0).then(|| std::mem::take(&mut l.buf))
     }
 }
 
