@@ -18,6 +18,7 @@ pub mod counter;
 pub mod db;
 pub mod notify;
 pub mod num;
+pub mod observe;
 pub mod persistence;
 pub mod powerloss;
 pub mod pubsub;

@@ -102,6 +102,14 @@ pub struct Shared {
     pub pubsub: crate::pubsub::PubSub,
     pub watches: crate::watch::Watches,
     pub tracking: crate::tracking::Tracking,
+    pub monitors: crate::observe::Monitors,
+    pub slowlog: crate::observe::SlowLog,
+    pub latency: crate::observe::Latency,
+    /// `slowlog-log-slower-than` (µs; negative: off), `slowlog-max-len`,
+    /// `latency-monitor-threshold` (ms; 0: off), mirrored for the hot path.
+    pub slowlog_us: std::sync::atomic::AtomicI64,
+    pub slowlog_max: AtomicU64,
+    pub latency_ms: AtomicU64,
     /// `notify-keyspace-events` as flag bits (see `notify`).
     pub notify_flags: std::sync::atomic::AtomicU32,
 }
@@ -159,6 +167,12 @@ impl Shared {
             pubsub: Default::default(),
             watches: Default::default(),
             tracking: Default::default(),
+            monitors: Default::default(),
+            slowlog: Default::default(),
+            latency: Default::default(),
+            slowlog_us: Default::default(),
+            slowlog_max: Default::default(),
+            latency_ms: Default::default(),
             notify_flags: Default::default(),
         };
         s.apply_runtime_config();
@@ -171,6 +185,10 @@ impl Shared {
         let c = self.config.read();
         let flags = c.get("notify-keyspace-events").and_then(crate::notify::parse_flags).unwrap_or(0);
         self.notify_flags.store(flags, Relaxed);
+        let num = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok());
+        self.slowlog_us.store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);
+        self.slowlog_max.store(num("slowlog-max-len").unwrap_or(128).max(0) as u64, Relaxed);
+        self.latency_ms.store(num("latency-monitor-threshold").unwrap_or(0).max(0) as u64, Relaxed);
         if let Some((hard, soft, secs)) = c.get("client-output-buffer-limit").and_then(crate::pubsub::parse_limits) {
             let l = &self.pubsub.limits;
             l.hard.store(hard, Relaxed);

@@ -16,6 +16,7 @@ pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod multi;
+pub mod observe;
 pub mod persistence;
 pub mod pubsub;
 pub mod server;
@@ -145,6 +146,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         persistence::COMMANDS,
         multi::COMMANDS,
         pubsub::COMMANDS,
+        observe::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -352,15 +354,38 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
     // clock reads per command were a visible share of a pipelined GET.
     // Counted after the call, as Redis: INFO does not see itself and
     // CONFIG RESETSTAT shows as its own first call.
+    // The slow log and latency monitor time every command while enabled:
+    // precisely below a millisecond threshold, with the coarse clock
+    // (a few ns, ms resolution) above.
     let calls = stat.stats.calls.load(Relaxed);
-    let res = if calls % TIME_SAMPLE == 0 {
+    let sample = calls % TIME_SAMPLE == 0;
+    let (slow_us, lat_ms) = (ctx.srv.slowlog_us.load(Relaxed), ctx.srv.latency_ms.load(Relaxed));
+    let watch_time = slow_us >= 0 || lat_ms > 0;
+    let (res, micros) = if sample || (0..1000).contains(&slow_us) {
         let start = std::time::Instant::now();
         let r = (entry.spec.handler)(ctx, argv);
-        stat.stats.usec.fetch_add(start.elapsed().as_micros() as u64 * TIME_SAMPLE, Relaxed);
-        r
+        let us = start.elapsed().as_micros() as u64;
+        if sample {
+            stat.stats.usec.fetch_add(us * TIME_SAMPLE, Relaxed);
+        }
+        (r, Some(us))
+    } else if watch_time {
+        let start = coarse_us();
+        let r = (entry.spec.handler)(ctx, argv);
+        (r, Some(coarse_us().saturating_sub(start)))
     } else {
-        (entry.spec.handler)(ctx, argv)
+        ((entry.spec.handler)(ctx, argv), None)
     };
+    // Thresholds as they are now (CONFIG SET may just have changed them,
+    // and Redis checks after the call).
+    let (slow_us, lat_ms) = (ctx.srv.slowlog_us.load(Relaxed), ctx.srv.latency_ms.load(Relaxed));
+    if slow_us >= 0 || lat_ms > 0 {
+        observe(ctx, entry, argv, micros.unwrap_or(0), slow_us, lat_ms);
+    }
+    if ctx.srv.monitors.active() && f & flags::ADMIN == 0 {
+        let redact = if entry.fullname == "auth" { 1 } else { argv.len() };
+        ctx.srv.monitors.feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
+    }
     stat.stats.calls.fetch_add(1, Relaxed);
     ctx.srv.stats.commands.fetch_add(1, Relaxed);
     if ctx.client.tracking.is_some() {
@@ -374,6 +399,34 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
 }
 
 const TIME_SAMPLE: u64 = 8;
+
+/// CLOCK_MONOTONIC_COARSE in microseconds (millisecond resolution).
+fn coarse_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// SLOWLOG and LATENCY bookkeeping for one command that took `us`.
+#[cold]
+fn observe(ctx: &Ctx<'_>, entry: &Entry, argv: &[&[u8]], us: u64, slow_us: i64, lat_ms: u64) {
+    let f = entry.spec.flags;
+    if slow_us >= 0 && us >= slow_us as u64 && f & flags::SKIP_SLOWLOG == 0 {
+        let max = ctx.srv.slowlog_max.load(Relaxed) as usize;
+        let redacted: Vec<&[u8]>;
+        let args = if entry.fullname == "auth" {
+            redacted = argv.iter().enumerate().map(|(i, a)| if i == 0 { *a } else { &b"(redacted)"[..] }).collect();
+            &redacted[..]
+        } else {
+            argv
+        };
+        ctx.srv.slowlog.push(args, us, ctx.client.handle.addr.clone(), ctx.client.handle.name.lock().clone(), max);
+    }
+    if lat_ms > 0 && us / 1000 >= lat_ms {
+        ctx.srv.latency.add(if f & flags::FAST != 0 { "fast-command" } else { "command" }, us / 1000);
+    }
+}
 
 /// CLIENT TRACKING: remember the keys a read-only command read, then
 /// drop a one-command CLIENT CACHING setting.

@@ -138,6 +138,7 @@ pub fn unsubscribe_all(srv: &crate::shared::Shared, client: &mut crate::client::
     srv.tracking.disable(client.handle.id);
     client.tracking = None;
     let Some(s) = client.sub.take() else { return };
+    srv.monitors.remove(&s);
     srv.tracking.unregister_target(client.handle.id);
     for (k, l) in [(Kind::Channel, &mut client.subs.channels), (Kind::Pattern, &mut client.subs.patterns), (Kind::Shard, &mut client.subs.shard)] {
         for name in l.drain(..) {

@@ -514,3 +514,78 @@ fn tracking_streams_match_redis() {
     let show = |v: &[Vec<u8>]| v.iter().map(|r| String::from_utf8_lossy(r).replace("\r\n", " ")).collect::<Vec<_>>().join("\n");
     assert_eq!(show(&got), show(&want));
 }
+
+/// MONITOR's feed against redis-server, timestamps and client ports
+/// masked: executed commands only (not admin ones, not unknown ones),
+/// queued commands when EXEC runs them, AUTH redacted, the db after the
+/// command.
+#[test]
+fn monitor_feed_matches_redis() {
+    if !RedisServer::available() {
+        eprintln!("redis-server not installed; skipping");
+        return;
+    }
+    fn run(port: u16) -> Vec<String> {
+        let mut m = Raw::connect(port);
+        let first = m.cmd_str(&["MONITOR"]);
+        let mut c = Raw::connect(port);
+        for cmd in [
+            vec!["SET", "a b", "x\"y\n\x01"],
+            vec!["CONFIG", "GET", "maxmemory"],
+            vec!["MULTI"],
+            vec!["SET", "q", "1"],
+            vec!["GET", "q"],
+            vec!["EXEC"],
+            vec!["AUTH", "secret"],
+            vec!["NOSUCH", "x"],
+            vec!["GET"],
+            vec!["SELECT", "3"],
+            vec!["PUBLISH", "ch", "m"],
+            vec!["ECHO", "end"],
+        ] {
+            c.cmd_str(&cmd);
+        }
+        let mut out = vec![String::from_utf8_lossy(&first).into_owned()];
+        loop {
+            let r = String::from_utf8_lossy(&m.read_reply().unwrap()).into_owned();
+            // "+1700000000.123456 [0 127.0.0.1:40000] ..." -> "+T [0 ADDR] ..."
+            let (_, rest) = r.split_once(' ').unwrap();
+            let (db, rest) = rest[1..].split_once(' ').unwrap();
+            let (_, rest) = rest.split_once(']').unwrap();
+            let line = format!("+T [{db} ADDR]{rest}");
+            let end = line.contains("\"ECHO\" \"end\"");
+            out.push(line);
+            if end {
+                return out;
+            }
+        }
+    }
+    let redis = RedisServer::start(&[]);
+    let ours = TestServer::start(&[]);
+    assert_eq!(run(ours.port), run(redis.port));
+}
+
+/// A slow command lands in SLOWLOG (args, duration, client name) and, with
+/// a latency threshold, in LATENCY LATEST/HISTORY.
+#[test]
+fn slowlog_and_latency_record_slow_commands() {
+    let srv = TestServer::start(&["--latency-monitor-threshold", "10"]);
+    let mut c = srv.client();
+    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("sleeper").query(&mut c).unwrap();
+    let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("0.03").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET").arg("fast").arg("1").query(&mut c).unwrap();
+    let log: Vec<(i64, i64, i64, Vec<String>, String, String)> = redis::cmd("SLOWLOG").arg("GET").query(&mut c).unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    let (_, _, us, args, _, name) = &log[0];
+    assert!(*us >= 30_000, "{us}");
+    assert_eq!(args, &["DEBUG", "SLEEP", "0.03"]);
+    assert_eq!(name, "sleeper");
+    let latest: Vec<(String, i64, i64, i64)> = redis::cmd("LATENCY").arg("LATEST").query(&mut c).unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].0, "command");
+    assert!(latest[0].2 >= 30);
+    let hist: Vec<(i64, i64)> = redis::cmd("LATENCY").arg("HISTORY").arg("command").query(&mut c).unwrap();
+    assert_eq!(hist.len(), 1);
+    let n: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut c).unwrap();
+    assert_eq!(n, 1);
+}
