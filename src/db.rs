@@ -152,6 +152,18 @@ pub struct KeyLock<'s, 'k> {
     pub db: usize,
     pub hash: u64,
     pub key: &'k [u8],
+    /// For the `new` keyspace event (None while replaying the log).
+    events: Option<&'s crate::shared::Shared>,
+}
+
+/// The `new` keyspace event (class `n`) when an insert created the key.
+#[inline]
+fn created(events: Option<&crate::shared::Shared>, db: usize, key: &[u8], old: &Option<Entry>) {
+    if let (Some(srv), None) = (events, old) {
+        if srv.notify_flags.load(Relaxed) & crate::notify::NEW != 0 {
+            crate::notify::notify(srv, db, crate::notify::NEW, b"new", key);
+        }
+    }
 }
 
 impl<'s, 'k> KeyLock<'s, 'k> {
@@ -169,7 +181,9 @@ impl<'s, 'k> KeyLock<'s, 'k> {
 
     /// Inserts or replaces the whole entry; returns the old one.
     pub fn insert(&mut self, e: Entry) -> Option<Entry> {
-        self.guard.dbs[self.db].insert(self.hash, self.key, e)
+        let old = self.guard.dbs[self.db].insert(self.hash, self.key, e);
+        created(self.events, self.db, self.key, &old);
+        old
     }
 
     pub fn remove(&mut self) -> Option<Entry> {
@@ -183,6 +197,7 @@ pub struct MultiLock<'s> {
     pub db: usize,
     /// (hash, index into `guards`) per key position.
     slots: Vec<(u64, usize)>,
+    events: Option<&'s crate::shared::Shared>,
 }
 
 impl<'s> MultiLock<'s> {
@@ -204,7 +219,9 @@ impl<'s> MultiLock<'s> {
 
     pub fn insert(&mut self, i: usize, key: &[u8], e: Entry) -> Option<Entry> {
         let (d, h) = self.dict(i);
-        d.insert(h, key, e)
+        let old = d.insert(h, key, e);
+        created(self.events, self.db, key, &old);
+        old
     }
 
     pub fn remove(&mut self, i: usize, key: &[u8]) -> Option<Entry> {
@@ -298,7 +315,7 @@ impl<'a> Ctx<'a> {
         let mut guard = self.shard(self.srv.ks.shard_of(hash));
         let db = self.client.db;
         self.expire_if_needed(&mut guard, db, hash, key);
-        KeyLock { guard, db, hash, key }
+        KeyLock { guard, db, hash, key, events: (!self.loading).then_some(self.srv) }
     }
 
     /// Locks `key`'s shard for reading: lazy expiry, hit/miss counters and
@@ -340,7 +357,7 @@ impl<'a> Ctx<'a> {
             let (h, g) = slots[i];
             self.expire_if_needed(&mut guards[g].1, db, h, key);
         }
-        MultiLock { guards, db, slots }
+        MultiLock { guards, db, slots, events: (!self.loading).then_some(self.srv) }
     }
 
     /// Records a change in the current db: counts it for the save schedule

@@ -183,8 +183,7 @@ impl Shared {
     /// after CONFIG SET).
     pub fn apply_runtime_config(&self) {
         let c = self.config.read();
-        let flags = c.get("notify-keyspace-events").and_then(crate::notify::parse_flags).unwrap_or(0);
-        self.notify_flags.store(flags, Relaxed);
+        self.notify_flags.store(c.notify_flags, Relaxed);
         let num = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok());
         self.slowlog_us.store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);
         self.slowlog_max.store(num("slowlog-max-len").unwrap_or(128).max(0) as u64, Relaxed);

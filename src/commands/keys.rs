@@ -459,7 +459,11 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             if d.get(hd, dst).is_some() && !replace {
                 return (true, false);
             }
-            d.insert(hd, dst, copy_into(e));
+            if d.insert(hd, dst, copy_into(e)).is_none() {
+                // A key created in another db: the `new` event (same-db
+                // inserts raise it in `MultiLock::insert`).
+                crate::notify::notify(ctx.srv, ddb, crate::notify::NEW, b"new", dst);
+            }
             (true, true)
         })
     };
@@ -498,6 +502,7 @@ fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     });
     if done {
         ctx.propagate(&[b"MOVE", key, a[2]]);
+        ctx.notify_in(ddb, crate::notify::NEW, b"new", key);
         ctx.notify_in(sdb, crate::notify::GENERIC, b"move_from", key);
         ctx.notify_in(ddb, crate::notify::GENERIC, b"move_to", key);
     }

@@ -321,15 +321,13 @@ fn mset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     }
     for (i, key) in keys.iter().enumerate() {
         m.insert(i, key, ctx.new_entry(Value::from_bytes(a[2 + 2 * i]), 0));
+        ctx.notify(crate::notify::STRING, b"set", key);
     }
     // One record for the whole command, so it replays atomically.
     let mut rec: Vec<&[u8]> = Vec::with_capacity(a.len());
     rec.push(b"MSET");
     rec.extend_from_slice(&a[1..]);
     ctx.propagate(&rec);
-    for key in &keys {
-        ctx.notify(crate::notify::STRING, b"set", key);
-    }
     drop(m);
     if nx {
         ctx.out.int(1);

@@ -116,6 +116,9 @@ pub struct Config {
     /// Names set explicitly (file, command line or CONFIG SET).
     pub explicit: Vec<&'static str>,
     // Typed cache of hot or structural values.
+    /// `notify-keyspace-events` as flags: kept apart from the string
+    /// because Redis's canonical form drops `n` next to `A`.
+    pub notify_flags: u32,
     pub port: u16,
     pub bind: Vec<String>,
     pub unixsocket: String,
@@ -151,6 +154,7 @@ impl Default for Config {
     fn default() -> Self {
         let values = all_options().map(|o| (o.name, o.default.to_string())).collect();
         let mut c = Config {
+            notify_flags: 0,
             values,
             file: None,
             explicit: Vec::new(),
@@ -254,6 +258,9 @@ impl Config {
             return Err(immutable());
         }
         let v = Self::normalize(opt, &[value.to_string()]).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+        if opt.name == "notify-keyspace-events" {
+            self.notify_flags = crate::notify::parse_flags(value).unwrap_or(0);
+        }
         if fixed_here {
             return if self.get(opt.name) == Some(v.as_str()) { Ok(()) } else { Err(immutable()) };
         }
@@ -289,6 +296,9 @@ impl Config {
         } else {
             Self::normalize(opt, vals)?
         };
+        if opt.name == "notify-keyspace-events" {
+            self.notify_flags = crate::notify::parse_flags(&vals.join(" ")).unwrap_or(0);
+        }
         if opt.flags & IMPLEMENTED == 0 && v != opt.default {
             warnings.push(format!("option '{}' is accepted but has no effect in Basalt", opt.name));
         }

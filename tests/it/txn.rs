@@ -252,7 +252,7 @@ fn event_stream(port: u16, resp3: bool, script: &[Vec<&str>]) -> Vec<Vec<u8>> {
     sub.read_reply();
     let mut c = Raw::connect(port);
     c.cmd_str(&["FLUSHALL"]);
-    c.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    c.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "KEAn"]);
     for cmd in script {
         c.cmd_str(cmd);
     }
@@ -310,6 +310,8 @@ fn keyspace_events_match_redis() {
         "RENAMENX a2 a3",
         "COPY a3 a4",
         "MOVE a4 1",
+        "COPY x c2 DB 2",
+        "COPY x c2 DB 2 REPLACE",
         "SET x 1",
         "TOUCH x",
         "FLUSHDB",
