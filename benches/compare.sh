@@ -55,7 +55,7 @@ done
 
 run() { # port -> lines "TEST rps p50"
     "${client_pin[@]}" redis-benchmark -p "$1" "${bench_args[@]}" --csv 2>/dev/null |
-        tr -d '"' | awk -F, 'NR>1 { print $1, $2, $5, $7 }'
+        tr -d '"' | awk -F, 'NR>1 { gsub(/ /, "_", $1); print $1, $2, $5, $7 }'
 }
 for i in $(seq "$rounds"); do
     run "$rport" | sed 's/^/redis /' >>"$work/results"

@@ -83,8 +83,6 @@ where
         }
         let mut pos = 0;
         let mut close = false;
-        // One clock read per batch, as Redis caches its time per event-loop
-        // iteration; a batch runs in microseconds.
         let now_ms = unix_ms();
         handle.last_active_ms.store(now_ms, Relaxed);
         {
@@ -108,12 +106,12 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, now_ms).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &argv, unix_ms()).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        wrote |= run_one(&srv, &mut client, &mut reply, &v, now_ms).await;
+                        wrote |= run_one(&srv, &mut client, &mut reply, &v, unix_ms()).await;
                         consumed
                     }
                 };
@@ -217,6 +215,8 @@ async fn waitaof(srv: &Shared, w: crate::client::WaitAof, reply: &mut Reply) {
 fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, mode_before: ReplyMode) {
     match mode_before {
         ReplyMode::Off if client.reply_mode != ReplyMode::On => reply.buf.truncate(before),
+        // CLIENT REPLY ON itself clears the skip and is answered.
+        ReplyMode::SkipNext if client.reply_mode == ReplyMode::On => {}
         ReplyMode::SkipNext => {
             reply.buf.truncate(before);
             if client.reply_mode == ReplyMode::SkipNext {

@@ -367,19 +367,47 @@ impl<'a> Ctx<'a> {
         self.propagate_in(self.client.db, args);
     }
 
+    /// Records several commands as one log record (replayed atomically),
+    /// e.g. a STORE command as DEL + the resulting adds. Inside EXEC they
+    /// join the transaction's record.
+    pub fn propagate_many(&self, cmds: &[&[&[u8]]]) {
+        if self.loading {
+            return;
+        }
+        self.srv.stats.dirty.fetch_add(1, Relaxed);
+        let db = self.client.db;
+        for c in cmds {
+            self.touched(db, c);
+        }
+        match self.txn {
+            None => self.srv.log_commands(db, cmds),
+            Some(t) => {
+                for c in cmds {
+                    t.append(db, c);
+                }
+            }
+        }
+    }
+
     pub fn propagate_in(&self, db: usize, args: &[&[u8]]) {
         if self.loading {
             return;
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
+        self.touched(db, args);
+        match self.txn {
+            None => self.srv.log_command(db, args),
+            Some(t) => t.append(db, args),
+        }
+    }
+
+    /// The keys an effect command changes: WATCH and CLIENT TRACKING.
+    #[inline]
+    fn touched(&self, db: usize, args: &[&[u8]]) {
         self.srv.watches.touch_command(db, args);
         if self.srv.tracking.active() {
             let id = self.client.handle.id;
             crate::watch::effect_keys(db, args, |_, k, _| self.srv.tracking.invalidate(k, Some(id)));
-        }
-        match self.txn {
-            None => self.srv.log_command(db, args),
-            Some(t) => t.append(db, args),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::os::raw::{c_char, c_int};
 extern "C" {
     fn basalt_fmt_g17(d: f64, out: *mut c_char, cap: c_int) -> c_int;
     fn basalt_parse_double(s: *const c_char, len: usize, v: *mut f64) -> c_int;
+    fn basalt_strtod_whole(s: *const c_char, len: usize, v: *mut f64) -> c_int;
     fn basalt_incrbyfloat(value: *const c_char, vlen: usize, incr: *const c_char, ilen: usize, out: *mut c_char, cap: c_int) -> c_int;
 }
 
@@ -124,6 +125,15 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
     // SAFETY: the pointer/length pair describes `b`; the C side copies at
     // most `len` bytes and writes only `v`.
     let ok = unsafe { basalt_parse_double(b.as_ptr().cast(), b.len(), &mut v) };
+    (ok == 1).then_some(v)
+}
+
+/// Parses a score-range bound as Redis's `zslParseRange` (plain strtod
+/// over the whole C string: "" is 0, leading spaces pass, NaN fails).
+pub fn parse_f64_loose(b: &[u8]) -> Option<f64> {
+    let mut v = 0f64;
+    // SAFETY: as in `parse_f64`.
+    let ok = unsafe { basalt_strtod_whole(b.as_ptr().cast(), b.len(), &mut v) };
     (ok == 1).then_some(v)
 }
 

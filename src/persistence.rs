@@ -111,6 +111,7 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
     let now = unix_ms() as i64;
     let mut n = 0u64;
     let ndb = srv.ks.num_dbs() as u64;
+    let lim = srv.config.read().limits;
     for item in file.reader(basalt_rdb::DecodeOptions::default()).map_err(|e| format!("{}: {e}", path.display()))? {
         let item = item.map_err(|e| format!("{}: {e}", path.display()))?;
         let basalt_rdb::Item::Entry(e) = item else { continue };
@@ -120,7 +121,7 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
         if matches!(e.expire_ms, Some(x) if x <= now) {
             continue;
         }
-        let v = crate::convert::from_rdb(&e.value).map_err(|m| format!("{}: key {:?}: {m}", path.display(), String::from_utf8_lossy(&e.key)))?;
+        let v = crate::convert::from_rdb(&e.value, &lim).map_err(|m| format!("{}: key {:?}: {m}", path.display(), String::from_utf8_lossy(&e.key)))?;
         let entry = basalt_storage::Entry::with_expire(v, e.expire_ms.map_or(0, |x| x.max(1) as u64));
         let h = basalt_storage::Keyspace::hash(&e.key);
         srv.ks.lock(srv.ks.shard_of(h)).dbs[e.db as usize].insert(h, &e.key, entry);

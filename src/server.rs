@@ -66,6 +66,13 @@ pub async fn bind(cfg: &Config) -> Result<Listeners, String> {
 
 /// Serves until shutdown is requested (SHUTDOWN, SIGTERM, SIGINT).
 pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
+    // Install signal handlers before announcing the port, so a SIGTERM
+    // right after start is a clean shutdown, not the default kill.
+    use tokio::signal::unix::{signal, SignalKind};
+    let sigs = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => Some((t, i)),
+        _ => None,
+    };
     for l in &listeners.tcp {
         if let Ok(a) = l.local_addr() {
             srv.tcp_port.store(a.port() as u64, Relaxed);
@@ -137,7 +144,9 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
     tokio::spawn(expire_cycle(srv.clone()));
     tokio::spawn(log_health(srv.clone()));
     tokio::spawn(persistence_cron(srv.clone()));
-    tokio::spawn(signals(srv.clone()));
+    if let Some((t, i)) = sigs {
+        tokio::spawn(signals(srv.clone(), t, i));
+    }
 
     let mut stop = srv.shutdown.subscribe();
     while stop.borrow().is_none() {
@@ -241,11 +250,7 @@ async fn log_health(srv: Arc<Shared>) {
     }
 }
 
-async fn signals(srv: Arc<Shared>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return;
-    };
+async fn signals(srv: Arc<Shared>, mut term: tokio::signal::unix::Signal, mut int: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
         _ = int.recv() => tracing::info!("received SIGINT, shutting down"),

@@ -114,6 +114,18 @@ pub struct Shared {
     pub notify_flags: std::sync::atomic::AtomicU32,
 }
 
+/// Redis's LRU clock resolution: 24 bits of seconds.
+pub const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
+
+/// Seconds between two access-clock readings, across a wrap.
+pub fn lru_elapsed(now: u32, then: u32) -> u64 {
+    if now >= then {
+        (now - then) as u64
+    } else {
+        (LRU_CLOCK_MAX - then as u64) + now as u64
+    }
+}
+
 thread_local! {
     static RECORD_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -208,11 +220,16 @@ impl Shared {
     /// Appends a change to the log (when one is attached). Called with the
     /// changed keys' shard locks held, so log order is apply order.
     pub fn log_command(&self, db: usize, args: &[&[u8]]) {
+        self.log_commands(db, &[args]);
+    }
+
+    /// Appends one record holding several commands (replayed atomically).
+    pub fn log_commands(&self, db: usize, cmds: &[&[&[u8]]]) {
         let Some(log) = self.log.get() else { return };
         RECORD_BUF.with(|b| {
             let mut b = b.borrow_mut();
             b.clear();
-            crate::persistence::encode_record(db, &[args], &mut b);
+            crate::persistence::encode_record(db, cmds, &mut b);
             if let Err(e) = log.append(&b) {
                 // Only a closed log or an oversized record land here; the
                 // reply is held until durable, so nothing false is acked.
@@ -295,10 +312,12 @@ impl Shared {
     }
 
     /// Coarse access clock in seconds since start (OBJECT IDLETIME).
-    /// The access clock at `now_ms` (no clock read).
+    /// The access clock at `now_ms` (no clock read): Unix seconds,
+    /// wrapping at 2^24 as Redis's LRU clock does, so an idle time set by
+    /// RESTORE IDLETIME can reach back before the server started.
     #[inline]
     pub fn lru_clock_at(&self, now_ms: u64) -> u32 {
-        (now_ms / 1000).saturating_sub(self.start_unix_secs) as u32
+        ((now_ms / 1000) & LRU_CLOCK_MAX) as u32
     }
 
     pub fn lru_clock(&self) -> u32 {

@@ -28,6 +28,9 @@
 //! trailer 0 u32 | 0 u32 | 0 u32 | crc32(totals) u32 | keys u64 | chunks u64      (32 bytes)
 //! entry   db varint | key_len varint | key | expire_ms varint (0 = none) | type u8 | value
 //!         type 0 int: zigzag varint; 1 string, 2 string grown in place: len varint | bytes
+//!         3 hash: n varint | n x (field, value);  4 set: n | n x member
+//!         5 list: n | n x item (head first);       6 zset: n | n x (member, score f64 LE)
+//!         (every string inside: len varint | bytes)
 //! ```
 
 use std::io::Write;
@@ -109,7 +112,48 @@ pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
             put_varint(out, b.len() as u64);
             out.extend_from_slice(b);
         }
+        Value::Hash(h) => {
+            out.push(3);
+            put_varint(out, h.len() as u64);
+            h.for_each(|f, v| {
+                put_bytes(out, f);
+                put_bytes(out, v);
+            });
+        }
+        Value::Set(st) => {
+            out.push(4);
+            put_varint(out, st.len() as u64);
+            st.for_each(|m| m.with(|b| put_bytes(out, b)));
+        }
+        Value::List(l) => {
+            out.push(5);
+            put_varint(out, l.len() as u64);
+            l.for_each(|b| put_bytes(out, b));
+        }
+        Value::ZSet(z) => {
+            out.push(6);
+            put_varint(out, z.len() as u64);
+            z.for_each(|m, score| {
+                put_bytes(out, m);
+                out.extend_from_slice(&score.to_bits().to_le_bytes());
+            });
+        }
     }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// An element count, checked against the bytes left (each element takes
+/// at least one byte), so a bad count cannot drive a huge loop.
+fn get_count(b: &[u8], pos: &mut usize) -> Result<usize, String> {
+    let n = get_varint(b, pos)?;
+    if n > (b.len() - *pos) as u64 {
+        return Err(format!("element count {n} exceeds the chunk"));
+    }
+    Ok(n as usize)
 }
 
 fn get_bytes<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a [u8], String> {
@@ -120,8 +164,9 @@ fn get_bytes<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a [u8], String> {
     Ok(s)
 }
 
-/// Decodes one entry; returns (db, key, entry).
-pub fn decode_entry<'a>(b: &'a [u8], pos: &mut usize) -> Result<(u32, &'a [u8], Entry), String> {
+/// Decodes one entry; returns (db, key, entry). `lim` chooses the
+/// encodings of collections as they are rebuilt.
+pub fn decode_entry<'a>(b: &'a [u8], pos: &mut usize, lim: &basalt_storage::Limits) -> Result<(u32, &'a [u8], Entry), String> {
     let db = u32::try_from(get_varint(b, pos)?).map_err(|_| "db out of range")?;
     let key = get_bytes(b, pos)?;
     let expire_at = get_varint(b, pos)?;
@@ -134,6 +179,47 @@ pub fn decode_entry<'a>(b: &'a [u8], pos: &mut usize) -> Result<(u32, &'a [u8], 
         }
         1 => Value::Str(get_bytes(b, pos)?.into()),
         2 => Value::Raw(get_bytes(b, pos)?.into()),
+        3 => {
+            let n = get_count(b, pos)?;
+            let mut h = basalt_storage::hash::Hash::new();
+            for _ in 0..n {
+                let f = get_bytes(b, pos)?;
+                let v = get_bytes(b, pos)?;
+                h.set(f, v, lim);
+            }
+            Value::Hash(h)
+        }
+        4 => {
+            let n = get_count(b, pos)?;
+            let mut st = basalt_storage::set::Set::new();
+            for _ in 0..n {
+                st.add(get_bytes(b, pos)?, lim);
+            }
+            Value::Set(st)
+        }
+        5 => {
+            let n = get_count(b, pos)?;
+            let mut l = basalt_storage::list::List::new();
+            for _ in 0..n {
+                l.push(&[get_bytes(b, pos)?], false, lim);
+            }
+            Value::List(l)
+        }
+        6 => {
+            let n = get_count(b, pos)?;
+            let mut z = basalt_storage::zset::ZSet::new();
+            for _ in 0..n {
+                let m = get_bytes(b, pos)?;
+                let raw = b.get(*pos..*pos + 8).ok_or("entry truncated")?;
+                *pos += 8;
+                let score = f64::from_bits(u64::from_le_bytes(raw.try_into().map_err(|_| "entry truncated")?));
+                if score.is_nan() {
+                    return Err("NaN score".into());
+                }
+                z.set(m, score, lim);
+            }
+            Value::ZSet(z)
+        }
         t => return Err(format!("unknown value type {t}")),
     };
     Ok((db, key, Entry::with_expire(value, expire_at)))
@@ -422,6 +508,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     if nchunks != chunks.len() as u64 {
         return Err(at(pos, "chunk count does not match the trailer"));
     }
+    let lim = srv.config.read().limits;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(chunks.len().max(1));
     let next = AtomicU64::new(0);
     let loaded = AtomicU64::new(0);
@@ -435,7 +522,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
                     if err.lock().is_some() {
                         break;
                     }
-                    let r = load_chunk(&srv.ks, &b[start..start + comp], raw, crc, srv.ks.num_dbs());
+                    let r = load_chunk(&srv.ks, &b[start..start + comp], raw, crc, srv.ks.num_dbs(), &lim);
                     match r {
                         Ok(n) => {
                             loaded.fetch_add(n, Relaxed);
@@ -460,7 +547,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     Ok((n, covered))
 }
 
-fn load_chunk(ks: &Keyspace, comp: &[u8], raw_len: usize, crc: u32, ndb: usize) -> Result<u64, String> {
+fn load_chunk(ks: &Keyspace, comp: &[u8], raw_len: usize, crc: u32, ndb: usize, lim: &basalt_storage::Limits) -> Result<u64, String> {
     if crc32fast::hash(comp) != crc {
         return Err("chunk checksum mismatch".into());
     }
@@ -471,7 +558,7 @@ fn load_chunk(ks: &Keyspace, comp: &[u8], raw_len: usize, crc: u32, ndb: usize) 
     let mut pos = 0;
     let mut n = 0;
     while pos < raw.len() {
-        let (db, key, entry) = decode_entry(&raw, &mut pos)?;
+        let (db, key, entry) = decode_entry(&raw, &mut pos, lim)?;
         if db as usize >= ndb {
             return Err(format!("entry for db {db}, but only {ndb} databases are configured"));
         }
@@ -494,7 +581,7 @@ mod tests {
             let mut out = Vec::new();
             encode_entry(i as u32, b"key", &e, &mut out);
             let mut pos = 0;
-            let (db, key, d) = decode_entry(&out, &mut pos).unwrap();
+            let (db, key, d) = decode_entry(&out, &mut pos, &Default::default()).unwrap();
             assert_eq!((db, key, d.expire_at, pos), (i as u32, &b"key"[..], e.expire_at, out.len()));
             let same = match (&e.value, &d.value) {
                 (Value::Int(a), Value::Int(b)) => a == b,
@@ -511,10 +598,10 @@ mod tests {
         encode_entry(0, b"key", &Entry::new(Value::Str(b"value"[..].into())), &mut out);
         for cut in 0..out.len() {
             let mut pos = 0;
-            assert!(decode_entry(&out[..cut], &mut pos).is_err(), "cut {cut}");
+            assert!(decode_entry(&out[..cut], &mut pos, &Default::default()).is_err(), "cut {cut}");
         }
         // A length claiming more than the chunk holds.
         let mut pos = 0;
-        assert!(decode_entry(&[0, 0xff, 0xff, 0xff, 0xff, 0x0f], &mut pos).is_err());
+        assert!(decode_entry(&[0, 0xff, 0xff, 0xff, 0xff, 0x0f], &mut pos, &Default::default()).is_err());
     }
 }

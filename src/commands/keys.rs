@@ -344,11 +344,7 @@ fn renamenx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// Deep copy of a value (COPY).
 pub fn clone_value(v: &Value) -> Value {
-    match v {
-        Value::Int(i) => Value::Int(*i),
-        Value::Str(b) => Value::Str(b.clone()),
-        Value::Raw(b) => Value::Raw(b.clone()),
-    }
+    v.deep_clone()
 }
 
 fn parse_db(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
@@ -692,7 +688,7 @@ fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if lfu_policy(ctx) {
         return Err(CmdError::msg("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    ctx.out.int(ctx.srv.lru_clock().saturating_sub(lru) as i64);
+    ctx.out.int(crate::shared::lru_elapsed(ctx.srv.lru_clock_at(ctx.now_ms), lru) as i64);
     Ok(())
 }
 
@@ -812,7 +808,8 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         basalt_rdb::Error::UnsupportedVersion { .. } | basalt_rdb::Error::Checksum { .. } | basalt_rdb::Error::Truncated { .. } => bad_payload(),
         _ => CmdError::msg("ERR Bad data format"),
     })?;
-    let v = crate::convert::from_rdb(&value).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    let lim = ctx.srv.config.read().limits;
+    let v = crate::convert::from_rdb(&value, &lim).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
     let expire_at = match (ttl, absttl) {
         (0, _) => 0,
         (t, true) => t as u64,
@@ -833,7 +830,10 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let mut e = Entry::with_expire(v, expire_at);
-    e.lru = ctx.srv.lru_clock_at(ctx.now_ms).saturating_sub(lru_idle.unwrap_or(0).min(u32::MAX as i64) as u32);
+    let now = ctx.srv.lru_clock_at(ctx.now_ms) as u64;
+    let idle = (lru_idle.unwrap_or(0) as u64).min(crate::shared::LRU_CLOCK_MAX);
+    // Going back `idle` seconds on the 24-bit wrapping clock.
+    e.lru = ((now + crate::shared::LRU_CLOCK_MAX + 1 - idle) & crate::shared::LRU_CLOCK_MAX) as u32;
     k.insert(e);
     // Logged with an absolute deadline so replay is exact.
     let abs = itoa::Buffer::new().format(expire_at).to_string();

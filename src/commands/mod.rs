@@ -9,18 +9,23 @@
 
 pub mod args;
 pub mod client;
+pub mod coll;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod hash;
 pub mod info;
 pub mod introspect;
 pub mod keys;
+pub mod list;
 pub mod multi;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
 pub mod server;
+pub mod set;
 pub mod string;
+pub mod zset;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -147,6 +152,10 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         multi::COMMANDS,
         pubsub::COMMANDS,
         observe::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
+        list::COMMANDS,
+        zset::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -246,7 +246,7 @@ fn debug_set_active_expire(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn debug_object(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let k = ctx.write_key(a[2]);
     let info = k.get().map(|e| {
-        let idle = ctx.srv.lru_clock().saturating_sub(e.lru);
+        let idle = crate::shared::lru_elapsed(ctx.srv.lru_clock(), e.lru);
         format!(
             "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
             e.value.encoding_name(),

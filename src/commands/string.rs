@@ -53,7 +53,6 @@ pub fn str_bytes<'v>(v: &'v Value, buf: &'v mut itoa::Buffer) -> Option<&'v [u8]
     match v {
         Value::Int(i) => Some(buf.format(*i).as_bytes()),
         Value::Str(b) | Value::Raw(b) => Some(b),
-        #[allow(unreachable_patterns)]
         _ => None,
     }
 }
@@ -62,7 +61,6 @@ fn reply_value(ctx: &mut Ctx<'_>, v: &Value) -> CmdResult {
     match v {
         Value::Int(i) => ctx.out.bulk_int(*i),
         Value::Str(b) | Value::Raw(b) => ctx.out.bulk(b),
-        #[allow(unreachable_patterns)]
         _ => return Err(CmdError::WrongType),
     }
     Ok(())
@@ -356,6 +354,8 @@ fn take_bytes(v: &mut Value) -> Vec<u8> {
     match std::mem::replace(v, Value::Int(0)) {
         Value::Int(i) => itoa::Buffer::new().format(i).as_bytes().to_vec(),
         Value::Str(b) | Value::Raw(b) => b.into_vec(),
+        // Callers check `is_string` first; a collection reads as empty.
+        _ => Vec::new(),
     }
 }
 
@@ -399,6 +399,7 @@ fn str_len(v: &Value) -> usize {
     match v {
         Value::Int(i) => itoa::Buffer::new().format(*i).len(),
         Value::Str(b) | Value::Raw(b) => b.len(),
+        _ => 0,
     }
 }
 
@@ -518,6 +519,7 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
             let cur = match &e.value {
                 Value::Int(i) => *i,
                 Value::Str(b) | Value::Raw(b) => num::parse_i64(b).ok_or(CmdError::NotInteger)?,
+                _ => return Err(CmdError::WrongType),
             };
             let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
             e.value = Value::Int(new);
@@ -578,23 +580,6 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let (mut getlen, mut getidx, mut withmatchlen, mut minmatchlen) = (false, false, false, 0i64);
-    let mut j = 3;
-    while j < a.len() {
-        if eq(a[j], "idx") {
-            getidx = true;
-        } else if eq(a[j], "len") {
-            getlen = true;
-        } else if eq(a[j], "withmatchlen") {
-            withmatchlen = true;
-        } else if eq(a[j], "minmatchlen") && j + 1 < a.len() {
-            minmatchlen = int(a[j + 1])?.max(0);
-            j += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        j += 1;
-    }
     let keys = [a[1], a[2]];
     let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(&keys);
@@ -622,6 +607,24 @@ fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         ctx.count_lookup(s.as_ref().map_or(true, |s| s.is_some()));
     }
     let (sa, sb) = (sa?.unwrap_or_default(), sb?.unwrap_or_default());
+    // Redis checks the keys' types before it parses the options.
+    let (mut getlen, mut getidx, mut withmatchlen, mut minmatchlen) = (false, false, false, 0i64);
+    let mut j = 3;
+    while j < a.len() {
+        if eq(a[j], "idx") {
+            getidx = true;
+        } else if eq(a[j], "len") {
+            getlen = true;
+        } else if eq(a[j], "withmatchlen") {
+            withmatchlen = true;
+        } else if eq(a[j], "minmatchlen") && j + 1 < a.len() {
+            minmatchlen = int(a[j + 1])?.max(0);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
     if getidx && getlen {
         return Err(CmdError::msg("ERR If you want both the length and indexes, please just use IDX."));
     }

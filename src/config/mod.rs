@@ -137,6 +137,8 @@ pub struct Config {
     pub appendfsync: String,
     pub loglevel: String,
     pub logfile: String,
+    /// Thresholds of the compact collection encodings.
+    pub limits: basalt_storage::Limits,
 }
 
 #[derive(Debug)]
@@ -176,6 +178,7 @@ impl Default for Config {
             appendfsync: "always".into(),
             loglevel: "notice".into(),
             logfile: String::new(),
+            limits: basalt_storage::Limits::default(),
         };
         c.refresh();
         c
@@ -363,6 +366,18 @@ impl Config {
         self.appendfsync = g("appendfsync");
         self.loglevel = g("loglevel");
         self.logfile = g("logfile");
+        let int = |n: &str| g(n).parse::<i64>().unwrap_or(0);
+        let cap = |n: &str| int(n).clamp(0, i64::MAX) as usize;
+        self.limits = basalt_storage::Limits {
+            hash_entries: cap("hash-max-listpack-entries"),
+            hash_value: cap("hash-max-listpack-value"),
+            set_intset_entries: cap("set-max-intset-entries").min(1 << 30),
+            set_listpack_entries: cap("set-max-listpack-entries"),
+            set_listpack_value: cap("set-max-listpack-value"),
+            zset_entries: cap("zset-max-listpack-entries"),
+            zset_value: cap("zset-max-listpack-value"),
+            list_size: int("list-max-listpack-size"),
+        };
     }
 
     /// CONFIG REWRITE: rewrites the file in place, keeping comments and

@@ -145,6 +145,8 @@ pub static OPTIONS: &[Opt] = &[
     Opt { name: "save", default: "3600 1 300 100 60 10000", kind: Kind::Str, flags: IMPLEMENTED },
     Opt { name: "server_cpulist", default: "", kind: Kind::Str, flags: 0 },
     Opt { name: "set-max-intset-entries", default: "512", kind: Kind::Int, flags: 0 },
+    Opt { name: "set-max-listpack-entries", default: "128", kind: Kind::Int, flags: 0 },
+    Opt { name: "set-max-listpack-value", default: "64", kind: Kind::Mem, flags: 0 },
     Opt { name: "set-proc-title", default: "yes", kind: Kind::Bool, flags: IMMUTABLE },
     Opt { name: "shutdown-on-sigint", default: "default", kind: Kind::Enum(&["default", "save", "nosave", "now", "force"]), flags: 0 },
     Opt { name: "shutdown-on-sigterm", default: "default", kind: Kind::Enum(&["default", "save", "nosave", "now", "force"]), flags: 0 },

@@ -73,3 +73,17 @@ int basalt_incrbyfloat(const char *value, size_t vlen, const char *incr, size_t 
     out[l] = '\0';
     return l;
 }
+
+/* Parses a score-range bound as Redis's zslParseRange: plain strtod that
+ * must stop at the end of the C string (so "" is 0 and leading space is
+ * allowed); NaN is refused. Returns 1 on success. */
+int basalt_strtod_whole(const char *s, size_t len, double *v) {
+    char buf[MAX_LD_CHARS + 1];
+    char *end;
+    if (len >= MAX_LD_CHARS) return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    *v = strtod(buf, &end);
+    if (*end != '\0' || isnan(*v)) return 0;
+    return 1;
+}

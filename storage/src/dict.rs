@@ -19,10 +19,10 @@
 use crate::bytes::CompactBytes;
 use crate::entry::Entry;
 
-struct Node {
-    next: Option<Box<Node>>,
+struct Node<V> {
+    next: Option<Box<Node<V>>>,
     key: CompactBytes,
-    entry: Entry,
+    entry: V,
 }
 
 /// Hash function used for keys: keyed per process, so bucket placement
@@ -35,14 +35,46 @@ pub fn hash_key(key: &[u8]) -> u64 {
 
 const MIN_BUCKETS: usize = 4;
 
-pub struct Dict {
-    buckets: Vec<Option<Box<Node>>>,
+/// Generic over the stored value: the keyspace uses `Dict<Entry>`; large
+/// hashes, sets and sorted sets use it too (for the same SCAN guarantee).
+pub struct Dict<V: Slot = Entry> {
+    buckets: Vec<Option<Box<Node<V>>>>,
     len: usize,
     /// Epoch stamped on entries written from now on.
     epoch: u32,
     /// Set while a point-in-time snapshot of this table is being taken.
     snap: Option<Box<SnapHook>>,
 }
+
+/// What a table stores, as far as snapshots are concerned. The keyspace's
+/// [`Entry`] carries the epoch it was last written in; values inside a
+/// collection do not (a collection is captured whole, through its key's
+/// entry), so the defaults make them never captured.
+pub trait Slot {
+    fn epoch(&self) -> u32 {
+        u32::MAX
+    }
+    fn set_epoch(&mut self, _epoch: u32) {}
+    fn as_entry(&self) -> Option<&Entry> {
+        None
+    }
+}
+
+impl Slot for Entry {
+    fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
+    }
+    fn as_entry(&self) -> Option<&Entry> {
+        Some(self)
+    }
+}
+
+impl Slot for CompactBytes {}
+impl Slot for () {}
+impl Slot for f64 {}
 
 /// Receives the pre-write image of entries for an active snapshot.
 pub trait Capture: Send + Sync {
@@ -78,13 +110,23 @@ pub struct SnapHook {
     pub sink: std::sync::Arc<dyn Capture>,
 }
 
-impl Default for Dict {
+#[inline]
+fn capture<V: Slot>(h: &SnapHook, key: &CompactBytes, v: &mut V) {
+    if v.epoch() < h.epoch {
+        if let Some(e) = v.as_entry() {
+            h.sink.capture(h.db, key.as_slice(), e);
+        }
+        v.set_epoch(h.epoch);
+    }
+}
+
+impl<V: Slot> Default for Dict<V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Dict {
+impl<V: Slot> Dict<V> {
     pub const fn new() -> Self {
         Dict { buckets: Vec::new(), len: 0, epoch: 0, snap: None }
     }
@@ -99,14 +141,14 @@ impl Dict {
 
     /// Bytes of bucket array (for memory reports).
     pub fn bucket_bytes(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<Option<Box<Node>>>()
+        self.buckets.capacity() * std::mem::size_of::<Option<Box<Node<V>>>>()
     }
 
     fn mask(&self) -> usize {
         self.buckets.len().wrapping_sub(1)
     }
 
-    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -120,9 +162,9 @@ impl Dict {
         None
     }
 
-    /// The entry for writing: during a snapshot, its pre-write image is
+    /// The value for writing: during a snapshot, its pre-write image is
     /// captured first (see [`SnapHook`]).
-    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Entry> {
+    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -141,28 +183,12 @@ impl Dict {
         None
     }
 
-    /// Updates the access clock without counting as a write.
-    pub fn touch(&mut self, hash: u64, key: &[u8], lru: u32) {
-        if self.buckets.is_empty() {
-            return;
-        }
-        let idx = hash as usize & self.mask();
-        let mut cur = self.buckets[idx].as_deref_mut();
-        while let Some(n) = cur {
-            if n.key.as_slice() == key {
-                n.entry.lru = lru;
-                return;
-            }
-            cur = n.next.as_deref_mut();
-        }
-    }
-
     /// Inserts or replaces; returns the previous entry for the key.
-    pub fn insert(&mut self, hash: u64, key: &[u8], entry: Entry) -> Option<Entry> {
+    pub fn insert(&mut self, hash: u64, key: &[u8], entry: V) -> Option<V> {
         let epoch = self.epoch;
         if let Some(e) = self.get_mut(hash, key) {
             let mut entry = entry;
-            entry.epoch = epoch;
+            entry.set_epoch(epoch);
             return Some(std::mem::replace(e, entry));
         }
         self.insert_new(hash, CompactBytes::new(key), entry);
@@ -170,8 +196,8 @@ impl Dict {
     }
 
     /// Inserts a key known to be absent and returns its entry.
-    pub fn insert_new(&mut self, hash: u64, key: CompactBytes, mut entry: Entry) -> &mut Entry {
-        entry.epoch = self.epoch;
+    pub fn insert_new(&mut self, hash: u64, key: CompactBytes, mut entry: V) -> &mut V {
+        entry.set_epoch(self.epoch);
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
@@ -185,7 +211,7 @@ impl Dict {
         }
     }
 
-    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(CompactBytes, Entry)> {
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(CompactBytes, V)> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -260,7 +286,7 @@ impl Dict {
 
     /// Visits the bucket at `cursor` and returns the next cursor (0 = done).
     /// The callback may not change the table; collect keys and act after.
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &V)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
@@ -278,7 +304,7 @@ impl Dict {
         v.reverse_bits()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
         self.buckets.iter().flat_map(|b| {
             let mut cur = b.as_deref();
             std::iter::from_fn(move || {
@@ -296,8 +322,8 @@ impl Dict {
         &mut self,
         mut cursor: u64,
         budget: usize,
-        mut keep: impl FnMut(&[u8], &Entry) -> bool,
-        mut removed: impl FnMut(CompactBytes, Entry),
+        mut keep: impl FnMut(&[u8], &V) -> bool,
+        mut removed: impl FnMut(CompactBytes, V),
     ) -> u64 {
         if self.buckets.is_empty() {
             return 0;
@@ -332,7 +358,12 @@ impl Dict {
     }
 
     /// A key from a random non-empty bucket (not uniform, as in Redis).
-    pub fn random_key(&self, mut seed: u64) -> Option<&[u8]> {
+    pub fn random_key(&self, seed: u64) -> Option<&[u8]> {
+        self.random_entry(seed).map(|(k, _)| k)
+    }
+
+    /// A (key, value) from a random non-empty bucket (not uniform).
+    pub fn random_entry(&self, mut seed: u64) -> Option<(&[u8], &V)> {
         if self.len == 0 {
             return None;
         }
@@ -353,22 +384,30 @@ impl Dict {
                 for _ in 0..pick {
                     c = c.next.as_deref().expect("counted");
                 }
-                return Some(c.key.as_slice());
+                return Some((c.key.as_slice(), &c.entry));
             }
         }
-        self.iter().next().map(|(k, _)| k)
+        self.iter().next()
     }
 }
 
-#[inline]
-fn capture(h: &SnapHook, key: &CompactBytes, e: &mut Entry) {
-    if e.epoch < h.epoch {
-        h.sink.capture(h.db, key.as_slice(), e);
-        e.epoch = h.epoch;
+impl Dict<Entry> {
+    /// Updates the access clock without counting as a write.
+    pub fn touch(&mut self, hash: u64, key: &[u8], lru: u32) {
+        if self.buckets.is_empty() {
+            return;
+        }
+        let idx = hash as usize & self.mask();
+        let mut cur = self.buckets[idx].as_deref_mut();
+        while let Some(n) = cur {
+            if n.key.as_slice() == key {
+                n.entry.lru = lru;
+                return;
+            }
+            cur = n.next.as_deref_mut();
+        }
     }
-}
 
-impl Dict {
     /// Starts a snapshot of this table at epoch `epoch` (call with the cut
     /// held: every shard locked).
     pub fn begin_snapshot(&mut self, epoch: u32, db: u32, sink: std::sync::Arc<dyn Capture>) {
@@ -416,7 +455,7 @@ impl Dict {
     }
 }
 
-impl Drop for Dict {
+impl<V: Slot> Drop for Dict<V> {
     fn drop(&mut self) {
         self.clear();
     }

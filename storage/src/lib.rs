@@ -12,18 +12,29 @@
 //!
 //! Layout: `dict.rs` (chained table with a resize-proof SCAN cursor),
 //! `keyspace.rs` (shards, locking order), `entry.rs`, `value.rs`,
-//! `glob.rs`.
+//! `glob.rs`; collection types `hash.rs`, `set.rs`, `list.rs`, `zset.rs`
+//! over the compact `packed.rs` encoding.
 
 pub mod bytes;
+pub mod chunked;
 pub mod dict;
 pub mod entry;
 pub mod glob;
+pub mod hash;
 pub mod keyspace;
+pub mod list;
+pub mod packed;
+pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use bytes::CompactBytes;
 pub use dict::{hash_key, Capture, Dict};
 pub use entry::Entry;
 pub use glob::glob_match;
 pub use keyspace::{Keyspace, Shard, ShardGuard};
-pub use value::Value;
+pub use hash::Hash;
+pub use list::List;
+pub use set::Set;
+pub use value::{Limits, Value};
+pub use zset::ZSet;

@@ -1,6 +1,10 @@
 //! Values and their compact encodings.
 
 use crate::bytes::CompactBytes;
+use crate::hash::Hash;
+use crate::list::List;
+use crate::set::Set;
+use crate::zset::ZSet;
 
 /// A stored value. Strings that are the canonical decimal form of an i64
 /// are kept as `Int` (no heap allocation), as Redis's `int` encoding does.
@@ -11,6 +15,40 @@ pub enum Value {
     Int(i64),
     Str(CompactBytes),
     Raw(CompactBytes),
+    Hash(Hash),
+    Set(Set),
+    List(List),
+    ZSet(ZSet),
+}
+
+/// Thresholds of the compact encodings (Redis's `*-max-listpack-*` and
+/// `set-max-intset-entries` options), passed in by the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub hash_entries: usize,
+    pub hash_value: usize,
+    pub set_intset_entries: usize,
+    pub set_listpack_entries: usize,
+    pub set_listpack_value: usize,
+    pub zset_entries: usize,
+    pub zset_value: usize,
+    /// `list-max-listpack-size`: negative = size class, positive = count.
+    pub list_size: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            hash_entries: 512,
+            hash_value: 64,
+            set_intset_entries: 512,
+            set_listpack_entries: 128,
+            set_listpack_value: 64,
+            zset_entries: 128,
+            zset_value: 64,
+            list_size: -2,
+        }
+    }
 }
 
 /// Longest string Redis stores as `embstr`.
@@ -30,6 +68,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Int(_) | Value::Str(_) | Value::Raw(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -38,6 +80,10 @@ impl Value {
             Value::Int(_) => "int",
             Value::Str(b) if b.len() <= EMBSTR_MAX => "embstr",
             Value::Str(_) | Value::Raw(_) => "raw",
+            Value::Hash(h) => h.encoding_name(),
+            Value::Set(s) => s.encoding_name(),
+            Value::List(l) => l.encoding_name(),
+            Value::ZSet(z) => z.encoding_name(),
         }
     }
 
@@ -50,6 +96,23 @@ impl Value {
         match self {
             Value::Int(_) => 0,
             Value::Str(b) | Value::Raw(b) => b.heap_size(),
+            Value::Hash(h) => h.heap_size(),
+            Value::Set(s) => s.heap_size(),
+            Value::List(l) => l.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
+        }
+    }
+
+    /// A deep copy (COPY, and snapshots of collections).
+    pub fn deep_clone(&self) -> Value {
+        match self {
+            Value::Int(i) => Value::Int(*i),
+            Value::Str(b) => Value::Str(b.clone()),
+            Value::Raw(b) => Value::Raw(b.clone()),
+            Value::Hash(h) => Value::Hash(h.deep_clone()),
+            Value::Set(s) => Value::Set(s.deep_clone()),
+            Value::List(l) => Value::List(l.deep_clone()),
+            Value::ZSet(z) => Value::ZSet(z.deep_clone()),
         }
     }
 }

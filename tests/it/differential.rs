@@ -892,8 +892,16 @@ fn differential_fuzz_args() {
         // in Redis's (seeded hash) dict order: covered by cases/pubsub.txt
         // and tests/it/txn.rs instead.
         "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
+        // Basalt implements 7.2's ZRANK/ZREVRANK ... WITHSCORE (arity -3);
+        // 7.0 has arity 3, so extra arguments get different errors.
+        "zrank", "zrevrank",
+        // Unordered or random replies (hash-table order differs by design);
+        // the case files cover them with ~sort.
+        "sunion", "sinter", "sdiff", "smembers", "spop", "srandmember", "hrandfield", "zrandmember", "hkeys", "hvals", "hgetall", "sscan", "hscan",
     ];
-    const SUBS: &[&str] = &["object encoding", "object help", "object freq", "command getkeys", "command help", "client getname", "client setname"];
+    // OBJECT ENCODING is left out: small lists are `listpack` in 7.2 (the
+    // version Basalt implements), `quicklist` in the 7.0 reference.
+    const SUBS: &[&str] = &["object help", "object freq", "command getkeys", "command help", "client getname", "client setname"];
     const POOL: &[&str] = &[
         "k", "k2", "v", "0", "1", "-1", "100", "abc", "", "EX", "PX", "NX", "XX", "GET", "KEEPTTL", "PERSIST", "LEN", "IDX", "REPLACE", "DB", "MATCH", "COUNT",
         "TYPE", "GT", "LT", "*", "1.5", "WITHMATCHLEN", "MINMATCHLEN", "ASYNC",

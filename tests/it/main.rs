@@ -10,3 +10,5 @@ mod snapshot;
 mod strings;
 mod tools;
 mod txn;
+mod types;
+mod types_diff;

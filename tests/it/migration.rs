@@ -81,3 +81,30 @@ fn first_start_imports_a_redis_dump() {
     b = TestServer::start_in(dir.path(), &[]);
     assert_eq!(b.raw().cmd_str(&["GET", "s"]), b"$1\r\nv\r\n");
 }
+
+#[test]
+fn collections_move_both_ways_with_dump_restore() {
+    if !RedisServer::available() {
+        return;
+    }
+    let r = RedisServer::start(&[]);
+    let b = TestServer::start(&[]);
+    let (mut rc, mut bc) = (r.raw(), b.raw());
+    rc.cmd_str(&["HSET", "h", "a", "1", "b", "2"]);
+    rc.cmd_str(&["RPUSH", "l", "x", "y"]);
+    rc.cmd_str(&["SADD", "s", "m1", "m2"]);
+    rc.cmd_str(&["ZADD", "z", "1", "a", "2.5", "b"]);
+    let body = |reply: &[u8]| reply[reply.iter().position(|&c| c == b'\n').unwrap() + 1..reply.len() - 2].to_vec();
+    for k in ["h", "l", "s", "z"] {
+        let p = body(&rc.cmd_str(&["DUMP", k]));
+        assert_eq!(bc.cmd(&[b"RESTORE", k.as_bytes(), b"0", &p]), b"+OK\r\n", "{k}");
+        let back = body(&bc.cmd_str(&["DUMP", k]));
+        let k2 = format!("{k}2");
+        assert_eq!(rc.cmd(&[b"RESTORE", k2.as_bytes(), b"0", &back]), b"+OK\r\n", "{k}");
+    }
+    assert_eq!(bc.cmd_str(&["HGET", "h", "b"]), b"$1\r\n2\r\n");
+    assert_eq!(bc.cmd_str(&["LRANGE", "l", "0", "-1"]), rc.cmd_str(&["LRANGE", "l", "0", "-1"]));
+    assert_eq!(bc.cmd_str(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]), rc.cmd_str(&["ZRANGE", "z2", "0", "-1", "WITHSCORES"]));
+    assert_eq!(rc.cmd_str(&["SISMEMBER", "s2", "m2"]), b":1\r\n");
+    assert_eq!(rc.cmd_str(&["HGET", "h2", "a"]), b"$1\r\n1\r\n");
+}

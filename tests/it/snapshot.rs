@@ -206,3 +206,43 @@ fn damaged_snapshot_refuses_start_with_offset() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("offset") && err.contains("checksum"), "{err}");
 }
+
+#[test]
+fn every_type_survives_snapshot_and_restart() {
+    let mut s = TestServer::start(&["--appendonly", "no"]);
+    let mut c = s.raw();
+    c.cmd_str(&["HSET", "h", "f1", "v1", "f2", "2"]);
+    c.cmd_str(&["SADD", "sint", "1", "2", "3"]);
+    c.cmd_str(&["SADD", "sstr", "a", "b", "c"]);
+    c.cmd_str(&["RPUSH", "l", "x", "y", "z"]);
+    c.cmd_str(&["ZADD", "z", "1.5", "a", "-inf", "b", "3", "c"]);
+    // Big enough to use the table encodings.
+    for i in 0..300 {
+        c.cmd_str(&["HSET", "bigh", &format!("f{i}"), &"v".repeat(100)]);
+        c.cmd_str(&["ZADD", "bigz", &i.to_string(), &format!("m{i}")]);
+        c.cmd_str(&["RPUSH", "bigl", &format!("item{i}")]);
+        c.cmd_str(&["SADD", "bigs", &format!("m{i}")]);
+    }
+    let probe: &[&[&str]] = &[
+        &["HGETALL", "h"],
+        &["SMEMBERS", "sint"],
+        &["LRANGE", "l", "0", "-1"],
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["LRANGE", "bigl", "0", "-1"],
+        &["ZRANGE", "bigz", "0", "-1", "WITHSCORES"],
+        &["HLEN", "bigh"],
+        &["SCARD", "bigs"],
+        &["SISMEMBER", "sstr", "b"],
+        &["OBJECT", "ENCODING", "bigh"],
+        &["OBJECT", "ENCODING", "sint"],
+    ];
+    let before: Vec<Vec<u8>> = probe.iter().map(|p| c.cmd_str(p)).collect();
+    assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+    s.kill9();
+    s.restart();
+    let mut c = s.raw();
+    let after: Vec<Vec<u8>> = probe.iter().map(|p| c.cmd_str(p)).collect();
+    for (i, p) in probe.iter().enumerate() {
+        assert_eq!(String::from_utf8_lossy(&before[i]), String::from_utf8_lossy(&after[i]), "{p:?}");
+    }
+}

@@ -1,0 +1,250 @@
+//! Hashes: field → value. Small hashes are one [`Packed`] buffer of
+//! alternating field and value entries (Redis's `listpack` encoding);
+//! past `hash-max-listpack-entries` fields or a field or value longer than
+//! `hash-max-listpack-value` they become a [`Dict`] (`hashtable`), never
+//! converting back (as in Redis).
+
+use crate::bytes::CompactBytes;
+use crate::dict::{hash_key, Dict};
+use crate::packed::Packed;
+use crate::Limits;
+
+pub enum Hash {
+    Packed(Packed),
+    Table(Box<Dict<CompactBytes>>),
+}
+
+impl Default for Hash {
+    fn default() -> Self {
+        Hash::Packed(Packed::new())
+    }
+}
+
+impl Hash {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn encoding_name(&self) -> &'static str {
+        match self {
+            Hash::Packed(_) => "listpack",
+            Hash::Table(_) => "hashtable",
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Hash::Packed(p) => p.count() / 2,
+            Hash::Table(d) => d.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Offset of `field`'s entry in the packed form.
+    fn packed_find(p: &Packed, field: &[u8]) -> Option<(usize, usize, usize)> {
+        let mut off = p.start();
+        let end = p.end();
+        while off < end {
+            let (f, voff) = p.at(off);
+            let (_, next) = p.at(voff);
+            if f == field {
+                return Some((off, voff, next));
+            }
+            off = next;
+        }
+        None
+    }
+
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        match self {
+            Hash::Packed(p) => Self::packed_find(p, field).map(|(_, v, _)| p.at(v).0),
+            Hash::Table(d) => d.get(hash_key(field), field).map(|v| v.as_slice()),
+        }
+    }
+
+    pub fn contains(&self, field: &[u8]) -> bool {
+        self.get(field).is_some()
+    }
+
+    /// Converts to a table if adding entries this long would break the
+    /// listpack limits.
+    pub fn ensure_fits(&mut self, lim: &Limits, add_entries: usize, max_len: usize) {
+        if let Hash::Packed(p) = self {
+            if max_len > lim.hash_value || p.count() / 2 + add_entries > lim.hash_entries {
+                self.to_table();
+            }
+        }
+    }
+
+    fn to_table(&mut self) {
+        if let Hash::Packed(p) = self {
+            let mut d = Dict::new();
+            let mut it = p.iter();
+            while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                d.insert_new(hash_key(f), CompactBytes::new(f), CompactBytes::new(v));
+            }
+            *self = Hash::Table(Box::new(d));
+        }
+    }
+
+    /// Sets `field`; true when it was new. Converts encodings as needed.
+    pub fn set(&mut self, field: &[u8], value: &[u8], lim: &Limits) -> bool {
+        if let Hash::Packed(p) = self {
+            if let Some((_, voff, next)) = Self::packed_find(p, field) {
+                if field.len().max(value.len()) <= lim.hash_value {
+                    p.splice(voff, next, 1, &[value]);
+                    return false;
+                }
+            } else if field.len().max(value.len()) <= lim.hash_value && p.count() / 2 < lim.hash_entries {
+                p.push_back(&[field, value]);
+                return true;
+            }
+            self.to_table();
+        }
+        match self {
+            Hash::Table(d) => {
+                let h = hash_key(field);
+                match d.get_mut(h, field) {
+                    Some(v) => {
+                        *v = CompactBytes::new(value);
+                        false
+                    }
+                    None => {
+                        d.insert_new(h, CompactBytes::new(field), CompactBytes::new(value));
+                        true
+                    }
+                }
+            }
+            Hash::Packed(_) => unreachable!("converted above"),
+        }
+    }
+
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self {
+            Hash::Packed(p) => match Self::packed_find(p, field) {
+                Some((off, _, next)) => {
+                    p.splice(off, next, 2, &[]);
+                    true
+                }
+                None => false,
+            },
+            Hash::Table(d) => d.remove(hash_key(field), field).is_some(),
+        }
+    }
+
+    /// Every (field, value), in the encoding's order.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        match self {
+            Hash::Packed(p) => {
+                let mut it = p.iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    f(k, v);
+                }
+            }
+            Hash::Table(d) => {
+                for (k, v) in d.iter() {
+                    f(k, v);
+                }
+            }
+        }
+    }
+
+    pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
+        let mut v = Vec::with_capacity(self.len());
+        match self {
+            Hash::Packed(p) => {
+                let mut it = p.iter();
+                while let (Some(k), Some(x)) = (it.next(), it.next()) {
+                    v.push((k, x));
+                }
+            }
+            Hash::Table(d) => v.extend(d.iter().map(|(k, x)| (k, x.as_slice()))),
+        }
+        v
+    }
+
+    /// One SCAN step: calls `f` for the fields of one bucket (the whole
+    /// hash when packed) and returns the next cursor (0 = done).
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
+        match self {
+            Hash::Packed(_) => {
+                self.for_each(f);
+                0
+            }
+            Hash::Table(d) => d.scan(cursor, |k, v| f(k, v)),
+        }
+    }
+
+    /// A random (field, value); `seed` drives the choice.
+    pub fn random(&self, seed: u64) -> Option<(&[u8], &[u8])> {
+        match self {
+            Hash::Packed(p) => {
+                let n = p.count() / 2;
+                if n == 0 {
+                    return None;
+                }
+                let i = (seed % n as u64) as usize;
+                let mut it = p.iter().skip(2 * i);
+                Some((it.next()?, it.next()?))
+            }
+            Hash::Table(d) => d.random_entry(seed).map(|(k, v)| (k, v.as_slice())),
+        }
+    }
+
+    /// Heap bytes (approximate, for memory reports).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Hash::Packed(p) => p.bytes(),
+            Hash::Table(d) => {
+                let mut n = d.bucket_bytes() + d.len() * 56;
+                for (k, v) in d.iter() {
+                    n += k.len().saturating_sub(crate::bytes::INLINE_CAP).min(k.len()) + v.heap_size();
+                }
+                n
+            }
+        }
+    }
+
+    pub fn deep_clone(&self) -> Hash {
+        match self {
+            Hash::Packed(p) => Hash::Packed(p.clone()),
+            Hash::Table(d) => {
+                let mut n = Dict::new();
+                for (k, v) in d.iter() {
+                    n.insert_new(hash_key(k), CompactBytes::new(k), v.clone());
+                }
+                Hash::Table(Box::new(n))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_then_table() {
+        let lim = Limits { hash_entries: 4, ..Limits::default() };
+        let mut h = Hash::new();
+        for i in 0..4 {
+            assert!(h.set(format!("f{i}").as_bytes(), b"v", &lim));
+        }
+        assert_eq!(h.encoding_name(), "listpack");
+        assert!(!h.set(b"f1", b"w", &lim));
+        assert_eq!(h.get(b"f1"), Some(&b"w"[..]));
+        assert!(h.set(b"f9", b"x", &lim));
+        assert_eq!(h.encoding_name(), "hashtable");
+        assert_eq!(h.len(), 5);
+        assert_eq!(h.get(b"f1"), Some(&b"w"[..]));
+        assert!(h.remove(b"f1"));
+        assert!(!h.remove(b"f1"));
+        assert_eq!(h.len(), 4);
+        let mut h = Hash::new();
+        h.set(b"a", &[b'x'; 65], &lim);
+        assert_eq!(h.encoding_name(), "hashtable");
+    }
+}
