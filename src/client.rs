@@ -163,12 +163,15 @@ pub struct MultiState {
     pub args: Vec<(u32, u32)>,
     /// (first argument, argument count) of each command.
     pub cmds: Vec<(u32, u32)>,
+    /// The table entry of each command, resolved when queued.
+    pub entries: Vec<&'static crate::commands::Entry>,
     /// A command was rejected while queueing: EXEC aborts.
     pub failed: bool,
 }
 
 impl MultiState {
-    pub fn push(&mut self, argv: &[&[u8]]) {
+    pub fn push(&mut self, entry: &'static crate::commands::Entry, argv: &[&[u8]]) {
+        self.entries.push(entry);
         self.cmds.push((self.args.len() as u32, argv.len() as u32));
         for a in argv {
             let start = self.data.len() as u32;

@@ -313,6 +313,13 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
             return 0;
         }
     };
+    execute_entry(ctx, entry, argv)
+}
+
+/// `execute` for a command already resolved (and arity-checked): EXEC
+/// runs its queued commands through here.
+pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -> u32 {
+    let t = table();
     // DEBUG is one command in Redis: its subcommands count as `debug`.
     let stat = match entry.fullname.strip_prefix("debug|") {
         Some(_) => t.get(b"debug").unwrap_or(entry),
@@ -353,7 +360,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
     ctx.client.handle.set_last_cmd(stat);
     if let Some(m) = ctx.client.multi.as_mut() {
         if !matches!(entry.fullname.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
-            m.push(argv);
+            m.push(entry, argv);
             ctx.client.handle.multi_len.store(m.cmds.len() as i32, Relaxed);
             ctx.out.simple("QUEUED");
             return 0;

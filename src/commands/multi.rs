@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use basalt_storage::Keyspace;
 
 use super::flags::*;
-use super::{cmd, execute, introspect::key_positions, table, CmdError, CmdResult, CommandSpec, Ctx};
+use super::{cmd, execute_entry, introspect::key_positions, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::client::MultiState;
 use crate::db::TxnScope;
 
@@ -131,8 +131,8 @@ fn exec(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     }
     inner.out.array(m.cmds.len());
     inner.client.in_exec = true;
-    for argv in m.commands() {
-        execute(&mut inner, &argv);
+    for (argv, e) in m.commands().zip(&m.entries) {
+        execute_entry(&mut inner, e, &argv);
     }
     inner.client.in_exec = false;
     drop(inner);
@@ -148,9 +148,7 @@ fn exec(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 fn plan(srv: &crate::shared::Shared, m: &MultiState, w: &crate::watch::ClientWatch) -> (Vec<usize>, bool) {
     let ks = &srv.ks;
     let mut shards: Vec<usize> = w.keys.iter().map(|(_, k, _)| ks.shard_of(Keyspace::hash(k))).collect();
-    let t = table();
-    for argv in m.commands() {
-        let Ok(e) = t.resolve(&argv) else { continue };
+    for (argv, e) in m.commands().zip(&m.entries) {
         let parent = e.fullname.split_once('|').map(|(p, _)| p);
         if needs_all(e.spec, parent) {
             return (Vec::new(), true);
@@ -182,6 +180,7 @@ fn watch_failed(ctx: &Ctx<'_>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::table;
     use super::*;
 
     /// Every command that reads or writes data either names its keys in
