@@ -125,6 +125,8 @@ pub struct ClientState {
     pub multi: Option<Box<MultiState>>,
     /// True while EXEC runs the queued commands.
     pub in_exec: bool,
+    /// The last transaction's buffers, cleared, for the next MULTI.
+    pub spare_multi: Option<Box<MultiState>>,
     pub watch: crate::watch::ClientWatch,
     /// Pub/sub: this client's handle in the registry, once it subscribed.
     pub sub: Option<Arc<crate::pubsub::Subscriber>>,
@@ -170,6 +172,15 @@ pub struct MultiState {
 }
 
 impl MultiState {
+    /// Empties it, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.args.clear();
+        self.cmds.clear();
+        self.entries.clear();
+        self.failed = false;
+    }
+
     pub fn push(&mut self, entry: &'static crate::commands::Entry, argv: &[&[u8]]) {
         self.entries.push(entry);
         self.cmds.push((self.args.len() as u32, argv.len() as u32));
@@ -207,6 +218,7 @@ impl ClientState {
             pending_waitaof: None,
             multi: None,
             in_exec: false,
+            spare_multi: None,
             watch: Default::default(),
             sub: None,
             subs: Subscriptions::default(),

@@ -64,6 +64,7 @@ impl DerefMut for ShardRef<'_> {
 }
 
 struct HeldSlot {
+    idx: usize,
     ptr: *mut Shard,
     busy: Cell<bool>,
 }
@@ -100,20 +101,19 @@ impl<'s> TxnScope<'s> {
             shards = (0..ks.num_shards()).collect();
         }
         let mut guards: Vec<(usize, ShardGuard<'s>)> = ks.lock_many(shards);
-        let mut slots: Box<[HeldSlot]> = (0..ks.num_shards()).map(|_| HeldSlot { ptr: std::ptr::null_mut(), busy: Cell::new(false) }).collect();
-        for (i, g) in guards.iter_mut() {
+        // Sorted by shard index (lock order), searched when lending.
+        let slots: Box<[HeldSlot]> = guards
+            .iter_mut()
             // The shard lives inside the keyspace's mutex, not in the
             // guard, so the pointer stays valid while the guard lives.
-            slots[*i].ptr = &mut **g as *mut Shard;
-        }
-        TxnScope { slots, _guards: guards.into_iter().map(|(_, g)| g).collect(), log: RefCell::new(TxnLog::default()) }
+            .map(|(i, g)| HeldSlot { idx: *i, ptr: &mut **g as *mut Shard, busy: Cell::new(false) })
+            .collect();
+        let log = TxnLog { buf: Vec::with_capacity(512), ..TxnLog::default() };
+        TxnScope { slots, _guards: guards.into_iter().map(|(_, g)| g).collect(), log: RefCell::new(log) }
     }
 
     fn lend(&self, idx: usize) -> Option<HeldRef<'_>> {
-        let s = &self.slots[idx];
-        if s.ptr.is_null() {
-            return None;
-        }
+        let s = &self.slots[self.slots.binary_search_by_key(&idx, |s| s.idx).ok()?];
         assert!(!s.busy.replace(true), "shard {idx} lent twice inside a transaction");
         // SAFETY: the guard for this shard is alive as long as `self`
         // (in `_guards`), so the pointee is valid and locked by us; `busy`
@@ -122,7 +122,7 @@ impl<'s> TxnScope<'s> {
     }
 
     fn held_max(&self) -> Option<usize> {
-        self.slots.iter().rposition(|s| !s.ptr.is_null())
+        self.slots.last().map(|s| s.idx)
     }
 
     fn append(&self, db: usize, args: &[&[u8]]) {

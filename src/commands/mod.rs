@@ -386,9 +386,9 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         }
         (r, Some(us))
     } else if watch_time {
-        let start = coarse_us();
+        let start = ctx.srv.coarse_now_us();
         let r = (entry.spec.handler)(ctx, argv);
-        (r, Some(coarse_us().saturating_sub(start)))
+        (r, Some(ctx.srv.coarse_now_us().saturating_sub(start)))
     } else {
         ((entry.spec.handler)(ctx, argv), None)
     };
@@ -417,7 +417,7 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
 const TIME_SAMPLE: u64 = 8;
 
 /// CLOCK_MONOTONIC_COARSE in microseconds (millisecond resolution).
-fn coarse_us() -> u64 {
+pub fn coarse_us() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime only writes the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };

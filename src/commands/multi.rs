@@ -61,16 +61,18 @@ fn multi(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CmdError::msg("ERR MULTI calls can not be nested"));
     }
-    ctx.client.multi = Some(Box::default());
+    let m = ctx.client.spare_multi.take().unwrap_or_default();
+    ctx.client.multi = Some(m);
     ctx.client.handle.multi_len.store(0, Relaxed);
     ctx.out.ok();
     Ok(())
 }
 
 fn discard(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    if ctx.client.multi.take().is_none() {
+    let Some(m) = ctx.client.multi.take() else {
         return Err(CmdError::msg("ERR DISCARD without MULTI"));
-    }
+    };
+    recycle(ctx.client, m);
     ctx.client.handle.multi_len.store(-1, Relaxed);
     ctx.srv.watches.unwatch_all(&mut ctx.client.watch);
     ctx.out.ok();
@@ -141,7 +143,17 @@ fn exec(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     }
     drop(scope);
     ctx.srv.watches.unwatch_all(&mut ctx.client.watch);
+    recycle(ctx.client, m);
     Ok(())
+}
+
+/// Keeps a finished transaction's buffers for the next MULTI (unless they
+/// grew large).
+fn recycle(client: &mut crate::client::ClientState, mut m: Box<MultiState>) {
+    if m.data.capacity() <= 64 * 1024 && m.args.capacity() <= 4096 {
+        m.clear();
+        client.spare_multi = Some(m);
+    }
 }
 
 /// The shards the transaction needs, or all of them.

@@ -129,6 +129,15 @@ fn waitaof(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if numlocal > 0 && ctx.srv.log.get().is_none() {
         return Err(CmdError::msg("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."));
     }
+    if ctx.client.in_exec {
+        // Inside EXEC nothing may wait (Redis's DENY_BLOCKING): answer with
+        // what is fsynced now.
+        let local = ctx.srv.log.get().map_or(0, |l| (l.durable() >= l.appended()) as i64);
+        ctx.out.array(2);
+        ctx.out.int(local);
+        ctx.out.int(0);
+        return Ok(());
+    }
     // The connection waits for the log (see connection::run_one) and
     // writes the reply, keeping reply order within a pipeline.
     ctx.client.pending_waitaof = Some(crate::client::WaitAof { numlocal, numreplicas, timeout_ms: timeout as u64 });
