@@ -57,6 +57,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], name: &str) -> Result<i64, CmdEr
         added += h.set(p[0], p[1], &lim) as i64;
     }
     ctx.propagate(a);
+    ctx.notify(crate::notify::HASH, b"hset", a[1]);
     Ok(added)
 }
 
@@ -84,6 +85,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     hash_for_write(&mut k)?.set(a[2], a[3], &lim);
     ctx.propagate(&[b"HSET", a[1], a[2], a[3]]);
+    ctx.notify(crate::notify::HASH, b"hset", a[1]);
     drop(k);
     ctx.out.int(1);
     Ok(())
@@ -124,11 +126,16 @@ fn hdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 }
             }
         }
-        if h.is_empty() {
+        let emptied = h.is_empty();
+        if emptied {
             k.remove();
         }
         if n > 0 {
             ctx.propagate(a);
+            ctx.notify(crate::notify::HASH, b"hdel", a[1]);
+            if emptied {
+                ctx.notify(crate::notify::GENERIC, b"del", a[1]);
+            }
         }
     }
     drop(k);
@@ -212,6 +219,7 @@ fn hincrby(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let s = itoa::Buffer::new().format(new).as_bytes().to_vec();
     hash_for_write(&mut k)?.set(a[2], &s, &lim);
     ctx.propagate(&[b"HSET", a[1], a[2], &s]);
+    ctx.notify(crate::notify::HASH, b"hincrby", a[1]);
     drop(k);
     ctx.out.int(new);
     Ok(())
@@ -235,6 +243,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     hash_for_write(&mut k)?.set(a[2], &new, &lim);
     // Logged as the resulting value: float formatting is replayed exactly.
     ctx.propagate(&[b"HSET", a[1], a[2], &new]);
+    ctx.notify(crate::notify::HASH, b"hincrbyfloat", a[1]);
     drop(k);
     ctx.out.bulk(&new);
     Ok(())

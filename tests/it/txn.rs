@@ -591,3 +591,78 @@ fn slowlog_and_latency_record_slow_commands() {
     let n: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut c).unwrap();
     assert_eq!(n, 1);
 }
+
+/// Keyspace events of the hash, list, set and sorted-set families, byte
+/// for byte as redis-server 7.0 sends them.
+#[test]
+fn collection_events_match_redis() {
+    if !RedisServer::available() {
+        eprintln!("redis-server not installed; skipping");
+        return;
+    }
+    let script: Vec<Vec<&str>> = [
+        "HSET h a 1 b 2",
+        "HMSET h c 3",
+        "HSETNX h a 9",
+        "HSETNX h d 4",
+        "HINCRBY h a 5",
+        "HINCRBYFLOAT h b 1.5",
+        "HDEL h a nosuch",
+        "HDEL h b c d",
+        "HDEL h x",
+        "RPUSH l a b c d e",
+        "LPUSH l z",
+        "LPUSHX nol x",
+        "RPUSHX l f",
+        "LSET l 0 zz",
+        "LINSERT l BEFORE b bb",
+        "LREM l 1 bb",
+        "LPOP l",
+        "RPOP l 2",
+        "LTRIM l 0 1",
+        "LMOVE l l2 LEFT RIGHT",
+        "RPOPLPUSH l l2",
+        "LMPOP 2 nol l2 LEFT COUNT 5",
+        "RPUSH l3 x",
+        "LTRIM l3 5 10",
+        "SADD s a b c",
+        "SADD s a",
+        "SREM s a nosuch",
+        "SMOVE s s2 b",
+        "SMOVE s s2 c",
+        "SADD s3 x y",
+        "SINTERSTORE d s2 s3",
+        "SUNIONSTORE d s2 s3",
+        "SDIFFSTORE d s2 s3",
+        "SPOP s3 5",
+        "ZADD z 1 a 2 b 3 c 4 d 5 e",
+        "ZADD z XX 1 a",
+        "ZADD z INCR 2 a",
+        "ZINCRBY z 1 b",
+        "ZREM z a",
+        "ZREMRANGEBYSCORE z 0 2",
+        "ZREMRANGEBYRANK z 0 0",
+        "ZADD lex 0 a 0 b 0 c",
+        "ZREMRANGEBYLEX lex [a [b",
+        "ZPOPMIN z",
+        "ZPOPMAX z 5",
+        "ZADD z1 1 a 2 b",
+        "ZADD z2 2 b 3 c",
+        "ZUNIONSTORE zu 2 z1 z2",
+        "ZINTERSTORE zi 2 z1 z2",
+        "ZDIFFSTORE zd 2 z1 z2",
+        "ZRANGESTORE zr z1 0 -1",
+        "ZINTERSTORE zr 2 z1 nosuch",
+        "ZMPOP 1 z1 MIN COUNT 10",
+    ]
+    .iter()
+    .map(|l| l.split(' ').collect())
+    .collect();
+    let redis = RedisServer::start(&[]);
+    let ours = TestServer::start(&[]);
+    let want = event_stream(redis.port, false, &script);
+    let got = event_stream(ours.port, false, &script);
+    assert!(want.len() > 100, "too few events from redis: {}", want.len());
+    let show = |v: &[Vec<u8>]| v.iter().map(|r| String::from_utf8_lossy(r).replace("\r\n", " ")).collect::<Vec<_>>().join("\n");
+    assert_eq!(show(&got), show(&want));
+}
