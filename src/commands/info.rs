@@ -196,6 +196,9 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
     if want("cluster") {
         o.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
     }
+    // No config guard while shards are locked below: a CONFIG SET waiting
+    // for the write lock would block readers that hold shards (EXEC).
+    drop(cfg);
     if want("keyspace") {
         o.push_str("# Keyspace\r\n");
         let n = srv.ks.num_dbs();
