@@ -407,7 +407,7 @@ impl<'a> Ctx<'a> {
         self.srv.watches.touch_command(db, args);
         if self.srv.tracking.active() {
             let id = self.client.handle.id;
-            crate::watch::effect_keys(db, args, |_, k, _| self.srv.tracking.invalidate(k, Some(id)));
+            crate::watch::effect_keys(db, args, |_, k, _| self.srv.tracking.invalidate(k, Some(id), &self.srv.clients));
         }
     }
 }

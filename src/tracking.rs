@@ -46,6 +46,8 @@ pub struct Tracking {
     clients: RwLock<HashMap<u64, TrackOpts>>,
     /// Every connection's delivery queue that exists, by client id.
     targets: RwLock<HashMap<u64, Arc<Subscriber>>>,
+    /// Tracking clients whose redirect target went away.
+    broken: Mutex<std::collections::HashSet<u64>>,
 }
 
 pub const CHANNEL: &[u8] = b"__redis__:invalidate";
@@ -74,6 +76,12 @@ impl Tracking {
         if self.clients.write().remove(&id).is_some() {
             self.active.fetch_sub(1, Relaxed);
         }
+        self.broken.lock().remove(&id);
+    }
+
+    /// Whether `id`'s redirect target is gone (TRACKINGINFO).
+    pub fn is_broken(&self, id: u64) -> bool {
+        self.broken.lock().contains(&id)
     }
 
     pub fn remember(&self, id: u64, keys: impl Iterator<Item = Vec<u8>>) {
@@ -87,7 +95,7 @@ impl Tracking {
     }
 
     /// `key` changed (by client `origin`, if a client did it).
-    pub fn invalidate(&self, key: &[u8], origin: Option<u64>) {
+    pub fn invalidate(&self, key: &[u8], origin: Option<u64>, registry: &crate::client::Clients) {
         if !self.active() {
             return;
         }
@@ -98,7 +106,7 @@ impl Tracking {
             if o.noloop && Some(id) == origin {
                 return;
             }
-            self.send(if o.redirect != 0 { o.redirect } else { id }, Some(key), origin);
+            self.send_for(id, o, Some(key), origin, registry);
         };
         for id in ids {
             send(id);
@@ -111,14 +119,39 @@ impl Tracking {
     }
 
     /// FLUSHDB / FLUSHALL: a null invalidation to every tracking client.
-    pub fn invalidate_all(&self, origin: Option<u64>) {
+    pub fn invalidate_all(&self, origin: Option<u64>, registry: &crate::client::Clients) {
         if !self.active() {
             return;
         }
         self.table.lock().clear();
         let clients = self.clients.read();
         for (&id, o) in clients.iter() {
-            self.send(if o.redirect != 0 { o.redirect } else { id }, None, origin);
+            self.send_for(id, o, None, origin, registry);
+        }
+    }
+
+    /// Sends to tracking client `id`'s target; a missing redirect target
+    /// is reported to the client instead (`tracking-redir-broken`, RESP3).
+    fn send_for(&self, id: u64, o: &TrackOpts, key: Option<&[u8]>, origin: Option<u64>, registry: &crate::client::Clients) {
+        if o.redirect == 0 {
+            return self.send(id, key, origin);
+        }
+        if registry.get(o.redirect).is_some() {
+            return self.send(o.redirect, key, origin);
+        }
+        // Redis tells the client every time (and flags it for TRACKINGINFO).
+        self.broken.lock().insert(id);
+        let Some(s) = self.targets.read().get(&id).cloned() else { return };
+        if s.resp3.load(Relaxed) {
+            let mut r = crate::resp::Reply { buf: Vec::with_capacity(48), resp3: true };
+            r.push(2);
+            r.bulk(b"tracking-redir-broken");
+            r.int(o.redirect as i64);
+            if Some(id) == origin {
+                s.push_after_reply(&r.buf);
+            } else {
+                s.push_frame(&r.buf);
+            }
         }
     }
 

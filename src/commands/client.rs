@@ -491,6 +491,9 @@ fn client_trackinginfo(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
             if o.noloop {
                 flags.push("noloop");
             }
+            if ctx.srv.tracking.is_broken(ctx.client.handle.id) {
+                flags.push("broken_redirect");
+            }
         }
     }
     ctx.out.set(flags.len());

@@ -60,7 +60,7 @@ fn flushdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         g.dbs[db].clear();
     }
     ctx.propagate(&[b"FLUSHDB"]);
-    ctx.srv.tracking.invalidate_all(Some(ctx.client.handle.id));
+    ctx.srv.tracking.invalidate_all(Some(ctx.client.handle.id), &ctx.srv.clients);
     drop(guards);
     ctx.srv.stats.dirty.fetch_add(n as u64, Relaxed);
     ctx.out.ok();
@@ -90,7 +90,7 @@ fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     }
     ctx.propagate(&[b"FLUSHALL"]);
-    ctx.srv.tracking.invalidate_all(Some(ctx.client.handle.id));
+    ctx.srv.tracking.invalidate_all(Some(ctx.client.handle.id), &ctx.srv.clients);
     drop(guards);
     ctx.out.ok();
     Ok(())

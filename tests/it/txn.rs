@@ -666,3 +666,45 @@ fn collection_events_match_redis() {
     let show = |v: &[Vec<u8>]| v.iter().map(|r| String::from_utf8_lossy(r).replace("\r\n", " ")).collect::<Vec<_>>().join("\n");
     assert_eq!(show(&got), show(&want));
 }
+
+/// A tracking client whose REDIRECT target disconnected is told so on
+/// each invalidation (`tracking-redir-broken`), as redis-server does.
+#[test]
+fn tracking_broken_redirect_matches_redis() {
+    if !RedisServer::available() {
+        eprintln!("redis-server not installed; skipping");
+        return;
+    }
+    fn run(port: u16) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut t = Raw::connect(port);
+        let mut w = Raw::connect(port);
+        let mut target = Raw::connect(port);
+        let b = target.cmd_str(&["CLIENT", "ID"]);
+        let tid = String::from_utf8_lossy(&b[1..b.len() - 2]).into_owned();
+        t.cmd_str(&["HELLO", "3"]);
+        t.cmd_str(&["CLIENT", "TRACKING", "on", "REDIRECT", &tid]);
+        t.cmd_str(&["GET", "k"]);
+        drop(target);
+        // Wait until the server has noticed the disconnect.
+        for _ in 0..200 {
+            let l = w.cmd_str(&["CLIENT", "LIST"]);
+            if String::from_utf8_lossy(&l).matches("id=").count() == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        w.cmd_str(&["SET", "k", "1"]);
+        let id = |b: Vec<u8>| String::from_utf8_lossy(&b).replace(&format!(":{tid}\r\n"), ":ID\r\n");
+        out.push(id(t.read_reply().unwrap()));
+        t.cmd_str(&["GET", "k"]);
+        w.cmd_str(&["SET", "k", "2"]);
+        out.push(id(t.read_reply().unwrap()));
+        out.push(id(t.cmd_str(&["CLIENT", "TRACKINGINFO"])));
+        out.push(String::from_utf8_lossy(&t.cmd_str(&["PING"])).into_owned());
+        out
+    }
+    let redis = RedisServer::start(&[]);
+    let ours = TestServer::start(&[]);
+    assert_eq!(run(ours.port), run(redis.port));
+}
