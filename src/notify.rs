@@ -79,7 +79,7 @@ pub fn flags_to_string(f: u32) -> String {
 /// Publishes one event (any thread; no lock of ours is needed).
 pub fn notify(srv: &Shared, db: usize, class: u32, event: &[u8], key: &[u8]) {
     let flags = srv.notify_flags.load(Relaxed);
-    if flags & class == 0 {
+    if flags & class == 0 || srv.pubsub.is_idle() {
         return;
     }
     let mut dbs = itoa::Buffer::new();

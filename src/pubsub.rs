@@ -156,6 +156,8 @@ pub struct PubSub {
     shard: RwLock<Subs>,
     /// Number of patterns with subscribers, so PUBLISH skips the scan.
     npatterns: AtomicUsize,
+    /// Number of channels with subscribers.
+    nchannels: AtomicUsize,
     pub limits: Arc<Limits>,
     pub published: AtomicU64,
 }
@@ -179,8 +181,12 @@ impl PubSub {
     pub fn subscribe(&self, k: Kind, name: &[u8], s: &Arc<Subscriber>) {
         let mut m = self.map(k).write();
         let v = m.entry(name.to_vec()).or_default();
-        if v.is_empty() && k == Kind::Pattern {
-            self.npatterns.fetch_add(1, Relaxed);
+        if v.is_empty() {
+            match k {
+                Kind::Pattern => self.npatterns.fetch_add(1, Relaxed),
+                Kind::Channel => self.nchannels.fetch_add(1, Relaxed),
+                Kind::Shard => 0,
+            };
         }
         v.push(s.clone());
     }
@@ -191,9 +197,11 @@ impl PubSub {
             v.retain(|x| !Arc::ptr_eq(x, s));
             if v.is_empty() {
                 m.remove(name);
-                if k == Kind::Pattern {
-                    self.npatterns.fetch_sub(1, Relaxed);
-                }
+                match k {
+                    Kind::Pattern => self.npatterns.fetch_sub(1, Relaxed),
+                    Kind::Channel => self.nchannels.fetch_sub(1, Relaxed),
+                    Kind::Shard => 0,
+                };
             }
         }
     }
@@ -252,10 +260,11 @@ impl PubSub {
         self.npatterns.load(Relaxed)
     }
 
-    /// Any subscriber at all for `channel` (exact or by pattern): lets
-    /// keyspace notifications skip building channel names nobody reads.
+    /// No channel or pattern subscriber at all: keyspace notifications
+    /// skip building channel names nobody reads.
+    #[inline]
     pub fn is_idle(&self) -> bool {
-        self.channels.read().is_empty() && self.npatterns.load(Relaxed) == 0
+        self.nchannels.load(Relaxed) == 0 && self.npatterns.load(Relaxed) == 0
     }
 }
 

@@ -75,6 +75,7 @@ fn client_getname(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 
 fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut kind: Option<String> = None;
     let mut j = 2;
     while j < a.len() {
         if eq(a[j], "type") && j + 1 < a.len() {
@@ -82,9 +83,7 @@ fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&t.as_str()) {
                 return Err(CmdError::msg(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(a[j + 1]))));
             }
-            if t != "NORMAL" {
-                ids = Some(Vec::new());
-            }
+            kind = Some(t);
             j += 2;
         } else if eq(a[j], "id") && j + 1 < a.len() {
             let mut v = ids.take().unwrap_or_default();
@@ -103,13 +102,23 @@ fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     let mut s = String::new();
     for c in ctx.srv.clients.all() {
-        if ids.as_ref().map_or(true, |v| v.contains(&c.id)) {
+        if ids.as_ref().map_or(true, |v| v.contains(&c.id)) && kind.as_deref().map_or(true, |k| k == client_type(&c)) {
             s.push_str(&c.info_line());
             s.push('\n');
         }
     }
     ctx.out.verbatim(s.as_bytes());
     Ok(())
+}
+
+/// Redis's client type: PUBSUB while subscribed to anything, else NORMAL
+/// (Basalt has no replicas).
+fn client_type(c: &crate::client::ClientHandle) -> &'static str {
+    if c.sub_counts.iter().any(|n| n.load(Relaxed) > 0) {
+        "PUBSUB"
+    } else {
+        "NORMAL"
+    }
 }
 
 fn client_info(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
@@ -182,7 +191,7 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             "addr" => c.addr.as_bytes() == &v[..],
             "laddr" => c.laddr.as_bytes() == &v[..],
             "user" => v == b"default",
-            "type" => eq(v, "normal"),
+            "type" => upper(v) == client_type(&c),
             _ => true,
         });
         if ok {

@@ -708,3 +708,26 @@ fn tracking_broken_redirect_matches_redis() {
     let ours = TestServer::start(&[]);
     assert_eq!(run(ours.port), run(redis.port));
 }
+
+/// CLIENT LIST / CLIENT KILL TYPE pubsub select subscribed clients; CLIENT
+/// LIST shows sub/psub/ssub counts and the P and x flags.
+#[test]
+fn client_types_and_counts() {
+    let srv = TestServer::start(&[]);
+    let mut s = Raw::connect(srv.port);
+    s.cmd_str(&["SUBSCRIBE", "a"]);
+    s.cmd_str(&["PSUBSCRIBE", "p*"]);
+    let mut m = Raw::connect(srv.port);
+    m.cmd_str(&["MULTI"]);
+    m.cmd_str(&["PING"]);
+    let mut c = srv.client();
+    let pubsub: String = redis::cmd("CLIENT").arg("LIST").arg("TYPE").arg("pubsub").query(&mut c).unwrap();
+    assert_eq!(pubsub.lines().count(), 1, "{pubsub}");
+    assert!(pubsub.contains(" flags=P ") && pubsub.contains(" sub=1 psub=1 ssub=0 multi=-1 "), "{pubsub}");
+    let normal: String = redis::cmd("CLIENT").arg("LIST").arg("TYPE").arg("normal").query(&mut c).unwrap();
+    assert_eq!(normal.lines().count(), 2, "{normal}");
+    assert!(normal.lines().any(|l| l.contains(" flags=x ") && l.contains(" multi=1 ")), "{normal}");
+    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut c).unwrap();
+    assert_eq!(killed, 1);
+    assert!(s.closed());
+}
