@@ -205,6 +205,7 @@ impl Shared {
         self.slowlog_us.store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);
         self.slowlog_max.store(num("slowlog-max-len").unwrap_or(128).max(0) as u64, Relaxed);
         self.latency_ms.store(num("latency-monitor-threshold").unwrap_or(0).max(0) as u64, Relaxed);
+        self.tracking.max_keys.store(num("tracking-table-max-keys").unwrap_or(1_000_000).max(0) as usize, Relaxed);
         if let Some((hard, soft, secs)) = c.get("client-output-buffer-limit").and_then(crate::pubsub::parse_limits) {
             let l = &self.pubsub.limits;
             l.hard.store(hard, Relaxed);

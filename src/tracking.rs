@@ -41,6 +41,8 @@ pub struct TrackOpts {
 #[derive(Default)]
 pub struct Tracking {
     active: AtomicUsize,
+    /// `tracking-table-max-keys` (0: unlimited).
+    pub max_keys: AtomicUsize,
     /// Key → ids of the clients that may have cached it.
     table: Mutex<HashMap<Vec<u8>, Vec<u64>>>,
     clients: RwLock<HashMap<u64, TrackOpts>>,
@@ -84,13 +86,26 @@ impl Tracking {
         self.broken.lock().contains(&id)
     }
 
-    pub fn remember(&self, id: u64, keys: impl Iterator<Item = Vec<u8>>) {
+    pub fn remember(&self, id: u64, keys: impl Iterator<Item = Vec<u8>>, registry: &crate::client::Clients) {
         let mut t = self.table.lock();
         for k in keys {
             let v = t.entry(k).or_default();
             if !v.contains(&id) {
                 v.push(id);
             }
+        }
+        let max = self.max_keys.load(Relaxed);
+        if max == 0 || t.len() <= max {
+            return;
+        }
+        // Over `tracking-table-max-keys`: forget keys (in hash order, as
+        // good as Redis's random pick) and tell their readers to drop
+        // them, as if they had changed.
+        let excess = t.len() - max;
+        let victims: Vec<Vec<u8>> = t.keys().take(excess).cloned().collect();
+        drop(t);
+        for k in victims {
+            self.invalidate(&k, None, registry);
         }
     }
 

@@ -451,7 +451,7 @@ fn track_after(ctx: &mut Ctx<'_>, entry: &Entry, argv: &[&[u8]]) {
     let Some(o) = &ctx.client.tracking else { return };
     if entry.spec.flags & flags::READONLY != 0 && !o.bcast && !((o.optin && !ctx.client.caching) || (o.optout && ctx.client.caching)) {
         let keys = introspect::key_positions(entry.spec, argv.len());
-        ctx.srv.tracking.remember(ctx.client.handle.id, keys.into_iter().map(|i| argv[i].to_vec()));
+        ctx.srv.tracking.remember(ctx.client.handle.id, keys.into_iter().map(|i| argv[i].to_vec()), &ctx.srv.clients);
     }
     if ctx.client.multi.is_none() && entry.fullname != "client|caching" {
         ctx.client.caching = false;

@@ -731,3 +731,27 @@ fn client_types_and_counts() {
     assert_eq!(killed, 1);
     assert!(s.closed());
 }
+
+/// Past `tracking-table-max-keys`, remembered keys are dropped with an
+/// invalidation, so the table stays bounded.
+#[test]
+fn tracking_table_is_bounded() {
+    let srv = TestServer::start(&["--tracking-table-max-keys", "10"]);
+    let mut t = Raw::connect(srv.port);
+    t.cmd_str(&["HELLO", "3"]);
+    t.cmd_str(&["CLIENT", "TRACKING", "on"]);
+    let mut invalidated = 0;
+    for i in 0..30 {
+        t.send(&crate::support::resp::encode(&[b"GET", format!("k{i}").as_bytes()]));
+        // Replies and pushes interleave: count pushes until the GET's reply.
+        loop {
+            let r = t.read_reply().unwrap();
+            if r.starts_with(b">2") {
+                invalidated += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    assert_eq!(invalidated, 20);
+}
