@@ -755,3 +755,35 @@ fn tracking_table_is_bounded() {
     }
     assert_eq!(invalidated, 20);
 }
+
+/// A transaction spanning databases (SELECT, MOVE, COPY ... DB inside) is
+/// one record and replays to the same state after a restart.
+#[test]
+fn exec_across_dbs_replays_after_restart() {
+    let mut srv = TestServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut r = srv.raw();
+    for cmd in [
+        vec!["MULTI"],
+        vec!["SET", "a", "1"],
+        vec!["SELECT", "2"],
+        vec!["SET", "b", "2"],
+        vec!["MOVE", "b", "3"],
+        vec!["SELECT", "0"],
+        vec!["COPY", "a", "c", "DB", "5"],
+        vec!["INCR", "a"],
+        vec!["EXEC"],
+    ] {
+        r.cmd_str(&cmd);
+    }
+    drop(r);
+    srv.kill9();
+    srv.restart();
+    let mut r = srv.raw();
+    assert_eq!(r.cmd_str(&["GET", "a"]), b"$1\r\n2\r\n");
+    r.cmd_str(&["SELECT", "3"]);
+    assert_eq!(r.cmd_str(&["GET", "b"]), b"$1\r\n2\r\n");
+    r.cmd_str(&["SELECT", "2"]);
+    assert_eq!(r.cmd_str(&["DBSIZE"]), b":0\r\n");
+    r.cmd_str(&["SELECT", "5"]);
+    assert_eq!(r.cmd_str(&["GET", "c"]), b"$1\r\n1\r\n");
+}
