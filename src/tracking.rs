@@ -60,6 +60,23 @@ impl Tracking {
         self.active.load(Relaxed) > 0
     }
 
+    /// Clients with tracking on (INFO clients).
+    pub fn clients_count(&self) -> usize {
+        self.active.load(Relaxed)
+    }
+
+    /// INFO stats: tracked keys, (key, client) items, BCAST prefixes.
+    pub fn stats(&self) -> (usize, usize, usize) {
+        let (keys, items) = {
+            let t = self.table.lock();
+            (t.len(), t.values().map(|v| v.len()).sum())
+        };
+        let mut prefixes: Vec<Vec<u8>> = self.clients.read().values().flat_map(|o| o.prefixes.iter().cloned()).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        (keys, items, prefixes.len())
+    }
+
     pub fn register_target(&self, id: u64, s: &Arc<Subscriber>) {
         self.targets.write().insert(id, s.clone());
     }
