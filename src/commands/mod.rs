@@ -395,8 +395,9 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
     // Thresholds as they are now (CONFIG SET may just have changed them,
     // and Redis checks after the call).
     let (slow_us, lat_ms) = (ctx.srv.slowlog_us.load(Relaxed), ctx.srv.latency_ms.load(Relaxed));
-    if slow_us >= 0 || lat_ms > 0 {
-        observe(ctx, entry, argv, micros.unwrap_or(0), slow_us, lat_ms);
+    let us = micros.unwrap_or(0);
+    if (slow_us >= 0 && us >= slow_us as u64) || (lat_ms > 0 && us / 1000 >= lat_ms) {
+        observe(ctx, entry, argv, us, slow_us, lat_ms);
     }
     if ctx.srv.monitors.active() && f & flags::ADMIN == 0 {
         let redact = if entry.fullname == "auth" { 1 } else { argv.len() };
