@@ -141,7 +141,6 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
             }
         }));
     }
-    srv.start_ticker();
     tokio::spawn(expire_cycle(srv.clone()));
     tokio::spawn(log_health(srv.clone()));
     tokio::spawn(persistence_cron(srv.clone()));

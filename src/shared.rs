@@ -110,10 +110,6 @@ pub struct Shared {
     pub slowlog_us: std::sync::atomic::AtomicI64,
     pub slowlog_max: AtomicU64,
     pub latency_ms: AtomicU64,
-    /// A monotonic microsecond clock refreshed every millisecond by a
-    /// ticker thread (0 until it runs): the command timer of the slow
-    /// log, one load instead of a clock call per command.
-    pub tick_us: AtomicU64,
     /// `notify-keyspace-events` as flag bits (see `notify`).
     pub notify_flags: std::sync::atomic::AtomicU32,
 }
@@ -189,7 +185,6 @@ impl Shared {
             slowlog_us: Default::default(),
             slowlog_max: Default::default(),
             latency_ms: Default::default(),
-            tick_us: Default::default(),
             notify_flags: Default::default(),
         };
         s.apply_runtime_config();
@@ -212,26 +207,6 @@ impl Shared {
             l.soft.store(soft, Relaxed);
             l.soft_secs.store(secs, Relaxed);
         }
-    }
-
-    /// The ticker's clock, or the coarse clock when no ticker runs.
-    #[inline]
-    pub fn coarse_now_us(&self) -> u64 {
-        match self.tick_us.load(Relaxed) {
-            0 => crate::commands::coarse_us(),
-            t => t,
-        }
-    }
-
-    /// Starts the millisecond ticker behind `coarse_now_us`.
-    pub fn start_ticker(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let _ = std::thread::Builder::new().name("basalt-tick".into()).spawn(move || loop {
-            let Some(srv) = weak.upgrade() else { return };
-            srv.tick_us.store(crate::commands::coarse_us().max(1), Relaxed);
-            drop(srv);
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        });
     }
 
     /// Appends one ready-made record payload (`[db][commands]`) to the

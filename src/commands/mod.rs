@@ -386,9 +386,9 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         }
         (r, Some(us))
     } else if watch_time {
-        let start = ctx.srv.coarse_now_us();
+        let start = coarse_us();
         let r = (entry.spec.handler)(ctx, argv);
-        (r, Some(ctx.srv.coarse_now_us().saturating_sub(start)))
+        (r, Some(coarse_us().saturating_sub(start)))
     } else {
         ((entry.spec.handler)(ctx, argv), None)
     };
@@ -417,7 +417,9 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
 
 const TIME_SAMPLE: u64 = 8;
 
-/// CLOCK_MONOTONIC_COARSE in microseconds (millisecond resolution).
+/// CLOCK_MONOTONIC_COARSE in microseconds (millisecond resolution): about
+/// 3 ns through the vDSO, against 20 for CLOCK_MONOTONIC (and a 1 ms
+/// ticker thread costs 1% of a core even when idle).
 pub fn coarse_us() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime only writes the timespec we pass.
