@@ -90,7 +90,7 @@ fn watch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let expired = {
             let h = Keyspace::hash(key);
             let g = ctx.shard(ctx.srv.ks.shard_of(h));
-            g.dbs[db].get(h, key).map_or(false, |e| e.is_expired(ctx.now_ms))
+            g.dbs[db].get(h, key).is_some_and(|e| e.is_expired(ctx.now_ms))
         };
         ctx.srv.watches.watch(&mut ctx.client.watch, db, key, expired);
     }
@@ -125,7 +125,6 @@ fn exec(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let scope = TxnScope::lock(&srv.ks, shards, all);
     let mut inner = Ctx { srv, client: &mut *ctx.client, out: &mut *ctx.out, now_ms: ctx.now_ms, loading: false, txn: Some(&scope) };
     if watch_failed(&inner) {
-        drop(inner);
         drop(scope);
         ctx.srv.watches.unwatch_all(&mut ctx.client.watch);
         ctx.out.null_array();
@@ -137,7 +136,6 @@ fn exec(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
         execute_entry(&mut inner, e, &argv);
     }
     inner.client.in_exec = false;
-    drop(inner);
     if let Some(rec) = scope.record() {
         srv.log_record(&rec);
     }
@@ -185,7 +183,7 @@ fn watch_failed(ctx: &Ctx<'_>) -> bool {
         }
         let h = Keyspace::hash(key);
         let g = ctx.shard(ctx.srv.ks.shard_of(h));
-        let expired = g.dbs[*db].get(h, key).map_or(false, |e| e.is_expired(ctx.now_ms));
+        let expired = g.dbs[*db].get(h, key).is_some_and(|e| e.is_expired(ctx.now_ms));
         expired
     })
 }
