@@ -3,7 +3,7 @@
 # exact commands and their results. Takes about 15 minutes on 2 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-run() { echo; echo "\$ $*"; "$@" 2>&1 | grep -v '^\s*$' | tail -8; }
+run() { echo; echo "\$ $*"; "$@" 2>&1 | grep -v '^\s*$' | tail -14; }
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Issue 2: per core (server on core 0, client on core 1), io-threads 1.
 run benches/compare.sh --pin --rounds 3 --basalt-args "--io-threads 1" -- -c 50 -r 100000 -d 64 -t set,get -P 16 -n 1000000
@@ -17,6 +17,10 @@ run benches/compare.sh --pin --rounds 3 --mode always --basalt-args "--io-thread
 run benches/compare.sh --pin --rounds 3 --mode always --basalt-args "--io-threads 1" --redis-args "--appendfsync everysec" -- -c 50 -r 100000 -d 64 -t set,incr -P 16 -n 1000000
 # Issue 4: forkless snapshot vs fork, 2 M keys x 100 bytes.
 run benches/snapshot.sh 2000000 100
+# Issue 8: PUBLISH with N subscribers and 10-command EXECs (throughput),
+# then server CPU time per operation (steadier on a busy machine).
+run benches/txn_pubsub.sh
+run benches/cpu_per_op.sh
 # Issue 3: log replay speed (2 M SET records, restart).
 dir=$(mktemp -d)
 target/release/basalt-server --port 0 --dir "$dir" --appendfsync no --save "" >"$dir/log" 2>&1 &

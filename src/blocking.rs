@@ -153,6 +153,16 @@ pub fn parse_timeout(b: &[u8], now_ms: u64) -> Result<u64, commands::CmdError> {
 /// Registers the current client as waiting on `keys` (the caller holds
 /// their locks) and leaves the reply to the connection.
 pub fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], kind: Kind, deadline_ms: u64, argv: &[&[u8]], null_array: bool) {
+    // Inside MULTI/EXEC a blocking command does not block: it answers as
+    // if its timeout had passed, as in Redis.
+    if ctx.client.in_exec {
+        if null_array {
+            ctx.out.null_array();
+        } else {
+            ctx.out.null();
+        }
+        return;
+    }
     let reg = &ctx.srv.blocked;
     let (tx, rx) = oneshot::channel();
     let mut inner = reg.inner.lock();
@@ -367,7 +377,7 @@ pub async fn wait<R: tokio::io::AsyncRead + Unpin>(srv: &Shared, client: &mut Cl
             Some(Served::Retry) => {
                 // Re-run the command: it moves now or blocks again.
                 let argv: Vec<&[u8]> = b.argv.iter().map(|a| a.as_slice()).collect();
-                let mut ctx = Ctx { srv, client, out: reply, now_ms: now_ms.max(crate::shared::unix_ms()), loading: false };
+                let mut ctx = Ctx { srv, client, out: reply, now_ms: now_ms.max(crate::shared::unix_ms()), loading: false, txn: None };
                 commands::execute(&mut ctx, &argv);
                 match client.pending_block.take() {
                     Some(nb) => {

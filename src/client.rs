@@ -31,6 +31,9 @@ pub struct ClientHandle {
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
     pub kill: tokio::sync::Notify,
+    /// CLIENT LIST's sub / psub / ssub counts and `multi` (-1 = none).
+    pub sub_counts: [std::sync::atomic::AtomicU32; 3],
+    pub multi_len: std::sync::atomic::AtomicI32,
 }
 
 impl ClientHandle {
@@ -61,9 +64,23 @@ impl ClientHandle {
         let lib_name = String::from_utf8_lossy(&self.lib_name.lock()).into_owned();
         let lib_ver = String::from_utf8_lossy(&self.lib_ver.lock()).into_owned();
         let qbuf = self.qbuf.load(Relaxed);
-        let flags = if self.no_evict.load(Relaxed) { "e" } else { "N" };
+        let subs: Vec<u32> = self.sub_counts.iter().map(|c| c.load(Relaxed)).collect();
+        let multi = self.multi_len.load(Relaxed);
+        let mut flags = String::new();
+        if subs.iter().any(|&n| n > 0) {
+            flags.push('P');
+        }
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.no_evict.load(Relaxed) {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -72,6 +89,10 @@ impl ClientHandle {
             idle,
             flags,
             self.db.load(Relaxed),
+            subs[0],
+            subs[1],
+            subs[2],
+            multi,
             qbuf,
             self.last_cmd_name(),
             self.resp.load(Relaxed),
@@ -106,6 +127,82 @@ pub struct ClientState {
     pub stash: Vec<u8>,
     /// The peer closed the connection while a command was blocked.
     pub peer_closed: bool,
+    /// Commands queued since MULTI (None: not in a transaction).
+    pub multi: Option<Box<MultiState>>,
+    /// True while EXEC runs the queued commands.
+    pub in_exec: bool,
+    /// The last transaction's buffers, cleared, for the next MULTI.
+    pub spare_multi: Option<Box<MultiState>>,
+    pub watch: crate::watch::ClientWatch,
+    /// Pub/sub: this client's handle in the registry, once it subscribed.
+    pub sub: Option<Arc<crate::pubsub::Subscriber>>,
+    pub subs: Subscriptions,
+    /// CLIENT TRACKING options while on.
+    pub tracking: Option<crate::tracking::TrackOpts>,
+    /// CLIENT CACHING yes/no for the next command.
+    pub caching: bool,
+}
+
+/// Channels, patterns and shard channels this client is subscribed to,
+/// in subscription order.
+#[derive(Default)]
+pub struct Subscriptions {
+    pub channels: Vec<Vec<u8>>,
+    pub patterns: Vec<Vec<u8>>,
+    pub shard: Vec<Vec<u8>>,
+}
+
+impl Subscriptions {
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    pub fn any(&self) -> bool {
+        !(self.channels.is_empty() && self.patterns.is_empty() && self.shard.is_empty())
+    }
+}
+
+/// A transaction being queued: every argument of every command in one
+/// buffer.
+#[derive(Default)]
+pub struct MultiState {
+    pub data: Vec<u8>,
+    /// (start, end) of each argument in `data`.
+    pub args: Vec<(u32, u32)>,
+    /// (first argument, argument count) of each command.
+    pub cmds: Vec<(u32, u32)>,
+    /// The table entry of each command, resolved when queued.
+    pub entries: Vec<&'static crate::commands::Entry>,
+    /// A command was rejected while queueing: EXEC aborts.
+    pub failed: bool,
+}
+
+impl MultiState {
+    /// Empties it, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.args.clear();
+        self.cmds.clear();
+        self.entries.clear();
+        self.failed = false;
+    }
+
+    pub fn push(&mut self, entry: &'static crate::commands::Entry, argv: &[&[u8]]) {
+        self.entries.push(entry);
+        self.cmds.push((self.args.len() as u32, argv.len() as u32));
+        for a in argv {
+            let start = self.data.len() as u32;
+            self.data.extend_from_slice(a);
+            self.args.push((start, self.data.len() as u32));
+        }
+    }
+
+    /// The queued commands' argument vectors.
+    pub fn commands(&self) -> impl Iterator<Item = Vec<&[u8]>> + '_ {
+        self.cmds.iter().map(|&(first, n)| {
+            self.args[first as usize..(first + n) as usize].iter().map(|&(s, e)| &self.data[s as usize..e as usize]).collect()
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -118,7 +215,25 @@ pub struct WaitAof {
 
 impl ClientState {
     pub fn new(handle: Arc<ClientHandle>) -> Self {
-        ClientState { handle, db: 0, reply_mode: ReplyMode::On, close_after_reply: false, authenticated: true, pending_waitaof: None, pending_block: None, stash: Vec::new(), peer_closed: false }
+        ClientState {
+            handle,
+            db: 0,
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            authenticated: true,
+            pending_waitaof: None,
+            multi: None,
+            in_exec: false,
+            spare_multi: None,
+            watch: Default::default(),
+            sub: None,
+            subs: Subscriptions::default(),
+            tracking: None,
+            caching: false,
+            pending_block: None,
+            stash: Vec::new(),
+            peer_closed: false,
+        }
     }
 
     pub fn select(&mut self, db: usize) {
@@ -154,6 +269,8 @@ impl Clients {
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
+            sub_counts: Default::default(),
+            multi_len: std::sync::atomic::AtomicI32::new(-1),
         });
         self.map.lock().insert(id, h.clone());
         h

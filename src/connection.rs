@@ -55,12 +55,31 @@ where
                 std::future::pending::<()>().await
             }
         };
+        // A subscriber is also woken by messages pushed to its queue.
+        let sub = client.sub.clone();
+        let pushed = async {
+            match &sub {
+                Some(s) => s.wake.notified().await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        // Input read while a command was blocked is already in `rbuf`: run
+        // it before waiting on the socket again.
         if !std::mem::take(&mut stashed) {
             tokio::select! {
                 r = stream.read_buf(&mut rbuf) => match r {
                     Ok(0) | Err(_) => break 'conn,
                     Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
                 },
+                _ = pushed => {
+                    if let Some(s) = &sub {
+                        s.drain_into(&mut reply.buf);
+                    }
+                    if handle.killed.load(Relaxed) || flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                        break 'conn;
+                    }
+                    continue 'conn;
+                }
                 _ = handle.kill.notified() => break 'conn,
                 _ = shutdown.changed() => break 'conn,
                 _ = idle => break 'conn,
@@ -121,7 +140,7 @@ where
                     close = true;
                     break;
                 }
-                if reply.len() >= FLUSH_AT && flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                if reply.len() >= FLUSH_AT && flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
                     break 'conn;
                 }
             }
@@ -141,10 +160,15 @@ where
             tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
             break;
         }
-        if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() || close {
+        if let Some(s) = &client.sub {
+            s.drain_into(&mut reply.buf);
+        }
+        if flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() || close {
             break;
         }
     }
+    crate::commands::multi::clear(&srv, &mut client);
+    crate::commands::pubsub::unsubscribe_all(&srv, &mut client);
     let _ = stream.shutdown().await;
     srv.clients.unregister(handle.id);
 }
@@ -157,7 +181,7 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
     let before = reply.len();
     let mode_before = client.reply_mode;
     let f = {
-        let mut ctx = Ctx { srv, client, out: reply, now_ms, loading: false };
+        let mut ctx = Ctx { srv, client, out: reply, now_ms, loading: false, txn: None };
         commands::execute(&mut ctx, argv)
     };
     if let Some(w) = client.pending_waitaof.take() {
@@ -168,6 +192,17 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
         // The batch loop waits (it owns the socket).
     } else {
         apply_reply_mode(client, reply, before, mode_before);
+    }
+    // (CLIENT REPLY OFF does not hold back pushes.)
+    if let Some(s) = &client.sub {
+        // Messages this command caused for its own client (a PUBLISH to
+        // itself, a keyspace event of its write) go before its reply, as
+        // Redis appends them to the output buffer while the command runs.
+        let mut pushed = Vec::new();
+        if s.drain_into_before(&mut pushed) {
+            reply.buf.splice(before..before, pushed);
+        }
+        s.drain_after(&mut reply.buf);
     }
     f & flags::WRITE != 0
 }
@@ -260,6 +295,22 @@ async fn flush<S: AsyncWrite + Unpin>(
         reply.buf.shrink_to(64 * 1024);
     }
     Ok(())
+}
+
+/// `flush`, abandoned when the client is killed meanwhile (a subscriber
+/// over its output limit is usually stuck writing to a full socket).
+async fn flush_unless_killed<S: AsyncWrite + Unpin>(
+    srv: &Shared,
+    handle: &ClientHandle,
+    stream: &mut S,
+    reply: &mut Reply,
+    wrote: &mut bool,
+    durable: &mut Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>>,
+) -> std::io::Result<()> {
+    tokio::select! {
+        r = flush(srv, stream, reply, wrote, durable) => r,
+        _ = handle.kill.notified() => Err(std::io::Error::other("client killed")),
+    }
 }
 
 /// CLIENT PAUSE: holds the command until the pause ends.

@@ -6,18 +6,164 @@
 //! keyspace, and calls [`Ctx::propagate`] *before* dropping it, so the
 //! order of records in the log is the order in which the changes were
 //! applied.
+//!
+//! Every shard access by a handler goes through the `Ctx` ([`Ctx::shard`],
+//! [`Ctx::shards`], [`Ctx::shards_all`], or the key helpers built on
+//! them), never `srv.ks.lock` directly: inside EXEC the transaction
+//! already holds the shards it needs ([`TxnScope`]), and those functions
+//! hand out the held shard instead of locking it again (the mutexes are
+//! not reentrant). Outside a transaction they lock as before, at the cost
+//! of one branch.
 
+use std::cell::{Cell, RefCell};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::Relaxed;
 
-use basalt_storage::{Entry, Keyspace, ShardGuard};
+use basalt_storage::{Entry, Keyspace, Shard, ShardGuard};
 
 use crate::commands::Ctx;
 
+/// A locked shard: either locked by this command, or lent by the
+/// transaction that holds it.
+pub enum ShardRef<'s> {
+    Own(ShardGuard<'s>),
+    Held(HeldRef<'s>),
+}
+
+/// A shard lent by a [`TxnScope`]; returns it on drop.
+pub struct HeldRef<'s> {
+    shard: &'s mut Shard,
+    busy: &'s Cell<bool>,
+}
+
+impl Drop for HeldRef<'_> {
+    fn drop(&mut self) {
+        self.busy.set(false);
+    }
+}
+
+impl Deref for ShardRef<'_> {
+    type Target = Shard;
+    #[inline]
+    fn deref(&self) -> &Shard {
+        match self {
+            ShardRef::Own(g) => g,
+            ShardRef::Held(h) => h.shard,
+        }
+    }
+}
+
+impl DerefMut for ShardRef<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Shard {
+        match self {
+            ShardRef::Own(g) => &mut *g,
+            ShardRef::Held(h) => h.shard,
+        }
+    }
+}
+
+struct HeldSlot {
+    idx: usize,
+    ptr: *mut Shard,
+    busy: Cell<bool>,
+}
+
+/// The shards an EXEC holds for its whole run, and the buffer its
+/// commands' effects go to (appended as one log record at the end, still
+/// under the locks).
+///
+/// Lending: a handler never holds two locks on one shard at once (outside
+/// a transaction that would deadlock), so each held shard is lent to at
+/// most one `ShardRef` at a time; `busy` checks it at run time like a
+/// `RefCell`, so a violation panics instead of aliasing.
+pub struct TxnScope<'s> {
+    slots: Box<[HeldSlot]>,
+    _guards: Vec<ShardGuard<'s>>,
+    log: RefCell<TxnLog>,
+}
+
+#[derive(Default)]
+struct TxnLog {
+    /// `[db u32 LE][commands]` once the first command is in.
+    buf: Vec<u8>,
+    /// The db the record's commands run in at its end (SELECTs inserted
+    /// when an effect lands in another db).
+    db: Option<usize>,
+    cmds: usize,
+}
+
+impl<'s> TxnScope<'s> {
+    /// Locks `shards` (any order, duplicates allowed) in ascending order,
+    /// or every shard when `all`.
+    pub fn lock(ks: &'s Keyspace, mut shards: Vec<usize>, all: bool) -> Self {
+        if all {
+            shards = (0..ks.num_shards()).collect();
+        }
+        let mut guards: Vec<(usize, ShardGuard<'s>)> = ks.lock_many(shards);
+        // Sorted by shard index (lock order), searched when lending.
+        let slots: Box<[HeldSlot]> = guards
+            .iter_mut()
+            // The shard lives inside the keyspace's mutex, not in the
+            // guard, so the pointer stays valid while the guard lives.
+            .map(|(i, g)| HeldSlot { idx: *i, ptr: &mut **g as *mut Shard, busy: Cell::new(false) })
+            .collect();
+        let log = TxnLog { buf: Vec::with_capacity(512), ..TxnLog::default() };
+        TxnScope { slots, _guards: guards.into_iter().map(|(_, g)| g).collect(), log: RefCell::new(log) }
+    }
+
+    fn lend(&self, idx: usize) -> Option<HeldRef<'_>> {
+        let s = &self.slots[self.slots.binary_search_by_key(&idx, |s| s.idx).ok()?];
+        assert!(!s.busy.replace(true), "shard {idx} lent twice inside a transaction");
+        // SAFETY: the guard for this shard is alive as long as `self`
+        // (in `_guards`), so the pointee is valid and locked by us; `busy`
+        // guarantees this is the only live reference to it.
+        Some(HeldRef { shard: unsafe { &mut *s.ptr }, busy: &s.busy })
+    }
+
+    fn held_max(&self) -> Option<usize> {
+        self.slots.last().map(|s| s.idx)
+    }
+
+    fn append(&self, db: usize, args: &[&[u8]]) {
+        let mut l = self.log.borrow_mut();
+        match l.db {
+            None => l.buf.extend_from_slice(&(db as u32).to_le_bytes()),
+            Some(d) if d != db => {
+                let n = itoa::Buffer::new().format(db).to_string();
+                encode_command(&[b"SELECT", n.as_bytes()], &mut l.buf);
+            }
+            _ => {}
+        }
+        l.db = Some(db);
+        l.cmds += 1;
+        encode_command(args, &mut l.buf);
+    }
+
+    /// The log record of everything the transaction changed, if anything.
+    pub fn record(&self) -> Option<Vec<u8>> {
+        let mut l = self.log.borrow_mut();
+        (l.cmds > 0).then(|| std::mem::take(&mut l.buf))
+    }
+}
+
 pub struct KeyLock<'s, 'k> {
-    pub guard: ShardGuard<'s>,
+    pub guard: ShardRef<'s>,
     pub db: usize,
     pub hash: u64,
     pub key: &'k [u8],
+    /// For the `new` keyspace event (None while replaying the log).
+    events: Option<&'s crate::shared::Shared>,
+}
+
+/// The `new` keyspace event (class `n`) when an insert created the key.
+#[inline]
+fn created(events: Option<&crate::shared::Shared>, db: usize, key: &[u8], old: &Option<Entry>) {
+    if let (Some(srv), None) = (events, old) {
+        if srv.notify_flags.load(Relaxed) & crate::notify::NEW != 0 {
+            crate::notify::notify(srv, db, crate::notify::NEW, b"new", key);
+        }
+    }
 }
 
 impl<'s, 'k> KeyLock<'s, 'k> {
@@ -35,7 +181,9 @@ impl<'s, 'k> KeyLock<'s, 'k> {
 
     /// Inserts or replaces the whole entry; returns the old one.
     pub fn insert(&mut self, e: Entry) -> Option<Entry> {
-        self.guard.dbs[self.db].insert(self.hash, self.key, e)
+        let old = self.guard.dbs[self.db].insert(self.hash, self.key, e);
+        created(self.events, self.db, self.key, &old);
+        old
     }
 
     pub fn remove(&mut self) -> Option<Entry> {
@@ -45,10 +193,11 @@ impl<'s, 'k> KeyLock<'s, 'k> {
 
 /// Several keys locked together.
 pub struct MultiLock<'s> {
-    guards: Vec<(usize, ShardGuard<'s>)>,
+    guards: Vec<(usize, ShardRef<'s>)>,
     pub db: usize,
     /// (hash, index into `guards`) per key position.
     slots: Vec<(u64, usize)>,
+    events: Option<&'s crate::shared::Shared>,
 }
 
 impl<'s> MultiLock<'s> {
@@ -70,7 +219,9 @@ impl<'s> MultiLock<'s> {
 
     pub fn insert(&mut self, i: usize, key: &[u8], e: Entry) -> Option<Entry> {
         let (d, h) = self.dict(i);
-        d.insert(h, key, e)
+        let old = d.insert(h, key, e);
+        created(self.events, self.db, key, &old);
+        old
     }
 
     pub fn remove(&mut self, i: usize, key: &[u8]) -> Option<Entry> {
@@ -94,7 +245,58 @@ pub fn encode_command(args: &[&[u8]], out: &mut Vec<u8>) {
 }
 
 impl<'a> Ctx<'a> {
-    fn expire_if_needed(&self, g: &mut ShardGuard<'_>, db: usize, hash: u64, key: &[u8]) {
+    /// Locks shard `idx` (or borrows it from the running transaction).
+    #[inline]
+    pub fn shard(&self, idx: usize) -> ShardRef<'a> {
+        match self.txn {
+            None => ShardRef::Own(self.srv.ks.lock(idx)),
+            Some(t) => self.shard_in_txn(t, idx),
+        }
+    }
+
+    #[cold]
+    fn shard_in_txn(&self, t: &'a TxnScope<'a>, idx: usize) -> ShardRef<'a> {
+        if let Some(h) = t.lend(idx) {
+            return ShardRef::Held(h);
+        }
+        // A shard the transaction did not plan for (a command whose keys
+        // its key spec does not describe). Above every held shard the
+        // ascending order still holds; below it, waiting could deadlock,
+        // so it is reported (the EXEC key planning should be extended).
+        if t.held_max().map_or(true, |m| idx > m) {
+            return ShardRef::Own(self.srv.ks.lock(idx));
+        }
+        if let Some(g) = self.srv.ks.try_lock(idx) {
+            return ShardRef::Own(g);
+        }
+        tracing::error!("EXEC: command needs shard {idx} that the transaction did not lock; waiting for it out of order");
+        ShardRef::Own(self.srv.ks.lock(idx))
+    }
+
+    /// Locks the given shards in ascending order (duplicates allowed);
+    /// returns them sorted by index.
+    pub fn shards(&self, mut idx: Vec<usize>) -> Vec<(usize, ShardRef<'a>)> {
+        match self.txn {
+            None => self.srv.ks.lock_many(idx).into_iter().map(|(i, g)| (i, ShardRef::Own(g))).collect(),
+            Some(_) => {
+                idx.sort_unstable();
+                idx.dedup();
+                idx.into_iter().map(|i| (i, self.shard(i))).collect()
+            }
+        }
+    }
+
+    /// Every shard, in order (FLUSHALL, SWAPDB...).
+    pub fn shards_all(&self) -> Vec<ShardRef<'a>> {
+        (0..self.srv.ks.num_shards()).map(|i| self.shard(i)).collect()
+    }
+
+    /// Key count of one database (each shard in turn).
+    pub fn db_len(&self, db: usize) -> usize {
+        (0..self.srv.ks.num_shards()).map(|i| self.shard(i).dbs[db].len()).sum()
+    }
+
+    fn expire_if_needed(&self, g: &mut Shard, db: usize, hash: u64, key: &[u8]) {
         if self.loading {
             return;
         }
@@ -102,6 +304,7 @@ impl<'a> Ctx<'a> {
         if expired {
             g.dbs[db].remove(hash, key);
             self.srv.stats.expired_keys.fetch_add(1, Relaxed);
+            self.notify_in(db, crate::notify::EXPIRED, b"expired", key);
             self.propagate_in(db, &[b"DEL", key]);
         }
     }
@@ -109,10 +312,10 @@ impl<'a> Ctx<'a> {
     /// Locks `key`'s shard for writing (lazy expiry applied).
     pub fn write_key<'k>(&self, key: &'k [u8]) -> KeyLock<'a, 'k> {
         let hash = Keyspace::hash(key);
-        let mut guard = self.srv.ks.lock(self.srv.ks.shard_of(hash));
+        let mut guard = self.shard(self.srv.ks.shard_of(hash));
         let db = self.client.db;
         self.expire_if_needed(&mut guard, db, hash, key);
-        KeyLock { guard, db, hash, key }
+        KeyLock { guard, db, hash, key, events: (!self.loading).then_some(self.srv) }
     }
 
     /// Locks `key`'s shard for reading: lazy expiry, hit/miss counters and
@@ -130,6 +333,7 @@ impl<'a> Ctx<'a> {
             }
         } else {
             self.srv.stats.keyspace_misses.fetch_add(1, Relaxed);
+            self.notify(crate::notify::KEY_MISS, b"keymiss", key);
         }
         k
     }
@@ -143,7 +347,7 @@ impl<'a> Ctx<'a> {
         let ks = &self.srv.ks;
         let hashes: Vec<u64> = keys.iter().map(|k| Keyspace::hash(k)).collect();
         let idx: Vec<usize> = hashes.iter().map(|h| ks.shard_of(*h)).collect();
-        let mut guards = ks.lock_many(idx.clone());
+        let mut guards = self.shards(idx.clone());
         let slots = hashes
             .iter()
             .zip(&idx)
@@ -153,7 +357,7 @@ impl<'a> Ctx<'a> {
             let (h, g) = slots[i];
             self.expire_if_needed(&mut guards[g].1, db, h, key);
         }
-        MultiLock { guards, db, slots }
+        MultiLock { guards, db, slots, events: (!self.loading).then_some(self.srv) }
     }
 
     /// Records a change in the current db: counts it for the save schedule
@@ -164,13 +368,25 @@ impl<'a> Ctx<'a> {
     }
 
     /// Records several commands as one log record (replayed atomically),
-    /// e.g. a STORE command as DEL + the resulting adds.
+    /// e.g. a STORE command as DEL + the resulting adds. Inside EXEC they
+    /// join the transaction's record.
     pub fn propagate_many(&self, cmds: &[&[&[u8]]]) {
         if self.loading {
             return;
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
-        self.srv.log_commands(self.client.db, cmds);
+        let db = self.client.db;
+        for c in cmds {
+            self.touched(db, c);
+        }
+        match self.txn {
+            None => self.srv.log_commands(db, cmds),
+            Some(t) => {
+                for c in cmds {
+                    t.append(db, c);
+                }
+            }
+        }
     }
 
     pub fn propagate_in(&self, db: usize, args: &[&[u8]]) {
@@ -178,6 +394,20 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
-        self.srv.log_command(db, args);
+        self.touched(db, args);
+        match self.txn {
+            None => self.srv.log_command(db, args),
+            Some(t) => t.append(db, args),
+        }
+    }
+
+    /// The keys an effect command changes: WATCH and CLIENT TRACKING.
+    #[inline]
+    fn touched(&self, db: usize, args: &[&[u8]]) {
+        self.srv.watches.touch_command(db, args);
+        if self.srv.tracking.active() {
+            let id = self.client.handle.id;
+            crate::watch::effect_keys(db, args, |_, k, _| self.srv.tracking.invalidate(k, Some(id), &self.srv.clients));
+        }
     }
 }

@@ -17,13 +17,18 @@ pub mod connection;
 pub mod convert;
 pub mod counter;
 pub mod db;
+pub mod notify;
 pub mod num;
+pub mod observe;
 pub mod persistence;
 pub mod powerloss;
+pub mod pubsub;
 pub mod resp;
 pub mod server;
 pub mod snapshot;
+pub mod tracking;
 pub mod shared;
+pub mod watch;
 
 /// The Redis version Basalt reports (HELLO, INFO): the command semantics
 /// it implements, so client libraries enable the matching features.

@@ -78,7 +78,7 @@ pub fn replay_record(srv: &Shared, client: &mut ClientState, payload: &[u8]) -> 
         let consumed = match parse_request(rest, &limits, &mut ranges) {
             Ok(Some(Parsed::Command { consumed })) => {
                 let argv: Vec<&[u8]> = ranges.iter().map(|r| &rest[r.clone()]).collect();
-                let mut ctx = Ctx { srv, client, out: &mut reply, now_ms, loading: true };
+                let mut ctx = Ctx { srv, client, out: &mut reply, now_ms, loading: true, txn: None };
                 commands::execute(&mut ctx, &argv);
                 if reply.buf.first() == Some(&b'-') {
                     return Err(format!("command {:?} failed: {}", String::from_utf8_lossy(argv[0]), String::from_utf8_lossy(&reply.buf).trim_end()));

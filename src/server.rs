@@ -297,6 +297,9 @@ async fn expire_cycle(srv: Arc<Shared>) {
                 for k in &removed {
                     srv.stats.expired_keys.fetch_add(1, Relaxed);
                     srv.stats.dirty.fetch_add(1, Relaxed);
+                    srv.watches.touch(db, k, true);
+                    srv.tracking.invalidate(k, None, &srv.clients);
+                    crate::notify::notify(&srv, db, crate::notify::EXPIRED, b"expired", k);
                     srv.log_command(db, &[b"DEL", k]);
                 }
             }

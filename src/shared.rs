@@ -101,6 +101,19 @@ pub struct Shared {
     pub fsync_always: AtomicBool,
     /// Clients blocked in BLPOP and friends, by key.
     pub blocked: crate::blocking::Registry,
+    pub pubsub: crate::pubsub::PubSub,
+    pub watches: crate::watch::Watches,
+    pub tracking: crate::tracking::Tracking,
+    pub monitors: crate::observe::Monitors,
+    pub slowlog: crate::observe::SlowLog,
+    pub latency: crate::observe::Latency,
+    /// `slowlog-log-slower-than` (µs; negative: off), `slowlog-max-len`,
+    /// `latency-monitor-threshold` (ms; 0: off), mirrored for the hot path.
+    pub slowlog_us: std::sync::atomic::AtomicI64,
+    pub slowlog_max: AtomicU64,
+    pub latency_ms: AtomicU64,
+    /// `notify-keyspace-events` as flag bits (see `notify`).
+    pub notify_flags: std::sync::atomic::AtomicU32,
 }
 
 /// Redis's LRU clock resolution: 24 bits of seconds.
@@ -141,7 +154,7 @@ impl Shared {
             *b = (h.rotate_left(i as u32 * 7) ^ basalt_storage::hash_key(&[i as u8])) as u8;
         }
         let run_id = seed.iter().map(|b| format!("{b:02x}")).collect();
-        Shared {
+        let s = Shared {
             ks,
             config: RwLock::new(config),
             clients: Clients::default(),
@@ -166,6 +179,45 @@ impl Shared {
             me: OnceLock::new(),
             aof_faults: OnceLock::new(),
             blocked: Default::default(),
+            pubsub: Default::default(),
+            watches: Default::default(),
+            tracking: Default::default(),
+            monitors: Default::default(),
+            slowlog: Default::default(),
+            latency: Default::default(),
+            slowlog_us: Default::default(),
+            slowlog_max: Default::default(),
+            latency_ms: Default::default(),
+            notify_flags: Default::default(),
+        };
+        s.apply_runtime_config();
+        s
+    }
+
+    /// Mirrors settings the hot paths read into atomics (at start and
+    /// after CONFIG SET).
+    pub fn apply_runtime_config(&self) {
+        let c = self.config.read();
+        self.notify_flags.store(c.notify_flags, Relaxed);
+        let num = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok());
+        self.slowlog_us.store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);
+        self.slowlog_max.store(num("slowlog-max-len").unwrap_or(128).max(0) as u64, Relaxed);
+        self.latency_ms.store(num("latency-monitor-threshold").unwrap_or(0).max(0) as u64, Relaxed);
+        self.tracking.max_keys.store(num("tracking-table-max-keys").unwrap_or(1_000_000).max(0) as usize, Relaxed);
+        if let Some((hard, soft, secs)) = c.get("client-output-buffer-limit").and_then(crate::pubsub::parse_limits) {
+            let l = &self.pubsub.limits;
+            l.hard.store(hard, Relaxed);
+            l.soft.store(soft, Relaxed);
+            l.soft_secs.store(secs, Relaxed);
+        }
+    }
+
+    /// Appends one ready-made record payload (`[db][commands]`) to the
+    /// log, as one atomic step at replay (EXEC).
+    pub fn log_record(&self, payload: &[u8]) {
+        let Some(log) = self.log.get() else { return };
+        if let Err(e) = log.append(payload) {
+            tracing::error!("cannot append to the log: {e}");
         }
     }
 

@@ -26,6 +26,10 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
         cmd("reply", 3, C, client_reply),
         cmd("no-evict", 3, F, client_no_evict),
         cmd("no-touch", 3, C, client_no_touch),
+        cmd("tracking", -3, C, client_tracking),
+        cmd("caching", 3, C, client_caching),
+        cmd("getredir", 2, C, client_getredir),
+        cmd("trackinginfo", 2, C, client_trackinginfo),
         cmd("help", 2, LOADING | STALE, client_help),
     ],
     ..cmd("client", -2, 0, container)
@@ -71,6 +75,7 @@ fn client_getname(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 
 fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut kind: Option<String> = None;
     let mut j = 2;
     while j < a.len() {
         if eq(a[j], "type") && j + 1 < a.len() {
@@ -78,9 +83,7 @@ fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&t.as_str()) {
                 return Err(CmdError::msg(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(a[j + 1]))));
             }
-            if t != "NORMAL" {
-                ids = Some(Vec::new());
-            }
+            kind = Some(t);
             j += 2;
         } else if eq(a[j], "id") && j + 1 < a.len() {
             let mut v = ids.take().unwrap_or_default();
@@ -99,13 +102,23 @@ fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     let mut s = String::new();
     for c in ctx.srv.clients.all() {
-        if ids.as_ref().map_or(true, |v| v.contains(&c.id)) {
+        if ids.as_ref().map_or(true, |v| v.contains(&c.id)) && kind.as_deref().map_or(true, |k| k == client_type(&c)) {
             s.push_str(&c.info_line());
             s.push('\n');
         }
     }
     ctx.out.verbatim(s.as_bytes());
     Ok(())
+}
+
+/// Redis's client type: PUBSUB while subscribed to anything, else NORMAL
+/// (Basalt has no replicas).
+fn client_type(c: &crate::client::ClientHandle) -> &'static str {
+    if c.sub_counts.iter().any(|n| n.load(Relaxed) > 0) {
+        "PUBSUB"
+    } else {
+        "NORMAL"
+    }
 }
 
 fn client_info(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
@@ -178,7 +191,7 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             "addr" => c.addr.as_bytes() == &v[..],
             "laddr" => c.laddr.as_bytes() == &v[..],
             "user" => v == b"default",
-            "type" => eq(v, "normal"),
+            "type" => upper(v) == client_type(&c),
             _ => true,
         });
         if ok {
@@ -339,5 +352,171 @@ fn client_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
             "    Will not touch LRU/LFU stats when this mode is on.",
         ],
     );
+    Ok(())
+}
+
+fn client_tracking(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let mut o = crate::tracking::TrackOpts::default();
+    let mut j = 3;
+    while j < a.len() {
+        let more = j + 1 < a.len();
+        if eq(a[j], "redirect") && more {
+            j += 1;
+            if o.redirect != 0 {
+                return Err(CmdError::msg("ERR A client can only redirect to a single other client"));
+            }
+            let id = int(a[j])?;
+            if id <= 0 || ctx.srv.clients.get(id as u64).is_none() {
+                return Err(CmdError::msg("ERR The client ID you want redirect to does not exist"));
+            }
+            o.redirect = id as u64;
+        } else if eq(a[j], "bcast") {
+            o.bcast = true;
+        } else if eq(a[j], "optin") {
+            o.optin = true;
+        } else if eq(a[j], "optout") {
+            o.optout = true;
+        } else if eq(a[j], "noloop") {
+            o.noloop = true;
+        } else if eq(a[j], "prefix") && more {
+            j += 1;
+            o.prefixes.push(a[j].to_vec());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    let id = ctx.client.handle.id;
+    if eq(a[2], "on") {
+        if !o.bcast && !o.prefixes.is_empty() {
+            return Err(CmdError::msg("ERR PREFIX option requires BCAST mode to be enabled"));
+        }
+        let cur = ctx.client.tracking.clone();
+        if let Some(c) = &cur {
+            if c.bcast != o.bcast {
+                return Err(CmdError::msg("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode."));
+            }
+        }
+        if o.bcast && (o.optin || o.optout) {
+            return Err(CmdError::msg("ERR OPTIN and OPTOUT are not compatible with BCAST"));
+        }
+        if o.optin && o.optout {
+            return Err(CmdError::msg("ERR You can't specify both OPTIN mode and OPTOUT mode"));
+        }
+        if let Some(c) = &cur {
+            if (o.optin && c.optout) || (o.optout && c.optin) {
+                return Err(CmdError::msg("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."));
+            }
+        }
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let existing = cur.as_ref().map(|c| c.prefixes.clone()).unwrap_or_default();
+        for (i, p) in o.prefixes.iter().enumerate() {
+            let overlap = |q: &[u8]| p.starts_with(q) || q.starts_with(p);
+            if let Some(q) = existing.iter().find(|q| overlap(q)) {
+                return Err(CmdError::msg(format!(
+                    "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                    lossy(p),
+                    lossy(q)
+                )));
+            }
+            if let Some(q) = o.prefixes[i + 1..].iter().find(|q| overlap(q)) {
+                return Err(CmdError::msg(format!(
+                    "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                    lossy(p),
+                    lossy(q)
+                )));
+            }
+        }
+        let mut prefixes = existing;
+        prefixes.extend(o.prefixes.drain(..));
+        o.prefixes = prefixes;
+        // Invalidations are delivered through this connection's queue
+        // (or the redirect target's).
+        super::pubsub::sub_handle(ctx);
+        ctx.srv.tracking.enable(id, o.clone());
+        ctx.client.tracking = Some(o);
+    } else if eq(a[2], "off") {
+        ctx.srv.tracking.disable(id);
+        ctx.client.tracking = None;
+        ctx.client.caching = false;
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_caching(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let Some(o) = &ctx.client.tracking else {
+        return Err(CmdError::msg("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"));
+    };
+    if eq(a[2], "yes") {
+        if !o.optin {
+            return Err(CmdError::msg("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."));
+        }
+    } else if eq(a[2], "no") {
+        if !o.optout {
+            return Err(CmdError::msg("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."));
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    ctx.client.caching = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_getredir(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    let r = ctx.client.tracking.as_ref().map_or(-1, |o| o.redirect as i64);
+    ctx.out.int(r);
+    Ok(())
+}
+
+fn client_trackinginfo(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    let o = ctx.client.tracking.clone();
+    let caching = ctx.client.caching;
+    ctx.out.map(3);
+    ctx.out.bulk(b"flags");
+    let mut flags: Vec<&str> = Vec::new();
+    match &o {
+        None => flags.push("off"),
+        Some(o) => {
+            flags.push("on");
+            if o.bcast {
+                flags.push("bcast");
+            }
+            if o.optin {
+                flags.push("optin");
+                if caching {
+                    flags.push("caching-yes");
+                }
+            }
+            if o.optout {
+                flags.push("optout");
+                if caching {
+                    flags.push("caching-no");
+                }
+            }
+            if o.noloop {
+                flags.push("noloop");
+            }
+            if ctx.srv.tracking.is_broken(ctx.client.handle.id) {
+                flags.push("broken_redirect");
+            }
+        }
+    }
+    ctx.out.set(flags.len());
+    for f in flags {
+        ctx.out.bulk(f.as_bytes());
+    }
+    ctx.out.bulk(b"redirect");
+    ctx.out.int(o.as_ref().map_or(-1, |o| o.redirect as i64));
+    ctx.out.bulk(b"prefixes");
+    let mut p = o.map(|o| o.prefixes).unwrap_or_default();
+    p.sort();
+    ctx.out.array(p.len());
+    for x in &p {
+        ctx.out.bulk(x);
+    }
     Ok(())
 }

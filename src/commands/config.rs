@@ -82,6 +82,7 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     *cfg = next;
     drop(cfg);
     // Settings that live outside the config struct.
+    ctx.srv.apply_runtime_config();
     if names.iter().any(|n| n == "appendfsync") {
         let p = crate::persistence::fsync_policy(&fsync);
         if let Some(log) = ctx.srv.log.get() {

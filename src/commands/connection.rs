@@ -23,6 +23,13 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn ping(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    if a.len() <= 2 && !ctx.out.resp3 && ctx.client.subs.any() {
+        // Subscribed RESP2 clients get a multi-bulk, as Redis.
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(a.get(1).copied().unwrap_or(b""));
+        return Ok(());
+    }
     match a.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(a[1]),
@@ -43,6 +50,8 @@ fn quit(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    super::multi::clear(ctx.srv, ctx.client);
+    super::pubsub::unsubscribe_all(ctx.srv, ctx.client);
     ctx.client.select(0);
     ctx.client.reply_mode = ReplyMode::On;
     ctx.out.resp3 = false;
@@ -123,6 +132,7 @@ fn hello(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     if let Some(v) = ver {
         ctx.out.resp3 = v == 3;
+        super::pubsub::sync_protocol(ctx.client, v == 3);
         ctx.client.handle.resp.store(v as u8, Relaxed);
     }
     let proto = if ctx.out.resp3 { 3 } else { 2 };

@@ -107,6 +107,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], name: &str) -> Result<i64, CmdEr
         added += h.set(p[0], p[1], &lim) as i64;
     }
     ctx.propagate(a);
+    ctx.notify(crate::notify::HASH, b"hset", a[1]);
     Ok(added)
 }
 
@@ -134,6 +135,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     hash_for_write(&mut k)?.set(a[2], a[3], &lim);
     ctx.propagate(&[b"HSET", a[1], a[2], a[3]]);
+    ctx.notify(crate::notify::HASH, b"hset", a[1]);
     drop(k);
     ctx.out.int(1);
     Ok(())
@@ -174,11 +176,16 @@ fn hdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 }
             }
         }
-        if h.is_empty() {
+        let emptied = h.is_empty();
+        if emptied {
             k.remove();
         }
         if n > 0 {
             ctx.propagate(a);
+            ctx.notify(crate::notify::HASH, b"hdel", a[1]);
+            if emptied {
+                ctx.notify(crate::notify::GENERIC, b"del", a[1]);
+            }
         }
     }
     drop(k);
@@ -263,6 +270,7 @@ fn hincrby(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let h = hash_for_write(&mut k)?;
     h.set_keep_ttl(a[2], &s, &lim);
     log_set_keep_ttl(ctx, a[1], a[2], &s, h.field_expire(a[2]));
+    ctx.notify(crate::notify::HASH, b"hincrby", a[1]);
     drop(k);
     ctx.out.int(new);
     Ok(())
@@ -287,6 +295,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     h.set_keep_ttl(a[2], &new, &lim);
     // Logged as the resulting value: float formatting is replayed exactly.
     log_set_keep_ttl(ctx, a[1], a[2], &new, h.field_expire(a[2]));
+    ctx.notify(crate::notify::HASH, b"hincrbyfloat", a[1]);
     drop(k);
     ctx.out.bulk(&new);
     Ok(())

@@ -87,9 +87,10 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
     if want("clients") {
         let _ = write!(
             o,
-            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n\r\n",
             srv.clients.len(),
-            cfg.maxclients
+            cfg.maxclients,
+            srv.tracking.clients_count()
         );
     }
     if want("memory") {
@@ -124,9 +125,10 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
     }
     if want("stats") {
         let s = &srv.stats;
+        let (tk, ti, tp) = srv.tracking.stats();
         let _ = write!(
             o,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n\r\n",
             s.connections.load(Relaxed),
             s.commands.load(Relaxed),
             s.net_input_bytes.load(Relaxed),
@@ -136,6 +138,12 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
             s.evicted_keys.load(Relaxed),
             s.keyspace_hits.load(Relaxed),
             s.keyspace_misses.load(Relaxed),
+            srv.pubsub.channels(crate::pubsub::Kind::Channel, None).len(),
+            srv.pubsub.numpat(),
+            srv.pubsub.channels(crate::pubsub::Kind::Shard, None).len(),
+            tk,
+            ti,
+            tp,
             s.error_replies.load(Relaxed),
         );
     }
@@ -193,13 +201,16 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
     if want("cluster") {
         o.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
     }
+    // No config guard while shards are locked below: a CONFIG SET waiting
+    // for the write lock would block readers that hold shards (EXEC).
+    drop(cfg);
     if want("keyspace") {
         o.push_str("# Keyspace\r\n");
         let n = srv.ks.num_dbs();
         let mut keys = vec![0usize; n];
         let mut expires = vec![0usize; n];
         for s in 0..srv.ks.num_shards() {
-            let g = srv.ks.lock(s);
+            let g = ctx.shard(s);
             for db in 0..n {
                 keys[db] += g.dbs[db].len();
                 expires[db] += g.dbs[db].iter().filter(|(_, e)| e.expire_at != 0).count();

@@ -30,16 +30,18 @@ fn acl_categories(e: &Entry) -> Vec<&'static str> {
         None => s.group,
     };
     let has = |f: u32| s.flags & f != 0;
-    let cats: [(bool, &'static str); 9] = [
+    let cats: [(bool, &'static str); 11] = [
         (group == "generic" || has(CAT_KEYSPACE), "@keyspace"),
         (has(READONLY), "@read"),
         (has(WRITE), "@write"),
         (group == "string", "@string"),
+        (has(PUBSUB), "@pubsub"),
         (has(ADMIN), "@admin"),
         (has(FAST), "@fast"),
         (!has(FAST), "@slow"),
         (has(ADMIN) || has(CAT_DANGEROUS), "@dangerous"),
         (group == "connection" || has(CAT_CONNECTION), "@connection"),
+        (group == "transactions", "@transaction"),
     ];
     cats.iter().filter(|(on, _)| *on).map(|(_, c)| *c).collect()
 }

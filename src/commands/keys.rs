@@ -84,6 +84,7 @@ fn del_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], name: &'static [u8]) -> CmdResult
         if k.remove().is_some() {
             n += 1;
             ctx.propagate(&[name, key]);
+            ctx.notify(crate::notify::GENERIC, b"del", key);
         }
     }
     ctx.out.int(n);
@@ -200,11 +201,13 @@ fn expire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &
     if when <= ctx.now_ms as i64 && !ctx.loading {
         k.remove();
         ctx.propagate(&[b"DEL", a[1]]);
+        ctx.notify(crate::notify::GENERIC, b"del", a[1]);
     } else {
         // A deadline at or before the epoch can only come from replay;
         // 1 ms keeps it "expired" without meaning "no TTL".
         e.expire_at = when.max(1) as u64;
         ctx.propagate(&[b"PEXPIREAT", a[1], itoa::Buffer::new().format(when).as_bytes()]);
+        ctx.notify(crate::notify::GENERIC, b"expire", a[1]);
     }
     drop(k);
     ctx.out.int(1);
@@ -284,6 +287,7 @@ fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     };
     if done {
         ctx.propagate(&[b"PERSIST", a[1]]);
+        ctx.notify(crate::notify::GENERIC, b"persist", a[1]);
     }
     drop(k);
     ctx.out.int(done as i64);
@@ -321,6 +325,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     ctx.propagate(&[if nx { b"RENAMENX" } else { b"RENAME" }, a[1], a[2]]);
     // A list or zset arriving under a key clients block on serves them.
     crate::blocking::serve(ctx, a[2], &mut crate::blocking::MultiSlot { ml: &mut m, i: 1, key: a[2] });
+    ctx.notify(crate::notify::GENERIC, b"rename_from", a[1]);
+    ctx.notify(crate::notify::GENERIC, b"rename_to", a[2]);
     drop(m);
     if nx {
         ctx.out.int(1);
@@ -357,7 +363,7 @@ fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f:
     let ks = &ctx.srv.ks;
     let (hs, hd) = (Keyspace::hash(src), Keyspace::hash(dst));
     let (ss, sd) = (ks.shard_of(hs), ks.shard_of(hd));
-    let mut g = ks.lock_many(vec![ss, sd]);
+    let mut g = ctx.shards(vec![ss, sd]);
     let now = ctx.now_ms;
     let expire = |d: &mut basalt_storage::Dict, h: u64, k: &[u8]| {
         if !ctx.loading && matches!(d.get(h, k), Some(e) if e.is_expired(now)) {
@@ -371,9 +377,11 @@ fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f:
     if g.len() == 1 {
         let shard = &mut g[0].1;
         if expire(&mut shard.dbs[sdb], hs, src) {
+            ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
         }
         if expire(&mut shard.dbs[ddb], hd, dst) {
+            ctx.notify_in(ddb, crate::notify::EXPIRED, b"expired", dst);
             ctx.propagate_in(ddb, &[b"DEL", dst]);
         }
         debug_assert_ne!(sdb, ddb, "same-db callers use lock_keys");
@@ -391,9 +399,11 @@ fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f:
         let (first, second) = g.split_at_mut(1);
         let (sg, dg) = if ss < sd { (&mut first[0].1, &mut second[0].1) } else { (&mut second[0].1, &mut first[0].1) };
         if expire(&mut sg.dbs[sdb], hs, src) {
+            ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
         }
         if expire(&mut dg.dbs[ddb], hd, dst) {
+            ctx.notify_in(ddb, crate::notify::EXPIRED, b"expired", dst);
             ctx.propagate_in(ddb, &[b"DEL", dst]);
         }
         f(&mut sg.dbs[sdb], &mut dg.dbs[ddb], hs, hd)
@@ -447,7 +457,11 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             if d.get(hd, dst).is_some() && !replace {
                 return (true, false);
             }
-            d.insert(hd, dst, copy_into(e));
+            if d.insert(hd, dst, copy_into(e)).is_none() {
+                // A key created in another db: the `new` event (same-db
+                // inserts raise it in `MultiLock::insert`).
+                crate::notify::notify(ctx.srv, ddb, crate::notify::NEW, b"new", dst);
+            }
             (true, true)
         })
     };
@@ -459,6 +473,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             rec.push(b"REPLACE");
         }
         ctx.propagate(&rec);
+        ctx.notify_in(ddb, crate::notify::GENERIC, b"copy_to", dst);
     }
     ctx.out.int(done as i64);
     Ok(())
@@ -485,6 +500,9 @@ fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     });
     if done {
         ctx.propagate(&[b"MOVE", key, a[2]]);
+        ctx.notify_in(ddb, crate::notify::NEW, b"new", key);
+        ctx.notify_in(sdb, crate::notify::GENERIC, b"move_from", key);
+        ctx.notify_in(ddb, crate::notify::GENERIC, b"move_to", key);
     }
     ctx.out.int(done as i64);
     Ok(())
@@ -496,7 +514,7 @@ fn keys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let db = ctx.client.db;
     let mut out: Vec<Vec<u8>> = Vec::new();
     for s in 0..ctx.srv.ks.num_shards() {
-        let g = ctx.srv.ks.lock(s);
+        let g = ctx.shard(s);
         for (k, e) in g.dbs[db].iter() {
             if !e.is_expired(ctx.now_ms) && (all || glob_match(pat, k, false)) {
                 out.push(k.to_vec());
@@ -547,7 +565,7 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut next = 0u64;
     let now = ctx.now_ms;
     'outer: loop {
-        let g = ks.lock(shard as usize);
+        let g = ctx.shard(shard as usize);
         loop {
             tc = g.dbs[db].scan(tc, |k, e| {
                 if e.is_expired(now) {
@@ -611,7 +629,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
         for attempt in 0..(n * 2) {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let s = if attempt < n { (seed >> 33) as usize % n } else { attempt - n };
-            let g = ctx.srv.ks.lock(s);
+            let g = ctx.shard(s);
             if let Some(k) = g.dbs[db].random_key(seed) {
                 let expired = g.dbs[db].get(Keyspace::hash(k), k).map_or(true, |e| e.is_expired(ctx.now_ms));
                 picked = Some((k.to_vec(), expired));
@@ -807,6 +825,7 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         // Already expired: Redis deletes the key and replies OK.
         if k.remove().is_some() {
             ctx.propagate(&[b"DEL", a[1]]);
+            ctx.notify(crate::notify::GENERIC, b"del", a[1]);
         }
         drop(k);
         ctx.out.ok();
@@ -821,6 +840,7 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // Logged with an absolute deadline so replay is exact.
     let abs = itoa::Buffer::new().format(expire_at).to_string();
     ctx.propagate(&[b"RESTORE", a[1], abs.as_bytes(), a[3], b"REPLACE", b"ABSTTL"]);
+    ctx.notify(crate::notify::GENERIC, b"restore", a[1]);
     drop(k);
     ctx.out.ok();
     Ok(())

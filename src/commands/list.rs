@@ -50,6 +50,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { group: "list", ..cmd("blmpop", -5, WRITE | BLOCKING, blmpop) },
 ];
 
+/// Keyspace events of a pop: `lpop`/`rpop`, then `del` if it emptied
+/// the list.
+fn popped_events(ctx: &Ctx<'_>, key: &[u8], front: bool, emptied: bool) {
+    ctx.notify(crate::notify::LIST, if front { b"lpop" } else { b"rpop" }, key);
+    if emptied {
+        ctx.notify(crate::notify::GENERIC, b"del", key);
+    }
+}
+
 fn push_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool, only_existing: bool) -> CmdResult {
     let lim = limits(ctx);
     let mut k = ctx.write_key(a[1]);
@@ -66,6 +75,7 @@ fn push_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool, only_existing: bool
     let n = l.len();
     ctx.propagate(a);
     blocking::serve(ctx, a[1], &mut k);
+    ctx.notify(crate::notify::LIST, if front { b"lpush" } else { b"rpush" }, a[1]);
     drop(k);
     ctx.out.int(n as i64);
     Ok(())
@@ -107,10 +117,12 @@ fn pop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool) -> CmdResult {
     let Some(count) = count else {
         let v = l.pop(front).expect("lists are never empty");
         l.shrink_check(&lim);
-        if l.is_empty() {
+        let emptied = l.is_empty();
+        if emptied {
             k.remove();
         }
         ctx.propagate(&[if front { b"LPOP" } else { b"RPOP" }, a[1]]);
+        popped_events(ctx, a[1], front, emptied);
         drop(k);
         ctx.out.bulk(&v);
         return Ok(());
@@ -121,11 +133,13 @@ fn pop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool) -> CmdResult {
         return Ok(());
     }
     let popped = pop_n(l, front, count, &lim);
-    if l.is_empty() {
+    let emptied = l.is_empty();
+    if emptied {
         k.remove();
     }
     let n = itoa::Buffer::new().format(popped.len()).as_bytes().to_vec();
     ctx.propagate(&[if front { b"LPOP" } else { b"RPOP" }, a[1], &n]);
+    popped_events(ctx, a[1], front, emptied);
     drop(k);
     ctx.out.array(popped.len());
     for v in &popped {
@@ -234,6 +248,7 @@ fn lset(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let Some(i) = index_of(i, l.len()) else { return Err(CmdError::msg("ERR index out of range")) };
     l.set(i, a[3], &lim);
     ctx.propagate(a);
+    ctx.notify(crate::notify::LIST, b"lset", a[1]);
     drop(k);
     ctx.out.ok();
     Ok(())
@@ -258,6 +273,7 @@ fn linsert(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let r = match l.insert(a[3], a[4], before, &lim) {
         Some(n) => {
             ctx.propagate(a);
+            ctx.notify(crate::notify::LIST, b"linsert", a[1]);
             n as i64
         }
         None => -1,
@@ -275,11 +291,16 @@ fn lrem(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if let Some(e) = k.get_mut() {
         let l = list_mut(e)?;
         n = l.remove(count, a[3], &lim);
-        if l.is_empty() {
+        let emptied = l.is_empty();
+        if emptied {
             k.remove();
         }
         if n > 0 {
             ctx.propagate(a);
+            ctx.notify(crate::notify::LIST, b"lrem", a[1]);
+            if emptied {
+                ctx.notify(crate::notify::GENERIC, b"del", a[1]);
+            }
         }
     }
     drop(k);
@@ -295,17 +316,23 @@ fn ltrim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if let Some(e) = k.get_mut() {
         let l = list_mut(e)?;
         let len = l.len();
-        match resolve_range(start, end, len) {
+        let emptied = match resolve_range(start, end, len) {
             None => {
                 k.remove();
+                true
             }
             Some((s, e)) => {
                 if s > 0 || e + 1 < len {
                     l.trim(s, e, &lim);
                 }
+                false
             }
-        }
+        };
         ctx.propagate(a);
+        ctx.notify(crate::notify::LIST, b"ltrim", a[1]);
+        if emptied {
+            ctx.notify(crate::notify::GENERIC, b"del", a[1]);
+        }
     }
     drop(k);
     ctx.out.ok();
@@ -414,7 +441,8 @@ fn lmove_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: &[u8], dst: &[u8], from_le
     let l = list_mut(ml.get_mut(0, src).expect("present"))?;
     let v = l.pop(from_left).expect("lists are never empty");
     l.shrink_check(&lim);
-    if l.is_empty() {
+    let emptied = l.is_empty() && src != dst;
+    if emptied {
         ml.remove(0, src);
     }
     if ml.get(1, dst).is_none() {
@@ -427,6 +455,8 @@ fn lmove_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: &[u8], dst: &[u8], from_le
     if src != dst {
         blocking::serve(ctx, src, &mut MultiSlot { ml: &mut ml, i: 0, key: src });
     }
+    ctx.notify(crate::notify::LIST, if to_left { b"lpush" } else { b"rpush" }, dst);
+    popped_events(ctx, src, from_left, emptied);
     drop(ml);
     ctx.out.bulk(&v);
     Ok(())
@@ -497,11 +527,13 @@ fn lmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let Some(e) = k.get_mut() else { continue };
         let l = list_mut(e)?;
         let popped = pop_n(l, front, count, &lim);
-        if l.is_empty() {
+        let emptied = l.is_empty();
+        if emptied {
             k.remove();
         }
         let n = itoa::Buffer::new().format(popped.len()).as_bytes().to_vec();
         ctx.propagate(&[if front { b"LPOP" } else { b"RPOP" }, key, &n]);
+        popped_events(ctx, key, front, emptied);
         drop(k);
         ctx.out.array(2);
         ctx.out.bulk(key);

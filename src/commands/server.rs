@@ -35,7 +35,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    let n = ctx.srv.ks.db_len(ctx.client.db);
+    let n = ctx.db_len(ctx.client.db);
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -52,28 +52,45 @@ fn flush_mode(a: &[&[u8]]) -> CmdResult {
 fn flushdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
     let db = ctx.client.db;
-    let mut guards = ctx.srv.ks.lock_all();
+    let mut guards = ctx.shards_all();
+    touch_flushed(ctx, &guards, db);
     let mut n = 0;
     for g in guards.iter_mut() {
         n += g.dbs[db].len();
         g.dbs[db].clear();
     }
     ctx.propagate(&[b"FLUSHDB"]);
+    ctx.srv.tracking.invalidate_all(Some(ctx.client.handle.id), &ctx.srv.clients);
     drop(guards);
     ctx.srv.stats.dirty.fetch_add(n as u64, Relaxed);
     ctx.out.ok();
     Ok(())
 }
 
+/// Whether `key` is in `db`, looked up in the locked shards.
+fn exists_in(ctx: &Ctx<'_>, guards: &[crate::db::ShardRef<'_>], db: usize, key: &[u8]) -> bool {
+    let h = basalt_storage::Keyspace::hash(key);
+    guards[ctx.srv.ks.shard_of(h)].dbs[db].get(h, key).is_some()
+}
+
+/// WATCH: a flush changes every watched key that exists in `db`.
+fn touch_flushed(ctx: &Ctx<'_>, guards: &[crate::db::ShardRef<'_>], db: usize) {
+    ctx.srv.watches.touch_db(db, |k| exists_in(ctx, guards, db, k));
+}
+
 fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     flush_mode(a)?;
-    let mut guards = ctx.srv.ks.lock_all();
+    let mut guards = ctx.shards_all();
+    for db in 0..ctx.srv.ks.num_dbs() {
+        touch_flushed(ctx, &guards, db);
+    }
     for g in guards.iter_mut() {
         for d in g.dbs.iter_mut() {
             d.clear();
         }
     }
     ctx.propagate(&[b"FLUSHALL"]);
+    ctx.srv.tracking.invalidate_all(Some(ctx.client.handle.id), &ctx.srv.clients);
     drop(guards);
     ctx.out.ok();
     Ok(())
@@ -86,8 +103,11 @@ fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if x < 0 || x >= n || y < 0 || y >= n {
         return Err(CmdError::DbIndex);
     }
-    let mut guards = ctx.srv.ks.lock_all();
+    let mut guards = ctx.shards_all();
     if x != y {
+        for (d, other) in [(x as usize, y as usize), (y as usize, x as usize)] {
+            ctx.srv.watches.touch_db(d, |k| exists_in(ctx, &guards, d, k) || exists_in(ctx, &guards, other, k));
+        }
         for g in guards.iter_mut() {
             g.dbs.swap(x as usize, y as usize);
             g.expire_cursor.swap(x as usize, y as usize);
@@ -108,6 +128,15 @@ fn waitaof(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     if numlocal > 0 && ctx.srv.log.get().is_none() {
         return Err(CmdError::msg("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."));
+    }
+    if ctx.client.in_exec {
+        // Inside EXEC nothing may wait (Redis's DENY_BLOCKING): answer with
+        // what is fsynced now.
+        let local = ctx.srv.log.get().map_or(0, |l| (l.durable() >= l.appended()) as i64);
+        ctx.out.array(2);
+        ctx.out.int(local);
+        ctx.out.int(0);
+        return Ok(());
     }
     // The connection waits for the log (see connection::run_one) and
     // writes the reply, keeping reply order within a pipeline.
@@ -191,7 +220,7 @@ fn debug_populate(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             val.resize(size, 0);
         }
         let h = basalt_storage::Keyspace::hash(&key);
-        let mut g = ks.lock(ks.shard_of(h));
+        let mut g = ctx.shard(ks.shard_of(h));
         if g.dbs[db].get(h, &key).is_none() {
             g.dbs[db].insert(h, &key, basalt_storage::Entry::new(basalt_storage::Value::from_bytes(&val)));
         }

@@ -58,6 +58,7 @@ fn sadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     if n > 0 {
         ctx.propagate(a);
+        ctx.notify(crate::notify::SET, b"sadd", a[1]);
     }
     drop(k);
     ctx.out.int(n);
@@ -75,11 +76,16 @@ fn srem(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 break;
             }
         }
-        if s.is_empty() {
+        let emptied = s.is_empty();
+        if emptied {
             k.remove();
         }
         if n > 0 {
             ctx.propagate(a);
+            ctx.notify(crate::notify::SET, b"srem", a[1]);
+            if emptied {
+                ctx.notify(crate::notify::GENERIC, b"del", a[1]);
+            }
         }
     }
     drop(k);
@@ -151,10 +157,15 @@ fn spop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let Some(count) = count else {
         let m = s.random(rand_u64()).expect("sets are never empty");
         s.remove(&m);
-        if s.is_empty() {
+        let emptied = s.is_empty();
+        if emptied {
             k.remove();
         }
         ctx.propagate(&[b"SREM", a[1], &m]);
+        ctx.notify(crate::notify::SET, b"spop", a[1]);
+        if emptied {
+            ctx.notify(crate::notify::GENERIC, b"del", a[1]);
+        }
         drop(k);
         ctx.out.bulk(&m);
         return Ok(());
@@ -168,6 +179,8 @@ fn spop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let all = s.members();
         k.remove();
         ctx.propagate(&[b"DEL", a[1]]);
+        ctx.notify(crate::notify::SET, b"spop", a[1]);
+        ctx.notify(crate::notify::GENERIC, b"del", a[1]);
         all
     } else {
         let chosen = pick_distinct(s.members(), count);
@@ -177,6 +190,7 @@ fn spop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let mut rec: Vec<&[u8]> = vec![b"SREM", a[1]];
         rec.extend(chosen.iter().map(|m| m.as_slice()));
         ctx.propagate(&rec);
+        ctx.notify(crate::notify::SET, b"spop", a[1]);
         chosen
     };
     drop(k);
@@ -259,14 +273,22 @@ fn smove(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     }
-    if s.is_empty() {
+    let emptied = s.is_empty();
+    if emptied {
         ml.remove(0, src);
+    }
+    ctx.notify(crate::notify::SET, b"srem", src);
+    if emptied {
+        ctx.notify(crate::notify::GENERIC, b"del", src);
     }
     if ml.get(1, dst).is_none() {
         ml.insert(1, dst, Entry::new(Value::Set(Set::for_first(m, &lim, 1))));
     }
-    set_mut(ml.get_mut(1, dst).expect("present"))?.add(m, &lim);
+    let added = set_mut(ml.get_mut(1, dst).expect("present"))?.add(m, &lim);
     ctx.propagate(a);
+    if added {
+        ctx.notify(crate::notify::SET, b"sadd", dst);
+    }
     drop(ml);
     ctx.out.int(1);
     Ok(())
@@ -356,6 +378,7 @@ fn setop_store(ctx: &mut Ctx<'_>, a: &[&[u8]], op: Op) -> CmdResult {
     if r.is_empty() {
         if ml.remove(0, keys[0]).is_some() {
             ctx.propagate(&[b"DEL", keys[0]]);
+            ctx.notify(crate::notify::GENERIC, b"del", keys[0]);
         }
     } else {
         let mut s = Set::for_first(&r[0], &lim, n);
@@ -369,6 +392,12 @@ fn setop_store(ctx: &mut Ctx<'_>, a: &[&[u8]], op: Op) -> CmdResult {
         add.push(keys[0]);
         add.extend(r.iter().map(|m| m.as_slice()));
         ctx.propagate_many(&[&[b"DEL", keys[0]], &add]);
+        let ev: &[u8] = match op {
+            Op::Inter => b"sinterstore",
+            Op::Union => b"sunionstore",
+            Op::Diff => b"sdiffstore",
+        };
+        ctx.notify(crate::notify::SET, ev, keys[0]);
     }
     drop(ml);
     ctx.out.int(n as i64);

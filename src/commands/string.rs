@@ -187,6 +187,10 @@ fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Opti
         None if o.keepttl => ctx.propagate(&[b"SET", key, val, b"KEEPTTL"]),
         None => ctx.propagate(&[b"SET", key, val]),
     }
+    ctx.notify(crate::notify::STRING, b"set", key);
+    if when.is_some() {
+        ctx.notify(crate::notify::GENERIC, b"expire", key);
+    }
     drop(k);
     if setnx_reply {
         ctx.out.int(1);
@@ -222,6 +226,7 @@ fn getdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             reply_value(ctx, &e.value)?;
             k.remove();
             ctx.propagate(&[b"DEL", a[1]]);
+            ctx.notify(crate::notify::GENERIC, b"del", a[1]);
         }
     }
     Ok(())
@@ -249,14 +254,17 @@ fn getex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         Some((ms, abs)) if abs && ms <= ctx.now_ms && !ctx.loading => {
             k.remove();
             ctx.propagate(&[b"DEL", a[1]]);
+            ctx.notify(crate::notify::GENERIC, b"del", a[1]);
         }
         Some((ms, _)) => {
             e.expire_at = ms;
             ctx.propagate(&[b"PEXPIREAT", a[1], itoa::Buffer::new().format(ms).as_bytes()]);
+            ctx.notify(crate::notify::GENERIC, b"expire", a[1]);
         }
         None if o.persist && e.expire_at != 0 => {
             e.expire_at = 0;
             ctx.propagate(&[b"PERSIST", a[1]]);
+            ctx.notify(crate::notify::GENERIC, b"persist", a[1]);
         }
         None => {}
     }
@@ -311,6 +319,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     }
     for (i, key) in keys.iter().enumerate() {
         m.insert(i, key, ctx.new_entry(Value::from_bytes(a[2 + 2 * i]), 0));
+        ctx.notify(crate::notify::STRING, b"set", key);
     }
     // One record for the whole command, so it replays atomically.
     let mut rec: Vec<&[u8]> = Vec::with_capacity(a.len());
@@ -380,6 +389,7 @@ fn append(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     };
     ctx.propagate(&[b"APPEND", a[1], a[2]]);
+    ctx.notify(crate::notify::STRING, b"append", a[1]);
     drop(k);
     ctx.out.int(newlen as i64);
     Ok(())
@@ -491,6 +501,7 @@ fn setrange(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     };
     ctx.propagate(&[b"SETRANGE", a[1], a[2], a[3]]);
+    ctx.notify(crate::notify::STRING, b"setrange", a[1]);
     drop(k);
     ctx.out.int(newlen as i64);
     Ok(())
@@ -520,6 +531,7 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
     };
     // Logged as the resulting value: replay is exact and idempotent.
     ctx.propagate(&[b"SET", key, itoa::Buffer::new().format(new).as_bytes(), b"KEEPTTL"]);
+    ctx.notify(crate::notify::STRING, b"incrby", key);
     drop(k);
     ctx.out.int(new);
     Ok(())
@@ -561,6 +573,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // Redis keeps the result as a string (embstr), never the int encoding.
     k.insert(ctx.new_entry(Value::Str(new.as_slice().into()), keep));
     ctx.propagate(&[b"SET", a[1], &new, b"KEEPTTL"]);
+    ctx.notify(crate::notify::STRING, b"incrbyfloat", a[1]);
     drop(k);
     ctx.out.bulk(&new);
     Ok(())

@@ -124,10 +124,11 @@ fn reply_pairs(ctx: &mut Ctx<'_>, items: &[(Vec<u8>, f64)], withscores: bool) {
 
 /// Replaces `dst` (lock slot `i`) with `items`, logging DEL + ZADD as one
 /// record; an empty result deletes `dst`.
-fn store_result(ctx: &Ctx<'_>, ml: &mut MultiLock<'_>, i: usize, dst: &[u8], items: &[(Vec<u8>, f64)], lim: &Limits) {
+fn store_result(ctx: &Ctx<'_>, ml: &mut MultiLock<'_>, i: usize, dst: &[u8], items: &[(Vec<u8>, f64)], lim: &Limits, event: &[u8]) {
     if items.is_empty() {
         if ml.remove(i, dst).is_some() {
             ctx.propagate(&[b"DEL", dst]);
+            ctx.notify(crate::notify::GENERIC, b"del", dst);
         }
         return;
     }
@@ -147,6 +148,7 @@ fn store_result(ctx: &Ctx<'_>, ml: &mut MultiLock<'_>, i: usize, dst: &[u8], ite
     }
     ctx.propagate_many(&[&[b"DEL", dst], &add]);
     blocking::serve(ctx, dst, &mut MultiSlot { ml, i, key: dst });
+    ctx.notify(crate::notify::ZSET, event, dst);
 }
 
 // ------------------------------------------------------------ ZADD
@@ -261,6 +263,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], mut f: AddFlags, first: usize) -
     if added + updated > 0 {
         ctx.propagate(a);
         blocking::serve(ctx, a[1], &mut k);
+        ctx.notify(crate::notify::ZSET, if f.incr { b"zincr" } else { b"zadd" }, a[1]);
     }
     drop(k);
     if f.incr {
@@ -302,11 +305,16 @@ fn zrem(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 break;
             }
         }
-        if z.is_empty() {
+        let emptied = z.is_empty();
+        if emptied {
             k.remove();
         }
         if n > 0 {
             ctx.propagate(a);
+            ctx.notify(crate::notify::ZSET, b"zrem", a[1]);
+            if emptied {
+                ctx.notify(crate::notify::GENERIC, b"del", a[1]);
+            }
         }
     }
     drop(k);
@@ -521,7 +529,7 @@ fn zrangestore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         Some(z) => run_range(z, &q),
         None => Vec::new(),
     };
-    store_result(ctx, &mut ml, 0, a[1], &items, &lim);
+    store_result(ctx, &mut ml, 0, a[1], &items, &lim, b"zrangestore");
     drop(ml);
     ctx.out.int(items.len() as i64);
     Ok(())
@@ -577,11 +585,21 @@ fn remrange_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], what: Parsed) -> CmdResult {
         Parsed::Lex(r) => z.lex_ranks(r),
     };
     let n = ranks.map_or(0, |(s, e)| z.remove_ranks(s, e));
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         k.remove();
     }
     if n > 0 {
         ctx.propagate(a);
+        let event: &[u8] = match &what {
+            Parsed::Rank(..) => b"zremrangebyrank",
+            Parsed::Score(_) => b"zremrangebyscore",
+            Parsed::Lex(_) => b"zremrangebylex",
+        };
+        ctx.notify(crate::notify::ZSET, event, a[1]);
+        if emptied {
+            ctx.notify(crate::notify::GENERIC, b"del", a[1]);
+        }
     }
     drop(k);
     ctx.out.int(n as i64);
@@ -620,11 +638,16 @@ fn pop_from(ctx: &mut Ctx<'_>, keys: &[&[u8]], max: bool, count: usize) -> Resul
         } else {
             z.remove_ranks(0, n - 1);
         }
-        if z.is_empty() {
+        let emptied = z.is_empty();
+        if emptied {
             k.remove();
         }
         let c = itoa::Buffer::new().format(n).as_bytes().to_vec();
         ctx.propagate(&[if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, &c]);
+        ctx.notify(crate::notify::ZSET, if max { b"zpopmax" } else { b"zpopmin" }, key);
+        if emptied {
+            ctx.notify(crate::notify::GENERIC, b"del", key);
+        }
         return Ok(Some((key.to_vec(), items)));
     }
     Ok(None)
@@ -932,7 +955,12 @@ fn algebra_store(ctx: &mut Ctx<'_>, a: &[&[u8]], op: SetOp) -> CmdResult {
     keys.extend_from_slice(&a[p.keys_at..p.keys_at + p.numkeys]);
     let mut ml = ctx.lock_keys(&keys);
     let items = compute(&mut ml, &keys[1..], 1, op, &p)?;
-    store_result(ctx, &mut ml, 0, a[1], &items, &lim);
+    let event: &[u8] = match op {
+        SetOp::Union => b"zunionstore",
+        SetOp::Inter => b"zinterstore",
+        SetOp::Diff => b"zdiffstore",
+    };
+    store_result(ctx, &mut ml, 0, a[1], &items, &lim, event);
     drop(ml);
     ctx.out.int(items.len() as i64);
     Ok(())

@@ -97,6 +97,42 @@ fn mem_range(name: &str) -> (u64, u64) {
 
 /// Parses a memory value as Redis's `memtoull`: digits with an optional
 /// unit (k=1000, kb=1024, m, mb, g, gb), case-insensitive.
+/// `client-output-buffer-limit <class> <hard> <soft> <secs> ...` applied
+/// over `current`: the classes given replace theirs, the result lists all
+/// three in bytes, as Redis's CONFIG GET shows it.
+pub fn merge_output_limits(current: &str, input: &str) -> Result<String, String> {
+    let words: Vec<&str> = input.split_whitespace().collect();
+    if words.len() % 4 != 0 {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut classes: [(&str, [u64; 3]); 3] = [("normal", [0, 0, 0]), ("slave", [268435456, 67108864, 60]), ("pubsub", [33554432, 8388608, 60])];
+    let class_of = |w: &str| match w.to_ascii_lowercase().as_str() {
+        "normal" => Some(0),
+        "slave" | "replica" => Some(1),
+        "pubsub" => Some(2),
+        _ => None,
+    };
+    let cur: Vec<&str> = current.split_whitespace().collect();
+    for c in cur.chunks(4).filter(|c| c.len() == 4) {
+        if let (Some(i), Some(h), Some(s), Ok(t)) = (class_of(c[0]), parse_memory(c[1]), parse_memory(c[2]), c[3].parse::<u64>()) {
+            classes[i].1 = [h, s, t];
+        }
+    }
+    let mut updates = Vec::new();
+    for c in words.chunks(4) {
+        let i = class_of(c[0]).ok_or("Invalid client class specified in buffer limit configuration.")?;
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string();
+        let h = parse_memory(c[1]).ok_or_else(bad)?;
+        let s = parse_memory(c[2]).ok_or_else(bad)?;
+        let t = c[3].parse::<u64>().map_err(|_| bad())?;
+        updates.push((i, [h, s, t]));
+    }
+    for (i, v) in updates {
+        classes[i].1 = v;
+    }
+    Ok(classes.iter().map(|(n, [h, s, t])| format!("{n} {h} {s} {t}")).collect::<Vec<_>>().join(" "))
+}
+
 pub fn parse_memory(s: &str) -> Option<u64> {
     let l = s.to_ascii_lowercase();
     let (num, mul) = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1000), ("b", 1)]
@@ -116,6 +152,9 @@ pub struct Config {
     /// Names set explicitly (file, command line or CONFIG SET).
     pub explicit: Vec<&'static str>,
     // Typed cache of hot or structural values.
+    /// `notify-keyspace-events` as flags: kept apart from the string
+    /// because Redis's canonical form drops `n` next to `A`.
+    pub notify_flags: u32,
     pub port: u16,
     pub bind: Vec<String>,
     pub unixsocket: String,
@@ -153,6 +192,7 @@ impl Default for Config {
     fn default() -> Self {
         let values = all_options().map(|o| (o.name, o.default.to_string())).collect();
         let mut c = Config {
+            notify_flags: 0,
             values,
             file: None,
             explicit: Vec::new(),
@@ -234,6 +274,10 @@ impl Config {
                 if opt.name == "save" {
                     validate_save(&joined)?;
                 }
+                if opt.name == "notify-keyspace-events" {
+                    let f = crate::notify::parse_flags(&joined).ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
+                    return Ok(crate::notify::flags_to_string(f));
+                }
                 Ok(joined)
             }
         }
@@ -252,7 +296,13 @@ impl Config {
         if opt.flags & IMMUTABLE != 0 && !fixed_here {
             return Err(immutable());
         }
-        let v = Self::normalize(opt, &[value.to_string()]).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+        let mut v = Self::normalize(opt, &[value.to_string()]).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+        if opt.name == "client-output-buffer-limit" {
+            v = merge_output_limits(self.get(opt.name).unwrap_or(""), &v).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+        }
+        if opt.name == "notify-keyspace-events" {
+            self.notify_flags = crate::notify::parse_flags(value).unwrap_or(0);
+        }
         if fixed_here {
             return if self.get(opt.name) == Some(v.as_str()) { Ok(()) } else { Err(immutable()) };
         }
@@ -285,9 +335,14 @@ impl Config {
                     joined
                 }
             }
+        } else if opt.name == "client-output-buffer-limit" {
+            merge_output_limits(self.values.get(opt.name).map_or("", |s| s.as_str()), &vals.join(" "))?
         } else {
             Self::normalize(opt, vals)?
         };
+        if opt.name == "notify-keyspace-events" {
+            self.notify_flags = crate::notify::parse_flags(&vals.join(" ")).unwrap_or(0);
+        }
         if opt.flags & IMPLEMENTED == 0 && v != opt.default {
             warnings.push(format!("option '{}' is accepted but has no effect in Basalt", opt.name));
         }

@@ -192,7 +192,7 @@ pub static OPTIONS: &[Opt] = &[
     Opt { name: "tls-session-cache-size", default: "20480", kind: Kind::Int, flags: 0 },
     Opt { name: "tls-session-cache-timeout", default: "300", kind: Kind::Int, flags: 0 },
     Opt { name: "tls-session-caching", default: "yes", kind: Kind::Bool, flags: 0 },
-    Opt { name: "tracking-table-max-keys", default: "1000000", kind: Kind::Int, flags: 0 },
+    Opt { name: "tracking-table-max-keys", default: "1000000", kind: Kind::Int, flags: IMPLEMENTED },
     Opt { name: "unixsocket", default: "", kind: Kind::Str, flags: IMMUTABLE|IMPLEMENTED },
     Opt { name: "unixsocketperm", default: "0", kind: Kind::Int, flags: IMMUTABLE },
     Opt { name: "zset-max-listpack-entries", default: "128", kind: Kind::Int, flags: 0 },

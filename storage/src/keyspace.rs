@@ -73,6 +73,12 @@ impl Keyspace {
         self.shards[idx].lock()
     }
 
+    /// Locks shard `idx` if it is free.
+    #[inline]
+    pub fn try_lock(&self, idx: usize) -> Option<ShardGuard<'_>> {
+        self.shards[idx].try_lock()
+    }
+
     /// Locks the given shard indexes in ascending order (duplicates
     /// allowed); returns guards sorted by shard index.
     pub fn lock_many(&self, mut idx: Vec<usize>) -> Vec<(usize, ShardGuard<'_>)> {

@@ -11,5 +11,6 @@ mod protocol;
 mod snapshot;
 mod strings;
 mod tools;
+mod txn;
 mod types;
 mod types_diff;
