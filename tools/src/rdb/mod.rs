@@ -63,24 +63,16 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
-/// The subcommands.
+/// The subcommands (each documented on its `Args`).
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Header, aux fields, per-db key and expire counts, type/encoding histogram, checksum.
     Info(info::Args),
-    /// One key per line.
     Keys(keys::Args),
-    /// The keys and values as JSON, JSON lines or RESP commands.
     Dump(dump::Args),
-    /// Memory report: per-key estimates, top keys, totals by type and prefix, TTLs.
     Memory(memory::Args),
-    /// Verify structure and checksum, like redis-check-rdb (exit 0 ok, 1 damaged).
     Check(check::Args),
-    /// Rewrite a dump for another RDB version.
     Convert(convert::Args),
-    /// Load a dump into a live server (Redis, Valkey or Basalt), or build a Basalt data dir.
     Import(import::Args),
-    /// Pull a dump from a live server.
     Export(export::Args),
 }
 
