@@ -326,7 +326,7 @@ fn filters_select_keys() {
 
 #[test]
 fn every_subcommand_help_has_an_example() {
-    for sub in ["info", "keys", "dump", "memory", "check"] {
+    for sub in ["info", "keys", "dump", "memory", "check", "convert", "import", "export"] {
         let out = String::from_utf8(rdb_ok(&[sub, "--help"])).unwrap();
         assert!(out.contains("Example") && out.contains(&format!("basalt-rdb {sub} ")), "{sub} --help has no example:\n{out}");
     }

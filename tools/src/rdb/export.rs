@@ -239,6 +239,7 @@ fn scan_dump(c: &mut Client, dst: &Path, version: u32, a: &Args, filter: &Filter
 pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
     let filter = Filter::new(&a.filter)?;
     let mut c = Client::open(&a.from, a.user.as_deref(), a.password.as_deref())?;
+    c.wait_loaded()?;
     let info = match c.call(&[b"INFO", b"server"])? {
         Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
         _ => String::new(),

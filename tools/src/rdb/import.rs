@@ -143,6 +143,7 @@ pub fn import_to(a: &Args, addr: &str, quiet: bool) -> Result<Outcome> {
     }
     let filter = Filter::new(&a.filter)?;
     let mut c = Client::open(addr, a.user.as_deref(), a.password.as_deref())?;
+    c.wait_loaded()?;
     let info = match c.call(&[b"INFO", b"server"])? {
         Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
         _ => String::new(),

@@ -228,6 +228,19 @@ impl Client {
         Ok(c)
     }
 
+    /// Waits while the server answers `-LOADING` (it is loading its data).
+    pub fn wait_loaded(&mut self) -> super::Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+        loop {
+            match self.call(&[b"SCAN", b"0", b"COUNT", b"1"])? {
+                Reply::Error(e) if e.starts_with("LOADING") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Sends raw, already encoded commands.
     pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.w.write_all(bytes)
