@@ -28,7 +28,7 @@ pub mod keys;
 pub mod memory;
 pub mod resp;
 
-use basalt_rdb::{Checksum, DecodeOptions, Format, Item, MappedFile};
+use basalt_rdb::{Checksum, DecodeOptions, Format, Item};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -159,8 +159,19 @@ pub fn decode_options() -> DecodeOptions {
     }
 }
 
+/// Items per batch handed from the decoding thread to the caller's.
+const BATCH_ITEMS: usize = 512;
+/// Batches in flight: bounds the memory between the two threads.
+const BATCHES_IN_FLIGHT: usize = 8;
+
 /// Reads a whole dump, calling `on` for every item, with a progress bar.
 /// The format is passed before the first item.
+///
+/// Decoding runs on its own thread, reading the file through a buffer
+/// (not a memory map, so the resident set stays small however big the
+/// dump): batches of items go to the calling thread through a bounded
+/// channel, so formatting and decoding overlap on two cores and memory is
+/// bounded by a few batches.
 pub fn scan(
     path: &Path,
     opts: DecodeOptions,
@@ -168,30 +179,95 @@ pub fn scan(
     mut on_format: impl FnMut(Format),
     mut on: impl FnMut(Item) -> Result<()>,
 ) -> Result<ScanEnd> {
-    let file = MappedFile::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let size = file.bytes().len() as u64;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = Progress::new(size, quiet);
-    let mut reader = file
-        .reader(opts)
+    let mut reader = basalt_rdb::Reader::from_read(file, opts)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     on_format(reader.format());
-    let mut n = 0u32;
-    loop {
-        let item = match reader.next_item() {
-            Ok(Some(i)) => i,
-            Ok(None) => break,
-            Err(e) => {
-                progress.finish();
-                return Err(format!("{}: {e}", path.display()).into());
+    if std::env::var_os("BASALT_RDB_ONE_THREAD").is_some() {
+        let mut n = 0u32;
+        loop {
+            let item = match reader.next_item() {
+                Ok(Some(i)) => i,
+                Ok(None) => break,
+                Err(e) => {
+                    progress.finish();
+                    return Err(format!("{}: {e}", path.display()).into());
+                }
+            };
+            on(item)?;
+            n = n.wrapping_add(1);
+            if n % 4096 == 0 {
+                progress.set(reader.offset());
             }
-        };
-        on(item)?;
-        n = n.wrapping_add(1);
-        if n % 4096 == 0 {
-            progress.set(reader.offset());
         }
+        progress.finish();
+        return Ok(ScanEnd {
+            format: reader.format(),
+            checksum: reader.checksum(),
+            warnings: reader.warnings().to_vec(),
+            size,
+        });
     }
+    type Msg = std::result::Result<(Vec<Item>, u64), basalt_rdb::Error>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(BATCHES_IN_FLIGHT);
+    let decoded = std::thread::scope(|s| -> Result<_> {
+        let decoder = s.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH_ITEMS);
+            loop {
+                match reader.next_item() {
+                    Ok(Some(i)) => {
+                        batch.push(i);
+                        if batch.len() == BATCH_ITEMS {
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+                            if tx.send(Ok((full, reader.offset()))).is_err() {
+                                return reader; // the consumer stopped
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = tx.send(Ok((batch, reader.offset())));
+                        return reader;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Ok((batch, reader.offset())));
+                        let _ = tx.send(Err(e));
+                        return reader;
+                    }
+                }
+            }
+        });
+        let mut failure: Option<Error> = None;
+        for msg in rx.iter() {
+            match msg {
+                Ok((items, offset)) => {
+                    for item in items {
+                        if let Err(e) = on(item) {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                    if failure.is_some() {
+                        break;
+                    }
+                    progress.set(offset);
+                }
+                Err(e) => {
+                    failure = Some(format!("{}: {e}", path.display()).into());
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        let reader = decoder.join().map_err(|_| "the decoding thread panicked")?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(reader),
+        }
+    });
     progress.finish();
+    let reader = decoded?;
     Ok(ScanEnd {
         format: reader.format(),
         checksum: reader.checksum(),
