@@ -14,6 +14,29 @@ use sha2::{Digest, Sha256};
 /// Longest byte string written in full under the corpus convention.
 pub const SUMMARY_OVER: usize = 16384;
 
+const ESC: u8 = 1;
+const CTRL: u8 = 2;
+const HIGH: u8 = 4;
+
+/// Byte classes for [`Json::bytes`].
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i < 0x20 || i == 0x7f {
+            CTRL
+        } else if i >= 0x80 {
+            HIGH
+        } else if i == b'"' as usize || i == b'\\' as usize {
+            ESC
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
 /// A JSON writer appending to a buffer.
 pub struct Json {
     /// The output so far.
@@ -87,10 +110,14 @@ impl Json {
             self.raw("\"}");
             return;
         }
-        let plain = !b.iter().any(|&c| c < 0x20 || c == 0x7f);
-        match std::str::from_utf8(b) {
-            Ok(_) if plain => {
-                self.out.push(b'"');
+        // One pass classifies every byte: quote/backslash, control, non-ASCII.
+        let flags = b.iter().fold(0u8, |f, &c| f | CLASS[usize::from(c)]);
+        let text = flags & CTRL == 0 && (flags & HIGH == 0 || std::str::from_utf8(b).is_ok());
+        if text {
+            self.out.push(b'"');
+            if flags & ESC == 0 {
+                self.out.extend_from_slice(b);
+            } else {
                 let mut start = 0;
                 for (i, &c) in b.iter().enumerate() {
                     if c == b'"' || c == b'\\' {
@@ -101,18 +128,17 @@ impl Json {
                     }
                 }
                 self.out.extend_from_slice(&b[start..]);
-                self.out.push(b'"');
             }
-            _ => {
-                self.raw("{\"b64\": \"");
-                let n = self.out.len();
-                self.out.resize(n + b.len().div_ceil(3) * 4, 0);
-                let w = base64::engine::general_purpose::STANDARD
-                    .encode_slice(b, &mut self.out[n..])
-                    .unwrap_or(0);
-                self.out.truncate(n + w);
-                self.raw("\"}");
-            }
+            self.out.push(b'"');
+        } else {
+            self.raw("{\"b64\": \"");
+            let n = self.out.len();
+            self.out.resize(n + b.len().div_ceil(3) * 4, 0);
+            let w = base64::engine::general_purpose::STANDARD
+                .encode_slice(b, &mut self.out[n..])
+                .unwrap_or(0);
+            self.out.truncate(n + w);
+            self.raw("\"}");
         }
     }
 

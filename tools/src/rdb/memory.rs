@@ -290,6 +290,38 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
     }
 }
 
+/// A fast non-cryptographic hasher (FxHash) for the prefix tables.
+#[derive(Default, Clone, Copy)]
+pub struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(c);
+            self.add(u64::from_le_bytes(v));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn finish(&self) -> u64 {
+        // Mix the high bits down: hashbrown indexes buckets by the low bits.
+        let h = self.0;
+        (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 29)
+    }
+}
+
+impl Fx {
+    fn add(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Builds [`Fx`] hashers.
+pub type FxBuild = std::hash::BuildHasherDefault<Fx>;
+
 /// Count and bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Tally {
@@ -303,6 +335,31 @@ impl Tally {
     fn add(&mut self, b: u64) {
         self.keys += 1;
         self.bytes += b;
+    }
+}
+
+/// Tallies under a few static names (types, encodings), in name order
+/// when read; found by pointer first since the names are literals.
+#[derive(Debug, Default)]
+pub struct Named(Vec<(&'static str, Tally)>);
+
+impl Named {
+    fn entry(&mut self, name: &'static str) -> &mut Tally {
+        let i = match self.0.iter().position(|(n, _)| std::ptr::eq(*n, name) || *n == name) {
+            Some(i) => i,
+            None => {
+                self.0.push((name, Tally::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// (name, tally) sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&&'static str, &Tally)> {
+        let mut v: Vec<&(&'static str, Tally)> = self.0.iter().collect();
+        v.sort_by_key(|x| x.0);
+        v.into_iter().map(|(n, t)| (n, t))
     }
 }
 
@@ -342,13 +399,13 @@ pub struct Report {
     /// All keys.
     pub total: Tally,
     /// By type name.
-    pub by_type: BTreeMap<&'static str, Tally>,
+    pub by_type: Named,
     /// By encoding.
-    pub by_encoding: BTreeMap<&'static str, Tally>,
+    pub by_encoding: Named,
     /// By database.
     pub by_db: BTreeMap<u64, Tally>,
     /// Per level (index 0 = level 1): prefix -> tally.
-    pub by_prefix: Vec<HashMap<Vec<u8>, Tally>>,
+    pub by_prefix: Vec<HashMap<Vec<u8>, Tally, FxBuild>>,
     /// Per level: what was folded away when a level outgrew the cap.
     pub other: Vec<Tally>,
     /// Keys without expiry.
@@ -364,7 +421,7 @@ pub struct Report {
 impl Report {
     fn new(depth: usize) -> Report {
         Report {
-            by_prefix: vec![HashMap::new(); depth],
+            by_prefix: vec![HashMap::default(); depth],
             other: vec![Tally::default(); depth],
             ttl: vec![Tally::default(); TTL_BUCKETS.len()],
             ..Report::default()
@@ -374,8 +431,8 @@ impl Report {
     fn add(&mut self, e: &Entry, est: &Estimate, a: &Args, now: i64) {
         let b = est.bytes;
         self.total.add(b);
-        self.by_type.entry(e.value.type_name()).or_default().add(b);
-        self.by_encoding.entry(est.encoding).or_default().add(b);
+        self.by_type.entry(e.value.type_name()).add(b);
+        self.by_encoding.entry(est.encoding).add(b);
         self.by_db.entry(e.db).or_default().add(b);
         match e.expire_ms {
             None => self.no_ttl.add(b),
@@ -444,7 +501,7 @@ impl Report {
 }
 
 /// Keeps the `keep` biggest prefixes, adding the rest to `other`.
-fn fold(map: &mut HashMap<Vec<u8>, Tally>, other: &mut Tally, keep: usize) {
+fn fold(map: &mut HashMap<Vec<u8>, Tally, FxBuild>, other: &mut Tally, keep: usize) {
     let mut sizes: Vec<u64> = map.values().map(|t| t.bytes).collect();
     sizes.sort_unstable_by(|a, b| b.cmp(a));
     let min = sizes.get(keep).copied().unwrap_or(0);
