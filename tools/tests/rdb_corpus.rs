@@ -331,3 +331,17 @@ fn every_subcommand_help_has_an_example() {
         assert!(out.contains("Example") && out.contains(&format!("basalt-rdb {sub} ")), "{sub} --help has no example:\n{out}");
     }
 }
+
+#[test]
+fn decode_thread_gives_the_same_output() {
+    for f in corpus_files().into_iter().filter(|f| f.with_extension("json").exists()) {
+        let one = rdb(&["dump", p(&f), "--format", "jsonl"]);
+        let two = rdb(&["--decode-thread", "dump", p(&f), "--format", "jsonl"]);
+        assert_eq!(one.stdout, two.stdout, "{}", f.display());
+        assert_eq!(one.status.code(), two.status.code());
+    }
+    // Errors come through the thread too.
+    let o = rdb(&["--decode-thread", "dump", p(&corpus("corrupt_truncated_mid_value.rdb")), "--format", "jsonl"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("corrupt_truncated_mid_value.rdb"));
+}

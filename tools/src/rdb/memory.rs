@@ -319,6 +319,48 @@ impl Fx {
     }
 }
 
+/// A prefix, stored inline when short so a lookup compares bytes in the
+/// table itself instead of chasing a pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrefixKey {
+    /// Up to 22 bytes.
+    Inline(u8, [u8; 22]),
+    /// Longer.
+    Heap(Box<[u8]>),
+}
+
+impl PrefixKey {
+    fn new(b: &[u8]) -> PrefixKey {
+        if b.len() <= 22 {
+            let mut a = [0u8; 22];
+            a[..b.len()].copy_from_slice(b);
+            PrefixKey::Inline(b.len() as u8, a)
+        } else {
+            PrefixKey::Heap(b.into())
+        }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            PrefixKey::Inline(n, a) => &a[..usize::from(*n)],
+            PrefixKey::Heap(b) => b,
+        }
+    }
+}
+
+impl std::hash::Hash for PrefixKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_slice().hash(h);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for PrefixKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 /// Builds [`Fx`] hashers.
 pub type FxBuild = std::hash::BuildHasherDefault<Fx>;
 
@@ -405,7 +447,7 @@ pub struct Report {
     /// By database.
     pub by_db: BTreeMap<u64, Tally>,
     /// Per level (index 0 = level 1): prefix -> tally.
-    pub by_prefix: Vec<HashMap<Vec<u8>, Tally, FxBuild>>,
+    pub by_prefix: Vec<HashMap<PrefixKey, Tally, FxBuild>>,
     /// Per level: what was folded away when a level outgrew the cap.
     pub other: Vec<Tally>,
     /// Keys without expiry.
@@ -458,7 +500,7 @@ impl Report {
             if let Some(t) = map.get_mut(prefix) {
                 t.add(b);
             } else {
-                map.insert(prefix.to_vec(), Tally { keys: 1, bytes: b });
+                map.insert(PrefixKey::new(prefix), Tally { keys: 1, bytes: b });
                 if map.len() > a.max_prefixes.max(16) {
                     fold(map, &mut self.other[level], a.max_prefixes.max(16) / 2);
                 }
@@ -493,7 +535,7 @@ impl Report {
     /// A level's prefixes, biggest first.
     pub fn prefixes(&self, level: usize, limit: usize) -> Vec<(Vec<u8>, Tally)> {
         let mut v: Vec<(Vec<u8>, Tally)> =
-            self.by_prefix[level].iter().map(|(k, t)| (k.clone(), *t)).collect();
+            self.by_prefix[level].iter().map(|(k, t)| (k.as_slice().to_vec(), *t)).collect();
         v.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(&b.0)));
         v.truncate(limit);
         v
@@ -501,7 +543,7 @@ impl Report {
 }
 
 /// Keeps the `keep` biggest prefixes, adding the rest to `other`.
-fn fold(map: &mut HashMap<Vec<u8>, Tally, FxBuild>, other: &mut Tally, keep: usize) {
+fn fold(map: &mut HashMap<PrefixKey, Tally, FxBuild>, other: &mut Tally, keep: usize) {
     let mut sizes: Vec<u64> = map.values().map(|t| t.bytes).collect();
     sizes.sort_unstable_by(|a, b| b.cmp(a));
     let min = sizes.get(keep).copied().unwrap_or(0);
@@ -550,7 +592,10 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         if !filter.size_ok(est.bytes) {
             return Ok(());
         }
-        report.add(&e, &est, a, filter.now);
+        // CSV prints rows only; the aggregates are for the other outputs.
+        if !csv || a.html.is_some() {
+            report.add(&e, &est, a, filter.now);
+        }
         if csv {
             let mut ib = itoa::Buffer::new();
             buf.extend_from_slice(ib.format(e.db).as_bytes());

@@ -58,6 +58,10 @@ pub struct Cli {
     /// No progress bar (it is only shown when stderr is a terminal anyway).
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Decode on a second thread, overlapping decoding with formatting:
+    /// faster on an idle multi-core machine, ~20% more CPU in total.
+    #[arg(long, global = true)]
+    pub decode_thread: bool,
     /// What to do.
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -79,6 +83,7 @@ pub enum Cmd {
 /// Runs a parsed command line; errors are printed here.
 pub fn run(cli: Cli) -> ExitCode {
     let quiet = cli.quiet;
+    DECODE_THREAD.store(cli.decode_thread, std::sync::atomic::Ordering::Relaxed);
     let r = match cli.cmd {
         Cmd::Info(a) => info::run(&a, quiet),
         Cmd::Keys(a) => keys::run(&a, quiet),
@@ -159,6 +164,9 @@ pub fn decode_options() -> DecodeOptions {
     }
 }
 
+/// `--decode-thread`: decode on a thread of its own.
+static DECODE_THREAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Items per batch handed from the decoding thread to the caller's.
 const BATCH_ITEMS: usize = 512;
 /// Batches in flight: bounds the memory between the two threads.
@@ -167,11 +175,11 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// Reads a whole dump, calling `on` for every item, with a progress bar.
 /// The format is passed before the first item.
 ///
-/// Decoding runs on its own thread, reading the file through a buffer
-/// (not a memory map, so the resident set stays small however big the
-/// dump): batches of items go to the calling thread through a bounded
-/// channel, so formatting and decoding overlap on two cores and memory is
-/// bounded by a few batches.
+/// The file is read through a buffer, not a memory map, so the resident
+/// set stays small however big the dump. With `--decode-thread`, decoding
+/// runs on its own thread and batches of items go to the calling thread
+/// through a bounded channel: formatting and decoding overlap on two cores
+/// and memory stays bounded by a few batches.
 pub fn scan(
     path: &Path,
     opts: DecodeOptions,
@@ -185,7 +193,7 @@ pub fn scan(
     let mut reader = basalt_rdb::Reader::from_read(file, opts)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     on_format(reader.format());
-    if std::env::var_os("BASALT_RDB_ONE_THREAD").is_some() {
+    if !DECODE_THREAD.load(std::sync::atomic::Ordering::Relaxed) {
         let mut n = 0u32;
         loop {
             let item = match reader.next_item() {
