@@ -16,6 +16,7 @@
 //! corpus-schema JSON writer, [`resp`] command generation and a small RESP
 //! client.
 
+pub mod aof;
 pub mod check;
 pub mod convert;
 pub mod dump;
@@ -187,6 +188,14 @@ pub fn scan(
     mut on_format: impl FnMut(Format),
     mut on: impl FnMut(Item) -> Result<()>,
 ) -> Result<ScanEnd> {
+    if aof::is_aof(path) {
+        let loaded = aof::load(path)?;
+        on_format(loaded.format);
+        for item in loaded.items {
+            on(item)?;
+        }
+        return Ok(ScanEnd { format: loaded.format, checksum: None, warnings: Vec::new(), size: loaded.size });
+    }
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = Progress::new(size, quiet);
