@@ -74,7 +74,9 @@ impl Drop for Basalt {
 }
 
 /// (db, key) -> (value, expiry) for keys that are not expired.
-fn strings(path: &Path) -> BTreeMap<(u64, Vec<u8>), (Vec<u8>, Option<i64>)> {
+type Strings = BTreeMap<(u64, Vec<u8>), (Vec<u8>, Option<i64>)>;
+
+fn strings(path: &Path) -> Strings {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let mut m = BTreeMap::new();
     for item in MappedFile::open(path).unwrap().reader(DecodeOptions::default()).unwrap() {

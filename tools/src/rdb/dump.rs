@@ -179,11 +179,14 @@ fn functions_member(j: &mut Json, fs: &mut [basalt_rdb::Function]) {
     j.raw("\n]");
 }
 
+/// A key and its rendered record.
+type Rendered = (Vec<u8>, Vec<u8>);
+
 fn json_sorted(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) -> Result<()> {
     let mut aux = Vec::new();
     let mut functions = Vec::new();
     // Per db: (key, rendered record).
-    let mut dbs: BTreeMap<u64, Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    let mut dbs: BTreeMap<u64, Vec<Rendered>> = BTreeMap::new();
     let mut j = Json::new(a.full_values);
     let end = scan(&a.file, super::decode_options(), quiet, |_| {}, |item| {
         match item {

@@ -24,7 +24,7 @@ fn tree(r: &Report) -> Vec<u8> {
         if r.by_prefix.len() > 1 && !p.is_empty() {
             let mut kids: Vec<_> =
                 r.by_prefix[1].iter().filter(|(k, _)| k.as_slice().starts_with(p) && k.as_slice().len() > p.len()).collect();
-            kids.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes));
+            kids.sort_by_key(|k| std::cmp::Reverse(k.1.bytes));
             for (i, (k, kt)) in kids.iter().take(40).enumerate() {
                 j.raw(if i > 0 { ", {\"name\": " } else { "{\"name\": " });
                 j.str(&key_text(k.as_slice()));
