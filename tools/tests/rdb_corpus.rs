@@ -261,6 +261,14 @@ fn check_agrees_with_expected_outcomes() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("first bad offset: 1704"));
     let o = rdb(&["check", p(&corpus("corrupt_truncated_mid_value.rdb"))]);
     assert_eq!(o.status.code(), Some(1));
+    let tmp = tempfile::tempdir().unwrap();
+    let padded = tmp.path().join("padded.rdb");
+    let mut b = std::fs::read(corpus("gen70_strings.rdb")).unwrap();
+    b.extend_from_slice(b"xx");
+    std::fs::write(&padded, &b).unwrap();
+    let o = rdb(&["check", p(&padded)]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 bytes after the end of the dump (offset 1712)"));
     let o = rdb(&["check", "/nonexistent/dump.rdb"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/dump.rdb"));

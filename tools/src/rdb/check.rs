@@ -1,7 +1,7 @@
 //! `basalt-rdb check FILE`: like redis-check-rdb.
 
 use super::Result;
-use basalt_rdb::{Checksum, DecodeOptions, Item, MappedFile, ModuleMode};
+use basalt_rdb::{Checksum, DecodeOptions, Item, ModuleMode, Reader};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,18 +34,22 @@ pub struct Report {
     pub error: Option<(Option<u64>, String)>,
     /// Bytes read before the error (or the file size).
     pub offset: u64,
+    /// Bytes after the checksum (ignored by Redis).
+    pub trailing: u64,
 }
 
 /// Checks a file.
 pub fn check(path: &std::path::Path, quiet: bool, strict_modules: bool) -> Result<Report> {
-    let file = MappedFile::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let progress = super::Progress::new(file.bytes().len() as u64, quiet);
+    // Read through a buffer, not a map: the resident set stays small.
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = super::Progress::new(size, quiet);
     let opts = DecodeOptions {
         modules: if strict_modules { ModuleMode::Error } else { ModuleMode::Report },
         ..super::decode_options()
     };
-    let mut r = Report { keys: 0, expires: 0, checksum: None, error: None, offset: 0 };
-    let mut reader = match file.reader(opts) {
+    let mut r = Report { keys: 0, expires: 0, checksum: None, error: None, offset: 0, trailing: 0 };
+    let mut reader = match Reader::from_read(file, opts) {
         Ok(rd) => rd,
         Err(e) => {
             r.error = Some((e.offset(), e.to_string()));
@@ -72,11 +76,9 @@ pub fn check(path: &std::path::Path, quiet: bool, strict_modules: bool) -> Resul
     progress.finish();
     r.offset = reader.offset();
     r.checksum = reader.checksum();
-    if r.error.is_none() && (r.offset as usize) < file.bytes().len() {
-        r.error = Some((
-            Some(r.offset),
-            format!("{} bytes of trailing data after the end of the dump", file.bytes().len() - r.offset as usize),
-        ));
+    if r.error.is_none() && r.offset < size {
+        // Redis ignores them when loading, as redis-check-rdb does: a warning.
+        r.trailing = size - r.offset;
     }
     Ok(r)
 }
@@ -92,6 +94,9 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
                 Some(Checksum::Disabled) => println!("[info] checksum disabled (zero trailer)"),
                 Some(Checksum::NotPresent) | None => println!("[info] no checksum (RDB < 5)"),
                 Some(Checksum::Unchecked(c)) => println!("[info] checksum {c:016x} not verified"),
+            }
+            if r.trailing > 0 {
+                println!("[warning] {} bytes after the end of the dump (offset {}), ignored by Redis", r.trailing, r.offset);
             }
             println!("RDB looks OK");
             Ok(ExitCode::SUCCESS)
