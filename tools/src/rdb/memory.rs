@@ -275,12 +275,16 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
                     largest = largest.max(f.len() as u64).max(v.len() as u64);
                 }
             }
+            // As Redis 7.0's MEMORY USAGE: radix trees cost 16 bytes per
+            // element plus 244 per node (streamRadixTreeMemoryUsage), about
+            // one node per element.
+            let rax = |n: u64| 24 + 16 * n + (n + 1) * 244;
             let nodes = (s.entries.len() as u64).div_ceil(100).max(u64::from(!s.entries.is_empty()));
-            let mut total = ROBJ + 80 + nodes * (64 + 16) + lp + nodes * 7;
+            let mut total = ROBJ + 80 + rax(nodes) + malloc_size(lp + nodes * 7).max(lp);
             for g in &s.groups {
-                total += 96 + sds_size(g.name.len() as u64) + g.pel.len() as u64 * (48 + 32);
+                total += 40 + rax(g.pel.len() as u64) + g.pel.len() as u64 * 24 + rax(g.consumers.len() as u64);
                 for c in &g.consumers {
-                    total += 64 + sds_size(c.name.len() as u64) + c.pel.len() as u64 * 32;
+                    total += 32 + sds_size(c.name.len() as u64) + rax(c.pel.len() as u64);
                 }
             }
             (total, "stream", s.entries.len() as u64, largest)
