@@ -393,3 +393,35 @@ fn aof_directory_reads_like_the_saved_dump() {
     assert!(from_aof.len() > 20);
     assert_eq!(from_aof, lines(&saved));
 }
+
+/// `memory` estimates stay close to what Redis 7.0 itself reports with
+/// `MEMORY USAGE key SAMPLES 0` once the dump is loaded. Ours counts each
+/// dictEntry at its jemalloc size class (32) and the expires entry, Redis
+/// at sizeof (24) without it: allow 64 bytes or 25% (streams: 50%).
+#[test]
+fn memory_estimates_are_close_to_redis_memory_usage() {
+    if !redis_available() {
+        return;
+    }
+    let mut checked = 0;
+    for name in ["gen70_all_types", "redis_encodings", "gen70_hash_listpack", "gen70_set_hashtable", "gen70_list_quicklist", "gen70_strings", "gen70_stream_groups"] {
+        let src = corpus(&format!("{name}.rdb"));
+        let server = RedisServer::start(Some(&std::fs::read(&src).unwrap()));
+        let mut c = server.conn();
+        for item in MappedFile::open(&src).unwrap().reader(DecodeOptions::default()).unwrap() {
+            let Item::Entry(e) = item.unwrap() else { continue };
+            c.ok(&[b"SELECT", e.db.to_string().as_bytes()]);
+            let Resp::Int(redis) = c.ok(&[b"MEMORY", b"USAGE", &e.key, b"SAMPLES", b"0"]) else { continue };
+            let ours = basalt_tools::rdb::memory::estimate(&e).bytes as i64;
+            let slack = if matches!(e.value, Value::Stream(_)) { redis / 2 } else { (redis / 4).max(64) };
+            assert!(
+                (ours - redis).abs() <= slack,
+                "{name}: key {:?} ({}): estimate {ours}, MEMORY USAGE {redis}",
+                String::from_utf8_lossy(&e.key),
+                e.value.type_name()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked} keys checked");
+}
