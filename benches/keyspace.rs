@@ -5,7 +5,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn bench(c: &mut Criterion) {
     let ks = Keyspace::new(16, 64);
-    let keys: Vec<Vec<u8>> = (0..100_000).map(|i| format!("key:{i:08}").into_bytes()).collect();
+    let keys: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| format!("key:{i:08}").into_bytes())
+        .collect();
     for k in &keys {
         let h = Keyspace::hash(k);
         ks.lock(ks.shard_of(h)).dbs[0].insert(h, k, Entry::new(Value::from_bytes(b"value")));
@@ -28,7 +30,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for k in &keys {
                 let h = Keyspace::hash(k);
-                ks.lock(ks.shard_of(h)).dbs[0].insert(h, k, Entry::new(Value::from_bytes(&[b'v'; 64])));
+                ks.lock(ks.shard_of(h)).dbs[0].insert(
+                    h,
+                    k,
+                    Entry::new(Value::from_bytes(&[b'v'; 64])),
+                );
             }
         })
     });

@@ -22,7 +22,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut pos = 0;
             let mut n = 0;
-            while let Ok(Some(Parsed::Command { consumed })) = parse_request(&buf[pos..], &Limits::default(), &mut ranges) {
+            while let Ok(Some(Parsed::Command { consumed })) =
+                parse_request(&buf[pos..], &Limits::default(), &mut ranges)
+            {
                 pos += consumed;
                 n += 1;
             }
@@ -35,7 +37,9 @@ fn bench(c: &mut Criterion) {
         let mut ranges = Vec::new();
         b.iter(|| {
             let mut pos = 0;
-            while let Ok(Some(Parsed::Command { consumed })) = parse_request(&inline[pos..], &Limits::default(), &mut ranges) {
+            while let Ok(Some(Parsed::Command { consumed })) =
+                parse_request(&inline[pos..], &Limits::default(), &mut ranges)
+            {
                 pos += consumed;
             }
         })

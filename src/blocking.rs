@@ -131,7 +131,8 @@ pub struct Blocked {
 /// getTimeoutFromObjectOrReply: the absolute deadline in ms, 0 = none.
 pub fn parse_timeout(b: &[u8], now_ms: u64) -> Result<u64, commands::CmdError> {
     use commands::CmdError;
-    let v = crate::num::parse_f64(b).ok_or_else(|| CmdError::msg("ERR timeout is not a float or out of range"))?;
+    let v = crate::num::parse_f64(b)
+        .ok_or_else(|| CmdError::msg("ERR timeout is not a float or out of range"))?;
     let ms = (v * 1000.0).ceil();
     if ms > i64::MAX as f64 {
         // Redis 7.0 casts the overflowing value to a negative long long.
@@ -152,7 +153,14 @@ pub fn parse_timeout(b: &[u8], now_ms: u64) -> Result<u64, commands::CmdError> {
 
 /// Registers the current client as waiting on `keys` (the caller holds
 /// their locks) and leaves the reply to the connection.
-pub fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], kind: Kind, deadline_ms: u64, argv: &[&[u8]], null_array: bool) {
+pub fn block(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    kind: Kind,
+    deadline_ms: u64,
+    argv: &[&[u8]],
+    null_array: bool,
+) {
     // Inside MULTI/EXEC a blocking command does not block: it answers as
     // if its timeout had passed, as in Redis.
     if ctx.client.in_exec {
@@ -173,13 +181,30 @@ pub fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], kind: Kind, deadline_ms: u64, ar
             uniq.push(k.to_vec());
         }
     }
-    let w = Arc::new(Waiter { id: inner.next_id, db: ctx.client.db, keys: uniq, kind, resp3: ctx.out.resp3, tx: Mutex::new(Some(tx)) });
+    let w = Arc::new(Waiter {
+        id: inner.next_id,
+        db: ctx.client.db,
+        keys: uniq,
+        kind,
+        resp3: ctx.out.resp3,
+        tx: Mutex::new(Some(tx)),
+    });
     for k in &w.keys {
-        inner.queues.entry((w.db, k.clone())).or_default().push_back(w.clone());
+        inner
+            .queues
+            .entry((w.db, k.clone()))
+            .or_default()
+            .push_back(w.clone());
     }
     reg.count.fetch_add(1, Relaxed);
     drop(inner);
-    ctx.client.pending_block = Some(Blocked { waiter: w, rx, deadline_ms, argv: argv.iter().map(|a| a.to_vec()).collect(), null_array });
+    ctx.client.pending_block = Some(Blocked {
+        waiter: w,
+        rx,
+        deadline_ms,
+        argv: argv.iter().map(|a| a.to_vec()).collect(),
+        null_array,
+    });
 }
 
 /// Access to one locked key, for serving from any lock holder.
@@ -215,9 +240,18 @@ impl Slot for MultiSlot<'_, '_, '_> {
 /// Pops for `kind` from the value in `slot` if it has the right type and
 /// is non-empty: returns the reply (in `resp3` or RESP2) and the command
 /// to log. Deletes the key when emptied.
-pub fn pop_for(kind: Kind, key: &[u8], slot: &mut dyn Slot, resp3: bool, lim: &basalt_storage::Limits) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+pub fn pop_for(
+    kind: Kind,
+    key: &[u8],
+    slot: &mut dyn Slot,
+    resp3: bool,
+    lim: &basalt_storage::Limits,
+) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     let e = slot.entry()?;
-    let mut out = Reply { buf: Vec::with_capacity(64), resp3 };
+    let mut out = Reply {
+        buf: Vec::with_capacity(64),
+        resp3,
+    };
     let log: Vec<Vec<u8>>;
     match (kind, &mut e.value) {
         (Kind::List { front, count }, Value::List(l)) if !l.is_empty() => {
@@ -248,7 +282,11 @@ pub fn pop_for(kind: Kind, key: &[u8], slot: &mut dyn Slot, resp3: bool, lim: &b
         (Kind::ZSet { max, count }, Value::ZSet(z)) if !z.is_empty() => {
             let len = z.len();
             let n = count.unwrap_or(1).min(len);
-            let items = if max { z.collect(len - n, len - 1, true) } else { z.collect(0, n - 1, false) };
+            let items = if max {
+                z.collect(len - n, len - 1, true)
+            } else {
+                z.collect(0, n - 1, false)
+            };
             if max {
                 z.remove_ranks(len - n, len - 1);
             } else {
@@ -299,9 +337,13 @@ pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
             Some(e) => matches!(e.value, Value::List(_)),
             None => break,
         };
-        let Some(q) = inner.queues.get(&qkey) else { break };
+        let Some(q) = inner.queues.get(&qkey) else {
+            break;
+        };
         // The first waiter for this key's type (others stay blocked).
-        let Some(w) = q.iter().find(|w| w.kind.wants_list() == is_list).cloned() else { break };
+        let Some(w) = q.iter().find(|w| w.kind.wants_list() == is_list).cloned() else {
+            break;
+        };
         if w.kind == Kind::Move {
             inner.remove(&w);
             reg.count.fetch_sub(1, Relaxed);
@@ -311,7 +353,9 @@ pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
             }
             break;
         }
-        let Some((reply, log)) = pop_for(w.kind, key, slot, w.resp3, &lim) else { break };
+        let Some((reply, log)) = pop_for(w.kind, key, slot, w.resp3, &lim) else {
+            break;
+        };
         inner.remove(&w);
         reg.count.fetch_sub(1, Relaxed);
         let refs: Vec<&[u8]> = log.iter().map(|v| v.as_slice()).collect();
@@ -325,7 +369,14 @@ pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
 
 /// Waits for a registered block to be served, to time out or for the
 /// client to be killed, and writes the reply. Runs on the connection.
-pub async fn wait<R: tokio::io::AsyncRead + Unpin>(srv: &Shared, client: &mut ClientState, mut b: Blocked, reply: &mut Reply, now_ms: u64, peer: &mut R) {
+pub async fn wait<R: tokio::io::AsyncRead + Unpin>(
+    srv: &Shared,
+    client: &mut ClientState,
+    mut b: Blocked,
+    reply: &mut Reply,
+    now_ms: u64,
+    peer: &mut R,
+) {
     use tokio::io::AsyncReadExt;
     let mut tmp = vec![0u8; 4096];
     let deadline_ms = b.deadline_ms;
@@ -377,7 +428,14 @@ pub async fn wait<R: tokio::io::AsyncRead + Unpin>(srv: &Shared, client: &mut Cl
             Some(Served::Retry) => {
                 // Re-run the command: it moves now or blocks again.
                 let argv: Vec<&[u8]> = b.argv.iter().map(|a| a.as_slice()).collect();
-                let mut ctx = Ctx { srv, client, out: reply, now_ms: now_ms.max(crate::shared::unix_ms()), loading: false, txn: None };
+                let mut ctx = Ctx {
+                    srv,
+                    client,
+                    out: reply,
+                    now_ms: now_ms.max(crate::shared::unix_ms()),
+                    loading: false,
+                    txn: None,
+                };
                 commands::execute(&mut ctx, &argv);
                 match client.pending_block.take() {
                     Some(nb) => {
@@ -405,7 +463,13 @@ pub async fn wait<R: tokio::io::AsyncRead + Unpin>(srv: &Shared, client: &mut Cl
 /// The shared body of BLPOP, BRPOP, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP:
 /// type-check the keys in order and pop from the first non-empty one,
 /// or block on all of them.
-pub fn pop_or_block(ctx: &mut Ctx<'_>, argv: &[&[u8]], keys: &[&[u8]], kind: Kind, deadline_ms: u64) -> commands::CmdResult {
+pub fn pop_or_block(
+    ctx: &mut Ctx<'_>,
+    argv: &[&[u8]],
+    keys: &[&[u8]],
+    kind: Kind,
+    deadline_ms: u64,
+) -> commands::CmdResult {
     use crate::commands::coll::{list, zset};
     let lim = crate::commands::coll::limits(ctx);
     let mut ml = ctx.lock_keys(keys);
@@ -416,7 +480,11 @@ pub fn pop_or_block(ctx: &mut Ctx<'_>, argv: &[&[u8]], keys: &[&[u8]], kind: Kin
         } else {
             zset(e)?;
         }
-        let mut slot = MultiSlot { ml: &mut ml, i, key };
+        let mut slot = MultiSlot {
+            ml: &mut ml,
+            i,
+            key,
+        };
         if let Some((reply, log)) = pop_for(kind, key, &mut slot, ctx.out.resp3, &lim) {
             let refs: Vec<&[u8]> = log.iter().map(|v| v.as_slice()).collect();
             ctx.propagate(&refs);
@@ -437,7 +505,12 @@ pub fn pop_or_block(ctx: &mut Ctx<'_>, argv: &[&[u8]], keys: &[&[u8]], kind: Kin
 
 /// Parses `numkeys key... <left> | <right> [COUNT n]` from `a[at..]`
 /// (LMPOP, ZMPOP and their blocking forms): (keys, first word?, count).
-pub fn parse_mpop<'a>(a: &[&'a [u8]], at: usize, left: &str, right: &str) -> Result<(Vec<&'a [u8]>, bool, Option<usize>), commands::CmdError> {
+pub fn parse_mpop<'a>(
+    a: &[&'a [u8]],
+    at: usize,
+    left: &str,
+    right: &str,
+) -> Result<(Vec<&'a [u8]>, bool, Option<usize>), commands::CmdError> {
     use crate::commands::args::eq;
     use crate::commands::coll::ranged_msg;
     use crate::commands::CmdError;
@@ -457,7 +530,8 @@ pub fn parse_mpop<'a>(a: &[&'a [u8]], at: usize, left: &str, right: &str) -> Res
     let mut j = where_idx + 1;
     while j < a.len() {
         if count.is_none() && eq(a[j], "count") && j + 1 < a.len() {
-            count = Some(ranged_msg(a[j + 1], 1, i64::MAX, "count should be greater than 0")? as usize);
+            count =
+                Some(ranged_msg(a[j + 1], 1, i64::MAX, "count should be greater than 0")? as usize);
             j += 2;
         } else {
             return Err(CmdError::Syntax);

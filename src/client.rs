@@ -39,7 +39,8 @@ pub struct ClientHandle {
 impl ClientHandle {
     pub fn set_last_cmd(&self, e: &'static Entry) {
         // Entries live in a static table, so the pointer stays valid.
-        self.last_cmd.store(e as *const Entry as *mut Entry, Relaxed);
+        self.last_cmd
+            .store(e as *const Entry as *mut Entry, Relaxed);
     }
 
     pub fn last_cmd_name(&self) -> &'static str {
@@ -200,7 +201,10 @@ impl MultiState {
     /// The queued commands' argument vectors.
     pub fn commands(&self) -> impl Iterator<Item = Vec<&[u8]>> + '_ {
         self.cmds.iter().map(|&(first, n)| {
-            self.args[first as usize..(first + n) as usize].iter().map(|&(s, e)| &self.data[s as usize..e as usize]).collect()
+            self.args[first as usize..(first + n) as usize]
+                .iter()
+                .map(|&(s, e)| &self.data[s as usize..e as usize])
+                .collect()
         })
     }
 }

@@ -43,7 +43,10 @@ where
         let (limits, qlimit, timeout) = {
             let c = srv.config.read();
             (
-                Limits { max_bulk_len: c.proto_max_bulk_len as usize, ..Limits::default() },
+                Limits {
+                    max_bulk_len: c.proto_max_bulk_len as usize,
+                    ..Limits::default()
+                },
                 c.client_query_buffer_limit as usize,
                 c.timeout,
             )
@@ -126,11 +129,15 @@ where
                 if let Some(b) = client.pending_block.take() {
                     // A blocked pop: send what is pending first (as Redis
                     // does before blocking), then wait for it to be served.
-                    if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                    if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable)
+                        .await
+                        .is_err()
+                    {
                         break 'conn;
                     }
                     let (before, mode) = (reply.len(), client.reply_mode);
-                    crate::blocking::wait(&srv, &mut client, b, &mut reply, unix_ms(), &mut stream).await;
+                    crate::blocking::wait(&srv, &mut client, b, &mut reply, unix_ms(), &mut stream)
+                        .await;
                     apply_reply_mode(&mut client, &mut reply, before, mode);
                     if client.peer_closed {
                         break 'conn;
@@ -140,7 +147,18 @@ where
                     close = true;
                     break;
                 }
-                if reply.len() >= FLUSH_AT && flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
+                if reply.len() >= FLUSH_AT
+                    && flush_unless_killed(
+                        &srv,
+                        &handle,
+                        &mut stream,
+                        &mut reply,
+                        &mut wrote,
+                        &mut durable,
+                    )
+                    .await
+                    .is_err()
+                {
                     break 'conn;
                 }
             }
@@ -163,7 +181,18 @@ where
         if let Some(s) = &client.sub {
             s.drain_into(&mut reply.buf);
         }
-        if flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() || close {
+        if flush_unless_killed(
+            &srv,
+            &handle,
+            &mut stream,
+            &mut reply,
+            &mut wrote,
+            &mut durable,
+        )
+        .await
+        .is_err()
+            || close
+        {
             break;
         }
     }
@@ -174,14 +203,27 @@ where
 }
 
 /// Runs one command; returns true if it was a write.
-async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv: &[&[u8]], now_ms: u64) -> bool {
+async fn run_one(
+    srv: &Shared,
+    client: &mut ClientState,
+    reply: &mut Reply,
+    argv: &[&[u8]],
+    now_ms: u64,
+) -> bool {
     if srv.pause.until_ms.load(Relaxed) != 0 {
         wait_if_paused(srv, argv).await;
     }
     let before = reply.len();
     let mode_before = client.reply_mode;
     let f = {
-        let mut ctx = Ctx { srv, client, out: reply, now_ms, loading: false, txn: None };
+        let mut ctx = Ctx {
+            srv,
+            client,
+            out: reply,
+            now_ms,
+            loading: false,
+            txn: None,
+        };
         commands::execute(&mut ctx, argv)
     };
     if let Some(w) = client.pending_waitaof.take() {
@@ -212,7 +254,8 @@ async fn run_one(srv: &Shared, client: &mut ClientState, reply: &mut Reply, argv
 /// replicas, so a request for replica acks waits out the timeout (forever
 /// for 0, as Redis would with none connected) and reports 0.
 async fn waitaof(srv: &Shared, w: crate::client::WaitAof, reply: &mut Reply) {
-    let deadline = (w.timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(w.timeout_ms));
+    let deadline = (w.timeout_ms > 0)
+        .then(|| tokio::time::Instant::now() + Duration::from_millis(w.timeout_ms));
     let mut local = 0;
     if let Some(log) = srv.log.get() {
         let target = log.appended();
@@ -243,7 +286,12 @@ async fn waitaof(srv: &Shared, w: crate::client::WaitAof, reply: &mut Reply) {
     reply.int(0);
 }
 
-fn apply_reply_mode(client: &mut ClientState, reply: &mut Reply, before: usize, mode_before: ReplyMode) {
+fn apply_reply_mode(
+    client: &mut ClientState,
+    reply: &mut Reply,
+    before: usize,
+    mode_before: ReplyMode,
+) {
     match mode_before {
         ReplyMode::Off if client.reply_mode != ReplyMode::On => reply.buf.truncate(before),
         // CLIENT REPLY ON itself clears the skip and is answered.
@@ -289,7 +337,9 @@ async fn flush<S: AsyncWrite + Unpin>(
     }
     *wrote = false;
     stream.write_all(&reply.buf).await?;
-    srv.stats.net_output_bytes.fetch_add(reply.buf.len() as u64, Relaxed);
+    srv.stats
+        .net_output_bytes
+        .fetch_add(reply.buf.len() as u64, Relaxed);
     reply.buf.clear();
     if reply.buf.capacity() > 1 << 20 {
         reply.buf.shrink_to(64 * 1024);
@@ -322,7 +372,9 @@ async fn wait_if_paused(srv: &Shared, argv: &[&[u8]]) {
             return;
         }
         if srv.pause.writes_only.load(Relaxed) {
-            let is_write = commands::table().get(argv[0]).map_or(false, |e| e.spec.flags & flags::WRITE != 0);
+            let is_write = commands::table()
+                .get(argv[0])
+                .map_or(false, |e| e.spec.flags & flags::WRITE != 0);
             if !is_write {
                 return;
             }

@@ -45,7 +45,12 @@ pub fn from_rdb(v: &RdbValue, lim: &Limits) -> Result<Value, String> {
             }
             Value::Hash(h)
         }
-        other => return Err(format!("values of type '{}' are not supported by this Basalt build yet", other.type_name())),
+        other => {
+            return Err(format!(
+                "values of type '{}' are not supported by this Basalt build yet",
+                other.type_name()
+            ))
+        }
     })
 }
 
@@ -57,7 +62,11 @@ pub fn to_rdb(v: &Value) -> RdbValue {
         Value::Hash(h) => RdbValue::Hash(
             h.pairs()
                 .into_iter()
-                .map(|(f, v)| basalt_rdb::HashField { field: f.to_vec(), value: v.to_vec(), expire_ms: h.field_expire(f) })
+                .map(|(f, v)| basalt_rdb::HashField {
+                    field: f.to_vec(),
+                    value: v.to_vec(),
+                    expire_ms: h.field_expire(f),
+                })
                 .collect(),
         ),
         Value::Set(s) => RdbValue::Set(s.members()),

@@ -20,7 +20,9 @@ pub struct Counter {
 
 impl Default for Counter {
     fn default() -> Self {
-        Counter { slots: Default::default() }
+        Counter {
+            slots: Default::default(),
+        }
     }
 }
 
@@ -47,7 +49,9 @@ impl Counter {
     }
 
     pub fn load(&self, o: Ordering) -> u64 {
-        self.slots.iter().fold(0u64, |a, s| a.wrapping_add(s.0.load(o)))
+        self.slots
+            .iter()
+            .fold(0u64, |a, s| a.wrapping_add(s.0.load(o)))
     }
 
     /// Sets the total to `v` (for resets and the `dirty` rebase).

@@ -106,19 +106,36 @@ impl<'s> TxnScope<'s> {
             .iter_mut()
             // The shard lives inside the keyspace's mutex, not in the
             // guard, so the pointer stays valid while the guard lives.
-            .map(|(i, g)| HeldSlot { idx: *i, ptr: &mut **g as *mut Shard, busy: Cell::new(false) })
+            .map(|(i, g)| HeldSlot {
+                idx: *i,
+                ptr: &mut **g as *mut Shard,
+                busy: Cell::new(false),
+            })
             .collect();
-        let log = TxnLog { buf: Vec::with_capacity(512), ..TxnLog::default() };
-        TxnScope { slots, _guards: guards.into_iter().map(|(_, g)| g).collect(), log: RefCell::new(log) }
+        let log = TxnLog {
+            buf: Vec::with_capacity(512),
+            ..TxnLog::default()
+        };
+        TxnScope {
+            slots,
+            _guards: guards.into_iter().map(|(_, g)| g).collect(),
+            log: RefCell::new(log),
+        }
     }
 
     fn lend(&self, idx: usize) -> Option<HeldRef<'_>> {
         let s = &self.slots[self.slots.binary_search_by_key(&idx, |s| s.idx).ok()?];
-        assert!(!s.busy.replace(true), "shard {idx} lent twice inside a transaction");
+        assert!(
+            !s.busy.replace(true),
+            "shard {idx} lent twice inside a transaction"
+        );
         // SAFETY: the guard for this shard is alive as long as `self`
         // (in `_guards`), so the pointee is valid and locked by us; `busy`
         // guarantees this is the only live reference to it.
-        Some(HeldRef { shard: unsafe { &mut *s.ptr }, busy: &s.busy })
+        Some(HeldRef {
+            shard: unsafe { &mut *s.ptr },
+            busy: &s.busy,
+        })
     }
 
     fn held_max(&self) -> Option<usize> {
@@ -187,7 +204,9 @@ impl<'s, 'k> KeyLock<'s, 'k> {
     }
 
     pub fn remove(&mut self) -> Option<Entry> {
-        self.guard.dbs[self.db].remove(self.hash, self.key).map(|(_, e)| e)
+        self.guard.dbs[self.db]
+            .remove(self.hash, self.key)
+            .map(|(_, e)| e)
     }
 }
 
@@ -277,7 +296,13 @@ impl<'a> Ctx<'a> {
     /// returns them sorted by index.
     pub fn shards(&self, mut idx: Vec<usize>) -> Vec<(usize, ShardRef<'a>)> {
         match self.txn {
-            None => self.srv.ks.lock_many(idx).into_iter().map(|(i, g)| (i, ShardRef::Own(g))).collect(),
+            None => self
+                .srv
+                .ks
+                .lock_many(idx)
+                .into_iter()
+                .map(|(i, g)| (i, ShardRef::Own(g)))
+                .collect(),
             Some(_) => {
                 idx.sort_unstable();
                 idx.dedup();
@@ -288,12 +313,16 @@ impl<'a> Ctx<'a> {
 
     /// Every shard, in order (FLUSHALL, SWAPDB...).
     pub fn shards_all(&self) -> Vec<ShardRef<'a>> {
-        (0..self.srv.ks.num_shards()).map(|i| self.shard(i)).collect()
+        (0..self.srv.ks.num_shards())
+            .map(|i| self.shard(i))
+            .collect()
     }
 
     /// Key count of one database (each shard in turn).
     pub fn db_len(&self, db: usize) -> usize {
-        (0..self.srv.ks.num_shards()).map(|i| self.shard(i).dbs[db].len()).sum()
+        (0..self.srv.ks.num_shards())
+            .map(|i| self.shard(i).dbs[db].len())
+            .sum()
     }
 
     fn expire_if_needed(&self, g: &mut Shard, db: usize, hash: u64, key: &[u8]) {
@@ -315,7 +344,13 @@ impl<'a> Ctx<'a> {
         let mut guard = self.shard(self.srv.ks.shard_of(hash));
         let db = self.client.db;
         self.expire_if_needed(&mut guard, db, hash, key);
-        KeyLock { guard, db, hash, key, events: (!self.loading).then_some(self.srv) }
+        KeyLock {
+            guard,
+            db,
+            hash,
+            key,
+            events: (!self.loading).then_some(self.srv),
+        }
     }
 
     /// Locks `key`'s shard for reading: lazy expiry, hit/miss counters and
@@ -351,13 +386,26 @@ impl<'a> Ctx<'a> {
         let slots = hashes
             .iter()
             .zip(&idx)
-            .map(|(h, s)| (*h, guards.iter().position(|(gi, _)| gi == s).expect("locked above")))
+            .map(|(h, s)| {
+                (
+                    *h,
+                    guards
+                        .iter()
+                        .position(|(gi, _)| gi == s)
+                        .expect("locked above"),
+                )
+            })
             .collect::<Vec<_>>();
         for (i, key) in keys.iter().enumerate() {
             let (h, g) = slots[i];
             self.expire_if_needed(&mut guards[g].1, db, h, key);
         }
-        MultiLock { guards, db, slots, events: (!self.loading).then_some(self.srv) }
+        MultiLock {
+            guards,
+            db,
+            slots,
+            events: (!self.loading).then_some(self.srv),
+        }
     }
 
     /// Records a change in the current db: counts it for the save schedule
@@ -407,7 +455,9 @@ impl<'a> Ctx<'a> {
         self.srv.watches.touch_command(db, args);
         if self.srv.tracking.active() {
             let id = self.client.handle.id;
-            crate::watch::effect_keys(db, args, |_, k, _| self.srv.tracking.invalidate(k, Some(id), &self.srv.clients));
+            crate::watch::effect_keys(db, args, |_, k, _| {
+                self.srv.tracking.invalidate(k, Some(id), &self.srv.clients)
+            });
         }
     }
 }

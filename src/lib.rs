@@ -25,9 +25,9 @@ pub mod powerloss;
 pub mod pubsub;
 pub mod resp;
 pub mod server;
+pub mod shared;
 pub mod snapshot;
 pub mod tracking;
-pub mod shared;
 pub mod watch;
 
 /// The Redis version Basalt reports (HELLO, INFO): the command semantics

@@ -15,7 +15,11 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--version" || a == "-v") {
-        println!("basalt-server {} (redis_version {})", env!("CARGO_PKG_VERSION"), basalt::REDIS_VERSION);
+        println!(
+            "basalt-server {} (redis_version {})",
+            env!("CARGO_PKG_VERSION"),
+            basalt::REDIS_VERSION
+        );
         return;
     }
     let (cfg, warnings) = match config::from_args(&args) {
@@ -30,7 +34,11 @@ fn main() {
         tracing::warn!("{w}");
     }
     let threads = cfg.io_threads;
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("basalt-server: cannot start runtime: {e}");
@@ -58,17 +66,26 @@ fn main() {
         let _ = srv.me.set(Arc::downgrade(&srv));
         {
             // Replay in the background while clients get -LOADING.
-            srv.loading.store(true, std::sync::atomic::Ordering::Relaxed);
-            srv.loading_start_ms.store(basalt::shared::unix_ms(), std::sync::atomic::Ordering::Relaxed);
+            srv.loading
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            srv.loading_start_ms.store(
+                basalt::shared::unix_ms(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let s2 = srv.clone();
             std::thread::spawn(move || {
-                let r = if appendonly { basalt::persistence::open_log(&s2) } else { basalt::persistence::load_standalone_snapshot(&s2) };
+                let r = if appendonly {
+                    basalt::persistence::open_log(&s2)
+                } else {
+                    basalt::persistence::load_standalone_snapshot(&s2)
+                };
                 if let Err(e) = r {
                     tracing::error!("cannot load the data: {e}");
                     eprintln!("basalt-server: cannot load the data: {e}");
                     std::process::exit(1);
                 }
-                s2.loading.store(false, std::sync::atomic::Ordering::Relaxed);
+                s2.loading
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
             });
         }
         basalt::server::run(srv.clone(), listeners).await;
@@ -104,13 +121,23 @@ fn init_logging(cfg: &config::Config) {
         "nothing" => "off",
         _ => "info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BASALT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BASALT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if cfg.logfile.is_empty() {
         builder.with_writer(std::io::stderr).init();
     } else {
-        match std::fs::OpenOptions::new().create(true).append(true).open(&cfg.logfile) {
-            Ok(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cfg.logfile)
+        {
+            Ok(f) => builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init(),
             Err(e) => {
                 eprintln!("basalt-server: cannot open logfile {}: {e}", cfg.logfile);
                 std::process::exit(1);

@@ -27,7 +27,8 @@ pub const KEY_MISS: u32 = 1 << 11; // m
 pub const MODULE: u32 = 1 << 13; // d
 pub const NEW: u32 = 1 << 14; // n
 /// `A`: every class but `m` and `n`.
-pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+pub const ALL: u32 =
+    GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
 /// Parses a flags string; None on an unknown character.
 pub fn parse_flags(s: &str) -> Option<u32> {
@@ -62,7 +63,19 @@ pub fn flags_to_string(f: u32) -> String {
     if f & ALL == ALL {
         s.push('A');
     } else {
-        for (bit, c) in [(GENERIC, 'g'), (STRING, '$'), (LIST, 'l'), (SET, 's'), (HASH, 'h'), (ZSET, 'z'), (EXPIRED, 'x'), (EVICTED, 'e'), (STREAM, 't'), (MODULE, 'd'), (NEW, 'n')] {
+        for (bit, c) in [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ] {
             if f & bit != 0 {
                 s.push(c);
             }

@@ -6,7 +6,14 @@ extern "C" {
     fn basalt_fmt_g17(d: f64, out: *mut c_char, cap: c_int) -> c_int;
     fn basalt_parse_double(s: *const c_char, len: usize, v: *mut f64) -> c_int;
     fn basalt_strtod_whole(s: *const c_char, len: usize, v: *mut f64) -> c_int;
-    fn basalt_incrbyfloat(value: *const c_char, vlen: usize, incr: *const c_char, ilen: usize, out: *mut c_char, cap: c_int) -> c_int;
+    fn basalt_incrbyfloat(
+        value: *const c_char,
+        vlen: usize,
+        incr: *const c_char,
+        ilen: usize,
+        out: *mut c_char,
+        cap: c_int,
+    ) -> c_int;
 }
 
 /// Parses an i64 as Redis's `string2ll`: optional '-', digits, no spaces,
@@ -33,7 +40,10 @@ pub fn parse_u64(b: &[u8]) -> Option<u64> {
 /// The longest numeric prefix after leading spaces (C's `atof`/`atoi`
 /// grammar for decimal input): `[+-]digits[.digits][e[+-]digits]`.
 fn numeric_prefix(b: &[u8], float: bool) -> &[u8] {
-    let s = b.iter().position(|c| !c.is_ascii_whitespace() && *c != 0x0b).unwrap_or(b.len());
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace() && *c != 0x0b)
+        .unwrap_or(b.len());
     let b = &b[s..];
     let mut i = 0;
     let digits = |b: &[u8], mut i: usize| {
@@ -77,13 +87,19 @@ fn numeric_prefix(b: &[u8], float: bool) -> &[u8] {
 
 /// C `atof` for decimal input: the numeric prefix, 0 when there is none.
 pub fn atof(b: &[u8]) -> f64 {
-    std::str::from_utf8(numeric_prefix(b, true)).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0)
+    std::str::from_utf8(numeric_prefix(b, true))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// C `atoi`: the integer prefix, 0 when there is none (saturating).
 pub fn atoi(b: &[u8]) -> i64 {
     let p = numeric_prefix(b, false);
-    match std::str::from_utf8(p).ok().and_then(|s| s.parse::<i128>().ok()) {
+    match std::str::from_utf8(p)
+        .ok()
+        .and_then(|s| s.parse::<i128>().ok())
+    {
         Some(v) => v.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
         None => 0,
     }
@@ -98,7 +114,9 @@ pub fn parse_cursor(b: &[u8]) -> Option<u64> {
         Some(n) => &b[..n],
         None => b,
     };
-    if b.first().is_some_and(|c| c.is_ascii_whitespace() || *c == 0x0b) {
+    if b.first()
+        .is_some_and(|c| c.is_ascii_whitespace() || *c == 0x0b)
+    {
         return None;
     }
     if b.is_empty() {
@@ -166,7 +184,16 @@ pub fn incr_by_float(value: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, IncrF
         None => (std::ptr::null(), 0),
     };
     // SAFETY: pointers/lengths describe live slices; `buf` has `cap` bytes.
-    let n = unsafe { basalt_incrbyfloat(vp.cast(), vl, incr.as_ptr().cast(), incr.len(), buf.as_mut_ptr().cast(), buf.len() as c_int) };
+    let n = unsafe {
+        basalt_incrbyfloat(
+            vp.cast(),
+            vl,
+            incr.as_ptr().cast(),
+            incr.len(),
+            buf.as_mut_ptr().cast(),
+            buf.len() as c_int,
+        )
+    };
     match n {
         -1 => Err(IncrFloatError::ValueNotFloat),
         -2 => Err(IncrFloatError::IncrNotFloat),
@@ -197,14 +224,21 @@ mod tests {
 
     #[test]
     fn incrbyfloat_like_redis() {
-        let r = |v: Option<&str>, i: &str| incr_by_float(v.map(|s| s.as_bytes()), i.as_bytes()).ok().map(|b| String::from_utf8(b).unwrap());
+        let r = |v: Option<&str>, i: &str| {
+            incr_by_float(v.map(|s| s.as_bytes()), i.as_bytes())
+                .ok()
+                .map(|b| String::from_utf8(b).unwrap())
+        };
         assert_eq!(r(Some("10.5"), "0.1").as_deref(), Some("10.6"));
         assert_eq!(r(None, "5.0e3").as_deref(), Some("5000"));
         assert_eq!(r(Some("3.0e3"), "200").as_deref(), Some("3200"));
         assert_eq!(r(Some("1"), "-1").as_deref(), Some("0"));
         assert!(r(Some("abc"), "1").is_none());
         assert!(r(Some("1"), " 1").is_none());
-        assert!(matches!(incr_by_float(Some(b"1"), b"inf"), Err(IncrFloatError::NanOrInf)));
+        assert!(matches!(
+            incr_by_float(Some(b"1"), b"inf"),
+            Err(IncrFloatError::NanOrInf)
+        ));
     }
 
     #[test]

@@ -39,8 +39,18 @@ impl Monitors {
     /// Sends one executed command to every monitor, as Redis's
     /// `replicationFeedMonitors`: `+<unix s>.<us> [<db> <addr>] "arg" ...`.
     pub fn feed(&self, db: usize, addr: &str, argv: &[&[u8]], redact_from: usize) {
-        let us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
-        let mut line = format!("+{}.{:06} [{} {}]", us / 1_000_000, us % 1_000_000, db, addr).into_bytes();
+        let us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            us / 1_000_000,
+            us % 1_000_000,
+            db,
+            addr
+        )
+        .into_bytes();
         for (i, a) in argv.iter().enumerate() {
             line.extend_from_slice(b" ");
             if i >= redact_from {
@@ -103,7 +113,9 @@ impl SlowLog {
                 args.push(format!("... ({} more arguments)", argv.len() - argc + 1).into_bytes());
             } else if a.len() > SLOWLOG_MAX_STRING {
                 let mut v = a[..SLOWLOG_MAX_STRING].to_vec();
-                v.extend_from_slice(format!("... ({} more bytes)", a.len() - SLOWLOG_MAX_STRING).as_bytes());
+                v.extend_from_slice(
+                    format!("... ({} more bytes)", a.len() - SLOWLOG_MAX_STRING).as_bytes(),
+                );
                 args.push(v);
             } else {
                 args.push(a.to_vec());

@@ -30,7 +30,8 @@ pub struct DirLock {
 /// Creates `dir` if needed and locks it, so two servers never share it.
 pub fn lock_dir(dir: &Path) -> Result<DirLock, String> {
     use fs2::FileExt;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     let path = dir.join("basalt.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -39,7 +40,11 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock, String> {
         .open(&path)
         .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
     file.try_lock_exclusive().map_err(|_| {
-        format!("data directory {} is in use by another basalt-server (lock {} is held)", dir.display(), path.display())
+        format!(
+            "data directory {} is in use by another basalt-server (lock {} is held)",
+            dir.display(),
+            path.display()
+        )
     })?;
     Ok(DirLock { _file: file, path })
 }
@@ -67,21 +72,39 @@ pub fn replay_record(srv: &Shared, client: &mut ClientState, payload: &[u8]) -> 
         None => return Err("record shorter than its db header".into()),
     };
     if db >= srv.ks.num_dbs() {
-        return Err(format!("record names db {db}, but only {} databases are configured", srv.ks.num_dbs()));
+        return Err(format!(
+            "record names db {db}, but only {} databases are configured",
+            srv.ks.num_dbs()
+        ));
     }
     client.select(db);
     let mut ranges = Vec::new();
-    let limits = Limits { max_bulk_len: u32::MAX as usize, max_multibulk_len: u32::MAX as usize, max_inline_len: u32::MAX as usize };
+    let limits = Limits {
+        max_bulk_len: u32::MAX as usize,
+        max_multibulk_len: u32::MAX as usize,
+        max_inline_len: u32::MAX as usize,
+    };
     let mut reply = Reply::new(false);
     let now_ms = unix_ms();
     while !rest.is_empty() {
         let consumed = match parse_request(rest, &limits, &mut ranges) {
             Ok(Some(Parsed::Command { consumed })) => {
                 let argv: Vec<&[u8]> = ranges.iter().map(|r| &rest[r.clone()]).collect();
-                let mut ctx = Ctx { srv, client, out: &mut reply, now_ms, loading: true, txn: None };
+                let mut ctx = Ctx {
+                    srv,
+                    client,
+                    out: &mut reply,
+                    now_ms,
+                    loading: true,
+                    txn: None,
+                };
                 commands::execute(&mut ctx, &argv);
                 if reply.buf.first() == Some(&b'-') {
-                    return Err(format!("command {:?} failed: {}", String::from_utf8_lossy(argv[0]), String::from_utf8_lossy(&reply.buf).trim_end()));
+                    return Err(format!(
+                        "command {:?} failed: {}",
+                        String::from_utf8_lossy(argv[0]),
+                        String::from_utf8_lossy(&reply.buf).trim_end()
+                    ));
                 }
                 reply.buf.clear();
                 consumed
@@ -107,27 +130,48 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
         return Ok(None);
     }
     let t = Instant::now();
-    let file = basalt_rdb::MappedFile::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file =
+        basalt_rdb::MappedFile::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let now = unix_ms() as i64;
     let mut n = 0u64;
     let ndb = srv.ks.num_dbs() as u64;
     let lim = srv.config.read().limits;
-    for item in file.reader(basalt_rdb::DecodeOptions::default()).map_err(|e| format!("{}: {e}", path.display()))? {
+    for item in file
+        .reader(basalt_rdb::DecodeOptions::default())
+        .map_err(|e| format!("{}: {e}", path.display()))?
+    {
         let item = item.map_err(|e| format!("{}: {e}", path.display()))?;
-        let basalt_rdb::Item::Entry(e) = item else { continue };
+        let basalt_rdb::Item::Entry(e) = item else {
+            continue;
+        };
         if e.db >= ndb {
-            return Err(format!("{}: key in db {}, but only {ndb} databases are configured", path.display(), e.db));
+            return Err(format!(
+                "{}: key in db {}, but only {ndb} databases are configured",
+                path.display(),
+                e.db
+            ));
         }
         if matches!(e.expire_ms, Some(x) if x <= now) {
             continue;
         }
-        let v = crate::convert::from_rdb(&e.value, &lim).map_err(|m| format!("{}: key {:?}: {m}", path.display(), String::from_utf8_lossy(&e.key)))?;
-        let entry = basalt_storage::Entry::with_expire(v, e.expire_ms.map_or(0, |x| x.max(1) as u64));
+        let v = crate::convert::from_rdb(&e.value, &lim).map_err(|m| {
+            format!(
+                "{}: key {:?}: {m}",
+                path.display(),
+                String::from_utf8_lossy(&e.key)
+            )
+        })?;
+        let entry =
+            basalt_storage::Entry::with_expire(v, e.expire_ms.map_or(0, |x| x.max(1) as u64));
         let h = basalt_storage::Keyspace::hash(&e.key);
         srv.ks.lock(srv.ks.shard_of(h)).dbs[e.db as usize].insert(h, &e.key, entry);
         n += 1;
     }
-    tracing::info!("imported {n} keys from {} in {:.3}s", path.display(), t.elapsed().as_secs_f64());
+    tracing::info!(
+        "imported {n} keys from {} in {:.3}s",
+        path.display(),
+        t.elapsed().as_secs_f64()
+    );
     Ok(Some(n))
 }
 
@@ -144,7 +188,11 @@ pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
     let t = Instant::now();
     let (keys, _) = crate::snapshot::load(srv, &path)?;
     srv.loaded_keys.store(keys, Relaxed);
-    tracing::info!("snapshot {} loaded: {keys} keys in {:.3}s", path.display(), t.elapsed().as_secs_f64());
+    tracing::info!(
+        "snapshot {} loaded: {keys} keys in {:.3}s",
+        path.display(),
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -154,20 +202,45 @@ pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
 pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     let (dir, policy, recovery, simulate_power_loss, inject_faults) = {
         let c = srv.config.read();
-        let name = c.get("appenddirname").unwrap_or("appendonlydir").to_string();
-        let mode = if c.get("aof-load-truncated") == Some("no") { RecoveryMode::Strict } else { RecoveryMode::TruncateTail };
-        let mode = if c.get("aof-load-until-damage") == Some("yes") { RecoveryMode::LoadUntilDamage } else { mode };
+        let name = c
+            .get("appenddirname")
+            .unwrap_or("appendonlydir")
+            .to_string();
+        let mode = if c.get("aof-load-truncated") == Some("no") {
+            RecoveryMode::Strict
+        } else {
+            RecoveryMode::TruncateTail
+        };
+        let mode = if c.get("aof-load-until-damage") == Some("yes") {
+            RecoveryMode::LoadUntilDamage
+        } else {
+            mode
+        };
         let sim = c.get("debug-simulate-power-loss") == Some("yes");
         let faults = c.get("debug-aof-fault-injection") == Some("yes");
-        (c.dir.join(name), fsync_policy(&c.appendfsync), mode, sim, faults)
+        (
+            c.dir.join(name),
+            fsync_policy(&c.appendfsync),
+            mode,
+            sim,
+            faults,
+        )
     };
-    let mut opts = Options { fsync: policy, recovery, ..Options::default() };
+    let mut opts = Options {
+        fsync: policy,
+        recovery,
+        ..Options::default()
+    };
     if simulate_power_loss {
-        tracing::warn!("debug-simulate-power-loss is on: unsynced log writes are held in memory (test mode)");
+        tracing::warn!(
+            "debug-simulate-power-loss is on: unsynced log writes are held in memory (test mode)"
+        );
         opts.fs = Arc::new(crate::powerloss::PowerLossFs::default());
     }
     if inject_faults {
-        tracing::warn!("debug-aof-fault-injection is on: DEBUG AOF-FAULT can fail log writes (test mode)");
+        tracing::warn!(
+            "debug-aof-fault-injection is on: DEBUG AOF-FAULT can fail log writes (test mode)"
+        );
         let (fs, faults) = basalt_aof::fs::FaultFs::new(opts.fs.clone());
         opts.fs = Arc::new(fs);
         let _ = srv.aof_faults.set(faults);
@@ -181,12 +254,21 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     if let Some(snap) = rec.snapshot() {
         let path = dir.join(&snap.name);
         let t = Instant::now();
-        let (keys, covered) = crate::snapshot::load(srv, &path).map_err(|e| format!("cannot load snapshot: {e}"))?;
+        let (keys, covered) =
+            crate::snapshot::load(srv, &path).map_err(|e| format!("cannot load snapshot: {e}"))?;
         if covered != snap.covered.0 {
-            return Err(format!("{}: covers log position {covered}, the manifest says {}", path.display(), snap.covered.0));
+            return Err(format!(
+                "{}: covers log position {covered}, the manifest says {}",
+                path.display(),
+                snap.covered.0
+            ));
         }
         srv.loaded_keys.store(keys, Relaxed);
-        tracing::info!("snapshot {} loaded: {keys} keys in {:.3}s", snap.name, t.elapsed().as_secs_f64());
+        tracing::info!(
+            "snapshot {} loaded: {keys} keys in {:.3}s",
+            snap.name,
+            t.elapsed().as_secs_f64()
+        );
     }
     // A snapshot killed mid-write leaves a temp file; older snapshots whose
     // install was interrupted are not named by the manifest. Neither is
@@ -195,7 +277,8 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
         let keep = rec.snapshot().map(|s| s.name.clone());
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let stale = name.ends_with(".bsnap.tmp") || (name.ends_with(".bsnap") && Some(&name) != keep.as_ref());
+            let stale = name.ends_with(".bsnap.tmp")
+                || (name.ends_with(".bsnap") && Some(&name) != keep.as_ref());
             if stale {
                 tracing::info!("removing stale snapshot file {name}");
                 let _ = std::fs::remove_file(e.path());
@@ -211,16 +294,29 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         };
         let lsn = r.lsn;
-        replayer.push(r.payload).map_err(|e| format!("{}: record ending at log position {}: {e}", dir.display(), lsn.0))?;
+        replayer.push(r.payload).map_err(|e| {
+            format!(
+                "{}: record ending at log position {}: {e}",
+                dir.display(),
+                lsn.0
+            )
+        })?;
         n += 1;
         if n % 65536 == 0 {
             srv.loading_progress.store(n, Relaxed);
         }
     }
-    replayer.finish().map_err(|e| format!("{}: {e}", dir.display()))?;
+    replayer
+        .finish()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     let (log, report) = rec.finish().map_err(|e| e.to_string())?;
     if let Some(t) = &report.truncated {
-        tracing::warn!("log tail torn by a crash: truncated {} at offset {}, {} bytes dropped", t.path.display(), t.offset, t.dropped);
+        tracing::warn!(
+            "log tail torn by a crash: truncated {} at offset {}, {} bytes dropped",
+            t.path.display(),
+            t.offset,
+            t.dropped
+        );
     }
     if let Some(d) = &report.damage {
         tracing::warn!(
@@ -233,7 +329,10 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
         );
     }
     let secs = start.elapsed().as_secs_f64();
-    tracing::info!("log replayed: {n} records in {secs:.3}s ({:.0} records/s)", n as f64 / secs.max(1e-9));
+    tracing::info!(
+        "log replayed: {n} records in {secs:.3}s ({:.0} records/s)",
+        n as f64 / secs.max(1e-9)
+    );
     srv.stats.dirty.store(0, Relaxed);
     srv.attach_log(log);
     if let Some(n) = imported {
@@ -268,7 +367,10 @@ const REPLAY_BATCH: usize = 256;
 
 impl ParallelReplay {
     fn new(srv: Arc<Shared>) -> Self {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
         let mut workers = Vec::new();
         let mut joins = Vec::new();
         for i in 0..n {
@@ -304,13 +406,24 @@ impl ParallelReplay {
             joins.push(join);
         }
         let main_client = replay_client(&srv);
-        ParallelReplay { batches: vec![Vec::new(); n], srv, workers, joins, main_client, ranges: Vec::new() }
+        ParallelReplay {
+            batches: vec![Vec::new(); n],
+            srv,
+            workers,
+            joins,
+            main_client,
+            ranges: Vec::new(),
+        }
     }
 
     /// The single shard every key of `payload` lives in, if there is one.
     fn shard_of(&mut self, payload: &[u8]) -> Option<usize> {
         let body = payload.get(4..)?;
-        let limits = Limits { max_bulk_len: u32::MAX as usize, max_multibulk_len: u32::MAX as usize, max_inline_len: u32::MAX as usize };
+        let limits = Limits {
+            max_bulk_len: u32::MAX as usize,
+            max_multibulk_len: u32::MAX as usize,
+            max_inline_len: u32::MAX as usize,
+        };
         let consumed = match parse_request(body, &limits, &mut self.ranges) {
             Ok(Some(Parsed::Command { consumed })) => consumed,
             _ => return None,
@@ -341,7 +454,9 @@ impl ParallelReplay {
                 self.batches[w].push(payload.to_vec());
                 if self.batches[w].len() >= REPLAY_BATCH {
                     let b = std::mem::take(&mut self.batches[w]);
-                    self.workers[w].send(Job::Records(b)).map_err(|_| "replay worker stopped".to_string())?;
+                    self.workers[w]
+                        .send(Job::Records(b))
+                        .map_err(|_| "replay worker stopped".to_string())?;
                 }
                 Ok(())
             }
@@ -356,15 +471,19 @@ impl ParallelReplay {
         for (w, tx) in self.workers.iter().enumerate() {
             let b = std::mem::take(&mut self.batches[w]);
             if !b.is_empty() {
-                tx.send(Job::Records(b)).map_err(|_| "replay worker stopped".to_string())?;
+                tx.send(Job::Records(b))
+                    .map_err(|_| "replay worker stopped".to_string())?;
             }
         }
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(self.workers.len());
         for tx in &self.workers {
-            tx.send(Job::Barrier(done_tx.clone())).map_err(|_| "replay worker stopped".to_string())?;
+            tx.send(Job::Barrier(done_tx.clone()))
+                .map_err(|_| "replay worker stopped".to_string())?;
         }
         for _ in 0..self.workers.len() {
-            done_rx.recv().map_err(|_| "replay worker stopped".to_string())?;
+            done_rx
+                .recv()
+                .map_err(|_| "replay worker stopped".to_string())?;
         }
         Ok(())
     }
@@ -373,7 +492,8 @@ impl ParallelReplay {
         self.barrier()?;
         drop(std::mem::take(&mut self.workers));
         for j in std::mem::take(&mut self.joins) {
-            j.join().map_err(|_| "replay worker panicked".to_string())??;
+            j.join()
+                .map_err(|_| "replay worker panicked".to_string())??;
         }
         Ok(())
     }

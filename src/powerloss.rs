@@ -20,10 +20,16 @@ pub struct PowerLossFs {
 
 impl Fs for PowerLossFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn File>> {
-        Ok(Box::new(HeldFile { inner: self.inner.create(path)?, pending: Vec::new() }))
+        Ok(Box::new(HeldFile {
+            inner: self.inner.create(path)?,
+            pending: Vec::new(),
+        }))
     }
     fn open(&self, path: &Path) -> io::Result<Box<dyn File>> {
-        Ok(Box::new(HeldFile { inner: self.inner.open(path)?, pending: Vec::new() }))
+        Ok(Box::new(HeldFile {
+            inner: self.inner.open(path)?,
+            pending: Vec::new(),
+        }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.rename(from, to)
@@ -92,6 +98,10 @@ impl File for HeldFile {
 
     fn len(&self) -> io::Result<u64> {
         let base = self.inner.len()?;
-        Ok(self.pending.iter().map(|(o, d)| o + d.len() as u64).fold(base, u64::max))
+        Ok(self
+            .pending
+            .iter()
+            .map(|(o, d)| o + d.len() as u64)
+            .fold(base, u64::max))
     }
 }

@@ -46,7 +46,13 @@ struct Queue {
 
 impl Subscriber {
     pub fn new(handle: Arc<ClientHandle>, resp3: bool, limits: Arc<Limits>) -> Arc<Self> {
-        Arc::new(Subscriber { handle, limits, resp3: AtomicBool::new(resp3), queue: Mutex::new(Queue::default()), wake: tokio::sync::Notify::new() })
+        Arc::new(Subscriber {
+            handle,
+            limits,
+            resp3: AtomicBool::new(resp3),
+            queue: Mutex::new(Queue::default()),
+            wake: tokio::sync::Notify::new(),
+        })
     }
 
     /// Moves the frames to send after the current reply to `out`.
@@ -112,7 +118,11 @@ impl Subscriber {
         let was_empty = q.buf.is_empty();
         q.buf.extend_from_slice(frame);
         let len = q.buf.len() as u64;
-        let (hard, soft, secs) = (limits.hard.load(Relaxed), limits.soft.load(Relaxed), limits.soft_secs.load(Relaxed));
+        let (hard, soft, secs) = (
+            limits.hard.load(Relaxed),
+            limits.soft.load(Relaxed),
+            limits.soft_secs.load(Relaxed),
+        );
         let mut over = hard > 0 && len > hard;
         if soft > 0 && len > soft {
             match q.soft_since {
@@ -215,7 +225,8 @@ impl PubSub {
             let m = self.channels.read();
             if let Some(v) = m.get(channel) {
                 for s in v {
-                    n += s.push_frame(frames.get(s, FrameKind::Message, None, channel, msg)) as usize;
+                    n += s.push_frame(frames.get(s, FrameKind::Message, None, channel, msg))
+                        as usize;
                 }
             }
         }
@@ -225,7 +236,8 @@ impl PubSub {
                 if basalt_storage::glob_match(pat, channel, false) {
                     let mut pf = Frames::default();
                     for s in v {
-                        n += s.push_frame(pf.get(s, FrameKind::PMessage, Some(pat), channel, msg)) as usize;
+                        n += s.push_frame(pf.get(s, FrameKind::PMessage, Some(pat), channel, msg))
+                            as usize;
                     }
                 }
             }
@@ -249,7 +261,12 @@ impl PubSub {
     /// Channels (or shard channels) with at least one subscriber matching
     /// `pattern` (all when None).
     pub fn channels(&self, k: Kind, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
-        self.map(k).read().keys().filter(|c| pattern.map_or(true, |p| basalt_storage::glob_match(p, c, false))).cloned().collect()
+        self.map(k)
+            .read()
+            .keys()
+            .filter(|c| pattern.map_or(true, |p| basalt_storage::glob_match(p, c, false)))
+            .cloned()
+            .collect()
     }
 
     pub fn numsub(&self, k: Kind, channel: &[u8]) -> usize {
@@ -283,11 +300,21 @@ struct Frames {
 }
 
 impl Frames {
-    fn get(&mut self, s: &Subscriber, kind: FrameKind, pattern: Option<&[u8]>, channel: &[u8], msg: &[u8]) -> &[u8] {
+    fn get(
+        &mut self,
+        s: &Subscriber,
+        kind: FrameKind,
+        pattern: Option<&[u8]>,
+        channel: &[u8],
+        msg: &[u8],
+    ) -> &[u8] {
         let r3 = s.resp3.load(Relaxed);
         let slot = if r3 { &mut self.resp3 } else { &mut self.resp2 };
         slot.get_or_insert_with(|| {
-            let mut r = crate::resp::Reply { buf: Vec::with_capacity(32 + channel.len() + msg.len()), resp3: r3 };
+            let mut r = crate::resp::Reply {
+                buf: Vec::with_capacity(32 + channel.len() + msg.len()),
+                resp3: r3,
+            };
             let name: &[u8] = match kind {
                 FrameKind::Message => b"message",
                 FrameKind::PMessage => b"pmessage",

@@ -23,7 +23,11 @@ fn bind_addr(entry: &str, port: u16) -> (Option<SocketAddr>, bool) {
         "::*" => "::",
         h => h,
     };
-    let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     (addr.parse().ok(), optional)
 }
 
@@ -36,7 +40,11 @@ pub struct Listeners {
 /// name the address.
 pub async fn bind(cfg: &Config) -> Result<Listeners, String> {
     let mut tcp = Vec::new();
-    let binds = if cfg.bind.is_empty() { vec!["127.0.0.1".to_string()] } else { cfg.bind.clone() };
+    let binds = if cfg.bind.is_empty() {
+        vec!["127.0.0.1".to_string()]
+    } else {
+        cfg.bind.clone()
+    };
     let mut port = cfg.port;
     for b in &binds {
         let (addr, optional) = bind_addr(b, port);
@@ -59,7 +67,10 @@ pub async fn bind(cfg: &Config) -> Result<Listeners, String> {
         None
     } else {
         let _ = std::fs::remove_file(&cfg.unixsocket);
-        Some(UnixListener::bind(&cfg.unixsocket).map_err(|e| format!("could not bind unix socket {}: {e}", cfg.unixsocket))?)
+        Some(
+            UnixListener::bind(&cfg.unixsocket)
+                .map_err(|e| format!("could not bind unix socket {}: {e}", cfg.unixsocket))?,
+        )
     };
     Ok(Listeners { tcp, unix })
 }
@@ -69,7 +80,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
     // Install signal handlers before announcing the port, so a SIGTERM
     // right after start is a clean shutdown, not the default kill.
     use tokio::signal::unix::{signal, SignalKind};
-    let sigs = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let sigs = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => Some((t, i)),
         _ => None,
     };
@@ -82,7 +96,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
     }
     if let Some(u) = &listeners.unix {
         if let Ok(a) = u.local_addr() {
-            println!("basalt-server listening on unix {:?}", a.as_pathname().unwrap_or(std::path::Path::new("")));
+            println!(
+                "basalt-server listening on unix {:?}",
+                a.as_pathname().unwrap_or(std::path::Path::new(""))
+            );
         }
     }
     use std::io::Write;
@@ -180,7 +197,9 @@ fn admit(srv: &Shared) -> bool {
 
 async fn reject(mut sock: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
-    let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+    let _ = sock
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
 }
 
 /// Starts snapshots when due: a scheduled BGSAVE/BGREWRITEAOF, the `save
@@ -206,18 +225,28 @@ async fn persistence_cron(srv: Arc<Shared>) {
         let (points, pct, min_size) = {
             let c = srv.config.read();
             let num = |n: &str| c.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            (c.save_points(), num("auto-aof-rewrite-percentage"), num("auto-aof-rewrite-min-size"))
+            (
+                c.save_points(),
+                num("auto-aof-rewrite-percentage"),
+                num("auto-aof-rewrite-min-size"),
+            )
         };
         let mut due = srv.snap_scheduled.swap(false, Relaxed);
         // After a failed save, retry no sooner than 5 s (Redis's rule).
-        let failed_recently = !srv.snap.last_ok.load(Relaxed) && srv.snap.saves.load(Relaxed) + 1 > 1 && now.saturating_sub(last) < 5;
+        let failed_recently = !srv.snap.last_ok.load(Relaxed)
+            && srv.snap.saves.load(Relaxed) + 1 > 1
+            && now.saturating_sub(last) < 5;
         if !failed_recently {
-            due |= points.iter().any(|&(secs, changes)| dirty >= changes && now.saturating_sub(last) >= secs);
+            due |= points
+                .iter()
+                .any(|&(secs, changes)| dirty >= changes && now.saturating_sub(last) >= secs);
         }
         if let (Some(log), true) = (srv.log.get(), pct > 0) {
             let st = log.status();
             let base = st.base_size.max(1);
-            if st.current_size >= min_size && st.current_size.saturating_sub(base) * 100 / base >= pct {
+            if st.current_size >= min_size
+                && st.current_size.saturating_sub(base) * 100 / base >= pct
+            {
                 due = true;
             }
         }
@@ -241,7 +270,10 @@ async fn log_health(srv: Arc<Shared>) {
                 if st.last_write_ok {
                     tracing::info!("log writes succeed again; accepting writes");
                 } else {
-                    tracing::error!("log write failed: {}; refusing writes until it recovers", st.last_error.clone().unwrap_or_default());
+                    tracing::error!(
+                        "log write failed: {}; refusing writes until it recovers",
+                        st.last_error.clone().unwrap_or_default()
+                    );
                 }
             }
             *srv.log_error.lock() = st.last_error.unwrap_or_default();
@@ -250,12 +282,17 @@ async fn log_health(srv: Arc<Shared>) {
     }
 }
 
-async fn signals(srv: Arc<Shared>, mut term: tokio::signal::unix::Signal, mut int: tokio::signal::unix::Signal) {
+async fn signals(
+    srv: Arc<Shared>,
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
     tokio::select! {
         _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
         _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
     }
-    srv.shutdown.send_replace(Some(crate::shared::ShutdownKind::Default));
+    srv.shutdown
+        .send_replace(Some(crate::shared::ShutdownKind::Default));
 }
 
 /// The active expiry cycle: `hz` times a second, sweep shards for keys
@@ -292,7 +329,12 @@ async fn expire_cycle(srv: Arc<Shared>) {
                 }
                 let cursor = g.expire_cursor[db];
                 let mut removed: Vec<basalt_storage::CompactBytes> = Vec::new();
-                let next = g.dbs[db].retain_from(cursor, 64, |_, e| !e.is_expired(now), |k, _| removed.push(k));
+                let next = g.dbs[db].retain_from(
+                    cursor,
+                    64,
+                    |_, e| !e.is_expired(now),
+                    |k, _| removed.push(k),
+                );
                 g.expire_cursor[db] = next;
                 for k in &removed {
                     srv.stats.expired_keys.fetch_add(1, Relaxed);

@@ -1,8 +1,8 @@
 //! State shared by every connection: the keyspace, configuration, client
 //! registry and counters.
 
-use std::collections::HashMap;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use crate::counter::Counter;
@@ -140,7 +140,10 @@ pub enum ShutdownKind {
 }
 
 pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Shared {
@@ -200,11 +203,22 @@ impl Shared {
         let c = self.config.read();
         self.notify_flags.store(c.notify_flags, Relaxed);
         let num = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok());
-        self.slowlog_us.store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);
-        self.slowlog_max.store(num("slowlog-max-len").unwrap_or(128).max(0) as u64, Relaxed);
-        self.latency_ms.store(num("latency-monitor-threshold").unwrap_or(0).max(0) as u64, Relaxed);
-        self.tracking.max_keys.store(num("tracking-table-max-keys").unwrap_or(1_000_000).max(0) as usize, Relaxed);
-        if let Some((hard, soft, secs)) = c.get("client-output-buffer-limit").and_then(crate::pubsub::parse_limits) {
+        self.slowlog_us
+            .store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);
+        self.slowlog_max
+            .store(num("slowlog-max-len").unwrap_or(128).max(0) as u64, Relaxed);
+        self.latency_ms.store(
+            num("latency-monitor-threshold").unwrap_or(0).max(0) as u64,
+            Relaxed,
+        );
+        self.tracking.max_keys.store(
+            num("tracking-table-max-keys").unwrap_or(1_000_000).max(0) as usize,
+            Relaxed,
+        );
+        if let Some((hard, soft, secs)) = c
+            .get("client-output-buffer-limit")
+            .and_then(crate::pubsub::parse_limits)
+        {
             let l = &self.pubsub.limits;
             l.hard.store(hard, Relaxed);
             l.soft.store(soft, Relaxed);
@@ -264,7 +278,13 @@ impl Shared {
         }
         let sn = &self.snap;
         let in_prog = sn.in_progress.load(Relaxed);
-        let ok = if sn.last_ok.load(Relaxed) || sn.saves.load(Relaxed) == 0 && sn.last_error.lock().is_empty() { "ok" } else { "err" };
+        let ok = if sn.last_ok.load(Relaxed)
+            || sn.saves.load(Relaxed) == 0 && sn.last_error.lock().is_empty()
+        {
+            "ok"
+        } else {
+            "err"
+        };
         let last_time = match sn.last_save_time.load(Relaxed) {
             0 => self.start_unix_secs,
             t => t,

@@ -169,7 +169,10 @@ fn get_count(b: &[u8], pos: &mut usize) -> Result<usize, String> {
 
 fn get_bytes<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a [u8], String> {
     let n = get_varint(b, pos)? as usize;
-    let end = pos.checked_add(n).filter(|&e| e <= b.len()).ok_or("length past the end of the chunk")?;
+    let end = pos
+        .checked_add(n)
+        .filter(|&e| e <= b.len())
+        .ok_or("length past the end of the chunk")?;
     let s = &b[*pos..end];
     *pos = end;
     Ok(s)
@@ -177,7 +180,11 @@ fn get_bytes<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a [u8], String> {
 
 /// Decodes one entry; returns (db, key, entry). `lim` chooses the
 /// encodings of collections as they are rebuilt.
-pub fn decode_entry<'a>(b: &'a [u8], pos: &mut usize, lim: &basalt_storage::Limits) -> Result<(u32, &'a [u8], Entry), String> {
+pub fn decode_entry<'a>(
+    b: &'a [u8],
+    pos: &mut usize,
+    lim: &basalt_storage::Limits,
+) -> Result<(u32, &'a [u8], Entry), String> {
     let db = u32::try_from(get_varint(b, pos)?).map_err(|_| "db out of range")?;
     let key = get_bytes(b, pos)?;
     let expire_at = get_varint(b, pos)?;
@@ -237,7 +244,9 @@ pub fn decode_entry<'a>(b: &'a [u8], pos: &mut usize, lim: &basalt_storage::Limi
                 let m = get_bytes(b, pos)?;
                 let raw = b.get(*pos..*pos + 8).ok_or("entry truncated")?;
                 *pos += 8;
-                let score = f64::from_bits(u64::from_le_bytes(raw.try_into().map_err(|_| "entry truncated")?));
+                let score = f64::from_bits(u64::from_le_bytes(
+                    raw.try_into().map_err(|_| "entry truncated")?,
+                ));
                 if score.is_nan() {
                     return Err("NaN score".into());
                 }
@@ -327,7 +336,8 @@ pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     let start = Instant::now();
     let res = take_inner(srv);
     let st = &srv.snap;
-    st.last_duration_ms.store(start.elapsed().as_millis() as u64, Relaxed);
+    st.last_duration_ms
+        .store(start.elapsed().as_millis() as u64, Relaxed);
     match &res {
         Ok(_) => {
             st.last_ok.store(true, Relaxed);
@@ -347,7 +357,10 @@ pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
 
 fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     let ks = &srv.ks;
-    let sink = Arc::new(Sink { buf: Mutex::new((Vec::new(), 0)), peak: AtomicU64::new(0) });
+    let sink = Arc::new(Sink {
+        buf: Mutex::new((Vec::new(), 0)),
+        peak: AtomicU64::new(0),
+    });
     let epoch = srv.snap.epoch.fetch_add(1, Relaxed) + 1;
     let epoch32 = (epoch & 0xffff_ffff) as u32;
     // The cut: with every shard locked, no command is between applying a
@@ -360,20 +373,28 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
             }
         }
         let covered = match srv.log.get() {
-            Some(l) => l.begin_rotate().map_err(|e| {
-                for g in guards.iter_mut() {
-                    for d in g.dbs.iter_mut() {
-                        d.abort_snapshot();
-                    }
-                }
-                format!("ERR cannot cut the log: {e}")
-            })?.0,
+            Some(l) => {
+                l.begin_rotate()
+                    .map_err(|e| {
+                        for g in guards.iter_mut() {
+                            for d in g.dbs.iter_mut() {
+                                d.abort_snapshot();
+                            }
+                        }
+                        format!("ERR cannot cut the log: {e}")
+                    })?
+                    .0
+            }
             None => 0,
         };
         (covered, srv.stats.dirty.load(Relaxed))
     };
     let dir = snapshot_dir(srv);
-    let name = if srv.log.get().is_some() { format!("snapshot-{covered:020}-{epoch}.bsnap") } else { STANDALONE_NAME.to_string() };
+    let name = if srv.log.get().is_some() {
+        format!("snapshot-{covered:020}-{epoch}.bsnap")
+    } else {
+        STANDALONE_NAME.to_string()
+    };
     let tmp = dir.join(format!("{name}.tmp"));
     let result = write_file(srv, &sink, &tmp, covered, epoch);
     if let Err(e) = result {
@@ -389,9 +410,13 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     let path = dir.join(&name);
     std::fs::rename(&tmp, &path).map_err(|e| format!("ERR rename {}: {e}", tmp.display()))?;
     sync_dir(&dir).map_err(|e| format!("ERR fsync {}: {e}", dir.display()))?;
-    srv.snap.last_extra_bytes.store(sink.peak.load(Relaxed), Relaxed);
+    srv.snap
+        .last_extra_bytes
+        .store(sink.peak.load(Relaxed), Relaxed);
     if let Some(log) = srv.log.get() {
-        let report = log.install_snapshot(&name, basalt_aof::Lsn(covered)).map_err(|e| format!("ERR installing snapshot: {e}"))?;
+        let report = log
+            .install_snapshot(&name, basalt_aof::Lsn(covered))
+            .map_err(|e| format!("ERR installing snapshot: {e}"))?;
         if let Some(prev) = report.previous_snapshot {
             if prev.name != name {
                 let _ = std::fs::remove_file(dir.join(&prev.name));
@@ -400,7 +425,9 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
         srv.snap.rewrites.fetch_add(1, Relaxed);
     }
     let now_dirty = srv.stats.dirty.load(Relaxed);
-    srv.stats.dirty.store(now_dirty.saturating_sub(dirty_at_cut), Relaxed);
+    srv.stats
+        .dirty
+        .store(now_dirty.saturating_sub(dirty_at_cut), Relaxed);
     tracing::info!("snapshot {name} written (covers log position {covered})");
     Ok((name, covered))
 }
@@ -409,9 +436,20 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-fn write_file(srv: &Shared, sink: &Arc<Sink>, tmp: &Path, covered: u64, epoch: u64) -> std::io::Result<()> {
+fn write_file(
+    srv: &Shared,
+    sink: &Arc<Sink>,
+    tmp: &Path,
+    covered: u64,
+    epoch: u64,
+) -> std::io::Result<()> {
     let f = std::fs::File::create(tmp)?;
-    let mut w = ChunkWriter { file: std::io::BufWriter::with_capacity(1 << 20, f), crc_totals: crc32fast::Hasher::new(), keys: 0, chunks: 0 };
+    let mut w = ChunkWriter {
+        file: std::io::BufWriter::with_capacity(1 << 20, f),
+        crc_totals: crc32fast::Hasher::new(),
+        keys: 0,
+        chunks: 0,
+    };
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -421,7 +459,11 @@ fn write_file(srv: &Shared, sink: &Arc<Sink>, tmp: &Path, covered: u64, epoch: u
     let ks = &srv.ks;
     let mut raw = Vec::with_capacity(CHUNK_RAW + 4096);
     let mut raw_entries = 0u64;
-    let drain = |w: &mut ChunkWriter, raw: &mut Vec<u8>, raw_entries: &mut u64, force: bool| -> std::io::Result<()> {
+    let drain = |w: &mut ChunkWriter,
+                 raw: &mut Vec<u8>,
+                 raw_entries: &mut u64,
+                 force: bool|
+     -> std::io::Result<()> {
         {
             let mut g = sink.buf.lock();
             raw.extend_from_slice(&g.0);
@@ -488,7 +530,8 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     // SAFETY: the file is ours (data dir locked) and not modified while
     // mapped; it was renamed into place complete and fsynced.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("{}: mmap: {e}", path.display()))?;
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| format!("{}: mmap: {e}", path.display()))?;
     let b: &[u8] = &map;
     let at = |off: usize, what: &str| format!("{}: offset {off}: {what}", path.display());
     if b.len() < HEADER_LEN + 32 || &b[0..8] != MAGIC {
@@ -504,13 +547,17 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     let mut pos = HEADER_LEN;
     let mut crc_totals = crc32fast::Hasher::new();
     let (keys, nchunks) = loop {
-        let h = b.get(pos..pos + CHUNK_HEADER_LEN).ok_or_else(|| at(pos, "truncated (no trailer)"))?;
+        let h = b
+            .get(pos..pos + CHUNK_HEADER_LEN)
+            .ok_or_else(|| at(pos, "truncated (no trailer)"))?;
         let comp = u32::from_le_bytes(h[0..4].try_into().unwrap_or_default()) as usize;
         let raw = u32::from_le_bytes(h[4..8].try_into().unwrap_or_default()) as usize;
         let entries = u32::from_le_bytes(h[8..12].try_into().unwrap_or_default());
         let crc = u32::from_le_bytes(h[12..16].try_into().unwrap_or_default());
         if comp == 0 && raw == 0 && entries == 0 {
-            let totals = b.get(pos + 16..pos + 32).ok_or_else(|| at(pos, "truncated trailer"))?;
+            let totals = b
+                .get(pos + 16..pos + 32)
+                .ok_or_else(|| at(pos, "truncated trailer"))?;
             crc_totals.update(totals);
             if crc_totals.finalize() != crc {
                 return Err(at(pos, "trailer checksum mismatch"));
@@ -520,7 +567,10 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
             break (keys, n);
         }
         if comp > MAX_CHUNK || raw > MAX_CHUNK {
-            return Err(at(pos, &format!("chunk length {comp}/{raw} exceeds the limit")));
+            return Err(at(
+                pos,
+                &format!("chunk length {comp}/{raw} exceeds the limit"),
+            ));
         }
         crc_totals.update(h);
         let start = pos + CHUNK_HEADER_LEN;
@@ -534,29 +584,39 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
         return Err(at(pos, "chunk count does not match the trailer"));
     }
     let lim = srv.config.read().limits;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(chunks.len().max(1));
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(chunks.len().max(1));
     let next = AtomicU64::new(0);
     let loaded = AtomicU64::new(0);
     let err: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|sc| {
         for _ in 0..threads {
-            sc.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Relaxed) as usize;
-                    let Some(&(start, comp, raw, crc)) = chunks.get(i) else { break };
-                    if err.lock().is_some() {
-                        break;
+            sc.spawn(|| loop {
+                let i = next.fetch_add(1, Relaxed) as usize;
+                let Some(&(start, comp, raw, crc)) = chunks.get(i) else {
+                    break;
+                };
+                if err.lock().is_some() {
+                    break;
+                }
+                let r = load_chunk(
+                    &srv.ks,
+                    &b[start..start + comp],
+                    raw,
+                    crc,
+                    srv.ks.num_dbs(),
+                    &lim,
+                );
+                match r {
+                    Ok(n) => {
+                        loaded.fetch_add(n, Relaxed);
+                        srv.loading_progress.fetch_add(n, Relaxed);
                     }
-                    let r = load_chunk(&srv.ks, &b[start..start + comp], raw, crc, srv.ks.num_dbs(), &lim);
-                    match r {
-                        Ok(n) => {
-                            loaded.fetch_add(n, Relaxed);
-                            srv.loading_progress.fetch_add(n, Relaxed);
-                        }
-                        Err(e) => {
-                            *err.lock() = Some(at(start - CHUNK_HEADER_LEN, &e));
-                            break;
-                        }
+                    Err(e) => {
+                        *err.lock() = Some(at(start - CHUNK_HEADER_LEN, &e));
+                        break;
                     }
                 }
             });
@@ -567,16 +627,27 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     }
     let n = loaded.load(Relaxed);
     if n != keys {
-        return Err(at(pos, &format!("trailer says {keys} keys, chunks held {n}")));
+        return Err(at(
+            pos,
+            &format!("trailer says {keys} keys, chunks held {n}"),
+        ));
     }
     Ok((n, covered))
 }
 
-fn load_chunk(ks: &Keyspace, comp: &[u8], raw_len: usize, crc: u32, ndb: usize, lim: &basalt_storage::Limits) -> Result<u64, String> {
+fn load_chunk(
+    ks: &Keyspace,
+    comp: &[u8],
+    raw_len: usize,
+    crc: u32,
+    ndb: usize,
+    lim: &basalt_storage::Limits,
+) -> Result<u64, String> {
     if crc32fast::hash(comp) != crc {
         return Err("chunk checksum mismatch".into());
     }
-    let raw = zstd::bulk::decompress(comp, raw_len).map_err(|e| format!("chunk does not decompress: {e}"))?;
+    let raw = zstd::bulk::decompress(comp, raw_len)
+        .map_err(|e| format!("chunk does not decompress: {e}"))?;
     if raw.len() != raw_len {
         return Err("chunk size differs from its header".into());
     }
@@ -585,7 +656,9 @@ fn load_chunk(ks: &Keyspace, comp: &[u8], raw_len: usize, crc: u32, ndb: usize, 
     while pos < raw.len() {
         let (db, key, entry) = decode_entry(&raw, &mut pos, lim)?;
         if db as usize >= ndb {
-            return Err(format!("entry for db {db}, but only {ndb} databases are configured"));
+            return Err(format!(
+                "entry for db {db}, but only {ndb} databases are configured"
+            ));
         }
         let h = Keyspace::hash(key);
         ks.lock(ks.shard_of(h)).dbs[db as usize].insert(h, key, entry);
@@ -600,14 +673,24 @@ mod tests {
 
     #[test]
     fn entry_roundtrip() {
-        let cases = [Value::Int(0), Value::Int(-1), Value::Int(i64::MIN), Value::Int(i64::MAX), Value::Str(b"hello"[..].into()), Value::Raw(vec![0u8; 300].into())];
+        let cases = [
+            Value::Int(0),
+            Value::Int(-1),
+            Value::Int(i64::MIN),
+            Value::Int(i64::MAX),
+            Value::Str(b"hello"[..].into()),
+            Value::Raw(vec![0u8; 300].into()),
+        ];
         for (i, v) in cases.into_iter().enumerate() {
             let e = Entry::with_expire(v, i as u64 * 1000);
             let mut out = Vec::new();
             encode_entry(i as u32, b"key", &e, &mut out);
             let mut pos = 0;
             let (db, key, d) = decode_entry(&out, &mut pos, &Default::default()).unwrap();
-            assert_eq!((db, key, d.expire_at, pos), (i as u32, &b"key"[..], e.expire_at, out.len()));
+            assert_eq!(
+                (db, key, d.expire_at, pos),
+                (i as u32, &b"key"[..], e.expire_at, out.len())
+            );
             let same = match (&e.value, &d.value) {
                 (Value::Int(a), Value::Int(b)) => a == b,
                 (Value::Str(a), Value::Str(b)) | (Value::Raw(a), Value::Raw(b)) => a == b,
@@ -620,13 +703,26 @@ mod tests {
     #[test]
     fn truncated_entries_are_errors() {
         let mut out = Vec::new();
-        encode_entry(0, b"key", &Entry::new(Value::Str(b"value"[..].into())), &mut out);
+        encode_entry(
+            0,
+            b"key",
+            &Entry::new(Value::Str(b"value"[..].into())),
+            &mut out,
+        );
         for cut in 0..out.len() {
             let mut pos = 0;
-            assert!(decode_entry(&out[..cut], &mut pos, &Default::default()).is_err(), "cut {cut}");
+            assert!(
+                decode_entry(&out[..cut], &mut pos, &Default::default()).is_err(),
+                "cut {cut}"
+            );
         }
         // A length claiming more than the chunk holds.
         let mut pos = 0;
-        assert!(decode_entry(&[0, 0xff, 0xff, 0xff, 0xff, 0x0f], &mut pos, &Default::default()).is_err());
+        assert!(decode_entry(
+            &[0, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            &mut pos,
+            &Default::default()
+        )
+        .is_err());
     }
 }

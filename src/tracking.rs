@@ -71,7 +71,12 @@ impl Tracking {
             let t = self.table.lock();
             (t.len(), t.values().map(|v| v.len()).sum())
         };
-        let mut prefixes: Vec<Vec<u8>> = self.clients.read().values().flat_map(|o| o.prefixes.iter().cloned()).collect();
+        let mut prefixes: Vec<Vec<u8>> = self
+            .clients
+            .read()
+            .values()
+            .flat_map(|o| o.prefixes.iter().cloned())
+            .collect();
         prefixes.sort();
         prefixes.dedup();
         (keys, items, prefixes.len())
@@ -103,7 +108,12 @@ impl Tracking {
         self.broken.lock().contains(&id)
     }
 
-    pub fn remember(&self, id: u64, keys: impl Iterator<Item = Vec<u8>>, registry: &crate::client::Clients) {
+    pub fn remember(
+        &self,
+        id: u64,
+        keys: impl Iterator<Item = Vec<u8>>,
+        registry: &crate::client::Clients,
+    ) {
         let mut t = self.table.lock();
         for k in keys {
             let v = t.entry(k).or_default();
@@ -164,7 +174,14 @@ impl Tracking {
 
     /// Sends to tracking client `id`'s target; a missing redirect target
     /// is reported to the client instead (`tracking-redir-broken`, RESP3).
-    fn send_for(&self, id: u64, o: &TrackOpts, key: Option<&[u8]>, origin: Option<u64>, registry: &crate::client::Clients) {
+    fn send_for(
+        &self,
+        id: u64,
+        o: &TrackOpts,
+        key: Option<&[u8]>,
+        origin: Option<u64>,
+        registry: &crate::client::Clients,
+    ) {
         if o.redirect == 0 {
             return self.send(id, key, origin);
         }
@@ -173,9 +190,14 @@ impl Tracking {
         }
         // Redis tells the client every time (and flags it for TRACKINGINFO).
         self.broken.lock().insert(id);
-        let Some(s) = self.targets.read().get(&id).cloned() else { return };
+        let Some(s) = self.targets.read().get(&id).cloned() else {
+            return;
+        };
         if s.resp3.load(Relaxed) {
-            let mut r = crate::resp::Reply { buf: Vec::with_capacity(48), resp3: true };
+            let mut r = crate::resp::Reply {
+                buf: Vec::with_capacity(48),
+                resp3: true,
+            };
             r.push(2);
             r.bulk(b"tracking-redir-broken");
             r.int(o.redirect as i64);
@@ -188,9 +210,14 @@ impl Tracking {
     }
 
     fn send(&self, target: u64, key: Option<&[u8]>, origin: Option<u64>) {
-        let Some(s) = self.targets.read().get(&target).cloned() else { return };
+        let Some(s) = self.targets.read().get(&target).cloned() else {
+            return;
+        };
         let resp3 = s.resp3.load(Relaxed);
-        let mut r = crate::resp::Reply { buf: Vec::with_capacity(64), resp3 };
+        let mut r = crate::resp::Reply {
+            buf: Vec::with_capacity(64),
+            resp3,
+        };
         if resp3 {
             r.push(2);
             r.bulk(b"invalidate");

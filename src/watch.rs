@@ -54,7 +54,10 @@ impl Watches {
             return;
         }
         let mut m = self.map.lock();
-        m.entry((db, key.to_vec())).or_default().push(Watcher { state: cw.state.clone(), expired });
+        m.entry((db, key.to_vec())).or_default().push(Watcher {
+            state: cw.state.clone(),
+            expired,
+        });
         self.count.fetch_add(1, Relaxed);
         cw.keys.push((db, key.to_vec(), expired));
     }
@@ -132,7 +135,10 @@ pub fn effect_keys(db: usize, args: &[&[u8]], mut f: impl FnMut(usize, &[u8], bo
     let deleted = eq(name, "del") || eq(name, "unlink");
     if eq(name, "move") && args.len() >= 3 {
         f(db, args[1], true);
-        if let Some(d) = std::str::from_utf8(args[2]).ok().and_then(|s| s.parse().ok()) {
+        if let Some(d) = std::str::from_utf8(args[2])
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
             f(d, args[1], false);
         }
         return;
@@ -142,7 +148,10 @@ pub fn effect_keys(db: usize, args: &[&[u8]], mut f: impl FnMut(usize, &[u8], bo
         let mut j = 3;
         while j + 1 < args.len() {
             if eq(args[j], "db") {
-                ddb = std::str::from_utf8(args[j + 1]).ok().and_then(|s| s.parse().ok()).unwrap_or(db);
+                ddb = std::str::from_utf8(args[j + 1])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(db);
             }
             j += 1;
         }

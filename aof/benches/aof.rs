@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 const PAYLOAD: &[u8] = b"*3\r\n$3\r\nSET\r\n$10\r\nkey:000042\r\n$16\r\nvalue-0123456789\r\n";
 
 fn opts(policy: FsyncPolicy) -> Options {
-    Options { fsync: policy, ..Options::default() }
+    Options {
+        fsync: policy,
+        ..Options::default()
+    }
 }
 
 /// One thread appends `n` records, then waits until they are written
@@ -23,7 +26,9 @@ fn append_single_thread(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     for policy in [FsyncPolicy::Always, FsyncPolicy::EverySec, FsyncPolicy::No] {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let (log, _) = Recovery::open(tmp.path(), opts(policy)).and_then(|r| r.finish()).expect("open");
+        let (log, _) = Recovery::open(tmp.path(), opts(policy))
+            .and_then(|r| r.finish())
+            .expect("open");
         g.bench_function(BenchmarkId::from_parameter(format!("{policy:?}")), |b| {
             b.iter(|| {
                 let mut last = Lsn(0);
@@ -40,7 +45,10 @@ fn append_single_thread(c: &mut Criterion) {
             })
         });
         let s = log.status();
-        println!("  {policy:?}: {} fsyncs, {:.1} records per fsync", s.fsyncs, s.records_per_fsync);
+        println!(
+            "  {policy:?}: {} fsyncs, {:.1} records per fsync",
+            s.fsyncs, s.records_per_fsync
+        );
     }
     g.finish();
 }
@@ -55,7 +63,9 @@ fn append_clients_always(c: &mut Criterion) {
     for clients in [1u64, 8, 50] {
         g.throughput(Throughput::Elements(per_client * clients));
         let tmp = tempfile::tempdir().expect("tempdir");
-        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::Always)).and_then(|r| r.finish()).expect("open");
+        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::Always))
+            .and_then(|r| r.finish())
+            .expect("open");
         let log = Arc::new(log);
         g.bench_function(BenchmarkId::from_parameter(clients), |b| {
             b.iter_custom(|iters| {
@@ -80,7 +90,10 @@ fn append_clients_always(c: &mut Criterion) {
             })
         });
         let s = log.status();
-        println!("  {clients} clients: {} fsyncs, {:.1} records per fsync", s.fsyncs, s.records_per_fsync);
+        println!(
+            "  {clients} clients: {} fsyncs, {:.1} records per fsync",
+            s.fsyncs, s.records_per_fsync
+        );
     }
     g.finish();
 }
@@ -92,11 +105,16 @@ fn append_tasks_watch(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_tasks_await_durable");
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     let per_task = 1000u64;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
     for tasks in [1u64, 50] {
         g.throughput(Throughput::Elements(per_task * tasks));
         let tmp = tempfile::tempdir().expect("tempdir");
-        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::Always)).and_then(|r| r.finish()).expect("open");
+        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::Always))
+            .and_then(|r| r.finish())
+            .expect("open");
         let log = Arc::new(log);
         g.bench_function(BenchmarkId::from_parameter(tasks), |b| {
             b.iter(|| {
@@ -120,7 +138,10 @@ fn append_tasks_watch(c: &mut Criterion) {
             })
         });
         let s = log.status();
-        println!("  {tasks} tasks: {} fsyncs, {:.1} records per fsync", s.fsyncs, s.records_per_fsync);
+        println!(
+            "  {tasks} tasks: {} fsyncs, {:.1} records per fsync",
+            s.fsyncs, s.records_per_fsync
+        );
     }
     g.finish();
 }
@@ -134,37 +155,51 @@ fn append_slow_disk(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     let per_task = 100u64;
     let tasks = 50u64;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
     for delay_ms in [2u64, 10] {
         g.throughput(Throughput::Elements(per_task * tasks));
         let (fs, faults) = FaultFs::new(Arc::new(MemFs::new()));
         faults.set_sync_delay(Duration::from_millis(delay_ms));
-        let o = Options { fs: Arc::new(fs), ..opts(FsyncPolicy::Always) };
-        let (log, _) = Recovery::open("/log", o).and_then(|r| r.finish()).expect("open");
+        let o = Options {
+            fs: Arc::new(fs),
+            ..opts(FsyncPolicy::Always)
+        };
+        let (log, _) = Recovery::open("/log", o)
+            .and_then(|r| r.finish())
+            .expect("open");
         let log = Arc::new(log);
-        g.bench_function(BenchmarkId::from_parameter(format!("fsync_{delay_ms}ms")), |b| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let handles: Vec<_> = (0..tasks)
-                        .map(|_| {
-                            let log = log.clone();
-                            tokio::spawn(async move {
-                                let mut rx = log.subscribe();
-                                for _ in 0..per_task {
-                                    let lsn = log.append(PAYLOAD).expect("append");
-                                    rx.wait_for(|d| *d >= lsn).await.expect("watch");
-                                }
+        g.bench_function(
+            BenchmarkId::from_parameter(format!("fsync_{delay_ms}ms")),
+            |b| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        let handles: Vec<_> = (0..tasks)
+                            .map(|_| {
+                                let log = log.clone();
+                                tokio::spawn(async move {
+                                    let mut rx = log.subscribe();
+                                    for _ in 0..per_task {
+                                        let lsn = log.append(PAYLOAD).expect("append");
+                                        rx.wait_for(|d| *d >= lsn).await.expect("watch");
+                                    }
+                                })
                             })
-                        })
-                        .collect();
-                    for h in handles {
-                        h.await.expect("task");
-                    }
+                            .collect();
+                        for h in handles {
+                            h.await.expect("task");
+                        }
+                    })
                 })
-            })
-        });
+            },
+        );
         let s = log.status();
-        println!("  fsync {delay_ms} ms: {} fsyncs, {:.1} records per fsync", s.fsyncs, s.records_per_fsync);
+        println!(
+            "  fsync {delay_ms} ms: {} fsyncs, {:.1} records per fsync",
+            s.fsyncs, s.records_per_fsync
+        );
     }
     g.finish();
 }
@@ -174,7 +209,9 @@ fn recovery_scan(c: &mut Criterion) {
     let n = 1_000_000u64;
     let tmp = tempfile::tempdir().expect("tempdir");
     {
-        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::No)).and_then(|r| r.finish()).expect("open");
+        let (log, _) = Recovery::open(tmp.path(), opts(FsyncPolicy::No))
+            .and_then(|r| r.finish())
+            .expect("open");
         for _ in 0..n {
             log.append(PAYLOAD).expect("append");
         }

@@ -120,7 +120,12 @@ impl fmt::Display for Error {
             Error::Inconsistent { path, reason } => {
                 write!(f, "inconsistent log at {}: {reason}", path.display())
             }
-            Error::Corrupt { path, offset, reason, dir } => write!(
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+                dir,
+            } => write!(
                 f,
                 "damaged record in {} at offset {offset}: {reason}; records after it cannot be \
                  trusted. Run `basalt-check-aof --fix {}` to salvage the valid records after the \
@@ -146,7 +151,10 @@ impl fmt::Display for Error {
                  the records in between are gone"
             ),
             Error::InvalidSnapshotName { name } => {
-                write!(f, "invalid snapshot file name {name:?}: must be non-empty, without line breaks")
+                write!(
+                    f,
+                    "invalid snapshot file name {name:?}: must be non-empty, without line breaks"
+                )
             }
             Error::Closed => f.write_str("the log is closed"),
         }
@@ -172,6 +180,10 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io { op, path: path.into(), source })
+        self.map_err(|source| Error::Io {
+            op,
+            path: path.into(),
+            source,
+        })
     }
 }

@@ -83,10 +83,16 @@ pub enum HeaderError {
 impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HeaderError::Short(n) => write!(f, "file is {n} bytes, shorter than the {SEGMENT_HEADER_LEN}-byte header"),
+            HeaderError::Short(n) => write!(
+                f,
+                "file is {n} bytes, shorter than the {SEGMENT_HEADER_LEN}-byte header"
+            ),
             HeaderError::BadMagic => f.write_str("bad magic: not a Basalt log segment"),
             HeaderError::UnsupportedVersion(v) => {
-                write!(f, "format version {v} is not supported (this build reads {FORMAT_VERSION})")
+                write!(
+                    f,
+                    "format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                )
             }
             HeaderError::BadChecksum => f.write_str("header checksum mismatch"),
         }
@@ -213,7 +219,10 @@ impl fmt::Display for BadRecord {
                 write!(f, "record length {n} exceeds the maximum {MAX_RECORD_LEN}")
             }
             BadRecord::Checksum { stored, computed } => {
-                write!(f, "record checksum mismatch (stored {stored:08x}, computed {computed:08x})")
+                write!(
+                    f,
+                    "record checksum mismatch (stored {stored:08x}, computed {computed:08x})"
+                )
             }
         }
     }
@@ -222,7 +231,9 @@ impl fmt::Display for BadRecord {
 /// Decodes the record at the start of `buf`.
 pub fn decode_record(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < RECORD_HEADER_LEN {
-        return Decoded::Incomplete { need: RECORD_HEADER_LEN };
+        return Decoded::Incomplete {
+            need: RECORD_HEADER_LEN,
+        };
     }
     let word = read_u32(buf, 0);
     let stored = read_u32(buf, 4);
@@ -251,13 +262,19 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let h = SegmentHeader { seq: 7, start: Lsn(12345) };
+        let h = SegmentHeader {
+            seq: 7,
+            start: Lsn(12345),
+        };
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         let mut bad = bytes;
         bad[15] ^= 1;
         assert_eq!(SegmentHeader::decode(&bad), Err(HeaderError::BadChecksum));
-        assert_eq!(SegmentHeader::decode(&bytes[..10]), Err(HeaderError::Short(10)));
+        assert_eq!(
+            SegmentHeader::decode(&bytes[..10]),
+            Err(HeaderError::Short(10))
+        );
     }
 
     #[test]
@@ -270,7 +287,13 @@ mod tests {
         let mut buf = Vec::new();
         encode_record(b"hello", &mut buf);
         encode_padding(20, &mut buf);
-        assert_eq!(decode_record(&buf), Decoded::Record { payload: b"hello", size: 13 });
+        assert_eq!(
+            decode_record(&buf),
+            Decoded::Record {
+                payload: b"hello",
+                size: 13
+            }
+        );
         assert_eq!(decode_record(&buf[13..]), Decoded::Padding { size: 20 });
         assert_eq!(decode_record(&buf[..12]), Decoded::Incomplete { need: 13 });
     }
@@ -282,7 +305,11 @@ mod tests {
         let mut rec = Vec::new();
         encode_record(b"abc", &mut rec);
         assert_eq!(rec, [3, 0, 0, 0, 0x33, 0x5d, 0xe1, 0x66, b'a', b'b', b'c']);
-        let h = SegmentHeader { seq: 2, start: Lsn(100) }.encode();
+        let h = SegmentHeader {
+            seq: 2,
+            start: Lsn(100),
+        }
+        .encode();
         assert_eq!(&h[..8], b"BSLTAOF\0");
         assert_eq!(&h[8..12], &[1, 0, 0, 0]);
         assert_eq!(&h[12..20], &[2, 0, 0, 0, 0, 0, 0, 0]);

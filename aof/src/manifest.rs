@@ -80,7 +80,9 @@ impl Manifest {
             .ok_or("malformed crc32 line")?;
         let computed = crc32fast::hash(body.as_bytes());
         if stored != computed {
-            return Err(format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})"));
+            return Err(format!(
+                "checksum mismatch (stored {stored:08x}, computed {computed:08x})"
+            ));
         }
         let mut lines = body.lines();
         if lines.next() != Some(MANIFEST_MAGIC) {
@@ -92,7 +94,10 @@ impl Manifest {
             if let Some(rest) = line.strip_prefix("snapshot ") {
                 let (pos, name) = rest.split_once(' ').ok_or_else(bad)?;
                 let covered = Lsn(pos.parse().map_err(|_| bad())?);
-                m.snapshot = Some(SnapshotRef { name: name.to_owned(), covered });
+                m.snapshot = Some(SnapshotRef {
+                    name: name.to_owned(),
+                    covered,
+                });
             } else if let Some(rest) = line.strip_prefix("segment ") {
                 let (seq, start) = rest.split_once(' ').ok_or_else(bad)?;
                 m.segments.push(SegmentEntry {
@@ -106,7 +111,10 @@ impl Manifest {
         if m.segments.is_empty() {
             return Err("lists no segment".to_owned());
         }
-        if m.segments.windows(2).any(|w| matches!(w, [a, b] if b.seq <= a.seq || b.start < a.start)) {
+        if m.segments
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if b.seq <= a.seq || b.start < a.start))
+        {
             return Err("segments are not in increasing order".to_owned());
         }
         Ok(m)
@@ -126,7 +134,11 @@ pub fn read_manifest(fs: &dyn Fs, dir: &Path) -> Result<Option<Manifest>> {
             .map(Some)
             .map_err(|reason| Error::BadManifest { path, reason }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io { op: "read", path, source: e }),
+        Err(e) => Err(Error::Io {
+            op: "read",
+            path,
+            source: e,
+        }),
     }
 }
 
@@ -134,7 +146,8 @@ pub fn read_manifest(fs: &dyn Fs, dir: &Path) -> Result<Option<Manifest>> {
 pub fn write_manifest(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<()> {
     let tmp = dir.join(MANIFEST_TMP_NAME);
     let mut f = fs.create(&tmp).ctx("create", &tmp)?;
-    f.write_all_at(0, m.encode().as_bytes()).ctx("write", &tmp)?;
+    f.write_all_at(0, m.encode().as_bytes())
+        .ctx("write", &tmp)?;
     f.sync_data().ctx("sync", &tmp)?;
     drop(f);
     let path = manifest_path(dir);
@@ -149,15 +162,26 @@ mod tests {
     #[test]
     fn round_trip_and_checksum() {
         let m = Manifest {
-            snapshot: Some(SnapshotRef { name: "snap 1.bsnap".into(), covered: Lsn(99) }),
+            snapshot: Some(SnapshotRef {
+                name: "snap 1.bsnap".into(),
+                covered: Lsn(99),
+            }),
             segments: vec![
-                SegmentEntry { seq: 2, start: Lsn(50) },
-                SegmentEntry { seq: 3, start: Lsn(120) },
+                SegmentEntry {
+                    seq: 2,
+                    start: Lsn(50),
+                },
+                SegmentEntry {
+                    seq: 3,
+                    start: Lsn(120),
+                },
             ],
         };
         let text = m.encode();
         assert_eq!(Manifest::decode(text.as_bytes()), Ok(m));
         let damaged = text.replace("segment 3", "segment 4");
-        assert!(Manifest::decode(damaged.as_bytes()).unwrap_err().contains("checksum"));
+        assert!(Manifest::decode(damaged.as_bytes())
+            .unwrap_err()
+            .contains("checksum"));
     }
 }

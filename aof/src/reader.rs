@@ -17,7 +17,11 @@ pub const CHUNK: usize = 1 << 20;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Item<'a> {
     /// A data record at file offset `offset`, `size` bytes long in the file.
-    Record { offset: u64, size: u64, payload: &'a [u8] },
+    Record {
+        offset: u64,
+        size: u64,
+        payload: &'a [u8],
+    },
     /// A padding record left by the repair tool.
     Padding { offset: u64, size: u64 },
     /// The file ends in the middle of a record starting at `offset`.
@@ -120,7 +124,10 @@ impl SegmentReader {
                 Decoded::Bad(reason) => return Ok(Item::Bad { offset, reason }),
                 Decoded::Padding { size } => {
                     self.pos += size;
-                    return Ok(Item::Padding { offset, size: size as u64 });
+                    return Ok(Item::Padding {
+                        offset,
+                        size: size as u64,
+                    });
                 }
                 Decoded::Record { size, .. } => {
                     let start = self.pos;
@@ -130,18 +137,30 @@ impl SegmentReader {
                         .buf
                         .get(start + RECORD_HEADER_LEN..start + size)
                         .unwrap_or_default();
-                    return Ok(Item::Record { offset, size: size as u64, payload });
+                    return Ok(Item::Record {
+                        offset,
+                        size: size as u64,
+                        payload,
+                    });
                 }
             };
             let left_in_file = self.file_len - offset;
             if (need as u64) > left_in_file {
-                return Ok(Item::Incomplete { offset, have: left_in_file, need: need as u64 });
+                return Ok(Item::Incomplete {
+                    offset,
+                    have: left_in_file,
+                    need: need as u64,
+                });
             }
             let before = self.buf.len() - self.pos;
             self.refill(need)?;
             if self.buf.len() - self.pos <= before {
                 // The file is shorter than when the scan began.
-                return Ok(Item::Incomplete { offset, have: before as u64, need: need as u64 });
+                return Ok(Item::Incomplete {
+                    offset,
+                    have: before as u64,
+                    need: need as u64,
+                });
             }
         }
     }
@@ -202,9 +221,13 @@ pub fn find_next_valid(file: &dyn File, path: &Path, from: u64, end: u64) -> Res
                 // A payload beyond the window costs a long read: first check
                 // that the two headers that would follow look like headers,
                 // which rejects nearly every false candidate for free.
-                None if chain_plausible(file, path, o + total, end, 2)? => {
-                    Some(stream_crc(file, path, word, o + RECORD_HEADER_LEN as u64, u64::from(len))?)
-                }
+                None if chain_plausible(file, path, o + total, end, 2)? => Some(stream_crc(
+                    file,
+                    path,
+                    word,
+                    o + RECORD_HEADER_LEN as u64,
+                    u64::from(len),
+                )?),
                 None => None,
             };
             if crc == Some(stored) {
@@ -219,7 +242,13 @@ pub fn find_next_valid(file: &dyn File, path: &Path, from: u64, end: u64) -> Res
 /// Whether `depth` record headers starting at `pos` look plausible: each
 /// has a length word within [`MAX_RECORD_LEN`], or the file ends (cleanly
 /// or inside a header, as a torn tail would).
-fn chain_plausible(file: &dyn File, path: &Path, mut pos: u64, end: u64, depth: u32) -> Result<bool> {
+fn chain_plausible(
+    file: &dyn File,
+    path: &Path,
+    mut pos: u64,
+    end: u64,
+    depth: u32,
+) -> Result<bool> {
     for _ in 0..depth {
         if pos + RECORD_HEADER_LEN as u64 > end {
             return Ok(true);

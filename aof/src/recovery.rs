@@ -121,7 +121,13 @@ impl Recovery {
             let names = match fs.list(&dir) {
                 Ok(names) => names,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(Error::Io { op: "list", path: dir, source: e }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "list",
+                        path: dir,
+                        source: e,
+                    })
+                }
             };
             if let Some(seg) = names.iter().find(|n| parse_segment_file_name(n).is_some()) {
                 return Err(Error::Inconsistent {
@@ -139,7 +145,9 @@ impl Recovery {
                     reason: format!(
                         "the log starts at position {first} but {} covers only up to {covered}: \
                          the records in between are missing",
-                        m.snapshot.as_ref().map_or("no snapshot".to_owned(), |s| format!("snapshot {}", s.name))
+                        m.snapshot
+                            .as_ref()
+                            .map_or("no snapshot".to_owned(), |s| format!("snapshot {}", s.name))
                     ),
                 });
             }
@@ -150,14 +158,26 @@ impl Recovery {
         };
         let state = match manifest {
             Some(_) => State::Next { idx: 0 },
-            None => State::Done { end_off: SEGMENT_HEADER_LEN as u64 },
+            None => State::Done {
+                end_off: SEGMENT_HEADER_LEN as u64,
+            },
         };
         let mut total_bytes = 0;
         for seg in manifest.iter().flat_map(|m| &m.segments) {
             let p = dir.join(seg.file_name());
             total_bytes += fs.open(&p).and_then(|f| f.len()).unwrap_or(0);
         }
-        Ok(Recovery { fs, dir, opts, manifest, state, report, stop: None, total_bytes, done_bytes: 0 })
+        Ok(Recovery {
+            fs,
+            dir,
+            opts,
+            manifest,
+            state,
+            report,
+            stop: None,
+            total_bytes,
+            done_bytes: 0,
+        })
     }
 
     /// The snapshot to load before replaying the records.
@@ -172,7 +192,10 @@ impl Recovery {
             State::Reading { reader, .. } => reader.offset(),
             _ => 0,
         };
-        ((self.done_bytes + current).min(self.total_bytes), self.total_bytes)
+        (
+            (self.done_bytes + current).min(self.total_bytes),
+            self.total_bytes,
+        )
     }
 
     /// What has been found so far.
@@ -212,16 +235,23 @@ impl Recovery {
                         Item::Incomplete { offset, have, need } => {
                             Step::Damage(offset, CorruptReason::Truncated { have, need })
                         }
-                        Item::Bad { offset, reason } => Step::Damage(offset, CorruptReason::Record(reason)),
+                        Item::Bad { offset, reason } => {
+                            Step::Damage(offset, CorruptReason::Record(reason))
+                        }
                     };
                     match step {
                         Step::Record(lsn) => {
                             // Re-borrow to hand out the payload.
-                            let State::Reading { reader, .. } = &mut self.state else { return Ok(None) };
+                            let State::Reading { reader, .. } = &mut self.state else {
+                                return Ok(None);
+                            };
                             let payload = reader.last_payload();
                             self.report.records += 1;
                             self.report.payload_bytes += payload.len() as u64;
-                            return Ok(Some(Record { lsn: Lsn(lsn), payload }));
+                            return Ok(Some(Record {
+                                lsn: Lsn(lsn),
+                                payload,
+                            }));
                         }
                         Step::End => self.end_of_segment(idx)?,
                         Step::Damage(offset, reason) => self.damage(idx, offset, reason)?,
@@ -236,12 +266,16 @@ impl Recovery {
     }
 
     fn seg_path(&self, idx: usize) -> PathBuf {
-        self.segments().get(idx).map_or_else(|| self.dir.clone(), |s| self.dir.join(s.file_name()))
+        self.segments()
+            .get(idx)
+            .map_or_else(|| self.dir.clone(), |s| self.dir.join(s.file_name()))
     }
 
     fn open_segment(&mut self, idx: usize) -> Result<State> {
         let Some(&entry) = self.segments().get(idx) else {
-            return Ok(State::Done { end_off: SEGMENT_HEADER_LEN as u64 });
+            return Ok(State::Done {
+                end_off: SEGMENT_HEADER_LEN as u64,
+            });
         };
         let path = self.seg_path(idx);
         let file = self.fs.open(&path).ctx("open", &path)?;
@@ -268,7 +302,9 @@ impl Recovery {
     }
 
     fn end_of_segment(&mut self, idx: usize) -> Result<()> {
-        let State::Reading { reader, .. } = &self.state else { return Ok(()) };
+        let State::Reading { reader, .. } = &self.state else {
+            return Ok(());
+        };
         let end_off = reader.offset();
         let end_lsn = reader.header().start.0 + end_off - SEGMENT_HEADER_LEN as u64;
         if self.is_last(idx) {
@@ -299,9 +335,12 @@ impl Recovery {
 
     fn damage(&mut self, idx: usize, offset: u64, reason: CorruptReason) -> Result<()> {
         let path = self.seg_path(idx);
-        let State::Reading { reader, .. } = &self.state else { return Ok(()) };
+        let State::Reading { reader, .. } = &self.state else {
+            return Ok(());
+        };
         let file_len = reader.file_len();
-        let torn = self.is_last(idx) && find_next_valid(reader.file(), &path, offset + 1, file_len)?.is_none();
+        let torn = self.is_last(idx)
+            && find_next_valid(reader.file(), &path, offset + 1, file_len)?.is_none();
         let mode = self.opts.recovery;
         if torn && mode != RecoveryMode::Strict {
             let dropped = file_len - offset;
@@ -309,12 +348,21 @@ impl Recovery {
                 file = %path.display(), offset, dropped, %reason,
                 "log ends with a torn record (crash during append); truncating it"
             );
-            self.report.truncated = Some(Truncation { path, offset, dropped });
+            self.report.truncated = Some(Truncation {
+                path,
+                offset,
+                dropped,
+            });
             self.report.end = Lsn(reader.header().start.0 + offset - SEGMENT_HEADER_LEN as u64);
             self.state = State::Done { end_off: offset };
             return Ok(());
         }
-        let err = Error::Corrupt { path, offset, reason, dir: self.dir.clone() };
+        let err = Error::Corrupt {
+            path,
+            offset,
+            reason,
+            dir: self.dir.clone(),
+        };
         if mode == RecoveryMode::LoadUntilDamage {
             return self.stop_here(idx, offset, err.to_string());
         }
@@ -323,7 +371,9 @@ impl Recovery {
 
     /// `LoadUntilDamage`: stop at `offset` of segment `idx`.
     fn stop_here(&mut self, idx: usize, offset: u64, reason: String) -> Result<()> {
-        let State::Reading { reader, .. } = &self.state else { return Ok(()) };
+        let State::Reading { reader, .. } = &self.state else {
+            return Ok(());
+        };
         let start = reader.header().start.0;
         let mut dropped = reader.file_len() - offset;
         for later in idx + 1..self.segments().len() {
@@ -332,7 +382,13 @@ impl Recovery {
         }
         let path = self.seg_path(idx);
         tracing::error!(file = %path.display(), offset, dropped, %reason, "log damaged; loading only the records before the damage");
-        self.report.damage = Some(Damage { path, offset, reason, dropped, saved_as: Vec::new() });
+        self.report.damage = Some(Damage {
+            path,
+            offset,
+            reason,
+            dropped,
+            saved_as: Vec::new(),
+        });
         self.report.end = Lsn(start + offset - SEGMENT_HEADER_LEN as u64);
         self.stop = Some((idx, offset));
         self.state = State::Done { end_off: offset };
@@ -352,7 +408,13 @@ impl Recovery {
             Some(m) => m,
             None => {
                 fs.create_dir_all(&dir).ctx("create directory", &dir)?;
-                let manifest = Manifest { snapshot: None, segments: vec![SegmentEntry { seq: 1, start: Lsn(0) }] };
+                let manifest = Manifest {
+                    snapshot: None,
+                    segments: vec![SegmentEntry {
+                        seq: 1,
+                        start: Lsn(0),
+                    }],
+                };
                 create_segment(&*fs, &dir, 1, Lsn(0))?;
                 write_manifest(&*fs, &dir, &manifest)?;
                 manifest
@@ -368,7 +430,13 @@ impl Recovery {
                 // Never overwrite what an earlier damaged start kept.
                 let base = format!("{}.damaged", seg.file_name());
                 let name = (0..)
-                    .map(|n| if n == 0 { base.clone() } else { format!("{base}.{n}") })
+                    .map(|n| {
+                        if n == 0 {
+                            base.clone()
+                        } else {
+                            format!("{base}.{n}")
+                        }
+                    })
                     .find(|c| !existing.contains(c))
                     .unwrap_or(base);
                 let keep = dir.join(name);
@@ -387,7 +455,10 @@ impl Recovery {
             }
         }
         let Some(&last) = manifest.segments.last() else {
-            return Err(Error::BadManifest { path: dir.clone(), reason: "lists no segment".into() });
+            return Err(Error::BadManifest {
+                path: dir.clone(),
+                reason: "lists no segment".into(),
+            });
         };
         let path = dir.join(last.file_name());
         let mut file = fs.open(&path).ctx("open", &path)?;
@@ -398,14 +469,25 @@ impl Recovery {
         }
         self.report.removed_files = remove_strays(&*fs, &dir, &manifest)?;
         let mut sealed_size = 0;
-        for seg in manifest.segments.iter().take(manifest.segments.len().saturating_sub(1)) {
+        for seg in manifest
+            .segments
+            .iter()
+            .take(manifest.segments.len().saturating_sub(1))
+        {
             let p = dir.join(seg.file_name());
             sealed_size += fs.open(&p).and_then(|f| f.len()).ctx("stat", &p)?;
         }
         if self.report.end == Lsn(0) {
             self.report.end = Lsn(last.start.0 + end_off - SEGMENT_HEADER_LEN as u64);
         }
-        let tail = Tail { manifest, file, path, seg_start: last.start, end_off, sealed_size };
+        let tail = Tail {
+            manifest,
+            file,
+            path,
+            seg_start: last.start,
+            end_off,
+            sealed_size,
+        };
         let log = Log::start(&dir, self.opts, tail)?;
         Ok((log, self.report))
     }
@@ -447,7 +529,8 @@ fn copy_file(fs: &dyn Fs, from: &Path, to: &Path) -> Result<()> {
         if n == 0 {
             break;
         }
-        dst.write_all_at(off, buf.get(..n).unwrap_or_default()).ctx("write", to)?;
+        dst.write_all_at(off, buf.get(..n).unwrap_or_default())
+            .ctx("write", to)?;
         off += n as u64;
     }
     dst.sync_data().ctx("sync", to)

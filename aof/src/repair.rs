@@ -19,12 +19,12 @@
 //! destroyed that a person might still want to look at.
 
 use crate::error::{Error, IoContext, Result};
+use crate::format::parse_segment_file_name;
 use crate::format::{
-    SegmentHeader, Lsn, MAX_RECORD_LEN, MANIFEST_NAME, PADDING_FLAG,
-    RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    Lsn, SegmentHeader, MANIFEST_NAME, MAX_RECORD_LEN, PADDING_FLAG, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN,
 };
 use crate::fs::{File, Fs};
-use crate::format::parse_segment_file_name;
 use crate::manifest::{read_manifest, SegmentEntry};
 use crate::reader::{find_next_valid, Item, SegmentReader, CHUNK};
 use std::fmt;
@@ -109,14 +109,19 @@ impl CheckReport {
     /// No damage found.
     pub fn is_clean(&self) -> bool {
         self.errors.is_empty()
-            && self.files.iter().all(|f| f.header.is_ok() && f.problems.is_empty())
+            && self
+                .files
+                .iter()
+                .all(|f| f.header.is_ok() && f.problems.is_empty())
     }
 
     /// Damage remains (found and not fixed).
     pub fn damage_remains(&self) -> bool {
         !self.errors.is_empty()
             || self.files.iter().any(|f| {
-                f.header.is_err() || f.unfixable.is_some() || (!f.problems.is_empty() && f.fix.is_none())
+                f.header.is_err()
+                    || f.unfixable.is_some()
+                    || (!f.problems.is_empty() && f.fix.is_none())
             })
     }
 }
@@ -135,13 +140,22 @@ struct Run {
 /// Checks the log at `target` (a log directory, its `MANIFEST`, or one
 /// segment file) and, with `fix`, repairs it.
 pub fn check(fs: &dyn Fs, target: &Path, fix: bool) -> Result<CheckReport> {
-    let mut report = CheckReport { fix_requested: fix, ..CheckReport::default() };
+    let mut report = CheckReport {
+        fix_requested: fix,
+        ..CheckReport::default()
+    };
     let (dir, single) = if target.file_name().is_some_and(|n| n == MANIFEST_NAME) {
-        (target.parent().unwrap_or(Path::new(".")).to_path_buf(), None)
+        (
+            target.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            None,
+        )
     } else if fs.list(target).is_ok() {
         (target.to_path_buf(), None)
     } else {
-        (target.parent().unwrap_or(Path::new(".")).to_path_buf(), Some(target.to_path_buf()))
+        (
+            target.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            Some(target.to_path_buf()),
+        )
     };
     let mut fix = fix;
     let manifest = match read_manifest(fs, &dir) {
@@ -149,7 +163,9 @@ pub fn check(fs: &dyn Fs, target: &Path, fix: bool) -> Result<CheckReport> {
         Err(e @ Error::BadManifest { .. }) => {
             // Still check every segment file, but repair nothing: without
             // the manifest we cannot tell where each segment must end.
-            report.errors.push(format!("{e}; segment files checked on their own, nothing fixed"));
+            report.errors.push(format!(
+                "{e}; segment files checked on their own, nothing fixed"
+            ));
             fix = false;
             None
         }
@@ -174,7 +190,10 @@ pub fn check(fs: &dyn Fs, target: &Path, fix: bool) -> Result<CheckReport> {
         }
         (None, Some(m)) => {
             for (i, seg) in m.segments.iter().enumerate() {
-                let expected = m.segments.get(i + 1).map(|next| expected_end(seg.start, next.start));
+                let expected = m
+                    .segments
+                    .get(i + 1)
+                    .map(|next| expected_end(seg.start, next.start));
                 plan.push((dir.join(seg.file_name()), Some(*seg), expected));
             }
         }
@@ -186,15 +205,28 @@ pub fn check(fs: &dyn Fs, target: &Path, fix: bool) -> Result<CheckReport> {
                 let (seg, next) = (segs.get(i)?, segs.get(i + 1)?);
                 Some(expected_end(seg.start, next.start))
             });
-            plan.push((path.clone(), pos.and_then(|i| segs.get(i).copied()), expected));
+            plan.push((
+                path.clone(),
+                pos.and_then(|i| segs.get(i).copied()),
+                expected,
+            ));
         }
     }
     for (path, entry, expected) in plan {
         let file = match fs.open(&path) {
             Ok(f) => f,
-            Err(e) if single.is_some() => return Err(Error::Io { op: "open", path, source: e }),
+            Err(e) if single.is_some() => {
+                return Err(Error::Io {
+                    op: "open",
+                    path,
+                    source: e,
+                })
+            }
             Err(e) => {
-                report.errors.push(format!("{}: listed in the manifest but cannot be opened: {e}", path.display()));
+                report.errors.push(format!(
+                    "{}: listed in the manifest but cannot be opened: {e}",
+                    path.display()
+                ));
                 continue;
             }
         };
@@ -227,7 +259,11 @@ fn expected_end(start: Lsn, next: Lsn) -> u64 {
 }
 
 /// Reads one segment, resynchronising after damage.
-fn scan(file: Box<dyn File>, path: &Path, expected: Option<u64>) -> Result<(FileReport, Vec<Run>, Box<dyn File>)> {
+fn scan(
+    file: Box<dyn File>,
+    path: &Path,
+    expected: Option<u64>,
+) -> Result<(FileReport, Vec<Run>, Box<dyn File>)> {
     let file_len = file.len().ctx("stat", path)?;
     let mut fr = FileReport {
         path: path.to_path_buf(),
@@ -248,15 +284,19 @@ fn scan(file: Box<dyn File>, path: &Path, expected: Option<u64>) -> Result<(File
     };
     fr.header = Ok(reader.header());
     let mut runs: Vec<Run> = Vec::new();
-    let push = |runs: &mut Vec<Run>, offset: u64, size: u64, is_record: bool| {
-        match runs.last_mut() {
-            Some(r) if r.end == offset => {
-                r.end += size;
-                r.last_item = offset;
-                r.records += u64::from(is_record);
-            }
-            _ => runs.push(Run { start: offset, end: offset + size, last_item: offset, records: u64::from(is_record) }),
+    let push = |runs: &mut Vec<Run>, offset: u64, size: u64, is_record: bool| match runs.last_mut()
+    {
+        Some(r) if r.end == offset => {
+            r.end += size;
+            r.last_item = offset;
+            r.records += u64::from(is_record);
         }
+        _ => runs.push(Run {
+            start: offset,
+            end: offset + size,
+            last_item: offset,
+            records: u64::from(is_record),
+        }),
     };
     loop {
         let (offset, reason) = match reader.next_item()? {
@@ -274,32 +314,58 @@ fn scan(file: Box<dyn File>, path: &Path, expected: Option<u64>) -> Result<(File
                 continue;
             }
             Item::End => break,
-            Item::Incomplete { offset, have, need } => {
-                (offset, format!("incomplete record: {have} of {need} bytes present"))
-            }
+            Item::Incomplete { offset, have, need } => (
+                offset,
+                format!("incomplete record: {have} of {need} bytes present"),
+            ),
             Item::Bad { offset, reason } => (offset, reason.to_string()),
         };
         match find_next_valid(reader.file(), path, offset + 1, file_len)? {
             Some(next) => {
-                fr.problems.push(Problem { kind: ProblemKind::Damaged, offset, end: next, reason, records_after: 0 });
+                fr.problems.push(Problem {
+                    kind: ProblemKind::Damaged,
+                    offset,
+                    end: next,
+                    reason,
+                    records_after: 0,
+                });
                 reader.seek(next);
             }
             None => {
-                let kind = if expected.is_some() { ProblemKind::MissingTail } else { ProblemKind::TornTail };
+                let kind = if expected.is_some() {
+                    ProblemKind::MissingTail
+                } else {
+                    ProblemKind::TornTail
+                };
                 let end = expected.unwrap_or(file_len).max(offset);
-                fr.problems.push(Problem { kind, offset, end, reason, records_after: 0 });
+                fr.problems.push(Problem {
+                    kind,
+                    offset,
+                    end,
+                    reason,
+                    records_after: 0,
+                });
                 break;
             }
         }
     }
     // A sealed segment must end exactly where the next one starts.
     if let Some(exp) = expected {
-        let valid_end = fr.problems.last().filter(|p| p.end >= file_len || p.kind == ProblemKind::MissingTail);
+        let valid_end = fr
+            .problems
+            .last()
+            .filter(|p| p.end >= file_len || p.kind == ProblemKind::MissingTail);
         if valid_end.is_none() && file_len != exp {
             let reason = if file_len < exp {
-                format!("segment ends at offset {file_len} but the next segment starts {} bytes later", exp - file_len)
+                format!(
+                    "segment ends at offset {file_len} but the next segment starts {} bytes later",
+                    exp - file_len
+                )
             } else {
-                format!("segment is {} bytes longer than the position of the next segment allows", file_len - exp)
+                format!(
+                    "segment is {} bytes longer than the position of the next segment allows",
+                    file_len - exp
+                )
             };
             fr.problems.push(Problem {
                 kind: ProblemKind::MissingTail,
@@ -346,9 +412,15 @@ struct Edits {
 
 fn plan_fix(fr: &FileReport, runs: &[Run]) -> std::result::Result<Edits, String> {
     if let Err(e) = &fr.header {
-        return Err(format!("unreadable header ({e}); cannot tell where this segment belongs"));
+        return Err(format!(
+            "unreadable header ({e}); cannot tell where this segment belongs"
+        ));
     }
-    let mut edits = Edits { pads: Vec::new(), final_len: fr.file_len, dropped_valid: 0 };
+    let mut edits = Edits {
+        pads: Vec::new(),
+        final_len: fr.file_len,
+        dropped_valid: 0,
+    };
     for p in &fr.problems {
         if p.kind == ProblemKind::TornTail {
             edits.final_len = p.offset;
@@ -359,20 +431,30 @@ fn plan_fix(fr: &FileReport, runs: &[Run]) -> std::result::Result<Edits, String>
         }
         let (mut start, end) = (p.offset, p.end);
         if end < start {
-            return Err(format!("segment at offset {start} runs past where the next segment starts"));
+            return Err(format!(
+                "segment at offset {start} runs past where the next segment starts"
+            ));
         }
         if end == start {
             continue;
         }
         if end - start < RECORD_HEADER_LEN as u64 {
             // Too small for a padding record: take the record before along.
-            let prev = runs.iter().rev().find(|r| r.end == start && r.start < start);
+            let prev = runs
+                .iter()
+                .rev()
+                .find(|r| r.end == start && r.start < start);
             match prev {
                 Some(r) => {
                     start = r.last_item;
                     edits.dropped_valid += 1;
                 }
-                None => return Err(format!("damaged region at offset {start} is {} bytes, too short to pad", end - start)),
+                None => {
+                    return Err(format!(
+                        "damaged region at offset {start} is {} bytes, too short to pad",
+                        end - start
+                    ))
+                }
             }
         }
         // Merge with a pad that ends where this one starts.
@@ -384,7 +466,13 @@ fn plan_fix(fr: &FileReport, runs: &[Run]) -> std::result::Result<Edits, String>
     Ok(edits)
 }
 
-fn apply_fix(fs: &dyn Fs, mut file: Box<dyn File>, path: &Path, fr: &FileReport, edits: Edits) -> Result<FixAction> {
+fn apply_fix(
+    fs: &dyn Fs,
+    mut file: Box<dyn File>,
+    path: &Path,
+    fr: &FileReport,
+    edits: Edits,
+) -> Result<FixAction> {
     // Save every byte about to be overwritten or cut off.
     let mut regions: Vec<(u64, u64)> = edits.pads.clone();
     if edits.final_len < fr.file_len {
@@ -396,13 +484,27 @@ fn apply_fix(fs: &dyn Fs, mut file: Box<dyn File>, path: &Path, fr: &FileReport,
         truncated_to: (edits.final_len != fr.file_len).then_some(edits.final_len),
         saved_to: None,
     };
-    let saved_bytes: u64 = regions.iter().map(|r| r.1.min(fr.file_len.saturating_sub(r.0))).sum();
+    let saved_bytes: u64 = regions
+        .iter()
+        .map(|r| r.1.min(fr.file_len.saturating_sub(r.0)))
+        .sum();
     if saved_bytes > 0 {
         let dir = path.parent().unwrap_or(Path::new("."));
         let existing = fs.list(dir).ctx("list", dir)?;
-        let base = format!("{}.dropped", path.file_name().and_then(|n| n.to_str()).unwrap_or("segment"));
+        let base = format!(
+            "{}.dropped",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("segment")
+        );
         let name = (0..)
-            .map(|n| if n == 0 { base.clone() } else { format!("{base}.{n}") })
+            .map(|n| {
+                if n == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}.{n}")
+                }
+            })
             .find(|c| !existing.contains(c))
             .unwrap_or(base);
         let save = dir.join(name);
@@ -418,7 +520,8 @@ fn apply_fix(fs: &dyn Fs, mut file: Box<dyn File>, path: &Path, fr: &FileReport,
                 if n == 0 {
                     break;
                 }
-                out.write_all_at(at, dst.get(..n).unwrap_or_default()).ctx("write", &save)?;
+                out.write_all_at(at, dst.get(..n).unwrap_or_default())
+                    .ctx("write", &save)?;
                 at += n as u64;
                 done += n as u64;
             }
@@ -456,14 +559,19 @@ fn write_padding(file: &mut dyn File, path: &Path, mut off: u64, mut len: u64) -
         }
         let crc = h.finalize();
         let mut head = [0u8; RECORD_HEADER_LEN];
-        head.get_mut(..4).unwrap_or_default().copy_from_slice(&word.to_le_bytes());
-        head.get_mut(4..).unwrap_or_default().copy_from_slice(&crc.to_le_bytes());
+        head.get_mut(..4)
+            .unwrap_or_default()
+            .copy_from_slice(&word.to_le_bytes());
+        head.get_mut(4..)
+            .unwrap_or_default()
+            .copy_from_slice(&crc.to_le_bytes());
         file.write_all_at(off, &head).ctx("write", path)?;
         let mut at = off + RECORD_HEADER_LEN as u64;
         let mut left = body;
         while left > 0 {
             let n = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
-            file.write_all_at(at, zeros.get(..n).unwrap_or_default()).ctx("write", path)?;
+            file.write_all_at(at, zeros.get(..n).unwrap_or_default())
+                .ctx("write", path)?;
             at += n as u64;
             left -= n as u64;
         }
@@ -492,7 +600,11 @@ impl fmt::Display for CheckReport {
                     h.start,
                     fr.file_len,
                     fr.records,
-                    if fr.padding_bytes > 0 { format!(", {} bytes of padding", fr.padding_bytes) } else { String::new() }
+                    if fr.padding_bytes > 0 {
+                        format!(", {} bytes of padding", fr.padding_bytes)
+                    } else {
+                        String::new()
+                    }
                 )?,
             }
             for p in &fr.problems {
@@ -501,9 +613,19 @@ impl fmt::Display for CheckReport {
                     ProblemKind::TornTail => "torn tail",
                     ProblemKind::MissingTail => "missing tail",
                 };
-                write!(f, "  {what} at offset {}: {}; {} bytes", p.offset, p.reason, p.end - p.offset)?;
+                write!(
+                    f,
+                    "  {what} at offset {}: {}; {} bytes",
+                    p.offset,
+                    p.reason,
+                    p.end - p.offset
+                )?;
                 if p.kind == ProblemKind::Damaged {
-                    write!(f, " until the next valid record at offset {}, then {} valid records", p.end, p.records_after)?;
+                    write!(
+                        f,
+                        " until the next valid record at offset {}, then {} valid records",
+                        p.end, p.records_after
+                    )?;
                 }
                 writeln!(f)?;
             }
@@ -515,11 +637,19 @@ impl fmt::Display for CheckReport {
                     writeln!(f, "  fixed: dropped {len} bytes at offset {off} (replaced by padding; later records keep their positions)")?;
                 }
                 if a.dropped_valid_records > 0 {
-                    writeln!(f, "  fixed: also dropped {} valid record(s) adjoining the damage", a.dropped_valid_records)?;
+                    writeln!(
+                        f,
+                        "  fixed: also dropped {} valid record(s) adjoining the damage",
+                        a.dropped_valid_records
+                    )?;
                 }
                 if let Some(len) = a.truncated_to {
                     if len < fr.file_len {
-                        writeln!(f, "  fixed: truncated to {len} bytes, dropping {} bytes", fr.file_len - len)?;
+                        writeln!(
+                            f,
+                            "  fixed: truncated to {len} bytes, dropping {} bytes",
+                            fr.file_len - len
+                        )?;
                     } else {
                         writeln!(f, "  fixed: extended to {len} bytes with padding")?;
                     }
@@ -532,7 +662,11 @@ impl fmt::Display for CheckReport {
         let verdict = if self.is_clean() {
             "log is clean"
         } else if self.damage_remains() {
-            if self.fix_requested { "log is damaged and could not be fully fixed" } else { "log is damaged; run with --fix to repair" }
+            if self.fix_requested {
+                "log is damaged and could not be fully fixed"
+            } else {
+                "log is damaged; run with --fix to repair"
+            }
         } else {
             "log was damaged and is now fixed"
         };

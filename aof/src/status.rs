@@ -61,7 +61,6 @@ pub struct Status {
     pub segments: usize,
 }
 
-
 /// The error state: set by a failed write or fsync, cleared by a good one.
 #[derive(Default)]
 pub(crate) struct Health {

@@ -203,12 +203,16 @@ const fn xpow_mod(k: u32) -> u64 {
 mod clmul {
     use super::{slice8, xpow_mod};
     use std::arch::x86_64::{
-        __m128i, _mm_clmulepi64_si128, _mm_loadu_si128, _mm_set_epi64x, _mm_storeu_si128, _mm_xor_si128,
+        __m128i, _mm_clmulepi64_si128, _mm_loadu_si128, _mm_set_epi64x, _mm_storeu_si128,
+        _mm_xor_si128,
     };
 
     /// (low lane constant, high lane constant) for folding by `n` bits.
     const fn fold_consts(n: u32) -> (u64, u64) {
-        (xpow_mod(n + 63).reverse_bits(), xpow_mod(n - 1).reverse_bits())
+        (
+            xpow_mod(n + 63).reverse_bits(),
+            xpow_mod(n - 1).reverse_bits(),
+        )
     }
 
     const K128: (u64, u64) = fold_consts(128);
@@ -244,10 +248,13 @@ mod clmul {
         let wide = data.len() / 64 * 64;
         let (body, tail) = data.split_at(wide);
         let mut chunks = body.chunks_exact(64);
-        let Some(first) = chunks.next() else { return slice8(crc, data) };
+        let Some(first) = chunks.next() else {
+            return slice8(crc, data);
+        };
         // SAFETY (all unsafe blocks below): `load` gets 16-byte sub-slices of
         // 64-byte chunks; the intrinsics only need the features enabled above.
-        let part = |c: &[u8], i: usize| unsafe { load(c.get(i * 16..i * 16 + 16).unwrap_or(&[0; 16])) };
+        let part =
+            |c: &[u8], i: usize| unsafe { load(c.get(i * 16..i * 16 + 16).unwrap_or(&[0; 16])) };
         let mut a0 = _mm_xor_si128(part(first, 0), _mm_set_epi64x(0, crc as i64));
         let mut a1 = part(first, 1);
         let mut a2 = part(first, 2);

@@ -159,10 +159,18 @@ pub fn write_ms(out: &mut Vec<u8>, ms: i64) {
 /// back to the same double).
 fn score_text(s: f64) -> Vec<u8> {
     if s.is_infinite() {
-        return if s > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
+        return if s > 0.0 {
+            b"inf".to_vec()
+        } else {
+            b"-inf".to_vec()
+        };
     }
     if s == 0.0 {
-        return if s.is_sign_negative() { b"-0".to_vec() } else { b"0".to_vec() };
+        return if s.is_sign_negative() {
+            b"-0".to_vec()
+        } else {
+            b"0".to_vec()
+        };
     }
     if s > -4_503_599_627_370_495.0 && s < 4_503_599_627_370_496.0 && s.fract() == 0.0 {
         return itoa::Buffer::new().format(s as i64).as_bytes().to_vec();
@@ -466,7 +474,11 @@ mod tests {
         ];
         for (v, want) in cases {
             assert_eq!(String::from_utf8(score_text(*v)).unwrap(), *want, "{v:e}");
-            let back: f64 = want.parse().unwrap_or(if v.is_sign_negative() { f64::NEG_INFINITY } else { f64::INFINITY });
+            let back: f64 = want.parse().unwrap_or(if v.is_sign_negative() {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            });
             assert_eq!(back, *v);
         }
     }

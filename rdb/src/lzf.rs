@@ -149,7 +149,10 @@ thread_local! {
 fn compress_with(input: &[u8], htab: &mut Table) -> Option<Vec<u8>> {
     let in_len = input.len();
     let out_len = in_len - 4;
-    let mut o = Out { buf: vec![0u8; out_len], op: 0 };
+    let mut o = Out {
+        buf: vec![0u8; out_len],
+        op: 0,
+    };
     let at = |i: usize| input.get(i).copied().map(u32::from).unwrap_or(0);
     let mut lit = 0usize;
     o.op += 1; // header of the first literal run
@@ -176,9 +179,9 @@ fn compress_with(input: &[u8], htab: &mut Table) -> Option<Vec<u8>> {
             }
             o.put(o.op.checked_sub(lit + 1)?, (lit as u8).wrapping_sub(1))?; // close the run
             o.op -= usize::from(lit == 0); // drop an empty run
-            // Count matching bytes like liblzf: when more than 16 may match,
-            // 16 bytes are compared without the length cap first (so a match
-            // may run to the very end of the input), then one by one.
+                                           // Count matching bytes like liblzf: when more than 16 may match,
+                                           // 16 bytes are compared without the length cap first (so a match
+                                           // may run to the very end of the input), then one by one.
             let eq = |n: usize| input.get(r + n).is_some() && input.get(r + n) == input.get(ip + n);
             let mut len = 2usize;
             let mut mismatch = false;
@@ -286,7 +289,10 @@ mod tests {
         let _ = compress(&b).unwrap();
         assert_eq!(compress(&a).unwrap(), first);
         // Redis's own bytes for 21 'a': a 2-byte literal, then one back-reference.
-        assert_eq!(compress(&[b'a'; 21]).unwrap(), [0x01, b'a', b'a', 0xe0, 0x0a, 0x00]);
+        assert_eq!(
+            compress(&[b'a'; 21]).unwrap(),
+            [0x01, b'a', b'a', 0xe0, 0x0a, 0x00]
+        );
     }
 
     #[test]

@@ -7,7 +7,11 @@ use basalt_rdb::{DecodeOptions, EncodeOptions, Item, MappedFile, Target};
 use std::path::PathBuf;
 
 fn corpus(name: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/rdb-corpus")).join(name)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/rdb-corpus"
+    ))
+    .join(name)
 }
 
 /// (matched, total) over keys of the given on-disk types.
@@ -25,7 +29,11 @@ fn fidelity(name: &str, target: Target, types: &[u8]) -> (usize, usize, Vec<Stri
                 total += 1;
                 let ok = [false, true].iter().any(|&compress| {
                     let mut enc = vec![0u8];
-                    let t = basalt_rdb::encode::encode_value(&mut enc, &e.value, &EncodeOptions { target, compress });
+                    let t = basalt_rdb::encode::encode_value(
+                        &mut enc,
+                        &e.value,
+                        &EncodeOptions { target, compress },
+                    );
                     let Ok(t) = t else { return false };
                     enc[0] = t;
                     let mut key = Vec::new();

@@ -12,7 +12,9 @@ pub fn int(b: &[u8]) -> Result<i64, CmdError> {
 pub fn int32(b: &[u8]) -> Result<i64, CmdError> {
     let v = int(b)?;
     if v < i32::MIN as i64 || v > i32::MAX as i64 {
-        return Err(CmdError::msg("ERR value is out of range, value must between -2147483648 and 2147483647"));
+        return Err(CmdError::msg(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     Ok(v)
 }

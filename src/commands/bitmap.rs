@@ -23,7 +23,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     k1(cmd("getbit", 3, READONLY | FAST, getbit)),
     k1(cmd("bitcount", -2, READONLY, bitcount)),
     k1(cmd("bitpos", -3, READONLY, bitpos)),
-    CommandSpec { first_key: 2, last_key: -1, step: 1, group: "bitmap", since: "2.6.0", ..cmd("bitop", -4, WRITE | DENYOOM, bitop) },
+    CommandSpec {
+        first_key: 2,
+        last_key: -1,
+        step: 1,
+        group: "bitmap",
+        since: "2.6.0",
+        ..cmd("bitop", -4, WRITE | DENYOOM, bitop)
+    },
     k1(cmd("bitfield", -2, WRITE | DENYOOM, bitfield)),
     k1(cmd("bitfield_ro", -2, READONLY | FAST, bitfield_ro)),
 ];
@@ -32,14 +39,18 @@ fn bit_offset(ctx: &Ctx<'_>, b: &[u8]) -> Result<u64, CmdError> {
     let max = ctx.srv.config.read().proto_max_bulk_len.saturating_mul(8);
     match crate::num::parse_i64(b) {
         Some(v) if v >= 0 && (v as u64) < max => Ok(v as u64),
-        _ => Err(CmdError::msg("ERR bit offset is not an integer or out of range")),
+        _ => Err(CmdError::msg(
+            "ERR bit offset is not an integer or out of range",
+        )),
     }
 }
 
 /// The string's bytes (copied; integers formatted), or WRONGTYPE.
 fn bytes_of(e: &Entry) -> Result<Vec<u8>, CmdError> {
     let mut buf = itoa::Buffer::new();
-    str_bytes(&e.value, &mut buf).map(|b| b.to_vec()).ok_or(CmdError::WrongType)
+    str_bytes(&e.value, &mut buf)
+        .map(|b| b.to_vec())
+        .ok_or(CmdError::WrongType)
 }
 
 fn setbit(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -146,7 +157,10 @@ fn bitcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             } else {
                 match resolve(start, end, len) {
                     None => 0,
-                    Some((b0, b1)) => s[b0 as usize..=b1 as usize].iter().map(|b| b.count_ones() as i64).sum(),
+                    Some((b0, b1)) => s[b0 as usize..=b1 as usize]
+                        .iter()
+                        .map(|b| b.count_ones() as i64)
+                        .sum(),
                 }
             }
         }
@@ -176,7 +190,13 @@ fn bitpos(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         4..=6 => {
             let start = int(a[3])?;
             let isbit = if a.len() == 6 { unit(a[5])? } else { false };
-            let (end, given) = if a.len() >= 5 { (int(a[4])?, true) } else if isbit { ((len << 3) + 7, false) } else { (len - 1, false) };
+            let (end, given) = if a.len() >= 5 {
+                (int(a[4])?, true)
+            } else if isbit {
+                ((len << 3) + 7, false)
+            } else {
+                (len - 1, false)
+            };
             let total = if isbit { len * 8 } else { len };
             (resolve(start, end, total), given, isbit)
         }
@@ -186,7 +206,11 @@ fn bitpos(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         ctx.out.int(-1);
         return Ok(());
     };
-    let (b0, b1) = if isbit { (r0, r1) } else { (r0 * 8, r1 * 8 + 7) };
+    let (b0, b1) = if isbit {
+        (r0, r1)
+    } else {
+        (r0 * 8, r1 * 8 + 7)
+    };
     let found = (b0..=b1).find(|&i| bit_at(&s, i) == want);
     let pos = match found {
         Some(p) => p,
@@ -219,7 +243,9 @@ fn bitop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     };
     if op == Op::Not && a.len() != 4 {
-        return Err(CmdError::msg("ERR BITOP NOT must be called with a single source key."));
+        return Err(CmdError::msg(
+            "ERR BITOP NOT must be called with a single source key.",
+        ));
     }
     let keys = &a[2..];
     let mut ml = ctx.lock_keys(keys);
@@ -278,14 +304,18 @@ struct Field {
 }
 
 fn field_type(b: &[u8]) -> Result<(bool, u32), CmdError> {
-    let err = || CmdError::msg("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.");
+    let err = || {
+        CmdError::msg("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.")
+    };
     let signed = match b.first() {
         Some(b'i') => true,
         Some(b'u') => false,
         _ => return Err(err()),
     };
     match crate::num::parse_i64(&b[1..]) {
-        Some(n) if n >= 1 && ((signed && n <= 64) || (!signed && n <= 63)) => Ok((signed, n as u32)),
+        Some(n) if n >= 1 && ((signed && n <= 64) || (!signed && n <= 63)) => {
+            Ok((signed, n as u32))
+        }
         _ => Err(err()),
     }
 }
@@ -341,7 +371,11 @@ fn get_signed(s: &[u8], offset: u64, bits: u32) -> i64 {
 
 /// Redis's checkUnsignedBitfieldOverflow: (overflowed, value to store).
 fn unsigned_overflow(value: u64, incr: i64, bits: u32, ow: Overflow) -> (bool, u64) {
-    let max = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let max = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let maxincr = max.wrapping_sub(value) as i64;
     let minincr = (value as i64).wrapping_neg();
     let wrap = || value.wrapping_add(incr as u64) & !(u64::MAX.checked_shl(bits).unwrap_or(0));
@@ -364,7 +398,11 @@ fn unsigned_overflow(value: u64, incr: i64, bits: u32, ow: Overflow) -> (bool, u
 
 /// Redis's checkSignedBitfieldOverflow.
 fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> (bool, i64) {
-    let max = if bits == 64 { i64::MAX } else { (1i64 << (bits - 1)) - 1 };
+    let max = if bits == 64 {
+        i64::MAX
+    } else {
+        (1i64 << (bits - 1)) - 1
+    };
     let min = -max - 1;
     let maxincr = max.wrapping_sub(value);
     let minincr = min.wrapping_sub(value);
@@ -387,7 +425,10 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> (bool, i64
             Overflow::Sat => (true, max),
             Overflow::Fail => (true, 0),
         }
-    } else if value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr) {
+    } else if value < min
+        || (bits != 64 && incr < minincr)
+        || (value < 0 && incr < 0 && incr < minincr)
+    {
         match ow {
             Overflow::Wrap => (true, wrap()),
             Overflow::Sat => (true, min),
@@ -435,7 +476,14 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], ro: bool) -> CmdResult {
             highest = highest.max(offset + bits as u64 - 1);
             value = int(a[j + 3])?;
         }
-        ops.push(Field { op, signed, bits, offset, value, ow });
+        ops.push(Field {
+            op,
+            signed,
+            bits,
+            offset,
+            value,
+            ow,
+        });
         j += if op == FieldOp::Get { 3 } else { 4 };
     }
     if readonly {
@@ -456,7 +504,9 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], ro: bool) -> CmdResult {
         return Ok(());
     }
     if ro {
-        return Err(CmdError::msg("ERR BITFIELD_RO only supports the GET subcommand"));
+        return Err(CmdError::msg(
+            "ERR BITFIELD_RO only supports the GET subcommand",
+        ));
     }
     let mut k = ctx.write_key(a[1]);
     let mut s = match k.get() {
@@ -502,7 +552,11 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], ro: bool) -> CmdResult {
                 }
                 FieldOp::Incr => {
                     let (o, w) = unsigned_overflow(old, f.value, f.bits, f.ow);
-                    let n = if o { w } else { old.wrapping_add(f.value as u64) };
+                    let n = if o {
+                        w
+                    } else {
+                        old.wrapping_add(f.value as u64)
+                    };
                     (o, n, n)
                 }
                 FieldOp::Set => {

@@ -46,7 +46,9 @@ pub fn subcommand_syntax_error(a: &[&[u8]]) -> CmdError {
 /// Redis refuses names with spaces, newlines or other non-printables.
 pub fn validate_name(n: &[u8]) -> CmdResult {
     if n.iter().any(|&c| c < b'!' || c > b'~') {
-        return Err(CmdError::msg("ERR Client names cannot contain spaces, newlines or special characters."));
+        return Err(CmdError::msg(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(())
 }
@@ -81,7 +83,10 @@ fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         if eq(a[j], "type") && j + 1 < a.len() {
             let t = upper(a[j + 1]);
             if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&t.as_str()) {
-                return Err(CmdError::msg(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(a[j + 1]))));
+                return Err(CmdError::msg(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(a[j + 1])
+                )));
             }
             kind = Some(t);
             j += 2;
@@ -102,7 +107,9 @@ fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     let mut s = String::new();
     for c in ctx.srv.clients.all() {
-        if ids.as_ref().map_or(true, |v| v.contains(&c.id)) && kind.as_deref().map_or(true, |k| k == client_type(&c)) {
+        if ids.as_ref().map_or(true, |v| v.contains(&c.id))
+            && kind.as_deref().map_or(true, |k| k == client_type(&c))
+        {
             s.push_str(&c.info_line());
             s.push('\n');
         }
@@ -174,7 +181,10 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             "type" => {
                 let t = upper(pair[1]);
                 if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&t.as_str()) {
-                    return Err(CmdError::msg(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(pair[1]))));
+                    return Err(CmdError::msg(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(pair[1])
+                    )));
                 }
             }
             _ => return Err(CmdError::Syntax),
@@ -220,7 +230,10 @@ fn client_setinfo(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     } else if eq(a[2], "lib-ver") {
         *ctx.client.handle.lib_ver.lock() = v.to_vec();
     } else {
-        return Err(CmdError::msg(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(a[2]))));
+        return Err(CmdError::msg(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(a[2])
+        )));
     }
     ctx.out.ok();
     Ok(())
@@ -230,7 +243,11 @@ fn client_pause(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let ms = match int(a[2]) {
         Ok(v) if v < 0 => return Err(CmdError::msg("ERR timeout is negative")),
         Ok(v) => v as u64,
-        Err(_) => return Err(CmdError::msg("ERR timeout is not an integer or out of range")),
+        Err(_) => {
+            return Err(CmdError::msg(
+                "ERR timeout is not an integer or out of range",
+            ))
+        }
     };
     if a.len() > 4 {
         return Err(subcommand_syntax_error(a));
@@ -363,11 +380,15 @@ fn client_tracking(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         if eq(a[j], "redirect") && more {
             j += 1;
             if o.redirect != 0 {
-                return Err(CmdError::msg("ERR A client can only redirect to a single other client"));
+                return Err(CmdError::msg(
+                    "ERR A client can only redirect to a single other client",
+                ));
             }
             let id = int(a[j])?;
             if id <= 0 || ctx.srv.clients.get(id as u64).is_none() {
-                return Err(CmdError::msg("ERR The client ID you want redirect to does not exist"));
+                return Err(CmdError::msg(
+                    "ERR The client ID you want redirect to does not exist",
+                ));
             }
             o.redirect = id as u64;
         } else if eq(a[j], "bcast") {
@@ -389,7 +410,9 @@ fn client_tracking(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let id = ctx.client.handle.id;
     if eq(a[2], "on") {
         if !o.bcast && !o.prefixes.is_empty() {
-            return Err(CmdError::msg("ERR PREFIX option requires BCAST mode to be enabled"));
+            return Err(CmdError::msg(
+                "ERR PREFIX option requires BCAST mode to be enabled",
+            ));
         }
         let cur = ctx.client.tracking.clone();
         if let Some(c) = &cur {
@@ -398,10 +421,14 @@ fn client_tracking(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             }
         }
         if o.bcast && (o.optin || o.optout) {
-            return Err(CmdError::msg("ERR OPTIN and OPTOUT are not compatible with BCAST"));
+            return Err(CmdError::msg(
+                "ERR OPTIN and OPTOUT are not compatible with BCAST",
+            ));
         }
         if o.optin && o.optout {
-            return Err(CmdError::msg("ERR You can't specify both OPTIN mode and OPTOUT mode"));
+            return Err(CmdError::msg(
+                "ERR You can't specify both OPTIN mode and OPTOUT mode",
+            ));
         }
         if let Some(c) = &cur {
             if (o.optin && c.optout) || (o.optout && c.optin) {
@@ -452,11 +479,15 @@ fn client_caching(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     };
     if eq(a[2], "yes") {
         if !o.optin {
-            return Err(CmdError::msg("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."));
+            return Err(CmdError::msg(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ));
         }
     } else if eq(a[2], "no") {
         if !o.optout {
-            return Err(CmdError::msg("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."));
+            return Err(CmdError::msg(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ));
         }
     } else {
         return Err(CmdError::Syntax);
@@ -467,7 +498,11 @@ fn client_caching(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn client_getredir(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    let r = ctx.client.tracking.as_ref().map_or(-1, |o| o.redirect as i64);
+    let r = ctx
+        .client
+        .tracking
+        .as_ref()
+        .map_or(-1, |o| o.redirect as i64);
     ctx.out.int(r);
     Ok(())
 }

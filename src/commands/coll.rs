@@ -34,7 +34,10 @@ typed!(list, list_mut, List, List);
 typed!(zset, zset_mut, ZSet, ZSet);
 
 /// Type-checks an optional entry.
-pub fn opt<'e, T>(e: Option<&'e Entry>, f: fn(&'e Entry) -> Result<&'e T, CmdError>) -> Result<Option<&'e T>, CmdError> {
+pub fn opt<'e, T>(
+    e: Option<&'e Entry>,
+    f: fn(&'e Entry) -> Result<&'e T, CmdError>,
+) -> Result<Option<&'e T>, CmdError> {
     e.map(f).transpose()
 }
 
@@ -74,7 +77,10 @@ pub fn parse_cursor(b: &[u8]) -> Result<u64, CmdError> {
 
 /// MATCH / COUNT options from `a[from..]`.
 pub fn parse_scan_opts<'a>(a: &[&'a [u8]], from: usize) -> Result<ScanOpts<'a>, CmdError> {
-    let mut o = ScanOpts { count: 10, pattern: None };
+    let mut o = ScanOpts {
+        count: 10,
+        pattern: None,
+    };
     let mut j = from;
     while j < a.len() {
         let has = j + 1 < a.len();
@@ -96,7 +102,11 @@ pub fn parse_scan_opts<'a>(a: &[&'a [u8]], from: usize) -> Result<ScanOpts<'a>, 
 
 /// Runs `step` (one table bucket per call, returning the next cursor)
 /// until `count` items or `count * 10` buckets, as Redis's scan does.
-pub fn scan_loop(mut cursor: u64, o: &ScanOpts<'_>, mut step: impl FnMut(u64, &mut Vec<Vec<u8>>) -> u64) -> (u64, Vec<Vec<u8>>) {
+pub fn scan_loop(
+    mut cursor: u64,
+    o: &ScanOpts<'_>,
+    mut step: impl FnMut(u64, &mut Vec<Vec<u8>>) -> u64,
+) -> (u64, Vec<Vec<u8>>) {
     let mut out = Vec::new();
     let mut iters = o.count.saturating_mul(10);
     loop {
@@ -134,7 +144,9 @@ pub fn empty_scan(ctx: &mut Ctx<'_>) {
 pub fn ranged(b: &[u8], min: i64, max: i64) -> Result<i64, CmdError> {
     let v = int(b)?;
     if v < min || v > max {
-        return Err(CmdError::msg(format!("ERR value is out of range, value must between {min} and {max}")));
+        return Err(CmdError::msg(format!(
+            "ERR value is out of range, value must between {min} and {max}"
+        )));
     }
     Ok(v)
 }

@@ -9,8 +9,18 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
     subcommands: &[
         cmd("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, config_get),
         cmd("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, config_set),
-        cmd("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, config_resetstat),
-        cmd("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, config_rewrite),
+        cmd(
+            "resetstat",
+            2,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            config_resetstat,
+        ),
+        cmd(
+            "rewrite",
+            2,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            config_rewrite,
+        ),
         cmd("help", 2, LOADING | STALE, config_help),
     ],
     ..cmd("config", -2, 0, container)
@@ -60,7 +70,9 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let n = String::from_utf8_lossy(pair[0]).into_owned();
         let l = n.to_ascii_lowercase();
         if ctx.srv.config.read().get(&l).is_none() {
-            return Err(CmdError::msg(format!("ERR Unknown option or number of arguments for CONFIG SET - '{n}'")));
+            return Err(CmdError::msg(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{n}'"
+            )));
         }
         if dup.is_none() && names.contains(&l) {
             dup = Some(n);
@@ -68,7 +80,9 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         names.push(l);
     }
     if let Some(n) = dup {
-        return Err(CmdError::msg(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter")));
+        return Err(CmdError::msg(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter"
+        )));
     }
     // All or nothing: apply to a copy, then swap it in.
     let mut cfg = ctx.srv.config.write();
@@ -88,7 +102,9 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         if let Some(log) = ctx.srv.log.get() {
             log.set_policy(p);
         }
-        ctx.srv.fsync_always.store(fsync == "always", std::sync::atomic::Ordering::Relaxed);
+        ctx.srv
+            .fsync_always
+            .store(fsync == "always", std::sync::atomic::Ordering::Relaxed);
     }
     ctx.out.ok();
     Ok(())
@@ -99,8 +115,12 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     for e in table().all() {
         e.stats.calls.store(0, std::sync::atomic::Ordering::Relaxed);
         e.stats.usec.store(0, std::sync::atomic::Ordering::Relaxed);
-        e.stats.rejected.store(0, std::sync::atomic::Ordering::Relaxed);
-        e.stats.failed.store(0, std::sync::atomic::Ordering::Relaxed);
+        e.stats
+            .rejected
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        e.stats
+            .failed
+            .store(0, std::sync::atomic::Ordering::Relaxed);
     }
     ctx.out.ok();
     Ok(())

@@ -15,11 +15,31 @@ const fn conn(mut c: CommandSpec) -> CommandSpec {
 pub static COMMANDS: &[CommandSpec] = &[
     conn(cmd("ping", -1, FAST | SENTINEL, ping)),
     conn(cmd("echo", 2, LOADING | STALE | FAST, echo)),
-    conn(cmd("quit", -1, NO_AUTH | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, quit)),
-    conn(cmd("reset", 1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, reset)),
-    conn(cmd("hello", -1, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, hello)),
+    conn(cmd(
+        "quit",
+        -1,
+        NO_AUTH | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        quit,
+    )),
+    conn(cmd(
+        "reset",
+        1,
+        NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY,
+        reset,
+    )),
+    conn(cmd(
+        "hello",
+        -1,
+        NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY,
+        hello,
+    )),
     conn(cmd("select", 2, LOADING | STALE | FAST, select)),
-    conn(cmd("auth", -2, NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY, auth)),
+    conn(cmd(
+        "auth",
+        -2,
+        NO_AUTH | LOADING | STALE | FAST | NOSCRIPT | ALLOW_BUSY,
+        auth,
+    )),
 ];
 
 fn ping(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -73,7 +93,9 @@ fn check_password(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdErro
     if ok {
         Ok(())
     } else {
-        Err(CmdError::msg("WRONGPASS invalid username-password pair or user is disabled."))
+        Err(CmdError::msg(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
     }
 }
 
@@ -98,7 +120,8 @@ fn hello(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut ver = None;
     let mut j = 1;
     if a.len() >= 2 {
-        let v = int(a[1]).map_err(|_| CmdError::msg("ERR Protocol version is not an integer or out of range"))?;
+        let v = int(a[1])
+            .map_err(|_| CmdError::msg("ERR Protocol version is not an integer or out of range"))?;
         if !(2..=3).contains(&v) {
             return Err(CmdError::msg("NOPROTO unsupported protocol version"));
         }
@@ -116,7 +139,10 @@ fn hello(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             setname = Some(a[j + 1]);
             j += 2;
         } else {
-            return Err(CmdError::msg(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(a[j]))));
+            return Err(CmdError::msg(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(a[j])
+            )));
         }
     }
     if let Some((u, p)) = creds {

@@ -8,8 +8,14 @@ use std::fmt;
 #[non_exhaustive]
 pub enum CmdError {
     WrongArity(String),
-    UnknownCommand { name: Vec<u8>, args: Vec<Vec<u8>> },
-    UnknownSubcommand { name: Vec<u8>, container: String },
+    UnknownCommand {
+        name: Vec<u8>,
+        args: Vec<Vec<u8>>,
+    },
+    UnknownSubcommand {
+        name: Vec<u8>,
+        container: String,
+    },
     WrongType,
     Syntax,
     NotInteger,
@@ -34,7 +40,10 @@ impl CmdError {
         match self {
             CmdError::WrongType => "WRONGTYPE".into(),
             CmdError::Msg(m) => m.split(' ').next().unwrap_or("ERR").to_string(),
-            CmdError::Bytes(m) => String::from_utf8_lossy(m.split(|&c| c == b' ').next().unwrap_or(b"ERR")).into_owned(),
+            CmdError::Bytes(m) => {
+                String::from_utf8_lossy(m.split(|&c| c == b' ').next().unwrap_or(b"ERR"))
+                    .into_owned()
+            }
             _ => "ERR".into(),
         }
     }
@@ -86,11 +95,15 @@ impl CmdError {
 impl fmt::Display for CmdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CmdError::WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
-            CmdError::UnknownCommand { .. } | CmdError::UnknownSubcommand { .. } | CmdError::Bytes(_) => {
-                f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
+            CmdError::WrongArity(cmd) => {
+                write!(f, "ERR wrong number of arguments for '{cmd}' command")
             }
-            CmdError::WrongType => f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            CmdError::UnknownCommand { .. }
+            | CmdError::UnknownSubcommand { .. }
+            | CmdError::Bytes(_) => f.write_str(&String::from_utf8_lossy(&self.to_bytes())),
+            CmdError::WrongType => {
+                f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
+            }
             CmdError::Syntax => f.write_str("ERR syntax error"),
             CmdError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
             CmdError::NotFloat => f.write_str("ERR value is not a valid float"),

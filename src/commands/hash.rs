@@ -52,7 +52,11 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// past their deadline are deleted (logged as HDEL) before the command
 /// sees the hash, and the key goes when its last field does.
 fn lock_hash<'a, 'k>(ctx: &Ctx<'a>, key: &'k [u8], read: bool) -> KeyLock<'a, 'k> {
-    let mut k = if read { ctx.read_key(key) } else { ctx.write_key(key) };
+    let mut k = if read {
+        ctx.read_key(key)
+    } else {
+        ctx.write_key(key)
+    };
     if ctx.loading {
         return k;
     }
@@ -81,7 +85,10 @@ fn log_set_keep_ttl(ctx: &Ctx<'_>, key: &[u8], field: &[u8], value: &[u8], ttl: 
         None => ctx.propagate(&[b"HSET", key, field, value]),
         Some(at) => {
             let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
-            ctx.propagate_many(&[&[b"HSET", key, field, value], &[b"HPEXPIREAT", key, &at, b"FIELDS", b"1", field]]);
+            ctx.propagate_many(&[
+                &[b"HSET", key, field, value],
+                &[b"HPEXPIREAT", key, &at, b"FIELDS", b"1", field],
+            ]);
         }
     }
 }
@@ -203,7 +210,9 @@ fn hlen(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn hstrlen(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let k = lock_hash(ctx, a[1], true);
-    let n = opt(k.get(), hash)?.and_then(|h| h.get(a[2])).map_or(0, |v| v.len());
+    let n = opt(k.get(), hash)?
+        .and_then(|h| h.get(a[2]))
+        .map_or(0, |v| v.len());
     drop(k);
     ctx.out.int(n as i64);
     Ok(())
@@ -262,7 +271,9 @@ fn hincrby(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let lim = limits(ctx);
     let mut k = lock_hash(ctx, a[1], false);
     let cur = match opt(k.get(), hash)?.and_then(|h| h.get(a[2])) {
-        Some(v) => num::parse_i64(v).ok_or_else(|| CmdError::msg("ERR hash value is not an integer"))?,
+        Some(v) => {
+            num::parse_i64(v).ok_or_else(|| CmdError::msg("ERR hash value is not an integer"))?
+        }
         None => 0,
     };
     let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
@@ -279,13 +290,17 @@ fn hincrby(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn hincrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // Validate the increment before looking at the key, as Redis does.
     match num::incr_by_float(None, a[3]) {
-        Err(IncrFloatError::IncrNotFloat | IncrFloatError::ValueNotFloat) => return Err(CmdError::NotFloat),
+        Err(IncrFloatError::IncrNotFloat | IncrFloatError::ValueNotFloat) => {
+            return Err(CmdError::NotFloat)
+        }
         Err(IncrFloatError::NanOrInf) => return Err(CmdError::msg("ERR value is NaN or Infinity")),
         Ok(_) => {}
     }
     let lim = limits(ctx);
     let mut k = lock_hash(ctx, a[1], false);
-    let cur = opt(k.get(), hash)?.and_then(|h| h.get(a[2])).map(|v| v.to_vec());
+    let cur = opt(k.get(), hash)?
+        .and_then(|h| h.get(a[2]))
+        .map(|v| v.to_vec());
     let new = num::incr_by_float(cur.as_deref(), a[3]).map_err(|e| match e {
         IncrFloatError::ValueNotFloat => CmdError::msg("ERR hash value is not a float"),
         IncrFloatError::IncrNotFloat => CmdError::NotFloat,
@@ -390,11 +405,20 @@ fn hscan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 /// Parses `FIELDS numfields field...` starting at `at` (the FIELDS word).
 fn parse_fields<'a>(a: &[&'a [u8]], at: usize) -> Result<Vec<&'a [u8]>, CmdError> {
     if at >= a.len() || !eq(a[at], "fields") {
-        return Err(CmdError::msg("ERR Mandatory argument FIELDS is missing or not at the right position"));
+        return Err(CmdError::msg(
+            "ERR Mandatory argument FIELDS is missing or not at the right position",
+        ));
     }
-    let n = coll::ranged_msg(a.get(at + 1).copied().unwrap_or(b""), 1, i64::MAX, "Number of fields must be a positive integer")? as usize;
+    let n = coll::ranged_msg(
+        a.get(at + 1).copied().unwrap_or(b""),
+        1,
+        i64::MAX,
+        "Number of fields must be a positive integer",
+    )? as usize;
     if n != a.len() - at - 2 {
-        return Err(CmdError::msg("ERR The `numfields` parameter must match the number of arguments"));
+        return Err(CmdError::msg(
+            "ERR The `numfields` parameter must match the number of arguments",
+        ));
     }
     Ok(a[at + 2..].to_vec())
 }
@@ -402,7 +426,13 @@ fn parse_fields<'a>(a: &[&'a [u8]], at: usize) -> Result<Vec<&'a [u8]>, CmdError
 /// HEXPIRE, HPEXPIRE, HEXPIREAT, HPEXPIREAT (Redis 7.4): per field -2 no
 /// such field, 0 condition not met, 1 set, 2 deleted (deadline passed).
 /// Logged as HPEXPIREAT of the fields set plus HDEL of those deleted.
-fn hexpire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &'static str) -> CmdResult {
+fn hexpire_generic(
+    ctx: &mut Ctx<'_>,
+    a: &[&[u8]],
+    secs: bool,
+    abs: bool,
+    name: &'static str,
+) -> CmdResult {
     let mut k = lock_hash(ctx, a[1], false);
     opt(k.get(), hash)?;
     let mut when = int(a[2])?;
@@ -452,7 +482,10 @@ fn hexpire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: 
             continue;
         }
         let prev = h.field_expire(f);
-        let refuse = (nx && prev.is_some()) || (xx && prev.is_none()) || (gt && prev.map_or(true, |p| when <= p)) || (lt && prev.is_some_and(|p| when >= p));
+        let refuse = (nx && prev.is_some())
+            || (xx && prev.is_none())
+            || (gt && prev.map_or(true, |p| when <= p))
+            || (lt && prev.is_some_and(|p| when >= p));
         if refuse {
             codes.push(0);
         } else if when <= ctx.now_ms && !ctx.loading {

@@ -13,9 +13,30 @@ use super::string::str_bytes;
 use super::{cmd, CmdError, CmdResult, CommandSpec, Ctx};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { first_key: 1, last_key: 1, step: 1, group: "hyperloglog", since: "2.8.9", ..cmd("pfadd", -2, WRITE | DENYOOM | FAST, pfadd) },
-    CommandSpec { first_key: 1, last_key: -1, step: 1, group: "hyperloglog", since: "2.8.9", ..cmd("pfcount", -2, READONLY, pfcount) },
-    CommandSpec { first_key: 1, last_key: -1, step: 1, group: "hyperloglog", since: "2.8.9", ..cmd("pfmerge", -2, WRITE | DENYOOM, pfmerge) },
+    CommandSpec {
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "hyperloglog",
+        since: "2.8.9",
+        ..cmd("pfadd", -2, WRITE | DENYOOM | FAST, pfadd)
+    },
+    CommandSpec {
+        first_key: 1,
+        last_key: -1,
+        step: 1,
+        group: "hyperloglog",
+        since: "2.8.9",
+        ..cmd("pfcount", -2, READONLY, pfcount)
+    },
+    CommandSpec {
+        first_key: 1,
+        last_key: -1,
+        step: 1,
+        group: "hyperloglog",
+        since: "2.8.9",
+        ..cmd("pfmerge", -2, WRITE | DENYOOM, pfmerge)
+    },
 ];
 
 const P: u32 = 14;
@@ -437,7 +458,12 @@ fn hll_bytes(e: Option<&Entry>) -> Result<Option<Vec<u8>>, CmdError> {
 }
 
 fn max_bytes(ctx: &Ctx<'_>) -> usize {
-    ctx.srv.config.read().get("hll-sparse-max-bytes").and_then(|v| v.parse().ok()).unwrap_or(3000)
+    ctx.srv
+        .config
+        .read()
+        .get("hll-sparse-max-bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000)
 }
 
 fn pfadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -514,7 +540,9 @@ fn pfmerge(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             merge_into(&mut max, &v).map_err(|_| CmdError::msg(CORRUPT))?;
         }
     }
-    let existing = ml.get(0, keys[0]).map(|e| (hll_bytes(Some(e)), e.expire_at));
+    let existing = ml
+        .get(0, keys[0])
+        .map(|e| (hll_bytes(Some(e)), e.expire_at));
     let (mut v, keep) = match existing {
         Some((Ok(Some(v)), exp)) => (v, exp),
         _ => (new_hll(), 0),

@@ -7,9 +7,24 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::flags::*;
 use super::{cmd, table, CmdResult, CommandSpec, Ctx};
 
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec { group: "server", ..cmd("info", -1, LOADING | STALE | SENTINEL | CAT_DANGEROUS, info) }];
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
+    group: "server",
+    ..cmd("info", -1, LOADING | STALE | SENTINEL | CAT_DANGEROUS, info)
+}];
 
-const DEFAULT: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
 const ALL_EXTRA: &[&str] = &["commandstats", "latencystats"];
 
 fn info(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -27,7 +42,11 @@ fn info(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         sections.extend(DEFAULT.iter().map(|x| x.to_string()));
     }
     if all {
-        sections = DEFAULT.iter().chain(ALL_EXTRA).map(|x| x.to_string()).collect();
+        sections = DEFAULT
+            .iter()
+            .chain(ALL_EXTRA)
+            .map(|x| x.to_string())
+            .collect();
     }
     let text = render(ctx, &sections);
     ctx.out.verbatim(text.as_bytes());
@@ -98,7 +117,10 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
         let peak = crate::alloc::peak().max(used as usize) as u64;
         let rss = rss();
         let total = total_mem();
-        let maxmem: u64 = cfg.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let maxmem: u64 = cfg
+            .get("maxmemory")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
         let pct = |a: u64, b: u64| ratio(a, b) * 100.0;
         // Field set and order as Redis 7.0; Basalt has no scripting, no
@@ -178,7 +200,11 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
                 continue;
             }
             let usec = e.stats.usec.load(Relaxed);
-            let per = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
+            let per = if calls > 0 {
+                usec as f64 / calls as f64
+            } else {
+                0.0
+            };
             let _ = write!(o, "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rej},failed_calls={failed}\r\n", e.fullname);
         }
         o.push_str("\r\n");
@@ -218,7 +244,11 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
         }
         for db in 0..n {
             if keys[db] > 0 {
-                let _ = write!(o, "db{db}:keys={},expires={},avg_ttl=0\r\n", keys[db], expires[db]);
+                let _ = write!(
+                    o,
+                    "db{db}:keys={},expires={},avg_ttl=0\r\n",
+                    keys[db], expires[db]
+                );
             }
         }
         o.push_str("\r\n");
@@ -233,7 +263,11 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
@@ -241,7 +275,13 @@ fn rss() -> u64 {
 fn total_mem() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok())))
+        .and_then(|s| {
+            s.lines().next().and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }

@@ -12,7 +12,12 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
         cmd("docs", -2, LOADING | STALE | CAT_CONNECTION, command_docs),
         cmd("list", -2, LOADING | STALE | CAT_CONNECTION, command_list),
         // -4 as Redis 7.0 (7.2 relaxed it to -3).
-        cmd("getkeys", -4, LOADING | STALE | CAT_CONNECTION, command_getkeys),
+        cmd(
+            "getkeys",
+            -4,
+            LOADING | STALE | CAT_CONNECTION,
+            command_getkeys,
+        ),
         cmd("help", 2, LOADING | STALE | CAT_CONNECTION, command_help),
     ],
     ..cmd("command", -1, LOADING | STALE | CAT_CONNECTION, command)
@@ -51,7 +56,11 @@ fn write_info(ctx: &mut Ctx<'_>, e: &Entry) {
     ctx.out.array(10);
     ctx.out.bulk(e.fullname.as_bytes());
     ctx.out.int(s.arity as i64);
-    let fl: Vec<&str> = flags::NAMES.iter().filter(|(f, _)| s.flags & f != 0).map(|(_, n)| *n).collect();
+    let fl: Vec<&str> = flags::NAMES
+        .iter()
+        .filter(|(f, _)| s.flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
     ctx.out.set(fl.len());
     for f in fl {
         ctx.out.simple(f);
@@ -82,7 +91,10 @@ fn sorted() -> Vec<&'static Entry> {
 
 fn command(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() > 1 {
-        return Err(CmdError::UnknownSubcommand { name: a[1].to_vec(), container: "COMMAND".into() });
+        return Err(CmdError::UnknownSubcommand {
+            name: a[1].to_vec(),
+            container: "COMMAND".into(),
+        });
     }
     let all = sorted();
     ctx.out.array(all.len());
@@ -144,7 +156,11 @@ fn write_docs(ctx: &mut Ctx<'_>, e: &Entry) {
 }
 
 fn command_docs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let list: Vec<&Entry> = if a.len() == 2 { sorted() } else { a[2..].iter().filter_map(|n| find(n)).collect() };
+    let list: Vec<&Entry> = if a.len() == 2 {
+        sorted()
+    } else {
+        a[2..].iter().filter_map(|n| find(n)).collect()
+    };
     ctx.out.map(list.len());
     for e in list {
         ctx.out.bulk(e.fullname.as_bytes());
@@ -172,7 +188,9 @@ fn command_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     for e in all {
         let keep = match filter {
             None => true,
-            Some((k, v)) if eq(k, "pattern") => basalt_storage::glob_match(v, e.fullname.as_bytes(), true),
+            Some((k, v)) if eq(k, "pattern") => {
+                basalt_storage::glob_match(v, e.fullname.as_bytes(), true)
+            }
             Some((k, v)) if eq(k, "aclcat") => {
                 let want = format!("@{}", String::from_utf8_lossy(v).to_ascii_lowercase());
                 acl_categories(e).contains(&want.as_str())
@@ -195,8 +213,14 @@ fn command_getkeys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let argv = &a[2..];
     let e = match table().resolve(argv) {
         Ok(e) => e,
-        Err(CmdError::UnknownCommand { .. }) | Err(CmdError::UnknownSubcommand { .. }) => return Err(CmdError::msg("ERR Invalid command specified")),
-        Err(_) => return Err(CmdError::msg("ERR Invalid number of arguments specified for command")),
+        Err(CmdError::UnknownCommand { .. }) | Err(CmdError::UnknownSubcommand { .. }) => {
+            return Err(CmdError::msg("ERR Invalid command specified"))
+        }
+        Err(_) => {
+            return Err(CmdError::msg(
+                "ERR Invalid number of arguments specified for command",
+            ))
+        }
     };
     let keys = key_positions(e.spec, argv.len());
     if keys.is_empty() {
@@ -214,9 +238,16 @@ pub fn key_positions(s: &CommandSpec, argc: usize) -> Vec<usize> {
     if s.first_key <= 0 {
         return Vec::new();
     }
-    let last = if s.last_key < 0 { argc as i32 + s.last_key } else { s.last_key.min(argc as i32 - 1) };
+    let last = if s.last_key < 0 {
+        argc as i32 + s.last_key
+    } else {
+        s.last_key.min(argc as i32 - 1)
+    };
     let step = s.step.max(1) as usize;
-    (s.first_key as usize..=last.max(0) as usize).step_by(step).filter(|&i| i < argc).collect()
+    (s.first_key as usize..=last.max(0) as usize)
+        .step_by(step)
+        .filter(|&i| i < argc)
+        .collect()
 }
 
 fn command_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {

@@ -59,11 +59,20 @@ pub static COMMANDS: &[CommandSpec] = &[
     k12(cmd("renamenx", 3, WRITE | FAST, renamenx)),
     k12(cmd("copy", -3, WRITE | DENYOOM, copy)),
     k1(cmd("move", 3, WRITE | FAST, move_)),
-    CommandSpec { group: "generic", ..cmd("keys", 2, READONLY | CAT_DANGEROUS, keys) },
+    CommandSpec {
+        group: "generic",
+        ..cmd("keys", 2, READONLY | CAT_DANGEROUS, keys)
+    },
     k1(cmd("dump", 2, READONLY, dump)),
     k1(cmd("restore", -4, WRITE | DENYOOM | CAT_DANGEROUS, restore)),
-    CommandSpec { group: "generic", ..cmd("scan", -2, READONLY, scan) },
-    CommandSpec { group: "generic", ..cmd("randomkey", 1, READONLY, randomkey) },
+    CommandSpec {
+        group: "generic",
+        ..cmd("scan", -2, READONLY, scan)
+    },
+    CommandSpec {
+        group: "generic",
+        ..cmd("randomkey", 1, READONLY, randomkey)
+    },
     CommandSpec {
         group: "generic",
         subcommands: &[
@@ -159,15 +168,25 @@ fn parse_expire_flags(a: &[&[u8]]) -> Result<ExpireFlags, CmdError> {
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
-        return Err(CmdError::msg("ERR NX and XX, GT or LT options at the same time are not compatible"));
+        return Err(CmdError::msg(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
     }
     if f.gt && f.lt {
-        return Err(CmdError::msg("ERR GT and LT options at the same time are not compatible"));
+        return Err(CmdError::msg(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
     }
     Ok(f)
 }
 
-fn expire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &'static str) -> CmdResult {
+fn expire_generic(
+    ctx: &mut Ctx<'_>,
+    a: &[&[u8]],
+    secs: bool,
+    abs: bool,
+    name: &'static str,
+) -> CmdResult {
     let f = parse_expire_flags(a)?;
     let mut when = int(a[2])?;
     if secs {
@@ -191,8 +210,15 @@ fn expire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &
     if let Some(c) = touch {
         e.lru = c;
     }
-    let cur = if e.expire_at == 0 { -1 } else { e.expire_at as i64 };
-    let refuse = (f.nx && cur != -1) || (f.xx && cur == -1) || (f.gt && (cur == -1 || when <= cur)) || (f.lt && cur != -1 && when >= cur);
+    let cur = if e.expire_at == 0 {
+        -1
+    } else {
+        e.expire_at as i64
+    };
+    let refuse = (f.nx && cur != -1)
+        || (f.xx && cur == -1)
+        || (f.gt && (cur == -1 || when <= cur))
+        || (f.lt && cur != -1 && when >= cur);
     if refuse {
         drop(k);
         ctx.out.int(0);
@@ -206,7 +232,11 @@ fn expire_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], secs: bool, abs: bool, name: &
         // A deadline at or before the epoch can only come from replay;
         // 1 ms keeps it "expired" without meaning "no TTL".
         e.expire_at = when.max(1) as u64;
-        ctx.propagate(&[b"PEXPIREAT", a[1], itoa::Buffer::new().format(when).as_bytes()]);
+        ctx.propagate(&[
+            b"PEXPIREAT",
+            a[1],
+            itoa::Buffer::new().format(when).as_bytes(),
+        ]);
         ctx.notify(crate::notify::GENERIC, b"expire", a[1]);
     }
     drop(k);
@@ -324,7 +354,15 @@ fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     m.insert(1, a[2], e);
     ctx.propagate(&[if nx { b"RENAMENX" } else { b"RENAME" }, a[1], a[2]]);
     // A list or zset arriving under a key clients block on serves them.
-    crate::blocking::serve(ctx, a[2], &mut crate::blocking::MultiSlot { ml: &mut m, i: 1, key: a[2] });
+    crate::blocking::serve(
+        ctx,
+        a[2],
+        &mut crate::blocking::MultiSlot {
+            ml: &mut m,
+            i: 1,
+            key: a[2],
+        },
+    );
     ctx.notify(crate::notify::GENERIC, b"rename_from", a[1]);
     ctx.notify(crate::notify::GENERIC, b"rename_to", a[2]);
     drop(m);
@@ -359,7 +397,14 @@ fn parse_db(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
 
 /// Locks `src` in `sdb` and `dst` in `ddb` together (same shard rule:
 /// a key maps to the same shard in every db).
-fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f: impl FnOnce(&mut basalt_storage::Dict, &mut basalt_storage::Dict, u64, u64) -> R) -> R {
+fn with_two<R>(
+    ctx: &Ctx<'_>,
+    src: &[u8],
+    sdb: usize,
+    dst: &[u8],
+    ddb: usize,
+    f: impl FnOnce(&mut basalt_storage::Dict, &mut basalt_storage::Dict, u64, u64) -> R,
+) -> R {
     let ks = &ctx.srv.ks;
     let (hs, hd) = (Keyspace::hash(src), Keyspace::hash(dst));
     let (ss, sd) = (ks.shard_of(hs), ks.shard_of(hd));
@@ -397,7 +442,11 @@ fn with_two<R>(ctx: &Ctx<'_>, src: &[u8], sdb: usize, dst: &[u8], ddb: usize, f:
         }
     } else {
         let (first, second) = g.split_at_mut(1);
-        let (sg, dg) = if ss < sd { (&mut first[0].1, &mut second[0].1) } else { (&mut second[0].1, &mut first[0].1) };
+        let (sg, dg) = if ss < sd {
+            (&mut first[0].1, &mut second[0].1)
+        } else {
+            (&mut second[0].1, &mut first[0].1)
+        };
         if expire(&mut sg.dbs[sdb], hs, src) {
             ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
@@ -428,13 +477,20 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     let sdb = ctx.client.db;
     if src == dst && sdb == ddb {
-        return Err(CmdError::msg("ERR source and destination objects are the same"));
+        return Err(CmdError::msg(
+            "ERR source and destination objects are the same",
+        ));
     }
     // The copy is a new object (fresh access clock); reading the source
     // touches it.
     let clock = ctx.clock();
     let touch = ctx.touch_clock();
-    let copy_into = |e: &Entry| Entry { value: clone_value(&e.value), expire_at: e.expire_at, lru: clock, epoch: 0 };
+    let copy_into = |e: &Entry| Entry {
+        value: clone_value(&e.value),
+        expire_at: e.expire_at,
+        lru: clock,
+        epoch: 0,
+    };
     // (source found, copied); the source lookup counts as a read.
     let (found, done) = if sdb == ddb {
         let mut m = ctx.lock_keys(&[src, dst]);
@@ -453,7 +509,9 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             if let (Some(e), Some(c)) = (s.get_mut(hs, src), touch) {
                 e.lru = c;
             }
-            let Some(e) = s.get(hs, src) else { return (false, false) };
+            let Some(e) = s.get(hs, src) else {
+                return (false, false);
+            };
             if d.get(hd, dst).is_some() && !replace {
                 return (true, false);
             }
@@ -483,7 +541,9 @@ fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let ddb = parse_db(ctx, a[2])?;
     let sdb = ctx.client.db;
     if sdb == ddb {
-        return Err(CmdError::msg("ERR source and destination objects are the same"));
+        return Err(CmdError::msg(
+            "ERR source and destination objects are the same",
+        ));
     }
     let key = a[1];
     let touch = ctx.touch_clock();
@@ -529,7 +589,8 @@ fn keys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let cursor = crate::num::parse_cursor(a[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+    let cursor =
+        crate::num::parse_cursor(a[1]).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
     let mut count = 10i64;
     let mut pat: Option<&[u8]> = None;
     let mut typ: Option<String> = None;
@@ -620,18 +681,33 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn randomkey(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let n = ctx.srv.ks.num_shards();
     let db = ctx.client.db;
-    let mut seed = ctx.now_ms ^ (ctx.client.handle.id << 20) ^ ctx.srv.stats.commands.load(Relaxed).wrapping_mul(0x9e3779b97f4a7c15);
+    let mut seed = ctx.now_ms
+        ^ (ctx.client.handle.id << 20)
+        ^ ctx
+            .srv
+            .stats
+            .commands
+            .load(Relaxed)
+            .wrapping_mul(0x9e3779b97f4a7c15);
     // As Redis: an expired key that comes up is deleted and another is
     // drawn, so the loop ends with a live key or an empty db.
     loop {
         let mut picked: Option<(Vec<u8>, bool)> = None;
         // Random shards first, then every shard in order.
         for attempt in 0..(n * 2) {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let s = if attempt < n { (seed >> 33) as usize % n } else { attempt - n };
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let s = if attempt < n {
+                (seed >> 33) as usize % n
+            } else {
+                attempt - n
+            };
             let g = ctx.shard(s);
             if let Some(k) = g.dbs[db].random_key(seed) {
-                let expired = g.dbs[db].get(Keyspace::hash(k), k).map_or(true, |e| e.is_expired(ctx.now_ms));
+                let expired = g.dbs[db]
+                    .get(Keyspace::hash(k), k)
+                    .map_or(true, |e| e.is_expired(ctx.now_ms));
                 picked = Some((k.to_vec(), expired));
                 break;
             }
@@ -663,7 +739,11 @@ fn object_encoding(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
-    ctx.srv.config.read().get("maxmemory-policy").map_or(false, |p| p.contains("lfu"))
+    ctx.srv
+        .config
+        .read()
+        .get("maxmemory-policy")
+        .map_or(false, |p| p.contains("lfu"))
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -690,7 +770,8 @@ fn object_idletime(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if lfu_policy(ctx) {
         return Err(CmdError::msg("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    ctx.out.int(crate::shared::lru_elapsed(ctx.srv.lru_clock_at(ctx.now_ms), lru) as i64);
+    ctx.out
+        .int(crate::shared::lru_elapsed(ctx.srv.lru_clock_at(ctx.now_ms), lru) as i64);
     Ok(())
 }
 
@@ -700,7 +781,9 @@ fn object_refcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let shared = {
         let cfg = ctx.srv.config.read();
         let maxmem = cfg.get("maxmemory").is_some_and(|v| v != "0");
-        let lru_lfu = cfg.get("maxmemory-policy").is_some_and(|p| p.contains("lru") || p.contains("lfu"));
+        let lru_lfu = cfg
+            .get("maxmemory-policy")
+            .is_some_and(|p| p.contains("lru") || p.contains("lfu"));
         !(maxmem && lru_lfu)
     };
     let k = ctx.peek_key(a[2]);
@@ -718,7 +801,10 @@ fn object_refcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 pub fn help_reply(ctx: &mut Ctx<'_>, container: &str, lines: &[&str]) {
     ctx.out.array(lines.len() + 3);
-    ctx.out.simple(&format!("{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", upper(container.as_bytes())));
+    ctx.out.simple(&format!(
+        "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        upper(container.as_bytes())
+    ));
     for l in lines {
         ctx.out.simple(l);
     }
@@ -755,7 +841,8 @@ fn dump(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     match v {
         None => ctx.out.null(),
         Some(v) => {
-            let payload = basalt_rdb::encode_dump(&v, &basalt_rdb::EncodeOptions::default()).map_err(|e| CmdError::msg(format!("ERR DUMP failed: {e}")))?;
+            let payload = basalt_rdb::encode_dump(&v, &basalt_rdb::EncodeOptions::default())
+                .map_err(|e| CmdError::msg(format!("ERR DUMP failed: {e}")))?;
             ctx.out.bulk(&payload);
         }
     }
@@ -785,7 +872,9 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         } else if eq(a[j], "freq") && more && lru_idle.is_none() {
             let v = int(a[j + 1])?;
             if !(0..=255).contains(&v) {
-                return Err(CmdError::msg("ERR Invalid FREQ value, must be >= 0 and <= 255"));
+                return Err(CmdError::msg(
+                    "ERR Invalid FREQ value, must be >= 0 and <= 255",
+                ));
             }
             freq = Some(v);
             j += 1;
@@ -806,12 +895,16 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a[3].len() < 10 {
         return Err(bad_payload());
     }
-    let (value, _) = basalt_rdb::decode_dump(a[3], &basalt_rdb::DecodeOptions::default(), None).map_err(|e| match e {
-        basalt_rdb::Error::UnsupportedVersion { .. } | basalt_rdb::Error::Checksum { .. } | basalt_rdb::Error::Truncated { .. } => bad_payload(),
-        _ => CmdError::msg("ERR Bad data format"),
-    })?;
+    let (value, _) = basalt_rdb::decode_dump(a[3], &basalt_rdb::DecodeOptions::default(), None)
+        .map_err(|e| match e {
+            basalt_rdb::Error::UnsupportedVersion { .. }
+            | basalt_rdb::Error::Checksum { .. }
+            | basalt_rdb::Error::Truncated { .. } => bad_payload(),
+            _ => CmdError::msg("ERR Bad data format"),
+        })?;
     let lim = ctx.srv.config.read().limits;
-    let v = crate::convert::from_rdb(&value, &lim).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    let v =
+        crate::convert::from_rdb(&value, &lim).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
     let expire_at = match (ttl, absttl) {
         (0, _) => 0,
         (t, true) => t as u64,
@@ -839,7 +932,14 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     k.insert(e);
     // Logged with an absolute deadline so replay is exact.
     let abs = itoa::Buffer::new().format(expire_at).to_string();
-    ctx.propagate(&[b"RESTORE", a[1], abs.as_bytes(), a[3], b"REPLACE", b"ABSTTL"]);
+    ctx.propagate(&[
+        b"RESTORE",
+        a[1],
+        abs.as_bytes(),
+        a[3],
+        b"REPLACE",
+        b"ABSTTL",
+    ]);
     ctx.notify(crate::notify::GENERIC, b"restore", a[1]);
     drop(k);
     ctx.out.ok();

@@ -42,18 +42,40 @@ pub static COMMANDS: &[CommandSpec] = &[
     k1(cmd("lpos", -3, READONLY, lpos)),
     k12(cmd("lmove", 5, WRITE | DENYOOM, lmove)),
     k12(cmd("rpoplpush", 3, WRITE | DENYOOM, rpoplpush)),
-    CommandSpec { group: "list", ..cmd("lmpop", -4, WRITE, lmpop) },
-    CommandSpec { first_key: 1, last_key: -2, step: 1, group: "list", ..cmd("blpop", -3, WRITE | BLOCKING, blpop) },
-    CommandSpec { first_key: 1, last_key: -2, step: 1, group: "list", ..cmd("brpop", -3, WRITE | BLOCKING, brpop) },
+    CommandSpec {
+        group: "list",
+        ..cmd("lmpop", -4, WRITE, lmpop)
+    },
+    CommandSpec {
+        first_key: 1,
+        last_key: -2,
+        step: 1,
+        group: "list",
+        ..cmd("blpop", -3, WRITE | BLOCKING, blpop)
+    },
+    CommandSpec {
+        first_key: 1,
+        last_key: -2,
+        step: 1,
+        group: "list",
+        ..cmd("brpop", -3, WRITE | BLOCKING, brpop)
+    },
     k12(cmd("blmove", 6, WRITE | DENYOOM | BLOCKING, blmove)),
     k12(cmd("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, brpoplpush)),
-    CommandSpec { group: "list", ..cmd("blmpop", -5, WRITE | BLOCKING, blmpop) },
+    CommandSpec {
+        group: "list",
+        ..cmd("blmpop", -5, WRITE | BLOCKING, blmpop)
+    },
 ];
 
 /// Keyspace events of a pop: `lpop`/`rpop`, then `del` if it emptied
 /// the list.
 fn popped_events(ctx: &Ctx<'_>, key: &[u8], front: bool, emptied: bool) {
-    ctx.notify(crate::notify::LIST, if front { b"lpop" } else { b"rpop" }, key);
+    ctx.notify(
+        crate::notify::LIST,
+        if front { b"lpop" } else { b"rpop" },
+        key,
+    );
     if emptied {
         ctx.notify(crate::notify::GENERIC, b"del", key);
     }
@@ -75,7 +97,11 @@ fn push_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool, only_existing: bool
     let n = l.len();
     ctx.propagate(a);
     blocking::serve(ctx, a[1], &mut k);
-    ctx.notify(crate::notify::LIST, if front { b"lpush" } else { b"rpush" }, a[1]);
+    ctx.notify(
+        crate::notify::LIST,
+        if front { b"lpush" } else { b"rpush" },
+        a[1],
+    );
     drop(k);
     ctx.out.int(n as i64);
     Ok(())
@@ -102,7 +128,11 @@ fn pop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool) -> CmdResult {
     if a.len() > 3 {
         return Err(CmdError::WrongArity(name.into()));
     }
-    let count = if a.len() == 3 { Some(coll::positive(a[2])? as usize) } else { None };
+    let count = if a.len() == 3 {
+        Some(coll::positive(a[2])? as usize)
+    } else {
+        None
+    };
     let lim = limits(ctx);
     let mut k = ctx.write_key(a[1]);
     let Some(e) = k.get_mut() else {
@@ -242,10 +272,14 @@ fn lindex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn lset(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let lim = limits(ctx);
     let mut k = ctx.write_key(a[1]);
-    let Some(e) = k.get_mut() else { return Err(CmdError::NoSuchKey) };
+    let Some(e) = k.get_mut() else {
+        return Err(CmdError::NoSuchKey);
+    };
     let l = list_mut(e)?;
     let i = int(a[2])?;
-    let Some(i) = index_of(i, l.len()) else { return Err(CmdError::msg("ERR index out of range")) };
+    let Some(i) = index_of(i, l.len()) else {
+        return Err(CmdError::msg("ERR index out of range"));
+    };
     l.set(i, a[3], &lim);
     ctx.propagate(a);
     ctx.notify(crate::notify::LIST, b"lset", a[1]);
@@ -357,7 +391,8 @@ fn lpos(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 rank = -1;
             }
         } else if eq(a[j], "count") && more {
-            count = Some(coll::ranged_msg(a[j + 1], 0, i64::MAX, "COUNT can't be negative")? as usize);
+            count =
+                Some(coll::ranged_msg(a[j + 1], 0, i64::MAX, "COUNT can't be negative")? as usize);
         } else if eq(a[j], "maxlen") && more {
             maxlen = coll::ranged_msg(a[j + 1], 0, i64::MAX, "MAXLEN can't be negative")? as usize;
         } else {
@@ -425,12 +460,22 @@ fn side(b: &[u8]) -> Result<bool, CmdError> {
 
 /// LMOVE and friends; `block` (a deadline, 0 = none) makes a missing
 /// source block instead of replying null. Logged as LMOVE.
-fn lmove_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: &[u8], dst: &[u8], from_left: bool, to_left: bool, block: Option<u64>) -> CmdResult {
+fn lmove_generic(
+    ctx: &mut Ctx<'_>,
+    a: &[&[u8]],
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+    block: Option<u64>,
+) -> CmdResult {
     let lim = limits(ctx);
     let mut ml = ctx.lock_keys(&[src, dst]);
     let Some(se) = ml.get(0, src) else {
         match block {
-            Some(deadline) if !ctx.loading => blocking::block(ctx, &[src], Kind::Move, deadline, a, true),
+            Some(deadline) if !ctx.loading => {
+                blocking::block(ctx, &[src], Kind::Move, deadline, a, true)
+            }
             _ => ctx.out.null(),
         }
         drop(ml);
@@ -449,13 +494,39 @@ fn lmove_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: &[u8], dst: &[u8], from_le
         ml.insert(1, dst, Entry::new(Value::List(List::new())));
     }
     list_mut(ml.get_mut(1, dst).expect("present"))?.push(&[&v], to_left, &lim);
-    let side = |l: bool| -> &'static [u8] { if l { b"LEFT" } else { b"RIGHT" } };
+    let side = |l: bool| -> &'static [u8] {
+        if l {
+            b"LEFT"
+        } else {
+            b"RIGHT"
+        }
+    };
     ctx.propagate(&[b"LMOVE", src, dst, side(from_left), side(to_left)]);
-    blocking::serve(ctx, dst, &mut MultiSlot { ml: &mut ml, i: 1, key: dst });
+    blocking::serve(
+        ctx,
+        dst,
+        &mut MultiSlot {
+            ml: &mut ml,
+            i: 1,
+            key: dst,
+        },
+    );
     if src != dst {
-        blocking::serve(ctx, src, &mut MultiSlot { ml: &mut ml, i: 0, key: src });
+        blocking::serve(
+            ctx,
+            src,
+            &mut MultiSlot {
+                ml: &mut ml,
+                i: 0,
+                key: src,
+            },
+        );
     }
-    ctx.notify(crate::notify::LIST, if to_left { b"lpush" } else { b"rpush" }, dst);
+    ctx.notify(
+        crate::notify::LIST,
+        if to_left { b"lpush" } else { b"rpush" },
+        dst,
+    );
     popped_events(ctx, src, from_left, emptied);
     drop(ml);
     ctx.out.bulk(&v);
@@ -474,7 +545,13 @@ fn rpoplpush(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn bpop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], front: bool) -> CmdResult {
     let deadline = blocking::parse_timeout(a[a.len() - 1], ctx.now_ms)?;
-    blocking::pop_or_block(ctx, a, &a[1..a.len() - 1], Kind::List { front, count: None }, deadline)
+    blocking::pop_or_block(
+        ctx,
+        a,
+        &a[1..a.len() - 1],
+        Kind::List { front, count: None },
+        deadline,
+    )
 }
 
 fn blpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -500,7 +577,16 @@ fn brpoplpush(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn blmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let deadline = blocking::parse_timeout(a[1], ctx.now_ms)?;
     let (keys, front, count) = blocking::parse_mpop(a, 2, "left", "right")?;
-    blocking::pop_or_block(ctx, a, &keys, Kind::List { front, count: Some(count.unwrap_or(1)) }, deadline)
+    blocking::pop_or_block(
+        ctx,
+        a,
+        &keys,
+        Kind::List {
+            front,
+            count: Some(count.unwrap_or(1)),
+        },
+        deadline,
+    )
 }
 
 fn lmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -514,7 +600,9 @@ fn lmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut j = where_idx + 1;
     while j < a.len() {
         if count.is_none() && eq(a[j], "count") && j + 1 < a.len() {
-            count = Some(coll::ranged_msg(a[j + 1], 1, i64::MAX, "count should be greater than 0")? as usize);
+            count = Some(
+                coll::ranged_msg(a[j + 1], 1, i64::MAX, "count should be greater than 0")? as usize,
+            );
             j += 2;
         } else {
             return Err(CmdError::Syntax);

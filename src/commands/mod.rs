@@ -172,13 +172,26 @@ fn entry_for(spec: &'static CommandSpec, parent: Option<&str>) -> Entry {
         Some(p) => format!("{p}|{}", spec.name),
         None => spec.name.to_string(),
     };
-    let subs = spec.subcommands.iter().map(|s| (s.name.to_string(), entry_for(s, Some(spec.name)))).collect();
-    Entry { spec, fullname, stats: CmdStats::default(), subs }
+    let subs = spec
+        .subcommands
+        .iter()
+        .map(|s| (s.name.to_string(), entry_for(s, Some(spec.name))))
+        .collect();
+    Entry {
+        spec,
+        fullname,
+        stats: CmdStats::default(),
+        subs,
+    }
 }
 
 pub fn table() -> &'static Table {
     static T: OnceLock<Table> = OnceLock::new();
-    T.get_or_init(|| Table { map: families().map(|s| (s.name.to_string(), entry_for(s, None))).collect() })
+    T.get_or_init(|| Table {
+        map: families()
+            .map(|s| (s.name.to_string(), entry_for(s, None)))
+            .collect(),
+    })
 }
 
 /// Lowercases `name` into `buf` when short enough for a table lookup.
@@ -208,10 +221,19 @@ impl Table {
     /// it counts in, as Redis: the (sub)command for a wrong arity, none for
     /// an unknown name. DEBUG, one command in Redis, counts as a call that
     /// failed (`true`).
-    pub fn resolve_counted(&self, argv: &[&[u8]]) -> Result<&Entry, (CmdError, Option<(&Entry, bool)>)> {
+    pub fn resolve_counted(
+        &self,
+        argv: &[&[u8]],
+    ) -> Result<&Entry, (CmdError, Option<(&Entry, bool)>)> {
         let name = argv[0];
         let e = self.get(name).ok_or_else(|| {
-            (CmdError::UnknownCommand { name: name.to_vec(), args: argv[1..].iter().map(|a| a.to_vec()).collect() }, None)
+            (
+                CmdError::UnknownCommand {
+                    name: name.to_vec(),
+                    args: argv[1..].iter().map(|a| a.to_vec()).collect(),
+                },
+                None,
+            )
         })?;
         if !e.subs.is_empty() && argv.len() >= 2 {
             let mut buf = [0u8; 32];
@@ -221,7 +243,15 @@ impl Table {
             if e.spec.name == "debug" && sub.map_or(true, |s| check_arity(s, argv.len()).is_err()) {
                 return Err((client::subcommand_syntax_error(argv), Some((e, true))));
             }
-            let sub = sub.ok_or_else(|| (CmdError::UnknownSubcommand { name: argv[1].to_vec(), container: e.spec.name.to_uppercase() }, None))?;
+            let sub = sub.ok_or_else(|| {
+                (
+                    CmdError::UnknownSubcommand {
+                        name: argv[1].to_vec(),
+                        container: e.spec.name.to_uppercase(),
+                    },
+                    None,
+                )
+            })?;
             check_arity(sub, argv.len()).map_err(|err| (err, Some((sub, false))))?;
             return Ok(sub);
         }
@@ -266,7 +296,12 @@ impl<'a> Ctx<'a> {
     /// Redis's `lookupKeyRead` does.
     pub fn count_lookup(&self, found: bool) {
         let s = &self.srv.stats;
-        if found { &s.keyspace_hits } else { &s.keyspace_misses }.fetch_add(1, Relaxed);
+        if found {
+            &s.keyspace_hits
+        } else {
+            &s.keyspace_misses
+        }
+        .fetch_add(1, Relaxed);
     }
 
     /// The access clock now (OBJECT IDLETIME's unit).
@@ -334,13 +369,21 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
     let f = entry.spec.flags;
     if !ctx.loading && ctx.srv.loading.load(Relaxed) && f & flags::LOADING == 0 {
         stat.stats.rejected.fetch_add(1, Relaxed);
-        reject(ctx, argv, &CmdError::msg("LOADING Redis is loading the dataset in memory"));
+        reject(
+            ctx,
+            argv,
+            &CmdError::msg("LOADING Redis is loading the dataset in memory"),
+        );
         return 0;
     }
     if f & flags::WRITE != 0 && !ctx.loading && !ctx.srv.log_ok.load(Relaxed) {
         stat.stats.rejected.fetch_add(1, Relaxed);
         let why = ctx.srv.log_error.lock().clone();
-        reject(ctx, argv, &CmdError::msg(format!("MISCONF Errors writing to the AOF file: {why}")));
+        reject(
+            ctx,
+            argv,
+            &CmdError::msg(format!("MISCONF Errors writing to the AOF file: {why}")),
+        );
         return 0;
     }
     if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
@@ -350,10 +393,18 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
     }
     if ctx.client.multi.is_some() && f & flags::NO_MULTI != 0 {
         stat.stats.rejected.fetch_add(1, Relaxed);
-        reject(ctx, argv, &CmdError::msg("ERR Command not allowed inside a transaction"));
+        reject(
+            ctx,
+            argv,
+            &CmdError::msg("ERR Command not allowed inside a transaction"),
+        );
         return 0;
     }
-    if !ctx.out.resp3 && ctx.client.sub.is_some() && ctx.client.subs.any() && !allowed_subscribed(entry) {
+    if !ctx.out.resp3
+        && ctx.client.sub.is_some()
+        && ctx.client.subs.any()
+        && !allowed_subscribed(entry)
+    {
         stat.stats.rejected.fetch_add(1, Relaxed);
         reject(ctx, argv,
             &CmdError::msg(format!(
@@ -365,9 +416,15 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
     }
     ctx.client.handle.set_last_cmd(stat);
     if let Some(m) = ctx.client.multi.as_mut() {
-        if !matches!(entry.fullname.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+        if !matches!(
+            entry.fullname.as_str(),
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        ) {
             m.push(entry, argv);
-            ctx.client.handle.multi_len.store(m.cmds.len() as i32, Relaxed);
+            ctx.client
+                .handle
+                .multi_len
+                .store(m.cmds.len() as i32, Relaxed);
             ctx.out.simple("QUEUED");
             return 0;
         }
@@ -381,7 +438,10 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
     // (a few ns, ms resolution) above.
     let calls = stat.stats.calls.load(Relaxed);
     let sample = calls % TIME_SAMPLE == 0;
-    let (slow_us, lat_ms) = (ctx.srv.slowlog_us.load(Relaxed), ctx.srv.latency_ms.load(Relaxed));
+    let (slow_us, lat_ms) = (
+        ctx.srv.slowlog_us.load(Relaxed),
+        ctx.srv.latency_ms.load(Relaxed),
+    );
     let watch_time = slow_us >= 0 || lat_ms > 0;
     let (res, micros) = if sample || (0..1000).contains(&slow_us) {
         let start = std::time::Instant::now();
@@ -400,14 +460,23 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
     };
     // Thresholds as they are now (CONFIG SET may just have changed them,
     // and Redis checks after the call).
-    let (slow_us, lat_ms) = (ctx.srv.slowlog_us.load(Relaxed), ctx.srv.latency_ms.load(Relaxed));
+    let (slow_us, lat_ms) = (
+        ctx.srv.slowlog_us.load(Relaxed),
+        ctx.srv.latency_ms.load(Relaxed),
+    );
     let us = micros.unwrap_or(0);
     if (slow_us >= 0 && us >= slow_us as u64) || (lat_ms > 0 && us / 1000 >= lat_ms) {
         observe(ctx, entry, argv, us, slow_us, lat_ms);
     }
     if ctx.srv.monitors.active() && f & flags::ADMIN == 0 {
-        let redact = if entry.fullname == "auth" { 1 } else { argv.len() };
-        ctx.srv.monitors.feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
+        let redact = if entry.fullname == "auth" {
+            1
+        } else {
+            argv.len()
+        };
+        ctx.srv
+            .monitors
+            .feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
     }
     stat.stats.calls.fetch_add(1, Relaxed);
     ctx.srv.stats.commands.fetch_add(1, Relaxed);
@@ -427,7 +496,10 @@ const TIME_SAMPLE: u64 = 8;
 /// 3 ns through the vDSO, against 20 for CLOCK_MONOTONIC (and a 1 ms
 /// ticker thread costs 1% of a core even when idle).
 pub fn coarse_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime only writes the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
@@ -441,15 +513,32 @@ fn observe(ctx: &Ctx<'_>, entry: &Entry, argv: &[&[u8]], us: u64, slow_us: i64, 
         let max = ctx.srv.slowlog_max.load(Relaxed) as usize;
         let redacted: Vec<&[u8]>;
         let args = if entry.fullname == "auth" {
-            redacted = argv.iter().enumerate().map(|(i, a)| if i == 0 { *a } else { &b"(redacted)"[..] }).collect();
+            redacted = argv
+                .iter()
+                .enumerate()
+                .map(|(i, a)| if i == 0 { *a } else { &b"(redacted)"[..] })
+                .collect();
             &redacted[..]
         } else {
             argv
         };
-        ctx.srv.slowlog.push(args, us, ctx.client.handle.addr.clone(), ctx.client.handle.name.lock().clone(), max);
+        ctx.srv.slowlog.push(
+            args,
+            us,
+            ctx.client.handle.addr.clone(),
+            ctx.client.handle.name.lock().clone(),
+            max,
+        );
     }
     if lat_ms > 0 && us / 1000 >= lat_ms {
-        ctx.srv.latency.add(if f & flags::FAST != 0 { "fast-command" } else { "command" }, us / 1000);
+        ctx.srv.latency.add(
+            if f & flags::FAST != 0 {
+                "fast-command"
+            } else {
+                "command"
+            },
+            us / 1000,
+        );
     }
 }
 
@@ -457,10 +546,19 @@ fn observe(ctx: &Ctx<'_>, entry: &Entry, argv: &[&[u8]], us: u64, slow_us: i64, 
 /// drop a one-command CLIENT CACHING setting.
 #[cold]
 fn track_after(ctx: &mut Ctx<'_>, entry: &Entry, argv: &[&[u8]]) {
-    let Some(o) = &ctx.client.tracking else { return };
-    if entry.spec.flags & flags::READONLY != 0 && !o.bcast && !((o.optin && !ctx.client.caching) || (o.optout && ctx.client.caching)) {
+    let Some(o) = &ctx.client.tracking else {
+        return;
+    };
+    if entry.spec.flags & flags::READONLY != 0
+        && !o.bcast
+        && !((o.optin && !ctx.client.caching) || (o.optout && ctx.client.caching))
+    {
         let keys = introspect::key_positions(entry.spec, argv.len());
-        ctx.srv.tracking.remember(ctx.client.handle.id, keys.into_iter().map(|i| argv[i].to_vec()), &ctx.srv.clients);
+        ctx.srv.tracking.remember(
+            ctx.client.handle.id,
+            keys.into_iter().map(|i| argv[i].to_vec()),
+            &ctx.srv.clients,
+        );
     }
     if ctx.client.multi.is_none() && entry.fullname != "client|caching" {
         ctx.client.caching = false;
@@ -469,7 +567,18 @@ fn track_after(ctx: &mut Ctx<'_>, entry: &Entry, argv: &[&[u8]]) {
 
 /// Commands a RESP2 client may send while subscribed.
 fn allowed_subscribed(e: &Entry) -> bool {
-    matches!(e.fullname.as_str(), "ping" | "subscribe" | "ssubscribe" | "unsubscribe" | "sunsubscribe" | "psubscribe" | "punsubscribe" | "quit" | "reset")
+    matches!(
+        e.fullname.as_str(),
+        "ping"
+            | "subscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "sunsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "quit"
+            | "reset"
+    )
 }
 
 /// A command refused before running: the error reply, and a transaction

@@ -34,22 +34,88 @@ const fn tx(mut c: CommandSpec) -> CommandSpec {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    tx(cmd("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, multi)),
-    tx(cmd("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, exec)),
-    tx(cmd("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, discard)),
-    CommandSpec { first_key: 1, last_key: -1, step: 1, since: "2.2.0", ..tx(cmd("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, watch)) },
-    CommandSpec { since: "2.2.0", ..tx(cmd("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, unwatch)) },
+    tx(cmd(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        multi,
+    )),
+    tx(cmd(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG,
+        exec,
+    )),
+    tx(cmd(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        discard,
+    )),
+    CommandSpec {
+        first_key: 1,
+        last_key: -1,
+        step: 1,
+        since: "2.2.0",
+        ..tx(cmd(
+            "watch",
+            -2,
+            NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+            watch,
+        ))
+    },
+    CommandSpec {
+        since: "2.2.0",
+        ..tx(cmd(
+            "unwatch",
+            1,
+            NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+            unwatch,
+        ))
+    },
 ];
 
 /// Commands that reach the whole keyspace without naming keys.
-const WHOLE_KEYSPACE: &[&str] = &["flushall", "flushdb", "swapdb", "keys", "scan", "dbsize", "randomkey", "info", "debug"];
+const WHOLE_KEYSPACE: &[&str] = &[
+    "flushall",
+    "flushdb",
+    "swapdb",
+    "keys",
+    "scan",
+    "dbsize",
+    "randomkey",
+    "info",
+    "debug",
+];
 
 /// Commands whose keys their first/last/step spec does not cover
 /// (numkeys arguments, patterns): they take every shard.
 const MOVABLE_KEYS: &[&str] = &[
-    "zunionstore", "zinterstore", "zdiffstore", "zunion", "zinter", "zdiff", "zintercard", "sintercard", "lmpop", "blmpop",
-    "zmpop", "bzmpop", "sort", "sort_ro", "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro", "migrate",
-    "georadius", "georadiusbymember", "xread", "xreadgroup",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zunion",
+    "zinter",
+    "zdiff",
+    "zintercard",
+    "sintercard",
+    "lmpop",
+    "blmpop",
+    "zmpop",
+    "bzmpop",
+    "sort",
+    "sort_ro",
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+    "migrate",
+    "georadius",
+    "georadiusbymember",
+    "xread",
+    "xreadgroup",
 ];
 
 fn needs_all(spec: &CommandSpec, parent: Option<&str>) -> bool {
@@ -90,9 +156,13 @@ fn watch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let expired = {
             let h = Keyspace::hash(key);
             let g = ctx.shard(ctx.srv.ks.shard_of(h));
-            g.dbs[db].get(h, key).is_some_and(|e| e.is_expired(ctx.now_ms))
+            g.dbs[db]
+                .get(h, key)
+                .is_some_and(|e| e.is_expired(ctx.now_ms))
         };
-        ctx.srv.watches.watch(&mut ctx.client.watch, db, key, expired);
+        ctx.srv
+            .watches
+            .watch(&mut ctx.client.watch, db, key, expired);
     }
     ctx.out.ok();
     Ok(())
@@ -118,12 +188,21 @@ fn exec(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     ctx.client.handle.multi_len.store(-1, Relaxed);
     if m.failed {
         ctx.srv.watches.unwatch_all(&mut ctx.client.watch);
-        return Err(CmdError::msg("EXECABORT Transaction discarded because of previous errors."));
+        return Err(CmdError::msg(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
     }
     let srv = ctx.srv;
     let (shards, all) = plan(srv, &m, &ctx.client.watch);
     let scope = TxnScope::lock(&srv.ks, shards, all);
-    let mut inner = Ctx { srv, client: &mut *ctx.client, out: &mut *ctx.out, now_ms: ctx.now_ms, loading: false, txn: Some(&scope) };
+    let mut inner = Ctx {
+        srv,
+        client: &mut *ctx.client,
+        out: &mut *ctx.out,
+        now_ms: ctx.now_ms,
+        loading: false,
+        txn: Some(&scope),
+    };
     if watch_failed(&inner) {
         drop(scope);
         ctx.srv.watches.unwatch_all(&mut ctx.client.watch);
@@ -155,9 +234,17 @@ fn recycle(client: &mut crate::client::ClientState, mut m: Box<MultiState>) {
 }
 
 /// The shards the transaction needs, or all of them.
-fn plan(srv: &crate::shared::Shared, m: &MultiState, w: &crate::watch::ClientWatch) -> (Vec<usize>, bool) {
+fn plan(
+    srv: &crate::shared::Shared,
+    m: &MultiState,
+    w: &crate::watch::ClientWatch,
+) -> (Vec<usize>, bool) {
     let ks = &srv.ks;
-    let mut shards: Vec<usize> = w.keys.iter().map(|(_, k, _)| ks.shard_of(Keyspace::hash(k))).collect();
+    let mut shards: Vec<usize> = w
+        .keys
+        .iter()
+        .map(|(_, k, _)| ks.shard_of(Keyspace::hash(k)))
+        .collect();
     for (argv, e) in m.commands().zip(&m.entries) {
         let parent = e.fullname.split_once('|').map(|(p, _)| p);
         if needs_all(e.spec, parent) {
@@ -183,7 +270,9 @@ fn watch_failed(ctx: &Ctx<'_>) -> bool {
         }
         let h = Keyspace::hash(key);
         let g = ctx.shard(ctx.srv.ks.shard_of(h));
-        let expired = g.dbs[*db].get(h, key).is_some_and(|e| e.is_expired(ctx.now_ms));
+        let expired = g.dbs[*db]
+            .get(h, key)
+            .is_some_and(|e| e.is_expired(ctx.now_ms));
         expired
     })
 }
@@ -209,8 +298,19 @@ mod tests {
         }
         unplanned.sort();
         // Keyless commands that read no keyspace data.
-        let ok = ["lastsave", "command|count", "command|docs", "command|info", "command|list", "command|help", "pubsub"];
+        let ok = [
+            "lastsave",
+            "command|count",
+            "command|docs",
+            "command|info",
+            "command|list",
+            "command|help",
+            "pubsub",
+        ];
         unplanned.retain(|n| !ok.contains(&n.as_str()));
-        assert!(unplanned.is_empty(), "EXEC cannot plan the shards of: {unplanned:?}");
+        assert!(
+            unplanned.is_empty(),
+            "EXEC cannot plan the shards of: {unplanned:?}"
+        );
     }
 }

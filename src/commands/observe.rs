@@ -12,7 +12,12 @@ const A: u32 = ADMIN | LOADING | STALE;
 const AN: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    srv(cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, monitor)),
+    srv(cmd(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        monitor,
+    )),
     CommandSpec {
         since: "2.2.12",
         subcommands: &[
@@ -40,7 +45,9 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 fn monitor(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     if ctx.client.in_exec {
-        return Err(CmdError::msg("ERR MONITOR isn't allowed for DENY BLOCKING client"));
+        return Err(CmdError::msg(
+            "ERR MONITOR isn't allowed for DENY BLOCKING client",
+        ));
     }
     let s = super::pubsub::sub_handle(ctx);
     ctx.srv.monitors.add(&s);
@@ -53,14 +60,35 @@ fn slowlog_get(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() == 3 {
         count = match crate::num::parse_i64(a[2]) {
             Some(n) if n >= -1 => n,
-            _ => return Err(CmdError::msg("ERR count should be greater than or equal to -1")),
+            _ => {
+                return Err(CmdError::msg(
+                    "ERR count should be greater than or equal to -1",
+                ))
+            }
         };
     } else if a.len() > 3 {
         return Err(super::client::subcommand_syntax_error(a));
     }
     let l = ctx.srv.slowlog.entries.lock();
-    let n = if count < 0 { l.len() } else { l.len().min(count as usize) };
-    let entries: Vec<_> = l.iter().take(n).map(|e| (e.id, e.time, e.micros, e.args.clone(), e.addr.clone(), e.name.clone())).collect();
+    let n = if count < 0 {
+        l.len()
+    } else {
+        l.len().min(count as usize)
+    };
+    let entries: Vec<_> = l
+        .iter()
+        .take(n)
+        .map(|e| {
+            (
+                e.id,
+                e.time,
+                e.micros,
+                e.args.clone(),
+                e.addr.clone(),
+                e.name.clone(),
+            )
+        })
+        .collect();
     drop(l);
     ctx.out.array(entries.len());
     for (id, time, micros, args, addr, name) in entries {
@@ -111,8 +139,10 @@ fn slowlog_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 
 fn latency_latest(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let m = ctx.srv.latency.events.lock();
-    let v: Vec<(String, u64, u64, u64)> =
-        m.iter().filter_map(|(k, s)| s.samples.back().map(|&(t, ms)| (k.clone(), t, ms, s.max))).collect();
+    let v: Vec<(String, u64, u64, u64)> = m
+        .iter()
+        .filter_map(|(k, s)| s.samples.back().map(|&(t, ms)| (k.clone(), t, ms, s.max)))
+        .collect();
     drop(m);
     ctx.out.array(v.len());
     for (k, t, ms, max) in v {
@@ -127,7 +157,14 @@ fn latency_latest(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 
 fn latency_history(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let ev = String::from_utf8_lossy(a[2]).into_owned();
-    let samples: Vec<(u64, u64)> = ctx.srv.latency.events.lock().get(&ev).map(|s| s.samples.iter().copied().collect()).unwrap_or_default();
+    let samples: Vec<(u64, u64)> = ctx
+        .srv
+        .latency
+        .events
+        .lock()
+        .get(&ev)
+        .map(|s| s.samples.iter().copied().collect())
+        .unwrap_or_default();
     ctx.out.array(samples.len());
     for (t, ms) in samples {
         ctx.out.array(2);
@@ -144,7 +181,10 @@ fn latency_reset(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         m.clear();
         n
     } else {
-        a[2..].iter().filter(|e| m.remove(String::from_utf8_lossy(e).as_ref()).is_some()).count()
+        a[2..]
+            .iter()
+            .filter(|e| m.remove(String::from_utf8_lossy(e).as_ref()).is_some())
+            .count()
     };
     drop(m);
     ctx.out.int(n as i64);
@@ -152,7 +192,12 @@ fn latency_reset(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn latency_doctor(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    let text = if ctx.srv.latency_ms.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    let text = if ctx
+        .srv
+        .latency_ms
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
         "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n".to_string()
     } else {
         let m = ctx.srv.latency.events.lock();
@@ -161,8 +206,16 @@ fn latency_doctor(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
         } else {
             let mut s = String::from("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
             for (i, (k, v)) in m.iter().enumerate() {
-                let avg = v.samples.iter().map(|x| x.1).sum::<u64>() / v.samples.len().max(1) as u64;
-                s.push_str(&format!("{}. {}: {} latency spikes (average {}ms, worst {}ms).\n", i + 1, k, v.samples.len(), avg, v.max));
+                let avg =
+                    v.samples.iter().map(|x| x.1).sum::<u64>() / v.samples.len().max(1) as u64;
+                s.push_str(&format!(
+                    "{}. {}: {} latency spikes (average {}ms, worst {}ms).\n",
+                    i + 1,
+                    k,
+                    v.samples.len(),
+                    avg,
+                    v.max
+                ));
             }
             s
         }
@@ -175,10 +228,17 @@ fn latency_graph(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let ev = String::from_utf8_lossy(a[2]).into_owned();
     let m = ctx.srv.latency.events.lock();
     let Some(s) = m.get(&ev).filter(|s| !s.samples.is_empty()) else {
-        return Err(CmdError::msg(format!("ERR No samples available for event '{ev}'")));
+        return Err(CmdError::msg(format!(
+            "ERR No samples available for event '{ev}'"
+        )));
     };
     // A compact text rendering: one line per sample (Redis draws a chart).
-    let mut text = format!("{ev} - high {} ms, low {} ms (all time high {} ms)\n", s.samples.iter().map(|x| x.1).max().unwrap_or(0), s.samples.iter().map(|x| x.1).min().unwrap_or(0), s.max);
+    let mut text = format!(
+        "{ev} - high {} ms, low {} ms (all time high {} ms)\n",
+        s.samples.iter().map(|x| x.1).max().unwrap_or(0),
+        s.samples.iter().map(|x| x.1).min().unwrap_or(0),
+        s.max
+    );
     for (t, ms) in &s.samples {
         text.push_str(&format!("{t} {ms}\n"));
     }

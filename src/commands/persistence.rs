@@ -20,13 +20,17 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn shared(ctx: &Ctx<'_>) -> Result<Arc<crate::shared::Shared>, CmdError> {
-    ctx.srv.self_arc().ok_or_else(|| CmdError::msg("ERR server is shutting down"))
+    ctx.srv
+        .self_arc()
+        .ok_or_else(|| CmdError::msg("ERR server is shutting down"))
 }
 
 fn save(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let srv = shared(ctx)?;
     let r = match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| crate::snapshot::take(&srv)),
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| crate::snapshot::take(&srv))
+        }
         _ => crate::snapshot::take(&srv),
     };
     r.map_err(CmdError::msg)?;
@@ -42,9 +46,11 @@ pub fn start_background(srv: Arc<crate::shared::Shared>) -> bool {
         return false;
     }
     let s2 = srv.clone();
-    let spawned = std::thread::Builder::new().name("basalt-snapshot".into()).spawn(move || {
-        let _ = crate::snapshot::take_claimed(&s2);
-    });
+    let spawned = std::thread::Builder::new()
+        .name("basalt-snapshot".into())
+        .spawn(move || {
+            let _ = crate::snapshot::take_claimed(&s2);
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the snapshot thread: {e}");
         srv.snap.in_progress.store(false, Relaxed);
@@ -74,7 +80,11 @@ fn bgsave(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn lastsave(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let t = ctx.srv.snap.last_save_time.load(Relaxed);
-    ctx.out.int(if t == 0 { ctx.srv.start_unix_secs as i64 } else { t as i64 });
+    ctx.out.int(if t == 0 {
+        ctx.srv.start_unix_secs as i64
+    } else {
+        t as i64
+    });
     Ok(())
 }
 
@@ -82,9 +92,11 @@ fn bgrewriteaof(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let srv = shared(ctx)?;
     if !start_background(srv.clone()) {
         srv.snap_scheduled.store(true, Relaxed);
-        ctx.out.simple("Background append only file rewriting scheduled");
+        ctx.out
+            .simple("Background append only file rewriting scheduled");
         return Ok(());
     }
-    ctx.out.simple("Background append only file rewriting started");
+    ctx.out
+        .simple("Background append only file rewriting started");
     Ok(())
 }

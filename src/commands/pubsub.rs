@@ -24,21 +24,81 @@ const fn shard_keys(mut c: CommandSpec, last: i32) -> CommandSpec {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    ps(cmd("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, subscribe)),
-    ps(cmd("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, unsubscribe)),
-    ps(cmd("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, psubscribe)),
-    ps(cmd("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, punsubscribe)),
+    ps(cmd(
+        "subscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        subscribe,
+    )),
+    ps(cmd(
+        "unsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        unsubscribe,
+    )),
+    ps(cmd(
+        "psubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        psubscribe,
+    )),
+    ps(cmd(
+        "punsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        punsubscribe,
+    )),
     ps(cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, publish)),
-    shard_keys(ps(cmd("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, ssubscribe)), -1),
-    shard_keys(ps(cmd("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, sunsubscribe)), -1),
-    shard_keys(ps(cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, spublish)), 1),
+    shard_keys(
+        ps(cmd(
+            "ssubscribe",
+            -2,
+            PUBSUB | NOSCRIPT | LOADING | STALE,
+            ssubscribe,
+        )),
+        -1,
+    ),
+    shard_keys(
+        ps(cmd(
+            "sunsubscribe",
+            -1,
+            PUBSUB | NOSCRIPT | LOADING | STALE,
+            sunsubscribe,
+        )),
+        -1,
+    ),
+    shard_keys(
+        ps(cmd(
+            "spublish",
+            3,
+            PUBSUB | LOADING | STALE | FAST,
+            spublish,
+        )),
+        1,
+    ),
     CommandSpec {
         subcommands: &[
             ps(cmd("channels", -2, PUBSUB | LOADING | STALE, channels)),
             ps(cmd("numsub", -2, PUBSUB | LOADING | STALE, numsub)),
             ps(cmd("numpat", 2, PUBSUB | LOADING | STALE, numpat)),
-            CommandSpec { since: "7.0.0", ..ps(cmd("shardchannels", -2, PUBSUB | LOADING | STALE, shardchannels)) },
-            CommandSpec { since: "7.0.0", ..ps(cmd("shardnumsub", -2, PUBSUB | LOADING | STALE, shardnumsub)) },
+            CommandSpec {
+                since: "7.0.0",
+                ..ps(cmd(
+                    "shardchannels",
+                    -2,
+                    PUBSUB | LOADING | STALE,
+                    shardchannels,
+                ))
+            },
+            CommandSpec {
+                since: "7.0.0",
+                ..ps(cmd(
+                    "shardnumsub",
+                    -2,
+                    PUBSUB | LOADING | STALE,
+                    shardnumsub,
+                ))
+            },
             ps(cmd("help", 2, LOADING | STALE, help)),
         ],
         ..ps(cmd("pubsub", -2, 0, container))
@@ -50,7 +110,11 @@ pub fn sub_handle(ctx: &mut Ctx<'_>) -> std::sync::Arc<Subscriber> {
     if let Some(s) = &ctx.client.sub {
         return s.clone();
     }
-    let s = Subscriber::new(ctx.client.handle.clone(), ctx.out.resp3, ctx.srv.pubsub.limits.clone());
+    let s = Subscriber::new(
+        ctx.client.handle.clone(),
+        ctx.out.resp3,
+        ctx.srv.pubsub.limits.clone(),
+    );
     ctx.srv.tracking.register_target(ctx.client.handle.id, &s);
     ctx.client.sub = Some(s.clone());
     s
@@ -140,7 +204,11 @@ pub fn unsubscribe_all(srv: &crate::shared::Shared, client: &mut crate::client::
     let Some(s) = client.sub.take() else { return };
     srv.monitors.remove(&s);
     srv.tracking.unregister_target(client.handle.id);
-    for (k, l) in [(Kind::Channel, &mut client.subs.channels), (Kind::Pattern, &mut client.subs.patterns), (Kind::Shard, &mut client.subs.shard)] {
+    for (k, l) in [
+        (Kind::Channel, &mut client.subs.channels),
+        (Kind::Pattern, &mut client.subs.patterns),
+        (Kind::Shard, &mut client.subs.shard),
+    ] {
         for name in l.drain(..) {
             srv.pubsub.unsubscribe(k, &name, &s);
         }

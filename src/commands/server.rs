@@ -14,18 +14,48 @@ const fn srv(mut c: CommandSpec) -> CommandSpec {
 
 pub static COMMANDS: &[CommandSpec] = &[
     srv(cmd("dbsize", 1, READONLY | FAST | CAT_KEYSPACE, dbsize)),
-    CommandSpec { group: "server", ..cmd("flushdb", -1, WRITE | CAT_KEYSPACE | CAT_DANGEROUS, flushdb) },
-    CommandSpec { group: "server", ..cmd("flushall", -1, WRITE | CAT_KEYSPACE | CAT_DANGEROUS, flushall) },
-    srv(cmd("swapdb", 3, WRITE | FAST | CAT_KEYSPACE | CAT_DANGEROUS, swapdb)),
+    CommandSpec {
+        group: "server",
+        ..cmd("flushdb", -1, WRITE | CAT_KEYSPACE | CAT_DANGEROUS, flushdb)
+    },
+    CommandSpec {
+        group: "server",
+        ..cmd(
+            "flushall",
+            -1,
+            WRITE | CAT_KEYSPACE | CAT_DANGEROUS,
+            flushall,
+        )
+    },
+    srv(cmd(
+        "swapdb",
+        3,
+        WRITE | FAST | CAT_KEYSPACE | CAT_DANGEROUS,
+        swapdb,
+    )),
     srv(cmd("time", 1, LOADING | STALE | FAST, time)),
-    CommandSpec { group: "generic", since: "7.2.0", ..cmd("waitaof", 4, NOSCRIPT, waitaof) },
-    srv(cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, shutdown)),
+    CommandSpec {
+        group: "generic",
+        since: "7.2.0",
+        ..cmd("waitaof", 4, NOSCRIPT, waitaof)
+    },
+    srv(cmd(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY,
+        shutdown,
+    )),
     CommandSpec {
         group: "server",
         subcommands: &[
             cmd("sleep", 3, ADMIN, debug_sleep),
             cmd("set-active-expire", 3, ADMIN, debug_set_active_expire),
-            CommandSpec { first_key: 2, last_key: 2, step: 1, ..cmd("object", 3, ADMIN, debug_object) },
+            CommandSpec {
+                first_key: 2,
+                last_key: 2,
+                step: 1,
+                ..cmd("object", 3, ADMIN, debug_object)
+            },
             cmd("aof-fault", -3, ADMIN, debug_aof_fault),
             cmd("populate", -3, ADMIN, debug_populate),
             cmd("help", 2, ADMIN, debug_help),
@@ -60,7 +90,9 @@ fn flushdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         g.dbs[db].clear();
     }
     ctx.propagate(&[b"FLUSHDB"]);
-    ctx.srv.tracking.invalidate_all(Some(ctx.client.handle.id), &ctx.srv.clients);
+    ctx.srv
+        .tracking
+        .invalidate_all(Some(ctx.client.handle.id), &ctx.srv.clients);
     drop(guards);
     ctx.srv.stats.dirty.fetch_add(n as u64, Relaxed);
     ctx.out.ok();
@@ -75,7 +107,9 @@ fn exists_in(ctx: &Ctx<'_>, guards: &[crate::db::ShardRef<'_>], db: usize, key: 
 
 /// WATCH: a flush changes every watched key that exists in `db`.
 fn touch_flushed(ctx: &Ctx<'_>, guards: &[crate::db::ShardRef<'_>], db: usize) {
-    ctx.srv.watches.touch_db(db, |k| exists_in(ctx, guards, db, k));
+    ctx.srv
+        .watches
+        .touch_db(db, |k| exists_in(ctx, guards, db, k));
 }
 
 fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -90,7 +124,9 @@ fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     }
     ctx.propagate(&[b"FLUSHALL"]);
-    ctx.srv.tracking.invalidate_all(Some(ctx.client.handle.id), &ctx.srv.clients);
+    ctx.srv
+        .tracking
+        .invalidate_all(Some(ctx.client.handle.id), &ctx.srv.clients);
     drop(guards);
     ctx.out.ok();
     Ok(())
@@ -106,7 +142,9 @@ fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut guards = ctx.shards_all();
     if x != y {
         for (d, other) in [(x as usize, y as usize), (y as usize, x as usize)] {
-            ctx.srv.watches.touch_db(d, |k| exists_in(ctx, &guards, d, k) || exists_in(ctx, &guards, other, k));
+            ctx.srv.watches.touch_db(d, |k| {
+                exists_in(ctx, &guards, d, k) || exists_in(ctx, &guards, other, k)
+            });
         }
         for g in guards.iter_mut() {
             g.dbs.swap(x as usize, y as usize);
@@ -122,17 +160,24 @@ fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn waitaof(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let numlocal = int(a[1])?;
     let numreplicas = int(a[2])?;
-    let timeout = int(a[3]).map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    let timeout =
+        int(a[3]).map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
     if timeout < 0 {
         return Err(CmdError::msg("ERR timeout is negative"));
     }
     if numlocal > 0 && ctx.srv.log.get().is_none() {
-        return Err(CmdError::msg("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."));
+        return Err(CmdError::msg(
+            "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
+        ));
     }
     if ctx.client.in_exec {
         // Inside EXEC nothing may wait (Redis's DENY_BLOCKING): answer with
         // what is fsynced now.
-        let local = ctx.srv.log.get().map_or(0, |l| (l.durable() >= l.appended()) as i64);
+        let local = ctx
+            .srv
+            .log
+            .get()
+            .map_or(0, |l| (l.durable() >= l.appended()) as i64);
         ctx.out.array(2);
         ctx.out.int(local);
         ctx.out.int(0);
@@ -140,12 +185,18 @@ fn waitaof(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     // The connection waits for the log (see connection::run_one) and
     // writes the reply, keeping reply order within a pipeline.
-    ctx.client.pending_waitaof = Some(crate::client::WaitAof { numlocal, numreplicas, timeout_ms: timeout as u64 });
+    ctx.client.pending_waitaof = Some(crate::client::WaitAof {
+        numlocal,
+        numreplicas,
+        timeout_ms: timeout as u64,
+    });
     Ok(())
 }
 
 fn time(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     ctx.out.array(2);
     ctx.out.bulk_int(d.as_secs() as i64);
     ctx.out.bulk_int(d.subsec_micros() as i64);
@@ -192,13 +243,18 @@ fn shutdown(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 /// (padded with zero bytes to `size`), skipping existing keys, as Redis's.
 /// Like Redis's, it is a test helper and is not written to the log.
 fn debug_populate(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let count = int(a[2]).map_err(|_| CmdError::msg("ERR value is out of range, must be positive"))?;
+    let count =
+        int(a[2]).map_err(|_| CmdError::msg("ERR value is out of range, must be positive"))?;
     if count < 0 {
         return Err(CmdError::msg("ERR value is out of range, must be positive"));
     }
     let prefix: &[u8] = a.get(3).copied().unwrap_or(b"key");
     let size = match a.get(4) {
-        Some(v) => int(v).ok().filter(|&n| n >= 0).ok_or_else(|| CmdError::msg("ERR value is out of range, must be positive"))? as usize,
+        Some(v) => int(v)
+            .ok()
+            .filter(|&n| n >= 0)
+            .ok_or_else(|| CmdError::msg("ERR value is out of range, must be positive"))?
+            as usize,
         None => 0,
     };
     if a.len() > 5 {
@@ -222,7 +278,11 @@ fn debug_populate(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let h = basalt_storage::Keyspace::hash(&key);
         let mut g = ctx.shard(ks.shard_of(h));
         if g.dbs[db].get(h, &key).is_none() {
-            g.dbs[db].insert(h, &key, basalt_storage::Entry::new(basalt_storage::Value::from_bytes(&val)));
+            g.dbs[db].insert(
+                h,
+                &key,
+                basalt_storage::Entry::new(basalt_storage::Value::from_bytes(&val)),
+            );
         }
     }
     ctx.out.ok();
@@ -236,7 +296,9 @@ fn debug_sleep(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let d = std::time::Duration::from_secs_f64(secs.min(3600.0));
         // Blocks this worker only, like Redis's DEBUG SLEEP blocks its loop.
         match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| std::thread::sleep(d)),
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| std::thread::sleep(d))
+            }
             _ => std::thread::sleep(d),
         }
     }
@@ -276,7 +338,9 @@ fn debug_object(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 /// drives the fault injector under the log (only with
 /// `debug-aof-fault-injection yes`), for failure tests.
 fn debug_aof_fault(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let f = ctx.srv.aof_faults.get().ok_or_else(|| CmdError::msg("ERR fault injection is off (start with --debug-aof-fault-injection yes)"))?;
+    let f = ctx.srv.aof_faults.get().ok_or_else(|| {
+        CmdError::msg("ERR fault injection is off (start with --debug-aof-fault-injection yes)")
+    })?;
     if eq(a[2], "fail-syncs") {
         f.set_fail_syncs(true);
     } else if eq(a[2], "fail-writes") {

@@ -34,9 +34,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     k1(cmd("scard", 2, READONLY | FAST, scard)),
     k1(cmd("spop", -2, WRITE | FAST, spop)),
     k1(cmd("srandmember", -2, READONLY, srandmember)),
-    CommandSpec { first_key: 1, last_key: 2, step: 1, group: "set", ..cmd("smove", 4, WRITE | FAST, smove) },
+    CommandSpec {
+        first_key: 1,
+        last_key: 2,
+        step: 1,
+        group: "set",
+        ..cmd("smove", 4, WRITE | FAST, smove)
+    },
     kall(cmd("sinter", -2, READONLY, sinter)),
-    CommandSpec { group: "set", ..cmd("sintercard", -3, READONLY, sintercard) },
+    CommandSpec {
+        group: "set",
+        ..cmd("sintercard", -3, READONLY, sintercard)
+    },
     kall(cmd("sunion", -2, READONLY, sunion)),
     kall(cmd("sdiff", -2, READONLY, sdiff)),
     kall(cmd("sinterstore", -3, WRITE | DENYOOM, sinterstore)),
@@ -49,7 +58,11 @@ fn sadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let lim = limits(ctx);
     let mut k = ctx.write_key(a[1]);
     if k.get().is_none() {
-        k.insert(Entry::new(Value::Set(Set::for_first(a[2], &lim, a.len() - 2))));
+        k.insert(Entry::new(Value::Set(Set::for_first(
+            a[2],
+            &lim,
+            a.len() - 2,
+        ))));
     }
     let s = set_mut(k.get_mut().expect("present"))?;
     let mut n = 0;
@@ -143,7 +156,11 @@ fn spop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    let count = if a.len() == 3 { Some(coll::positive(a[2])? as usize) } else { None };
+    let count = if a.len() == 3 {
+        Some(coll::positive(a[2])? as usize)
+    } else {
+        None
+    };
     let mut k = ctx.write_key(a[1]);
     let Some(e) = k.get_mut() else {
         drop(k);
@@ -303,7 +320,12 @@ enum Op {
 
 /// Computes the set operation over `keys` (positions `first..` of the
 /// lock).
-fn compute(ml: &mut crate::db::MultiLock<'_>, keys: &[&[u8]], first: usize, op: Op) -> Result<Vec<Vec<u8>>, CmdError> {
+fn compute(
+    ml: &mut crate::db::MultiLock<'_>,
+    keys: &[&[u8]],
+    first: usize,
+    op: Op,
+) -> Result<Vec<Vec<u8>>, CmdError> {
     // Type-check every key first (a wrong type anywhere is an error).
     for (i, k) in keys.iter().enumerate() {
         opt(ml.get(first + i, k), set)?;
@@ -320,7 +342,9 @@ fn compute(ml: &mut crate::db::MultiLock<'_>, keys: &[&[u8]], first: usize, op: 
             }
             sizes.sort();
             let (_, small) = sizes[0];
-            let mut cand = opt(ml.get(first + small, keys[small]), set)?.expect("checked").members();
+            let mut cand = opt(ml.get(first + small, keys[small]), set)?
+                .expect("checked")
+                .members();
             for &(_, i) in &sizes[1..] {
                 let s = opt(ml.get(first + i, keys[i]), set)?.expect("checked");
                 cand.retain(|m| s.contains(m));
@@ -345,7 +369,9 @@ fn compute(ml: &mut crate::db::MultiLock<'_>, keys: &[&[u8]], first: usize, op: 
             Ok(out)
         }
         Op::Diff => {
-            let Some(s0) = opt(ml.get(first, keys[0]), set)? else { return Ok(Vec::new()) };
+            let Some(s0) = opt(ml.get(first, keys[0]), set)? else {
+                return Ok(Vec::new());
+            };
             let mut cand = s0.members();
             for (i, k) in keys.iter().enumerate().skip(1) {
                 if let Some(s) = opt(ml.get(first + i, k), set)? {
@@ -432,7 +458,9 @@ fn sdiffstore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 pub fn parse_card_args<'a>(a: &[&'a [u8]]) -> Result<(Vec<&'a [u8]>, usize), CmdError> {
     let numkeys = coll::ranged_msg(a[1], 1, i64::MAX, "numkeys should be greater than 0")? as usize;
     if numkeys > a.len() - 2 {
-        return Err(CmdError::msg("ERR Number of keys can't be greater than number of args"));
+        return Err(CmdError::msg(
+            "ERR Number of keys can't be greater than number of args",
+        ));
     }
     let mut limit = 0usize;
     let mut j = 2 + numkeys;

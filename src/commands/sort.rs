@@ -19,8 +19,21 @@ use super::string::str_bytes;
 use super::{cmd, CmdError, CmdResult, CommandSpec, Ctx};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { first_key: 1, last_key: 1, step: 1, group: "generic", ..cmd("sort", -2, WRITE | DENYOOM, sort) },
-    CommandSpec { first_key: 1, last_key: 1, step: 1, group: "generic", since: "7.0.0", ..cmd("sort_ro", -2, READONLY, sort_ro) },
+    CommandSpec {
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        ..cmd("sort", -2, WRITE | DENYOOM, sort)
+    },
+    CommandSpec {
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        since: "7.0.0",
+        ..cmd("sort_ro", -2, READONLY, sort_ro)
+    },
 ];
 
 /// Redis's lookupKeyByPattern: the string (or hash field with `->`) that
@@ -31,7 +44,10 @@ fn by_pattern(ctx: &Ctx<'_>, pattern: &[u8], sub: &[u8]) -> Option<Vec<u8>> {
     }
     let star = pattern.iter().position(|&c| c == b'*')?;
     let after = &pattern[star + 1..];
-    let arrow = after.windows(2).position(|w| w == b"->").filter(|&i| i + 2 < after.len());
+    let arrow = after
+        .windows(2)
+        .position(|w| w == b"->")
+        .filter(|&i| i + 2 < after.len());
     let (post, field) = match arrow {
         Some(i) => (&after[..i], Some(&after[i + 2..])),
         None => (after, None),
@@ -127,7 +143,11 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
     }
     let len = elems.len() as i64;
     let mut start = limit_start.max(0);
-    let mut end = if limit_count < 0 { len - 1 } else { start + limit_count - 1 };
+    let mut end = if limit_count < 0 {
+        len - 1
+    } else {
+        start + limit_count - 1
+    };
     if start >= len {
         start = len - 1;
         end = len - 2;
@@ -160,12 +180,16 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
             keyed.push((e, if alpha && by.is_some() { byval } else { None }, score));
         }
         if conv_error {
-            return Err(CmdError::msg("ERR One or more scores can't be converted into double"));
+            return Err(CmdError::msg(
+                "ERR One or more scores can't be converted into double",
+            ));
         }
         let by_given = by.is_some();
         keyed.sort_by(|x, y| {
             let c = if !alpha {
-                x.2.partial_cmp(&y.2).unwrap_or(Ordering::Equal).then_with(|| x.0.cmp(&y.0))
+                x.2.partial_cmp(&y.2)
+                    .unwrap_or(Ordering::Equal)
+                    .then_with(|| x.0.cmp(&y.0))
             } else if by_given {
                 match (&x.1, &y.1) {
                     (None, None) => Ordering::Equal,
@@ -184,7 +208,11 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
         });
         elems = keyed.into_iter().map(|k| k.0).collect();
     }
-    let picked: &[Vec<u8>] = if start <= end && end >= 0 { &elems[start as usize..=end as usize] } else { &[] };
+    let picked: &[Vec<u8>] = if start <= end && end >= 0 {
+        &elems[start as usize..=end as usize]
+    } else {
+        &[]
+    };
 
     // Output rows: the element, or one value per GET.
     let mut out: Vec<Option<Vec<u8>>> = Vec::new();

@@ -45,7 +45,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     key1(cmd("incrby", 3, WRITE | DENYOOM | FAST, incrby)),
     key1(cmd("decrby", 3, WRITE | DENYOOM | FAST, decrby)),
     key1(cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat)),
-    CommandSpec { first_key: 1, last_key: 2, step: 1, group: "string", ..cmd("lcs", -3, READONLY, lcs) },
+    CommandSpec {
+        first_key: 1,
+        last_key: 2,
+        step: 1,
+        group: "string",
+        ..cmd("lcs", -3, READONLY, lcs)
+    },
 ];
 
 /// Borrowed bytes of a string value (ints are formatted into `buf`).
@@ -110,13 +116,19 @@ fn parse_set_opts(a: &[&[u8]], from: usize, kind: Kind) -> Result<SetOpts, CmdEr
             o.keepttl = true;
         } else if eq(opt, "persist") && kind == Kind::GetEx && no_exp && !o.keepttl {
             o.persist = true;
-        } else if let Some((secs, abs)) = [("ex", true, false), ("px", false, false), ("exat", true, true), ("pxat", false, true)]
-            .iter()
-            .find(|(n, _, _)| eq(opt, n))
-            .map(|(_, s, abs)| (*s, *abs))
+        } else if let Some((secs, abs)) = [
+            ("ex", true, false),
+            ("px", false, false),
+            ("exat", true, true),
+            ("pxat", false, true),
+        ]
+        .iter()
+        .find(|(n, _, _)| eq(opt, n))
+        .map(|(_, s, abs)| (*s, *abs))
         {
             // The same option may repeat (last wins); a different one may not.
-            let compatible = !o.keepttl && !o.persist && exp_kind(&o).map_or(true, |k| k == (secs, abs));
+            let compatible =
+                !o.keepttl && !o.persist && exp_kind(&o).map_or(true, |k| k == (secs, abs));
             if compatible && has_next {
                 o.expire = Some((secs, abs, j + 1));
                 j += 1;
@@ -133,14 +145,22 @@ fn parse_set_opts(a: &[&[u8]], from: usize, kind: Kind) -> Result<SetOpts, CmdEr
 
 /// Absolute expiry in ms from an EX/PX/EXAT/PXAT argument, with Redis's
 /// checks and error text.
-fn expire_ms(ctx: &Ctx<'_>, arg: &[u8], secs: bool, abs: bool, cmdname: &'static str) -> Result<u64, CmdError> {
+fn expire_ms(
+    ctx: &Ctx<'_>,
+    arg: &[u8],
+    secs: bool,
+    abs: bool,
+    cmdname: &'static str,
+) -> Result<u64, CmdError> {
     let v = int(arg)?;
     if v <= 0 || (secs && v > i64::MAX / 1000) {
         return Err(CmdError::InvalidExpire(cmdname));
     }
     let mut ms = if secs { v * 1000 } else { v };
     if !abs {
-        ms = ms.checked_add(ctx.now_ms as i64).ok_or(CmdError::InvalidExpire(cmdname))?;
+        ms = ms
+            .checked_add(ctx.now_ms as i64)
+            .ok_or(CmdError::InvalidExpire(cmdname))?;
     }
     Ok(ms as u64)
 }
@@ -155,7 +175,14 @@ fn set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 /// The shared body of SET, SETEX, PSETEX, GETSET, SETNX.
-fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Option<u64>, setnx_reply: bool) -> CmdResult {
+fn set_generic(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    val: &[u8],
+    o: SetOpts,
+    when: Option<u64>,
+    setnx_reply: bool,
+) -> CmdResult {
     let touch = ctx.touch_clock();
     let mut k = ctx.write_key(key);
     // The write lookup touches an existing key, even when NX/XX refuses.
@@ -180,10 +207,20 @@ fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Opti
         }
         return Ok(());
     }
-    let keep = if o.keepttl { old.map_or(0, |e| e.expire_at) } else { 0 };
+    let keep = if o.keepttl {
+        old.map_or(0, |e| e.expire_at)
+    } else {
+        0
+    };
     k.insert(ctx.new_entry(Value::from_bytes(val), when.unwrap_or(keep)));
     match when {
-        Some(ms) => ctx.propagate(&[b"SET", key, val, b"PXAT", itoa::Buffer::new().format(ms).as_bytes()]),
+        Some(ms) => ctx.propagate(&[
+            b"SET",
+            key,
+            val,
+            b"PXAT",
+            itoa::Buffer::new().format(ms).as_bytes(),
+        ]),
         None if o.keepttl => ctx.propagate(&[b"SET", key, val, b"KEEPTTL"]),
         None => ctx.propagate(&[b"SET", key, val]),
     }
@@ -201,7 +238,17 @@ fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], o: SetOpts, when: Opti
 }
 
 fn setnx(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    set_generic(ctx, a[1], a[2], SetOpts { nx: true, ..Default::default() }, None, true)
+    set_generic(
+        ctx,
+        a[1],
+        a[2],
+        SetOpts {
+            nx: true,
+            ..Default::default()
+        },
+        None,
+        true,
+    )
 }
 
 fn setex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -215,7 +262,17 @@ fn psetex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn getset(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    set_generic(ctx, a[1], a[2], SetOpts { get: true, ..Default::default() }, None, false)
+    set_generic(
+        ctx,
+        a[1],
+        a[2],
+        SetOpts {
+            get: true,
+            ..Default::default()
+        },
+        None,
+        false,
+    )
 }
 
 fn getdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -258,7 +315,11 @@ fn getex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
         Some((ms, _)) => {
             e.expire_at = ms;
-            ctx.propagate(&[b"PEXPIREAT", a[1], itoa::Buffer::new().format(ms).as_bytes()]);
+            ctx.propagate(&[
+                b"PEXPIREAT",
+                a[1],
+                itoa::Buffer::new().format(ms).as_bytes(),
+            ]);
             ctx.notify(crate::notify::GENERIC, b"expire", a[1]);
         }
         None if o.persist && e.expire_at != 0 => {
@@ -287,13 +348,19 @@ fn mget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         match m.get(i, key) {
             Some(e) => match str_bytes(&e.value, &mut buf) {
                 Some(b) => {
-                    ctx.srv.stats.keyspace_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ctx.srv
+                        .stats
+                        .keyspace_hits
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     ctx.out.bulk(b)
                 }
                 None => ctx.out.null(),
             },
             None => {
-                ctx.srv.stats.keyspace_misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.srv
+                    .stats
+                    .keyspace_misses
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 ctx.out.null()
             }
         }
@@ -303,12 +370,18 @@ fn mget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn mset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     if a.len() % 2 == 0 {
-        return Err(CmdError::WrongArity(if nx { "msetnx" } else { "mset" }.into()));
+        return Err(CmdError::WrongArity(
+            if nx { "msetnx" } else { "mset" }.into(),
+        ));
     }
     let keys: Vec<&[u8]> = a[1..].iter().step_by(2).copied().collect();
     let touch = ctx.touch_clock();
     let mut m = ctx.lock_keys(&keys);
-    if let Some(i) = keys.iter().enumerate().position(|(i, k)| nx && m.get(i, k).is_some()) {
+    if let Some(i) = keys
+        .iter()
+        .enumerate()
+        .position(|(i, k)| nx && m.get(i, k).is_some())
+    {
         // Redis's write lookup stops at (and touches) the first that exists.
         if let (Some(e), Some(c)) = (m.get_mut(i, keys[i]), touch) {
             e.lru = c;
@@ -530,7 +603,12 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         }
     };
     // Logged as the resulting value: replay is exact and idempotent.
-    ctx.propagate(&[b"SET", key, itoa::Buffer::new().format(new).as_bytes(), b"KEEPTTL"]);
+    ctx.propagate(&[
+        b"SET",
+        key,
+        itoa::Buffer::new().format(new).as_bytes(),
+        b"KEEPTTL",
+    ]);
     ctx.notify(crate::notify::STRING, b"incrby", key);
     drop(k);
     ctx.out.int(new);
@@ -563,7 +641,11 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut buf = itoa::Buffer::new();
     let cur = match k.get() {
         None => None,
-        Some(e) => Some(str_bytes(&e.value, &mut buf).ok_or(CmdError::WrongType)?.to_vec()),
+        Some(e) => Some(
+            str_bytes(&e.value, &mut buf)
+                .ok_or(CmdError::WrongType)?
+                .to_vec(),
+        ),
     };
     let new = num::incr_by_float(cur.as_deref(), a[2]).map_err(|e| match e {
         IncrFloatError::ValueNotFloat | IncrFloatError::IncrNotFloat => CmdError::NotFloat,
@@ -595,7 +677,9 @@ fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 let mut b = itoa::Buffer::new();
                 str_bytes(&e.value, &mut b)
                     .map(|s| Some(s.to_vec()))
-                    .ok_or_else(|| CmdError::msg("ERR The specified keys must contain string values"))
+                    .ok_or_else(|| {
+                        CmdError::msg("ERR The specified keys must contain string values")
+                    })
             }
         }
     };
@@ -626,18 +710,28 @@ fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         j += 1;
     }
     if getidx && getlen {
-        return Err(CmdError::msg("ERR If you want both the length and indexes, please just use IDX."));
+        return Err(CmdError::msg(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
     }
-    let cells = (sa.len() as u64 + 1).saturating_mul(sb.len() as u64 + 1).saturating_mul(4);
+    let cells = (sa.len() as u64 + 1)
+        .saturating_mul(sb.len() as u64 + 1)
+        .saturating_mul(4);
     if cells > max_len(ctx) {
-        return Err(CmdError::msg("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
+        return Err(CmdError::msg(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
     }
     let (al, bl) = (sa.len(), sb.len());
     let w = bl + 1;
     let mut dp = vec![0u32; (al + 1) * (bl + 1)];
     for i in 1..=al {
         for j in 1..=bl {
-            dp[i * w + j] = if sa[i - 1] == sb[j - 1] { dp[(i - 1) * w + j - 1] + 1 } else { dp[(i - 1) * w + j].max(dp[i * w + j - 1]) };
+            dp[i * w + j] = if sa[i - 1] == sb[j - 1] {
+                dp[(i - 1) * w + j - 1] + 1
+            } else {
+                dp[(i - 1) * w + j].max(dp[i * w + j - 1])
+            };
         }
     }
     let total = dp[al * w + bl] as usize;

@@ -38,7 +38,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     k1(cmd("zcount", 4, READONLY | FAST, zcount)),
     k1(cmd("zlexcount", 4, READONLY | FAST, zlexcount)),
     k1(cmd("zrange", -4, READONLY, zrange)),
-    CommandSpec { first_key: 1, last_key: 2, step: 1, ..g(cmd("zrangestore", -5, WRITE | DENYOOM, zrangestore)) },
+    CommandSpec {
+        first_key: 1,
+        last_key: 2,
+        step: 1,
+        ..g(cmd("zrangestore", -5, WRITE | DENYOOM, zrangestore))
+    },
     k1(cmd("zrangebyscore", -4, READONLY, zrangebyscore)),
     k1(cmd("zrevrangebyscore", -4, READONLY, zrevrangebyscore)),
     k1(cmd("zrangebylex", -4, READONLY, zrangebylex)),
@@ -56,13 +61,38 @@ pub static COMMANDS: &[CommandSpec] = &[
     g(cmd("zunion", -3, READONLY, zunion)),
     g(cmd("zinter", -3, READONLY, zinter)),
     g(cmd("zdiff", -3, READONLY, zdiff)),
-    CommandSpec { first_key: 1, last_key: 1, step: 1, ..g(cmd("zunionstore", -4, WRITE | DENYOOM, zunionstore)) },
-    CommandSpec { first_key: 1, last_key: 1, step: 1, ..g(cmd("zinterstore", -4, WRITE | DENYOOM, zinterstore)) },
-    CommandSpec { first_key: 1, last_key: 1, step: 1, ..g(cmd("zdiffstore", -4, WRITE | DENYOOM, zdiffstore)) },
+    CommandSpec {
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        ..g(cmd("zunionstore", -4, WRITE | DENYOOM, zunionstore))
+    },
+    CommandSpec {
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        ..g(cmd("zinterstore", -4, WRITE | DENYOOM, zinterstore))
+    },
+    CommandSpec {
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        ..g(cmd("zdiffstore", -4, WRITE | DENYOOM, zdiffstore))
+    },
     g(cmd("zintercard", -3, READONLY, zintercard)),
     k1(cmd("zscan", -3, READONLY, zscan)),
-    CommandSpec { first_key: 1, last_key: -2, step: 1, ..g(cmd("bzpopmin", -3, WRITE | FAST | BLOCKING, bzpopmin)) },
-    CommandSpec { first_key: 1, last_key: -2, step: 1, ..g(cmd("bzpopmax", -3, WRITE | FAST | BLOCKING, bzpopmax)) },
+    CommandSpec {
+        first_key: 1,
+        last_key: -2,
+        step: 1,
+        ..g(cmd("bzpopmin", -3, WRITE | FAST | BLOCKING, bzpopmin))
+    },
+    CommandSpec {
+        first_key: 1,
+        last_key: -2,
+        step: 1,
+        ..g(cmd("bzpopmax", -3, WRITE | FAST | BLOCKING, bzpopmax))
+    },
     g(cmd("bzmpop", -5, WRITE | BLOCKING, bzmpop)),
 ];
 
@@ -78,7 +108,12 @@ fn parse_score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
     let err = || CmdError::msg("ERR min or max is not a float");
     let (min, minex) = one(min).ok_or_else(err)?;
     let (max, maxex) = one(max).ok_or_else(err)?;
-    Ok(ScoreRange { min, max, minex, maxex })
+    Ok(ScoreRange {
+        min,
+        max,
+        minex,
+        maxex,
+    })
 }
 
 fn parse_lex_range(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
@@ -92,7 +127,10 @@ fn parse_lex_range(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
         }
     }
     let err = || CmdError::msg("ERR min or max not valid string range item");
-    Ok(LexRange { min: one(min).ok_or_else(err)?, max: one(max).ok_or_else(err)? })
+    Ok(LexRange {
+        min: one(min).ok_or_else(err)?,
+        max: one(max).ok_or_else(err)?,
+    })
 }
 
 /// Redis's rank sanitising: Some((start, end)) ascending from the side
@@ -124,7 +162,15 @@ fn reply_pairs(ctx: &mut Ctx<'_>, items: &[(Vec<u8>, f64)], withscores: bool) {
 
 /// Replaces `dst` (lock slot `i`) with `items`, logging DEL + ZADD as one
 /// record; an empty result deletes `dst`.
-fn store_result(ctx: &Ctx<'_>, ml: &mut MultiLock<'_>, i: usize, dst: &[u8], items: &[(Vec<u8>, f64)], lim: &Limits, event: &[u8]) {
+fn store_result(
+    ctx: &Ctx<'_>,
+    ml: &mut MultiLock<'_>,
+    i: usize,
+    dst: &[u8],
+    items: &[(Vec<u8>, f64)],
+    lim: &Limits,
+    event: &[u8],
+) {
     if items.is_empty() {
         if ml.remove(i, dst).is_some() {
             ctx.propagate(&[b"DEL", dst]);
@@ -191,13 +237,19 @@ fn zadd_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], mut f: AddFlags, first: usize) -
         return Err(CmdError::Syntax);
     }
     if f.nx && f.xx {
-        return Err(CmdError::msg("ERR XX and NX options at the same time are not compatible"));
+        return Err(CmdError::msg(
+            "ERR XX and NX options at the same time are not compatible",
+        ));
     }
     if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
-        return Err(CmdError::msg("ERR GT, LT, and/or NX options at the same time are not compatible"));
+        return Err(CmdError::msg(
+            "ERR GT, LT, and/or NX options at the same time are not compatible",
+        ));
     }
     if f.incr && rest.len() > 2 {
-        return Err(CmdError::msg("ERR INCR option supports a single increment-element pair"));
+        return Err(CmdError::msg(
+            "ERR INCR option supports a single increment-element pair",
+        ));
     }
     let mut pairs = Vec::with_capacity(rest.len() / 2);
     for p in rest.chunks(2) {
@@ -219,7 +271,11 @@ fn zadd_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], mut f: AddFlags, first: usize) -
             return Ok(());
         }
         let maxlen = pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
-        k.insert(Entry::new(Value::ZSet(ZSet::with_hint(pairs.len(), maxlen, &lim))));
+        k.insert(Entry::new(Value::ZSet(ZSet::with_hint(
+            pairs.len(),
+            maxlen,
+            &lim,
+        ))));
     }
     let z = zset_mut(k.get_mut().expect("present"))?;
     for (score, m) in pairs {
@@ -263,7 +319,11 @@ fn zadd_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], mut f: AddFlags, first: usize) -
     if added + updated > 0 {
         ctx.propagate(a);
         blocking::serve(ctx, a[1], &mut k);
-        ctx.notify(crate::notify::ZSET, if f.incr { b"zincr" } else { b"zadd" }, a[1]);
+        ctx.notify(
+            crate::notify::ZSET,
+            if f.incr { b"zincr" } else { b"zadd" },
+            a[1],
+        );
     }
     drop(k);
     if f.incr {
@@ -286,10 +346,21 @@ fn zincrby(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // Redis runs ZINCRBY through ZADD's option parser, so an option word in
     // the increment's place is taken as a flag and leaves an odd number of
     // arguments: a syntax error, not a float error.
-    if ["nx", "xx", "ch", "incr", "gt", "lt"].iter().any(|o| a[2].eq_ignore_ascii_case(o.as_bytes())) {
+    if ["nx", "xx", "ch", "incr", "gt", "lt"]
+        .iter()
+        .any(|o| a[2].eq_ignore_ascii_case(o.as_bytes()))
+    {
         return Err(CmdError::Syntax);
     }
-    zadd_generic(ctx, a, AddFlags { incr: true, ..Default::default() }, 2)
+    zadd_generic(
+        ctx,
+        a,
+        AddFlags {
+            incr: true,
+            ..Default::default()
+        },
+        2,
+    )
 }
 
 // ------------------------------------------------------------ simple reads
@@ -407,7 +478,13 @@ struct RangeQuery {
 
 /// ZRANGE's argument parsing (Redis's zrangeGenericCommand), `at` the
 /// index of the source key.
-fn parse_range_query(a: &[&[u8]], at: usize, store: bool, mut rt: RangeType, mut dir: Dir) -> Result<RangeQuery, CmdError> {
+fn parse_range_query(
+    a: &[&[u8]],
+    at: usize,
+    store: bool,
+    mut rt: RangeType,
+    mut dir: Dir,
+) -> Result<RangeQuery, CmdError> {
     let (mut withscores, mut offset, mut limit) = (false, 0i64, -1i64);
     let mut j = at + 3;
     while j < a.len() {
@@ -434,10 +511,14 @@ fn parse_range_query(a: &[&[u8]], at: usize, store: bool, mut rt: RangeType, mut
         rt = RangeType::Rank;
     }
     if limit != -1 && rt == RangeType::Rank {
-        return Err(CmdError::msg("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
+        return Err(CmdError::msg(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
     }
     if withscores && rt == RangeType::Lex {
-        return Err(CmdError::msg("ERR syntax error, WITHSCORES not supported in combination with BYLEX"));
+        return Err(CmdError::msg(
+            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+        ));
     }
     let (mut lo, mut hi) = (a[at + 1], a[at + 2]);
     if rev && rt != RangeType::Rank {
@@ -448,7 +529,13 @@ fn parse_range_query(a: &[&[u8]], at: usize, store: bool, mut rt: RangeType, mut
         RangeType::Lex => Parsed::Lex(parse_lex_range(lo, hi)?),
         _ => Parsed::Rank(int(lo)?, int(hi)?),
     };
-    Ok(RangeQuery { what, rev, withscores, offset, limit })
+    Ok(RangeQuery {
+        what,
+        rev,
+        withscores,
+        offset,
+        limit,
+    })
 }
 
 /// Runs a parsed range query against `z`.
@@ -456,8 +543,14 @@ fn run_range(z: &ZSet, q: &RangeQuery) -> Vec<(Vec<u8>, f64)> {
     let len = z.len();
     let ranks = match &q.what {
         Parsed::Rank(s, e) => {
-            let Some((s, e)) = rank_range(*s, *e, len) else { return Vec::new() };
-            return if q.rev { z.collect(len - 1 - e, len - 1 - s, true) } else { z.collect(s, e, false) };
+            let Some((s, e)) = rank_range(*s, *e, len) else {
+                return Vec::new();
+            };
+            return if q.rev {
+                z.collect(len - 1 - e, len - 1 - s, true)
+            } else {
+                z.collect(s, e, false)
+            };
         }
         Parsed::Score(r) => z.score_ranks(r),
         Parsed::Lex(r) => z.lex_ranks(r),
@@ -465,13 +558,19 @@ fn run_range(z: &ZSet, q: &RangeQuery) -> Vec<(Vec<u8>, f64)> {
     if q.offset < 0 || (q.offset > 0 && q.offset as usize >= len) {
         return Vec::new();
     }
-    let Some((lo, hi)) = ranks else { return Vec::new() };
+    let Some((lo, hi)) = ranks else {
+        return Vec::new();
+    };
     let n = hi - lo + 1;
     let off = q.offset as usize;
     if off >= n {
         return Vec::new();
     }
-    let take = if q.limit < 0 { n - off } else { (q.limit as usize).min(n - off) };
+    let take = if q.limit < 0 {
+        n - off
+    } else {
+        (q.limit as usize).min(n - off)
+    };
     if take == 0 {
         return Vec::new();
     }
@@ -543,7 +642,9 @@ fn rank_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], rev: bool) -> CmdResult {
     };
     let k = ctx.read_key(a[1]);
     let found = match opt(k.get(), zset)? {
-        Some(z) => z.rank(a[2]).map(|(r, s)| (if rev { z.len() - 1 - r } else { r }, s)),
+        Some(z) => z
+            .rank(a[2])
+            .map(|(r, s)| (if rev { z.len() - 1 - r } else { r }, s)),
         None => None,
     };
     drop(k);
@@ -625,14 +726,23 @@ fn zremrangebylex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// Pops up to `count` from the min or max end of the first non-empty
 /// zset among `keys`; returns (key, popped) or None. Logs ZPOPMIN/MAX.
-fn pop_from(ctx: &mut Ctx<'_>, keys: &[&[u8]], max: bool, count: usize) -> Result<Option<(Vec<u8>, Vec<(Vec<u8>, f64)>)>, CmdError> {
+fn pop_from(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    max: bool,
+    count: usize,
+) -> Result<Option<(Vec<u8>, Vec<(Vec<u8>, f64)>)>, CmdError> {
     for key in keys {
         let mut k = ctx.write_key(key);
         let Some(e) = k.get_mut() else { continue };
         let z = zset_mut(e)?;
         let len = z.len();
         let n = count.min(len);
-        let items = if max { z.collect(len - n, len - 1, true) } else { z.collect(0, n - 1, false) };
+        let items = if max {
+            z.collect(len - n, len - 1, true)
+        } else {
+            z.collect(0, n - 1, false)
+        };
         if max {
             z.remove_ranks(len - n, len - 1);
         } else {
@@ -644,7 +754,11 @@ fn pop_from(ctx: &mut Ctx<'_>, keys: &[&[u8]], max: bool, count: usize) -> Resul
         }
         let c = itoa::Buffer::new().format(n).as_bytes().to_vec();
         ctx.propagate(&[if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, &c]);
-        ctx.notify(crate::notify::ZSET, if max { b"zpopmax" } else { b"zpopmin" }, key);
+        ctx.notify(
+            crate::notify::ZSET,
+            if max { b"zpopmax" } else { b"zpopmin" },
+            key,
+        );
         if emptied {
             ctx.notify(crate::notify::GENERIC, b"del", key);
         }
@@ -657,7 +771,11 @@ fn zpop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], max: bool) -> CmdResult {
     if a.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    let count = if a.len() == 3 { Some(coll::positive(a[2])? as usize) } else { None };
+    let count = if a.len() == 3 {
+        Some(coll::positive(a[2])? as usize)
+    } else {
+        None
+    };
     // Type check before the count-0 shortcut, as Redis.
     {
         let k = ctx.write_key(a[1]);
@@ -669,7 +787,9 @@ fn zpop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], max: bool) -> CmdResult {
         }
     }
     let nested = ctx.out.resp3 && count.is_some();
-    let items = pop_from(ctx, &a[1..2], max, count.unwrap_or(1))?.map(|(_, v)| v).unwrap_or_default();
+    let items = pop_from(ctx, &a[1..2], max, count.unwrap_or(1))?
+        .map(|(_, v)| v)
+        .unwrap_or_default();
     if nested {
         reply_pairs(ctx, &items, true);
     } else {
@@ -707,7 +827,9 @@ fn zmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut j = where_idx + 1;
     while j < a.len() {
         if count.is_none() && eq(a[j], "count") && j + 1 < a.len() {
-            count = Some(coll::ranged_msg(a[j + 1], 1, i64::MAX, "count should be greater than 0")? as usize);
+            count = Some(
+                coll::ranged_msg(a[j + 1], 1, i64::MAX, "count should be greater than 0")? as usize,
+            );
             j += 2;
         } else {
             return Err(CmdError::Syntax);
@@ -756,7 +878,9 @@ fn zrandmember(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     let items: Vec<(Vec<u8>, f64)> = if count < 0 {
-        (0..count.unsigned_abs()).filter_map(|_| z.random(rand_u64())).collect()
+        (0..count.unsigned_abs())
+            .filter_map(|_| z.random(rand_u64()))
+            .collect()
     } else if count as usize >= z.len() {
         z.collect(0, z.len() - 1, false)
     } else {
@@ -801,7 +925,11 @@ fn aggregate(target: &mut f64, v: f64, agg: Agg) {
 fn source_items(e: Option<&Entry>) -> Result<Option<Vec<(Vec<u8>, f64)>>, CmdError> {
     let Some(e) = e else { return Ok(None) };
     match &e.value {
-        Value::ZSet(z) => Ok(Some(if z.is_empty() { Vec::new() } else { z.collect(0, z.len() - 1, false) })),
+        Value::ZSet(z) => Ok(Some(if z.is_empty() {
+            Vec::new()
+        } else {
+            z.collect(0, z.len() - 1, false)
+        })),
         Value::Set(s) => Ok(Some(s.members().into_iter().map(|m| (m, 1.0)).collect())),
         _ => Err(CmdError::WrongType),
     }
@@ -819,11 +947,20 @@ struct AlgebraArgs {
 /// Parses `numkeys key... [WEIGHTS ...] [AGGREGATE ...] [WITHSCORES]`
 /// starting at `at`. Sources are type-checked (by `check`) between the
 /// keys and the options, as Redis does.
-fn parse_algebra(ctx: &Ctx<'_>, a: &[&[u8]], at: usize, op: SetOp, store: bool, card: bool) -> Result<AlgebraArgs, CmdError> {
+fn parse_algebra(
+    ctx: &Ctx<'_>,
+    a: &[&[u8]],
+    at: usize,
+    op: SetOp,
+    store: bool,
+    card: bool,
+) -> Result<AlgebraArgs, CmdError> {
     let numkeys = int(a[at])?;
     if numkeys < 1 {
         let name = String::from_utf8_lossy(a[0]).to_lowercase();
-        return Err(CmdError::msg(format!("ERR at least 1 input key is needed for '{name}' command")));
+        return Err(CmdError::msg(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        )));
     }
     let numkeys = numkeys as usize;
     if numkeys > a.len() - at - 1 {
@@ -839,14 +976,22 @@ fn parse_algebra(ctx: &Ctx<'_>, a: &[&[u8]], at: usize, op: SetOp, store: bool, 
             }
         }
     }
-    let mut r = AlgebraArgs { keys_at, numkeys, weights: vec![1.0; numkeys], agg: Agg::Sum, withscores: false, limit: 0 };
+    let mut r = AlgebraArgs {
+        keys_at,
+        numkeys,
+        weights: vec![1.0; numkeys],
+        agg: Agg::Sum,
+        withscores: false,
+        limit: 0,
+    };
     let mut j = keys_at + numkeys;
     while j < a.len() {
         let remaining = a.len() - j;
         if op != SetOp::Diff && !card && remaining > numkeys && eq(a[j], "weights") {
             j += 1;
             for w in r.weights.iter_mut() {
-                *w = num::parse_f64(a[j]).ok_or_else(|| CmdError::msg("ERR weight value is not a float"))?;
+                *w = num::parse_f64(a[j])
+                    .ok_or_else(|| CmdError::msg("ERR weight value is not a float"))?;
                 j += 1;
             }
         } else if op != SetOp::Diff && !card && remaining >= 2 && eq(a[j], "aggregate") {
@@ -874,7 +1019,13 @@ fn parse_algebra(ctx: &Ctx<'_>, a: &[&[u8]], at: usize, op: SetOp, store: bool, 
 }
 
 /// Computes the operation over sources locked in `ml` from slot `first`.
-fn compute(ml: &mut MultiLock<'_>, keys: &[&[u8]], first: usize, op: SetOp, p: &AlgebraArgs) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+fn compute(
+    ml: &mut MultiLock<'_>,
+    keys: &[&[u8]],
+    first: usize,
+    op: SetOp,
+    p: &AlgebraArgs,
+) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
     let mut srcs = Vec::with_capacity(keys.len());
     for (i, k) in keys.iter().enumerate() {
         srcs.push((source_items(ml.get(first + i, k))?, p.weights[i]));
@@ -889,19 +1040,38 @@ fn compute(ml: &mut MultiLock<'_>, keys: &[&[u8]], first: usize, op: SetOp, p: &
     };
     let mut out: Vec<(Vec<u8>, f64)> = match op {
         SetOp::Diff => {
-            let Some(first) = srcs[0].0.take() else { return Ok(Vec::new()) };
-            let others: Vec<std::collections::HashSet<Vec<u8>>> =
-                srcs[1..].iter().filter_map(|(s, _)| s.as_ref()).map(|s| s.iter().map(|(m, _)| m.clone()).collect()).collect();
-            first.into_iter().filter(|(m, _)| !others.iter().any(|o| o.contains(m))).collect()
+            let Some(first) = srcs[0].0.take() else {
+                return Ok(Vec::new());
+            };
+            let others: Vec<std::collections::HashSet<Vec<u8>>> = srcs[1..]
+                .iter()
+                .filter_map(|(s, _)| s.as_ref())
+                .map(|s| s.iter().map(|(m, _)| m.clone()).collect())
+                .collect();
+            first
+                .into_iter()
+                .filter(|(m, _)| !others.iter().any(|o| o.contains(m)))
+                .collect()
         }
         SetOp::Inter => {
-            if srcs.iter().any(|(s, _)| s.as_ref().map_or(true, |v| v.is_empty())) {
+            if srcs
+                .iter()
+                .any(|(s, _)| s.as_ref().map_or(true, |v| v.is_empty()))
+            {
                 return Ok(Vec::new());
             }
             // Smallest first (stable), as Redis orders the sources.
             srcs.sort_by_key(|(s, _)| s.as_ref().map_or(0, |v| v.len()));
-            let maps: Vec<std::collections::HashMap<&[u8], f64>> =
-                srcs[1..].iter().map(|(s, _)| s.as_ref().expect("checked").iter().map(|(m, sc)| (m.as_slice(), *sc)).collect()).collect();
+            let maps: Vec<std::collections::HashMap<&[u8], f64>> = srcs[1..]
+                .iter()
+                .map(|(s, _)| {
+                    s.as_ref()
+                        .expect("checked")
+                        .iter()
+                        .map(|(m, sc)| (m.as_slice(), *sc))
+                        .collect()
+                })
+                .collect();
             let mut res = Vec::new();
             'outer: for (m, s) in srcs[0].0.as_ref().expect("checked") {
                 let mut score = weighted(*s, srcs[0].1);
@@ -917,7 +1087,8 @@ fn compute(ml: &mut MultiLock<'_>, keys: &[&[u8]], first: usize, op: SetOp, p: &
         }
         SetOp::Union => {
             srcs.sort_by_key(|(s, _)| s.as_ref().map_or(0, |v| v.len()));
-            let mut idx: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+            let mut idx: std::collections::HashMap<Vec<u8>, usize> =
+                std::collections::HashMap::new();
             let mut res: Vec<(Vec<u8>, f64)> = Vec::new();
             for (s, w) in &srcs {
                 for (m, sc) in s.iter().flatten() {
@@ -934,7 +1105,11 @@ fn compute(ml: &mut MultiLock<'_>, keys: &[&[u8]], first: usize, op: SetOp, p: &
             res
         }
     };
-    out.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.0.cmp(&b.0)));
+    out.sort_by(|a, b| {
+        a.1.partial_cmp(&b.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.cmp(&b.0))
+    });
     Ok(out)
 }
 
@@ -1005,7 +1180,13 @@ fn zintercard(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn bzpop_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], max: bool) -> CmdResult {
     let deadline = blocking::parse_timeout(a[a.len() - 1], ctx.now_ms)?;
-    blocking::pop_or_block(ctx, a, &a[1..a.len() - 1], Kind::ZSet { max, count: None }, deadline)
+    blocking::pop_or_block(
+        ctx,
+        a,
+        &a[1..a.len() - 1],
+        Kind::ZSet { max, count: None },
+        deadline,
+    )
 }
 
 fn bzpopmin(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -1019,7 +1200,16 @@ fn bzpopmax(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn bzmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let deadline = blocking::parse_timeout(a[1], ctx.now_ms)?;
     let (keys, min, count) = blocking::parse_mpop(a, 2, "min", "max")?;
-    blocking::pop_or_block(ctx, a, &keys, Kind::ZSet { max: !min, count: Some(count.unwrap_or(1)) }, deadline)
+    blocking::pop_or_block(
+        ctx,
+        a,
+        &keys,
+        Kind::ZSet {
+            max: !min,
+            count: Some(count.unwrap_or(1)),
+        },
+        deadline,
+    )
 }
 
 fn zscan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {

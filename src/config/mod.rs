@@ -39,35 +39,88 @@ pub struct Opt {
 /// Redis's hidden testing knobs (not in `CONFIG GET *`, so not in the
 /// generated table): CONFIG GET answers them by exact name only.
 static HIDDEN_OPTIONS: &[Opt] = &[
-    Opt { name: "key-load-delay", default: "0", kind: Kind::Int, flags: HIDDEN },
-    Opt { name: "loading-process-events-interval-bytes", default: "2097152", kind: Kind::Int, flags: HIDDEN },
-    Opt { name: "rdb-key-save-delay", default: "0", kind: Kind::Int, flags: HIDDEN },
-    Opt { name: "watchdog-period", default: "0", kind: Kind::Int, flags: HIDDEN },
+    Opt {
+        name: "key-load-delay",
+        default: "0",
+        kind: Kind::Int,
+        flags: HIDDEN,
+    },
+    Opt {
+        name: "loading-process-events-interval-bytes",
+        default: "2097152",
+        kind: Kind::Int,
+        flags: HIDDEN,
+    },
+    Opt {
+        name: "rdb-key-save-delay",
+        default: "0",
+        kind: Kind::Int,
+        flags: HIDDEN,
+    },
+    Opt {
+        name: "watchdog-period",
+        default: "0",
+        kind: Kind::Int,
+        flags: HIDDEN,
+    },
 ];
 
 static BASALT_OPTIONS: &[Opt] = &[
     // Keyspace shards; 0 = automatic (16 per IO thread, at least 64).
-    Opt { name: "shards", default: "0", kind: Kind::Int, flags: IMMUTABLE | IMPLEMENTED },
+    Opt {
+        name: "shards",
+        default: "0",
+        kind: Kind::Int,
+        flags: IMMUTABLE | IMPLEMENTED,
+    },
     // At start, load the log up to the first damaged record instead of
     // refusing to start (the damaged part is kept for basalt-check-aof).
     // Test seam: hold log writes in memory until fsync, so kill -9 acts
     // like a power loss (see src/powerloss.rs). Never for production.
-    Opt { name: "debug-simulate-power-loss", default: "no", kind: Kind::Bool, flags: IMMUTABLE | IMPLEMENTED },
+    Opt {
+        name: "debug-simulate-power-loss",
+        default: "no",
+        kind: Kind::Bool,
+        flags: IMMUTABLE | IMPLEMENTED,
+    },
     // Test seam: put a fault injector under the log, driven by
     // DEBUG AOF-FAULT. Never for production.
-    Opt { name: "debug-aof-fault-injection", default: "no", kind: Kind::Bool, flags: IMMUTABLE | IMPLEMENTED },
-    Opt { name: "aof-load-until-damage", default: "no", kind: Kind::Bool, flags: IMPLEMENTED },
+    Opt {
+        name: "debug-aof-fault-injection",
+        default: "no",
+        kind: Kind::Bool,
+        flags: IMMUTABLE | IMPLEMENTED,
+    },
+    Opt {
+        name: "aof-load-until-damage",
+        default: "no",
+        kind: Kind::Bool,
+        flags: IMPLEMENTED,
+    },
 ];
 
 /// Immutable here, mutable (or absent) in Redis: see `Config::set`.
-const FIXED_AT_START: &[&str] = &["appendonly", "jemalloc-bg-thread", "shards", "debug-simulate-power-loss", "debug-aof-fault-injection"];
+const FIXED_AT_START: &[&str] = &[
+    "appendonly",
+    "jemalloc-bg-thread",
+    "shards",
+    "debug-simulate-power-loss",
+    "debug-aof-fault-injection",
+];
 
 fn lookup(name: &str) -> Option<&'static Opt> {
-    options::OPTIONS.iter().chain(HIDDEN_OPTIONS).chain(BASALT_OPTIONS).find(|o| o.name == name)
+    options::OPTIONS
+        .iter()
+        .chain(HIDDEN_OPTIONS)
+        .chain(BASALT_OPTIONS)
+        .find(|o| o.name == name)
 }
 
 pub fn all_options() -> impl Iterator<Item = &'static Opt> {
-    options::OPTIONS.iter().chain(HIDDEN_OPTIONS).chain(BASALT_OPTIONS)
+    options::OPTIONS
+        .iter()
+        .chain(HIDDEN_OPTIONS)
+        .chain(BASALT_OPTIONS)
 }
 
 /// Integer ranges Redis enforces on CONFIG SET (a subset; others: i64).
@@ -105,7 +158,11 @@ pub fn merge_output_limits(current: &str, input: &str) -> Result<String, String>
     if words.len() % 4 != 0 {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
-    let mut classes: [(&str, [u64; 3]); 3] = [("normal", [0, 0, 0]), ("slave", [268435456, 67108864, 60]), ("pubsub", [33554432, 8388608, 60])];
+    let mut classes: [(&str, [u64; 3]); 3] = [
+        ("normal", [0, 0, 0]),
+        ("slave", [268435456, 67108864, 60]),
+        ("pubsub", [33554432, 8388608, 60]),
+    ];
     let class_of = |w: &str| match w.to_ascii_lowercase().as_str() {
         "normal" => Some(0),
         "slave" | "replica" => Some(1),
@@ -114,14 +171,22 @@ pub fn merge_output_limits(current: &str, input: &str) -> Result<String, String>
     };
     let cur: Vec<&str> = current.split_whitespace().collect();
     for c in cur.chunks(4).filter(|c| c.len() == 4) {
-        if let (Some(i), Some(h), Some(s), Ok(t)) = (class_of(c[0]), parse_memory(c[1]), parse_memory(c[2]), c[3].parse::<u64>()) {
+        if let (Some(i), Some(h), Some(s), Ok(t)) = (
+            class_of(c[0]),
+            parse_memory(c[1]),
+            parse_memory(c[2]),
+            c[3].parse::<u64>(),
+        ) {
             classes[i].1 = [h, s, t];
         }
     }
     let mut updates = Vec::new();
     for c in words.chunks(4) {
-        let i = class_of(c[0]).ok_or("Invalid client class specified in buffer limit configuration.")?;
-        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string();
+        let i = class_of(c[0])
+            .ok_or("Invalid client class specified in buffer limit configuration.")?;
+        let bad = || {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
+        };
         let h = parse_memory(c[1]).ok_or_else(bad)?;
         let s = parse_memory(c[2]).ok_or_else(bad)?;
         let t = c[3].parse::<u64>().map_err(|_| bad())?;
@@ -130,15 +195,27 @@ pub fn merge_output_limits(current: &str, input: &str) -> Result<String, String>
     for (i, v) in updates {
         classes[i].1 = v;
     }
-    Ok(classes.iter().map(|(n, [h, s, t])| format!("{n} {h} {s} {t}")).collect::<Vec<_>>().join(" "))
+    Ok(classes
+        .iter()
+        .map(|(n, [h, s, t])| format!("{n} {h} {s} {t}"))
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 pub fn parse_memory(s: &str) -> Option<u64> {
     let l = s.to_ascii_lowercase();
-    let (num, mul) = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1000), ("b", 1)]
-        .iter()
-        .find_map(|(u, m)| l.strip_suffix(u).map(|n| (n.to_string(), *m)))
-        .unwrap_or((l.clone(), 1));
+    let (num, mul) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(u, m)| l.strip_suffix(u).map(|n| (n.to_string(), *m)))
+    .unwrap_or((l.clone(), 1));
     if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -190,7 +267,9 @@ impl std::error::Error for ConfigError {}
 
 impl Default for Config {
     fn default() -> Self {
-        let values = all_options().map(|o| (o.name, o.default.to_string())).collect();
+        let values = all_options()
+            .map(|o| (o.name, o.default.to_string()))
+            .collect();
         let mut c = Config {
             notify_flags: 0,
             values,
@@ -247,7 +326,9 @@ impl Config {
                 _ => Err("argument must be 'yes' or 'no'".into()),
             },
             Kind::Int => {
-                let v: i64 = joined.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                let v: i64 = joined
+                    .parse()
+                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
                 let (lo, hi) = int_range(opt.name);
                 if v < lo || v > hi {
                     return Err(format!("argument must be between {lo} and {hi} inclusive"));
@@ -255,7 +336,8 @@ impl Config {
                 Ok(v.to_string())
             }
             Kind::Mem => {
-                let v = parse_memory(&joined).ok_or_else(|| "argument must be a memory value".to_string())?;
+                let v = parse_memory(&joined)
+                    .ok_or_else(|| "argument must be a memory value".to_string())?;
                 let (lo, hi) = mem_range(opt.name);
                 if v < lo || v > hi {
                     return Err(format!("argument must be between {lo} and {hi} inclusive"));
@@ -267,7 +349,10 @@ impl Config {
                 if choices.contains(&l.as_str()) {
                     Ok(l)
                 } else {
-                    Err(format!("argument(s) must be one of the following: {}", choices.join(", ")))
+                    Err(format!(
+                        "argument(s) must be one of the following: {}",
+                        choices.join(", ")
+                    ))
                 }
             }
             Kind::Str => {
@@ -275,7 +360,9 @@ impl Config {
                     validate_save(&joined)?;
                 }
                 if opt.name == "notify-keyspace-events" {
-                    let f = crate::notify::parse_flags(&joined).ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
+                    let f = crate::notify::parse_flags(&joined).ok_or_else(|| {
+                        "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()
+                    })?;
                     return Ok(crate::notify::flags_to_string(f));
                 }
                 Ok(joined)
@@ -286,8 +373,12 @@ impl Config {
     /// Sets an option at runtime (CONFIG SET). Returns Redis's error text.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let lname = name.to_ascii_lowercase();
-        let opt = lookup(&lname).ok_or_else(|| format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))?;
-        let immutable = || format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config");
+        let opt = lookup(&lname).ok_or_else(|| {
+            format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+        })?;
+        let immutable = || {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")
+        };
         // Options Redis can change at run time but Basalt fixes at start
         // (and Basalt's own fixed ones) are validated as Redis would, and
         // setting their current value is a no-op, so a client that writes
@@ -296,15 +387,23 @@ impl Config {
         if opt.flags & IMMUTABLE != 0 && !fixed_here {
             return Err(immutable());
         }
-        let mut v = Self::normalize(opt, &[value.to_string()]).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+        let mut v = Self::normalize(opt, &[value.to_string()]).map_err(|e| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
+        })?;
         if opt.name == "client-output-buffer-limit" {
-            v = merge_output_limits(self.get(opt.name).unwrap_or(""), &v).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))?;
+            v = merge_output_limits(self.get(opt.name).unwrap_or(""), &v).map_err(|e| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
+            })?;
         }
         if opt.name == "notify-keyspace-events" {
             self.notify_flags = crate::notify::parse_flags(value).unwrap_or(0);
         }
         if fixed_here {
-            return if self.get(opt.name) == Some(v.as_str()) { Ok(()) } else { Err(immutable()) };
+            return if self.get(opt.name) == Some(v.as_str()) {
+                Ok(())
+            } else {
+                Err(immutable())
+            };
         }
         self.values.insert(opt.name, v);
         if !self.explicit.contains(&opt.name) {
@@ -315,9 +414,14 @@ impl Config {
     }
 
     /// Applies one directive from a file or the command line.
-    fn apply_directive(&mut self, args: &[String], warnings: &mut Vec<String>) -> Result<(), String> {
+    fn apply_directive(
+        &mut self,
+        args: &[String],
+        warnings: &mut Vec<String>,
+    ) -> Result<(), String> {
         let name = args[0].to_ascii_lowercase();
-        let opt = lookup(&name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let opt = lookup(&name)
+            .ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         let vals = &args[1..];
         if vals.is_empty() && opt.name != "save" {
             return Err("wrong number of arguments".into());
@@ -336,7 +440,10 @@ impl Config {
                 }
             }
         } else if opt.name == "client-output-buffer-limit" {
-            merge_output_limits(self.values.get(opt.name).map_or("", |s| s.as_str()), &vals.join(" "))?
+            merge_output_limits(
+                self.values.get(opt.name).map_or("", |s| s.as_str()),
+                &vals.join(" "),
+            )?
         } else {
             Self::normalize(opt, vals)?
         };
@@ -344,7 +451,10 @@ impl Config {
             self.notify_flags = crate::notify::parse_flags(&vals.join(" ")).unwrap_or(0);
         }
         if opt.flags & IMPLEMENTED == 0 && v != opt.default {
-            warnings.push(format!("option '{}' is accepted but has no effect in Basalt", opt.name));
+            warnings.push(format!(
+                "option '{}' is accepted but has no effect in Basalt",
+                opt.name
+            ));
         }
         self.values.insert(opt.name, v);
         if !self.explicit.contains(&opt.name) {
@@ -354,25 +464,42 @@ impl Config {
     }
 
     /// Loads `text` (redis.conf syntax). `origin` names it in errors.
-    pub fn load_str(&mut self, text: &str, origin: &str, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    pub fn load_str(
+        &mut self,
+        text: &str,
+        origin: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
         for (i, line) in text.lines().enumerate() {
             let t = line.trim();
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
-            let args = inline_args_owned(t.as_bytes())
-                .ok_or_else(|| ConfigError(format!("{origin}:{}: unbalanced quotes in '{t}'", i + 1)))?;
-            let args: Vec<String> = args.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect();
+            let args = inline_args_owned(t.as_bytes()).ok_or_else(|| {
+                ConfigError(format!("{origin}:{}: unbalanced quotes in '{t}'", i + 1))
+            })?;
+            let args: Vec<String> = args
+                .into_iter()
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+                .collect();
             if args.is_empty() {
                 continue;
             }
             if args[0].eq_ignore_ascii_case("include") {
-                let path = args.get(1).ok_or_else(|| ConfigError(format!("{origin}:{}: include needs a path", i + 1)))?;
-                let inner = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{origin}:{}: cannot read include '{path}': {e}", i + 1)))?;
+                let path = args.get(1).ok_or_else(|| {
+                    ConfigError(format!("{origin}:{}: include needs a path", i + 1))
+                })?;
+                let inner = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!(
+                        "{origin}:{}: cannot read include '{path}': {e}",
+                        i + 1
+                    ))
+                })?;
                 self.load_str(&inner, path, warnings)?;
                 continue;
             }
-            self.apply_directive(&args, warnings).map_err(|e| ConfigError(format!("{origin}:{}: '{t}': {e}", i + 1)))?;
+            self.apply_directive(&args, warnings)
+                .map_err(|e| ConfigError(format!("{origin}:{}: '{t}': {e}", i + 1)))?;
         }
         self.refresh();
         Ok(())
@@ -387,7 +514,9 @@ impl Config {
         self.unixsocket = g("unixsocket");
         self.dir = PathBuf::from(g("dir"));
         self.databases = num("databases").max(1) as usize;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         self.io_threads = match num("io-threads") {
             0 => cores,
             n => n as usize,
@@ -424,13 +553,20 @@ impl Config {
     /// CONFIG REWRITE: rewrites the file in place, keeping comments and
     /// order, replacing changed directives and appending new ones.
     pub fn rewrite(&self) -> Result<(), String> {
-        let path = self.file.as_ref().ok_or_else(|| "ERR The server is running without a config file".to_string())?;
+        let path = self
+            .file
+            .as_ref()
+            .ok_or_else(|| "ERR The server is running without a config file".to_string())?;
         let old = std::fs::read_to_string(path).unwrap_or_default();
         let mut out = String::new();
         let mut written: Vec<&str> = Vec::new();
         for line in old.lines() {
             let t = line.trim();
-            let name = t.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            let name = t
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
             match lookup(&name) {
                 Some(o) if !t.starts_with('#') => {
                     if !written.contains(&o.name) {
@@ -466,7 +602,11 @@ impl Config {
         let v = self.get(name).unwrap_or("");
         if v.is_empty() {
             format!("{name} \"\"")
-        } else if name == "save" || name == "bind" || name == "client-output-buffer-limit" || name == "oom-score-adj-values" {
+        } else if name == "save"
+            || name == "bind"
+            || name == "client-output-buffer-limit"
+            || name == "oom-score-adj-values"
+        {
             format!("{name} {v}")
         } else {
             format!("{name} {}", quote(v))
@@ -475,13 +615,23 @@ impl Config {
 
     /// The `save` schedule as (seconds, changes) pairs.
     pub fn save_points(&self) -> Vec<(u64, u64)> {
-        let v: Vec<u64> = self.get("save").unwrap_or("").split_whitespace().filter_map(|x| x.parse().ok()).collect();
-        v.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect()
+        let v: Vec<u64> = self
+            .get("save")
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        v.chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0], c[1]))
+            .collect()
     }
 }
 
 fn quote(v: &str) -> String {
-    if v.bytes().all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\') {
+    if v.bytes()
+        .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\')
+    {
         v.to_string()
     } else {
         format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
@@ -506,7 +656,8 @@ pub fn from_args(args: &[String]) -> Result<(Config, Vec<String>), ConfigError> 
     let mut rest = args;
     if let Some(first) = rest.first() {
         if !first.starts_with("--") {
-            let text = std::fs::read_to_string(first).map_err(|e| ConfigError(format!("cannot read config file '{first}': {e}")))?;
+            let text = std::fs::read_to_string(first)
+                .map_err(|e| ConfigError(format!("cannot read config file '{first}': {e}")))?;
             c.load_str(&text, first, &mut warnings)?;
             c.file = Some(std::fs::canonicalize(first).unwrap_or_else(|_| PathBuf::from(first)));
             rest = &rest[1..];
@@ -530,7 +681,10 @@ pub fn from_args(args: &[String]) -> Result<(Config, Vec<String>), ConfigError> 
 }
 
 fn quote_arg(a: &str) -> String {
-    if a.is_empty() || a.bytes().any(|c| c.is_ascii_whitespace() || c == b'"' || c == b'\'' || c == b'\\') {
+    if a.is_empty()
+        || a.bytes()
+            .any(|c| c.is_ascii_whitespace() || c == b'"' || c == b'\'' || c == b'\\')
+    {
         format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         a.to_string()
@@ -543,7 +697,15 @@ mod tests {
 
     #[test]
     fn defaults_and_args() {
-        let (c, w) = from_args(&["--port".into(), "0".into(), "--save".into(), "".into(), "--maxmemory".into(), "1mb".into()]).unwrap();
+        let (c, w) = from_args(&[
+            "--port".into(),
+            "0".into(),
+            "--save".into(),
+            "".into(),
+            "--maxmemory".into(),
+            "1mb".into(),
+        ])
+        .unwrap();
         assert_eq!(c.port, 0);
         assert_eq!(c.get("save"), Some(""));
         assert_eq!(c.get("maxmemory"), Some("1048576"));
@@ -554,7 +716,9 @@ mod tests {
     #[test]
     fn unknown_option_names_line() {
         let mut c = Config::default();
-        let e = c.load_str("port 1\nbogus 2\n", "x.conf", &mut Vec::new()).unwrap_err();
+        let e = c
+            .load_str("port 1\nbogus 2\n", "x.conf", &mut Vec::new())
+            .unwrap_err();
         assert!(e.0.starts_with("x.conf:2:"), "{}", e.0);
     }
 
@@ -562,7 +726,10 @@ mod tests {
     fn set_validates_like_redis() {
         let mut c = Config::default();
         assert_eq!(c.set("activerehashing", "maybe").unwrap_err(), "ERR CONFIG SET failed (possibly related to argument 'activerehashing') - argument must be 'yes' or 'no'");
-        assert!(c.set("nope", "1").unwrap_err().starts_with("ERR Unknown option"));
+        assert!(c
+            .set("nope", "1")
+            .unwrap_err()
+            .starts_with("ERR Unknown option"));
         c.set("MAXMEMORY", "2gb").unwrap();
         assert_eq!(c.get("maxmemory"), Some("2147483648"));
         assert!(c.set("databases", "3").unwrap_err().contains("immutable"));
@@ -575,7 +742,8 @@ mod tests {
     fn ignored_options_warn() {
         let mut c = Config::default();
         let mut w = Vec::new();
-        c.load_str("lua-time-limit 100\nsave 900 1\nsave 300 10\n", "f", &mut w).unwrap();
+        c.load_str("lua-time-limit 100\nsave 900 1\nsave 300 10\n", "f", &mut w)
+            .unwrap();
         assert_eq!(w.len(), 1);
         assert_eq!(c.save_points(), vec![(900, 1), (300, 10)]);
     }

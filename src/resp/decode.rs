@@ -18,7 +18,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk_len: 512 * 1024 * 1024, max_multibulk_len: 1024 * 1024, max_inline_len: 64 * 1024 }
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024,
+            max_inline_len: 64 * 1024,
+        }
     }
 }
 
@@ -79,7 +83,11 @@ fn parse_len(b: &[u8]) -> Option<i64> {
 
 /// Decodes one request from the start of `buf`, pushing argument ranges
 /// (relative to `buf`) into `args` (cleared first). `Ok(None)`: incomplete.
-pub fn parse_request(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> Result<Option<Parsed>, ProtocolError> {
+pub fn parse_request(
+    buf: &[u8],
+    limits: &Limits,
+    args: &mut Vec<Range<usize>>,
+) -> Result<Option<Parsed>, ProtocolError> {
     args.clear();
     match buf.first() {
         None => Ok(None),
@@ -88,7 +96,11 @@ pub fn parse_request(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) 
     }
 }
 
-fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> Result<Option<Parsed>, ProtocolError> {
+fn parse_multibulk(
+    buf: &[u8],
+    limits: &Limits,
+    args: &mut Vec<Range<usize>>,
+) -> Result<Option<Parsed>, ProtocolError> {
     let nl = match memchr_nl(buf) {
         Some(i) => i,
         None => {
@@ -103,7 +115,11 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) ->
     }
     // Redis finds '\r' and requires the '\n' after it; a bare '\n' makes
     // the count unparsable.
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { return Err(perr("invalid multibulk length")) };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        return Err(perr("invalid multibulk length"));
+    };
     let count = match parse_len(&buf[1..line_end]) {
         Some(n) if n <= limits.max_multibulk_len as i64 => n,
         _ => return Err(perr("invalid multibulk length")),
@@ -118,7 +134,10 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) ->
             return Ok(None);
         }
         if buf[pos] != b'$' {
-            return Err(ProtocolError(format!("expected '$', got '{}'", buf[pos] as char)));
+            return Err(ProtocolError(format!(
+                "expected '$', got '{}'",
+                buf[pos] as char
+            )));
         }
         let rest = &buf[pos..];
         let nl = match memchr_nl(rest) {
@@ -133,7 +152,11 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) ->
         if nl > limits.max_inline_len {
             return Err(perr("too big bulk count string"));
         }
-        let line_end = if nl > 0 && rest[nl - 1] == b'\r' { nl - 1 } else { return Err(perr("invalid bulk length")) };
+        let line_end = if nl > 0 && rest[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            return Err(perr("invalid bulk length"));
+        };
         let len = match parse_len(&rest[1..line_end]) {
             Some(n) if n >= 0 && n as u64 <= limits.max_bulk_len as u64 => n as usize,
             _ => return Err(perr("invalid bulk length")),
@@ -150,7 +173,11 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) ->
     Ok(Some(Parsed::Command { consumed: pos }))
 }
 
-fn parse_inline(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> Result<Option<Parsed>, ProtocolError> {
+fn parse_inline(
+    buf: &[u8],
+    limits: &Limits,
+    args: &mut Vec<Range<usize>>,
+) -> Result<Option<Parsed>, ProtocolError> {
     let nl = match memchr_nl(buf) {
         Some(i) => i,
         None => {
@@ -163,7 +190,11 @@ fn parse_inline(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> Re
     if nl > limits.max_inline_len {
         return Err(perr("too big inline request"));
     }
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     let split = split_args(&buf[..line_end]).ok_or_else(|| perr("unbalanced quotes in request"))?;
     if split.is_empty() {
         return Ok(Some(Parsed::Skip { consumed: nl + 1 }));
@@ -172,7 +203,10 @@ fn parse_inline(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> Re
         args.extend(split.into_iter().filter_map(|(_, r)| r));
         return Ok(Some(Parsed::Command { consumed: nl + 1 }));
     }
-    Ok(Some(Parsed::Owned { consumed: nl + 1, args: split.into_iter().map(|(a, _)| a).collect() }))
+    Ok(Some(Parsed::Owned {
+        consumed: nl + 1,
+        args: split.into_iter().map(|(a, _)| a).collect(),
+    }))
 }
 
 /// Splits an inline line into owned arguments (escapes resolved).
@@ -206,7 +240,12 @@ fn split_args(line: &[u8]) -> Option<Vec<(Vec<u8>, Option<Range<usize>>)>> {
                 if i >= n {
                     return None;
                 }
-                if line[i] == b'\\' && i + 3 < n && line[i + 1] == b'x' && line[i + 2].is_ascii_hexdigit() && line[i + 3].is_ascii_hexdigit() {
+                if line[i] == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
                     let h = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
                     cur.push(h(line[i + 2]) * 16 + h(line[i + 3]));
                     verbatim = false;
@@ -224,7 +263,9 @@ fn split_args(line: &[u8]) -> Option<Vec<(Vec<u8>, Option<Range<usize>>)>> {
                     verbatim = false;
                 } else if line[i] == b'"' {
                     // Closing quote must be followed by a space or the end.
-                    if i + 1 < n && !matches!(line[i + 1], b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c) {
+                    if i + 1 < n
+                        && !matches!(line[i + 1], b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c)
+                    {
                         return None;
                     }
                     content = Some(start + 1..i);
@@ -242,7 +283,9 @@ fn split_args(line: &[u8]) -> Option<Vec<(Vec<u8>, Option<Range<usize>>)>> {
                     cur.push(b'\'');
                     verbatim = false;
                 } else if line[i] == b'\'' {
-                    if i + 1 < n && !matches!(line[i + 1], b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c) {
+                    if i + 1 < n
+                        && !matches!(line[i + 1], b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c)
+                    {
                         return None;
                     }
                     content = Some(start + 1..i);
@@ -288,7 +331,10 @@ mod tests {
             None => Ok(None),
             Some(Parsed::Skip { consumed }) => Ok(Some((vec![], consumed))),
             Some(Parsed::Owned { consumed, args }) => Ok(Some((args, consumed))),
-            Some(Parsed::Command { consumed }) => Ok(Some((r.into_iter().map(|x| buf[x].to_vec()).collect(), consumed))),
+            Some(Parsed::Command { consumed }) => Ok(Some((
+                r.into_iter().map(|x| buf[x].to_vec()).collect(),
+                consumed,
+            ))),
         }
     }
 
@@ -306,11 +352,26 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(parse(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
-        assert_eq!(parse(b"*2000000\r\n").unwrap_err().0, "invalid multibulk length");
-        assert_eq!(parse(b"*1\r\n$-1\r\n").unwrap_err().0, "invalid bulk length");
-        assert_eq!(parse(b"*1\r\n$600000000\r\n").unwrap_err().0, "invalid bulk length");
-        assert_eq!(parse(b"*1\r\nx\r\n").unwrap_err().0, "expected '$', got 'x'");
-        assert_eq!(parse(b"set \"a b\r\n").unwrap_err().0, "unbalanced quotes in request");
+        assert_eq!(
+            parse(b"*2000000\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            parse(b"*1\r\n$-1\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        assert_eq!(
+            parse(b"*1\r\n$600000000\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        assert_eq!(
+            parse(b"*1\r\nx\r\n").unwrap_err().0,
+            "expected '$', got 'x'"
+        );
+        assert_eq!(
+            parse(b"set \"a b\r\n").unwrap_err().0,
+            "unbalanced quotes in request"
+        );
         let big = vec![b'a'; 70 * 1024];
         assert_eq!(parse(&big).unwrap_err().0, "too big inline request");
         assert_eq!(parse(b"*0\r\n").unwrap(), Some((vec![], 4)));
@@ -326,7 +387,10 @@ mod tests {
         assert_eq!(parse(b"\r\n").unwrap(), Some((vec![], 2)));
         let (a, _) = parse(b"set \"a\\nb\" v\r\n").unwrap().unwrap();
         assert_eq!(a[1], b"a\nb".to_vec());
-        assert_eq!(inline_args_owned(b"set \"a\\nb\\x41\" v").unwrap(), vec![b"set".to_vec(), b"a\nbA".to_vec(), b"v".to_vec()]);
+        assert_eq!(
+            inline_args_owned(b"set \"a\\nb\\x41\" v").unwrap(),
+            vec![b"set".to_vec(), b"a\nbA".to_vec(), b"v".to_vec()]
+        );
         assert_eq!(inline_args_owned(b"\"a\"b"), None);
     }
 }
@@ -359,7 +423,8 @@ mod props {
             pending.extend_from_slice(&buf[fed..cut.max(fed)]);
             fed = cut.max(fed);
             loop {
-                match parse_request(&pending, &Limits::default(), &mut ranges).expect("valid input") {
+                match parse_request(&pending, &Limits::default(), &mut ranges).expect("valid input")
+                {
                     None => break,
                     Some(Parsed::Command { consumed }) => {
                         out.push(ranges.iter().map(|r| pending[r.clone()].to_vec()).collect());

@@ -15,7 +15,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(resp3: bool) -> Self {
-        Reply { buf: Vec::with_capacity(16 * 1024), resp3 }
+        Reply {
+            buf: Vec::with_capacity(16 * 1024),
+            resp3,
+        }
     }
 
     #[inline]
@@ -46,7 +49,8 @@ impl Reply {
     pub fn error_bytes(&mut self, msg: &[u8]) {
         self.buf.push(b'-');
         for &c in msg {
-            self.buf.push(if c == b'\r' || c == b'\n' { b' ' } else { c });
+            self.buf
+                .push(if c == b'\r' || c == b'\n' { b' ' } else { c });
         }
         self.buf.extend_from_slice(b"\r\n");
     }
@@ -126,7 +130,8 @@ impl Reply {
 
     pub fn boolean(&mut self, v: bool) {
         if self.resp3 {
-            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf
+                .extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(v as i64);
         }

@@ -119,7 +119,11 @@ impl Chunked {
     /// Elements `[start, end]` in order (`end` < len).
     pub fn range(&self, start: usize, end: usize) -> impl Iterator<Item = &CompactBytes> + '_ {
         let (c, o) = self.locate(start);
-        self.chunks.range(c..).flat_map(|c| c.iter()).skip(o).take(end + 1 - start)
+        self.chunks
+            .range(c..)
+            .flat_map(|c| c.iter())
+            .skip(o)
+            .take(end + 1 - start)
     }
 
     /// Inserts at position `i` (≤ len), splitting a full chunk.
@@ -154,7 +158,12 @@ impl Chunked {
     }
 
     pub fn heap_size(&self) -> usize {
-        self.chunks.capacity() * 32 + self.chunks.iter().map(|c| c.capacity() * 24 + c.iter().map(|b| b.heap_size()).sum::<usize>()).sum::<usize>()
+        self.chunks.capacity() * 32
+            + self
+                .chunks
+                .iter()
+                .map(|c| c.capacity() * 24 + c.iter().map(|b| b.heap_size()).sum::<usize>())
+                .sum::<usize>()
     }
 }
 
@@ -178,7 +187,9 @@ mod tests {
         let mut d: VecDeque<Vec<u8>> = VecDeque::new();
         let mut seed = 1u64;
         for i in 0..20000u32 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = i.to_le_bytes().to_vec();
             match (seed >> 40) % 7 {
                 0 | 1 => {
@@ -204,8 +215,16 @@ mod tests {
         assert_eq!(all, d.iter().cloned().collect::<Vec<_>>());
         for i in (0..d.len()).step_by(97) {
             assert_eq!(c.get(i).map(|b| b.to_vec()).as_ref(), d.get(i));
-            let r: Vec<Vec<u8>> = c.range(i, (i + 300).min(d.len() - 1)).map(|b| b.to_vec()).collect();
-            assert_eq!(r, d.range(i..=(i + 300).min(d.len() - 1)).cloned().collect::<Vec<_>>());
+            let r: Vec<Vec<u8>> = c
+                .range(i, (i + 300).min(d.len() - 1))
+                .map(|b| b.to_vec())
+                .collect();
+            assert_eq!(
+                r,
+                d.range(i..=(i + 300).min(d.len() - 1))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            );
         }
         c.keep(10, 500);
         let want: Vec<Vec<u8>> = d.range(10..=500).cloned().collect();

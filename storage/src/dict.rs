@@ -129,7 +129,12 @@ impl<V: Slot> Default for Dict<V> {
 
 impl<V: Slot> Dict<V> {
     pub const fn new() -> Self {
-        Dict { buckets: Vec::new(), len: 0, epoch: 0, snap: None }
+        Dict {
+            buckets: Vec::new(),
+            len: 0,
+            epoch: 0,
+            snap: None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -371,7 +376,9 @@ impl<V: Slot> Dict<V> {
         let n = self.buckets.len();
         // Sparse tables: bounded probing, then fall back to a linear walk.
         for _ in 0..64 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let idx = (seed >> 17) as usize % n;
             if let Some(node) = self.buckets[idx].as_deref() {
                 let mut len = 0usize;
@@ -413,13 +420,20 @@ impl Dict<Entry> {
     /// held: every shard locked).
     pub fn begin_snapshot(&mut self, epoch: u32, db: u32, sink: std::sync::Arc<dyn Capture>) {
         self.epoch = epoch;
-        self.snap = Some(Box::new(SnapHook { epoch, db, cursor: 0, sink }));
+        self.snap = Some(Box::new(SnapHook {
+            epoch,
+            db,
+            cursor: 0,
+            sink,
+        }));
     }
 
     /// Captures not-yet-captured entries in up to `budget` buckets; returns
     /// true when the whole table has been walked (the hook is then removed).
     pub fn snapshot_step(&mut self, budget: usize) -> bool {
-        let Some(h) = self.snap.as_deref_mut() else { return true };
+        let Some(h) = self.snap.as_deref_mut() else {
+            return true;
+        };
         if self.buckets.is_empty() {
             self.snap = None;
             return true;
@@ -435,7 +449,10 @@ impl Dict<Entry> {
                 }
                 cur = n.next.as_deref_mut();
             }
-            cursor = (cursor | !mask).reverse_bits().wrapping_add(1).reverse_bits();
+            cursor = (cursor | !mask)
+                .reverse_bits()
+                .wrapping_add(1)
+                .reverse_bits();
             if cursor == 0 {
                 self.snap = None;
                 return true;
@@ -510,7 +527,8 @@ mod tests {
         }
         let mut got = std::mem::take(&mut *sink.0.lock().unwrap());
         got.sort();
-        let mut want: Vec<(u32, Vec<u8>, i64)> = (0..2000).map(|i| (7, k(i).into_bytes(), i)).collect();
+        let mut want: Vec<(u32, Vec<u8>, i64)> =
+            (0..2000).map(|i| (7, k(i).into_bytes(), i)).collect();
         want.sort();
         assert_eq!(got, want);
     }
@@ -520,12 +538,16 @@ mod tests {
         let mut d = Dict::new();
         for i in 0..1000i64 {
             let k = i.to_string();
-            assert!(d.insert(hash_key(k.as_bytes()), k.as_bytes(), e(i)).is_none());
+            assert!(d
+                .insert(hash_key(k.as_bytes()), k.as_bytes(), e(i))
+                .is_none());
         }
         assert_eq!(d.len(), 1000);
         for i in 0..1000i64 {
             let k = i.to_string();
-            assert!(matches!(d.get(hash_key(k.as_bytes()), k.as_bytes()).map(|e| &e.value), Some(Value::Int(x)) if *x == i));
+            assert!(
+                matches!(d.get(hash_key(k.as_bytes()), k.as_bytes()).map(|e| &e.value), Some(Value::Int(x)) if *x == i)
+            );
         }
         for i in 0..990i64 {
             let k = i.to_string();
@@ -567,7 +589,10 @@ mod tests {
             }
         }
         for i in 0..500 {
-            assert!(seen.contains(key(i).as_bytes()), "key {i} present throughout was missed");
+            assert!(
+                seen.contains(key(i).as_bytes()),
+                "key {i} present throughout was missed"
+            );
         }
     }
 
@@ -581,7 +606,12 @@ mod tests {
         let mut cursor = 0;
         let mut removed = 0;
         loop {
-            cursor = d.retain_from(cursor, 7, |_, e| !matches!(e.value, Value::Int(x) if x % 2 == 0), |_, _| removed += 1);
+            cursor = d.retain_from(
+                cursor,
+                7,
+                |_, e| !matches!(e.value, Value::Int(x) if x % 2 == 0),
+                |_, _| removed += 1,
+            );
             if cursor == 0 {
                 break;
             }

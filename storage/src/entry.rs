@@ -16,11 +16,21 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: Value) -> Self {
-        Entry { value, expire_at: 0, lru: 0, epoch: 0 }
+        Entry {
+            value,
+            expire_at: 0,
+            lru: 0,
+            epoch: 0,
+        }
     }
 
     pub fn with_expire(value: Value, expire_at: u64) -> Self {
-        Entry { value, expire_at, lru: 0, epoch: 0 }
+        Entry {
+            value,
+            expire_at,
+            lru: 0,
+            epoch: 0,
+        }
     }
 
     /// True when the key has a deadline at or before `now_ms`.

@@ -135,7 +135,9 @@ impl Hash {
                     p.splice(voff, next, 1, &[value]);
                     return false;
                 }
-            } else if field.len().max(value.len()) <= lim.hash_value && p.count() / 2 < lim.hash_entries {
+            } else if field.len().max(value.len()) <= lim.hash_value
+                && p.count() / 2 < lim.hash_entries
+            {
                 p.push_back(&[field, value]);
                 return true;
             }
@@ -208,7 +210,10 @@ impl Hash {
     /// Removes a field's deadline; true if it had one.
     pub fn persist_field(&mut self, field: &[u8]) -> bool {
         match self {
-            Hash::Table(t) => t.ttl.as_mut().is_some_and(|d| d.remove(hash_key(field), field).is_some()),
+            Hash::Table(t) => t
+                .ttl
+                .as_mut()
+                .is_some_and(|d| d.remove(hash_key(field), field).is_some()),
             Hash::Packed(_) => false,
         }
     }
@@ -216,9 +221,17 @@ impl Hash {
     /// Deletes every field whose deadline is at or before `now_ms` and
     /// returns their names.
     pub fn purge_expired(&mut self, now_ms: u64) -> Vec<Vec<u8>> {
-        let Hash::Table(t) = self else { return Vec::new() };
-        let Some(ttl) = t.ttl.as_ref() else { return Vec::new() };
-        let gone: Vec<Vec<u8>> = ttl.iter().filter(|(_, at)| **at <= now_ms).map(|(k, _)| k.to_vec()).collect();
+        let Hash::Table(t) = self else {
+            return Vec::new();
+        };
+        let Some(ttl) = t.ttl.as_ref() else {
+            return Vec::new();
+        };
+        let gone: Vec<Vec<u8>> = ttl
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(k, _)| k.to_vec())
+            .collect();
         for f in &gone {
             self.remove(f);
         }
@@ -291,7 +304,11 @@ impl Hash {
             Hash::Table(d) => {
                 let mut n = d.bucket_bytes() + d.len() * 56;
                 for (k, v) in d.iter() {
-                    n += k.len().saturating_sub(crate::bytes::INLINE_CAP).min(k.len()) + v.heap_size();
+                    n += k
+                        .len()
+                        .saturating_sub(crate::bytes::INLINE_CAP)
+                        .min(k.len())
+                        + v.heap_size();
                 }
                 n
             }
@@ -326,7 +343,10 @@ mod tests {
 
     #[test]
     fn packed_then_table() {
-        let lim = Limits { hash_entries: 4, ..Limits::default() };
+        let lim = Limits {
+            hash_entries: 4,
+            ..Limits::default()
+        };
         let mut h = Hash::new();
         for i in 0..4 {
             assert!(h.set(format!("f{i}").as_bytes(), b"v", &lim));

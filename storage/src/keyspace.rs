@@ -84,7 +84,9 @@ impl Keyspace {
     pub fn lock_many(&self, mut idx: Vec<usize>) -> Vec<(usize, ShardGuard<'_>)> {
         idx.sort_unstable();
         idx.dedup();
-        idx.into_iter().map(|i| (i, self.shards[i].lock())).collect()
+        idx.into_iter()
+            .map(|i| (i, self.shards[i].lock()))
+            .collect()
     }
 
     /// Locks every shard, in order.

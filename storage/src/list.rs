@@ -32,7 +32,13 @@ fn lp_entry(n: usize) -> usize {
         5
     };
     let body = hdr + n;
-    body + if body < 128 { 1 } else if body < 16384 { 2 } else { 3 }
+    body + if body < 128 {
+        1
+    } else if body < 16384 {
+        2
+    } else {
+        3
+    }
 }
 
 /// (size limit in bytes, count limit) for `list-max-listpack-size`.
@@ -138,7 +144,11 @@ impl List {
                 if p.count() == 0 {
                     return None;
                 }
-                let off = if front { p.start() } else { *p.offsets().last()? };
+                let off = if front {
+                    p.start()
+                } else {
+                    *p.offsets().last()?
+                };
                 let (e, next) = p.at(off);
                 let v = e.to_vec();
                 p.splice(off, next, 1, &[]);
@@ -196,7 +206,13 @@ impl List {
     }
 
     /// LINSERT: Some(new length) when the pivot was found.
-    pub fn insert(&mut self, pivot: &[u8], val: &[u8], before: bool, lim: &Limits) -> Option<usize> {
+    pub fn insert(
+        &mut self,
+        pivot: &[u8],
+        val: &[u8],
+        before: bool,
+        lim: &Limits,
+    ) -> Option<usize> {
         match self {
             List::Deque(d) => {
                 let pos = d.iter().position(|e| e.as_slice() == pivot)?;
@@ -218,7 +234,11 @@ impl List {
     /// from the head (count ≥ 0) or the tail (count < 0).
     pub fn remove(&mut self, count: i64, val: &[u8], lim: &Limits) -> usize {
         let mut v = self.to_vec();
-        let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+        let limit = if count == 0 {
+            usize::MAX
+        } else {
+            count.unsigned_abs() as usize
+        };
         let mut removed = 0;
         if count >= 0 {
             v.retain(|e| {
@@ -258,7 +278,11 @@ impl List {
             }
             List::Packed(_) => {
                 let v = self.to_vec();
-                let kept = if start > end || start >= v.len() { Vec::new() } else { v[start..=end.min(v.len() - 1)].to_vec() };
+                let kept = if start > end || start >= v.len() {
+                    Vec::new()
+                } else {
+                    v[start..=end.min(v.len() - 1)].to_vec()
+                };
                 self.rebuild(kept, lim);
             }
         }
@@ -291,11 +315,17 @@ mod tests {
 
     #[test]
     fn push_pop_convert() {
-        let lim = Limits { list_size: 4, ..Limits::default() };
+        let lim = Limits {
+            list_size: 4,
+            ..Limits::default()
+        };
         let mut l = List::new();
         l.push(&[b"a", b"b"], false, &lim);
         l.push(&[b"x", b"y"], true, &lim);
-        assert_eq!(l.to_vec(), vec![b"y".to_vec(), b"x".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            l.to_vec(),
+            vec![b"y".to_vec(), b"x".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
         assert_eq!(l.encoding_name(), "listpack");
         l.push(&[b"c"], false, &lim);
         assert_eq!(l.encoding_name(), "quicklist");

@@ -22,7 +22,9 @@ impl Default for Packed {
 
 impl Clone for Packed {
     fn clone(&self) -> Self {
-        Packed { buf: self.buf.clone() }
+        Packed {
+            buf: self.buf.clone(),
+        }
     }
 }
 
@@ -67,7 +69,9 @@ pub fn entry_size(n: usize) -> usize {
 
 impl Packed {
     pub fn new() -> Self {
-        Packed { buf: vec![0u8; HDR].into_boxed_slice() }
+        Packed {
+            buf: vec![0u8; HDR].into_boxed_slice(),
+        }
     }
 
     /// Number of entries.
@@ -92,7 +96,10 @@ impl Packed {
     }
 
     pub fn iter(&self) -> PackedIter<'_> {
-        PackedIter { buf: &self.buf, off: HDR }
+        PackedIter {
+            buf: &self.buf,
+            off: HDR,
+        }
     }
 
     /// The entry at `off` and the offset after it.

@@ -31,7 +31,9 @@ fn width_for(v: i64) -> u8 {
 
 impl IntSet {
     pub fn new() -> Self {
-        IntSet { buf: vec![2u8].into_boxed_slice() }
+        IntSet {
+            buf: vec![2u8].into_boxed_slice(),
+        }
     }
 
     fn width(&self) -> usize {
@@ -95,7 +97,14 @@ impl IntSet {
         let w = (self.width() as u8).max(width_for(v));
         let n = self.len();
         let old: Vec<i64> = (0..n).map(|i| self.get(i)).collect();
-        self.rebuild(w, old[..pos].iter().copied().chain(std::iter::once(v)).chain(old[pos..].iter().copied()));
+        self.rebuild(
+            w,
+            old[..pos]
+                .iter()
+                .copied()
+                .chain(std::iter::once(v))
+                .chain(old[pos..].iter().copied()),
+        );
         true
     }
 
@@ -237,8 +246,18 @@ impl Set {
             }
             // A string member: listpack if everything fits, else table.
             let n = s.len();
-            let maxlen = if n == 0 { 0 } else { itoa::Buffer::new().format(s.get(0)).len().max(itoa::Buffer::new().format(s.get(n - 1)).len()) };
-            if n < lim.set_listpack_entries && m.len() <= lim.set_listpack_value && maxlen <= lim.set_listpack_value {
+            let maxlen = if n == 0 {
+                0
+            } else {
+                itoa::Buffer::new()
+                    .format(s.get(0))
+                    .len()
+                    .max(itoa::Buffer::new().format(s.get(n - 1)).len())
+            };
+            if n < lim.set_listpack_entries
+                && m.len() <= lim.set_listpack_value
+                && maxlen <= lim.set_listpack_value
+            {
                 self.to_packed();
             } else {
                 self.to_table();
@@ -332,7 +351,19 @@ impl Set {
         match self {
             Set::Ints(s) => s.bytes(),
             Set::Packed(p) => p.bytes(),
-            Set::Table(d) => d.bucket_bytes() + d.len() * 32 + d.iter().map(|(k, _)| if k.len() > crate::bytes::INLINE_CAP { k.len() } else { 0 }).sum::<usize>(),
+            Set::Table(d) => {
+                d.bucket_bytes()
+                    + d.len() * 32
+                    + d.iter()
+                        .map(|(k, _)| {
+                            if k.len() > crate::bytes::INLINE_CAP {
+                                k.len()
+                            } else {
+                                0
+                            }
+                        })
+                        .sum::<usize>()
+            }
         }
     }
 
@@ -357,14 +388,26 @@ mod tests {
 
     #[test]
     fn encodings_progress() {
-        let lim = Limits { set_intset_entries: 4, set_listpack_entries: 6, ..Limits::default() };
+        let lim = Limits {
+            set_intset_entries: 4,
+            set_listpack_entries: 6,
+            ..Limits::default()
+        };
         let mut s = Set::new();
         for v in [5i64, -3, 70000, 1 << 40] {
             assert!(s.add(v.to_string().as_bytes(), &lim));
         }
         assert!(!s.add(b"5", &lim));
         assert_eq!(s.encoding_name(), "intset");
-        assert_eq!(s.members(), vec![b"-3".to_vec(), b"5".to_vec(), b"70000".to_vec(), (1i64 << 40).to_string().into_bytes()]);
+        assert_eq!(
+            s.members(),
+            vec![
+                b"-3".to_vec(),
+                b"5".to_vec(),
+                b"70000".to_vec(),
+                (1i64 << 40).to_string().into_bytes()
+            ]
+        );
         assert!(s.add(b"x", &lim));
         assert_eq!(s.encoding_name(), "listpack");
         assert!(s.contains(b"70000") && s.contains(b"x"));

@@ -89,7 +89,9 @@ impl LexRange {
             (NegInf, _) | (_, PosInf) => false,
             (Incl(a) | Excl(a), Incl(b) | Excl(b)) => {
                 let c = a.cmp(b);
-                c == Ordering::Greater || (c == Ordering::Equal && !(matches!(self.min, Incl(_)) && matches!(self.max, Incl(_))))
+                c == Ordering::Greater
+                    || (c == Ordering::Equal
+                        && !(matches!(self.min, Incl(_)) && matches!(self.max, Incl(_))))
             }
         }
     }
@@ -141,8 +143,20 @@ impl Default for SkipList {
 
 impl SkipList {
     pub fn new() -> Self {
-        let head = Node { ele: CompactBytes::new(b""), score: 0.0, back: NIL, lv: vec![Level { fwd: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice() };
-        SkipList { nodes: vec![head], free: Vec::new(), tail: NIL, level: 1, len: 0, rng: 0x2545_f491_4f6c_dd1d }
+        let head = Node {
+            ele: CompactBytes::new(b""),
+            score: 0.0,
+            back: NIL,
+            lv: vec![Level { fwd: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+        };
+        SkipList {
+            nodes: vec![head],
+            free: Vec::new(),
+            tail: NIL,
+            level: 1,
+            len: 0,
+            rng: 0x2545_f491_4f6c_dd1d,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -186,7 +200,9 @@ impl SkipList {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
                 let f = self.fwd(x, i);
-                if f != NIL && cmp_key(self.n(f).score, &self.n(f).ele, score, ele) == Ordering::Less {
+                if f != NIL
+                    && cmp_key(self.n(f).score, &self.n(f).ele, score, ele) == Ordering::Less
+                {
                     rank[i] += self.n(x).lv[i].span;
                     x = f;
                 } else {
@@ -204,7 +220,12 @@ impl SkipList {
             }
             self.level = lvl;
         }
-        let node = Node { ele: CompactBytes::new(ele), score, back: NIL, lv: vec![Level { fwd: NIL, span: 0 }; lvl].into_boxed_slice() };
+        let node = Node {
+            ele: CompactBytes::new(ele),
+            score,
+            back: NIL,
+            lv: vec![Level { fwd: NIL, span: 0 }; lvl].into_boxed_slice(),
+        };
         let x = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -218,8 +239,14 @@ impl SkipList {
         for i in 0..lvl {
             let u = update[i] as usize;
             let ul = self.nodes[u].lv[i];
-            self.nodes[x as usize].lv[i] = Level { fwd: ul.fwd, span: ul.span - (rank[0] - rank[i]) };
-            self.nodes[u].lv[i] = Level { fwd: x, span: (rank[0] - rank[i]) + 1 };
+            self.nodes[x as usize].lv[i] = Level {
+                fwd: ul.fwd,
+                span: ul.span - (rank[0] - rank[i]),
+            };
+            self.nodes[u].lv[i] = Level {
+                fwd: x,
+                span: (rank[0] - rank[i]) + 1,
+            };
         }
         for i in lvl..self.level {
             self.nodes[update[i] as usize].lv[i].span += 1;
@@ -241,7 +268,9 @@ impl SkipList {
         for i in (0..self.level).rev() {
             loop {
                 let f = self.fwd(x, i);
-                if f != NIL && cmp_key(self.n(f).score, &self.n(f).ele, score, ele) == Ordering::Less {
+                if f != NIL
+                    && cmp_key(self.n(f).score, &self.n(f).ele, score, ele) == Ordering::Less
+                {
                     x = f;
                 } else {
                     break;
@@ -280,7 +309,10 @@ impl SkipList {
         n.lv = Box::new([]);
         self.free.push(x);
         if self.len == 0 {
-            *self = SkipList { rng: self.rng, ..SkipList::new() };
+            *self = SkipList {
+                rng: self.rng,
+                ..SkipList::new()
+            };
         }
         true
     }
@@ -292,7 +324,9 @@ impl SkipList {
         for i in (0..self.level).rev() {
             loop {
                 let f = self.fwd(x, i);
-                if f != NIL && cmp_key(self.n(f).score, &self.n(f).ele, score, ele) != Ordering::Greater {
+                if f != NIL
+                    && cmp_key(self.n(f).score, &self.n(f).ele, score, ele) != Ordering::Greater
+                {
                     rank += self.n(x).lv[i].span as usize;
                     x = f;
                 } else {
@@ -400,9 +434,15 @@ fn score_bytes(s: f64) -> ScoreBuf {
         let v = s as i64;
         let z = ((v << 1) ^ (v >> 63)) as u64;
         let n = (8 - z.leading_zeros() as usize / 8).min(7);
-        ScoreBuf { b: z.to_le_bytes(), n }
+        ScoreBuf {
+            b: z.to_le_bytes(),
+            n,
+        }
     } else {
-        ScoreBuf { b: s.to_le_bytes(), n: 8 }
+        ScoreBuf {
+            b: s.to_le_bytes(),
+            n: 8,
+        }
     }
 }
 
@@ -442,7 +482,11 @@ fn decode_entry(e: &[u8]) -> (&[u8], f64) {
     if tag < 0xE0 {
         (&e[1..], (tag as i64 - 96) as f64)
     } else {
-        let n = if tag == 0xE8 { 8 } else { (tag - 0xE0) as usize };
+        let n = if tag == 0xE8 {
+            8
+        } else {
+            (tag - 0xE0) as usize
+        };
         (&e[1 + n..], score_of(&e[1..1 + n]))
     }
 }
@@ -472,7 +516,10 @@ impl ZSet {
         if size_hint <= lim.zset_entries && max_len <= lim.zset_value {
             ZSet::Packed(Packed::new())
         } else {
-            ZSet::Skip(Box::new(SkipZ { dict: Dict::new(), zsl: SkipList::new() }))
+            ZSet::Skip(Box::new(SkipZ {
+                dict: Dict::new(),
+                zsl: SkipList::new(),
+            }))
         }
     }
 
@@ -496,16 +543,21 @@ impl ZSet {
 
     pub fn score(&self, m: &[u8]) -> Option<f64> {
         match self {
-            ZSet::Packed(p) => {
-                p.iter().map(decode_entry).find(|(e, _)| *e == m).map(|(_, s)| s)
-            }
+            ZSet::Packed(p) => p
+                .iter()
+                .map(decode_entry)
+                .find(|(e, _)| *e == m)
+                .map(|(_, s)| s),
             ZSet::Skip(z) => z.dict.get(hash_key(m), m).copied(),
         }
     }
 
     fn to_skip(&mut self) {
         if let ZSet::Packed(p) = self {
-            let mut z = SkipZ { dict: Dict::new(), zsl: SkipList::new() };
+            let mut z = SkipZ {
+                dict: Dict::new(),
+                zsl: SkipList::new(),
+            };
             for (m, s, _) in items(p) {
                 z.dict.insert_new(hash_key(m), CompactBytes::new(m), s);
                 z.zsl.insert(s, m);
@@ -522,7 +574,8 @@ impl ZSet {
             let score = if score == 0.0 { 0.0 } else { score };
             let its = items(p);
             let existing = its.iter().position(|(e, _, _)| *e == m);
-            if existing.is_none() && (its.len() + 1 > lim.zset_entries || m.len() > lim.zset_value) {
+            if existing.is_none() && (its.len() + 1 > lim.zset_entries || m.len() > lim.zset_value)
+            {
                 drop(its);
                 self.to_skip();
                 return self.set(m, score, lim);
@@ -539,7 +592,11 @@ impl ZSet {
             match existing {
                 Some(i) => {
                     let old_off = its[i].2;
-                    let old_end = if i + 1 < its.len() { its[i + 1].2 } else { p.end() };
+                    let old_end = if i + 1 < its.len() {
+                        its[i + 1].2
+                    } else {
+                        p.end()
+                    };
                     let (pos_off, old_off, old_end) = (pos_off, old_off, old_end);
                     drop(its);
                     if pos_off == old_end || pos_off == old_off {
@@ -589,9 +646,15 @@ impl ZSet {
         match self {
             ZSet::Packed(p) => {
                 let its = items(p);
-                let Some(i) = its.iter().position(|(e, _, _)| *e == m) else { return false };
+                let Some(i) = its.iter().position(|(e, _, _)| *e == m) else {
+                    return false;
+                };
                 let from = its[i].2;
-                let to = if i + 1 < its.len() { its[i + 1].2 } else { p.end() };
+                let to = if i + 1 < its.len() {
+                    its[i + 1].2
+                } else {
+                    p.end()
+                };
                 drop(its);
                 p.splice(from, to, 1, &[]);
                 true
@@ -609,7 +672,10 @@ impl ZSet {
     /// 0-based ascending rank of `m` with its score.
     pub fn rank(&self, m: &[u8]) -> Option<(usize, f64)> {
         match self {
-            ZSet::Packed(p) => items(p).iter().position(|(e, _, _)| *e == m).map(|i| (i, items(p)[i].1)),
+            ZSet::Packed(p) => items(p)
+                .iter()
+                .position(|(e, _, _)| *e == m)
+                .map(|i| (i, items(p)[i].1)),
             ZSet::Skip(z) => {
                 let s = *z.dict.get(hash_key(m), m)?;
                 let r = z.zsl.rank_of(s, m);
@@ -679,7 +745,11 @@ impl ZSet {
             ZSet::Packed(p) => {
                 let its = items(p);
                 let from = its[start].2;
-                let to = if end + 1 < its.len() { its[end + 1].2 } else { p.end() };
+                let to = if end + 1 < its.len() {
+                    its[end + 1].2
+                } else {
+                    p.end()
+                };
                 drop(its);
                 p.splice(from, to, end + 1 - start, &[]);
             }
@@ -727,7 +797,12 @@ impl ZSet {
     pub fn heap_size(&self) -> usize {
         match self {
             ZSet::Packed(p) => p.bytes(),
-            ZSet::Skip(z) => z.dict.bucket_bytes() + z.dict.len() * 48 + z.zsl.nodes.capacity() * std::mem::size_of::<Node>() + z.zsl.len * 16,
+            ZSet::Skip(z) => {
+                z.dict.bucket_bytes()
+                    + z.dict.len() * 48
+                    + z.zsl.nodes.capacity() * std::mem::size_of::<Node>()
+                    + z.zsl.len * 16
+            }
         }
     }
 
@@ -739,7 +814,10 @@ impl ZSet {
                 for (k, s) in z.dict.iter() {
                     d.insert_new(hash_key(k), CompactBytes::new(k), *s);
                 }
-                ZSet::Skip(Box::new(SkipZ { dict: d, zsl: z.zsl.clone() }))
+                ZSet::Skip(Box::new(SkipZ {
+                    dict: d,
+                    zsl: z.zsl.clone(),
+                }))
             }
         }
     }
@@ -759,13 +837,21 @@ mod tests {
 
     #[test]
     fn packed_and_skiplist_agree() {
-        let small = Limits { zset_entries: 1_000_000, ..Limits::default() };
-        let big = Limits { zset_entries: 0, ..Limits::default() };
+        let small = Limits {
+            zset_entries: 1_000_000,
+            ..Limits::default()
+        };
+        let big = Limits {
+            zset_entries: 0,
+            ..Limits::default()
+        };
         let mut a = ZSet::new();
         let mut b = ZSet::new();
         let mut seed = 7u64;
         for i in 0..3000u64 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let m = format!("m{}", (seed >> 33) % 500);
             let s = ((seed >> 20) % 50) as f64;
             if i % 5 == 0 {
@@ -785,7 +871,12 @@ mod tests {
             assert_eq!(a.rank(&x[0].0), Some((r, x[0].1)));
             assert_eq!(b.rank(&x[0].0), Some((r, x[0].1)));
         }
-        let rg = ScoreRange { min: 10.0, max: 20.0, minex: true, maxex: false };
+        let rg = ScoreRange {
+            min: 10.0,
+            max: 20.0,
+            minex: true,
+            maxex: false,
+        };
         assert_eq!(a.score_ranks(&rg), b.score_ranks(&rg));
         assert_eq!(a.collect(3, 40, true), b.collect(3, 40, true));
         a.remove_ranks(2, 30);
@@ -795,7 +886,20 @@ mod tests {
 
     #[test]
     fn entry_encoding_roundtrips() {
-        for s in [0.0, 1.0, -96.0, -97.0, 127.0, 128.0, 1e15, -1e15, 0.5, f64::INFINITY, f64::NEG_INFINITY, 9007199254740992.0] {
+        for s in [
+            0.0,
+            1.0,
+            -96.0,
+            -97.0,
+            127.0,
+            128.0,
+            1e15,
+            -1e15,
+            0.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9007199254740992.0,
+        ] {
             let e = encode_entry(b"member", s);
             assert_eq!(decode_entry(&e), (&b"member"[..], s), "{s}");
         }
@@ -805,7 +909,23 @@ mod tests {
 
     #[test]
     fn score_encoding_roundtrips() {
-        for s in [0.0, 1.0, -1.0, 63.0, 64.0, -64.0, 1e15, -1e15, 9007199254740991.0, 9007199254740992.0, 0.5, -0.1, f64::INFINITY, f64::NEG_INFINITY, 1e300] {
+        for s in [
+            0.0,
+            1.0,
+            -1.0,
+            63.0,
+            64.0,
+            -64.0,
+            1e15,
+            -1e15,
+            9007199254740991.0,
+            9007199254740992.0,
+            0.5,
+            -0.1,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+        ] {
             let b = score_bytes(s);
             assert_eq!(score_of(b.bytes()), s, "{s}");
         }
@@ -815,15 +935,24 @@ mod tests {
 
     #[test]
     fn lex_ranges_with_equal_scores() {
-        let big = Limits { zset_entries: 0, ..Limits::default() };
+        let big = Limits {
+            zset_entries: 0,
+            ..Limits::default()
+        };
         for lim in [Limits::default(), big] {
             let mut z = ZSet::new();
             for m in ["a", "b", "c", "d", "e"] {
                 z.set(m.as_bytes(), 0.0, &lim);
             }
-            let lr = LexRange { min: LexBound::Excl(b"a".to_vec()), max: LexBound::Incl(b"d".to_vec()) };
+            let lr = LexRange {
+                min: LexBound::Excl(b"a".to_vec()),
+                max: LexBound::Incl(b"d".to_vec()),
+            };
             assert_eq!(z.lex_ranks(&lr), Some((1, 3)));
-            let lr = LexRange { min: LexBound::Incl(b"x".to_vec()), max: LexBound::PosInf };
+            let lr = LexRange {
+                min: LexBound::Incl(b"x".to_vec()),
+                max: LexBound::PosInf,
+            };
             assert_eq!(z.lex_ranks(&lr), None);
         }
     }

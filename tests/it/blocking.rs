@@ -32,8 +32,15 @@ fn timeout_replies_null() {
     let mut c = s.raw();
     let t = Instant::now();
     assert_eq!(cmd(&mut c, &["BLPOP", "k", "0.2"]), "*-1\r\n");
-    assert!(t.elapsed() >= Duration::from_millis(190), "{:?}", t.elapsed());
-    assert_eq!(cmd(&mut c, &["BLMOVE", "k", "d", "LEFT", "RIGHT", "0.05"]), "*-1\r\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        cmd(&mut c, &["BLMOVE", "k", "d", "LEFT", "RIGHT", "0.05"]),
+        "*-1\r\n"
+    );
     assert_eq!(cmd(&mut c, &["BZPOPMIN", "z", "0.05"]), "*-1\r\n");
     cmd(&mut c, &["HELLO", "3"]);
     assert_eq!(cmd(&mut c, &["BRPOP", "k", "0.05"]), "_\r\n");
@@ -55,7 +62,10 @@ fn push_serves_blocked_clients_in_arrival_order() {
     assert_eq!(read(&mut w[0]), "*2\r\n$1\r\nq\r\n$1\r\na\r\n");
     assert_eq!(read(&mut w[1]), "*2\r\n$1\r\nq\r\n$1\r\nb\r\n");
     assert_eq!(read(&mut w[2]), "*2\r\n$1\r\nq\r\n$1\r\nc\r\n");
-    assert_eq!(cmd(&mut p, &["LRANGE", "q", "0", "-1"]), "*1\r\n$1\r\nd\r\n");
+    assert_eq!(
+        cmd(&mut p, &["LRANGE", "q", "0", "-1"]),
+        "*1\r\n$1\r\nd\r\n"
+    );
     // A served client keeps working, pipelined commands included.
     send(&mut w[0], &["BRPOP", "q2", "q", "0"]);
     assert_eq!(read(&mut w[0]), "*2\r\n$1\r\nq\r\n$1\r\nd\r\n");
@@ -72,10 +82,16 @@ fn several_keys_and_variants() {
     cmd(&mut p, &["LPUSH", "k2", "x"]);
     assert_eq!(read(&mut a), "*2\r\n$2\r\nk2\r\n$1\r\nx\r\n");
 
-    send(&mut a, &["BLMPOP", "0", "2", "m1", "m2", "RIGHT", "COUNT", "2"]);
+    send(
+        &mut a,
+        &["BLMPOP", "0", "2", "m1", "m2", "RIGHT", "COUNT", "2"],
+    );
     settle();
     cmd(&mut p, &["RPUSH", "m2", "1", "2", "3"]);
-    assert_eq!(read(&mut a), "*2\r\n$2\r\nm2\r\n*2\r\n$1\r\n3\r\n$1\r\n2\r\n");
+    assert_eq!(
+        read(&mut a),
+        "*2\r\n$2\r\nm2\r\n*2\r\n$1\r\n3\r\n$1\r\n2\r\n"
+    );
 
     send(&mut a, &["BZPOPMAX", "z", "0"]);
     settle();
@@ -85,7 +101,10 @@ fn several_keys_and_variants() {
     send(&mut a, &["BZMPOP", "0", "1", "z2", "MIN", "COUNT", "5"]);
     settle();
     cmd(&mut p, &["ZADD", "z2", "1.5", "m"]);
-    assert_eq!(read(&mut a), "*2\r\n$2\r\nz2\r\n*1\r\n*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n");
+    assert_eq!(
+        read(&mut a),
+        "*2\r\n$2\r\nz2\r\n*1\r\n*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n"
+    );
 
     // A STORE into the key also serves.
     send(&mut a, &["BZPOPMIN", "dst", "0"]);
@@ -97,8 +116,14 @@ fn several_keys_and_variants() {
     settle();
     cmd(&mut p, &["RPUSH", "src", "v1", "v2"]);
     assert_eq!(read(&mut a), "$2\r\nv2\r\n");
-    assert_eq!(cmd(&mut p, &["LRANGE", "dst2", "0", "-1"]), "*1\r\n$2\r\nv2\r\n");
-    assert_eq!(cmd(&mut p, &["LRANGE", "src", "0", "-1"]), "*1\r\n$2\r\nv1\r\n");
+    assert_eq!(
+        cmd(&mut p, &["LRANGE", "dst2", "0", "-1"]),
+        "*1\r\n$2\r\nv2\r\n"
+    );
+    assert_eq!(
+        cmd(&mut p, &["LRANGE", "src", "0", "-1"]),
+        "*1\r\n$2\r\nv1\r\n"
+    );
 
     // A BLMOVE into a key another client waits on serves that client too.
     let mut b = s.raw();
@@ -115,7 +140,10 @@ fn several_keys_and_variants() {
     cmd(&mut p, &["RPUSH", "tmp", "r1", "r2"]);
     cmd(&mut p, &["RENAME", "tmp", "target"]);
     assert_eq!(read(&mut b), "*2\r\n$6\r\ntarget\r\n$2\r\nr2\r\n");
-    assert_eq!(cmd(&mut p, &["LRANGE", "target", "0", "-1"]), "*1\r\n$2\r\nr1\r\n");
+    assert_eq!(
+        cmd(&mut p, &["LRANGE", "target", "0", "-1"]),
+        "*1\r\n$2\r\nr1\r\n"
+    );
 }
 
 #[test]
@@ -136,7 +164,10 @@ fn killed_or_gone_clients_pop_nothing() {
     } // b disconnects while blocked
     settle();
     cmd(&mut p, &["RPUSH", "k", "x"]);
-    assert_eq!(cmd(&mut p, &["LRANGE", "k", "0", "-1"]), "*1\r\n$1\r\nx\r\n");
+    assert_eq!(
+        cmd(&mut p, &["LRANGE", "k", "0", "-1"]),
+        "*1\r\n$1\r\nx\r\n"
+    );
 }
 
 #[test]
@@ -145,8 +176,14 @@ fn keys_that_change_type() {
     let mut p = s.raw();
     let mut a = s.raw();
     cmd(&mut p, &["SET", "str", "v"]);
-    assert_eq!(cmd(&mut a, &["BLPOP", "str", "0"]), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
-    assert_eq!(cmd(&mut a, &["BZPOPMIN", "str", "0"]), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    assert_eq!(
+        cmd(&mut a, &["BLPOP", "str", "0"]),
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+    );
+    assert_eq!(
+        cmd(&mut a, &["BZPOPMIN", "str", "0"]),
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+    );
     // A zset waiter is not served by a list push, and vice versa.
     send(&mut a, &["BZPOPMIN", "k", "0"]);
     settle();
@@ -174,13 +211,24 @@ fn served_pops_are_logged() {
     settle();
     cmd(&mut p, &["RPUSH", "e", "moved"]);
     read(&mut a);
-    assert_eq!(cmd(&mut p, &["BLPOP", "l", "0"]), "*2\r\n$1\r\nl\r\n$5\r\nmoved\r\n");
-    let before = (cmd(&mut p, &["LRANGE", "l", "0", "-1"]), cmd(&mut p, &["ZRANGE", "z", "0", "-1"]), cmd(&mut p, &["EXISTS", "e"]));
+    assert_eq!(
+        cmd(&mut p, &["BLPOP", "l", "0"]),
+        "*2\r\n$1\r\nl\r\n$5\r\nmoved\r\n"
+    );
+    let before = (
+        cmd(&mut p, &["LRANGE", "l", "0", "-1"]),
+        cmd(&mut p, &["ZRANGE", "z", "0", "-1"]),
+        cmd(&mut p, &["EXISTS", "e"]),
+    );
     drop(a);
     drop(p);
     s.restart();
     let mut p = s.raw();
-    let after = (cmd(&mut p, &["LRANGE", "l", "0", "-1"]), cmd(&mut p, &["ZRANGE", "z", "0", "-1"]), cmd(&mut p, &["EXISTS", "e"]));
+    let after = (
+        cmd(&mut p, &["LRANGE", "l", "0", "-1"]),
+        cmd(&mut p, &["ZRANGE", "z", "0", "-1"]),
+        cmd(&mut p, &["EXISTS", "e"]),
+    );
     assert_eq!(before, after);
     assert_eq!(after.0, "*2\r\n$1\r\n2\r\n$1\r\n3\r\n");
 }

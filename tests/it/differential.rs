@@ -113,7 +113,12 @@ fn split_args(line: &str) -> Result<Vec<(Vec<u8>, bool)>, String> {
                 if i >= b.len() {
                     return Err("unterminated double quote".into());
                 }
-                if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' && b[i + 2].is_ascii_hexdigit() && b[i + 3].is_ascii_hexdigit() {
+                if b[i] == b'\\'
+                    && i + 3 < b.len()
+                    && b[i + 1] == b'x'
+                    && b[i + 2].is_ascii_hexdigit()
+                    && b[i + 3].is_ascii_hexdigit()
+                {
                     let h = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
                     cur.push(u8::from_str_radix(h, 16).unwrap());
                     i += 3;
@@ -182,7 +187,11 @@ struct CaseFile {
 
 fn parse_file(path: &Path) -> CaseFile {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let servers = text.lines().next().and_then(|l| l.strip_prefix("#! servers:")).map(|a| a.split_whitespace().map(str::to_string).collect());
+    let servers = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#! servers:"))
+        .map(|a| a.split_whitespace().map(str::to_string).collect());
     let mut cases = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -193,7 +202,9 @@ fn parse_file(path: &Path) -> CaseFile {
         let (mut cmp, mut only, mut inline, mut raw) = (Cmp::Exact, None, false, false);
         let mut text = line;
         while let Some((rest, last)) = text.rsplit_once(char::is_whitespace) {
-            let Some(d) = last.strip_prefix('~') else { break };
+            let Some(d) = last.strip_prefix('~') else {
+                break;
+            };
             match d {
                 "sort" => cmp = Cmp::Sort,
                 "ttl" => cmp = Cmp::Near(1),
@@ -204,13 +215,27 @@ fn parse_file(path: &Path) -> CaseFile {
                 "scan-all" => cmp = Cmp::ScanAll,
                 "info-keys" => cmp = Cmp::InfoKeys,
                 "cmdstats" => cmp = Cmp::CmdStats,
-                _ if d.starts_with("info=") => cmp = Cmp::InfoFields(d["info=".len()..].split(',').map(str::to_string).collect()),
-                _ if d.starts_with("except=") => cmp = Cmp::Except(d["except=".len()..].split(',').map(|f| f.as_bytes().to_vec()).collect()),
+                _ if d.starts_with("info=") => {
+                    cmp =
+                        Cmp::InfoFields(d["info=".len()..].split(',').map(str::to_string).collect())
+                }
+                _ if d.starts_with("except=") => {
+                    cmp = Cmp::Except(
+                        d["except=".len()..]
+                            .split(',')
+                            .map(|f| f.as_bytes().to_vec())
+                            .collect(),
+                    )
+                }
                 "resp2" => only = Some(2),
                 "resp3" => only = Some(3),
                 "inline" => inline = true,
                 "raw" => raw = true,
-                _ => panic!("{}:{}: unknown directive ~{d} (quote an argument starting with ~)", path.display(), n + 1),
+                _ => panic!(
+                    "{}:{}: unknown directive ~{d} (quote an argument starting with ~)",
+                    path.display(),
+                    n + 1
+                ),
             }
             text = rest.trim_end();
         }
@@ -220,14 +245,31 @@ fn parse_file(path: &Path) -> CaseFile {
             Err(_) if inline => Vec::new(),
             Err(e) => panic!("{}:{}: {e}", path.display(), n + 1),
         };
-        assert!(inline || !words.is_empty(), "{}:{}: no command", path.display(), n + 1);
+        assert!(
+            inline || !words.is_empty(),
+            "{}:{}: no command",
+            path.display(),
+            n + 1
+        );
         let inline = if raw {
-            assert!(words.len() == 1, "{}:{}: ~raw takes one quoted string", path.display(), n + 1);
+            assert!(
+                words.len() == 1,
+                "{}:{}: ~raw takes one quoted string",
+                path.display(),
+                n + 1
+            );
             Some(words[0].0.clone())
         } else {
             inline.then(|| format!("{text}\r\n").into_bytes())
         };
-        cases.push(Case { line: n + 1, text: line.to_string(), argv: words.into_iter().map(|(w, _)| w).collect(), cmp, only, inline });
+        cases.push(Case {
+            line: n + 1,
+            text: line.to_string(),
+            argv: words.into_iter().map(|(w, _)| w).collect(),
+            cmp,
+            only,
+            inline,
+        });
     }
     CaseFile { cases, servers }
 }
@@ -260,7 +302,10 @@ fn canonical_sorted(b: &[u8]) -> Vec<u8> {
         if !matches!(t, b'*' | b'~' | b'%' | b'>') {
             return (b[at..end].to_vec(), end);
         }
-        let n: i64 = std::str::from_utf8(&b[at + 1..le]).unwrap().parse().unwrap();
+        let n: i64 = std::str::from_utf8(&b[at + 1..le])
+            .unwrap()
+            .parse()
+            .unwrap();
         let mut pos = le + 2;
         if n < 0 {
             return (b[at..pos].to_vec(), pos);
@@ -287,13 +332,23 @@ fn canonical_sorted(b: &[u8]) -> Vec<u8> {
 }
 
 fn int_reply(b: &[u8]) -> Option<i64> {
-    std::str::from_utf8(b.strip_prefix(b":")?.strip_suffix(b"\r\n")?).ok()?.parse().ok()
+    std::str::from_utf8(b.strip_prefix(b":")?.strip_suffix(b"\r\n")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// A map reply without the pairs whose key is in `names`.
 fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
-    let Some(le) = b.windows(2).position(|w| w == b"\r\n") else { return b.to_vec() };
-    let Ok(n) = std::str::from_utf8(&b[1..le]).unwrap_or("").parse::<usize>() else { return b.to_vec() };
+    let Some(le) = b.windows(2).position(|w| w == b"\r\n") else {
+        return b.to_vec();
+    };
+    let Ok(n) = std::str::from_utf8(&b[1..le])
+        .unwrap_or("")
+        .parse::<usize>()
+    else {
+        return b.to_vec();
+    };
     let pairs = match b[0] {
         b'%' => n,
         b'*' if n % 2 == 0 => n / 2,
@@ -302,12 +357,20 @@ fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
     let mut pos = le + 2;
     let mut kept: Vec<Vec<u8>> = Vec::new();
     for _ in 0..pairs {
-        let Some(k) = reply_len(&b[pos..]) else { return b.to_vec() };
-        let Some(v) = reply_len(&b[pos + k..]) else { return b.to_vec() };
+        let Some(k) = reply_len(&b[pos..]) else {
+            return b.to_vec();
+        };
+        let Some(v) = reply_len(&b[pos + k..]) else {
+            return b.to_vec();
+        };
         let key = &b[pos..pos + k];
         let name = key.splitn(2, |&c| c == b'\n').nth(1).unwrap_or(&key[1..]);
         let name = name.strip_suffix(b"\r\n").unwrap_or(name);
-        let name = if key[0] == b'+' { key[1..].strip_suffix(b"\r\n").unwrap_or(name) } else { name };
+        let name = if key[0] == b'+' {
+            key[1..].strip_suffix(b"\r\n").unwrap_or(name)
+        } else {
+            name
+        };
         if !names.iter().any(|f| f == name) {
             kept.push(b[pos..pos + k + v].to_vec());
         }
@@ -316,7 +379,12 @@ fn without_fields(b: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
     // Pair order is not compared (Redis answers in hash-table order).
     kept.sort();
     let count = kept.len();
-    let mut out = format!("{}{}\r\n", b[0] as char, if b[0] == b'%' { count } else { count * 2 }).into_bytes();
+    let mut out = format!(
+        "{}{}\r\n",
+        b[0] as char,
+        if b[0] == b'%' { count } else { count * 2 }
+    )
+    .into_bytes();
     out.extend_from_slice(&kept.concat());
     out
 }
@@ -327,7 +395,12 @@ fn cmdstats(b: &[u8]) -> Vec<String> {
     let mut v: Vec<String> = text
         .split("\r\n")
         .filter(|l| l.starts_with("cmdstat_"))
-        .map(|l| l.split(',').filter(|f| !f.starts_with("usec")).collect::<Vec<_>>().join(","))
+        .map(|l| {
+            l.split(',')
+                .filter(|f| !f.starts_with("usec"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .collect();
     v.sort();
     v
@@ -336,7 +409,14 @@ fn cmdstats(b: &[u8]) -> Vec<String> {
 /// The lines of the named fields in an INFO reply.
 fn info_fields(b: &[u8], fields: &[String]) -> Vec<String> {
     let text = String::from_utf8_lossy(b);
-    text.split("\r\n").filter(|l| fields.iter().any(|f| l.split(':').next() == Some(f.as_str()))).map(str::to_string).collect()
+    text.split("\r\n")
+        .filter(|l| {
+            fields
+                .iter()
+                .any(|f| l.split(':').next() == Some(f.as_str()))
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 /// The section headers and field names of an INFO reply.
@@ -347,7 +427,12 @@ fn info_keys(b: &[u8]) -> Option<Vec<String>> {
     };
     let body = body.strip_prefix(b"txt:").unwrap_or(body);
     let text = String::from_utf8_lossy(body);
-    let volatile = ["cmdstat_", "errorstat_", "latency_percentiles_usec_", "basalt_version"];
+    let volatile = [
+        "cmdstat_",
+        "errorstat_",
+        "latency_percentiles_usec_",
+        "basalt_version",
+    ];
     // Persistence fields follow the configuration (Basalt runs with its
     // log on by default and reports its fsync counters): header only.
     let mut in_persistence = false;
@@ -363,7 +448,9 @@ fn info_keys(b: &[u8]) -> Option<Vec<String>> {
             })
             .map(|l| l.split(':').next().unwrap_or("").to_string())
             .filter(|k| !volatile.iter().any(|v| k.starts_with(v)))
-            .filter(|k| !(k.starts_with("db") && k[2..].bytes().all(|c| c.is_ascii_digit()) && k.len() > 2))
+            .filter(|k| {
+                !(k.starts_with("db") && k[2..].bytes().all(|c| c.is_ascii_digit()) && k.len() > 2)
+            })
             .collect(),
     )
 }
@@ -381,12 +468,16 @@ fn view(cmp: &Cmp, b: &[u8]) -> String {
 
 /// The keys of a map reply (or of a flat key/value array).
 fn map_keys(b: &[u8]) -> Vec<Vec<u8>> {
-    let Some(le) = b.windows(2).position(|w| w == b"\r\n") else { return Vec::new() };
+    let Some(le) = b.windows(2).position(|w| w == b"\r\n") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let mut pos = le + 2;
     while pos < b.len() {
         let Some(k) = reply_len(&b[pos..]) else { break };
-        let Some(v) = reply_len(&b[pos + k..]) else { break };
+        let Some(v) = reply_len(&b[pos + k..]) else {
+            break;
+        };
         let key = &b[pos..pos + k];
         let name = key.splitn(2, |&c| c == b'\n').nth(1).unwrap_or(&key[1..]);
         out.push(name.strip_suffix(b"\r\n").unwrap_or(name).to_vec());
@@ -397,15 +488,23 @@ fn map_keys(b: &[u8]) -> Vec<Vec<u8>> {
 
 /// For `~except` mismatches: the pairs only one side has.
 fn pair_diff(cmp: &Cmp, r: &[u8], b: &[u8]) -> String {
-    let Cmp::Except(names) = cmp else { return String::new() };
+    let Cmp::Except(names) = cmp else {
+        return String::new();
+    };
     let pairs = |x: &[u8]| -> Vec<String> {
         let body = without_fields(x, names);
-        let Some(le) = body.windows(2).position(|w| w == b"\r\n") else { return Vec::new() };
+        let Some(le) = body.windows(2).position(|w| w == b"\r\n") else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         let mut pos = le + 2;
         while pos < body.len() {
-            let Some(k) = reply_len(&body[pos..]) else { break };
-            let Some(v) = reply_len(&body[pos + k..]) else { break };
+            let Some(k) = reply_len(&body[pos..]) else {
+                break;
+            };
+            let Some(v) = reply_len(&body[pos + k..]) else {
+                break;
+            };
             out.push(escape(&body[pos..pos + k + v]));
             pos += k + v;
         }
@@ -422,7 +521,10 @@ fn same(cmp: &Cmp, r: &[u8], b: &[u8]) -> bool {
         Cmp::Except(names) if names.iter().any(|n| n == b"+basalt-only") => {
             // Also drop the pairs whose key only Basalt has (its own options).
             let rk = map_keys(&without_fields(r, names));
-            let mut extra: Vec<Vec<u8>> = map_keys(&without_fields(b, names)).into_iter().filter(|k| !rk.contains(k)).collect();
+            let mut extra: Vec<Vec<u8>> = map_keys(&without_fields(b, names))
+                .into_iter()
+                .filter(|k| !rk.contains(k))
+                .collect();
             extra.extend(names.iter().cloned());
             without_fields(r, &extra) == without_fields(b, &extra)
         }
@@ -452,25 +554,44 @@ struct Side {
 
 impl Side {
     fn open(port: u16, resp3: bool) -> Side {
-        let mut s = Side { port, conn: Raw::connect(port), resp3 };
+        let mut s = Side {
+            port,
+            conn: Raw::connect(port),
+            resp3,
+        };
         s.setup();
         s
     }
 
     /// A connection with no setup (files with their own servers).
     fn bare(port: u16) -> Side {
-        let s = Side { port, conn: Raw::connect(port), resp3: false };
-        s.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let s = Side {
+            port,
+            conn: Raw::connect(port),
+            resp3: false,
+        };
+        s.conn
+            .s
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         s
     }
 
     fn setup(&mut self) {
-        self.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        self.conn
+            .s
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let r = self.conn.cmd_str(&["FLUSHALL"]);
         assert_eq!(r, b"+OK\r\n", "FLUSHALL on port {}", self.port);
         if self.resp3 {
             let r = self.conn.cmd_str(&["HELLO", "3"]);
-            assert!(r.starts_with(b"%"), "HELLO 3 on port {}: {}", self.port, escape(&r));
+            assert!(
+                r.starts_with(b"%"),
+                "HELLO 3 on port {}: {}",
+                self.port,
+                escape(&r)
+            );
         }
     }
 
@@ -496,7 +617,10 @@ impl Side {
                 // Closed (QUIT, SHUTDOWN) or timed out: start a new session
                 // so the following lines still run.
                 self.conn = Raw::connect(self.port);
-                self.conn.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                self.conn
+                    .s
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
                 if self.resp3 {
                     self.conn.cmd_str(&["HELLO", "3"]);
                 }
@@ -515,7 +639,9 @@ impl Side {
         for _ in 0..100_000 {
             let a: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
             let reply = self.conn.cmd(&a);
-            let Some((cursor, batch)) = parse_scan_reply(&reply) else { return reply };
+            let Some((cursor, batch)) = parse_scan_reply(&reply) else {
+                return reply;
+            };
             keys.extend(batch);
             if cursor == b"0" {
                 keys.sort();
@@ -537,7 +663,10 @@ fn parse_scan_reply(b: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     }
     fn bulk(b: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
         let (h, p) = line(b, at)?;
-        let n: usize = std::str::from_utf8(h.strip_prefix(b"$")?).ok()?.parse().ok()?;
+        let n: usize = std::str::from_utf8(h.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
         Some((b.get(p..p + n)?.to_vec(), p + n + 2))
     }
     let (h, p) = line(b, 0)?;
@@ -546,7 +675,10 @@ fn parse_scan_reply(b: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     }
     let (cursor, p) = bulk(b, p)?;
     let (h, mut p) = line(b, p)?;
-    let n: usize = std::str::from_utf8(h.strip_prefix(b"*")?).ok()?.parse().ok()?;
+    let n: usize = std::str::from_utf8(h.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
     let mut keys = Vec::with_capacity(n);
     for _ in 0..n {
         let (k, np) = bulk(b, p)?;
@@ -563,7 +695,14 @@ fn case_files() -> Vec<PathBuf> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .filter(|p| filter.as_ref().map_or(true, |f| p.file_name().unwrap().to_string_lossy().contains(f.as_str())))
+        .filter(|p| {
+            filter.as_ref().map_or(true, |f| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .contains(f.as_str())
+            })
+        })
         .collect();
     files.sort();
     files
@@ -579,7 +718,11 @@ fn run_pass(proto: u8) {
     let mut mismatches = Vec::new();
     let mut total = 0;
     for path in case_files() {
-        let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
+        let name = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let file = parse_file(&path);
         let cases = file.cases;
         let own = file.servers.map(|args| {
@@ -588,14 +731,23 @@ fn run_pass(proto: u8) {
         });
         let (mut r, mut b) = match &own {
             Some((rs, bs)) => (Side::bare(rs.port), Side::bare(bs.port)),
-            None => (Side::open(redis.port, proto == 3), Side::open(basalt.port, proto == 3)),
+            None => (
+                Side::open(redis.port, proto == 3),
+                Side::open(basalt.port, proto == 3),
+            ),
         };
         for c in cases.iter().filter(|c| c.only.map_or(true, |p| p == proto)) {
             total += 1;
             let rr = r.run(c);
             let br = b.run(c);
             if verbose {
-                eprintln!("{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"", c.line, c.text, escape(&rr), escape(&br));
+                eprintln!(
+                    "{name}:{} [RESP{proto}] {}\n  redis:  \"{}\"\n  basalt: \"{}\"",
+                    c.line,
+                    c.text,
+                    escape(&rr),
+                    escape(&br)
+                );
             }
             if !same(&c.cmp, &rr, &br) {
                 mismatches.push(format!(
@@ -609,8 +761,16 @@ fn run_pass(proto: u8) {
             }
         }
     }
-    eprintln!("differential RESP{proto}: {total} commands, {} mismatches", mismatches.len());
-    assert!(mismatches.is_empty(), "{} of {total} replies differ from redis-server (RESP{proto}):\n{}", mismatches.len(), mismatches.join("\n"));
+    eprintln!(
+        "differential RESP{proto}: {total} commands, {} mismatches",
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} replies differ from redis-server (RESP{proto}):\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -625,18 +785,43 @@ fn differential_resp3() {
 
 #[test]
 fn case_syntax() {
-    let w = |s: &str| split_args(s).unwrap().into_iter().map(|(w, _)| w).collect::<Vec<_>>();
-    assert_eq!(w(r#"SET "a b" 'c\'d' "\x00\xffz\r\n""#), vec![b"SET".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"\x00\xffz\r\n".to_vec()]);
+    let w = |s: &str| {
+        split_args(s)
+            .unwrap()
+            .into_iter()
+            .map(|(w, _)| w)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        w(r#"SET "a b" 'c\'d' "\x00\xffz\r\n""#),
+        vec![
+            b"SET".to_vec(),
+            b"a b".to_vec(),
+            b"c'd".to_vec(),
+            b"\x00\xffz\r\n".to_vec()
+        ]
+    );
     assert_eq!(w(r#"GET """#), vec![b"GET".to_vec(), b"".to_vec()]);
     assert!(split_args(r#"GET "a"b"#).is_err());
     assert!(split_args(r#"GET "a"#).is_err());
     let sorted = canonical_sorted(b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\na\r\n");
-    assert_eq!(sorted, b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n".to_vec());
+    assert_eq!(
+        sorted,
+        b"*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n".to_vec()
+    );
     assert!(same(&Cmp::Near(1), b":99\r\n", b":100\r\n"));
     assert!(!same(&Cmp::Near(1), b":-1\r\n", b":-2\r\n"));
     let ex = Cmp::Except(vec![b"id".to_vec()]);
-    assert!(same(&ex, b"%2\r\n$2\r\nid\r\n:1\r\n$1\r\na\r\n:5\r\n", b"%2\r\n$2\r\nid\r\n:7\r\n$1\r\na\r\n:5\r\n"));
-    assert!(!same(&ex, b"*4\r\n$2\r\nid\r\n:1\r\n$1\r\na\r\n:5\r\n", b"*4\r\n$2\r\nid\r\n:7\r\n$1\r\na\r\n:6\r\n"));
+    assert!(same(
+        &ex,
+        b"%2\r\n$2\r\nid\r\n:1\r\n$1\r\na\r\n:5\r\n",
+        b"%2\r\n$2\r\nid\r\n:7\r\n$1\r\na\r\n:5\r\n"
+    ));
+    assert!(!same(
+        &ex,
+        b"*4\r\n$2\r\nid\r\n:1\r\n$1\r\na\r\n:5\r\n",
+        b"*4\r\n$2\r\nid\r\n:7\r\n$1\r\na\r\n:6\r\n"
+    ));
 }
 
 /// A small deterministic PRNG (xorshift64*), so a failing seed replays.
@@ -665,7 +850,11 @@ fn random_float(r: &mut Rng) -> String {
     if r.below(3) == 0 {
         f.push('-');
     }
-    let digits = |r: &mut Rng, n: usize| (0..n).map(|_| (b'0' + r.below(10) as u8) as char).collect::<String>();
+    let digits = |r: &mut Rng, n: usize| {
+        (0..n)
+            .map(|_| (b'0' + r.below(10) as u8) as char)
+            .collect::<String>()
+    };
     let int_len = r.below(12);
     f.push_str(&digits(r, int_len.max(1)));
     if r.below(2) == 0 {
@@ -687,14 +876,76 @@ fn random_float(r: &mut Rng) -> String {
 fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "", "\u{0}x"];
     const VALS: &[&str] = &[
-        "", "0", "1", "-1", "42", "9999", "10000", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "abc", "1.5", " 1", "1 ", "01", "-0",
-        "3e2", "0.1", "inf", "nan", "hello world", "12345678901234567890123456789012345678901234", "123456789012345678901234567890123456789012345",
+        "",
+        "0",
+        "1",
+        "-1",
+        "42",
+        "9999",
+        "10000",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "abc",
+        "1.5",
+        " 1",
+        "1 ",
+        "01",
+        "-0",
+        "3e2",
+        "0.1",
+        "inf",
+        "nan",
+        "hello world",
+        "12345678901234567890123456789012345678901234",
+        "123456789012345678901234567890123456789012345",
     ];
-    const INTS: &[&str] = &["0", "1", "-1", "2", "10", "-10", "100", "1000", "9223372036854775807", "-9223372036854775808", "abc", "1.5", "", "+1", "01"];
-    const FLOATS: &[&str] = &["0", "1", "-1", "0.1", "-0.1", "1.5", "1e3", "-2.5e-3", "1e308", "-1e308", "inf", "nan", "abc", " 1", "3.0000000000000001", "0x10"];
+    const INTS: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "2",
+        "10",
+        "-10",
+        "100",
+        "1000",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "abc",
+        "1.5",
+        "",
+        "+1",
+        "01",
+    ];
+    const FLOATS: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "0.1",
+        "-0.1",
+        "1.5",
+        "1e3",
+        "-2.5e-3",
+        "1e308",
+        "-1e308",
+        "inf",
+        "nan",
+        "abc",
+        " 1",
+        "3.0000000000000001",
+        "0x10",
+    ];
     // Relative TTLs are ≥ 100 s even when read as milliseconds, so no key
     // lapses between the two servers' runs of the same command.
-    const TTLS: &[&str] = &["100000", "1000000", "-1", "0", "abc", "9223372036854775807", "100000000"];
+    const TTLS: &[&str] = &[
+        "100000",
+        "1000000",
+        "-1",
+        "0",
+        "abc",
+        "9223372036854775807",
+        "100000000",
+    ];
     const DBS: &[&str] = &["0", "1", "16", "-1", "x"];
     let k = |r: &mut Rng| r.pick(KEYS).to_string();
     let v = |r: &mut Rng| r.pick(VALS).to_string();
@@ -705,17 +956,31 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         4 => {
             let mut a = vec!["SET".to_string(), k(r), v(r)];
             for _ in 0..r.below(4) {
-                let o = r.pick(&["NX", "XX", "GET", "KEEPTTL", "EX", "PX", "EXAT", "PXAT", "nx", "get", "px"]);
+                let o = r.pick(&[
+                    "NX", "XX", "GET", "KEEPTTL", "EX", "PX", "EXAT", "PXAT", "nx", "get", "px",
+                ]);
                 a.push(o.into());
                 if matches!(o, "EX" | "PX" | "EXAT" | "PXAT" | "px") && r.below(4) > 0 {
-                    a.push(if o.contains("AT") { r.pick(&["1", "4102444800", "4102444800000", "0", "-5"]) } else { r.pick(TTLS) }.into());
+                    a.push(
+                        if o.contains("AT") {
+                            r.pick(&["1", "4102444800", "4102444800000", "0", "-5"])
+                        } else {
+                            r.pick(TTLS)
+                        }
+                        .into(),
+                    );
                 }
             }
             a
         }
         5..=7 => vec!["GET".into(), k(r)],
         8 => vec!["SETNX".into(), k(r), v(r)],
-        9 => vec![r.pick(&["SETEX", "PSETEX"]).into(), k(r), r.pick(TTLS).into(), v(r)],
+        9 => vec![
+            r.pick(&["SETEX", "PSETEX"]).into(),
+            k(r),
+            r.pick(TTLS).into(),
+            v(r),
+        ],
         10 => vec!["GETSET".into(), k(r), v(r)],
         11 => vec!["GETDEL".into(), k(r)],
         12 => {
@@ -740,7 +1005,12 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         15..=16 => vec!["APPEND".into(), k(r), v(r)],
         17 => vec!["STRLEN".into(), k(r)],
         18 => vec![r.pick(&["GETRANGE", "SUBSTR"]).into(), k(r), i(r), i(r)],
-        19 => vec!["SETRANGE".into(), k(r), r.pick(&["0", "1", "5", "-1", "abc", "50"]).into(), v(r)],
+        19 => vec![
+            "SETRANGE".into(),
+            k(r),
+            r.pick(&["0", "1", "5", "-1", "abc", "50"]).into(),
+            v(r),
+        ],
         20..=22 => vec![r.pick(&["INCR", "DECR"]).into(), k(r)],
         23..=24 => vec![r.pick(&["INCRBY", "DECRBY"]).into(), k(r), i(r)],
         25 => vec!["INCRBYFLOAT".into(), k(r), r.pick(FLOATS).into()],
@@ -756,11 +1026,19 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
             }
             a
         }
-        28 => vec![r.pick(&["DEL", "UNLINK", "EXISTS", "TOUCH"]).into(), k(r), k(r)],
+        28 => vec![
+            r.pick(&["DEL", "UNLINK", "EXISTS", "TOUCH"]).into(),
+            k(r),
+            k(r),
+        ],
         29 => vec!["TYPE".into(), k(r)],
         30..=31 => {
             let c = r.pick(&["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"]);
-            let t = if c.ends_with("AT") { r.pick(&["1", "4102444800", "4102444800000", "-1"]) } else { r.pick(TTLS) };
+            let t = if c.ends_with("AT") {
+                r.pick(&["1", "4102444800", "4102444800000", "-1"])
+            } else {
+                r.pick(TTLS)
+            };
             let mut a = vec![c.to_string(), k(r), t.to_string()];
             for _ in 0..r.below(3) {
                 a.push(r.pick(&["NX", "XX", "GT", "LT", "FOO", "nx", "gt"]).into());
@@ -791,13 +1069,19 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         37 => vec!["MOVE".into(), k(r), r.pick(DBS).into()],
         38 => {
             cmp = Cmp::Sort;
-            vec!["KEYS".into(), r.pick(&["*", "k?", "k[0-1]", "*\u{0}*"]).into()]
+            vec![
+                "KEYS".into(),
+                r.pick(&["*", "k?", "k[0-1]", "*\u{0}*"]).into(),
+            ]
         }
         39 => {
             cmp = Cmp::Sort;
             let mut a: Vec<String> = vec!["SCAN".into(), "0".into(), "COUNT".into(), "1000".into()];
             if r.below(2) == 0 {
-                a.extend(["MATCH".into(), r.pick(&["k*", "*", "[a-k]?", "\\k*"]).into()]);
+                a.extend([
+                    "MATCH".into(),
+                    r.pick(&["k*", "*", "[a-k]?", "\\k*"]).into(),
+                ]);
             }
             if r.below(3) == 0 {
                 a.extend(["TYPE".into(), r.pick(&["string", "list", "STRING"]).into()]);
@@ -808,13 +1092,16 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         // integer, which Basalt (no per-value sharing) cannot tell apart.
         40 => vec!["OBJECT".into(), "ENCODING".into(), k(r)],
         41 => vec!["SELECT".into(), r.pick(&["0", "1"]).into()],
-        42 => vec![r.pick(&["DBSIZE", "SWAPDB", "FLUSHDB"]).into()].into_iter().flat_map(|c: String| {
-            if c == "SWAPDB" {
-                vec![c, "0".into(), "1".into()]
-            } else {
-                vec![c]
-            }
-        }).collect(),
+        42 => vec![r.pick(&["DBSIZE", "SWAPDB", "FLUSHDB"]).into()]
+            .into_iter()
+            .flat_map(|c: String| {
+                if c == "SWAPDB" {
+                    vec![c, "0".into(), "1".into()]
+                } else {
+                    vec![c]
+                }
+            })
+            .collect(),
         _ => vec!["MSET".into(), k(r), i(r)],
     };
     let mut args = args;
@@ -823,7 +1110,30 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         0 if args.len() > 1 => {
             args.pop();
         }
-        1 => args.push(r.pick(&["NX", "XX", "GT", "LT", "EX", "PX", "GET", "KEEPTTL", "PERSIST", "IDX", "LEN", "MINMATCHLEN", "REPLACE", "DB", "MATCH", "COUNT", "TYPE", "junk", "100000"]).into()),
+        1 => args.push(
+            r.pick(&[
+                "NX",
+                "XX",
+                "GT",
+                "LT",
+                "EX",
+                "PX",
+                "GET",
+                "KEEPTTL",
+                "PERSIST",
+                "IDX",
+                "LEN",
+                "MINMATCHLEN",
+                "REPLACE",
+                "DB",
+                "MATCH",
+                "COUNT",
+                "TYPE",
+                "junk",
+                "100000",
+            ])
+            .into(),
+        ),
         2 => {
             let c = args[0].to_ascii_lowercase();
             args[0] = c;
@@ -839,8 +1149,17 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
 /// `DIFF_FUZZ_SEED0` scale or move it.
 #[test]
 fn differential_fuzz() {
-    let env = |n: &str, d: u64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (seeds, steps, seed0) = (env("DIFF_FUZZ_SEEDS", 8), env("DIFF_FUZZ_STEPS", 400), env("DIFF_FUZZ_SEED0", 1));
+    let env = |n: &str, d: u64| {
+        std::env::var(n)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (seeds, steps, seed0) = (
+        env("DIFF_FUZZ_SEEDS", 8),
+        env("DIFF_FUZZ_STEPS", 400),
+        env("DIFF_FUZZ_SEED0", 1),
+    );
     let redis = RedisServer::start(&[]);
     let basalt = TestServer::start(&[]);
     let mut failures = Vec::new();
@@ -852,8 +1171,19 @@ fn differential_fuzz() {
         let mut history: Vec<String> = Vec::new();
         for step in 0..steps {
             let (argv, cmp) = random_command(&mut rng);
-            let text = argv.iter().map(|a| format!("\"{}\"", escape(a))).collect::<Vec<_>>().join(" ");
-            let c = Case { line: step as usize, text: text.clone(), argv, cmp, only: None, inline: None };
+            let text = argv
+                .iter()
+                .map(|a| format!("\"{}\"", escape(a)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let c = Case {
+                line: step as usize,
+                text: text.clone(),
+                argv,
+                cmp,
+                only: None,
+                inline: None,
+            };
             let (rr, br) = (r.run(&c), b.run(&c));
             history.push(text);
             if !same(&c.cmp, &rr, &br) {
@@ -870,7 +1200,12 @@ fn differential_fuzz() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} fuzz seeds diverged from redis-server:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fuzz seeds diverged from redis-server:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Random argument shapes for every command both servers have (from
@@ -880,37 +1215,131 @@ fn differential_fuzz() {
 /// out. `DIFF_ARGS_SEEDS` / `DIFF_ARGS_STEPS` scale it.
 #[test]
 fn differential_fuzz_args() {
-    let env = |n: &str, d: u64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (seeds, steps, seed0) = (env("DIFF_ARGS_SEEDS", 6), env("DIFF_ARGS_STEPS", 400), env("DIFF_ARGS_SEED0", 1));
+    let env = |n: &str, d: u64| {
+        std::env::var(n)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (seeds, steps, seed0) = (
+        env("DIFF_ARGS_SEEDS", 6),
+        env("DIFF_ARGS_STEPS", 400),
+        env("DIFF_ARGS_SEED0", 1),
+    );
     let hist = env("DIFF_HISTORY", 8) as usize;
     const SKIP: &[&str] = &[
-        "shutdown", "debug", "quit", "hello", "auth", "config", "client", "command", "object", "info", "time", "randomkey", "scan", "waitaof", "monitor",
+        "shutdown",
+        "debug",
+        "quit",
+        "hello",
+        "auth",
+        "config",
+        "client",
+        "command",
+        "object",
+        "info",
+        "time",
+        "randomkey",
+        "scan",
+        "waitaof",
+        "monitor",
         // Background persistence: replies follow each server's own
         // background state (a fork in Redis, the log in Basalt).
-        "save", "bgsave", "bgrewriteaof", "lastsave",
+        "save",
+        "bgsave",
+        "bgrewriteaof",
+        "lastsave",
         // One reply frame per channel, and unsubscribe-all lists channels
         // in Redis's (seeded hash) dict order: covered by cases/pubsub.txt
         // and tests/it/txn.rs instead.
-        "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
+        "subscribe",
+        "psubscribe",
+        "ssubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "sunsubscribe",
         // Basalt implements 7.2's ZRANK/ZREVRANK ... WITHSCORE (arity -3);
         // 7.0 has arity 3, so extra arguments get different errors.
-        "zrank", "zrevrank",
+        "zrank",
+        "zrevrank",
         // Unordered or random replies (hash-table order differs by design);
         // the case files cover them with ~sort.
-        "sunion", "sinter", "sdiff", "smembers", "spop", "srandmember", "hrandfield", "zrandmember", "hkeys", "hvals", "hgetall", "sscan", "hscan",
+        "sunion",
+        "sinter",
+        "sdiff",
+        "smembers",
+        "spop",
+        "srandmember",
+        "hrandfield",
+        "zrandmember",
+        "hkeys",
+        "hvals",
+        "hgetall",
+        "sscan",
+        "hscan",
         // Blocking pops (timeout 0 blocks forever); tests/it/blocking.rs
         // and cases/blocking.txt cover them.
-        "blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
+        "blpop",
+        "brpop",
+        "blmove",
+        "brpoplpush",
+        "blmpop",
+        "bzpopmin",
+        "bzpopmax",
+        "bzmpop",
         // Hash-field expiration is Redis 7.4 (unknown to the 7.0 reference);
         // tests/it/hash_ttl.rs covers it.
-        "hexpire", "hpexpire", "hexpireat", "hpexpireat", "httl", "hpttl", "hexpiretime", "hpexpiretime", "hpersist",
+        "hexpire",
+        "hpexpire",
+        "hexpireat",
+        "hpexpireat",
+        "httl",
+        "hpttl",
+        "hexpiretime",
+        "hpexpiretime",
+        "hpersist",
     ];
     // OBJECT ENCODING is left out: small lists are `listpack` in 7.2 (the
     // version Basalt implements), `quicklist` in the 7.0 reference.
-    const SUBS: &[&str] = &["object help", "object freq", "command getkeys", "command help", "client getname", "client setname"];
+    const SUBS: &[&str] = &[
+        "object help",
+        "object freq",
+        "command getkeys",
+        "command help",
+        "client getname",
+        "client setname",
+    ];
     const POOL: &[&str] = &[
-        "k", "k2", "v", "0", "1", "-1", "100", "abc", "", "EX", "PX", "NX", "XX", "GET", "KEEPTTL", "PERSIST", "LEN", "IDX", "REPLACE", "DB", "MATCH", "COUNT",
-        "TYPE", "GT", "LT", "*", "1.5", "WITHMATCHLEN", "MINMATCHLEN", "ASYNC",
+        "k",
+        "k2",
+        "v",
+        "0",
+        "1",
+        "-1",
+        "100",
+        "abc",
+        "",
+        "EX",
+        "PX",
+        "NX",
+        "XX",
+        "GET",
+        "KEEPTTL",
+        "PERSIST",
+        "LEN",
+        "IDX",
+        "REPLACE",
+        "DB",
+        "MATCH",
+        "COUNT",
+        "TYPE",
+        "GT",
+        "LT",
+        "*",
+        "1.5",
+        "WITHMATCHLEN",
+        "MINMATCHLEN",
+        "ASYNC",
     ];
     let redis = RedisServer::start(&[]);
     let basalt = TestServer::start(&[]);
@@ -925,7 +1354,11 @@ fn differential_fuzz_args() {
     names.extend(SUBS.iter().map(|s| s.to_string()));
     names.sort();
     assert!(names.len() > 30, "COMMAND LIST: {text}");
-    eprintln!("argument fuzz over {} commands: {}", names.len(), names.join(", "));
+    eprintln!(
+        "argument fuzz over {} commands: {}",
+        names.len(),
+        names.join(", ")
+    );
     let mut failures = Vec::new();
     for seed in seed0..seed0 + seeds {
         let resp3 = seed % 2 == 0;
@@ -954,8 +1387,19 @@ fn differential_fuzz_args() {
                 "pttl" | "pexpiretime" => Cmp::Near(1500),
                 _ => Cmp::Exact,
             };
-            let text = argv.iter().map(|a| format!("\"{}\"", escape(a))).collect::<Vec<_>>().join(" ");
-            let c = Case { line: step as usize, text: text.clone(), argv, cmp, only: None, inline: None };
+            let text = argv
+                .iter()
+                .map(|a| format!("\"{}\"", escape(a)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let c = Case {
+                line: step as usize,
+                text: text.clone(),
+                argv,
+                cmp,
+                only: None,
+                inline: None,
+            };
             let (rr, br) = (r.run(&c), b.run(&c));
             history.push(text);
             if !same(&c.cmp, &rr, &br) {
@@ -972,7 +1416,12 @@ fn differential_fuzz_args() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} argument-fuzz seeds diverged from redis-server:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} argument-fuzz seeds diverged from redis-server:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Every case file again, each sent as one pipelined write (the replies
@@ -986,7 +1435,11 @@ fn differential_pipelined() {
     let mut mismatches = Vec::new();
     let mut total = 0;
     for path in case_files() {
-        let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&path).display().to_string();
+        let name = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let file = parse_file(&path);
         if file.servers.is_some() {
             continue;
@@ -996,7 +1449,11 @@ fn differential_pipelined() {
             .iter()
             .filter(|c| c.only.map_or(true, |p| p == 2))
             .filter(|c| c.inline.is_none() && !matches!(c.cmp, Cmp::NoReply | Cmp::ScanAll))
-            .filter(|c| !c.argv.first().is_some_and(|n| n.eq_ignore_ascii_case(b"quit") || n.eq_ignore_ascii_case(b"hello")))
+            .filter(|c| {
+                !c.argv.first().is_some_and(|n| {
+                    n.eq_ignore_ascii_case(b"quit") || n.eq_ignore_ascii_case(b"hello")
+                })
+            })
             .collect();
         // A batch ends after each DEBUG SLEEP: Basalt reads the clock once
         // per batch (src/connection.rs), so a key that expires during a
@@ -1008,7 +1465,10 @@ fn differential_pipelined() {
             let last = batches.last_mut().unwrap();
             last.0.extend_from_slice(&crate::support::resp::encode(&a));
             last.1 += 1;
-            if a.len() >= 2 && a[0].eq_ignore_ascii_case(b"debug") && a[1].eq_ignore_ascii_case(b"sleep") {
+            if a.len() >= 2
+                && a[0].eq_ignore_ascii_case(b"debug")
+                && a[1].eq_ignore_ascii_case(b"sleep")
+            {
                 batches.push((Vec::new(), 0));
             }
         }
@@ -1017,7 +1477,11 @@ fn differential_pipelined() {
             let mut out = Vec::new();
             for (bytes, n) in &batches {
                 std::io::Write::write_all(&mut s.conn.s, bytes).expect("write batch");
-                out.extend((0..*n).map(|_| s.conn.read_reply().unwrap_or_else(|| b"<connection closed>".to_vec())));
+                out.extend((0..*n).map(|_| {
+                    s.conn
+                        .read_reply()
+                        .unwrap_or_else(|| b"<connection closed>".to_vec())
+                }));
             }
             out
         };
@@ -1025,12 +1489,26 @@ fn differential_pipelined() {
         for ((c, r), b) in cases.iter().zip(&rr).zip(&br) {
             total += 1;
             if !same(&c.cmp, r, b) {
-                mismatches.push(format!("{name}:{} [pipelined] {}\n  redis:  \"{}\"\n  basalt: \"{}\"", c.line, c.text, view(&c.cmp, r), view(&c.cmp, b)));
+                mismatches.push(format!(
+                    "{name}:{} [pipelined] {}\n  redis:  \"{}\"\n  basalt: \"{}\"",
+                    c.line,
+                    c.text,
+                    view(&c.cmp, r),
+                    view(&c.cmp, b)
+                ));
             }
         }
     }
-    eprintln!("differential pipelined: {total} commands, {} mismatches", mismatches.len());
-    assert!(mismatches.is_empty(), "{} of {total} pipelined replies differ from redis-server:\n{}", mismatches.len(), mismatches.join("\n"));
+    eprintln!(
+        "differential pipelined: {total} commands, {} mismatches",
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} pipelined replies differ from redis-server:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }
 
 /// Redis's own "CONFIG sanity" test: every parameter CONFIG GET * lists
@@ -1039,11 +1517,44 @@ fn differential_pipelined() {
 #[test]
 fn config_sanity() {
     const SKIP: &[&str] = &[
-        "rdbchecksum", "daemonize", "io-threads-do-reads", "tcp-backlog", "always-show-logo", "syslog-enabled", "cluster-enabled", "disable-thp", "aclfile",
-        "unixsocket", "pidfile", "syslog-ident", "appendfilename", "appenddirname", "supervised", "syslog-facility", "databases", "io-threads", "logfile",
-        "unixsocketperm", "replicaof", "slaveof", "requirepass", "server_cpulist", "bio_cpulist", "aof_rewrite_cpulist", "bgsave_cpulist", "set-proc-title",
-        "cluster-config-file", "cluster-port", "oom-score-adj", "oom-score-adj-values", "enable-protected-configs", "enable-debug-command",
-        "enable-module-command", "dbfilename", "dir", "socket-mark-id",
+        "rdbchecksum",
+        "daemonize",
+        "io-threads-do-reads",
+        "tcp-backlog",
+        "always-show-logo",
+        "syslog-enabled",
+        "cluster-enabled",
+        "disable-thp",
+        "aclfile",
+        "unixsocket",
+        "pidfile",
+        "syslog-ident",
+        "appendfilename",
+        "appenddirname",
+        "supervised",
+        "syslog-facility",
+        "databases",
+        "io-threads",
+        "logfile",
+        "unixsocketperm",
+        "replicaof",
+        "slaveof",
+        "requirepass",
+        "server_cpulist",
+        "bio_cpulist",
+        "aof_rewrite_cpulist",
+        "bgsave_cpulist",
+        "set-proc-title",
+        "cluster-config-file",
+        "cluster-port",
+        "oom-score-adj",
+        "oom-score-adj-values",
+        "enable-protected-configs",
+        "enable-debug-command",
+        "enable-module-command",
+        "dbfilename",
+        "dir",
+        "socket-mark-id",
     ];
     let basalt = TestServer::start(&[]);
     let mut c = basalt.raw();
@@ -1052,7 +1563,10 @@ fn config_sanity() {
     let mut pos = all.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
     let bulk = |b: &[u8], at: usize| -> (Vec<u8>, usize) {
         let le = at + b[at..].windows(2).position(|w| w == b"\r\n").unwrap();
-        let n: usize = std::str::from_utf8(&b[at + 1..le]).unwrap().parse().unwrap();
+        let n: usize = std::str::from_utf8(&b[at + 1..le])
+            .unwrap()
+            .parse()
+            .unwrap();
         (b[le + 2..le + 2 + n].to_vec(), le + 4 + n)
     };
     while pos < all.len() {
@@ -1075,8 +1589,19 @@ fn config_sanity() {
         want.extend_from_slice(v);
         want.extend_from_slice(b"\r\n");
         if r != b"+OK\r\n" || back != want {
-            bad.push(format!("CONFIG SET {} \"{}\" -> {} / reads back {}", escape(k), escape(v), escape(&r), escape(&back)));
+            bad.push(format!(
+                "CONFIG SET {} \"{}\" -> {} / reads back {}",
+                escape(k),
+                escape(v),
+                escape(&r),
+                escape(&back)
+            ));
         }
     }
-    assert!(bad.is_empty(), "{} parameters fail Redis's CONFIG sanity:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} parameters fail Redis's CONFIG sanity:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }

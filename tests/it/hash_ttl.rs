@@ -12,20 +12,60 @@ fn field_ttls_set_read_and_persist() {
     let s = TestServer::start(&[]);
     let mut c = s.raw();
     c.cmd_str(&["HSET", "h", "a", "1", "b", "2", "c", "3"]);
-    expect(&mut c, &["HEXPIRE", "h", "100", "FIELDS", "2", "a", "nope"], "*2\r\n:1\r\n:-2\r\n");
-    expect(&mut c, &["HTTL", "h", "FIELDS", "3", "a", "b", "nope"], "*3\r\n:100\r\n:-1\r\n:-2\r\n");
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "100", "FIELDS", "2", "a", "nope"],
+        "*2\r\n:1\r\n:-2\r\n",
+    );
+    expect(
+        &mut c,
+        &["HTTL", "h", "FIELDS", "3", "a", "b", "nope"],
+        "*3\r\n:100\r\n:-1\r\n:-2\r\n",
+    );
     let r = String::from_utf8(c.cmd_str(&["HPTTL", "h", "FIELDS", "1", "a"])).unwrap();
     let ms: i64 = r.trim_start_matches("*1\r\n:").trim().parse().unwrap();
     assert!((99_000..=100_000).contains(&ms), "{ms}");
     // Conditions.
-    expect(&mut c, &["HEXPIRE", "h", "200", "NX", "FIELDS", "2", "a", "b"], "*2\r\n:0\r\n:1\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "300", "XX", "FIELDS", "2", "a", "c"], "*2\r\n:1\r\n:0\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "50", "GT", "FIELDS", "2", "a", "c"], "*2\r\n:0\r\n:0\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "50", "LT", "FIELDS", "2", "a", "c"], "*2\r\n:1\r\n:1\r\n");
-    expect(&mut c, &["HEXPIREAT", "h", "4000000000", "FIELDS", "1", "b"], "*1\r\n:1\r\n");
-    expect(&mut c, &["HEXPIRETIME", "h", "FIELDS", "1", "b"], "*1\r\n:4000000000\r\n");
-    expect(&mut c, &["HPEXPIRETIME", "h", "FIELDS", "1", "b"], "*1\r\n:4000000000000\r\n");
-    expect(&mut c, &["HPERSIST", "h", "FIELDS", "3", "b", "b", "nope"], "*3\r\n:1\r\n:-1\r\n:-2\r\n");
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "200", "NX", "FIELDS", "2", "a", "b"],
+        "*2\r\n:0\r\n:1\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "300", "XX", "FIELDS", "2", "a", "c"],
+        "*2\r\n:1\r\n:0\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "50", "GT", "FIELDS", "2", "a", "c"],
+        "*2\r\n:0\r\n:0\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "50", "LT", "FIELDS", "2", "a", "c"],
+        "*2\r\n:1\r\n:1\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIREAT", "h", "4000000000", "FIELDS", "1", "b"],
+        "*1\r\n:1\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRETIME", "h", "FIELDS", "1", "b"],
+        "*1\r\n:4000000000\r\n",
+    );
+    expect(
+        &mut c,
+        &["HPEXPIRETIME", "h", "FIELDS", "1", "b"],
+        "*1\r\n:4000000000000\r\n",
+    );
+    expect(
+        &mut c,
+        &["HPERSIST", "h", "FIELDS", "3", "b", "b", "nope"],
+        "*3\r\n:1\r\n:-1\r\n:-2\r\n",
+    );
     expect(&mut c, &["HTTL", "h", "FIELDS", "1", "b"], "*1\r\n:-1\r\n");
     // HSET clears a field's TTL; HINCRBY keeps it.
     c.cmd_str(&["HSET", "h", "a", "x"]);
@@ -35,12 +75,28 @@ fn field_ttls_set_read_and_persist() {
     c.cmd_str(&["HINCRBY", "h", "n", "5"]);
     expect(&mut c, &["HTTL", "h", "FIELDS", "1", "n"], "*1\r\n:100\r\n");
     // A deadline in the past deletes the field at once (code 2).
-    expect(&mut c, &["HEXPIRE", "h", "0", "FIELDS", "1", "c"], "*1\r\n:2\r\n");
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "0", "FIELDS", "1", "c"],
+        "*1\r\n:2\r\n",
+    );
     expect(&mut c, &["HEXISTS", "h", "c"], ":0\r\n");
     // Missing key: -2 per field.
-    expect(&mut c, &["HEXPIRE", "nokey", "10", "FIELDS", "2", "a", "b"], "*2\r\n:-2\r\n:-2\r\n");
-    expect(&mut c, &["HTTL", "nokey", "FIELDS", "1", "a"], "*1\r\n:-2\r\n");
-    expect(&mut c, &["HPERSIST", "nokey", "FIELDS", "1", "a"], "*1\r\n:-2\r\n");
+    expect(
+        &mut c,
+        &["HEXPIRE", "nokey", "10", "FIELDS", "2", "a", "b"],
+        "*2\r\n:-2\r\n:-2\r\n",
+    );
+    expect(
+        &mut c,
+        &["HTTL", "nokey", "FIELDS", "1", "a"],
+        "*1\r\n:-2\r\n",
+    );
+    expect(
+        &mut c,
+        &["HPERSIST", "nokey", "FIELDS", "1", "a"],
+        "*1\r\n:-2\r\n",
+    );
 }
 
 #[test]
@@ -49,17 +105,61 @@ fn field_ttl_errors() {
     let mut c = s.raw();
     c.cmd_str(&["HSET", "h", "a", "1"]);
     c.cmd_str(&["SET", "str", "v"]);
-    expect(&mut c, &["HEXPIRE", "str", "10", "FIELDS", "1", "a"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
-    expect(&mut c, &["HTTL", "str", "FIELDS", "1", "a"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "-1", "FIELDS", "1", "a"], "-ERR invalid expire time, must be >= 0\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "abc", "FIELDS", "1", "a"], "-ERR value is not an integer or out of range\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "99999999999999999", "FIELDS", "1", "a"], "-ERR invalid expire time in 'hexpire' command\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "10", "FOO", "1", "a"], "-ERR Mandatory argument FIELDS is missing or not at the right position\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "10", "FIELDS", "0", "a"], "-ERR Number of fields must be a positive integer\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "10", "FIELDS", "2", "a"], "-ERR The `numfields` parameter must match the number of arguments\r\n");
-    expect(&mut c, &["HTTL", "h", "FIELDS", "2", "a"], "-ERR The `numfields` parameter must match the number of arguments\r\n");
-    expect(&mut c, &["HTTL", "h", "a", "1", "a"], "-ERR Mandatory argument FIELDS is missing or not at the right position\r\n");
-    expect(&mut c, &["HEXPIRE", "h", "10", "FIELDS", "1"], "-ERR wrong number of arguments for 'hexpire' command\r\n");
+    expect(
+        &mut c,
+        &["HEXPIRE", "str", "10", "FIELDS", "1", "a"],
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    expect(
+        &mut c,
+        &["HTTL", "str", "FIELDS", "1", "a"],
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "-1", "FIELDS", "1", "a"],
+        "-ERR invalid expire time, must be >= 0\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "abc", "FIELDS", "1", "a"],
+        "-ERR value is not an integer or out of range\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "99999999999999999", "FIELDS", "1", "a"],
+        "-ERR invalid expire time in 'hexpire' command\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "10", "FOO", "1", "a"],
+        "-ERR Mandatory argument FIELDS is missing or not at the right position\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "10", "FIELDS", "0", "a"],
+        "-ERR Number of fields must be a positive integer\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "10", "FIELDS", "2", "a"],
+        "-ERR The `numfields` parameter must match the number of arguments\r\n",
+    );
+    expect(
+        &mut c,
+        &["HTTL", "h", "FIELDS", "2", "a"],
+        "-ERR The `numfields` parameter must match the number of arguments\r\n",
+    );
+    expect(
+        &mut c,
+        &["HTTL", "h", "a", "1", "a"],
+        "-ERR Mandatory argument FIELDS is missing or not at the right position\r\n",
+    );
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "10", "FIELDS", "1"],
+        "-ERR wrong number of arguments for 'hexpire' command\r\n",
+    );
 }
 
 #[test]
@@ -83,7 +183,9 @@ fn fields_expire_and_the_last_one_takes_the_key() {
 fn field_ttls_survive_restart() {
     let mut s = TestServer::start(&[]);
     let mut c = s.raw();
-    c.cmd_str(&["HSET", "h", "keep", "1", "ttl", "2", "gone", "3", "f", "1.5"]);
+    c.cmd_str(&[
+        "HSET", "h", "keep", "1", "ttl", "2", "gone", "3", "f", "1.5",
+    ]);
     c.cmd_str(&["HEXPIREAT", "h", "4000000000", "FIELDS", "2", "ttl", "f"]);
     c.cmd_str(&["HINCRBYFLOAT", "h", "f", "0.25"]);
     c.cmd_str(&["HPEXPIRE", "h", "30", "FIELDS", "1", "gone"]);
@@ -92,7 +194,24 @@ fn field_ttls_survive_restart() {
     drop(c);
     s.restart();
     let mut c = s.raw();
-    expect(&mut c, &["HMGET", "h", "keep", "ttl", "f", "gone"], "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$4\r\n1.75\r\n$-1\r\n");
+    expect(
+        &mut c,
+        &["HMGET", "h", "keep", "ttl", "f", "gone"],
+        "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$4\r\n1.75\r\n$-1\r\n",
+    );
     expect(&mut c, &["HLEN", "h"], ":3\r\n");
-    expect(&mut c, &["HEXPIRETIME", "h", "FIELDS", "4", "keep", "ttl", "f", "gone"], "*4\r\n:-1\r\n:4000000000\r\n:4000000000\r\n:-2\r\n");
+    expect(
+        &mut c,
+        &[
+            "HEXPIRETIME",
+            "h",
+            "FIELDS",
+            "4",
+            "keep",
+            "ttl",
+            "f",
+            "gone",
+        ],
+        "*4\r\n:-1\r\n:4000000000\r\n:4000000000\r\n:-2\r\n",
+    );
 }

@@ -16,20 +16,36 @@ fn restore_accepts_redis_dump_payloads_and_redis_accepts_ours() {
         let k = format!("k{i}");
         rc.cmd(&[b"SET", k.as_bytes(), v]);
         let payload = rc.cmd(&[b"DUMP", k.as_bytes()]);
-        let body = &payload[payload.iter().position(|&c| c == b'\n').unwrap() + 1..payload.len() - 2];
+        let body =
+            &payload[payload.iter().position(|&c| c == b'\n').unwrap() + 1..payload.len() - 2];
         assert_eq!(bc.cmd(&[b"RESTORE", k.as_bytes(), b"0", body]), b"+OK\r\n");
-        assert_eq!(bc.cmd(&[b"GET", k.as_bytes()]), rc.cmd(&[b"GET", k.as_bytes()]));
+        assert_eq!(
+            bc.cmd(&[b"GET", k.as_bytes()]),
+            rc.cmd(&[b"GET", k.as_bytes()])
+        );
         // And back: Basalt's DUMP restores into Redis.
         let ours = bc.cmd(&[b"DUMP", k.as_bytes()]);
         let body = &ours[ours.iter().position(|&c| c == b'\n').unwrap() + 1..ours.len() - 2];
         let k2 = format!("back{i}");
         assert_eq!(rc.cmd(&[b"RESTORE", k2.as_bytes(), b"0", body]), b"+OK\r\n");
-        assert_eq!(rc.cmd(&[b"GET", k2.as_bytes()]), bc.cmd(&[b"GET", k.as_bytes()]));
+        assert_eq!(
+            rc.cmd(&[b"GET", k2.as_bytes()]),
+            bc.cmd(&[b"GET", k.as_bytes()])
+        );
     }
     // Errors as Redis words them.
-    assert_eq!(bc.cmd(&[b"RESTORE", b"k0", b"0", b"xx"]), b"-BUSYKEY Target key name already exists.\r\n");
-    assert_eq!(bc.cmd(&[b"RESTORE", b"new", b"0", b"garbage-payload"]), b"-ERR DUMP payload version or checksum are wrong\r\n");
-    assert_eq!(bc.cmd(&[b"RESTORE", b"new", b"-1", b"x"]), b"-ERR Invalid TTL value, must be >= 0\r\n");
+    assert_eq!(
+        bc.cmd(&[b"RESTORE", b"k0", b"0", b"xx"]),
+        b"-BUSYKEY Target key name already exists.\r\n"
+    );
+    assert_eq!(
+        bc.cmd(&[b"RESTORE", b"new", b"0", b"garbage-payload"]),
+        b"-ERR DUMP payload version or checksum are wrong\r\n"
+    );
+    assert_eq!(
+        bc.cmd(&[b"RESTORE", b"new", b"-1", b"x"]),
+        b"-ERR Invalid TTL value, must be >= 0\r\n"
+    );
     assert_eq!(bc.cmd(&[b"DUMP", b"missing"]), b"$-1\r\n");
 }
 
@@ -94,17 +110,33 @@ fn collections_move_both_ways_with_dump_restore() {
     rc.cmd_str(&["RPUSH", "l", "x", "y"]);
     rc.cmd_str(&["SADD", "s", "m1", "m2"]);
     rc.cmd_str(&["ZADD", "z", "1", "a", "2.5", "b"]);
-    let body = |reply: &[u8]| reply[reply.iter().position(|&c| c == b'\n').unwrap() + 1..reply.len() - 2].to_vec();
+    let body = |reply: &[u8]| {
+        reply[reply.iter().position(|&c| c == b'\n').unwrap() + 1..reply.len() - 2].to_vec()
+    };
     for k in ["h", "l", "s", "z"] {
         let p = body(&rc.cmd_str(&["DUMP", k]));
-        assert_eq!(bc.cmd(&[b"RESTORE", k.as_bytes(), b"0", &p]), b"+OK\r\n", "{k}");
+        assert_eq!(
+            bc.cmd(&[b"RESTORE", k.as_bytes(), b"0", &p]),
+            b"+OK\r\n",
+            "{k}"
+        );
         let back = body(&bc.cmd_str(&["DUMP", k]));
         let k2 = format!("{k}2");
-        assert_eq!(rc.cmd(&[b"RESTORE", k2.as_bytes(), b"0", &back]), b"+OK\r\n", "{k}");
+        assert_eq!(
+            rc.cmd(&[b"RESTORE", k2.as_bytes(), b"0", &back]),
+            b"+OK\r\n",
+            "{k}"
+        );
     }
     assert_eq!(bc.cmd_str(&["HGET", "h", "b"]), b"$1\r\n2\r\n");
-    assert_eq!(bc.cmd_str(&["LRANGE", "l", "0", "-1"]), rc.cmd_str(&["LRANGE", "l", "0", "-1"]));
-    assert_eq!(bc.cmd_str(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]), rc.cmd_str(&["ZRANGE", "z2", "0", "-1", "WITHSCORES"]));
+    assert_eq!(
+        bc.cmd_str(&["LRANGE", "l", "0", "-1"]),
+        rc.cmd_str(&["LRANGE", "l", "0", "-1"])
+    );
+    assert_eq!(
+        bc.cmd_str(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]),
+        rc.cmd_str(&["ZRANGE", "z2", "0", "-1", "WITHSCORES"])
+    );
     assert_eq!(rc.cmd_str(&["SISMEMBER", "s2", "m2"]), b":1\r\n");
     assert_eq!(rc.cmd_str(&["HGET", "h2", "a"]), b"$1\r\n1\r\n");
 }

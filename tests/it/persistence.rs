@@ -18,7 +18,9 @@ struct Acked {
 }
 
 fn writer(port: u16, id: usize, cycle: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
-    let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return };
+    let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut c = crate::support::resp::Raw::from_stream(s);
     let counter = format!("ctr:{id}");
@@ -84,13 +86,29 @@ fn acknowledged_writes_survive_kill9_over_restart_cycles() {
         let mut c = s.raw();
         for (k, v) in &all_sets {
             let r = c.cmd(&[b"GET", k.as_bytes()]);
-            assert_eq!(r, format!("${}\r\n{}\r\n", v.len(), v).into_bytes(), "cycle {cycle}: acknowledged {k} lost");
+            assert_eq!(
+                r,
+                format!("${}\r\n{}\r\n", v.len(), v).into_bytes(),
+                "cycle {cycle}: acknowledged {k} lost"
+            );
         }
         for (k, v) in total_counts.iter_mut() {
             let (ack, att) = *v;
             let r = c.cmd(&[b"GET", k.as_bytes()]);
-            let got: u64 = if r.starts_with(b"$-1") { 0 } else { String::from_utf8_lossy(&r).lines().nth(1).unwrap().parse().unwrap() };
-            assert!(got >= ack && got <= att, "cycle {cycle}: counter {k} = {got}, acknowledged {ack}, attempted {att}");
+            let got: u64 = if r.starts_with(b"$-1") {
+                0
+            } else {
+                String::from_utf8_lossy(&r)
+                    .lines()
+                    .nth(1)
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            assert!(
+                got >= ack && got <= att,
+                "cycle {cycle}: counter {k} = {got}, acknowledged {ack}, attempted {att}"
+            );
             // Counters restart from the durable value in the next cycle.
             *v = (got, got);
         }
@@ -125,14 +143,22 @@ fn log_replays_every_write_type_after_clean_restart() {
     ];
     for cmd in script {
         let r = c.cmd_str(cmd);
-        assert!(!r.starts_with(b"-"), "{cmd:?}: {}", String::from_utf8_lossy(&r));
+        assert!(
+            !r.starts_with(b"-"),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&r)
+        );
     }
     std::thread::sleep(Duration::from_millis(5));
     s.restart();
     let mut c = s.raw();
     assert_eq!(c.cmd_str(&["GET", "a"]), b"$2\r\n42\r\n");
     let ttl = c.cmd_str(&["TTL", "ttl"]);
-    assert!(ttl == b":1000\r\n" || ttl == b":999\r\n", "{}", String::from_utf8_lossy(&ttl));
+    assert!(
+        ttl == b":1000\r\n" || ttl == b":999\r\n",
+        "{}",
+        String::from_utf8_lossy(&ttl)
+    );
     assert_eq!(c.cmd_str(&["GET", "m1"]), b"$3\r\nxyz\r\n");
     assert_eq!(c.cmd_str(&["GET", "m3"]), b"$4\r\ny\0\0!\r\n");
     assert_eq!(c.cmd_str(&["EXISTS", "m2", "gone", "exp"]), b":0\r\n");
@@ -181,10 +207,17 @@ fn torn_tail_is_truncated_and_middle_damage_refuses_start() {
     assert_eq!(bytes.len(), good_len, "torn tail was cut off");
     bytes[good_len / 2] ^= 0xff;
     std::fs::write(&seg, &bytes).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt-server")).args(["--port", "0", "--dir"]).arg(&s.dir).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt-server"))
+        .args(["--port", "0", "--dir"])
+        .arg(&s.dir)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("offset") && err.contains("basalt-check-aof"), "{err}");
+    assert!(
+        err.contains("offset") && err.contains("basalt-check-aof"),
+        "{err}"
+    );
 }
 
 /// Writers SET unique keys until killed; returns (key, ack time) of every
@@ -202,9 +235,15 @@ fn write_until_killed(s: &mut TestServer, run_for: Duration) -> (Vec<(String, In
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     i += 1;
                     let key = format!("p:{id}:{i}");
-                    c.send(&crate::support::resp::encode(&[b"SET", key.as_bytes(), b"v"]));
+                    c.send(&crate::support::resp::encode(&[
+                        b"SET",
+                        key.as_bytes(),
+                        b"v",
+                    ]));
                     match c.read_reply() {
-                        Some(r) if r == b"+OK\r\n" => acked.lock().unwrap().push((key, Instant::now())),
+                        Some(r) if r == b"+OK\r\n" => {
+                            acked.lock().unwrap().push((key, Instant::now()))
+                        }
                         _ => break,
                     }
                 }
@@ -223,7 +262,12 @@ fn write_until_killed(s: &mut TestServer, run_for: Duration) -> (Vec<(String, In
 }
 
 fn lost_after_power_loss(policy: &str) -> (usize, usize, Option<Duration>) {
-    let mut s = TestServer::start(&["--appendfsync", policy, "--debug-simulate-power-loss", "yes"]);
+    let mut s = TestServer::start(&[
+        "--appendfsync",
+        policy,
+        "--debug-simulate-power-loss",
+        "yes",
+    ]);
     let dir = s.dir.clone();
     let _keep = s.take_dir();
     let (acked, killed_at) = write_until_killed(&mut s, Duration::from_millis(2500));
@@ -245,7 +289,10 @@ fn lost_after_power_loss(policy: &str) -> (usize, usize, Option<Duration>) {
 fn power_loss_keeps_every_acknowledged_write_under_always() {
     let (lost, acked, _) = lost_after_power_loss("always");
     assert!(acked > 100, "writers made progress ({acked})");
-    assert_eq!(lost, 0, "{lost} of {acked} acknowledged writes lost under always");
+    assert_eq!(
+        lost, 0,
+        "{lost} of {acked} acknowledged writes lost under always"
+    );
 }
 
 #[test]
@@ -253,7 +300,10 @@ fn power_loss_under_everysec_loses_at_most_about_a_second() {
     let (lost, acked, oldest) = lost_after_power_loss("everysec");
     eprintln!("everysec power loss: {lost} of {acked} acknowledged writes lost; oldest lost was acknowledged {oldest:?} before the crash");
     if let Some(age) = oldest {
-        assert!(age < Duration::from_millis(2500), "lost a write acknowledged {age:?} before the crash");
+        assert!(
+            age < Duration::from_millis(2500),
+            "lost a write acknowledged {age:?} before the crash"
+        );
     }
 }
 
@@ -264,7 +314,10 @@ fn power_loss_simulation_is_real() {
     // always/everysec tests above would prove nothing.
     let (lost, acked, _) = lost_after_power_loss("no");
     assert!(acked > 100);
-    assert!(lost > 0, "appendfsync no lost nothing: the power-loss seam is not holding writes");
+    assert!(
+        lost > 0,
+        "appendfsync no lost nothing: the power-loss seam is not holding writes"
+    );
 }
 
 #[test]
@@ -272,20 +325,34 @@ fn waitaof_reports_local_fsync() {
     let s = TestServer::start(&["--appendfsync", "everysec"]);
     let mut c = s.raw();
     c.cmd_str(&["SET", "k", "v"]);
-    assert_eq!(c.cmd_str(&["WAITAOF", "1", "0", "2000"]), b"*2\r\n:1\r\n:0\r\n");
-    assert_eq!(c.cmd_str(&["WAITAOF", "1", "1", "50"]), b"*2\r\n:1\r\n:0\r\n");
-    assert_eq!(c.cmd_str(&["WAITAOF", "0", "0", "-1"]), b"-ERR timeout is negative\r\n");
+    assert_eq!(
+        c.cmd_str(&["WAITAOF", "1", "0", "2000"]),
+        b"*2\r\n:1\r\n:0\r\n"
+    );
+    assert_eq!(
+        c.cmd_str(&["WAITAOF", "1", "1", "50"]),
+        b"*2\r\n:1\r\n:0\r\n"
+    );
+    assert_eq!(
+        c.cmd_str(&["WAITAOF", "0", "0", "-1"]),
+        b"-ERR timeout is negative\r\n"
+    );
     let s2 = TestServer::start(&["--appendonly", "no"]);
     assert_eq!(
         s2.raw().cmd_str(&["WAITAOF", "1", "0", "0"]),
-        b"-ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.\r\n".to_vec()
+        b"-ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.\r\n"
+            .to_vec()
     );
 }
 
 fn info_field(c: &mut crate::support::resp::Raw, name: &str) -> String {
     let r = c.cmd_str(&["INFO", "persistence"]);
     let text = String::from_utf8_lossy(&r).to_string();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or("").trim().to_string()
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -293,11 +360,21 @@ fn failing_fsync_holds_acks_refuses_writes_and_recovers() {
     let s = TestServer::start(&["--debug-aof-fault-injection", "yes"]);
     let mut admin = s.raw();
     assert_eq!(admin.cmd_str(&["SET", "a", "1"]), b"+OK\r\n");
-    assert_eq!(admin.cmd_str(&["DEBUG", "AOF-FAULT", "fail-syncs"]), b"+OK\r\n");
+    assert_eq!(
+        admin.cmd_str(&["DEBUG", "AOF-FAULT", "fail-syncs"]),
+        b"+OK\r\n"
+    );
     let mut writer = s.raw();
-    writer.s.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    writer
+        .s
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
     writer.send(&crate::support::resp::encode(&[b"SET", b"b", b"2"]));
-    assert_eq!(writer.read_reply(), None, "a write whose fsync failed must not be acknowledged");
+    assert_eq!(
+        writer.read_reply(),
+        None,
+        "a write whose fsync failed must not be acknowledged"
+    );
     // New writes are refused with MISCONF; reads keep working.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -305,14 +382,21 @@ fn failing_fsync_holds_acks_refuses_writes_and_recovers() {
         if r.starts_with(b"-MISCONF Errors writing to the AOF file") {
             break;
         }
-        assert!(Instant::now() < deadline, "no MISCONF: {}", String::from_utf8_lossy(&r));
+        assert!(
+            Instant::now() < deadline,
+            "no MISCONF: {}",
+            String::from_utf8_lossy(&r)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(admin.cmd_str(&["GET", "a"]), b"$1\r\n1\r\n");
     assert_eq!(info_field(&mut admin, "aof_last_write_status"), "err");
     // The disk heals: the held reply arrives and writes resume.
     assert_eq!(admin.cmd_str(&["DEBUG", "AOF-FAULT", "heal"]), b"+OK\r\n");
-    writer.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    writer
+        .s
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     assert_eq!(writer.read_reply().as_deref(), Some(&b"+OK\r\n"[..]));
     let deadline = Instant::now() + Duration::from_secs(5);
     while admin.cmd_str(&["SET", "d", "4"]) != b"+OK\r\n" {
@@ -330,14 +414,20 @@ fn slow_fsync_is_amortized_by_group_commit() {
     // queue behind one fsync each.
     let s = TestServer::start(&["--debug-aof-fault-injection", "yes"]);
     let mut admin = s.raw();
-    assert_eq!(admin.cmd_str(&["DEBUG", "AOF-FAULT", "sync-delay-ms", "5"]), b"+OK\r\n");
+    assert_eq!(
+        admin.cmd_str(&["DEBUG", "AOF-FAULT", "sync-delay-ms", "5"]),
+        b"+OK\r\n"
+    );
     let threads: Vec<_> = (0..20)
         .map(|t| {
             let port = s.port;
             std::thread::spawn(move || {
                 let mut c = crate::support::resp::Raw::connect(port);
                 for i in 0..50 {
-                    assert_eq!(c.cmd(&[b"SET", format!("k{t}:{i}").as_bytes(), b"v"]), b"+OK\r\n");
+                    assert_eq!(
+                        c.cmd(&[b"SET", format!("k{t}:{i}").as_bytes(), b"v"]),
+                        b"+OK\r\n"
+                    );
                 }
             })
         })
@@ -345,8 +435,13 @@ fn slow_fsync_is_amortized_by_group_commit() {
     for t in threads {
         t.join().unwrap();
     }
-    let rpf: f64 = info_field(&mut admin, "aof_records_per_fsync").parse().unwrap();
-    assert!(rpf >= 5.0, "records per fsync {rpf}: group commit is not batching");
+    let rpf: f64 = info_field(&mut admin, "aof_records_per_fsync")
+        .parse()
+        .unwrap();
+    assert!(
+        rpf >= 5.0,
+        "records per fsync {rpf}: group commit is not batching"
+    );
     assert_eq!(admin.cmd_str(&["DBSIZE"]), b":1000\r\n");
 }
 
@@ -396,7 +491,14 @@ fn parallel_replay_equals_the_live_state() {
             55..=64 => vec!["DEL".into(), k],
             65..=72 => vec!["RENAME".into(), k, k2],
             73..=80 => vec!["MSET".into(), k, v.clone(), k2, v],
-            81..=85 => vec!["COPY".into(), k, k2, "DB".into(), rnd(4).to_string(), "REPLACE".into()],
+            81..=85 => vec![
+                "COPY".into(),
+                k,
+                k2,
+                "DB".into(),
+                rnd(4).to_string(),
+                "REPLACE".into(),
+            ],
             86..=89 => vec!["MOVE".into(), k, rnd(4).to_string()],
             90..=93 => vec!["SELECT".into(), rnd(4).to_string()],
             94..=96 => vec!["SWAPDB".into(), rnd(4).to_string(), rnd(4).to_string()],

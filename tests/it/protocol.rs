@@ -29,7 +29,12 @@ fn protocol_error(input: &[u8], expect: &[u8]) {
     let s = TestServer::start(&[]);
     let mut c = s.raw();
     c.send(input);
-    assert_eq!(c.read_reply().unwrap(), expect, "input {:?}", String::from_utf8_lossy(input));
+    assert_eq!(
+        c.read_reply().unwrap(),
+        expect,
+        "input {:?}",
+        String::from_utf8_lossy(input)
+    );
     assert!(c.closed(), "connection closed after protocol error");
     // The server is fine.
     assert_eq!(s.raw().cmd_str(&["PING"]), b"+PONG\r\n");
@@ -37,12 +42,30 @@ fn protocol_error(input: &[u8], expect: &[u8]) {
 
 #[test]
 fn protocol_errors_close_the_connection() {
-    protocol_error(b"*x\r\n", b"-ERR Protocol error: invalid multibulk length\r\n");
-    protocol_error(b"*3000000\r\n", b"-ERR Protocol error: invalid multibulk length\r\n");
-    protocol_error(b"*1\r\n$-5\r\n", b"-ERR Protocol error: invalid bulk length\r\n");
-    protocol_error(b"*1\r\n$99999999999\r\n", b"-ERR Protocol error: invalid bulk length\r\n");
-    protocol_error(b"*1\r\nfoo\r\n", b"-ERR Protocol error: expected '$', got 'f'\r\n");
-    protocol_error(b"SET \"a b\r\n", b"-ERR Protocol error: unbalanced quotes in request\r\n");
+    protocol_error(
+        b"*x\r\n",
+        b"-ERR Protocol error: invalid multibulk length\r\n",
+    );
+    protocol_error(
+        b"*3000000\r\n",
+        b"-ERR Protocol error: invalid multibulk length\r\n",
+    );
+    protocol_error(
+        b"*1\r\n$-5\r\n",
+        b"-ERR Protocol error: invalid bulk length\r\n",
+    );
+    protocol_error(
+        b"*1\r\n$99999999999\r\n",
+        b"-ERR Protocol error: invalid bulk length\r\n",
+    );
+    protocol_error(
+        b"*1\r\nfoo\r\n",
+        b"-ERR Protocol error: expected '$', got 'f'\r\n",
+    );
+    protocol_error(
+        b"SET \"a b\r\n",
+        b"-ERR Protocol error: unbalanced quotes in request\r\n",
+    );
     let mut long = vec![b'a'; 70 * 1024];
     long.extend_from_slice(b"\r\n");
     protocol_error(&long, b"-ERR Protocol error: too big inline request\r\n");
@@ -52,8 +75,14 @@ fn protocol_errors_close_the_connection() {
 fn command_errors_keep_the_connection() {
     let s = TestServer::start(&[]);
     let mut c = s.raw();
-    assert_eq!(c.cmd_str(&["NOSUCH", "a", "b"]), b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n");
-    assert_eq!(c.cmd_str(&["GET"]), b"-ERR wrong number of arguments for 'get' command\r\n");
+    assert_eq!(
+        c.cmd_str(&["NOSUCH", "a", "b"]),
+        b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n"
+    );
+    assert_eq!(
+        c.cmd_str(&["GET"]),
+        b"-ERR wrong number of arguments for 'get' command\r\n"
+    );
     assert_eq!(c.cmd_str(&["PING"]), b"+PONG\r\n");
 }
 
@@ -62,9 +91,16 @@ fn resp3_hello() {
     let s = TestServer::start(&[]);
     let mut c = s.raw();
     let r = c.cmd_str(&["HELLO", "3"]);
-    assert!(r.starts_with(b"%7\r\n$6\r\nserver\r\n"), "{}", String::from_utf8_lossy(&r));
+    assert!(
+        r.starts_with(b"%7\r\n$6\r\nserver\r\n"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     assert_eq!(c.cmd_str(&["GET", "missing"]), b"_\r\n");
-    assert_eq!(c.cmd_str(&["HELLO", "4"]), b"-NOPROTO unsupported protocol version\r\n");
+    assert_eq!(
+        c.cmd_str(&["HELLO", "4"]),
+        b"-NOPROTO unsupported protocol version\r\n"
+    );
     c.cmd_str(&["HELLO", "2"]);
     assert_eq!(c.cmd_str(&["GET", "missing"]), b"$-1\r\n");
 }
@@ -111,7 +147,10 @@ fn million_tiny_arguments() {
     }
     c.send(&req);
     assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
-    assert_eq!(c.cmd_str(&["DBSIZE"]), format!(":{}\r\n", n / 2).into_bytes());
+    assert_eq!(
+        c.cmd_str(&["DBSIZE"]),
+        format!(":{}\r\n", n / 2).into_bytes()
+    );
 }
 
 #[test]
@@ -135,13 +174,20 @@ fn pipelining_client_that_never_reads_stays_bounded() {
         }
     }
     let rss = rss_kb(s.child.as_ref().unwrap().id());
-    assert!(rss < 512 * 1024, "server RSS {rss} kB grew with unread replies");
+    assert!(
+        rss < 512 * 1024,
+        "server RSS {rss} kB grew with unread replies"
+    );
     assert_eq!(setup.cmd_str(&["PING"]), b"+PONG\r\n");
 }
 
 fn rss_kb(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -152,7 +198,8 @@ fn unix_socket_serves_commands() {
     let s = TestServer::start(&["--unixsocket", sock.to_str().unwrap()]);
     let mut u = std::os::unix::net::UnixStream::connect(&sock).unwrap();
     u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    u.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nu\r\n$1\r\n1\r\nGET u\r\n").unwrap();
+    u.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nu\r\n$1\r\n1\r\nGET u\r\n")
+        .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 64];
     while got.len() < b"+OK\r\n$1\r\n1\r\n".len() {
@@ -171,7 +218,8 @@ fn random_garbage_never_takes_the_server_down() {
     let mut seed: u64 = 0x2545f4914f6cdd1d;
     for round in 0..200 {
         let mut c = s.raw();
-        c.s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        c.s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let len = 1 + (round * 37) % 3000;
         let mut bytes = Vec::with_capacity(len);
         for _ in 0..len {
@@ -192,7 +240,14 @@ fn random_garbage_never_takes_the_server_down() {
         let _ = c.s.write_all(&bytes);
         // Whatever it answers, it answers with RESP and stays up.
         while let Some(r) = c.read_reply() {
-            assert!(matches!(r[0], b'+' | b'-' | b':' | b'$' | b'*' | b'_' | b'%' | b'~' | b',' | b'#' | b'='), "{:?}", String::from_utf8_lossy(&r));
+            assert!(
+                matches!(
+                    r[0],
+                    b'+' | b'-' | b':' | b'$' | b'*' | b'_' | b'%' | b'~' | b',' | b'#' | b'='
+                ),
+                "{:?}",
+                String::from_utf8_lossy(&r)
+            );
         }
     }
     assert_eq!(s.raw().cmd_str(&["PING"]), b"+PONG\r\n");

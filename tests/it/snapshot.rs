@@ -15,10 +15,13 @@ fn state(c: &mut Raw) -> Vec<(Vec<u8>, Vec<u8>)> {
     while let (Some(_), Some(k)) = (lines.next(), lines.next()) {
         keys.push(k.strip_suffix(b"\r").unwrap_or(k).to_vec());
     }
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = keys.into_iter().map(|k| {
-        let v = c.cmd(&[b"GET", &k]);
-        (k, v)
-    }).collect();
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = keys
+        .into_iter()
+        .map(|k| {
+            let v = c.cmd(&[b"GET", &k]);
+            (k, v)
+        })
+        .collect();
     out.sort();
     out
 }
@@ -68,7 +71,11 @@ fn snapshot_plus_tail_equals_live_state_under_concurrent_writes() {
                     let k = format!("k{}", x % 20_000);
                     let k2 = format!("k{}", (x >> 20) % 20_000);
                     let cmd: Vec<Vec<u8>> = match x % 7 {
-                        0 | 1 | 2 => vec![b"APPEND".to_vec(), k.into_bytes(), format!("{t}").into_bytes()],
+                        0 | 1 | 2 => vec![
+                            b"APPEND".to_vec(),
+                            k.into_bytes(),
+                            format!("{t}").into_bytes(),
+                        ],
                         3 => vec![b"DEL".to_vec(), k.into_bytes()],
                         4 => vec![b"RENAME".to_vec(), k.into_bytes(), k2.into_bytes()],
                         5 => vec![b"SET".to_vec(), k.into_bytes(), b"7".to_vec()],
@@ -97,7 +104,10 @@ fn snapshot_plus_tail_equals_live_state_under_concurrent_writes() {
     s.restart();
     let mut c = s.raw();
     let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).to_string();
-    assert!(!info.contains("rdb_last_load_keys_loaded:0\r"), "restart used the snapshot: {info}");
+    assert!(
+        !info.contains("rdb_last_load_keys_loaded:0\r"),
+        "restart used the snapshot: {info}"
+    );
     assert_eq!(state(&mut c), live);
 }
 
@@ -153,10 +163,18 @@ fn kill9_during_snapshots_loses_nothing_acknowledged() {
         s = TestServer::start_in(&dir, &["--appendfsync", "always"]);
         let mut c = s.raw();
         for k in &acked_all {
-            assert_eq!(c.cmd(&[b"EXISTS", k.as_bytes()]), b":1\r\n", "cycle {cycle}: acknowledged {k} lost");
+            assert_eq!(
+                c.cmd(&[b"EXISTS", k.as_bytes()]),
+                b":1\r\n",
+                "cycle {cycle}: acknowledged {k} lost"
+            );
         }
         // Leftover temp files from the killed snapshot are not loaded.
-        let n = String::from_utf8_lossy(&c.cmd_str(&["DBSIZE"])).trim_start_matches(':').trim().parse::<usize>().unwrap();
+        let n = String::from_utf8_lossy(&c.cmd_str(&["DBSIZE"]))
+            .trim_start_matches(':')
+            .trim()
+            .parse::<usize>()
+            .unwrap();
         assert!(n >= acked_all.len());
     }
 }
@@ -170,7 +188,11 @@ fn save_without_log_and_restart() {
     c.cmd_str(&["SELECT", "5"]);
     c.cmd_str(&["SET", "in5", "yes"]);
     assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
-    let t: i64 = String::from_utf8_lossy(&c.cmd_str(&["LASTSAVE"])).trim_start_matches(':').trim().parse().unwrap();
+    let t: i64 = String::from_utf8_lossy(&c.cmd_str(&["LASTSAVE"]))
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap();
     assert!(t > 1_600_000_000);
     c.cmd_str(&["SET", "unsaved", "x"]);
     s.kill9();
@@ -217,7 +239,10 @@ fn every_type_survives_snapshot_and_restart() {
     c.cmd_str(&["RPUSH", "l", "x", "y", "z"]);
     c.cmd_str(&["ZADD", "z", "1.5", "a", "-inf", "b", "3", "c"]);
     c.cmd_str(&["HSET", "ht", "keep", "1", "ttl", "2"]);
-    assert_eq!(c.cmd_str(&["HEXPIRE", "ht", "1000", "FIELDS", "1", "ttl"]), b"*1\r\n:1\r\n");
+    assert_eq!(
+        c.cmd_str(&["HEXPIRE", "ht", "1000", "FIELDS", "1", "ttl"]),
+        b"*1\r\n:1\r\n"
+    );
     // Big enough to use the table encodings.
     for i in 0..300 {
         c.cmd_str(&["HSET", "bigh", &format!("f{i}"), &"v".repeat(100)]);
@@ -247,9 +272,17 @@ fn every_type_survives_snapshot_and_restart() {
     let mut c = s.raw();
     let after: Vec<Vec<u8>> = probe.iter().map(|p| c.cmd_str(p)).collect();
     for (i, p) in probe.iter().enumerate() {
-        assert_eq!(String::from_utf8_lossy(&before[i]), String::from_utf8_lossy(&after[i]), "{p:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&before[i]),
+            String::from_utf8_lossy(&after[i]),
+            "{p:?}"
+        );
     }
-    let ttl = String::from_utf8_lossy(&c.cmd_str(&["HTTL", "ht", "FIELDS", "2", "ttl", "keep"])).to_string();
-    assert!(ttl.starts_with("*2\r\n:99") || ttl.starts_with("*2\r\n:1000"), "field TTL kept: {ttl}");
+    let ttl = String::from_utf8_lossy(&c.cmd_str(&["HTTL", "ht", "FIELDS", "2", "ttl", "keep"]))
+        .to_string();
+    assert!(
+        ttl.starts_with("*2\r\n:99") || ttl.starts_with("*2\r\n:1000"),
+        "field TTL kept: {ttl}"
+    );
     assert!(ttl.ends_with(":-1\r\n"), "{ttl}");
 }

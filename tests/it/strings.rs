@@ -11,7 +11,13 @@ fn set_get_ttl_with_redis_client() {
     let _: () = c.set("a", "1").unwrap();
     let v: i64 = c.incr("a", 5).unwrap();
     assert_eq!(v, 6);
-    let _: () = redis::cmd("SET").arg("s").arg("x").arg("EX").arg(100).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("s")
+        .arg("x")
+        .arg("EX")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
     let ttl: i64 = c.ttl("s").unwrap();
     assert!((99..=100).contains(&ttl));
     let vals: Vec<Option<String>> = c.mget(&["a", "nope", "s"]).unwrap();
@@ -39,7 +45,13 @@ fn lazy_and_active_expiry() {
     let s = TestServer::start(&["--hz", "50"]);
     let mut c = s.client();
     for i in 0..200 {
-        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("v").arg("PX").arg(50).query(&mut c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(50)
+            .query(&mut c)
+            .unwrap();
     }
     let _: () = c.set("keep", "v").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -52,7 +64,10 @@ fn lazy_and_active_expiry() {
         if n == 1 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "active expiry left {n} keys");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "active expiry left {n} keys"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -68,7 +83,12 @@ fn scan_returns_every_key_while_table_grows() {
     let mut seen = std::collections::HashSet::new();
     let mut round = 0;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(50).query(&mut c).unwrap();
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(50)
+            .query(&mut c)
+            .unwrap();
         seen.extend(keys);
         round += 1;
         if round % 3 == 0 {

@@ -12,7 +12,10 @@ use crate::support::resp::Raw;
 use crate::support::{RedisServer, TestServer};
 
 fn conn(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap()
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap()
 }
 
 /// MULTI INCR c INCR c EXEC from several threads against plain INCRs from
@@ -28,7 +31,13 @@ fn exec_is_atomic_across_threads() {
         hs.push(std::thread::spawn(move || {
             let mut c = conn(port);
             for _ in 0..rounds {
-                let (a, b, x): (i64, i64, i64) = redis::pipe().atomic().incr("c", 1).incr("c", 1).incr("other", 1).query(&mut c).unwrap();
+                let (a, b, x): (i64, i64, i64) = redis::pipe()
+                    .atomic()
+                    .incr("c", 1)
+                    .incr("c", 1)
+                    .incr("other", 1)
+                    .query(&mut c)
+                    .unwrap();
                 assert_eq!(b, a + 1, "another client's INCR ran inside the transaction");
                 assert!(x >= 1);
             }
@@ -47,7 +56,10 @@ fn exec_is_atomic_across_threads() {
     }
     let mut c = srv.client();
     let total: i64 = redis::cmd("GET").arg("c").query(&mut c).unwrap();
-    assert_eq!(total, (txn_threads * 2 * rounds + plain_threads * rounds) as i64);
+    assert_eq!(
+        total,
+        (txn_threads * 2 * rounds + plain_threads * rounds) as i64
+    );
 }
 
 /// A transaction over keys in many shards is seen whole by readers: MSET-
@@ -82,7 +94,10 @@ fn exec_is_isolated_from_multi_key_readers() {
     let mut checks = 0;
     while Instant::now() < deadline {
         let vals: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query(&mut c).unwrap();
-        assert!(vals.windows(2).all(|w| w[0] == w[1]), "saw a partial transaction: {vals:?}");
+        assert!(
+            vals.windows(2).all(|w| w[0] == w[1]),
+            "saw a partial transaction: {vals:?}"
+        );
         checks += 1;
     }
     stop.store(true, Ordering::Relaxed);
@@ -108,7 +123,11 @@ fn watch_races_lose_no_update() {
                 while done < per {
                     let _: () = redis::cmd("WATCH").arg("w").query(&mut c).unwrap();
                     let v: Option<i64> = redis::cmd("GET").arg("w").query(&mut c).unwrap();
-                    let r: Option<(String,)> = redis::pipe().atomic().set("w", v.unwrap_or(0) + 1).query(&mut c).unwrap();
+                    let r: Option<(String,)> = redis::pipe()
+                        .atomic()
+                        .set("w", v.unwrap_or(0) + 1)
+                        .query(&mut c)
+                        .unwrap();
                     match r {
                         Some(_) => done += 1,
                         None => {
@@ -125,7 +144,10 @@ fn watch_races_lose_no_update() {
     let mut c = srv.client();
     let v: i64 = redis::cmd("GET").arg("w").query(&mut c).unwrap();
     assert_eq!(v, threads * per);
-    assert!(aborted.load(Ordering::Relaxed) > 0, "the race never happened; the test proves nothing");
+    assert!(
+        aborted.load(Ordering::Relaxed) > 0,
+        "the race never happened; the test proves nothing"
+    );
 }
 
 /// A watched key that expires (lazily or by the active cycle) fails EXEC.
@@ -133,14 +155,30 @@ fn watch_races_lose_no_update() {
 fn watch_sees_expiry() {
     let srv = TestServer::start(&[]);
     let mut c = srv.client();
-    let _: () = redis::cmd("SET").arg("e").arg("v").arg("PX").arg(100).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("e")
+        .arg("v")
+        .arg("PX")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
     let _: () = redis::cmd("WATCH").arg("e").query(&mut c).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let r: Option<(String,)> = redis::pipe().atomic().set("x", 1).query(&mut c).unwrap();
     assert_eq!(r, None);
     // A key already expired when watched is not a change when removed.
-    let _: () = redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query(&mut c).unwrap();
-    let _: () = redis::cmd("SET").arg("e2").arg("v").arg("PX").arg(1).query(&mut c).unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("e2")
+        .arg("v")
+        .arg("PX")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let _: () = redis::cmd("WATCH").arg("e2").query(&mut c).unwrap();
     let _: Option<String> = redis::cmd("GET").arg("e2").query(&mut c).unwrap();
@@ -163,7 +201,11 @@ fn notifications_once_per_event_from_every_thread() {
             std::thread::spawn(move || {
                 let mut c = conn(port);
                 for i in 0..per {
-                    let _: () = redis::cmd("SET").arg(format!("t{t}:{i}")).arg(i).query(&mut c).unwrap();
+                    let _: () = redis::cmd("SET")
+                        .arg(format!("t{t}:{i}"))
+                        .arg(i)
+                        .query(&mut c)
+                        .unwrap();
                 }
             })
         })
@@ -180,7 +222,8 @@ fn notifications_once_per_event_from_every_thread() {
     assert_eq!(seen.len(), threads * per);
     assert!(seen.values().all(|&n| n == 1));
     // Nothing more arrives.
-    ps.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    ps.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     assert!(ps.get_message().is_err());
 }
 
@@ -195,23 +238,49 @@ fn redis_crate_pubsub_api() {
     ps.subscribe("news").unwrap();
     ps.psubscribe("sport.*").unwrap();
     ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let n: i64 = redis::cmd("PUBLISH").arg("news").arg("hello").query(&mut pubc).unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hello")
+        .query(&mut pubc)
+        .unwrap();
     assert_eq!(n, 1);
-    let n: i64 = redis::cmd("PUBLISH").arg("sport.tennis").arg("ace").query(&mut pubc).unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("sport.tennis")
+        .arg("ace")
+        .query(&mut pubc)
+        .unwrap();
     assert_eq!(n, 1);
-    let n: i64 = redis::cmd("PUBLISH").arg("weather").arg("rain").query(&mut pubc).unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("weather")
+        .arg("rain")
+        .query(&mut pubc)
+        .unwrap();
     assert_eq!(n, 0);
     let m = ps.get_message().unwrap();
-    assert_eq!((m.get_channel_name(), m.get_payload::<String>().unwrap()), ("news", "hello".to_string()));
+    assert_eq!(
+        (m.get_channel_name(), m.get_payload::<String>().unwrap()),
+        ("news", "hello".to_string())
+    );
     assert!(!m.from_pattern());
     let m = ps.get_message().unwrap();
-    assert_eq!((m.get_channel_name(), m.get_payload::<String>().unwrap()), ("sport.tennis", "ace".to_string()));
+    assert_eq!(
+        (m.get_channel_name(), m.get_payload::<String>().unwrap()),
+        ("sport.tennis", "ace".to_string())
+    );
     assert_eq!(m.get_pattern::<String>().unwrap(), "sport.*");
     ps.unsubscribe("news").unwrap();
     ps.punsubscribe("sport.*").unwrap();
-    let n: i64 = redis::cmd("PUBLISH").arg("news").arg("again").query(&mut pubc).unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("again")
+        .query(&mut pubc)
+        .unwrap();
     assert_eq!(n, 0);
-    let numsub: (String, i64) = redis::cmd("PUBSUB").arg("NUMSUB").arg("news").query(&mut pubc).unwrap();
+    let numsub: (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("news")
+        .query(&mut pubc)
+        .unwrap();
     assert_eq!(numsub.1, 0);
 }
 
@@ -228,13 +297,21 @@ fn expiry_subscriber_sees_every_expired_key() {
     let n = 500;
     let mut p = redis::pipe();
     for i in 0..n {
-        p.cmd("SET").arg(format!("sess:{i}")).arg("x").arg("PX").arg(50 + (i % 50)).ignore();
+        p.cmd("SET")
+            .arg(format!("sess:{i}"))
+            .arg("x")
+            .arg("PX")
+            .arg(50 + (i % 50))
+            .ignore();
     }
     let _: () = p.query(&mut c).unwrap();
     let mut seen = std::collections::HashSet::new();
     while seen.len() < n {
         let m = ps.get_message().expect("an expired event");
-        assert!(seen.insert(m.get_payload::<String>().unwrap()), "duplicate expired event");
+        assert!(
+            seen.insert(m.get_payload::<String>().unwrap()),
+            "duplicate expired event"
+        );
     }
     let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(size, 0);
@@ -325,7 +402,12 @@ fn keyspace_events_match_redis() {
         let want = event_stream(redis.port, resp3, &script);
         let got = event_stream(ours.port, resp3, &script);
         assert!(want.len() > 60, "too few events from redis: {}", want.len());
-        let show = |v: &[Vec<u8>]| v.iter().map(|r| String::from_utf8_lossy(r).replace("\r\n", " ")).collect::<Vec<_>>().join("\n");
+        let show = |v: &[Vec<u8>]| {
+            v.iter()
+                .map(|r| String::from_utf8_lossy(r).replace("\r\n", " "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         assert_eq!(show(&got), show(&want), "resp3={resp3}");
     }
 }
@@ -375,7 +457,12 @@ fn pubsub_streams_match_redis() {
         let ours = TestServer::start(&[]);
         let want = run(redis.port, resp3);
         let got = run(ours.port, resp3);
-        let show = |v: &[Vec<u8>]| v.iter().map(|r| String::from_utf8_lossy(r).replace("\r\n", " ")).collect::<Vec<_>>().join("\n");
+        let show = |v: &[Vec<u8>]| {
+            v.iter()
+                .map(|r| String::from_utf8_lossy(r).replace("\r\n", " "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         assert_eq!(show(&got), show(&want), "resp3={resp3}");
     }
 }
@@ -391,11 +478,18 @@ fn slow_subscriber_is_cut_off() {
     let payload = vec![b'x'; 64 * 1024];
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let n: i64 = redis::cmd("PUBLISH").arg("firehose").arg(&payload).query(&mut p).unwrap();
+        let n: i64 = redis::cmd("PUBLISH")
+            .arg("firehose")
+            .arg(&payload)
+            .query(&mut p)
+            .unwrap();
         if n == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the slow subscriber was never cut off");
+        assert!(
+            Instant::now() < deadline,
+            "the slow subscriber was never cut off"
+        );
     }
     // The connection goes away (and the socket is closed).
     loop {
@@ -449,8 +543,14 @@ fn exec_is_all_or_nothing_after_kill9() {
     let mut c = srv.client();
     let vals: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query(&mut c).unwrap();
     let count: u64 = redis::cmd("GET").arg("count").query(&mut c).unwrap();
-    assert!(vals.iter().all(|v| *v == Some(count)), "torn transaction after restart: {vals:?} count={count}");
-    assert!(count >= last_acked, "acknowledged transaction {last_acked} lost (have {count})");
+    assert!(
+        vals.iter().all(|v| *v == Some(count)),
+        "torn transaction after restart: {vals:?} count={count}"
+    );
+    assert!(
+        count >= last_acked,
+        "acknowledged transaction {last_acked} lost (have {count})"
+    );
 }
 
 /// Client-side caching across connections, against redis-server: a RESP2
@@ -513,7 +613,12 @@ fn tracking_streams_match_redis() {
     let ours = TestServer::start(&[]);
     let want = run(redis.port);
     let got = run(ours.port);
-    let show = |v: &[Vec<u8>]| v.iter().map(|r| String::from_utf8_lossy(r).replace("\r\n", " ")).collect::<Vec<_>>().join("\n");
+    let show = |v: &[Vec<u8>]| {
+        v.iter()
+            .map(|r| String::from_utf8_lossy(r).replace("\r\n", " "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(show(&got), show(&want));
 }
 
@@ -573,20 +678,38 @@ fn monitor_feed_matches_redis() {
 fn slowlog_and_latency_record_slow_commands() {
     let srv = TestServer::start(&["--latency-monitor-threshold", "10"]);
     let mut c = srv.client();
-    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("sleeper").query(&mut c).unwrap();
-    let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("0.03").query(&mut c).unwrap();
-    let _: () = redis::cmd("SET").arg("fast").arg("1").query(&mut c).unwrap();
-    let log: Vec<(i64, i64, i64, Vec<String>, String, String)> = redis::cmd("SLOWLOG").arg("GET").query(&mut c).unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("sleeper")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.03")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("fast")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let log: Vec<(i64, i64, i64, Vec<String>, String, String)> =
+        redis::cmd("SLOWLOG").arg("GET").query(&mut c).unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
     let (_, _, us, args, _, name) = &log[0];
     assert!(*us >= 30_000, "{us}");
     assert_eq!(args, &["DEBUG", "SLEEP", "0.03"]);
     assert_eq!(name, "sleeper");
-    let latest: Vec<(String, i64, i64, i64)> = redis::cmd("LATENCY").arg("LATEST").query(&mut c).unwrap();
+    let latest: Vec<(String, i64, i64, i64)> =
+        redis::cmd("LATENCY").arg("LATEST").query(&mut c).unwrap();
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].0, "command");
     assert!(latest[0].2 >= 30);
-    let hist: Vec<(i64, i64)> = redis::cmd("LATENCY").arg("HISTORY").arg("command").query(&mut c).unwrap();
+    let hist: Vec<(i64, i64)> = redis::cmd("LATENCY")
+        .arg("HISTORY")
+        .arg("command")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(hist.len(), 1);
     let n: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut c).unwrap();
     assert_eq!(n, 1);
@@ -662,8 +785,17 @@ fn collection_events_match_redis() {
     let ours = TestServer::start(&[]);
     let want = event_stream(redis.port, false, &script);
     let got = event_stream(ours.port, false, &script);
-    assert!(want.len() > 100, "too few events from redis: {}", want.len());
-    let show = |v: &[Vec<u8>]| v.iter().map(|r| String::from_utf8_lossy(r).replace("\r\n", " ")).collect::<Vec<_>>().join("\n");
+    assert!(
+        want.len() > 100,
+        "too few events from redis: {}",
+        want.len()
+    );
+    let show = |v: &[Vec<u8>]| {
+        v.iter()
+            .map(|r| String::from_utf8_lossy(r).replace("\r\n", " "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(show(&got), show(&want));
 }
 
@@ -695,7 +827,8 @@ fn tracking_broken_redirect_matches_redis() {
             std::thread::sleep(Duration::from_millis(10));
         }
         w.cmd_str(&["SET", "k", "1"]);
-        let id = |b: Vec<u8>| String::from_utf8_lossy(&b).replace(&format!(":{tid}\r\n"), ":ID\r\n");
+        let id =
+            |b: Vec<u8>| String::from_utf8_lossy(&b).replace(&format!(":{tid}\r\n"), ":ID\r\n");
         out.push(id(t.read_reply().unwrap()));
         t.cmd_str(&["GET", "k"]);
         w.cmd_str(&["SET", "k", "2"]);
@@ -721,13 +854,36 @@ fn client_types_and_counts() {
     m.cmd_str(&["MULTI"]);
     m.cmd_str(&["PING"]);
     let mut c = srv.client();
-    let pubsub: String = redis::cmd("CLIENT").arg("LIST").arg("TYPE").arg("pubsub").query(&mut c).unwrap();
+    let pubsub: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(pubsub.lines().count(), 1, "{pubsub}");
-    assert!(pubsub.contains(" flags=P ") && pubsub.contains(" sub=1 psub=1 ssub=0 multi=-1 "), "{pubsub}");
-    let normal: String = redis::cmd("CLIENT").arg("LIST").arg("TYPE").arg("normal").query(&mut c).unwrap();
+    assert!(
+        pubsub.contains(" flags=P ") && pubsub.contains(" sub=1 psub=1 ssub=0 multi=-1 "),
+        "{pubsub}"
+    );
+    let normal: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(normal.lines().count(), 2, "{normal}");
-    assert!(normal.lines().any(|l| l.contains(" flags=x ") && l.contains(" multi=1 ")), "{normal}");
-    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut c).unwrap();
+    assert!(
+        normal
+            .lines()
+            .any(|l| l.contains(" flags=x ") && l.contains(" multi=1 ")),
+        "{normal}"
+    );
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(killed, 1);
     assert!(s.closed());
 }
@@ -742,7 +898,10 @@ fn tracking_table_is_bounded() {
     t.cmd_str(&["CLIENT", "TRACKING", "on"]);
     let mut invalidated = 0;
     for i in 0..30 {
-        t.send(&crate::support::resp::encode(&[b"GET", format!("k{i}").as_bytes()]));
+        t.send(&crate::support::resp::encode(&[
+            b"GET",
+            format!("k{i}").as_bytes(),
+        ]));
         // Replies and pushes interleave: count pushes until the GET's reply.
         loop {
             let r = t.read_reply().unwrap();

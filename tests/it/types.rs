@@ -8,7 +8,9 @@ use crate::support::{RedisServer, TestServer};
 use crate::types_diff::{expect, run_script};
 
 fn lcg(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     *seed >> 33
 }
 
@@ -82,7 +84,9 @@ fn full_scan(c: &mut Raw, cmd: &str, key: &str, count: &str) -> Vec<Vec<u8>> {
     loop {
         let r = c.cmd_str(&[cmd, key, &cursor, "COUNT", count]);
         let text = r.clone();
-        let mut parts = text.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let mut parts = text
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
         parts.next(); // *2
         parts.next(); // $len
         cursor = String::from_utf8(parts.next().expect("cursor").to_vec()).expect("utf8");
@@ -129,12 +133,28 @@ fn redis_7_2_behaviour() {
     let s = TestServer::start(&[]);
     let mut c = s.raw();
     c.cmd_str(&["ZADD", "z", "1.5", "a", "2", "b"]);
-    expect(&mut c, &["ZRANK", "z", "b", "WITHSCORE"], "*2\r\n:1\r\n$1\r\n2\r\n");
-    expect(&mut c, &["ZREVRANK", "z", "b", "withscore"], "*2\r\n:0\r\n$1\r\n2\r\n");
+    expect(
+        &mut c,
+        &["ZRANK", "z", "b", "WITHSCORE"],
+        "*2\r\n:1\r\n$1\r\n2\r\n",
+    );
+    expect(
+        &mut c,
+        &["ZREVRANK", "z", "b", "withscore"],
+        "*2\r\n:0\r\n$1\r\n2\r\n",
+    );
     expect(&mut c, &["ZRANK", "z", "x", "WITHSCORE"], "*-1\r\n");
     expect(&mut c, &["ZRANK", "nokey", "x", "WITHSCORE"], "*-1\r\n");
-    expect(&mut c, &["ZRANK", "z", "a", "WITHSCORES"], "-ERR syntax error\r\n");
-    expect(&mut c, &["ZRANK", "z", "a", "WITHSCORE", "x"], "-ERR syntax error\r\n");
+    expect(
+        &mut c,
+        &["ZRANK", "z", "a", "WITHSCORES"],
+        "-ERR syntax error\r\n",
+    );
+    expect(
+        &mut c,
+        &["ZRANK", "z", "a", "WITHSCORE", "x"],
+        "-ERR syntax error\r\n",
+    );
     // Encodings: sets and lists use listpack while small (7.2).
     c.cmd_str(&["SADD", "s", "1", "2"]);
     expect(&mut c, &["OBJECT", "ENCODING", "s"], "$6\r\nintset\r\n");
@@ -188,7 +208,9 @@ fn copy_collections() {
 
 fn dump_all(c: &mut Raw) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for k in ["h", "hbig", "s", "si", "sbig", "l", "lbig", "z", "zbig", "zstore", "sstore"] {
+    for k in [
+        "h", "hbig", "s", "si", "sbig", "l", "lbig", "z", "zbig", "zstore", "sstore",
+    ] {
         out.push(c.cmd_str(&["TYPE", k]));
         out.push(c.cmd_str(&["OBJECT", "ENCODING", k]));
     }
@@ -244,7 +266,16 @@ fn collections_survive_restart() {
     c.cmd_str(&["ZMPOP", "1", "zbig", "MAX", "COUNT", "3"]);
     c.cmd_str(&["ZPOPMIN", "zbig", "2"]);
     c.cmd_str(&["ZREMRANGEBYSCORE", "zbig", "(3", "5"]);
-    c.cmd_str(&["ZUNIONSTORE", "zstore", "2", "z", "zbig", "WEIGHTS", "0.3", "3"]);
+    c.cmd_str(&[
+        "ZUNIONSTORE",
+        "zstore",
+        "2",
+        "z",
+        "zbig",
+        "WEIGHTS",
+        "0.3",
+        "3",
+    ]);
     c.cmd_str(&["SUNIONSTORE", "sstore", "s", "sbig", "si"]);
     c.cmd_str(&["SINTERSTORE", "gone", "s", "nokey"]);
     let before = dump_all(&mut c);
@@ -253,7 +284,11 @@ fn collections_survive_restart() {
     let mut c = s.raw();
     let after = dump_all(&mut c);
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
-        assert_eq!(String::from_utf8_lossy(b), String::from_utf8_lossy(a), "item {i} changed across restart");
+        assert_eq!(
+            String::from_utf8_lossy(b),
+            String::from_utf8_lossy(a),
+            "item {i} changed across restart"
+        );
     }
     expect(&mut c, &["EXISTS", "gone"], ":0\r\n");
 }
@@ -269,7 +304,10 @@ fn small_collections_memory_vs_redis() {
     let r = RedisServer::start(&[]);
     let used = |c: &mut Raw| -> i64 {
         let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "memory"])).to_string();
-        info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     };
     let mut bc = b.raw();
     let mut rc = r.raw();
@@ -301,7 +339,10 @@ fn small_collections_memory_vs_redis() {
     }
     let (b1, r1) = (used(&mut bc), used(&mut rc));
     let (bd, rd) = (b1 - b0, r1 - r0);
-    eprintln!("memory for {n} hashes + {n} zsets of 10: basalt {bd} bytes, redis {rd} bytes ({:.2}x)", bd as f64 / rd as f64);
+    eprintln!(
+        "memory for {n} hashes + {n} zsets of 10: basalt {bd} bytes, redis {rd} bytes ({:.2}x)",
+        bd as f64 / rd as f64
+    );
     if bd > 0 {
         assert!(bd <= rd * 11 / 10, "basalt {bd} > redis {rd} (+10%)");
     }

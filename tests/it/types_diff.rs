@@ -41,7 +41,9 @@ fn tokenize(line: &str) -> Vec<Vec<u8>> {
 
 /// The reply with the elements of every aggregate sorted (headers kept).
 fn sorted(r: &[u8]) -> Vec<u8> {
-    let Some(hdr_end) = r.windows(2).position(|w| w == b"\r\n") else { return r.to_vec() };
+    let Some(hdr_end) = r.windows(2).position(|w| w == b"\r\n") else {
+        return r.to_vec();
+    };
     if !matches!(r[0], b'*' | b'~' | b'%') {
         return r.to_vec();
     }
@@ -123,7 +125,10 @@ pub fn run_script_opts(script: &str, extra: &[&str], basalt_only: &[&str], sort_
             );
             compared += 1;
         }
-        eprintln!("resp{}: {compared} commands matched", if resp3 { 3 } else { 2 });
+        eprintln!(
+            "resp{}: {compared} commands matched",
+            if resp3 { 3 } else { 2 }
+        );
     }
 }
 
@@ -135,7 +140,9 @@ pub fn expect(c: &mut Raw, args: &[&str], want: &str) {
 }
 
 fn case(name: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/cases").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/cases")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -153,10 +160,20 @@ fn diff_lists_quicklist() {
 
 #[test]
 fn diff_sets_hashtable() {
-    run_script_opts(&case("sets.txt"), &["--set-max-intset-entries", "0"], &["--set-max-listpack-entries", "0"], true);
+    run_script_opts(
+        &case("sets.txt"),
+        &["--set-max-intset-entries", "0"],
+        &["--set-max-listpack-entries", "0"],
+        true,
+    );
 }
 
 #[test]
 fn diff_hashes_hashtable() {
-    run_script_opts(&case("hashes.txt"), &["--hash-max-listpack-entries", "0"], &[], true);
+    run_script_opts(
+        &case("hashes.txt"),
+        &["--hash-max-listpack-entries", "0"],
+        &[],
+        true,
+    );
 }

@@ -27,10 +27,14 @@ impl Rng {
 
 fn text(r: &mut Rng, len: usize) -> Vec<u8> {
     const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:.";
-    (0..len).map(|_| A[(r.next() >> 32) as usize % A.len()]).collect()
+    (0..len)
+        .map(|_| A[(r.next() >> 32) as usize % A.len()])
+        .collect()
 }
 
-const FAMILIES: &[&str] = &["session", "user", "cart", "token", "feed", "rate", "cache", "idx"];
+const FAMILIES: &[&str] = &[
+    "session", "user", "cart", "token", "feed", "rate", "cache", "idx",
+];
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -69,15 +73,34 @@ fn main() {
                     .collect(),
             )
         } else if kind < 84 {
-            Value::List((0..5).map(|_| { let n = 6 + r.below(10) as usize; text(&mut r, n) }).collect())
+            Value::List(
+                (0..5)
+                    .map(|_| {
+                        let n = 6 + r.below(10) as usize;
+                        text(&mut r, n)
+                    })
+                    .collect(),
+            )
         } else if kind < 94 {
             if r.below(2) == 0 {
-                Value::Set((0..6).map(|_| r.below(100_000).to_string().into_bytes()).collect())
+                Value::Set(
+                    (0..6)
+                        .map(|_| r.below(100_000).to_string().into_bytes())
+                        .collect(),
+                )
             } else {
-                Value::Set((0..5).map(|j| format!("m{j}-{}", r.below(1000)).into_bytes()).collect())
+                Value::Set(
+                    (0..5)
+                        .map(|j| format!("m{j}-{}", r.below(1000)).into_bytes())
+                        .collect(),
+                )
             }
         } else {
-            Value::SortedSet((0..5).map(|j| (format!("p{j}").into_bytes(), r.below(10_000) as f64 / 4.0)).collect())
+            Value::SortedSet(
+                (0..5)
+                    .map(|j| (format!("p{j}").into_bytes(), r.below(10_000) as f64 / 4.0))
+                    .collect(),
+            )
         };
         let mut e = Entry::new(key, value);
         if r.below(10) == 0 {

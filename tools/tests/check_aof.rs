@@ -11,8 +11,13 @@ fn bin() -> Command {
 }
 
 fn write_log(dir: &Path, n: usize) -> Vec<Vec<u8>> {
-    let (log, _) = Recovery::open(dir, Options::default()).unwrap().finish().unwrap();
-    let all: Vec<Vec<u8>> = (0..n).map(|i| format!("SET key{i} value{i}").into_bytes()).collect();
+    let (log, _) = Recovery::open(dir, Options::default())
+        .unwrap()
+        .finish()
+        .unwrap();
+    let all: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("SET key{i} value{i}").into_bytes())
+        .collect();
     let mut last = basalt_aof::Lsn(0);
     for p in &all {
         last = log.append(p).unwrap();
@@ -32,7 +37,12 @@ fn replay(dir: &Path) -> Result<Vec<Vec<u8>>, basalt_aof::Error> {
 }
 
 fn offset_of(all: &[Vec<u8>], i: usize) -> usize {
-    SEGMENT_HEADER_LEN + all.iter().take(i).map(|p| p.len() + RECORD_HEADER_LEN).sum::<usize>()
+    SEGMENT_HEADER_LEN
+        + all
+            .iter()
+            .take(i)
+            .map(|p| p.len() + RECORD_HEADER_LEN)
+            .sum::<usize>()
 }
 
 #[test]
@@ -57,19 +67,31 @@ fn damaged_middle_exits_one_then_fix_salvages() {
     std::fs::write(&seg, &bytes).unwrap();
 
     let err = replay(tmp.path()).unwrap_err().to_string();
-    assert!(err.contains(&format!("offset {bad}")) && err.contains("basalt-check-aof --fix"), "{err}");
+    assert!(
+        err.contains(&format!("offset {bad}")) && err.contains("basalt-check-aof --fix"),
+        "{err}"
+    );
 
     let out = bin().arg(tmp.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains(&format!("damaged at offset {bad}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("damaged at offset {bad}")),
+        "{stdout}"
+    );
     assert!(stdout.contains("then 59 valid records"), "{stdout}");
     assert!(stdout.contains("run with --fix"), "{stdout}");
 
     let out = bin().arg(tmp.path()).arg("--fix").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains(&format!("dropped {} bytes at offset {bad}", all[40].len() + 8)), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "dropped {} bytes at offset {bad}",
+            all[40].len() + 8
+        )),
+        "{stdout}"
+    );
     assert!(stdout.contains("now fixed"), "{stdout}");
 
     let mut expect = all.clone();
@@ -91,7 +113,10 @@ fn torn_tail_fix_truncates() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("torn tail"), "{stdout}");
     assert!(stdout.contains("dropping 6 bytes"), "{stdout}");
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), offset_of(&all, 9) as u64);
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        offset_of(&all, 9) as u64
+    );
 }
 
 #[test]
@@ -100,7 +125,12 @@ fn usage_and_io_errors_exit_two() {
     assert_eq!(out.status.code(), Some(2));
     let tmp = tempfile::tempdir().unwrap();
     let out = bin().arg(tmp.path().join("nope")).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = bin().arg(tmp.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "empty dir is not a log");
 }

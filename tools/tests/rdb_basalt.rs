@@ -17,15 +17,33 @@ use support::*;
 fn server_binary() -> PathBuf {
     // target/<profile>/deps/rdb_basalt-xxxx -> target/<profile>/basalt-server
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("basalt-server");
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("basalt-server");
     if !bin.exists() {
-        let profile = exe.parent().unwrap().parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+        let profile = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "basalt", "--bin", "basalt-server"]).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        cmd.args(["build", "-p", "basalt", "--bin", "basalt-server"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
         if profile == "release" {
             cmd.arg("--release");
         }
-        assert!(cmd.status().unwrap().success(), "building basalt-server failed");
+        assert!(
+            cmd.status().unwrap().success(),
+            "building basalt-server failed"
+        );
     }
     bin
 }
@@ -61,7 +79,9 @@ impl Basalt {
             let mut buf = Vec::new();
             let _ = BufReader::new(stderr).read_to_end(&mut buf);
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("basalt-server printed its address");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("basalt-server printed its address");
         Basalt { child, addr }
     }
 }
@@ -77,14 +97,23 @@ impl Drop for Basalt {
 type Strings = BTreeMap<(u64, Vec<u8>), (Vec<u8>, Option<i64>)>;
 
 fn strings(path: &Path) -> Strings {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let mut m = BTreeMap::new();
-    for item in MappedFile::open(path).unwrap().reader(DecodeOptions::default()).unwrap() {
+    for item in MappedFile::open(path)
+        .unwrap()
+        .reader(DecodeOptions::default())
+        .unwrap()
+    {
         if let Item::Entry(e) = item.unwrap() {
             if e.expire_ms.is_some_and(|x| x <= now + 60_000) {
                 continue;
             }
-            let Value::String(v) = e.value else { panic!("not a string dataset") };
+            let Value::String(v) = e.value else {
+                panic!("not a string dataset")
+            };
             m.insert((e.db, e.key), (v, e.expire_ms));
         }
     }
@@ -111,33 +140,66 @@ fn import_into_basalt_and_export_back() {
         std::fs::create_dir_all(&dir).unwrap();
         let server = Basalt::start(&dir);
         for mode in ["restore", "plain"] {
-            let o = rdb(&["import", p(&src), "--to", &server.addr, "--mode", mode, "--replace", "-q"]);
-            assert!(o.status.success(), "{name} ({mode}): {}", String::from_utf8_lossy(&o.stderr));
+            let o = rdb(&[
+                "import",
+                p(&src),
+                "--to",
+                &server.addr,
+                "--mode",
+                mode,
+                "--replace",
+                "-q",
+            ]);
+            assert!(
+                o.status.success(),
+                "{name} ({mode}): {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             // Basalt has no SYNC: auto falls back to SCAN + DUMP.
             let out = tmp.path().join(format!("{name}-{mode}.rdb"));
             rdb_ok(&["export", "--from", &server.addr, "-o", p(&out), "-q"]);
-            assert_eq!(strings(&out), strings(&src), "{name} ({mode}) through Basalt");
+            assert_eq!(
+                strings(&out),
+                strings(&src),
+                "{name} ({mode}) through Basalt"
+            );
         }
         // Skip-existing leaves Basalt's keys alone.
         let o = rdb(&["import", p(&src), "--to", &server.addr, "--skip-existing"]);
         assert!(o.status.success());
-        assert!(String::from_utf8_lossy(&o.stderr).contains("imported 0 keys"), "{name}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("imported 0 keys"),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn import_data_dir_is_loaded_by_basalt_at_first_start() {
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["gen70_strings", "rdbtools_multiple_databases", "rdbtools_keys_with_expiry"] {
+    for name in [
+        "gen70_strings",
+        "rdbtools_multiple_databases",
+        "rdbtools_keys_with_expiry",
+    ] {
         let src = corpus(&format!("{name}.rdb"));
         let dir = tmp.path().join(name);
         rdb_ok(&["import", p(&src), "--data-dir", p(&dir), "-q"]);
         assert!(dir.join("dump.rdb").exists());
         // A second import into the same dir is refused without --replace.
-        assert_eq!(rdb(&["import", p(&src), "--data-dir", p(&dir)]).status.code(), Some(1));
+        assert_eq!(
+            rdb(&["import", p(&src), "--data-dir", p(&dir)])
+                .status
+                .code(),
+            Some(1)
+        );
         let server = Basalt::start(&dir);
         let out = tmp.path().join(format!("{name}-back.rdb"));
         rdb_ok(&["export", "--from", &server.addr, "-o", p(&out), "-q"]);
-        assert_eq!(strings(&out), strings(&src), "{name} through a Basalt data dir");
+        assert_eq!(
+            strings(&out),
+            strings(&src),
+            "{name} through a Basalt data dir"
+        );
     }
 }

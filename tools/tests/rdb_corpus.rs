@@ -13,7 +13,9 @@ use support::*;
 /// Numbers compared as f64 (expected files write integers and doubles alike).
 fn normalize(v: &J) -> J {
     match v {
-        J::Number(n) => serde_json::Number::from_f64(n.as_f64().unwrap()).map(J::Number).unwrap_or(J::Null),
+        J::Number(n) => serde_json::Number::from_f64(n.as_f64().unwrap())
+            .map(J::Number)
+            .unwrap_or(J::Null),
         J::Array(a) => J::Array(a.iter().map(normalize).collect()),
         J::Object(o) => J::Object(o.iter().map(|(k, v)| (k.clone(), normalize(v))).collect()),
         other => other.clone(),
@@ -28,7 +30,10 @@ fn comparable(k: &J, expected: &J) -> J {
         out.insert(m.into(), k[m].clone());
     }
     let mut out = J::Object(out);
-    if let Some(derived) = expected["value"].get("derived_by_redis").and_then(J::as_array) {
+    if let Some(derived) = expected["value"]
+        .get("derived_by_redis")
+        .and_then(J::as_array)
+    {
         let v = out["value"].as_object_mut().unwrap();
         v.remove("derived_by_redis");
         for d in derived {
@@ -57,7 +62,10 @@ fn comparable(k: &J, expected: &J) -> J {
 
 fn compare(name: &str, got: &J, exp: &J) -> Result<(), String> {
     if got["aux"] != exp["aux"] {
-        return Err(format!("{name}: aux differ: {} vs {}", got["aux"], exp["aux"]));
+        return Err(format!(
+            "{name}: aux differ: {} vs {}",
+            got["aux"], exp["aux"]
+        ));
     }
     let none = J::Array(vec![]);
     let gf = got.get("functions").unwrap_or(&none);
@@ -65,13 +73,20 @@ fn compare(name: &str, got: &J, exp: &J) -> Result<(), String> {
     if gf != ef {
         return Err(format!("{name}: functions differ:\n {gf}\n {ef}"));
     }
-    if got["rdb_version"] != exp["rdb_version"] || got["magic"] != exp["magic"] || got["header"] != exp["header"] {
+    if got["rdb_version"] != exp["rdb_version"]
+        || got["magic"] != exp["magic"]
+        || got["header"] != exp["header"]
+    {
         return Err(format!("{name}: header differs"));
     }
     // Keys Redis skips on purpose (empty collections) are in our output.
     let skipped: Vec<(u64, J)> = exp["scan"]["not_loaded_by_redis"]
         .as_array()
-        .map(|a| a.iter().map(|k| (k["db"].as_u64().unwrap(), k["key"].clone())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|k| (k["db"].as_u64().unwrap(), k["key"].clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let mut gdbs: Vec<(u64, Vec<J>)> = Vec::new();
     for d in got["databases"].as_array().unwrap() {
@@ -89,11 +104,20 @@ fn compare(name: &str, got: &J, exp: &J) -> Result<(), String> {
     }
     let edbs = exp["databases"].as_array().unwrap();
     if gdbs.len() != edbs.len() {
-        return Err(format!("{name}: {} databases, expected {}", gdbs.len(), edbs.len()));
+        return Err(format!(
+            "{name}: {} databases, expected {}",
+            gdbs.len(),
+            edbs.len()
+        ));
     }
     for ((db, keys), edb) in gdbs.iter().zip(edbs) {
         if *db != edb["db"] || keys.len() as u64 != edb["key_count"] {
-            return Err(format!("{name}: db {db} with {} keys, expected {} / {}", keys.len(), edb["db"], edb["key_count"]));
+            return Err(format!(
+                "{name}: db {db} with {} keys, expected {} / {}",
+                keys.len(),
+                edb["db"],
+                edb["key_count"]
+            ));
         }
         if edb["keys"].is_null() {
             summary(name, keys, &edb["summary"])?;
@@ -102,11 +126,18 @@ fn compare(name: &str, got: &J, exp: &J) -> Result<(), String> {
         for (k, e) in keys.iter().zip(edb["keys"].as_array().unwrap()) {
             let (mine, theirs) = (comparable(k, e), comparable(e, e));
             if mine != theirs {
-                return Err(format!("{name}: key differs:\n got      {mine}\n expected {theirs}"));
+                return Err(format!(
+                    "{name}: key differs:\n got      {mine}\n expected {theirs}"
+                ));
             }
             for m in ["rdb_type", "rdb_type_name", "lru_idle_s", "lfu_freq"] {
                 if k.get(m) != e.get(m) && e.get(m).is_some() {
-                    return Err(format!("{name}: key {}: {m} {:?} expected {:?}", k["key"], k.get(m), e.get(m)));
+                    return Err(format!(
+                        "{name}: key {}: {m} {:?} expected {:?}",
+                        k["key"],
+                        k.get(m),
+                        e.get(m)
+                    ));
                 }
             }
         }
@@ -129,7 +160,9 @@ fn summary(name: &str, keys: &[J], s: &J) -> Result<(), String> {
     let mut types: BTreeMap<String, u64> = BTreeMap::new();
     let mut h = Sha256::new();
     for k in keys {
-        *types.entry(k["type"].as_str().unwrap().to_string()).or_default() += 1;
+        *types
+            .entry(k["type"].as_str().unwrap().to_string())
+            .or_default() += 1;
         if k["type"] == "string" {
             let (kb, vb) = (bytes_of(&k["key"]), bytes_of(&k["value"]));
             h.update((kb.len() as u32).to_le_bytes());
@@ -146,9 +179,22 @@ fn summary(name: &str, keys: &[J], s: &J) -> Result<(), String> {
         return Err(format!("{name}: expires differ"));
     }
     let first: Vec<J> = keys[..10].iter().map(|k| comparable(k, k)).collect();
-    let efirst: Vec<J> = s["first_keys"].as_array().unwrap().iter().map(|k| comparable(k, k)).collect();
-    let last: Vec<J> = keys[keys.len() - 10..].iter().map(|k| comparable(k, k)).collect();
-    let elast: Vec<J> = s["last_keys"].as_array().unwrap().iter().map(|k| comparable(k, k)).collect();
+    let efirst: Vec<J> = s["first_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| comparable(k, k))
+        .collect();
+    let last: Vec<J> = keys[keys.len() - 10..]
+        .iter()
+        .map(|k| comparable(k, k))
+        .collect();
+    let elast: Vec<J> = s["last_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| comparable(k, k))
+        .collect();
     if first != efirst || last != elast {
         return Err(format!("{name}: first/last keys differ"));
     }
@@ -178,12 +224,18 @@ fn dump_json_equals_corpus_expectations() {
             }
             if !out.status.success() {
                 let err = String::from_utf8_lossy(&out.stderr);
-                assert!(err.starts_with("basalt-rdb: "), "{name}: unclear error {err}");
+                assert!(
+                    err.starts_with("basalt-rdb: "),
+                    "{name}: unclear error {err}"
+                );
             }
             continue;
         }
         if !out.status.success() {
-            failures.push(format!("{name}: failed: {}", String::from_utf8_lossy(&out.stderr)));
+            failures.push(format!(
+                "{name}: failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
             continue;
         }
         let got: J = match serde_json::from_slice(&out.stdout) {
@@ -200,12 +252,22 @@ fn dump_json_equals_corpus_expectations() {
         compared += 1;
     }
     assert!(compared >= 70, "only {compared} files compared");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn jsonl_and_unsorted_json_hold_the_same_records() {
-    for name in ["gen70_all_types", "gen70_multidb", "redis_encodings", "gen70_stream_groups"] {
+    for name in [
+        "gen70_all_types",
+        "gen70_multidb",
+        "redis_encodings",
+        "gen70_stream_groups",
+    ] {
         let f = corpus(&format!("{name}.rdb"));
         let sorted: J = serde_json::from_slice(&rdb_ok(&["dump", p(&f)])).unwrap();
         let streamed: J = serde_json::from_slice(&rdb_ok(&["dump", p(&f), "--no-sort"])).unwrap();
@@ -221,7 +283,11 @@ fn jsonl_and_unsorted_json_hold_the_same_records() {
             let mut n = 0;
             for d in doc["databases"].as_array().unwrap() {
                 for k in d["keys"].as_array().unwrap() {
-                    assert_eq!(from_lines[&(d["db"].as_u64().unwrap(), k["key"].to_string())], *k, "{name}");
+                    assert_eq!(
+                        from_lines[&(d["db"].as_u64().unwrap(), k["key"].to_string())],
+                        *k,
+                        "{name}"
+                    );
                     n += 1;
                 }
             }
@@ -268,7 +334,8 @@ fn check_agrees_with_expected_outcomes() {
     std::fs::write(&padded, &b).unwrap();
     let o = rdb(&["check", p(&padded)]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("2 bytes after the end of the dump (offset 1712)"));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .contains("2 bytes after the end of the dump (offset 1712)"));
     let o = rdb(&["check", "/nonexistent/dump.rdb"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/dump.rdb"));
@@ -288,10 +355,23 @@ fn info_keys_and_memory_agree_on_every_loadable_dump() {
         let nkeys = keys.iter().filter(|&&b| b == b'\n').count() as u64;
         assert_eq!(info["keys"].as_u64().unwrap(), nkeys, "{name}");
         let html = tmp.path().join(format!("{name}.html"));
-        let mem: J = serde_json::from_slice(&rdb_ok(&["memory", p(&f), "--format", "json", "--html", p(&html)])).unwrap();
+        let mem: J = serde_json::from_slice(&rdb_ok(&[
+            "memory",
+            p(&f),
+            "--format",
+            "json",
+            "--html",
+            p(&html),
+        ]))
+        .unwrap();
         assert_eq!(mem["total"]["keys"].as_u64().unwrap(), nkeys, "{name}");
         let page = std::fs::read_to_string(&html).unwrap();
-        assert!(page.contains("<div id=\"map\">") && !page.contains("http://") && !page.contains("https://"), "{name}");
+        assert!(
+            page.contains("<div id=\"map\">")
+                && !page.contains("http://")
+                && !page.contains("https://"),
+            "{name}"
+        );
         let csv = rdb_ok(&["memory", p(&f), "--format", "csv"]);
         let rows = csv.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
         assert!(rows > nkeys, "{name}: {rows} csv rows for {nkeys} keys");
@@ -312,7 +392,12 @@ fn filters_select_keys() {
     let by_re = String::from_utf8(rdb_ok(&["keys", p(&f), "--regex", "^s:"])).unwrap();
     assert_eq!(by_re.lines().count(), g.len());
     let zsets = String::from_utf8(rdb_ok(&["keys", p(&f), "--type", "zset,hash"])).unwrap();
-    assert!(zsets.lines().all(|k| k.starts_with("z:") || k.starts_with("h:")), "{zsets}");
+    assert!(
+        zsets
+            .lines()
+            .all(|k| k.starts_with("z:") || k.starts_with("h:")),
+        "{zsets}"
+    );
     let db3 = String::from_utf8(rdb_ok(&["keys", p(&f), "--db", "3"])).unwrap();
     assert!(db3.lines().all(|k| k.starts_with("db3:")), "{db3}");
     let big = String::from_utf8(rdb_ok(&["keys", p(&f), "--min-size", "10000"])).unwrap();
@@ -323,33 +408,53 @@ fn filters_select_keys() {
     assert!(exp.lines().any(|k| k == "exp:past"), "{exp}");
     let live = String::from_utf8(rdb_ok(&["keys", p(&e), "--not-expired"])).unwrap();
     assert!(!live.lines().any(|k| k == "exp:past"));
-    let total = String::from_utf8(rdb_ok(&["keys", p(&e)])).unwrap().lines().count();
+    let total = String::from_utf8(rdb_ok(&["keys", p(&e)]))
+        .unwrap()
+        .lines()
+        .count();
     assert_eq!(exp.lines().count() + live.lines().count(), total);
     let then = String::from_utf8(rdb_ok(&["keys", p(&e), "--expired", "--now", "0"])).unwrap();
     assert_eq!(then.lines().count(), 0);
     // Bad arguments.
-    assert_eq!(rdb(&["keys", p(&f), "--type", "blob"]).status.code(), Some(1));
+    assert_eq!(
+        rdb(&["keys", p(&f), "--type", "blob"]).status.code(),
+        Some(1)
+    );
     assert_eq!(rdb(&["keys", p(&f), "--regex", "("]).status.code(), Some(1));
 }
 
 #[test]
 fn every_subcommand_help_has_an_example() {
-    for sub in ["info", "keys", "dump", "memory", "check", "convert", "import", "export"] {
+    for sub in [
+        "info", "keys", "dump", "memory", "check", "convert", "import", "export",
+    ] {
         let out = String::from_utf8(rdb_ok(&[sub, "--help"])).unwrap();
-        assert!(out.contains("Example") && out.contains(&format!("basalt-rdb {sub} ")), "{sub} --help has no example:\n{out}");
+        assert!(
+            out.contains("Example") && out.contains(&format!("basalt-rdb {sub} ")),
+            "{sub} --help has no example:\n{out}"
+        );
     }
 }
 
 #[test]
 fn decode_thread_gives_the_same_output() {
-    for f in corpus_files().into_iter().filter(|f| f.with_extension("json").exists()) {
+    for f in corpus_files()
+        .into_iter()
+        .filter(|f| f.with_extension("json").exists())
+    {
         let one = rdb(&["dump", p(&f), "--format", "jsonl"]);
         let two = rdb(&["--decode-thread", "dump", p(&f), "--format", "jsonl"]);
         assert_eq!(one.stdout, two.stdout, "{}", f.display());
         assert_eq!(one.status.code(), two.status.code());
     }
     // Errors come through the thread too.
-    let o = rdb(&["--decode-thread", "dump", p(&corpus("corrupt_truncated_mid_value.rdb")), "--format", "jsonl"]);
+    let o = rdb(&[
+        "--decode-thread",
+        "dump",
+        p(&corpus("corrupt_truncated_mid_value.rdb")),
+        "--format",
+        "jsonl",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("corrupt_truncated_mid_value.rdb"));
 }

@@ -5,9 +5,9 @@
 //! is not installed, unless `BASALT_REQUIRE_REDIS` is set.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-mod support;
 #[path = "../../rdb/tests/support/mod.rs"]
 mod redis;
+mod support;
 
 use basalt_rdb::{DecodeOptions, Entry, Function, Item, MappedFile, Value};
 use redis::{canon, redis_available, RedisServer, Resp};
@@ -15,10 +15,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use support::*;
 
-type Contents = (BTreeMap<(u64, Vec<u8>), (Value, Option<i64>)>, BTreeMap<Vec<u8>, Vec<u8>>);
+type Contents = (
+    BTreeMap<(u64, Vec<u8>), (Value, Option<i64>)>,
+    BTreeMap<Vec<u8>, Vec<u8>>,
+);
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// What a dump holds as Redis 7.0 would keep it: empty collections and
@@ -31,7 +37,13 @@ fn contents(path: &Path, v9: bool) -> Contents {
     let now = now_ms();
     for item in file.reader(DecodeOptions::default()).unwrap() {
         match item.unwrap() {
-            Item::Entry(Entry { db, key, value, expire_ms, .. }) => {
+            Item::Entry(Entry {
+                db,
+                key,
+                value,
+                expire_ms,
+                ..
+            }) => {
                 if expire_ms.is_some_and(|x| x <= now + 60_000) {
                     continue;
                 }
@@ -73,7 +85,12 @@ fn assert_same(what: &str, got: &Contents, want: &Contents) {
     let wk: Vec<_> = want.0.keys().collect();
     assert_eq!(gk, wk, "{what}: key sets differ");
     for (k, v) in &want.0 {
-        assert_eq!(&got.0[k], v, "{what}: key {:?} differs", String::from_utf8_lossy(&k.1));
+        assert_eq!(
+            &got.0[k],
+            v,
+            "{what}: key {:?} differs",
+            String::from_utf8_lossy(&k.1)
+        );
     }
 }
 
@@ -111,12 +128,27 @@ fn convert_output_loads_into_redis_7_with_identical_contents() {
         for version in ["9", "10"] {
             let out = tmp.path().join(format!("{name}-v{version}.rdb"));
             // Functions do not fit RDB 9, empty keys fit nowhere: dropped with a warning.
-            rdb_ok(&["convert", p(&src), "-o", p(&out), "--rdb-version", version, "--skip-unrepresentable", "-q"]);
+            rdb_ok(&[
+                "convert",
+                p(&src),
+                "-o",
+                p(&out),
+                "--rdb-version",
+                version,
+                "--skip-unrepresentable",
+                "-q",
+            ]);
             let header = std::fs::read(&out).unwrap();
             assert_eq!(&header[..9], format!("REDIS{version:0>4}").as_bytes());
             let server = RedisServer::start(Some(&std::fs::read(&out).unwrap()));
             // Streams from RDB <= 9 lack the 7.0 counters: Redis derives them.
-            let old = MappedFile::open(&src).unwrap().reader(DecodeOptions::default()).unwrap().format().version <= 9;
+            let old = MappedFile::open(&src)
+                .unwrap()
+                .reader(DecodeOptions::default())
+                .unwrap()
+                .format()
+                .version
+                <= 9;
             let v9 = version == "9" || old;
             let mut want = contents(&src, v9);
             if version == "9" {
@@ -139,24 +171,49 @@ fn convert_refuses_what_the_target_cannot_hold() {
         ("replicator_module", "10", "module"),
         ("gen70_all_types", "8", "RDB version 8 cannot be written"),
     ] {
-        let o = rdb(&["convert", p(&corpus(&format!("{name}.rdb"))), "-o", p(&out), "--rdb-version", version]);
+        let o = rdb(&[
+            "convert",
+            p(&corpus(&format!("{name}.rdb"))),
+            "-o",
+            p(&out),
+            "--rdb-version",
+            version,
+        ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{name} -> {version}: {err}");
         assert!(err.contains(needle), "{name} -> {version}: {err}");
-        assert!(!out.exists() && !tmp.path().join("out.rdb.tmp").exists(), "{name}: partial output left");
+        assert!(
+            !out.exists() && !tmp.path().join("out.rdb.tmp").exists(),
+            "{name}: partial output left"
+        );
     }
     // 12 -> 80 (Valkey 9) keeps field TTLs.
-    rdb_ok(&["convert", p(&corpus("hdt_hash_with_hfe.rdb")), "-o", p(&out), "--rdb-version", "80"]);
-    let a = rdb_ok(&["dump", p(&corpus("hdt_hash_with_hfe.rdb")), "--format", "jsonl"]);
+    rdb_ok(&[
+        "convert",
+        p(&corpus("hdt_hash_with_hfe.rdb")),
+        "-o",
+        p(&out),
+        "--rdb-version",
+        "80",
+    ]);
+    let a = rdb_ok(&[
+        "dump",
+        p(&corpus("hdt_hash_with_hfe.rdb")),
+        "--format",
+        "jsonl",
+    ]);
     let b = rdb_ok(&["dump", p(&out), "--format", "jsonl"]);
     let strip = |x: &[u8]| -> Vec<serde_json::Value> {
-        x.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(|l| {
-            let mut j: serde_json::Value = serde_json::from_slice(l).unwrap();
-            let o = j.as_object_mut().unwrap();
-            o.remove("rdb_type");
-            o.remove("rdb_type_name");
-            j
-        }).collect()
+        x.split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let mut j: serde_json::Value = serde_json::from_slice(l).unwrap();
+                let o = j.as_object_mut().unwrap();
+                o.remove("rdb_type");
+                o.remove("rdb_type_name");
+                j
+            })
+            .collect()
     };
     assert_eq!(strip(&a), strip(&b));
 }
@@ -177,7 +234,13 @@ const IMPORT_SOURCES: &[&str] = &[
 ];
 
 fn is_old(src: &Path) -> bool {
-    MappedFile::open(src).unwrap().reader(DecodeOptions::default()).unwrap().format().version <= 9
+    MappedFile::open(src)
+        .unwrap()
+        .reader(DecodeOptions::default())
+        .unwrap()
+        .format()
+        .version
+        <= 9
 }
 
 #[test]
@@ -189,8 +252,21 @@ fn import_restore_into_redis_reads_back_equal() {
         let src = corpus(&format!("{name}.rdb"));
         let server = RedisServer::start(None);
         let addr = format!("127.0.0.1:{}", server.port);
-        let o = rdb(&["import", p(&src), "--to", &addr, "--replace", "-q", "--batch", "100"]);
-        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = rdb(&[
+            "import",
+            p(&src),
+            "--to",
+            &addr,
+            "--replace",
+            "-q",
+            "--batch",
+            "100",
+        ]);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let want = contents(&src, is_old(&src));
         let got = contents(&resave(&server), is_old(&src));
         assert_same(&format!("import {name}"), &got, &want);
@@ -203,11 +279,28 @@ fn import_plain_into_redis_reads_back_equal() {
     if !redis_available() {
         return;
     }
-    for name in ["gen70_all_types", "gen70_multidb", "gen70_expiry", "gen70_strings", "redis_encodings", "replicator_dumpV6"] {
+    for name in [
+        "gen70_all_types",
+        "gen70_multidb",
+        "gen70_expiry",
+        "gen70_strings",
+        "redis_encodings",
+        "replicator_dumpV6",
+    ] {
         let src = corpus(&format!("{name}.rdb"));
         let server = RedisServer::start(None);
         let addr = format!("127.0.0.1:{}", server.port);
-        rdb_ok(&["import", p(&src), "--to", &addr, "--mode", "plain", "-q", "--type", "string,list,set,zset,hash"]);
+        rdb_ok(&[
+            "import",
+            p(&src),
+            "--to",
+            &addr,
+            "--mode",
+            "plain",
+            "-q",
+            "--type",
+            "string,list,set,zset,hash",
+        ]);
         let (mut want, _) = contents(&src, false);
         want.retain(|_, v| !matches!(v.0, Value::Stream(_)));
         let (got, _) = contents(&resave(&server), false);
@@ -229,14 +322,51 @@ fn import_skip_existing_and_replace() {
         // Neither flag: existing keys are failures, the rest goes in.
         let o = rdb(&["import", p(&src), "--to", &addr, "--mode", mode, "-q"]);
         assert_eq!(o.status.code(), Some(1), "{mode}");
-        assert!(String::from_utf8_lossy(&o.stderr).contains("BUSYKEY"), "{mode}");
-        assert_eq!(c.ok(&[b"GET", b"s:raw"]), Resp::Bulk(Some(b"mine".to_vec())));
-        let o = rdb(&["import", p(&src), "--to", &addr, "--mode", mode, "--skip-existing", "-q"]);
-        assert!(o.status.success(), "{mode}: {}", String::from_utf8_lossy(&o.stderr));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("imported 0 keys"), "{mode}");
-        assert_eq!(c.ok(&[b"GET", b"s:raw"]), Resp::Bulk(Some(b"mine".to_vec())));
-        rdb_ok(&["import", p(&src), "--to", &addr, "--mode", mode, "--replace", "-q"]);
-        assert_ne!(c.ok(&[b"GET", b"s:raw"]), Resp::Bulk(Some(b"mine".to_vec())));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("BUSYKEY"),
+            "{mode}"
+        );
+        assert_eq!(
+            c.ok(&[b"GET", b"s:raw"]),
+            Resp::Bulk(Some(b"mine".to_vec()))
+        );
+        let o = rdb(&[
+            "import",
+            p(&src),
+            "--to",
+            &addr,
+            "--mode",
+            mode,
+            "--skip-existing",
+            "-q",
+        ]);
+        assert!(
+            o.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("imported 0 keys"),
+            "{mode}"
+        );
+        assert_eq!(
+            c.ok(&[b"GET", b"s:raw"]),
+            Resp::Bulk(Some(b"mine".to_vec()))
+        );
+        rdb_ok(&[
+            "import",
+            p(&src),
+            "--to",
+            &addr,
+            "--mode",
+            mode,
+            "--replace",
+            "-q",
+        ]);
+        assert_ne!(
+            c.ok(&[b"GET", b"s:raw"]),
+            Resp::Bulk(Some(b"mine".to_vec()))
+        );
         drop(c);
     }
 }
@@ -254,15 +384,32 @@ fn export_from_redis_loads_back_with_identical_contents() {
         let addr = format!("127.0.0.1:{}", server.port);
         for method in ["sync", "scan"] {
             let out = tmp.path().join(format!("{name}-{method}.rdb"));
-            rdb_ok(&["export", "--from", &addr, "-o", p(&out), "--method", method, "-q"]);
+            rdb_ok(&[
+                "export",
+                "--from",
+                &addr,
+                "-o",
+                p(&out),
+                "--method",
+                method,
+                "-q",
+            ]);
             let mut want = contents(&src, old);
             if method == "scan" {
                 want.1.clear(); // functions are not copied by SCAN + DUMP
             }
-            assert_same(&format!("export {name} ({method})"), &contents(&out, old), &want);
+            assert_same(
+                &format!("export {name} ({method})"),
+                &contents(&out, old),
+                &want,
+            );
             // And the exported file loads into a fresh Redis.
             let again = RedisServer::start(Some(&std::fs::read(&out).unwrap()));
-            assert_same(&format!("reload {name} ({method})"), &contents(&resave(&again), old), &want);
+            assert_same(
+                &format!("reload {name} ({method})"),
+                &contents(&resave(&again), old),
+                &want,
+            );
         }
     }
     // Filters and another version on export.
@@ -270,12 +417,32 @@ fn export_from_redis_loads_back_with_identical_contents() {
     let server = RedisServer::start(Some(&std::fs::read(&src).unwrap()));
     let addr = format!("127.0.0.1:{}", server.port);
     let out = tmp.path().join("filtered.rdb");
-    rdb_ok(&["export", "--from", &addr, "-o", p(&out), "--match", "s:*", "--rdb-version", "9", "-q"]);
+    rdb_ok(&[
+        "export",
+        "--from",
+        &addr,
+        "-o",
+        p(&out),
+        "--match",
+        "s:*",
+        "--rdb-version",
+        "9",
+        "-q",
+    ]);
     assert_eq!(&std::fs::read(&out).unwrap()[..9], b"REDIS0009");
     let keys = String::from_utf8(rdb_ok(&["keys", p(&out)])).unwrap();
-    assert!(!keys.is_empty() && keys.lines().all(|k| k.starts_with("s:")), "{keys}");
+    assert!(
+        !keys.is_empty() && keys.lines().all(|k| k.starts_with("s:")),
+        "{keys}"
+    );
     // A server that is not there: a clean error, nothing written.
-    let o = rdb(&["export", "--from", "127.0.0.1:1", "-o", p(&tmp.path().join("none.rdb"))]);
+    let o = rdb(&[
+        "export",
+        "--from",
+        "127.0.0.1:1",
+        "-o",
+        p(&tmp.path().join("none.rdb")),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(!tmp.path().join("none.rdb").exists());
 }
@@ -291,7 +458,10 @@ fn pipe_into(server: &RedisServer, commands: &[u8]) {
     child.stdin.take().unwrap().write_all(commands).unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("errors: 0"), "redis-cli --pipe: {text}");
+    assert!(
+        out.status.success() && text.contains("errors: 0"),
+        "redis-cli --pipe: {text}"
+    );
 }
 
 #[test]
@@ -299,22 +469,57 @@ fn dump_resp_pipes_into_redis() {
     if !redis_available() || !Path::new("/usr/bin/redis-cli").exists() {
         return;
     }
-    for name in ["gen70_all_types", "gen70_multidb", "gen70_expiry", "redis_encodings", "gen70_stream_groups"] {
+    for name in [
+        "gen70_all_types",
+        "gen70_multidb",
+        "gen70_expiry",
+        "redis_encodings",
+        "gen70_stream_groups",
+    ] {
         let src = corpus(&format!("{name}.rdb"));
         // RESTORE payloads: everything, streams included.
         let server = RedisServer::start(None);
-        pipe_into(&server, &rdb_ok(&["dump", p(&src), "--format", "resp", "--restore", "--not-expired"]));
-        assert_same(&format!("resp --restore {name}"), &contents(&resave(&server), false), &{
-            let mut c = contents(&src, false);
-            c.1.clear();
-            c
-        });
+        pipe_into(
+            &server,
+            &rdb_ok(&[
+                "dump",
+                p(&src),
+                "--format",
+                "resp",
+                "--restore",
+                "--not-expired",
+            ]),
+        );
+        assert_same(
+            &format!("resp --restore {name}"),
+            &contents(&resave(&server), false),
+            &{
+                let mut c = contents(&src, false);
+                c.1.clear();
+                c
+            },
+        );
         // Plain commands: all but stream PELs and consumer times.
         let server = RedisServer::start(None);
-        pipe_into(&server, &rdb_ok(&["dump", p(&src), "--format", "resp", "--not-expired", "--type", "string,list,set,zset,hash"]));
+        pipe_into(
+            &server,
+            &rdb_ok(&[
+                "dump",
+                p(&src),
+                "--format",
+                "resp",
+                "--not-expired",
+                "--type",
+                "string,list,set,zset,hash",
+            ]),
+        );
         let (mut want, _) = contents(&src, false);
         want.retain(|_, v| !matches!(v.0, Value::Stream(_)));
-        assert_eq!(contents(&resave(&server), false).0, want, "resp plain {name}");
+        assert_eq!(
+            contents(&resave(&server), false).0,
+            want,
+            "resp plain {name}"
+        );
     }
 }
 
@@ -333,7 +538,10 @@ fn aof_directory_reads_like_the_saved_dump() {
     // Wait for the initial rewrite that turning the AOF on starts.
     let wait_rewrite = |c: &mut redis::Conn| {
         for _ in 0..500 {
-            let info = match c.ok(&[b"INFO", b"persistence"]) { Resp::Bulk(Some(b)) => b, _ => vec![] };
+            let info = match c.ok(&[b"INFO", b"persistence"]) {
+                Resp::Bulk(Some(b)) => b,
+                _ => vec![],
+            };
             if String::from_utf8_lossy(&info).contains("aof_rewrite_in_progress:0")
                 && !String::from_utf8_lossy(&info).contains("aof_rewrite_scheduled:1")
             {
@@ -344,16 +552,37 @@ fn aof_directory_reads_like_the_saved_dump() {
         panic!("AOF rewrite did not finish");
     };
     wait_rewrite(&mut c);
-    rdb_ok(&["import", p(&corpus("gen70_all_types.rdb")), "--to", &addr, "-q"]);
+    rdb_ok(&[
+        "import",
+        p(&corpus("gen70_all_types.rdb")),
+        "--to",
+        &addr,
+        "-q",
+    ]);
     let cmds: &[&[&[u8]]] = &[
-        &[b"SET", b"a", b"1"], &[b"INCRBY", b"a", b"41"], &[b"SET", b"b", b"x", b"EX", b"1000"],
-        &[b"APPEND", b"b", b"yz"], &[b"RPUSH", b"l", b"1", b"2", b"3"], &[b"LPUSH", b"l", b"0"],
-        &[b"LPOP", b"l"], &[b"SADD", b"s", b"a", b"b", b"c"], &[b"SREM", b"s", b"b"],
-        &[b"ZADD", b"z", b"1.5", b"m", b"2", b"n"], &[b"ZINCRBY", b"z", b"3", b"m"],
-        &[b"HSET", b"h", b"f", b"v", b"g", b"w"], &[b"HDEL", b"h", b"g"], &[b"HINCRBY", b"h", b"n", b"5"],
-        &[b"XADD", b"x", b"1-1", b"f", b"v"], &[b"XADD", b"x", b"*", b"f", b"w"],
-        &[b"XGROUP", b"CREATE", b"x", b"g", b"0"], &[b"EXPIRE", b"h", b"5000"], &[b"DEL", b"s:raw"],
-        &[b"SELECT", b"5"], &[b"SET", b"in5", b"v"], &[b"RENAME", b"in5", b"moved"], &[b"SELECT", b"0"],
+        &[b"SET", b"a", b"1"],
+        &[b"INCRBY", b"a", b"41"],
+        &[b"SET", b"b", b"x", b"EX", b"1000"],
+        &[b"APPEND", b"b", b"yz"],
+        &[b"RPUSH", b"l", b"1", b"2", b"3"],
+        &[b"LPUSH", b"l", b"0"],
+        &[b"LPOP", b"l"],
+        &[b"SADD", b"s", b"a", b"b", b"c"],
+        &[b"SREM", b"s", b"b"],
+        &[b"ZADD", b"z", b"1.5", b"m", b"2", b"n"],
+        &[b"ZINCRBY", b"z", b"3", b"m"],
+        &[b"HSET", b"h", b"f", b"v", b"g", b"w"],
+        &[b"HDEL", b"h", b"g"],
+        &[b"HINCRBY", b"h", b"n", b"5"],
+        &[b"XADD", b"x", b"1-1", b"f", b"v"],
+        &[b"XADD", b"x", b"*", b"f", b"w"],
+        &[b"XGROUP", b"CREATE", b"x", b"g", b"0"],
+        &[b"EXPIRE", b"h", b"5000"],
+        &[b"DEL", b"s:raw"],
+        &[b"SELECT", b"5"],
+        &[b"SET", b"in5", b"v"],
+        &[b"RENAME", b"in5", b"moved"],
+        &[b"SELECT", b"0"],
     ];
     for (i, cmd) in cmds.iter().enumerate() {
         c.ok(cmd);
@@ -367,28 +596,53 @@ fn aof_directory_reads_like_the_saved_dump() {
     let saved = resave(&server);
     let lines = |path: &Path| -> Vec<serde_json::Value> {
         let out = rdb_ok(&["dump", p(path), "--format", "jsonl"]);
-        let mut v: Vec<serde_json::Value> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| {
-            let mut j: serde_json::Value = serde_json::from_slice(l).unwrap();
-            let o = j.as_object_mut().unwrap();
-            for m in ["rdb_type", "rdb_type_name", "lru_idle_s", "lfu_freq"] { o.remove(m); }
-            if let Some(v) = o.get_mut("value").and_then(|v| v.as_object_mut()) {
-                // Node counts and consumer times are not in an AOF.
-                v.remove("listpack_nodes");
-                if let Some(gs) = v.get_mut("groups").and_then(|g| g.as_array_mut()) {
-                    for g in gs { g.as_object_mut().unwrap().remove("consumers"); g.as_object_mut().unwrap().remove("pel"); }
+        let mut v: Vec<serde_json::Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let mut j: serde_json::Value = serde_json::from_slice(l).unwrap();
+                let o = j.as_object_mut().unwrap();
+                for m in ["rdb_type", "rdb_type_name", "lru_idle_s", "lfu_freq"] {
+                    o.remove(m);
                 }
-            }
-            j
-        }).collect();
+                if let Some(v) = o.get_mut("value").and_then(|v| v.as_object_mut()) {
+                    // Node counts and consumer times are not in an AOF.
+                    v.remove("listpack_nodes");
+                    if let Some(gs) = v.get_mut("groups").and_then(|g| g.as_array_mut()) {
+                        for g in gs {
+                            g.as_object_mut().unwrap().remove("consumers");
+                            g.as_object_mut().unwrap().remove("pel");
+                        }
+                    }
+                }
+                j
+            })
+            .collect();
         v.sort_by_key(|j| j.to_string());
         v
     };
-    let files: Vec<(String, u64)> = std::fs::read_dir(&aof_dir).unwrap().map(|e| {
-        let e = e.unwrap();
-        (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len())
-    }).collect();
-    assert!(files.iter().any(|(n, l)| n.ends_with(".base.rdb") && *l > 0), "{files:?}");
-    assert!(files.iter().any(|(n, l)| n.ends_with(".incr.aof") && *l > 0), "{files:?}");
+    let files: Vec<(String, u64)> = std::fs::read_dir(&aof_dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|(n, l)| n.ends_with(".base.rdb") && *l > 0),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|(n, l)| n.ends_with(".incr.aof") && *l > 0),
+        "{files:?}"
+    );
     let from_aof = lines(&aof_dir);
     assert!(from_aof.len() > 20);
     assert_eq!(from_aof, lines(&saved));
@@ -404,16 +658,36 @@ fn memory_estimates_are_close_to_redis_memory_usage() {
         return;
     }
     let mut checked = 0;
-    for name in ["gen70_all_types", "redis_encodings", "gen70_hash_listpack", "gen70_set_hashtable", "gen70_list_quicklist", "gen70_strings", "gen70_stream_groups"] {
+    for name in [
+        "gen70_all_types",
+        "redis_encodings",
+        "gen70_hash_listpack",
+        "gen70_set_hashtable",
+        "gen70_list_quicklist",
+        "gen70_strings",
+        "gen70_stream_groups",
+    ] {
         let src = corpus(&format!("{name}.rdb"));
         let server = RedisServer::start(Some(&std::fs::read(&src).unwrap()));
         let mut c = server.conn();
-        for item in MappedFile::open(&src).unwrap().reader(DecodeOptions::default()).unwrap() {
-            let Item::Entry(e) = item.unwrap() else { continue };
+        for item in MappedFile::open(&src)
+            .unwrap()
+            .reader(DecodeOptions::default())
+            .unwrap()
+        {
+            let Item::Entry(e) = item.unwrap() else {
+                continue;
+            };
             c.ok(&[b"SELECT", e.db.to_string().as_bytes()]);
-            let Resp::Int(redis) = c.ok(&[b"MEMORY", b"USAGE", &e.key, b"SAMPLES", b"0"]) else { continue };
+            let Resp::Int(redis) = c.ok(&[b"MEMORY", b"USAGE", &e.key, b"SAMPLES", b"0"]) else {
+                continue;
+            };
             let ours = basalt_tools::rdb::memory::estimate(&e).bytes as i64;
-            let slack = if matches!(e.value, Value::Stream(_)) { redis / 2 } else { (redis / 4).max(64) };
+            let slack = if matches!(e.value, Value::Stream(_)) {
+                redis / 2
+            } else {
+                (redis / 4).max(64)
+            };
             assert!(
                 (ours - redis).abs() <= slack,
                 "{name}: key {:?} ({}): estimate {ours}, MEMORY USAGE {redis}",

@@ -40,11 +40,13 @@ impl Faults {
     /// Fail the `n`th write call from now on counting (1-based, 0 = never).
     /// A failing write first writes half of its buffer (a torn write).
     pub fn fail_nth_write(&self, n: u64) {
-        self.fail_write_nth.store(self.writes.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+        self.fail_write_nth
+            .store(self.writes.load(Ordering::SeqCst) + n, Ordering::SeqCst);
     }
     /// Fail the `n`th fsync call from now on counting (1-based).
     pub fn fail_nth_sync(&self, n: u64) {
-        self.fail_sync_nth.store(self.syncs.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+        self.fail_sync_nth
+            .store(self.syncs.load(Ordering::SeqCst) + n, Ordering::SeqCst);
     }
     /// Fail every write while `on`.
     pub fn set_fail_writes(&self, on: bool) {
@@ -68,7 +70,8 @@ impl Faults {
     }
     /// Every file fsync sleeps this long first (a slow disk).
     pub fn set_sync_delay(&self, d: Duration) {
-        self.sync_delay_us.store(d.as_micros() as u64, Ordering::SeqCst);
+        self.sync_delay_us
+            .store(d.as_micros() as u64, Ordering::SeqCst);
     }
     /// Every later write, set_len and fsync fails without touching the file:
     /// the writer is as good as dead (a test's stand-in for `kill -9`).
@@ -113,7 +116,13 @@ impl FaultFs {
     /// Wraps `inner`; returns the wrapper and its fault controls.
     pub fn new(inner: Arc<dyn Fs>) -> (FaultFs, Arc<Faults>) {
         let faults = Arc::new(Faults::default());
-        (FaultFs { inner, faults: faults.clone() }, faults)
+        (
+            FaultFs {
+                inner,
+                faults: faults.clone(),
+            },
+            faults,
+        )
     }
 }
 
@@ -125,11 +134,17 @@ struct FaultFile {
 impl Fs for FaultFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn File>> {
         let inner = self.inner.create(path)?;
-        Ok(Box::new(FaultFile { inner, faults: self.faults.clone() }))
+        Ok(Box::new(FaultFile {
+            inner,
+            faults: self.faults.clone(),
+        }))
     }
     fn open(&self, path: &Path) -> io::Result<Box<dyn File>> {
         let inner = self.inner.open(path)?;
-        Ok(Box::new(FaultFile { inner, faults: self.faults.clone() }))
+        Ok(Box::new(FaultFile {
+            inner,
+            faults: self.faults.clone(),
+        }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.rename(from, to)
@@ -164,7 +179,11 @@ impl File for FaultFile {
             return Err(f.error());
         }
         let max = f.short_write_max.load(Ordering::SeqCst);
-        let buf = if max > 0 { buf.get(..max.min(buf.len())).unwrap_or_default() } else { buf };
+        let buf = if max > 0 {
+            buf.get(..max.min(buf.len())).unwrap_or_default()
+        } else {
+            buf
+        };
         self.inner.write_at(offset, buf)
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -179,7 +198,8 @@ impl File for FaultFile {
         }
         if f.frozen.load(Ordering::SeqCst)
             || f.fail_syncs.load(Ordering::SeqCst)
-            || f.fail_sync_nth.load(Ordering::SeqCst) == n {
+            || f.fail_sync_nth.load(Ordering::SeqCst) == n
+        {
             return Err(f.error());
         }
         self.inner.sync_data()

@@ -30,8 +30,14 @@ impl SyncJournalFs {
     /// Wraps `inner`, appending to the journal at `journal` (created if
     /// missing; kept across restarts so several crash cycles accumulate).
     pub fn new(inner: Arc<dyn Fs>, journal: &Path) -> io::Result<SyncJournalFs> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(journal)?;
-        Ok(SyncJournalFs { inner, journal: Arc::new(Mutex::new(f)) })
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(journal)?;
+        Ok(SyncJournalFs {
+            inner,
+            journal: Arc::new(Mutex::new(f)),
+        })
     }
 
     fn note(journal: &Mutex<std::fs::File>, line: String) -> io::Result<()> {
@@ -49,15 +55,26 @@ impl Fs for SyncJournalFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn File>> {
         let inner = self.inner.create(path)?;
         Self::note(&self.journal, format!("create\t{}\n", path.display()))?;
-        Ok(Box::new(JournalFile { inner, path: path.to_path_buf(), journal: self.journal.clone() }))
+        Ok(Box::new(JournalFile {
+            inner,
+            path: path.to_path_buf(),
+            journal: self.journal.clone(),
+        }))
     }
     fn open(&self, path: &Path) -> io::Result<Box<dyn File>> {
         let inner = self.inner.open(path)?;
-        Ok(Box::new(JournalFile { inner, path: path.to_path_buf(), journal: self.journal.clone() }))
+        Ok(Box::new(JournalFile {
+            inner,
+            path: path.to_path_buf(),
+            journal: self.journal.clone(),
+        }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.rename(from, to)?;
-        Self::note(&self.journal, format!("rename\t{}\t{}\n", from.display(), to.display()))
+        Self::note(
+            &self.journal,
+            format!("rename\t{}\t{}\n", from.display(), to.display()),
+        )
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.inner.remove(path)?;
@@ -84,7 +101,10 @@ impl File for JournalFile {
     fn sync_data(&mut self) -> io::Result<()> {
         self.inner.sync_data()?;
         let len = self.inner.len()?;
-        SyncJournalFs::note(&self.journal, format!("sync\t{}\t{len}\n", self.path.display()))
+        SyncJournalFs::note(
+            &self.journal,
+            format!("sync\t{}\t{len}\n", self.path.display()),
+        )
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
@@ -118,7 +138,9 @@ pub fn simulate_power_loss(journal: &Path, dir: &Path) -> io::Result<PowerLossRe
                 state.insert(PathBuf::from(p), None);
             }
             ["sync", p, len] => {
-                let len = len.parse().map_err(|_| io::Error::other(format!("bad journal line `{line}`")))?;
+                let len = len
+                    .parse()
+                    .map_err(|_| io::Error::other(format!("bad journal line `{line}`")))?;
                 state.insert(PathBuf::from(p), Some(len));
             }
             ["rename", from, to] => {
@@ -136,14 +158,19 @@ pub fn simulate_power_loss(journal: &Path, dir: &Path) -> io::Result<PowerLossRe
         if path.parent() != Some(dir) {
             continue;
         }
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
         match synced {
             None => {
                 std::fs::remove_file(&path)?;
                 report.removed.push(path);
             }
             Some(len) if meta.len() > len => {
-                std::fs::OpenOptions::new().write(true).open(&path)?.set_len(len)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(len)?;
                 report.truncated.push((path, meta.len(), len));
             }
             Some(_) => {}

@@ -43,7 +43,10 @@ struct MemFile {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
 }
 
 impl MemFs {
@@ -84,12 +87,18 @@ impl MemFs {
             fresh.next_id += 1;
             fresh.data.insert(
                 new_id,
-                Data { dirty_from: bytes.len(), live: bytes.clone(), durable: bytes },
+                Data {
+                    dirty_from: bytes.len(),
+                    live: bytes.clone(),
+                    durable: bytes,
+                },
             );
             fresh.live.insert(path.clone(), new_id);
             fresh.durable.insert(path.clone(), new_id);
         }
-        MemFs { state: Arc::new(Mutex::new(fresh)) }
+        MemFs {
+            state: Arc::new(Mutex::new(fresh)),
+        }
     }
 
     /// The filesystem after the process was killed (kill -9) but the kernel
@@ -101,11 +110,20 @@ impl MemFs {
             let bytes = st.data.get(id).map(|d| d.live.clone()).unwrap_or_default();
             let new_id = fresh.next_id;
             fresh.next_id += 1;
-            fresh.data.insert(new_id, Data { dirty_from: bytes.len(), live: bytes.clone(), durable: bytes });
+            fresh.data.insert(
+                new_id,
+                Data {
+                    dirty_from: bytes.len(),
+                    live: bytes.clone(),
+                    durable: bytes,
+                },
+            );
             fresh.live.insert(path.clone(), new_id);
             fresh.durable.insert(path.clone(), new_id);
         }
-        MemFs { state: Arc::new(Mutex::new(fresh)) }
+        MemFs {
+            state: Arc::new(Mutex::new(fresh)),
+        }
     }
 
     /// The live bytes of a file, if it exists.
@@ -136,13 +154,19 @@ impl Fs for MemFs {
         st.next_id += 1;
         st.data.insert(id, Data::default());
         st.live.insert(path.to_path_buf(), id);
-        Ok(Box::new(MemFile { state: self.state.clone(), id }))
+        Ok(Box::new(MemFile {
+            state: self.state.clone(),
+            id,
+        }))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn File>> {
         let st = self.state.lock();
         let id = *st.live.get(path).ok_or_else(|| not_found(path))?;
-        Ok(Box::new(MemFile { state: self.state.clone(), id }))
+        Ok(Box::new(MemFile {
+            state: self.state.clone(),
+            id,
+        }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -154,13 +178,19 @@ impl Fs for MemFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        st.live.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        st.live
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let st = self.state.lock();
         if st.live.contains_key(dir) {
-            return Err(io::Error::other(format!("{}: not a directory", dir.display())));
+            return Err(io::Error::other(format!(
+                "{}: not a directory",
+                dir.display()
+            )));
         }
         Ok(st
             .live
@@ -229,7 +259,8 @@ impl File for MemFile {
         self.with(|d| {
             let from = d.dirty_from.min(d.live.len());
             d.durable.truncate(from);
-            d.durable.extend_from_slice(d.live.get(from..).unwrap_or_default());
+            d.durable
+                .extend_from_slice(d.live.get(from..).unwrap_or_default());
             d.dirty_from = d.live.len();
         })
     }

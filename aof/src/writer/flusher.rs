@@ -111,11 +111,13 @@ impl Inner {
             {
                 return (false, std::mem::take(&mut p.sync_requested));
             }
-            let unsynced = self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
+            let unsynced =
+                self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
             if self.policy() == FsyncPolicy::EverySec && unsynced {
                 let last = Duration::from_nanos(self.last_sync_ns.load(Ordering::Acquire));
                 let deadline = self.epoch + last + self.opts.everysec_interval;
-                if Instant::now() >= deadline || self.wake.wait_until(&mut p, deadline).timed_out() {
+                if Instant::now() >= deadline || self.wake.wait_until(&mut p, deadline).timed_out()
+                {
                     return (false, false);
                 }
             } else {
@@ -217,7 +219,9 @@ impl Inner {
             return Ok(());
         }
         let off = io.write_off;
-        let Some(bytes) = io.carry.get(..n) else { return Ok(()) };
+        let Some(bytes) = io.carry.get(..n) else {
+            return Ok(());
+        };
         io.file.write_all_at(off, bytes).ctx("write", &io.path)?;
         io.write_off += n as u64;
         let whole = n == io.carry.len();
@@ -225,7 +229,8 @@ impl Inner {
             if whole && io.unsynced.is_empty() {
                 std::mem::swap(&mut io.unsynced, &mut io.carry);
             } else {
-                io.unsynced.extend_from_slice(io.carry.get(..n).unwrap_or_default());
+                io.unsynced
+                    .extend_from_slice(io.carry.get(..n).unwrap_or_default());
             }
         }
         if whole {
@@ -266,7 +271,11 @@ impl Inner {
                 io.carry_records += std::mem::take(&mut io.unsynced_records);
                 io.write_off = io.synced_off;
             }
-            return Err(Error::Io { op: "sync", path: io.path.clone(), source: e });
+            return Err(Error::Io {
+                op: "sync",
+                path: io.path.clone(),
+                source: e,
+            });
         }
         io.synced_off = io.write_off;
         io.unsynced.clear();
@@ -281,11 +290,16 @@ impl Inner {
         c.max_batch.fetch_max(records, Ordering::Relaxed);
         c.fsync_micros.fetch_add(micros, Ordering::Relaxed);
         let avg = self.fsync_avg_us.load(Ordering::Relaxed);
-        let avg = if avg == 0 { micros } else { (avg * 7 + micros) / 8 };
+        let avg = if avg == 0 {
+            micros
+        } else {
+            (avg * 7 + micros) / 8
+        };
         self.fsync_avg_us.store(avg, Ordering::Relaxed);
         self.last_batch.store(records, Ordering::Relaxed);
         c.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
-        self.last_sync_ns.store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
+        self.last_sync_ns
+            .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
         // Healthy again before anyone sees the new durable position.
         self.clear_error();
         self.publish(io.lsn(io.synced_off));
@@ -300,8 +314,12 @@ impl Inner {
     }
 
     pub(super) fn update_size(&self, io: &Io) {
-        self.counters.current_size.store(io.sealed_size + io.write_off, Ordering::Relaxed);
-        self.counters.segments.store(io.manifest.segments.len() as u64, Ordering::Relaxed);
+        self.counters
+            .current_size
+            .store(io.sealed_size + io.write_off, Ordering::Relaxed);
+        self.counters
+            .segments
+            .store(io.manifest.segments.len() as u64, Ordering::Relaxed);
     }
 
     fn clear_error(&self) {
@@ -322,4 +340,3 @@ impl Inner {
         }
     }
 }
-

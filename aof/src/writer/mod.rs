@@ -29,7 +29,9 @@
 //! from memory before the next fsync is trusted.
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{segment_file_name, Lsn, SegmentHeader, MAX_RECORD_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{
+    segment_file_name, Lsn, SegmentHeader, MAX_RECORD_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
 use crate::fs::{File, Fs};
 use crate::manifest::{write_manifest, Manifest, SegmentEntry, SnapshotRef};
 use parking_lot::{Condvar, Mutex};
@@ -134,7 +136,9 @@ pub struct Log {
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Log")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -148,10 +152,16 @@ fn policy_code(p: FsyncPolicy) -> u8 {
 
 /// Creates segment `seq` starting at `start`: header written and fsynced,
 /// directory fsynced.
-pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, seq: u64, start: Lsn) -> Result<(Box<dyn File>, PathBuf)> {
+pub(crate) fn create_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    seq: u64,
+    start: Lsn,
+) -> Result<(Box<dyn File>, PathBuf)> {
     let path = dir.join(segment_file_name(seq));
     let mut f = fs.create(&path).ctx("create", &path)?;
-    f.write_all_at(0, &SegmentHeader { seq, start }.encode()).ctx("write", &path)?;
+    f.write_all_at(0, &SegmentHeader { seq, start }.encode())
+        .ctx("write", &path)?;
     f.sync_data().ctx("sync", &path)?;
     fs.sync_dir(dir).ctx("sync directory", dir)?;
     Ok((f, path))
@@ -173,15 +183,28 @@ impl Log {
     /// fsynced once first, so that bytes a crashed process left in the page
     /// cache are durable before they are reported durable.
     pub(crate) fn start(dir: &Path, opts: Options, tail: Tail) -> Result<Log> {
-        let Tail { manifest, mut file, path, seg_start, end_off, sealed_size } = tail;
+        let Tail {
+            manifest,
+            mut file,
+            path,
+            seg_start,
+            end_off,
+            sealed_size,
+        } = tail;
         file.set_len(end_off).ctx("truncate", &path)?;
         file.sync_data().ctx("sync", &path)?;
         let end = seg_start.0 + end_off - SEGMENT_HEADER_LEN as u64;
         let (durable_tx, _) = watch::channel(Lsn(end));
         let counters = Counters::default();
-        counters.current_size.store(sealed_size + end_off, Ordering::Relaxed);
-        counters.base_size.store(sealed_size + end_off, Ordering::Relaxed);
-        counters.segments.store(manifest.segments.len() as u64, Ordering::Relaxed);
+        counters
+            .current_size
+            .store(sealed_size + end_off, Ordering::Relaxed);
+        counters
+            .base_size
+            .store(sealed_size + end_off, Ordering::Relaxed);
+        counters
+            .segments
+            .store(manifest.segments.len() as u64, Ordering::Relaxed);
         let inner = Arc::new(Inner {
             fs: opts.fs.clone(),
             dir: dir.to_path_buf(),
@@ -229,8 +252,15 @@ impl Log {
         let handle = std::thread::Builder::new()
             .name("basalt-aof-flush".into())
             .spawn(move || worker.run())
-            .map_err(|e| Error::Io { op: "spawn flusher thread for", path: dir.to_path_buf(), source: e })?;
-        Ok(Log { inner, flusher: Mutex::new(Some(handle)) })
+            .map_err(|e| Error::Io {
+                op: "spawn flusher thread for",
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        Ok(Log {
+            inner,
+            flusher: Mutex::new(Some(handle)),
+        })
     }
 
     /// Appends one record and returns its position (the position just after
@@ -301,7 +331,12 @@ impl Log {
             if self.durable() >= lsn {
                 return true;
             }
-            if self.inner.durable_cv.wait_until(&mut g, deadline).timed_out() {
+            if self
+                .inner
+                .durable_cv
+                .wait_until(&mut g, deadline)
+                .timed_out()
+            {
                 return self.durable() >= lsn;
             }
         }
@@ -310,7 +345,9 @@ impl Log {
     /// Changes the fsync policy at run time (`CONFIG SET appendfsync`).
     /// Leaving `No` or `EverySec` for `Always` fsyncs what is pending at once.
     pub fn set_policy(&self, policy: FsyncPolicy) {
-        self.inner.policy.store(policy_code(policy), Ordering::Relaxed);
+        self.inner
+            .policy
+            .store(policy_code(policy), Ordering::Relaxed);
         self.request_sync();
     }
 
@@ -339,7 +376,11 @@ impl Log {
             durable: self.durable(),
             fsyncs,
             records_synced,
-            records_per_fsync: if fsyncs == 0 { 0.0 } else { records_synced as f64 / fsyncs as f64 },
+            records_per_fsync: if fsyncs == 0 {
+                0.0
+            } else {
+                records_synced as f64 / fsyncs as f64
+            },
             max_records_per_fsync: c.max_batch.load(Ordering::Relaxed),
             fsync_micros_total: c.fsync_micros.load(Ordering::Relaxed),
             fsync_micros_max: c.fsync_micros_max.load(Ordering::Relaxed),
@@ -391,13 +432,20 @@ impl Log {
                 return Ok(b);
             }
             if let Some(e) = inner.health.lock().error.clone() {
-                return Err(Error::Io { op: "rotate", path: inner.dir.clone(), source: std::io::Error::other(e) });
+                return Err(Error::Io {
+                    op: "rotate",
+                    path: inner.dir.clone(),
+                    source: std::io::Error::other(e),
+                });
             }
             if inner.durable_cv.wait_until(&mut g, deadline).timed_out() {
                 return Err(Error::Io {
                     op: "rotate",
                     path: inner.dir.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "rotation not done in time"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "rotation not done in time",
+                    ),
                 });
             }
         }
@@ -415,7 +463,9 @@ impl Log {
             return Err(Error::SnapshotBeyondLog { covered, end });
         }
         if name.is_empty() || name.contains(['\n', '\r']) {
-            return Err(Error::InvalidSnapshotName { name: name.to_owned() });
+            return Err(Error::InvalidSnapshotName {
+                name: name.to_owned(),
+            });
         }
         let first = io.manifest.segments.first().map_or(Lsn(0), |s| s.start);
         if covered < first {
@@ -429,7 +479,10 @@ impl Log {
             .count();
         let mut manifest = io.manifest.clone();
         let dropped: Vec<SegmentEntry> = manifest.segments.drain(..drop_count).collect();
-        let previous_snapshot = manifest.snapshot.replace(SnapshotRef { name: name.to_owned(), covered });
+        let previous_snapshot = manifest.snapshot.replace(SnapshotRef {
+            name: name.to_owned(),
+            covered,
+        });
         write_manifest(&*inner.fs, &inner.dir, &manifest)?;
         io.manifest = manifest;
         let mut removed = Vec::new();
@@ -441,15 +494,26 @@ impl Log {
                     io.sealed_size = io.sealed_size.saturating_sub(size);
                     removed.push(path);
                 }
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove old log segment"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove old log segment")
+                }
             }
         }
         if !removed.is_empty() {
-            inner.fs.sync_dir(&inner.dir).ctx("sync directory", &inner.dir)?;
+            inner
+                .fs
+                .sync_dir(&inner.dir)
+                .ctx("sync directory", &inner.dir)?;
         }
         inner.update_size(&io);
-        inner.counters.base_size.store(inner.counters.current_size.load(Ordering::Relaxed), Ordering::Relaxed);
-        Ok(InstallReport { previous_snapshot, removed_segments: removed })
+        inner.counters.base_size.store(
+            inner.counters.current_size.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        Ok(InstallReport {
+            previous_snapshot,
+            removed_segments: removed,
+        })
     }
 
     /// The snapshot the manifest currently names.
@@ -486,4 +550,3 @@ impl Drop for Log {
         let _ = self.close();
     }
 }
-

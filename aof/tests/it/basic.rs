@@ -47,7 +47,9 @@ fn recovery_reports_progress() {
 fn append_parts_is_one_record() {
     let fs = MemFs::new();
     let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
-    let a = log.append_parts(&[b"*2\r\n", b"$3\r\nGET\r\n", b"", b"$1\r\nk\r\n"]).unwrap();
+    let a = log
+        .append_parts(&[b"*2\r\n", b"$3\r\nGET\r\n", b"", b"$1\r\nk\r\n"])
+        .unwrap();
     let b = log.append(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
     assert_eq!(b.0 - a.0, a.0);
     assert!(log.wait_durable(b, Duration::from_secs(5)));

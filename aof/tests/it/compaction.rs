@@ -31,7 +31,13 @@ fn rotate_then_install_snapshot_drops_covered_segments() {
     drop(log);
 
     let (log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
-    assert_eq!(report.snapshot, Some(SnapshotRef { name: "snap-1.bsnap".into(), covered: cut }));
+    assert_eq!(
+        report.snapshot,
+        Some(SnapshotRef {
+            name: "snap-1.bsnap".into(),
+            covered: cut
+        })
+    );
     assert_eq!(got, (10..21).map(payload).collect::<Vec<_>>());
     // A second compaction names the previous snapshot for deletion.
     let cut2 = log.rotate(Duration::from_secs(20)).unwrap();
@@ -147,7 +153,10 @@ fn missing_middle_segment_is_an_error() {
     drop(log);
     fs.remove(&segment_path(2)).unwrap();
     let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
-    assert!(err.to_string().contains("segment-00000000000000000002.aof"), "{err}");
+    assert!(
+        err.to_string().contains("segment-00000000000000000002.aof"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -180,7 +189,11 @@ fn rotation_during_a_disk_failure_is_retried() {
     use std::sync::Arc;
     let mem = MemFs::new();
     let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
-    let o = opts(Arc::new(ffs), FsyncPolicy::Always, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(ffs),
+        FsyncPolicy::Always,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     log.append(b"one").unwrap();
     faults.set_fail_syncs(true);
@@ -200,8 +213,14 @@ fn snapshot_names_with_line_breaks_are_refused() {
     let fs = MemFs::new();
     let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
     let lsn = log.append(b"a").unwrap();
-    assert!(matches!(log.install_snapshot("a\nsegment 9 0", lsn), Err(Error::InvalidSnapshotName { .. })));
-    assert!(matches!(log.install_snapshot("", lsn), Err(Error::InvalidSnapshotName { .. })));
+    assert!(matches!(
+        log.install_snapshot("a\nsegment 9 0", lsn),
+        Err(Error::InvalidSnapshotName { .. })
+    ));
+    assert!(matches!(
+        log.install_snapshot("", lsn),
+        Err(Error::InvalidSnapshotName { .. })
+    ));
 }
 
 #[test]
@@ -214,7 +233,10 @@ fn manifest_without_the_snapshot_its_segments_need_is_refused() {
     log.install_snapshot("s", cut).unwrap();
     drop(log);
     // Someone drops the snapshot line: the first segment starts past 0.
-    let m = Manifest { snapshot: None, segments: vec![SegmentEntry { seq: 2, start: cut }] };
+    let m = Manifest {
+        snapshot: None,
+        segments: vec![SegmentEntry { seq: 2, start: cut }],
+    };
     write_manifest(&fs, &dir(), &m).unwrap();
     let err = replay(&dir(), mem_opts(&fs)).unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");

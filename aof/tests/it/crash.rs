@@ -38,14 +38,16 @@ fn run_and_crash(
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..4)
         .map(|t| {
-            let (log, acked, appended, stop) = (log.clone(), acked.clone(), appended.clone(), stop.clone());
+            let (log, acked, appended, stop) =
+                (log.clone(), acked.clone(), appended.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let p = format!("c{cycle}-t{t}-{i}").into_bytes();
                     appended.lock().unwrap().insert(p.clone());
                     let lsn = log.append(&p).unwrap();
-                    if log.wait_durable(lsn, Duration::from_millis(if i % 2 == 0 { 50 } else { 0 })) {
+                    if log.wait_durable(lsn, Duration::from_millis(if i % 2 == 0 { 50 } else { 0 }))
+                    {
                         acked.lock().unwrap().push(p);
                     }
                     i += 1;
@@ -77,7 +79,8 @@ fn restart_cycles_with_torn_power_loss_lose_no_acked_record() {
     let mut all_appended: HashSet<Vec<u8>> = HashSet::new();
     let rng = Mutex::new(Rng(0x9e37_79b9_7f4a_7c15));
     for cycle in 0..6 {
-        let crash = |f: &MemFs| f.crash_torn(|_, n| (rng.lock().unwrap().next() % (n as u64 + 1)) as usize);
+        let crash =
+            |f: &MemFs| f.crash_torn(|_, n| (rng.lock().unwrap().next() % (n as u64 + 1)) as usize);
         let (acked, after, appended) = run_and_crash(&fs, FsyncPolicy::Always, cycle, &crash);
         all_acked.extend(acked);
         all_appended.extend(appended);
@@ -85,10 +88,18 @@ fn restart_cycles_with_torn_power_loss_lose_no_acked_record() {
         let got_set: HashSet<&Vec<u8>> = got.iter().collect();
         assert_eq!(got_set.len(), got.len(), "a record replayed twice");
         for p in &all_acked {
-            assert!(got_set.contains(p), "cycle {cycle}: acked {:?} lost", String::from_utf8_lossy(p));
+            assert!(
+                got_set.contains(p),
+                "cycle {cycle}: acked {:?} lost",
+                String::from_utf8_lossy(p)
+            );
         }
         for p in &got {
-            assert!(all_appended.contains(p), "cycle {cycle}: {:?} never appended", String::from_utf8_lossy(p));
+            assert!(
+                all_appended.contains(p),
+                "cycle {cycle}: {:?} never appended",
+                String::from_utf8_lossy(p)
+            );
         }
         fs = after;
     }
@@ -100,7 +111,11 @@ fn kill_9_under_no_keeps_every_written_record() {
     // A process crash keeps the page cache: under `no` every record the
     // flusher wrote survives, even though none was fsynced.
     let fs = MemFs::new();
-    let o = opts(Arc::new(fs.clone()), FsyncPolicy::No, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(fs.clone()),
+        FsyncPolicy::No,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     let mut last = Lsn(0);
     for i in 0..100 {
@@ -117,7 +132,10 @@ fn kill_9_under_no_keeps_every_written_record() {
     let (_l, got, _) = replay(&dir(), mem_opts(&killed)).unwrap();
     assert_eq!(got, (0..100).map(payload).collect::<Vec<_>>());
     let (_l, got, _) = replay(&dir(), mem_opts(&powered_off)).unwrap();
-    assert!(got.is_empty(), "power loss under `no` keeps nothing unsynced");
+    assert!(
+        got.is_empty(),
+        "power loss under `no` keeps nothing unsynced"
+    );
 }
 
 #[test]
@@ -125,7 +143,11 @@ fn everysec_loss_is_bounded_by_the_interval() {
     // everysec_interval is 50 ms in tests: after 3 intervals of quiet,
     // everything appended before is durable.
     let fs = MemFs::new();
-    let o = opts(Arc::new(fs.clone()), FsyncPolicy::EverySec, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(fs.clone()),
+        FsyncPolicy::EverySec,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     for i in 0..50 {
         log.append(&payload(i)).unwrap();
@@ -156,7 +178,11 @@ fn journal_power_loss_on_the_real_filesystem() {
     let journal = tmp.path().join("sync.journal");
     let (faulty, faults) = FaultFs::new(Arc::new(StdFs));
     let fs = SyncJournalFs::new(Arc::new(faulty), &journal).unwrap();
-    let o = Options { fs: Arc::new(fs), retry_interval: Duration::from_millis(5), ..Options::default() };
+    let o = Options {
+        fs: Arc::new(fs),
+        retry_interval: Duration::from_millis(5),
+        ..Options::default()
+    };
     let (log, _) = Recovery::open(&dir, o).unwrap().finish().unwrap();
     let mut last = Lsn(0);
     for i in 0..20 {
@@ -209,7 +235,11 @@ fn compaction_under_load_survives_power_cuts() {
     let mut all_acked: Vec<Vec<u8>> = Vec::new();
     let mut from_snapshot = 0;
     for cycle in 0..6 {
-        let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::TruncateTail);
+        let o = opts(
+            Arc::new(fs.clone()),
+            FsyncPolicy::Always,
+            RecoveryMode::TruncateTail,
+        );
         // Rebuild the state: snapshot, then the replayed records.
         let mut rec = basalt_aof::Recovery::open(dir(), o).unwrap();
         let mut state: Vec<Vec<u8>> = match rec.snapshot() {
@@ -226,9 +256,17 @@ fn compaction_under_load_survives_power_cuts() {
         }
         let (log, report) = rec.finish().unwrap();
         let set: HashSet<&Vec<u8>> = state.iter().collect();
-        assert_eq!(set.len(), state.len(), "cycle {cycle}: a record appears twice");
+        assert_eq!(
+            set.len(),
+            state.len(),
+            "cycle {cycle}: a record appears twice"
+        );
         for p in &all_acked {
-            assert!(set.contains(p), "cycle {cycle}: acked {:?} lost", String::from_utf8_lossy(p));
+            assert!(
+                set.contains(p),
+                "cycle {cycle}: acked {:?} lost",
+                String::from_utf8_lossy(p)
+            );
         }
         if cycle == 5 {
             break; // the last cycle only checks the last power cut
@@ -240,7 +278,8 @@ fn compaction_under_load_survives_power_cuts() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for t in 0..3 {
-            let (log, acked, stop, by_lsn) = (log.clone(), acked.clone(), stop.clone(), by_lsn.clone());
+            let (log, acked, stop, by_lsn) =
+                (log.clone(), acked.clone(), stop.clone(), by_lsn.clone());
             threads.push(std::thread::spawn(move || {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -262,8 +301,14 @@ fn compaction_under_load_survives_power_cuts() {
         }
         let installed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let compactor = {
-            let (log, stop, by_lsn, snapshots, base, installed) =
-                (log.clone(), stop.clone(), by_lsn.clone(), snapshots.clone(), base.clone(), installed.clone());
+            let (log, stop, by_lsn, snapshots, base, installed) = (
+                log.clone(),
+                stop.clone(),
+                by_lsn.clone(),
+                snapshots.clone(),
+                base.clone(),
+                installed.clone(),
+            );
             std::thread::spawn(move || {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -274,7 +319,11 @@ fn compaction_under_load_survives_power_cuts() {
                         let cut = log.begin_rotate().unwrap();
                         let b = base.lock().unwrap();
                         let mut content = b.1.clone();
-                        content.extend(m.range(..=cut).filter(|(l, _)| **l > b.0).map(|(_, p)| p.clone()));
+                        content.extend(
+                            m.range(..=cut)
+                                .filter(|(l, _)| **l > b.0)
+                                .map(|(_, p)| p.clone()),
+                        );
                         (cut, content)
                     };
                     let name = format!("snap-{cycle}-{n}");
@@ -308,5 +357,8 @@ fn compaction_under_load_survives_power_cuts() {
         fs = after;
     }
     assert!(all_acked.len() > 50);
-    assert!(from_snapshot >= 4, "recovery started from a snapshot {from_snapshot} times");
+    assert!(
+        from_snapshot >= 4,
+        "recovery started from a snapshot {from_snapshot} times"
+    );
 }

@@ -8,7 +8,12 @@ use std::sync::Arc;
 
 /// File offset where record `i` starts in a log written by `write_records`.
 fn record_offset(all: &[Vec<u8>], i: usize) -> usize {
-    SEGMENT_HEADER_LEN + all.iter().take(i).map(|p| p.len() + RECORD_HEADER_LEN).sum::<usize>()
+    SEGMENT_HEADER_LEN
+        + all
+            .iter()
+            .take(i)
+            .map(|p| p.len() + RECORD_HEADER_LEN)
+            .sum::<usize>()
 }
 
 #[test]
@@ -16,7 +21,9 @@ fn garbage_after_records_is_truncated() {
     let fs = MemFs::new();
     let all = write_records(&fs, 20);
     let len = fs.contents(&segment_path(1)).unwrap().len();
-    fs.damage(&segment_path(1), |b| b.extend_from_slice(b"\x13\x00\x00\x00garbage garbage garbage"));
+    fs.damage(&segment_path(1), |b| {
+        b.extend_from_slice(b"\x13\x00\x00\x00garbage garbage garbage")
+    });
     let (_log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
     assert_eq!(got, all);
     let t = report.truncated.expect("truncation reported");
@@ -51,7 +58,10 @@ fn last_record_cut_at_every_byte() {
             assert!(report.truncated.is_none());
         } else {
             let t = report.truncated.expect("truncated");
-            assert_eq!((t.offset, t.dropped), (last_start as u64, (cut - last_start) as u64));
+            assert_eq!(
+                (t.offset, t.dropped),
+                (last_start as u64, (cut - last_start) as u64)
+            );
         }
         // New appends go right after the surviving prefix.
         log.append(b"next").unwrap();
@@ -70,7 +80,10 @@ fn flipped_crc_on_last_record_is_a_torn_tail() {
     fs.damage(&segment_path(1), |b| b[at] ^= 0xff);
     let (_log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
     assert_eq!(got, all[..9]);
-    assert_eq!(report.truncated.unwrap().offset, record_offset(&all, 9) as u64);
+    assert_eq!(
+        report.truncated.unwrap().offset,
+        record_offset(&all, 9) as u64
+    );
 }
 
 #[test]
@@ -81,7 +94,11 @@ fn strict_refuses_a_torn_tail() {
         let n = b.len();
         b.truncate(n - 3)
     });
-    let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::Strict);
+    let o = opts(
+        Arc::new(fs.clone()),
+        FsyncPolicy::Always,
+        RecoveryMode::Strict,
+    );
     assert!(matches!(replay(&dir(), o), Err(Error::Corrupt { .. })));
 }
 
@@ -107,12 +124,19 @@ fn flipped_byte_in_the_middle_is_refused_with_file_and_offset() {
         assert!(text.contains("basalt-check-aof --fix /log"), "{text}");
     }
     // Nothing was modified by the refused opens.
-    let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::LoadUntilDamage);
+    let o = opts(
+        Arc::new(fs.clone()),
+        FsyncPolicy::Always,
+        RecoveryMode::LoadUntilDamage,
+    );
     let (log, got, report) = replay(&dir(), o).unwrap();
     assert_eq!(got, all[..20]);
     let d = report.damage.expect("damage reported");
     assert_eq!(d.offset, bad as u64);
-    assert_eq!(d.saved_as, vec![dir().join("segment-00000000000000000001.aof.damaged")]);
+    assert_eq!(
+        d.saved_as,
+        vec![dir().join("segment-00000000000000000001.aof.damaged")]
+    );
     assert!(fs.contents(&d.saved_as[0]).unwrap().len() > bad);
     // The log continues from the damage point and reopens cleanly.
     log.append(b"after").unwrap();
@@ -135,7 +159,13 @@ fn damaged_header_is_an_error() {
 fn load_until_damage_twice_keeps_both_copies() {
     let fs = MemFs::new();
     let all = write_records(&fs, 30);
-    let o = || opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::LoadUntilDamage);
+    let o = || {
+        opts(
+            Arc::new(fs.clone()),
+            FsyncPolicy::Always,
+            RecoveryMode::LoadUntilDamage,
+        )
+    };
     let first = record_offset(&all, 20);
     fs.damage(&segment_path(1), |b| b[first + 4] ^= 1);
     let (log, got, _) = replay(&dir(), o()).unwrap();
@@ -149,6 +179,11 @@ fn load_until_damage_twice_keeps_both_copies() {
     let (_log, got, report) = replay(&dir(), o()).unwrap();
     assert_eq!(got, all[..10]);
     let saved = report.damage.unwrap().saved_as;
-    assert_eq!(saved, vec![dir().join("segment-00000000000000000001.aof.damaged.1")]);
-    assert!(fs.contents(&dir().join("segment-00000000000000000001.aof.damaged")).is_some());
+    assert_eq!(
+        saved,
+        vec![dir().join("segment-00000000000000000001.aof.damaged.1")]
+    );
+    assert!(fs
+        .contents(&dir().join("segment-00000000000000000001.aof.damaged"))
+        .is_some());
 }

@@ -3,9 +3,9 @@
 mod support;
 
 mod basic;
-mod damage;
-mod writer;
 mod compaction;
-mod repair;
-mod props;
 mod crash;
+mod damage;
+mod props;
+mod repair;
+mod writer;

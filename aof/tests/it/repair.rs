@@ -9,7 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn record_offset(all: &[Vec<u8>], i: usize) -> u64 {
-    (SEGMENT_HEADER_LEN + all.iter().take(i).map(|p| p.len() + RECORD_HEADER_LEN).sum::<usize>()) as u64
+    (SEGMENT_HEADER_LEN
+        + all
+            .iter()
+            .take(i)
+            .map(|p| p.len() + RECORD_HEADER_LEN)
+            .sum::<usize>()) as u64
 }
 
 #[test]
@@ -39,23 +44,47 @@ fn flipped_byte_in_the_middle_is_salvaged() {
     assert_eq!(r.files[0].records, 49);
     let text = r.to_string();
     assert!(text.contains(&format!("damaged at offset {bad}")), "{text}");
-    assert_eq!(fs.contents(&segment_path(1)).unwrap(), before, "check alone modifies nothing");
+    assert_eq!(
+        fs.contents(&segment_path(1)).unwrap(),
+        before,
+        "check alone modifies nothing"
+    );
 
     let r = check(&fs, &dir(), true).unwrap();
     assert!(!r.damage_remains(), "{r}");
     let fix = r.files[0].fix.as_ref().unwrap();
     assert_eq!(fix.padded, vec![(bad, record_offset(&all, 21) - bad)]);
-    assert_eq!(fs.contents(&segment_path(1)).unwrap().len(), before.len(), "positions unchanged");
-    assert_eq!(fix.saved_to.as_deref(), Some(dir().join("segment-00000000000000000001.aof.dropped").as_path()));
+    assert_eq!(
+        fs.contents(&segment_path(1)).unwrap().len(),
+        before.len(),
+        "positions unchanged"
+    );
+    assert_eq!(
+        fix.saved_to.as_deref(),
+        Some(
+            dir()
+                .join("segment-00000000000000000001.aof.dropped")
+                .as_path()
+        )
+    );
     assert!(fs.contents(fix.saved_to.as_ref().unwrap()).unwrap().len() as u64 == p.end - p.offset);
     // A second repair keeps the first one's saved bytes.
-    fs.damage(&segment_path(1), |b| b[record_offset(&all, 30) as usize + 4] ^= 1);
+    fs.damage(&segment_path(1), |b| {
+        b[record_offset(&all, 30) as usize + 4] ^= 1
+    });
     let r2 = check(&fs, &dir(), true).unwrap();
     let saved2 = r2.files[0].fix.as_ref().unwrap().saved_to.clone().unwrap();
-    assert_eq!(saved2, dir().join("segment-00000000000000000001.aof.dropped.1"));
+    assert_eq!(
+        saved2,
+        dir().join("segment-00000000000000000001.aof.dropped.1")
+    );
 
     // Strict recovery now loads every record but the damaged ones.
-    let o = opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::Strict);
+    let o = opts(
+        Arc::new(fs.clone()),
+        FsyncPolicy::Always,
+        RecoveryMode::Strict,
+    );
     let (log, got, report) = replay(&dir(), o).unwrap();
     let mut expect = all.clone();
     expect.remove(30);
@@ -93,10 +122,19 @@ fn several_damaged_regions_and_a_torn_tail() {
         ]
     );
     let fix = f.fix.as_ref().unwrap();
-    assert_eq!(fix.padded, vec![(a as u64, record_offset(&all, 6) - a as u64), (b as u64, d - b as u64)]);
+    assert_eq!(
+        fix.padded,
+        vec![
+            (a as u64, record_offset(&all, 6) - a as u64),
+            (b as u64, d - b as u64)
+        ]
+    );
     assert_eq!(fix.truncated_to, Some(torn as u64));
     let (_l, got, _) = replay(&dir(), mem_opts(&fs)).unwrap();
-    let expect: Vec<_> = (0..39).filter(|i| ![5, 17, 18].contains(i)).map(payload).collect();
+    let expect: Vec<_> = (0..39)
+        .filter(|i| ![5, 17, 18].contains(i))
+        .map(payload)
+        .collect();
     assert_eq!(got, expect);
 }
 
@@ -116,7 +154,10 @@ fn repaired_log_keeps_snapshot_positions() {
     let all: Vec<_> = (0..20).map(payload).collect();
     let bad = record_offset(&all, 3) as usize;
     fs.damage(&segment_path(1), |b| b[bad + 4] ^= 1);
-    assert!(matches!(replay(&dir(), mem_opts(&fs)), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        replay(&dir(), mem_opts(&fs)),
+        Err(Error::Corrupt { .. })
+    ));
     check(&fs, &dir(), true).unwrap();
     let (_l, got, _) = replay(&dir(), mem_opts(&fs)).unwrap();
     assert_eq!(got, (10..20).map(payload).collect::<Vec<_>>());
@@ -155,8 +196,13 @@ fn single_file_target() {
     fs.damage(&segment_path(1), |b| b.truncate(torn + 2));
     let r = check(&fs, &segment_path(1), true).unwrap();
     assert_eq!(r.files.len(), 1);
-    assert_eq!(r.files[0].fix.as_ref().unwrap().truncated_to, Some(torn as u64));
-    assert!(check(&fs, &dir().join("MANIFEST"), false).unwrap().is_clean());
+    assert_eq!(
+        r.files[0].fix.as_ref().unwrap().truncated_to,
+        Some(torn as u64)
+    );
+    assert!(check(&fs, &dir().join("MANIFEST"), false)
+        .unwrap()
+        .is_clean());
 }
 
 #[test]
@@ -179,10 +225,16 @@ fn bad_manifest_is_reported_and_segments_still_checked() {
 fn big_segment_damage_is_found_fast() {
     use basalt_aof::{Options, Recovery};
     let tmp = tempfile::tempdir().unwrap();
-    let (log, _) = Recovery::open(tmp.path(), Options { fsync: FsyncPolicy::No, ..Options::default() })
-        .unwrap()
-        .finish()
-        .unwrap();
+    let (log, _) = Recovery::open(
+        tmp.path(),
+        Options {
+            fsync: FsyncPolicy::No,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+    .finish()
+    .unwrap();
     let n = 3_000_000usize;
     for i in 0..n {
         let p = format!("*3\r\n$3\r\nSET\r\n$10\r\nkey:{i:06}\r\n$16\r\nvalue-{i:010}\r\n");
@@ -205,6 +257,10 @@ fn big_segment_damage_is_found_fast() {
     let t = std::time::Instant::now();
     let r = check(&basalt_aof::fs::StdFs, tmp.path(), true).unwrap();
     assert_eq!(r.files[0].records, n as u64 - 1);
-    println!("{} MB: recovery found the damage in {recovery_time:?}, check --fix took {:?}", bytes.len() >> 20, t.elapsed());
+    println!(
+        "{} MB: recovery found the damage in {recovery_time:?}, check --fix took {:?}",
+        bytes.len() >> 20,
+        t.elapsed()
+    );
     assert!(recovery_time < std::time::Duration::from_secs(20));
 }

@@ -21,7 +21,11 @@ pub fn opts(fs: Arc<dyn Fs>, policy: FsyncPolicy, mode: RecoveryMode) -> Options
 }
 
 pub fn mem_opts(fs: &MemFs) -> Options {
-    opts(Arc::new(fs.clone()), FsyncPolicy::Always, RecoveryMode::TruncateTail)
+    opts(
+        Arc::new(fs.clone()),
+        FsyncPolicy::Always,
+        RecoveryMode::TruncateTail,
+    )
 }
 
 /// Opens the log and collects every record to replay.

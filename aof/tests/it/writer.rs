@@ -27,7 +27,11 @@ fn power_loss_keeps_every_durable_record_and_invents_none() {
                     let p = format!("t{t}-{i}").into_bytes();
                     let lsn = log.append(&p).unwrap();
                     // Like the server: only count what durable() covers.
-                    let durable = if i % 3 == 0 { log.wait_durable(lsn, LONG) } else { log.durable() >= lsn };
+                    let durable = if i % 3 == 0 {
+                        log.wait_durable(lsn, LONG)
+                    } else {
+                        log.durable() >= lsn
+                    };
                     if durable {
                         acked.lock().unwrap().push(p);
                     }
@@ -50,7 +54,11 @@ fn power_loss_keeps_every_durable_record_and_invents_none() {
         let (_l, got, _) = replay(&dir(), mem_opts(&crashed)).unwrap();
         let got_set: HashSet<&Vec<u8>> = got.iter().collect();
         for p in &acked_at_crash {
-            assert!(got_set.contains(p), "durable record {:?} lost", String::from_utf8_lossy(p));
+            assert!(
+                got_set.contains(p),
+                "durable record {:?} lost",
+                String::from_utf8_lossy(p)
+            );
         }
         // Nothing foreign; per-thread order kept and gap-free.
         let mut next = [0usize; 4];
@@ -93,7 +101,11 @@ fn slow_fsync_is_absorbed_by_batching() {
     let mem = MemFs::new();
     let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
     faults.set_sync_delay(Duration::from_millis(5));
-    let o = opts(Arc::new(ffs), FsyncPolicy::Always, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(ffs),
+        FsyncPolicy::Always,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     let log = Arc::new(log);
     let threads: Vec<_> = (0..32)
@@ -115,17 +127,31 @@ fn slow_fsync_is_absorbed_by_batching() {
     // 30 records per fsync when measured); without it they would split
     // into two alternating cohorts of 16.
     assert_eq!(s.records_synced, 640);
-    assert!(s.records_per_fsync >= 12.0, "records per fsync {}", s.records_per_fsync);
-    eprintln!("slow fsync: {:.1} records per fsync, max {}", s.records_per_fsync, s.max_records_per_fsync);
+    assert!(
+        s.records_per_fsync >= 12.0,
+        "records per fsync {}",
+        s.records_per_fsync
+    );
+    eprintln!(
+        "slow fsync: {:.1} records per fsync, max {}",
+        s.records_per_fsync, s.max_records_per_fsync
+    );
     assert!(s.max_records_per_fsync >= 16, "{s:?}");
-    assert!(s.fsync_micros_max >= 5_000 && s.fsync_micros_total >= 5_000 * s.fsyncs, "{s:?}");
+    assert!(
+        s.fsync_micros_max >= 5_000 && s.fsync_micros_total >= 5_000 * s.fsyncs,
+        "{s:?}"
+    );
 }
 
 #[test]
 fn failing_fsync_holds_durability_then_recovers() {
     let mem = MemFs::new();
     let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
-    let o = opts(Arc::new(ffs), FsyncPolicy::Always, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(ffs),
+        FsyncPolicy::Always,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     let first = log.append(b"before").unwrap();
     assert!(log.wait_durable(first, LONG));
@@ -135,7 +161,13 @@ fn failing_fsync_holds_durability_then_recovers() {
     assert!(!log.wait_durable(second, Duration::from_millis(100)));
     let s = log.status();
     assert!(!s.last_write_ok);
-    assert!(s.last_error.as_deref().unwrap_or("").contains("Input/output error"), "{s:?}");
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("Input/output error"),
+        "{s:?}"
+    );
     assert_eq!(s.durable, first);
     assert!(s.failures >= 1);
     // A power loss now keeps "before" only.
@@ -155,7 +187,11 @@ fn failing_fsync_holds_durability_then_recovers() {
 fn failing_writes_enospc_then_recover_without_duplicates() {
     let mem = MemFs::new();
     let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
-    let o = opts(Arc::new(ffs), FsyncPolicy::Always, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(ffs),
+        FsyncPolicy::Always,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     faults.set_kind(FaultKind::Enospc);
     faults.set_fail_writes(true); // each failing write is torn: half lands
@@ -180,7 +216,11 @@ fn failing_writes_enospc_then_recover_without_duplicates() {
 fn nth_write_failure_mid_stream() {
     let mem = MemFs::new();
     let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
-    let o = opts(Arc::new(ffs), FsyncPolicy::Always, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(ffs),
+        FsyncPolicy::Always,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     let mut last = Lsn(0);
     for i in 0..200 {
@@ -206,7 +246,11 @@ fn short_writes_are_completed() {
     let mem = MemFs::new();
     let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
     faults.set_short_writes(1); // one byte per write call
-    let o = opts(Arc::new(ffs), FsyncPolicy::Always, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(ffs),
+        FsyncPolicy::Always,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     let mut last = Lsn(0);
     for i in 0..30 {
@@ -222,7 +266,11 @@ fn short_writes_are_completed() {
 #[test]
 fn everysec_syncs_in_the_background_and_no_never_does() {
     let mem = MemFs::new();
-    let o = opts(Arc::new(mem.clone()), FsyncPolicy::EverySec, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(mem.clone()),
+        FsyncPolicy::EverySec,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     let lsn = log.append(b"x").unwrap();
     // everysec_interval is 50 ms in tests.
@@ -230,7 +278,11 @@ fn everysec_syncs_in_the_background_and_no_never_does() {
     drop(log);
 
     let mem = MemFs::new();
-    let o = opts(Arc::new(mem.clone()), FsyncPolicy::No, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(mem.clone()),
+        FsyncPolicy::No,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     let lsn = log.append(b"y").unwrap();
     assert!(!log.wait_durable(lsn, Duration::from_millis(150)));
@@ -272,7 +324,11 @@ fn log_is_send_sync() {
 #[test]
 fn policy_can_change_at_run_time() {
     let mem = MemFs::new();
-    let o = opts(Arc::new(mem.clone()), FsyncPolicy::No, RecoveryMode::TruncateTail);
+    let o = opts(
+        Arc::new(mem.clone()),
+        FsyncPolicy::No,
+        RecoveryMode::TruncateTail,
+    );
     let (log, _, _) = replay(&dir(), o).unwrap();
     let lsn = log.append(b"a").unwrap();
     assert!(!log.wait_durable(lsn, Duration::from_millis(50)));

@@ -25,21 +25,37 @@ impl TestServer {
     pub fn start(args: &[&str]) -> TestServer {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let mut s = TestServer { child: None, port: 0, dir, _tmp: Some(tmp), args: args.iter().map(|s| s.to_string()).collect() };
+        let mut s = TestServer {
+            child: None,
+            port: 0,
+            dir,
+            _tmp: Some(tmp),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
         s.spawn();
         s
     }
 
     /// Starts on an existing data dir (kept by the caller).
     pub fn start_in(dir: &Path, args: &[&str]) -> TestServer {
-        let mut s = TestServer { child: None, port: 0, dir: dir.to_path_buf(), _tmp: None, args: args.iter().map(|s| s.to_string()).collect() };
+        let mut s = TestServer {
+            child: None,
+            port: 0,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt-server"));
-        cmd.arg("--port").arg("0").arg("--dir").arg(&self.dir).args(&self.args);
+        cmd.arg("--port")
+            .arg("0")
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn basalt-server");
         let stdout = child.stdout.take().expect("stdout");
@@ -62,7 +78,11 @@ impl TestServer {
             let mut buf = Vec::new();
             let _ = r.read_to_end(&mut buf);
         });
-        let port = rx.recv_timeout(Duration::from_secs(60)).ok().flatten().expect("server printed its port");
+        let port = rx
+            .recv_timeout(Duration::from_secs(60))
+            .ok()
+            .flatten()
+            .expect("server printed its port");
         self.port = port;
         self.child = Some(child);
         self.wait_ready();
@@ -162,12 +182,19 @@ pub struct RedisServer {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 impl RedisServer {
     pub fn available() -> bool {
-        Command::new("redis-server").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+        Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     }
 
     pub fn start(extra: &[&str]) -> RedisServer {
@@ -177,13 +204,26 @@ impl RedisServer {
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
                 .arg(tmp.path())
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no", "--enable-debug-command", "yes"])
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--enable-debug-command",
+                    "yes",
+                ])
                 .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn redis-server");
-            let mut s = RedisServer { child, port, _tmp: tempfile::tempdir().expect("tempdir") };
+            let mut s = RedisServer {
+                child,
+                port,
+                _tmp: tempfile::tempdir().expect("tempdir"),
+            };
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = s.child.try_wait() {

@@ -14,7 +14,8 @@ pub struct Raw {
 impl Raw {
     pub fn connect(port: u16) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
         s.set_nodelay(true).ok();
         Raw { s, buf: Vec::new() }
     }
@@ -80,7 +81,10 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
 }
 
 fn line_end(b: &[u8], from: usize) -> Option<usize> {
-    b[from..].windows(2).position(|w| w == b"\r\n").map(|p| from + p)
+    b[from..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| from + p)
 }
 
 /// Length of the first complete RESP2/RESP3 reply in `b`, if complete.

@@ -70,7 +70,12 @@ fn files(path: &Path) -> Result<Vec<PathBuf>> {
     let (mut base, mut incr) = (None, Vec::new());
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let t: Vec<&str> = line.split_whitespace().collect();
-        let get = |k: &str| t.iter().position(|x| *x == k).and_then(|i| t.get(i + 1)).map(|s| s.trim_matches('"'));
+        let get = |k: &str| {
+            t.iter()
+                .position(|x| *x == k)
+                .and_then(|i| t.get(i + 1))
+                .map(|s| s.trim_matches('"'))
+        };
         let (Some(name), Some(kind)) = (get("file"), get("type")) else {
             return Err(format!("{}: bad manifest line {line:?}", manifest.display()).into());
         };
@@ -82,7 +87,10 @@ fn files(path: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     incr.sort();
-    Ok(base.into_iter().chain(incr.into_iter().map(|x| x.1)).collect())
+    Ok(base
+        .into_iter()
+        .chain(incr.into_iter().map(|x| x.1))
+        .collect())
 }
 
 /// Replays an AOF file or directory.
@@ -95,12 +103,15 @@ pub fn load(path: &Path) -> Result<Loaded> {
         size += bytes.len() as u64;
         let mut at = 0usize;
         if bytes.starts_with(b"REDIS") || bytes.starts_with(b"VALKEY") {
-            let mut r = map.reader(DecodeOptions::default()).map_err(|e| format!("{}: {e}", f.display()))?;
+            let mut r = map
+                .reader(DecodeOptions::default())
+                .map_err(|e| format!("{}: {e}", f.display()))?;
             st.format.get_or_insert(r.format());
             while let Some(item) = r.next_item().map_err(|e| format!("{}: {e}", f.display()))? {
                 match item {
                     Item::Entry(e) => {
-                        st.keys.insert((e.db, e.key), (from_value(e.value), e.expire_ms));
+                        st.keys
+                            .insert((e.db, e.key), (from_value(e.value), e.expire_ms));
                     }
                     Item::Aux { key, value } => st.aux.push((key, value)),
                     Item::Function(fun) => {
@@ -114,36 +125,65 @@ pub fn load(path: &Path) -> Result<Loaded> {
         st.db = 0;
         while at < bytes.len() {
             let start = at;
-            let args = parse_command(bytes, &mut at).map_err(|m| format!("{}: offset {start}: {m}", f.display()))?;
-            st.apply(&args).map_err(|m| format!("{}: offset {start}: {m}", f.display()))?;
+            let args = parse_command(bytes, &mut at)
+                .map_err(|m| format!("{}: offset {start}: {m}", f.display()))?;
+            st.apply(&args)
+                .map_err(|m| format!("{}: offset {start}: {m}", f.display()))?;
         }
     }
-    let mut items: Vec<Item> = st.aux.into_iter().map(|(key, value)| Item::Aux { key, value }).collect();
+    let mut items: Vec<Item> = st
+        .aux
+        .into_iter()
+        .map(|(key, value)| Item::Aux { key, value })
+        .collect();
     items.extend(st.functions.into_values().map(Item::Function));
     for ((db, key), (v, expire_ms)) in st.keys {
         let value = to_value(v);
         if value.is_empty_collection() {
             continue;
         }
-        items.push(Item::Entry(Entry { db, key, value, expire_ms, lru_idle: None, lfu_freq: None, rdb_type: 0 }));
+        items.push(Item::Entry(Entry {
+            db,
+            key,
+            value,
+            expire_ms,
+            lru_idle: None,
+            lfu_freq: None,
+            rdb_type: 0,
+        }));
     }
-    Ok(Loaded { format: st.format.unwrap_or(Format::redis(10)), items, size })
+    Ok(Loaded {
+        format: st.format.unwrap_or(Format::redis(10)),
+        items,
+        size,
+    })
 }
 
 fn parse_command(b: &[u8], at: &mut usize) -> std::result::Result<Vec<Vec<u8>>, String> {
     let line = |at: &mut usize| -> std::result::Result<&[u8], String> {
         let rest = b.get(*at..).unwrap_or(&[]);
-        let end = rest.windows(2).position(|w| w == b"\r\n").ok_or("truncated command (redis-check-aof --fix cuts it)")?;
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("truncated command (redis-check-aof --fix cuts it)")?;
         *at += end + 2;
         Ok(&rest[..end])
     };
     let num = |l: &[u8], what: &str| -> std::result::Result<usize, String> {
-        std::str::from_utf8(l).ok().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad {what} {:?}", String::from_utf8_lossy(l)))
+        std::str::from_utf8(l)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad {what} {:?}", String::from_utf8_lossy(l)))
     };
     let head = line(at)?;
     let n = match head.split_first() {
         Some((b'*', rest)) => num(rest, "argument count")?,
-        _ => return Err(format!("expected '*', found {:?}", String::from_utf8_lossy(&head[..head.len().min(20)]))),
+        _ => {
+            return Err(format!(
+                "expected '*', found {:?}",
+                String::from_utf8_lossy(&head[..head.len().min(20)])
+            ))
+        }
     };
     let mut args = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
@@ -152,7 +192,9 @@ fn parse_command(b: &[u8], at: &mut usize) -> std::result::Result<Vec<Vec<u8>>, 
             Some((b'$', rest)) => num(rest, "bulk length")?,
             _ => return Err("expected '$'".into()),
         };
-        let data = b.get(*at..*at + len).ok_or("truncated argument (redis-check-aof --fix cuts it)")?;
+        let data = b
+            .get(*at..*at + len)
+            .ok_or("truncated argument (redis-check-aof --fix cuts it)")?;
         if b.get(*at + len..*at + len + 2) != Some(b"\r\n") {
             return Err("argument not followed by CRLF".into());
         }
@@ -186,11 +228,16 @@ fn to_value(v: V) -> Value {
 }
 
 fn int(b: &[u8]) -> std::result::Result<i64, String> {
-    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| format!("not an integer: {:?}", String::from_utf8_lossy(b)))
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an integer: {:?}", String::from_utf8_lossy(b)))
 }
 
 fn float(b: &[u8]) -> std::result::Result<f64, String> {
-    let s = std::str::from_utf8(b).map_err(|_| "not a float")?.to_ascii_lowercase();
+    let s = std::str::from_utf8(b)
+        .map_err(|_| "not a float")?
+        .to_ascii_lowercase();
     match s.as_str() {
         "inf" | "+inf" => Ok(f64::INFINITY),
         "-inf" => Ok(f64::NEG_INFINITY),
@@ -201,7 +248,10 @@ fn float(b: &[u8]) -> std::result::Result<f64, String> {
 fn id(b: &[u8]) -> std::result::Result<StreamId, String> {
     let s = std::str::from_utf8(b).map_err(|_| "bad stream ID")?;
     let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
-    Ok(StreamId::new(ms.parse().map_err(|_| format!("bad stream ID {s:?}"))?, seq.parse().map_err(|_| format!("bad stream ID {s:?}"))?))
+    Ok(StreamId::new(
+        ms.parse().map_err(|_| format!("bad stream ID {s:?}"))?,
+        seq.parse().map_err(|_| format!("bad stream ID {s:?}"))?,
+    ))
 }
 
 fn now_ms() -> i64 {
@@ -219,10 +269,18 @@ fn fmt_float(f: f64) -> Vec<u8> {
 macro_rules! get_or {
     ($st:expr, $key:expr, $variant:ident, $new:expr) => {{
         let k = ($st.db, $key.to_vec());
-        let e = $st.keys.entry(k).or_insert_with(|| (V::$variant($new), None));
+        let e = $st
+            .keys
+            .entry(k)
+            .or_insert_with(|| (V::$variant($new), None));
         match &mut e.0 {
             V::$variant(x) => x,
-            _ => return Err(format!("WRONGTYPE for key {:?}", String::from_utf8_lossy($key))),
+            _ => {
+                return Err(format!(
+                    "WRONGTYPE for key {:?}",
+                    String::from_utf8_lossy($key)
+                ))
+            }
         }
     }};
 }
@@ -231,7 +289,11 @@ impl State {
     fn apply(&mut self, a: &[Vec<u8>]) -> std::result::Result<(), String> {
         let Some(cmd) = a.first() else { return Ok(()) };
         let cmd = String::from_utf8_lossy(cmd).to_ascii_lowercase();
-        let arg = |i: usize| a.get(i).map(Vec::as_slice).ok_or_else(|| format!("{cmd}: missing argument"));
+        let arg = |i: usize| {
+            a.get(i)
+                .map(Vec::as_slice)
+                .ok_or_else(|| format!("{cmd}: missing argument"))
+        };
         let db = self.db;
         match cmd.as_str() {
             "select" => self.db = int(arg(1)?)? as u64,
@@ -245,29 +307,52 @@ impl State {
                 let mut i = 3;
                 while i < a.len() {
                     let o = String::from_utf8_lossy(&a[i]).to_ascii_lowercase();
-                    let n = || a.get(i + 1).map(|x| int(x)).transpose().map(|x| x.unwrap_or(0));
+                    let n = || {
+                        a.get(i + 1)
+                            .map(|x| int(x))
+                            .transpose()
+                            .map(|x| x.unwrap_or(0))
+                    };
                     match o.as_str() {
                         "nx" => skip |= exists,
                         "xx" => skip |= !exists,
                         "get" => {}
                         "keepttl" => keep = true,
-                        "ex" => { exp = Some(now_ms() + n()? * 1000); i += 1; }
-                        "px" => { exp = Some(now_ms() + n()?); i += 1; }
-                        "exat" => { exp = Some(n()? * 1000); i += 1; }
-                        "pxat" => { exp = Some(n()?); i += 1; }
+                        "ex" => {
+                            exp = Some(now_ms() + n()? * 1000);
+                            i += 1;
+                        }
+                        "px" => {
+                            exp = Some(now_ms() + n()?);
+                            i += 1;
+                        }
+                        "exat" => {
+                            exp = Some(n()? * 1000);
+                            i += 1;
+                        }
+                        "pxat" => {
+                            exp = Some(n()?);
+                            i += 1;
+                        }
                         _ => return Err(format!("SET: unknown option {o:?}")),
                     }
                     i += 1;
                 }
                 if !skip {
                     let old = self.keys.get(&(db, k.to_vec())).and_then(|e| e.1);
-                    self.keys.insert((db, k.to_vec()), (V::Str(v.to_vec()), if keep { old } else { exp }));
+                    self.keys.insert(
+                        (db, k.to_vec()),
+                        (V::Str(v.to_vec()), if keep { old } else { exp }),
+                    );
                 }
             }
             "setex" | "psetex" => {
                 let t = int(arg(2)?)?;
                 let exp = now_ms() + if cmd == "setex" { t * 1000 } else { t };
-                self.keys.insert((db, arg(1)?.to_vec()), (V::Str(arg(3)?.to_vec()), Some(exp)));
+                self.keys.insert(
+                    (db, arg(1)?.to_vec()),
+                    (V::Str(arg(3)?.to_vec()), Some(exp)),
+                );
             }
             "mset" | "msetnx" => {
                 for p in a[1..].chunks(2) {
@@ -292,7 +377,12 @@ impl State {
                     let v = float(s)? + float(arg(2)?)?;
                     *s = fmt_float(v);
                 } else {
-                    let by = match cmd.as_str() { "incr" => 1, "decr" => -1, "incrby" => int(arg(2)?)?, _ => -int(arg(2)?)? };
+                    let by = match cmd.as_str() {
+                        "incr" => 1,
+                        "decr" => -1,
+                        "incrby" => int(arg(2)?)?,
+                        _ => -int(arg(2)?)?,
+                    };
                     *s = (int(s)? + by).to_string().into_bytes();
                 }
             }
@@ -303,7 +393,12 @@ impl State {
             }
             "expire" | "pexpire" | "expireat" | "pexpireat" => {
                 let t = int(arg(2)?)?;
-                let ms = match cmd.as_str() { "expire" => now_ms() + t * 1000, "pexpire" => now_ms() + t, "expireat" => t * 1000, _ => t };
+                let ms = match cmd.as_str() {
+                    "expire" => now_ms() + t * 1000,
+                    "pexpire" => now_ms() + t,
+                    "expireat" => t * 1000,
+                    _ => t,
+                };
                 if let Some(e) = self.keys.get_mut(&(db, arg(1)?.to_vec())) {
                     e.1 = Some(ms);
                 }
@@ -323,7 +418,24 @@ impl State {
             "swapdb" => {
                 let (x, y) = (int(arg(1)?)? as u64, int(arg(2)?)? as u64);
                 let moved = std::mem::take(&mut self.keys);
-                self.keys = moved.into_iter().map(|((d, k), v)| ((if d == x { y } else if d == y { x } else { d }, k), v)).collect();
+                self.keys = moved
+                    .into_iter()
+                    .map(|((d, k), v)| {
+                        (
+                            (
+                                if d == x {
+                                    y
+                                } else if d == y {
+                                    x
+                                } else {
+                                    d
+                                },
+                                k,
+                            ),
+                            v,
+                        )
+                    })
+                    .collect();
             }
             "rpush" | "lpush" | "rpushx" | "lpushx" => {
                 if cmd.ends_with('x') && !self.keys.contains_key(&(db, arg(1)?.to_vec())) {
@@ -331,14 +443,22 @@ impl State {
                 }
                 let l = get_or!(self, arg(1)?, List, VecDeque::new());
                 for v in &a[2..] {
-                    if cmd.starts_with('r') { l.push_back(v.clone()) } else { l.push_front(v.clone()) }
+                    if cmd.starts_with('r') {
+                        l.push_back(v.clone())
+                    } else {
+                        l.push_front(v.clone())
+                    }
                 }
             }
             "lpop" | "rpop" => {
                 let n = a.get(2).map(|x| int(x)).transpose()?.unwrap_or(1);
                 let l = get_or!(self, arg(1)?, List, VecDeque::new());
                 for _ in 0..n {
-                    if cmd == "lpop" { l.pop_front(); } else { l.pop_back(); }
+                    if cmd == "lpop" {
+                        l.pop_front();
+                    } else {
+                        l.pop_back();
+                    }
                 }
             }
             "lset" => {
@@ -355,17 +475,36 @@ impl State {
                 let n = l.len() as i64;
                 let s = if s < 0 { (n + s).max(0) } else { s };
                 let e = if e < 0 { n + e } else { e.min(n - 1) };
-                *l = if s > e || s >= n { VecDeque::new() } else { l.range(s as usize..=e as usize).cloned().collect() };
+                *l = if s > e || s >= n {
+                    VecDeque::new()
+                } else {
+                    l.range(s as usize..=e as usize).cloned().collect()
+                };
             }
             "lrem" => {
                 let count = int(arg(2)?)?;
                 let v = arg(3)?.to_vec();
                 let l = get_or!(self, arg(1)?, List, VecDeque::new());
-                let mut left = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+                let mut left = if count == 0 {
+                    usize::MAX
+                } else {
+                    count.unsigned_abs() as usize
+                };
                 let mut items: Vec<Vec<u8>> = l.drain(..).collect();
-                if count < 0 { items.reverse(); }
-                items.retain(|x| if *x == v && left > 0 { left -= 1; false } else { true });
-                if count < 0 { items.reverse(); }
+                if count < 0 {
+                    items.reverse();
+                }
+                items.retain(|x| {
+                    if *x == v && left > 0 {
+                        left -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if count < 0 {
+                    items.reverse();
+                }
                 *l = items.into();
             }
             "linsert" => {
@@ -377,18 +516,35 @@ impl State {
                 }
             }
             "lmove" | "rpoplpush" => {
-                let (from_left, to_left) = if cmd == "rpoplpush" { (false, true) } else {
-                    (arg(3)?.eq_ignore_ascii_case(b"left"), arg(4)?.eq_ignore_ascii_case(b"left"))
+                let (from_left, to_left) = if cmd == "rpoplpush" {
+                    (false, true)
+                } else {
+                    (
+                        arg(3)?.eq_ignore_ascii_case(b"left"),
+                        arg(4)?.eq_ignore_ascii_case(b"left"),
+                    )
                 };
                 let src = get_or!(self, arg(1)?, List, VecDeque::new());
-                let Some(v) = (if from_left { src.pop_front() } else { src.pop_back() }) else { return Ok(()) };
+                let Some(v) = (if from_left {
+                    src.pop_front()
+                } else {
+                    src.pop_back()
+                }) else {
+                    return Ok(());
+                };
                 let dst = get_or!(self, arg(2)?, List, VecDeque::new());
-                if to_left { dst.push_front(v) } else { dst.push_back(v) }
+                if to_left {
+                    dst.push_front(v)
+                } else {
+                    dst.push_back(v)
+                }
             }
             "sadd" => get_or!(self, arg(1)?, Set, BTreeSet::new()).extend(a[2..].iter().cloned()),
             "srem" => {
                 let s = get_or!(self, arg(1)?, Set, BTreeSet::new());
-                for m in &a[2..] { s.remove(m); }
+                for m in &a[2..] {
+                    s.remove(m);
+                }
             }
             "smove" => {
                 let m = arg(3)?.to_vec();
@@ -409,7 +565,9 @@ impl State {
                         "nx" => nx = true,
                         "xx" => xx = true,
                         "incr" => incr = true,
-                        "gt" | "lt" | "ch" => return Err("ZADD GT/LT/CH in an AOF is not supported".into()),
+                        "gt" | "lt" | "ch" => {
+                            return Err("ZADD GT/LT/CH in an AOF is not supported".into())
+                        }
                         _ => break,
                     }
                     i += 1;
@@ -418,7 +576,9 @@ impl State {
                     if let [s, m] = p {
                         let s = float(s)?;
                         let has = z.contains_key(m);
-                        if (nx && has) || (xx && !has) { continue; }
+                        if (nx && has) || (xx && !has) {
+                            continue;
+                        }
                         let e = z.entry(m.clone()).or_insert(0.0);
                         *e = if incr { *e + s } else { s };
                     }
@@ -426,38 +586,56 @@ impl State {
             }
             "zrem" => {
                 let z = get_or!(self, arg(1)?, Zset, BTreeMap::new());
-                for m in &a[2..] { z.remove(m); }
+                for m in &a[2..] {
+                    z.remove(m);
+                }
             }
             "hset" | "hmset" | "hsetnx" => {
                 let h = get_or!(self, arg(1)?, Hash, BTreeMap::new());
                 for p in a[2..].chunks(2) {
                     if let [f, v] = p {
-                        if cmd == "hsetnx" && h.contains_key(f) { continue; }
+                        if cmd == "hsetnx" && h.contains_key(f) {
+                            continue;
+                        }
                         h.insert(f.clone(), v.clone());
                     }
                 }
             }
             "hdel" => {
                 let h = get_or!(self, arg(1)?, Hash, BTreeMap::new());
-                for f in &a[2..] { h.remove(f); }
+                for f in &a[2..] {
+                    h.remove(f);
+                }
             }
             "hincrby" | "hincrbyfloat" => {
                 let by = arg(3)?;
                 let h = get_or!(self, arg(1)?, Hash, BTreeMap::new());
                 let cur = h.entry(arg(2)?.to_vec()).or_insert_with(|| b"0".to_vec());
-                *cur = if cmd == "hincrby" { (int(cur)? + int(by)?).to_string().into_bytes() } else { fmt_float(float(cur)? + float(by)?) };
+                *cur = if cmd == "hincrby" {
+                    (int(cur)? + int(by)?).to_string().into_bytes()
+                } else {
+                    fmt_float(float(cur)? + float(by)?)
+                };
             }
             "xadd" => {
                 let mut i = 2;
                 while let Some(o) = a.get(i) {
                     match String::from_utf8_lossy(o).to_ascii_lowercase().as_str() {
                         "nomkstream" => i += 1,
-                        "maxlen" | "minid" => return Err("XADD with trimming in an AOF is not supported".into()),
+                        "maxlen" | "minid" => {
+                            return Err("XADD with trimming in an AOF is not supported".into())
+                        }
                         _ => break,
                     }
                 }
                 let eid = id(arg(i)?)?;
-                let fields: Vec<(Vec<u8>, Vec<u8>)> = a[i + 1..].chunks(2).filter_map(|p| match p { [f, v] => Some((f.clone(), v.clone())), _ => None }).collect();
+                let fields: Vec<(Vec<u8>, Vec<u8>)> = a[i + 1..]
+                    .chunks(2)
+                    .filter_map(|p| match p {
+                        [f, v] => Some((f.clone(), v.clone())),
+                        _ => None,
+                    })
+                    .collect();
                 let s = get_or!(self, arg(1)?, Stream, Box::default());
                 s.entries.push(StreamEntry { id: eid, fields });
                 s.length += 1;
@@ -467,7 +645,10 @@ impl State {
                 s.max_deleted_id.get_or_insert(StreamId::default());
             }
             "xdel" => {
-                let ids: Vec<StreamId> = a[2..].iter().map(|x| id(x)).collect::<std::result::Result<_, _>>()?;
+                let ids: Vec<StreamId> = a[2..]
+                    .iter()
+                    .map(|x| id(x))
+                    .collect::<std::result::Result<_, _>>()?;
                 let s = get_or!(self, arg(1)?, Stream, Box::default());
                 s.entries.retain(|e| !ids.contains(&e.id));
                 s.length = s.entries.len() as u64;
@@ -480,12 +661,18 @@ impl State {
                 let last = id(arg(2)?)?;
                 let mut opts: HashMap<String, Vec<u8>> = HashMap::new();
                 for p in a[3..].chunks(2) {
-                    if let [k, v] = p { opts.insert(String::from_utf8_lossy(k).to_ascii_lowercase(), v.clone()); }
+                    if let [k, v] = p {
+                        opts.insert(String::from_utf8_lossy(k).to_ascii_lowercase(), v.clone());
+                    }
                 }
                 let s = get_or!(self, arg(1)?, Stream, Box::default());
                 s.last_id = last;
-                if let Some(n) = opts.get("entriesadded") { s.entries_added = Some(int(n)? as u64); }
-                if let Some(m) = opts.get("maxdeletedid") { s.max_deleted_id = Some(id(m)?); }
+                if let Some(n) = opts.get("entriesadded") {
+                    s.entries_added = Some(int(n)? as u64);
+                }
+                if let Some(m) = opts.get("maxdeletedid") {
+                    s.max_deleted_id = Some(id(m)?);
+                }
             }
             "xgroup" => {
                 let sub = String::from_utf8_lossy(arg(1)?).to_ascii_lowercase();
@@ -493,12 +680,25 @@ impl State {
                 let s = get_or!(self, key, Stream, Box::default());
                 match sub.as_str() {
                     "create" => {
-                        let last = if arg(4)? == b"$" { s.last_id } else { id(arg(4)?)? };
+                        let last = if arg(4)? == b"$" {
+                            s.last_id
+                        } else {
+                            id(arg(4)?)?
+                        };
                         let mut entries_read = None;
-                        if let Some(i) = a.iter().position(|x| x.eq_ignore_ascii_case(b"entriesread")) {
+                        if let Some(i) = a
+                            .iter()
+                            .position(|x| x.eq_ignore_ascii_case(b"entriesread"))
+                        {
                             entries_read = Some(int(arg(i + 1)?)? as u64);
                         }
-                        s.groups.push(ConsumerGroup { name: group, last_delivered_id: last, entries_read, pel: Vec::new(), consumers: Vec::new() });
+                        s.groups.push(ConsumerGroup {
+                            name: group,
+                            last_delivered_id: last,
+                            entries_read,
+                            pel: Vec::new(),
+                            consumers: Vec::new(),
+                        });
                     }
                     "setid" => {
                         if let Some(g) = s.groups.iter_mut().find(|g| g.name == group) {
@@ -510,7 +710,12 @@ impl State {
                         let c = arg(4)?.to_vec();
                         if let Some(g) = s.groups.iter_mut().find(|g| g.name == group) {
                             if !g.consumers.iter().any(|x| x.name == c) {
-                                g.consumers.push(basalt_rdb::Consumer { name: c, seen_time_ms: now_ms(), active_time_ms: None, pel: Vec::new() });
+                                g.consumers.push(basalt_rdb::Consumer {
+                                    name: c,
+                                    seen_time_ms: now_ms(),
+                                    active_time_ms: None,
+                                    pel: Vec::new(),
+                                });
                             }
                         }
                     }
@@ -533,11 +738,13 @@ impl State {
                     t if abs => Some(t),
                     t => Some(now_ms() + t),
                 };
-                self.keys.insert((db, arg(1)?.to_vec()), (from_value(v), exp));
+                self.keys
+                    .insert((db, arg(1)?.to_vec()), (from_value(v), exp));
             }
             "function" if arg(1)?.eq_ignore_ascii_case(b"load") => {
                 let code = a.last().cloned().unwrap_or_default();
-                let f = Function::from_code(code).ok_or("FUNCTION LOAD: code without '#!<engine> name=<library>'")?;
+                let f = Function::from_code(code)
+                    .ok_or("FUNCTION LOAD: code without '#!<engine> name=<library>'")?;
                 self.functions.insert(f.library.clone(), f);
             }
             _ => {

@@ -45,10 +45,21 @@ pub fn check(path: &std::path::Path, quiet: bool, strict_modules: bool) -> Resul
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = super::Progress::new(size, quiet);
     let opts = DecodeOptions {
-        modules: if strict_modules { ModuleMode::Error } else { ModuleMode::Report },
+        modules: if strict_modules {
+            ModuleMode::Error
+        } else {
+            ModuleMode::Report
+        },
         ..super::decode_options()
     };
-    let mut r = Report { keys: 0, expires: 0, checksum: None, error: None, offset: 0, trailing: 0 };
+    let mut r = Report {
+        keys: 0,
+        expires: 0,
+        checksum: None,
+        error: None,
+        offset: 0,
+        trailing: 0,
+    };
     let mut reader = match Reader::from_read(file, opts) {
         Ok(rd) => rd,
         Err(e) => {
@@ -96,7 +107,10 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
                 Some(Checksum::Unchecked(c)) => println!("[info] checksum {c:016x} not verified"),
             }
             if r.trailing > 0 {
-                println!("[warning] {} bytes after the end of the dump (offset {}), ignored by Redis", r.trailing, r.offset);
+                println!(
+                    "[warning] {} bytes after the end of the dump (offset {}), ignored by Redis",
+                    r.trailing, r.offset
+                );
             }
             println!("RDB looks OK");
             Ok(ExitCode::SUCCESS)

@@ -53,7 +53,10 @@ pub struct Outcome {
 pub fn convert(a: &Args, quiet: bool) -> Result<Outcome> {
     let filter = Filter::new(&a.filter)?;
     let target = super::dump::target(a.rdb_version)?;
-    let opts = EncodeOptions { target, compress: !a.no_compression };
+    let opts = EncodeOptions {
+        target,
+        compress: !a.no_compression,
+    };
     let tmp = tmp_path(&a.output);
     let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let result = (|| -> Result<Outcome> {
@@ -66,39 +69,61 @@ pub fn convert(a: &Args, quiet: bool) -> Result<Outcome> {
                 out.dropped.push(what);
                 Ok(())
             } else {
-                Err(format!("cannot convert to {tname}: {what} (--skip-unrepresentable drops such data)").into())
+                Err(format!(
+                    "cannot convert to {tname}: {what} (--skip-unrepresentable drops such data)"
+                )
+                .into())
             }
         };
-        scan(&a.file, super::decode_options(), quiet, |_| {}, |item| {
-            match item {
-                Item::Aux { key, value } => w.aux(&key, &value)?,
-                Item::Function(f) => {
-                    if let Err(e) = w.function(&f) {
-                        refuse(format!("function library '{}': {e}", String::from_utf8_lossy(&f.library)), &mut out)?;
+        scan(
+            &a.file,
+            super::decode_options(),
+            quiet,
+            |_| {},
+            |item| {
+                match item {
+                    Item::Aux { key, value } => w.aux(&key, &value)?,
+                    Item::Function(f) => {
+                        if let Err(e) = w.function(&f) {
+                            refuse(
+                                format!(
+                                    "function library '{}': {e}",
+                                    String::from_utf8_lossy(&f.library)
+                                ),
+                                &mut out,
+                            )?;
+                        }
                     }
-                }
-                Item::Entry(e) => {
-                    if !filter.accepts(&e) {
-                        return Ok(());
+                    Item::Entry(e) => {
+                        if !filter.accepts(&e) {
+                            return Ok(());
+                        }
+                        match w.entry(&e) {
+                            Ok(()) => out.keys += 1,
+                            Err(basalt_rdb::Error::Io(io)) => return Err(io.into()),
+                            Err(err) => refuse(
+                                format!(
+                                    "db {} key {:?}: {err}",
+                                    e.db,
+                                    String::from_utf8_lossy(&e.key)
+                                ),
+                                &mut out,
+                            )?,
+                        }
                     }
-                    match w.entry(&e) {
-                        Ok(()) => out.keys += 1,
-                        Err(basalt_rdb::Error::Io(io)) => return Err(io.into()),
-                        Err(err) => refuse(
-                            format!("db {} key {:?}: {err}", e.db, String::from_utf8_lossy(&e.key)),
+                    Item::ModuleAux { module, .. } => {
+                        refuse(
+                            format!("module aux data of type '{}'", module.name),
                             &mut out,
-                        )?,
+                        )?;
                     }
+                    // Databases are selected per key; slot info is a hint
+                    // Redis recomputes.
+                    _ => {}
                 }
-                Item::ModuleAux { module, .. } => {
-                    refuse(format!("module aux data of type '{}'", module.name), &mut out)?;
-                }
-                // Databases are selected per key; slot info is a hint
-                // Redis recomputes.
-                _ => {}
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         let mut f = w.finish()?;
         std::io::Write::flush(&mut f)?;
         f.get_ref().sync_all()?;

@@ -89,19 +89,25 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         Format::Json => json_streamed(a, &filter, quiet, &mut out)?,
         Format::Jsonl => {
             let mut j = Json::new(a.full_values);
-            scan(&a.file, super::decode_options(), quiet, |_| {}, |item| {
-                if let Item::Entry(e) = item {
-                    if filter.accepts(&e) {
-                        j.key_record(&e, true);
-                        j.out.push(b'\n');
-                        if j.out.len() > 1 << 20 {
-                            out.write_all(&j.out)?;
-                            j.out.clear();
+            scan(
+                &a.file,
+                super::decode_options(),
+                quiet,
+                |_| {},
+                |item| {
+                    if let Item::Entry(e) = item {
+                        if filter.accepts(&e) {
+                            j.key_record(&e, true);
+                            j.out.push(b'\n');
+                            if j.out.len() > 1 << 20 {
+                                out.write_all(&j.out)?;
+                                j.out.clear();
+                            }
                         }
                     }
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                },
+            )?;
             out.write_all(&j.out)?;
         }
         Format::Resp => {
@@ -109,26 +115,32 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             let mut buf = Vec::with_capacity(1 << 20);
             let mut db = None;
             let mut warnings = Vec::new();
-            scan(&a.file, super::decode_options(), quiet, |_| {}, |item| {
-                let Item::Entry(e) = item else { return Ok(()) };
-                if !filter.accepts(&e) || e.value.is_empty_collection() {
-                    return Ok(());
-                }
-                if db != Some(e.db) {
-                    resp::command(&mut buf, &[b"SELECT", e.db.to_string().as_bytes()]);
-                    db = Some(e.db);
-                }
-                if a.restore {
-                    resp::restore(&e, &opts, a.replace, &mut buf)?;
-                } else if let Err(m) = resp::plain(&e, a.replace, &mut buf, &mut warnings) {
-                    warnings.push(m);
-                }
-                if buf.len() > 1 << 20 {
-                    out.write_all(&buf)?;
-                    buf.clear();
-                }
-                Ok(())
-            })?;
+            scan(
+                &a.file,
+                super::decode_options(),
+                quiet,
+                |_| {},
+                |item| {
+                    let Item::Entry(e) = item else { return Ok(()) };
+                    if !filter.accepts(&e) || e.value.is_empty_collection() {
+                        return Ok(());
+                    }
+                    if db != Some(e.db) {
+                        resp::command(&mut buf, &[b"SELECT", e.db.to_string().as_bytes()]);
+                        db = Some(e.db);
+                    }
+                    if a.restore {
+                        resp::restore(&e, &opts, a.replace, &mut buf)?;
+                    } else if let Err(m) = resp::plain(&e, a.replace, &mut buf, &mut warnings) {
+                        warnings.push(m);
+                    }
+                    if buf.len() > 1 << 20 {
+                        out.write_all(&buf)?;
+                        buf.clear();
+                    }
+                    Ok(())
+                },
+            )?;
             out.write_all(&buf)?;
             for w in &warnings {
                 eprintln!("basalt-rdb: warning: {w}");
@@ -141,7 +153,12 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
 
 fn header(j: &mut Json, a: &Args, f: basalt_rdb::Format, size: u64) {
     j.raw("{\"schema\": \"basalt-rdb-dump/1\",\n\"file\": ");
-    j.str(&a.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    j.str(
+        &a.file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
     j.raw(",\n\"size\": ");
     j.int(size);
     j.raw(",\n\"header\": ");
@@ -188,19 +205,25 @@ fn json_sorted(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) -> R
     // Per db: (key, rendered record).
     let mut dbs: BTreeMap<u64, Vec<Rendered>> = BTreeMap::new();
     let mut j = Json::new(a.full_values);
-    let end = scan(&a.file, super::decode_options(), quiet, |_| {}, |item| {
-        match item {
-            Item::Aux { key, value } => aux.push((key, value)),
-            Item::Function(f) => functions.push(f),
-            Item::Entry(e) if filter.accepts(&e) => {
-                j.out.clear();
-                j.key_record(&e, false);
-                dbs.entry(e.db).or_default().push((e.key, j.out.clone()));
+    let end = scan(
+        &a.file,
+        super::decode_options(),
+        quiet,
+        |_| {},
+        |item| {
+            match item {
+                Item::Aux { key, value } => aux.push((key, value)),
+                Item::Function(f) => functions.push(f),
+                Item::Entry(e) if filter.accepts(&e) => {
+                    j.out.clear();
+                    j.key_record(&e, false);
+                    dbs.entry(e.db).or_default().push((e.key, j.out.clone()));
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     let mut j = Json::new(a.full_values);
     header(&mut j, a, end.format, end.size);
     aux_member(&mut j, &aux);
@@ -269,7 +292,11 @@ fn json_streamed(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) ->
                 Item::Function(f) => functions.push(f),
                 Item::Entry(e) if filter.accepts(&e) => {
                     if db != Some(e.db) {
-                        j.raw(if db.is_some() { "\n]},\n{\"db\": " } else { "\n{\"db\": " });
+                        j.raw(if db.is_some() {
+                            "\n]},\n{\"db\": "
+                        } else {
+                            "\n{\"db\": "
+                        });
                         j.int(e.db);
                         j.raw(", \"keys\": [\n");
                         db = Some(e.db);

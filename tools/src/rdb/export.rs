@@ -150,11 +150,23 @@ fn databases(c: &mut Client) -> Result<Vec<u64>> {
 }
 
 fn bulk_keys(r: &Reply) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
-    let Reply::Array(Some(a)) = r else { return None };
-    let (Some(Reply::Bulk(Some(cursor))), Some(Reply::Array(Some(keys)))) = (a.first(), a.get(1)) else {
+    let Reply::Array(Some(a)) = r else {
         return None;
     };
-    let keys = keys.iter().filter_map(|k| if let Reply::Bulk(Some(b)) = k { Some(b.clone()) } else { None }).collect();
+    let (Some(Reply::Bulk(Some(cursor))), Some(Reply::Array(Some(keys)))) = (a.first(), a.get(1))
+    else {
+        return None;
+    };
+    let keys = keys
+        .iter()
+        .filter_map(|k| {
+            if let Reply::Bulk(Some(b)) = k {
+                Some(b.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
     Some((cursor.clone(), keys))
 }
 
@@ -185,7 +197,8 @@ fn scan_dump(c: &mut Client, dst: &Path, version: u32, a: &Args, filter: &Filter
                 args.push(g.as_bytes());
             }
             let r = c.call(&args)?;
-            let (next, keys) = bulk_keys(&r).ok_or_else(|| format!("SCAN: unexpected reply {r:?}"))?;
+            let (next, keys) =
+                bulk_keys(&r).ok_or_else(|| format!("SCAN: unexpected reply {r:?}"))?;
             let mut q = Vec::new();
             for k in &keys {
                 super::resp::command(&mut q, &[b"DUMP", k]);
@@ -198,7 +211,9 @@ fn scan_dump(c: &mut Client, dst: &Path, version: u32, a: &Args, filter: &Filter
                 replies.push((c.read()?, c.read()?));
             }
             for (k, (dump, ttl)) in keys.into_iter().zip(replies) {
-                let Reply::Bulk(Some(payload)) = dump else { continue }; // deleted meanwhile
+                let Reply::Bulk(Some(payload)) = dump else {
+                    continue;
+                }; // deleted meanwhile
                 let expire_ms = match ttl {
                     Reply::Int(t) if t < 0 => None,
                     Reply::Int(t) if pexpiretime => Some(t),
@@ -212,15 +227,32 @@ fn scan_dump(c: &mut Client, dst: &Path, version: u32, a: &Args, filter: &Filter
                             _ => None,
                         }
                     }
-                    r => return Err(format!("TTL of {:?}: {r:?}", String::from_utf8_lossy(&k)).into()),
+                    r => {
+                        return Err(
+                            format!("TTL of {:?}: {r:?}", String::from_utf8_lossy(&k)).into()
+                        )
+                    }
                 };
                 let (value, _) = decode_dump(&payload, &DecodeOptions::default(), None)
                     .map_err(|e| format!("DUMP of {:?}: {e}", String::from_utf8_lossy(&k)))?;
-                let e = Entry { db, key: k, value, expire_ms, lru_idle: None, lfu_freq: None, rdb_type: 0 };
+                let e = Entry {
+                    db,
+                    key: k,
+                    value,
+                    expire_ms,
+                    lru_idle: None,
+                    lfu_freq: None,
+                    rdb_type: 0,
+                };
                 if !filter.accepts(&e) {
                     continue;
                 }
-                w.entry(&e).map_err(|err| format!("key {:?}: {err} (choose another --rdb-version)", String::from_utf8_lossy(&e.key)))?;
+                w.entry(&e).map_err(|err| {
+                    format!(
+                        "key {:?}: {err} (choose another --rdb-version)",
+                        String::from_utf8_lossy(&e.key)
+                    )
+                })?;
                 n += 1;
             }
             cursor = next;
@@ -249,7 +281,9 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         if a.method != Method::Scan && sync(&mut c, &tmp)? {
             let r = super::check::check(&tmp, true, false)?;
             if let Some((off, msg)) = r.error {
-                return Err(format!("the dump received is damaged at offset {off:?}: {msg}").into());
+                return Err(
+                    format!("the dump received is damaged at offset {off:?}: {msg}").into(),
+                );
             }
             if filtered(&a.filter) || a.rdb_version.is_some() {
                 let conv = super::convert::Args {
@@ -262,7 +296,10 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
                 };
                 let o = super::convert::convert(&conv, quiet)?;
                 let _ = std::fs::remove_file(&tmp);
-                return Ok(format!("{} keys (SYNC, rewritten as RDB {})", o.keys, conv.rdb_version));
+                return Ok(format!(
+                    "{} keys (SYNC, rewritten as RDB {})",
+                    o.keys, conv.rdb_version
+                ));
             }
             std::fs::rename(&tmp, &a.output)?;
             return Ok(format!("{} keys (SYNC)", r.keys));
@@ -272,7 +309,9 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         }
         // A connection that tried SYNC may be in replica state: start afresh.
         let mut c = Client::open(&a.from, a.user.as_deref(), a.password.as_deref())?;
-        let version = a.rdb_version.unwrap_or_else(|| super::import::version_for(&info));
+        let version = a
+            .rdb_version
+            .unwrap_or_else(|| super::import::version_for(&info));
         let n = scan_dump(&mut c, &tmp, version, a, &filter)?;
         std::fs::rename(&tmp, &a.output)?;
         Ok(format!("{n} keys (SCAN + DUMP, RDB {version})"))

@@ -41,7 +41,12 @@ pub struct Args {
     /// The dump.
     pub file: PathBuf,
     /// The server, HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT", required_unless_present = "data_dir", conflicts_with = "data_dir")]
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        required_unless_present = "data_dir",
+        conflicts_with = "data_dir"
+    )]
     pub to: Option<String>,
     /// Build a Basalt data dir offline instead (writes DIR/dump.rdb).
     #[arg(long, value_name = "DIR")]
@@ -101,7 +106,8 @@ pub struct Outcome {
 /// The payload version a server accepts, from its `INFO server`.
 pub fn version_for(info: &str) -> u32 {
     let field = |name: &str| {
-        info.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
     };
     let ver = |s: &str| -> (u32, u32) {
         let mut it = s.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
@@ -139,7 +145,10 @@ struct Batch {
 /// Imports into a live server.
 pub fn import_to(a: &Args, addr: &str, quiet: bool) -> Result<Outcome> {
     if a.tls {
-        return Err("TLS is not supported by this build: run it through a TLS tunnel (stunnel, spiped)".into());
+        return Err(
+            "TLS is not supported by this build: run it through a TLS tunnel (stunnel, spiped)"
+                .into(),
+        );
     }
     let filter = Filter::new(&a.filter)?;
     let mut c = Client::open(addr, a.user.as_deref(), a.password.as_deref())?;
@@ -154,63 +163,87 @@ pub fn import_to(a: &Args, addr: &str, quiet: bool) -> Result<Outcome> {
     };
     let opts = EncodeOptions::for_target(super::dump::target(version)?);
     let mut out = Outcome::default();
-    let mut batch = Batch { buf: Vec::with_capacity(1 << 20), keys: Vec::new(), commands: 0 };
+    let mut batch = Batch {
+        buf: Vec::with_capacity(1 << 20),
+        keys: Vec::new(),
+        commands: 0,
+    };
     let mut db: Option<u64> = None;
-    scan(&a.file, super::decode_options(), quiet, |_| {}, |item| {
-        let e = match item {
-            Item::Entry(e) => e,
-            Item::Function(f) => {
-                let mut args: Vec<&[u8]> = vec![b"FUNCTION", b"LOAD"];
-                if a.replace {
-                    args.push(b"REPLACE");
+    scan(
+        &a.file,
+        super::decode_options(),
+        quiet,
+        |_| {},
+        |item| {
+            let e = match item {
+                Item::Entry(e) => e,
+                Item::Function(f) => {
+                    let mut args: Vec<&[u8]> = vec![b"FUNCTION", b"LOAD"];
+                    if a.replace {
+                        args.push(b"REPLACE");
+                    }
+                    args.push(&f.code);
+                    match c.call(&args)? {
+                        Reply::Error(e) if a.skip_existing && e.contains("already exists") => {
+                            out.skipped_functions += 1
+                        }
+                        Reply::Error(e) => {
+                            note(&mut out, &f.library, &format!("FUNCTION LOAD: {e}"))
+                        }
+                        _ => out.functions += 1,
+                    }
+                    return Ok(());
                 }
-                args.push(&f.code);
-                match c.call(&args)? {
-                    Reply::Error(e) if a.skip_existing && e.contains("already exists") => out.skipped_functions += 1,
-                    Reply::Error(e) => note(&mut out, &f.library, &format!("FUNCTION LOAD: {e}")),
-                    _ => out.functions += 1,
-                }
+                _ => return Ok(()),
+            };
+            if !filter.accepts(&e) || e.value.is_empty_collection() {
                 return Ok(());
             }
-            _ => return Ok(()),
-        };
-        if !filter.accepts(&e) || e.value.is_empty_collection() {
-            return Ok(());
-        }
-        if !a.keep_expired && e.expire_ms.is_some_and(|x| x <= filter.now) {
-            out.expired += 1;
-            return Ok(());
-        }
-        if db != Some(e.db) {
-            resp::command(&mut batch.buf, &[b"SELECT", e.db.to_string().as_bytes()]);
-            batch.keys.push(Pending { key: Vec::new(), replies: 1, select: true });
-            batch.commands += 1;
-            db = Some(e.db);
-        }
-        let n = match a.mode {
-            Mode::Restore => {
-                resp::restore(&e, &opts, a.replace, &mut batch.buf)?;
-                1
+            if !a.keep_expired && e.expire_ms.is_some_and(|x| x <= filter.now) {
+                out.expired += 1;
+                return Ok(());
             }
-            Mode::Plain => {
-                if !a.replace {
-                    // Existence is checked per batch before the commands go out.
-                    batch.buf.extend_from_slice(b"\0");
+            if db != Some(e.db) {
+                resp::command(&mut batch.buf, &[b"SELECT", e.db.to_string().as_bytes()]);
+                batch.keys.push(Pending {
+                    key: Vec::new(),
+                    replies: 1,
+                    select: true,
+                });
+                batch.commands += 1;
+                db = Some(e.db);
+            }
+            let n = match a.mode {
+                Mode::Restore => {
+                    resp::restore(&e, &opts, a.replace, &mut batch.buf)?;
+                    1
                 }
-                let mut cmds = Vec::new();
-                let n = resp::plain(&e, a.replace, &mut cmds, &mut out.warnings)?;
-                batch.buf.extend_from_slice(&(cmds.len() as u64).to_le_bytes());
-                batch.buf.extend_from_slice(&cmds);
-                n
+                Mode::Plain => {
+                    if !a.replace {
+                        // Existence is checked per batch before the commands go out.
+                        batch.buf.extend_from_slice(b"\0");
+                    }
+                    let mut cmds = Vec::new();
+                    let n = resp::plain(&e, a.replace, &mut cmds, &mut out.warnings)?;
+                    batch
+                        .buf
+                        .extend_from_slice(&(cmds.len() as u64).to_le_bytes());
+                    batch.buf.extend_from_slice(&cmds);
+                    n
+                }
+            };
+            batch.keys.push(Pending {
+                key: e.key,
+                replies: n,
+                select: false,
+            });
+            batch.commands += n;
+            if batch.commands >= a.batch || batch.buf.len() > 8 << 20 {
+                flush(&mut c, &mut batch, a, &mut out)?;
             }
-        };
-        batch.keys.push(Pending { key: e.key, replies: n, select: false });
-        batch.commands += n;
-        if batch.commands >= a.batch || batch.buf.len() > 8 << 20 {
-            flush(&mut c, &mut batch, a, &mut out)?;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     flush(&mut c, &mut batch, a, &mut out)?;
     Ok(out)
 }
@@ -225,7 +258,8 @@ fn err_text(r: &Reply) -> Option<&str> {
 fn note(out: &mut Outcome, key: &[u8], msg: &str) {
     out.failed += 1;
     if out.errors.len() < 20 {
-        out.errors.push(format!("key {:?}: {msg}", String::from_utf8_lossy(key)));
+        out.errors
+            .push(format!("key {:?}: {msg}", String::from_utf8_lossy(key)));
     }
 }
 
@@ -345,7 +379,10 @@ fn plain_flush(c: &mut Client, b: &Batch, a: &Args, out: &mut Outcome) -> Result
 fn select_len(b: &[u8]) -> Option<usize> {
     let line = |from: usize| -> Option<(usize, usize)> {
         let rel = b.get(from..)?.windows(2).position(|w| w == b"\r\n")?;
-        let n: usize = std::str::from_utf8(b.get(from + 1..from + rel)?).ok()?.parse().ok()?;
+        let n: usize = std::str::from_utf8(b.get(from + 1..from + rel)?)
+            .ok()?
+            .parse()
+            .ok()?;
         Some((n, from + rel + 2))
     };
     let (argc, mut at) = line(0)?;
@@ -383,7 +420,11 @@ pub fn import_data_dir(a: &Args, dir: &std::path::Path, quiet: bool) -> Result<O
         filter: fa,
     };
     let o = super::convert::convert(&conv, quiet)?;
-    Ok(Outcome { imported: o.keys, warnings: o.dropped, ..Outcome::default() })
+    Ok(Outcome {
+        imported: o.keys,
+        warnings: o.dropped,
+        ..Outcome::default()
+    })
 }
 
 /// Runs `import`.
@@ -403,5 +444,9 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         "basalt-rdb: imported {} keys and {} function libraries, skipped {} existing keys and {} libraries, {} expired not sent, {} failed",
         o.imported, o.functions, o.skipped, o.skipped_functions, o.expired, o.failed
     );
-    Ok(if o.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if o.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -47,38 +47,47 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
     let mut module_aux = 0u64;
     let mut cur_db = 0u64;
     let mut format = None;
-    let end = scan(&a.file, super::decode_options(), quiet, |f| format = Some(f), |item| {
-        match item {
-            Item::Aux { key, value } => aux.push((key, value)),
-            Item::SelectDb(d) => cur_db = d,
-            Item::ResizeDb { db_size, expires_size } => {
-                dbs.entry(cur_db).or_default().resize = Some((db_size, expires_size));
-            }
-            Item::Entry(e) => {
-                if !filter.accepts(&e) {
-                    return Ok(());
+    let end = scan(
+        &a.file,
+        super::decode_options(),
+        quiet,
+        |f| format = Some(f),
+        |item| {
+            match item {
+                Item::Aux { key, value } => aux.push((key, value)),
+                Item::SelectDb(d) => cur_db = d,
+                Item::ResizeDb {
+                    db_size,
+                    expires_size,
+                } => {
+                    dbs.entry(cur_db).or_default().resize = Some((db_size, expires_size));
                 }
-                let d = dbs.entry(e.db).or_default();
-                d.keys += 1;
-                if let Some(x) = e.expire_ms {
-                    d.expires += 1;
-                    if x <= filter.now {
-                        d.expired += 1;
+                Item::Entry(e) => {
+                    if !filter.accepts(&e) {
+                        return Ok(());
+                    }
+                    let d = dbs.entry(e.db).or_default();
+                    d.keys += 1;
+                    if let Some(x) = e.expire_ms {
+                        d.expires += 1;
+                        if x <= filter.now {
+                            d.expired += 1;
+                        }
+                    }
+                    *types.entry(e.value.type_name()).or_default() += 1;
+                    *encodings.entry(e.rdb_type).or_default() += 1;
+                    if let basalt_rdb::Value::Module(m) = &e.value {
+                        *modules.entry(m.name.clone()).or_default() += 1;
                     }
                 }
-                *types.entry(e.value.type_name()).or_default() += 1;
-                *encodings.entry(e.rdb_type).or_default() += 1;
-                if let basalt_rdb::Value::Module(m) = &e.value {
-                    *modules.entry(m.name.clone()).or_default() += 1;
-                }
+                Item::Function(f) => functions.push(f.library),
+                Item::SlotInfo { .. } => slots += 1,
+                Item::ModuleAux { .. } => module_aux += 1,
+                _ => {}
             }
-            Item::Function(f) => functions.push(f.library),
-            Item::SlotInfo { .. } => slots += 1,
-            Item::ModuleAux { .. } => module_aux += 1,
-            _ => {}
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     let checksum = match end.checksum {
         Some(Checksum::NotPresent) | None => "none (RDB < 5)".to_string(),
         Some(Checksum::Disabled) => "disabled (zero trailer)".to_string(),
@@ -170,7 +179,12 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         let _ = writeln!(s, "checksum:    {checksum}");
         let _ = writeln!(s, "aux:");
         for (k, v) in &aux {
-            let _ = writeln!(s, "  {:<14} {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v));
+            let _ = writeln!(
+                s,
+                "  {:<14} {}",
+                String::from_utf8_lossy(k),
+                String::from_utf8_lossy(v)
+            );
         }
         let _ = writeln!(s, "keys:        {total}");
         for (db, d) in dbs.iter().filter(|(_, d)| d.keys > 0 || d.resize.is_some()) {
@@ -196,7 +210,10 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             let _ = writeln!(s, "module type {m}: {c} keys");
         }
         if !functions.is_empty() {
-            let names: Vec<_> = functions.iter().map(|f| String::from_utf8_lossy(f)).collect();
+            let names: Vec<_> = functions
+                .iter()
+                .map(|f| String::from_utf8_lossy(f))
+                .collect();
             let _ = writeln!(s, "functions:   {} ({})", functions.len(), names.join(", "));
         }
         if slots > 0 {

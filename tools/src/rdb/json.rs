@@ -7,8 +7,8 @@
 //! and `{"len": N, "sha256": hex}` beyond 16384 bytes unless full values
 //! were asked for.
 
-use base64::Engine;
 use basalt_rdb::{Entry, Function, StreamId, Value};
+use base64::Engine;
 use sha2::{Digest, Sha256};
 
 /// Longest byte string written in full under the corpus convention.
@@ -363,8 +363,13 @@ pub fn function_names(code: &[u8]) -> Vec<String> {
             continue;
         };
         let rest = if rest.starts_with('{') || rest.starts_with("function_name") {
-            let Some(p) = rest.find("function_name") else { continue };
-            match rest[p + "function_name".len()..].trim_start().strip_prefix('=') {
+            let Some(p) = rest.find("function_name") else {
+                continue;
+            };
+            match rest[p + "function_name".len()..]
+                .trim_start()
+                .strip_prefix('=')
+            {
                 Some(r) => r.trim_start(),
                 None => continue,
             }

@@ -36,42 +36,48 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
     let filter = Filter::new(&a.filter)?;
     let mut out = super::output(a.output.as_ref())?;
     let mut line = Vec::with_capacity(256);
-    scan(&a.file, super::decode_options(), quiet, |_| {}, |item| {
-        let Item::Entry(e) = item else { return Ok(()) };
-        if !filter.matches(&e) {
-            return Ok(());
-        }
-        let mem = if a.long || filter.needs_size() {
-            super::memory::estimate(&e).bytes
-        } else {
-            0
-        };
-        if !filter.size_ok(mem) {
-            return Ok(());
-        }
-        line.clear();
-        if a.null {
-            line.extend_from_slice(&e.key);
-            line.push(0);
-        } else {
-            if a.long {
-                line.extend_from_slice(
-                    format!(
-                        "{}\t{}\t{}\t{}\t",
-                        e.db,
-                        e.value.type_name(),
-                        e.expire_ms.unwrap_or(-1),
-                        mem
-                    )
-                    .as_bytes(),
-                );
+    scan(
+        &a.file,
+        super::decode_options(),
+        quiet,
+        |_| {},
+        |item| {
+            let Item::Entry(e) = item else { return Ok(()) };
+            if !filter.matches(&e) {
+                return Ok(());
             }
-            display_key(&e.key, &mut line);
-            line.push(b'\n');
-        }
-        out.write_all(&line)?;
-        Ok(())
-    })?;
+            let mem = if a.long || filter.needs_size() {
+                super::memory::estimate(&e).bytes
+            } else {
+                0
+            };
+            if !filter.size_ok(mem) {
+                return Ok(());
+            }
+            line.clear();
+            if a.null {
+                line.extend_from_slice(&e.key);
+                line.push(0);
+            } else {
+                if a.long {
+                    line.extend_from_slice(
+                        format!(
+                            "{}\t{}\t{}\t{}\t",
+                            e.db,
+                            e.value.type_name(),
+                            e.expire_ms.unwrap_or(-1),
+                            mem
+                        )
+                        .as_bytes(),
+                    );
+                }
+                display_key(&e.key, &mut line);
+                line.push(b'\n');
+            }
+            out.write_all(&line)?;
+            Ok(())
+        },
+    )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -169,7 +169,11 @@ pub struct Named(Vec<(&'static str, Tally)>);
 
 impl Named {
     fn entry(&mut self, name: &'static str) -> &mut Tally {
-        let i = match self.0.iter().position(|(n, _)| std::ptr::eq(*n, name) || *n == name) {
+        let i = match self
+            .0
+            .iter()
+            .position(|(n, _)| std::ptr::eq(*n, name) || *n == name)
+        {
             Some(i) => i,
             None => {
                 self.0.push((name, Tally::default()));
@@ -262,7 +266,10 @@ impl Report {
             None => self.no_ttl.add(b),
             Some(x) => {
                 let left = x - now;
-                let i = TTL_BUCKETS.iter().position(|(_, hi)| left < *hi).unwrap_or(0);
+                let i = TTL_BUCKETS
+                    .iter()
+                    .position(|(_, hi)| left < *hi)
+                    .unwrap_or(0);
                 self.ttl[i].add(b);
             }
         }
@@ -316,8 +323,10 @@ impl Report {
 
     /// A level's prefixes, biggest first.
     pub fn prefixes(&self, level: usize, limit: usize) -> Vec<(Vec<u8>, Tally)> {
-        let mut v: Vec<(Vec<u8>, Tally)> =
-            self.by_prefix[level].iter().map(|(k, t)| (k.as_slice().to_vec(), *t)).collect();
+        let mut v: Vec<(Vec<u8>, Tally)> = self.by_prefix[level]
+            .iter()
+            .map(|(k, t)| (k.as_slice().to_vec(), *t))
+            .collect();
         v.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(&b.0)));
         v.truncate(limit);
         v
@@ -341,7 +350,9 @@ fn fold(map: &mut HashMap<PrefixKey, Tally, FxBuild>, other: &mut Tally, keep: u
 }
 
 fn csv_field(out: &mut Vec<u8>, b: &[u8]) {
-    if b.iter().any(|&c| c == b',' || c == b'"' || c == b'\n' || c == b'\r') {
+    if b.iter()
+        .any(|&c| c == b',' || c == b'"' || c == b'\n' || c == b'\r')
+    {
         out.push(b'"');
         for &c in b {
             if c == b'"' {
@@ -363,48 +374,56 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
     let csv = a.format == Format::Csv;
     let mut buf = Vec::with_capacity(1 << 20);
     if csv {
-        buf.extend_from_slice(b"database,type,key,size_in_bytes,encoding,num_elements,len_largest_element,expiry\n");
+        buf.extend_from_slice(
+            b"database,type,key,size_in_bytes,encoding,num_elements,len_largest_element,expiry\n",
+        );
     }
-    let end = scan(&a.file, super::decode_options(), quiet, |_| {}, |item| {
-        let Item::Entry(e) = item else { return Ok(()) };
-        if !filter.matches(&e) {
-            return Ok(());
-        }
-        let est = estimate(&e);
-        if !filter.size_ok(est.bytes) {
-            return Ok(());
-        }
-        // CSV prints rows only; the aggregates are for the other outputs.
-        if !csv || a.html.is_some() {
-            report.add(&e, &est, a, filter.now);
-        }
-        if csv {
-            let mut ib = itoa::Buffer::new();
-            buf.extend_from_slice(ib.format(e.db).as_bytes());
-            buf.push(b',');
-            buf.extend_from_slice(e.value.type_name().as_bytes());
-            buf.push(b',');
-            csv_field(&mut buf, &e.key);
-            buf.push(b',');
-            buf.extend_from_slice(ib.format(est.bytes).as_bytes());
-            buf.push(b',');
-            buf.extend_from_slice(est.encoding.as_bytes());
-            buf.push(b',');
-            buf.extend_from_slice(ib.format(est.elements).as_bytes());
-            buf.push(b',');
-            buf.extend_from_slice(ib.format(est.largest).as_bytes());
-            buf.push(b',');
-            if let Some(x) = e.expire_ms {
-                buf.extend_from_slice(ib.format(x).as_bytes());
+    let end = scan(
+        &a.file,
+        super::decode_options(),
+        quiet,
+        |_| {},
+        |item| {
+            let Item::Entry(e) = item else { return Ok(()) };
+            if !filter.matches(&e) {
+                return Ok(());
             }
-            buf.push(b'\n');
-            if buf.len() > 1 << 20 {
-                out.write_all(&buf)?;
-                buf.clear();
+            let est = estimate(&e);
+            if !filter.size_ok(est.bytes) {
+                return Ok(());
             }
-        }
-        Ok(())
-    })?;
+            // CSV prints rows only; the aggregates are for the other outputs.
+            if !csv || a.html.is_some() {
+                report.add(&e, &est, a, filter.now);
+            }
+            if csv {
+                let mut ib = itoa::Buffer::new();
+                buf.extend_from_slice(ib.format(e.db).as_bytes());
+                buf.push(b',');
+                buf.extend_from_slice(e.value.type_name().as_bytes());
+                buf.push(b',');
+                csv_field(&mut buf, &e.key);
+                buf.push(b',');
+                buf.extend_from_slice(ib.format(est.bytes).as_bytes());
+                buf.push(b',');
+                buf.extend_from_slice(est.encoding.as_bytes());
+                buf.push(b',');
+                buf.extend_from_slice(ib.format(est.elements).as_bytes());
+                buf.push(b',');
+                buf.extend_from_slice(ib.format(est.largest).as_bytes());
+                buf.push(b',');
+                if let Some(x) = e.expire_ms {
+                    buf.extend_from_slice(ib.format(x).as_bytes());
+                }
+                buf.push(b'\n');
+                if buf.len() > 1 << 20 {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
+            }
+            Ok(())
+        },
+    )?;
     report.file_size = end.size;
     match a.format {
         Format::Csv => out.write_all(&buf)?,
@@ -452,7 +471,13 @@ fn prefix_label(p: &[u8]) -> String {
 fn table(r: &Report, a: &Args) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let pct = |b: u64| if r.total.bytes == 0 { 0.0 } else { b as f64 * 100.0 / r.total.bytes as f64 };
+    let pct = |b: u64| {
+        if r.total.bytes == 0 {
+            0.0
+        } else {
+            b as f64 * 100.0 / r.total.bytes as f64
+        }
+    };
     let _ = writeln!(
         s,
         "{} keys, estimated {} ({} bytes) in memory; dump file {}\n",
@@ -465,31 +490,77 @@ fn table(r: &Report, a: &Args) -> String {
         let _ = writeln!(s, "{title}");
         let _ = writeln!(s, "  {:<40} {:>12} {:>14} {:>7}", "", "keys", "bytes", "%");
         for (name, t) in rows {
-            let _ = writeln!(s, "  {:<40} {:>12} {:>14} {:>6.1}%", name, t.keys, t.bytes, pct(t.bytes));
+            let _ = writeln!(
+                s,
+                "  {:<40} {:>12} {:>14} {:>6.1}%",
+                name,
+                t.keys,
+                t.bytes,
+                pct(t.bytes)
+            );
         }
         s.push('\n');
     };
-    section("by type", r.by_type.iter().map(|(k, t)| (k.to_string(), *t)).collect());
-    section("by encoding", r.by_encoding.iter().map(|(k, t)| (k.to_string(), *t)).collect());
-    section("by database", r.by_db.iter().map(|(k, t)| (format!("db{k}"), *t)).collect());
+    section(
+        "by type",
+        r.by_type.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+    );
+    section(
+        "by encoding",
+        r.by_encoding
+            .iter()
+            .map(|(k, t)| (k.to_string(), *t))
+            .collect(),
+    );
+    section(
+        "by database",
+        r.by_db
+            .iter()
+            .map(|(k, t)| (format!("db{k}"), *t))
+            .collect(),
+    );
     for level in 0..r.by_prefix.len() {
-        let mut rows: Vec<(String, Tally)> =
-            r.prefixes(level, a.top.max(10)).into_iter().map(|(p, t)| (prefix_label(&p), t)).collect();
+        let mut rows: Vec<(String, Tally)> = r
+            .prefixes(level, a.top.max(10))
+            .into_iter()
+            .map(|(p, t)| (prefix_label(&p), t))
+            .collect();
         if r.other[level].keys > 0 {
             rows.push(("(other, folded)".into(), r.other[level]));
         }
-        section(&format!("by prefix, level {} (separator {:?})", level + 1, a.separator), rows);
+        section(
+            &format!(
+                "by prefix, level {} (separator {:?})",
+                level + 1,
+                a.separator
+            ),
+            rows,
+        );
     }
     let mut ttl = vec![("no expiry".to_string(), r.no_ttl)];
-    ttl.extend(TTL_BUCKETS.iter().zip(&r.ttl).map(|((l, _), t)| (l.to_string(), *t)));
+    ttl.extend(
+        TTL_BUCKETS
+            .iter()
+            .zip(&r.ttl)
+            .map(|((l, _), t)| (l.to_string(), *t)),
+    );
     section("by time to live", ttl);
     let _ = writeln!(s, "top {} keys", a.top);
-    let _ = writeln!(s, "  {:>14} {:>3} {:<7} {:<10} {:>10}  key", "bytes", "db", "type", "encoding", "elements");
+    let _ = writeln!(
+        s,
+        "  {:>14} {:>3} {:<7} {:<10} {:>10}  key",
+        "bytes", "db", "type", "encoding", "elements"
+    );
     for t in r.top() {
         let _ = writeln!(
             s,
             "  {:>14} {:>3} {:<7} {:<10} {:>10}  {}",
-            t.bytes, t.db, t.kind, t.encoding, t.elements, key_text(&t.key)
+            t.bytes,
+            t.db,
+            t.kind,
+            t.encoding,
+            t.elements,
+            key_text(&t.key)
         );
     }
     s
@@ -522,11 +593,31 @@ pub fn json(r: &Report, a: &Args) -> Vec<u8> {
         }
         j.raw("}");
     };
-    named(&mut j, "by_type", r.by_type.iter().map(|(k, t)| (k.to_string(), *t)).collect());
-    named(&mut j, "by_encoding", r.by_encoding.iter().map(|(k, t)| (k.to_string(), *t)).collect());
-    named(&mut j, "by_db", r.by_db.iter().map(|(k, t)| (k.to_string(), *t)).collect());
+    named(
+        &mut j,
+        "by_type",
+        r.by_type.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+    );
+    named(
+        &mut j,
+        "by_encoding",
+        r.by_encoding
+            .iter()
+            .map(|(k, t)| (k.to_string(), *t))
+            .collect(),
+    );
+    named(
+        &mut j,
+        "by_db",
+        r.by_db.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+    );
     let mut ttl = vec![("no expiry".to_string(), r.no_ttl)];
-    ttl.extend(TTL_BUCKETS.iter().zip(&r.ttl).map(|((l, _), t)| (l.to_string(), *t)));
+    ttl.extend(
+        TTL_BUCKETS
+            .iter()
+            .zip(&r.ttl)
+            .map(|((l, _), t)| (l.to_string(), *t)),
+    );
     j.raw(",\n\"ttl\": [");
     for (n, (l, t)) in ttl.iter().enumerate() {
         j.raw(if n > 0 { ", " } else { "" });

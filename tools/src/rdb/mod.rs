@@ -194,7 +194,12 @@ pub fn scan(
         for item in loaded.items {
             on(item)?;
         }
-        return Ok(ScanEnd { format: loaded.format, checksum: None, warnings: Vec::new(), size: loaded.size });
+        return Ok(ScanEnd {
+            format: loaded.format,
+            checksum: None,
+            warnings: Vec::new(),
+            size: loaded.size,
+        });
     }
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -237,7 +242,8 @@ pub fn scan(
                     Ok(Some(i)) => {
                         batch.push(i);
                         if batch.len() == BATCH_ITEMS {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
                             if tx.send(Ok((full, reader.offset()))).is_err() {
                                 return reader; // the consumer stopped
                             }
@@ -300,7 +306,10 @@ pub fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
             1 << 20,
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
         )),
-        _ => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
+        _ => Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout().lock(),
+        )),
     })
 }
 

@@ -41,7 +41,12 @@ fn int(v: impl itoa::Integer) -> Vec<u8> {
 /// Plain commands rebuilding `e` (without SELECT). `replace` deletes the
 /// key first. Returns the number of commands, or why the value cannot be
 /// rebuilt this way. Warnings (what is lost) go to `warn`.
-pub fn plain(e: &Entry, replace: bool, out: &mut Vec<u8>, warn: &mut Vec<String>) -> Result<usize, String> {
+pub fn plain(
+    e: &Entry,
+    replace: bool,
+    out: &mut Vec<u8>,
+    warn: &mut Vec<String>,
+) -> Result<usize, String> {
     let k: &[u8] = &e.key;
     let mut n = 0;
     let mut cmd = |out: &mut Vec<u8>, args: &[&[u8]]| {
@@ -54,7 +59,11 @@ pub fn plain(e: &Entry, replace: bool, out: &mut Vec<u8>, warn: &mut Vec<String>
     match &e.value {
         Value::String(v) => cmd(out, &[b"SET", k, v]),
         Value::List(items) | Value::Set(items) => {
-            let verb: &[u8] = if matches!(e.value, Value::List(_)) { b"RPUSH" } else { b"SADD" };
+            let verb: &[u8] = if matches!(e.value, Value::List(_)) {
+                b"RPUSH"
+            } else {
+                b"SADD"
+            };
             for chunk in items.chunks(CHUNK) {
                 let mut args: Vec<&[u8]> = vec![verb, k];
                 args.extend(chunk.iter().map(|i| i.as_slice()));
@@ -109,14 +118,24 @@ pub fn plain(e: &Entry, replace: bool, out: &mut Vec<u8>, warn: &mut Vec<String>
                 args.push(b"ENTRIESADDED".to_vec());
                 args.push(int(a));
                 args.push(b"MAXDELETEDID".to_vec());
-                args.push(s.max_deleted_id.unwrap_or_default().to_string().into_bytes());
+                args.push(
+                    s.max_deleted_id
+                        .unwrap_or_default()
+                        .to_string()
+                        .into_bytes(),
+                );
             }
             let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             cmd(out, &refs);
             for g in &s.groups {
                 let id = g.last_delivered_id.to_string().into_bytes();
-                let mut args: Vec<Vec<u8>> =
-                    vec![b"XGROUP".to_vec(), b"CREATE".to_vec(), k.to_vec(), g.name.clone(), id];
+                let mut args: Vec<Vec<u8>> = vec![
+                    b"XGROUP".to_vec(),
+                    b"CREATE".to_vec(),
+                    k.to_vec(),
+                    g.name.clone(),
+                    id,
+                ];
                 if let Some(r) = g.entries_read {
                     args.push(b"ENTRIESREAD".to_vec());
                     args.push(int(r));
@@ -143,7 +162,12 @@ pub fn plain(e: &Entry, replace: bool, out: &mut Vec<u8>, warn: &mut Vec<String>
                 m.name
             ))
         }
-        _ => return Err(format!("key {:?}: unknown value type", String::from_utf8_lossy(k))),
+        _ => {
+            return Err(format!(
+                "key {:?}: unknown value type",
+                String::from_utf8_lossy(k)
+            ))
+        }
     }
     if let Some(x) = e.expire_ms {
         let x = int(x);
@@ -154,7 +178,12 @@ pub fn plain(e: &Entry, replace: bool, out: &mut Vec<u8>, warn: &mut Vec<String>
 
 /// `RESTORE key ttl payload [REPLACE] ABSTTL [IDLETIME s] [FREQ f]` with a
 /// payload for `opts.target`.
-pub fn restore(e: &Entry, opts: &EncodeOptions, replace: bool, out: &mut Vec<u8>) -> Result<(), String> {
+pub fn restore(
+    e: &Entry,
+    opts: &EncodeOptions,
+    replace: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let payload = encode_dump(&e.value, opts)
         .map_err(|err| format!("key {:?}: {err}", String::from_utf8_lossy(&e.key)))?;
     let ttl = int(e.expire_ms.unwrap_or(0).max(0));
@@ -209,7 +238,10 @@ impl Client {
         let s = TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(300)))?;
-        Ok(Client { w: s.try_clone()?, r: BufReader::with_capacity(1 << 16, s) })
+        Ok(Client {
+            w: s.try_clone()?,
+            r: BufReader::with_capacity(1 << 16, s),
+        })
     }
 
     /// Connects and authenticates (AUTH [user] password) if asked.
@@ -233,7 +265,9 @@ impl Client {
         let deadline = std::time::Instant::now() + Duration::from_secs(3600);
         loop {
             match self.call(&[b"SCAN", b"0", b"COUNT", b"1"])? {
-                Reply::Error(e) if e.starts_with("LOADING") && std::time::Instant::now() < deadline => {
+                Reply::Error(e)
+                    if e.starts_with("LOADING") && std::time::Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 _ => return Ok(()),

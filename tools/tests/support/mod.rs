@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn corpus_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/rdb-corpus"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/rdb-corpus"
+    ))
 }
 
 pub fn corpus(name: &str) -> PathBuf {
@@ -52,5 +55,6 @@ pub fn p(path: &Path) -> &str {
 /// The outcome line of a `.expect` file (`error` or `refused`).
 pub fn expect_outcome(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path.with_extension("expect")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("outcome: ").map(str::to_string))
+    text.lines()
+        .find_map(|l| l.strip_prefix("outcome: ").map(str::to_string))
 }

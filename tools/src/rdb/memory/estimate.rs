@@ -114,7 +114,12 @@ pub fn estimate(e: &Entry) -> Estimate {
     }
     let (v, encoding, elements, largest) = value_size(&e.value);
     bytes += v;
-    Estimate { bytes, encoding, elements, largest }
+    Estimate {
+        bytes,
+        encoding,
+        elements,
+        largest,
+    }
 }
 
 fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
@@ -145,7 +150,12 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
                 total += 32 + malloc_size(node + 7);
             }
             // Redis 7.0 keeps every list as a quicklist of listpacks.
-            (total, "quicklist", items.len() as u64, maxlen(&mut items.iter().map(Vec::len)))
+            (
+                total,
+                "quicklist",
+                items.len() as u64,
+                maxlen(&mut items.iter().map(Vec::len)),
+            )
         }
         Value::Set(items) => {
             let n = items.len() as u64;
@@ -166,20 +176,34 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
                     return (ROBJ + malloc_size(8 + n * width), "intset", n, largest);
                 }
             }
-            let entries: u64 = items.iter().map(|i| DICT_ENTRY + sds_size(i.len() as u64)).sum();
+            let entries: u64 = items
+                .iter()
+                .map(|i| DICT_ENTRY + sds_size(i.len() as u64))
+                .sum();
             (ROBJ + DICT + buckets(n) + entries, "hashtable", n, largest)
         }
         Value::SortedSet(pairs) => {
             let n = pairs.len() as u64;
             let largest = maxlen(&mut pairs.iter().map(|p| p.0.len()));
             if pairs.len() <= LISTPACK_MAX_ENTRIES && largest <= LISTPACK_MAX_VALUE as u64 {
-                let lp: u64 = pairs.iter().map(|(m, s)| lp_entry(m) + lp_entry(&score_bytes(*s))).sum();
+                let lp: u64 = pairs
+                    .iter()
+                    .map(|(m, s)| lp_entry(m) + lp_entry(&score_bytes(*s)))
+                    .sum();
                 return (ROBJ + malloc_size(lp + 7), "listpack", n, largest);
             }
             // zset + dict + skiplist header; per element: dictEntry, member
             // sds, skiplist node of average level 4/3.
-            let per: u64 = pairs.iter().map(|p| DICT_ENTRY + sds_size(p.0.len() as u64) + 52).sum();
-            (ROBJ + 16 + DICT + buckets(n) + 32 + 640 + per, "skiplist", n, largest)
+            let per: u64 = pairs
+                .iter()
+                .map(|p| DICT_ENTRY + sds_size(p.0.len() as u64) + 52)
+                .sum();
+            (
+                ROBJ + 16 + DICT + buckets(n) + 32 + 640 + per,
+                "skiplist",
+                n,
+                largest,
+            )
         }
         Value::Hash(fields) => {
             let n = fields.len() as u64;
@@ -190,11 +214,18 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
                     .iter()
                     .map(|f| lp_entry(&f.field) + lp_entry(&f.value) + if ttl { 9 } else { 0 })
                     .sum();
-                return (ROBJ + malloc_size(lp + 7), if ttl { "listpackex" } else { "listpack" }, n, largest);
+                return (
+                    ROBJ + malloc_size(lp + 7),
+                    if ttl { "listpackex" } else { "listpack" },
+                    n,
+                    largest,
+                );
             }
             let entries: u64 = fields
                 .iter()
-                .map(|f| DICT_ENTRY + sds_size(f.field.len() as u64) + sds_size(f.value.len() as u64))
+                .map(|f| {
+                    DICT_ENTRY + sds_size(f.field.len() as u64) + sds_size(f.value.len() as u64)
+                })
                 .sum();
             (ROBJ + DICT + buckets(n) + entries, "hashtable", n, largest)
         }
@@ -213,18 +244,27 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
             // element plus 244 per node (streamRadixTreeMemoryUsage), about
             // one node per element.
             let rax = |n: u64| 24 + 16 * n + (n + 1) * 244;
-            let nodes = (s.entries.len() as u64).div_ceil(100).max(u64::from(!s.entries.is_empty()));
+            let nodes = (s.entries.len() as u64)
+                .div_ceil(100)
+                .max(u64::from(!s.entries.is_empty()));
             let mut total = ROBJ + 80 + rax(nodes) + malloc_size(lp + nodes * 7).max(lp);
             for g in &s.groups {
-                total += 40 + rax(g.pel.len() as u64) + g.pel.len() as u64 * 24 + rax(g.consumers.len() as u64);
+                total += 40
+                    + rax(g.pel.len() as u64)
+                    + g.pel.len() as u64 * 24
+                    + rax(g.consumers.len() as u64);
                 for c in &g.consumers {
                     total += 32 + sds_size(c.name.len() as u64) + rax(c.pel.len() as u64);
                 }
             }
             (total, "stream", s.entries.len() as u64, largest)
         }
-        Value::Module(m) => (ROBJ + malloc_size(m.raw.len() as u64), "module", 1, m.raw.len() as u64),
+        Value::Module(m) => (
+            ROBJ + malloc_size(m.raw.len() as u64),
+            "module",
+            1,
+            m.raw.len() as u64,
+        ),
         _ => (ROBJ, "unknown", 0, 0),
     }
 }
-

@@ -5,7 +5,10 @@ use super::{human, key_text, prefix_label, Args, Report, TTL_BUCKETS};
 use crate::rdb::json::Json;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The treemap data: level-1 prefixes with their level-2 children.
@@ -14,7 +17,11 @@ fn tree(r: &Report) -> Vec<u8> {
     j.raw("[");
     let level1 = r.prefixes(0, 60);
     for (n, (p, t)) in level1.iter().enumerate() {
-        j.raw(if n > 0 { ",\n{\"name\": " } else { "\n{\"name\": " });
+        j.raw(if n > 0 {
+            ",\n{\"name\": "
+        } else {
+            "\n{\"name\": "
+        });
         j.str(&prefix_label(p));
         j.raw(", \"bytes\": ");
         j.int(t.bytes);
@@ -22,11 +29,17 @@ fn tree(r: &Report) -> Vec<u8> {
         j.int(t.keys);
         j.raw(", \"children\": [");
         if r.by_prefix.len() > 1 && !p.is_empty() {
-            let mut kids: Vec<_> =
-                r.by_prefix[1].iter().filter(|(k, _)| k.as_slice().starts_with(p) && k.as_slice().len() > p.len()).collect();
+            let mut kids: Vec<_> = r.by_prefix[1]
+                .iter()
+                .filter(|(k, _)| k.as_slice().starts_with(p) && k.as_slice().len() > p.len())
+                .collect();
             kids.sort_by_key(|k| std::cmp::Reverse(k.1.bytes));
             for (i, (k, kt)) in kids.iter().take(40).enumerate() {
-                j.raw(if i > 0 { ", {\"name\": " } else { "{\"name\": " });
+                j.raw(if i > 0 {
+                    ", {\"name\": "
+                } else {
+                    "{\"name\": "
+                });
                 j.str(&key_text(k.as_slice()));
                 j.raw(", \"bytes\": ");
                 j.int(kt.bytes);
@@ -79,9 +92,16 @@ window.addEventListener('resize',draw);draw();
 "#;
 
 fn rows_table(title: &str, rows: &[(String, u64, u64)], total: u64) -> String {
-    let mut s = format!("<h2>{}</h2><table><tr><th></th><th>keys</th><th>bytes</th><th>%</th></tr>", esc(title));
+    let mut s = format!(
+        "<h2>{}</h2><table><tr><th></th><th>keys</th><th>bytes</th><th>%</th></tr>",
+        esc(title)
+    );
     for (name, keys, bytes) in rows {
-        let pct = if total == 0 { 0.0 } else { *bytes as f64 * 100.0 / total as f64 };
+        let pct = if total == 0 {
+            0.0
+        } else {
+            *bytes as f64 * 100.0 / total as f64
+        };
         s.push_str(&format!(
             "<tr><td>{}</td><td>{keys}</td><td title=\"{bytes}\">{}</td><td>{pct:.1}%</td></tr>",
             esc(name),
@@ -106,20 +126,56 @@ pub fn page(r: &Report, a: &Args) -> String {
         "<h2>Memory by key prefix (separator {})</h2><div id=\"map\"></div>",
         esc(&format!("{:?}", a.separator))
     ));
-    let conv = |m: Vec<(String, super::Tally)>| m.into_iter().map(|(k, v)| (k, v.keys, v.bytes)).collect::<Vec<_>>();
-    body.push_str(&rows_table("By type", &conv(r.by_type.iter().map(|(k, v)| (k.to_string(), *v)).collect()), t));
+    let conv = |m: Vec<(String, super::Tally)>| {
+        m.into_iter()
+            .map(|(k, v)| (k, v.keys, v.bytes))
+            .collect::<Vec<_>>()
+    };
     body.push_str(&rows_table(
-        "By encoding",
-        &conv(r.by_encoding.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+        "By type",
+        &conv(r.by_type.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
         t,
     ));
-    body.push_str(&rows_table("By database", &conv(r.by_db.iter().map(|(k, v)| (format!("db{k}"), *v)).collect()), t));
+    body.push_str(&rows_table(
+        "By encoding",
+        &conv(
+            r.by_encoding
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        ),
+        t,
+    ));
+    body.push_str(&rows_table(
+        "By database",
+        &conv(
+            r.by_db
+                .iter()
+                .map(|(k, v)| (format!("db{k}"), *v))
+                .collect(),
+        ),
+        t,
+    ));
     for level in 0..r.by_prefix.len() {
-        let rows = conv(r.prefixes(level, 50).into_iter().map(|(p, v)| (prefix_label(&p), v)).collect());
-        body.push_str(&rows_table(&format!("Top prefixes, level {}", level + 1), &rows, t));
+        let rows = conv(
+            r.prefixes(level, 50)
+                .into_iter()
+                .map(|(p, v)| (prefix_label(&p), v))
+                .collect(),
+        );
+        body.push_str(&rows_table(
+            &format!("Top prefixes, level {}", level + 1),
+            &rows,
+            t,
+        ));
     }
     let mut ttl = vec![("no expiry".to_string(), r.no_ttl)];
-    ttl.extend(TTL_BUCKETS.iter().zip(&r.ttl).map(|((l, _), v)| (l.to_string(), *v)));
+    ttl.extend(
+        TTL_BUCKETS
+            .iter()
+            .zip(&r.ttl)
+            .map(|((l, _), v)| (l.to_string(), *v)),
+    );
     body.push_str(&rows_table("By time to live", &conv(ttl), t));
     body.push_str("<h2>Biggest keys</h2><table><tr><th>key</th><th>db</th><th>type</th><th>encoding</th><th>elements</th><th>bytes</th></tr>");
     for k in r.top() {
