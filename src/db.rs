@@ -357,15 +357,18 @@ impl<'a> Ctx<'a> {
     /// the access clock (unless CLIENT NO-TOUCH).
     pub fn read_key<'k>(&self, key: &'k [u8]) -> KeyLock<'a, 'k> {
         let mut k = self.write_key(key);
-        if k.exists() {
+        // One table walk finds the key and stamps its access clock. Not
+        // `get_mut`: an access-clock update is not a write and must not make
+        // a running snapshot capture the entry.
+        let found = if self.client.handle.no_touch.load(Relaxed) {
+            k.exists()
+        } else {
+            let clock = self.srv.lru_clock_at(self.now_ms);
+            let (db, hash) = (k.db, k.hash);
+            k.guard.dbs[db].touch(hash, key, clock)
+        };
+        if found {
             self.srv.stats.keyspace_hits.fetch_add(1, Relaxed);
-            if !self.client.handle.no_touch.load(Relaxed) {
-                // Not `get_mut`: an access-clock update is not a write and
-                // must not make a running snapshot capture the entry.
-                let clock = self.srv.lru_clock_at(self.now_ms);
-                let (db, hash) = (k.db, k.hash);
-                k.guard.dbs[db].touch(hash, key, clock);
-            }
         } else {
             self.srv.stats.keyspace_misses.fetch_add(1, Relaxed);
             self.notify(crate::notify::KEY_MISS, b"keymiss", key);

@@ -400,20 +400,22 @@ impl<V: Slot> Dict<V> {
 }
 
 impl Dict<Entry> {
-    /// Updates the access clock without counting as a write.
-    pub fn touch(&mut self, hash: u64, key: &[u8], lru: u32) {
+    /// Updates the access clock without counting as a write; returns
+    /// whether the key exists.
+    pub fn touch(&mut self, hash: u64, key: &[u8], lru: u32) -> bool {
         if self.buckets.is_empty() {
-            return;
+            return false;
         }
         let idx = hash as usize & self.mask();
         let mut cur = self.buckets[idx].as_deref_mut();
         while let Some(n) = cur {
             if n.key.as_slice() == key {
                 n.entry.lru = lru;
-                return;
+                return true;
             }
             cur = n.next.as_deref_mut();
         }
+        false
     }
 
     /// Starts a snapshot of this table at epoch `epoch` (call with the cut

@@ -72,7 +72,7 @@ pub fn check(path: &std::path::Path, quiet: bool, strict_modules: bool) -> Resul
             Ok(Some(Item::Entry(e))) => {
                 r.keys += 1;
                 r.expires += u64::from(e.expire_ms.is_some());
-                if r.keys % 4096 == 0 {
+                if r.keys.is_multiple_of(4096) {
                     progress.set(reader.offset());
                 }
             }

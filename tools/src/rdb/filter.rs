@@ -122,7 +122,7 @@ impl Filter {
 
     /// Checks the size filter against an estimate.
     pub fn size_ok(&self, bytes: u64) -> bool {
-        self.min_size.map_or(true, |m| bytes >= m)
+        self.min_size.is_none_or(|m| bytes >= m)
     }
 
     /// Everything, computing the memory estimate only when needed.

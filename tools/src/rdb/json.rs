@@ -98,7 +98,7 @@ impl Json {
             esc |= (c == b'"') | (c == b'\\');
             high |= c >= 0x80;
         }
-        let flags = u8::from(ctrl) * CTRL | u8::from(esc) * ESC | u8::from(high) * HIGH;
+        let flags = (u8::from(ctrl) * CTRL) | (u8::from(esc) * ESC) | (u8::from(high) * HIGH);
         let text = flags & CTRL == 0 && (flags & HIGH == 0 || std::str::from_utf8(b).is_ok());
         if text {
             self.out.push(b'"');

@@ -220,7 +220,7 @@ pub fn scan(
             };
             on(item)?;
             n = n.wrapping_add(1);
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 progress.set(reader.offset());
             }
         }
