@@ -312,7 +312,10 @@ async fn expire_cycle(srv: Arc<Shared>) {
             _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => return,
         }
-        if !srv.active_expire_enabled.load(Relaxed) {
+        // Not while loading (as Redis): the sweep would compete with the
+        // loader for shard locks, and deleting keys mid-replay would make
+        // the replay depend on the clock.
+        if !srv.active_expire_enabled.load(Relaxed) || srv.loading.load(Relaxed) {
             continue;
         }
         let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));

@@ -87,6 +87,9 @@ pub struct Shared {
     /// True until the log has been replayed; commands get -LOADING.
     pub loading: AtomicBool,
     pub loading_progress: AtomicU64,
+    /// Bytes to load at start (snapshot + log segments) and bytes done.
+    pub loading_total_bytes: AtomicU64,
+    pub loading_loaded_bytes: AtomicU64,
     pub loading_start_ms: AtomicU64,
     /// The fault injector under the log (debug-aof-fault-injection).
     pub aof_faults: OnceLock<Arc<basalt_aof::fs::Faults>>,
@@ -174,6 +177,8 @@ impl Shared {
             log_error: parking_lot::Mutex::new(String::new()),
             loading: AtomicBool::new(false),
             loading_progress: AtomicU64::new(0),
+            loading_total_bytes: AtomicU64::new(0),
+            loading_loaded_bytes: AtomicU64::new(0),
             loading_start_ms: AtomicU64::new(0),
             fsync_always: AtomicBool::new(fsync_always),
             snap: Default::default(),

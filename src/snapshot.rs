@@ -25,7 +25,11 @@
 //! header  "BASALTSN" | version u32 | reserved u32 | covered LSN u64 | epoch u64   (32 bytes)
 //! chunk   comp_len u32 | raw_len u32 | entries u32 | crc32(comp) u32 | zstd(comp_len bytes)
 //! ...
-//! trailer 0 u32 | 0 u32 | 0 u32 | crc32(totals) u32 | keys u64 | chunks u64      (32 bytes)
+//! trailer 0 u32 | 0 u32 | ndbs u32 | crc32(totals) u32 | keys u64 | chunks u64   (32 bytes)
+//!         then ndbs x (db u32 | keys u64): keys per database, so the loader
+//!         sizes every table once instead of rehashing it while it fills
+//!         (version 1 files have ndbs = 0 and no such records)
+//!         crc32(totals) covers every chunk header, keys, chunks and the records
 //! entry   db varint | key_len varint | key | expire_ms varint (0 = none) | type u8 | value
 //!         type 0 int: zigzag varint; 1 string, 2 string grown in place: len varint | bytes
 //!         3 hash: n varint | n x (field, value);  4 set: n | n x member
@@ -45,7 +49,9 @@ use parking_lot::Mutex;
 use crate::shared::{unix_ms, Shared};
 
 const MAGIC: &[u8; 8] = b"BASALTSN";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Oldest version the loader still reads.
+const MIN_VERSION: u32 = 1;
 const HEADER_LEN: usize = 32;
 const CHUNK_HEADER_LEN: usize = 16;
 /// Raw bytes per chunk before compression.
@@ -261,16 +267,29 @@ pub fn decode_entry<'a>(
 
 /// Collects captured entries; the snapshot thread drains it into chunks.
 struct Sink {
-    buf: Mutex<(Vec<u8>, u64)>,
+    buf: Mutex<SinkBuf>,
     peak: AtomicU64,
+}
+
+#[derive(Default)]
+struct SinkBuf {
+    bytes: Vec<u8>,
+    entries: u64,
+    /// Entries captured per database since the start (never drained).
+    per_db: Vec<u64>,
 }
 
 impl Capture for Sink {
     fn capture(&self, db: u32, key: &[u8], entry: &Entry) {
         let mut g = self.buf.lock();
-        encode_entry(db, key, entry, &mut g.0);
-        g.1 += 1;
-        let len = g.0.capacity() as u64;
+        encode_entry(db, key, entry, &mut g.bytes);
+        g.entries += 1;
+        let db = db as usize;
+        if g.per_db.len() <= db {
+            g.per_db.resize(db + 1, 0);
+        }
+        g.per_db[db] += 1;
+        let len = g.bytes.capacity() as u64;
         if len > self.peak.load(Relaxed) {
             self.peak.store(len, Relaxed);
         }
@@ -358,7 +377,7 @@ pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
 fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     let ks = &srv.ks;
     let sink = Arc::new(Sink {
-        buf: Mutex::new((Vec::new(), 0)),
+        buf: Mutex::new(SinkBuf::default()),
         peak: AtomicU64::new(0),
     });
     let epoch = srv.snap.epoch.fetch_add(1, Relaxed) + 1;
@@ -466,12 +485,12 @@ fn write_file(
      -> std::io::Result<()> {
         {
             let mut g = sink.buf.lock();
-            raw.extend_from_slice(&g.0);
-            *raw_entries += g.1;
-            g.0.clear();
-            g.1 = 0;
-            if g.0.capacity() > 4 * CHUNK_RAW {
-                g.0.shrink_to(CHUNK_RAW);
+            raw.extend_from_slice(&g.bytes);
+            *raw_entries += g.entries;
+            g.bytes.clear();
+            g.entries = 0;
+            if g.bytes.capacity() > 4 * CHUNK_RAW {
+                g.bytes.shrink_to(CHUNK_RAW);
             }
         }
         if raw.len() >= CHUNK_RAW || (force && *raw_entries > 0) {
@@ -510,15 +529,30 @@ fn write_file(
         }
     }
     drain(&mut w, &mut raw, &mut raw_entries, true)?;
+    let per_db: Vec<(u32, u64)> = {
+        let g = sink.buf.lock();
+        (0u32..)
+            .zip(g.per_db.iter().copied())
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    };
     let mut totals = [0u8; 16];
     totals[0..8].copy_from_slice(&w.keys.to_le_bytes());
     totals[8..16].copy_from_slice(&w.chunks.to_le_bytes());
     w.crc_totals.update(&totals);
+    let mut records = Vec::with_capacity(per_db.len() * 12);
+    for (db, n) in &per_db {
+        records.extend_from_slice(&db.to_le_bytes());
+        records.extend_from_slice(&n.to_le_bytes());
+    }
+    w.crc_totals.update(&records);
     let crc = w.crc_totals.clone().finalize();
     let mut t = [0u8; 32];
+    t[8..12].copy_from_slice(&(per_db.len() as u32).to_le_bytes());
     t[12..16].copy_from_slice(&crc.to_le_bytes());
     t[16..32].copy_from_slice(&totals);
     w.file.write_all(&t)?;
+    w.file.write_all(&records)?;
     let f = w.file.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     Ok(())
@@ -526,6 +560,13 @@ fn write_file(
 
 /// Loads a snapshot into the (empty) keyspace, decoding chunks on every
 /// core. Returns (keys, covered log position).
+///
+/// The chunks are in walk order, which is shard order, so each thread
+/// starts on its own contiguous range of chunks (and so mostly on shards
+/// no other thread touches) and steals from the other ranges once its own
+/// is done. A thread decodes a whole chunk (allocation, hashing) without
+/// any lock, then inserts each run of same-shard entries under one lock
+/// hold into tables already sized from the trailer's per-database counts.
 pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     // SAFETY: the file is ours (data dir locked) and not modified while
@@ -534,89 +575,73 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
         .map_err(|e| format!("{}: mmap: {e}", path.display()))?;
     let b: &[u8] = &map;
     let at = |off: usize, what: &str| format!("{}: offset {off}: {what}", path.display());
-    if b.len() < HEADER_LEN + 32 || &b[0..8] != MAGIC {
-        return Err(at(0, "not a Basalt snapshot (bad magic or too short)"));
-    }
-    let version = u32::from_le_bytes(b[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
-        return Err(at(8, &format!("unsupported snapshot version {version}")));
-    }
-    let covered = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
-    // Index the chunks (headers only), checking every length first.
-    let mut chunks: Vec<(usize, usize, usize, u32)> = Vec::new();
-    let mut pos = HEADER_LEN;
-    let mut crc_totals = crc32fast::Hasher::new();
-    let (keys, nchunks) = loop {
-        let h = b
-            .get(pos..pos + CHUNK_HEADER_LEN)
-            .ok_or_else(|| at(pos, "truncated (no trailer)"))?;
-        let comp = u32::from_le_bytes(h[0..4].try_into().unwrap_or_default()) as usize;
-        let raw = u32::from_le_bytes(h[4..8].try_into().unwrap_or_default()) as usize;
-        let entries = u32::from_le_bytes(h[8..12].try_into().unwrap_or_default());
-        let crc = u32::from_le_bytes(h[12..16].try_into().unwrap_or_default());
-        if comp == 0 && raw == 0 && entries == 0 {
-            let totals = b
-                .get(pos + 16..pos + 32)
-                .ok_or_else(|| at(pos, "truncated trailer"))?;
-            crc_totals.update(totals);
-            if crc_totals.finalize() != crc {
-                return Err(at(pos, "trailer checksum mismatch"));
+    let idx = index(b).map_err(|(off, what)| at(off, &what))?;
+    let ks = &srv.ks;
+    // Size every table once. A trailer count cannot exceed what the
+    // chunks could hold (5 bytes is the smallest entry), so a damaged
+    // count cannot drive a huge allocation.
+    let nshards = ks.num_shards() as u64;
+    for &(db, n) in &idx.per_db {
+        if (db as usize) < ks.num_dbs() {
+            let per_shard = n.div_ceil(nshards) as usize;
+            for s in 0..ks.num_shards() {
+                ks.lock(s).dbs[db as usize].reserve(per_shard);
             }
-            let keys = u64::from_le_bytes(totals[0..8].try_into().unwrap_or_default());
-            let n = u64::from_le_bytes(totals[8..16].try_into().unwrap_or_default());
-            break (keys, n);
         }
-        if comp > MAX_CHUNK || raw > MAX_CHUNK {
-            return Err(at(
-                pos,
-                &format!("chunk length {comp}/{raw} exceeds the limit"),
-            ));
-        }
-        crc_totals.update(h);
-        let start = pos + CHUNK_HEADER_LEN;
-        if start + comp > b.len() {
-            return Err(at(pos, "chunk runs past the end of the file"));
-        }
-        chunks.push((start, comp, raw, crc));
-        pos = start + comp;
-    };
-    if nchunks != chunks.len() as u64 {
-        return Err(at(pos, "chunk count does not match the trailer"));
     }
+    srv.loading_loaded_bytes
+        .fetch_add(HEADER_LEN as u64, Relaxed);
     let lim = srv.config.read().limits;
+    let chunks = &idx.chunks;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(chunks.len().max(1));
-    let next = AtomicU64::new(0);
+    // Range r is chunks[bounds[r]..bounds[r + 1]]; next[r] its cursor.
+    let bounds: Vec<usize> = (0..=threads).map(|r| r * chunks.len() / threads).collect();
+    let next: Vec<AtomicU64> = bounds[..threads]
+        .iter()
+        .map(|&b| AtomicU64::new(b as u64))
+        .collect();
     let loaded = AtomicU64::new(0);
+    let failed = AtomicBool::new(false);
     let err: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|sc| {
-        for _ in 0..threads {
-            sc.spawn(|| loop {
-                let i = next.fetch_add(1, Relaxed) as usize;
-                let Some(&(start, comp, raw, crc)) = chunks.get(i) else {
-                    break;
-                };
-                if err.lock().is_some() {
-                    break;
-                }
-                let r = load_chunk(
-                    &srv.ks,
-                    &b[start..start + comp],
-                    raw,
-                    crc,
-                    srv.ks.num_dbs(),
-                    &lim,
-                );
-                match r {
-                    Ok(n) => {
-                        loaded.fetch_add(n, Relaxed);
-                        srv.loading_progress.fetch_add(n, Relaxed);
-                    }
+        for t in 0..threads {
+            let (bounds, next, loaded, failed, err, lim) =
+                (&bounds, &next, &loaded, &failed, &err, &lim);
+            sc.spawn(move || {
+                let mut loader = match ChunkLoader::new() {
+                    Ok(l) => l,
                     Err(e) => {
-                        *err.lock() = Some(at(start - CHUNK_HEADER_LEN, &e));
-                        break;
+                        failed.store(true, Relaxed);
+                        *err.lock() = Some(at(0, &e));
+                        return;
+                    }
+                };
+                for r in (t..threads).chain(0..t) {
+                    loop {
+                        if failed.load(Relaxed) {
+                            return;
+                        }
+                        let i = next[r].fetch_add(1, Relaxed) as usize;
+                        if i >= bounds[r + 1] {
+                            break;
+                        }
+                        let c = &chunks[i];
+                        match loader.load(ks, &b[c.start..c.start + c.comp], c, lim) {
+                            Ok(n) => {
+                                loaded.fetch_add(n, Relaxed);
+                                srv.loading_progress.fetch_add(n, Relaxed);
+                                srv.loading_loaded_bytes
+                                    .fetch_add((CHUNK_HEADER_LEN + c.comp) as u64, Relaxed);
+                            }
+                            Err(e) => {
+                                failed.store(true, Relaxed);
+                                *err.lock() = Some(at(c.start - CHUNK_HEADER_LEN, &e));
+                                return;
+                            }
+                        }
                     }
                 }
             });
@@ -625,46 +650,209 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     if let Some(e) = err.into_inner() {
         return Err(e);
     }
+    srv.loading_loaded_bytes
+        .fetch_add((b.len() - idx.trailer_at) as u64, Relaxed);
     let n = loaded.load(Relaxed);
-    if n != keys {
+    if n != idx.keys {
         return Err(at(
-            pos,
-            &format!("trailer says {keys} keys, chunks held {n}"),
+            idx.trailer_at,
+            &format!("trailer says {} keys, chunks held {n}", idx.keys),
         ));
     }
-    Ok((n, covered))
+    Ok((n, idx.covered))
 }
 
-fn load_chunk(
-    ks: &Keyspace,
-    comp: &[u8],
-    raw_len: usize,
+/// Where a chunk is and what its header says.
+struct ChunkRef {
+    start: usize,
+    comp: usize,
+    raw: usize,
     crc: u32,
-    ndb: usize,
-    lim: &basalt_storage::Limits,
-) -> Result<u64, String> {
-    if crc32fast::hash(comp) != crc {
-        return Err("chunk checksum mismatch".into());
+}
+
+/// A snapshot's layout, read from the headers and the trailer only.
+struct Index {
+    covered: u64,
+    chunks: Vec<ChunkRef>,
+    keys: u64,
+    per_db: Vec<(u32, u64)>,
+    trailer_at: usize,
+}
+
+/// Reads the header, every chunk header and the trailer, checking every
+/// length against the file before anything is decoded. Errors carry the
+/// offset they refer to.
+fn index(b: &[u8]) -> Result<Index, (usize, String)> {
+    let le32 = |s: &[u8]| u32::from_le_bytes(s.try_into().unwrap_or_default());
+    let le64 = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or_default());
+    if b.len() < HEADER_LEN + 32 || &b[0..8] != MAGIC {
+        return Err((0, "not a Basalt snapshot (bad magic or too short)".into()));
     }
-    let raw = zstd::bulk::decompress(comp, raw_len)
-        .map_err(|e| format!("chunk does not decompress: {e}"))?;
-    if raw.len() != raw_len {
-        return Err("chunk size differs from its header".into());
+    let version = le32(&b[8..12]);
+    if !(MIN_VERSION..=VERSION).contains(&version) {
+        return Err((8, format!("unsupported snapshot version {version}")));
     }
-    let mut pos = 0;
-    let mut n = 0;
-    while pos < raw.len() {
-        let (db, key, entry) = decode_entry(&raw, &mut pos, lim)?;
-        if db as usize >= ndb {
-            return Err(format!(
-                "entry for db {db}, but only {ndb} databases are configured"
-            ));
+    let covered = le64(&b[16..24]);
+    let mut chunks = Vec::new();
+    let mut pos = HEADER_LEN;
+    let mut crc_totals = crc32fast::Hasher::new();
+    let mut raw_total = 0u64;
+    loop {
+        let h = b
+            .get(pos..pos + CHUNK_HEADER_LEN)
+            .ok_or((pos, "truncated (no trailer)".to_string()))?;
+        let comp = le32(&h[0..4]) as usize;
+        let raw = le32(&h[4..8]) as usize;
+        let entries = le32(&h[8..12]);
+        let crc = le32(&h[12..16]);
+        if comp == 0 && raw == 0 {
+            let ndbs = entries as usize;
+            if version < 2 && ndbs != 0 {
+                return Err((pos, "version 1 trailer with database counts".into()));
+            }
+            let totals = b
+                .get(pos + 16..pos + 32)
+                .ok_or((pos, "truncated trailer".to_string()))?;
+            let records = b
+                .get(pos + 32..)
+                .and_then(|r| r.get(..ndbs.checked_mul(12)?))
+                .ok_or((pos, "truncated trailer".to_string()))?;
+            crc_totals.update(totals);
+            crc_totals.update(records);
+            if crc_totals.finalize() != crc {
+                return Err((pos, "trailer checksum mismatch".into()));
+            }
+            let keys = le64(&totals[0..8]);
+            let nchunks = le64(&totals[8..16]);
+            if nchunks != chunks.len() as u64 {
+                return Err((pos, "chunk count does not match the trailer".into()));
+            }
+            let per_db: Vec<(u32, u64)> = records
+                .chunks_exact(12)
+                .map(|r| (le32(&r[0..4]), le64(&r[4..12])))
+                .collect();
+            let sum = per_db.iter().try_fold(0u64, |a, &(_, n)| a.checked_add(n));
+            if ndbs > 0 && sum != Some(keys) {
+                return Err((pos, "database counts do not add up to the key count".into()));
+            }
+            if keys > raw_total / 5 {
+                return Err((
+                    pos,
+                    format!("trailer claims {keys} keys, more than the chunks can hold"),
+                ));
+            }
+            return Ok(Index {
+                covered,
+                chunks,
+                keys,
+                per_db,
+                trailer_at: pos,
+            });
         }
-        let h = Keyspace::hash(key);
-        ks.lock(ks.shard_of(h)).dbs[db as usize].insert(h, key, entry);
-        n += 1;
+        if comp > MAX_CHUNK || raw > MAX_CHUNK {
+            return Err((pos, format!("chunk length {comp}/{raw} exceeds the limit")));
+        }
+        crc_totals.update(h);
+        let start = pos + CHUNK_HEADER_LEN;
+        if start + comp > b.len() {
+            return Err((pos, "chunk runs past the end of the file".into()));
+        }
+        raw_total += raw as u64;
+        chunks.push(ChunkRef {
+            start,
+            comp,
+            raw,
+            crc,
+        });
+        pos = start + comp;
     }
-    Ok(n)
+}
+
+/// One loading thread's reusable state: a zstd context, the raw buffer
+/// and the decoded entries of the current chunk (no allocation per chunk
+/// once warm).
+struct ChunkLoader {
+    zstd: zstd::bulk::Decompressor<'static>,
+    raw: Vec<u8>,
+    items: Vec<(u64, u32, basalt_storage::CompactBytes, Entry)>,
+    keys: Vec<(u64, u32)>,
+}
+
+/// How far ahead of the insert the bucket is prefetched.
+const PREFETCH_AHEAD: usize = 8;
+
+impl ChunkLoader {
+    fn new() -> Result<Self, String> {
+        Ok(ChunkLoader {
+            zstd: zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?,
+            raw: Vec::new(),
+            items: Vec::new(),
+            keys: Vec::new(),
+        })
+    }
+
+    fn load(
+        &mut self,
+        ks: &Keyspace,
+        comp: &[u8],
+        c: &ChunkRef,
+        lim: &basalt_storage::Limits,
+    ) -> Result<u64, String> {
+        if crc32fast::hash(comp) != c.crc {
+            return Err("chunk checksum mismatch".into());
+        }
+        self.raw.clear();
+        self.raw.reserve(c.raw);
+        self.zstd
+            .decompress_to_buffer(comp, &mut self.raw)
+            .map_err(|e| format!("chunk does not decompress: {e}"))?;
+        if self.raw.len() != c.raw {
+            return Err("chunk size differs from its header".into());
+        }
+        let ndb = ks.num_dbs();
+        let raw = &self.raw;
+        let mut pos = 0;
+        self.items.clear();
+        while pos < raw.len() {
+            let (db, key, entry) = decode_entry(raw, &mut pos, lim)?;
+            if db as usize >= ndb {
+                return Err(format!(
+                    "entry for db {db}, but only {ndb} databases are configured"
+                ));
+            }
+            let h = Keyspace::hash(key);
+            self.items.push((h, db, key.into(), entry));
+        }
+        let n = self.items.len() as u64;
+        // Insert runs of entries of one shard under one lock hold. Two
+        // cache misses per insert (the bucket, then the node at its head)
+        // are requested ahead: the bucket 2 x PREFETCH_AHEAD entries on,
+        // its head node PREFETCH_AHEAD on, so the misses overlap.
+        self.keys.clear();
+        self.keys.extend(self.items.iter().map(|it| (it.0, it.1)));
+        let keys = &self.keys;
+        let mut items = self.items.drain(..).enumerate().peekable();
+        while let Some((_, first)) = items.peek() {
+            let s = ks.shard_of(first.0);
+            let mut g = ks.lock(s);
+            while let Some((i, (h, db, key, entry))) =
+                items.next_if(|(_, it)| ks.shard_of(it.0) == s)
+            {
+                if let Some(&(ph, pdb)) = keys.get(i + 2 * PREFETCH_AHEAD) {
+                    if ks.shard_of(ph) == s {
+                        g.dbs[pdb as usize].prefetch(ph);
+                    }
+                }
+                if let Some(&(ph, pdb)) = keys.get(i + PREFETCH_AHEAD) {
+                    if ks.shard_of(ph) == s {
+                        g.dbs[pdb as usize].prefetch_head(ph);
+                    }
+                }
+                let _ = g.dbs[db as usize].insert_owned(h, key, entry);
+            }
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

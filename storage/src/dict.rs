@@ -201,6 +201,64 @@ impl<V: Slot> Dict<V> {
         None
     }
 
+    /// Like [`Dict::insert`] with the key already built (the snapshot
+    /// loader builds keys outside the shard lock).
+    pub fn insert_owned(&mut self, hash: u64, key: CompactBytes, entry: V) -> Option<V> {
+        let epoch = self.epoch;
+        if let Some(e) = self.get_mut(hash, &key) {
+            let mut entry = entry;
+            entry.set_epoch(epoch);
+            return Some(std::mem::replace(e, entry));
+        }
+        self.insert_new(hash, key, entry);
+        None
+    }
+
+    /// Grows the bucket array to hold `n` entries without a resize (never
+    /// shrinks). The loader calls this with the key count a snapshot
+    /// declares, so loading does not rehash the table log2(n) times.
+    pub fn reserve(&mut self, n: usize) {
+        let want = n.max(MIN_BUCKETS).next_power_of_two();
+        if want > self.buckets.len() {
+            self.resize(want);
+        }
+    }
+
+    /// Hints the CPU to fetch the bucket `hash` falls in (batch loaders
+    /// prefetch a few keys ahead so the cache misses overlap).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        if let Some(b) = self.buckets.get(hash as usize & self.mask()) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch is only a hint; it never faults, and the
+            // pointer is to a live element anyway.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    (b as *const Option<Box<Node<V>>>).cast::<i8>(),
+                );
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = b;
+        }
+    }
+
+    /// The second stage of [`Dict::prefetch`]: once the bucket is cached,
+    /// requests the first node of its chain (whose key an insert compares).
+    #[inline]
+    pub fn prefetch_head(&self, hash: u64) {
+        if let Some(Some(n)) = self.buckets.get(hash as usize & self.mask()) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `prefetch`; the node is live.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    (&**n as *const Node<V>).cast::<i8>(),
+                );
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = n;
+        }
+    }
+
     /// Inserts a key known to be absent and returns its entry.
     pub fn insert_new(&mut self, hash: u64, key: CompactBytes, mut entry: V) -> &mut V {
         entry.set_epoch(self.epoch);
@@ -335,6 +393,7 @@ impl<V: Slot> Dict<V> {
             return 0;
         }
         let mask = self.mask() as u64;
+        let before = self.len;
         for _ in 0..budget {
             let mut link = &mut self.buckets[(cursor & mask) as usize];
             loop {
@@ -359,7 +418,11 @@ impl<V: Slot> Dict<V> {
                 break;
             }
         }
-        self.maybe_shrink();
+        // Only a sweep that removed something shrinks (a table sized ahead
+        // by `reserve` stays sized until entries actually go).
+        if self.len < before {
+            self.maybe_shrink();
+        }
         cursor
     }
 
