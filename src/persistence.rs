@@ -132,15 +132,21 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
     let t = Instant::now();
     let file =
         basalt_rdb::MappedFile::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file_len = std::fs::metadata(&path).map_or(0, |m| m.len());
+    srv.loading_total_bytes.store(file_len, Relaxed);
     let now = unix_ms() as i64;
     let mut n = 0u64;
     let ndb = srv.ks.num_dbs() as u64;
     let lim = srv.config.read().limits;
-    for item in file
+    let mut reader = file
         .reader(basalt_rdb::DecodeOptions::default())
-        .map_err(|e| format!("{}: {e}", path.display()))?
-    {
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    while let Some(item) = reader.next() {
         let item = item.map_err(|e| format!("{}: {e}", path.display()))?;
+        if n % 1024 == 0 {
+            srv.loading_loaded_bytes
+                .store(reader.offset().min(file_len), Relaxed);
+        }
         let basalt_rdb::Item::Entry(e) = item else {
             continue;
         };
@@ -186,6 +192,8 @@ pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
         return Ok(());
     }
     let t = Instant::now();
+    srv.loading_total_bytes
+        .store(std::fs::metadata(&path).map_or(0, |m| m.len()), Relaxed);
     let (keys, _) = crate::snapshot::load(srv, &path)?;
     srv.loaded_keys.store(keys, Relaxed);
     tracing::info!(
@@ -194,6 +202,13 @@ pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The `key-load-delay` test knob (microseconds per key loaded, as in
+/// Redis): makes a load slow enough for a test to watch its progress.
+pub fn key_load_delay(srv: &Shared) -> Option<std::time::Duration> {
+    let us: u64 = srv.config.read().get("key-load-delay")?.parse().ok()?;
+    (us > 0).then(|| std::time::Duration::from_micros(us))
 }
 
 /// Opens the log under `dir/<appenddirname>`, replays it into the
@@ -248,6 +263,13 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     let start = Instant::now();
     let fresh = !basalt_aof::manifest::manifest_path(&dir).exists();
     let mut rec = Recovery::open(&dir, opts).map_err(|e| e.to_string())?;
+    // Progress for INFO: the snapshot's bytes, then the log's.
+    let snap_bytes = rec
+        .snapshot()
+        .and_then(|s| std::fs::metadata(dir.join(&s.name)).ok())
+        .map_or(0, |m| m.len());
+    srv.loading_total_bytes
+        .store(snap_bytes + rec.progress().1, Relaxed);
     // A data dir with no Basalt state but a Redis dump: import it, then
     // (below, once the log is open) snapshot it into Basalt's own format.
     let imported = if fresh { import_rdb(srv)? } else { None };
@@ -285,6 +307,8 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
             }
         }
     }
+    srv.loading_loaded_bytes.store(snap_bytes, Relaxed);
+    let key_load_delay = key_load_delay(srv);
     let mut replayer = ParallelReplay::new(srv.clone());
     let mut n: u64 = 0;
     loop {
@@ -302,8 +326,13 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
             )
         })?;
         n += 1;
-        if n % 65536 == 0 {
+        if n % 4096 == 0 || key_load_delay.is_some() {
             srv.loading_progress.store(n, Relaxed);
+            srv.loading_loaded_bytes
+                .store(snap_bytes + rec.progress().0, Relaxed);
+        }
+        if let Some(d) = key_load_delay {
+            std::thread::sleep(d);
         }
     }
     replayer

@@ -274,9 +274,23 @@ impl Shared {
             loading as u8
         );
         if loading {
+            // As Redis computes them (rdb.c / server.c genRedisInfoString).
             let start = self.loading_start_ms.load(Relaxed);
+            let total = self.loading_total_bytes.load(Relaxed);
+            let done = self.loading_loaded_bytes.load(Relaxed).min(total);
+            let perc = if total == 0 {
+                0.0
+            } else {
+                done as f64 / total as f64 * 100.0
+            };
+            let elapsed = unix_ms().saturating_sub(start) / 1000;
+            let eta = if elapsed == 0 {
+                1
+            } else {
+                elapsed * (total - done) / (done + 1)
+            };
             s.push_str(&format!(
-                "loading_start_time:{}\r\nloading_total_bytes:0\r\nloading_rdb_used_mem:0\r\nloading_loaded_bytes:0\r\nloading_loaded_perc:0.00\r\nloading_eta_seconds:1\r\nloading_loaded_records:{}\r\n",
+                "loading_start_time:{}\r\nloading_total_bytes:{total}\r\nloading_rdb_used_mem:0\r\nloading_loaded_bytes:{done}\r\nloading_loaded_perc:{perc:.2}\r\nloading_eta_seconds:{eta}\r\nloading_loaded_records:{}\r\n",
                 start / 1000,
                 self.loading_progress.load(Relaxed)
             ));

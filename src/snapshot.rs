@@ -592,6 +592,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     srv.loading_loaded_bytes
         .fetch_add(HEADER_LEN as u64, Relaxed);
     let lim = srv.config.read().limits;
+    let delay = crate::persistence::key_load_delay(srv);
     let chunks = &idx.chunks;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -611,7 +612,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
             let (bounds, next, loaded, failed, err, lim) =
                 (&bounds, &next, &loaded, &failed, &err, &lim);
             sc.spawn(move || {
-                let mut loader = match ChunkLoader::new() {
+                let mut loader = match ChunkLoader::new(delay) {
                     Ok(l) => l,
                     Err(e) => {
                         failed.store(true, Relaxed);
@@ -776,14 +777,17 @@ struct ChunkLoader {
     raw: Vec<u8>,
     items: Vec<(u64, u32, basalt_storage::CompactBytes, Entry)>,
     keys: Vec<(u64, u32)>,
+    /// `key-load-delay` (tests): a pause per entry decoded.
+    delay: Option<std::time::Duration>,
 }
 
 /// How far ahead of the insert the bucket is prefetched.
 const PREFETCH_AHEAD: usize = 8;
 
 impl ChunkLoader {
-    fn new() -> Result<Self, String> {
+    fn new(delay: Option<std::time::Duration>) -> Result<Self, String> {
         Ok(ChunkLoader {
+            delay,
             zstd: zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?,
             raw: Vec::new(),
             items: Vec::new(),
@@ -822,6 +826,9 @@ impl ChunkLoader {
             }
             let h = Keyspace::hash(key);
             self.items.push((h, db, key.into(), entry));
+            if let Some(d) = self.delay {
+                std::thread::sleep(d);
+            }
         }
         let n = self.items.len() as u64;
         // Insert runs of entries of one shard under one lock hold. Two
@@ -912,5 +919,66 @@ mod tests {
             &Default::default()
         )
         .is_err());
+    }
+
+    /// A file with one chunk of `keys` string entries in db 0, written by
+    /// hand in the given version's layout; `per_db` counts (version 2).
+    fn file(version: u32, keys: u32, per_db: &[(u32, u64)]) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for i in 0..keys {
+            let e = Entry::new(Value::Str(b"v"[..].into()));
+            encode_entry(0, format!("k{i}").as_bytes(), &e, &mut raw);
+        }
+        let comp = zstd::bulk::compress(&raw, 1).unwrap();
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&version.to_le_bytes());
+        b.extend_from_slice(&[0u8; 20]);
+        let mut h = Vec::new();
+        h.extend_from_slice(&(comp.len() as u32).to_le_bytes());
+        h.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        h.extend_from_slice(&keys.to_le_bytes());
+        h.extend_from_slice(&crc32fast::hash(&comp).to_le_bytes());
+        b.extend_from_slice(&h);
+        b.extend_from_slice(&comp);
+        let mut totals = Vec::new();
+        totals.extend_from_slice(&(keys as u64).to_le_bytes());
+        totals.extend_from_slice(&1u64.to_le_bytes());
+        let mut recs = Vec::new();
+        for (db, n) in per_db {
+            recs.extend_from_slice(&db.to_le_bytes());
+            recs.extend_from_slice(&n.to_le_bytes());
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&h);
+        crc.update(&totals);
+        crc.update(&recs);
+        b.extend_from_slice(&[0u8; 8]);
+        b.extend_from_slice(&(per_db.len() as u32).to_le_bytes());
+        b.extend_from_slice(&crc.finalize().to_le_bytes());
+        b.extend_from_slice(&totals);
+        b.extend_from_slice(&recs);
+        b
+    }
+
+    #[test]
+    fn index_reads_both_versions_and_checks_counts() {
+        let v1 = index(&file(1, 100, &[])).unwrap();
+        assert_eq!((v1.keys, v1.chunks.len(), v1.per_db.len()), (100, 1, 0));
+        let v2 = index(&file(2, 100, &[(0, 60), (3, 40)])).unwrap();
+        assert_eq!(v2.per_db, vec![(0, 60), (3, 40)]);
+        // Counts that do not add up, counts in a version 1 file, a count
+        // larger than the chunks could hold, a cut trailer.
+        assert!(index(&file(2, 100, &[(0, 99)])).is_err());
+        assert!(index(&file(1, 100, &[(0, 100)])).is_err());
+        assert!(index(&file(2, 100, &[(0, 50), (1, u64::MAX - 10)])).is_err());
+        let mut f = file(2, 100, &[(0, 100)]);
+        f.truncate(f.len() - 1);
+        assert!(index(&f).is_err());
+        let mut f = file(2, 100, &[(0, 100)]);
+        let last = f.len() - 1;
+        f[last] ^= 1;
+        assert!(index(&f).is_err(), "count records are under the checksum");
+        assert!(index(&file(3, 100, &[])).is_err());
     }
 }

@@ -684,4 +684,24 @@ mod tests {
         assert_eq!(removed, 500);
         assert_eq!(d.len(), 500);
     }
+
+    #[test]
+    fn reserve_sizes_once_and_an_idle_sweep_keeps_it() {
+        let mut d: Dict = Dict::new();
+        d.reserve(1000);
+        let bytes = d.bucket_bytes();
+        assert_eq!(bytes, 1024 * 8);
+        // An expiry sweep over the empty table removes nothing and must
+        // not undo the reservation.
+        d.retain_from(0, 10, |_, _| true, |_, _| {});
+        assert_eq!(d.bucket_bytes(), bytes);
+        for i in 0..1000i64 {
+            let k = i.to_string();
+            d.insert_owned(hash_key(k.as_bytes()), k.as_bytes().into(), e(i));
+        }
+        assert_eq!(d.bucket_bytes(), bytes, "no resize while filling");
+        let k = b"7";
+        assert!(d.insert_owned(hash_key(k), k[..].into(), e(-7)).is_some());
+        assert_eq!(d.len(), 1000);
+    }
 }

@@ -286,3 +286,88 @@ fn every_type_survives_snapshot_and_restart() {
     );
     assert!(ttl.ends_with(":-1\r\n"), "{ttl}");
 }
+
+fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// While a snapshot and a log tail load, INFO persistence reports real
+/// progress (bytes, percent, ETA) and other commands get -LOADING.
+/// `key-load-delay` (as in Redis's own tests) slows the load down enough
+/// to watch it.
+#[test]
+fn info_reports_loading_progress() {
+    let mut s = TestServer::start(&["--appendonly", "yes"]);
+    let mut c = s.raw();
+    // ~13 MB raw: about a dozen chunks, so progress moves in steps.
+    assert_eq!(
+        c.cmd_str(&["DEBUG", "POPULATE", "40000", "key", "300"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+    for i in 0..100 {
+        c.cmd_str(&["SET", &format!("tail{i}"), "v"]);
+    }
+    let dir = s.take_dir().unwrap();
+    s.stop();
+    let port = crate::support::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_basalt-server"))
+        .args(["--port", &port.to_string(), "--appendonly", "yes"])
+        .args(["--key-load-delay", "40", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut c = loop {
+        if let Ok(st) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break Raw::from_stream(st);
+        }
+        assert!(Instant::now() < deadline, "server did not listen");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut samples: Vec<(u64, u64, f64, u64)> = Vec::new();
+    let mut saw_loading_error = false;
+    loop {
+        let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).to_string();
+        if info_field(&info, "loading").as_deref() == Some("0") {
+            break;
+        }
+        let num = |n: &str| info_field(&info, n).unwrap_or_else(|| panic!("{n} in {info}"));
+        samples.push((
+            num("loading_loaded_bytes").parse().unwrap(),
+            num("loading_total_bytes").parse().unwrap(),
+            num("loading_loaded_perc").parse().unwrap(),
+            num("loading_eta_seconds").parse().unwrap(),
+        ));
+        assert!(num("loading_start_time").parse::<u64>().unwrap() > 1_600_000_000);
+        if c.cmd_str(&["GET", "key:1"]).starts_with(b"-LOADING") {
+            saw_loading_error = true;
+        }
+        assert!(Instant::now() < deadline, "load did not finish");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(saw_loading_error, "GET during the load was not refused");
+    assert!(samples.len() >= 3, "too few samples: {samples:?}");
+    let total = samples[0].1;
+    assert!(total > 100_000, "{samples:?}");
+    for w in samples.windows(2) {
+        assert_eq!(w[1].1, total, "total changed: {samples:?}");
+        assert!(w[1].0 >= w[0].0, "loaded bytes went back: {samples:?}");
+    }
+    // Strictly between the ends at some point, and consistent with bytes.
+    assert!(
+        samples.iter().any(|s| s.2 > 0.0 && s.2 < 100.0),
+        "{samples:?}"
+    );
+    for s in &samples {
+        let want = s.0 as f64 / total as f64 * 100.0;
+        assert!((s.2 - want).abs() < 0.01, "{s:?}");
+    }
+    assert_eq!(c.cmd_str(&["DBSIZE"]), b":40100\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
+}
