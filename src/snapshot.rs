@@ -24,6 +24,11 @@
 //! ```text
 //! header  "BASALTSN" | version u32 | reserved u32 | covered LSN u64 | epoch u64   (32 bytes)
 //! chunk   comp_len u32 | raw_len u32 | entries u32 | crc32(comp) u32 | zstd(comp_len bytes)
+//!         entries = entries starting in the chunk; bit 31 (version 2) set:
+//!         the chunk's raw bytes continue in the next chunk. A run of such
+//!         chunks plus the one that ends it is a unit, decoded as the
+//!         concatenation of its raw bytes: a big value (a long list, a large
+//!         string) is written in pieces across several chunks
 //! ...
 //! trailer 0 u32 | 0 u32 | ndbs u32 | crc32(totals) u32 | keys u64 | chunks u64   (32 bytes)
 //!         then ndbs x (db u32 | keys u64): keys per database, so the loader
@@ -43,7 +48,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use basalt_storage::{Capture, Entry, Keyspace, Value};
+use basalt_storage::{Capture, Entry, Keyspace, Step, Value};
 use parking_lot::Mutex;
 
 use crate::shared::{unix_ms, Shared};
@@ -60,6 +65,13 @@ const CHUNK_RAW: usize = 1 << 20;
 const WALK_SLICE: usize = 64;
 /// Largest chunk a reader accepts (bounds allocation from a length field).
 const MAX_CHUNK: usize = 256 << 20;
+/// Chunk flag: the raw bytes continue in the next chunk.
+const CONTINUES: u32 = 1 << 31;
+/// Strings longer than this, and lists with more elements than
+/// `PIECE_ELEMS`, are serialised in pieces of this many bytes / elements,
+/// with the shard lock released between pieces.
+const PIECE_BYTES: usize = 256 << 10;
+const PIECE_ELEMS: usize = 4096;
 
 /// Snapshot bookkeeping for INFO and the commands.
 #[derive(Default)]
@@ -97,12 +109,66 @@ fn get_varint(b: &[u8], pos: &mut usize) -> Result<u64, String> {
     Err("varint too long".into())
 }
 
-/// Encodes one entry (the format above).
-pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
+fn put_header(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
     put_varint(out, db as u64);
     put_varint(out, key.len() as u64);
     out.extend_from_slice(key);
     put_varint(out, e.expire_at);
+}
+
+/// True for the values serialised in pieces (see [`encode_piece`]).
+pub fn is_big(e: &Entry) -> bool {
+    match &e.value {
+        Value::Str(b) | Value::Raw(b) => b.len() > PIECE_BYTES,
+        Value::List(l) => l.len() > PIECE_ELEMS,
+        _ => false,
+    }
+}
+
+/// Appends part of an entry's encoding: from position `from` (bytes of a
+/// string, elements of a list; 0 also writes the header) up to one piece,
+/// or everything left with `all`. Returns the next position, None when
+/// the entry is complete. The pieces concatenated are exactly
+/// [`encode_entry`]'s bytes.
+pub fn encode_piece(
+    db: u32,
+    key: &[u8],
+    e: &Entry,
+    from: usize,
+    all: bool,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
+    let (len, step) = match &e.value {
+        Value::Str(b) | Value::Raw(b) => (b.len(), PIECE_BYTES),
+        Value::List(l) => (l.len(), PIECE_ELEMS),
+        _ => {
+            if from == 0 {
+                encode_entry(db, key, e, out);
+            }
+            return None;
+        }
+    };
+    if from == 0 {
+        put_header(db, key, e, out);
+        out.push(match &e.value {
+            Value::Str(_) => 1,
+            Value::Raw(_) => 2,
+            _ => 5,
+        });
+        put_varint(out, len as u64);
+    }
+    let end = if all { len } else { len.min(from + step) };
+    match &e.value {
+        Value::Str(b) | Value::Raw(b) => out.extend_from_slice(&b[from.min(end)..end]),
+        Value::List(l) if end > from => l.range(from, end - 1, |b| put_bytes(out, b)),
+        _ => {}
+    }
+    (end < len).then_some(end)
+}
+
+/// Encodes one entry (the format above).
+pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
+    put_header(db, key, e, out);
     match &e.value {
         Value::Int(i) => {
             out.push(0);
@@ -294,6 +360,22 @@ impl Capture for Sink {
             self.peak.store(len, Relaxed);
         }
     }
+
+    fn is_big(&self, e: &Entry) -> bool {
+        is_big(e)
+    }
+
+    fn encode_piece(
+        &self,
+        db: u32,
+        key: &[u8],
+        e: &Entry,
+        from: usize,
+        all: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        encode_piece(db, key, e, from, all, out)
+    }
 }
 
 struct ChunkWriter {
@@ -304,16 +386,15 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    fn write_chunk(&mut self, raw: &[u8], entries: u64) -> std::io::Result<()> {
-        if entries == 0 {
-            return Ok(());
-        }
+    /// Writes one chunk; `continues`: the next chunk carries on its bytes.
+    fn write_chunk(&mut self, raw: &[u8], entries: u64, continues: bool) -> std::io::Result<()> {
         let comp = zstd::bulk::compress(raw, 1)?;
         let crc = crc32fast::hash(&comp);
+        let flags = if continues { CONTINUES } else { 0 };
         let mut h = [0u8; CHUNK_HEADER_LEN];
         h[0..4].copy_from_slice(&(comp.len() as u32).to_le_bytes());
         h[4..8].copy_from_slice(&(raw.len() as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&(entries as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&(entries as u32 | flags).to_le_bytes());
         h[12..16].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all(&h)?;
         self.file.write_all(&comp)?;
@@ -494,22 +575,80 @@ fn write_file(
             }
         }
         if raw.len() >= CHUNK_RAW || (force && *raw_entries > 0) {
-            w.write_chunk(raw, *raw_entries)?;
+            w.write_chunk(raw, *raw_entries, false)?;
             raw.clear();
             *raw_entries = 0;
         }
         Ok(())
     };
     srv.snap.current_keys.store(0, Relaxed);
-    for s in 0..ks.num_shards() {
-        for db in 0..ks.num_dbs() {
-            loop {
-                let done = ks.lock(s).dbs[db].snapshot_step(WALK_SLICE);
-                drain(&mut w, &mut raw, &mut raw_entries, false)?;
-                if done {
-                    break;
+    let mut piece = Vec::new();
+    // `rdb-key-save-delay` (a Redis test knob, microseconds): here a pause
+    // after every piece of a big value, outside the lock, so tests can
+    // race writes against a value part-way through its pieces.
+    let delay = srv
+        .config
+        .read()
+        .get("rdb-key-save-delay")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&us| us > 0)
+        .map(std::time::Duration::from_micros);
+    // Runs the snapshot of table `db` of shard `s` to its end, one bounded
+    // step per lock hold. While a big entry is part-way through its
+    // pieces, the steps go to the table holding it (SWAPDB may have moved
+    // it to another index of the same shard) and nothing else is written,
+    // so its chunks stay consecutive.
+    let mut run_table = |w: &mut ChunkWriter,
+                         raw: &mut Vec<u8>,
+                         raw_entries: &mut u64,
+                         s: usize,
+                         db: usize|
+     -> std::io::Result<()> {
+        let mut in_big = false;
+        loop {
+            let step = {
+                let mut g = ks.lock(s);
+                let d = if in_big {
+                    g.dbs
+                        .iter_mut()
+                        .find(|d| d.snapshot_hook().is_some_and(|h| h.big_in_progress()))
+                        .ok_or_else(|| std::io::Error::other("lost a big entry mid-way"))?
+                } else {
+                    &mut g.dbs[db]
+                };
+                d.snapshot_step(WALK_SLICE, &mut piece)
+            };
+            if let (Some(d), Step::Piece { .. }) = (delay, &step) {
+                std::thread::sleep(d);
+            }
+            match step {
+                Step::Walked => drain(w, raw, raw_entries, false)?,
+                Step::Piece { first, last } => {
+                    if first {
+                        // Everything captured so far goes before the
+                        // entry's first chunk.
+                        drain(w, raw, raw_entries, true)?;
+                    }
+                    let n = piece.len().div_ceil(CHUNK_RAW).max(1);
+                    for i in 0..n {
+                        let sub = &piece[(i * CHUNK_RAW).min(piece.len())
+                            ..((i + 1) * CHUNK_RAW).min(piece.len())];
+                        let starts = u64::from(first && i == 0);
+                        w.write_chunk(sub, starts, !(last && i == n - 1))?;
+                    }
+                    piece.clear();
+                    in_big = !last;
+                }
+                Step::Done => {
+                    drain(w, raw, raw_entries, false)?;
+                    return Ok(());
                 }
             }
+        }
+    };
+    for s in 0..ks.num_shards() {
+        for db in 0..ks.num_dbs() {
+            run_table(&mut w, &mut raw, &mut raw_entries, s, db)?;
         }
         srv.snap.current_keys.store(w.keys + raw_entries, Relaxed);
     }
@@ -518,10 +657,11 @@ fn write_file(
     loop {
         let mut active = false;
         for s in 0..ks.num_shards() {
-            let mut g = ks.lock(s);
-            for d in g.dbs.iter_mut() {
-                while !d.snapshot_step(usize::MAX) {}
-                active |= d.snapshot_active();
+            for db in 0..ks.num_dbs() {
+                if ks.lock(s).dbs[db].snapshot_active() {
+                    active = true;
+                    run_table(&mut w, &mut raw, &mut raw_entries, s, db)?;
+                }
             }
         }
         if !active {
@@ -593,13 +733,13 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
         .fetch_add(HEADER_LEN as u64, Relaxed);
     let lim = srv.config.read().limits;
     let delay = crate::persistence::key_load_delay(srv);
-    let chunks = &idx.chunks;
+    let (chunks, units) = (&idx.chunks, &idx.units);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(chunks.len().max(1));
-    // Range r is chunks[bounds[r]..bounds[r + 1]]; next[r] its cursor.
-    let bounds: Vec<usize> = (0..=threads).map(|r| r * chunks.len() / threads).collect();
+        .min(units.len().max(1));
+    // Range r is units[bounds[r]..bounds[r + 1]]; next[r] its cursor.
+    let bounds: Vec<usize> = (0..=threads).map(|r| r * units.len() / threads).collect();
     let next: Vec<AtomicU64> = bounds[..threads]
         .iter()
         .map(|&b| AtomicU64::new(b as u64))
@@ -629,17 +769,18 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
                         if i >= bounds[r + 1] {
                             break;
                         }
-                        let c = &chunks[i];
-                        match loader.load(ks, &b[c.start..c.start + c.comp], c, lim) {
+                        let unit = &chunks[units[i].clone()];
+                        match loader.load(ks, b, unit, lim) {
                             Ok(n) => {
                                 loaded.fetch_add(n, Relaxed);
                                 srv.loading_progress.fetch_add(n, Relaxed);
-                                srv.loading_loaded_bytes
-                                    .fetch_add((CHUNK_HEADER_LEN + c.comp) as u64, Relaxed);
+                                let bytes: usize =
+                                    unit.iter().map(|c| CHUNK_HEADER_LEN + c.comp).sum();
+                                srv.loading_loaded_bytes.fetch_add(bytes as u64, Relaxed);
                             }
-                            Err(e) => {
+                            Err((off, e)) => {
                                 failed.store(true, Relaxed);
-                                *err.lock() = Some(at(c.start - CHUNK_HEADER_LEN, &e));
+                                *err.lock() = Some(at(off, &e));
                                 return;
                             }
                         }
@@ -669,12 +810,15 @@ struct ChunkRef {
     comp: usize,
     raw: usize,
     crc: u32,
+    continues: bool,
 }
 
 /// A snapshot's layout, read from the headers and the trailer only.
 struct Index {
     covered: u64,
     chunks: Vec<ChunkRef>,
+    /// Units: ranges of `chunks` decoded as one byte stream.
+    units: Vec<std::ops::Range<usize>>,
     keys: u64,
     per_db: Vec<(u32, u64)>,
     trailer_at: usize,
@@ -694,7 +838,7 @@ fn index(b: &[u8]) -> Result<Index, (usize, String)> {
         return Err((8, format!("unsupported snapshot version {version}")));
     }
     let covered = le64(&b[16..24]);
-    let mut chunks = Vec::new();
+    let mut chunks: Vec<ChunkRef> = Vec::new();
     let mut pos = HEADER_LEN;
     let mut crc_totals = crc32fast::Hasher::new();
     let mut raw_total = 0u64;
@@ -706,6 +850,7 @@ fn index(b: &[u8]) -> Result<Index, (usize, String)> {
         let raw = le32(&h[4..8]) as usize;
         let entries = le32(&h[8..12]);
         let crc = le32(&h[12..16]);
+        let continues = version >= 2 && entries & CONTINUES != 0;
         if comp == 0 && raw == 0 {
             let ndbs = entries as usize;
             if version < 2 && ndbs != 0 {
@@ -742,9 +887,21 @@ fn index(b: &[u8]) -> Result<Index, (usize, String)> {
                     format!("trailer claims {keys} keys, more than the chunks can hold"),
                 ));
             }
+            if chunks.last().is_some_and(|c: &ChunkRef| c.continues) {
+                return Err((pos, "the last chunk says it continues".into()));
+            }
+            let mut units = Vec::new();
+            let mut first = 0;
+            for (i, c) in chunks.iter().enumerate() {
+                if !c.continues {
+                    units.push(first..i + 1);
+                    first = i + 1;
+                }
+            }
             return Ok(Index {
                 covered,
                 chunks,
+                units,
                 keys,
                 per_db,
                 trailer_at: pos,
@@ -764,6 +921,7 @@ fn index(b: &[u8]) -> Result<Index, (usize, String)> {
             comp,
             raw,
             crc,
+            continues,
         });
         pos = start + comp;
     }
@@ -795,24 +953,42 @@ impl ChunkLoader {
         })
     }
 
+    /// Loads one unit (a chunk, or the chunks of a value written in
+    /// pieces); errors carry the offset of the chunk they concern.
     fn load(
         &mut self,
         ks: &Keyspace,
-        comp: &[u8],
-        c: &ChunkRef,
+        file: &[u8],
+        unit: &[ChunkRef],
+        lim: &basalt_storage::Limits,
+    ) -> Result<u64, (usize, String)> {
+        self.raw.clear();
+        for c in unit {
+            let off = c.start - CHUNK_HEADER_LEN;
+            let comp = &file[c.start..c.start + c.comp];
+            if crc32fast::hash(comp) != c.crc {
+                return Err((off, "chunk checksum mismatch".into()));
+            }
+            let before = self.raw.len();
+            self.raw.reserve(c.raw);
+            let mut cur = std::io::Cursor::new(&mut self.raw);
+            cur.set_position(before as u64);
+            self.zstd
+                .decompress_to_buffer(comp, &mut cur)
+                .map_err(|e| (off, format!("chunk does not decompress: {e}")))?;
+            if self.raw.len() != before + c.raw {
+                return Err((off, "chunk size differs from its header".into()));
+            }
+        }
+        let off = unit.first().map_or(0, |c| c.start - CHUNK_HEADER_LEN);
+        self.decode_insert(ks, lim).map_err(|e| (off, e))
+    }
+
+    fn decode_insert(
+        &mut self,
+        ks: &Keyspace,
         lim: &basalt_storage::Limits,
     ) -> Result<u64, String> {
-        if crc32fast::hash(comp) != c.crc {
-            return Err("chunk checksum mismatch".into());
-        }
-        self.raw.clear();
-        self.raw.reserve(c.raw);
-        self.zstd
-            .decompress_to_buffer(comp, &mut self.raw)
-            .map_err(|e| format!("chunk does not decompress: {e}"))?;
-        if self.raw.len() != c.raw {
-            return Err("chunk size differs from its header".into());
-        }
         let ndb = ks.num_dbs();
         let raw = &self.raw;
         let mut pos = 0;
@@ -980,5 +1156,39 @@ mod tests {
         f[last] ^= 1;
         assert!(index(&f).is_err(), "count records are under the checksum");
         assert!(index(&file(3, 100, &[])).is_err());
+    }
+
+    #[test]
+    fn pieces_concatenate_to_the_whole_entry() {
+        let lim = basalt_storage::Limits::default();
+        let mut l = basalt_storage::list::List::new();
+        for i in 0..(3 * PIECE_ELEMS + 5) {
+            l.push(&[format!("e{i}").as_bytes()], false, &lim);
+        }
+        let big = vec![7u8; 2 * PIECE_BYTES + 3];
+        for v in [
+            Value::List(l),
+            Value::Raw(big.into()),
+            Value::Str(vec![1u8; PIECE_BYTES + 1].into()),
+        ] {
+            let e = Entry::with_expire(v, 123);
+            assert!(is_big(&e));
+            let mut whole = Vec::new();
+            encode_entry(2, b"big", &e, &mut whole);
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            let mut n = 0;
+            while let Some(next) = encode_piece(2, b"big", &e, from, false, &mut pieces) {
+                from = next;
+                n += 1;
+            }
+            assert!(n >= 1);
+            assert_eq!(pieces, whole);
+            // `all` from the middle finishes it in one go.
+            let mut part = Vec::new();
+            let mid = encode_piece(2, b"big", &e, 0, false, &mut part).unwrap();
+            assert_eq!(encode_piece(2, b"big", &e, mid, true, &mut part), None);
+            assert_eq!(part, whole);
+        }
     }
 }

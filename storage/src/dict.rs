@@ -80,6 +80,38 @@ impl Slot for u64 {}
 /// Receives the pre-write image of entries for an active snapshot.
 pub trait Capture: Send + Sync {
     fn capture(&self, db: u32, key: &[u8], entry: &Entry);
+    /// Entries the walk serialises in pieces (see [`Dict::snapshot_step`])
+    /// rather than in one go under the shard lock.
+    fn is_big(&self, _entry: &Entry) -> bool {
+        false
+    }
+    /// Appends the encoding of `entry` from position `from` (0: with its
+    /// header) to `out`, doing a bounded amount of work; returns the next
+    /// position, or None once the entry is complete. With `all` set it
+    /// encodes everything that is left.
+    fn encode_piece(
+        &self,
+        _db: u32,
+        _key: &[u8],
+        _entry: &Entry,
+        _from: usize,
+        _all: bool,
+        _out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        None
+    }
+}
+
+/// What one [`Dict::snapshot_step`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Walked a slice of buckets; more to do.
+    Walked,
+    /// Appended a piece of a big entry to the caller's buffer. `first`:
+    /// the piece starts the entry; `last`: it ends it.
+    Piece { first: bool, last: bool },
+    /// The table is fully captured; the hook is gone.
+    Done,
 }
 
 /// Snapshot state of one table.
@@ -102,6 +134,25 @@ pub trait Capture: Send + Sync {
 /// created after the cut are skipped. So the captured set is exactly the
 /// table at log position S. The hook lives inside the table, so no
 /// mutation path can bypass it.
+///
+/// Big values (the sink decides: a long list, a large string) are not
+/// captured by the walk in one go. The walk leaves them uncaptured and
+/// queues their keys; once the buckets are done, each step encodes one
+/// bounded piece of the first queued entry (the shard lock is released
+/// between pieces):
+///
+/// ```text
+///  piece 1      piece 2      piece 3 ...      last piece: stamp epoch E
+///  [hdr|a..b]   [b..c]       [c..d]           [..end]
+///        a write to the entry between pieces (epoch still < E):
+///        the writer encodes the rest [pos..end] into the hook
+///        (big_rest) from the unchanged old value, stamps E, then
+///        writes; the next step hands that rest over as the last piece
+/// ```
+///
+/// So the pieces always come from one unchanged image: the value at the
+/// cut. A write to a queued big entry before its first piece captures it
+/// whole, like any other entry, and the queue then skips it (epoch = E).
 pub struct SnapHook {
     pub epoch: u32,
     /// The logical database this table was at the cut (SWAPDB moves
@@ -109,13 +160,38 @@ pub struct SnapHook {
     pub db: u32,
     pub cursor: u64,
     pub sink: std::sync::Arc<dyn Capture>,
+    /// The bucket walk has wrapped.
+    walked: bool,
+    /// Big entries left for the piecewise phase; the first may be under way.
+    big: std::collections::VecDeque<CompactBytes>,
+    /// Position reached in `big[0]` (meaningful once `big_started`).
+    big_pos: usize,
+    big_started: bool,
+    /// The remainder of `big[0]`, encoded by a writer about to change it.
+    big_rest: Option<Vec<u8>>,
+}
+
+impl SnapHook {
+    /// True while a big entry is part-way through its pieces (the caller
+    /// must finish it before writing anything else to the file).
+    pub fn big_in_progress(&self) -> bool {
+        self.big_started
+    }
 }
 
 #[inline]
-fn capture<V: Slot>(h: &SnapHook, key: &CompactBytes, v: &mut V) {
+fn capture<V: Slot>(h: &mut SnapHook, key: &CompactBytes, v: &mut V) {
     if v.epoch() < h.epoch {
         if let Some(e) = v.as_entry() {
-            h.sink.capture(h.db, key.as_slice(), e);
+            if h.big_started && h.big.front() == Some(key) {
+                let mut rest = Vec::new();
+                let _ = h
+                    .sink
+                    .encode_piece(h.db, key, e, h.big_pos, true, &mut rest);
+                h.big_rest = Some(rest);
+            } else {
+                h.sink.capture(h.db, key.as_slice(), e);
+            }
         }
         v.set_epoch(h.epoch);
     }
@@ -175,11 +251,11 @@ impl<V: Slot> Dict<V> {
             return None;
         }
         let idx = hash as usize & self.mask();
-        let snap = self.snap.as_deref();
+        let mut snap = self.snap.as_deref_mut();
         let mut cur = self.buckets[idx].as_deref_mut();
         while let Some(n) = cur {
             if n.key.as_slice() == key {
-                if let Some(h) = snap {
+                if let Some(h) = snap.as_deref_mut() {
                     capture(h, &n.key, &mut n.entry);
                 }
                 return Some(&mut n.entry);
@@ -285,7 +361,7 @@ impl<V: Slot> Dict<V> {
             match link {
                 None => return None,
                 Some(n) if n.key.as_slice() == key => {
-                    if let Some(h) = self.snap.as_deref() {
+                    if let Some(h) = self.snap.as_deref_mut() {
                         capture(h, &n.key, &mut n.entry);
                     }
                     let mut node = link.take().expect("matched Some");
@@ -327,7 +403,7 @@ impl<V: Slot> Dict<V> {
     }
 
     pub fn clear(&mut self) {
-        if let Some(h) = self.snap.as_deref() {
+        if let Some(h) = self.snap.as_deref_mut() {
             for b in self.buckets.iter_mut() {
                 let mut cur = b.as_deref_mut();
                 while let Some(n) = cur {
@@ -400,7 +476,7 @@ impl<V: Slot> Dict<V> {
                 match link {
                     None => break,
                     Some(n) if !keep(&n.key, &n.entry) => {
-                        if let Some(h) = self.snap.as_deref() {
+                        if let Some(h) = self.snap.as_deref_mut() {
                             capture(h, &n.key, &mut n.entry);
                         }
                         let mut node = link.take().expect("matched Some");
@@ -490,41 +566,118 @@ impl Dict<Entry> {
             db,
             cursor: 0,
             sink,
+            walked: false,
+            big: Default::default(),
+            big_pos: 0,
+            big_started: false,
+            big_rest: None,
         }));
     }
 
-    /// Captures not-yet-captured entries in up to `budget` buckets; returns
-    /// true when the whole table has been walked (the hook is then removed).
-    pub fn snapshot_step(&mut self, budget: usize) -> bool {
+    /// One bounded step of the snapshot of this table: a slice of up to
+    /// `budget` buckets (capturing entries not yet captured), or, once the
+    /// walk is done, one piece of a big entry appended to `piece`. The
+    /// hook is removed when everything is captured.
+    pub fn snapshot_step(&mut self, budget: usize, piece: &mut Vec<u8>) -> Step {
         let Some(h) = self.snap.as_deref_mut() else {
-            return true;
+            return Step::Done;
         };
-        if self.buckets.is_empty() {
-            self.snap = None;
-            return true;
-        }
-        let mask = (self.buckets.len() - 1) as u64;
-        let mut cursor = h.cursor;
-        for _ in 0..budget {
-            let mut cur = self.buckets[(cursor & mask) as usize].as_deref_mut();
-            while let Some(n) = cur {
-                if n.entry.epoch < h.epoch {
-                    h.sink.capture(h.db, n.key.as_slice(), &n.entry);
-                    n.entry.epoch = h.epoch;
+        if !h.walked {
+            if self.buckets.is_empty() {
+                h.walked = true;
+                return Step::Walked;
+            }
+            let mask = (self.buckets.len() - 1) as u64;
+            let mut cursor = h.cursor;
+            for _ in 0..budget {
+                let mut cur = self.buckets[(cursor & mask) as usize].as_deref_mut();
+                while let Some(n) = cur {
+                    if n.entry.epoch < h.epoch {
+                        if h.sink.is_big(&n.entry) {
+                            if !h.big.contains(&n.key) {
+                                h.big.push_back(n.key.clone());
+                            }
+                        } else {
+                            h.sink.capture(h.db, n.key.as_slice(), &n.entry);
+                            n.entry.epoch = h.epoch;
+                        }
+                    }
+                    cur = n.next.as_deref_mut();
                 }
-                cur = n.next.as_deref_mut();
+                cursor = (cursor | !mask)
+                    .reverse_bits()
+                    .wrapping_add(1)
+                    .reverse_bits();
+                if cursor == 0 {
+                    h.walked = true;
+                    break;
+                }
             }
-            cursor = (cursor | !mask)
-                .reverse_bits()
-                .wrapping_add(1)
-                .reverse_bits();
-            if cursor == 0 {
+            h.cursor = cursor;
+            return Step::Walked;
+        }
+        loop {
+            let Some(key) = h.big.front() else {
                 self.snap = None;
-                return true;
+                return Step::Done;
+            };
+            if let Some(rest) = h.big_rest.take() {
+                // A writer finished this entry from the unchanged image.
+                piece.extend_from_slice(&rest);
+                h.big.pop_front();
+                h.big_started = false;
+                h.big_pos = 0;
+                return Step::Piece {
+                    first: false,
+                    last: true,
+                };
+            }
+            let idx = hash_key(key) as usize & self.buckets.len().wrapping_sub(1);
+            let mut cur = self.buckets.get_mut(idx).and_then(|b| b.as_deref_mut());
+            let found = loop {
+                match cur {
+                    None => break None,
+                    Some(n) if n.key == *key => break Some(n),
+                    Some(n) => cur = n.next.as_deref_mut(),
+                }
+            };
+            match found {
+                // Gone or rewritten since the walk queued it: a writer
+                // captured it whole first (it had not started).
+                None => {
+                    debug_assert!(!h.big_started, "a started entry ends through big_rest");
+                    h.big.pop_front();
+                }
+                Some(n) if n.entry.epoch >= h.epoch => {
+                    h.big.pop_front();
+                }
+                Some(n) => {
+                    let first = !h.big_started;
+                    let next = h
+                        .sink
+                        .encode_piece(h.db, key, &n.entry, h.big_pos, false, piece);
+                    match next {
+                        Some(p) => {
+                            h.big_pos = p;
+                            h.big_started = true;
+                            return Step::Piece { first, last: false };
+                        }
+                        None => {
+                            n.entry.epoch = h.epoch;
+                            h.big.pop_front();
+                            h.big_started = false;
+                            h.big_pos = 0;
+                            return Step::Piece { first, last: true };
+                        }
+                    }
+                }
             }
         }
-        h.cursor = cursor;
-        false
+    }
+
+    /// The snapshot hook, if a snapshot of this table is under way.
+    pub fn snapshot_hook(&self) -> Option<&SnapHook> {
+        self.snap.as_deref()
     }
 
     /// Abandons a snapshot (failure); entries keep their stamps, which is
@@ -575,7 +728,8 @@ mod tests {
         let sink = std::sync::Arc::new(Sink::default());
         d.begin_snapshot(1, 7, sink.clone());
         let mut steps = 0;
-        while !d.snapshot_step(16) {
+        let mut piece = Vec::new();
+        while d.snapshot_step(16, &mut piece) != Step::Done {
             steps += 1;
             // Writes interleaved with the walk: updates, deletes, inserts
             // (which grow the table), and expiry-style removals.
@@ -703,5 +857,98 @@ mod tests {
         let k = b"7";
         assert!(d.insert_owned(hash_key(k), k[..].into(), e(-7)).is_some());
         assert_eq!(d.len(), 1000);
+    }
+
+    /// Strings over 8 bytes are "big": pieces of 4 bytes, the first
+    /// prefixed with `key=`.
+    #[derive(Default)]
+    struct PieceSink(std::sync::Mutex<Vec<(Vec<u8>, Vec<u8>)>>);
+    fn str_of(e: &Entry) -> Vec<u8> {
+        match &e.value {
+            Value::Str(b) => b.to_vec(),
+            _ => Vec::new(),
+        }
+    }
+    impl Capture for PieceSink {
+        fn capture(&self, _db: u32, key: &[u8], e: &Entry) {
+            self.0.lock().unwrap().push((key.to_vec(), str_of(e)));
+        }
+        fn is_big(&self, e: &Entry) -> bool {
+            str_of(e).len() > 8
+        }
+        fn encode_piece(
+            &self,
+            _db: u32,
+            key: &[u8],
+            e: &Entry,
+            from: usize,
+            all: bool,
+            out: &mut Vec<u8>,
+        ) -> Option<usize> {
+            let v = str_of(e);
+            if from == 0 {
+                out.extend_from_slice(key);
+                out.push(b'=');
+            }
+            let end = if all { v.len() } else { v.len().min(from + 4) };
+            out.extend_from_slice(&v[from..end]);
+            (end < v.len()).then_some(end)
+        }
+    }
+
+    #[test]
+    fn big_entries_in_pieces_keep_the_image_at_the_cut() {
+        let sv = |s: &str| Entry::new(Value::Str(s.as_bytes().into()));
+        let mut d = Dict::new();
+        let mut want = Vec::new();
+        for i in 0..50 {
+            let (k, v) = (format!("k{i}"), format!("value-number-{i:04}"));
+            let v = if i % 3 == 0 { format!("s{i}") } else { v };
+            d.insert(hash_key(k.as_bytes()), k.as_bytes(), sv(&v));
+            want.push((k.into_bytes(), v.into_bytes()));
+        }
+        let sink = std::sync::Arc::new(PieceSink::default());
+        d.begin_snapshot(1, 0, sink.clone());
+        let mut piece = Vec::new();
+        let mut pieces: Vec<u8> = Vec::new();
+        let mut n = 0;
+        loop {
+            let step = d.snapshot_step(4, &mut piece);
+            if let Step::Piece { first, last } = step {
+                assert_eq!(first, pieces.is_empty());
+                pieces.extend_from_slice(&piece);
+                piece.clear();
+                if last {
+                    let at = pieces.iter().position(|&b| b == b'=').unwrap();
+                    let (k, v) = (pieces[..at].to_vec(), pieces[at + 1..].to_vec());
+                    sink.0.lock().unwrap().push((k, v));
+                    pieces.clear();
+                }
+            }
+            if step == Step::Done {
+                break;
+            }
+            // Writes between steps: overwrite, delete and re-create big
+            // entries, some of them part-way through their pieces.
+            n += 1;
+            let k = format!("k{}", (n * 7) % 50);
+            match n % 3 {
+                0 => {
+                    if let Some(e) = d.get_mut(hash_key(k.as_bytes()), k.as_bytes()) {
+                        e.value = Value::Str(b"overwritten-after-the-cut"[..].into());
+                    }
+                }
+                1 => {
+                    d.remove(hash_key(k.as_bytes()), k.as_bytes());
+                }
+                _ => {
+                    d.insert(hash_key(k.as_bytes()), k.as_bytes(), sv("new-after-cut!"));
+                }
+            }
+        }
+        let mut got = std::mem::take(&mut *sink.0.lock().unwrap());
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
     }
 }

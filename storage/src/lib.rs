@@ -29,7 +29,7 @@ pub mod value;
 pub mod zset;
 
 pub use bytes::CompactBytes;
-pub use dict::{hash_key, Capture, Dict};
+pub use dict::{hash_key, Capture, Dict, Step};
 pub use entry::Entry;
 pub use glob::glob_match;
 pub use hash::Hash;
