@@ -623,11 +623,17 @@ fn write_file(
             }
             match step {
                 Step::Walked => drain(w, raw, raw_entries, false)?,
-                Step::Piece { first, last } => {
+                Step::Piece { first, last, db } => {
                     if first {
                         // Everything captured so far goes before the
                         // entry's first chunk.
                         drain(w, raw, raw_entries, true)?;
+                        let mut g = sink.buf.lock();
+                        let db = db as usize;
+                        if g.per_db.len() <= db {
+                            g.per_db.resize(db + 1, 0);
+                        }
+                        g.per_db[db] += 1;
                     }
                     let n = piece.len().div_ceil(CHUNK_RAW).max(1);
                     for i in 0..n {

@@ -108,8 +108,9 @@ pub enum Step {
     /// Walked a slice of buckets; more to do.
     Walked,
     /// Appended a piece of a big entry to the caller's buffer. `first`:
-    /// the piece starts the entry; `last`: it ends it.
-    Piece { first: bool, last: bool },
+    /// the piece starts the entry; `last`: it ends it; `db`: the entry's
+    /// database label.
+    Piece { first: bool, last: bool, db: u32 },
     /// The table is fully captured; the hook is gone.
     Done,
 }
@@ -630,6 +631,7 @@ impl Dict<Entry> {
                 return Step::Piece {
                     first: false,
                     last: true,
+                    db: h.db,
                 };
             }
             let idx = hash_key(key) as usize & self.buckets.len().wrapping_sub(1);
@@ -660,14 +662,22 @@ impl Dict<Entry> {
                         Some(p) => {
                             h.big_pos = p;
                             h.big_started = true;
-                            return Step::Piece { first, last: false };
+                            return Step::Piece {
+                                first,
+                                last: false,
+                                db: h.db,
+                            };
                         }
                         None => {
                             n.entry.epoch = h.epoch;
                             h.big.pop_front();
                             h.big_started = false;
                             h.big_pos = 0;
-                            return Step::Piece { first, last: true };
+                            return Step::Piece {
+                                first,
+                                last: true,
+                                db: h.db,
+                            };
                         }
                     }
                 }
@@ -914,7 +924,7 @@ mod tests {
         let mut n = 0;
         loop {
             let step = d.snapshot_step(4, &mut piece);
-            if let Step::Piece { first, last } = step {
+            if let Step::Piece { first, last, .. } = step {
                 assert_eq!(first, pieces.is_empty());
                 pieces.extend_from_slice(&piece);
                 piece.clear();

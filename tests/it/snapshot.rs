@@ -402,23 +402,25 @@ fn continued_chunks(dir: &std::path::Path) -> usize {
 /// every piece came from the value as it was at the cut.
 #[test]
 fn big_values_in_pieces_under_concurrent_writes() {
+    const LIST_LEN: usize = 1_000_000;
     // A pause per snapshot step stretches the pieces of the list over
     // a few hundred ms, so the writer's changes land part-way through.
-    let mut s = TestServer::start(&["--appendfsync", "everysec", "--rdb-key-save-delay", "1000"]);
+    let mut s = TestServer::start(&["--appendfsync", "everysec", "--rdb-key-save-delay", "3000"]);
     {
         let mut c = s.raw();
         let mut pipe = Vec::new();
-        for chunk in 0..1000 {
+        for chunk in 0..LIST_LEN / 1000 {
             let mut args: Vec<Vec<u8>> = vec![b"RPUSH".to_vec(), b"big".to_vec()];
             args.extend((0..1000).map(|i| format!("e{}", chunk * 1000 + i).into_bytes()));
             let a: Vec<&[u8]> = args.iter().map(|v| v.as_slice()).collect();
             pipe.extend_from_slice(&encode(&a));
         }
         c.send(&pipe);
-        for _ in 0..1000 {
+        for _ in 0..LIST_LEN / 1000 {
             c.read_reply().unwrap();
         }
-        assert_eq!(c.cmd_str(&["LLEN", "big"]), b":1000000\r\n");
+        let llen = c.cmd_str(&["LLEN", "big"]);
+        assert_eq!(llen, format!(":{LIST_LEN}\r\n").as_bytes());
         c.cmd_str(&["SET", "bigs", &"s".repeat(600 << 10)]);
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -432,7 +434,12 @@ fn big_values_in_pieces_under_concurrent_writes() {
                 // A burst on both values every 150 ms.
                 c.cmd_str(&["LPUSH", "big", &format!("head{i}")]);
                 c.cmd_str(&["RPOP", "big"]);
-                c.cmd_str(&["LSET", "big", &(n * 7919 % 900_000).to_string(), &i]);
+                c.cmd_str(&[
+                    "LSET",
+                    "big",
+                    &(n * 7919 % (LIST_LEN as u64 - 1000)).to_string(),
+                    &i,
+                ]);
                 c.cmd_str(&["APPEND", "bigs", &i]);
                 c.cmd_str(&[
                     "SETRANGE",
