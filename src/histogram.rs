@@ -42,7 +42,7 @@ fn upper(i: usize) -> u64 {
     let p = (i - SUB) / SUB + u64::from(SUB_BITS);
     let mantissa = (i - SUB) % SUB;
     let low = (SUB + mantissa) << (p - u64::from(SUB_BITS));
-    low + (1u64 << (p - u64::from(SUB_BITS))) - 1
+    low + ((1u64 << (p - u64::from(SUB_BITS))) - 1)
 }
 
 impl Histogram {
