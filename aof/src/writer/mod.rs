@@ -81,6 +81,8 @@ struct Io {
     write_off: u64,
     /// File bytes below this offset are durable.
     synced_off: u64,
+    /// The file is zero-filled up to here (see `Inner::zero_fill`).
+    alloc_off: u64,
     /// The bytes in `[synced_off, write_off)`, when kept (not under `No`).
     unsynced: Vec<u8>,
     unsynced_records: u64,
@@ -229,6 +231,7 @@ impl Log {
                 seg_start: seg_start.0,
                 write_off: end_off,
                 synced_off: end_off,
+                alloc_off: end_off,
                 unsynced: Vec::new(),
                 unsynced_records: 0,
                 carry: Vec::new(),
