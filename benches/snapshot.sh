@@ -52,6 +52,10 @@ report redis "$rport" "$rpid" "$work/r/dump.rdb"
 # CPU time (user+sys from /proc) at that moment. Not pinned: Basalt decodes
 # snapshot chunks on every core, Redis loads its RDB on one thread either
 # way. On a shared machine the wall time is noisy; the CPU time is not.
+# Both load the same kind of thing: a snapshot of everything (SAVE), so
+# Basalt's log tail is empty and Redis has no AOF.
+redis-cli -p "$bport" save >/dev/null
+redis-cli -p "$rport" save >/dev/null
 redis-cli -p "$bport" shutdown nosave >/dev/null || true
 redis-cli -p "$rport" shutdown nosave >/dev/null || true
 sleep 1

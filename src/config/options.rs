@@ -357,7 +357,7 @@ pub static OPTIONS: &[Opt] = &[
         name: "disable-thp",
         default: "yes",
         kind: Kind::Bool,
-        flags: IMMUTABLE,
+        flags: IMMUTABLE | IMPLEMENTED,
     },
     Opt {
         name: "dynamic-hz",
