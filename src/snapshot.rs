@@ -335,6 +335,8 @@ pub fn decode_entry<'a>(
 struct Sink {
     buf: Mutex<SinkBuf>,
     peak: AtomicU64,
+    /// Longest shard-lock hold of one walk step or piece, in µs.
+    longest_step_us: AtomicU64,
 }
 
 #[derive(Default)]
@@ -478,6 +480,7 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     let sink = Arc::new(Sink {
         buf: Mutex::new(SinkBuf::default()),
         peak: AtomicU64::new(0),
+        longest_step_us: AtomicU64::new(0),
     });
     let epoch = srv.snap.epoch.fetch_add(1, Relaxed) + 1;
     let epoch32 = (epoch & 0xffff_ffff) as u32;
@@ -546,7 +549,10 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     srv.stats
         .dirty
         .store(now_dirty.saturating_sub(dirty_at_cut), Relaxed);
-    tracing::info!("snapshot {name} written (covers log position {covered})");
+    tracing::info!(
+        "snapshot {name} written (covers log position {covered}); longest shard lock hold of a step: {} us",
+        sink.longest_step_us.load(Relaxed)
+    );
     Ok((name, covered))
 }
 
@@ -626,6 +632,7 @@ fn write_file(
         loop {
             let step = {
                 let mut g = ks.lock(s);
+                let held = Instant::now();
                 let d = if in_big {
                     g.dbs
                         .iter_mut()
@@ -634,7 +641,10 @@ fn write_file(
                 } else {
                     &mut g.dbs[db]
                 };
-                d.snapshot_step(WALK_SLICE, &mut piece)
+                let step = d.snapshot_step(WALK_SLICE, &mut piece);
+                let us = held.elapsed().as_micros() as u64;
+                sink.longest_step_us.fetch_max(us, Relaxed);
+                step
             };
             if let (Some(d), Step::Piece { .. }) = (delay, &step) {
                 std::thread::sleep(d);
@@ -742,7 +752,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     let idx = index(b).map_err(|(off, what)| at(off, &what))?;
     let ks = &srv.ks;
     // Size every table once. A trailer count cannot exceed what the
-    // chunks could hold (5 bytes is the smallest entry), so a damaged
+    // chunks could hold (4 bytes is the smallest entry), so a damaged
     // count cannot drive a huge allocation.
     let nshards = ks.num_shards() as u64;
     for &(db, n) in &idx.per_db {
@@ -905,7 +915,7 @@ fn index(b: &[u8]) -> Result<Index, (usize, String)> {
             if ndbs > 0 && sum != Some(keys) {
                 return Err((pos, "database counts do not add up to the key count".into()));
             }
-            if keys > raw_total / 5 {
+            if keys > raw_total / 4 {
                 return Err((
                     pos,
                     format!("trailer claims {keys} keys, more than the chunks can hold"),

@@ -640,9 +640,10 @@ impl Dict<Entry> {
                 while let Some(n) = cur {
                     if n.entry.epoch < h.epoch {
                         if h.sink.is_big(&n.entry) {
-                            if !h.big.contains(&n.key) {
-                                h.big.push_back(n.key.clone());
-                            }
+                            // A key queued twice (the walk can revisit
+                            // entries after a resize) is skipped the second
+                            // time: it is stamped by then.
+                            h.big.push_back(n.key.clone());
                         } else {
                             h.sink.capture(h.db, n.key.as_slice(), &n.entry);
                             n.entry.epoch = h.epoch;
