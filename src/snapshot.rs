@@ -335,8 +335,11 @@ pub fn decode_entry<'a>(
 struct Sink {
     buf: Mutex<SinkBuf>,
     peak: AtomicU64,
-    /// Longest shard-lock hold of one walk step or piece, in µs.
+    /// Longest shard-lock hold of one walk step or piece, in µs: wall
+    /// time (includes being descheduled while holding it) and the
+    /// thread's CPU time.
     longest_step_us: AtomicU64,
+    longest_step_cpu_us: AtomicU64,
 }
 
 #[derive(Default)]
@@ -481,6 +484,7 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
         buf: Mutex::new(SinkBuf::default()),
         peak: AtomicU64::new(0),
         longest_step_us: AtomicU64::new(0),
+        longest_step_cpu_us: AtomicU64::new(0),
     });
     let epoch = srv.snap.epoch.fetch_add(1, Relaxed) + 1;
     let epoch32 = (epoch & 0xffff_ffff) as u32;
@@ -550,8 +554,9 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
         .dirty
         .store(now_dirty.saturating_sub(dirty_at_cut), Relaxed);
     tracing::info!(
-        "snapshot {name} written (covers log position {covered}); longest shard lock hold of a step: {} us",
-        sink.longest_step_us.load(Relaxed)
+        "snapshot {name} written (covers log position {covered}); longest shard lock hold of a step: {} us wall, {} us CPU",
+        sink.longest_step_us.load(Relaxed),
+        sink.longest_step_cpu_us.load(Relaxed)
     );
     Ok((name, covered))
 }
@@ -633,6 +638,7 @@ fn write_file(
             let step = {
                 let mut g = ks.lock(s);
                 let held = Instant::now();
+                let cpu0 = thread_cpu_us();
                 let d = if in_big {
                     g.dbs
                         .iter_mut()
@@ -644,6 +650,8 @@ fn write_file(
                 let step = d.snapshot_step(WALK_SLICE, &mut piece);
                 let us = held.elapsed().as_micros() as u64;
                 sink.longest_step_us.fetch_max(us, Relaxed);
+                sink.longest_step_cpu_us
+                    .fetch_max(thread_cpu_us().saturating_sub(cpu0), Relaxed);
                 step
             };
             if let (Some(d), Step::Piece { .. }) = (delay, &step) {
@@ -847,20 +855,26 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     Ok((n, idx.covered))
 }
 
+/// CPU time of the calling thread in µs (0 if the clock is unavailable).
+fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the calling thread's CPU clock into `ts`.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+        ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+    } else {
+        0
+    }
+}
+
 /// Records the thread's CPU time (ms) when the loading thread ends.
 struct ThreadCpu<'a>(&'a Mutex<Vec<u64>>);
 
 impl Drop for ThreadCpu<'_> {
     fn drop(&mut self) {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: writes the calling thread's CPU clock into `ts`.
-        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
-            let ms = ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000;
-            self.0.lock().push(ms);
-        }
+        self.0.lock().push(thread_cpu_us() / 1000);
     }
 }
 
