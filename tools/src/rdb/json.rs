@@ -294,8 +294,39 @@ impl Json {
                 j.list(ids, |j, i| j.id(i));
                 j.out.push(b'}');
             });
+            if !g.nacked.is_empty() {
+                let mut ids = g.nacked.clone();
+                ids.sort_unstable();
+                j.raw(",\"nacked\":");
+                j.list(ids, |j, i| j.id(i));
+            }
             j.out.push(b'}');
         });
+        if let Some(m) = s.idmp.as_deref() {
+            self.raw(",\"idmp\":{\"duration_s\":");
+            self.int(m.duration);
+            self.raw(",\"max_entries\":");
+            self.int(m.max_entries);
+            self.raw(",\"iids_added\":");
+            self.int(m.iids_added);
+            self.raw(",\"iids_duplicates\":");
+            self.int(m.iids_duplicates);
+            self.raw(",\"producers\":");
+            self.list(&m.producers, |j, p| {
+                j.raw("{\"pid\":");
+                j.bytes(&p.pid);
+                j.raw(",\"entries\":");
+                j.list(&p.entries, |j, (iid, id)| {
+                    j.out.push(b'[');
+                    j.bytes(iid);
+                    j.raw(",");
+                    j.id(*id);
+                    j.out.push(b']');
+                });
+                j.out.push(b'}');
+            });
+            self.out.push(b'}');
+        }
         self.out.push(b'}');
     }
 
