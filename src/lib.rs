@@ -20,6 +20,7 @@ pub mod db;
 pub mod notify;
 pub mod num;
 pub mod observe;
+pub mod offline;
 pub mod persistence;
 pub mod powerloss;
 pub mod pubsub;
