@@ -100,6 +100,7 @@ fn stream() -> impl Strategy<Value = Stream> {
             entries_added: Some(entries.len() as u64),
             groups,
             listpack_nodes: 0,
+            idmp: None,
             entries,
         }
     })
