@@ -192,10 +192,7 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
             let n = pairs.len() as u64;
             let largest = maxlen(&mut pairs.iter().map(|p| p.0.len()));
             if pairs.len() <= LISTPACK_MAX_ENTRIES && largest <= LISTPACK_MAX_VALUE as u64 {
-                let lp: u64 = pairs
-                    .iter()
-                    .map(|(m, s)| lp_entry(m) + lp_score(*s))
-                    .sum();
+                let lp: u64 = pairs.iter().map(|(m, s)| lp_entry(m) + lp_score(*s)).sum();
                 return (ROBJ + malloc_size(lp + 7), "listpack", n, largest);
             }
             // zset + dict + skiplist header; per element: dictEntry, member
