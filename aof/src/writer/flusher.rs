@@ -18,6 +18,10 @@ const LINGER_MAX_US: u64 = 1_000;
 /// Buffers larger than this are shrunk once empty again.
 const SHRINK_ABOVE: usize = 16 << 20;
 
+/// How far ahead of the appends the active segment is zero-filled.
+const ZERO_FILL: u64 = 512 << 10;
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
 impl Inner {
     /// The fsync policy now in force.
     pub(super) fn policy(&self) -> FsyncPolicy {
@@ -28,10 +32,21 @@ impl Inner {
         }
     }
 
+    /// Whether waiters commit batches themselves (see `Log::commit_inline`):
+    /// asked for, under `Always`, on a disk whose fsync is fast. On a slow
+    /// disk the flusher thread does it, so that connections keep running
+    /// (and appending) while an fsync is in flight.
+    pub(super) fn inline_active(&self) -> bool {
+        self.opts.inline_commit
+            && self.policy() == FsyncPolicy::Always
+            && self.fsync_avg_us.load(Ordering::Relaxed) < LINGER_MIN_FSYNC_US
+    }
+
     pub(super) fn run(self: Arc<Self>) {
         let mut shutdown_failures = 0;
+        let mut mark = 0;
         loop {
-            let (shutdown, sync_requested) = self.wait_for_work();
+            let (shutdown, sync_requested) = self.wait_for_work(&mut mark);
             if !shutdown {
                 self.linger();
             }
@@ -45,6 +60,7 @@ impl Inner {
                 Ok(()) => {
                     self.clear_error();
                     if shutdown && self.pending.lock().buf.is_empty() {
+                        self.trim_zero_fill();
                         return;
                     }
                 }
@@ -98,17 +114,40 @@ impl Inner {
     }
 
     /// Sleeps until there is something to do; returns (shutdown, sync requested).
-    fn wait_for_work(&self) -> (bool, bool) {
+    ///
+    /// Under inline commit appends don't wake the flusher: it polls every
+    /// `inline_poll` and takes over records that were already appended at
+    /// the previous poll (`mark`) and are still not durable. After a poll
+    /// interval without appends it sleeps until the next append wakes it.
+    fn wait_for_work(&self, mark: &mut u64) -> (bool, bool) {
         let mut p = self.pending.lock();
         loop {
             if p.shutdown {
                 return (true, std::mem::take(&mut p.sync_requested));
             }
-            if !p.buf.is_empty()
-                || p.sync_requested
-                || !p.rotations.is_empty()
-                || self.in_error.load(Ordering::Acquire)
+            if p.sync_requested || !p.rotations.is_empty() || self.in_error.load(Ordering::Acquire)
             {
+                return (false, std::mem::take(&mut p.sync_requested));
+            }
+            if self.inline_active() {
+                let durable = self.durable.load(Ordering::Acquire);
+                if !p.buf.is_empty() && *mark > durable {
+                    *mark = p.end;
+                    return (false, false);
+                }
+                if p.end == *mark && p.end <= durable {
+                    // Nothing appended for a whole interval: sleep until woken.
+                    p.flusher_idle = true;
+                    self.wake.wait(&mut p);
+                    *mark = 0;
+                    continue;
+                }
+                *mark = p.end;
+                let deadline = Instant::now() + self.opts.inline_poll;
+                self.wake.wait_until(&mut p, deadline);
+                continue;
+            }
+            if !p.buf.is_empty() {
                 return (false, std::mem::take(&mut p.sync_requested));
             }
             let unsynced =
@@ -144,7 +183,7 @@ impl Inner {
 
     /// One round: take the pending records, write them, fsync if the policy
     /// (or `force`) says so.
-    fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
+    pub(super) fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
         self.take_pending(io);
         while let Some(&b) = io.rotations.front() {
             self.rotate_at(io, b)?;
@@ -196,6 +235,7 @@ impl Inner {
         io.path = new_path;
         io.seg_start = b;
         io.write_off = SEGMENT_HEADER_LEN as u64;
+        io.alloc_off = SEGMENT_HEADER_LEN as u64;
         io.synced_off = SEGMENT_HEADER_LEN as u64;
         self.update_size(io);
         self.active_start.store(b, Ordering::Release);
@@ -219,6 +259,9 @@ impl Inner {
             return Ok(());
         }
         let off = io.write_off;
+        if self.policy() != FsyncPolicy::No && off + n as u64 > io.alloc_off {
+            self.zero_fill(io, off + n as u64)?;
+        }
         let Some(bytes) = io.carry.get(..n) else {
             return Ok(());
         };
@@ -249,6 +292,46 @@ impl Inner {
         self.written.store(io.lsn(io.write_off), Ordering::Release);
         self.update_size(io);
         Ok(())
+    }
+
+    /// Writes zeros from the zero-filled end to `ZERO_FILL` past `upto`.
+    ///
+    /// Appending grows the file, and an fdatasync after a size change must
+    /// also write the inode: two device writes per commit. Records written
+    /// over zeros already on disk leave the size alone, so the fdatasync
+    /// that commits them writes only their data pages; the size changes
+    /// once per `ZERO_FILL` bytes of log. Readers take zeros after the last
+    /// record for the end of the log (`FORMAT.md`).
+    fn zero_fill(&self, io: &mut Io, upto: u64) -> Result<()> {
+        let target = upto + ZERO_FILL;
+        let mut o = io.alloc_off.max(io.write_off);
+        while o < target {
+            let n = (target - o).min(ZEROS.len() as u64) as usize;
+            io.file
+                .write_all_at(o, &ZEROS[..n])
+                .ctx("write", &io.path)?;
+            o += n as u64;
+        }
+        io.alloc_off = target;
+        Ok(())
+    }
+
+    /// On close: cuts the zero-filled space off the active segment, so that
+    /// a log closed cleanly ends exactly at its last record. (Best effort:
+    /// readers accept the zeros anyway.)
+    fn trim_zero_fill(&self) {
+        let mut io = self.io.lock();
+        if io.alloc_off <= io.write_off {
+            return;
+        }
+        let (off, path) = (io.write_off, io.path.clone());
+        let r = io.file.set_len(off).and_then(|()| io.file.sync_data());
+        match r {
+            Ok(()) => io.alloc_off = off,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "could not trim the log's zero-filled tail")
+            }
+        }
     }
 
     /// fdatasync and publish. On failure, everything since the last good
@@ -329,7 +412,7 @@ impl Inner {
         }
     }
 
-    fn record_error(&self, e: &Error) {
+    pub(super) fn record_error(&self, e: &Error) {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
         let first = !self.in_error.swap(true, Ordering::AcqRel);
         let mut h = self.health.lock();
