@@ -337,6 +337,8 @@ async fn flush<S: AsyncWrite + Unpin>(
     }
     *wrote = false;
     stream.write_all(&reply.buf).await?;
+    // A TLS stream may hold the last records until flushed (a no-op on TCP).
+    stream.flush().await?;
     srv.stats
         .net_output_bytes
         .fetch_add(reply.buf.len() as u64, Relaxed);

@@ -114,6 +114,10 @@ pub struct Shared {
     pub latency_ms: AtomicU64,
     /// `notify-keyspace-events` as flag bits (see `notify`).
     pub notify_flags: std::sync::atomic::AtomicU32,
+    /// The TLS context for connections on `tls-port` (None: no TLS).
+    /// Replaced by CONFIG SET of a `tls-*` option; a connection keeps the
+    /// context it was accepted with.
+    pub tls: parking_lot::RwLock<Option<Arc<rustls::ServerConfig>>>,
 }
 
 /// Redis's LRU clock resolution: 24 bits of seconds.
@@ -186,6 +190,7 @@ impl Shared {
             watches: Default::default(),
             tracking: Default::default(),
             monitors: Default::default(),
+            tls: parking_lot::RwLock::new(None),
             slowlog: Default::default(),
             latency: Default::default(),
             slowlog_us: Default::default(),

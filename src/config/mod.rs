@@ -106,6 +106,7 @@ const FIXED_AT_START: &[&str] = &[
     "shards",
     "debug-simulate-power-loss",
     "debug-aof-fault-injection",
+    "tls-port",
 ];
 
 fn lookup(name: &str) -> Option<&'static Opt> {

@@ -10,6 +10,7 @@ mod persistence;
 mod protocol;
 mod snapshot;
 mod strings;
+mod tls;
 mod tools;
 mod txn;
 mod types;
