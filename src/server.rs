@@ -167,12 +167,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
                         Ok((sock, peer)) => {
                             prepare(&srv, &sock);
                             let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                            if !admit(&srv) {
-                                reject(sock).await;
-                                continue;
-                            }
-                            let h = srv.clients.register(peer.to_string(), local, false);
-                            tokio::spawn(connection::serve(srv.clone(), sock, h));
+                            match admit(&srv, peer.to_string(), local, false) {
+                                Some(h) => tokio::spawn(connection::serve(srv.clone(), sock, h)),
+                                None => tokio::spawn(reject(sock)),
+                            };
                         }
                         Err(e) => {
                             tracing::warn!("accept failed: {e}");
@@ -215,12 +213,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
                 tokio::select! {
                     r = u.accept() => match r {
                         Ok((sock, _)) => {
-                            if !admit(&srv) {
-                                reject(sock).await;
-                                continue;
-                            }
-                            let h = srv.clients.register(format!("{path}:0"), format!("{path}:0"), true);
-                            tokio::spawn(connection::serve(srv.clone(), sock, h));
+                            match admit(&srv, format!("{path}:0"), format!("{path}:0"), true) {
+                                Some(h) => tokio::spawn(connection::serve(srv.clone(), sock, h)),
+                                None => tokio::spawn(reject(sock)),
+                            };
                         }
                         Err(e) => {
                             tracing::warn!("unix accept failed: {e}");
@@ -287,22 +283,31 @@ async fn serve_tls(
         },
         _ = stop.changed() => return,
     };
-    if !admit(&srv) {
-        reject(stream).await;
-        return;
+    match admit(&srv, peer.to_string(), local, false) {
+        Some(h) => connection::serve(srv, stream, h).await,
+        None => reject(stream).await,
     }
-    let h = srv.clients.register(peer.to_string(), local, false);
-    connection::serve(srv, stream, h).await;
 }
 
-fn admit(srv: &Shared) -> bool {
+/// Registers a new client unless `maxclients` are connected (Redis
+/// counts a refused one in `rejected_connections` only).
+fn admit(
+    srv: &Shared,
+    addr: String,
+    laddr: String,
+    unix: bool,
+) -> Option<Arc<crate::client::ClientHandle>> {
     let max = srv.config.read().maxclients as usize;
-    if srv.clients.len() >= max {
-        srv.stats.rejected_connections.fetch_add(1, Relaxed);
-        return false;
+    match srv.clients.try_register(addr, laddr, unix, max) {
+        Some(h) => {
+            srv.stats.connections.fetch_add(1, Relaxed);
+            Some(h)
+        }
+        None => {
+            srv.stats.rejected_connections.fetch_add(1, Relaxed);
+            None
+        }
     }
-    srv.stats.connections.fetch_add(1, Relaxed);
-    true
 }
 
 async fn reject<S: tokio::io::AsyncWrite + Unpin>(mut sock: S) {

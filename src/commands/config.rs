@@ -113,6 +113,12 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     drop(cfg);
     // Settings that live outside the config struct.
     ctx.srv.apply_runtime_config();
+    if names.iter().any(|n| n == "timeout") {
+        // Idle connections re-arm their timers with the new value.
+        for h in ctx.srv.clients.all() {
+            h.retime.notify_one();
+        }
+    }
     if names.iter().any(|n| n == "appendfsync") {
         let p = crate::persistence::fsync_policy(&fsync);
         if let Some(log) = ctx.srv.log.get() {

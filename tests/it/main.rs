@@ -5,6 +5,7 @@ mod support;
 mod blocking;
 mod differential;
 mod hash_ttl;
+mod limits;
 mod migration;
 mod persistence;
 mod protocol;
