@@ -374,3 +374,121 @@ fn config_set_reloads_tls_and_refuses_bad_files() {
     let r = raw.cmd_str(&["CONFIG", "SET", "tls-port", "1"]);
     assert!(r.starts_with(b"-ERR CONFIG SET failed"), "{r:?}");
 }
+
+/// `basalt-rdb` next to `basalt-server` (built here if this test binary
+/// was built alone).
+fn basalt_rdb() -> PathBuf {
+    let server = PathBuf::from(env!("CARGO_BIN_EXE_basalt-server"));
+    let bin = server.with_file_name("basalt-rdb");
+    if !bin.exists() {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "basalt-tools", "--bin", "basalt-rdb"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if server.parent().and_then(|p| p.file_name()) == Some("release".as_ref()) {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "building basalt-rdb failed"
+        );
+    }
+    bin
+}
+
+#[test]
+fn basalt_rdb_import_over_tls() {
+    if !RedisServer::available() {
+        eprintln!("redis-server not installed; skipped (CI installs it)");
+        return;
+    }
+    // A dump made by the real Redis.
+    let r = RedisServer::start(&[]);
+    let mut rr = r.raw();
+    rr.cmd_str(&["SET", "s", "string"]);
+    rr.cmd_str(&["RPUSH", "l", "a", "b", "c"]);
+    rr.cmd_str(&["HSET", "h", "f", "v"]);
+    rr.cmd_str(&["SET", "ttl", "x", "EX", "1000"]);
+    assert_eq!(rr.cmd_str(&["SAVE"]), b"+OK\r\n");
+    let dump = r.dir().join("dump.rdb");
+    assert!(dump.exists());
+
+    let certs = Certs::new();
+    let (s, port) = start_tls(&certs, &["--requirepass", "s3cret"]);
+    let to = format!("127.0.0.1:{port}");
+    let run = |extra: &[&str]| {
+        let out = Command::new(basalt_rdb())
+            .arg("import")
+            .arg(&dump)
+            .args(["--to", &to, "--password", "s3cret", "--quiet"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("basalt-rdb");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    // Without TLS on a TLS port, or without a client certificate: refused.
+    let (ok, text) = run(&[]);
+    assert!(!ok, "{text}");
+    let (ok, text) = run(&["--tls", "--cacert", &certs.p("ca.crt")]);
+    assert!(!ok && text.contains("TLS"), "{text}");
+    // An untrusted server: refused.
+    let other = Certs::new();
+    let (ok, text) = run(&[
+        "--tls",
+        "--cacert",
+        &other.p("ca.crt"),
+        "--cert",
+        &certs.p("client.crt"),
+        "--key",
+        &certs.p("client.key"),
+    ]);
+    assert!(!ok && text.contains("TLS handshake failed"), "{text}");
+    let (ok, text) = run(&[
+        "--tls",
+        "--cacert",
+        &certs.p("ca.crt"),
+        "--cert",
+        &certs.p("client.crt"),
+        "--key",
+        &certs.p("client.key"),
+    ]);
+    assert!(ok, "{text}");
+    let mut b = s.raw();
+    assert_eq!(b.cmd_str(&["AUTH", "s3cret"]), b"+OK\r\n");
+    assert_eq!(b.cmd_str(&["GET", "s"]), b"$6\r\nstring\r\n");
+    assert_eq!(
+        b.cmd_str(&["LRANGE", "l", "0", "-1"]),
+        b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+    );
+    assert_eq!(b.cmd_str(&["HGET", "h", "f"]), b"$1\r\nv\r\n");
+    let ttl = String::from_utf8_lossy(&b.cmd_str(&["TTL", "ttl"])).into_owned();
+    let secs: i64 = ttl.trim_start_matches(':').trim().parse().unwrap();
+    assert!((900..=1000).contains(&secs), "{ttl}");
+    assert_eq!(b.cmd_str(&["DBSIZE"]), b":4\r\n");
+    // `export` takes the same options.
+    let out_rdb = certs.path("export.rdb");
+    let out = Command::new(basalt_rdb())
+        .arg("export")
+        .args(["--from", &to, "--password", "s3cret", "--quiet", "--tls"])
+        .args(["--cacert", &certs.p("ca.crt")])
+        .args([
+            "--cert",
+            &certs.p("client.crt"),
+            "--key",
+            &certs.p("client.key"),
+        ])
+        .arg("-o")
+        .arg(&out_rdb)
+        .output()
+        .expect("basalt-rdb export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::metadata(&out_rdb).unwrap().len() > 20);
+}

@@ -47,6 +47,8 @@ pub struct Args {
     /// Password (AUTH).
     #[arg(long)]
     pub password: Option<String>,
+    #[command(flatten)]
+    pub tls: super::resp::TlsArgs,
     /// How to pull the data.
     #[arg(long, value_enum, default_value = "auto")]
     pub method: Method,
@@ -270,7 +272,7 @@ fn scan_dump(c: &mut Client, dst: &Path, version: u32, a: &Args, filter: &Filter
 /// Runs `export`.
 pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
     let filter = Filter::new(&a.filter)?;
-    let mut c = Client::open(&a.from, a.user.as_deref(), a.password.as_deref())?;
+    let mut c = Client::open(&a.from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
     c.wait_loaded()?;
     let info = match c.call(&[b"INFO", b"server"])? {
         Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
@@ -308,7 +310,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             return Err("the server refused REPLCONF rdb-only (use --method scan)".into());
         }
         // A connection that tried SYNC may be in replica state: start afresh.
-        let mut c = Client::open(&a.from, a.user.as_deref(), a.password.as_deref())?;
+        let mut c = Client::open(&a.from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
         let version = a
             .rdb_version
             .unwrap_or_else(|| super::import::version_for(&info));
