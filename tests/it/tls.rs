@@ -492,3 +492,33 @@ fn basalt_rdb_import_over_tls() {
     );
     assert!(std::fs::metadata(&out_rdb).unwrap().len() > 20);
 }
+
+#[test]
+fn redis_crate_connects_over_tls() {
+    let certs = Certs::new();
+    let (_s, port) = start_tls(&certs, &[]);
+    let read = |n: &str| std::fs::read(certs.path(n)).unwrap();
+    let tls = |client: bool| redis::TlsCertificates {
+        client_tls: client.then(|| redis::ClientTlsConfig {
+            client_cert: read("client.crt"),
+            client_key: read("client.key"),
+        }),
+        root_cert: Some(read("ca.crt")),
+    };
+    let url = format!("rediss://127.0.0.1:{port}/");
+    let client = redis::Client::build_with_tls(url.as_str(), tls(true)).unwrap();
+    let mut c = client.get_connection().expect("TLS connection");
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    let v: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
+    assert_eq!(v, "v");
+    let big = vec![7u8; 200_000];
+    let _: () = redis::cmd("SET").arg("big").arg(&big).query(&mut c).unwrap();
+    let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut c).unwrap();
+    assert_eq!(got, big);
+    // Without a client certificate (tls-auth-clients yes): no service.
+    let client = redis::Client::build_with_tls(url.as_str(), tls(false)).unwrap();
+    let served = client
+        .get_connection()
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+    assert!(served.is_err(), "{served:?}");
+}
