@@ -20,6 +20,10 @@ use crate::resp::decode::{parse_request, Limits, Parsed};
 use crate::resp::Reply;
 use crate::shared::{unix_ms, Shared};
 
+/// Redis's per-client static reply buffer (PROTO_REPLY_CHUNK_BYTES):
+/// output up to this size is not counted against the output limits.
+const REPLY_CHUNK_BYTES: u64 = 16 * 1024;
+
 /// Flush replies mid-batch once this many bytes are pending.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -283,7 +287,9 @@ impl OutputLimits {
     /// Redis's rule: over the hard limit at once, or over the soft limit
     /// continuously for more than its seconds.
     fn over(&self, pending: usize, soft_since: &mut Option<tokio::time::Instant>) -> bool {
-        let pending = pending as u64;
+        // Redis counts only the reply list beyond the client's 16 KB
+        // static buffer, so small replies never trip even a tiny limit.
+        let pending = (pending as u64).saturating_sub(REPLY_CHUNK_BYTES);
         if self.hard > 0 && pending > self.hard {
             return true;
         }
