@@ -29,6 +29,7 @@ pub mod resp;
 pub mod server;
 pub mod shared;
 pub mod snapshot;
+pub mod tls;
 pub mod tracking;
 pub mod watch;
 

@@ -106,6 +106,7 @@ const FIXED_AT_START: &[&str] = &[
     "shards",
     "debug-simulate-power-loss",
     "debug-aof-fault-injection",
+    "tls-port",
 ];
 
 fn lookup(name: &str) -> Option<&'static Opt> {
@@ -128,7 +129,7 @@ fn int_range(name: &str) -> (i64, i64) {
     match name {
         "port" | "tls-port" => (0, 65535),
         "databases" => (1, i32::MAX as i64),
-        "maxclients" => (1, i32::MAX as i64),
+        "maxclients" => (1, u32::MAX as i64),
         "hz" => (0, i32::MAX as i64),
         "active-expire-effort" => (1, 10),
         "io-threads" => (0, 128),
