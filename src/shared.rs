@@ -114,6 +114,8 @@ pub struct Shared {
     pub latency_ms: AtomicU64,
     /// `notify-keyspace-events` as flag bits (see `notify`).
     pub notify_flags: std::sync::atomic::AtomicU32,
+    /// `maxmemory` and eviction (see `evict`).
+    pub evict: crate::evict::Evictor,
 }
 
 /// Redis's LRU clock resolution: 24 bits of seconds.
@@ -192,6 +194,7 @@ impl Shared {
             slowlog_max: Default::default(),
             latency_ms: Default::default(),
             notify_flags: Default::default(),
+            evict: Default::default(),
         };
         s.apply_runtime_config();
         s
@@ -202,6 +205,7 @@ impl Shared {
     pub fn apply_runtime_config(&self) {
         let c = self.config.read();
         self.notify_flags.store(c.notify_flags, Relaxed);
+        self.evict.configure(&c);
         let num = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok());
         self.slowlog_us
             .store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);

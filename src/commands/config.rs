@@ -97,6 +97,11 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     drop(cfg);
     // Settings that live outside the config struct.
     ctx.srv.apply_runtime_config();
+    if names.iter().any(|n| n == "maxmemory") && ctx.txn.is_none() {
+        // As Redis: start freeing memory at once if the new limit is
+        // below the usage (the background cycle continues).
+        crate::evict::perform(ctx.srv);
+    }
     if names.iter().any(|n| n == "appendfsync") {
         let p = crate::persistence::fsync_policy(&fsync);
         if let Some(log) = ctx.srv.log.get() {

@@ -363,6 +363,40 @@ impl<V: Slot> Dict<V> {
         cursor
     }
 
+    /// Visits entries in consecutive buckets from a random one (Redis's
+    /// `dictGetSomeKeys`): stops once `want` of them were accepted by `f`
+    /// or after `max_buckets` buckets. Returns true when every bucket was
+    /// visited (so a caller that accepted nothing knows there is nothing).
+    pub fn sample(
+        &self,
+        seed: u64,
+        want: usize,
+        max_buckets: usize,
+        mut f: impl FnMut(&[u8], &V) -> bool,
+    ) -> bool {
+        let n = self.buckets.len();
+        if self.len == 0 {
+            return true;
+        }
+        let steps = max_buckets.min(n);
+        let mut idx = (seed as usize) & self.mask();
+        let mut got = 0;
+        for step in 0..steps {
+            let mut cur = self.buckets[idx].as_deref();
+            while let Some(node) = cur {
+                if f(&node.key, &node.entry) {
+                    got += 1;
+                    if got >= want {
+                        return step + 1 == n && node.next.is_none();
+                    }
+                }
+                cur = node.next.as_deref();
+            }
+            idx = (idx + 1) & self.mask();
+        }
+        steps == n
+    }
+
     /// A key from a random non-empty bucket (not uniform, as in Redis).
     pub fn random_key(&self, seed: u64) -> Option<&[u8]> {
         self.random_entry(seed).map(|(k, _)| k)
@@ -400,9 +434,9 @@ impl<V: Slot> Dict<V> {
 }
 
 impl Dict<Entry> {
-    /// Updates the access clock without counting as a write; returns
-    /// whether the key exists.
-    pub fn touch(&mut self, hash: u64, key: &[u8], lru: u32) -> bool {
+    /// Updates the access clock (`stamp` gets the entry's `lru` field)
+    /// without counting as a write; returns whether the key exists.
+    pub fn touch(&mut self, hash: u64, key: &[u8], stamp: impl FnOnce(&mut u32)) -> bool {
         if self.buckets.is_empty() {
             return false;
         }
@@ -410,7 +444,7 @@ impl Dict<Entry> {
         let mut cur = self.buckets[idx].as_deref_mut();
         while let Some(n) = cur {
             if n.key.as_slice() == key {
-                n.entry.lru = lru;
+                stamp(&mut n.entry.lru);
                 return true;
             }
             cur = n.next.as_deref_mut();

@@ -310,6 +310,12 @@ impl Log {
         Lsn(self.inner.pending.lock().end)
     }
 
+    /// Position up to which records have been written to the file (the
+    /// bytes between this and [`Log::appended`] are buffered in memory).
+    pub fn written(&self) -> Lsn {
+        Lsn(self.inner.written.load(Ordering::Acquire))
+    }
+
     /// Position up to which records are durable.
     pub fn durable(&self) -> Lsn {
         Lsn(self.inner.durable.load(Ordering::Acquire))
