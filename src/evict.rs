@@ -385,17 +385,17 @@ impl Evictor {
     }
 }
 
-/// Memory Redis does not count against `maxmemory`: the log's buffer of
-/// appended records not yet written to the file (Redis's AOF buffer).
+/// Memory Redis does not count against `maxmemory`: the log's buffers
+/// of records on their way to the file, by allocated size (Redis's AOF
+/// buffer, `sdsAllocSize(aof_buf)`).
 pub fn not_counted(srv: &Shared) -> u64 {
-    match srv.log.get() {
-        Some(log) => {
-            let st = log.appended().0;
-            let written = log.written().0;
-            st.saturating_sub(written)
-        }
-        None => 0,
-    }
+    srv.log.get().map_or(0, |log| log.buffer_bytes())
+}
+
+/// `not_counted` plus what a running snapshot holds (Redis's fork keeps
+/// its copy-on-write pages outside `used_memory` altogether).
+pub fn not_counted_for_evict(srv: &Shared) -> u64 {
+    not_counted(srv) + crate::snapshot::working_bytes(srv)
 }
 
 /// Bytes over the limit (0 when under or no limit).
@@ -404,7 +404,8 @@ fn excess(srv: &Shared, max: u64) -> u64 {
     if used <= max {
         return 0;
     }
-    used.saturating_sub(not_counted(srv)).saturating_sub(max)
+    used.saturating_sub(not_counted_for_evict(srv))
+        .saturating_sub(max)
 }
 
 /// Redis's `evictionTimeLimitUs`.

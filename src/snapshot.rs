@@ -265,12 +265,28 @@ struct Sink {
     peak: AtomicU64,
 }
 
+/// Allocated size of the running snapshot's capture buffer: memory that,
+/// like the copy-on-write pages of Redis's fork, is not counted against
+/// `maxmemory` (evicting a key a snapshot still needs moves its bytes
+/// here rather than freeing them).
+static CAPTURE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Memory a running snapshot holds beyond the keyspace: the capture
+/// buffer, the chunk being built and the file buffer (0 when none runs).
+pub fn working_bytes(srv: &Shared) -> u64 {
+    if !srv.snap.in_progress.load(Relaxed) {
+        return 0;
+    }
+    CAPTURE_BYTES.load(Relaxed) + 2 * CHUNK_RAW as u64 + (1 << 20)
+}
+
 impl Capture for Sink {
     fn capture(&self, db: u32, key: &[u8], entry: &Entry) {
         let mut g = self.buf.lock();
         encode_entry(db, key, entry, &mut g.0);
         g.1 += 1;
         let len = g.0.capacity() as u64;
+        CAPTURE_BYTES.store(len, Relaxed);
         if len > self.peak.load(Relaxed) {
             self.peak.store(len, Relaxed);
         }
@@ -473,6 +489,7 @@ fn write_file(
             if g.0.capacity() > 4 * CHUNK_RAW {
                 g.0.shrink_to(CHUNK_RAW);
             }
+            CAPTURE_BYTES.store(g.0.capacity() as u64, Relaxed);
         }
         if raw.len() >= CHUNK_RAW || (force && *raw_entries > 0) {
             w.write_chunk(raw, *raw_entries)?;
