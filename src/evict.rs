@@ -165,7 +165,7 @@ pub fn lfu_decr(field: u32, now_minutes: u32, decay: u32) -> u32 {
     } else {
         65535 - ldt + now_minutes
     };
-    let periods = if decay > 0 { elapsed / decay } else { 0 };
+    let periods = elapsed.checked_div(decay).unwrap_or(0);
     counter.saturating_sub(periods)
 }
 
@@ -452,7 +452,7 @@ pub fn perform(srv: &Shared) -> Outcome {
         }
         n += 1;
         // Redis checks the clock every 16 keys.
-        if n % 16 == 0 && start.elapsed().as_micros() as u64 >= limit {
+        if n.is_multiple_of(16) && start.elapsed().as_micros() as u64 >= limit {
             ev.note_over(true);
             return Outcome::Running;
         }
