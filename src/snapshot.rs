@@ -601,6 +601,9 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
         return Err(at(pos, "chunk count does not match the trailer"));
     }
     let lim = srv.config.read().limits;
+    // Loaded keys start with the current access clock (or the initial LFU
+    // counter), as objects Redis creates while loading.
+    let fresh = srv.evict.stamp(unix_ms()).fresh();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -625,6 +628,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
                     crc,
                     srv.ks.num_dbs(),
                     &lim,
+                    fresh,
                 );
                 match r {
                     Ok(n) => {
@@ -659,6 +663,7 @@ fn load_chunk(
     crc: u32,
     ndb: usize,
     lim: &basalt_storage::Limits,
+    fresh: u32,
 ) -> Result<u64, String> {
     if crc32fast::hash(comp) != crc {
         return Err("chunk checksum mismatch".into());
@@ -671,7 +676,8 @@ fn load_chunk(
     let mut pos = 0;
     let mut n = 0;
     while pos < raw.len() {
-        let (db, key, entry) = decode_entry(&raw, &mut pos, lim)?;
+        let (db, key, mut entry) = decode_entry(&raw, &mut pos, lim)?;
+        entry.lru = fresh;
         if db as usize >= ndb {
             return Err(format!(
                 "entry for db {db}, but only {ndb} databases are configured"
