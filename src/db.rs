@@ -252,6 +252,15 @@ impl<'s> MultiLock<'s> {
         d.get_mut(h, key)
     }
 
+    /// Puts an object that keeps its own access field (RENAME, COPY:
+    /// Redis deletes the destination and adds the object).
+    pub fn insert_object(&mut self, i: usize, key: &[u8], e: Entry) -> Option<Entry> {
+        let lfu = std::mem::replace(&mut self.lfu, false);
+        let old = self.insert(i, key, e);
+        self.lfu = lfu;
+        old
+    }
+
     pub fn insert(&mut self, i: usize, key: &[u8], mut e: Entry) -> Option<Entry> {
         if e.lru == 0 {
             e.lru = self.fresh;

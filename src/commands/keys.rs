@@ -361,7 +361,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
         return Ok(());
     }
     let e = m.remove(0, a[1]).expect("checked above");
-    m.insert(1, a[2], e);
+    m.insert_object(1, a[2], e);
     ctx.propagate(&[if nx { b"RENAMENX" } else { b"RENAME" }, a[1], a[2]]);
     // A list or zset arriving under a key clients block on serves them.
     crate::blocking::serve(
@@ -509,7 +509,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
         match m.get(0, src).map(copy_into) {
             Some(ne) if replace || m.get(1, dst).is_none() => {
-                m.insert(1, dst, ne);
+                m.insert_object(1, dst, ne);
                 (true, true)
             }
             found => (found.is_some(), false),
