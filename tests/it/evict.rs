@@ -30,10 +30,6 @@ fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> u64 {
         .unwrap()
 }
 
-fn used_memory(c: &mut redis::Connection) -> u64 {
-    info_field(c, "memory", "used_memory")
-}
-
 /// used_memory minus mem_not_counted_for_evict (the log's buffers and a
 /// running snapshot's): what eviction keeps under maxmemory, read from
 /// one INFO reply.
