@@ -678,6 +678,37 @@ mod tests {
     }
 
     #[test]
+    fn sample_walks_from_a_random_bucket() {
+        let mut d = Dict::new();
+        for i in 0..1000i64 {
+            let k = i.to_string();
+            d.insert(hash_key(k.as_bytes()), k.as_bytes(), e(i));
+        }
+        // Stops once enough were accepted.
+        let mut n = 0;
+        d.sample(12345, 5, 1 << 20, |_, _| {
+            n += 1;
+            true
+        });
+        assert_eq!(n, 5);
+        // A filter nothing passes: bounded by the bucket budget, and a
+        // budget covering the table visits every entry and says so.
+        let mut seen = 0;
+        assert!(!d.sample(7, 5, 10, |_, _| {
+            seen += 1;
+            false
+        }));
+        assert!(seen < 100);
+        let mut all = 0;
+        assert!(d.sample(7, 5, usize::MAX, |_, _| {
+            all += 1;
+            false
+        }));
+        assert_eq!(all, 1000);
+        assert!(Dict::<Entry>::new().sample(1, 5, 50, |_, _| true));
+    }
+
+    #[test]
     fn retain_sweeps_everything_eventually() {
         let mut d = Dict::new();
         for i in 0..1000i64 {
