@@ -432,10 +432,18 @@ async fn expire_cycle(srv: Arc<Shared>) {
             _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => return,
         }
+        let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
+        // Keep freeing memory while over `maxmemory` between commands
+        // (Redis's eviction time proc), within the same budget.
+        if srv.evict.maxmemory.load(Relaxed) != 0 && !srv.loading.load(Relaxed) {
+            let start = Instant::now();
+            while crate::evict::perform(&srv) == crate::evict::Outcome::Running
+                && start.elapsed() < budget
+            {}
+        }
         if !srv.active_expire_enabled.load(Relaxed) {
             continue;
         }
-        let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
         let start = Instant::now();
         let n = srv.ks.num_shards();
         let ndb = srv.ks.num_dbs();

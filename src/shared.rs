@@ -124,6 +124,8 @@ pub struct Shared {
     pub normal_limits: crate::pubsub::Limits,
     /// Clients waiting in a blocking command (INFO blocked_clients).
     pub blocked_clients: AtomicU64,
+    /// `maxmemory` and eviction (see `evict`).
+    pub evict: crate::evict::Evictor,
 }
 
 /// Redis's LRU clock resolution: 24 bits of seconds.
@@ -206,6 +208,7 @@ impl Shared {
             latency_ms: Default::default(),
             latency_tracking: AtomicBool::new(true),
             notify_flags: Default::default(),
+            evict: Default::default(),
         };
         s.apply_runtime_config();
         s
@@ -216,6 +219,7 @@ impl Shared {
     pub fn apply_runtime_config(&self) {
         let c = self.config.read();
         self.notify_flags.store(c.notify_flags, Relaxed);
+        self.evict.configure(&c);
         let num = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok());
         self.slowlog_us
             .store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);

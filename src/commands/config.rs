@@ -119,6 +119,11 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             h.retime.notify_one();
         }
     }
+    if names.iter().any(|n| n == "maxmemory") && ctx.txn.is_none() {
+        // As Redis: start freeing memory at once if the new limit is
+        // below the usage (the background cycle continues).
+        crate::evict::perform(ctx.srv);
+    }
     if names.iter().any(|n| n == "appendfsync") {
         let p = crate::persistence::fsync_policy(&fsync);
         if let Some(log) = ctx.srv.log.get() {

@@ -4,6 +4,7 @@ mod support;
 
 mod blocking;
 mod differential;
+mod evict;
 mod hash_ttl;
 mod limits;
 mod migration;
