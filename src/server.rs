@@ -120,6 +120,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
                                 reject(sock).await;
                                 continue;
                             }
+                            if protected_refuses(&srv, peer.ip()) {
+                                deny_protected(sock).await;
+                                continue;
+                            }
                             let h = srv.clients.register(peer.to_string(), local, false);
                             tokio::spawn(connection::serve(srv.clone(), sock, h));
                         }
@@ -350,4 +354,20 @@ async fn expire_cycle(srv: Arc<Shared>) {
             visited += 1;
         }
     }
+}
+
+/// Protected mode: no password for the default user and a peer that is
+/// not on the loopback interface.
+fn protected_refuses(srv: &Shared, peer: std::net::IpAddr) -> bool {
+    let on = srv.config.read().get("protected-mode") == Some("yes");
+    on && crate::acl::protected_refuses(on, srv.acl.default_user().rules().nopass, Some(peer))
+}
+
+/// Sends Redis's protected-mode explanation and closes.
+async fn deny_protected(mut sock: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = sock
+        .write_all(crate::acl::PROTECTED_MODE_ERROR.as_bytes())
+        .await;
+    let _ = sock.shutdown().await;
 }

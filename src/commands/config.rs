@@ -93,10 +93,14 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         next.set(&name, &value).map_err(CmdError::Msg)?;
     }
     let fsync = next.appendfsync.clone();
+    let pass = next.requirepass.clone();
     *cfg = next;
     drop(cfg);
     // Settings that live outside the config struct.
     ctx.srv.apply_runtime_config();
+    if names.iter().any(|n| n == "requirepass") {
+        ctx.srv.acl.set_requirepass(pass.as_bytes());
+    }
     if names.iter().any(|n| n == "appendfsync") {
         let p = crate::persistence::fsync_policy(&fsync);
         if let Some(log) = ctx.srv.log.get() {

@@ -7,6 +7,7 @@
 //! arguments, and never touch a socket. Arity and subcommands are checked
 //! once, here. The same table answers COMMAND INFO / DOCS / LIST.
 
+pub mod acl;
 pub mod args;
 pub mod bitmap;
 pub mod client;
@@ -132,6 +133,8 @@ pub struct CmdStats {
 
 pub struct Entry {
     pub spec: &'static CommandSpec,
+    /// Dense index over every command and subcommand (ACL bitmaps).
+    pub id: usize,
     pub fullname: String,
     pub stats: CmdStats,
     pub subs: HashMap<String, Entry>,
@@ -162,12 +165,16 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         bitmap::COMMANDS,
         sort::COMMANDS,
         hll::COMMANDS,
+        acl::COMMANDS,
     ]
     .into_iter()
     .flatten()
 }
 
 fn entry_for(spec: &'static CommandSpec, parent: Option<&str>) -> Entry {
+    // The table is built once, so ids are 0..n.
+    static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = NEXT_ID.fetch_add(1, Relaxed);
     let fullname = match parent {
         Some(p) => format!("{p}|{}", spec.name),
         None => spec.name.to_string(),
@@ -179,6 +186,7 @@ fn entry_for(spec: &'static CommandSpec, parent: Option<&str>) -> Entry {
         .collect();
     Entry {
         spec,
+        id,
         fullname,
         stats: CmdStats::default(),
         subs,
@@ -386,7 +394,10 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         );
         return 0;
     }
-    if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
+    if !ctx.client.authenticated
+        && entry.spec.flags & flags::NO_AUTH == 0
+        && ctx.srv.acl.default_needs_auth.load(Relaxed)
+    {
         stat.stats.rejected.fetch_add(1, Relaxed);
         reject(ctx, argv, &CmdError::msg("NOAUTH Authentication required."));
         return 0;
@@ -399,6 +410,13 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
             &CmdError::msg("ERR Command not allowed inside a transaction"),
         );
         return 0;
+    }
+    if !ctx.loading && !ctx.client.user.unrestricted.load(Relaxed) {
+        if let Err(err) = acl::check_command(ctx, entry, argv, false) {
+            stat.stats.rejected.fetch_add(1, Relaxed);
+            reject(ctx, argv, &err);
+            return 0;
+        }
     }
     if !ctx.out.resp3
         && ctx.client.sub.is_some()

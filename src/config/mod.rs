@@ -250,6 +250,8 @@ pub struct Config {
     pub appendfsync: String,
     pub loglevel: String,
     pub logfile: String,
+    /// `user <name> <rules...>` lines from the config file, in order.
+    pub users: Vec<String>,
     /// Thresholds of the compact collection encodings.
     pub limits: basalt_storage::Limits,
 }
@@ -293,6 +295,7 @@ impl Default for Config {
             appendfsync: "always".into(),
             loglevel: "notice".into(),
             logfile: String::new(),
+            users: Vec::new(),
             limits: basalt_storage::Limits::default(),
         };
         c.refresh();
@@ -483,6 +486,16 @@ impl Config {
                 .map(|a| String::from_utf8_lossy(&a).into_owned())
                 .collect();
             if args.is_empty() {
+                continue;
+            }
+            if args[0].eq_ignore_ascii_case("user") {
+                if args.len() < 2 {
+                    return Err(ConfigError(format!(
+                        "{origin}:{}: '{t}': wrong number of arguments",
+                        i + 1
+                    )));
+                }
+                self.users.push(t.to_string());
                 continue;
             }
             if args[0].eq_ignore_ascii_case("include") {
