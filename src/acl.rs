@@ -163,6 +163,22 @@ pub fn catalog() -> &'static Catalog {
     })
 }
 
+/// The order categories are tried in when describing rules: largest
+/// first, so a category that contains another (@dangerous ⊃ @admin) is
+/// used before the smaller one, which then adds nothing (this matches
+/// Redis 7.0's output on such rules: `+@all -@dangerous -@admin` reads
+/// back as `+@all -@dangerous`).
+fn category_order() -> &'static [usize] {
+    static O: OnceLock<Vec<usize>> = OnceLock::new();
+    O.get_or_init(|| {
+        let c = catalog();
+        let size = |j: usize| c.cats.iter().filter(|m| *m & (1 << j) != 0).count();
+        let mut v: Vec<usize> = (0..CATEGORIES.len()).collect();
+        v.sort_by_key(|&j| std::cmp::Reverse(size(j)));
+        v
+    })
+}
+
 pub const PERM_READ: u8 = 1;
 pub const PERM_WRITE: u8 = 2;
 pub const PERM_ALL: u8 = 3;
@@ -492,10 +508,9 @@ impl Selector {
         fake.all_commands(!additive);
         rules.push(if additive { "-@all" } else { "+@all" }.into());
         let mut temp = self.clone();
-        for (j, name) in CATEGORIES.iter().enumerate() {
-            let bit = 1u32 << j;
+        // Top-level commands of a category that are (on, off) in `temp`.
+        let count = |temp: &Selector, bit: u32| {
             let (mut on, mut off) = (0, 0);
-            // Redis counts top-level commands only.
             for (id, e) in c.by_id.iter().enumerate() {
                 if e.fullname.contains('|') || c.cats[id] & bit == 0 {
                     continue;
@@ -506,10 +521,32 @@ impl Selector {
                     off += 1;
                 }
             }
+            (on, off)
+        };
+        let mut emit = |temp: &mut Selector, fake: &mut Selector, j: usize| {
+            let bit = 1u32 << j;
+            fake.change_category(bit, additive);
+            temp.change_category(bit, !additive);
+            rules.push(format!(
+                "{}@{}",
+                if additive { '+' } else { '-' },
+                CATEGORIES[j]
+            ));
+        };
+        // First the categories the rules cover exactly, largest first;
+        // then Redis's rule: a category with more commands to change
+        // than to leave.
+        for &j in category_order() {
+            let (on, off) = count(&temp, 1 << j);
+            let (want, other) = if additive { (on, off) } else { (off, on) };
+            if want > 0 && other == 0 {
+                emit(&mut temp, &mut fake, j);
+            }
+        }
+        for j in 0..CATEGORIES.len() {
+            let (on, off) = count(&temp, 1 << j);
             if (additive && on > off) || (!additive && off > on) {
-                fake.change_category(bit, additive);
-                temp.change_category(bit, !additive);
-                rules.push(format!("{}@{name}", if additive { '+' } else { '-' }));
+                emit(&mut temp, &mut fake, j);
             }
         }
         for &id in &c.sorted {
@@ -1126,7 +1163,8 @@ impl Acl {
     ) {
         let context = if in_multi { "multi" } else { "toplevel" };
         let mut log = self.log.lock();
-        let found = log.iter().position(|e| {
+        // Redis looks at the 10 newest entries only.
+        let found = log.iter().take(10).position(|e| {
             e.reason == reason.reason()
                 && e.context == context
                 && e.object == object
