@@ -131,7 +131,18 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 }
 
 fn config_rewrite(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    ctx.srv.config.read().rewrite().map_err(CmdError::Msg)?;
+    let cfg = ctx.srv.config.read();
+    // Users go to the config file unless an ACL file holds them.
+    let users = cfg.get("aclfile").map_or(true, str::is_empty).then(|| {
+        ctx.srv
+            .acl
+            .all()
+            .iter()
+            .map(|u| format!("user {} {}", u.name_str(), u.rules().describe()))
+            .collect()
+    });
+    cfg.rewrite_with_users(users).map_err(CmdError::Msg)?;
+    drop(cfg);
     ctx.out.ok();
     Ok(())
 }

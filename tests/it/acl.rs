@@ -299,6 +299,23 @@ fn requirepass_and_users_from_the_config_file() {
     assert!(s(&c.cmd_str(&["SET", "x", "v"])).starts_with("-NOPERM"));
     assert_eq!(c.cmd_str(&["AUTH", "s3cret"]), b"+OK\r\n");
     assert_eq!(c.cmd_str(&["ACL", "WHOAMI"]), b"$7\r\ndefault\r\n");
+    // CONFIG REWRITE stores the users (no aclfile): a restart has them.
+    assert_eq!(
+        c.cmd_str(&["ACL", "SETUSER", "carol", "on", ">cpw", "+ping"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.cmd_str(&["CONFIG", "REWRITE"]), b"+OK\r\n");
+    let text = std::fs::read_to_string(&conf).expect("read");
+    assert!(text.contains("user carol on #"), "{text}");
+    assert_eq!(text.matches("user bob ").count(), 1, "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let (mut child, port) = start_with_conf(&conf, &data);
+    let mut c = Raw::connect(port);
+    assert_eq!(c.cmd_str(&["AUTH", "carol", "cpw"]), b"+OK\r\n");
+    assert_eq!(c.cmd_str(&["PING"]), b"+PONG\r\n");
+    assert_eq!(c.cmd_str(&["AUTH", "bob", "bobpw"]), b"+OK\r\n");
+    assert_eq!(c.cmd_str(&["AUTH", "s3cret"]), b"+OK\r\n");
     let _ = child.kill();
     let _ = child.wait();
 
