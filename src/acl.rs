@@ -248,7 +248,7 @@ impl Selector {
     pub fn allows_id(&self, id: usize) -> bool {
         self.cmds
             .get(id / 64)
-            .map_or(false, |w| w & (1 << (id % 64)) != 0)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 
     fn set_bit(&mut self, id: usize, on: bool) {
@@ -424,10 +424,10 @@ impl Selector {
     pub fn check(&self, e: &Entry, argv: &[&[u8]]) -> Result<(), (Denial, usize)> {
         if !self.allcommands && e.spec.flags & flags::NO_AUTH == 0 && !self.allows_id(e.id) {
             let idx = if e.fullname.contains('|') { 2 } else { 1 };
-            let ok = argv.get(idx).map_or(false, |a| {
+            let ok = argv.get(idx).is_some_and(|a| {
                 self.firstargs
                     .get(&e.id)
-                    .map_or(false, |l| l.iter().any(|x| x.eq_ignore_ascii_case(a)))
+                    .is_some_and(|l| l.iter().any(|x| x.eq_ignore_ascii_case(a)))
             });
             if !ok {
                 return Err((Denial::Command, 0));
@@ -913,7 +913,11 @@ impl Rules {
             match s.check(e, argv) {
                 Ok(()) => return Ok(()),
                 Err(d) => {
-                    if worst.map_or(true, |w| d.0 > w.0) {
+                    let worse = match worst {
+                        Some(w) => d.0 > w.0,
+                        None => true,
+                    };
+                    if worse {
                         worst = Some(d);
                     }
                 }
@@ -1337,7 +1341,7 @@ pub fn protected_refuses(
     default_nopass: bool,
     peer: Option<std::net::IpAddr>,
 ) -> bool {
-    protected && default_nopass && peer.map_or(false, |ip| !ip.is_loopback())
+    protected && default_nopass && peer.is_some_and(|ip| !ip.is_loopback())
 }
 
 pub const PROTECTED_MODE_ERROR: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
