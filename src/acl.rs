@@ -926,6 +926,14 @@ impl Rules {
         Err(worst.unwrap_or((Denial::Command, 0)))
     }
 
+    /// Whether some selector lets this user use the channel (a pattern:
+    /// subscribe to that exact pattern).
+    pub fn channel_allowed(&self, ch: &[u8], is_pattern: bool) -> bool {
+        std::iter::once(&self.root)
+            .chain(&self.selectors)
+            .any(|s| s.allchannels || s.channel_ok(ch, is_pattern))
+    }
+
     pub fn password_ok(&self, pass: &[u8]) -> bool {
         if self.nopass {
             return true;

@@ -109,8 +109,37 @@ fn acl_setuser(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         m.extend_from_slice(e.text().as_bytes());
         CmdError::Bytes(m)
     })?;
+    kill_revoked_subscribers(ctx, a[2]);
     ctx.out.ok();
     Ok(())
+}
+
+/// After a user's rules change, closes its connections subscribed to a
+/// channel or pattern it may no longer use (Redis's
+/// ACLKillPubsubClientsIfNeeded).
+fn kill_revoked_subscribers(ctx: &mut Ctx<'_>, name: &[u8]) {
+    let Some(u) = ctx.srv.acl.get(name) else {
+        return;
+    };
+    let rules = u.rules().clone();
+    for c in ctx.srv.clients.all() {
+        if *c.user.lock() != name || c.sub_counts.iter().all(|n| n.load(Relaxed) == 0) {
+            continue;
+        }
+        let revoked = ctx
+            .srv
+            .pubsub
+            .subscriptions_of(c.id)
+            .iter()
+            .any(|(k, ch)| !rules.channel_allowed(ch, *k == crate::pubsub::Kind::Pattern));
+        if revoked {
+            if c.id == ctx.client.handle.id {
+                ctx.client.close_after_reply = true;
+            } else {
+                c.kill();
+            }
+        }
+    }
 }
 
 fn acl_getuser(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {

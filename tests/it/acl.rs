@@ -220,6 +220,26 @@ fn acl_rules_change_for_connected_clients_and_in_multi() {
     // CLIENT KILL USER.
     assert_eq!(admin.cmd_str(&["CLIENT", "KILL", "USER", "u"]), b":1\r\n");
     assert!(u.closed());
+
+    // Subscribers lose their connection when a channel is taken away;
+    // those whose channels stay allowed keep it.
+    assert_eq!(
+        admin.cmd_str(&["ACL", "SETUSER", "s", "on", "nopass", "+@all", "&news", "&sport*"]),
+        b"+OK\r\n"
+    );
+    let mut news = srv.raw();
+    assert_eq!(news.cmd_str(&["AUTH", "s", "x"]), b"+OK\r\n");
+    assert!(s(&news.cmd_str(&["SUBSCRIBE", "news"])).contains("news"));
+    let mut sport = srv.raw();
+    assert_eq!(sport.cmd_str(&["AUTH", "s", "x"]), b"+OK\r\n");
+    assert!(s(&sport.cmd_str(&["PSUBSCRIBE", "sport*"])).contains("sport*"));
+    assert_eq!(
+        admin.cmd_str(&["ACL", "SETUSER", "s", "resetchannels", "&sport*"]),
+        b"+OK\r\n"
+    );
+    assert!(news.closed(), "subscriber to a revoked channel is closed");
+    assert_eq!(admin.cmd_str(&["PUBLISH", "sports", "goal"]), b":1\r\n");
+    assert!(s(&sport.read_reply().expect("message")).contains("goal"));
 }
 
 /// A client pipelining wrong passwords gets one guess per pause, not
