@@ -926,6 +926,20 @@ impl Rules {
         Err(worst.unwrap_or((Denial::Command, 0)))
     }
 
+    /// Whether a selector that allows this command also allows reading
+    /// every key (`~*`, `allkeys` or `%R~*`): SORT BY / GET need it.
+    pub fn full_key_read(&self, e: &Entry, argv: &[&[u8]]) -> bool {
+        std::iter::once(&self.root)
+            .chain(&self.selectors)
+            .filter(|s| s.check(e, argv).is_ok())
+            .any(|s| {
+                s.allkeys
+                    || s.keys
+                        .iter()
+                        .any(|(f, p)| f & PERM_READ != 0 && p.as_slice() == b"*")
+            })
+    }
+
     /// Whether some selector lets this user use the channel (a pattern:
     /// subscribe to that exact pattern).
     pub fn channel_allowed(&self, ch: &[u8], is_pattern: bool) -> bool {
