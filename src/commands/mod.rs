@@ -498,9 +498,27 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         } else {
             argv.len()
         };
-        ctx.srv
-            .monitors
-            .feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
+        if entry.fullname == "hello" {
+            // HELLO ... AUTH <user> <pass>: those two are hidden, as Redis.
+            let mut shown: Vec<&[u8]> = argv.to_vec();
+            let mut j = 2;
+            while j < shown.len() {
+                if args::eq(shown[j], "auth") && j + 2 < shown.len() {
+                    shown[j + 1] = b"(redacted)";
+                    shown[j + 2] = b"(redacted)";
+                    j += 3;
+                } else {
+                    j += 1;
+                }
+            }
+            ctx.srv
+                .monitors
+                .feed(ctx.client.db, &ctx.client.handle.addr, &shown, shown.len());
+        } else {
+            ctx.srv
+                .monitors
+                .feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
+        }
     }
     stat.stats.calls.fetch_add(1, Relaxed);
     ctx.srv.stats.commands.fetch_add(1, Relaxed);

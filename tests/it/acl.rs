@@ -412,3 +412,29 @@ fn requirepass_and_users_from_the_config_file() {
     assert!(!out.status.success());
     assert!(s(&out.stderr).contains("ACL file"), "{}", s(&out.stderr));
 }
+
+/// MONITOR never shows passwords: AUTH's arguments and HELLO's AUTH
+/// pair are redacted, as Redis.
+#[test]
+fn monitor_redacts_credentials() {
+    let srv = TestServer::start(&[]);
+    let mut mon = srv.raw();
+    assert_eq!(mon.cmd_str(&["MONITOR"]), b"+OK\r\n");
+    let mut c = srv.raw();
+    assert!(
+        s(&c.cmd_str(&["HELLO", "2", "AUTH", "default", "hunter2", "SETNAME", "n"]))
+            .contains("proto")
+    );
+    assert_eq!(c.cmd_str(&["AUTH", "default", "hunter2"]), b"+OK\r\n");
+    let hello = s(&mon.read_reply().expect("hello line"));
+    assert!(
+        hello.contains(r#""HELLO" "2" "AUTH" "(redacted)" "(redacted)" "SETNAME" "n""#),
+        "{hello}"
+    );
+    let auth = s(&mon.read_reply().expect("auth line"));
+    assert!(
+        auth.contains(r#""AUTH" "(redacted)" "(redacted)""#),
+        "{auth}"
+    );
+    assert!(!hello.contains("hunter2") && !auth.contains("hunter2"));
+}
