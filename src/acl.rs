@@ -1284,14 +1284,15 @@ pub fn merge_selector_args(args: &[&[u8]]) -> Result<Vec<Vec<u8>>, Vec<u8>> {
 }
 
 /// Parses ACL file / config `user` lines: `user <name> <rule> ...`.
-/// Errors name the line as Redis does.
+/// Errors are reported as Redis's ACL LOAD does: every line's problems,
+/// then a closing warning; nothing is applied when there is any.
 pub fn parse_user_lines(
     text: &str,
     origin: &str,
     allchannels_default: bool,
 ) -> Result<Vec<(Vec<u8>, Rules)>, String> {
     let mut users: Vec<(Vec<u8>, Rules)> = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = String::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
@@ -1300,15 +1301,15 @@ pub fn parse_user_lines(
         let words: Vec<&[u8]> = t.split_whitespace().map(str::as_bytes).collect();
         let lineno = i + 1;
         if words[0] != b"user" || words.len() < 2 {
-            errors.push(format!(
-                "{origin}:{lineno}: line should start with user keyword"
+            errors.push_str(&format!(
+                "{origin}:{lineno} should start with user keyword followed by the username. "
             ));
             continue;
         }
         let name = words[1];
         if users.iter().any(|(n, _)| n == name) {
-            errors.push(format!(
-                "{origin}:{lineno}: Duplicate user '{}' found",
+            errors.push_str(&format!(
+                "WARNING: Duplicate user '{}' found on line {lineno}. ",
                 String::from_utf8_lossy(name)
             ));
             continue;
@@ -1316,33 +1317,43 @@ pub fn parse_user_lines(
         let ops = match merge_selector_args(&words[2..]) {
             Ok(o) => o,
             Err(_) => {
-                errors.push(format!(
-                    "{origin}:{lineno}: Unmatched parenthesis in selector definition."
+                errors.push_str(&format!(
+                    "{origin}:{lineno}: Unmatched parenthesis in selector definition. "
                 ));
                 continue;
             }
         };
         let mut r = Rules::new(allchannels_default);
-        let mut bad = false;
+        let mut syntax_error = false;
+        let before = errors.len();
         for op in &ops {
-            if let Err(e) = r.apply(op, allchannels_default) {
-                errors.push(format!(
+            match r.apply(op, allchannels_default) {
+                Ok(()) => {}
+                // Unknown names are shown; other rules may hold a
+                // password, so only the first such error, without it.
+                Err(RuleError::UnknownCommand) => errors.push_str(&format!(
                     "{origin}:{lineno}: Error in applying operation '{}': {}. ",
                     String::from_utf8_lossy(op),
-                    e.text()
-                ));
-                bad = true;
-                break;
+                    RuleError::UnknownCommand.text()
+                )),
+                Err(e) if !syntax_error => {
+                    syntax_error = true;
+                    errors.push_str(&format!("{origin}:{lineno}: {}. ", e.text()));
+                }
+                Err(_) => {}
             }
         }
-        if !bad {
+        if errors.len() == before {
             users.push((name.to_vec(), r));
         }
     }
     if errors.is_empty() {
         Ok(users)
     } else {
-        Err(errors.join(" "))
+        errors.push_str(
+            "WARNING: ACL errors detected, no change to the previously active ACL rules was performed",
+        );
+        Err(errors)
     }
 }
 

@@ -409,8 +409,12 @@ pub fn load_file(
     path: &str,
     allchannels_default: bool,
 ) -> Result<Vec<std::sync::Arc<model::User>>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("Error loading ACLs, opening file '{path}': {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        // strerror's text, without Rust's "(os error N)".
+        let msg = e.to_string();
+        let msg = msg.split(" (os error").next().unwrap_or("").to_string();
+        format!("Error loading ACLs, opening file '{path}': {msg}")
+    })?;
     let users = model::parse_user_lines(&text, path, allchannels_default)?;
     Ok(acl.replace_all(users))
 }
