@@ -246,7 +246,7 @@ fn acl_cat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     if a.len() > 3 {
-        return Err(CmdError::WrongArity("acl|cat".into()));
+        return Err(super::client::subcommand_syntax_error(a));
     }
     let name = String::from_utf8_lossy(a[2]).to_ascii_lowercase();
     let Some(j) = model::CATEGORIES.iter().position(|c| *c == name) else {
@@ -271,7 +271,7 @@ fn acl_cat(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn acl_genpass(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() > 3 {
-        return Err(CmdError::WrongArity("acl|genpass".into()));
+        return Err(super::client::subcommand_syntax_error(a));
     }
     let bits = match a.get(2) {
         Some(b) => int(b)?,
@@ -324,7 +324,7 @@ fn acl_dryrun(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn acl_log(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() > 3 {
-        return Err(CmdError::WrongArity("acl|log".into()));
+        return Err(super::client::subcommand_syntax_error(a));
     }
     let mut count = 10i64;
     if let Some(arg) = a.get(2) {
