@@ -16,7 +16,7 @@
 //! read like Redis's.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
@@ -997,8 +997,15 @@ pub struct User {
     pub unrestricted: AtomicBool,
     /// Set when the user is deleted (its clients are being closed).
     pub deleted: AtomicBool,
-    rules: RwLock<Rules>,
+    /// Changes with every change of rules, unique across users: a
+    /// connection keeps its own reference to the rules and refreshes it
+    /// when this differs, so checks take no lock and write no shared
+    /// cache line.
+    pub version: AtomicU64,
+    rules: RwLock<Arc<Rules>>,
 }
+
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
 
 impl User {
     pub fn new(name: &[u8], rules: Rules) -> Arc<User> {
@@ -1006,18 +1013,23 @@ impl User {
             name: name.to_vec(),
             unrestricted: AtomicBool::new(rules.unrestricted()),
             deleted: AtomicBool::new(false),
-            rules: RwLock::new(rules),
+            version: AtomicU64::new(VERSIONS.fetch_add(1, Relaxed)),
+            rules: RwLock::new(Arc::new(rules)),
         })
     }
 
-    pub fn rules(&self) -> parking_lot::RwLockReadGuard<'_, Rules> {
-        self.rules.read()
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().clone()
     }
 
     pub fn replace(&self, r: Rules) {
         let mut w = self.rules.write();
         self.unrestricted.store(r.unrestricted(), Relaxed);
-        *w = r;
+        *w = Arc::new(r);
+        self.version.store(
+            VERSIONS.fetch_add(1, Relaxed),
+            std::sync::atomic::Ordering::Release,
+        );
     }
 
     pub fn name_str(&self) -> String {
@@ -1104,7 +1116,7 @@ impl Acl {
     ) -> Result<(), (usize, RuleError)> {
         let existing = self.get(name);
         let mut r = match &existing {
-            Some(u) => u.rules().clone(),
+            Some(u) => (*u.rules()).clone(),
             None => Rules::new(allchannels_default),
         };
         for (i, op) in ops.iter().enumerate() {
@@ -1143,7 +1155,7 @@ impl Acl {
     /// `requirepass`: the default user gets exactly this password, or
     /// `nopass` when empty.
     pub fn set_requirepass(&self, pass: &[u8]) {
-        let mut r = self.default.rules().clone();
+        let mut r = (*self.default.rules()).clone();
         r.passwords.clear();
         if pass.is_empty() {
             r.nopass = true;

@@ -126,6 +126,8 @@ pub struct ClientState {
     /// The user this connection runs as (shared: ACL SETUSER applies at
     /// once).
     pub user: Arc<crate::acl::User>,
+    /// The user's rules as of `User::version` (see `rules`).
+    rules_cache: Option<(u64, Arc<crate::acl::Rules>)>,
     /// A wrong password was given: the connection pauses before running
     /// the rest of its input (see `connection.rs`).
     pub auth_failed: bool,
@@ -242,6 +244,17 @@ impl ClientState {
         self.authenticated = true;
     }
 
+    /// This connection's user's current rules, refreshed only when the
+    /// user's version moved.
+    pub fn rules(&mut self) -> &crate::acl::Rules {
+        let v = self.user.version.load(std::sync::atomic::Ordering::Acquire);
+        if self.rules_cache.as_ref().is_some_and(|c| c.0 != v) {
+            self.rules_cache = None;
+        }
+        let user = &self.user;
+        &self.rules_cache.get_or_insert_with(|| (v, user.rules())).1
+    }
+
     pub fn new(handle: Arc<ClientHandle>) -> Self {
         ClientState {
             handle,
@@ -250,6 +263,7 @@ impl ClientState {
             close_after_reply: false,
             authenticated: true,
             user: unrestricted_user(),
+            rules_cache: None,
             auth_failed: false,
             pending_waitaof: None,
             multi: None,

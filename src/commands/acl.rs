@@ -40,7 +40,7 @@ pub fn check_command(
     argv: &[&[u8]],
     _dry: bool,
 ) -> Result<(), CmdError> {
-    let res = ctx.client.user.rules().check(entry, argv);
+    let res = ctx.client.rules().check(entry, argv);
     let Err((denial, idx)) = res else {
         return Ok(());
     };

@@ -91,7 +91,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
         .load(std::sync::atomic::Ordering::Relaxed)
         || super::table()
             .get(a[0])
-            .is_some_and(|e| ctx.client.user.rules().full_key_read(e, a));
+            .is_some_and(|e| ctx.client.rules().full_key_read(e, a));
     let mut j = 2;
     while j < a.len() {
         let left = a.len() - j - 1;
