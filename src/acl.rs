@@ -434,9 +434,22 @@ impl Selector {
             }
         }
         if !self.allkeys {
-            for (i, need) in key_access(e, argv) {
-                if !self.key_ok(argv[i], need) {
-                    return Err((Denial::Key, i));
+            // The common single-key command, without building a list.
+            let sp = e.spec;
+            if sp.first_key == 1
+                && sp.last_key == 1
+                && argv.len() > 1
+                && !matches!(e.fullname.as_str(), "set" | "bitfield" | "sort" | "sort_ro")
+            {
+                let need = base_need(e.fullname.as_str(), sp.flags);
+                if !self.key_ok(argv[1], need) {
+                    return Err((Denial::Key, 1));
+                }
+            } else {
+                for (i, need) in key_access(e, argv) {
+                    if !self.key_ok(argv[i], need) {
+                        return Err((Denial::Key, i));
+                    }
                 }
             }
         }
@@ -655,18 +668,7 @@ pub fn key_access(e: &Entry, argv: &[&[u8]]) -> Vec<(usize, u8)> {
         }
         _ => {
             let pos = crate::commands::introspect::key_positions(e.spec, n);
-            let f = e.spec.flags;
-            let base = if f & flags::WRITE != 0 {
-                if access_on_write(name) {
-                    rw
-                } else {
-                    w
-                }
-            } else if no_access_read(name) {
-                0
-            } else {
-                r
-            };
+            let base = base_need(name, e.spec.flags);
             let mut v: Vec<(usize, u8)> = pos.into_iter().map(|i| (i, base)).collect();
             match name {
                 // Destination written, sources read.
@@ -711,6 +713,21 @@ pub fn key_access(e: &Entry, argv: &[&[u8]]) -> Vec<(usize, u8)> {
         }
     };
     v.into_iter().filter(|(i, _)| *i < n).collect()
+}
+
+/// The access a command's keys need unless `key_access` knows better.
+fn base_need(name: &str, f: u32) -> u8 {
+    if f & flags::WRITE != 0 {
+        if access_on_write(name) {
+            PERM_ALL
+        } else {
+            PERM_WRITE
+        }
+    } else if no_access_read(name) {
+        0
+    } else {
+        PERM_READ
+    }
 }
 
 /// Read-only commands whose key specs lack ACCESS (they report metadata,
