@@ -20,16 +20,16 @@ use crate::resp::decode::{parse_request, Limits, Parsed};
 use crate::resp::Reply;
 use crate::shared::{unix_ms, Shared};
 
+/// Redis's per-client static reply buffer (PROTO_REPLY_CHUNK_BYTES):
+/// output up to this size is not counted against the output limits.
+const REPLY_CHUNK_BYTES: u64 = 16 * 1024;
+
 /// After a wrong password (AUTH, HELLO AUTH) the connection stops running
 /// the rest of what it has read, sends the replies so far, and waits this
 /// long before going on: a client pipelining guesses gets one per flush
 /// and delay (at most ~20 per second per connection) instead of
 /// thousands per round trip. Redis has no such limit.
 const AUTH_FAIL_DELAY: Duration = Duration::from_millis(50);
-
-/// Redis's per-client static reply buffer (PROTO_REPLY_CHUNK_BYTES):
-/// output up to this size is not counted against the output limits.
-const REPLY_CHUNK_BYTES: u64 = 16 * 1024;
 
 /// Flush replies mid-batch once this many bytes are pending.
 const FLUSH_AT: usize = 64 * 1024;

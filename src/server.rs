@@ -290,10 +290,8 @@ async fn serve_tls(
         },
         _ = stop.changed() => return,
     };
-    // As Redis, after the handshake: the refusal goes over TLS.
     if protected_refuses(&srv, peer.ip()) {
-        deny_protected(stream).await;
-        return;
+        return deny_protected(stream).await;
     }
     match admit(&srv, peer.to_string(), local, false) {
         Some(h) => connection::serve(srv, stream, h).await,
@@ -544,7 +542,6 @@ async fn deny_protected<S: tokio::io::AsyncWrite + Unpin>(mut sock: S) {
     let _ = sock
         .write_all(crate::acl::PROTECTED_MODE_ERROR.as_bytes())
         .await;
-    let _ = sock.flush().await;
     let _ = sock.shutdown().await;
 }
 

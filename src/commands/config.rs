@@ -114,9 +114,6 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     drop(cfg);
     // Settings that live outside the config struct.
     ctx.srv.apply_runtime_config();
-    if names.iter().any(|n| n == "requirepass") {
-        ctx.srv.acl.set_requirepass(pass.as_bytes());
-    }
     if names.iter().any(|n| n == "timeout") {
         // Idle connections re-arm their timers with the new value.
         for h in ctx.srv.clients.all() {
@@ -127,6 +124,9 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         // As Redis: start freeing memory at once if the new limit is
         // below the usage (the background cycle continues).
         crate::evict::perform(ctx.srv);
+    }
+    if names.iter().any(|n| n == "requirepass") {
+        ctx.srv.acl.set_requirepass(pass.as_bytes());
     }
     if names.iter().any(|n| n == "appendfsync") {
         let p = crate::persistence::fsync_policy(&fsync);
