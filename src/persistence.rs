@@ -161,8 +161,9 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
                 String::from_utf8_lossy(&e.key)
             )
         })?;
-        let entry =
+        let mut entry =
             basalt_storage::Entry::with_expire(v, e.expire_ms.map_or(0, |x| x.max(1) as u64));
+        entry.lru = srv.evict.stamp(now as u64).fresh();
         let h = basalt_storage::Keyspace::hash(&e.key);
         srv.ks.lock(srv.ks.shard_of(h)).dbs[e.db as usize].insert(h, &e.key, entry);
         n += 1;

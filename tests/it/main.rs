@@ -2,14 +2,18 @@
 
 mod support;
 
+mod acl;
 mod blocking;
 mod differential;
+mod evict;
 mod hash_ttl;
+mod limits;
 mod migration;
 mod persistence;
 mod protocol;
 mod snapshot;
 mod strings;
+mod tls;
 mod tools;
 mod txn;
 mod types;

@@ -67,6 +67,8 @@ pub struct Args {
     /// Password (AUTH).
     #[arg(long)]
     pub password: Option<String>,
+    #[command(flatten)]
+    pub tls: super::resp::TlsArgs,
     /// How to pull the data.
     #[arg(long, value_enum, default_value = "auto")]
     pub method: Method,
@@ -361,7 +363,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         }
         (None, None) => return Err("give --from HOST:PORT or --data-dir DIR".into()),
     };
-    let mut c = Client::open(&from, a.user.as_deref(), a.password.as_deref())?;
+    let mut c = Client::open(&from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
     c.wait_loaded()?;
     let info = match c.call(&[b"INFO", b"server"])? {
         Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
@@ -399,7 +401,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             return Err("the server refused REPLCONF rdb-only (use --method scan)".into());
         }
         // A connection that tried SYNC may be in replica state: start afresh.
-        let mut c = Client::open(&from, a.user.as_deref(), a.password.as_deref())?;
+        let mut c = Client::open(&from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
         let version = a
             .rdb_version
             .unwrap_or_else(|| super::import::version_for(&info));
