@@ -27,6 +27,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -162,6 +163,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         bitmap::COMMANDS,
         sort::COMMANDS,
         hll::COMMANDS,
+        stream::COMMANDS,
     ]
     .into_iter()
     .flatten()

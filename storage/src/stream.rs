@@ -421,6 +421,11 @@ impl Stream {
         self.nodes.len()
     }
 
+    /// Master IDs of the nodes, ascending (the radix tree keys in Redis).
+    pub fn node_ids(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.nodes.keys().copied()
+    }
+
     /// Appends an entry; `id` must be greater than `last_id` (checked by
     /// the caller). `fields` are flattened field/value pairs.
     pub fn append(&mut self, id: StreamId, fields: &[&[u8]], lim: NodeLimits) {
