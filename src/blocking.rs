@@ -445,7 +445,11 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
     let Some(q) = inner.queues.get(&qkey) else {
         return;
     };
-    let waiters: Vec<Arc<Waiter>> = q.iter().filter(|w| w.kind == Kind::Stream).cloned().collect();
+    let waiters: Vec<Arc<Waiter>> = q
+        .iter()
+        .filter(|w| w.kind == Kind::Stream)
+        .cloned()
+        .collect();
     let now = ctx.now_ms as i64;
     for w in waiters {
         let Some(sw) = &w.stream else { continue };
@@ -482,45 +486,47 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
                 let start = gt.incr().unwrap_or(StreamId::MAX);
                 reply_range_pub(&mut out, s, start, sw.count);
             }
-            Some((g, c)) => match s.groups.get_mut(g.as_slice()) {
-                None => {
-                    out.error("NOGROUP the consumer group this client was blocked on no longer exists");
-                }
-                Some(grp) => {
-                    let last = grp.last_id;
-                    if s.is_empty() || s.edge(false).map_or(true, |m| m <= last) {
-                        continue;
+            Some((g, c)) => {
+                match s.groups.get_mut(g.as_slice()) {
+                    None => {
+                        out.error("NOGROUP the consumer group this client was blocked on no longer exists");
                     }
-                    let grp = s.groups.get_mut(g.as_slice()).expect("checked");
-                    match grp.consumers.get_mut(c.as_slice()) {
-                        Some(cons) => cons.seen_time = now,
-                        None => {
-                            grp.consumers.insert(
-                                c.as_slice().into(),
-                                basalt_storage::stream::Consumer {
-                                    seen_time: now,
-                                    active_time: -1,
-                                    pel: Default::default(),
-                                },
-                            );
-                            log.push(vec![
-                                b"XGROUP".to_vec(),
-                                b"CREATECONSUMER".to_vec(),
-                                key.to_vec(),
-                                g.clone(),
-                                c.clone(),
-                            ]);
+                    Some(grp) => {
+                        let last = grp.last_id;
+                        if s.is_empty() || s.edge(false).map_or(true, |m| m <= last) {
+                            continue;
                         }
+                        let grp = s.groups.get_mut(g.as_slice()).expect("checked");
+                        match grp.consumers.get_mut(c.as_slice()) {
+                            Some(cons) => cons.seen_time = now,
+                            None => {
+                                grp.consumers.insert(
+                                    c.as_slice().into(),
+                                    basalt_storage::stream::Consumer {
+                                        seen_time: now,
+                                        active_time: -1,
+                                        pel: Default::default(),
+                                    },
+                                );
+                                log.push(vec![
+                                    b"XGROUP".to_vec(),
+                                    b"CREATECONSUMER".to_vec(),
+                                    key.to_vec(),
+                                    g.clone(),
+                                    c.clone(),
+                                ]);
+                            }
+                        }
+                        header(&mut out);
+                        let gr = GroupRead {
+                            group: g,
+                            consumer: c,
+                            noack: sw.noack,
+                        };
+                        deliver_new(&mut out, key, s, &gr, sw.count, now, &mut log);
                     }
-                    header(&mut out);
-                    let gr = GroupRead {
-                        group: g,
-                        consumer: c,
-                        noack: sw.noack,
-                    };
-                    deliver_new(&mut out, key, s, &gr, sw.count, now, &mut log);
                 }
-            },
+            }
         }
         inner.remove(&w);
         reg.count.fetch_sub(1, Relaxed);

@@ -184,7 +184,12 @@ pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
             id: rid(id),
             fields: f
                 .chunks(2)
-                .map(|p| (p[0].to_vec(), p.get(1).map_or_else(Vec::new, |v| v.to_vec())))
+                .map(|p| {
+                    (
+                        p[0].to_vec(),
+                        p.get(1).map_or_else(Vec::new, |v| v.to_vec()),
+                    )
+                })
                 .collect(),
         });
         true

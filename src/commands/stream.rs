@@ -60,7 +60,12 @@ pub static COMMANDS: &[CommandSpec] = &[
             k2(cmd("create", -5, WRITE | DENYOOM, xgroup_create)),
             k2(cmd("setid", -5, WRITE, xgroup_setid)),
             k2(cmd("destroy", 4, WRITE, xgroup_destroy)),
-            k2(cmd("createconsumer", 5, WRITE | DENYOOM, xgroup_createconsumer)),
+            k2(cmd(
+                "createconsumer",
+                5,
+                WRITE | DENYOOM,
+                xgroup_createconsumer,
+            )),
             k2(cmd("delconsumer", 5, WRITE, xgroup_delconsumer)),
             g(cmd("help", 2, LOADING | STALE, xgroup_help)),
         ],
@@ -372,7 +377,7 @@ fn parse_add_trim(ctx: &Ctx<'_>, a: &[&[u8]], xadd: bool) -> Result<AddTrim, Cmd
             r.seq_given = seq_given;
             break;
         } else {
-            break;
+            return Err(CmdError::Syntax);
         }
         i += 1;
     }
@@ -418,7 +423,11 @@ fn exact_trim_cmd(key: &[u8], s: &Stream, how: Trim) -> Vec<Vec<u8>> {
             key.to_vec(),
             b"MINID".to_vec(),
             b"=".to_vec(),
-            id_bytes(if s.len() == 0 { s.last_id.incr().unwrap_or(StreamId::MAX) } else { s.first_id }),
+            id_bytes(if s.len() == 0 {
+                s.last_id.incr().unwrap_or(StreamId::MAX)
+            } else {
+                s.first_id
+            }),
         ],
     }
 }
@@ -457,8 +466,11 @@ fn xadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             "ERR The stream has exhausted the last possible ID, unable to add more items",
         ));
     }
-    let smaller =
-        || CmdError::msg("ERR The ID specified in XADD is equal or smaller than the target stream top item");
+    let smaller = || {
+        CmdError::msg(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        )
+    };
     let id = match p.id {
         None => {
             let now = ctx.now_ms;
@@ -471,7 +483,8 @@ fn xadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         Some(id) if !p.seq_given => {
             if last.ms == id.ms {
                 if last.seq == u64::MAX {
-                    return Err(smaller());
+                    // Redis 7.0 reports this case with the size error.
+                    return Err(CmdError::msg("ERR Elements are too large to be stored"));
                 }
                 StreamId::new(id.ms, last.seq + 1)
             } else {
@@ -522,6 +535,7 @@ fn xadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn xtrim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let key = a[1];
+    let p = parse_add_trim(ctx, a, false)?;
     let mut k = ctx.write_key(key);
     let Some(e) = k.get() else {
         drop(k);
@@ -529,10 +543,6 @@ fn xtrim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     stream_ref(e)?;
-    let p = parse_add_trim(ctx, a, false)?;
-    if p.id_pos < a.len() {
-        return Err(CmdError::Syntax);
-    }
     let how = p.trim.expect("checked");
     let s = stream_mut(k.get_mut().expect("present"))?;
     let n = s.trim(how, p.approx, p.limit);
@@ -576,7 +586,7 @@ fn range_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], rev: bool) -> CmdResult {
         }
     }
     if count == 0 {
-        ctx.out.array(0);
+        ctx.out.null_array();
         return Ok(());
     }
     let k = ctx.read_key(a[1]);
@@ -605,10 +615,6 @@ fn xrevrange(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn xdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let mut ids = Vec::with_capacity(a.len() - 2);
-    for x in &a[2..] {
-        ids.push(parse_strict(x, 0)?);
-    }
     let key = a[1];
     let mut k = ctx.write_key(key);
     let Some(e) = k.get() else {
@@ -617,6 +623,10 @@ fn xdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     stream_ref(e)?;
+    let mut ids = Vec::with_capacity(a.len() - 2);
+    for x in &a[2..] {
+        ids.push(parse_strict(x, 0)?);
+    }
     let s = stream_mut(k.get_mut().expect("present"))?;
     let mut n = 0;
     for id in ids {
@@ -667,11 +677,6 @@ fn xsetid(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::NoSuchKey);
     };
     let s = stream_ref(e)?;
-    if id < s.max_deleted {
-        return Err(CmdError::msg(
-            "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
-        ));
-    }
     if s.len() > 0 {
         let maxid = s.edge(false).unwrap_or_default();
         if id < maxid {
@@ -684,6 +689,11 @@ fn xsetid(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 "ERR The entries_added specified in XSETID is smaller than the target stream length",
             ));
         }
+    }
+    if id < s.max_deleted {
+        return Err(CmdError::msg(
+            "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
+        ));
     }
     let s = stream_mut(k.get_mut().expect("present"))?;
     s.last_id = id;
@@ -739,7 +749,11 @@ pub fn deliver_new(
         start,
         StreamId::MAX,
         false,
-        if count == 0 { None } else { Some(count as usize) },
+        if count == 0 {
+            None
+        } else {
+            Some(count as usize)
+        },
     );
     out.array(entries.len());
     let mut propagate_last = false;
@@ -788,7 +802,15 @@ pub fn deliver_new(
             });
             c.pel.insert(*id);
             c.active_time = now;
-            log.push(xclaim_effect(key, gr.group, gr.consumer, *id, now, 1, g.last_id));
+            log.push(xclaim_effect(
+                key,
+                gr.group,
+                gr.consumer,
+                *id,
+                now,
+                1,
+                g.last_id,
+            ));
         }
     }
     if propagate_last {
@@ -833,21 +855,39 @@ fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> Vec<Vec<u8>> {
         group.to_vec(),
         id_bytes(g.last_id),
         b"ENTRIESREAD".to_vec(),
-        g.entries_read.map_or(-1, |r| r as i64).to_string().into_bytes(),
+        g.entries_read
+            .map_or(-1, |r| r as i64)
+            .to_string()
+            .into_bytes(),
     ]
 }
 
 /// History read from the consumer's PEL (IDs > `after`).
-fn deliver_history(out: &mut Reply, s: &mut Stream, gr: &GroupRead<'_>, after: StreamId, count: u64, now: i64) {
+fn deliver_history(
+    out: &mut Reply,
+    s: &mut Stream,
+    gr: &GroupRead<'_>,
+    after: StreamId,
+    count: u64,
+    now: i64,
+) {
     let Some(start) = after.incr() else {
         out.array(0);
         return;
     };
-    let ids: Vec<StreamId> = match s.groups.get(gr.group).and_then(|g| g.consumers.get(gr.consumer)) {
+    let ids: Vec<StreamId> = match s
+        .groups
+        .get(gr.group)
+        .and_then(|g| g.consumers.get(gr.consumer))
+    {
         Some(c) => c
             .pel
             .range(start..)
-            .take(if count == 0 { usize::MAX } else { count as usize })
+            .take(if count == 0 {
+                usize::MAX
+            } else {
+                count as usize
+            })
             .copied()
             .collect(),
         None => Vec::new(),
@@ -873,7 +913,6 @@ fn deliver_history(out: &mut Reply, s: &mut Stream, gr: &GroupRead<'_>, after: S
 }
 
 fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
-    let name = if xreadgroup { "xreadgroup" } else { "xread" };
     let mut timeout: Option<u64> = None;
     let mut count: i64 = 0;
     let mut streams_arg = 0;
@@ -898,7 +937,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
             let n = a.len() - streams_arg;
             if n % 2 != 0 {
                 return Err(CmdError::msg(format!(
-                    "ERR Unbalanced '{name}' list of streams: for each stream key an ID or '$' must be specified."
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
                 )));
             }
             nstreams = n / 2;
@@ -972,7 +1011,9 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
     let mut log: Vec<Vec<Vec<u8>>> = Vec::new();
     for (j, key) in keys.iter().enumerate() {
         if let Some((gname, cname)) = group {
-            let Some(e) = ml.get_mut(j, key) else { continue };
+            let Some(e) = ml.get_mut(j, key) else {
+                continue;
+            };
             let s = stream_mut(e)?;
             let gt = ids[j];
             let history = gt != StreamId::MAX;
@@ -1056,7 +1097,11 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
     match timeout {
         Some(deadline) if !ctx.loading => {
             let wait = blocking::StreamWait {
-                ids: keys.iter().zip(&ids).map(|(k, id)| (k.to_vec(), *id)).collect(),
+                ids: keys
+                    .iter()
+                    .zip(&ids)
+                    .map(|(k, id)| (k.to_vec(), *id))
+                    .collect(),
                 count: if count > 0 { count as u64 } else { 1000 },
                 group: group.map(|(g, c)| (g.to_vec(), c.to_vec())),
                 noack,
@@ -1109,7 +1154,9 @@ fn xgroup_opts(a: &[&[u8]], create: bool) -> Result<(bool, Option<u64>), CmdErro
         } else if eq(a[i], "entriesread") && i + 1 < a.len() {
             let v = int(a[i + 1])?;
             if v < 0 && v != -1 {
-                return Err(CmdError::msg("ERR value for ENTRIESREAD must be positive or -1"));
+                return Err(CmdError::msg(
+                    "ERR value for ENTRIESREAD must be positive or -1",
+                ));
             }
             entries_read = (v >= 0).then_some(v as u64);
             i += 2;
@@ -1149,7 +1196,8 @@ fn xgroup_create(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Err(key_required());
     }
     let id = if a[4] == b"$" {
-        k.get().map_or(Ok(StreamId::MIN), |e| stream_ref(e).map(|s| s.last_id))?
+        k.get()
+            .map_or(Ok(StreamId::MIN), |e| stream_ref(e).map(|s| s.last_id))?
     } else {
         parse_strict(a[4], 0)?
     };
@@ -1160,9 +1208,13 @@ fn xgroup_create(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if s.groups.contains_key(gname) {
         if !exists {
             // Cannot happen: a new stream has no groups.
-            return Err(CmdError::msg("BUSYGROUP Consumer Group name already exists"));
+            return Err(CmdError::msg(
+                "BUSYGROUP Consumer Group name already exists",
+            ));
         }
-        return Err(CmdError::msg("BUSYGROUP Consumer Group name already exists"));
+        return Err(CmdError::msg(
+            "BUSYGROUP Consumer Group name already exists",
+        ));
     }
     s.groups.insert(gname.into(), Group::new(id, entries_read));
     let mut log: Vec<&[u8]> = vec![b"XGROUP", b"CREATE", key, gname];
@@ -1405,7 +1457,11 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         } else {
             reply_id(out, *g.pel.keys().next().expect("non-empty"));
             reply_id(out, *g.pel.keys().next_back().expect("non-empty"));
-            let with: Vec<_> = g.consumers.iter().filter(|(_, c)| !c.pel.is_empty()).collect();
+            let with: Vec<_> = g
+                .consumers
+                .iter()
+                .filter(|(_, c)| !c.pel.is_empty())
+                .collect();
             out.array(with.len());
             for (name, c) in with {
                 out.array(2);
@@ -1419,14 +1475,24 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms as i64;
     let ids: Vec<StreamId> = match consumer {
         Some(cn) => match g.consumers.get(cn) {
-            Some(c) => c.pel.range(start..).copied().take_while(|id| *id <= end).collect(),
+            Some(c) => c
+                .pel
+                .range(start..)
+                .copied()
+                .take_while(|id| *id <= end)
+                .collect(),
             None => {
                 out.array(0);
                 drop(k);
                 return Ok(());
             }
         },
-        None => g.pel.range(start..).map(|(id, _)| *id).take_while(|id| *id <= end).collect(),
+        None => g
+            .pel
+            .range(start..)
+            .map(|(id, _)| *id)
+            .take_while(|id| *id <= end)
+            .collect(),
     };
     let mut rows = Vec::new();
     for id in ids {
@@ -1498,8 +1564,9 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 .ok_or_else(|| CmdError::msg("ERR Invalid TIME option argument for XCLAIM"))?;
         } else if eq(opt, "retrycount") && more > 0 {
             j += 1;
-            retrycount = crate::num::parse_i64(a[j])
-                .ok_or_else(|| CmdError::msg("ERR Invalid RETRYCOUNT option argument for XCLAIM"))?;
+            retrycount = crate::num::parse_i64(a[j]).ok_or_else(|| {
+                CmdError::msg("ERR Invalid RETRYCOUNT option argument for XCLAIM")
+            })?;
         } else if eq(opt, "lastid") && more > 0 {
             j += 1;
             last_id = parse_strict(a[j], 0)?;
@@ -1536,7 +1603,12 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = s.groups.get_mut(gname).expect("checked");
         if !exists {
             if g.ack(id) {
-                log.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id_bytes(id)]);
+                log.push(vec![
+                    b"XACK".to_vec(),
+                    key.to_vec(),
+                    gname.to_vec(),
+                    id_bytes(id),
+                ]);
                 propagate_last = false;
             }
             continue;
@@ -1664,7 +1736,11 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut cursor = start;
     let mut next: Option<StreamId>;
     loop {
-        next = s.groups[gname].pel.range(cursor..).next().map(|(id, _)| *id);
+        next = s.groups[gname]
+            .pel
+            .range(cursor..)
+            .next()
+            .map(|(id, _)| *id);
         let Some(id) = next else { break };
         if attempts == 0 || count == 0 {
             break;
@@ -1679,7 +1755,12 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = s.groups.get_mut(gname).expect("checked");
         if !exists {
             g.ack(id);
-            log.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id_bytes(id)]);
+            log.push(vec![
+                b"XACK".to_vec(),
+                key.to_vec(),
+                gname.to_vec(),
+                id_bytes(id),
+            ]);
             deleted.push(id);
             count -= 1;
             if id == StreamId::MAX {
@@ -1808,6 +1889,13 @@ fn be(id: StreamId) -> [u8; 16] {
     b
 }
 
+fn reply_opt_i64(out: &mut Reply, v: Option<i64>) {
+    match v {
+        Some(x) => out.int(x),
+        None => out.null(),
+    }
+}
+
 fn reply_opt_u64(out: &mut Reply, v: Option<u64>) {
     match v {
         Some(x) => out.int(x as i64),
@@ -1820,7 +1908,10 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut full = false;
     let mut count: i64 = 10;
     if a.len() > 3 {
-        if !(a.len() == 4 || a.len() == 6) || !eq(a[3], "full") {
+        if !(a.len() == 4 || a.len() == 6)
+            || !eq(a[3], "full")
+            || (a.len() == 6 && !eq(a[4], "count"))
+        {
             let mut m = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
             m.extend_from_slice(c_str_trunc(a[1], 128));
             m.extend_from_slice(b"'. Try XINFO HELP.");
@@ -1828,9 +1919,6 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
         full = true;
         if a.len() == 6 {
-            if !eq(a[4], "count") {
-                return Err(CmdError::Syntax);
-            }
             count = int(a[5])?;
             if count < 0 {
                 count = 10;
@@ -1893,7 +1981,7 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         out.bulk(b"entries-read");
         reply_opt_u64(out, g.entries_read);
         out.bulk(b"lag");
-        reply_opt_u64(out, s.group_lag(g));
+        reply_opt_i64(out, s.group_lag(g));
         out.bulk(b"pel-count");
         out.int(g.pel.len() as i64);
         out.bulk(b"pending");
@@ -1952,7 +2040,7 @@ fn xinfo_groups(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         out.bulk(b"entries-read");
         reply_opt_u64(out, g.entries_read);
         out.bulk(b"lag");
-        reply_opt_u64(out, s.group_lag(g));
+        reply_opt_i64(out, s.group_lag(g));
     }
     drop(k);
     Ok(())

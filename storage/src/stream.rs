@@ -439,8 +439,7 @@ impl Stream {
             None => true,
             Some((_, n)) => {
                 n.lp_bytes as usize + tot >= max_bytes
-                    || (lim.max_entries > 0
-                        && (n.live + n.deleted) as usize >= lim.max_entries)
+                    || (lim.max_entries > 0 && (n.live + n.deleted) as usize >= lim.max_entries)
             }
         };
         if need_new {
@@ -705,17 +704,17 @@ impl Stream {
     }
 
     /// The lag of `g` (XINFO GROUPS), None when unknown.
-    pub fn group_lag(&self, g: &Group) -> Option<u64> {
+    pub fn group_lag(&self, g: &Group) -> Option<i64> {
         if self.entries_added == 0 {
             return Some(0);
         }
         if let Some(r) = g.entries_read {
             if !self.range_has_tombstones(g.last_id, StreamId::MAX) {
-                return Some(self.entries_added.saturating_sub(r));
+                return Some((self.entries_added as i64).wrapping_sub(r as i64));
             }
         }
         self.estimate_distance(g.last_id)
-            .map(|r| self.entries_added.saturating_sub(r))
+            .map(|r| (self.entries_added as i64).wrapping_sub(r as i64))
     }
 
     /// Nodes and their listpack-equivalent bytes (XINFO FULL, MEMORY).
