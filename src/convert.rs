@@ -99,8 +99,40 @@ pub fn stream_from_rdb(st: &basalt_rdb::Stream, lim: &Limits) -> Result<Stream, 
         max_bytes: lim.stream_node_bytes,
         max_entries: lim.stream_node_entries,
     };
+    // Live entries and tombstones merged in ID order, placed into the
+    // file's node layout when it has one (so node boundaries, and with
+    // them `~` trimming and XINFO's radix-tree figures, stay as in Redis).
+    let mut all: Vec<(&basalt_rdb::StreamEntry, bool)> =
+        Vec::with_capacity(st.entries.len() + st.deleted.len());
+    let (mut i, mut j) = (0, 0);
+    while i < st.entries.len() || j < st.deleted.len() {
+        let live = match (st.entries.get(i), st.deleted.get(j)) {
+            (Some(a), Some(b)) => a.id < b.id,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if live {
+            all.push((&st.entries[i], false));
+            i += 1;
+        } else {
+            all.push((&st.deleted[j], true));
+            j += 1;
+        }
+    }
+    let total: u64 = st.nodes.iter().map(|n| n.entries).sum();
+    let use_layout = !st.nodes.is_empty() && total == all.len() as u64;
+    let mut starts = std::collections::HashSet::new();
+    if use_layout {
+        let mut at = 0u64;
+        for n in &st.nodes {
+            starts.insert(at);
+            at += n.entries;
+        }
+    } else {
+        all.retain(|(_, d)| !d);
+    }
     let mut prev: Option<StreamId> = None;
-    for e in &st.entries {
+    for (idx, (e, deleted)) in all.iter().enumerate() {
         let id = sid(e.id);
         if prev.is_some_and(|p| id <= p) {
             return Err(format!("stream entry {id} out of order"));
@@ -111,15 +143,18 @@ pub fn stream_from_rdb(st: &basalt_rdb::Stream, lim: &Limits) -> Result<Stream, 
             .iter()
             .flat_map(|(f, v)| [f.as_slice(), v.as_slice()])
             .collect();
-        s.append(id, &flat, nl);
+        if use_layout {
+            s.load_entry(id, &flat, starts.contains(&(idx as u64)), *deleted);
+        } else {
+            s.append(id, &flat, nl);
+        }
     }
-    if s.len() != st.length {
-        return Err(format!(
-            "stream length {} does not match its {} entries",
-            st.length,
-            s.len()
-        ));
-    }
+    s.drop_empty_nodes();
+    let prev = st.entries.last().map(|e| sid(e.id));
+    // Redis trusts the stored length even where it disagrees with the
+    // live entries (dumps of old Redis versions carry such streams), and
+    // so do we: XLEN and XINFO answer what Redis answers.
+    s.set_len(st.length);
     let last = sid(st.last_id);
     if prev.is_some_and(|p| p > last) {
         return Err("stream last ID is smaller than its last entry".into());
@@ -128,7 +163,7 @@ pub fn stream_from_rdb(st: &basalt_rdb::Stream, lim: &Limits) -> Result<Stream, 
     // Older formats do not store these: derive them as Redis does when
     // loading STREAM_LISTPACKS (v1).
     s.first_id = match st.first_id {
-        Some(f) if !st.entries.is_empty() => sid(f),
+        Some(f) => sid(f),
         _ => s.edge(true).unwrap_or_default(),
     };
     s.max_deleted = st.max_deleted_id.map(sid).unwrap_or_default();
@@ -179,8 +214,9 @@ pub fn stream_from_rdb(st: &basalt_rdb::Stream, lim: &Limits) -> Result<Stream, 
 /// The rdb crate's stream from a keyspace stream.
 pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
     let mut entries = Vec::with_capacity(s.len() as usize);
-    s.range(StreamId::MIN, StreamId::MAX, false, |id, f| {
-        entries.push(basalt_rdb::StreamEntry {
+    let mut deleted = Vec::new();
+    s.for_each_stored(|id, f, del| {
+        let e = basalt_rdb::StreamEntry {
             id: rid(id),
             fields: f
                 .chunks(2)
@@ -191,9 +227,21 @@ pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
                     )
                 })
                 .collect(),
-        });
-        true
+        };
+        if del {
+            deleted.push(e);
+        } else {
+            entries.push(e);
+        }
     });
+    let nodes = s
+        .layout()
+        .into_iter()
+        .map(|(m, n)| basalt_rdb::StreamNode {
+            master: rid(m),
+            entries: n,
+        })
+        .collect();
     let groups = s
         .groups
         .iter()
@@ -231,5 +279,7 @@ pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
         entries_added: Some(s.entries_added),
         groups,
         listpack_nodes: s.node_count() as u64,
+        nodes,
+        deleted,
     }
 }

@@ -105,6 +105,6 @@ pub use format::{Format, Magic};
 pub use reader::{Checksum, Item, MappedFile, Reader};
 pub use value::{
     Consumer, ConsumerGroup, Entry, Function, HashField, ModuleValue, PendingEntry, Stream,
-    StreamEntry, StreamId, Value,
+    StreamEntry, StreamId, StreamNode, Value,
 };
 pub use writer::Writer;

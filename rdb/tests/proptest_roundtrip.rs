@@ -99,6 +99,8 @@ fn stream() -> impl Strategy<Value = Stream> {
             entries_added: Some(entries.len() as u64),
             groups,
             listpack_nodes: 0,
+            nodes: vec![],
+            deleted: vec![],
             entries,
         }
     })

@@ -241,7 +241,8 @@ impl Node {
                 .all(|(a, b)| *a == &b[..])
     }
 
-    fn push(&mut self, master_id: StreamId, id: StreamId, fields: &[&[u8]]) {
+    fn push(&mut self, master_id: StreamId, id: StreamId, fields: &[&[u8]]) -> usize {
+        let at = self.data.len();
         let same = self.same_fields(fields);
         let dms = id.ms.wrapping_sub(master_id.ms);
         let dseq = id.seq.wrapping_sub(master_id.seq);
@@ -272,6 +273,7 @@ impl Node {
         self.live += 1;
         self.last = id;
         self.lp_bytes = (self.lp_bytes as usize + lp).min(u32::MAX as usize) as u32;
+        at
     }
 
     /// Walks every entry (deleted ones included) in order.
@@ -412,6 +414,11 @@ impl Stream {
         self.length
     }
 
+    /// Sets the recorded length (a loaded file's, which Redis trusts).
+    pub fn set_len(&mut self, n: u64) {
+        self.length = n;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.length == 0
     }
@@ -454,6 +461,55 @@ impl Stream {
         self.length += 1;
         self.entries_added += 1;
         self.last_id = id;
+    }
+
+    /// Loads one entry into a given node layout (from a file): starts a
+    /// new node when `new_node`, and stores it as a tombstone when
+    /// `deleted`. Counters (`entries_added`, `first_id`...) are the
+    /// caller's to set afterwards; `len` counts live entries.
+    pub fn load_entry(&mut self, id: StreamId, fields: &[&[u8]], new_node: bool, deleted: bool) {
+        if new_node || self.nodes.is_empty() {
+            self.nodes.insert(id, Node::new(id, fields));
+        }
+        let mut last = self.nodes.last_entry().expect("node present");
+        let mid = *last.key();
+        let node = last.get_mut();
+        let at = node.push(mid, id, fields);
+        if deleted {
+            node.data[at] |= FLAG_DELETED;
+            node.live -= 1;
+            node.deleted += 1;
+        } else {
+            self.length += 1;
+        }
+        self.last_id = self.last_id.max(id);
+    }
+
+    /// Drops nodes left without live entries (only possible after a load
+    /// of an inconsistent layout).
+    pub fn drop_empty_nodes(&mut self) {
+        self.nodes.retain(|_, n| n.live > 0);
+    }
+
+    /// The node layout: (master ID, entries including deleted ones).
+    pub fn layout(&self) -> Vec<(StreamId, u64)> {
+        self.nodes
+            .iter()
+            .map(|(k, n)| (*k, (n.live + n.deleted) as u64))
+            .collect()
+    }
+
+    /// Every stored entry in ID order, tombstones included:
+    /// `f(id, fields, deleted)`.
+    pub fn for_each_stored(&self, mut f: impl FnMut(StreamId, &[&[u8]], bool)) {
+        let mut buf = Vec::new();
+        for (mid, node) in &self.nodes {
+            node.walk(*mid, |r| {
+                node.fields(&r, &mut buf);
+                f(r.id, &buf, r.flags & FLAG_DELETED != 0);
+                true
+            });
+        }
     }
 
     /// Calls `f(id, fields)` for live entries in `[start, end]`, ascending
@@ -588,7 +644,7 @@ impl Stream {
         if node.live == 0 {
             self.nodes.remove(&mid);
         }
-        self.length -= 1;
+        self.length = self.length.saturating_sub(1);
         if self.length == 0 {
             self.first_id = StreamId::MIN;
         } else if id == self.first_id {
@@ -613,12 +669,12 @@ impl Stream {
                 break;
             }
             let remove = match how {
-                Trim::MaxLen(m) => self.length - entries >= m,
+                Trim::MaxLen(m) => self.length.saturating_sub(entries) >= m,
                 Trim::MinId(min) => node.last < min,
             };
             if remove {
                 self.nodes.remove(&mid);
-                self.length -= entries;
+                self.length = self.length.saturating_sub(entries);
                 deleted += entries;
                 continue;
             }
@@ -638,7 +694,7 @@ impl Stream {
                 }
                 if r.flags & FLAG_DELETED == 0 {
                     marks.push(r.flags_at);
-                    length -= 1;
+                    length = length.saturating_sub(1);
                 }
                 true
             });

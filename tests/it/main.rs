@@ -9,6 +9,7 @@ mod migration;
 mod persistence;
 mod protocol;
 mod snapshot;
+mod streams;
 mod strings;
 mod tools;
 mod txn;
