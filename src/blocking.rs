@@ -545,6 +545,31 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
     }
 }
 
+/// A stream key was deleted or replaced: its blocked XREADGROUP clients
+/// get `-UNBLOCKED the stream key no longer exists` (XREAD clients stay).
+pub fn unblock_deleted_stream(srv: &Shared, db: usize, key: &[u8]) {
+    let reg = &srv.blocked;
+    let mut inner = reg.inner.lock();
+    let Some(q) = inner.queues.get(&(db, key.to_vec())) else {
+        return;
+    };
+    let waiters: Vec<Arc<Waiter>> = q
+        .iter()
+        .filter(|w| w.stream.as_ref().is_some_and(|s| s.group.is_some()))
+        .cloned()
+        .collect();
+    for w in waiters {
+        inner.remove(&w);
+        reg.count.fetch_sub(1, Relaxed);
+        let tx = w.tx.lock().take();
+        if let Some(tx) = tx {
+            let _ = tx.send(Served::Reply(
+                b"-UNBLOCKED the stream key no longer exists\r\n".to_vec(),
+            ));
+        }
+    }
+}
+
 /// Waits for a registered block to be served, to time out or for the
 /// client to be killed, and writes the reply. Runs on the connection.
 pub async fn wait<R: tokio::io::AsyncRead + Unpin>(

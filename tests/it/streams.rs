@@ -162,6 +162,34 @@ fn xreadgroup_block_delivers_each_entry_once_in_arrival_order() {
         read(&mut a),
         "-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
     );
+    // Deleting the stream unblocks group readers (not plain readers).
+    cmd(&mut p, &["XGROUP", "CREATE", "q", "g", "$"]);
+    send(
+        &mut a,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "ca",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    send(&mut b, &["XREAD", "BLOCK", "0", "STREAMS", "q", "$"]);
+    settle();
+    assert_eq!(cmd(&mut p, &["DEL", "q"]), ":1\r\n");
+    assert_eq!(
+        read(&mut a),
+        "-UNBLOCKED the stream key no longer exists\r\n"
+    );
+    cmd(&mut p, &["XADD", "q", "7-0", "x", "y"]);
+    assert_eq!(
+        read(&mut b),
+        "*1\r\n*2\r\n$1\r\nq\r\n*1\r\n*2\r\n$3\r\n7-0\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n"
+    );
     // Inside MULTI a blocking group read answers at once.
     cmd(&mut p, &["XGROUP", "CREATE", "q", "h", "$"]);
     cmd(&mut p, &["MULTI"]);
