@@ -450,6 +450,11 @@ impl Stream {
             }
         };
         if need_new {
+            // The closed node will not grow again: give back its slack,
+            // as Redis's lpShrinkToFit does.
+            if let Some(mut last) = self.nodes.last_entry() {
+                last.get_mut().data.shrink_to_fit();
+            }
             self.nodes.insert(id, Node::new(id, fields));
         }
         let mut last = self.nodes.last_entry().expect("node present");
