@@ -448,17 +448,13 @@ fn xadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let key = a[1];
     let nl = node_limits(ctx);
     let mut k = ctx.write_key(key);
-    if k.get().is_none() {
-        if p.nomkstream {
+    let last = match k.get() {
+        Some(e) => stream_ref(e)?.last_id,
+        None if p.nomkstream => {
             drop(k);
             ctx.out.null();
             return Ok(());
         }
-    } else {
-        stream_ref(k.get().expect("present"))?;
-    }
-    let last = match k.get() {
-        Some(e) => stream_ref(e)?.last_id,
         None => StreamId::MIN,
     };
     if last == StreamId::MAX {
@@ -496,17 +492,17 @@ fn xadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if id <= last {
         return Err(smaller());
     }
-    if k.get().is_none() {
+    if last == StreamId::MIN && k.get().is_none() {
         k.insert(ctx.new_entry(Value::Stream(Box::default()), 0));
     }
     let s = stream_mut(k.get_mut().expect("present"))?;
     s.append(id, &a[field_pos..], nl);
     let idb = id_bytes(id);
-    let mut log: Vec<Vec<u8>> = Vec::with_capacity(a.len());
-    log.push(b"XADD".to_vec());
-    log.push(key.to_vec());
-    log.push(idb.clone());
-    log.extend(a[field_pos..].iter().map(|x| x.to_vec()));
+    let mut l1: Vec<&[u8]> = Vec::with_capacity(a.len() - field_pos + 3);
+    l1.push(b"XADD");
+    l1.push(key);
+    l1.push(&idb);
+    l1.extend_from_slice(&a[field_pos..]);
     let mut trim_log = None;
     let mut trimmed = 0;
     if let Some(how) = p.trim {
@@ -515,7 +511,6 @@ fn xadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             trim_log = Some(exact_trim_cmd(key, s, how));
         }
     }
-    let l1: Vec<&[u8]> = log.iter().map(|v| v.as_slice()).collect();
     match &trim_log {
         Some(t) => {
             let l2: Vec<&[u8]> = t.iter().map(|v| v.as_slice()).collect();
