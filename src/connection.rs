@@ -328,6 +328,15 @@ async fn flush<S: AsyncWrite + Unpin>(
         if srv.fsync_always.load(Relaxed) && (*wrote || srv.log_ok.load(Relaxed)) {
             let target = log.appended();
             if log.durable() < target {
+                // Let every other client that is ready run first (tokio
+                // defers a yielded task until its worker has nothing else
+                // to do and has polled for new input), so that one write and
+                // fsync cover all of their records; then commit here, on
+                // this thread, unless someone else already is.
+                tokio::task::yield_now().await;
+                if log.commit_inline(target) {
+                    return write_replies(srv, stream, reply, wrote).await;
+                }
                 let rx = durable.get_or_insert_with(|| log.subscribe());
                 if rx.wait_for(|d| *d >= target).await.is_err() {
                     return Err(std::io::Error::other("log closed"));
@@ -335,6 +344,15 @@ async fn flush<S: AsyncWrite + Unpin>(
             }
         }
     }
+    write_replies(srv, stream, reply, wrote).await
+}
+
+async fn write_replies<S: AsyncWrite + Unpin>(
+    srv: &Shared,
+    stream: &mut S,
+    reply: &mut Reply,
+    wrote: &mut bool,
+) -> std::io::Result<()> {
     *wrote = false;
     stream.write_all(&reply.buf).await?;
     srv.stats

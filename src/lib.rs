@@ -17,6 +17,7 @@ pub mod connection;
 pub mod convert;
 pub mod counter;
 pub mod db;
+pub mod histogram;
 pub mod notify;
 pub mod num;
 pub mod observe;

@@ -229,6 +229,9 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     let mut opts = Options {
         fsync: policy,
         recovery,
+        // Connections commit their own batches on a fast disk (see
+        // `Log::commit_inline`): no flusher wake-up per batch.
+        inline_commit: true,
         ..Options::default()
     };
     if simulate_power_loss {

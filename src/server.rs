@@ -1,5 +1,8 @@
 //! Listeners, the accept loop, background cycles and shutdown.
 
+use basalt_storage::dict::Sweep;
+use basalt_storage::Value;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -328,21 +331,63 @@ async fn expire_cycle(srv: Arc<Shared>) {
                     continue;
                 }
                 let cursor = g.expire_cursor[db];
-                let mut removed: Vec<basalt_storage::CompactBytes> = Vec::new();
-                let next = g.dbs[db].retain_from(
+                // Expired keys, and hashes with expired fields (Redis 7.4's
+                // active field expiry): (key, expired fields or None for
+                // the whole key, the hash emptied).
+                type Event = (Vec<u8>, Option<Vec<Vec<u8>>>, bool);
+                let events: RefCell<Vec<Event>> = RefCell::default();
+                let next = g.dbs[db].sweep_from(
                     cursor,
                     64,
-                    |_, e| !e.is_expired(now),
-                    |k, _| removed.push(k),
+                    |_, e| {
+                        if e.is_expired(now) {
+                            Sweep::Remove
+                        } else if matches!(&e.value, Value::Hash(h) if h.may_have_expired_fields(now)) {
+                            Sweep::Modify
+                        } else {
+                            Sweep::Keep
+                        }
+                    },
+                    |k, e| {
+                        let Value::Hash(h) = &mut e.value else {
+                            return false;
+                        };
+                        let fields = h.purge_expired(now);
+                        let emptied = h.is_empty();
+                        if !fields.is_empty() {
+                            events.borrow_mut().push((k.to_vec(), Some(fields), emptied));
+                        }
+                        emptied
+                    },
+                    |k, e| {
+                        let emptied = matches!(&e.value, Value::Hash(h) if h.is_empty());
+                        if !emptied {
+                            events.borrow_mut().push((k.to_vec(), None, true));
+                        }
+                    },
                 );
                 g.expire_cursor[db] = next;
-                for k in &removed {
-                    srv.stats.expired_keys.fetch_add(1, Relaxed);
+                for (k, fields, emptied) in events.into_inner() {
                     srv.stats.dirty.fetch_add(1, Relaxed);
-                    srv.watches.touch(db, k, true);
-                    srv.tracking.invalidate(k, None, &srv.clients);
-                    crate::notify::notify(&srv, db, crate::notify::EXPIRED, b"expired", k);
-                    srv.log_command(db, &[b"DEL", k]);
+                    srv.watches.touch(db, &k, true);
+                    srv.tracking.invalidate(&k, None, &srv.clients);
+                    match fields {
+                        None => {
+                            srv.stats.expired_keys.fetch_add(1, Relaxed);
+                            crate::notify::notify(&srv, db, crate::notify::EXPIRED, b"expired", &k);
+                            srv.log_command(db, &[b"DEL", &k]);
+                        }
+                        Some(fields) => {
+                            // Replaying the HDEL also removes an emptied hash.
+                            let mut rec: Vec<&[u8]> = vec![b"HDEL", &k];
+                            rec.extend(fields.iter().map(|f| f.as_slice()));
+                            srv.log_command(db, &rec);
+                            crate::notify::notify(&srv, db, crate::notify::HASH, b"hexpired", &k);
+                            if emptied {
+                                crate::notify::notify(&srv, db, crate::notify::GENERIC, b"del", &k);
+                            }
+                        }
+                    }
                 }
             }
             drop(g);

@@ -112,6 +112,8 @@ pub struct Shared {
     pub slowlog_us: std::sync::atomic::AtomicI64,
     pub slowlog_max: AtomicU64,
     pub latency_ms: AtomicU64,
+    /// `latency-tracking`: per-command latency histograms.
+    pub latency_tracking: AtomicBool,
     /// `notify-keyspace-events` as flag bits (see `notify`).
     pub notify_flags: std::sync::atomic::AtomicU32,
 }
@@ -191,6 +193,7 @@ impl Shared {
             slowlog_us: Default::default(),
             slowlog_max: Default::default(),
             latency_ms: Default::default(),
+            latency_tracking: AtomicBool::new(true),
             notify_flags: Default::default(),
         };
         s.apply_runtime_config();
@@ -211,6 +214,8 @@ impl Shared {
             num("latency-monitor-threshold").unwrap_or(0).max(0) as u64,
             Relaxed,
         );
+        self.latency_tracking
+            .store(c.get("latency-tracking") != Some("no"), Relaxed);
         self.tracking.max_keys.store(
             num("tracking-table-max-keys").unwrap_or(1_000_000).max(0) as usize,
             Relaxed,

@@ -65,6 +65,15 @@ pub struct Options {
     pub retry_interval: Duration,
     /// The fsync period under [`FsyncPolicy::EverySec`].
     pub everysec_interval: Duration,
+    /// Under [`FsyncPolicy::Always`] on a fast disk, let the threads that
+    /// wait for durability write and fsync the pending batch themselves
+    /// ([`Log::commit_inline`](crate::Log::commit_inline)) instead of waking
+    /// the flusher thread for every batch. Appends then no longer wake the
+    /// flusher; it polls every [`Options::inline_poll`] and flushes records
+    /// that nobody committed within one poll interval.
+    pub inline_commit: bool,
+    /// The flusher's poll period when `inline_commit` is on.
+    pub inline_poll: Duration,
 }
 
 impl Default for Options {
@@ -75,6 +84,8 @@ impl Default for Options {
             recovery: RecoveryMode::TruncateTail,
             retry_interval: Duration::from_millis(100),
             everysec_interval: Duration::from_secs(1),
+            inline_commit: false,
+            inline_poll: Duration::from_millis(2),
         }
     }
 }

@@ -121,6 +121,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
         e.stats
             .failed
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        e.stats.latency.reset();
     }
     ctx.out.ok();
     Ok(())

@@ -74,6 +74,10 @@ fn lock_hash<'a, 'k>(ctx: &Ctx<'a>, key: &'k [u8], read: bool) -> KeyLock<'a, 'k
         let mut rec: Vec<&[u8]> = vec![b"HDEL", key];
         rec.extend(fields.iter().map(|f| f.as_slice()));
         ctx.propagate(&rec);
+        ctx.notify(crate::notify::HASH, b"hexpired", key);
+        if empty {
+            ctx.notify(crate::notify::GENERIC, b"del", key);
+        }
     }
     k
 }

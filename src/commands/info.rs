@@ -220,9 +220,29 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
         o.push_str("\r\n");
     }
     if want("latencystats") {
-        // Per-command latency percentiles are not tracked (as Redis with
-        // `latency-tracking no`): the section is present and empty.
-        o.push_str("# Latencystats\r\n\r\n");
+        o.push_str("# Latencystats\r\n");
+        let pcts: Vec<f64> = srv
+            .config
+            .read()
+            .get("latency-tracking-info-percentiles")
+            .unwrap_or("50 99 99.9")
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let mut all = table().all();
+        all.sort_by(|a, b| a.fullname.cmp(&b.fullname));
+        for e in all {
+            if e.stats.latency.total() == 0 {
+                continue;
+            }
+            let _ = write!(o, "latency_percentiles_usec_{}:", e.fullname);
+            for (i, p) in pcts.iter().enumerate() {
+                let v = e.stats.latency.percentile_usec(*p).unwrap_or(0.0);
+                let _ = write!(o, "{}p{p}={v:.3}", if i > 0 { "," } else { "" });
+            }
+            o.push_str("\r\n");
+        }
+        o.push_str("\r\n");
     }
     if want("cluster") {
         o.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");

@@ -129,6 +129,8 @@ pub struct CmdStats {
     pub usec: crate::counter::Counter,
     pub rejected: crate::counter::Counter,
     pub failed: crate::counter::Counter,
+    /// Sampled call latencies (LATENCY HISTOGRAM, INFO latencystats).
+    pub latency: crate::histogram::Histogram,
 }
 
 pub struct Entry {
@@ -448,9 +450,13 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
     let (res, micros) = if sample || (0..1000).contains(&slow_us) {
         let start = std::time::Instant::now();
         let r = (entry.spec.handler)(ctx, argv);
-        let us = start.elapsed().as_micros() as u64;
+        let ns = start.elapsed().as_nanos() as u64;
+        let us = ns / 1000;
         if sample {
             stat.stats.usec.fetch_add(us * TIME_SAMPLE, Relaxed);
+            if ctx.srv.latency_tracking.load(Relaxed) {
+                stat.stats.latency.record(ns, 1);
+            }
         }
         (r, Some(us))
     } else if watch_time {

@@ -247,10 +247,62 @@ fn latency_graph(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-fn latency_histogram(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    // Per-command latency histograms are not tracked (INFO latencystats
-    // is empty likewise).
-    ctx.out.map(0);
+/// LATENCY HISTOGRAM [command ...]: per (sub)command, the calls and the
+/// cumulative latency distribution over power-of-two microsecond buckets.
+/// Latencies are sampled (see `crate::histogram`); the cumulative counts
+/// are scaled so that the last one equals the exact number of calls.
+fn latency_histogram(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let t = super::table();
+    let mut picked: Vec<&super::Entry> = Vec::new();
+    if a.len() == 2 {
+        picked = t.all();
+    } else {
+        for name in &a[2..] {
+            let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let e = match lower.split_once('|') {
+                Some((c, s)) => t.get(c.as_bytes()).and_then(|e| e.subs.get(s)),
+                None => t.get(lower.as_bytes()),
+            };
+            let Some(e) = e else { continue };
+            // DEBUG counts as one command (its subcommands are ours).
+            if e.subs.is_empty() || e.spec.name == "debug" {
+                picked.push(e);
+            } else {
+                picked.extend(e.subs.values());
+            }
+        }
+    }
+    picked.sort_by(|x, y| x.fullname.cmp(&y.fullname));
+    picked.dedup_by(|x, y| x.fullname == y.fullname);
+    let rows: Vec<(&str, u64, Vec<(u64, u64)>)> = picked
+        .into_iter()
+        .filter_map(|e| {
+            let calls = e.stats.calls.load(std::sync::atomic::Ordering::Relaxed);
+            let buckets = e.stats.latency.cumulative_usec();
+            let sampled = buckets.last()?.1;
+            if calls == 0 {
+                return None;
+            }
+            let scaled = buckets
+                .into_iter()
+                .map(|(us, n)| (us, (n as u128 * calls as u128 / sampled as u128) as u64))
+                .collect();
+            Some((e.fullname.as_str(), calls, scaled))
+        })
+        .collect();
+    ctx.out.map(rows.len());
+    for (name, calls, buckets) in rows {
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.map(2);
+        ctx.out.bulk(b"calls");
+        ctx.out.int(calls as i64);
+        ctx.out.bulk(b"histogram_usec");
+        ctx.out.map(buckets.len());
+        for (us, n) in buckets {
+            ctx.out.int(us as i64);
+            ctx.out.int(n as i64);
+        }
+    }
     Ok(())
 }
 

@@ -453,13 +453,13 @@ pub static OPTIONS: &[Opt] = &[
         name: "latency-tracking",
         default: "yes",
         kind: Kind::Bool,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "latency-tracking-info-percentiles",
         default: "50 99 99.9",
         kind: Kind::Str,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "lazyfree-lazy-eviction",

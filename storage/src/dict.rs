@@ -82,6 +82,14 @@ pub trait Capture: Send + Sync {
     fn capture(&self, db: u32, key: &[u8], entry: &Entry);
 }
 
+/// What [`Dict::sweep_from`] does with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    Keep,
+    Remove,
+    Modify,
+}
+
 /// Snapshot state of one table.
 ///
 /// ```text
@@ -326,9 +334,37 @@ impl<V: Slot> Dict<V> {
     /// Used by the active expiry sweep.
     pub fn retain_from(
         &mut self,
-        mut cursor: u64,
+        cursor: u64,
         budget: usize,
         mut keep: impl FnMut(&[u8], &V) -> bool,
+        removed: impl FnMut(CompactBytes, V),
+    ) -> u64 {
+        self.sweep_from(
+            cursor,
+            budget,
+            |k, v| {
+                if keep(k, v) {
+                    Sweep::Keep
+                } else {
+                    Sweep::Remove
+                }
+            },
+            |_, _| false,
+            removed,
+        )
+    }
+
+    /// Visits at most `budget` buckets from `cursor` and returns the next
+    /// cursor (0 = wrapped). `decide` says what happens to each entry: kept,
+    /// removed (handed to `removed`), or changed in place by `modify`, which
+    /// returns true when the entry is now to be removed. Entries are handed
+    /// to a running snapshot before they are changed or removed.
+    pub fn sweep_from(
+        &mut self,
+        mut cursor: u64,
+        budget: usize,
+        mut decide: impl FnMut(&[u8], &V) -> Sweep,
+        mut modify: impl FnMut(&[u8], &mut V) -> bool,
         mut removed: impl FnMut(CompactBytes, V),
     ) -> u64 {
         if self.buckets.is_empty() {
@@ -338,18 +374,27 @@ impl<V: Slot> Dict<V> {
         for _ in 0..budget {
             let mut link = &mut self.buckets[(cursor & mask) as usize];
             loop {
-                match link {
+                let action = match link.as_deref() {
                     None => break,
-                    Some(n) if !keep(&n.key, &n.entry) => {
+                    Some(n) => decide(&n.key, &n.entry),
+                };
+                let remove = match action {
+                    Sweep::Keep => false,
+                    Sweep::Remove | Sweep::Modify => {
+                        let n = link.as_mut().expect("checked above");
                         if let Some(h) = self.snap.as_deref() {
                             capture(h, &n.key, &mut n.entry);
                         }
-                        let mut node = link.take().expect("matched Some");
-                        *link = node.next.take();
-                        self.len -= 1;
-                        removed(node.key, node.entry);
+                        matches!(action, Sweep::Remove) || modify(&n.key, &mut n.entry)
                     }
-                    Some(n) => link = &mut n.next,
+                };
+                if remove {
+                    let mut node = link.take().expect("checked above");
+                    *link = node.next.take();
+                    self.len -= 1;
+                    removed(node.key, node.entry);
+                } else {
+                    link = &mut link.as_mut().expect("checked above").next;
                 }
             }
             let mut v = cursor | !mask;

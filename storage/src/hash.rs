@@ -20,6 +20,12 @@ pub struct HTable {
     pub fields: Dict<CompactBytes>,
     /// Field → absolute expiry in ms (only fields with a TTL).
     pub ttl: Option<Box<Dict<u64>>>,
+    /// A lower bound of every deadline in `ttl` (`u64::MAX` when none):
+    /// lazy and active expiry look at the deadlines only once it has passed.
+    next_expiry: u64,
+    /// Still within the listpack limits since a field TTL turned the
+    /// listpack into a table: Redis 7.4 calls that encoding `listpackex`.
+    listpack_ex: bool,
 }
 
 impl std::ops::Deref for HTable {
@@ -36,7 +42,12 @@ impl std::ops::DerefMut for HTable {
 }
 
 fn table(fields: Dict<CompactBytes>) -> Box<HTable> {
-    Box::new(HTable { fields, ttl: None })
+    Box::new(HTable {
+        fields,
+        ttl: None,
+        next_expiry: u64::MAX,
+        listpack_ex: false,
+    })
 }
 
 impl Default for Hash {
@@ -53,6 +64,7 @@ impl Hash {
     pub fn encoding_name(&self) -> &'static str {
         match self {
             Hash::Packed(_) => "listpack",
+            Hash::Table(t) if t.listpack_ex => "listpackex",
             Hash::Table(_) => "hashtable",
         }
     }
@@ -146,6 +158,12 @@ impl Hash {
         match self {
             Hash::Table(d) => {
                 let h = hash_key(field);
+                if d.listpack_ex
+                    && (field.len().max(value.len()) > lim.hash_value
+                        || d.fields.len() >= lim.hash_entries)
+                {
+                    d.listpack_ex = false; // outgrew listpackex: hashtable now
+                }
                 match d.get_mut(h, field) {
                     Some(v) => {
                         *v = CompactBytes::new(value);
@@ -194,8 +212,13 @@ impl Hash {
 
     /// Gives an existing field a deadline (the hash becomes a table).
     pub fn set_field_expire(&mut self, field: &[u8], at: u64) {
+        let was_packed = matches!(self, Hash::Packed(_));
         self.to_table();
         if let Hash::Table(t) = self {
+            if was_packed {
+                t.listpack_ex = true;
+            }
+            t.next_expiry = t.next_expiry.min(at);
             let h = hash_key(field);
             let ttl = t.ttl.get_or_insert_with(|| Box::new(Dict::new()));
             match ttl.get_mut(h, field) {
@@ -224,18 +247,33 @@ impl Hash {
         let Hash::Table(t) = self else {
             return Vec::new();
         };
+        if t.next_expiry > now_ms {
+            return Vec::new();
+        }
         let Some(ttl) = t.ttl.as_ref() else {
+            t.next_expiry = u64::MAX;
             return Vec::new();
         };
-        let gone: Vec<Vec<u8>> = ttl
-            .iter()
-            .filter(|(_, at)| **at <= now_ms)
-            .map(|(k, _)| k.to_vec())
-            .collect();
+        let mut next = u64::MAX;
+        let mut gone = Vec::new();
+        for (k, at) in ttl.iter() {
+            if *at <= now_ms {
+                gone.push(k.to_vec());
+            } else {
+                next = next.min(*at);
+            }
+        }
+        t.next_expiry = next;
         for f in &gone {
             self.remove(f);
         }
         gone
+    }
+
+    /// Whether some field's deadline may have passed at `now_ms` (cheap:
+    /// compares with a lower bound of the deadlines).
+    pub fn may_have_expired_fields(&self, now_ms: u64) -> bool {
+        matches!(self, Hash::Table(t) if t.next_expiry <= now_ms)
     }
 
     /// Every (field, value), in the encoding's order.
@@ -324,6 +362,8 @@ impl Hash {
                     n.insert_new(hash_key(k), CompactBytes::new(k), v.clone());
                 }
                 let mut t = table(n);
+                t.next_expiry = d.next_expiry;
+                t.listpack_ex = d.listpack_ex;
                 if let Some(ttl) = &d.ttl {
                     let mut c = Dict::new();
                     for (k, at) in ttl.iter() {

@@ -215,3 +215,86 @@ fn field_ttls_survive_restart() {
         "*4\r\n:-1\r\n:4000000000\r\n:4000000000\r\n:-2\r\n",
     );
 }
+
+#[test]
+fn fields_expire_actively_without_access() {
+    let s = TestServer::start(&["--hz", "100"]);
+    let mut c = s.raw();
+    let mut sub = s.raw();
+    c.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "Egh"]);
+    sub.cmd_str(&["SUBSCRIBE", "__keyevent@0__:hexpired", "__keyevent@0__:del"]);
+    sub.read_reply().unwrap(); // second subscribe confirmation
+    for i in 0..20 {
+        let k = format!("h{i}");
+        c.cmd_str(&["HSET", &k, "keep", "1", "gone", "2"]);
+        c.cmd_str(&["HPEXPIRE", &k, "30", "FIELDS", "1", "gone"]);
+    }
+    c.cmd_str(&["HSET", "all", "a", "1"]);
+    c.cmd_str(&["HPEXPIRE", "all", "30", "FIELDS", "1", "a"]);
+    expect(
+        &mut c,
+        &["OBJECT", "ENCODING", "all"],
+        "$10\r\nlistpackex\r\n",
+    );
+    expect(&mut c, &["DBSIZE"], ":21\r\n");
+    // No command touches the hashes: the active cycle must reap the fields
+    // and the emptied key, with one hexpired event per hash.
+    let mut hexpired = std::collections::HashSet::new();
+    let mut deleted = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while (hexpired.len() < 21 || deleted.is_empty()) && std::time::Instant::now() < deadline {
+        let msg = String::from_utf8(sub.read_reply().unwrap()).unwrap();
+        let key = msg.rsplit("\r\n").nth(1).unwrap().to_string();
+        if msg.contains("hexpired") {
+            assert!(hexpired.insert(key.clone()), "hexpired twice for {key}");
+        } else {
+            deleted.push(key);
+        }
+    }
+    assert_eq!(hexpired.len(), 21);
+    assert_eq!(deleted, vec!["all".to_string()]);
+    expect(&mut c, &["DBSIZE"], ":20\r\n");
+    expect(
+        &mut c,
+        &["HGETALL", "h3"],
+        "*2\r\n$4\r\nkeep\r\n$1\r\n1\r\n",
+    );
+    expect(
+        &mut c,
+        &["OBJECT", "ENCODING", "h3"],
+        "$10\r\nlistpackex\r\n",
+    );
+}
+
+#[test]
+fn listpackex_becomes_hashtable_past_the_listpack_limits() {
+    let s = TestServer::start(&["--hash-max-listpack-entries", "4"]);
+    let mut c = s.raw();
+    c.cmd_str(&["HSET", "h", "a", "1", "b", "2"]);
+    expect(&mut c, &["OBJECT", "ENCODING", "h"], "$8\r\nlistpack\r\n");
+    c.cmd_str(&["HEXPIRE", "h", "100", "FIELDS", "1", "a"]);
+    expect(
+        &mut c,
+        &["OBJECT", "ENCODING", "h"],
+        "$10\r\nlistpackex\r\n",
+    );
+    c.cmd_str(&["HPERSIST", "h", "FIELDS", "1", "a"]);
+    expect(
+        &mut c,
+        &["OBJECT", "ENCODING", "h"],
+        "$10\r\nlistpackex\r\n",
+    );
+    c.cmd_str(&["HSET", "h", "c", "3", "d", "4"]);
+    expect(
+        &mut c,
+        &["OBJECT", "ENCODING", "h"],
+        "$10\r\nlistpackex\r\n",
+    );
+    c.cmd_str(&["HSET", "h", "e", "5"]);
+    expect(&mut c, &["OBJECT", "ENCODING", "h"], "$9\r\nhashtable\r\n");
+    // Too long a value also ends listpackex.
+    c.cmd_str(&["HSET", "g", "a", "1"]);
+    c.cmd_str(&["HEXPIRE", "g", "100", "FIELDS", "1", "a"]);
+    c.cmd_str(&["HSET", "g", "b", &"x".repeat(100)]);
+    expect(&mut c, &["OBJECT", "ENCODING", "g"], "$9\r\nhashtable\r\n");
+}

@@ -715,6 +715,83 @@ fn slowlog_and_latency_record_slow_commands() {
     assert_eq!(n, 1);
 }
 
+/// LATENCY HISTOGRAM and INFO latencystats: per-command calls and a
+/// cumulative distribution over power-of-two microsecond buckets, in the
+/// same reply shape as redis-server 7.0; CONFIG RESETSTAT clears them.
+#[test]
+fn latency_histograms_per_command() {
+    use std::collections::BTreeMap;
+    type Hist = BTreeMap<String, (String, i64, String, BTreeMap<i64, i64>)>;
+    let shape = |port: u16| {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        for i in 0..50 {
+            let _: () = redis::cmd("SET").arg(i).arg(i).query(&mut c).unwrap();
+        }
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("0.02")
+            .query(&mut c)
+            .unwrap();
+        let h: Hist = redis::cmd("LATENCY")
+            .arg("HISTOGRAM")
+            .arg("set")
+            .arg("debug")
+            .arg("nosuchcommand")
+            .query(&mut c)
+            .unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("latencystats")
+            .query(&mut c)
+            .unwrap();
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+        let after: Hist = redis::cmd("LATENCY")
+            .arg("HISTOGRAM")
+            .arg("set")
+            .query(&mut c)
+            .unwrap();
+        (h, info, after)
+    };
+    let check = |(h, info, after): (Hist, String, Hist)| {
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["debug", "set"]);
+        let (calls_key, calls, buckets_key, buckets) = &h["set"];
+        assert_eq!((calls_key.as_str(), *calls), ("calls", 50));
+        assert_eq!(buckets_key, "histogram_usec");
+        // Cumulative over power-of-two bounds, ending at every call.
+        let v: Vec<(i64, i64)> = buckets.iter().map(|(k, n)| (*k, *n)).collect();
+        assert!(v.windows(2).all(|w| w[0].1 <= w[1].1), "{v:?}");
+        assert!(
+            v.iter().all(|(k, _)| (*k as u64).is_power_of_two()),
+            "{v:?}"
+        );
+        assert_eq!(v.last().unwrap().1, 50, "{v:?}");
+        // The 20 ms sleep lands in the 16384 or 32768 µs bucket.
+        let (_, dcalls, _, dbuckets) = &h["debug"];
+        assert_eq!(*dcalls, 1);
+        let (&bound, _) = dbuckets.iter().next().unwrap();
+        assert!((16384..=65536).contains(&bound), "{dbuckets:?}");
+        let line = info
+            .lines()
+            .find(|l| l.starts_with("latency_percentiles_usec_set:"))
+            .unwrap_or_else(|| panic!("{info}"));
+        let rest = line.split(':').nth(1).unwrap();
+        let keys: Vec<&str> = rest
+            .split(',')
+            .map(|kv| kv.split('=').next().unwrap())
+            .collect();
+        assert_eq!(keys, ["p50", "p99", "p99.9"], "{line}");
+        assert!(after.is_empty(), "{after:?}");
+    };
+    let ours = TestServer::start(&[]);
+    check(shape(ours.port));
+    if RedisServer::available() {
+        let redis = RedisServer::start(&[]);
+        check(shape(redis.port));
+    }
+}
+
 /// Keyspace events of the hash, list, set and sorted-set families, byte
 /// for byte as redis-server 7.0 sends them.
 #[test]

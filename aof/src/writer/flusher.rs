@@ -28,10 +28,21 @@ impl Inner {
         }
     }
 
+    /// Whether waiters commit batches themselves (see `Log::commit_inline`):
+    /// asked for, under `Always`, on a disk whose fsync is fast. On a slow
+    /// disk the flusher thread does it, so that connections keep running
+    /// (and appending) while an fsync is in flight.
+    pub(super) fn inline_active(&self) -> bool {
+        self.opts.inline_commit
+            && self.policy() == FsyncPolicy::Always
+            && self.fsync_avg_us.load(Ordering::Relaxed) < LINGER_MIN_FSYNC_US
+    }
+
     pub(super) fn run(self: Arc<Self>) {
         let mut shutdown_failures = 0;
+        let mut mark = 0;
         loop {
-            let (shutdown, sync_requested) = self.wait_for_work();
+            let (shutdown, sync_requested) = self.wait_for_work(&mut mark);
             if !shutdown {
                 self.linger();
             }
@@ -98,17 +109,40 @@ impl Inner {
     }
 
     /// Sleeps until there is something to do; returns (shutdown, sync requested).
-    fn wait_for_work(&self) -> (bool, bool) {
+    ///
+    /// Under inline commit appends don't wake the flusher: it polls every
+    /// `inline_poll` and takes over records that were already appended at
+    /// the previous poll (`mark`) and are still not durable. After a poll
+    /// interval without appends it sleeps until the next append wakes it.
+    fn wait_for_work(&self, mark: &mut u64) -> (bool, bool) {
         let mut p = self.pending.lock();
         loop {
             if p.shutdown {
                 return (true, std::mem::take(&mut p.sync_requested));
             }
-            if !p.buf.is_empty()
-                || p.sync_requested
-                || !p.rotations.is_empty()
-                || self.in_error.load(Ordering::Acquire)
+            if p.sync_requested || !p.rotations.is_empty() || self.in_error.load(Ordering::Acquire)
             {
+                return (false, std::mem::take(&mut p.sync_requested));
+            }
+            if self.inline_active() {
+                let durable = self.durable.load(Ordering::Acquire);
+                if !p.buf.is_empty() && *mark > durable {
+                    *mark = p.end;
+                    return (false, false);
+                }
+                if p.end == *mark && p.end <= durable {
+                    // Nothing appended for a whole interval: sleep until woken.
+                    p.flusher_idle = true;
+                    self.wake.wait(&mut p);
+                    *mark = 0;
+                    continue;
+                }
+                *mark = p.end;
+                let deadline = Instant::now() + self.opts.inline_poll;
+                self.wake.wait_until(&mut p, deadline);
+                continue;
+            }
+            if !p.buf.is_empty() {
                 return (false, std::mem::take(&mut p.sync_requested));
             }
             let unsynced =
@@ -144,7 +178,7 @@ impl Inner {
 
     /// One round: take the pending records, write them, fsync if the policy
     /// (or `force`) says so.
-    fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
+    pub(super) fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
         self.take_pending(io);
         while let Some(&b) = io.rotations.front() {
             self.rotate_at(io, b)?;
@@ -329,7 +363,7 @@ impl Inner {
         }
     }
 
-    fn record_error(&self, e: &Error) {
+    pub(super) fn record_error(&self, e: &Error) {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
         let first = !self.in_error.swap(true, Ordering::AcqRel);
         let mut h = self.health.lock();

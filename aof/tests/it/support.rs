@@ -17,6 +17,7 @@ pub fn opts(fs: Arc<dyn Fs>, policy: FsyncPolicy, mode: RecoveryMode) -> Options
         recovery: mode,
         retry_interval: Duration::from_millis(5),
         everysec_interval: Duration::from_millis(50),
+        ..Options::default()
     }
 }
 

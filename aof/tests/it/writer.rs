@@ -338,3 +338,126 @@ fn policy_can_change_at_run_time() {
     let lsn = log.append(b"b").unwrap();
     assert!(log.wait_durable(lsn, LONG));
 }
+
+fn inline_opts(fs: Arc<dyn Fs>) -> basalt_aof::Options {
+    basalt_aof::Options {
+        inline_commit: true,
+        inline_poll: Duration::from_millis(20),
+        ..opts(fs, FsyncPolicy::Always, RecoveryMode::TruncateTail)
+    }
+}
+
+#[test]
+fn inline_commit_fsyncs_on_the_calling_thread_for_every_appender() {
+    let mem = MemFs::new();
+    let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
+    let (log, _, _) = replay(&dir(), inline_opts(Arc::new(ffs))).unwrap();
+    let syncs_before = faults.sync_calls();
+    // Three "clients" append, then one commit covers them all.
+    let a = log.append(b"a").unwrap();
+    let b = log.append(b"b").unwrap();
+    let c = log.append(b"c").unwrap();
+    assert!(log.durable() < a);
+    assert!(log.commit_inline(b));
+    assert!(
+        log.durable() >= c,
+        "the commit covers every record appended"
+    );
+    assert_eq!(faults.sync_calls() - syncs_before, 1);
+    // Already durable: no second fsync.
+    assert!(log.commit_inline(a));
+    assert_eq!(faults.sync_calls() - syncs_before, 1);
+    let s = log.status();
+    assert_eq!((s.records_synced, s.fsyncs), (3, 1));
+    // A power loss keeps all three.
+    let (_l, got, _) = replay(&dir(), mem_opts(&mem.crash())).unwrap();
+    assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+}
+
+#[test]
+fn inline_commit_records_nobody_commits_are_flushed_by_the_poll() {
+    let mem = MemFs::new();
+    let (log, _, _) = replay(&dir(), inline_opts(Arc::new(mem.clone()))).unwrap();
+    // Appends don't wake the flusher under inline commit (after its first
+    // idle sleep), but a record nobody commits still becomes durable
+    // within about two poll intervals.
+    for i in 0..3 {
+        let lsn = log.append(format!("r{i}").as_bytes()).unwrap();
+        assert!(log.wait_durable(lsn, LONG));
+        std::thread::sleep(Duration::from_millis(60)); // let the flusher go idle
+    }
+    let s = log.status();
+    assert_eq!(s.records_synced, 3);
+}
+
+#[test]
+fn inline_commit_failing_fsync_acknowledges_nothing_then_recovers() {
+    let mem = MemFs::new();
+    let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
+    let (log, _, _) = replay(&dir(), inline_opts(Arc::new(ffs))).unwrap();
+    let first = log.append(b"before").unwrap();
+    assert!(log.commit_inline(first));
+    faults.set_kind(FaultKind::Eio);
+    faults.set_fail_syncs(true);
+    let second = log.append(b"during").unwrap();
+    assert!(!log.commit_inline(second));
+    assert_eq!(log.durable(), first);
+    assert!(!log.status().last_write_ok);
+    let (_l, got, _) = replay(&dir(), mem_opts(&mem.crash())).unwrap();
+    assert_eq!(got, vec![b"before".to_vec()]);
+    // The flusher retries on its own; the disk comes back.
+    faults.heal();
+    assert!(log.wait_durable(second, LONG));
+    assert!(log.status().last_write_ok);
+    let third = log.append(b"after").unwrap();
+    assert!(log.commit_inline(third));
+    drop(log);
+    let (_l, got, _) = replay(&dir(), mem_opts(&mem.crash())).unwrap();
+    assert_eq!(
+        got,
+        vec![b"before".to_vec(), b"during".to_vec(), b"after".to_vec()]
+    );
+}
+
+#[test]
+fn inline_commit_hands_slow_disks_to_the_flusher() {
+    let mem = MemFs::new();
+    let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
+    let (log, _, _) = replay(&dir(), inline_opts(Arc::new(ffs))).unwrap();
+    faults.set_sync_delay(Duration::from_millis(5));
+    // The first commit runs inline and measures a slow fsync ...
+    let a = log.append(b"a").unwrap();
+    assert!(log.commit_inline(a));
+    // ... after which callers no longer block in fsync: the flusher thread
+    // takes the batch, so commit_inline returns at once without durability.
+    // (Each fsync takes 5 ms, so nothing can have made `b` durable yet.)
+    let syncs = faults.sync_calls();
+    let b = log.append(b"b").unwrap();
+    assert!(!log.commit_inline(b));
+    assert!(log.wait_durable(b, LONG));
+    assert_eq!(faults.sync_calls() - syncs, 1);
+}
+
+#[test]
+fn inline_commit_many_threads_lose_nothing() {
+    let mem = MemFs::new();
+    let (log, _, _) = replay(&dir(), inline_opts(Arc::new(mem.clone()))).unwrap();
+    let log = Arc::new(log);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let lsn = log.append(format!("{t}:{i}").as_bytes()).unwrap();
+                    if !log.commit_inline(lsn) {
+                        assert!(log.wait_durable(lsn, LONG));
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(log.status().records_synced, 2400);
+    let (_l, got, _) = replay(&dir(), mem_opts(&mem.crash())).unwrap();
+    assert_eq!(got.len(), 2400);
+}
