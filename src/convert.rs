@@ -213,7 +213,7 @@ pub fn stream_from_rdb(st: &basalt_rdb::Stream, lim: &Limits) -> Result<Stream, 
 
 /// The rdb crate's stream from a keyspace stream.
 pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
-    let mut entries = Vec::with_capacity(s.len() as usize);
+    let mut entries = Vec::new();
     let mut deleted = Vec::new();
     s.for_each_stored(|id, f, del| {
         let e = basalt_rdb::StreamEntry {

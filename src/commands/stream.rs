@@ -1468,33 +1468,23 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let now = ctx.now_ms as i64;
-    let ids: Vec<StreamId> = match consumer {
+    let ids: Box<dyn Iterator<Item = StreamId> + '_> = match consumer {
         Some(cn) => match g.consumers.get(cn) {
-            Some(c) => c
-                .pel
-                .range(start..)
-                .copied()
-                .take_while(|id| *id <= end)
-                .collect(),
+            Some(c) => Box::new(c.pel.range(start..).copied()),
             None => {
                 out.array(0);
                 drop(k);
                 return Ok(());
             }
         },
-        None => g
-            .pel
-            .range(start..)
-            .map(|(id, _)| *id)
-            .take_while(|id| *id <= end)
-            .collect(),
+        None => Box::new(g.pel.range(start..).map(|(id, _)| *id)),
     };
     let mut rows = Vec::new();
     for id in ids {
-        if count == 0 {
+        if count == 0 || id > end {
             break;
         }
-        let n = &g.pel[&id];
+        let Some(n) = g.pel.get(&id) else { continue };
         if minidle != 0 && now - n.delivery_time < minidle {
             continue;
         }
