@@ -685,11 +685,6 @@ fn xsetid(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             ));
         }
     }
-    if id < s.max_deleted {
-        return Err(CmdError::msg(
-            "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
-        ));
-    }
     let s = stream_mut(k.get_mut().expect("present"))?;
     s.last_id = id;
     if entries_added != -1 {
