@@ -4,7 +4,8 @@
 # (only meaningful on a quiet machine) for
 #   XADD s * (50 clients, pipeline 16), XREADGROUP ... COUNT 1 > on a
 #   pre-filled stream (each call delivers one entry into the PEL), and
-#   XACK of random pending IDs.
+#   XACK of random pending IDs; SET first, as a baseline of per-command
+#   server overhead.
 # Both servers log with appendfsync everysec.
 # usage: benches/stream_cpu.sh [N] [basalt-binary]     (N default 200000)
 set -euo pipefail
@@ -43,6 +44,7 @@ run() { # name, benchmark args...
     sleep 0.3; tr=$(( $(cpu "$rpid") - c0 ))
     echo "$name,$tb,$tr,$(echo "$tr / $tb" | bc -l | cut -c1-4),$qb,$qr"
 }
+run "SET (baseline) x$n c50 P16" -c 50 -P 16 -n "$n" SET k value-0123456789
 run "XADD x$n c50 P16" -c 50 -P 16 -n "$n" XADD s '*' field value-0123456789
 for p in $bport $rport; do redis-cli -p $p --pipe <"$work/fill.resp" >/dev/null; done
 run "XREADGROUP COUNT 1 x$n c50 P16" -c 50 -P 16 -n "$n" XREADGROUP GROUP g c COUNT 1 STREAMS q '>'

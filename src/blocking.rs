@@ -434,7 +434,9 @@ pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
 /// readers are served). A group read's effect is logged as the
 /// synchronous read logs it.
 pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
-    use crate::commands::stream::{deliver_new, reply_range_pub, GroupRead};
+    use crate::commands::stream::{
+        deliver_new, propagate_effects, reply_range_pub, ArgBuf, GroupRead,
+    };
     use basalt_storage::StreamId;
     let reg = &ctx.srv.blocked;
     if reg.count.load(Relaxed) == 0 || ctx.loading {
@@ -467,7 +469,7 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
             buf: Vec::with_capacity(64),
             resp3: w.resp3,
         };
-        let mut log: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut log: Vec<ArgBuf> = Vec::new();
         let header = |out: &mut Reply| {
             if out.resp3 {
                 out.map(1);
@@ -508,13 +510,16 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
                                         pel: Default::default(),
                                     },
                                 );
-                                log.push(vec![
-                                    b"XGROUP".to_vec(),
-                                    b"CREATECONSUMER".to_vec(),
-                                    key.to_vec(),
-                                    g.clone(),
-                                    c.clone(),
-                                ]);
+                                log.push(
+                                    vec![
+                                        b"XGROUP".to_vec(),
+                                        b"CREATECONSUMER".to_vec(),
+                                        key.to_vec(),
+                                        g.clone(),
+                                        c.clone(),
+                                    ]
+                                    .into(),
+                                );
                             }
                         }
                         header(&mut out);
@@ -531,12 +536,7 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
         inner.remove(&w);
         reg.count.fetch_sub(1, Relaxed);
         if !log.is_empty() {
-            let cmds: Vec<Vec<&[u8]>> = log
-                .iter()
-                .map(|c| c.iter().map(|v| v.as_slice()).collect())
-                .collect();
-            let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
-            ctx.propagate_many(&refs);
+            propagate_effects(ctx, &log);
         }
         let tx = w.tx.lock().take();
         if let Some(tx) = tx {

@@ -720,7 +720,7 @@ pub fn deliver_new(
     gr: &GroupRead<'_>,
     count: u64,
     now: i64,
-    log: &mut Vec<Vec<Vec<u8>>>,
+    log: &mut Vec<ArgBuf>,
 ) -> u64 {
     let start = match s.groups.get(gr.group) {
         Some(g) => match g.last_id.incr() {
@@ -818,38 +818,92 @@ fn xclaim_effect(
     time: i64,
     count: u64,
     last: StreamId,
-) -> Vec<Vec<u8>> {
-    vec![
-        b"XCLAIM".to_vec(),
-        key.to_vec(),
-        group.to_vec(),
-        consumer.to_vec(),
-        b"0".to_vec(),
-        id_bytes(id),
-        b"TIME".to_vec(),
-        time.to_string().into_bytes(),
-        b"RETRYCOUNT".to_vec(),
-        count.to_string().into_bytes(),
-        b"FORCE".to_vec(),
-        b"JUSTID".to_vec(),
-        b"LASTID".to_vec(),
-        id_bytes(last),
-    ]
+) -> ArgBuf {
+    let mut b = ArgBuf::default();
+    b.push(b"XCLAIM");
+    b.push(key);
+    b.push(group);
+    b.push(consumer);
+    b.push(b"0");
+    b.push_id(id);
+    b.push(b"TIME");
+    b.push(itoa::Buffer::new().format(time).as_bytes());
+    b.push(b"RETRYCOUNT");
+    b.push(itoa::Buffer::new().format(count).as_bytes());
+    b.push(b"FORCE");
+    b.push(b"JUSTID");
+    b.push(b"LASTID");
+    b.push_id(last);
+    b
 }
 
-fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> Vec<Vec<u8>> {
-    vec![
-        b"XGROUP".to_vec(),
-        b"SETID".to_vec(),
-        key.to_vec(),
-        group.to_vec(),
-        id_bytes(g.last_id),
-        b"ENTRIESREAD".to_vec(),
-        g.entries_read
-            .map_or(-1, |r| r as i64)
-            .to_string()
-            .into_bytes(),
-    ]
+fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> ArgBuf {
+    let mut b = ArgBuf::default();
+    b.push(b"XGROUP");
+    b.push(b"SETID");
+    b.push(key);
+    b.push(group);
+    b.push_id(g.last_id);
+    b.push(b"ENTRIESREAD");
+    b.push(
+        itoa::Buffer::new()
+            .format(g.entries_read.map_or(-1, |r| r as i64))
+            .as_bytes(),
+    );
+    b
+}
+
+/// One logged command's arguments in a single buffer (a group read logs
+/// one XCLAIM per entry: two allocations each, not fourteen).
+#[derive(Default)]
+pub struct ArgBuf {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl ArgBuf {
+    fn push(&mut self, a: &[u8]) {
+        self.buf.extend_from_slice(a);
+        self.ends.push(self.buf.len());
+    }
+
+    fn push_id(&mut self, id: StreamId) {
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(id.ms).as_bytes());
+        self.buf.push(b'-');
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(id.seq).as_bytes());
+        self.ends.push(self.buf.len());
+    }
+
+    fn refs(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&e| {
+                let s = &self.buf[start..e];
+                start = e;
+                s
+            })
+            .collect()
+    }
+}
+
+impl From<Vec<Vec<u8>>> for ArgBuf {
+    fn from(v: Vec<Vec<u8>>) -> ArgBuf {
+        let mut b = ArgBuf::default();
+        for a in &v {
+            b.push(a);
+        }
+        b
+    }
+}
+
+/// Logs the effect commands of one command as one record.
+pub fn propagate_effects(ctx: &Ctx<'_>, log: &[ArgBuf]) {
+    let cmds: Vec<Vec<&[u8]>> = log.iter().map(ArgBuf::refs).collect();
+    let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
+    ctx.propagate_many(&refs);
 }
 
 /// History read from the consumer's PEL (IDs > `after`).
@@ -998,7 +1052,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
         resp3: ctx.out.resp3,
     };
     let mut served = 0usize;
-    let mut log: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut log: Vec<ArgBuf> = Vec::new();
     for (j, key) in keys.iter().enumerate() {
         if let Some((gname, cname)) = group {
             let Some(e) = ml.get_mut(j, key) else {
@@ -1022,13 +1076,16 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
                             pel: Default::default(),
                         },
                     );
-                    log.push(vec![
-                        b"XGROUP".to_vec(),
-                        b"CREATECONSUMER".to_vec(),
-                        key.to_vec(),
-                        gname.to_vec(),
-                        cname.to_vec(),
-                    ]);
+                    log.push(
+                        vec![
+                            b"XGROUP".to_vec(),
+                            b"CREATECONSUMER".to_vec(),
+                            key.to_vec(),
+                            gname.to_vec(),
+                            cname.to_vec(),
+                        ]
+                        .into(),
+                    );
                     ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
                 }
             }
@@ -1067,12 +1124,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
         }
     }
     if !log.is_empty() {
-        let cmds: Vec<Vec<&[u8]>> = log
-            .iter()
-            .map(|c| c.iter().map(|v| v.as_slice()).collect())
-            .collect();
-        let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
-        ctx.propagate_many(&refs);
+        propagate_effects(ctx, &log);
     }
     if served > 0 {
         if ctx.out.resp3 {
@@ -1247,8 +1299,7 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     g.last_id = id;
     g.entries_read = entries_read;
     let log = setid_effect(key, gname, g);
-    let l: Vec<&[u8]> = log.iter().map(|v| v.as_slice()).collect();
-    ctx.propagate(&l);
+    ctx.propagate(&log.refs());
     ctx.notify(crate::notify::STREAM, b"xgroup-setid", key);
     drop(k);
     ctx.out.ok();
@@ -1562,7 +1613,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         deliverytime = now;
     }
     let s = stream_mut(k.get_mut().expect("present"))?;
-    let mut log: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut log: Vec<ArgBuf> = Vec::new();
     let mut propagate_last = false;
     {
         let g = s.groups.get_mut(gname).expect("checked");
@@ -1583,12 +1634,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = s.groups.get_mut(gname).expect("checked");
         if !exists {
             if g.ack(id) {
-                log.push(vec![
-                    b"XACK".to_vec(),
-                    key.to_vec(),
-                    gname.to_vec(),
-                    id_bytes(id),
-                ]);
+                log.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id_bytes(id)].into());
                 propagate_last = false;
             }
             continue;
@@ -1656,12 +1702,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         log.push(setid_effect(key, gname, g));
     }
     if !log.is_empty() {
-        let cmds: Vec<Vec<&[u8]>> = log
-            .iter()
-            .map(|c| c.iter().map(|v| v.as_slice()).collect())
-            .collect();
-        let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
-        ctx.propagate_many(&refs);
+        propagate_effects(ctx, &log);
     }
     drop(k);
     ctx.out.array(n);
@@ -1706,7 +1747,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let s = stream_mut(k.get_mut().expect("present"))?;
     let mut attempts = count.saturating_mul(10);
     let cname_b: Box<[u8]> = cname.into();
-    let mut log: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut log: Vec<ArgBuf> = Vec::new();
     let mut body = Reply {
         buf: Vec::new(),
         resp3: ctx.out.resp3,
@@ -1735,12 +1776,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = s.groups.get_mut(gname).expect("checked");
         if !exists {
             g.ack(id);
-            log.push(vec![
-                b"XACK".to_vec(),
-                key.to_vec(),
-                gname.to_vec(),
-                id_bytes(id),
-            ]);
+            log.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id_bytes(id)].into());
             deleted.push(id);
             count -= 1;
             if id == StreamId::MAX {
@@ -1801,12 +1837,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     }
     if !log.is_empty() {
-        let cmds: Vec<Vec<&[u8]>> = log
-            .iter()
-            .map(|c| c.iter().map(|v| v.as_slice()).collect())
-            .collect();
-        let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
-        ctx.propagate_many(&refs);
+        propagate_effects(ctx, &log);
     }
     drop(k);
     let out = &mut *ctx.out;

@@ -119,6 +119,8 @@ struct Node {
     lp_bytes: u32,
     /// ID of the last entry appended (live or deleted).
     last: StreamId,
+    /// Whether that last entry is live (XADD's and XREAD's fast path).
+    last_live: bool,
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -229,6 +231,7 @@ impl Node {
             deleted: 0,
             lp_bytes: lp.min(u32::MAX as usize) as u32,
             last: master_id,
+            last_live: false,
         }
     }
 
@@ -272,6 +275,7 @@ impl Node {
         }
         self.live += 1;
         self.last = id;
+        self.last_live = true;
         self.lp_bytes = (self.lp_bytes as usize + lp).min(u32::MAX as usize) as u32;
         at
     }
@@ -484,6 +488,7 @@ impl Stream {
             node.data[at] |= FLAG_DELETED;
             node.live -= 1;
             node.deleted += 1;
+            node.last_live = false;
         } else {
             self.length += 1;
         }
@@ -618,6 +623,13 @@ impl Stream {
 
     /// First (or last) live entry ID.
     pub fn edge(&self, first: bool) -> Option<StreamId> {
+        if !first {
+            if let Some((_, n)) = self.nodes.last_key_value() {
+                if n.last_live {
+                    return Some(n.last);
+                }
+            }
+        }
         let mut r = None;
         self.range(StreamId::MIN, StreamId::MAX, !first, |id, _| {
             r = Some(id);
@@ -643,6 +655,9 @@ impl Stream {
             r.id < id
         });
         let Some(at) = at else { return false };
+        if id == node.last {
+            node.last_live = false;
+        }
         node.data[at] |= FLAG_DELETED;
         node.live -= 1;
         node.deleted += 1;
@@ -698,13 +713,16 @@ impl Stream {
                     return false;
                 }
                 if r.flags & FLAG_DELETED == 0 {
-                    marks.push(r.flags_at);
+                    marks.push((r.flags_at, r.id));
                     length = length.saturating_sub(1);
                 }
                 true
             });
-            for at in &marks {
+            for (at, id) in &marks {
                 node.data[*at] |= FLAG_DELETED;
+                if *id == node.last {
+                    node.last_live = false;
+                }
             }
             let n = marks.len() as u32;
             node.live -= n;

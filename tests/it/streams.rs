@@ -606,3 +606,38 @@ fn rdb_corpus_streams_read_back_equal() {
     }
     assert!(checked >= 10, "only {checked} streams checked");
 }
+
+/// A group read served by XADD to a blocked client is logged like a
+/// synchronous one: after kill -9 the entry is pending for that consumer.
+#[test]
+fn blocked_group_read_is_in_the_log() {
+    let mut s = TestServer::start(&["--appendfsync", "always"]);
+    let mut p = s.raw();
+    cmd(&mut p, &["XGROUP", "CREATE", "q", "g", "$", "MKSTREAM"]);
+    let mut a = s.raw();
+    send(
+        &mut a,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "waiter",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    settle();
+    cmd(&mut p, &["XADD", "q", "3-0", "k", "v"]);
+    assert!(read(&mut a).contains("3-0"));
+    let before = cmd(&mut p, &["XPENDING", "q", "g"]);
+    let groups = cmd(&mut p, &["XINFO", "GROUPS", "q"]);
+    s.kill9();
+    s.restart();
+    let mut p = s.raw();
+    assert_eq!(cmd(&mut p, &["XPENDING", "q", "g"]), before);
+    assert_eq!(cmd(&mut p, &["XINFO", "GROUPS", "q"]), groups);
+    assert!(before.contains("waiter"), "{before}");
+}
