@@ -481,7 +481,7 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
         };
         match &sw.group {
             None => {
-                if s.is_empty() || s.edge(false).map_or(true, |m| m <= gt) {
+                if s.is_empty() || s.edge(false).is_none_or(|m| m <= gt) {
                     continue;
                 }
                 header(&mut out);
@@ -495,7 +495,7 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
                     }
                     Some(grp) => {
                         let last = grp.last_id;
-                        if s.is_empty() || s.edge(false).map_or(true, |m| m <= last) {
+                        if s.is_empty() || s.edge(false).is_none_or(|m| m <= last) {
                             continue;
                         }
                         let grp = s.groups.get_mut(g.as_slice()).expect("checked");

@@ -423,7 +423,7 @@ fn exact_trim_cmd(key: &[u8], s: &Stream, how: Trim) -> Vec<Vec<u8>> {
             key.to_vec(),
             b"MINID".to_vec(),
             b"=".to_vec(),
-            id_bytes(if s.len() == 0 {
+            id_bytes(if s.is_empty() {
                 s.last_id.incr().unwrap_or(StreamId::MAX)
             } else {
                 s.first_id
@@ -672,7 +672,7 @@ fn xsetid(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         return Err(CmdError::NoSuchKey);
     };
     let s = stream_ref(e)?;
-    if s.len() > 0 {
+    if !s.is_empty() {
         let maxid = s.edge(false).unwrap_or_default();
         if id < maxid {
             return Err(CmdError::msg(
@@ -979,10 +979,10 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
         } else if eq(o, "streams") && more > 0 {
             streams_arg = i + 1;
             let n = a.len() - streams_arg;
-            if n % 2 != 0 {
-                return Err(CmdError::msg(format!(
-                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
-                )));
+            if !n.is_multiple_of(2) {
+                return Err(CmdError::msg(
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
             }
             nstreams = n / 2;
             break;
@@ -1063,7 +1063,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
             let history = gt != StreamId::MAX;
             let last_valid = s.edge(false);
             let gl = s.groups.get(gname).map(|g| g.last_id).unwrap_or_default();
-            let sync = history || (s.len() > 0 && last_valid.is_some_and(|m| m > gl));
+            let sync = history || (!s.is_empty() && last_valid.is_some_and(|m| m > gl));
             let g = s.groups.get_mut(gname).expect("checked");
             match g.consumers.get_mut(cname) {
                 Some(c) => c.seen_time = now,
@@ -1111,7 +1111,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
             let Some(e) = ml.get(j, key) else { continue };
             let s = stream_ref(e)?;
             let gt = ids[j];
-            if s.len() == 0 || s.edge(false).map_or(true, |m| m <= gt) {
+            if s.is_empty() || s.edge(false).is_none_or(|m| m <= gt) {
                 continue;
             }
             served += 1;
@@ -1857,7 +1857,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 /// Number of nodes of Redis's radix tree holding these 16-byte keys.
 fn rax_nodes(keys: &[[u8; 16]]) -> usize {
     fn walk(keys: &[[u8; 16]], d: usize) -> usize {
-        if d >= 16 || keys.len() <= 1 && d >= 16 {
+        if d >= 16 {
             return 1;
         }
         if keys.is_empty() {

@@ -602,7 +602,7 @@ impl Stream {
         }
         self.range(start, end, rev, |id, f| {
             out.push((id, f.iter().map(|x| x.to_vec()).collect()));
-            count.map_or(true, |c| out.len() < c)
+            count.is_none_or(|c| out.len() < c)
         });
         out
     }
