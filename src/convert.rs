@@ -119,8 +119,11 @@ pub fn stream_from_rdb(st: &basalt_rdb::Stream, lim: &Limits) -> Result<Stream, 
             j += 1;
         }
     }
-    let total: u64 = st.nodes.iter().map(|n| n.entries).sum();
-    let use_layout = !st.nodes.is_empty() && total == all.len() as u64;
+    let total = st
+        .nodes
+        .iter()
+        .try_fold(0u64, |a, n| a.checked_add(n.entries));
+    let use_layout = !st.nodes.is_empty() && total == Some(all.len() as u64);
     let mut starts = std::collections::HashSet::new();
     if use_layout {
         let mut at = 0u64;

@@ -250,10 +250,13 @@ fn write_node(out: &mut Vec<u8>, entries: &[(&StreamEntry, bool)], compress: boo
 pub fn write_stream(out: &mut Vec<u8>, s: &Stream, version: u8, compress: bool) {
     // The stored layout when it is consistent with the entries, else
     // nodes split by count and approximate size.
-    let layout_total: u64 = s.nodes.iter().map(|n| n.entries).sum();
+    let layout_total = s
+        .nodes
+        .iter()
+        .try_fold(0u64, |a, n| a.checked_add(n.entries));
     let mut all: Vec<(&StreamEntry, bool)> = Vec::new();
     let mut bounds = Vec::new();
-    if !s.nodes.is_empty() && layout_total == (s.entries.len() + s.deleted.len()) as u64 {
+    if !s.nodes.is_empty() && layout_total == Some((s.entries.len() + s.deleted.len()) as u64) {
         let (mut i, mut j) = (0, 0);
         while i < s.entries.len() || j < s.deleted.len() {
             let take_live = match (s.entries.get(i), s.deleted.get(j)) {
@@ -272,7 +275,7 @@ pub fn write_stream(out: &mut Vec<u8>, s: &Stream, version: u8, compress: bool) 
         let mut start = 0usize;
         let mut ok = true;
         for n in &s.nodes {
-            let end = start + n.entries as usize;
+            let end = start.saturating_add(usize::try_from(n.entries).unwrap_or(usize::MAX));
             let first = all.get(start).map(|(e, _)| e.id);
             let live = all
                 .get(start..end)
