@@ -31,6 +31,9 @@ pub struct ClientHandle {
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
     pub kill: tokio::sync::Notify,
+    /// Poked when `timeout` changes, so an idle connection re-arms its
+    /// idle timer.
+    pub retime: tokio::sync::Notify,
     /// CLIENT LIST's sub / psub / ssub counts and `multi` (-1 = none).
     pub sub_counts: [std::sync::atomic::AtomicU32; 3],
     pub multi_len: std::sync::atomic::AtomicI32,
@@ -254,6 +257,23 @@ pub struct Clients {
 
 impl Clients {
     pub fn register(&self, addr: String, laddr: String, unix: bool) -> Arc<ClientHandle> {
+        self.try_register(addr, laddr, unix, usize::MAX)
+            .expect("no limit")
+    }
+
+    /// Registers a client unless `max` are connected already (checked and
+    /// added under one lock, so concurrent accepts cannot overshoot).
+    pub fn try_register(
+        &self,
+        addr: String,
+        laddr: String,
+        unix: bool,
+        max: usize,
+    ) -> Option<Arc<ClientHandle>> {
+        let mut map = self.map.lock();
+        if map.len() >= max {
+            return None;
+        }
         let id = self.next_id.fetch_add(1, Relaxed) + 1;
         let h = Arc::new(ClientHandle {
             id,
@@ -273,11 +293,12 @@ impl Clients {
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
+            retime: tokio::sync::Notify::new(),
             sub_counts: Default::default(),
             multi_len: std::sync::atomic::AtomicI32::new(-1),
         });
-        self.map.lock().insert(id, h.clone());
-        h
+        map.insert(id, h.clone());
+        Some(h)
     }
 
     pub fn unregister(&self, id: u64) {

@@ -94,6 +94,14 @@ fn rid(id: StreamId) -> basalt_rdb::StreamId {
 /// in increasing ID order and PEL references consistent (the reader
 /// checks consumer PELs against the group PEL).
 pub fn stream_from_rdb(st: &basalt_rdb::Stream, lim: &Limits) -> Result<Stream, String> {
+    if st.idmp.as_ref().is_some_and(|i| i.has_state()) {
+        return Err("streams with idempotent-producer (IDMP) state are not supported".into());
+    }
+    if st.groups.iter().any(|g| !g.nacked.is_empty()) {
+        return Err(
+            "streams with negatively acknowledged (XNACK) entries are not supported".into(),
+        );
+    }
     let mut s = Stream::new();
     let nl = NodeLimits {
         max_bytes: lim.stream_node_bytes,
@@ -261,6 +269,7 @@ pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
                     delivery_count: n.delivery_count,
                 })
                 .collect(),
+            nacked: Vec::new(),
             consumers: g
                 .consumers
                 .iter()
@@ -284,5 +293,6 @@ pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
         listpack_nodes: s.node_count() as u64,
         nodes,
         deleted,
+        idmp: None,
     }
 }

@@ -33,6 +33,14 @@ fn main() {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    let tls = match basalt::tls::from_config(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("TLS configuration error: {e}");
+            eprintln!("basalt-server: TLS configuration error: {e}");
+            std::process::exit(1);
+        }
+    };
     let threads = cfg.io_threads;
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -63,6 +71,7 @@ fn main() {
         };
         let appendonly = cfg.appendonly;
         let srv = Arc::new(Shared::new(cfg));
+        *srv.tls.write() = tls;
         let _ = srv.me.set(Arc::downgrade(&srv));
         {
             // Replay in the background while clients get -LOADING.

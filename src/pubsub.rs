@@ -335,9 +335,15 @@ impl Frames {
 /// Parses the `pubsub` class of `client-output-buffer-limit` into bytes
 /// and seconds.
 pub fn parse_limits(conf: &str) -> Option<(u64, u64, u64)> {
+    parse_class_limits(conf, "pubsub")
+}
+
+/// Parses one class (`normal`, `pubsub`, `slave`) of
+/// `client-output-buffer-limit` into bytes and seconds.
+pub fn parse_class_limits(conf: &str, class: &str) -> Option<(u64, u64, u64)> {
     let w: Vec<&str> = conf.split_whitespace().collect();
     for c in w.chunks(4) {
-        if c.len() == 4 && c[0].eq_ignore_ascii_case("pubsub") {
+        if c.len() == 4 && c[0].eq_ignore_ascii_case(class) {
             let mem = |s: &str| crate::config::parse_memory(s);
             return Some((mem(c[1])?, mem(c[2])?, c[3].parse().ok()?));
         }

@@ -116,6 +116,16 @@ pub struct Shared {
     pub latency_tracking: AtomicBool,
     /// `notify-keyspace-events` as flag bits (see `notify`).
     pub notify_flags: std::sync::atomic::AtomicU32,
+    /// The TLS context for connections on `tls-port` (None: no TLS).
+    /// Replaced by CONFIG SET of a `tls-*` option; a connection keeps the
+    /// context it was accepted with.
+    pub tls: parking_lot::RwLock<Option<Arc<rustls::ServerConfig>>>,
+    /// `client-output-buffer-limit normal`, mirrored for the connections.
+    pub normal_limits: crate::pubsub::Limits,
+    /// Clients waiting in a blocking command (INFO blocked_clients).
+    pub blocked_clients: AtomicU64,
+    /// `maxmemory` and eviction (see `evict`).
+    pub evict: crate::evict::Evictor,
 }
 
 /// Redis's LRU clock resolution: 24 bits of seconds.
@@ -188,6 +198,9 @@ impl Shared {
             watches: Default::default(),
             tracking: Default::default(),
             monitors: Default::default(),
+            tls: parking_lot::RwLock::new(None),
+            normal_limits: Default::default(),
+            blocked_clients: AtomicU64::new(0),
             slowlog: Default::default(),
             latency: Default::default(),
             slowlog_us: Default::default(),
@@ -195,6 +208,7 @@ impl Shared {
             latency_ms: Default::default(),
             latency_tracking: AtomicBool::new(true),
             notify_flags: Default::default(),
+            evict: Default::default(),
         };
         s.apply_runtime_config();
         s
@@ -205,6 +219,7 @@ impl Shared {
     pub fn apply_runtime_config(&self) {
         let c = self.config.read();
         self.notify_flags.store(c.notify_flags, Relaxed);
+        self.evict.configure(&c);
         let num = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok());
         self.slowlog_us
             .store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);
@@ -225,6 +240,15 @@ impl Shared {
             .and_then(crate::pubsub::parse_limits)
         {
             let l = &self.pubsub.limits;
+            l.hard.store(hard, Relaxed);
+            l.soft.store(soft, Relaxed);
+            l.soft_secs.store(secs, Relaxed);
+        }
+        if let Some((hard, soft, secs)) = c
+            .get("client-output-buffer-limit")
+            .and_then(|v| crate::pubsub::parse_class_limits(v, "normal"))
+        {
+            let l = &self.normal_limits;
             l.hard.store(hard, Relaxed);
             l.soft.store(soft, Relaxed);
             l.soft_secs.store(secs, Relaxed);

@@ -88,6 +88,7 @@ fn stream() -> impl Strategy<Value = Stream> {
                     entries_read: read.then_some(3),
                     pel,
                     consumers,
+                    nacked: vec![],
                 }
             })
             .collect();
@@ -101,6 +102,7 @@ fn stream() -> impl Strategy<Value = Stream> {
             listpack_nodes: 0,
             nodes: vec![],
             deleted: vec![],
+            idmp: None,
             entries,
         }
     })

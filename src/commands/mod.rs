@@ -313,18 +313,25 @@ impl<'a> Ctx<'a> {
         self.srv.lru_clock_at(self.now_ms)
     }
 
-    /// A new stored value: it starts with the current access clock, as a
-    /// new Redis object does.
+    /// How this command marks an accessed key: the LRU clock, or an LFU
+    /// counter update under an LFU `maxmemory-policy`.
+    #[inline]
+    pub fn stamp(&self) -> crate::evict::Stamp {
+        self.srv.evict.stamp(self.now_ms)
+    }
+
+    /// A new stored value: it starts with the current access clock (or
+    /// the initial LFU counter), as a new Redis object does.
     pub fn new_entry(&self, value: basalt_storage::Value, expire_at: u64) -> basalt_storage::Entry {
         let mut e = basalt_storage::Entry::with_expire(value, expire_at);
-        e.lru = self.clock();
+        e.lru = self.stamp().fresh();
         e
     }
 
-    /// The clock to stamp on a key a write command looks up (Redis's
-    /// write lookups touch it too), or None under CLIENT NO-TOUCH.
-    pub fn touch_clock(&self) -> Option<u32> {
-        (!self.client.handle.no_touch.load(Relaxed)).then(|| self.clock())
+    /// The stamp for a key a write command looks up (Redis's write
+    /// lookups touch it too), or None under CLIENT NO-TOUCH.
+    pub fn touch_clock(&self) -> Option<crate::evict::Stamp> {
+        (!self.client.handle.no_touch.load(Relaxed)).then(|| self.stamp())
     }
 
     /// A read that counts hit/miss but leaves the access clock alone
@@ -401,6 +408,19 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
             ctx,
             argv,
             &CmdError::msg("ERR Command not allowed inside a transaction"),
+        );
+        return 0;
+    }
+    if ctx.txn.is_none()
+        && !ctx.loading
+        && ctx.srv.evict.maxmemory.load(Relaxed) != 0
+        && out_of_memory(ctx, entry)
+    {
+        stat.stats.rejected.fetch_add(1, Relaxed);
+        reject(
+            ctx,
+            argv,
+            &CmdError::msg("OOM command not allowed when used memory > 'maxmemory'."),
         );
         return 0;
     }
@@ -496,6 +516,28 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         reply_error(ctx, &err);
     }
     f
+}
+
+/// Frees memory for a command (Redis's `performEvictions` in
+/// `processCommand`); true when the command must be refused: the server
+/// stays over `maxmemory` and the command may grow memory — it is flagged
+/// `denyoom`, it is an EXEC of such commands, or it would be queued in a
+/// transaction.
+#[cold]
+fn out_of_memory(ctx: &Ctx<'_>, entry: &Entry) -> bool {
+    if ctx.srv.loading.load(Relaxed) {
+        return false;
+    }
+    let outcome = crate::evict::perform(ctx.srv);
+    if outcome != crate::evict::Outcome::Fail {
+        return false;
+    }
+    let name = entry.fullname.as_str();
+    match &ctx.client.multi {
+        Some(m) if name == "exec" => m.entries.iter().any(|e| e.spec.flags & flags::DENYOOM != 0),
+        Some(_) => !matches!(name, "discard" | "quit" | "reset"),
+        None => entry.spec.flags & flags::DENYOOM != 0,
+    }
 }
 
 const TIME_SAMPLE: u64 = 8;

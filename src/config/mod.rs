@@ -106,6 +106,7 @@ const FIXED_AT_START: &[&str] = &[
     "shards",
     "debug-simulate-power-loss",
     "debug-aof-fault-injection",
+    "tls-port",
 ];
 
 fn lookup(name: &str) -> Option<&'static Opt> {
@@ -128,7 +129,7 @@ fn int_range(name: &str) -> (i64, i64) {
     match name {
         "port" | "tls-port" => (0, 65535),
         "databases" => (1, i32::MAX as i64),
-        "maxclients" => (1, i32::MAX as i64),
+        "maxclients" => (1, u32::MAX as i64),
         "hz" => (0, i32::MAX as i64),
         "active-expire-effort" => (1, 10),
         "io-threads" => (0, 128),
@@ -136,6 +137,9 @@ fn int_range(name: &str) -> (i64, i64) {
         "slowlog-max-len" => (0, i64::MAX),
         "auto-aof-rewrite-percentage" => (0, i32::MAX as i64),
         "shards" => (0, 1 << 16),
+        "maxmemory-samples" => (1, i32::MAX as i64),
+        "maxmemory-eviction-tenacity" => (0, 100),
+        "lfu-log-factor" | "lfu-decay-time" => (0, i32::MAX as i64),
         _ => (i64::MIN, i64::MAX),
     }
 }
@@ -216,7 +220,11 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     .iter()
     .find_map(|(u, m)| l.strip_suffix(u).map(|n| (n.to_string(), *m)))
     .unwrap_or((l.clone(), 1));
-    if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) {
+    // An empty number is 0, as Redis's `memtoull` (strtoull of "").
+    if num.is_empty() {
+        return Some(0);
+    }
+    if !num.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
     num.parse::<u64>().ok()?.checked_mul(mul)

@@ -4,13 +4,16 @@ mod support;
 
 mod blocking;
 mod differential;
+mod evict;
 mod hash_ttl;
+mod limits;
 mod migration;
 mod persistence;
 mod protocol;
 mod snapshot;
 mod streams;
 mod strings;
+mod tls;
 mod tools;
 mod txn;
 mod types;
