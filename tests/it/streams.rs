@@ -522,14 +522,10 @@ fn dump_restore_streams_both_ways_with_redis() {
     );
 }
 
-const CORPUS: &str = "../shared/rdb-corpus";
-
+/// The shared corpus, beside the repository (`../shared/rdb-corpus`).
 fn corpus_dir() -> Option<std::path::PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(CORPUS.trim_start_matches("../"));
-    let p2 = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
-    [p2, p].into_iter().find(|d| d.join("README.md").exists())
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/rdb-corpus");
+    p.join("README.md").exists().then_some(p)
 }
 
 /// Every stream in the shared RDB corpus (the files redis-server 7.0
