@@ -1628,6 +1628,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     };
     let mut n = 0usize;
     let cname_b: Box<[u8]> = cname.into();
+    let mut new_consumer = false;
     for id in ids {
         let exists = s.contains(id);
         let fields = if exists && !justid { s.get(id) } else { None };
@@ -1667,6 +1668,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                         pel: Default::default(),
                     },
                 );
+                new_consumer = true;
             }
         }
         let nack = g.pel.get_mut(&id).expect("present");
@@ -1700,6 +1702,9 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if propagate_last {
         let g = s.groups.get(gname).expect("checked");
         log.push(setid_effect(key, gname, g));
+    }
+    if new_consumer {
+        ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
     }
     if !log.is_empty() {
         propagate_effects(ctx, &log);
@@ -1747,6 +1752,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let s = stream_mut(k.get_mut().expect("present"))?;
     let mut attempts = count.saturating_mul(10);
     let cname_b: Box<[u8]> = cname.into();
+    let mut new_consumer = false;
     let mut log: Vec<ArgBuf> = Vec::new();
     let mut body = Reply {
         buf: Vec::new(),
@@ -1804,6 +1810,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                         pel: Default::default(),
                     },
                 );
+                new_consumer = true;
             }
         }
         let nack = g.pel.get_mut(&id).expect("present");
@@ -1835,6 +1842,9 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             next = None;
             break;
         }
+    }
+    if new_consumer {
+        ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
     }
     if !log.is_empty() {
         propagate_effects(ctx, &log);
