@@ -372,6 +372,15 @@ impl Evictor {
         (self.exceeded_total.load(Relaxed) + cur, cur)
     }
 
+    /// CONFIG RESETSTAT: the time spent over the limit starts again.
+    pub fn reset_stats(&self) {
+        self.exceeded_total.store(0, Relaxed);
+        if self.exceeded_since.load(Relaxed) != 0 {
+            self.exceeded_since
+                .store(crate::shared::unix_ms().max(1), Relaxed);
+        }
+    }
+
     fn note_over(&self, over: bool) {
         let since = self.exceeded_since.load(Relaxed);
         if over && since == 0 {

@@ -487,3 +487,34 @@ fn object_freq_counts_accesses_under_lfu() {
         .unwrap();
     assert!(idle >= 0);
 }
+
+#[test]
+fn background_cycle_evicts_between_commands() {
+    // One command may spend only its time budget evicting
+    // (maxmemory-eviction-tenacity 0: 16 keys); the background cycle
+    // finishes the job with no further commands.
+    let srv = TestServer::start(&["--appendfsync", "no", "--maxmemory-eviction-tenacity", "0"]);
+    let mut c = srv.client();
+    config_set(&mut c, "maxmemory-policy", "allkeys-random");
+    config_set(&mut c, "notify-keyspace-events", "Ee");
+    let n = 10_000;
+    fill(&mut c, "k", 0..n, 500, None);
+    let mut sub = conn(srv.port);
+    let mut ps = sub.as_pubsub();
+    ps.subscribe("__keyevent@0__:evicted").unwrap();
+    ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (counted, _) = counted_memory(&mut c);
+    config_set(&mut c, "maxmemory", &(counted / 2).to_string());
+    // No command on any connection from here: count the events.
+    let mut got = 0;
+    while got < n / 4 {
+        ps.get_message().expect("evictions go on between commands");
+        got += 1;
+    }
+    drop(ps);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counted_memory(&mut c).0 > counted / 2 {
+        assert!(Instant::now() < deadline, "never got under the limit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
