@@ -518,3 +518,32 @@ fn background_cycle_evicts_between_commands() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn maxmemory_clients_disconnects_the_biggest_client() {
+    let srv = TestServer::start(&["--maxmemory-clients", "1mb"]);
+    let mut c = srv.client();
+    // Two clients each leave a 2 MB command unfinished in their query
+    // buffers; the one flagged NO-EVICT is spared.
+    let mut kept = srv.raw();
+    assert_eq!(kept.cmd_str(&["CLIENT", "NO-EVICT", "on"]), b"+OK\r\n");
+    let mut big = srv.raw();
+    let head = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\n";
+    let body = vec![b'x'; 2 << 20];
+    for r in [&mut kept, &mut big] {
+        r.send(head);
+        r.send(&body[..body.len() - 1]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "stats", "evicted_clients") == 0 {
+        assert!(Instant::now() < deadline, "no client evicted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        big.closed(),
+        "the biggest evictable client was disconnected"
+    );
+    kept.send(b"x\r\n");
+    assert_eq!(kept.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(info_field(&mut c, "stats", "evicted_clients"), 1);
+}
