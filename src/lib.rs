@@ -8,6 +8,7 @@
 //! (listeners, background cycles, shutdown). The keyspace itself lives in
 //! the `basalt-storage` crate.
 
+pub mod acl;
 pub mod alloc;
 pub mod blocking;
 pub mod client;

@@ -170,6 +170,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
                         Ok((sock, peer)) => {
                             prepare(&srv, &sock);
                             let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                            if protected_refuses(&srv, peer.ip()) {
+                                tokio::spawn(deny_protected(sock));
+                                continue;
+                            }
                             match admit(&srv, peer.to_string(), local, false) {
                                 Some(h) => tokio::spawn(connection::serve(srv.clone(), sock, h)),
                                 None => tokio::spawn(reject(sock)),
@@ -286,6 +290,9 @@ async fn serve_tls(
         },
         _ = stop.changed() => return,
     };
+    if protected_refuses(&srv, peer.ip()) {
+        return deny_protected(stream).await;
+    }
     match admit(&srv, peer.to_string(), local, false) {
         Some(h) => connection::serve(srv, stream, h).await,
         None => reject(stream).await,
@@ -520,5 +527,43 @@ async fn expire_cycle(srv: Arc<Shared>) {
             shard = (shard + 1) % n;
             visited += 1;
         }
+    }
+}
+
+/// Protected mode: no password for the default user and a peer that is
+/// not on the loopback interface.
+fn protected_refuses(srv: &Shared, peer: std::net::IpAddr) -> bool {
+    let on = srv.config.read().get("protected-mode") == Some("yes");
+    on && crate::acl::protected_refuses(on, srv.acl.default_user().rules().nopass, Some(peer))
+}
+
+/// Sends Redis's protected-mode explanation and closes.
+async fn deny_protected<S: tokio::io::AsyncWrite + Unpin>(mut sock: S) {
+    use tokio::io::AsyncWriteExt;
+    let _ = sock
+        .write_all(crate::acl::PROTECTED_MODE_ERROR.as_bytes())
+        .await;
+    let _ = sock.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The accept loop's protected-mode decision against real server
+    /// state (the socket side only writes PROTECTED_MODE_ERROR).
+    #[test]
+    fn protected_mode_follows_password_and_config() {
+        let srv = Shared::new(Config::default());
+        let outside: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(protected_refuses(&srv, outside));
+        assert!(!protected_refuses(&srv, lo));
+        srv.acl.set_requirepass(b"pw");
+        assert!(!protected_refuses(&srv, outside));
+        srv.acl.set_requirepass(b"");
+        assert!(protected_refuses(&srv, outside));
+        srv.config.write().set("protected-mode", "no").unwrap();
+        assert!(!protected_refuses(&srv, outside));
     }
 }

@@ -71,6 +71,8 @@ pub struct Shared {
     pub ks: Keyspace,
     pub config: RwLock<Config>,
     pub clients: Clients,
+    /// Users and the ACL log.
+    pub acl: crate::acl::Acl,
     pub stats: Stats,
     pub pause: Pause,
     pub started: Instant,
@@ -173,6 +175,7 @@ impl Shared {
             ks,
             config: RwLock::new(config),
             clients: Clients::default(),
+            acl: crate::acl::Acl::new(),
             stats: Stats::default(),
             pause: Pause::default(),
             started: Instant::now(),
@@ -212,6 +215,35 @@ impl Shared {
         };
         s.apply_runtime_config();
         s
+    }
+
+    /// Sets up users at start: `requirepass` for the default user, then
+    /// the config file's `user` lines or the `aclfile` (not both, as
+    /// Redis). Err: why the server must not start.
+    pub fn init_acl(&self) -> Result<(), String> {
+        let (pass, users, aclfile, all) = {
+            let c = self.config.read();
+            (
+                c.requirepass.clone(),
+                c.users.clone(),
+                c.get("aclfile").unwrap_or("").to_string(),
+                c.get("acl-pubsub-default") == Some("allchannels"),
+            )
+        };
+        self.acl.set_requirepass(pass.as_bytes());
+        if !users.is_empty() && !aclfile.is_empty() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        if !users.is_empty() {
+            let parsed = crate::acl::parse_user_lines(&users.join("\n"), "config", all)?;
+            for (name, rules) in parsed {
+                self.acl.put_user(&name, rules);
+            }
+        }
+        if !aclfile.is_empty() {
+            crate::commands::acl::load_file(&self.acl, &aclfile, all)?;
+        }
+        Ok(())
     }
 
     /// Mirrors settings the hot paths read into atomics (at start and

@@ -7,6 +7,7 @@
 //! arguments, and never touch a socket. Arity and subcommands are checked
 //! once, here. The same table answers COMMAND INFO / DOCS / LIST.
 
+pub mod acl;
 pub mod args;
 pub mod bitmap;
 pub mod client;
@@ -134,6 +135,8 @@ pub struct CmdStats {
 
 pub struct Entry {
     pub spec: &'static CommandSpec,
+    /// Dense index over every command and subcommand (ACL bitmaps).
+    pub id: usize,
     pub fullname: String,
     pub stats: CmdStats,
     pub subs: HashMap<String, Entry>,
@@ -164,12 +167,16 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         bitmap::COMMANDS,
         sort::COMMANDS,
         hll::COMMANDS,
+        acl::COMMANDS,
     ]
     .into_iter()
     .flatten()
 }
 
 fn entry_for(spec: &'static CommandSpec, parent: Option<&str>) -> Entry {
+    // The table is built once, so ids are 0..n.
+    static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = NEXT_ID.fetch_add(1, Relaxed);
     let fullname = match parent {
         Some(p) => format!("{p}|{}", spec.name),
         None => spec.name.to_string(),
@@ -181,6 +188,7 @@ fn entry_for(spec: &'static CommandSpec, parent: Option<&str>) -> Entry {
         .collect();
     Entry {
         spec,
+        id,
         fullname,
         stats: CmdStats::default(),
         subs,
@@ -395,7 +403,10 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         );
         return 0;
     }
-    if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
+    if !ctx.client.authenticated
+        && entry.spec.flags & flags::NO_AUTH == 0
+        && ctx.srv.acl.default_needs_auth.load(Relaxed)
+    {
         stat.stats.rejected.fetch_add(1, Relaxed);
         reject(ctx, argv, &CmdError::msg("NOAUTH Authentication required."));
         return 0;
@@ -408,6 +419,13 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
             &CmdError::msg("ERR Command not allowed inside a transaction"),
         );
         return 0;
+    }
+    if !ctx.loading && !ctx.client.user.unrestricted.load(Relaxed) {
+        if let Err(err) = acl::check_command(ctx, entry, argv, false) {
+            stat.stats.rejected.fetch_add(1, Relaxed);
+            reject(ctx, argv, &err);
+            return 0;
+        }
     }
     if ctx.txn.is_none()
         && !ctx.loading
@@ -500,9 +518,27 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         } else {
             argv.len()
         };
-        ctx.srv
-            .monitors
-            .feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
+        if entry.fullname == "hello" {
+            // HELLO ... AUTH <user> <pass>: those two are hidden, as Redis.
+            let mut shown: Vec<&[u8]> = argv.to_vec();
+            let mut j = 2;
+            while j < shown.len() {
+                if args::eq(shown[j], "auth") && j + 2 < shown.len() {
+                    shown[j + 1] = b"(redacted)";
+                    shown[j + 2] = b"(redacted)";
+                    j += 3;
+                } else {
+                    j += 1;
+                }
+            }
+            ctx.srv
+                .monitors
+                .feed(ctx.client.db, &ctx.client.handle.addr, &shown, shown.len());
+        } else {
+            ctx.srv
+                .monitors
+                .feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
+        }
     }
     stat.stats.calls.fetch_add(1, Relaxed);
     ctx.srv.stats.commands.fetch_add(1, Relaxed);

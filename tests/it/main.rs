@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acl;
 mod blocking;
 mod differential;
 mod evict;
