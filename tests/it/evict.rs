@@ -526,6 +526,13 @@ fn background_cycle_evicts_between_commands() {
 fn maxmemory_clients_disconnects_the_biggest_client() {
     let srv = TestServer::start(&["--maxmemory-clients", "1mb"]);
     let mut c = srv.client();
+    // The spared client alone stays over the limit, so every other
+    // client with buffered bytes would go next: this one watches.
+    let _: () = redis::cmd("CLIENT")
+        .arg("NO-EVICT")
+        .arg("on")
+        .query(&mut c)
+        .unwrap();
     // Two clients each leave a 2 MB command unfinished in their query
     // buffers; the one flagged NO-EVICT is spared.
     let mut kept = srv.raw();
