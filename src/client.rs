@@ -27,6 +27,8 @@ pub struct ClientHandle {
     pub last_cmd: std::sync::atomic::AtomicPtr<Entry>,
     pub last_active_ms: AtomicU64,
     pub qbuf: AtomicU64,
+    /// Reply bytes waiting to be sent (maxmemory-clients).
+    pub omem: AtomicU64,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
@@ -329,6 +331,7 @@ impl Clients {
             last_cmd: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             last_active_ms: AtomicU64::new(unix_ms()),
             qbuf: AtomicU64::new(0),
+            omem: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),

@@ -256,6 +256,7 @@ where
         if let Some(s) = &client.sub {
             s.drain_into(&mut reply.buf);
         }
+        handle.omem.store(reply.len() as u64, Relaxed);
         // A client that does not read its replies is cut off once it has
         // stayed over the soft limit for its seconds.
         let flushed = match obl.as_ref().and_then(|l| l.cut_at(soft_since)) {
@@ -278,6 +279,7 @@ where
                 .await
             }
         };
+        handle.omem.store(reply.len() as u64, Relaxed);
         if reply.buf.is_empty() {
             soft_since = None;
         }

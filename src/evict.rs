@@ -278,6 +278,9 @@ pub struct Evictor {
     /// and the total ms spent over it (INFO's eviction_exceeded_time).
     exceeded_since: AtomicU64,
     exceeded_total: AtomicU64,
+    /// `maxmemory-clients`: bytes, or a percentage of maxmemory (negative).
+    clients_limit: std::sync::atomic::AtomicI64,
+    pub evicted_clients: AtomicU64,
 }
 
 impl Default for Evictor {
@@ -294,6 +297,8 @@ impl Default for Evictor {
             writes: Counter::default(),
             exceeded_since: AtomicU64::new(0),
             exceeded_total: AtomicU64::new(0),
+            clients_limit: std::sync::atomic::AtomicI64::new(0),
+            evicted_clients: AtomicU64::new(0),
         }
     }
 }
@@ -336,6 +341,20 @@ impl Evictor {
             num("lfu-decay-time", 1).min(u32::MAX as u64) as u32,
             Relaxed,
         );
+        let cl = c.get("maxmemory-clients").unwrap_or("0");
+        let cl = match cl.strip_suffix('%') {
+            Some(p) => -p.parse::<i64>().unwrap_or(0),
+            None => cl.parse::<i64>().unwrap_or(0),
+        };
+        self.clients_limit.store(cl, Relaxed);
+    }
+
+    /// The `maxmemory-clients` limit in bytes (0: none).
+    pub fn clients_limit(&self) -> u64 {
+        match self.clients_limit.load(Relaxed) {
+            n if n >= 0 => n as u64,
+            pct => self.maxmemory.load(Relaxed) / 100 * pct.unsigned_abs(),
+        }
     }
 
     #[inline]
@@ -372,6 +391,16 @@ impl Evictor {
         (self.exceeded_total.load(Relaxed) + cur, cur)
     }
 
+    /// CONFIG RESETSTAT: the time spent over the limit starts again.
+    pub fn reset_stats(&self) {
+        self.exceeded_total.store(0, Relaxed);
+        self.evicted_clients.store(0, Relaxed);
+        if self.exceeded_since.load(Relaxed) != 0 {
+            self.exceeded_since
+                .store(crate::shared::unix_ms().max(1), Relaxed);
+        }
+    }
+
     fn note_over(&self, over: bool) {
         let since = self.exceeded_since.load(Relaxed);
         if over && since == 0 {
@@ -382,6 +411,40 @@ impl Evictor {
             self.exceeded_total
                 .fetch_add(crate::shared::unix_ms().saturating_sub(since), Relaxed);
         }
+    }
+}
+
+/// Client eviction (`maxmemory-clients`): while the clients' buffers
+/// (query buffer and unsent replies) add up to more than the limit, the
+/// client using the most is disconnected, sparing CLIENT NO-EVICT ones
+/// (Redis's `evictClients`). Run by the background cycle.
+pub fn evict_clients(srv: &Shared) {
+    let limit = srv.evict.clients_limit();
+    if limit == 0 {
+        return;
+    }
+    let mut clients: Vec<(u64, std::sync::Arc<crate::client::ClientHandle>)> = srv
+        .clients
+        .all()
+        .into_iter()
+        .map(|h| (h.qbuf.load(Relaxed) + h.omem.load(Relaxed), h))
+        .collect();
+    let mut total: u64 = clients.iter().map(|(m, _)| m).sum();
+    if total <= limit {
+        return;
+    }
+    clients.sort_by_key(|(m, _)| std::cmp::Reverse(*m));
+    for (m, h) in clients {
+        if total <= limit || m == 0 {
+            break;
+        }
+        if h.no_evict.load(Relaxed) || h.killed.load(Relaxed) {
+            continue;
+        }
+        tracing::info!(client = h.id, addr = %h.addr, bytes = m, "evicting client (maxmemory-clients)");
+        h.kill();
+        srv.evict.evicted_clients.fetch_add(1, Relaxed);
+        total -= m;
     }
 }
 

@@ -440,6 +440,7 @@ async fn expire_cycle(srv: Arc<Shared>) {
             _ = stop.changed() => return,
         }
         let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
+        crate::evict::evict_clients(&srv);
         // Keep freeing memory while over `maxmemory` between commands
         // (Redis's eviction time proc), within the same budget.
         if srv.evict.maxmemory.load(Relaxed) != 0 && !srv.loading.load(Relaxed) {

@@ -143,6 +143,7 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     ctx.srv.stats.reset();
+    ctx.srv.evict.reset_stats();
     for e in table().all() {
         e.stats.calls.store(0, std::sync::atomic::Ordering::Relaxed);
         e.stats.usec.store(0, std::sync::atomic::Ordering::Relaxed);

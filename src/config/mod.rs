@@ -346,6 +346,21 @@ impl Config {
                 }
                 Ok(v.to_string())
             }
+            Kind::Mem if opt.name == "maxmemory-clients" => {
+                // Bytes, or a percentage of maxmemory ("10%"), as Redis.
+                let bad = || "argument must be a memory or percent value".to_string();
+                if let Some(p) = joined.strip_suffix('%') {
+                    if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
+                        return Err(bad());
+                    }
+                    let n: u64 = p.parse().map_err(|_| bad())?;
+                    if n > 100 {
+                        return Err("percentage argument must be less or equal to 100".into());
+                    }
+                    return Ok(if n == 0 { "0".into() } else { format!("{n}%") });
+                }
+                Ok(parse_memory(&joined).ok_or_else(bad)?.to_string())
+            }
             Kind::Mem => {
                 let v = parse_memory(&joined)
                     .ok_or_else(|| "argument must be a memory value".to_string())?;

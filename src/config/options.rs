@@ -567,7 +567,7 @@ pub static OPTIONS: &[Opt] = &[
         name: "maxmemory-clients",
         default: "0",
         kind: Kind::Mem,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "maxmemory-eviction-tenacity",

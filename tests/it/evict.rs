@@ -487,3 +487,73 @@ fn object_freq_counts_accesses_under_lfu() {
         .unwrap();
     assert!(idle >= 0);
 }
+
+#[test]
+fn background_cycle_evicts_between_commands() {
+    // One command may spend only its time budget evicting
+    // (maxmemory-eviction-tenacity 0: 16 keys); the background cycle
+    // finishes the job with no further commands.
+    let srv = TestServer::start(&["--appendfsync", "no", "--maxmemory-eviction-tenacity", "0"]);
+    let mut c = srv.client();
+    config_set(&mut c, "maxmemory-policy", "allkeys-random");
+    config_set(&mut c, "notify-keyspace-events", "Ee");
+    let n = 10_000;
+    fill(&mut c, "k", 0..n, 500, None);
+    let mut sub = conn(srv.port);
+    let mut ps = sub.as_pubsub();
+    ps.subscribe("__keyevent@0__:evicted").unwrap();
+    ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (counted, _) = counted_memory(&mut c);
+    config_set(&mut c, "maxmemory", &(counted / 2).to_string());
+    // No command on any connection from here: count the events.
+    let mut got = 0;
+    while got < n / 4 {
+        ps.get_message().expect("evictions go on between commands");
+        got += 1;
+    }
+    // Close the subscriber: events nobody reads would fill its output
+    // buffer, which counts as memory too.
+    drop(ps);
+    drop(sub);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counted_memory(&mut c).0 > counted / 2 {
+        assert!(Instant::now() < deadline, "never got under the limit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn maxmemory_clients_disconnects_the_biggest_client() {
+    let srv = TestServer::start(&["--maxmemory-clients", "1mb"]);
+    let mut c = srv.client();
+    // The spared client alone stays over the limit, so every other
+    // client with buffered bytes would go next: this one watches.
+    let _: () = redis::cmd("CLIENT")
+        .arg("NO-EVICT")
+        .arg("on")
+        .query(&mut c)
+        .unwrap();
+    // Two clients each leave a 2 MB command unfinished in their query
+    // buffers; the one flagged NO-EVICT is spared.
+    let mut kept = srv.raw();
+    assert_eq!(kept.cmd_str(&["CLIENT", "NO-EVICT", "on"]), b"+OK\r\n");
+    let mut big = srv.raw();
+    let head = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\n";
+    let body = vec![b'x'; 2 << 20];
+    for r in [&mut kept, &mut big] {
+        r.send(head);
+        r.send(&body[..body.len() - 1]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "stats", "evicted_clients") == 0 {
+        assert!(Instant::now() < deadline, "no client evicted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        big.closed(),
+        "the biggest evictable client was disconnected"
+    );
+    kept.send(b"x\r\n");
+    assert_eq!(kept.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(info_field(&mut c, "stats", "evicted_clients"), 1);
+}

@@ -181,8 +181,8 @@ impl Inner {
             p.buf.clear();
         }
         io.carry_records += std::mem::take(&mut p.records);
-        // Under the pending lock, so `Log::buffer_bytes` never sees the
-        // moved bytes in neither place.
+        // Under the pending lock, so `Log::buffer_bytes` never misses the
+        // bytes moved out of the pending buffer.
         self.publish_buf_bytes(io);
     }
 
