@@ -20,6 +20,17 @@ use crate::resp::decode::{parse_request, Limits, Parsed};
 use crate::resp::Reply;
 use crate::shared::{unix_ms, Shared};
 
+/// Redis's per-client static reply buffer (PROTO_REPLY_CHUNK_BYTES):
+/// output up to this size is not counted against the output limits.
+const REPLY_CHUNK_BYTES: u64 = 16 * 1024;
+
+/// After a wrong password (AUTH, HELLO AUTH) the connection stops running
+/// the rest of what it has read, sends the replies so far, and waits this
+/// long before going on: a client pipelining guesses gets one per flush
+/// and delay (at most ~20 per second per connection) instead of
+/// thousands per round trip. Redis has no such limit.
+const AUTH_FAIL_DELAY: Duration = Duration::from_millis(50);
+
 /// Flush replies mid-batch once this many bytes are pending.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -30,7 +41,8 @@ where
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut reply = Reply::new(false);
     let mut client = ClientState::new(handle.clone());
-    client.authenticated = srv.config.read().requirepass.is_empty();
+    client.user = srv.acl.default_user();
+    client.authenticated = !srv.acl.default_needs_auth.load(Relaxed);
     let mut ranges = Vec::with_capacity(8);
     let mut shutdown = srv.shutdown.subscribe();
     // Whether replies pending in `reply` followed a write (see `flush`).
@@ -39,6 +51,8 @@ where
     // Input read while a command was blocked is already in `rbuf`: run it
     // before waiting on the socket again.
     let mut stashed = false;
+    // When this client's pending output first went over the soft limit.
+    let mut soft_since: Option<tokio::time::Instant> = None;
     'conn: loop {
         let (limits, qlimit, timeout) = {
             let c = srv.config.read();
@@ -51,11 +65,26 @@ where
                 c.timeout,
             )
         };
+        // `timeout`: idle clients are closed, except subscribers and
+        // monitors (as Redis; a blocked client waits in `blocking::wait`).
+        let exempt = timeout > 0
+            && (client.subs.any()
+                || client
+                    .sub
+                    .as_ref()
+                    .is_some_and(|s| srv.monitors.contains(s)));
         let idle = async {
-            if timeout > 0 {
-                tokio::time::sleep(Duration::from_secs(timeout)).await
+            let retime = handle.retime.notified();
+            if timeout > 0 && !exempt {
+                let since = unix_ms().saturating_sub(handle.last_active_ms.load(Relaxed));
+                let left = Duration::from_millis((timeout * 1000).saturating_sub(since));
+                tokio::select! {
+                    _ = tokio::time::sleep(left) => true,
+                    _ = retime => false,
+                }
             } else {
-                std::future::pending::<()>().await
+                retime.await;
+                false
             }
         };
         // A subscriber is also woken by messages pushed to its queue.
@@ -85,14 +114,22 @@ where
                 }
                 _ = handle.kill.notified() => break 'conn,
                 _ = shutdown.changed() => break 'conn,
-                _ = idle => break 'conn,
+                timed_out = idle => {
+                    if timed_out {
+                        tracing::debug!(client = handle.id, addr = %handle.addr, "closing idle client");
+                        break 'conn;
+                    }
+                    continue 'conn;
+                }
             }
         }
         if handle.killed.load(Relaxed) {
             break;
         }
+        let obl = OutputLimits::load(&srv, &client);
         let mut pos = 0;
         let mut close = false;
+        let mut throttle = false;
         let now_ms = unix_ms();
         handle.last_active_ms.store(now_ms, Relaxed);
         {
@@ -126,6 +163,11 @@ where
                     }
                 };
                 pos += consumed;
+                if std::mem::take(&mut client.auth_failed) {
+                    // A wrong password: stop this batch (see AUTH_FAIL_DELAY).
+                    throttle = true;
+                    break;
+                }
                 if let Some(b) = client.pending_block.take() {
                     // A blocked pop: send what is pending first (as Redis
                     // does before blocking), then wait for it to be served.
@@ -136,8 +178,10 @@ where
                         break 'conn;
                     }
                     let (before, mode) = (reply.len(), client.reply_mode);
+                    srv.blocked_clients.fetch_add(1, Relaxed);
                     crate::blocking::wait(&srv, &mut client, b, &mut reply, unix_ms(), &mut stream)
                         .await;
+                    srv.blocked_clients.fetch_sub(1, Relaxed);
                     apply_reply_mode(&mut client, &mut reply, before, mode);
                     if client.peer_closed {
                         break 'conn;
@@ -147,7 +191,20 @@ where
                     close = true;
                     break;
                 }
-                if reply.len() >= FLUSH_AT
+                if let Some(l) = &obl {
+                    // With limits, output the socket cannot take yet is
+                    // kept (up to the limits) while the batch goes on.
+                    if reply.len() >= FLUSH_AT
+                        && can_write_now(&srv, wrote)
+                        && try_write(&srv, &mut stream, &mut reply).await.is_err()
+                    {
+                        break 'conn;
+                    }
+                    if l.over(reply.len(), &mut soft_since) {
+                        cut_off(&handle, reply.len());
+                        break 'conn;
+                    }
+                } else if reply.len() >= FLUSH_AT
                     && flush_unless_killed(
                         &srv,
                         &handle,
@@ -173,6 +230,24 @@ where
         if client.peer_closed {
             break;
         }
+        if throttle {
+            if flush_unless_killed(
+                &srv,
+                &handle,
+                &mut stream,
+                &mut reply,
+                &mut wrote,
+                &mut durable,
+            )
+            .await
+            .is_err()
+                || close
+            {
+                break;
+            }
+            tokio::time::sleep(AUTH_FAIL_DELAY).await;
+            stashed |= !rbuf.is_empty();
+        }
         handle.qbuf.store(rbuf.len() as u64, Relaxed);
         if rbuf.len() > qlimit {
             tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
@@ -181,18 +256,34 @@ where
         if let Some(s) = &client.sub {
             s.drain_into(&mut reply.buf);
         }
-        if flush_unless_killed(
-            &srv,
-            &handle,
-            &mut stream,
-            &mut reply,
-            &mut wrote,
-            &mut durable,
-        )
-        .await
-        .is_err()
-            || close
-        {
+        handle.omem.store(reply.len() as u64, Relaxed);
+        // A client that does not read its replies is cut off once it has
+        // stayed over the soft limit for its seconds.
+        let flushed = match obl.as_ref().and_then(|l| l.cut_at(soft_since)) {
+            Some(at) if !reply.buf.is_empty() => tokio::select! {
+                r = flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable) => r,
+                _ = tokio::time::sleep_until(at) => {
+                    cut_off(&handle, reply.len());
+                    break;
+                }
+            },
+            _ => {
+                flush_unless_killed(
+                    &srv,
+                    &handle,
+                    &mut stream,
+                    &mut reply,
+                    &mut wrote,
+                    &mut durable,
+                )
+                .await
+            }
+        };
+        handle.omem.store(reply.len() as u64, Relaxed);
+        if reply.buf.is_empty() {
+            soft_since = None;
+        }
+        if flushed.is_err() || close {
             break;
         }
     }
@@ -200,6 +291,111 @@ where
     crate::commands::pubsub::unsubscribe_all(&srv, &mut client);
     let _ = stream.shutdown().await;
     srv.clients.unregister(handle.id);
+}
+
+/// `client-output-buffer-limit normal` for a client of that class (not
+/// subscribed; subscribers have the `pubsub` class in `pubsub.rs`).
+/// Without limits (Redis's default `normal 0 0 0`) a client that does not
+/// read stalls its own connection on TCP backpressure instead, so its
+/// output stays bounded either way.
+struct OutputLimits {
+    hard: u64,
+    soft: u64,
+    soft_secs: u64,
+}
+
+impl OutputLimits {
+    fn load(srv: &Shared, client: &ClientState) -> Option<OutputLimits> {
+        let l = &srv.normal_limits;
+        let (hard, soft) = (l.hard.load(Relaxed), l.soft.load(Relaxed));
+        if (hard == 0 && soft == 0) || client.subs.any() {
+            return None;
+        }
+        Some(OutputLimits {
+            hard,
+            soft,
+            soft_secs: l.soft_secs.load(Relaxed),
+        })
+    }
+
+    /// Redis's rule: over the hard limit at once, or over the soft limit
+    /// continuously for more than its seconds.
+    fn over(&self, pending: usize, soft_since: &mut Option<tokio::time::Instant>) -> bool {
+        // Redis counts only the reply list beyond the client's 16 KB
+        // static buffer, so small replies never trip even a tiny limit.
+        let pending = (pending as u64).saturating_sub(REPLY_CHUNK_BYTES);
+        if self.hard > 0 && pending > self.hard {
+            return true;
+        }
+        if self.soft > 0 && pending > self.soft {
+            let since = *soft_since.get_or_insert_with(tokio::time::Instant::now);
+            return since.elapsed() > Duration::from_secs(self.soft_secs);
+        }
+        *soft_since = None;
+        false
+    }
+
+    /// When a stalled write must give up (the client is over the soft
+    /// limit and stays there).
+    fn cut_at(&self, soft_since: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
+        soft_since.map(|t| t + Duration::from_secs(self.soft_secs) + Duration::from_millis(1))
+    }
+}
+
+fn cut_off(handle: &ClientHandle, pending: usize) {
+    tracing::warn!(
+        client = handle.id,
+        addr = %handle.addr,
+        "client closed for overcoming of output buffer limits ({pending} bytes pending)"
+    );
+}
+
+/// Whether replies may leave now without waiting for an fsync (see
+/// `flush`).
+fn can_write_now(srv: &Shared, wrote: bool) -> bool {
+    match srv.log.get() {
+        Some(log) if srv.fsync_always.load(Relaxed) && (wrote || srv.log_ok.load(Relaxed)) => {
+            log.durable() >= log.appended()
+        }
+        _ => true,
+    }
+}
+
+/// Writes what the socket takes right now, without waiting for it.
+async fn try_write<S: AsyncWrite + Unpin>(
+    srv: &Shared,
+    stream: &mut S,
+    reply: &mut Reply,
+) -> std::io::Result<()> {
+    use std::pin::Pin;
+    use std::task::Poll;
+    let mut off = 0;
+    while off < reply.buf.len() {
+        let r = std::future::poll_fn(|cx| {
+            match Pin::new(&mut *stream).poll_write(cx, &reply.buf[off..]) {
+                Poll::Pending => Poll::Ready(None),
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+            }
+        })
+        .await;
+        match r {
+            None => break,
+            Some(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Some(Ok(n)) => off += n,
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    if off > 0 {
+        // Push out what a TLS stream buffered, if the socket takes it.
+        let _ = std::future::poll_fn(|cx| match Pin::new(&mut *stream).poll_flush(cx) {
+            Poll::Pending => Poll::Ready(Ok(())),
+            r => r,
+        })
+        .await;
+        srv.stats.net_output_bytes.fetch_add(off as u64, Relaxed);
+        reply.buf.drain(..off);
+    }
+    Ok(())
 }
 
 /// Runs one command; returns true if it was a write.
@@ -355,6 +551,8 @@ async fn write_replies<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     *wrote = false;
     stream.write_all(&reply.buf).await?;
+    // A TLS stream may hold the last records until flushed (a no-op on TCP).
+    stream.flush().await?;
     srv.stats
         .net_output_bytes
         .fetch_add(reply.buf.len() as u64, Relaxed);

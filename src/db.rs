@@ -171,6 +171,10 @@ pub struct KeyLock<'s, 'k> {
     pub key: &'k [u8],
     /// For the `new` keyspace event (None while replaying the log).
     events: Option<&'s crate::shared::Shared>,
+    /// The access field for an inserted entry that has none (0).
+    fresh: u32,
+    /// An LFU policy is on: an overwrite keeps the key's counter.
+    lfu: bool,
 }
 
 /// The `new` keyspace event (class `n`) when an insert created the key.
@@ -179,6 +183,17 @@ fn created(events: Option<&crate::shared::Shared>, db: usize, key: &[u8], old: &
     if let (Some(srv), None) = (events, old) {
         if srv.notify_flags.load(Relaxed) & crate::notify::NEW != 0 {
             crate::notify::notify(srv, db, crate::notify::NEW, b"new", key);
+        }
+    }
+}
+
+/// A stream key deleted or overwritten: its blocked XREADGROUP clients
+/// get `-UNBLOCKED` (Redis 7.0's signalDeletedKeyAsReady).
+#[inline]
+fn gone(events: Option<&crate::shared::Shared>, db: usize, key: &[u8], old: Option<&Entry>) {
+    if let (Some(srv), Some(e)) = (events, old) {
+        if matches!(e.value, basalt_storage::Value::Stream(_)) && srv.blocked.blocked() > 0 {
+            crate::blocking::unblock_deleted_stream(srv, db, key);
         }
     }
 }
@@ -197,16 +212,29 @@ impl<'s, 'k> KeyLock<'s, 'k> {
     }
 
     /// Inserts or replaces the whole entry; returns the old one.
-    pub fn insert(&mut self, e: Entry) -> Option<Entry> {
+    pub fn insert(&mut self, mut e: Entry) -> Option<Entry> {
+        if e.lru == 0 {
+            e.lru = self.fresh;
+        }
+        if self.lfu {
+            // As Redis's `dbSetValue`: a new value for a key keeps its
+            // access frequency.
+            if let Some(old) = self.get() {
+                e.lru = old.lru;
+            }
+        }
         let old = self.guard.dbs[self.db].insert(self.hash, self.key, e);
         created(self.events, self.db, self.key, &old);
+        gone(self.events, self.db, self.key, old.as_ref());
         old
     }
 
     pub fn remove(&mut self) -> Option<Entry> {
-        self.guard.dbs[self.db]
+        let old = self.guard.dbs[self.db]
             .remove(self.hash, self.key)
-            .map(|(_, e)| e)
+            .map(|(_, e)| e);
+        gone(self.events, self.db, self.key, old.as_ref());
+        old
     }
 }
 
@@ -217,6 +245,8 @@ pub struct MultiLock<'s> {
     /// (hash, index into `guards`) per key position.
     slots: Vec<(u64, usize)>,
     events: Option<&'s crate::shared::Shared>,
+    fresh: u32,
+    lfu: bool,
 }
 
 impl<'s> MultiLock<'s> {
@@ -236,16 +266,37 @@ impl<'s> MultiLock<'s> {
         d.get_mut(h, key)
     }
 
-    pub fn insert(&mut self, i: usize, key: &[u8], e: Entry) -> Option<Entry> {
+    /// Puts an object that keeps its own access field (RENAME, COPY:
+    /// Redis deletes the destination and adds the object).
+    pub fn insert_object(&mut self, i: usize, key: &[u8], e: Entry) -> Option<Entry> {
+        let lfu = std::mem::replace(&mut self.lfu, false);
+        let old = self.insert(i, key, e);
+        self.lfu = lfu;
+        old
+    }
+
+    pub fn insert(&mut self, i: usize, key: &[u8], mut e: Entry) -> Option<Entry> {
+        if e.lru == 0 {
+            e.lru = self.fresh;
+        }
+        let lfu = self.lfu;
         let (d, h) = self.dict(i);
+        if lfu {
+            if let Some(old) = d.get(h, key) {
+                e.lru = old.lru;
+            }
+        }
         let old = d.insert(h, key, e);
         created(self.events, self.db, key, &old);
+        gone(self.events, self.db, key, old.as_ref());
         old
     }
 
     pub fn remove(&mut self, i: usize, key: &[u8]) -> Option<Entry> {
         let (d, h) = self.dict(i);
-        d.remove(h, key).map(|(_, e)| e)
+        let old = d.remove(h, key).map(|(_, e)| e);
+        gone(self.events, self.db, key, old.as_ref());
+        old
     }
 }
 
@@ -331,7 +382,10 @@ impl<'a> Ctx<'a> {
         }
         let expired = matches!(g.dbs[db].get(hash, key), Some(e) if e.is_expired(self.now_ms));
         if expired {
-            g.dbs[db].remove(hash, key);
+            let old = g.dbs[db].remove(hash, key);
+            if !self.loading {
+                gone(Some(self.srv), db, key, old.as_ref().map(|(_, e)| e));
+            }
             self.srv.stats.expired_keys.fetch_add(1, Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, b"expired", key);
             self.propagate_in(db, &[b"DEL", key]);
@@ -344,12 +398,15 @@ impl<'a> Ctx<'a> {
         let mut guard = self.shard(self.srv.ks.shard_of(hash));
         let db = self.client.db;
         self.expire_if_needed(&mut guard, db, hash, key);
+        let stamp = self.stamp();
         KeyLock {
             guard,
             db,
             hash,
             key,
             events: (!self.loading).then_some(self.srv),
+            fresh: stamp.fresh(),
+            lfu: matches!(stamp, crate::evict::Stamp::Lfu { .. }),
         }
     }
 
@@ -363,9 +420,9 @@ impl<'a> Ctx<'a> {
         let found = if self.client.handle.no_touch.load(Relaxed) {
             k.exists()
         } else {
-            let clock = self.srv.lru_clock_at(self.now_ms);
+            let stamp = self.stamp();
             let (db, hash) = (k.db, k.hash);
-            k.guard.dbs[db].touch(hash, key, clock)
+            k.guard.dbs[db].touch(hash, key, |f| stamp.apply(f))
         };
         if found {
             self.srv.stats.keyspace_hits.fetch_add(1, Relaxed);
@@ -403,11 +460,14 @@ impl<'a> Ctx<'a> {
             let (h, g) = slots[i];
             self.expire_if_needed(&mut guards[g].1, db, h, key);
         }
+        let stamp = self.stamp();
         MultiLock {
             guards,
             db,
             slots,
             events: (!self.loading).then_some(self.srv),
+            fresh: stamp.fresh(),
+            lfu: matches!(stamp, crate::evict::Stamp::Lfu { .. }),
         }
     }
 
@@ -426,6 +486,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
+        self.srv.evict.writes.fetch_add(1, Relaxed);
         let db = self.client.db;
         for c in cmds {
             self.touched(db, c);
@@ -445,6 +506,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
+        self.srv.evict.writes.fetch_add(1, Relaxed);
         self.touched(db, args);
         match self.txn {
             None => self.srv.log_command(db, args),

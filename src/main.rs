@@ -36,6 +36,14 @@ fn main() {
     if cfg.get("disable-thp") != Some("no") {
         disable_thp();
     }
+    let tls = match basalt::tls::from_config(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("TLS configuration error: {e}");
+            eprintln!("basalt-server: TLS configuration error: {e}");
+            std::process::exit(1);
+        }
+    };
     let threads = cfg.io_threads;
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -66,7 +74,13 @@ fn main() {
         };
         let appendonly = cfg.appendonly;
         let srv = Arc::new(Shared::new(cfg));
+        *srv.tls.write() = tls;
         let _ = srv.me.set(Arc::downgrade(&srv));
+        if let Err(e) = srv.init_acl() {
+            tracing::error!("Aborting startup because of ACL errors: {e}");
+            eprintln!("basalt-server: Aborting startup because of ACL errors: {e}");
+            return 1;
+        }
         {
             // Replay in the background while clients get -LOADING.
             srv.loading

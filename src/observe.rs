@@ -30,6 +30,10 @@ impl Monitors {
         }
     }
 
+    pub fn contains(&self, s: &Arc<Subscriber>) -> bool {
+        self.active() && self.list.read().iter().any(|x| Arc::ptr_eq(x, s))
+    }
+
     pub fn remove(&self, s: &Arc<Subscriber>) {
         let mut l = self.list.write();
         l.retain(|x| !Arc::ptr_eq(x, s));

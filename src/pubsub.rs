@@ -216,6 +216,20 @@ impl PubSub {
         }
     }
 
+    /// Every (kind, name) client `id` is subscribed to (a scan of the
+    /// registry: for ACL changes, not hot paths).
+    pub fn subscriptions_of(&self, id: u64) -> Vec<(Kind, Vec<u8>)> {
+        let mut out = Vec::new();
+        for k in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for (name, subs) in self.map(k).read().iter() {
+                if subs.iter().any(|s| s.handle.id == id) {
+                    out.push((k, name.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Delivers `msg` on `channel`; returns the number of receivers
     /// (pattern matches count once per matching pattern, as Redis).
     pub fn publish(&self, channel: &[u8], msg: &[u8]) -> usize {
@@ -335,9 +349,15 @@ impl Frames {
 /// Parses the `pubsub` class of `client-output-buffer-limit` into bytes
 /// and seconds.
 pub fn parse_limits(conf: &str) -> Option<(u64, u64, u64)> {
+    parse_class_limits(conf, "pubsub")
+}
+
+/// Parses one class (`normal`, `pubsub`, `slave`) of
+/// `client-output-buffer-limit` into bytes and seconds.
+pub fn parse_class_limits(conf: &str, class: &str) -> Option<(u64, u64, u64)> {
     let w: Vec<&str> = conf.split_whitespace().collect();
     for c in w.chunks(4) {
-        if c.len() == 4 && c[0].eq_ignore_ascii_case("pubsub") {
+        if c.len() == 4 && c[0].eq_ignore_ascii_case(class) {
             let mem = |s: &str| crate::config::parse_memory(s);
             return Some((mem(c[1])?, mem(c[2])?, c[3].parse().ok()?));
         }

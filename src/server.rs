@@ -36,6 +36,8 @@ fn bind_addr(entry: &str, port: u16) -> (Option<SocketAddr>, bool) {
 
 pub struct Listeners {
     pub tcp: Vec<TcpListener>,
+    /// `tls-port` listeners, on the same addresses as the plain ones.
+    pub tls: Vec<TcpListener>,
     pub unix: Option<UnixListener>,
 }
 
@@ -48,8 +50,34 @@ pub async fn bind(cfg: &Config) -> Result<Listeners, String> {
     } else {
         cfg.bind.clone()
     };
-    let mut port = cfg.port;
-    for b in &binds {
+    let tls_port = cfg
+        .get("tls-port")
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(0);
+    // `port 0` with a TLS port: TLS only, as in Redis.
+    if cfg.port != 0 || tls_port == 0 {
+        tcp = bind_port(&binds, cfg.port).await?;
+    }
+    let tls = if tls_port != 0 {
+        bind_port(&binds, tls_port).await?
+    } else {
+        Vec::new()
+    };
+    let unix = if cfg.unixsocket.is_empty() {
+        None
+    } else {
+        let _ = std::fs::remove_file(&cfg.unixsocket);
+        Some(
+            UnixListener::bind(&cfg.unixsocket)
+                .map_err(|e| format!("could not bind unix socket {}: {e}", cfg.unixsocket))?,
+        )
+    };
+    Ok(Listeners { tcp, tls, unix })
+}
+
+async fn bind_port(binds: &[String], mut port: u16) -> Result<Vec<TcpListener>, String> {
+    let mut out = Vec::new();
+    for b in binds {
         let (addr, optional) = bind_addr(b, port);
         let Some(addr) = addr else {
             return Err(format!("invalid bind address '{b}'"));
@@ -60,22 +88,40 @@ pub async fn bind(cfg: &Config) -> Result<Listeners, String> {
                 if port == 0 {
                     port = l.local_addr().map(|a| a.port()).unwrap_or(0);
                 }
-                tcp.push(l);
+                out.push(l);
             }
             Err(e) if optional => tracing::warn!("could not bind optional address {addr}: {e}"),
             Err(e) => return Err(format!("could not bind {addr}: {e}")),
         }
     }
-    let unix = if cfg.unixsocket.is_empty() {
-        None
-    } else {
-        let _ = std::fs::remove_file(&cfg.unixsocket);
-        Some(
-            UnixListener::bind(&cfg.unixsocket)
-                .map_err(|e| format!("could not bind unix socket {}: {e}", cfg.unixsocket))?,
-        )
-    };
-    Ok(Listeners { tcp, unix })
+    Ok(out)
+}
+
+/// Socket options for an accepted TCP connection: no Nagle delay, and
+/// `tcp-keepalive` probes (idle time = the option, interval a third of
+/// it, 3 probes, as Redis's anetKeepAlive).
+fn prepare(srv: &Shared, sock: &tokio::net::TcpStream) {
+    let _ = sock.set_nodelay(true);
+    let secs = srv
+        .config
+        .read()
+        .get("tcp-keepalive")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if secs > 0 {
+        set_keepalive(sock, secs);
+    }
+}
+
+pub fn set_keepalive(sock: &tokio::net::TcpStream, secs: u64) {
+    let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(secs));
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let ka = ka
+        .with_interval(Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&ka) {
+        tracing::debug!("cannot set tcp-keepalive: {e}");
+    }
 }
 
 /// Serves until shutdown is requested (SHUTDOWN, SIGTERM, SIGINT).
@@ -95,6 +141,11 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
             srv.tcp_port.store(a.port() as u64, Relaxed);
             // Tests and scripts read this line to find a `port 0` server.
             println!("basalt-server listening on tcp {a}");
+        }
+    }
+    for l in &listeners.tls {
+        if let Ok(a) = l.local_addr() {
+            println!("basalt-server listening on tls {a}");
         }
     }
     if let Some(u) = &listeners.unix {
@@ -117,14 +168,38 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
                 tokio::select! {
                     r = l.accept() => match r {
                         Ok((sock, peer)) => {
-                            let _ = sock.set_nodelay(true);
+                            prepare(&srv, &sock);
                             let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                            if !admit(&srv) {
-                                reject(sock).await;
+                            if protected_refuses(&srv, peer.ip()) {
+                                tokio::spawn(deny_protected(sock));
                                 continue;
                             }
-                            let h = srv.clients.register(peer.to_string(), local, false);
-                            tokio::spawn(connection::serve(srv.clone(), sock, h));
+                            match admit(&srv, peer.to_string(), local, false) {
+                                Some(h) => tokio::spawn(connection::serve(srv.clone(), sock, h)),
+                                None => tokio::spawn(reject(sock)),
+                            };
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+    }
+    for l in listeners.tls {
+        let srv = srv.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stop = srv.shutdown.subscribe();
+            loop {
+                tokio::select! {
+                    r = l.accept() => match r {
+                        Ok((sock, peer)) => {
+                            prepare(&srv, &sock);
+                            let Some(ctx) = srv.tls.read().clone() else { continue };
+                            tokio::spawn(serve_tls(srv.clone(), sock, peer, ctx));
                         }
                         Err(e) => {
                             tracing::warn!("accept failed: {e}");
@@ -145,11 +220,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
                 tokio::select! {
                     r = u.accept() => match r {
                         Ok((sock, _)) => {
-                            if !admit(&srv) {
-                                continue;
-                            }
-                            let h = srv.clients.register(format!("{path}:0"), format!("{path}:0"), true);
-                            tokio::spawn(connection::serve(srv.clone(), sock, h));
+                            match admit(&srv, format!("{path}:0"), format!("{path}:0"), true) {
+                                Some(h) => tokio::spawn(connection::serve(srv.clone(), sock, h)),
+                                None => tokio::spawn(reject(sock)),
+                            };
                         }
                         Err(e) => {
                             tracing::warn!("unix accept failed: {e}");
@@ -188,21 +262,71 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
     }
 }
 
-fn admit(srv: &Shared) -> bool {
-    let max = srv.config.read().maxclients as usize;
-    if srv.clients.len() >= max {
-        srv.stats.rejected_connections.fetch_add(1, Relaxed);
-        return false;
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection on `tls-port`: the handshake, then the same batch loop as
+/// a plain connection. A client over `maxclients` is told so over TLS.
+async fn serve_tls(
+    srv: Arc<Shared>,
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<rustls::ServerConfig>,
+) {
+    let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let acceptor = tokio_rustls::TlsAcceptor::from(ctx);
+    let mut stop = srv.shutdown.subscribe();
+    let stream = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)) => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!("TLS handshake with {peer} failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::info!("TLS handshake with {peer} timed out");
+                return;
+            }
+        },
+        _ = stop.changed() => return,
+    };
+    if protected_refuses(&srv, peer.ip()) {
+        return deny_protected(stream).await;
     }
-    srv.stats.connections.fetch_add(1, Relaxed);
-    true
+    match admit(&srv, peer.to_string(), local, false) {
+        Some(h) => connection::serve(srv, stream, h).await,
+        None => reject(stream).await,
+    }
 }
 
-async fn reject(mut sock: tokio::net::TcpStream) {
+/// Registers a new client unless `maxclients` are connected (Redis
+/// counts a refused one in `rejected_connections` only).
+fn admit(
+    srv: &Shared,
+    addr: String,
+    laddr: String,
+    unix: bool,
+) -> Option<Arc<crate::client::ClientHandle>> {
+    let max = srv.config.read().maxclients as usize;
+    match srv.clients.try_register(addr, laddr, unix, max) {
+        Some(h) => {
+            srv.stats.connections.fetch_add(1, Relaxed);
+            Some(h)
+        }
+        None => {
+            srv.stats.rejected_connections.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
+async fn reject<S: tokio::io::AsyncWrite + Unpin>(mut sock: S) {
     use tokio::io::AsyncWriteExt;
     let _ = sock
         .write_all(b"-ERR max number of clients reached\r\n")
         .await;
+    let _ = sock.flush().await;
+    let _ = sock.shutdown().await;
 }
 
 /// Starts snapshots when due: a scheduled BGSAVE/BGREWRITEAOF, the `save
@@ -315,13 +439,22 @@ async fn expire_cycle(srv: Arc<Shared>) {
             _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => return,
         }
+        let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
+        crate::evict::evict_clients(&srv);
+        // Keep freeing memory while over `maxmemory` between commands
+        // (Redis's eviction time proc), within the same budget.
+        if srv.evict.maxmemory.load(Relaxed) != 0 && !srv.loading.load(Relaxed) {
+            let start = Instant::now();
+            while crate::evict::perform(&srv) == crate::evict::Outcome::Running
+                && start.elapsed() < budget
+            {}
+        }
         // Not while loading (as Redis): the sweep would compete with the
         // loader for shard locks, and deleting keys mid-replay would make
         // the replay depend on the clock.
         if !srv.active_expire_enabled.load(Relaxed) || srv.loading.load(Relaxed) {
             continue;
         }
-        let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
         let start = Instant::now();
         let n = srv.ks.num_shards();
         let ndb = srv.ks.num_dbs();
@@ -397,5 +530,43 @@ async fn expire_cycle(srv: Arc<Shared>) {
             shard = (shard + 1) % n;
             visited += 1;
         }
+    }
+}
+
+/// Protected mode: no password for the default user and a peer that is
+/// not on the loopback interface.
+fn protected_refuses(srv: &Shared, peer: std::net::IpAddr) -> bool {
+    let on = srv.config.read().get("protected-mode") == Some("yes");
+    on && crate::acl::protected_refuses(on, srv.acl.default_user().rules().nopass, Some(peer))
+}
+
+/// Sends Redis's protected-mode explanation and closes.
+async fn deny_protected<S: tokio::io::AsyncWrite + Unpin>(mut sock: S) {
+    use tokio::io::AsyncWriteExt;
+    let _ = sock
+        .write_all(crate::acl::PROTECTED_MODE_ERROR.as_bytes())
+        .await;
+    let _ = sock.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The accept loop's protected-mode decision against real server
+    /// state (the socket side only writes PROTECTED_MODE_ERROR).
+    #[test]
+    fn protected_mode_follows_password_and_config() {
+        let srv = Shared::new(Config::default());
+        let outside: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(protected_refuses(&srv, outside));
+        assert!(!protected_refuses(&srv, lo));
+        srv.acl.set_requirepass(b"pw");
+        assert!(!protected_refuses(&srv, outside));
+        srv.acl.set_requirepass(b"");
+        assert!(protected_refuses(&srv, outside));
+        srv.config.write().set("protected-mode", "no").unwrap();
+        assert!(!protected_refuses(&srv, outside));
     }
 }

@@ -39,6 +39,9 @@
 //!         type 0 int: zigzag varint; 1 string, 2 string grown in place: len varint | bytes
 //!         3 hash: n varint | n x (field, value);  4 set: n | n x member
 //!         5 list: n | n x item (head first);       6 zset: n | n x (member, score f64 LE)
+//!         7 hash with field TTLs: n | n x (field, value, expire_ms varint, 0 = none)
+//!         8 stream: len varint | a DUMP payload (RDB 11, STREAM_LISTPACKS_3:
+//!           entries, IDs, counters, groups, PELs, consumers) with its CRC64
 //!         (every string inside: len varint | bytes)
 //! ```
 
@@ -221,6 +224,16 @@ pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
                 out.extend_from_slice(&score.to_bits().to_le_bytes());
             });
         }
+        Value::Stream(s) => {
+            // A stream is stored as a DUMP payload of RDB 11 (the stream
+            // encoding STREAM_LISTPACKS_3, which keeps consumer active
+            // times), checked by its own CRC64 on load.
+            out.push(8);
+            let v = basalt_rdb::Value::Stream(Box::new(crate::convert::stream_to_rdb(s)));
+            let opts = basalt_rdb::EncodeOptions::for_target(basalt_rdb::Target::Redis11);
+            let payload = basalt_rdb::encode_dump(&v, &opts).unwrap_or_default();
+            put_bytes(out, &payload);
+        }
     }
 }
 
@@ -326,6 +339,13 @@ pub fn decode_entry<'a>(
             }
             Value::ZSet(z)
         }
+        8 => {
+            let payload = get_bytes(b, pos)?;
+            let (v, _) =
+                basalt_rdb::decode_dump(payload, &basalt_rdb::DecodeOptions::default(), None)
+                    .map_err(|e| format!("stream: {e}"))?;
+            crate::convert::from_rdb(&v, lim)?
+        }
         t => return Err(format!("unknown value type {t}")),
     };
     Ok((db, key, Entry::with_expire(value, expire_at)))
@@ -350,6 +370,21 @@ struct SinkBuf {
     per_db: Vec<u64>,
 }
 
+/// Allocated size of the running snapshot's capture buffer: memory that,
+/// like the copy-on-write pages of Redis's fork, is not counted against
+/// `maxmemory` (evicting a key a snapshot still needs moves its bytes
+/// here rather than freeing them).
+static CAPTURE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Memory a running snapshot holds beyond the keyspace: the capture
+/// buffer, the chunk being built and the file buffer (0 when none runs).
+pub fn working_bytes(srv: &Shared) -> u64 {
+    if !srv.snap.in_progress.load(Relaxed) {
+        return 0;
+    }
+    CAPTURE_BYTES.load(Relaxed) + 2 * CHUNK_RAW as u64 + (1 << 20)
+}
+
 impl Capture for Sink {
     fn capture(&self, db: u32, key: &[u8], entry: &Entry) {
         let mut g = self.buf.lock();
@@ -361,6 +396,7 @@ impl Capture for Sink {
         }
         g.per_db[db] += 1;
         let len = g.bytes.capacity() as u64;
+        CAPTURE_BYTES.store(len, Relaxed);
         if len > self.peak.load(Relaxed) {
             self.peak.store(len, Relaxed);
         }
@@ -602,6 +638,7 @@ fn write_file(
             if g.bytes.capacity() > 4 * CHUNK_RAW {
                 g.bytes.shrink_to(CHUNK_RAW);
             }
+            CAPTURE_BYTES.store(g.bytes.capacity() as u64, Relaxed);
         }
         if raw.len() >= CHUNK_RAW || (force && *raw_entries > 0) {
             w.write_chunk(raw, *raw_entries, false)?;
@@ -776,6 +813,9 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     let lim = srv.config.read().limits;
     let delay = crate::persistence::key_load_delay(srv);
     let (chunks, units) = (&idx.chunks, &idx.units);
+    // Loaded keys start with the current access clock (or the initial LFU
+    // counter), as objects Redis creates while loading.
+    let fresh = srv.evict.stamp(unix_ms()).fresh();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -797,7 +837,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
             let thread_cpu = &thread_cpu;
             sc.spawn(move || {
                 let _cpu = ThreadCpu(thread_cpu);
-                let mut loader = match ChunkLoader::new(delay) {
+                let mut loader = match ChunkLoader::new(delay, fresh) {
                     Ok(l) => l,
                     Err(e) => {
                         failed.store(true, Relaxed);
@@ -1011,15 +1051,18 @@ struct ChunkLoader {
     keys: Vec<(u64, u32)>,
     /// `key-load-delay` (tests): a pause per entry decoded.
     delay: Option<std::time::Duration>,
+    /// Access clock (or initial LFU counter) stamped on loaded keys.
+    fresh: u32,
 }
 
 /// How far ahead of the insert the bucket is prefetched.
 const PREFETCH_AHEAD: usize = 8;
 
 impl ChunkLoader {
-    fn new(delay: Option<std::time::Duration>) -> Result<Self, String> {
+    fn new(delay: Option<std::time::Duration>, fresh: u32) -> Result<Self, String> {
         Ok(ChunkLoader {
             delay,
+            fresh,
             zstd: zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?,
             raw: Vec::new(),
             items: Vec::new(),
@@ -1068,7 +1111,8 @@ impl ChunkLoader {
         let mut pos = 0;
         self.items.clear();
         while pos < raw.len() {
-            let (db, key, entry) = decode_entry(raw, &mut pos, lim)?;
+            let (db, key, mut entry) = decode_entry(raw, &mut pos, lim)?;
+            entry.lru = self.fresh;
             if db as usize >= ndb {
                 return Err(format!(
                     "entry for db {db}, but only {ndb} databases are configured"

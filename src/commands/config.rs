@@ -92,11 +92,42 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let value = String::from_utf8_lossy(pair[1]).into_owned();
         next.set(&name, &value).map_err(CmdError::Msg)?;
     }
+    // A changed TLS option rebuilds the TLS context; if that fails the
+    // whole CONFIG SET is refused (Redis: "Unable to update TLS ...").
+    if let Some(n) = names
+        .iter()
+        .find(|n| crate::tls::CONTEXT_OPTIONS.contains(&n.as_str()))
+    {
+        if ctx.srv.tls.read().is_some() {
+            match crate::tls::from_config(&next) {
+                Ok(t) => *ctx.srv.tls.write() = t,
+                Err(e) => {
+                    tracing::warn!("CONFIG SET {n}: TLS configuration error: {e}");
+                    return Err(CmdError::msg(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - Unable to update TLS configuration. Check server logs.")));
+                }
+            }
+        }
+    }
     let fsync = next.appendfsync.clone();
+    let pass = next.requirepass.clone();
     *cfg = next;
     drop(cfg);
     // Settings that live outside the config struct.
     ctx.srv.apply_runtime_config();
+    if names.iter().any(|n| n == "timeout") {
+        // Idle connections re-arm their timers with the new value.
+        for h in ctx.srv.clients.all() {
+            h.retime.notify_one();
+        }
+    }
+    if names.iter().any(|n| n == "maxmemory") && ctx.txn.is_none() {
+        // As Redis: start freeing memory at once if the new limit is
+        // below the usage (the background cycle continues).
+        crate::evict::perform(ctx.srv);
+    }
+    if names.iter().any(|n| n == "requirepass") {
+        ctx.srv.acl.set_requirepass(pass.as_bytes());
+    }
     if names.iter().any(|n| n == "appendfsync") {
         let p = crate::persistence::fsync_policy(&fsync);
         if let Some(log) = ctx.srv.log.get() {
@@ -112,6 +143,7 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     ctx.srv.stats.reset();
+    ctx.srv.evict.reset_stats();
     for e in table().all() {
         e.stats.calls.store(0, std::sync::atomic::Ordering::Relaxed);
         e.stats.usec.store(0, std::sync::atomic::Ordering::Relaxed);
@@ -128,7 +160,18 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 }
 
 fn config_rewrite(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    ctx.srv.config.read().rewrite().map_err(CmdError::Msg)?;
+    let cfg = ctx.srv.config.read();
+    // Users go to the config file unless an ACL file holds them.
+    let users = cfg.get("aclfile").map_or(true, str::is_empty).then(|| {
+        ctx.srv
+            .acl
+            .all()
+            .iter()
+            .map(|u| format!("user {} {}", u.name_str(), u.rules().describe()))
+            .collect()
+    });
+    cfg.rewrite_with_users(users).map_err(CmdError::Msg)?;
+    drop(cfg);
     ctx.out.ok();
     Ok(())
 }

@@ -106,6 +106,7 @@ const FIXED_AT_START: &[&str] = &[
     "shards",
     "debug-simulate-power-loss",
     "debug-aof-fault-injection",
+    "tls-port",
 ];
 
 fn lookup(name: &str) -> Option<&'static Opt> {
@@ -128,7 +129,7 @@ fn int_range(name: &str) -> (i64, i64) {
     match name {
         "port" | "tls-port" => (0, 65535),
         "databases" => (1, i32::MAX as i64),
-        "maxclients" => (1, i32::MAX as i64),
+        "maxclients" => (1, u32::MAX as i64),
         "hz" => (0, i32::MAX as i64),
         "active-expire-effort" => (1, 10),
         "io-threads" => (0, 128),
@@ -136,6 +137,9 @@ fn int_range(name: &str) -> (i64, i64) {
         "slowlog-max-len" => (0, i64::MAX),
         "auto-aof-rewrite-percentage" => (0, i32::MAX as i64),
         "shards" => (0, 1 << 16),
+        "maxmemory-samples" => (1, i32::MAX as i64),
+        "maxmemory-eviction-tenacity" => (0, 100),
+        "lfu-log-factor" | "lfu-decay-time" => (0, i32::MAX as i64),
         _ => (i64::MIN, i64::MAX),
     }
 }
@@ -216,7 +220,11 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     .iter()
     .find_map(|(u, m)| l.strip_suffix(u).map(|n| (n.to_string(), *m)))
     .unwrap_or((l.clone(), 1));
-    if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) {
+    // An empty number is 0, as Redis's `memtoull` (strtoull of "").
+    if num.is_empty() {
+        return Some(0);
+    }
+    if !num.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
     num.parse::<u64>().ok()?.checked_mul(mul)
@@ -250,6 +258,8 @@ pub struct Config {
     pub appendfsync: String,
     pub loglevel: String,
     pub logfile: String,
+    /// `user <name> <rules...>` lines from the config file, in order.
+    pub users: Vec<String>,
     /// Thresholds of the compact collection encodings.
     pub limits: basalt_storage::Limits,
 }
@@ -293,6 +303,7 @@ impl Default for Config {
             appendfsync: "always".into(),
             loglevel: "notice".into(),
             logfile: String::new(),
+            users: Vec::new(),
             limits: basalt_storage::Limits::default(),
         };
         c.refresh();
@@ -334,6 +345,21 @@ impl Config {
                     return Err(format!("argument must be between {lo} and {hi} inclusive"));
                 }
                 Ok(v.to_string())
+            }
+            Kind::Mem if opt.name == "maxmemory-clients" => {
+                // Bytes, or a percentage of maxmemory ("10%"), as Redis.
+                let bad = || "argument must be a memory or percent value".to_string();
+                if let Some(p) = joined.strip_suffix('%') {
+                    if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
+                        return Err(bad());
+                    }
+                    let n: u64 = p.parse().map_err(|_| bad())?;
+                    if n > 100 {
+                        return Err("percentage argument must be less or equal to 100".into());
+                    }
+                    return Ok(if n == 0 { "0".into() } else { format!("{n}%") });
+                }
+                Ok(parse_memory(&joined).ok_or_else(bad)?.to_string())
             }
             Kind::Mem => {
                 let v = parse_memory(&joined)
@@ -485,6 +511,16 @@ impl Config {
             if args.is_empty() {
                 continue;
             }
+            if args[0].eq_ignore_ascii_case("user") {
+                if args.len() < 2 {
+                    return Err(ConfigError(format!(
+                        "{origin}:{}: '{t}': wrong number of arguments",
+                        i + 1
+                    )));
+                }
+                self.users.push(t.to_string());
+                continue;
+            }
             if args[0].eq_ignore_ascii_case("include") {
                 let path = args.get(1).ok_or_else(|| {
                     ConfigError(format!("{origin}:{}: include needs a path", i + 1))
@@ -547,12 +583,20 @@ impl Config {
             zset_entries: cap("zset-max-listpack-entries"),
             zset_value: cap("zset-max-listpack-value"),
             list_size: int("list-max-listpack-size"),
+            stream_node_bytes: cap("stream-node-max-bytes"),
+            stream_node_entries: cap("stream-node-max-entries"),
         };
     }
 
     /// CONFIG REWRITE: rewrites the file in place, keeping comments and
     /// order, replacing changed directives and appending new ones.
     pub fn rewrite(&self) -> Result<(), String> {
+        self.rewrite_with_users(None)
+    }
+
+    /// CONFIG REWRITE; `users` (ACL LIST lines) replace the file's `user`
+    /// lines, as Redis does when no `aclfile` is set.
+    pub fn rewrite_with_users(&self, users: Option<Vec<String>>) -> Result<(), String> {
         let path = self
             .file
             .as_ref()
@@ -560,8 +604,18 @@ impl Config {
         let old = std::fs::read_to_string(path).unwrap_or_default();
         let mut out = String::new();
         let mut written: Vec<&str> = Vec::new();
+        let mut users = users;
         for line in old.lines() {
             let t = line.trim();
+            if users.is_some() && t.split_whitespace().next() == Some("user") {
+                // All users go where the first `user` line was.
+                for u in users.take().unwrap_or_default() {
+                    out.push_str(&u);
+                    out.push('\n');
+                }
+                users = Some(Vec::new());
+                continue;
+            }
             let name = t
                 .split_whitespace()
                 .next()
@@ -591,6 +645,14 @@ impl Config {
                 out.push_str(&self.directive(name));
                 out.push('\n');
             }
+        }
+        for u in users.unwrap_or_default() {
+            if !header {
+                out.push_str("# Generated by CONFIG REWRITE\n");
+                header = true;
+            }
+            out.push_str(&u);
+            out.push('\n');
         }
         let tmp = path.with_extension("rewrite.tmp");
         std::fs::write(&tmp, out).map_err(|e| format!("ERR Rewriting config file: {e}"))?;

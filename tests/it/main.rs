@@ -2,14 +2,19 @@
 
 mod support;
 
+mod acl;
 mod blocking;
 mod differential;
+mod evict;
 mod hash_ttl;
+mod limits;
 mod migration;
 mod persistence;
 mod protocol;
 mod snapshot;
+mod streams;
 mod strings;
+mod tls;
 mod tools;
 mod txn;
 mod types;

@@ -15,8 +15,10 @@ const LINGER_MIN_FSYNC_US: u64 = 1_000;
 /// Longest linger (µs).
 const LINGER_MAX_US: u64 = 1_000;
 
-/// Buffers larger than this are shrunk once empty again.
-const SHRINK_ABOVE: usize = 16 << 20;
+/// Buffers larger than this are shrunk once empty again (to 1/16): a
+/// burst must not leave tens of MB allocated, which `maxmemory` users
+/// would see as memory the dataset cannot use.
+const SHRINK_ABOVE: usize = 2 << 20;
 
 /// How far ahead of the appends the active segment is zero-filled.
 const ZERO_FILL: u64 = 512 << 10;
@@ -179,12 +181,28 @@ impl Inner {
             p.buf.clear();
         }
         io.carry_records += std::mem::take(&mut p.records);
+        // Under the pending lock, so `Log::buffer_bytes` never misses the
+        // bytes moved out of the pending buffer.
+        self.publish_buf_bytes(io);
     }
 
     /// One round: take the pending records, write them, fsync if the policy
     /// (or `force`) says so.
     pub(super) fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
         self.take_pending(io);
+        let r = self.flush_round(io, force);
+        self.publish_buf_bytes(io);
+        r
+    }
+
+    fn publish_buf_bytes(&self, io: &Io) {
+        self.io_buf_bytes.store(
+            (io.carry.capacity() + io.unsynced.capacity()) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn flush_round(&self, io: &mut Io, force: bool) -> Result<()> {
         while let Some(&b) = io.rotations.front() {
             self.rotate_at(io, b)?;
             io.rotations.pop_front();
@@ -308,7 +326,7 @@ impl Inner {
         while o < target {
             let n = (target - o).min(ZEROS.len() as u64) as usize;
             io.file
-                .write_all_at(o, &ZEROS[..n])
+                .write_all_at(o, ZEROS.get(..n).unwrap_or_default())
                 .ctx("write", &io.path)?;
             o += n as u64;
         }

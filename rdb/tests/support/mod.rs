@@ -148,6 +148,14 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Connect to any RESP server at `addr` (`HOST:PORT`).
+    #[allow(dead_code)]
+    pub fn connect(addr: &str) -> Conn {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Conn::new(s)
+    }
+
     fn new(s: TcpStream) -> Conn {
         Conn {
             r: BufReader::new(s),
@@ -238,6 +246,8 @@ pub fn canon(v: &Value) -> Value {
         Value::Stream(s) => {
             let mut s: Stream = (**s).clone();
             s.listpack_nodes = 0;
+            s.nodes.clear();
+            s.deleted.clear();
             s.groups.sort_by(|a, b| a.name.cmp(&b.name));
             for g in &mut s.groups {
                 g.pel.sort_by_key(|p| p.id);

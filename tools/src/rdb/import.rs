@@ -25,7 +25,9 @@ pub enum Mode {
 /// the server drops them). Existing keys make the import fail unless
 /// --replace or --skip-existing. The payload version is chosen from the
 /// server's INFO (Redis 7.0: 10, 7.2: 11, 7.4+: 12, Valkey 8: 11, Valkey 9:
-/// 80, older: 9) unless --rdb-version. TLS is not supported: tunnel it.
+/// 80, older: 9) unless --rdb-version. --tls connects with TLS (rustls),
+/// checking the server against --cacert (default: the system's CAs), with
+/// --cert/--key for servers that require client certificates.
 ///
 /// --data-dir DIR writes DIR/dump.rdb (RDB 10), which basalt-server imports
 /// at its first start in DIR (when there is no log yet).
@@ -34,6 +36,7 @@ pub enum Mode {
 ///   basalt-rdb import dump.rdb --to 127.0.0.1:6379 --replace
 ///   basalt-rdb import dump.rdb --to 10.0.0.5:6380 --password s3cret --skip-existing --db 0
 ///   basalt-rdb import dump.rdb --to 127.0.0.1:6379 --mode plain --match 'user:*'
+///   basalt-rdb import dump.rdb --to db.example:6380 --tls --cacert ca.crt --cert client.crt --key client.key
 ///   basalt-rdb import dump.rdb --data-dir /var/lib/basalt
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -57,9 +60,8 @@ pub struct Args {
     /// Password (AUTH).
     #[arg(long)]
     pub password: Option<String>,
-    /// TLS (not supported by this build: use a TLS tunnel).
-    #[arg(long)]
-    pub tls: bool,
+    #[command(flatten)]
+    pub tls: super::resp::TlsArgs,
     /// RESTORE payloads or plain commands.
     #[arg(long, value_enum, default_value = "restore")]
     pub mode: Mode,
@@ -144,14 +146,8 @@ struct Batch {
 
 /// Imports into a live server.
 pub fn import_to(a: &Args, addr: &str, quiet: bool) -> Result<Outcome> {
-    if a.tls {
-        return Err(
-            "TLS is not supported by this build: run it through a TLS tunnel (stunnel, spiped)"
-                .into(),
-        );
-    }
     let filter = Filter::new(&a.filter)?;
-    let mut c = Client::open(addr, a.user.as_deref(), a.password.as_deref())?;
+    let mut c = Client::open(addr, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
     c.wait_loaded()?;
     let info = match c.call(&[b"INFO", b"server"])? {
         Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),

@@ -222,10 +222,123 @@ pub enum Reply {
     Array(Option<Vec<Reply>>),
 }
 
+/// `--tls` and its files, shared by `import` and `export` (the options
+/// redis-cli uses).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Connect with TLS.
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificate(s) to trust (PEM); default: the system's bundle.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM), for servers with tls-auth-clients.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<std::path::PathBuf>,
+    /// Client private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    pub key: Option<std::path::PathBuf>,
+    /// Server name to check the certificate against (default: the host).
+    #[arg(long, value_name = "HOST", requires = "tls")]
+    pub sni: Option<String>,
+}
+
+/// The system's CA bundles, first found wins.
+const SYSTEM_CA: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+fn pem_certs(
+    path: &std::path::Path,
+) -> super::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: bad PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", path.display()).into());
+    }
+    Ok(certs)
+}
+
+impl TlsArgs {
+    fn client_config(&self) -> super::Result<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca: Option<std::path::PathBuf> = match &self.cacert {
+            Some(p) => Some(p.clone()),
+            None => SYSTEM_CA
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists()),
+        };
+        let Some(ca) = ca else {
+            return Err("--tls: no CA certificates (give --cacert FILE)".into());
+        };
+        for c in pem_certs(&ca)? {
+            // A system bundle may hold certificates webpki rejects.
+            if let Err(e) = roots.add(c) {
+                if self.cacert.is_some() {
+                    return Err(format!("{}: {e}", ca.display()).into());
+                }
+            }
+        }
+        let b = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots);
+        Ok(match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let certs = pem_certs(cert)?;
+                let pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+                let k = rustls_pemfile::private_key(&mut pem.as_slice())
+                    .map_err(|e| format!("{}: bad PEM: {e}", key.display()))?
+                    .ok_or_else(|| format!("{}: no private key found", key.display()))?;
+                b.with_client_auth_cert(certs, k)
+                    .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?
+            }
+            _ => b.with_no_client_auth(),
+        })
+    }
+}
+
+/// A plain or TLS connection.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A blocking RESP2 connection.
 pub struct Client {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
+    r: BufReader<Stream>,
 }
 
 fn proto(msg: impl Into<String>) -> std::io::Error {
@@ -239,14 +352,65 @@ impl Client {
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(300)))?;
         Ok(Client {
-            w: s.try_clone()?,
-            r: BufReader::with_capacity(1 << 16, s),
+            r: BufReader::with_capacity(1 << 16, Stream::Plain(s)),
         })
     }
 
-    /// Connects and authenticates (AUTH [user] password) if asked.
-    pub fn open(addr: &str, user: Option<&str>, password: Option<&str>) -> super::Result<Client> {
-        let mut c = Client::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    /// Connects with TLS; the handshake happens here, so a refused
+    /// certificate is reported as such.
+    pub fn connect_tls(addr: &str, tls: &TlsArgs) -> super::Result<Client> {
+        let config = tls.client_config()?;
+        let host = match &tls.sni {
+            Some(h) => h.clone(),
+            None => {
+                let h = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                h.trim_start_matches('[').trim_end_matches(']').to_string()
+            }
+        };
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| format!("{addr}: bad server name '{host}': {e}"))?;
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+            .map_err(|e| format!("{addr}: TLS: {e}"))?;
+        let s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(300)))?;
+        let mut tls_stream = rustls::StreamOwned::new(conn, s);
+        while tls_stream.conn.is_handshaking() {
+            tls_stream
+                .conn
+                .complete_io(&mut tls_stream.sock)
+                .map_err(|e| format!("{addr}: TLS handshake failed: {e}"))?;
+        }
+        Ok(Client {
+            r: BufReader::with_capacity(1 << 16, Stream::Tls(Box::new(tls_stream))),
+        })
+    }
+
+    /// Connects (with TLS if asked) and authenticates (AUTH [user]
+    /// password) if asked.
+    pub fn open(
+        addr: &str,
+        user: Option<&str>,
+        password: Option<&str>,
+        tls: &TlsArgs,
+    ) -> super::Result<Client> {
+        let mut c = if tls.tls {
+            let mut c = Client::connect_tls(addr, tls)?;
+            // With TLS 1.3 the server checks the client's certificate
+            // after the client's side of the handshake is done: one round
+            // trip shows whether it was accepted.
+            c.call(&[b"PING"]).map_err(|e| {
+                let hint = if tls.cert.is_none() {
+                    " (does the server require a client certificate? give --cert and --key)"
+                } else {
+                    ""
+                };
+                format!("{addr}: TLS: {e}{hint}")
+            })?;
+            c
+        } else {
+            Client::connect(addr).map_err(|e| format!("{addr}: {e}"))?
+        };
         if let Some(p) = password {
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
             if let Some(u) = user {
@@ -277,7 +441,9 @@ impl Client {
 
     /// Sends raw, already encoded commands.
     pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.w.write_all(bytes)
+        let s = self.r.get_mut();
+        s.write_all(bytes)?;
+        s.flush()
     }
 
     /// One command, one reply.
@@ -341,7 +507,7 @@ impl Client {
     }
 
     /// The raw reader (for SYNC payloads).
-    pub fn reader(&mut self) -> &mut BufReader<TcpStream> {
+    pub fn reader(&mut self) -> &mut BufReader<Stream> {
         &mut self.r
     }
 }

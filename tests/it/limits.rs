@@ -1,0 +1,299 @@
+//! Client limits against the real server: maxclients, timeout,
+//! client-output-buffer-limit for normal clients, client-query-buffer-limit,
+//! CLIENT NO-EVICT, and the INFO fields that report them.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::resp::Raw;
+use crate::support::TestServer;
+
+fn info_field(raw: &mut Raw, section: &str, field: &str) -> String {
+    let r = raw.cmd_str(&["INFO", section]);
+    let text = String::from_utf8_lossy(&r).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+        .trim()
+        .to_string()
+}
+
+/// Polls until `f` is true (at most `secs`).
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+fn connected(raw: &mut Raw) -> u64 {
+    info_field(raw, "clients", "connected_clients")
+        .parse()
+        .unwrap()
+}
+
+/// True once the peer has closed (EOF or reset), within `secs`.
+fn closed_within(s: &mut TcpStream, secs: u64) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+    }
+}
+
+#[test]
+fn maxclients_refuses_with_redis_error_and_counts() {
+    let s = TestServer::start(&["--maxclients", "3"]);
+    let mut a = s.raw();
+    assert!(eventually(5, || connected(&mut a) == 1));
+    let mut b = s.raw();
+    let mut c = s.raw();
+    assert_eq!(b.cmd_str(&["PING"]), b"+PONG\r\n");
+    assert_eq!(c.cmd_str(&["PING"]), b"+PONG\r\n");
+    let mut d = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    d.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let _ = d.read_to_end(&mut got);
+    assert_eq!(got, b"-ERR max number of clients reached\r\n");
+    assert_eq!(info_field(&mut a, "stats", "rejected_connections"), "1");
+    assert_eq!(connected(&mut a), 3);
+    // A slot frees when a client leaves; CONFIG SET raises the limit.
+    drop(c);
+    assert!(eventually(5, || connected(&mut a) == 2));
+    let mut e = s.raw();
+    assert_eq!(e.cmd_str(&["PING"]), b"+PONG\r\n");
+    assert_eq!(a.cmd_str(&["CONFIG", "SET", "maxclients", "4"]), b"+OK\r\n");
+    let mut f = s.raw();
+    assert_eq!(f.cmd_str(&["PING"]), b"+PONG\r\n");
+    assert_eq!(info_field(&mut a, "clients", "maxclients"), "4");
+}
+
+#[test]
+fn timeout_closes_idle_clients_but_not_subscribers_or_blocked() {
+    let s = TestServer::start(&["--timeout", "1"]);
+    let mut idle = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    idle.write_all(b"PING\r\n").unwrap();
+    let mut sub = s.raw();
+    sub.cmd_str(&["SUBSCRIBE", "ch"]);
+    let mut blocked = s.raw();
+    blocked.send(&crate::support::resp::encode(&[b"BLPOP", b"list", b"0"]));
+    // MONITOR only once the BLPOP ran, or the monitor is fed it.
+    let mut probe = s.raw();
+    assert!(eventually(5, || info_field(
+        &mut probe,
+        "clients",
+        "blocked_clients"
+    ) == "1"));
+    drop(probe);
+    let mut mon = s.raw();
+    assert_eq!(mon.cmd_str(&["MONITOR"]), b"+OK\r\n");
+    let start = Instant::now();
+    assert!(closed_within(&mut idle, 5), "idle client not closed");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    std::thread::sleep(Duration::from_millis(1500));
+    // The others are still served.
+    let mut other = s.raw();
+    assert_eq!(other.cmd_str(&["PUBLISH", "ch", "hi"]), b":1\r\n");
+    assert!(sub.read_reply().unwrap().ends_with(b"$2\r\nhi\r\n"));
+    assert_eq!(info_field(&mut other, "clients", "blocked_clients"), "1");
+    other.cmd_str(&["RPUSH", "list", "v"]);
+    assert_eq!(
+        blocked.read_reply().unwrap(),
+        b"*2\r\n$4\r\nlist\r\n$1\r\nv\r\n"
+    );
+    assert!(mon.read_reply().unwrap().starts_with(b"+"));
+    // CONFIG SET timeout 0 reaches clients already idle.
+    assert_eq!(
+        other.cmd_str(&["CONFIG", "SET", "timeout", "0"]),
+        b"+OK\r\n"
+    );
+    let mut stay = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    stay.write_all(b"PING\r\n").unwrap();
+    assert!(!closed_within(&mut stay, 2), "closed with timeout 0");
+    // And a new timeout reaches a client that was idle under timeout 0.
+    assert_eq!(
+        other.cmd_str(&["CONFIG", "SET", "timeout", "1"]),
+        b"+OK\r\n"
+    );
+    assert!(
+        closed_within(&mut stay, 5),
+        "idle client kept after CONFIG SET"
+    );
+}
+
+/// Pipelines `n` GETs of a big value without reading any reply.
+fn flood_without_reading(port: u16, n: usize) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut cmds = Vec::new();
+    for _ in 0..n {
+        cmds.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    }
+    s.write_all(&cmds).unwrap();
+    s
+}
+
+#[test]
+fn normal_output_limit_cuts_clients_that_never_read() {
+    let s = TestServer::start(&["--appendfsync", "everysec"]);
+    let mut a = s.raw();
+    let big = "x".repeat(100_000);
+    a.cmd_str(&["SET", "big", &big]);
+
+    // Redis's default `normal 0 0 0`: the client is not cut off (Basalt
+    // stops executing its input while its replies wait on the socket).
+    let mut slow = flood_without_reading(s.port, 400);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(connected(&mut a), 2);
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let want = 400 * (big.len() + "$100000\r\n\r\n".len());
+    while total < want {
+        let n = slow.read(&mut buf).unwrap();
+        assert!(n > 0);
+        total += n;
+    }
+    assert_eq!(total, want);
+    drop(slow);
+
+    // Hard limit: cut off at once.
+    assert_eq!(
+        a.cmd_str(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 2mb 0 0"
+        ]),
+        b"+OK\r\n"
+    );
+    assert!(eventually(5, || connected(&mut a) == 1));
+    let mut hard = flood_without_reading(s.port, 400);
+    assert!(closed_within(&mut hard, 10), "hard limit did not cut");
+    assert!(eventually(5, || connected(&mut a) == 1));
+
+    // Soft limit: cut off after its seconds.
+    assert_eq!(
+        a.cmd_str(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 1mb 1"
+        ]),
+        b"+OK\r\n"
+    );
+    let start = Instant::now();
+    let mut soft = flood_without_reading(s.port, 400);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(connected(&mut a), 2, "soft limit cut before its seconds");
+    // (Reading would let the replies drain; this client never reads.)
+    assert!(
+        eventually(10, || connected(&mut a) == 1),
+        "soft limit did not cut"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    assert!(closed_within(&mut soft, 10));
+
+    // A client that reads its replies is never cut.
+    let mut ok = s.raw();
+    for _ in 0..30 {
+        assert_eq!(ok.cmd_str(&["GET", "big"]).len(), big.len() + 11);
+    }
+    // The pubsub class is separate.
+    assert_eq!(
+        a.cmd_str(&["CONFIG", "GET", "client-output-buffer-limit"]),
+        b"*2\r\n$26\r\nclient-output-buffer-limit\r\n$73\r\nnormal 0 1048576 1 slave 268435456 67108864 60 pubsub 33554432 8388608 60\r\n"
+            .to_vec()
+    );
+}
+
+#[test]
+fn query_buffer_limit_closes_the_client() {
+    let s = TestServer::start(&[]);
+    let mut a = s.raw();
+    assert_eq!(
+        a.cmd_str(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"]),
+        b"+OK\r\n"
+    );
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n")
+        .unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0;
+    while sent < 2_000_000 {
+        if c.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    assert!(
+        closed_within(&mut c, 10),
+        "query buffer over the limit kept"
+    );
+    assert_eq!(a.cmd_str(&["EXISTS", "k"]), b":0\r\n");
+    // Under the limit is fine.
+    let v = "v".repeat(500_000);
+    assert_eq!(a.cmd_str(&["SET", "k", &v]), b"+OK\r\n");
+}
+
+#[test]
+fn client_no_evict_shows_in_flags() {
+    let s = TestServer::start(&[]);
+    let mut a = s.raw();
+    assert_eq!(a.cmd_str(&["CLIENT", "NO-EVICT", "on"]), b"+OK\r\n");
+    let info = String::from_utf8_lossy(&a.cmd_str(&["CLIENT", "INFO"])).into_owned();
+    assert!(info.contains(" flags=e "), "{info}");
+    let list = String::from_utf8_lossy(&a.cmd_str(&["CLIENT", "LIST"])).into_owned();
+    assert!(list.contains(" flags=e "), "{list}");
+    assert_eq!(a.cmd_str(&["CLIENT", "NO-EVICT", "off"]), b"+OK\r\n");
+    let info = String::from_utf8_lossy(&a.cmd_str(&["CLIENT", "INFO"])).into_owned();
+    assert!(info.contains(" flags=N "), "{info}");
+}
+
+#[test]
+fn tcp_keepalive_is_set_on_accepted_sockets() {
+    // Observable from outside only through the kernel: the server's side of
+    // the connection shows a keepalive timer in /proc/net/tcp (Linux).
+    let Ok(before) = std::fs::read_to_string("/proc/net/tcp") else {
+        return;
+    };
+    let _ = before;
+    let s = TestServer::start(&["--tcp-keepalive", "7"]);
+    let c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let mut raw = Raw::from_stream(c.try_clone().unwrap());
+    assert_eq!(raw.cmd_str(&["PING"]), b"+PONG\r\n");
+    let local = c.local_addr().unwrap().port();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    // The server's socket: local port = server port, remote port = ours.
+    // Columns: sl local rem st tx:rx tr:tm->when ...; tr 2 = keepalive.
+    let want_local = format!(":{:04X}", s.port);
+    let want_rem = format!(":{local:04X}");
+    let row = table
+        .lines()
+        .find(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 5 && f[1].ends_with(&want_local) && f[2].ends_with(&want_rem)
+        })
+        .unwrap_or_else(|| panic!("server socket not found in /proc/net/tcp"));
+    let f: Vec<&str> = row.split_whitespace().collect();
+    assert!(f[5].starts_with("02:"), "no keepalive timer: {row}");
+}
