@@ -351,6 +351,9 @@ fn info_reports_loading_progress() {
         std::thread::sleep(Duration::from_millis(25));
     }
     assert!(saw_loading_error, "GET during the load was not refused");
+    // Before the log's manifest is read the size of the work is not known
+    // yet (total 0); from then on it is fixed.
+    samples.retain(|s| s.1 != 0);
     assert!(samples.len() >= 3, "too few samples: {samples:?}");
     let total = samples[0].1;
     assert!(total > 100_000, "{samples:?}");
