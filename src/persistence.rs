@@ -143,7 +143,7 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     while let Some(item) = reader.next() {
         let item = item.map_err(|e| format!("{}: {e}", path.display()))?;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             srv.loading_loaded_bytes
                 .store(reader.offset().min(file_len), Relaxed);
         }
@@ -363,7 +363,7 @@ fn recover_log(srv: &Arc<Shared>, read_only: bool) -> Result<(), String> {
             )
         })?;
         n += 1;
-        if n % 4096 == 0 || key_load_delay.is_some() {
+        if n.is_multiple_of(4096) || key_load_delay.is_some() {
             srv.loading_progress.store(n, Relaxed);
             srv.loading_loaded_bytes
                 .store(snap_bytes + rec.progress().0, Relaxed);
