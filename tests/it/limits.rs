@@ -113,6 +113,8 @@ fn timeout_closes_idle_clients_but_not_subscribers_or_blocked() {
         b"*2\r\n$4\r\nlist\r\n$1\r\nv\r\n"
     );
     assert!(mon.read_reply().unwrap().starts_with(b"+"));
+    // Unblocked after more than `timeout`: not closed right away.
+    assert_eq!(blocked.cmd_str(&["PING"]), b"+PONG\r\n");
     // CONFIG SET timeout 0 reaches clients already idle.
     assert_eq!(
         other.cmd_str(&["CONFIG", "SET", "timeout", "0"]),
