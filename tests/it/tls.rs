@@ -512,7 +512,11 @@ fn redis_crate_connects_over_tls() {
     let v: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
     assert_eq!(v, "v");
     let big = vec![7u8; 200_000];
-    let _: () = redis::cmd("SET").arg("big").arg(&big).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&big)
+        .query(&mut c)
+        .unwrap();
     let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut c).unwrap();
     assert_eq!(got, big);
     // Without a client certificate (tls-auth-clients yes): no service.
