@@ -1,6 +1,6 @@
-//! A counting wrapper around mimalloc: INFO's `used_memory`
-//! is the exact number of live heap bytes, as Redis reports from its
-//! allocator.
+//! A counting wrapper around mimalloc: INFO's `used_memory` is the number
+//! of live heap bytes the allocator handed out, by usable block size
+//! (size-class rounding included), as Redis counts with `zmalloc_size`.
 
 use std::alloc::{GlobalAlloc, Layout};
 
@@ -19,7 +19,9 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded as is.
         let p = unsafe { System.alloc(l) };
         if !p.is_null() {
-            let now = ALLOCATED.fetch_add(l.size(), Relaxed) + l.size();
+            // SAFETY: `p` was just returned by mimalloc.
+            let n = unsafe { System.usable_size(p) };
+            let now = ALLOCATED.fetch_add(n, Relaxed) + n;
             if now > PEAK.load(Relaxed) {
                 PEAK.store(now, Relaxed);
             }
@@ -28,28 +30,35 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` is a live mimalloc block (the caller's contract).
+        let n = unsafe { System.usable_size(p) };
         // SAFETY: forwarded as is.
         unsafe { System.dealloc(p, l) };
-        ALLOCATED.fetch_sub(l.size(), Relaxed);
+        ALLOCATED.fetch_sub(n, Relaxed);
     }
 
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
         let p = unsafe { System.alloc_zeroed(l) };
         if !p.is_null() {
-            ALLOCATED.fetch_add(l.size(), Relaxed);
+            // SAFETY: `p` was just returned by mimalloc.
+            ALLOCATED.fetch_add(unsafe { System.usable_size(p) }, Relaxed);
         }
         p
     }
 
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        // SAFETY: `p` is a live mimalloc block (the caller's contract).
+        let old = unsafe { System.usable_size(p) };
         // SAFETY: forwarded as is.
         let q = unsafe { System.realloc(p, l, new) };
         if !q.is_null() {
-            if new > l.size() {
-                ALLOCATED.fetch_add(new - l.size(), Relaxed);
+            // SAFETY: `q` was just returned by mimalloc.
+            let now = unsafe { System.usable_size(q) };
+            if now > old {
+                ALLOCATED.fetch_add(now - old, Relaxed);
             } else {
-                ALLOCATED.fetch_sub(l.size() - new, Relaxed);
+                ALLOCATED.fetch_sub(old - now, Relaxed);
             }
         }
         q

@@ -37,6 +37,8 @@ pub struct ClientHandle {
     /// CLIENT LIST's sub / psub / ssub counts and `multi` (-1 = none).
     pub sub_counts: [std::sync::atomic::AtomicU32; 3],
     pub multi_len: std::sync::atomic::AtomicI32,
+    /// The authenticated user's name (CLIENT LIST `user=`).
+    pub user: Mutex<Vec<u8>>,
 }
 
 impl ClientHandle {
@@ -84,7 +86,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -99,6 +101,7 @@ impl ClientHandle {
             multi,
             qbuf,
             self.last_cmd_name(),
+            String::from_utf8_lossy(&self.user.lock()),
             self.resp.load(Relaxed),
             lib_name,
             lib_ver
@@ -123,6 +126,14 @@ pub struct ClientState {
     pub reply_mode: ReplyMode,
     pub close_after_reply: bool,
     pub authenticated: bool,
+    /// The user this connection runs as (shared: ACL SETUSER applies at
+    /// once).
+    pub user: Arc<crate::acl::User>,
+    /// The user's rules as of `User::version` (see `rules`).
+    rules_cache: Option<(u64, Arc<crate::acl::Rules>)>,
+    /// A wrong password was given: the connection pauses before running
+    /// the rest of its input (see `connection.rs`).
+    pub auth_failed: bool,
     /// Set by WAITAOF: the connection waits, then replies.
     pub pending_waitaof: Option<WaitAof>,
     /// Set by a blocking pop that found nothing: the connection waits.
@@ -220,7 +231,33 @@ pub struct WaitAof {
     pub timeout_ms: u64,
 }
 
+/// Placeholder user for internal clients (log replay): every command
+/// allowed. Connections get the server's default user instead.
+fn unrestricted_user() -> Arc<crate::acl::User> {
+    static U: std::sync::OnceLock<Arc<crate::acl::User>> = std::sync::OnceLock::new();
+    U.get_or_init(|| crate::acl::Acl::new().default_user())
+        .clone()
+}
+
 impl ClientState {
+    /// Runs as `user` from now on (AUTH, HELLO AUTH).
+    pub fn set_user(&mut self, user: Arc<crate::acl::User>) {
+        *self.handle.user.lock() = user.name.clone();
+        self.user = user;
+        self.authenticated = true;
+    }
+
+    /// This connection's user's current rules, refreshed only when the
+    /// user's version moved.
+    pub fn rules(&mut self) -> &crate::acl::Rules {
+        let v = self.user.version.load(std::sync::atomic::Ordering::Acquire);
+        if self.rules_cache.as_ref().is_some_and(|c| c.0 != v) {
+            self.rules_cache = None;
+        }
+        let user = &self.user;
+        &self.rules_cache.get_or_insert_with(|| (v, user.rules())).1
+    }
+
     pub fn new(handle: Arc<ClientHandle>) -> Self {
         ClientState {
             handle,
@@ -228,6 +265,9 @@ impl ClientState {
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             authenticated: true,
+            user: unrestricted_user(),
+            rules_cache: None,
+            auth_failed: false,
             pending_waitaof: None,
             multi: None,
             in_exec: false,
@@ -296,6 +336,7 @@ impl Clients {
             retime: tokio::sync::Notify::new(),
             sub_counts: Default::default(),
             multi_len: std::sync::atomic::AtomicI32::new(-1),
+            user: Mutex::new(b"default".to_vec()),
         });
         map.insert(id, h.clone());
         Some(h)

@@ -24,6 +24,13 @@ use crate::shared::{unix_ms, Shared};
 /// output up to this size is not counted against the output limits.
 const REPLY_CHUNK_BYTES: u64 = 16 * 1024;
 
+/// After a wrong password (AUTH, HELLO AUTH) the connection stops running
+/// the rest of what it has read, sends the replies so far, and waits this
+/// long before going on: a client pipelining guesses gets one per flush
+/// and delay (at most ~20 per second per connection) instead of
+/// thousands per round trip. Redis has no such limit.
+const AUTH_FAIL_DELAY: Duration = Duration::from_millis(50);
+
 /// Flush replies mid-batch once this many bytes are pending.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -34,7 +41,8 @@ where
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut reply = Reply::new(false);
     let mut client = ClientState::new(handle.clone());
-    client.authenticated = srv.config.read().requirepass.is_empty();
+    client.user = srv.acl.default_user();
+    client.authenticated = !srv.acl.default_needs_auth.load(Relaxed);
     let mut ranges = Vec::with_capacity(8);
     let mut shutdown = srv.shutdown.subscribe();
     // Whether replies pending in `reply` followed a write (see `flush`).
@@ -121,6 +129,7 @@ where
         let obl = OutputLimits::load(&srv, &client);
         let mut pos = 0;
         let mut close = false;
+        let mut throttle = false;
         let now_ms = unix_ms();
         handle.last_active_ms.store(now_ms, Relaxed);
         {
@@ -154,6 +163,11 @@ where
                     }
                 };
                 pos += consumed;
+                if std::mem::take(&mut client.auth_failed) {
+                    // A wrong password: stop this batch (see AUTH_FAIL_DELAY).
+                    throttle = true;
+                    break;
+                }
                 if let Some(b) = client.pending_block.take() {
                     // A blocked pop: send what is pending first (as Redis
                     // does before blocking), then wait for it to be served.
@@ -218,6 +232,24 @@ where
         }
         if client.peer_closed {
             break;
+        }
+        if throttle {
+            if flush_unless_killed(
+                &srv,
+                &handle,
+                &mut stream,
+                &mut reply,
+                &mut wrote,
+                &mut durable,
+            )
+            .await
+            .is_err()
+                || close
+            {
+                break;
+            }
+            tokio::time::sleep(AUTH_FAIL_DELAY).await;
+            stashed |= !rbuf.is_empty();
         }
         handle.qbuf.store(rbuf.len() as u64, Relaxed);
         if rbuf.len() > qlimit {

@@ -171,6 +171,10 @@ pub struct KeyLock<'s, 'k> {
     pub key: &'k [u8],
     /// For the `new` keyspace event (None while replaying the log).
     events: Option<&'s crate::shared::Shared>,
+    /// The access field for an inserted entry that has none (0).
+    fresh: u32,
+    /// An LFU policy is on: an overwrite keeps the key's counter.
+    lfu: bool,
 }
 
 /// The `new` keyspace event (class `n`) when an insert created the key.
@@ -197,7 +201,17 @@ impl<'s, 'k> KeyLock<'s, 'k> {
     }
 
     /// Inserts or replaces the whole entry; returns the old one.
-    pub fn insert(&mut self, e: Entry) -> Option<Entry> {
+    pub fn insert(&mut self, mut e: Entry) -> Option<Entry> {
+        if e.lru == 0 {
+            e.lru = self.fresh;
+        }
+        if self.lfu {
+            // As Redis's `dbSetValue`: a new value for a key keeps its
+            // access frequency.
+            if let Some(old) = self.get() {
+                e.lru = old.lru;
+            }
+        }
         let old = self.guard.dbs[self.db].insert(self.hash, self.key, e);
         created(self.events, self.db, self.key, &old);
         old
@@ -217,6 +231,8 @@ pub struct MultiLock<'s> {
     /// (hash, index into `guards`) per key position.
     slots: Vec<(u64, usize)>,
     events: Option<&'s crate::shared::Shared>,
+    fresh: u32,
+    lfu: bool,
 }
 
 impl<'s> MultiLock<'s> {
@@ -236,8 +252,26 @@ impl<'s> MultiLock<'s> {
         d.get_mut(h, key)
     }
 
-    pub fn insert(&mut self, i: usize, key: &[u8], e: Entry) -> Option<Entry> {
+    /// Puts an object that keeps its own access field (RENAME, COPY:
+    /// Redis deletes the destination and adds the object).
+    pub fn insert_object(&mut self, i: usize, key: &[u8], e: Entry) -> Option<Entry> {
+        let lfu = std::mem::replace(&mut self.lfu, false);
+        let old = self.insert(i, key, e);
+        self.lfu = lfu;
+        old
+    }
+
+    pub fn insert(&mut self, i: usize, key: &[u8], mut e: Entry) -> Option<Entry> {
+        if e.lru == 0 {
+            e.lru = self.fresh;
+        }
+        let lfu = self.lfu;
         let (d, h) = self.dict(i);
+        if lfu {
+            if let Some(old) = d.get(h, key) {
+                e.lru = old.lru;
+            }
+        }
         let old = d.insert(h, key, e);
         created(self.events, self.db, key, &old);
         old
@@ -344,12 +378,15 @@ impl<'a> Ctx<'a> {
         let mut guard = self.shard(self.srv.ks.shard_of(hash));
         let db = self.client.db;
         self.expire_if_needed(&mut guard, db, hash, key);
+        let stamp = self.stamp();
         KeyLock {
             guard,
             db,
             hash,
             key,
             events: (!self.loading).then_some(self.srv),
+            fresh: stamp.fresh(),
+            lfu: matches!(stamp, crate::evict::Stamp::Lfu { .. }),
         }
     }
 
@@ -363,9 +400,9 @@ impl<'a> Ctx<'a> {
         let found = if self.client.handle.no_touch.load(Relaxed) {
             k.exists()
         } else {
-            let clock = self.srv.lru_clock_at(self.now_ms);
+            let stamp = self.stamp();
             let (db, hash) = (k.db, k.hash);
-            k.guard.dbs[db].touch(hash, key, clock)
+            k.guard.dbs[db].touch(hash, key, |f| stamp.apply(f))
         };
         if found {
             self.srv.stats.keyspace_hits.fetch_add(1, Relaxed);
@@ -403,11 +440,14 @@ impl<'a> Ctx<'a> {
             let (h, g) = slots[i];
             self.expire_if_needed(&mut guards[g].1, db, h, key);
         }
+        let stamp = self.stamp();
         MultiLock {
             guards,
             db,
             slots,
             events: (!self.loading).then_some(self.srv),
+            fresh: stamp.fresh(),
+            lfu: matches!(stamp, crate::evict::Stamp::Lfu { .. }),
         }
     }
 
@@ -426,6 +466,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
+        self.srv.evict.writes.fetch_add(1, Relaxed);
         let db = self.client.db;
         for c in cmds {
             self.touched(db, c);
@@ -445,6 +486,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.srv.stats.dirty.fetch_add(1, Relaxed);
+        self.srv.evict.writes.fetch_add(1, Relaxed);
         self.touched(db, args);
         match self.txn {
             None => self.srv.log_command(db, args),

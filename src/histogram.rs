@@ -70,8 +70,9 @@ impl Histogram {
         self.counts().map_or(0, |c| c.iter().sum())
     }
 
-    /// Redis's `histogram_usec`: (upper bound in µs, a power of two from 1,
-    /// cumulative count) for every power-of-two bucket that gained calls.
+    /// Redis's `histogram_usec`: (bucket bound in µs, cumulative count) for
+    /// every bucket that gained calls. As Redis, buckets double from 1024 ns
+    /// and are named by their bound in whole µs: 1, 2, 4, … 32, 65, 131, …
     pub fn cumulative_usec(&self) -> Vec<(u64, u64)> {
         let Some(counts) = self.counts() else {
             return Vec::new();
@@ -83,7 +84,11 @@ impl Histogram {
                 continue;
             }
             total += n;
-            let us = upper(i).div_ceil(1000).max(1).next_power_of_two();
+            let mut bound = 1024u64;
+            while bound < upper(i) && bound < 1 << 62 {
+                bound <<= 1;
+            }
+            let us = bound / 1000;
             match out.last_mut() {
                 Some(last) if last.0 == us => last.1 = total,
                 _ => out.push((us, total)),

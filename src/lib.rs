@@ -8,6 +8,7 @@
 //! (listeners, background cycles, shutdown). The keyspace itself lives in
 //! the `basalt-storage` crate.
 
+pub mod acl;
 pub mod alloc;
 pub mod blocking;
 pub mod client;
@@ -17,10 +18,12 @@ pub mod connection;
 pub mod convert;
 pub mod counter;
 pub mod db;
+pub mod evict;
 pub mod histogram;
 pub mod notify;
 pub mod num;
 pub mod observe;
+pub mod offline;
 pub mod persistence;
 pub mod powerloss;
 pub mod pubsub;

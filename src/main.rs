@@ -74,6 +74,11 @@ fn main() {
         let srv = Arc::new(Shared::new(cfg));
         *srv.tls.write() = tls;
         let _ = srv.me.set(Arc::downgrade(&srv));
+        if let Err(e) = srv.init_acl() {
+            tracing::error!("Aborting startup because of ACL errors: {e}");
+            eprintln!("basalt-server: Aborting startup because of ACL errors: {e}");
+            return 1;
+        }
         {
             // Replay in the background while clients get -LOADING.
             srv.loading

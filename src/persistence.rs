@@ -161,8 +161,9 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
                 String::from_utf8_lossy(&e.key)
             )
         })?;
-        let entry =
+        let mut entry =
             basalt_storage::Entry::with_expire(v, e.expire_ms.map_or(0, |x| x.max(1) as u64));
+        entry.lru = srv.evict.stamp(now as u64).fresh();
         let h = basalt_storage::Keyspace::hash(&e.key);
         srv.ks.lock(srv.ks.shard_of(h)).dbs[e.db as usize].insert(h, &e.key, entry);
         n += 1;
@@ -200,6 +201,30 @@ pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
 /// keyspace and attaches the writer to `srv`. Runs before clients are
 /// served (they get -LOADING meanwhile).
 pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
+    recover_log(srv, false)
+}
+
+/// Loads the snapshot and log of the data dir into `srv` exactly as a
+/// start would, but changes no file: no torn tail is truncated, no stale
+/// snapshot removed, no writer attached (offline export). The caller holds
+/// the dir lock. Returns the number of log records replayed.
+pub fn load_log_read_only(srv: &Arc<Shared>) -> Result<u64, String> {
+    let dir = {
+        let c = srv.config.read();
+        c.dir
+            .join(c.get("appenddirname").unwrap_or("appendonlydir"))
+    };
+    if !basalt_aof::manifest::manifest_path(&dir).exists() {
+        return Err(format!(
+            "{}: no Basalt log (manifest missing)",
+            dir.display()
+        ));
+    }
+    recover_log(srv, true)?;
+    Ok(srv.loading_progress.load(Relaxed))
+}
+
+fn recover_log(srv: &Arc<Shared>, read_only: bool) -> Result<(), String> {
     let (dir, policy, recovery, simulate_power_loss, inject_faults) = {
         let c = srv.config.read();
         let name = c
@@ -253,7 +278,11 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     let mut rec = Recovery::open(&dir, opts).map_err(|e| e.to_string())?;
     // A data dir with no Basalt state but a Redis dump: import it, then
     // (below, once the log is open) snapshot it into Basalt's own format.
-    let imported = if fresh { import_rdb(srv)? } else { None };
+    let imported = if fresh && !read_only {
+        import_rdb(srv)?
+    } else {
+        None
+    };
     if let Some(snap) = rec.snapshot() {
         let path = dir.join(&snap.name);
         let t = Instant::now();
@@ -276,7 +305,12 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     // A snapshot killed mid-write leaves a temp file; older snapshots whose
     // install was interrupted are not named by the manifest. Neither is
     // ever loaded; remove them.
-    if let Ok(rd) = std::fs::read_dir(&dir) {
+    let stale_dir = if read_only {
+        Err(std::io::Error::other("read-only"))
+    } else {
+        std::fs::read_dir(&dir)
+    };
+    if let Ok(rd) = stale_dir {
         let keep = rec.snapshot().map(|s| s.name.clone());
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -312,6 +346,10 @@ pub fn open_log(srv: &Arc<Shared>) -> Result<(), String> {
     replayer
         .finish()
         .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if read_only {
+        srv.loading_progress.store(n, Relaxed);
+        return Ok(());
+    }
     let (log, report) = rec.finish().map_err(|e| e.to_string())?;
     if let Some(t) = &report.truncated {
         tracing::warn!(

@@ -216,6 +216,20 @@ impl PubSub {
         }
     }
 
+    /// Every (kind, name) client `id` is subscribed to (a scan of the
+    /// registry: for ACL changes, not hot paths).
+    pub fn subscriptions_of(&self, id: u64) -> Vec<(Kind, Vec<u8>)> {
+        let mut out = Vec::new();
+        for k in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for (name, subs) in self.map(k).read().iter() {
+                if subs.iter().any(|s| s.handle.id == id) {
+                    out.push((k, name.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Delivers `msg` on `channel`; returns the number of receivers
     /// (pattern matches count once per matching pattern, as Redis).
     pub fn publish(&self, channel: &[u8], msg: &[u8]) -> usize {

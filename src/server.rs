@@ -170,6 +170,10 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
                         Ok((sock, peer)) => {
                             prepare(&srv, &sock);
                             let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                            if protected_refuses(&srv, peer.ip()) {
+                                tokio::spawn(deny_protected(sock));
+                                continue;
+                            }
                             match admit(&srv, peer.to_string(), local, false) {
                                 Some(h) => tokio::spawn(connection::serve(srv.clone(), sock, h)),
                                 None => tokio::spawn(reject(sock)),
@@ -286,6 +290,9 @@ async fn serve_tls(
         },
         _ = stop.changed() => return,
     };
+    if protected_refuses(&srv, peer.ip()) {
+        return deny_protected(stream).await;
+    }
     match admit(&srv, peer.to_string(), local, false) {
         Some(h) => connection::serve(srv, stream, h).await,
         None => reject(stream).await,
@@ -432,10 +439,18 @@ async fn expire_cycle(srv: Arc<Shared>) {
             _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => return,
         }
+        let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
+        // Keep freeing memory while over `maxmemory` between commands
+        // (Redis's eviction time proc), within the same budget.
+        if srv.evict.maxmemory.load(Relaxed) != 0 && !srv.loading.load(Relaxed) {
+            let start = Instant::now();
+            while crate::evict::perform(&srv) == crate::evict::Outcome::Running
+                && start.elapsed() < budget
+            {}
+        }
         if !srv.active_expire_enabled.load(Relaxed) {
             continue;
         }
-        let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
         let start = Instant::now();
         let n = srv.ks.num_shards();
         let ndb = srv.ks.num_dbs();
@@ -512,4 +527,20 @@ async fn expire_cycle(srv: Arc<Shared>) {
             visited += 1;
         }
     }
+}
+
+/// Protected mode: no password for the default user and a peer that is
+/// not on the loopback interface.
+fn protected_refuses(srv: &Shared, peer: std::net::IpAddr) -> bool {
+    let on = srv.config.read().get("protected-mode") == Some("yes");
+    on && crate::acl::protected_refuses(on, srv.acl.default_user().rules().nopass, Some(peer))
+}
+
+/// Sends Redis's protected-mode explanation and closes.
+async fn deny_protected<S: tokio::io::AsyncWrite + Unpin>(mut sock: S) {
+    use tokio::io::AsyncWriteExt;
+    let _ = sock
+        .write_all(crate::acl::PROTECTED_MODE_ERROR.as_bytes())
+        .await;
+    let _ = sock.shutdown().await;
 }

@@ -71,6 +71,8 @@ pub struct Shared {
     pub ks: Keyspace,
     pub config: RwLock<Config>,
     pub clients: Clients,
+    /// Users and the ACL log.
+    pub acl: crate::acl::Acl,
     pub stats: Stats,
     pub pause: Pause,
     pub started: Instant,
@@ -124,6 +126,8 @@ pub struct Shared {
     pub normal_limits: crate::pubsub::Limits,
     /// Clients waiting in a blocking command (INFO blocked_clients).
     pub blocked_clients: AtomicU64,
+    /// `maxmemory` and eviction (see `evict`).
+    pub evict: crate::evict::Evictor,
 }
 
 /// Redis's LRU clock resolution: 24 bits of seconds.
@@ -171,6 +175,7 @@ impl Shared {
             ks,
             config: RwLock::new(config),
             clients: Clients::default(),
+            acl: crate::acl::Acl::new(),
             stats: Stats::default(),
             pause: Pause::default(),
             started: Instant::now(),
@@ -206,9 +211,39 @@ impl Shared {
             latency_ms: Default::default(),
             latency_tracking: AtomicBool::new(true),
             notify_flags: Default::default(),
+            evict: Default::default(),
         };
         s.apply_runtime_config();
         s
+    }
+
+    /// Sets up users at start: `requirepass` for the default user, then
+    /// the config file's `user` lines or the `aclfile` (not both, as
+    /// Redis). Err: why the server must not start.
+    pub fn init_acl(&self) -> Result<(), String> {
+        let (pass, users, aclfile, all) = {
+            let c = self.config.read();
+            (
+                c.requirepass.clone(),
+                c.users.clone(),
+                c.get("aclfile").unwrap_or("").to_string(),
+                c.get("acl-pubsub-default") == Some("allchannels"),
+            )
+        };
+        self.acl.set_requirepass(pass.as_bytes());
+        if !users.is_empty() && !aclfile.is_empty() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        if !users.is_empty() {
+            let parsed = crate::acl::parse_user_lines(&users.join("\n"), "config", all)?;
+            for (name, rules) in parsed {
+                self.acl.put_user(&name, rules);
+            }
+        }
+        if !aclfile.is_empty() {
+            crate::commands::acl::load_file(&self.acl, &aclfile, all)?;
+        }
+        Ok(())
     }
 
     /// Mirrors settings the hot paths read into atomics (at start and
@@ -216,6 +251,7 @@ impl Shared {
     pub fn apply_runtime_config(&self) {
         let c = self.config.read();
         self.notify_flags.store(c.notify_flags, Relaxed);
+        self.evict.configure(&c);
         let num = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok());
         self.slowlog_us
             .store(num("slowlog-log-slower-than").unwrap_or(10000), Relaxed);

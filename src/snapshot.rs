@@ -265,12 +265,28 @@ struct Sink {
     peak: AtomicU64,
 }
 
+/// Allocated size of the running snapshot's capture buffer: memory that,
+/// like the copy-on-write pages of Redis's fork, is not counted against
+/// `maxmemory` (evicting a key a snapshot still needs moves its bytes
+/// here rather than freeing them).
+static CAPTURE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Memory a running snapshot holds beyond the keyspace: the capture
+/// buffer, the chunk being built and the file buffer (0 when none runs).
+pub fn working_bytes(srv: &Shared) -> u64 {
+    if !srv.snap.in_progress.load(Relaxed) {
+        return 0;
+    }
+    CAPTURE_BYTES.load(Relaxed) + 2 * CHUNK_RAW as u64 + (1 << 20)
+}
+
 impl Capture for Sink {
     fn capture(&self, db: u32, key: &[u8], entry: &Entry) {
         let mut g = self.buf.lock();
         encode_entry(db, key, entry, &mut g.0);
         g.1 += 1;
         let len = g.0.capacity() as u64;
+        CAPTURE_BYTES.store(len, Relaxed);
         if len > self.peak.load(Relaxed) {
             self.peak.store(len, Relaxed);
         }
@@ -473,6 +489,7 @@ fn write_file(
             if g.0.capacity() > 4 * CHUNK_RAW {
                 g.0.shrink_to(CHUNK_RAW);
             }
+            CAPTURE_BYTES.store(g.0.capacity() as u64, Relaxed);
         }
         if raw.len() >= CHUNK_RAW || (force && *raw_entries > 0) {
             w.write_chunk(raw, *raw_entries)?;
@@ -584,6 +601,9 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
         return Err(at(pos, "chunk count does not match the trailer"));
     }
     let lim = srv.config.read().limits;
+    // Loaded keys start with the current access clock (or the initial LFU
+    // counter), as objects Redis creates while loading.
+    let fresh = srv.evict.stamp(unix_ms()).fresh();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -608,6 +628,7 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
                     crc,
                     srv.ks.num_dbs(),
                     &lim,
+                    fresh,
                 );
                 match r {
                     Ok(n) => {
@@ -642,6 +663,7 @@ fn load_chunk(
     crc: u32,
     ndb: usize,
     lim: &basalt_storage::Limits,
+    fresh: u32,
 ) -> Result<u64, String> {
     if crc32fast::hash(comp) != crc {
         return Err("chunk checksum mismatch".into());
@@ -654,7 +676,8 @@ fn load_chunk(
     let mut pos = 0;
     let mut n = 0;
     while pos < raw.len() {
-        let (db, key, entry) = decode_entry(&raw, &mut pos, lim)?;
+        let (db, key, mut entry) = decode_entry(&raw, &mut pos, lim)?;
+        entry.lru = fresh;
         if db as usize >= ndb {
             return Err(format!(
                 "entry for db {db}, but only {ndb} databases are configured"

@@ -119,7 +119,16 @@ impl SegmentReader {
                 return Ok(Item::End);
             }
             let avail = self.buf.get(self.pos..).unwrap_or_default();
-            let need = match decode_record(avail) {
+            let decoded = decode_record(avail);
+            let zero_head = avail.len() >= RECORD_HEADER_LEN
+                && avail[..RECORD_HEADER_LEN].iter().all(|&b| b == 0);
+            if zero_head && matches!(decoded, Decoded::Bad(_)) && self.zero_to_end(offset)? {
+                // Space the writer zero-filled ahead of its appends (see
+                // FORMAT.md): the records end here.
+                self.file_len = offset;
+                return Ok(Item::End);
+            }
+            let need = match decoded {
                 Decoded::Incomplete { need } => need,
                 Decoded::Bad(reason) => return Ok(Item::Bad { offset, reason }),
                 Decoded::Padding { size } => {
@@ -146,6 +155,10 @@ impl SegmentReader {
             };
             let left_in_file = self.file_len - offset;
             if (need as u64) > left_in_file {
+                if self.zero_to_end(offset)? {
+                    self.file_len = offset;
+                    return Ok(Item::End);
+                }
                 return Ok(Item::Incomplete {
                     offset,
                     have: left_in_file,
@@ -163,6 +176,28 @@ impl SegmentReader {
                 });
             }
         }
+    }
+
+    /// Whether every byte from `offset` to the end of the file is zero.
+    fn zero_to_end(&self, offset: u64) -> Result<bool> {
+        let mut chunk = vec![0u8; CHUNK.min(1 << 16)];
+        let mut o = offset;
+        while o < self.file_len {
+            let len =
+                usize::try_from(self.file_len - o).map_or(chunk.len(), |l| l.min(chunk.len()));
+            let n = self
+                .file
+                .read_full_at(o, &mut chunk[..len])
+                .ctx("read", &self.path)?;
+            if n == 0 {
+                break;
+            }
+            if chunk[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            o += n as u64;
+        }
+        Ok(true)
     }
 
     /// Discards consumed bytes and reads so that at least `need` bytes (or

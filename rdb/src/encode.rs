@@ -337,6 +337,25 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
         }
         Value::Hash(fields) => encode_hash(out, fields, opts)?,
         Value::Stream(s) => {
+            // No target this writer produces holds Redis 8.6/8.8 stream
+            // state: refuse it rather than drop it. Configuration alone at
+            // Redis's defaults carries no information and is left out.
+            if s.groups.iter().any(|g| !g.nacked.is_empty()) {
+                return Err(
+                    t.refuse("a stream with NACKed pending entries (XNACK state needs REDIS 14)")
+                );
+            }
+            if let Some(m) = s.idmp.as_deref() {
+                if m.has_state()
+                    || !m.producers.is_empty()
+                    || m.duration != IDMP_DEFAULT
+                    || m.max_entries != IDMP_DEFAULT
+                {
+                    return Err(
+                        t.refuse("a stream with idempotent-producer state (IDMP needs REDIS 13)")
+                    );
+                }
+            }
             let version = match t {
                 Target::Redis9 => 1,
                 Target::Redis10 => 2,
@@ -362,6 +381,9 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
         }
     })
 }
+
+/// Redis 8.6's default `IDMP-DURATION` (seconds) and `IDMP-MAXSIZE`.
+const IDMP_DEFAULT: u64 = 100;
 
 fn encode_hash(out: &mut Vec<u8>, fields: &[HashField], opts: &EncodeOptions) -> Result<u8> {
     let t = opts.target;

@@ -8,8 +8,8 @@
 use crate::error::{Error, Result};
 
 /// Highest `REDIS` version this crate reads. Versions 13 (Redis 8.6) and 14
-/// (Redis 8.8) are read except for their new value types (IDMP/NACK streams,
-/// arrays), which give [`Error::Unsupported`]; KEY_META opcodes are skipped.
+/// (Redis 8.8) are read, IDMP and NACK streams included, except the ARRAY
+/// type, which gives [`Error::Unsupported`]; KEY_META opcodes are skipped.
 pub const MAX_REDIS_VERSION: u32 = 14;
 /// Lowest and highest `VALKEY` version this crate reads.
 pub const VALKEY_VERSIONS: std::ops::RangeInclusive<u32> = 80..=81;
@@ -257,9 +257,9 @@ pub enum Kind {
     HashMetadata,
     /// 25: listpack hash with field TTLs.
     HashListpackEx,
-    /// 26 (Redis 8.6): stream with IDMP metadata (not supported).
+    /// 26 (Redis 8.6): stream with IDMP metadata.
     Stream4,
-    /// 27 (Redis 8.8): stream with NACK zone (not supported).
+    /// 27 (Redis 8.8): stream with NACK zone.
     Stream5,
     /// 28 (Redis 8.8): array (not supported).
     Array,

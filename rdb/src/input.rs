@@ -182,10 +182,18 @@ impl<R: Read> ReadInput<R> {
     }
 
     /// Make `n` bytes available at `pos`.
+    #[inline(always)]
     fn ensure(&mut self, n: usize, what: &'static str) -> Result<()> {
         if self.end - self.pos >= n {
             return Ok(());
         }
+        self.refill(n, what)
+    }
+
+    /// The slow path of [`Self::ensure`] (once per buffer of input).
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, n: usize, what: &'static str) -> Result<()> {
         // Digest and drop consumed bytes, then move the unread tail to the front.
         self.crc
             .update(self.buf.get(self.crc_pos..self.pos).unwrap_or(&[]));

@@ -3,12 +3,12 @@
 //! **What it is.** A self-contained codec for RDB dumps and DUMP/RESTORE
 //! payloads:
 //! - a streaming [`Reader`] over a byte slice (memory-mapped files, see
-//!   [`MappedFile`]) or any [`std::io::Read`], for every `REDIS` version 1-12
-//!   (13/14: all but their new stream/array types; KEY_META is skipped)
-//!   and `VALKEY` 80/81, every value encoding (raw/int/LZF strings, linked
+//!   [`MappedFile`]) or any [`std::io::Read`], for every `REDIS` version 1-14
+//!   (14's ARRAY type is refused; KEY_META is skipped) and `VALKEY` 80/81
+//!   (81's PATH_HASH is refused), every value encoding (raw/int/LZF strings, linked
 //!   lists, ziplists, quicklists 1 and 2, intsets, listpacks, zipmaps, ASCII
 //!   and binary zset scores, hash field TTLs in Redis 7.4 and Valkey 9
-//!   forms, streams 1-3 with consumer groups), functions, slot info, AUX and
+//!   forms, streams 1-5 with consumer groups, IDMP producers and NACKs), functions, slot info, AUX and
 //!   module data (reported opaque, with the module's name);
 //! - a [`Writer`] producing RDB 10 by default, or 9, 11, 12 or Valkey 80;
 //! - [`encode_dump`] / [`decode_dump`] for DUMP/RESTORE payloads, with the
@@ -104,7 +104,7 @@ pub use error::{Error, Result};
 pub use format::{Format, Magic};
 pub use reader::{Checksum, Item, MappedFile, Reader};
 pub use value::{
-    Consumer, ConsumerGroup, Entry, Function, HashField, ModuleValue, PendingEntry, Stream,
-    StreamEntry, StreamId, Value,
+    Consumer, ConsumerGroup, Entry, Function, HashField, IdmpProducer, ModuleValue, PendingEntry,
+    Stream, StreamEntry, StreamId, StreamIdmp, Value,
 };
 pub use writer::Writer;

@@ -38,14 +38,31 @@ impl Elem<'_> {
 /// Parse a decimal that Redis would have stored as an integer (no sign `+`,
 /// no leading zeros, no spaces, fits in i64).
 pub fn parse_canonical_i64(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
+    // Byte loop, accumulating negatively so that i64::MIN parses: this runs
+    // for every element the memory report and the encoders look at.
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return (!neg).then_some(0),
+        [b'0', ..] => return None,
+        _ if digits.len() > 19 => return None,
+        _ => {}
     }
-    let v: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
-    if itoa::Buffer::new().format(v).as_bytes() == s {
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_sub(i64::from(d))?;
+    }
+    if neg {
         Some(v)
     } else {
-        None
+        v.checked_neg()
     }
 }
 
@@ -319,6 +336,59 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn canonical_integers_parse_as_std_and_itoa_agree() {
+        let reference = |s: &[u8]| -> Option<i64> {
+            let v: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
+            (itoa::Buffer::new().format(v).as_bytes() == s).then_some(v)
+        };
+        let cases: &[&[u8]] = &[
+            b"0",
+            b"-0",
+            b"00",
+            b"01",
+            b"-01",
+            b"1",
+            b"-1",
+            b"+1",
+            b"",
+            b"-",
+            b" 1",
+            b"1 ",
+            b"12a",
+            b"9223372036854775807",
+            b"9223372036854775808",
+            b"-9223372036854775808",
+            b"-9223372036854775809",
+            b"99999999999999999999",
+            b"123456789012345678901",
+            b"42",
+            b"-42",
+            b"1e3",
+            b"\xff",
+        ];
+        for c in cases {
+            assert_eq!(
+                parse_canonical_i64(c),
+                reference(c),
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x as i64) >> (x % 64);
+            let t = itoa::Buffer::new().format(v).as_bytes().to_vec();
+            assert_eq!(parse_canonical_i64(&t), Some(v));
+            let mut bad = t.clone();
+            bad.insert(usize::from(bad[0] == b'-'), b'0');
+            assert_eq!(parse_canonical_i64(&bad), reference(&bad));
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -1,10 +1,15 @@
-//! Streams: RDB types 15, 19 and 21 (STREAM_LISTPACKS 1-3).
+//! Streams: RDB types 15, 19, 21, 26 and 27 (STREAM_LISTPACKS 1-5).
 //!
 //! On disk: a count of listpack nodes, each `master ID (16-byte string, BE) |
 //! listpack`; then length, last ID, (v2+) first ID, max deleted ID, entries
 //! added; then consumer groups: name, last delivered ID, (v2+) entries read,
-//! the group PEL (`raw ID | delivery time ms | delivery count`) and consumers
-//! (`name | seen time | (v3) active time | PEL IDs`).
+//! the group PEL (`raw ID | delivery time ms | delivery count`), consumers
+//! (`name | seen time | (v3) active time | PEL IDs`) and (v5, Redis 8.8
+//! XNACK) a count of raw IDs of PEL entries that no consumer owns. Version
+//! 4+ (Redis 8.6 IDMP) ends with the idempotent-producer block: duration,
+//! max entries, producer count, per producer `pid | count | (iid | ms |
+//! seq)...`, then iids-added and iids-duplicates (all lengths, IDs as two
+//! lengths, pid and iid as strings).
 //!
 //! A node listpack starts with a master entry `count deleted nfields
 //! field... 0`, followed by entries `flags ms-diff seq-diff [nfields]
@@ -16,7 +21,9 @@ use crate::encode::{write_length, write_ms, write_string};
 use crate::error::{Error, Result};
 use crate::input::Input;
 use crate::listpack::{self, Elem};
-use crate::value::{Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntry, StreamId};
+use crate::value::{
+    Consumer, ConsumerGroup, IdmpProducer, PendingEntry, Stream, StreamEntry, StreamId, StreamIdmp,
+};
 use std::collections::HashSet;
 
 const FLAG_DELETED: i64 = 1;
@@ -94,7 +101,7 @@ fn parse_node(blob: &[u8], base: u64, master: StreamId, out: &mut Vec<StreamEntr
     Ok(())
 }
 
-/// Read a stream value of format `version` (1, 2 or 3).
+/// Read a stream value of format `version` (1 to 5).
 pub fn read_stream<I: Input>(inp: &mut I, version: u8) -> Result<Stream> {
     let nodes = read_length(inp, "stream node count")?;
     let mut s = Stream {
@@ -180,15 +187,67 @@ pub fn read_stream<I: Input>(inp: &mut I, version: u8) -> Result<Stream> {
                 pel: cpel,
             });
         }
+        let mut nacked = Vec::new();
+        if version >= 5 {
+            let owned: HashSet<StreamId> = consumers
+                .iter()
+                .flat_map(|c| c.pel.iter().copied())
+                .collect();
+            let n = read_length(inp, "NACK count")?;
+            nacked.reserve(inp.capacity_for(n));
+            for _ in 0..n {
+                let at = inp.offset();
+                let id = raw_id(inp, "NACK id")?;
+                if !known.contains(&id) || owned.contains(&id) {
+                    return Err(Error::corrupt(
+                        at,
+                        format!("NACK entry {id} is not an unowned entry of the group PEL"),
+                    ));
+                }
+                nacked.push(id);
+            }
+        }
         s.groups.push(ConsumerGroup {
             name,
             last_delivered_id: last,
             entries_read,
             pel,
             consumers,
+            nacked,
         });
     }
+    if version >= 4 {
+        s.idmp = Some(Box::new(read_idmp(inp)?));
+    }
     Ok(s)
+}
+
+fn read_idmp<I: Input>(inp: &mut I) -> Result<StreamIdmp> {
+    let duration = read_length(inp, "IDMP duration")?;
+    let max_entries = read_length(inp, "IDMP max entries")?;
+    let n = read_length(inp, "IDMP producer count")?;
+    let mut producers = Vec::with_capacity(inp.capacity_for(n));
+    for _ in 0..n {
+        let pid = read_string(inp, "IDMP producer id")?;
+        let m = read_length(inp, "IDMP entry count")?;
+        let mut entries = Vec::with_capacity(inp.capacity_for(m));
+        for _ in 0..m {
+            let iid = read_string(inp, "IDMP idempotent id")?;
+            let id = StreamId::new(
+                read_length(inp, "IDMP entry id")?,
+                read_length(inp, "IDMP entry id")?,
+            );
+            entries.push((iid, id));
+        }
+        producers.push(IdmpProducer { pid, entries });
+    }
+    Ok(StreamIdmp {
+        duration,
+        max_entries,
+        producers,
+        iids_added: read_length(inp, "IDMP iids added")?,
+        iids_duplicates: read_length(inp, "IDMP iids duplicates")?,
+    })
 }
 
 fn write_node(out: &mut Vec<u8>, entries: &[StreamEntry], compress: bool) {
@@ -231,7 +290,8 @@ fn write_node(out: &mut Vec<u8>, entries: &[StreamEntry], compress: bool) {
     write_string(out, &lp.finish(), compress);
 }
 
-/// Write a stream value in format `version` (1, 2 or 3).
+/// Write a stream value in format `version` (1 to 5). The caller has
+/// checked that the version holds the stream (NACKs need 5).
 pub fn write_stream(out: &mut Vec<u8>, s: &Stream, version: u8, compress: bool) {
     // Split entries into nodes by count and approximate size.
     let mut bounds = Vec::new();
@@ -298,5 +358,29 @@ pub fn write_stream(out: &mut Vec<u8>, s: &Stream, version: u8, compress: bool) 
                 out.extend_from_slice(&id.to_be_bytes());
             }
         }
+        if version >= 5 {
+            write_length(out, g.nacked.len() as u64);
+            for id in &g.nacked {
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+        }
+    }
+    if version >= 4 {
+        let d = StreamIdmp::default();
+        let m = s.idmp.as_deref().unwrap_or(&d);
+        write_length(out, m.duration);
+        write_length(out, m.max_entries);
+        write_length(out, m.producers.len() as u64);
+        for p in &m.producers {
+            write_string(out, &p.pid, false);
+            write_length(out, p.entries.len() as u64);
+            for (iid, id) in &p.entries {
+                write_string(out, iid, false);
+                write_length(out, id.ms);
+                write_length(out, id.seq);
+            }
+        }
+        write_length(out, m.iids_added);
+        write_length(out, m.iids_duplicates);
     }
 }

@@ -147,6 +147,44 @@ pub struct Stream {
     /// Number of listpack nodes the file used (informative; the writer
     /// chooses its own node split).
     pub listpack_nodes: u64,
+    /// Idempotent-producer state (RDB type STREAM_LISTPACKS_4+, Redis 8.6);
+    /// `None` when the file does not store it.
+    pub idmp: Option<Box<StreamIdmp>>,
+}
+
+/// A stream's idempotent-producer (IDMP, `XADD ... IDMP`) state, Redis 8.6+.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamIdmp {
+    /// How long an idempotent ID is kept, in seconds (`IDMP-DURATION`).
+    pub duration: u64,
+    /// IDs kept per producer (`IDMP-MAXSIZE`).
+    pub max_entries: u64,
+    /// Producers in stored order.
+    pub producers: Vec<IdmpProducer>,
+    /// All-time count of entries added with an idempotent ID.
+    pub iids_added: u64,
+    /// All-time count of duplicate idempotent IDs detected.
+    pub iids_duplicates: u64,
+}
+
+impl StreamIdmp {
+    /// True when the state holds tracked IDs or counters (more than the
+    /// configuration alone).
+    pub fn has_state(&self) -> bool {
+        self.iids_added != 0
+            || self.iids_duplicates != 0
+            || self.producers.iter().any(|p| !p.entries.is_empty())
+    }
+}
+
+/// One idempotent producer: its ID and the idempotent IDs it has used,
+/// each with the stream entry it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdmpProducer {
+    /// Producer ID.
+    pub pid: Vec<u8>,
+    /// (idempotent ID, entry ID) in stored order.
+    pub entries: Vec<(Vec<u8>, StreamId)>,
 }
 
 /// A consumer group.
@@ -163,6 +201,9 @@ pub struct ConsumerGroup {
     pub pel: Vec<PendingEntry>,
     /// Consumers in stored order.
     pub consumers: Vec<Consumer>,
+    /// PEL entries negatively acknowledged (`XNACK`): pending, owned by no
+    /// consumer (STREAM_LISTPACKS_5, Redis 8.8). Empty otherwise.
+    pub nacked: Vec<StreamId>,
 }
 
 /// A pending entry of a group's PEL.

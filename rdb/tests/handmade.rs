@@ -61,11 +61,28 @@ fn unknown_and_unsupported_types_name_their_offset() {
         ),
         "{err}"
     );
-    let err = items(&file(b"REDIS0013", &[26, 1, b'k', 0])).unwrap_err();
+    // Redis 8.8's ARRAY (28) has no layout we could verify: refused.
+    let err = items(&file(b"REDIS0014", &[28, 1, b'k', 0])).unwrap_err();
     assert!(
         matches!(err, Error::Unsupported { offset: 12, .. }),
         "{err}"
     );
+    assert!(err.to_string().contains("ARRAY"), "{err}");
+    // Valkey 9.2's PATH_HASH (23 in VALKEY081) likewise.
+    let err = items(&file(b"VALKEY081", &[23, 1, b'k', 0])).unwrap_err();
+    assert!(
+        matches!(err, Error::Unsupported { offset: 12, .. }),
+        "{err}"
+    );
+    // Stream types 26 and 27 do not exist before RDB 13 and 14.
+    assert!(matches!(
+        items(&file(b"REDIS0012", &[26])).unwrap_err(),
+        Error::UnknownType { .. }
+    ));
+    assert!(matches!(
+        items(&file(b"REDIS0013", &[27])).unwrap_err(),
+        Error::UnknownType { .. }
+    ));
     // Type 24 means nothing before RDB 12, and nothing to Valkey.
     assert!(matches!(
         items(&file(b"REDIS0011", &[24])).unwrap_err(),
@@ -145,4 +162,125 @@ fn bytes_after_the_dump_stay_available() {
     let mut r = Reader::from_slice(&data, DecodeOptions::default()).unwrap();
     assert_eq!(r.by_ref().count(), 1);
     assert_eq!(r.into_input().rest(), b"*1\r\n$4\r\nPING\r\n");
+}
+
+// ---- Redis 8.6 / 8.8 streams (types 26 and 27), assembled byte by byte ----
+
+#[path = "support/streams.rs"]
+mod streams;
+use streams::{raw_id, stream_body};
+
+fn stream_of(data: &[u8]) -> basalt_rdb::Stream {
+    let got = items(data).unwrap();
+    let [Item::Entry(e)] = &got[..] else {
+        panic!("{got:?}")
+    };
+    let Value::Stream(s) = &e.value else {
+        panic!("{:?}", e.value)
+    };
+    (**s).clone()
+}
+
+#[test]
+fn stream_with_idmp_state_rdb13() {
+    let s = stream_of(&file(b"REDIS0013", &stream_body(26, false)));
+    assert_eq!(s.entries.len(), 1);
+    assert_eq!(s.entries[0].id, basalt_rdb::StreamId::new(1, 1));
+    assert_eq!(s.entries[0].fields, vec![(b"f".to_vec(), b"v".to_vec())]);
+    let g = &s.groups[0];
+    assert_eq!(g.pel.len(), 1);
+    assert_eq!(g.consumers[0].pel, vec![basalt_rdb::StreamId::new(1, 1)]);
+    assert_eq!(g.consumers[0].active_time_ms, Some(1_700_000_000_002));
+    assert!(g.nacked.is_empty());
+    let m = s.idmp.as_deref().unwrap();
+    assert_eq!((m.duration, m.max_entries), (100, 50));
+    assert_eq!((m.iids_added, m.iids_duplicates), (1, 3));
+    assert_eq!(m.producers.len(), 1);
+    assert_eq!(m.producers[0].pid, b"p");
+    assert_eq!(
+        m.producers[0].entries,
+        vec![(b"i1".to_vec(), basalt_rdb::StreamId::new(1, 1))]
+    );
+}
+
+#[test]
+fn stream_with_nack_zone_rdb14() {
+    let s = stream_of(&file(b"REDIS0014", &stream_body(27, true)));
+    let g = &s.groups[0];
+    assert!(g.consumers[0].pel.is_empty());
+    assert_eq!(g.nacked, vec![basalt_rdb::StreamId::new(1, 1)]);
+    assert!(s.idmp.is_some());
+    // Type 27 with an owned entry and an empty NACK zone.
+    let s = stream_of(&file(b"REDIS0014", &stream_body(27, false)));
+    assert!(s.groups[0].nacked.is_empty());
+    assert_eq!(s.groups[0].consumers[0].pel.len(), 1);
+}
+
+#[test]
+fn nack_of_an_owned_entry_is_corrupt() {
+    // Consumer owns 1-1 and the NACK zone lists it too.
+    let mut b = stream_body(27, false);
+    // Replace the empty NACK zone (the byte after the consumer PEL) by one id.
+    let tail_len = 3 + 9 + 2; // IDMP block
+    let nack_at = b.len() - tail_len - 1;
+    assert_eq!(b[nack_at], 0);
+    let mut zone = vec![1];
+    zone.extend_from_slice(&raw_id(1, 1));
+    b.splice(nack_at..=nack_at, zone);
+    let err = items(&file(b"REDIS0014", &b)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("NACK"), "{err}");
+}
+
+#[test]
+fn truncated_idmp_block_names_its_offset() {
+    let b = stream_body(26, false);
+    let cut = &b[..b.len() - 2];
+    let mut data = b"REDIS0013".to_vec();
+    data.extend_from_slice(cut);
+    let err = items(&data).unwrap_err();
+    assert!(err.to_string().contains("IDMP"), "{err}");
+}
+
+#[test]
+fn writer_refuses_redis_8_stream_state() {
+    use basalt_rdb::{encode_dump, EncodeOptions, Target};
+    for (ty, nack, what) in [(26, false, "IDMP"), (27, true, "XNACK")] {
+        let header: &[u8] = if ty == 26 { b"REDIS0013" } else { b"REDIS0014" };
+        let s = stream_of(&file(header, &stream_body(ty, nack)));
+        for t in [
+            Target::Redis9,
+            Target::Redis10,
+            Target::Redis11,
+            Target::Redis12,
+            Target::Valkey80,
+        ] {
+            let err = encode_dump(
+                &Value::Stream(Box::new(s.clone())),
+                &EncodeOptions::for_target(t),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, Error::Unrepresentable { .. }) && err.to_string().contains(what),
+                "{err}"
+            );
+        }
+    }
+    // A stream whose IDMP block is only Redis's default configuration
+    // carries nothing the older formats lose: written, without the block.
+    let mut s = stream_of(&file(b"REDIS0013", &stream_body(26, false)));
+    s.idmp = Some(Box::new(basalt_rdb::StreamIdmp {
+        duration: 100,
+        max_entries: 100,
+        ..Default::default()
+    }));
+    let p = encode_dump(
+        &Value::Stream(Box::new(s.clone())),
+        &EncodeOptions::default(),
+    )
+    .unwrap();
+    let (back, _) = basalt_rdb::decode_dump(&p, &DecodeOptions::default(), None).unwrap();
+    let Value::Stream(back) = back else { panic!() };
+    assert_eq!(back.entries, s.entries);
+    assert_eq!(back.idmp, None);
 }

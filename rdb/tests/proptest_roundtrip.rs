@@ -88,6 +88,7 @@ fn stream() -> impl Strategy<Value = Stream> {
                     entries_read: read.then_some(3),
                     pel,
                     consumers,
+                    nacked: vec![],
                 }
             })
             .collect();
@@ -99,6 +100,7 @@ fn stream() -> impl Strategy<Value = Stream> {
             entries_added: Some(entries.len() as u64),
             groups,
             listpack_nodes: 0,
+            idmp: None,
             entries,
         }
     })

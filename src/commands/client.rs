@@ -171,7 +171,7 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                     return Err(CmdError::Syntax);
                 }
             }
-            "user" if pair[1] != b"default" => {
+            "user" if ctx.srv.acl.get(pair[1]).is_none() => {
                 let mut m = b"ERR No such user '".to_vec();
                 m.extend_from_slice(super::error::c_str_trunc(pair[1], usize::MAX));
                 m.push(b'\'');
@@ -200,7 +200,7 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             "id" => int(v).map_or(false, |n| n as u64 == c.id),
             "addr" => c.addr.as_bytes() == &v[..],
             "laddr" => c.laddr.as_bytes() == &v[..],
-            "user" => v == b"default",
+            "user" => *c.user.lock() == *v,
             "type" => upper(v) == client_type(&c),
             _ => true,
         });

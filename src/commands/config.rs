@@ -109,6 +109,7 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     }
     let fsync = next.appendfsync.clone();
+    let pass = next.requirepass.clone();
     *cfg = next;
     drop(cfg);
     // Settings that live outside the config struct.
@@ -118,6 +119,14 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         for h in ctx.srv.clients.all() {
             h.retime.notify_one();
         }
+    }
+    if names.iter().any(|n| n == "maxmemory") && ctx.txn.is_none() {
+        // As Redis: start freeing memory at once if the new limit is
+        // below the usage (the background cycle continues).
+        crate::evict::perform(ctx.srv);
+    }
+    if names.iter().any(|n| n == "requirepass") {
+        ctx.srv.acl.set_requirepass(pass.as_bytes());
     }
     if names.iter().any(|n| n == "appendfsync") {
         let p = crate::persistence::fsync_policy(&fsync);
@@ -150,7 +159,18 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 }
 
 fn config_rewrite(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    ctx.srv.config.read().rewrite().map_err(CmdError::Msg)?;
+    let cfg = ctx.srv.config.read();
+    // Users go to the config file unless an ACL file holds them.
+    let users = cfg.get("aclfile").map_or(true, str::is_empty).then(|| {
+        ctx.srv
+            .acl
+            .all()
+            .iter()
+            .map(|u| format!("user {} {}", u.name_str(), u.rules().describe()))
+            .collect()
+    });
+    cfg.rewrite_with_users(users).map_err(CmdError::Msg)?;
+    drop(cfg);
     ctx.out.ok();
     Ok(())
 }

@@ -80,29 +80,34 @@ fn reset(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     ctx.client.handle.no_touch.store(false, Relaxed);
     // The connection name goes too (lib-name/lib-ver stay, as in Redis).
     ctx.client.handle.name.lock().clear();
-    ctx.client.authenticated = ctx.srv.config.read().requirepass.is_empty();
+    ctx.client.set_user(ctx.srv.acl.default_user());
+    ctx.client.authenticated = !ctx.srv.acl.default_needs_auth.load(Relaxed);
     ctx.out.simple("RESET");
     Ok(())
 }
 
-fn check_password(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
-    let req = ctx.srv.config.read().requirepass.clone();
-    // Only the default user exists until ACLs land: with no requirepass it
-    // is `nopass` (any password), otherwise the password must match.
-    let ok = user == b"default" && (req.is_empty() || pass == req.as_bytes());
-    if ok {
-        Ok(())
-    } else {
-        Err(CmdError::msg(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
+/// Authenticates as `user` or fails with WRONGPASS; a failure is counted
+/// in the ACL log and makes the connection pause (`auth_failed`).
+fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    match ctx.srv.acl.authenticate(user, pass) {
+        Some(u) => {
+            ctx.client.set_user(u);
+            Ok(())
+        }
+        None => {
+            super::acl::log_denial(ctx, crate::acl::Denial::Auth, b"AUTH", Some(user));
+            ctx.client.auth_failed = true;
+            Err(CmdError::msg(
+                "WRONGPASS invalid username-password pair or user is disabled.",
+            ))
+        }
     }
 }
 
 fn auth(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let (user, pass): (&[u8], &[u8]) = match a.len() {
         2 => {
-            if ctx.srv.config.read().requirepass.is_empty() {
+            if ctx.srv.acl.default_user().rules().nopass {
                 return Err(CmdError::msg("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
             }
             (b"default", a[1])
@@ -110,8 +115,7 @@ fn auth(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         3 => (a[1], a[2]),
         _ => return Err(CmdError::Syntax),
     };
-    check_password(ctx, user, pass)?;
-    ctx.client.authenticated = true;
+    authenticate(ctx, user, pass)?;
     ctx.out.ok();
     Ok(())
 }
@@ -146,10 +150,9 @@ fn hello(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     }
     if let Some((u, p)) = creds {
-        check_password(ctx, u, p)?;
-        ctx.client.authenticated = true;
+        authenticate(ctx, u, p)?;
     }
-    if !ctx.client.authenticated {
+    if !ctx.client.authenticated && ctx.srv.acl.default_needs_auth.load(Relaxed) {
         return Err(CmdError::msg("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
     }
     if let Some(n) = setname {

@@ -23,32 +23,12 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
     ..cmd("command", -1, LOADING | STALE | CAT_CONNECTION, command)
 }];
 
-/// ACL categories as Redis reports them: implied by the flags (write,
-/// readonly, admin, fast/slow), by the group (subcommands take their
-/// container's; a container itself has none) and the `CAT_*` bits, in the
-/// order of Redis's category table.
-fn acl_categories(e: &Entry) -> Vec<&'static str> {
-    let s = e.spec;
-    let group = match e.fullname.split_once('|') {
-        Some((parent, _)) => table().map.get(parent).map_or(s.group, |p| p.spec.group),
-        None if !s.subcommands.is_empty() => "",
-        None => s.group,
-    };
-    let has = |f: u32| s.flags & f != 0;
-    let cats: [(bool, &'static str); 11] = [
-        (group == "generic" || has(CAT_KEYSPACE), "@keyspace"),
-        (has(READONLY), "@read"),
-        (has(WRITE), "@write"),
-        (group == "string", "@string"),
-        (has(PUBSUB), "@pubsub"),
-        (has(ADMIN), "@admin"),
-        (has(FAST), "@fast"),
-        (!has(FAST), "@slow"),
-        (has(ADMIN) || has(CAT_DANGEROUS), "@dangerous"),
-        (group == "connection" || has(CAT_CONNECTION), "@connection"),
-        (group == "transactions", "@transaction"),
-    ];
-    cats.iter().filter(|(on, _)| *on).map(|(_, c)| *c).collect()
+/// ACL categories as Redis reports them (see `crate::acl::categories_of`).
+fn acl_categories(e: &Entry) -> Vec<String> {
+    crate::acl::category_names(e)
+        .into_iter()
+        .map(|c| format!("@{c}"))
+        .collect()
 }
 
 fn write_info(ctx: &mut Ctx<'_>, e: &Entry) {
@@ -71,7 +51,7 @@ fn write_info(ctx: &mut Ctx<'_>, e: &Entry) {
     let cats = acl_categories(e);
     ctx.out.set(cats.len());
     for c in cats {
-        ctx.out.simple(c);
+        ctx.out.simple(&c);
     }
     ctx.out.set(0);
     ctx.out.array(0);
@@ -193,7 +173,7 @@ fn command_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             }
             Some((k, v)) if eq(k, "aclcat") => {
                 let want = format!("@{}", String::from_utf8_lossy(v).to_ascii_lowercase());
-                acl_categories(e).contains(&want.as_str())
+                acl_categories(e).contains(&want)
             }
             Some((k, _)) if eq(k, "module") => false,
             Some(_) => return Err(CmdError::Syntax),

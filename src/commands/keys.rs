@@ -120,14 +120,24 @@ fn exists(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn touch(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    // TOUCH updates the access clock even under CLIENT NO-TOUCH (7.2).
-    let clock = ctx.clock();
+    // TOUCH updates the access clock even under CLIENT NO-TOUCH (7.2);
+    // otherwise the read lookup already did (once: an LFU counter counts
+    // one access).
+    let extra = ctx
+        .client
+        .handle
+        .no_touch
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .then(|| ctx.stamp());
     let mut n = 0;
     for key in &a[1..] {
         let mut k = ctx.read_key(key);
-        if let Some(e) = k.get_mut() {
-            e.lru = clock;
+        if k.exists() {
             n += 1;
+            let (db, hash) = (k.db, k.hash);
+            if let Some(s) = extra {
+                k.guard.dbs[db].touch(hash, key, |f| s.apply(f));
+            }
         }
     }
     ctx.out.int(n);
@@ -208,7 +218,7 @@ fn expire_generic(
         return Ok(());
     };
     if let Some(c) = touch {
-        e.lru = c;
+        c.apply(&mut e.lru);
     }
     let cur = if e.expire_at == 0 {
         -1
@@ -307,7 +317,7 @@ fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let done = match k.get_mut() {
         Some(e) => {
             if let Some(c) = touch {
-                e.lru = c;
+                c.apply(&mut e.lru);
             }
             let had = e.expire_at != 0;
             e.expire_at = 0;
@@ -332,7 +342,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
         None => return Err(CmdError::NoSuchKey),
         Some(e) => {
             if let Some(c) = touch {
-                e.lru = c;
+                c.apply(&mut e.lru);
             }
         }
     }
@@ -351,7 +361,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
         return Ok(());
     }
     let e = m.remove(0, a[1]).expect("checked above");
-    m.insert(1, a[2], e);
+    m.insert_object(1, a[2], e);
     ctx.propagate(&[if nx { b"RENAMENX" } else { b"RENAME" }, a[1], a[2]]);
     // A list or zset arriving under a key clients block on serves them.
     crate::blocking::serve(
@@ -483,7 +493,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     // The copy is a new object (fresh access clock); reading the source
     // touches it.
-    let clock = ctx.clock();
+    let clock = ctx.stamp().fresh();
     let touch = ctx.touch_clock();
     let copy_into = |e: &Entry| Entry {
         value: clone_value(&e.value),
@@ -495,11 +505,11 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let (found, done) = if sdb == ddb {
         let mut m = ctx.lock_keys(&[src, dst]);
         if let (Some(e), Some(c)) = (m.get_mut(0, src), touch) {
-            e.lru = c;
+            c.apply(&mut e.lru);
         }
         match m.get(0, src).map(copy_into) {
             Some(ne) if replace || m.get(1, dst).is_none() => {
-                m.insert(1, dst, ne);
+                m.insert_object(1, dst, ne);
                 (true, true)
             }
             found => (found.is_some(), false),
@@ -507,7 +517,7 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     } else {
         with_two(ctx, src, sdb, dst, ddb, |s, d, hs, hd| {
             if let (Some(e), Some(c)) = (s.get_mut(hs, src), touch) {
-                e.lru = c;
+                c.apply(&mut e.lru);
             }
             let Some(e) = s.get(hs, src) else {
                 return (false, false);
@@ -549,7 +559,7 @@ fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let touch = ctx.touch_clock();
     let done = with_two(ctx, key, sdb, key, ddb, |s, d, h, _| {
         if let (Some(e), Some(c)) = (s.get_mut(h, key), touch) {
-            e.lru = c;
+            c.apply(&mut e.lru);
         }
         if s.get(h, key).is_none() || d.get(h, key).is_some() {
             return false;
@@ -739,23 +749,27 @@ fn object_encoding(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
-    ctx.srv
-        .config
-        .read()
-        .get("maxmemory-policy")
-        .map_or(false, |p| p.contains("lfu"))
+    ctx.srv.evict.policy().is_lfu()
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let exists = ctx.peek_key(a[2]).exists();
-    if !exists {
+    let k = ctx.peek_key(a[2]);
+    let field = k.get().map(|e| e.lru);
+    drop(k);
+    let Some(field) = field else {
         ctx.out.null();
         return Ok(());
-    }
+    };
     if !lfu_policy(ctx) {
         return Err(CmdError::msg("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    ctx.out.int(0);
+    // The counter after decay, as Redis's `LFUDecrAndReturn` (not stored).
+    let c = crate::evict::lfu_decr(
+        field,
+        crate::evict::lfu_minutes(ctx.now_ms),
+        ctx.srv.evict.lfu_decay_time(),
+    );
+    ctx.out.int(c as i64);
     Ok(())
 }
 
@@ -924,12 +938,27 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         ctx.out.ok();
         return Ok(());
     }
-    let mut e = Entry::with_expire(v, expire_at);
-    let now = ctx.srv.lru_clock_at(ctx.now_ms) as u64;
-    let idle = (lru_idle.unwrap_or(0) as u64).min(crate::shared::LRU_CLOCK_MAX);
-    // Going back `idle` seconds on the 24-bit wrapping clock.
-    e.lru = ((now + crate::shared::LRU_CLOCK_MAX + 1 - idle) & crate::shared::LRU_CLOCK_MAX) as u32;
-    k.insert(e);
+    // As Redis's `objectSetLRUOrLFU`: FREQ counts under an LFU policy,
+    // IDLETIME otherwise; an option that does not apply is ignored. The
+    // key is new (REPLACE deletes first), so nothing is inherited.
+    let stamp = ctx.stamp();
+    let mut lru = stamp.fresh();
+    match (stamp, freq, lru_idle) {
+        (crate::evict::Stamp::Lfu { minutes, .. }, Some(f), _) => {
+            lru = (minutes << 8) | f as u32;
+        }
+        (crate::evict::Stamp::Lru(now), _, Some(idle)) => {
+            let idle = (idle as u64).min(crate::shared::LRU_CLOCK_MAX);
+            // Going back `idle` seconds on the 24-bit wrapping clock.
+            lru = ((now as u64 + crate::shared::LRU_CLOCK_MAX + 1 - idle)
+                & crate::shared::LRU_CLOCK_MAX) as u32;
+        }
+        _ => {}
+    }
+    k.insert(Entry::with_expire(v, expire_at));
+    if let Some(e) = k.get_mut() {
+        e.lru = lru;
+    }
     // Logged with an absolute deadline so replay is exact.
     let abs = itoa::Buffer::new().format(expire_at).to_string();
     ctx.propagate(&[

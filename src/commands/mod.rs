@@ -7,6 +7,7 @@
 //! arguments, and never touch a socket. Arity and subcommands are checked
 //! once, here. The same table answers COMMAND INFO / DOCS / LIST.
 
+pub mod acl;
 pub mod args;
 pub mod bitmap;
 pub mod client;
@@ -134,6 +135,8 @@ pub struct CmdStats {
 
 pub struct Entry {
     pub spec: &'static CommandSpec,
+    /// Dense index over every command and subcommand (ACL bitmaps).
+    pub id: usize,
     pub fullname: String,
     pub stats: CmdStats,
     pub subs: HashMap<String, Entry>,
@@ -164,12 +167,16 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         bitmap::COMMANDS,
         sort::COMMANDS,
         hll::COMMANDS,
+        acl::COMMANDS,
     ]
     .into_iter()
     .flatten()
 }
 
 fn entry_for(spec: &'static CommandSpec, parent: Option<&str>) -> Entry {
+    // The table is built once, so ids are 0..n.
+    static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = NEXT_ID.fetch_add(1, Relaxed);
     let fullname = match parent {
         Some(p) => format!("{p}|{}", spec.name),
         None => spec.name.to_string(),
@@ -181,6 +188,7 @@ fn entry_for(spec: &'static CommandSpec, parent: Option<&str>) -> Entry {
         .collect();
     Entry {
         spec,
+        id,
         fullname,
         stats: CmdStats::default(),
         subs,
@@ -311,18 +319,25 @@ impl<'a> Ctx<'a> {
         self.srv.lru_clock_at(self.now_ms)
     }
 
-    /// A new stored value: it starts with the current access clock, as a
-    /// new Redis object does.
+    /// How this command marks an accessed key: the LRU clock, or an LFU
+    /// counter update under an LFU `maxmemory-policy`.
+    #[inline]
+    pub fn stamp(&self) -> crate::evict::Stamp {
+        self.srv.evict.stamp(self.now_ms)
+    }
+
+    /// A new stored value: it starts with the current access clock (or
+    /// the initial LFU counter), as a new Redis object does.
     pub fn new_entry(&self, value: basalt_storage::Value, expire_at: u64) -> basalt_storage::Entry {
         let mut e = basalt_storage::Entry::with_expire(value, expire_at);
-        e.lru = self.clock();
+        e.lru = self.stamp().fresh();
         e
     }
 
-    /// The clock to stamp on a key a write command looks up (Redis's
-    /// write lookups touch it too), or None under CLIENT NO-TOUCH.
-    pub fn touch_clock(&self) -> Option<u32> {
-        (!self.client.handle.no_touch.load(Relaxed)).then(|| self.clock())
+    /// The stamp for a key a write command looks up (Redis's write
+    /// lookups touch it too), or None under CLIENT NO-TOUCH.
+    pub fn touch_clock(&self) -> Option<crate::evict::Stamp> {
+        (!self.client.handle.no_touch.load(Relaxed)).then(|| self.stamp())
     }
 
     /// A read that counts hit/miss but leaves the access clock alone
@@ -388,7 +403,10 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         );
         return 0;
     }
-    if !ctx.client.authenticated && entry.spec.flags & flags::NO_AUTH == 0 {
+    if !ctx.client.authenticated
+        && entry.spec.flags & flags::NO_AUTH == 0
+        && ctx.srv.acl.default_needs_auth.load(Relaxed)
+    {
         stat.stats.rejected.fetch_add(1, Relaxed);
         reject(ctx, argv, &CmdError::msg("NOAUTH Authentication required."));
         return 0;
@@ -399,6 +417,26 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
             ctx,
             argv,
             &CmdError::msg("ERR Command not allowed inside a transaction"),
+        );
+        return 0;
+    }
+    if !ctx.loading && !ctx.client.user.unrestricted.load(Relaxed) {
+        if let Err(err) = acl::check_command(ctx, entry, argv, false) {
+            stat.stats.rejected.fetch_add(1, Relaxed);
+            reject(ctx, argv, &err);
+            return 0;
+        }
+    }
+    if ctx.txn.is_none()
+        && !ctx.loading
+        && ctx.srv.evict.maxmemory.load(Relaxed) != 0
+        && out_of_memory(ctx, entry)
+    {
+        stat.stats.rejected.fetch_add(1, Relaxed);
+        reject(
+            ctx,
+            argv,
+            &CmdError::msg("OOM command not allowed when used memory > 'maxmemory'."),
         );
         return 0;
     }
@@ -480,9 +518,27 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         } else {
             argv.len()
         };
-        ctx.srv
-            .monitors
-            .feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
+        if entry.fullname == "hello" {
+            // HELLO ... AUTH <user> <pass>: those two are hidden, as Redis.
+            let mut shown: Vec<&[u8]> = argv.to_vec();
+            let mut j = 2;
+            while j < shown.len() {
+                if args::eq(shown[j], "auth") && j + 2 < shown.len() {
+                    shown[j + 1] = b"(redacted)";
+                    shown[j + 2] = b"(redacted)";
+                    j += 3;
+                } else {
+                    j += 1;
+                }
+            }
+            ctx.srv
+                .monitors
+                .feed(ctx.client.db, &ctx.client.handle.addr, &shown, shown.len());
+        } else {
+            ctx.srv
+                .monitors
+                .feed(ctx.client.db, &ctx.client.handle.addr, argv, redact);
+        }
     }
     stat.stats.calls.fetch_add(1, Relaxed);
     ctx.srv.stats.commands.fetch_add(1, Relaxed);
@@ -494,6 +550,28 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         reply_error(ctx, &err);
     }
     f
+}
+
+/// Frees memory for a command (Redis's `performEvictions` in
+/// `processCommand`); true when the command must be refused: the server
+/// stays over `maxmemory` and the command may grow memory — it is flagged
+/// `denyoom`, it is an EXEC of such commands, or it would be queued in a
+/// transaction.
+#[cold]
+fn out_of_memory(ctx: &Ctx<'_>, entry: &Entry) -> bool {
+    if ctx.srv.loading.load(Relaxed) {
+        return false;
+    }
+    let outcome = crate::evict::perform(ctx.srv);
+    if outcome != crate::evict::Outcome::Fail {
+        return false;
+    }
+    let name = entry.fullname.as_str();
+    match &ctx.client.multi {
+        Some(m) if name == "exec" => m.entries.iter().any(|e| e.spec.flags & flags::DENYOOM != 0),
+        Some(_) => !matches!(name, "discard" | "quit" | "reset"),
+        None => entry.spec.flags & flags::DENYOOM != 0,
+    }
 }
 
 const TIME_SAMPLE: u64 = 8;

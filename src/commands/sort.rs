@@ -82,6 +82,16 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
     let mut store: Option<&[u8]> = None;
     let mut by: Option<&[u8]> = None;
     let mut gets: Vec<&[u8]> = Vec::new();
+    // BY/GET patterns read arbitrary keys: only for users that may read
+    // every key with this command (Redis's full-key-access check).
+    let full_keys = ctx
+        .client
+        .user
+        .unrestricted
+        .load(std::sync::atomic::Ordering::Relaxed)
+        || super::table()
+            .get(a[0])
+            .is_some_and(|e| ctx.client.rules().full_key_read(e, a));
     let mut j = 2;
     while j < a.len() {
         let left = a.len() - j - 1;
@@ -102,9 +112,18 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
             by = Some(a[j + 1]);
             if !a[j + 1].contains(&b'*') {
                 dontsort = true;
+            } else if !full_keys {
+                return Err(CmdError::msg(
+                    "ERR BY option of SORT denied due to insufficient ACL permissions.",
+                ));
             }
             j += 1;
         } else if eq(a[j], "get") && left >= 1 {
+            if !full_keys {
+                return Err(CmdError::msg(
+                    "ERR GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             gets.push(a[j + 1]);
             j += 1;
         } else {

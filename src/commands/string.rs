@@ -187,7 +187,7 @@ fn set_generic(
     let mut k = ctx.write_key(key);
     // The write lookup touches an existing key, even when NX/XX refuses.
     if let (Some(e), Some(c)) = (k.get_mut(), touch) {
-        e.lru = c;
+        c.apply(&mut e.lru);
     }
     let old = k.get();
     if o.get {
@@ -343,7 +343,7 @@ fn mget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut buf = itoa::Buffer::new();
     for (i, key) in keys.iter().enumerate() {
         if let (Some(e), Some(c)) = (m.get_mut(i, key), touch) {
-            e.lru = c;
+            c.apply(&mut e.lru);
         }
         match m.get(i, key) {
             Some(e) => match str_bytes(&e.value, &mut buf) {
@@ -384,7 +384,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     {
         // Redis's write lookup stops at (and touches) the first that exists.
         if let (Some(e), Some(c)) = (m.get_mut(i, keys[i]), touch) {
-            e.lru = c;
+            c.apply(&mut e.lru);
         }
         drop(m);
         ctx.out.int(0);
@@ -445,7 +445,7 @@ fn append(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         Some(e) => {
             // Redis's write lookups touch the key.
             if let Some(c) = touch {
-                e.lru = c;
+                c.apply(&mut e.lru);
             }
             if !e.value.is_string() {
                 return Err(CmdError::WrongType);
@@ -549,7 +549,7 @@ fn setrange(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
         Some(e) => {
             if let Some(c) = touch {
-                e.lru = c;
+                c.apply(&mut e.lru);
             }
             if !e.value.is_string() {
                 return Err(CmdError::WrongType);
@@ -597,7 +597,7 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
             let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
             e.value = Value::Int(new);
             if let Some(c) = touch {
-                e.lru = c;
+                c.apply(&mut e.lru);
             }
             new
         }
@@ -667,7 +667,7 @@ fn lcs(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut m = ctx.lock_keys(&keys);
     for (i, key) in keys.iter().enumerate() {
         if let (Some(e), Some(c)) = (m.get_mut(i, key), touch) {
-            e.lru = c;
+            c.apply(&mut e.lru);
         }
     }
     let mut fetch = |i: usize| -> Result<Option<Vec<u8>>, CmdError> {

@@ -495,13 +495,13 @@ pub static OPTIONS: &[Opt] = &[
         name: "lfu-decay-time",
         default: "1",
         kind: Kind::Int,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "lfu-log-factor",
         default: "10",
         kind: Kind::Int,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "list-compress-depth",
@@ -573,7 +573,7 @@ pub static OPTIONS: &[Opt] = &[
         name: "maxmemory-eviction-tenacity",
         default: "10",
         kind: Kind::Int,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "maxmemory-policy",
@@ -594,7 +594,7 @@ pub static OPTIONS: &[Opt] = &[
         name: "maxmemory-samples",
         default: "5",
         kind: Kind::Int,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "min-replicas-max-lag",

@@ -408,6 +408,40 @@ impl<V: Slot> Dict<V> {
         cursor
     }
 
+    /// Visits entries in consecutive buckets from a random one (Redis's
+    /// `dictGetSomeKeys`): stops once `want` of them were accepted by `f`
+    /// or after `max_buckets` buckets. Returns true when every bucket was
+    /// visited (so a caller that accepted nothing knows there is nothing).
+    pub fn sample(
+        &self,
+        seed: u64,
+        want: usize,
+        max_buckets: usize,
+        mut f: impl FnMut(&[u8], &V) -> bool,
+    ) -> bool {
+        let n = self.buckets.len();
+        if self.len == 0 {
+            return true;
+        }
+        let steps = max_buckets.min(n);
+        let mut idx = (seed as usize) & self.mask();
+        let mut got = 0;
+        for step in 0..steps {
+            let mut cur = self.buckets[idx].as_deref();
+            while let Some(node) = cur {
+                if f(&node.key, &node.entry) {
+                    got += 1;
+                    if got >= want {
+                        return step + 1 == n && node.next.is_none();
+                    }
+                }
+                cur = node.next.as_deref();
+            }
+            idx = (idx + 1) & self.mask();
+        }
+        steps == n
+    }
+
     /// A key from a random non-empty bucket (not uniform, as in Redis).
     pub fn random_key(&self, seed: u64) -> Option<&[u8]> {
         self.random_entry(seed).map(|(k, _)| k)
@@ -445,9 +479,9 @@ impl<V: Slot> Dict<V> {
 }
 
 impl Dict<Entry> {
-    /// Updates the access clock without counting as a write; returns
-    /// whether the key exists.
-    pub fn touch(&mut self, hash: u64, key: &[u8], lru: u32) -> bool {
+    /// Updates the access clock (`stamp` gets the entry's `lru` field)
+    /// without counting as a write; returns whether the key exists.
+    pub fn touch(&mut self, hash: u64, key: &[u8], stamp: impl FnOnce(&mut u32)) -> bool {
         if self.buckets.is_empty() {
             return false;
         }
@@ -455,7 +489,7 @@ impl Dict<Entry> {
         let mut cur = self.buckets[idx].as_deref_mut();
         while let Some(n) = cur {
             if n.key.as_slice() == key {
-                n.entry.lru = lru;
+                stamp(&mut n.entry.lru);
                 return true;
             }
             cur = n.next.as_deref_mut();
@@ -641,6 +675,37 @@ mod tests {
                 "key {i} present throughout was missed"
             );
         }
+    }
+
+    #[test]
+    fn sample_walks_from_a_random_bucket() {
+        let mut d = Dict::new();
+        for i in 0..1000i64 {
+            let k = i.to_string();
+            d.insert(hash_key(k.as_bytes()), k.as_bytes(), e(i));
+        }
+        // Stops once enough were accepted.
+        let mut n = 0;
+        d.sample(12345, 5, 1 << 20, |_, _| {
+            n += 1;
+            true
+        });
+        assert_eq!(n, 5);
+        // A filter nothing passes: bounded by the bucket budget, and a
+        // budget covering the table visits every entry and says so.
+        let mut seen = 0;
+        assert!(!d.sample(7, 5, 10, |_, _| {
+            seen += 1;
+            false
+        }));
+        assert!(seen < 100);
+        let mut all = 0;
+        assert!(d.sample(7, 5, usize::MAX, |_, _| {
+            all += 1;
+            false
+        }));
+        assert_eq!(all, 1000);
+        assert!(Dict::<Entry>::new().sample(1, 5, 50, |_, _| true));
     }
 
     #[test]

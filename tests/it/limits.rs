@@ -96,6 +96,10 @@ fn timeout_closes_idle_clients_but_not_subscribers_or_blocked() {
     sub.cmd_str(&["SUBSCRIBE", "ch"]);
     let mut blocked = s.raw();
     blocked.send(&crate::support::resp::encode(&[b"BLPOP", b"list", b"0"]));
+    // MONITOR only once the BLPOP ran, or the monitor is fed it.
+    let mut probe = s.raw();
+    assert!(eventually(5, || info_field(&mut probe, "clients", "blocked_clients") == "1"));
+    drop(probe);
     let mut mon = s.raw();
     assert_eq!(mon.cmd_str(&["MONITOR"]), b"+OK\r\n");
     let start = Instant::now();

@@ -2,8 +2,10 @@
 
 mod support;
 
+mod acl;
 mod blocking;
 mod differential;
+mod evict;
 mod hash_ttl;
 mod limits;
 mod migration;

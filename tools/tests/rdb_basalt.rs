@@ -1,9 +1,12 @@
 //! `basalt-rdb import` / `export` with the real `basalt-server` (built by
 //! the workspace: `target/<profile>/basalt-server`, next to this test's
-//! own binary; built with cargo if missing). Basalt holds strings only for
-//! now, so the datasets are the corpus's string dumps.
+//! own binary; built with cargo if missing). The import round trips use
+//! the corpus's string dumps; `export --data-dir` is checked with every
+//! type Basalt shares with Redis 7.0, against a real redis-server.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+#[path = "../../rdb/tests/support/mod.rs"]
+mod redis;
 mod support;
 
 use basalt_rdb::{DecodeOptions, Item, MappedFile, Value};
@@ -202,4 +205,284 @@ fn import_data_dir_is_loaded_by_basalt_at_first_start() {
             "{name} through a Basalt data dir"
         );
     }
+}
+
+// ---- export --data-dir ----
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Every key of a dump, canonical: (db, key) -> (value, expiry).
+fn all_keys(path: &Path) -> BTreeMap<(u64, Vec<u8>), (Value, Option<i64>)> {
+    let mut m = BTreeMap::new();
+    for item in MappedFile::open(path)
+        .unwrap()
+        .reader(DecodeOptions::default())
+        .unwrap()
+    {
+        if let Item::Entry(e) = item.unwrap() {
+            m.insert((e.db, e.key), (redis::canon(&e.value), e.expire_ms));
+        }
+    }
+    m
+}
+
+/// Commands writing every type Basalt and Redis 7.0 share, in two
+/// databases, compact and large encodings, binary data and absolute
+/// expiries. `phase` 0 runs before the snapshot, 1 after (the log tail:
+/// overwrites, deletes, appends, new keys).
+fn script(phase: u8, far: i64) -> Vec<Vec<Vec<u8>>> {
+    let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut cmd = |parts: Vec<Vec<u8>>| out.push(parts);
+    let b = |s: &str| s.as_bytes().to_vec();
+    let far = far.to_string();
+    if phase == 0 {
+        cmd(vec![b("SELECT"), b("0")]);
+        cmd(vec![b("SET"), b("str"), b("hello")]);
+        cmd(vec![b("SET"), b("num"), b("12345")]);
+        cmd(vec![b("SET"), b("big"), "x".repeat(100_000).into_bytes()]);
+        cmd(vec![
+            b("SET"),
+            b("bin\x00key"),
+            vec![0, 255, 13, 10, 128, 7],
+        ]);
+        cmd(vec![b("SET"), b("ttl"), b("v"), b("PXAT"), b(&far)]);
+        cmd(vec![b("RPUSH"), b("list"), b("a"), b("b"), b("c")]);
+        let mut big = vec![b("RPUSH"), b("listbig")];
+        big.extend((0..2000).map(|i| format!("element-{i}").into_bytes()));
+        cmd(big);
+        cmd(vec![b("SADD"), b("intset"), b("1"), b("2"), b("-300000")]);
+        cmd(vec![b("SADD"), b("set"), b("a"), b("b"), b("c")]);
+        let mut big = vec![b("SADD"), b("setbig")];
+        big.extend((0..700).map(|i| format!("m{i}").into_bytes()));
+        cmd(big);
+        cmd(vec![
+            b("ZADD"),
+            b("zset"),
+            b("1"),
+            b("a"),
+            b("2.5"),
+            b("b"),
+            b("-inf"),
+            b("c"),
+        ]);
+        let mut big = vec![b("ZADD"), b("zsetbig")];
+        for i in 0..300 {
+            big.push(format!("{}.25", i * 7).into_bytes());
+            big.push(format!("member-{i}").into_bytes());
+        }
+        cmd(big);
+        cmd(vec![
+            b("HSET"),
+            b("hash"),
+            b("f1"),
+            b("v1"),
+            b("f2"),
+            b("v2"),
+        ]);
+        let mut big = vec![b("HSET"), b("hashbig")];
+        for i in 0..600 {
+            big.push(format!("field{i}").into_bytes());
+            big.push(format!("value{i}").into_bytes());
+        }
+        cmd(big);
+        cmd(vec![b("PEXPIREAT"), b("hash"), b(&far)]);
+        cmd(vec![b("SETBIT"), b("bits"), b("100"), b("1")]);
+        cmd(vec![b("PFADD"), b("hll"), b("a"), b("b"), b("c")]);
+        cmd(vec![b("SELECT"), b("3")]);
+        cmd(vec![b("SET"), b("k3"), b("v3")]);
+        cmd(vec![b("HSET"), b("h3"), b("a"), b("b")]);
+    } else {
+        cmd(vec![b("SELECT"), b("0")]);
+        cmd(vec![b("APPEND"), b("str"), b(" world")]);
+        cmd(vec![b("INCRBY"), b("num"), b("5")]);
+        cmd(vec![b("DEL"), b("set")]);
+        cmd(vec![b("RPUSH"), b("list"), b("d")]);
+        cmd(vec![b("LPOP"), b("listbig")]);
+        cmd(vec![b("ZREM"), b("zset"), b("a")]);
+        cmd(vec![b("HDEL"), b("hash"), b("f1")]);
+        cmd(vec![b("SREM"), b("setbig"), b("m5")]);
+        cmd(vec![
+            b("SET"),
+            b("later"),
+            b("after the snapshot"),
+            b("PXAT"),
+            b(&far),
+        ]);
+        cmd(vec![b("SELECT"), b("5")]);
+        cmd(vec![b("SET"), b("k5"), b("v5")]);
+        cmd(vec![b("SADD"), b("s5"), b("x")]);
+    }
+    out
+}
+
+/// A connection to Basalt once it has finished loading.
+fn ready(addr: &str) -> redis::Conn {
+    let mut c = redis::Conn::connect(addr);
+    for _ in 0..600 {
+        if let redis::Resp::Simple(_) = c.cmd(&[b"PING"]) {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("basalt-server still loading");
+}
+
+fn run(conn: &mut redis::Conn, cmds: &[Vec<Vec<u8>>]) {
+    for c in cmds {
+        let args: Vec<&[u8]> = c.iter().map(|a| a.as_slice()).collect();
+        conn.ok(&args);
+    }
+}
+
+#[test]
+fn export_data_dir_loads_into_redis_7_with_identical_contents() {
+    if !redis::redis_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let far = now_ms() + 3_600_000;
+    let (a, b) = (script(0, far), script(1, far));
+
+    // The reference: the same commands on a real Redis 7.0.
+    let reference = redis::RedisServer::start(None);
+    let mut rc = reference.conn();
+    run(&mut rc, &a);
+    run(&mut rc, &b);
+    rc.ok(&[b"SAVE"]);
+    let want = all_keys(&reference.dump_path());
+
+    // Basalt: half before a snapshot, half in the log tail after it.
+    let server = Basalt::start(&dir);
+    let mut bc = ready(&server.addr);
+    run(&mut bc, &a);
+    bc.ok(&[b"SAVE"]);
+    run(&mut bc, &b);
+    let out = tmp.path().join("export.rdb");
+    // While the server runs, the data dir is locked: a clean refusal.
+    let busy = rdb(&["export", "--data-dir", p(&dir), "-o", p(&out)]);
+    assert_eq!(busy.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&busy.stderr);
+    assert!(msg.contains("in use"), "{msg}");
+    assert!(!out.exists());
+    // kill -9: every write above was acknowledged, so fsynced.
+    drop(bc);
+    drop(server);
+    let listing = |d: &Path| {
+        let mut v: Vec<(String, u64)> = walk(d);
+        v.sort();
+        v
+    };
+    let before = listing(&dir);
+
+    for version in ["9", "10"] {
+        let out = tmp.path().join(format!("export-v{version}.rdb"));
+        rdb_ok(&[
+            "export",
+            "--data-dir",
+            p(&dir),
+            "-o",
+            p(&out),
+            "--rdb-version",
+            version,
+            "-q",
+        ]);
+        assert_eq!(
+            &std::fs::read(&out).unwrap()[..9],
+            format!("REDIS{version:0>4}").as_bytes()
+        );
+        let loaded = redis::RedisServer::start(Some(&std::fs::read(&out).unwrap()));
+        let mut lc = loaded.conn();
+        assert_eq!(
+            lc.ok(&[b"DBSIZE"]).int(),
+            16,
+            "db 0 after loading v{version}"
+        );
+        lc.ok(&[b"SAVE"]);
+        let got = all_keys(&loaded.dump_path());
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "RDB {version}: key sets differ"
+        );
+        for (k, v) in &want {
+            assert_eq!(
+                &got[k],
+                v,
+                "RDB {version}: key {:?} differs",
+                String::from_utf8_lossy(&k.1)
+            );
+        }
+    }
+    // The export changed nothing in the data dir (the lock file aside).
+    assert_eq!(listing(&dir), before);
+}
+
+fn walk(d: &Path) -> Vec<(String, u64)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(d).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            v.extend(walk(&path));
+        } else {
+            v.push((
+                path.display().to_string(),
+                std::fs::metadata(&path).unwrap().len(),
+            ));
+        }
+    }
+    v
+}
+
+#[test]
+fn export_data_dir_refuses_what_the_target_cannot_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let far = now_ms() + 3_600_000;
+    {
+        let server = Basalt::start(&dir);
+        let mut c = ready(&server.addr);
+        c.ok(&[b"HSET", b"h", b"a", b"1", b"b", b"2"]);
+        let far = far.to_string();
+        c.ok(&[b"HPEXPIREAT", b"h", far.as_bytes(), b"FIELDS", b"1", b"a"]);
+        c.ok(&[b"SET", b"gone", b"x", b"PX", b"1"]);
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    let out = tmp.path().join("x.rdb");
+    let r = rdb(&["export", "--data-dir", p(&dir), "-o", p(&out)]);
+    assert_eq!(r.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&r.stderr);
+    assert!(msg.contains("hash field expiry"), "{msg}");
+    assert!(!out.exists(), "no partial output");
+    rdb_ok(&[
+        "export",
+        "--data-dir",
+        p(&dir),
+        "-o",
+        p(&out),
+        "--rdb-version",
+        "12",
+        "-q",
+    ]);
+    let keys = all_keys(&out);
+    // The expired key is left out; the field TTL is kept.
+    assert_eq!(keys.len(), 1);
+    let (Value::Hash(h), None) = &keys[&(0, b"h".to_vec())] else {
+        panic!("{keys:?}")
+    };
+    assert_eq!(h[0].expire_ms, Some(far as u64));
+    assert_eq!(h[1].expire_ms, None);
+    // Not a data dir at all.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = rdb(&["export", "--data-dir", p(&empty), "-o", p(&out)]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no Basalt data"));
 }

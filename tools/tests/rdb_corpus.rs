@@ -458,3 +458,38 @@ fn decode_thread_gives_the_same_output() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("corrupt_truncated_mid_value.rdb"));
 }
+
+#[path = "../../rdb/tests/support/streams.rs"]
+mod streams;
+
+#[test]
+fn redis_8_streams_dump_and_refuse_older_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("v14.rdb");
+    std::fs::write(
+        &src,
+        streams::file(b"REDIS0014", &streams::stream_body(27, true)),
+    )
+    .unwrap();
+    let out = rdb_ok(&["dump", p(&src), "--format", "jsonl"]);
+    let rec: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(rec["rdb_type_name"], "STREAM_LISTPACKS_5");
+    let v = &rec["value"];
+    assert_eq!(v["groups"][0]["nacked"], serde_json::json!(["1-1"]));
+    assert_eq!(
+        v["groups"][0]["pel"][0]["consumer"],
+        serde_json::Value::Null
+    );
+    assert_eq!(v["idmp"]["duration_s"], 100);
+    assert_eq!(v["idmp"]["max_entries"], 50);
+    assert_eq!(
+        v["idmp"]["producers"][0]["entries"],
+        serde_json::json!([["i1", "1-1"]])
+    );
+    let dst = tmp.path().join("v10.rdb");
+    let r = rdb(&["convert", p(&src), "-o", p(&dst), "--rdb-version", "10"]);
+    assert_eq!(r.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&r.stderr);
+    assert!(msg.contains("XNACK"), "{msg}");
+    assert_eq!(rdb(&["check", p(&src)]).status.code(), Some(0));
+}

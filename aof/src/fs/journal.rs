@@ -5,12 +5,15 @@
 //! the line is written before `sync_data` returns to the log, any record
 //! the log reported durable is covered by a journal line. A crash test can
 //! then `kill -9` the server and call [`simulate_power_loss`], which cuts
-//! every file back to the length it had at its last fsync and removes files
+//! every file back to the length it had at its last fsync, zeroes what was
+//! written over existing bytes since then (the log overwrites only space it
+//! zero-filled, so zeros are what the disk held there), and removes files
 //! never fsynced: what a power cut would have left. (`kill -9` alone keeps
 //! the page cache, so it cannot tell `always` from `no`.)
 //!
-//! Journal lines (tab-separated): `create <path>`, `sync <path> <len>`,
-//! `rename <from> <to>`, `remove <path>`.
+//! Journal lines (tab-separated): `create <path>`, `write <path> <offset>
+//! <len>` (noted before the write), `sync <path> <len>`, `rename <from>
+//! <to>`, `remove <path>`.
 
 use super::{File, Fs};
 use parking_lot::Mutex;
@@ -93,6 +96,10 @@ impl Fs for SyncJournalFs {
 
 impl File for JournalFile {
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<usize> {
+        SyncJournalFs::note(
+            &self.journal,
+            format!("write\t{}\t{offset}\t{}\n", self.path.display(), buf.len()),
+        )?;
         self.inner.write_at(offset, buf)
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -121,6 +128,8 @@ pub struct PowerLossReport {
     pub truncated: Vec<(PathBuf, u64, u64)>,
     /// Files removed because nothing of them was ever fsynced.
     pub removed: Vec<PathBuf>,
+    /// Unsynced writes inside the synced length, zeroed: (path, bytes).
+    pub zeroed: Vec<(PathBuf, u64)>,
 }
 
 /// Applies a simulated power loss to the files in `dir` using the journal
@@ -131,29 +140,70 @@ pub fn simulate_power_loss(journal: &Path, dir: &Path) -> io::Result<PowerLossRe
     let text = std::fs::read_to_string(journal)?;
     // path -> last synced length (None: created, never synced).
     let mut state: HashMap<PathBuf, Option<u64>> = HashMap::new();
+    // path -> writes since its last sync: (offset, len).
+    let mut unsynced: HashMap<PathBuf, Vec<(u64, u64)>> = HashMap::new();
+    let num = |v: &str| -> io::Result<u64> {
+        v.parse()
+            .map_err(|_| io::Error::other(format!("bad journal number `{v}`")))
+    };
     for line in text.lines() {
         let parts: Vec<&str> = line.split('\t').collect();
         match parts.as_slice() {
             ["create", p] => {
                 state.insert(PathBuf::from(p), None);
+                unsynced.remove(Path::new(p));
+            }
+            ["write", p, off, len] => {
+                let (Ok(off), Ok(len)) = (num(off), num(len)) else {
+                    continue; // torn by the kill
+                };
+                unsynced
+                    .entry(PathBuf::from(p))
+                    .or_default()
+                    .push((off, len));
             }
             ["sync", p, len] => {
-                let len = len
-                    .parse()
-                    .map_err(|_| io::Error::other(format!("bad journal line `{line}`")))?;
-                state.insert(PathBuf::from(p), Some(len));
+                state.insert(PathBuf::from(p), Some(num(len)?));
+                unsynced.remove(Path::new(p));
             }
             ["rename", from, to] => {
                 let v = state.remove(Path::new(from)).unwrap_or(None);
                 state.insert(PathBuf::from(to), v);
+                let w = unsynced.remove(Path::new(from)).unwrap_or_default();
+                unsynced.insert(PathBuf::from(to), w);
             }
             ["remove", p] => {
                 state.remove(Path::new(p));
+                unsynced.remove(Path::new(p));
             }
             _ => {} // a line torn by the kill: ignore
         }
     }
     let mut report = PowerLossReport::default();
+    for (path, synced) in &state {
+        let (Some(len), Some(writes)) = (synced, unsynced.get(path)) else {
+            continue;
+        };
+        if path.parent() != Some(dir) || !path.exists() {
+            continue;
+        }
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        let mut zeroed = 0;
+        for &(off, n) in writes {
+            let end = (off + n).min(*len);
+            if off < end {
+                std::os::unix::fs::FileExt::write_all_at(
+                    &f,
+                    &vec![0u8; (end - off) as usize],
+                    off,
+                )?;
+                zeroed += end - off;
+            }
+        }
+        if zeroed > 0 {
+            report.zeroed.push((path.clone(), zeroed));
+        }
+    }
     for (path, synced) in state {
         if path.parent() != Some(dir) {
             continue;
@@ -178,5 +228,6 @@ pub fn simulate_power_loss(journal: &Path, dir: &Path) -> io::Result<PowerLossRe
     }
     report.truncated.sort();
     report.removed.sort();
+    report.zeroed.sort();
     Ok(report)
 }

@@ -15,8 +15,14 @@ const LINGER_MIN_FSYNC_US: u64 = 1_000;
 /// Longest linger (µs).
 const LINGER_MAX_US: u64 = 1_000;
 
-/// Buffers larger than this are shrunk once empty again.
-const SHRINK_ABOVE: usize = 16 << 20;
+/// Buffers larger than this are shrunk once empty again (to 1/16): a
+/// burst must not leave tens of MB allocated, which `maxmemory` users
+/// would see as memory the dataset cannot use.
+const SHRINK_ABOVE: usize = 2 << 20;
+
+/// How far ahead of the appends the active segment is zero-filled.
+const ZERO_FILL: u64 = 512 << 10;
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 impl Inner {
     /// The fsync policy now in force.
@@ -56,6 +62,7 @@ impl Inner {
                 Ok(()) => {
                     self.clear_error();
                     if shutdown && self.pending.lock().buf.is_empty() {
+                        self.trim_zero_fill();
                         return;
                     }
                 }
@@ -174,12 +181,28 @@ impl Inner {
             p.buf.clear();
         }
         io.carry_records += std::mem::take(&mut p.records);
+        // Under the pending lock, so `Log::buffer_bytes` never sees the
+        // moved bytes in neither place.
+        self.publish_buf_bytes(io);
     }
 
     /// One round: take the pending records, write them, fsync if the policy
     /// (or `force`) says so.
     pub(super) fn flush(&self, io: &mut Io, force: bool) -> Result<()> {
         self.take_pending(io);
+        let r = self.flush_round(io, force);
+        self.publish_buf_bytes(io);
+        r
+    }
+
+    fn publish_buf_bytes(&self, io: &Io) {
+        self.io_buf_bytes.store(
+            (io.carry.capacity() + io.unsynced.capacity()) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn flush_round(&self, io: &mut Io, force: bool) -> Result<()> {
         while let Some(&b) = io.rotations.front() {
             self.rotate_at(io, b)?;
             io.rotations.pop_front();
@@ -230,6 +253,7 @@ impl Inner {
         io.path = new_path;
         io.seg_start = b;
         io.write_off = SEGMENT_HEADER_LEN as u64;
+        io.alloc_off = SEGMENT_HEADER_LEN as u64;
         io.synced_off = SEGMENT_HEADER_LEN as u64;
         self.update_size(io);
         self.active_start.store(b, Ordering::Release);
@@ -253,6 +277,9 @@ impl Inner {
             return Ok(());
         }
         let off = io.write_off;
+        if self.policy() != FsyncPolicy::No && off + n as u64 > io.alloc_off {
+            self.zero_fill(io, off + n as u64)?;
+        }
         let Some(bytes) = io.carry.get(..n) else {
             return Ok(());
         };
@@ -283,6 +310,46 @@ impl Inner {
         self.written.store(io.lsn(io.write_off), Ordering::Release);
         self.update_size(io);
         Ok(())
+    }
+
+    /// Writes zeros from the zero-filled end to `ZERO_FILL` past `upto`.
+    ///
+    /// Appending grows the file, and an fdatasync after a size change must
+    /// also write the inode: two device writes per commit. Records written
+    /// over zeros already on disk leave the size alone, so the fdatasync
+    /// that commits them writes only their data pages; the size changes
+    /// once per `ZERO_FILL` bytes of log. Readers take zeros after the last
+    /// record for the end of the log (`FORMAT.md`).
+    fn zero_fill(&self, io: &mut Io, upto: u64) -> Result<()> {
+        let target = upto + ZERO_FILL;
+        let mut o = io.alloc_off.max(io.write_off);
+        while o < target {
+            let n = (target - o).min(ZEROS.len() as u64) as usize;
+            io.file
+                .write_all_at(o, &ZEROS[..n])
+                .ctx("write", &io.path)?;
+            o += n as u64;
+        }
+        io.alloc_off = target;
+        Ok(())
+    }
+
+    /// On close: cuts the zero-filled space off the active segment, so that
+    /// a log closed cleanly ends exactly at its last record. (Best effort:
+    /// readers accept the zeros anyway.)
+    fn trim_zero_fill(&self) {
+        let mut io = self.io.lock();
+        if io.alloc_off <= io.write_off {
+            return;
+        }
+        let (off, path) = (io.write_off, io.path.clone());
+        let r = io.file.set_len(off).and_then(|()| io.file.sync_data());
+        match r {
+            Ok(()) => io.alloc_off = off,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "could not trim the log's zero-filled tail")
+            }
+        }
     }
 
     /// fdatasync and publish. On failure, everything since the last good

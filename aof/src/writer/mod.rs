@@ -81,6 +81,8 @@ struct Io {
     write_off: u64,
     /// File bytes below this offset are durable.
     synced_off: u64,
+    /// The file is zero-filled up to here (see `Inner::zero_fill`).
+    alloc_off: u64,
     /// The bytes in `[synced_off, write_off)`, when kept (not under `No`).
     unsynced: Vec<u8>,
     unsynced_records: u64,
@@ -108,6 +110,9 @@ struct Inner {
     wake: Condvar,
     io: Mutex<Io>,
     written: AtomicU64,
+    /// Capacity of the flusher's buffers after its last round (memory
+    /// the server does not count against `maxmemory`).
+    io_buf_bytes: AtomicU64,
     durable: AtomicU64,
     /// Start position of the active segment.
     active_start: AtomicU64,
@@ -229,6 +234,7 @@ impl Log {
                 seg_start: seg_start.0,
                 write_off: end_off,
                 synced_off: end_off,
+                alloc_off: end_off,
                 unsynced: Vec::new(),
                 unsynced_records: 0,
                 carry: Vec::new(),
@@ -237,6 +243,7 @@ impl Log {
                 sealed_size,
             }),
             written: AtomicU64::new(end),
+            io_buf_bytes: AtomicU64::new(0),
             durable: AtomicU64::new(end),
             active_start: AtomicU64::new(seg_start.0),
             policy: AtomicU8::new(policy_code(opts.fsync)),
@@ -353,6 +360,20 @@ impl Log {
     /// Position after the last appended record.
     pub fn appended(&self) -> Lsn {
         Lsn(self.inner.pending.lock().end)
+    }
+
+    /// Position up to which records have been written to the file (the
+    /// bytes between this and [`Log::appended`] are buffered in memory).
+    pub fn written(&self) -> Lsn {
+        Lsn(self.inner.written.load(Ordering::Acquire))
+    }
+
+    /// Bytes allocated for records on their way to the file: the pending
+    /// buffer and the flusher's buffers, by capacity (Redis's AOF buffer
+    /// memory, which it does not count against `maxmemory`).
+    pub fn buffer_bytes(&self) -> u64 {
+        let p = self.inner.pending.lock();
+        p.buf.capacity() as u64 + self.inner.io_buf_bytes.load(Ordering::Relaxed)
     }
 
     /// Position up to which records are durable.

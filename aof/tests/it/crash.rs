@@ -213,7 +213,12 @@ fn journal_power_loss_on_the_real_filesystem() {
     };
     assert_eq!(got_before, 30, "the page cache still has everything");
     let report = simulate_power_loss(&journal, &dir).unwrap();
-    assert_eq!(report.truncated.len(), 1, "{report:?}");
+    // The unsynced records went over zero-filled space or past the synced
+    // length: either way the power cut takes them.
+    assert!(
+        report.truncated.len() + report.zeroed.len() >= 1,
+        "{report:?}"
+    );
     let mut rec = Recovery::open(&dir, Options::default()).unwrap();
     let mut got = Vec::new();
     while let Some(r) = rec.next().unwrap() {

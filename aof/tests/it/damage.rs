@@ -33,13 +33,60 @@ fn garbage_after_records_is_truncated() {
 }
 
 #[test]
-fn zero_filled_tail_is_truncated() {
+fn zero_filled_tail_is_the_end_of_the_log() {
+    // The writer zero-fills ahead of its appends (FORMAT.md): zeros after
+    // the last record are free space, not damage, in every mode.
     let fs = MemFs::new();
     let all = write_records(&fs, 5);
-    fs.damage(&segment_path(1), |b| b.extend_from_slice(&[0u8; 4096]));
-    let (_log, got, report) = replay(&dir(), mem_opts(&fs)).unwrap();
+    let len = fs.contents(&segment_path(1)).unwrap().len();
+    for tail in [1, 7, 8, 4096, 600_000] {
+        let fs2 = fs.crash();
+        fs2.damage(&segment_path(1), |b| {
+            b.extend(std::iter::repeat_n(0u8, tail))
+        });
+        let strict = opts(
+            Arc::new(fs2.clone()),
+            FsyncPolicy::Always,
+            RecoveryMode::Strict,
+        );
+        let (log, got, report) = replay(&dir(), strict).unwrap();
+        assert_eq!(got, all, "tail {tail}");
+        assert!(report.truncated.is_none(), "tail {tail}");
+        assert_eq!(fs2.contents(&segment_path(1)).unwrap().len(), len);
+        log.append(b"next").unwrap();
+        drop(log);
+        let (_l, got, _) = replay(&dir(), mem_opts(&fs2)).unwrap();
+        assert_eq!(got.len(), 6);
+    }
+    // A partial record followed by zeros is still a torn tail.
+    let fs2 = fs.crash();
+    fs2.damage(&segment_path(1), |b| {
+        b.extend_from_slice(b"\x13\x00\x00\x00ab");
+        b.extend(std::iter::repeat_n(0u8, 5000));
+    });
+    let (_log, got, report) = replay(&dir(), mem_opts(&fs2)).unwrap();
     assert_eq!(got, all);
-    assert_eq!(report.truncated.unwrap().dropped, 4096);
+    let t = report.truncated.expect("torn tail reported");
+    assert_eq!((t.offset, t.dropped), (len as u64, 5006));
+}
+
+#[test]
+fn writer_zero_fills_ahead_and_a_clean_close_trims_it() {
+    let fs = MemFs::new();
+    let (log, _, _) = replay(&dir(), mem_opts(&fs)).unwrap();
+    let lsn = log.append(b"hello").unwrap();
+    assert!(log.wait_durable(lsn, std::time::Duration::from_secs(20)));
+    let records_end = SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + 5;
+    // Durable, and the file already extends past the record in zeros.
+    let crashed = fs.crash();
+    let bytes = crashed.contents(&segment_path(1)).unwrap();
+    assert!(bytes.len() > records_end + 4096, "{}", bytes.len());
+    assert!(bytes[records_end..].iter().all(|&b| b == 0));
+    let (_l, got, report) = replay(&dir(), mem_opts(&crashed)).unwrap();
+    assert_eq!(got, vec![b"hello".to_vec()]);
+    assert!(report.truncated.is_none());
+    drop(log);
+    assert_eq!(fs.contents(&segment_path(1)).unwrap().len(), records_end);
 }
 
 #[test]

@@ -1,8 +1,13 @@
 //! Deterministic generator of a mixed dump (~100 bytes per key on average),
-//! shared by the criterion bench and the large-file example.
-#![allow(clippy::indexing_slicing)]
+//! the one generator behind the criterion bench, `decode_big` and
+//! basalt-tools' `gen_dump` example (which includes this file by path).
+//!
+//! Mix: 60% strings (1 in 5 integers), 14% hashes (4 fields), 10% lists
+//! (5 items), 10% sets (ints or text), 6% sorted sets (5 members); 10% of
+//! keys expire.
+#![allow(clippy::indexing_slicing, dead_code)]
 
-use basalt_rdb::{EncodeOptions, Entry, HashField, Value, Writer};
+use basalt_rdb::{EncodeOptions, Entry, HashField, Target, Value, Writer};
 use std::io::Write;
 
 struct Rng(u64);
@@ -26,22 +31,68 @@ fn text(r: &mut Rng, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Write `keys` mixed keys to `w` (RDB 10). Mix: 60% strings, 14% hashes,
-/// 10% lists, 10% sets, 6% sorted sets; 10% of keys expire.
+const FAMILIES: &[&str] = &[
+    "session", "user", "cart", "token", "feed", "rate", "cache", "idx",
+];
+
+/// How the dump looks beyond the value mix.
+#[derive(Clone, Copy)]
+pub struct Style {
+    /// Format written.
+    pub target: Target,
+    /// LZF-compress long strings.
+    pub compress: bool,
+    /// Keys like `session:417:1234567` (8 families x 1000 shards, for
+    /// prefix reports) instead of `key:0001234567:417`.
+    pub families: bool,
+}
+
+impl Style {
+    /// The decode bench's dump: RDB 10, uncompressed, flat keys.
+    pub fn bench() -> Style {
+        Style {
+            target: Target::Redis10,
+            compress: false,
+            families: false,
+        }
+    }
+
+    /// The tools benchmark's dump (`gen_dump`): prefixed keys, compressed.
+    pub fn tools(target: Target) -> Style {
+        Style {
+            target,
+            compress: true,
+            families: true,
+        }
+    }
+}
+
+/// Write `keys` mixed keys to `w` as [`Style::bench`].
 pub fn generate<W: Write>(w: W, keys: u64) -> W {
+    generate_with(w, keys, Style::bench())
+}
+
+/// Write `keys` mixed keys to `w` in `style`.
+pub fn generate_with<W: Write>(w: W, keys: u64, style: Style) -> W {
     let mut r = Rng(0x9E37_79B9_7F4A_7C15);
     let mut wr = Writer::new(
         w,
         EncodeOptions {
-            compress: false,
-            ..Default::default()
+            compress: style.compress,
+            ..EncodeOptions::for_target(style.target)
         },
     )
     .expect("header");
-    wr.standard_aux("7.0.15", 1_700_000_000).expect("aux");
+    let ver = if style.families { "6.2.14" } else { "7.0.15" };
+    wr.standard_aux(ver, 1_700_000_000).expect("aux");
     wr.select_db(0, Some((keys, keys / 10))).expect("select");
     for i in 0..keys {
-        let key = format!("key:{:010}:{}", i, r.below(1000)).into_bytes();
+        let key = if style.families {
+            let fam = FAMILIES[r.below(FAMILIES.len() as u64) as usize];
+            format!("{fam}:{}:{i}", r.below(1000)).into_bytes()
+        } else {
+            format!("key:{:010}:{}", i, r.below(1000)).into_bytes()
+        };
         let kind = r.below(100);
         let value = if kind < 60 {
             if r.below(5) == 0 {
@@ -83,11 +134,12 @@ pub fn generate<W: Write>(w: W, keys: u64) -> W {
                 )
             }
         } else {
+            let name = if style.families { "p" } else { "member" };
             Value::SortedSet(
                 (0..5)
                     .map(|m| {
                         (
-                            format!("member{m}").into_bytes(),
+                            format!("{name}{m}").into_bytes(),
                             r.below(10_000) as f64 / 4.0,
                         )
                     })
@@ -96,7 +148,11 @@ pub fn generate<W: Write>(w: W, keys: u64) -> W {
         };
         let mut e = Entry::new(key, value);
         if r.below(10) == 0 {
-            e.expire_ms = Some(4_102_444_800_000 + r.below(1_000_000) as i64);
+            e.expire_ms = Some(if style.families {
+                1_900_000_000_000 + r.below(1_000_000_000) as i64
+            } else {
+                4_102_444_800_000 + r.below(1_000_000) as i64
+            });
         }
         wr.entry(&e).expect("entry");
     }

@@ -73,6 +73,7 @@ pub fn stream_value() -> Stream {
                 pel: vec![],
             },
         ],
+        nacked: vec![],
     };
     let g2 = ConsumerGroup {
         name: b("g2"),
@@ -80,6 +81,7 @@ pub fn stream_value() -> Stream {
         entries_read: Some(0),
         pel: vec![],
         consumers: vec![],
+        nacked: vec![],
     };
     Stream {
         length: entries.len() as u64,
@@ -89,6 +91,7 @@ pub fn stream_value() -> Stream {
         entries_added: Some(entries.len() as u64),
         groups: vec![g1, g2],
         listpack_nodes: 0,
+        idmp: None,
         entries,
     }
 }

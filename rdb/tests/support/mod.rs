@@ -148,6 +148,14 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Connect to any RESP server at `addr` (`HOST:PORT`).
+    #[allow(dead_code)]
+    pub fn connect(addr: &str) -> Conn {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Conn::new(s)
+    }
+
     fn new(s: TcpStream) -> Conn {
         Conn {
             r: BufReader::new(s),

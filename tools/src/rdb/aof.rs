@@ -698,6 +698,7 @@ impl State {
                             entries_read,
                             pel: Vec::new(),
                             consumers: Vec::new(),
+                            nacked: Vec::new(),
                         });
                     }
                     "setid" => {

@@ -1,4 +1,5 @@
-//! `basalt-rdb export --from HOST:PORT -o dump.rdb`.
+//! `basalt-rdb export --from HOST:PORT -o dump.rdb` and
+//! `basalt-rdb export --data-dir DIR -o dump.rdb` (offline).
 
 use super::filter::{Filter, FilterArgs};
 use super::resp::{Client, Reply};
@@ -20,24 +21,43 @@ pub enum Method {
     Scan,
 }
 
-/// Pull a dump from a live server into a file.
+/// Pull a dump from a live server, or read a stopped Basalt's data dir,
+/// into an RDB file.
 ///
 /// With SYNC the file is the server's own dump, checked after the transfer;
 /// filters or --rdb-version then rewrite it (as `convert`). With SCAN + DUMP
 /// every key is fetched with its absolute expiry and written as RDB
-/// --rdb-version (default: what the server itself writes). The output is
-/// renamed into place only when complete.
+/// --rdb-version (default: what the server itself writes). With --data-dir
+/// the directory's snapshot and log tail are loaded by Basalt's own
+/// recovery code, under the directory's lock (the server must be stopped;
+/// no file in it is changed), and written as RDB --rdb-version (default
+/// 10); expired keys are left out. The output is renamed into place only
+/// when complete.
 ///
 /// Examples:
 ///   basalt-rdb export --from 127.0.0.1:6379 -o dump.rdb
 ///   basalt-rdb export --from 127.0.0.1:6380 -o dump.rdb --method scan --match 'user:*'
 ///   basalt-rdb export --from 127.0.0.1:6379 --password s3cret -o v9.rdb --rdb-version 9
+///   basalt-rdb export --data-dir ./data -o dump.rdb
+///   basalt-rdb export --data-dir ./data --server-config basalt.conf -o dump.rdb
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// The server, HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub from: String,
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        required_unless_present = "data_dir",
+        conflicts_with = "data_dir"
+    )]
+    pub from: Option<String>,
+    /// A stopped basalt-server's data directory (read offline).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: the basalt.conf the server ran with (for
+    /// appendonly / appenddirname / databases).
+    #[arg(long, value_name = "FILE", requires = "data_dir")]
+    pub server_config: Option<PathBuf>,
     /// Where to write the dump.
     #[arg(long, short)]
     pub output: PathBuf,
@@ -269,10 +289,81 @@ fn scan_dump(c: &mut Client, dst: &Path, version: u32, a: &Args, filter: &Filter
     Ok(n)
 }
 
+/// Writes the keys of a stopped Basalt's data dir to `dst` as RDB
+/// `version`. Returns (keys written, what was loaded).
+fn data_dir_dump(
+    dir: &Path,
+    dst: &Path,
+    version: u32,
+    a: &Args,
+    filter: &Filter,
+) -> Result<(u64, String)> {
+    let mut server_args = Vec::new();
+    if let Some(c) = &a.server_config {
+        server_args.push(c.to_string_lossy().into_owned());
+    }
+    let data = basalt::offline::DataDir::open(dir, &server_args)?;
+    let opts = EncodeOptions::for_target(super::dump::target(version)?);
+    let file = std::fs::File::create(dst)?;
+    let mut w = Writer::new(BufWriter::with_capacity(1 << 20, file), opts)?;
+    let now = super::filter::unix_ms();
+    w.standard_aux(basalt::REDIS_VERSION, (now / 1000) as u64)?;
+    let mut n = 0u64;
+    data.for_each(now as u64, |db, key, value, expire_ms| -> Result<()> {
+        let e = Entry {
+            db,
+            key: key.to_vec(),
+            value,
+            expire_ms,
+            lru_idle: None,
+            lfu_freq: None,
+            rdb_type: 0,
+        };
+        if !filter.accepts(&e) {
+            return Ok(());
+        }
+        w.entry(&e).map_err(|err| {
+            format!(
+                "key {:?}: {err} (choose another --rdb-version)",
+                String::from_utf8_lossy(&e.key)
+            )
+        })?;
+        n += 1;
+        Ok(())
+    })?;
+    let f = w.finish()?;
+    let f = f.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    Ok((n, data.source.clone()))
+}
+
 /// Runs `export`.
 pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
     let filter = Filter::new(&a.filter)?;
-    let mut c = Client::open(&a.from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
+    let from = match (&a.from, &a.data_dir) {
+        (Some(f), _) => f.clone(),
+        (None, Some(dir)) => {
+            let tmp = tmp_path(&a.output);
+            let version = a.rdb_version.unwrap_or(10);
+            return match data_dir_dump(dir, &tmp, version, a, &filter)
+                .and_then(|r| Ok((r, std::fs::rename(&tmp, &a.output)?)))
+            {
+                Ok(((n, source), ())) => {
+                    eprintln!(
+                        "basalt-rdb: exported {n} keys from {source} to {} (RDB {version})",
+                        a.output.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(e)
+                }
+            };
+        }
+        (None, None) => return Err("give --from HOST:PORT or --data-dir DIR".into()),
+    };
+    let mut c = Client::open(&from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
     c.wait_loaded()?;
     let info = match c.call(&[b"INFO", b"server"])? {
         Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
@@ -310,7 +401,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             return Err("the server refused REPLCONF rdb-only (use --method scan)".into());
         }
         // A connection that tried SYNC may be in replica state: start afresh.
-        let mut c = Client::open(&a.from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
+        let mut c = Client::open(&from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
         let version = a
             .rdb_version
             .unwrap_or_else(|| super::import::version_for(&info));

@@ -98,11 +98,17 @@ fn buckets(n: u64) -> u64 {
     n.max(4).next_power_of_two() * 8
 }
 
-fn score_bytes(s: f64) -> Vec<u8> {
+/// Listpack bytes of a score as Redis stores it (an integer when integral,
+/// else its shortest text), without allocating.
+fn lp_score(s: f64) -> u64 {
     if s.fract() == 0.0 && s.abs() < 1e15 {
-        (s as i64).to_string().into_bytes()
+        lp_entry(itoa::Buffer::new().format(s as i64).as_bytes())
+    } else if s == f64::INFINITY {
+        lp_entry(b"inf")
+    } else if s == f64::NEG_INFINITY {
+        lp_entry(b"-inf")
     } else {
-        crate::rdb::resp::score_text(s)
+        lp_entry(ryu::Buffer::new().format(s).as_bytes())
     }
 }
 
@@ -186,10 +192,7 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
             let n = pairs.len() as u64;
             let largest = maxlen(&mut pairs.iter().map(|p| p.0.len()));
             if pairs.len() <= LISTPACK_MAX_ENTRIES && largest <= LISTPACK_MAX_VALUE as u64 {
-                let lp: u64 = pairs
-                    .iter()
-                    .map(|(m, s)| lp_entry(m) + lp_entry(&score_bytes(*s)))
-                    .sum();
+                let lp: u64 = pairs.iter().map(|(m, s)| lp_entry(m) + lp_score(*s)).sum();
                 return (ROBJ + malloc_size(lp + 7), "listpack", n, largest);
             }
             // zset + dict + skiplist header; per element: dictEntry, member
