@@ -133,6 +133,7 @@ fn main() {
 /// needed; when the system does not allow it, lower `maxclients` to fit
 /// (with Redis's warnings), so accepts fail with the Redis error instead
 /// of EMFILE.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
 fn adjust_open_files(cfg: &mut config::Config) {
     const RESERVED: u64 = 32;
     let want = cfg.maxclients.saturating_add(RESERVED);
