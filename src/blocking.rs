@@ -45,11 +45,17 @@ pub enum Kind {
     ZSet { max: bool, count: Option<usize> },
     /// BLMOVE/BRPOPLPUSH: woken to retry.
     Move,
+    /// XREAD/XREADGROUP with BLOCK (details in the waiter's `stream`).
+    Stream,
 }
 
 impl Kind {
     fn wants_list(self) -> bool {
         matches!(self, Kind::List { .. } | Kind::Move)
+    }
+
+    fn wants_zset(self) -> bool {
+        matches!(self, Kind::ZSet { .. })
     }
 }
 
@@ -64,7 +70,19 @@ pub struct Waiter {
     keys: Vec<Vec<u8>>,
     kind: Kind,
     resp3: bool,
+    stream: Option<Box<StreamWait>>,
     tx: Mutex<Option<oneshot::Sender<Served>>>,
+}
+
+/// What a blocked XREAD / XREADGROUP waits for.
+pub struct StreamWait {
+    /// Per key, the ID entries must be greater than (MAX = the group's
+    /// last delivered ID, XREADGROUP's `>`).
+    pub ids: Vec<(Vec<u8>, basalt_storage::StreamId)>,
+    pub count: u64,
+    /// XREADGROUP: (group, consumer).
+    pub group: Option<(Vec<u8>, Vec<u8>)>,
+    pub noack: bool,
 }
 
 #[derive(Default)]
@@ -161,6 +179,37 @@ pub fn block(
     argv: &[&[u8]],
     null_array: bool,
 ) {
+    block_inner(ctx, keys, kind, None, deadline_ms, argv, null_array)
+}
+
+/// `block` for XREAD / XREADGROUP.
+pub fn block_stream(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    wait: StreamWait,
+    deadline_ms: u64,
+    argv: &[&[u8]],
+) {
+    block_inner(
+        ctx,
+        keys,
+        Kind::Stream,
+        Some(Box::new(wait)),
+        deadline_ms,
+        argv,
+        true,
+    )
+}
+
+fn block_inner(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    kind: Kind,
+    stream: Option<Box<StreamWait>>,
+    deadline_ms: u64,
+    argv: &[&[u8]],
+    null_array: bool,
+) {
     // Inside MULTI/EXEC a blocking command does not block: it answers as
     // if its timeout had passed, as in Redis.
     if ctx.client.in_exec {
@@ -187,6 +236,7 @@ pub fn block(
         keys: uniq,
         kind,
         resp3: ctx.out.resp3,
+        stream,
         tx: Mutex::new(Some(tx)),
     });
     for k in &w.keys {
@@ -341,7 +391,17 @@ pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
             break;
         };
         // The first waiter for this key's type (others stay blocked).
-        let Some(w) = q.iter().find(|w| w.kind.wants_list() == is_list).cloned() else {
+        let Some(w) = q
+            .iter()
+            .find(|w| {
+                if is_list {
+                    w.kind.wants_list()
+                } else {
+                    w.kind.wants_zset()
+                }
+            })
+            .cloned()
+        else {
             break;
         };
         if w.kind == Kind::Move {
@@ -363,6 +423,149 @@ pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
         let tx = w.tx.lock().take();
         if let Some(tx) = tx {
             let _ = tx.send(Served::Reply(reply));
+        }
+    }
+}
+
+/// Serves the blocked XREAD / XREADGROUP clients of `key` (the caller
+/// holds its lock and just added entries, or destroyed a group), in
+/// arrival order: each gets the entries after its ID (a group reader the
+/// entries after the group's last delivered ID, which moves as earlier
+/// readers are served). A group read's effect is logged as the
+/// synchronous read logs it.
+pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
+    use crate::commands::stream::{
+        deliver_new, propagate_effects, reply_range_pub, ArgBuf, GroupRead,
+    };
+    use basalt_storage::StreamId;
+    let reg = &ctx.srv.blocked;
+    if reg.count.load(Relaxed) == 0 || ctx.loading {
+        return;
+    }
+    let mut inner = reg.inner.lock();
+    let qkey = (ctx.client.db, key.to_vec());
+    let Some(q) = inner.queues.get(&qkey) else {
+        return;
+    };
+    let waiters: Vec<Arc<Waiter>> = q
+        .iter()
+        .filter(|w| w.kind == Kind::Stream)
+        .cloned()
+        .collect();
+    let now = ctx.now_ms as i64;
+    for w in waiters {
+        let Some(sw) = &w.stream else { continue };
+        let Some(e) = slot.entry() else { break };
+        let Value::Stream(s) = &mut e.value else {
+            break;
+        };
+        let gt = sw
+            .ids
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|x| x.1)
+            .unwrap_or_default();
+        let mut out = Reply {
+            buf: Vec::with_capacity(64),
+            resp3: w.resp3,
+        };
+        let mut log: Vec<ArgBuf> = Vec::new();
+        let header = |out: &mut Reply| {
+            if out.resp3 {
+                out.map(1);
+            } else {
+                out.array(1);
+                out.array(2);
+            }
+            out.bulk(key);
+        };
+        match &sw.group {
+            None => {
+                if s.is_empty() || s.edge(false).is_none_or(|m| m <= gt) {
+                    continue;
+                }
+                header(&mut out);
+                let start = gt.incr().unwrap_or(StreamId::MAX);
+                reply_range_pub(&mut out, s, start, sw.count);
+            }
+            Some((g, c)) => {
+                match s.groups.get_mut(g.as_slice()) {
+                    None => {
+                        out.error("NOGROUP the consumer group this client was blocked on no longer exists");
+                    }
+                    Some(grp) => {
+                        let last = grp.last_id;
+                        if s.is_empty() || s.edge(false).is_none_or(|m| m <= last) {
+                            continue;
+                        }
+                        let grp = s.groups.get_mut(g.as_slice()).expect("checked");
+                        match grp.consumers.get_mut(c.as_slice()) {
+                            Some(cons) => cons.seen_time = now,
+                            None => {
+                                grp.consumers.insert(
+                                    c.as_slice().into(),
+                                    basalt_storage::stream::Consumer {
+                                        seen_time: now,
+                                        active_time: -1,
+                                        pel: Default::default(),
+                                    },
+                                );
+                                log.push(
+                                    vec![
+                                        b"XGROUP".to_vec(),
+                                        b"CREATECONSUMER".to_vec(),
+                                        key.to_vec(),
+                                        g.clone(),
+                                        c.clone(),
+                                    ]
+                                    .into(),
+                                );
+                            }
+                        }
+                        header(&mut out);
+                        let gr = GroupRead {
+                            group: g,
+                            consumer: c,
+                            noack: sw.noack,
+                        };
+                        deliver_new(&mut out, key, s, &gr, sw.count, now, &mut log);
+                    }
+                }
+            }
+        }
+        inner.remove(&w);
+        reg.count.fetch_sub(1, Relaxed);
+        if !log.is_empty() {
+            propagate_effects(ctx, &log);
+        }
+        let tx = w.tx.lock().take();
+        if let Some(tx) = tx {
+            let _ = tx.send(Served::Reply(out.buf));
+        }
+    }
+}
+
+/// A stream key was deleted or replaced: its blocked XREADGROUP clients
+/// get `-UNBLOCKED the stream key no longer exists` (XREAD clients stay).
+pub fn unblock_deleted_stream(srv: &Shared, db: usize, key: &[u8]) {
+    let reg = &srv.blocked;
+    let mut inner = reg.inner.lock();
+    let Some(q) = inner.queues.get(&(db, key.to_vec())) else {
+        return;
+    };
+    let waiters: Vec<Arc<Waiter>> = q
+        .iter()
+        .filter(|w| w.stream.as_ref().is_some_and(|s| s.group.is_some()))
+        .cloned()
+        .collect();
+    for w in waiters {
+        inner.remove(&w);
+        reg.count.fetch_sub(1, Relaxed);
+        let tx = w.tx.lock().take();
+        if let Some(tx) = tx {
+            let _ = tx.send(Served::Reply(
+                b"-UNBLOCKED the stream key no longer exists\r\n".to_vec(),
+            ));
         }
     }
 }

@@ -187,6 +187,17 @@ fn created(events: Option<&crate::shared::Shared>, db: usize, key: &[u8], old: &
     }
 }
 
+/// A stream key deleted or overwritten: its blocked XREADGROUP clients
+/// get `-UNBLOCKED` (Redis 7.0's signalDeletedKeyAsReady).
+#[inline]
+fn gone(events: Option<&crate::shared::Shared>, db: usize, key: &[u8], old: Option<&Entry>) {
+    if let (Some(srv), Some(e)) = (events, old) {
+        if matches!(e.value, basalt_storage::Value::Stream(_)) && srv.blocked.blocked() > 0 {
+            crate::blocking::unblock_deleted_stream(srv, db, key);
+        }
+    }
+}
+
 impl<'s, 'k> KeyLock<'s, 'k> {
     pub fn get(&self) -> Option<&Entry> {
         self.guard.dbs[self.db].get(self.hash, self.key)
@@ -214,13 +225,16 @@ impl<'s, 'k> KeyLock<'s, 'k> {
         }
         let old = self.guard.dbs[self.db].insert(self.hash, self.key, e);
         created(self.events, self.db, self.key, &old);
+        gone(self.events, self.db, self.key, old.as_ref());
         old
     }
 
     pub fn remove(&mut self) -> Option<Entry> {
-        self.guard.dbs[self.db]
+        let old = self.guard.dbs[self.db]
             .remove(self.hash, self.key)
-            .map(|(_, e)| e)
+            .map(|(_, e)| e);
+        gone(self.events, self.db, self.key, old.as_ref());
+        old
     }
 }
 
@@ -274,12 +288,15 @@ impl<'s> MultiLock<'s> {
         }
         let old = d.insert(h, key, e);
         created(self.events, self.db, key, &old);
+        gone(self.events, self.db, key, old.as_ref());
         old
     }
 
     pub fn remove(&mut self, i: usize, key: &[u8]) -> Option<Entry> {
         let (d, h) = self.dict(i);
-        d.remove(h, key).map(|(_, e)| e)
+        let old = d.remove(h, key).map(|(_, e)| e);
+        gone(self.events, self.db, key, old.as_ref());
+        old
     }
 }
 
@@ -365,7 +382,10 @@ impl<'a> Ctx<'a> {
         }
         let expired = matches!(g.dbs[db].get(hash, key), Some(e) if e.is_expired(self.now_ms));
         if expired {
-            g.dbs[db].remove(hash, key);
+            let old = g.dbs[db].remove(hash, key);
+            if !self.loading {
+                gone(Some(self.srv), db, key, old.as_ref().map(|(_, e)| e));
+            }
             self.srv.stats.expired_keys.fetch_add(1, Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, b"expired", key);
             self.propagate_in(db, &[b"DEL", key]);

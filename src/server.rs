@@ -544,3 +544,25 @@ async fn deny_protected<S: tokio::io::AsyncWrite + Unpin>(mut sock: S) {
         .await;
     let _ = sock.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The accept loop's protected-mode decision against real server
+    /// state (the socket side only writes PROTECTED_MODE_ERROR).
+    #[test]
+    fn protected_mode_follows_password_and_config() {
+        let srv = Shared::new(Config::default());
+        let outside: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(protected_refuses(&srv, outside));
+        assert!(!protected_refuses(&srv, lo));
+        srv.acl.set_requirepass(b"pw");
+        assert!(!protected_refuses(&srv, outside));
+        srv.acl.set_requirepass(b"");
+        assert!(protected_refuses(&srv, outside));
+        srv.config.write().set("protected-mode", "no").unwrap();
+        assert!(!protected_refuses(&srv, outside));
+    }
+}

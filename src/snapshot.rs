@@ -30,6 +30,9 @@
 //!         type 0 int: zigzag varint; 1 string, 2 string grown in place: len varint | bytes
 //!         3 hash: n varint | n x (field, value);  4 set: n | n x member
 //!         5 list: n | n x item (head first);       6 zset: n | n x (member, score f64 LE)
+//!         7 hash with field TTLs: n | n x (field, value, expire_ms varint, 0 = none)
+//!         8 stream: len varint | a DUMP payload (RDB 11, STREAM_LISTPACKS_3:
+//!           entries, IDs, counters, groups, PELs, consumers) with its CRC64
 //!         (every string inside: len varint | bytes)
 //! ```
 
@@ -149,6 +152,16 @@ pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
                 out.extend_from_slice(&score.to_bits().to_le_bytes());
             });
         }
+        Value::Stream(s) => {
+            // A stream is stored as a DUMP payload of RDB 11 (the stream
+            // encoding STREAM_LISTPACKS_3, which keeps consumer active
+            // times), checked by its own CRC64 on load.
+            out.push(8);
+            let v = basalt_rdb::Value::Stream(Box::new(crate::convert::stream_to_rdb(s)));
+            let opts = basalt_rdb::EncodeOptions::for_target(basalt_rdb::Target::Redis11);
+            let payload = basalt_rdb::encode_dump(&v, &opts).unwrap_or_default();
+            put_bytes(out, &payload);
+        }
     }
 }
 
@@ -253,6 +266,13 @@ pub fn decode_entry<'a>(
                 z.set(m, score, lim);
             }
             Value::ZSet(z)
+        }
+        8 => {
+            let payload = get_bytes(b, pos)?;
+            let (v, _) =
+                basalt_rdb::decode_dump(payload, &basalt_rdb::DecodeOptions::default(), None)
+                    .map_err(|e| format!("stream: {e}"))?;
+            crate::convert::from_rdb(&v, lim)?
         }
         t => return Err(format!("unknown value type {t}")),
     };

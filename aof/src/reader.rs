@@ -120,8 +120,9 @@ impl SegmentReader {
             }
             let avail = self.buf.get(self.pos..).unwrap_or_default();
             let decoded = decode_record(avail);
-            let zero_head = avail.len() >= RECORD_HEADER_LEN
-                && avail[..RECORD_HEADER_LEN].iter().all(|&b| b == 0);
+            let zero_head = avail
+                .get(..RECORD_HEADER_LEN)
+                .is_some_and(|h| h.iter().all(|&b| b == 0));
             if zero_head && matches!(decoded, Decoded::Bad(_)) && self.zero_to_end(offset)? {
                 // Space the writer zero-filled ahead of its appends (see
                 // FORMAT.md): the records end here.
@@ -185,14 +186,14 @@ impl SegmentReader {
         while o < self.file_len {
             let len =
                 usize::try_from(self.file_len - o).map_or(chunk.len(), |l| l.min(chunk.len()));
-            let n = self
-                .file
-                .read_full_at(o, &mut chunk[..len])
-                .ctx("read", &self.path)?;
+            let Some(dst) = chunk.get_mut(..len) else {
+                break;
+            };
+            let n = self.file.read_full_at(o, dst).ctx("read", &self.path)?;
             if n == 0 {
                 break;
             }
-            if chunk[..n].iter().any(|&b| b != 0) {
+            if chunk.get(..n).unwrap_or_default().iter().any(|&b| b != 0) {
                 return Ok(false);
             }
             o += n as u64;

@@ -105,6 +105,6 @@ pub use format::{Format, Magic};
 pub use reader::{Checksum, Item, MappedFile, Reader};
 pub use value::{
     Consumer, ConsumerGroup, Entry, Function, HashField, IdmpProducer, ModuleValue, PendingEntry,
-    Stream, StreamEntry, StreamId, StreamIdmp, Value,
+    Stream, StreamEntry, StreamId, StreamIdmp, StreamNode, Value,
 };
 pub use writer::Writer;

@@ -23,6 +23,7 @@ use crate::input::Input;
 use crate::listpack::{self, Elem};
 use crate::value::{
     Consumer, ConsumerGroup, IdmpProducer, PendingEntry, Stream, StreamEntry, StreamId, StreamIdmp,
+    StreamNode,
 };
 use std::collections::HashSet;
 
@@ -37,7 +38,13 @@ fn raw_id<I: Input>(inp: &mut I, what: &'static str) -> Result<StreamId> {
     Ok(StreamId::from_be_bytes(inp.array(what)?))
 }
 
-fn parse_node(blob: &[u8], base: u64, master: StreamId, out: &mut Vec<StreamEntry>) -> Result<()> {
+fn parse_node(
+    blob: &[u8],
+    base: u64,
+    master: StreamId,
+    out: &mut Vec<StreamEntry>,
+    tombs: &mut Vec<StreamEntry>,
+) -> Result<u64> {
     let elems = listpack::collect(blob, base)?;
     let bad = |what: &str| Error::corrupt(base, format!("stream listpack invalid: {what}"));
     let mut it = elems.iter();
@@ -90,6 +97,8 @@ fn parse_node(blob: &[u8], base: u64, master: StreamId, out: &mut Vec<StreamEntr
         if flags & FLAG_DELETED == 0 {
             live += 1;
             out.push(StreamEntry { id, fields });
+        } else {
+            tombs.push(StreamEntry { id, fields });
         }
     }
     if live != count {
@@ -98,7 +107,7 @@ fn parse_node(blob: &[u8], base: u64, master: StreamId, out: &mut Vec<StreamEntr
     if it.next().is_some() {
         return Err(bad("trailing elements after the last entry"));
     }
-    Ok(())
+    Ok((count + deleted) as u64)
 }
 
 /// Read a stream value of format `version` (1 to 5).
@@ -116,7 +125,8 @@ pub fn read_stream<I: Input>(inp: &mut I, version: u8) -> Result<Stream> {
             .map_err(|_| Error::corrupt(k_at, "expected a 16-byte stream node key"))?;
         let master = StreamId::from_be_bytes(key);
         let (blob, base) = read_blob(inp, "stream listpack")?;
-        parse_node(&blob, base, master, &mut s.entries)?;
+        let n = parse_node(&blob, base, master, &mut s.entries, &mut s.deleted)?;
+        s.nodes.push(StreamNode { master, entries: n });
     }
     s.length = read_length(inp, "stream length")?;
     s.last_id = StreamId::new(read_length(inp, "last id")?, read_length(inp, "last id")?);
@@ -250,25 +260,29 @@ fn read_idmp<I: Input>(inp: &mut I) -> Result<StreamIdmp> {
     })
 }
 
-fn write_node(out: &mut Vec<u8>, entries: &[StreamEntry], compress: bool) {
-    let Some(first) = entries.first() else { return };
+fn write_node(out: &mut Vec<u8>, entries: &[(&StreamEntry, bool)], compress: bool) {
+    let Some((first, _)) = entries.first() else {
+        return;
+    };
     let master = first.id;
+    let live = entries.iter().filter(|(_, d)| !d).count();
     let master_fields: Vec<&[u8]> = first.fields.iter().map(|(f, _)| f.as_slice()).collect();
     let mut lp = listpack::Builder::new();
-    lp.push_int(entries.len() as i64);
-    lp.push_int(0);
+    lp.push_int(live as i64);
+    lp.push_int((entries.len() - live) as i64);
     lp.push_int(master_fields.len() as i64);
     for f in &master_fields {
         lp.push(f);
     }
     lp.push_int(0);
-    for e in entries {
+    for (e, del) in entries {
         let same = e.fields.len() == master_fields.len()
             && e.fields
                 .iter()
                 .zip(&master_fields)
                 .all(|((f, _), m)| f.as_slice() == *m);
-        lp.push_int(if same { FLAG_SAMEFIELDS } else { 0 });
+        let flags = if same { FLAG_SAMEFIELDS } else { 0 } | if *del { FLAG_DELETED } else { 0 };
+        lp.push_int(flags);
         lp.push_int(e.id.ms.wrapping_sub(master.ms) as i64);
         lp.push_int(e.id.seq.wrapping_sub(master.seq) as i64);
         let n = e.fields.len() as i64;
@@ -293,29 +307,73 @@ fn write_node(out: &mut Vec<u8>, entries: &[StreamEntry], compress: bool) {
 /// Write a stream value in format `version` (1 to 5). The caller has
 /// checked that the version holds the stream (NACKs need 5).
 pub fn write_stream(out: &mut Vec<u8>, s: &Stream, version: u8, compress: bool) {
-    // Split entries into nodes by count and approximate size.
+    // The stored layout when it is consistent with the entries, else
+    // nodes split by count and approximate size.
+    let layout_total = s
+        .nodes
+        .iter()
+        .try_fold(0u64, |a, n| a.checked_add(n.entries));
+    let mut all: Vec<(&StreamEntry, bool)> = Vec::new();
     let mut bounds = Vec::new();
-    let mut start = 0usize;
-    let mut bytes = 0usize;
-    for (i, e) in s.entries.iter().enumerate() {
-        let sz: usize = 8 + e
-            .fields
-            .iter()
-            .map(|(f, v)| f.len() + v.len() + 4)
-            .sum::<usize>();
-        if i > start && (i - start >= NODE_MAX_ENTRIES || bytes + sz > NODE_MAX_BYTES) {
-            bounds.push((start, i));
-            start = i;
-            bytes = 0;
+    if !s.nodes.is_empty() && layout_total == Some((s.entries.len() + s.deleted.len()) as u64) {
+        let (mut i, mut j) = (0, 0);
+        while i < s.entries.len() || j < s.deleted.len() {
+            let take_live = match (s.entries.get(i), s.deleted.get(j)) {
+                (Some(a), Some(b)) => a.id < b.id,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if take_live {
+                all.extend(s.entries.get(i).map(|e| (e, false)));
+                i += 1;
+            } else {
+                all.extend(s.deleted.get(j).map(|e| (e, true)));
+                j += 1;
+            }
         }
-        bytes += sz;
+        let mut start = 0usize;
+        let mut ok = true;
+        for n in &s.nodes {
+            let end = start.saturating_add(usize::try_from(n.entries).unwrap_or(usize::MAX));
+            let first = all.get(start).map(|(e, _)| e.id);
+            let live = all
+                .get(start..end)
+                .is_some_and(|x| x.iter().any(|(_, d)| !d));
+            if first != Some(n.master) || !live {
+                ok = false;
+                break;
+            }
+            bounds.push((start, end));
+            start = end;
+        }
+        if !ok {
+            bounds.clear();
+        }
     }
-    if start < s.entries.len() {
-        bounds.push((start, s.entries.len()));
+    if bounds.is_empty() {
+        all = s.entries.iter().map(|e| (e, false)).collect();
+        let mut start = 0usize;
+        let mut bytes = 0usize;
+        for (i, (e, _)) in all.iter().enumerate() {
+            let sz: usize = 8 + e
+                .fields
+                .iter()
+                .map(|(f, v)| f.len() + v.len() + 4)
+                .sum::<usize>();
+            if i > start && (i - start >= NODE_MAX_ENTRIES || bytes + sz > NODE_MAX_BYTES) {
+                bounds.push((start, i));
+                start = i;
+                bytes = 0;
+            }
+            bytes += sz;
+        }
+        if start < all.len() {
+            bounds.push((start, all.len()));
+        }
     }
     write_length(out, bounds.len() as u64);
     for (a, b) in bounds {
-        write_node(out, s.entries.get(a..b).unwrap_or(&[]), compress);
+        write_node(out, all.get(a..b).unwrap_or(&[]), compress);
     }
     write_length(out, s.length);
     write_length(out, s.last_id.ms);

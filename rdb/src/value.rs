@@ -144,12 +144,30 @@ pub struct Stream {
     pub entries_added: Option<u64>,
     /// Consumer groups in stored order.
     pub groups: Vec<ConsumerGroup>,
-    /// Number of listpack nodes the file used (informative; the writer
-    /// chooses its own node split).
+    /// Number of listpack nodes the file used (informative).
     pub listpack_nodes: u64,
+    /// The file's node layout, in order: each node's master ID and its
+    /// number of entries, deleted ones included. Empty when unknown (a
+    /// value built in memory); the writer then chooses its own split.
+    /// When present and consistent with `entries` + `deleted`, the writer
+    /// reproduces it exactly (so trimming with `~` and XINFO's radix-tree
+    /// figures stay as they were).
+    pub nodes: Vec<StreamNode>,
+    /// Entries marked deleted inside the file's nodes (tombstones), in ID
+    /// order. Not part of the stream's contents.
+    pub deleted: Vec<StreamEntry>,
     /// Idempotent-producer state (RDB type STREAM_LISTPACKS_4+, Redis 8.6);
     /// `None` when the file does not store it.
     pub idmp: Option<Box<StreamIdmp>>,
+}
+
+/// One listpack node of a stream as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamNode {
+    /// The node's master ID (its radix-tree key).
+    pub master: StreamId,
+    /// Entries in the node, deleted ones included.
+    pub entries: u64,
 }
 
 /// A stream's idempotent-producer (IDMP, `XADD ... IDMP`) state, Redis 8.6+.

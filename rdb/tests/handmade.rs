@@ -284,3 +284,34 @@ fn writer_refuses_redis_8_stream_state() {
     assert_eq!(back.entries, s.entries);
     assert_eq!(back.idmp, None);
 }
+
+#[test]
+fn damaged_redis_8_streams_never_panic() {
+    // Every truncation and every single-byte change of type 26/27 values,
+    // decoded with the checksum off so the damage reaches the value parser:
+    // an error or a value, never a panic or a huge allocation.
+    let opts = DecodeOptions {
+        verify_checksum: false,
+        ..DecodeOptions::default()
+    };
+    for (header, ty, nack) in [
+        (b"REDIS0013", 26, false),
+        (b"REDIS0014", 27, true),
+        (b"REDIS0014", 27, false),
+    ] {
+        let good = streams::file(header, &stream_body(ty, nack));
+        for cut in 0..good.len() {
+            let r: basalt_rdb::Result<Vec<Item>> =
+                Reader::from_slice(&good[..cut], opts).and_then(|r| r.collect());
+            assert!(r.is_err(), "truncated at {cut} decoded");
+        }
+        for at in 9..good.len() - 9 {
+            for x in [0x01, 0x40, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[at] ^= x;
+                let _ =
+                    Reader::from_slice(&bad, opts).and_then(|r| r.collect::<Result<Vec<_>, _>>());
+            }
+        }
+    }
+}

@@ -100,6 +100,8 @@ fn stream() -> impl Strategy<Value = Stream> {
             entries_added: Some(entries.len() as u64),
             groups,
             listpack_nodes: 0,
+            nodes: vec![],
+            deleted: vec![],
             idmp: None,
             entries,
         }

@@ -202,7 +202,14 @@ fn command_getkeys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             ))
         }
     };
-    let keys = key_positions(e.spec, argv.len());
+    let mut keys = key_positions(e.spec, argv.len());
+    if matches!(e.fullname.as_str(), "xread" | "xreadgroup") {
+        // Keys are the first half of what follows STREAMS.
+        if let Some(p) = argv.iter().position(|x| super::args::eq(x, "streams")) {
+            let n = (argv.len() - p - 1) / 2;
+            keys = (p + 1..p + 1 + n).collect();
+        }
+    }
     if keys.is_empty() {
         return Err(CmdError::msg("ERR The command has no key arguments"));
     }

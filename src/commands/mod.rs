@@ -28,6 +28,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -168,6 +169,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         sort::COMMANDS,
         hll::COMMANDS,
         acl::COMMANDS,
+        stream::COMMANDS,
     ]
     .into_iter()
     .flatten()

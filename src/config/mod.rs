@@ -568,6 +568,8 @@ impl Config {
             zset_entries: cap("zset-max-listpack-entries"),
             zset_value: cap("zset-max-listpack-value"),
             list_size: int("list-max-listpack-size"),
+            stream_node_bytes: cap("stream-node-max-bytes"),
+            stream_node_entries: cap("stream-node-max-entries"),
         };
     }
 

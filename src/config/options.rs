@@ -966,13 +966,13 @@ pub static OPTIONS: &[Opt] = &[
         name: "stream-node-max-bytes",
         default: "4096",
         kind: Kind::Mem,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "stream-node-max-entries",
         default: "100",
         kind: Kind::Int,
-        flags: 0,
+        flags: IMPLEMENTED,
     },
     Opt {
         name: "supervised",

@@ -25,6 +25,7 @@ pub mod keyspace;
 pub mod list;
 pub mod packed;
 pub mod set;
+pub mod stream;
 pub mod value;
 pub mod zset;
 
@@ -36,5 +37,6 @@ pub use hash::Hash;
 pub use keyspace::{Keyspace, Shard, ShardGuard};
 pub use list::List;
 pub use set::Set;
+pub use stream::{Stream, StreamId};
 pub use value::{Limits, Value};
 pub use zset::ZSet;

@@ -4,6 +4,7 @@ use crate::bytes::CompactBytes;
 use crate::hash::Hash;
 use crate::list::List;
 use crate::set::Set;
+use crate::stream::Stream;
 use crate::zset::ZSet;
 
 /// A stored value. Strings that are the canonical decimal form of an i64
@@ -19,6 +20,7 @@ pub enum Value {
     Set(Set),
     List(List),
     ZSet(ZSet),
+    Stream(Box<Stream>),
 }
 
 /// Thresholds of the compact encodings (Redis's `*-max-listpack-*` and
@@ -34,6 +36,9 @@ pub struct Limits {
     pub zset_value: usize,
     /// `list-max-listpack-size`: negative = size class, positive = count.
     pub list_size: i64,
+    /// `stream-node-max-bytes` / `stream-node-max-entries`.
+    pub stream_node_bytes: usize,
+    pub stream_node_entries: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +52,8 @@ impl Default for Limits {
             zset_entries: 128,
             zset_value: 64,
             list_size: -2,
+            stream_node_bytes: 4096,
+            stream_node_entries: 100,
         }
     }
 }
@@ -72,6 +79,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::List(_) => "list",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -84,6 +92,7 @@ impl Value {
             Value::Set(s) => s.encoding_name(),
             Value::List(l) => l.encoding_name(),
             Value::ZSet(z) => z.encoding_name(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -100,6 +109,7 @@ impl Value {
             Value::Set(s) => s.heap_size(),
             Value::List(l) => l.heap_size(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 
@@ -113,6 +123,7 @@ impl Value {
             Value::Set(s) => Value::Set(s.deep_clone()),
             Value::List(l) => Value::List(l.deep_clone()),
             Value::ZSet(z) => Value::ZSet(z.deep_clone()),
+            Value::Stream(s) => Value::Stream(Box::new(s.deep_clone())),
         }
     }
 }

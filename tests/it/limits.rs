@@ -98,7 +98,11 @@ fn timeout_closes_idle_clients_but_not_subscribers_or_blocked() {
     blocked.send(&crate::support::resp::encode(&[b"BLPOP", b"list", b"0"]));
     // MONITOR only once the BLPOP ran, or the monitor is fed it.
     let mut probe = s.raw();
-    assert!(eventually(5, || info_field(&mut probe, "clients", "blocked_clients") == "1"));
+    assert!(eventually(5, || info_field(
+        &mut probe,
+        "clients",
+        "blocked_clients"
+    ) == "1"));
     drop(probe);
     let mut mon = s.raw();
     assert_eq!(mon.cmd_str(&["MONITOR"]), b"+OK\r\n");

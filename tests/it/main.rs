@@ -12,6 +12,7 @@ mod migration;
 mod persistence;
 mod protocol;
 mod snapshot;
+mod streams;
 mod strings;
 mod tls;
 mod tools;

@@ -58,9 +58,14 @@ struct Basalt {
 
 impl Basalt {
     fn start(dir: &Path) -> Basalt {
+        Basalt::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Basalt {
         let mut child = Command::new(server_binary())
             .args(["--port", "0", "--bind", "127.0.0.1", "--dir"])
             .arg(dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -485,4 +490,47 @@ fn export_data_dir_refuses_what_the_target_cannot_hold() {
     let r = rdb(&["export", "--data-dir", p(&empty), "-o", p(&out)]);
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no Basalt data"));
+}
+
+#[test]
+fn export_data_dir_reads_a_standalone_snapshot() {
+    // appendonly no: SAVE writes basalt.snapshot, which export loads.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        let server = Basalt::start_with(&dir, &["--appendonly", "no"]);
+        let mut c = ready(&server.addr);
+        c.ok(&[b"SET", b"a", b"1"]);
+        c.ok(&[b"RPUSH", b"l", b"x", b"y"]);
+        c.ok(&[b"SELECT", b"2"]);
+        c.ok(&[b"SADD", b"s", b"m"]);
+        c.ok(&[b"SAVE"]);
+        // Not saved: lost with the kill, as in Redis without AOF.
+        c.ok(&[b"SET", b"unsaved", b"x"]);
+    }
+    assert!(dir.join("basalt.snapshot").exists());
+    let conf = tmp.path().join("basalt.conf");
+    std::fs::write(&conf, "appendonly no\n").unwrap();
+    let out = tmp.path().join("x.rdb");
+    rdb_ok(&[
+        "export",
+        "--data-dir",
+        p(&dir),
+        "--server-config",
+        p(&conf),
+        "-o",
+        p(&out),
+        "-q",
+    ]);
+    let keys = all_keys(&out);
+    let names: Vec<_> = keys.keys().map(|(db, k)| (*db, k.clone())).collect();
+    assert_eq!(
+        names,
+        vec![(0, b"a".to_vec()), (0, b"l".to_vec()), (2, b"s".to_vec())]
+    );
+    assert_eq!(
+        keys[&(0, b"l".to_vec())].0,
+        Value::List(vec![b"x".to_vec(), b"y".to_vec()])
+    );
 }

@@ -326,7 +326,7 @@ impl Inner {
         while o < target {
             let n = (target - o).min(ZEROS.len() as u64) as usize;
             io.file
-                .write_all_at(o, &ZEROS[..n])
+                .write_all_at(o, ZEROS.get(..n).unwrap_or_default())
                 .ctx("write", &io.path)?;
             o += n as u64;
         }

@@ -91,6 +91,8 @@ pub fn stream_value() -> Stream {
         entries_added: Some(entries.len() as u64),
         groups: vec![g1, g2],
         listpack_nodes: 0,
+        nodes: vec![],
+        deleted: vec![],
         idmp: None,
         entries,
     }

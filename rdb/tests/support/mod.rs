@@ -246,6 +246,8 @@ pub fn canon(v: &Value) -> Value {
         Value::Stream(s) => {
             let mut s: Stream = (**s).clone();
             s.listpack_nodes = 0;
+            s.nodes.clear();
+            s.deleted.clear();
             s.groups.sort_by(|a, b| a.name.cmp(&b.name));
             for g in &mut s.groups {
                 g.pel.sort_by_key(|p| p.id);

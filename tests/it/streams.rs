@@ -1,0 +1,639 @@
+//! Streams beyond the differential cases: blocking XREAD / XREADGROUP
+//! across connections, consumer groups with several consumers, crash
+//! (kill -9) and restart under `appendfsync always`, snapshots, DUMP /
+//! RESTORE with a real redis-server, and the RDB corpus's streams.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::resp::{encode, Raw};
+use crate::support::{RedisServer, TestServer};
+
+fn send(c: &mut Raw, args: &[&str]) {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    c.send(&encode(&a));
+}
+
+fn read(c: &mut Raw) -> String {
+    String::from_utf8_lossy(&c.read_reply().expect("reply")).into_owned()
+}
+
+fn cmd(c: &mut Raw, args: &[&str]) -> String {
+    String::from_utf8_lossy(&c.cmd_str(args)).into_owned()
+}
+
+fn settle() {
+    std::thread::sleep(Duration::from_millis(150));
+}
+
+#[test]
+fn xread_block_timeout_and_wakeup_across_connections() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    let t = Instant::now();
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "BLOCK", "200", "STREAMS", "s", "$"]),
+        "*-1\r\n"
+    );
+    assert!(t.elapsed() >= Duration::from_millis(190));
+    cmd(&mut c, &["HELLO", "3"]);
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "BLOCK", "50", "STREAMS", "s", "$"]),
+        "_\r\n"
+    );
+
+    // Three readers block on `$` (two RESP2, one RESP3), one on an older
+    // ID of another key as well; one XADD wakes all of them, in order.
+    let mut w: Vec<Raw> = (0..3).map(|_| s.raw()).collect();
+    cmd(&mut w[2], &["HELLO", "3"]);
+    for r in w.iter_mut() {
+        send(
+            r,
+            &["XREAD", "BLOCK", "0", "STREAMS", "other", "s", "$", "$"],
+        );
+        settle();
+    }
+    let mut p = s.raw();
+    assert_eq!(
+        cmd(&mut p, &["XADD", "s", "5-1", "f", "v"]),
+        "$3\r\n5-1\r\n"
+    );
+    let want2 = "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n5-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n";
+    let want3 = "%1\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n5-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n";
+    assert_eq!(read(&mut w[0]), want2);
+    assert_eq!(read(&mut w[1]), want2);
+    assert_eq!(read(&mut w[2]), want3);
+
+    // A reader waiting for IDs after 5-1 with COUNT gets only new ones.
+    send(
+        &mut w[0],
+        &["XREAD", "COUNT", "1", "BLOCK", "0", "STREAMS", "s", "5-1"],
+    );
+    settle();
+    // An XADD to another key does not wake it.
+    cmd(&mut p, &["XADD", "zz", "1-1", "a", "b"]);
+    settle();
+    cmd(&mut p, &["XADD", "s", "6-0", "g", "w"]);
+    assert_eq!(
+        read(&mut w[0]),
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n6-0\r\n*2\r\n$1\r\ng\r\n$1\r\nw\r\n"
+    );
+    assert_eq!(
+        cmd(&mut p, &["INFO", "clients"]).contains("blocked_clients:0"),
+        true
+    );
+}
+
+#[test]
+fn xreadgroup_block_delivers_each_entry_once_in_arrival_order() {
+    let s = TestServer::start(&[]);
+    let mut p = s.raw();
+    assert_eq!(
+        cmd(&mut p, &["XGROUP", "CREATE", "q", "g", "$", "MKSTREAM"]),
+        "+OK\r\n"
+    );
+    let mut a = s.raw();
+    let mut b = s.raw();
+    send(
+        &mut a,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "ca",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    settle();
+    send(
+        &mut b,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "cb",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    settle();
+    cmd(&mut p, &["XADD", "q", "1-0", "job", "1"]);
+    assert_eq!(
+        read(&mut a),
+        "*1\r\n*2\r\n$1\r\nq\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$3\r\njob\r\n$1\r\n1\r\n"
+    );
+    // b is still blocked: the entry went to a.
+    settle();
+    cmd(&mut p, &["XADD", "q", "2-0", "job", "2"]);
+    assert_eq!(
+        read(&mut b),
+        "*1\r\n*2\r\n$1\r\nq\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$3\r\njob\r\n$1\r\n2\r\n"
+    );
+    let pending = cmd(&mut p, &["XPENDING", "q", "g"]);
+    assert_eq!(
+        pending,
+        "*4\r\n:2\r\n$3\r\n1-0\r\n$3\r\n2-0\r\n*2\r\n*2\r\n$2\r\nca\r\n$1\r\n1\r\n*2\r\n$2\r\ncb\r\n$1\r\n1\r\n"
+    );
+    // A destroyed group unblocks its readers with an error.
+    send(
+        &mut a,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "ca",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    settle();
+    assert_eq!(cmd(&mut p, &["XGROUP", "DESTROY", "q", "g"]), ":1\r\n");
+    assert_eq!(
+        read(&mut a),
+        "-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
+    );
+    // Deleting the stream unblocks group readers (not plain readers).
+    cmd(&mut p, &["XGROUP", "CREATE", "q", "g", "$"]);
+    send(
+        &mut a,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "ca",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    send(&mut b, &["XREAD", "BLOCK", "0", "STREAMS", "q", "$"]);
+    settle();
+    assert_eq!(cmd(&mut p, &["DEL", "q"]), ":1\r\n");
+    assert_eq!(
+        read(&mut a),
+        "-UNBLOCKED the stream key no longer exists\r\n"
+    );
+    cmd(&mut p, &["XADD", "q", "7-0", "x", "y"]);
+    assert_eq!(
+        read(&mut b),
+        "*1\r\n*2\r\n$1\r\nq\r\n*1\r\n*2\r\n$3\r\n7-0\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n"
+    );
+    // Inside MULTI a blocking group read answers at once.
+    cmd(&mut p, &["XGROUP", "CREATE", "q", "h", "$"]);
+    cmd(&mut p, &["MULTI"]);
+    cmd(
+        &mut p,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "h",
+            "c",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    assert_eq!(cmd(&mut p, &["EXEC"]), "*1\r\n*-1\r\n");
+}
+
+/// Several consumers, acks and claims; then kill -9 and restart: the
+/// group state (last ID, read counter, PELs with owners and delivery
+/// counts) is back exactly.
+#[test]
+fn consumer_group_state_survives_kill9_under_always() {
+    let mut s = TestServer::start(&["--appendfsync", "always"]);
+    let mut c = s.raw();
+    for i in 1..=20 {
+        let id = format!("{i}-0");
+        let v = i.to_string();
+        cmd(&mut c, &["XADD", "jobs", &id, "n", &v]);
+    }
+    cmd(&mut c, &["XGROUP", "CREATE", "jobs", "workers", "0"]);
+    cmd(&mut c, &["XGROUP", "CREATE", "jobs", "audit", "$"]);
+    for (cons, n) in [("w1", "5"), ("w2", "5"), ("w3", "4")] {
+        let r = cmd(
+            &mut c,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                cons,
+                "COUNT",
+                n,
+                "STREAMS",
+                "jobs",
+                ">",
+            ],
+        );
+        assert!(r.starts_with("*1\r\n"), "{r}");
+    }
+    assert_eq!(
+        cmd(&mut c, &["XACK", "jobs", "workers", "1-0", "2-0", "6-0"]),
+        ":3\r\n"
+    );
+    // w3 claims two of w1's entries, one with an explicit retry count.
+    cmd(
+        &mut c,
+        &["XCLAIM", "jobs", "workers", "w3", "0", "3-0", "JUSTID"],
+    );
+    cmd(
+        &mut c,
+        &[
+            "XCLAIM",
+            "jobs",
+            "workers",
+            "w3",
+            "0",
+            "4-0",
+            "RETRYCOUNT",
+            "9",
+            "JUSTID",
+        ],
+    );
+    cmd(
+        &mut c,
+        &[
+            "XAUTOCLAIM",
+            "jobs",
+            "workers",
+            "w4",
+            "0",
+            "7-0",
+            "COUNT",
+            "2",
+        ],
+    );
+    cmd(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "audit",
+            "a1",
+            "NOACK",
+            "STREAMS",
+            "jobs",
+            ">",
+        ],
+    );
+    cmd(&mut c, &["XADD", "jobs", "21-0", "n", "21"]);
+    cmd(&mut c, &["XDEL", "jobs", "20-0"]);
+    cmd(
+        &mut c,
+        &["XGROUP", "CREATECONSUMER", "jobs", "workers", "idle"],
+    );
+    cmd(&mut c, &["XGROUP", "DELCONSUMER", "jobs", "workers", "w2"]);
+    let probe = |c: &mut Raw| {
+        let mut out = Vec::new();
+        out.push(cmd(c, &["XPENDING", "jobs", "workers"]));
+        // IDs, owners and delivery counts (idle times change).
+        let ext = c.cmd_str(&["XPENDING", "jobs", "workers", "-", "+", "100"]);
+        out.push(strip_idle(&ext));
+        out.push(cmd(c, &["XINFO", "GROUPS", "jobs"]));
+        out.push(cmd(c, &["XRANGE", "jobs", "-", "+"]));
+        out.push(cmd(c, &["XINFO", "STREAM", "jobs"]));
+        let w3 = c.cmd_str(&["XPENDING", "jobs", "workers", "-", "+", "100", "w3"]);
+        out.push(strip_idle(&w3));
+        out
+    };
+    let before = probe(&mut c);
+    s.kill9();
+    s.restart();
+    let mut c = s.raw();
+    let after = probe(&mut c);
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a);
+    }
+    // Delivery times survive too (XCLAIM's TIME in the log): nothing
+    // became idle for longer than the test has run.
+    let ext = cmd(
+        &mut c,
+        &[
+            "XPENDING", "jobs", "workers", "IDLE", "60000", "-", "+", "100",
+        ],
+    );
+    assert_eq!(ext, "*0\r\n");
+}
+
+/// Replaces the idle-time integer (third field) of each XPENDING row.
+fn strip_idle(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reply).into_owned();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i] == "*4" && i + 5 < lines.len() {
+            out.extend_from_slice(&lines[i..i + 5]);
+            out.push(":idle");
+            out.push(lines[i + 6]);
+            i += 7;
+        } else {
+            out.push(lines[i]);
+            i += 1;
+        }
+    }
+    out.join("\r\n")
+}
+
+#[test]
+fn snapshot_keeps_everything_exactly() {
+    let mut s = TestServer::start(&[]);
+    let mut c = s.raw();
+    cmd(&mut c, &["CONFIG", "SET", "stream-node-max-entries", "7"]);
+    for i in 1..=50 {
+        let id = format!("{i}-{i}");
+        let v = format!("value-{i}");
+        if i % 3 == 0 {
+            cmd(&mut c, &["XADD", "st", &id, "other", &v]);
+        } else {
+            cmd(&mut c, &["XADD", "st", &id, "f", &v, "n", "12"]);
+        }
+    }
+    cmd(&mut c, &["XDEL", "st", "10-10", "1-1"]);
+    cmd(&mut c, &["XGROUP", "CREATE", "st", "g", "0"]);
+    cmd(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    );
+    cmd(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c2",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    );
+    cmd(
+        &mut c,
+        &[
+            "XCLAIM",
+            "st",
+            "g",
+            "c2",
+            "0",
+            "2-2",
+            "TIME",
+            "1700000000000",
+            "RETRYCOUNT",
+            "4",
+        ],
+    );
+    cmd(
+        &mut c,
+        &["XGROUP", "CREATE", "st", "empty", "$", "ENTRIESREAD", "3"],
+    );
+    cmd(
+        &mut c,
+        &[
+            "XSETID",
+            "st",
+            "60-0",
+            "ENTRIESADDED",
+            "70",
+            "MAXDELETEDID",
+            "55-0",
+        ],
+    );
+    let full = cmd(&mut c, &["XINFO", "STREAM", "st", "FULL", "COUNT", "0"]);
+    let range = cmd(&mut c, &["XREVRANGE", "st", "+", "-"]);
+    assert_eq!(cmd(&mut c, &["SAVE"]), "+OK\r\n");
+    s.restart();
+    let mut c = s.raw();
+    assert_eq!(
+        cmd(&mut c, &["XINFO", "STREAM", "st", "FULL", "COUNT", "0"]),
+        full
+    );
+    assert_eq!(cmd(&mut c, &["XREVRANGE", "st", "+", "-"]), range);
+    assert_eq!(cmd(&mut c, &["TYPE", "st"]), "+stream\r\n");
+    assert_eq!(
+        cmd(&mut c, &["OBJECT", "ENCODING", "st"]),
+        "$6\r\nstream\r\n"
+    );
+    // COPY and RENAME carry the whole stream.
+    cmd(&mut c, &["COPY", "st", "st2"]);
+    cmd(&mut c, &["RENAME", "st2", "st3"]);
+    assert_eq!(cmd(&mut c, &["XREVRANGE", "st3", "+", "-"]), range);
+}
+
+fn bulk_body(reply: &[u8]) -> Vec<u8> {
+    let nl = reply.iter().position(|&c| c == b'\n').expect("bulk header");
+    reply[nl + 1..reply.len() - 2].to_vec()
+}
+
+#[test]
+fn dump_restore_streams_both_ways_with_redis() {
+    if !RedisServer::available() {
+        return;
+    }
+    let r = RedisServer::start(&[]);
+    let b = TestServer::start(&[]);
+    let (mut rc, mut bc) = (r.raw(), b.raw());
+    for c in [&mut rc, &mut bc] {
+        for i in 1..=30 {
+            let id = format!("{i}-0");
+            cmd(c, &["XADD", "s", &id, "a", "1", "b", &i.to_string()]);
+        }
+        cmd(c, &["XDEL", "s", "3-0"]);
+        cmd(c, &["XGROUP", "CREATE", "s", "g", "0"]);
+        cmd(
+            c,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "COUNT",
+                "4",
+                "STREAMS",
+                "s",
+                ">",
+            ],
+        );
+        cmd(
+            c,
+            &[
+                "XCLAIM",
+                "s",
+                "g",
+                "d",
+                "0",
+                "2-0",
+                "TIME",
+                "1600000000000",
+                "JUSTID",
+            ],
+        );
+    }
+    // Redis → Basalt.
+    let p = bulk_body(&rc.cmd_str(&["DUMP", "s"]));
+    assert_eq!(bc.cmd(&[b"RESTORE", b"fromredis", b"0", &p]), b"+OK\r\n");
+    let want = rc.cmd_str(&["XINFO", "STREAM", "s", "FULL"]);
+    let got = bc.cmd_str(&["XINFO", "STREAM", "fromredis", "FULL"]);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    // Basalt → Redis.
+    let p = bulk_body(&bc.cmd_str(&["DUMP", "fromredis"]));
+    assert_eq!(rc.cmd(&[b"RESTORE", b"back", b"0", &p]), b"+OK\r\n");
+    assert_eq!(
+        rc.cmd_str(&["XINFO", "STREAM", "back", "FULL"]),
+        rc.cmd_str(&["XINFO", "STREAM", "s", "FULL"])
+    );
+    // Basalt's own stream, built by the same commands, has the same
+    // entries and group bookkeeping (times aside).
+    assert_eq!(
+        bc.cmd_str(&["XRANGE", "s", "-", "+"]),
+        rc.cmd_str(&["XRANGE", "s", "-", "+"])
+    );
+    assert_eq!(
+        bc.cmd_str(&["XINFO", "GROUPS", "s"]),
+        rc.cmd_str(&["XINFO", "GROUPS", "s"])
+    );
+}
+
+/// The shared corpus, beside the repository (`../shared/rdb-corpus`).
+fn corpus_dir() -> Option<std::path::PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/rdb-corpus");
+    p.join("README.md").exists().then_some(p)
+}
+
+/// Every stream in the shared RDB corpus (the files redis-server 7.0
+/// loads) reads back from Basalt exactly as from redis-server loading the
+/// same file: XRANGE and XINFO STREAM FULL (times included, they come
+/// from the file).
+#[test]
+fn rdb_corpus_streams_read_back_equal() {
+    if !RedisServer::available() {
+        return;
+    }
+    let Some(dir) = corpus_dir() else {
+        eprintln!("rdb corpus not found; skipped");
+        return;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.ends_with(".json")
+                && !n.contains("valkey")
+                && n != "corpus-meta.json"
+                && std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"type\": \"stream\""))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    let mut checked = 0;
+    for json in files {
+        let rdb = json.with_extension("rdb");
+        let rdir = tempfile::tempdir().unwrap();
+        std::fs::copy(&rdb, rdir.path().join("dump.rdb")).unwrap();
+        let r = RedisServer::start(&["--dir", rdir.path().to_str().unwrap()]);
+        eprintln!("corpus file {}", rdb.display());
+        let bdir = tempfile::tempdir().unwrap();
+        std::fs::copy(&rdb, bdir.path().join("dump.rdb")).unwrap();
+        let b = TestServer::start_in(bdir.path(), &[]);
+        let (mut rc, mut bc) = (r.raw(), b.raw());
+        // Wait for redis to finish loading.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cmd(&mut rc, &["PING"]).starts_with("-LOADING") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for db in 0..16 {
+            let d = db.to_string();
+            cmd(&mut rc, &["SELECT", &d]);
+            cmd(&mut bc, &["SELECT", &d]);
+            let keys = rc.cmd_str(&["KEYS", "*"]);
+            let text = String::from_utf8_lossy(&keys).into_owned();
+            let names: Vec<&str> = text
+                .split("\r\n")
+                .skip(1)
+                .filter(|l| !l.starts_with('$') && !l.is_empty())
+                .collect();
+            for k in names {
+                if cmd(&mut rc, &["TYPE", k]) != "+stream\r\n" {
+                    continue;
+                }
+                for q in [
+                    vec!["XINFO", "STREAM", k, "FULL", "COUNT", "0"],
+                    vec!["XRANGE", k, "-", "+"],
+                    vec!["XINFO", "GROUPS", k],
+                    vec!["XLEN", k],
+                ] {
+                    let want = cmd(&mut rc, &q);
+                    let got = cmd(&mut bc, &q);
+                    assert_eq!(got, want, "{} db {db} key {k}: {q:?}", rdb.display());
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} streams checked");
+}
+
+/// A group read served by XADD to a blocked client is logged like a
+/// synchronous one: after kill -9 the entry is pending for that consumer.
+#[test]
+fn blocked_group_read_is_in_the_log() {
+    let mut s = TestServer::start(&["--appendfsync", "always"]);
+    let mut p = s.raw();
+    cmd(&mut p, &["XGROUP", "CREATE", "q", "g", "$", "MKSTREAM"]);
+    let mut a = s.raw();
+    send(
+        &mut a,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "waiter",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    settle();
+    cmd(&mut p, &["XADD", "q", "3-0", "k", "v"]);
+    assert!(read(&mut a).contains("3-0"));
+    let before = cmd(&mut p, &["XPENDING", "q", "g"]);
+    let groups = cmd(&mut p, &["XINFO", "GROUPS", "q"]);
+    s.kill9();
+    s.restart();
+    let mut p = s.raw();
+    assert_eq!(cmd(&mut p, &["XPENDING", "q", "g"]), before);
+    assert_eq!(cmd(&mut p, &["XINFO", "GROUPS", "q"]), groups);
+    assert!(before.contains("waiter"), "{before}");
+}
