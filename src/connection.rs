@@ -182,6 +182,9 @@ where
                     crate::blocking::wait(&srv, &mut client, b, &mut reply, unix_ms(), &mut stream)
                         .await;
                     srv.blocked_clients.fetch_sub(1, Relaxed);
+                    // Its reply counts as interaction (Redis updates
+                    // lastinteraction on writes), so `timeout` starts over.
+                    handle.last_active_ms.store(unix_ms(), Relaxed);
                     apply_reply_mode(&mut client, &mut reply, before, mode);
                     if client.peer_closed {
                         break 'conn;
