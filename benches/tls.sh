@@ -36,7 +36,7 @@ bench() { # port pid extra-args... -> "rps_set rps_get ticks"
   local c0 c1 out
   c0=$(cpu "$pid")
   out=$(redis-benchmark -p "$port" --tls --cacert "$work/ca.crt" --cert "$work/client.crt" --key "$work/client.key" \
-    -c 50 -r 100000 -d 64 -t set,get -q "$@" 2>&1 | tr '\r' '\n' | grep -E '^(SET|GET):')
+    -c 50 -r 100000 -d 64 -t set,get -q "$@" 2>&1 | tr '\r' '\n' | grep -E '^(SET|GET): [0-9.]+ requests per second')
   c1=$(cpu "$pid")
   echo "$(echo "$out" | awk '/^SET/{print $2}') $(echo "$out" | awk '/^GET/{print $2}') $((c1 - c0))"
 }

@@ -182,6 +182,9 @@ where
                     crate::blocking::wait(&srv, &mut client, b, &mut reply, unix_ms(), &mut stream)
                         .await;
                     srv.blocked_clients.fetch_sub(1, Relaxed);
+                    // Its reply counts as interaction (Redis updates
+                    // lastinteraction on writes), so `timeout` starts over.
+                    handle.last_active_ms.store(unix_ms(), Relaxed);
                     apply_reply_mode(&mut client, &mut reply, before, mode);
                     if client.peer_closed {
                         break 'conn;
@@ -538,10 +541,32 @@ async fn flush<S: AsyncWrite + Unpin>(
                     return Err(std::io::Error::other("log closed"));
                 }
             }
+        } else if *wrote {
+            log_backpressure(log).await;
         }
     }
     write_replies(srv, stream, reply, wrote).await
 }
+
+/// Under `everysec` and `no` replies do not wait for the disk, so writers
+/// could outrun it and grow the log's buffer without bound. A writing
+/// client whose records find more than `LOG_BACKLOG_MAX` bytes not yet
+/// written to the file waits (its replies held) until the backlog is down
+/// to half that: the disk's pace becomes the writers' pace, as Redis's
+/// event loop writes its AOF buffer before taking more commands.
+async fn log_backpressure(log: &basalt_aof::Log) {
+    let backlog = |l: &basalt_aof::Log| l.appended().0.saturating_sub(l.written().0);
+    if backlog(log) <= LOG_BACKLOG_MAX {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while backlog(log) > LOG_BACKLOG_MAX / 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// See `log_backpressure`.
+const LOG_BACKLOG_MAX: u64 = 64 << 20;
 
 async fn write_replies<S: AsyncWrite + Unpin>(
     srv: &Shared,

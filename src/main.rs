@@ -22,7 +22,7 @@ fn main() {
         );
         return;
     }
-    let (cfg, warnings) = match config::from_args(&args) {
+    let (mut cfg, warnings) = match config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("basalt-server: configuration error: {e}");
@@ -36,6 +36,7 @@ fn main() {
     if cfg.get("disable-thp") != Some("no") {
         disable_thp();
     }
+    adjust_open_files(&mut cfg);
     let tls = match basalt::tls::from_config(&cfg) {
         Ok(t) => t,
         Err(e) => {
@@ -142,6 +143,62 @@ fn disable_thp() {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
+}
+
+/// Redis's adjustOpenFilesLimit: `maxclients` needs that many file
+/// descriptors plus 32 for the server's own files. Raise RLIMIT_NOFILE if
+/// needed; when the system does not allow it, lower `maxclients` to fit
+/// (with Redis's warnings), so accepts fail with the Redis error instead
+/// of EMFILE.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+fn adjust_open_files(cfg: &mut config::Config) {
+    const RESERVED: u64 = 32;
+    let want = cfg.maxclients.saturating_add(RESERVED);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let old = lim.rlim_cur as u64;
+    if old >= want {
+        return;
+    }
+    let mut got = old;
+    let mut error = String::new();
+    for target in [want, (lim.rlim_max as u64).min(want)] {
+        if target <= got {
+            continue;
+        }
+        let new = libc::rlimit {
+            rlim_cur: target as libc::rlim_t,
+            rlim_max: (target as libc::rlim_t).max(lim.rlim_max),
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            got = target;
+            break;
+        }
+        error = std::io::Error::last_os_error().to_string();
+    }
+    if got >= want {
+        tracing::info!(
+            "increased maximum number of open files to {got} (it was originally set to {old})"
+        );
+        return;
+    }
+    let reduced = got.saturating_sub(RESERVED).max(1);
+    tracing::warn!(
+        "You requested maxclients of {} requiring at least {want} max file descriptors.",
+        cfg.maxclients
+    );
+    tracing::warn!("Server can't set maximum open files to {want} because of OS error: {error}.");
+    tracing::warn!("Current maximum open files is {got}. maxclients has been reduced to {reduced} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.");
+    let explicit = cfg.explicit.clone();
+    let _ = cfg.set("maxclients", &reduced.to_string());
+    cfg.explicit = explicit;
 }
 
 fn init_logging(cfg: &config::Config) {

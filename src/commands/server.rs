@@ -349,6 +349,8 @@ fn debug_aof_fault(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         f.set_kind(basalt_aof::fs::FaultKind::Enospc);
     } else if eq(a[2], "heal") {
         f.heal();
+    } else if eq(a[2], "write-rate") && a.len() == 4 {
+        f.set_write_rate(int(a[3])?.max(0) as u64);
     } else if eq(a[2], "sync-delay-ms") && a.len() == 4 {
         let ms = int(a[3])?.max(0) as u64;
         f.set_sync_delay(std::time::Duration::from_millis(ms));

@@ -121,6 +121,8 @@ fn timeout_closes_idle_clients_but_not_subscribers_or_blocked() {
         b"*2\r\n$4\r\nlist\r\n$1\r\nv\r\n"
     );
     assert!(mon.read_reply().unwrap().starts_with(b"+"));
+    // Unblocked after more than `timeout`: not closed right away.
+    assert_eq!(blocked.cmd_str(&["PING"]), b"+PONG\r\n");
     // CONFIG SET timeout 0 reaches clients already idle.
     assert_eq!(
         other.cmd_str(&["CONFIG", "SET", "timeout", "0"]),
@@ -296,4 +298,49 @@ fn tcp_keepalive_is_set_on_accepted_sockets() {
         .unwrap_or_else(|| panic!("server socket not found in /proc/net/tcp"));
     let f: Vec<&str> = row.split_whitespace().collect();
     assert!(f[5].starts_with("02:"), "no keepalive timer: {row}");
+}
+
+#[test]
+fn maxclients_fits_the_open_files_limit() {
+    // Under `ulimit -n 100`, maxclients 10000 needs 10032 descriptors: the
+    // server raises the limit if it may (root), else lowers maxclients.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_basalt-server");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 100 && exec '{bin}' --port 0 --maxclients 10000 --dir '{}'",
+            dir.path().display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    out.read_line(&mut line).unwrap();
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let mut raw = Raw::connect(port);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let max = raw.cmd_str(&["CONFIG", "GET", "maxclients"]);
+    if open >= 10032 {
+        assert_eq!(max, b"*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
+    } else {
+        assert_eq!(open, 100);
+        assert_eq!(max, b"*2\r\n$10\r\nmaxclients\r\n$2\r\n68\r\n");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -700,3 +700,81 @@ fn power_cuts_keep_lists_hashes_and_transactions_whole() {
         );
     }
 }
+
+/// Under `everysec` replies do not wait for the disk; on a disk slower than
+/// the writers (the fault seam limits writes to 20 MB/s) writing clients
+/// are held back once 64 MB wait for the file, instead of the log's buffer
+/// growing with everything they send (120 MB here). Nothing is lost.
+#[test]
+fn writers_wait_for_a_slow_disk_instead_of_growing_the_log_buffer() {
+    let s = TestServer::start(&[
+        "--appendfsync",
+        "everysec",
+        "--debug-aof-fault-injection",
+        "yes",
+    ]);
+    let mut c = s.raw();
+    assert_eq!(
+        c.cmd_str(&["DEBUG", "AOF-FAULT", "write-rate", "20000000"]),
+        b"+OK\r\n"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (stop, port) = (stop.clone(), s.port);
+        std::thread::spawn(move || {
+            let mut c = crate::support::resp::Raw::connect(port);
+            let mut max = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let info = String::from_utf8(c.cmd_str(&["INFO", "persistence"])).unwrap();
+                let v: u64 = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("aof_buffer_length:"))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                max = max.max(v);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            max
+        })
+    };
+    let value = vec![b'v'; 256 * 1024];
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (port, value) = (s.port, value.clone());
+            std::thread::spawn(move || {
+                let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let mut c = crate::support::resp::Raw::from_stream(s);
+                for round in 0..8 {
+                    let mut batch = Vec::new();
+                    for i in 0..15 {
+                        let k = format!("big:{t}:{round}:{i}");
+                        batch.extend(crate::support::resp::encode(&[
+                            b"SET",
+                            k.as_bytes(),
+                            &value,
+                        ]));
+                    }
+                    c.send(&batch);
+                    for _ in 0..15 {
+                        assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let max = sampler.join().unwrap();
+    // 64 MB plus what was already on its way when the limit was reached.
+    assert!(max < 100 << 20, "log buffer reached {max} bytes");
+    assert!(
+        max > 8 << 20,
+        "the disk was not slower than the writers ({max})"
+    );
+    assert_eq!(c.cmd_str(&["DBSIZE"]), b":480\r\n");
+}

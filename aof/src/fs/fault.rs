@@ -33,6 +33,8 @@ pub struct Faults {
     short_write_max: AtomicUsize,
     errno: AtomicI32,
     sync_delay_us: AtomicU64,
+    /// Bytes per second a write may take (0: unlimited): a slow disk.
+    write_rate: AtomicU64,
     frozen: AtomicBool,
 }
 
@@ -69,6 +71,11 @@ impl Faults {
         self.errno.store(e, Ordering::SeqCst);
     }
     /// Every file fsync sleeps this long first (a slow disk).
+    /// Writes take `len / bytes_per_sec` seconds (0: no limit), as on a
+    /// disk slower than the records arrive.
+    pub fn set_write_rate(&self, bytes_per_sec: u64) {
+        self.write_rate.store(bytes_per_sec, Ordering::SeqCst);
+    }
     pub fn set_sync_delay(&self, d: Duration) {
         self.sync_delay_us
             .store(d.as_micros() as u64, Ordering::SeqCst);
@@ -177,6 +184,10 @@ impl File for FaultFile {
                 self.inner.write_at(offset, half)?;
             }
             return Err(f.error());
+        }
+        let rate = f.write_rate.load(Ordering::SeqCst);
+        if rate > 0 {
+            std::thread::sleep(Duration::from_secs_f64(buf.len() as f64 / rate as f64));
         }
         let max = f.short_write_max.load(Ordering::SeqCst);
         let buf = if max > 0 {

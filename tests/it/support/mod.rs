@@ -78,11 +78,12 @@ impl TestServer {
             let mut buf = Vec::new();
             let _ = r.read_to_end(&mut buf);
         });
-        let port = rx
-            .recv_timeout(Duration::from_secs(60))
-            .ok()
-            .flatten()
-            .expect("server printed its port");
+        let Some(port) = rx.recv_timeout(Duration::from_secs(60)).ok().flatten() else {
+            // Do not leave the child running when the test fails here.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not print its port");
+        };
         self.port = port;
         self.child = Some(child);
         self.wait_ready();
