@@ -45,6 +45,14 @@ fn upper(i: usize) -> u64 {
     low + ((1u64 << (p - u64::from(SUB_BITS))) - 1)
 }
 
+/// The name Redis gives the histogram bucket that ends at `bound` ns (a
+/// power of two from 1024): its HDR histogram (two significant digits)
+/// reports the highest value equivalent to the bound, `bound + bound/128 -
+/// 1`, in whole µs — 1, 2, 4, 8, 16, 33, 66, 132, 264, …
+pub fn usec_name(bound: u64) -> u64 {
+    (bound + bound / 128 - 1) / 1000
+}
+
 impl Histogram {
     /// Records `weight` calls that took `ns` nanoseconds.
     pub fn record(&self, ns: u64, weight: u64) {
@@ -72,7 +80,7 @@ impl Histogram {
 
     /// Redis's `histogram_usec`: (bucket bound in µs, cumulative count) for
     /// every bucket that gained calls. As Redis, buckets double from 1024 ns
-    /// and are named by their bound in whole µs: 1, 2, 4, … 32, 65, 131, …
+    /// and are named by `usec_name`: 1, 2, 4, 8, 16, 33, 66, 132, …
     pub fn cumulative_usec(&self) -> Vec<(u64, u64)> {
         let Some(counts) = self.counts() else {
             return Vec::new();
@@ -88,7 +96,7 @@ impl Histogram {
             while bound < upper(i) && bound < 1 << 62 {
                 bound <<= 1;
             }
-            let us = bound / 1000;
+            let us = usec_name(bound);
             match out.last_mut() {
                 Some(last) if last.0 == us => last.1 = total,
                 _ => out.push((us, total)),
@@ -158,6 +166,10 @@ mod tests {
         let p99 = h.percentile_usec(99.0).unwrap();
         assert!((12.0..12.8).contains(&p99), "{p99}");
         assert_eq!(h.cumulative_usec(), vec![(1, 90), (16, 100)]);
+        h.record(20_000_000, 1); // 20 ms, as Redis's bucket for DEBUG SLEEP 0.02
+        assert_eq!(h.cumulative_usec().last(), Some(&(33816, 101)));
+        let names: Vec<u64> = (0..9).map(|k| usec_name(1024 << k)).collect();
+        assert_eq!(names, [1, 2, 4, 8, 16, 33, 66, 132, 264]);
         h.reset();
         assert_eq!(h.total(), 0);
     }

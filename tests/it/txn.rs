@@ -762,16 +762,19 @@ fn latency_histograms_per_command() {
         // Cumulative over power-of-two bounds, ending at every call.
         let v: Vec<(i64, i64)> = buckets.iter().map(|(k, n)| (*k, *n)).collect();
         assert!(v.windows(2).all(|w| w[0].1 <= w[1].1), "{v:?}");
-        // Bounds double from 1024 ns, named in whole µs: 1, 2, … 32, 65, 131 …
-        let bounds: Vec<i64> = (0..40).map(|k| (1024i64 << k) / 1000).collect();
+        // Bounds double from 1024 ns, named as Redis's HDR histogram does:
+        // 1, 2, 4, 8, 16, 33, 66, 132 …
+        let bounds: Vec<i64> = (0..40)
+            .map(|k| basalt::histogram::usec_name(1024u64 << k) as i64)
+            .collect();
         assert!(v.iter().all(|(k, _)| bounds.contains(k)), "{v:?}");
         assert_eq!(v.last().unwrap().1, 50, "{v:?}");
-        // The 20 ms sleep lands in the 33554 µs bucket (or the next ones
+        // The 20 ms sleep lands in the 33816 µs bucket (or the next ones
         // on a loaded machine).
         let (_, dcalls, _, dbuckets) = &h["debug"];
         assert_eq!(*dcalls, 1);
         let (&bound, _) = dbuckets.iter().next().unwrap();
-        assert!((33554..=134217).contains(&bound), "{dbuckets:?}");
+        assert!((33816..=135265).contains(&bound), "{dbuckets:?}");
         let line = info
             .lines()
             .find(|l| l.starts_with("latency_percentiles_usec_set:"))
