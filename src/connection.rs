@@ -532,7 +532,17 @@ async fn flush<S: AsyncWrite + Unpin>(
                 // to do and has polled for new input), so that one write and
                 // fsync cover all of their records; then commit here, on
                 // this thread, unless someone else already is.
-                tokio::task::yield_now().await;
+                // While the others keep adding records, give them another
+                // round (bounded), so the batch takes all of them.
+                let mut seen = target;
+                for _ in 0..16 {
+                    tokio::task::yield_now().await;
+                    let now = log.appended();
+                    if now == seen || log.durable() >= target {
+                        break;
+                    }
+                    seen = now;
+                }
                 if log.commit_inline(target) {
                     return write_replies(srv, stream, reply, wrote).await;
                 }
