@@ -236,6 +236,7 @@ pub async fn run(srv: Arc<Shared>, listeners: Listeners) {
         }));
     }
     tokio::spawn(expire_cycle(srv.clone()));
+    tokio::spawn(stats_cycle(srv.clone()));
     tokio::spawn(log_health(srv.clone()));
     tokio::spawn(persistence_cron(srv.clone()));
     if let Some((t, i)) = sigs {
@@ -420,6 +421,23 @@ async fn signals(
     }
     srv.shutdown
         .send_replace(Some(crate::shared::ShutdownKind::Default));
+}
+
+/// Samples the totals behind INFO's instantaneous rates every 100 ms.
+async fn stats_cycle(srv: Arc<Shared>) {
+    let mut stop = srv.shutdown.subscribe();
+    loop {
+        let s = &srv.stats;
+        s.instantaneous.sample([
+            s.commands.load(Relaxed),
+            s.net_input_bytes.load(Relaxed),
+            s.net_output_bytes.load(Relaxed),
+        ]);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// The active expiry cycle: `hz` times a second, sweep shards for keys

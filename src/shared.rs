@@ -15,6 +15,62 @@ use parking_lot::{Mutex, RwLock};
 use crate::client::Clients;
 use crate::config::Config;
 
+/// Redis's instantaneous metrics: the totals sampled every 100 ms, a rate
+/// per sample, and the mean of the last 16 rates (`trackInstantaneousMetric`).
+#[derive(Default)]
+pub struct Instantaneous {
+    inner: Mutex<InstState>,
+}
+
+#[derive(Default)]
+struct InstState {
+    /// (commands, net input bytes, net output bytes) at the last sample.
+    last: Option<([u64; 3], std::time::Instant)>,
+    /// Per-second rates of the last samples, newest last.
+    rates: std::collections::VecDeque<[f64; 3]>,
+}
+
+const INST_SAMPLES: usize = 16;
+
+impl Instantaneous {
+    /// Takes one sample of the totals.
+    pub fn sample(&self, totals: [u64; 3]) {
+        let now = std::time::Instant::now();
+        let mut s = self.inner.lock();
+        if let Some((prev, at)) = s.last {
+            let secs = now.duration_since(at).as_secs_f64();
+            if secs > 0.0 {
+                let mut r = [0.0; 3];
+                for i in 0..3 {
+                    r[i] = totals[i].saturating_sub(prev[i]) as f64 / secs;
+                }
+                if s.rates.len() == INST_SAMPLES {
+                    s.rates.pop_front();
+                }
+                s.rates.push_back(r);
+            }
+        }
+        s.last = Some((totals, now));
+    }
+
+    /// (ops per second, input KB/s, output KB/s), averaged.
+    pub fn rates(&self) -> (u64, f64, f64) {
+        let s = self.inner.lock();
+        let n = s.rates.len().max(1) as f64;
+        let sum = s.rates.iter().fold([0.0; 3], |mut a, r| {
+            for i in 0..3 {
+                a[i] += r[i];
+            }
+            a
+        });
+        (
+            (sum[0] / n) as u64,
+            sum[1] / n / 1024.0,
+            sum[2] / n / 1024.0,
+        )
+    }
+}
+
 #[derive(Default)]
 pub struct Stats {
     pub commands: Counter,
@@ -30,6 +86,7 @@ pub struct Stats {
     pub dirty: Counter,
     pub error_replies: Counter,
     pub errors: Mutex<HashMap<String, u64>>,
+    pub instantaneous: Instantaneous,
 }
 
 impl Stats {

@@ -252,3 +252,39 @@ fn random_garbage_never_takes_the_server_down() {
     }
     assert_eq!(s.raw().cmd_str(&["PING"]), b"+PONG\r\n");
 }
+
+/// INFO's instantaneous rates follow the load (Redis's 100 ms samples, mean
+/// of the last 16), and fall back to zero when it stops.
+#[test]
+fn instantaneous_rates_follow_the_load() {
+    let s = crate::support::TestServer::start(&[]);
+    let mut c = s.raw();
+    let field = |c: &mut crate::support::resp::Raw, name: &str| -> f64 {
+        let info = String::from_utf8(c.cmd_str(&["INFO", "stats"])).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(field(&mut c, "instantaneous_ops_per_sec"), 0.0);
+    let batch: Vec<u8> = b"PING\r\n".repeat(500);
+    let start = std::time::Instant::now();
+    let mut peak = (0.0, 0.0, 0.0);
+    while start.elapsed() < std::time::Duration::from_millis(1500) {
+        c.send(&batch);
+        for _ in 0..500 {
+            c.read_reply().unwrap();
+        }
+        peak = (
+            field(&mut c, "instantaneous_ops_per_sec"),
+            field(&mut c, "instantaneous_input_kbps"),
+            field(&mut c, "instantaneous_output_kbps"),
+        );
+    }
+    assert!(peak.0 >= 1000.0, "ops/s {}", peak.0);
+    assert!(peak.1 > 1.0 && peak.2 > 1.0, "{peak:?}");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(field(&mut c, "instantaneous_ops_per_sec") < 100.0);
+}
