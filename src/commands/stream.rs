@@ -785,11 +785,10 @@ pub fn deliver_new(
                     consumer: cname.clone(),
                 },
             );
-            let c = g.consumers.entry(cname).or_insert_with(|| Consumer {
-                seen_time: now,
-                active_time: -1,
-                pel: Default::default(),
-            });
+            let c = g
+                .consumers
+                .entry(cname)
+                .or_insert_with(|| Consumer::new(now));
             c.pel.insert(*id);
             c.active_time = now;
             log.push(xclaim_effect(
@@ -1065,29 +1064,18 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
             let gl = s.groups.get(gname).map(|g| g.last_id).unwrap_or_default();
             let sync = history || (!s.is_empty() && last_valid.is_some_and(|m| m > gl));
             let g = s.groups.get_mut(gname).expect("checked");
-            match g.consumers.get_mut(cname) {
-                Some(c) => c.seen_time = now,
-                None => {
-                    g.consumers.insert(
-                        cname.into(),
-                        Consumer {
-                            seen_time: now,
-                            active_time: -1,
-                            pel: Default::default(),
-                        },
-                    );
-                    log.push(
-                        vec![
-                            b"XGROUP".to_vec(),
-                            b"CREATECONSUMER".to_vec(),
-                            key.to_vec(),
-                            gname.to_vec(),
-                            cname.to_vec(),
-                        ]
-                        .into(),
-                    );
-                    ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
-                }
+            if g.touch_consumer(cname, now) {
+                log.push(
+                    vec![
+                        b"XGROUP".to_vec(),
+                        b"CREATECONSUMER".to_vec(),
+                        key.to_vec(),
+                        gname.to_vec(),
+                        cname.to_vec(),
+                    ]
+                    .into(),
+                );
+                ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
             }
             if !sync {
                 continue;
@@ -1345,14 +1333,7 @@ fn xgroup_createconsumer(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let now = now_i64(ctx);
     let s = stream_mut(k.get_mut().expect("present"))?;
     let g = s.groups.get_mut(gname).expect("checked");
-    g.consumers.insert(
-        cname.into(),
-        Consumer {
-            seen_time: now,
-            active_time: -1,
-            pel: Default::default(),
-        },
-    );
+    g.consumers.insert(cname.into(), Consumer::new(now));
     ctx.propagate(a);
     ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
     drop(k);
@@ -1646,7 +1627,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 Nack {
                     delivery_time: now,
                     delivery_count: 0,
-                    consumer: Box::default(),
+                    consumer: cname_b.clone(),
                 },
             );
             true
@@ -1657,37 +1638,11 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         if !created && minidle != 0 && now - nack.delivery_time < minidle {
             continue;
         }
-        match g.consumers.get_mut(cname) {
-            Some(c) => c.seen_time = now,
-            None => {
-                g.consumers.insert(
-                    cname_b.clone(),
-                    Consumer {
-                        seen_time: now,
-                        active_time: -1,
-                        pel: Default::default(),
-                    },
-                );
-                new_consumer = true;
-            }
-        }
-        let nack = g.pel.get_mut(&id).expect("present");
-        let old = std::mem::replace(&mut nack.consumer, cname_b.clone());
-        nack.delivery_time = deliverytime;
-        if retrycount >= 0 {
-            nack.delivery_count = retrycount as u64;
-        } else if !justid {
-            nack.delivery_count += 1;
-        }
-        let (dt, dc) = (nack.delivery_time, nack.delivery_count);
-        if !created && &*old != cname {
-            if let Some(oc) = g.consumers.get_mut(&old) {
-                oc.pel.remove(&id);
-            }
-        }
-        let c = g.consumers.get_mut(cname).expect("present");
-        c.pel.insert(id);
-        c.active_time = now;
+        new_consumer |= g.touch_consumer(cname, now);
+        let count = (retrycount >= 0).then_some(retrycount as u64);
+        let (dt, dc) = g
+            .claim(id, cname, now, deliverytime, count, !justid)
+            .expect("pending");
         if justid {
             reply_id(&mut body, id);
         } else {
@@ -1751,7 +1706,6 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let now = now_i64(ctx);
     let s = stream_mut(k.get_mut().expect("present"))?;
     let mut attempts = count.saturating_mul(10);
-    let cname_b: Box<[u8]> = cname.into();
     let mut new_consumer = false;
     let mut log: Vec<ArgBuf> = Vec::new();
     let mut body = Reply {
@@ -1799,35 +1753,10 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             }
             continue;
         }
-        match g.consumers.get_mut(cname) {
-            Some(c) => c.seen_time = now,
-            None => {
-                g.consumers.insert(
-                    cname_b.clone(),
-                    Consumer {
-                        seen_time: now,
-                        active_time: -1,
-                        pel: Default::default(),
-                    },
-                );
-                new_consumer = true;
-            }
-        }
-        let nack = g.pel.get_mut(&id).expect("present");
-        let old = std::mem::replace(&mut nack.consumer, cname_b.clone());
-        nack.delivery_time = now;
-        if !justid {
-            nack.delivery_count += 1;
-        }
-        let (dt, dc) = (nack.delivery_time, nack.delivery_count);
-        if &*old != cname {
-            if let Some(oc) = g.consumers.get_mut(&old) {
-                oc.pel.remove(&id);
-            }
-        }
-        let c = g.consumers.get_mut(cname).expect("present");
-        c.pel.insert(id);
-        c.active_time = now;
+        new_consumer |= g.touch_consumer(cname, now);
+        let (dt, dc) = g
+            .claim(id, cname, now, now, None, !justid)
+            .expect("pending");
         if justid {
             reply_id(&mut body, id);
         } else {

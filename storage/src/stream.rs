@@ -358,6 +358,17 @@ pub struct Consumer {
     pub pel: BTreeSet<StreamId>,
 }
 
+impl Consumer {
+    /// A consumer first seen at `now` that has not read anything yet.
+    pub fn new(now: i64) -> Consumer {
+        Consumer {
+            seen_time: now,
+            active_time: -1,
+            pel: BTreeSet::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Group {
     pub last_id: StreamId,
@@ -375,6 +386,56 @@ impl Group {
             pel: BTreeMap::new(),
             consumers: BTreeMap::new(),
         }
+    }
+
+    /// Marks consumer `name` seen at `now`, creating it if missing; true
+    /// when it was created.
+    pub fn touch_consumer(&mut self, name: &[u8], now: i64) -> bool {
+        match self.consumers.get_mut(name) {
+            Some(c) => {
+                c.seen_time = now;
+                false
+            }
+            None => {
+                self.consumers.insert(name.into(), Consumer::new(now));
+                true
+            }
+        }
+    }
+
+    /// Gives pending entry `id` to consumer `name` (XCLAIM, XAUTOCLAIM),
+    /// which must exist: moves it between the consumers' PELs, sets its
+    /// delivery time, and sets its delivery count to `count` or, without
+    /// one, adds 1 when `bump`. Returns (delivery time, delivery count);
+    /// None when `id` is not pending.
+    pub fn claim(
+        &mut self,
+        id: StreamId,
+        name: &[u8],
+        now: i64,
+        delivery_time: i64,
+        count: Option<u64>,
+        bump: bool,
+    ) -> Option<(i64, u64)> {
+        let nack = self.pel.get_mut(&id)?;
+        let old = std::mem::replace(&mut nack.consumer, name.into());
+        nack.delivery_time = delivery_time;
+        match count {
+            Some(n) => nack.delivery_count = n,
+            None if bump => nack.delivery_count += 1,
+            None => {}
+        }
+        let got = (nack.delivery_time, nack.delivery_count);
+        if &*old != name {
+            if let Some(oc) = self.consumers.get_mut(&old) {
+                oc.pel.remove(&id);
+            }
+        }
+        if let Some(c) = self.consumers.get_mut(name) {
+            c.pel.insert(id);
+            c.active_time = now;
+        }
+        Some(got)
     }
 
     /// Drops a pending entry from the group PEL and its owner's PEL.
