@@ -625,7 +625,7 @@ async fn wait_if_paused(srv: &Shared, argv: &[&[u8]]) {
         if srv.pause.writes_only.load(Relaxed) {
             let is_write = commands::table()
                 .get(argv[0])
-                .map_or(false, |e| e.spec.flags & flags::WRITE != 0);
+                .is_some_and(|e| e.spec.flags & flags::WRITE != 0);
             if !is_write {
                 return;
             }

@@ -14,16 +14,9 @@ const SLOTS: usize = 16;
 #[derive(Default)]
 struct Slot(AtomicU64);
 
+#[derive(Default)]
 pub struct Counter {
     slots: [Slot; SLOTS],
-}
-
-impl Default for Counter {
-    fn default() -> Self {
-        Counter {
-            slots: Default::default(),
-        }
-    }
 }
 
 fn my_slot() -> usize {

@@ -333,7 +333,7 @@ impl<'a> Ctx<'a> {
         // its key spec does not describe). Above every held shard the
         // ascending order still holds; below it, waiting could deadlock,
         // so it is reported (the EXEC key planning should be extended).
-        if t.held_max().map_or(true, |m| idx > m) {
+        if t.held_max().is_none_or(|m| idx > m) {
             return ShardRef::Own(self.srv.ks.lock(idx));
         }
         if let Some(g) = self.srv.ks.try_lock(idx) {

@@ -278,7 +278,7 @@ impl PubSub {
         self.map(k)
             .read()
             .keys()
-            .filter(|c| pattern.map_or(true, |p| basalt_storage::glob_match(p, c, false)))
+            .filter(|c| pattern.is_none_or(|p| basalt_storage::glob_match(p, c, false)))
             .cloned()
             .collect()
     }

@@ -45,7 +45,7 @@ pub fn subcommand_syntax_error(a: &[&[u8]]) -> CmdError {
 
 /// Redis refuses names with spaces, newlines or other non-printables.
 pub fn validate_name(n: &[u8]) -> CmdResult {
-    if n.iter().any(|&c| c < b'!' || c > b'~') {
+    if n.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
         return Err(CmdError::msg(
             "ERR Client names cannot contain spaces, newlines or special characters.",
         ));
@@ -107,8 +107,8 @@ fn client_list(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     let mut s = String::new();
     for c in ctx.srv.clients.all() {
-        if ids.as_ref().map_or(true, |v| v.contains(&c.id))
-            && kind.as_deref().map_or(true, |k| k == client_type(&c))
+        if ids.as_ref().is_none_or(|v| v.contains(&c.id))
+            && kind.as_deref().is_none_or(|k| k == client_type(&c))
         {
             s.push_str(&c.info_line());
             s.push('\n');
@@ -149,7 +149,7 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             None => Err(CmdError::msg("ERR No such client")),
         };
     }
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let mut skipme = true;
@@ -197,7 +197,7 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             continue;
         }
         let ok = filters.iter().all(|(f, v)| match f.as_str() {
-            "id" => int(v).map_or(false, |n| n as u64 == c.id),
+            "id" => int(v).is_ok_and(|n| n as u64 == c.id),
             "addr" => c.addr.as_bytes() == &v[..],
             "laddr" => c.laddr.as_bytes() == &v[..],
             "user" => *c.user.lock() == *v,
@@ -219,7 +219,7 @@ fn client_kill(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn client_setinfo(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let v = a[3];
-    if v.iter().any(|&c| c < b'!' || c > b'~') {
+    if v.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
         return Err(CmdError::msg(format!(
             "ERR {} cannot contain spaces, newlines or special characters.",
             String::from_utf8_lossy(a[2]).to_ascii_lowercase()
@@ -455,7 +455,7 @@ fn client_tracking(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             }
         }
         let mut prefixes = existing;
-        prefixes.extend(o.prefixes.drain(..));
+        prefixes.append(&mut o.prefixes);
         o.prefixes = prefixes;
         // Invalidations are delivered through this connection's queue
         // (or the redirect target's).

@@ -120,7 +120,7 @@ pub fn scan_loop(
 }
 
 pub fn matches(o: &ScanOpts<'_>, item: &[u8]) -> bool {
-    o.pattern.map_or(true, |p| glob_match(p, item, false))
+    o.pattern.is_none_or(|p| glob_match(p, item, false))
 }
 
 pub fn scan_reply(ctx: &mut Ctx<'_>, cursor: u64, items: &[Vec<u8>]) {

@@ -59,7 +59,7 @@ fn config_get(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     // A repeated parameter is reported with the later spelling, as Redis
@@ -162,7 +162,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
 fn config_rewrite(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     let cfg = ctx.srv.config.read();
     // Users go to the config file unless an ACL file holds them.
-    let users = cfg.get("aclfile").map_or(true, str::is_empty).then(|| {
+    let users = cfg.get("aclfile").is_none_or(str::is_empty).then(|| {
         ctx.srv
             .acl
             .all()

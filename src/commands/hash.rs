@@ -488,7 +488,7 @@ fn hexpire_generic(
         let prev = h.field_expire(f);
         let refuse = (nx && prev.is_some())
             || (xx && prev.is_none())
-            || (gt && prev.map_or(true, |p| when <= p))
+            || (gt && prev.is_none_or(|p| when <= p))
             || (lt && prev.is_some_and(|p| when >= p));
         if refuse {
             codes.push(0);

@@ -200,7 +200,7 @@ fn expire_generic(
     let f = parse_expire_flags(a)?;
     let mut when = int(a[2])?;
     if secs {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return Err(CmdError::InvalidExpire(name));
         }
         when *= 1000;
@@ -676,7 +676,7 @@ fn scan(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if let Some(t) = typ {
         found.retain(|k| {
             let kl = ctx.peek_key(k);
-            kl.get().map_or(false, |e| e.value.type_name() == t)
+            kl.get().is_some_and(|e| e.value.type_name() == t)
         });
     }
     ctx.out.array(2);
@@ -717,7 +717,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
             if let Some(k) = g.dbs[db].random_key(seed) {
                 let expired = g.dbs[db]
                     .get(Keyspace::hash(k), k)
-                    .map_or(true, |e| e.is_expired(ctx.now_ms));
+                    .is_none_or(|e| e.is_expired(ctx.now_ms));
                 picked = Some((k.to_vec(), expired));
                 break;
             }

@@ -252,7 +252,7 @@ impl Table {
             let sub = lower(argv[1], &mut buf).and_then(|s| e.subs.get(s));
             // DEBUG is a single command in Redis that parses its own
             // subcommands: unknown ones and wrong counts get one message.
-            if e.spec.name == "debug" && sub.map_or(true, |s| check_arity(s, argv.len()).is_err()) {
+            if e.spec.name == "debug" && sub.is_none_or(|s| check_arity(s, argv.len()).is_err()) {
                 return Err((client::subcommand_syntax_error(argv), Some((e, true))));
             }
             let sub = sub.ok_or_else(|| {

@@ -128,7 +128,7 @@ fn parse_set_opts(a: &[&[u8]], from: usize, kind: Kind) -> Result<SetOpts, CmdEr
         {
             // The same option may repeat (last wins); a different one may not.
             let compatible =
-                !o.keepttl && !o.persist && exp_kind(&o).map_or(true, |k| k == (secs, abs));
+                !o.keepttl && !o.persist && exp_kind(&o).is_none_or(|k| k == (secs, abs));
             if compatible && has_next {
                 o.expire = Some((secs, abs, j + 1));
                 j += 1;
@@ -369,7 +369,7 @@ fn mget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn mset_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(
             if nx { "msetnx" } else { "mset" }.into(),
         ));

@@ -1056,7 +1056,7 @@ fn compute(
         SetOp::Inter => {
             if srcs
                 .iter()
-                .any(|(s, _)| s.as_ref().map_or(true, |v| v.is_empty()))
+                .any(|(s, _)| s.as_ref().is_none_or(|v| v.is_empty()))
             {
                 return Ok(Vec::new());
             }

@@ -159,7 +159,7 @@ fn mem_range(name: &str) -> (u64, u64) {
 /// three in bytes, as Redis's CONFIG GET shows it.
 pub fn merge_output_limits(current: &str, input: &str) -> Result<String, String> {
     let words: Vec<&str> = input.split_whitespace().collect();
-    if words.len() % 4 != 0 {
+    if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut classes: [(&str, [u64; 3]); 3] = [
@@ -320,7 +320,7 @@ impl Config {
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, &str)> {
         self.values
             .iter()
-            .filter(|(k, _)| lookup(k).map_or(true, |o| o.flags & HIDDEN == 0))
+            .filter(|(k, _)| lookup(k).is_none_or(|o| o.flags & HIDDEN == 0))
             .filter(|(k, _)| basalt_storage::glob_match(pattern, k.as_bytes(), true))
             .map(|(k, v)| (*k, v.as_str()))
             .collect()
@@ -705,7 +705,7 @@ fn validate_save(s: &str) -> Result<(), String> {
     if parts.is_empty() {
         return Ok(());
     }
-    if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+    if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err()) {
         return Err("Invalid save parameters".into());
     }
     Ok(())

@@ -180,7 +180,7 @@ impl Set {
         } else if size_hint <= lim.set_listpack_entries && first.len() <= lim.set_listpack_value {
             Set::Packed(Packed::new())
         } else {
-            Set::Table(Box::new(Dict::new()))
+            Set::Table(Box::default())
         }
     }
 

@@ -464,7 +464,7 @@ fn score_of(b: &[u8]) -> f64 {
 fn encode_entry(m: &[u8], s: f64) -> Vec<u8> {
     let mut v = Vec::with_capacity(m.len() + 9);
     let sb = score_bytes(s);
-    if sb.n < 8 && s >= -96.0 && s <= 127.0 {
+    if sb.n < 8 && (-96.0..=127.0).contains(&s) {
         v.push((s as i64 + 96) as u8);
     } else if sb.n < 8 {
         v.push(0xE0 + sb.n as u8);

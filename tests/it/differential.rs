@@ -704,7 +704,7 @@ fn case_files() -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
         .filter(|p| {
-            filter.as_ref().map_or(true, |f| {
+            filter.as_ref().is_none_or(|f| {
                 p.file_name()
                     .unwrap()
                     .to_string_lossy()
@@ -744,7 +744,7 @@ fn run_pass(proto: u8) {
                 Side::open(basalt.port, proto == 3),
             ),
         };
-        for c in cases.iter().filter(|c| c.only.map_or(true, |p| p == proto)) {
+        for c in cases.iter().filter(|c| c.only.is_none_or(|p| p == proto)) {
             total += 1;
             let rr = r.run(c);
             let br = b.run(c);
@@ -1458,7 +1458,7 @@ fn differential_pipelined() {
         let cases: Vec<&Case> = file
             .cases
             .iter()
-            .filter(|c| c.only.map_or(true, |p| p == 2))
+            .filter(|c| c.only.is_none_or(|p| p == 2))
             .filter(|c| c.inline.is_none() && !matches!(c.cmp, Cmp::NoReply | Cmp::ScanAll))
             .filter(|c| {
                 !c.argv.first().is_some_and(|n| {

@@ -354,7 +354,7 @@ fn memory_stays_near_the_limit_under_a_write_flood() {
         let rss = info_field(&mut c, "memory", "used_memory_rss");
         eprintln!(
             "{policy}: wrote {} MB in {:.1}s; counted memory peak {:.2} MB (used_memory peak {:.2} MB), end {:.2} MB, rss {:.1} MB, limit {} MB, evicted {gone}",
-            threads * per_thread * size >> 20,
+            (threads * per_thread * size) >> 20,
             t0.elapsed().as_secs_f64(),
             peak as f64 / (1 << 20) as f64,
             peak_used as f64 / (1 << 20) as f64,

@@ -192,7 +192,7 @@ fn torn_tail_is_truncated_and_middle_damage_refuses_start() {
     let seg = std::fs::read_dir(s.dir.join("appendonlydir"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().map_or(false, |e| e == "aof"))
+        .find(|p| p.extension().is_some_and(|e| e == "aof"))
         .unwrap();
     // A torn tail: half a record appended by a "crash".
     let mut bytes = std::fs::read(&seg).unwrap();

@@ -71,7 +71,7 @@ fn snapshot_plus_tail_equals_live_state_under_concurrent_writes() {
                     let k = format!("k{}", x % 20_000);
                     let k2 = format!("k{}", (x >> 20) % 20_000);
                     let cmd: Vec<Vec<u8>> = match x % 7 {
-                        0 | 1 | 2 => vec![
+                        0..=2 => vec![
                             b"APPEND".to_vec(),
                             k.into_bytes(),
                             format!("{t}").into_bytes(),

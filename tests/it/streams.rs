@@ -78,10 +78,7 @@ fn xread_block_timeout_and_wakeup_across_connections() {
         read(&mut w[0]),
         "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n6-0\r\n*2\r\n$1\r\ng\r\n$1\r\nw\r\n"
     );
-    assert_eq!(
-        cmd(&mut p, &["INFO", "clients"]).contains("blocked_clients:0"),
-        true
-    );
+    assert!(cmd(&mut p, &["INFO", "clients"]).contains("blocked_clients:0"));
 }
 
 #[test]
