@@ -27,6 +27,7 @@ pub mod info;
 pub mod json;
 pub mod keys;
 pub mod memory;
+pub mod outwriter;
 pub mod resp;
 
 use basalt_rdb::{Checksum, DecodeOptions, Format, Item};
@@ -299,17 +300,14 @@ pub fn scan(
     })
 }
 
-/// Output: a file (`-o`) or stdout, buffered.
+/// Output: a file (`-o`) or stdout, buffered and written on a second
+/// thread (see [`outwriter`]).
 pub fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
     Ok(match path {
-        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::with_capacity(
-            1 << 20,
+        Some(p) if p.as_os_str() != "-" => Box::new(outwriter::ThreadedWriter::new(
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
         )),
-        _ => Box::new(std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::io::stdout().lock(),
-        )),
+        _ => Box::new(outwriter::ThreadedWriter::new(std::io::stdout())),
     })
 }
 
