@@ -1,7 +1,9 @@
 //! Streams beyond the differential cases: blocking XREAD / XREADGROUP
 //! across connections, consumer groups with several consumers, crash
 //! (kill -9) and restart under `appendfsync always`, snapshots, DUMP /
-//! RESTORE with a real redis-server, and the RDB corpus's streams.
+//! RESTORE with a real redis-server, the RDB corpus's streams, and
+//! blocked readers whose key is deleted, replaced, moved, swapped,
+//! flushed or expired (scenarios compared with redis-server 7.0).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -633,4 +635,774 @@ fn blocked_group_read_is_in_the_log() {
     assert_eq!(cmd(&mut p, &["XPENDING", "q", "g"]), before);
     assert_eq!(cmd(&mut p, &["XINFO", "GROUPS", "q"]), groups);
     assert!(before.contains("waiter"), "{before}");
+}
+
+// ------------------------------------------------------------------
+// Blocked readers when their key changes wholesale. Each scenario runs
+// against Basalt and, when installed, redis-server 7.0, and the two
+// transcripts must be equal; `want` records what Redis 7.0.15 answers
+// each blocked client, so the scenarios also check Basalt alone.
+
+/// The standard blockers: a group reader and a plain reader on stream
+/// `s` (entry 1-0, group `g` at `$`).
+const GROUP_READER: &[&str] = &[
+    "XREADGROUP",
+    "GROUP",
+    "g",
+    "c",
+    "BLOCK",
+    "0",
+    "STREAMS",
+    "s",
+    ">",
+];
+const PLAIN_READER: &[&str] = &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"];
+const STREAM_SETUP: &[&[&str]] = &[
+    &["XADD", "s", "1-0", "f", "v"],
+    &["XGROUP", "CREATE", "s", "g", "$"],
+];
+
+const UNBLOCKED: &str = "-UNBLOCKED the stream key no longer exists\r\n";
+const NOGROUP: &str = "-NOGROUP the consumer group this client was blocked on no longer exists\r\n";
+const STAYS: &str = "(blocked)";
+const EMPTY_S: &str = "*1\r\n*2\r\n$1\r\ns\r\n*0\r\n";
+
+struct Scene {
+    name: &'static str,
+    setup: &'static [&'static [&'static str]],
+    blockers: &'static [&'static [&'static str]],
+    /// Commands on a third connection; `["SLEEP", ms]` waits.
+    actions: &'static [&'static [&'static str]],
+    /// Each blocker's reply after the actions (or [`STAYS`]).
+    want: &'static [&'static str],
+    /// Commands whose replies end the transcript.
+    after: &'static [&'static [&'static str]],
+    /// How long a blocker is given to answer.
+    wait_ms: u64,
+    resp3: bool,
+}
+
+const SCENE: Scene = Scene {
+    name: "",
+    setup: STREAM_SETUP,
+    blockers: &[GROUP_READER, PLAIN_READER],
+    actions: &[],
+    want: &[],
+    after: &[],
+    wait_ms: 300,
+    resp3: false,
+};
+
+fn blocked_count(c: &mut Raw) -> usize {
+    let info = cmd(c, &["INFO", "clients"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+fn wait_blocked(c: &mut Raw, n: usize) {
+    let t = Instant::now();
+    while blocked_count(c) != n {
+        assert!(t.elapsed() < Duration::from_secs(10), "never {n} blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `sc` on a fresh keyspace; returns the transcript (every reply,
+/// and each blocker's answer).
+fn run_scene(connect: &dyn Fn() -> Raw, sc: &Scene) -> Vec<String> {
+    let mut adm = connect();
+    wait_blocked(&mut adm, 0);
+    let mut t = vec![format!("# {}", sc.name)];
+    cmd(&mut adm, &["FLUSHALL"]);
+    for c in sc.setup {
+        t.push(format!("{c:?} -> {}", cmd(&mut adm, c)));
+    }
+    let mut bs: Vec<Raw> = Vec::new();
+    for b in sc.blockers {
+        let mut r = connect();
+        if sc.resp3 {
+            cmd(&mut r, &["HELLO", "3"]);
+        }
+        send(&mut r, b);
+        bs.push(r);
+        wait_blocked(&mut adm, bs.len());
+    }
+    for c in sc.actions {
+        if c[0] == "SLEEP" {
+            std::thread::sleep(Duration::from_millis(c[1].parse().unwrap()));
+            continue;
+        }
+        if c[0] == "DUMP+RESTORE" {
+            // RESTORE dst 0 <DUMP src> (the payload is binary).
+            let payload = bulk_body(&adm.cmd_str(&["DUMP", c[1]]));
+            let r = adm.cmd(&[b"RESTORE", c[2].as_bytes(), b"0", &payload]);
+            t.push(format!("{c:?} -> {}", String::from_utf8_lossy(&r)));
+            continue;
+        }
+        if c[0] == "DUMP+RESTORE-REPLACE" {
+            let payload = bulk_body(&adm.cmd_str(&["DUMP", c[1]]));
+            let r = adm.cmd(&[b"RESTORE", c[2].as_bytes(), b"0", &payload, b"REPLACE"]);
+            t.push(format!("{c:?} -> {}", String::from_utf8_lossy(&r)));
+            continue;
+        }
+        t.push(format!("{c:?} -> {}", cmd(&mut adm, c)));
+    }
+    for (i, r) in bs.iter_mut().enumerate() {
+        r.s.set_read_timeout(Some(Duration::from_millis(sc.wait_ms)))
+            .unwrap();
+        let got = r
+            .read_reply()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|| STAYS.to_string());
+        t.push(format!("blocker {i}: {got}"));
+        if let Some(w) = sc.want.get(i) {
+            assert_eq!(got, *w, "{}: blocker {i}", sc.name);
+        }
+    }
+    drop(bs);
+    for c in sc.after {
+        t.push(format!("{c:?} -> {}", cmd(&mut adm, c)));
+    }
+    t
+}
+
+/// Runs the scenes on Basalt and redis-server (in parallel) and compares.
+fn run_scenes(scenes: &'static [Scene], extra: &[&str]) {
+    let s = TestServer::start(extra);
+    let redis = RedisServer::available().then(|| RedisServer::start(&[]));
+    let rport = redis.as_ref().map(|r| r.port);
+    let theirs = std::thread::spawn(move || {
+        rport.map(|p| {
+            scenes
+                .iter()
+                .map(|sc| run_scene(&|| Raw::connect(p), sc))
+                .collect::<Vec<_>>()
+        })
+    });
+    let ours: Vec<Vec<String>> = scenes.iter().map(|sc| run_scene(&|| s.raw(), sc)).collect();
+    if let Some(theirs) = theirs.join().expect("redis side") {
+        for (o, t) in ours.iter().zip(&theirs) {
+            assert_eq!(o, t, "Basalt vs redis-server");
+        }
+    }
+}
+
+static STREAM_GONE: &[Scene] = &[
+    Scene {
+        name: "DEL",
+        actions: &[&["DEL", "s"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "UNLINK",
+        actions: &[&["UNLINK", "s"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "FLUSHALL",
+        actions: &[&["FLUSHALL"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "FLUSHALL ASYNC",
+        actions: &[&["FLUSHALL", "ASYNC"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "FLUSHDB",
+        actions: &[&["FLUSHDB"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "FLUSHDB of another db",
+        actions: &[&["SELECT", "1"], &["FLUSHDB"], &["SELECT", "0"]],
+        want: &[STAYS, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "DEL, then LPUSH the same key",
+        actions: &[&["DEL", "s"], &["LPUSH", "s", "x"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "SET over the stream",
+        actions: &[&["SET", "s", "x"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "SORT STORE over the stream",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["RPUSH", "l", "1"],
+        ],
+        actions: &[&["SORT", "l", "STORE", "s"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "XGROUP DESTROY",
+        actions: &[&["XGROUP", "DESTROY", "s", "g"]],
+        want: &[NOGROUP, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "XGROUP DESTROY of another group",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["XGROUP", "CREATE", "s", "g2", "$"],
+        ],
+        actions: &[&["XGROUP", "DESTROY", "s", "g2"]],
+        want: &[STAYS, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "DEL, then XADD a new stream",
+        actions: &[&["DEL", "s"], &["XADD", "s", "2-0", "a", "b"]],
+        want: &[
+            UNBLOCKED,
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n",
+        ],
+        ..SCENE
+    },
+    Scene {
+        name: "XTRIM, XSETID and XGROUP SETID wake no one",
+        actions: &[
+            &["XTRIM", "s", "MAXLEN", "0"],
+            &["XSETID", "s", "100-0"],
+            &["XGROUP", "SETID", "s", "g", "0"],
+        ],
+        want: &[STAYS, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "XADD with MAXLEN 0 answers with no entries",
+        actions: &[&["XADD", "s", "MAXLEN", "0", "7-0", "f", "v"]],
+        want: &[EMPTY_S, EMPTY_S],
+        ..SCENE
+    },
+    Scene {
+        name: "RESTORE REPLACE of the same stream",
+        actions: &[&["DUMP+RESTORE-REPLACE", "s", "s"]],
+        want: &[STAYS, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "active expiry",
+        actions: &[&["PEXPIRE", "s", "100"]],
+        want: &[UNBLOCKED, STAYS],
+        wait_ms: 1500,
+        ..SCENE
+    },
+    Scene {
+        name: "lazy expiry",
+        setup: &[
+            &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+        ],
+        actions: &[&["PEXPIRE", "s", "50"], &["SLEEP", "100"], &["EXISTS", "s"]],
+        want: &[UNBLOCKED, STAYS],
+        after: &[&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]],
+        ..SCENE
+    },
+    Scene {
+        name: "RESP3: DEL",
+        actions: &[&["DEL", "s"]],
+        want: &[UNBLOCKED, STAYS],
+        resp3: true,
+        ..SCENE
+    },
+];
+
+static STREAM_MOVED: &[Scene] = &[
+    Scene {
+        name: "SWAPDB with an empty db",
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings a list",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["SELECT", "1"],
+            &["RPUSH", "s", "x"],
+            &["SELECT", "0"],
+        ],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings the stream with the group and a new entry",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["SELECT", "1"],
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["XADD", "s", "2-0", "n", "e"],
+            &["SELECT", "0"],
+        ],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &[
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+        ],
+        after: &[&["XPENDING", "s", "g"], &["XINFO", "GROUPS", "s"]],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings a stream without the group",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["SELECT", "1"],
+            &["XADD", "s", "2-0", "n", "e"],
+            &["SELECT", "0"],
+        ],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &[
+            NOGROUP,
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+        ],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings a stream with nothing new",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["SELECT", "1"],
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["SELECT", "0"],
+        ],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &[STAYS, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings a stream whose group has not read 1-0",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["SELECT", "1"],
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "0"],
+            &["SELECT", "0"],
+        ],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &[
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+            STAYS,
+        ],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings a stream whose new entry is deleted",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["SELECT", "1"],
+            &["XADD", "s", "5-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "0"],
+            &["XDEL", "s", "5-0"],
+            &["SELECT", "0"],
+        ],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &[EMPTY_S, EMPTY_S],
+        ..SCENE
+    },
+    Scene {
+        name: "RESP3: SWAPDB brings a stream without the group",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["SELECT", "1"],
+            &["XADD", "s", "2-0", "n", "e"],
+            &["SELECT", "0"],
+        ],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &[
+            NOGROUP,
+            "%1\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+        ],
+        resp3: true,
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB of two other dbs",
+        actions: &[&["SWAPDB", "1", "2"]],
+        want: &[STAYS, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "MOVE to another db",
+        actions: &[&["MOVE", "s", "1"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "RENAME away",
+        actions: &[&["RENAME", "s", "s2"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "RENAME onto itself",
+        actions: &[&["RENAME", "s", "s"]],
+        want: &[STAYS, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "RENAME a stream with the group onto it",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["XADD", "t", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "t", "g", "$"],
+            &["XADD", "t", "3-0", "n", "e"],
+        ],
+        actions: &[&["RENAME", "t", "s"]],
+        want: &[
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+        ],
+        ..SCENE
+    },
+    Scene {
+        name: "RENAME a stream without the group onto it",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["XADD", "t", "3-0", "n", "e"],
+        ],
+        actions: &[&["RENAME", "t", "s"]],
+        want: &[
+            NOGROUP,
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+        ],
+        ..SCENE
+    },
+    Scene {
+        name: "RENAME a list onto it",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["RPUSH", "t", "x"],
+        ],
+        actions: &[&["RENAME", "t", "s"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "COPY REPLACE a stream with the group onto it",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["XADD", "t", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "t", "g", "$"],
+            &["XADD", "t", "3-0", "n", "e"],
+        ],
+        actions: &[&["COPY", "t", "s", "REPLACE"]],
+        want: &[
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nn\r\n$1\r\ne\r\n",
+        ],
+        ..SCENE
+    },
+    Scene {
+        name: "COPY REPLACE a list onto it",
+        setup: &[
+            &["XADD", "s", "1-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["RPUSH", "t", "x"],
+        ],
+        actions: &[&["COPY", "t", "s", "REPLACE"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+];
+
+static STREAM_EXEC: &[Scene] = &[
+    Scene {
+        name: "MULTI DEL LPUSH EXEC",
+        actions: &[&["MULTI"], &["DEL", "s"], &["LPUSH", "s", "x"], &["EXEC"]],
+        want: &[UNBLOCKED, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "MULTI DEL XADD EXEC",
+        actions: &[
+            &["MULTI"],
+            &["DEL", "s"],
+            &["XADD", "s", "5-0", "f", "v"],
+            &["EXEC"],
+        ],
+        want: &[
+            NOGROUP,
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n5-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+        ],
+        ..SCENE
+    },
+    Scene {
+        name: "MULTI DEL XADD XGROUP CREATE EXEC",
+        actions: &[
+            &["MULTI"],
+            &["DEL", "s"],
+            &["XADD", "s", "5-0", "f", "v"],
+            &["XGROUP", "CREATE", "s", "g", "0"],
+            &["EXEC"],
+        ],
+        want: &[
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n5-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n5-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+        ],
+        after: &[&["XPENDING", "s", "g"]],
+        ..SCENE
+    },
+    Scene {
+        name: "MULTI XADD XDEL EXEC",
+        actions: &[
+            &["MULTI"],
+            &["XADD", "s", "7-0", "f", "v"],
+            &["XDEL", "s", "7-0"],
+            &["EXEC"],
+        ],
+        want: &[EMPTY_S, EMPTY_S],
+        ..SCENE
+    },
+    Scene {
+        name: "MULTI XGROUP DESTROY CREATE EXEC",
+        actions: &[
+            &["MULTI"],
+            &["XGROUP", "DESTROY", "s", "g"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["EXEC"],
+        ],
+        want: &[STAYS, STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "MULTI XGROUP DESTROY CREATE at 0 EXEC",
+        actions: &[
+            &["MULTI"],
+            &["XGROUP", "DESTROY", "s", "g"],
+            &["XGROUP", "CREATE", "s", "g", "0"],
+            &["EXEC"],
+        ],
+        want: &[
+            "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+            STAYS,
+        ],
+        ..SCENE
+    },
+    // Lists and sorted sets in EXEC, for comparison: served from what
+    // the transaction leaves.
+    Scene {
+        name: "MULTI LPUSH LPOP EXEC",
+        setup: &[],
+        blockers: &[&["BLPOP", "l", "0"]],
+        actions: &[&["MULTI"], &["LPUSH", "l", "a"], &["LPOP", "l"], &["EXEC"]],
+        want: &[STAYS],
+        ..SCENE
+    },
+    Scene {
+        name: "MULTI LPUSH 2 LPOP EXEC",
+        setup: &[],
+        blockers: &[&["BLPOP", "l", "0"]],
+        actions: &[
+            &["MULTI"],
+            &["LPUSH", "l", "a", "b"],
+            &["LPOP", "l"],
+            &["EXEC"],
+        ],
+        want: &["*2\r\n$1\r\nl\r\n$1\r\na\r\n"],
+        after: &[&["EXISTS", "l"]],
+        ..SCENE
+    },
+    Scene {
+        name: "MULTI ZADD ZPOPMIN EXEC",
+        setup: &[],
+        blockers: &[&["BZPOPMIN", "z", "0"]],
+        actions: &[
+            &["MULTI"],
+            &["ZADD", "z", "1", "a"],
+            &["ZPOPMIN", "z"],
+            &["EXEC"],
+        ],
+        want: &[STAYS],
+        ..SCENE
+    },
+];
+
+/// Lists and sorted sets that arrive whole under a key clients block on.
+static LIST_ARRIVES: &[Scene] = &[
+    Scene {
+        name: "MOVE a list into the db",
+        setup: &[&["SELECT", "1"], &["RPUSH", "l", "x"], &["SELECT", "0"]],
+        blockers: &[&["BLPOP", "l", "0"]],
+        actions: &[&["SELECT", "1"], &["MOVE", "l", "0"], &["SELECT", "0"]],
+        want: &["*2\r\n$1\r\nl\r\n$1\r\nx\r\n"],
+        ..SCENE
+    },
+    Scene {
+        name: "COPY a list",
+        setup: &[&["RPUSH", "t", "x"]],
+        blockers: &[&["BLPOP", "l", "0"]],
+        actions: &[&["COPY", "t", "l"]],
+        want: &["*2\r\n$1\r\nl\r\n$1\r\nx\r\n"],
+        ..SCENE
+    },
+    Scene {
+        name: "COPY a list from another db",
+        setup: &[&["SELECT", "1"], &["RPUSH", "t", "x"]],
+        blockers: &[&["BLPOP", "l", "0"]],
+        actions: &[
+            &["SELECT", "1"],
+            &["COPY", "t", "l", "DB", "0"],
+            &["SELECT", "0"],
+        ],
+        want: &["*2\r\n$1\r\nl\r\n$1\r\nx\r\n"],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings a list",
+        setup: &[
+            &["SELECT", "1"],
+            &["RPUSH", "l", "x", "y"],
+            &["SELECT", "0"],
+        ],
+        blockers: &[&["BLPOP", "l", "0"]],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &["*2\r\n$1\r\nl\r\n$1\r\nx\r\n"],
+        after: &[&["LRANGE", "l", "0", "-1"]],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings a sorted set",
+        setup: &[&["SELECT", "1"], &["ZADD", "z", "1", "x"], &["SELECT", "0"]],
+        blockers: &[&["BZPOPMIN", "z", "0"]],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &["*3\r\n$1\r\nz\r\n$1\r\nx\r\n$1\r\n1\r\n"],
+        ..SCENE
+    },
+    Scene {
+        name: "SWAPDB brings a list to BLMOVE",
+        setup: &[&["SELECT", "1"], &["RPUSH", "l", "x"], &["SELECT", "0"]],
+        blockers: &[&["BLMOVE", "l", "d", "LEFT", "LEFT", "0"]],
+        actions: &[&["SWAPDB", "0", "1"]],
+        want: &["$1\r\nx\r\n"],
+        after: &[&["LRANGE", "d", "0", "-1"]],
+        ..SCENE
+    },
+    Scene {
+        name: "RESTORE a list",
+        setup: &[&["RPUSH", "t", "x"]],
+        blockers: &[&["BLPOP", "l", "0"]],
+        actions: &[&["DUMP+RESTORE", "t", "l"]],
+        want: &["*2\r\n$1\r\nl\r\n$1\r\nx\r\n"],
+        ..SCENE
+    },
+];
+
+#[test]
+fn blocked_stream_readers_when_the_key_goes() {
+    run_scenes(STREAM_GONE, &[]);
+}
+
+#[test]
+fn blocked_stream_readers_across_swapdb_move_rename_copy() {
+    run_scenes(STREAM_MOVED, &[]);
+}
+
+#[test]
+fn blocked_readers_are_served_after_exec_from_what_it_leaves() {
+    run_scenes(STREAM_EXEC, &[]);
+}
+
+#[test]
+fn lists_arriving_whole_serve_blocked_clients() {
+    run_scenes(LIST_ARRIVES, &[]);
+}
+
+/// Group reads served after the command that changed the key (SWAPDB,
+/// EXEC) are logged in the db they were served in: after kill -9 the
+/// entries are pending for the waiting consumers.
+#[test]
+fn group_reads_served_after_swapdb_and_exec_are_in_the_log() {
+    let mut s = TestServer::start(&["--appendfsync", "always"]);
+    let mut p = s.raw();
+    for c in [
+        &["XADD", "s", "1-0", "f", "v"][..],
+        &["XGROUP", "CREATE", "s", "g", "$"],
+        &["SELECT", "1"],
+        &["XADD", "s", "1-0", "f", "v"],
+        &["XGROUP", "CREATE", "s", "g", "$"],
+        &["XADD", "s", "2-0", "n", "e"],
+        &["SELECT", "0"],
+    ] {
+        cmd(&mut p, c);
+    }
+    let mut a = s.raw();
+    send(&mut a, GROUP_READER);
+    wait_blocked(&mut p, 1);
+    cmd(&mut p, &["SWAPDB", "0", "1"]);
+    assert!(read(&mut a).contains("2-0"));
+
+    cmd(&mut p, &["XGROUP", "CREATE", "q", "g", "$", "MKSTREAM"]);
+    let mut b = s.raw();
+    send(
+        &mut b,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "cb",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    wait_blocked(&mut p, 1);
+    cmd(&mut p, &["MULTI"]);
+    cmd(&mut p, &["XADD", "q", "5-0", "k", "v"]);
+    cmd(&mut p, &["XADD", "q", "6-0", "k", "v"]);
+    cmd(&mut p, &["EXEC"]);
+    let got = read(&mut b);
+    assert!(got.contains("5-0") && got.contains("6-0"), "{got}");
+
+    let before: Vec<String> = [&["XPENDING", "s", "g"][..], &["XPENDING", "q", "g"]]
+        .iter()
+        .map(|c| cmd(&mut p, c))
+        .collect();
+    assert!(before[0].contains("2-0") && before[1].contains("cb"));
+    s.kill9();
+    s.restart();
+    let mut p = s.raw();
+    let after: Vec<String> = [&["XPENDING", "s", "g"][..], &["XPENDING", "q", "g"]]
+        .iter()
+        .map(|c| cmd(&mut p, c))
+        .collect();
+    assert_eq!(after, before);
+    cmd(&mut p, &["SELECT", "1"]);
+    assert_eq!(
+        cmd(&mut p, &["XPENDING", "s", "g"]),
+        "*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n"
+    );
 }
