@@ -1035,6 +1035,25 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
             ids.push(s.map_or(StreamId::MIN, |s| s.last_id));
             continue;
         }
+        if arg == b"+" {
+            // Redis 7.4: the stream's last entry (entries after the ID
+            // before it, so COUNT changes nothing); with no entries, the
+            // next one added (as `$`, or any ID when there is no key).
+            if xreadgroup {
+                return Err(CmdError::msg("ERR The + ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The + ID would just return an empty result set."));
+            }
+            let id = match s {
+                None => StreamId::MIN,
+                Some(s) => match s.edge(false) {
+                    None => s.last_id,
+                    Some(last) => last
+                        .decr()
+                        .ok_or_else(|| CmdError::msg("ERR the stream last element ID is 0-0"))?,
+                },
+            };
+            ids.push(id);
+            continue;
+        }
         if arg == b">" {
             if !xreadgroup {
                 return Err(CmdError::msg("ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."));

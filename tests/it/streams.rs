@@ -1406,3 +1406,134 @@ fn group_reads_served_after_swapdb_and_exec_are_in_the_log() {
         "*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n"
     );
 }
+
+/// `XREAD ... STREAMS key +` as Redis 7.4 documents and tests it
+/// (tests/unit/type/stream.tcl, "XREAD last element ..."): the last entry,
+/// COUNT changing nothing; nil for a missing or empty stream; with BLOCK
+/// on a missing stream, the first entry added; XREADGROUP refuses `+`.
+/// Redis 7.0 rejects `+` as an invalid ID, so this is not differential.
+#[test]
+fn xread_plus_reads_the_last_entry_as_redis_7_4() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    let last = |k: &str, id: &str, f: &str, v: &str| {
+        format!(
+            "*1\r\n*2\r\n${}\r\n{k}\r\n*1\r\n*2\r\n${}\r\n{id}\r\n*2\r\n${}\r\n{f}\r\n${}\r\n{v}\r\n",
+            k.len(),
+            id.len(),
+            f.len(),
+            v.len()
+        )
+    };
+    for (id, f, v) in [
+        ("1-0", "k1", "v1"),
+        ("2-0", "k2", "v2"),
+        ("3-0", "k3", "v3"),
+    ] {
+        cmd(&mut c, &["XADD", "le", id, f, v]);
+    }
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "STREAMS", "le", "+"]),
+        last("le", "3-0", "k3", "v3")
+    );
+    // COUNT has no effect: only the last entry comes after the one before.
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "COUNT", "3", "STREAMS", "le", "+"]),
+        last("le", "3-0", "k3", "v3")
+    );
+    // A non-empty stream answers at once, BLOCK or not.
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "BLOCK", "1000000", "STREAMS", "le", "+"]),
+        last("le", "3-0", "k3", "v3")
+    );
+    // Sequence numbers at the top of the range.
+    cmd(
+        &mut c,
+        &["XADD", "le", "3-18446744073709551614", "k4", "v4"],
+    );
+    cmd(
+        &mut c,
+        &["XADD", "le", "3-18446744073709551615", "k5", "v5"],
+    );
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "STREAMS", "le", "+"]),
+        last("le", "3-18446744073709551615", "k5", "v5")
+    );
+    // The last entry deleted: the one before it (Redis 7.4.2, #13628).
+    cmd(&mut c, &["XDEL", "le", "3-18446744073709551615"]);
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "STREAMS", "le", "+"]),
+        last("le", "3-18446744073709551614", "k4", "v4")
+    );
+    // Several streams: only the non-empty ones, in order.
+    cmd(&mut c, &["XADD", "le2", "1-0", "k1", "v4"]);
+    cmd(&mut c, &["XADD", "le2", "3-0", "k3", "v6"]);
+    assert_eq!(
+        cmd(
+            &mut c,
+            &["XREAD", "STREAMS", "le2", "nokey", "le", "+", "+", "+"]
+        ),
+        "*2\r\n*2\r\n$3\r\nle2\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$2\r\nk3\r\n$2\r\nv6\r\n\
+         *2\r\n$2\r\nle\r\n*1\r\n*2\r\n$22\r\n3-18446744073709551614\r\n*2\r\n$2\r\nk4\r\n$2\r\nv4\r\n"
+    );
+    // RESP3: a map, as for any XREAD.
+    cmd(&mut c, &["HELLO", "3"]);
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "STREAMS", "le2", "+"]),
+        "%1\r\n$3\r\nle2\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$2\r\nk3\r\n$2\r\nv6\r\n"
+    );
+    cmd(&mut c, &["HELLO", "2"]);
+
+    // Missing, emptied and created-empty streams: nil.
+    assert_eq!(cmd(&mut c, &["XREAD", "STREAMS", "nokey", "+"]), "*-1\r\n");
+    cmd(&mut c, &["XADD", "gone", "1-0", "k1", "v1"]);
+    cmd(&mut c, &["XDEL", "gone", "1-0"]);
+    assert_eq!(cmd(&mut c, &["XREAD", "STREAMS", "gone", "+"]), "*-1\r\n");
+    cmd(&mut c, &["XGROUP", "CREATE", "mk", "g", "$", "MKSTREAM"]);
+    assert_eq!(cmd(&mut c, &["XREAD", "STREAMS", "mk", "+"]), "*-1\r\n");
+    assert_eq!(
+        cmd(&mut c, &["XREAD", "BLOCK", "50", "STREAMS", "mk", "+"]),
+        "*-1\r\n"
+    );
+
+    // Blocking on a missing stream: the first entry added serves it.
+    let mut w = s.raw();
+    send(
+        &mut w,
+        &["XREAD", "BLOCK", "20000", "STREAMS", "nokey", "+"],
+    );
+    wait_blocked(&mut c, 1);
+    cmd(&mut c, &["XADD", "nokey", "1-0", "k1", "v1"]);
+    assert_eq!(read(&mut w), last("nokey", "1-0", "k1", "v1"));
+    // On an emptied stream it waits for IDs after the last one generated.
+    send(&mut w, &["XREAD", "BLOCK", "20000", "STREAMS", "gone", "+"]);
+    wait_blocked(&mut c, 1);
+    cmd(&mut c, &["XADD", "gone", "2-0", "k2", "v2"]);
+    assert_eq!(read(&mut w), last("gone", "2-0", "k2", "v2"));
+
+    // Errors: XREADGROUP refuses `+` (7.4's text); the type is checked first.
+    assert_eq!(
+        cmd(
+            &mut c,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "mk", "+"]
+        ),
+        "-ERR The + ID is meaningless in the context of XREADGROUP: you want to read the \
+         history of this consumer by specifying a proper ID, or use the > ID to get new \
+         messages. The + ID would just return an empty result set.\r\n"
+    );
+    assert!(cmd(
+        &mut c,
+        &["XREADGROUP", "GROUP", "nog", "c", "STREAMS", "mk", "+"]
+    )
+    .starts_with("-NOGROUP No such key 'mk' or consumer group 'nog'"));
+    cmd(&mut c, &["SET", "str", "x"]);
+    assert!(cmd(&mut c, &["XREAD", "STREAMS", "str", "+"]).starts_with("-WRONGTYPE"));
+    // `+` inside MULTI with BLOCK answers at once, as any blocking read.
+    cmd(&mut c, &["MULTI"]);
+    cmd(&mut c, &["XREAD", "BLOCK", "0", "STREAMS", "mk", "+"]);
+    cmd(&mut c, &["XREAD", "BLOCK", "0", "STREAMS", "le2", "+"]);
+    assert_eq!(
+        cmd(&mut c, &["EXEC"]),
+        format!("*2\r\n*-1\r\n{}", last("le2", "3-0", "k3", "v6"))
+    );
+}
