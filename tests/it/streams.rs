@@ -1537,3 +1537,191 @@ fn xread_plus_reads_the_last_entry_as_redis_7_4() {
         format!("*2\r\n*-1\r\n{}", last("le2", "3-0", "k3", "v6"))
     );
 }
+
+/// Damaged stream DUMP payloads (every truncation and single-byte change,
+/// CRC fixed so the damage reaches the decoder) never take the server
+/// down: RESTORE answers an error or restores a stream that the stream
+/// commands then read, extend, trim and dump without failing.
+#[test]
+fn damaged_stream_restore_payloads_never_crash_the_server() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    // A stream with several nodes, deleted entries, two groups, PELs and
+    // consumers, dumped by Basalt; plus Redis 7.0's DUMPs (fuzz seeds).
+    cmd(&mut c, &["CONFIG", "SET", "stream-node-max-entries", "4"]);
+    for i in 1..=14 {
+        let id = format!("{i}-0");
+        let v = format!("v{i}");
+        cmd(&mut c, &["XADD", "src", &id, "f", &v, "n", "7"]);
+    }
+    cmd(&mut c, &["XADD", "src", "15-0", "other", "x"]);
+    cmd(&mut c, &["XDEL", "src", "3-0", "9-0"]);
+    cmd(&mut c, &["XGROUP", "CREATE", "src", "g1", "0"]);
+    cmd(&mut c, &["XGROUP", "CREATE", "src", "g2", "$"]);
+    cmd(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "a",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "src",
+            ">",
+        ],
+    );
+    cmd(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "b",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "src",
+            ">",
+        ],
+    );
+    cmd(&mut c, &["XGROUP", "CREATECONSUMER", "src", "g2", "idle"]);
+    let mut payloads = vec![bulk_body(&c.cmd_str(&["DUMP", "src"]))];
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("rdb/fuzz/seeds/restore_payload");
+    for name in [
+        "redis70-stream-s1",
+        "redis70-stream-s2",
+        "redis70-stream-s4",
+    ] {
+        payloads.push(std::fs::read(seeds.join(name)).expect("seed payload"));
+    }
+    let fix_crc = |p: &mut Vec<u8>| {
+        let n = p.len();
+        if n >= 10 {
+            let crc = basalt_rdb::crc64::checksum(&p[..n - 8]);
+            p[n - 8..].copy_from_slice(&crc.to_le_bytes());
+        }
+    };
+    let (mut restored, mut refused) = (0, 0);
+    for good in &payloads {
+        let n = good.len();
+        let mut damaged: Vec<Vec<u8>> = Vec::new();
+        // Truncations keep the 10-byte trailer (version + CRC) at the end.
+        for cut in (1..n - 10).step_by(3) {
+            let mut p = good[..cut].to_vec();
+            p.extend_from_slice(&good[n - 10..]);
+            damaged.push(p);
+        }
+        for at in 1..n - 10 {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut p = good.clone();
+                p[at] ^= x;
+                damaged.push(p);
+            }
+        }
+        // Seeded random damage: a few bytes changed, or 8 bytes set to an
+        // extreme integer (times, counts, IDs near the limits).
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
+        let mut next = |m: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % m as u64) as usize
+        };
+        for _ in 0..400 {
+            let mut p = good.clone();
+            for _ in 0..1 + next(3) {
+                let at = 1 + next(n - 11);
+                match next(3) {
+                    0 => p[at] ^= 1 + next(255) as u8,
+                    k => {
+                        let pat: [u8; 8] = if k == 1 {
+                            [0xff; 8]
+                        } else {
+                            [0, 0, 0, 0, 0, 0, 0, 0x80]
+                        };
+                        for (i, b) in pat.iter().enumerate() {
+                            if at + i < n - 10 {
+                                p[at + i] = *b;
+                            }
+                        }
+                    }
+                }
+            }
+            damaged.push(p);
+        }
+        for mut p in damaged {
+            fix_crc(&mut p);
+            let hex: String = p.iter().map(|b| format!("{b:02x}")).collect();
+            c.send(&encode(&[b"RESTORE", b"k", b"0", &p, b"REPLACE"]));
+            let r = c
+                .read_reply()
+                .unwrap_or_else(|| panic!("no reply to RESTORE of {hex}"));
+            if r.starts_with(b"-") {
+                refused += 1;
+                continue;
+            }
+            assert_eq!(r, b"+OK\r\n");
+            restored += 1;
+            for q in [
+                &["XINFO", "STREAM", "k", "FULL"][..],
+                &["XINFO", "GROUPS", "k"],
+                &["XRANGE", "k", "-", "+"],
+                &["XREVRANGE", "k", "+", "-", "COUNT", "3"],
+                &["XLEN", "k"],
+                &["XPENDING", "k", "g1", "-", "+", "10"],
+                &[
+                    "XREADGROUP",
+                    "GROUP",
+                    "g1",
+                    "z",
+                    "COUNT",
+                    "2",
+                    "STREAMS",
+                    "k",
+                    ">",
+                ],
+                &["XREADGROUP", "GROUP", "g1", "a", "STREAMS", "k", "0"],
+                &["XAUTOCLAIM", "k", "g1", "y", "0", "0-0", "COUNT", "5"],
+                &["XADD", "k", "*", "f", "v"],
+                &["XTRIM", "k", "MAXLEN", "~", "2"],
+                &["DUMP", "k"],
+                &["XDEL", "k", "1-0", "5-0"],
+                &["XTRIM", "k", "MINID", "8"],
+                &["XINFO", "CONSUMERS", "k", "g1"],
+                &["XPENDING", "k", "g1", "IDLE", "1", "-", "+", "10"],
+                &[
+                    "XCLAIM",
+                    "k",
+                    "g1",
+                    "x",
+                    "0",
+                    "1-0",
+                    "2-0",
+                    "4-0",
+                    "RETRYCOUNT",
+                    "3",
+                ],
+                &["XCLAIM", "k", "g1", "x", "1", "5-0", "6-0"],
+                &["XACK", "k", "g1", "1-0", "6-0"],
+                &["XGROUP", "DELCONSUMER", "k", "g1", "a"],
+                &["XGROUP", "SETID", "k", "g1", "0"],
+                &["XREADGROUP", "GROUP", "g1", "w", "STREAMS", "k", ">"],
+                &["XINFO", "STREAM", "k"],
+                &["XADD", "k", "MAXLEN", "1", "*", "f", "v"],
+                &["MEMORY", "USAGE", "k"],
+                &["COPY", "k", "k2", "REPLACE"],
+            ] {
+                // Any reply (errors included) is fine; no reply is not.
+                send(&mut c, q);
+                assert!(c.read_reply().is_some(), "no reply to {q:?} after {hex}");
+            }
+        }
+    }
+    assert_eq!(cmd(&mut c, &["PING"]), "+PONG\r\n");
+    assert!(
+        restored > 0 && refused > 0,
+        "{restored} restored, {refused} refused"
+    );
+}
