@@ -21,6 +21,16 @@
 //! Timeout, client kill and serving race only under the registry lock:
 //! a waiter that times out removes itself; if it is already gone it was
 //! served, and its reply is waiting in the channel.
+//!
+//! Keys that change wholesale — deleted, overwritten, renamed, moved,
+//! swapped in by SWAPDB, flushed, expired, or changed inside EXEC — are
+//! *marked ready* ([`mark_ready`]) instead, and looked at again once the
+//! command (the whole EXEC) is over ([`drain_ready`]), as Redis's
+//! `signalKeyAsReady` / `handleClientsBlockedOnKeys` do: a list or sorted
+//! set there serves its waiters, a stream serves its XREAD / XREADGROUP
+//! waiters (`-NOGROUP` when their group is gone), and anything else — no
+//! key, another type — ends the XREADGROUP waits on it with `-UNBLOCKED
+//! the stream key no longer exists` (plain XREAD keeps waiting).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -375,6 +385,12 @@ pub fn pop_for(
 /// Serves the waiters of `key` (just made non-empty by the caller, who
 /// holds its lock) in arrival order while elements remain.
 pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
+    if ctx.txn.is_some() && ctx.srv.blocked.blocked() > 0 {
+        // Inside EXEC: served once the transaction is over, from what the
+        // key holds then (the transaction may pop it again).
+        mark_ready(ctx.client.db, key);
+        return;
+    }
     let reg = &ctx.srv.blocked;
     if reg.count.load(Relaxed) == 0 || ctx.loading {
         return;
@@ -442,6 +458,12 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
     if reg.count.load(Relaxed) == 0 || ctx.loading {
         return;
     }
+    if ctx.txn.is_some() {
+        // Inside EXEC: served from the stream as the transaction leaves
+        // it (a group destroyed and created again serves, as in Redis).
+        mark_ready(ctx.client.db, key);
+        return;
+    }
     let mut inner = reg.inner.lock();
     let qkey = (ctx.client.db, key.to_vec());
     let Some(q) = inner.queues.get(&qkey) else {
@@ -481,7 +503,10 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
         };
         match &sw.group {
             None => {
-                if s.is_empty() || s.edge(false).is_none_or(|m| m <= gt) {
+                // As Redis: the stream's last ID, not its last entry, so a
+                // stream whose new entries are already deleted (XADD with
+                // MAXLEN 0, XDEL in the same EXEC) answers with none.
+                if s.last_id <= gt {
                     continue;
                 }
                 header(&mut out);
@@ -494,8 +519,7 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
                         out.error("NOGROUP the consumer group this client was blocked on no longer exists");
                     }
                     Some(grp) => {
-                        let last = grp.last_id;
-                        if s.is_empty() || s.edge(false).is_none_or(|m| m <= last) {
+                        if s.last_id <= grp.last_id {
                             continue;
                         }
                         let grp = s.groups.get_mut(g.as_slice()).expect("checked");
@@ -543,6 +567,106 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
             let _ = tx.send(Served::Reply(out.buf));
         }
     }
+}
+
+thread_local! {
+    /// Keys marked ready by the command running on this thread, looked at
+    /// by [`drain_ready`] when it is over. Commands run synchronously on
+    /// one thread from parse to reply, so nothing else interleaves here.
+    static READY: std::cell::RefCell<Vec<(usize, Vec<u8>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks `key` in `db` for a second look once the current command is
+/// over (Redis's `signalKeyAsReady`). Callers check first that someone
+/// is blocked at all ([`Registry::blocked`]).
+pub fn mark_ready(db: usize, key: &[u8]) {
+    READY.with(|r| {
+        let mut r = r.borrow_mut();
+        if !r.iter().rev().take(8).any(|(d, k)| *d == db && k == key) {
+            r.push((db, key.to_vec()));
+        }
+    });
+}
+
+/// Marks every key of `db` that some client is blocked on (FLUSHDB,
+/// FLUSHALL, SWAPDB change them all at once).
+pub fn mark_db_ready(srv: &Shared, db: usize) {
+    if srv.blocked.blocked() == 0 {
+        return;
+    }
+    let inner = srv.blocked.inner.lock();
+    let mut keys: Vec<&Vec<u8>> = inner
+        .queues
+        .keys()
+        .filter(|(d, _)| *d == db)
+        .map(|(_, k)| k)
+        .collect();
+    // A fixed order (the registry's map has none).
+    keys.sort();
+    for k in keys {
+        mark_ready(db, k);
+    }
+}
+
+/// Looks again at the keys the finished command marked ready: serves
+/// their waiters from what the keys hold now, or ends the XREADGROUP
+/// waits on keys that are no longer streams. Runs after every top-level
+/// command (for EXEC, after the whole transaction), holding no locks.
+pub fn drain_ready(ctx: &mut Ctx<'_>) {
+    loop {
+        // Nothing is marked while no one is blocked (marks left over from
+        // waiters that timed out since are harmless: a second look only
+        // serves what is there to serve).
+        if ctx.srv.blocked.blocked() == 0 {
+            return;
+        }
+        let batch = READY.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        if batch.is_empty() {
+            return;
+        }
+        let mut seen: std::collections::HashSet<(usize, Vec<u8>)> = Default::default();
+        for (db, key) in batch {
+            if seen.contains(&(db, key.clone())) {
+                continue;
+            }
+            recheck(ctx, db, &key);
+            seen.insert((db, key));
+        }
+    }
+}
+
+/// The second look at one ready key (see [`drain_ready`]).
+fn recheck(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) {
+    let srv = ctx.srv;
+    if !srv
+        .blocked
+        .inner
+        .lock()
+        .queues
+        .contains_key(&(db, key.to_vec()))
+    {
+        return;
+    }
+    // Serving logs and notifies in the key's db: run as if selected there.
+    let selected = std::mem::replace(&mut ctx.client.db, db);
+    {
+        let mut ml = ctx.lock_keys_db(&[key], db);
+        let mut slot = MultiSlot {
+            ml: &mut ml,
+            i: 0,
+            key,
+        };
+        match slot.entry().map(|e| &e.value) {
+            Some(Value::Stream(_)) => serve_stream(ctx, key, &mut slot),
+            Some(Value::List(_) | Value::ZSet(_)) => {
+                serve(ctx, key, &mut slot);
+                unblock_deleted_stream(srv, db, key);
+            }
+            _ => unblock_deleted_stream(srv, db, key),
+        }
+    }
+    ctx.client.db = selected;
 }
 
 /// A stream key was deleted or replaced: its blocked XREADGROUP clients

@@ -187,15 +187,32 @@ fn created(events: Option<&crate::shared::Shared>, db: usize, key: &[u8], old: &
     }
 }
 
-/// A stream key deleted or overwritten: its blocked XREADGROUP clients
-/// get `-UNBLOCKED` (Redis 7.0's signalDeletedKeyAsReady).
+/// A stream key deleted or overwritten (Redis 7.0's
+/// signalDeletedKeyAsReady), or a stream put under a key (dbAdd's
+/// signalKeyAsReady): the key is looked at again when the command is
+/// over, which serves its waiters or ends its XREADGROUP waits with
+/// `-UNBLOCKED` (see `blocking::drain_ready`). Lists and sorted sets are
+/// served by the command that fills them (`blocking::serve`); commands
+/// that put whole values in place (COPY, MOVE, RESTORE, SWAPDB) mark them
+/// themselves.
 #[inline]
-fn gone(events: Option<&crate::shared::Shared>, db: usize, key: &[u8], old: Option<&Entry>) {
-    if let (Some(srv), Some(e)) = (events, old) {
-        if matches!(e.value, basalt_storage::Value::Stream(_)) && srv.blocked.blocked() > 0 {
-            crate::blocking::unblock_deleted_stream(srv, db, key);
+fn gone(
+    events: Option<&crate::shared::Shared>,
+    db: usize,
+    key: &[u8],
+    old: Option<&Entry>,
+    new_stream: bool,
+) {
+    if let Some(srv) = events {
+        if srv.blocked.blocked() > 0 && (new_stream || old.is_some_and(|e| is_stream(&e.value))) {
+            crate::blocking::mark_ready(db, key);
         }
     }
+}
+
+#[inline]
+fn is_stream(v: &basalt_storage::Value) -> bool {
+    matches!(v, basalt_storage::Value::Stream(_))
 }
 
 impl<'s, 'k> KeyLock<'s, 'k> {
@@ -223,9 +240,10 @@ impl<'s, 'k> KeyLock<'s, 'k> {
                 e.lru = old.lru;
             }
         }
+        let nb = is_stream(&e.value);
         let old = self.guard.dbs[self.db].insert(self.hash, self.key, e);
         created(self.events, self.db, self.key, &old);
-        gone(self.events, self.db, self.key, old.as_ref());
+        gone(self.events, self.db, self.key, old.as_ref(), nb);
         old
     }
 
@@ -233,7 +251,7 @@ impl<'s, 'k> KeyLock<'s, 'k> {
         let old = self.guard.dbs[self.db]
             .remove(self.hash, self.key)
             .map(|(_, e)| e);
-        gone(self.events, self.db, self.key, old.as_ref());
+        gone(self.events, self.db, self.key, old.as_ref(), false);
         old
     }
 }
@@ -286,16 +304,17 @@ impl<'s> MultiLock<'s> {
                 e.lru = old.lru;
             }
         }
+        let nb = is_stream(&e.value);
         let old = d.insert(h, key, e);
         created(self.events, self.db, key, &old);
-        gone(self.events, self.db, key, old.as_ref());
+        gone(self.events, self.db, key, old.as_ref(), nb);
         old
     }
 
     pub fn remove(&mut self, i: usize, key: &[u8]) -> Option<Entry> {
         let (d, h) = self.dict(i);
         let old = d.remove(h, key).map(|(_, e)| e);
-        gone(self.events, self.db, key, old.as_ref());
+        gone(self.events, self.db, key, old.as_ref(), false);
         old
     }
 }
@@ -384,7 +403,7 @@ impl<'a> Ctx<'a> {
         if expired {
             let old = g.dbs[db].remove(hash, key);
             if !self.loading {
-                gone(Some(self.srv), db, key, old.as_ref().map(|(_, e)| e));
+                gone(Some(self.srv), db, key, old.as_ref().map(|(_, e)| e), false);
             }
             self.srv.stats.expired_keys.fetch_add(1, Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, b"expired", key);

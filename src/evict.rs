@@ -654,6 +654,10 @@ fn delete(srv: &Shared, shard: usize, db: usize, key: &[u8], volatile: bool) -> 
     }
     let removed = d.remove(hash, key);
     srv.stats.evicted_keys.fetch_add(1, Relaxed);
+    if srv.blocked.blocked() > 0 {
+        // XREADGROUP waits on an evicted stream end.
+        crate::blocking::unblock_deleted_stream(srv, db, key);
+    }
     srv.watches.touch(db, key, true);
     if srv.tracking.active() {
         srv.tracking.invalidate(key, None, &srv.clients);

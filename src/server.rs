@@ -528,6 +528,10 @@ async fn expire_cycle(srv: Arc<Shared>) {
                     match fields {
                         None => {
                             srv.stats.expired_keys.fetch_add(1, Relaxed);
+                            if srv.blocked.blocked() > 0 {
+                                // XREADGROUP waits on an expired stream end.
+                                crate::blocking::unblock_deleted_stream(&srv, db, &k);
+                            }
                             crate::notify::notify(&srv, db, crate::notify::EXPIRED, b"expired", &k);
                             srv.log_command(db, &[b"DEL", &k]);
                         }

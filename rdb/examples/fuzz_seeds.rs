@@ -1,14 +1,151 @@
-//! Write seed inputs for the RESTORE-payload fuzz target:
-//! `cargo run -p basalt-rdb --example fuzz_seeds -- DIR`.
-use basalt_rdb::{encode_dump, EncodeOptions, HashField, StreamEntry, StreamId, Target, Value};
+//! Write seed inputs for the fuzz targets:
+//! `cargo run -p basalt-rdb --example fuzz_seeds -- DIR` (RESTORE
+//! payloads) and `... -- --rdb DIR` (whole dumps for the reader).
+//!
+//! Both sets lean on streams: values with deleted entries, several nodes,
+//! consumer groups with PELs and consumers, written for every target
+//! (STREAM_LISTPACKS 1-3), and the Redis 8.6 / 8.8 stream types 26 and 27
+//! (IDMP state, NACK zone) assembled byte by byte, which the writer does
+//! not produce.
+use basalt_rdb::{
+    encode_dump, Consumer, ConsumerGroup, EncodeOptions, HashField, Item, PendingEntry,
+    StreamEntry, StreamId, Target, Value, Writer,
+};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).ok_or("usage: fuzz_seeds DIR")?;
-    std::fs::create_dir_all(&dir)?;
+#[path = "../tests/support/streams.rs"]
+mod streams;
+
+const TARGETS: [Target; 5] = [
+    Target::Redis9,
+    Target::Redis10,
+    Target::Redis11,
+    Target::Redis12,
+    Target::Valkey80,
+];
+
+fn entry(ms: u64, seq: u64, fields: &[(&str, &str)]) -> StreamEntry {
+    StreamEntry {
+        id: StreamId::new(ms, seq),
+        fields: fields
+            .iter()
+            .map(|(f, v)| (f.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect(),
+    }
+}
+
+/// Streams: one entry; many entries over several nodes (same and
+/// different fields, integers); entries deleted; two groups with PELs
+/// and consumers; an empty stream with a group.
+fn streams() -> Vec<basalt_rdb::Stream> {
+    let one = basalt_rdb::Stream {
+        entries: vec![entry(5, 1, &[("f", "v")])],
+        length: 1,
+        last_id: StreamId::new(5, 1),
+        ..Default::default()
+    };
+    let mut many: Vec<StreamEntry> = (0..250u64)
+        .map(|i| {
+            if i % 7 == 0 {
+                entry(1000 + i, i, &[("other", "x"), ("n", "123456789")])
+            } else {
+                let v = format!("value-{i}");
+                entry(1000 + i, 0, &[("name", &v), ("n", "-42")])
+            }
+        })
+        .collect();
+    let deleted: Vec<StreamEntry> = many
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 9 == 4)
+        .map(|(_, e)| e.clone())
+        .collect();
+    many.retain(|e| !deleted.iter().any(|d| d.id == e.id));
+    let pel_ids: Vec<StreamId> = many.iter().take(6).map(|e| e.id).collect();
+    let group = |name: &str, owners: &[&str]| ConsumerGroup {
+        name: name.as_bytes().to_vec(),
+        last_delivered_id: pel_ids[5],
+        entries_read: Some(7),
+        pel: pel_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| PendingEntry {
+                id: *id,
+                delivery_time_ms: 1_700_000_000_000 + i as i64,
+                delivery_count: 1 + i as u64,
+            })
+            .collect(),
+        consumers: owners
+            .iter()
+            .enumerate()
+            .map(|(c, n)| Consumer {
+                name: n.as_bytes().to_vec(),
+                seen_time_ms: 1_700_000_000_100 + c as i64,
+                active_time_ms: Some(1_700_000_000_050),
+                pel: pel_ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % owners.len() == c)
+                    .map(|(_, id)| *id)
+                    .collect(),
+            })
+            .collect(),
+        nacked: Vec::new(),
+    };
+    let last = deleted.last().map_or(many[many.len() - 1].id, |d| {
+        d.id.max(many[many.len() - 1].id)
+    });
+    let grouped = basalt_rdb::Stream {
+        length: many.len() as u64,
+        last_id: last,
+        first_id: Some(many[0].id),
+        max_deleted_id: deleted.last().map(|d| d.id),
+        entries_added: Some(250),
+        groups: vec![group("g1", &["alice", "bob"]), group("g2", &["carol"])],
+        entries: many,
+        deleted,
+        ..Default::default()
+    };
+    let empty = basalt_rdb::Stream {
+        last_id: StreamId::new(9, 9),
+        max_deleted_id: Some(StreamId::new(9, 9)),
+        entries_added: Some(3),
+        groups: vec![ConsumerGroup {
+            name: b"g".to_vec(),
+            last_delivered_id: StreamId::new(9, 9),
+            entries_read: Some(3),
+            pel: Vec::new(),
+            consumers: Vec::new(),
+            nacked: Vec::new(),
+        }],
+        ..Default::default()
+    };
+    vec![one, grouped, empty]
+}
+
+/// The hand-made type 26/27 streams as (header, key + value bytes).
+fn redis8_streams() -> Vec<(&'static [u8], Vec<u8>)> {
+    vec![
+        (&b"REDIS0013"[..], streams::stream_body(26, false)),
+        (&b"REDIS0014"[..], streams::stream_body(27, true)),
+        (&b"REDIS0014"[..], streams::stream_body(27, false)),
+    ]
+}
+
+/// A DUMP payload from a type byte + value, for RDB `version`.
+fn payload(ty: u8, value: &[u8], version: u16) -> Vec<u8> {
+    let mut p = vec![ty];
+    p.extend_from_slice(value);
+    p.extend_from_slice(&version.to_le_bytes());
+    let crc = basalt_rdb::crc64::checksum(&p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
+}
+
+fn restore_seeds(dir: &str) -> Result<usize, Box<dyn std::error::Error>> {
     let big: Vec<Vec<u8>> = (0..300)
         .map(|i| format!("element-{i}").into_bytes())
         .collect();
-    let values = vec![
+    let mut values = vec![
         Value::String(b"hello".to_vec()),
         Value::String(b"12345".to_vec()),
         Value::String(vec![b'z'; 200]),
@@ -37,37 +174,87 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|m| HashField::new(m.clone(), m.clone()))
                 .collect(),
         ),
-        Value::Stream(Box::new(basalt_rdb::Stream {
-            entries: vec![StreamEntry {
-                id: StreamId::new(5, 1),
-                fields: vec![(b"f".to_vec(), b"v".to_vec())],
-            }],
-            length: 1,
-            last_id: StreamId::new(5, 1),
-            ..Default::default()
-        })),
     ];
+    values.extend(streams().into_iter().map(|s| Value::Stream(Box::new(s))));
     let mut n = 0;
     for (i, v) in values.iter().enumerate() {
-        for t in [
-            Target::Redis9,
-            Target::Redis10,
-            Target::Redis11,
-            Target::Redis12,
-            Target::Valkey80,
-        ] {
-            if let Ok(p) = encode_dump(
-                v,
-                &EncodeOptions {
-                    target: t,
-                    compress: i % 2 == 0,
-                },
-            ) {
+        for t in TARGETS {
+            let opts = EncodeOptions {
+                target: t,
+                compress: i % 2 == 0,
+            };
+            if let Ok(p) = encode_dump(v, &opts) {
                 std::fs::write(format!("{dir}/seed-{i}-{t:?}"), p)?;
                 n += 1;
             }
         }
     }
+    for (i, (header, body)) in redis8_streams().into_iter().enumerate() {
+        let version: u16 = if header.ends_with(b"13") { 13 } else { 14 };
+        // body = type, key "s" (length 1 + 1 byte), value.
+        std::fs::write(
+            format!("{dir}/seed-redis8-stream-{i}"),
+            payload(body[0], &body[3..], version),
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn rdb_seeds(dir: &str) -> Result<usize, Box<dyn std::error::Error>> {
+    let mut n = 0;
+    for (i, (header, body)) in redis8_streams().into_iter().enumerate() {
+        std::fs::write(
+            format!("{dir}/redis8-stream-{i}.rdb"),
+            streams::file(header, &body),
+        )?;
+        n += 1;
+    }
+    for t in TARGETS {
+        for compress in [false, true] {
+            let mut w = Writer::new(
+                Vec::new(),
+                EncodeOptions {
+                    target: t,
+                    compress,
+                },
+            )?;
+            for (i, s) in streams().into_iter().enumerate() {
+                w.entry(&basalt_rdb::Entry {
+                    db: 0,
+                    key: format!("stream-{i}").into_bytes(),
+                    value: Value::Stream(Box::new(s)),
+                    expire_ms: None,
+                    lru_idle: None,
+                    lfu_freq: None,
+                    rdb_type: 0,
+                })?;
+            }
+            let bytes = w.finish()?;
+            // Every seed must decode (else it seeds nothing useful).
+            let r = basalt_rdb::Reader::from_slice(&bytes, Default::default())?;
+            let items: Vec<Item> = r.collect::<Result<_, _>>()?;
+            assert!(items.iter().any(|i| matches!(i, Item::Entry(_))));
+            std::fs::write(format!("{dir}/streams-{t:?}-{compress}.rdb"), bytes)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (rdb, dir) = match args.as_slice() {
+        [flag, dir] if flag == "--rdb" => (true, dir.clone()),
+        [dir] => (false, dir.clone()),
+        _ => return Err("usage: fuzz_seeds [--rdb] DIR".into()),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let n = if rdb {
+        rdb_seeds(&dir)?
+    } else {
+        restore_seeds(&dir)?
+    };
     println!("wrote {n} seeds to {dir}");
     Ok(())
 }

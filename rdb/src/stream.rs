@@ -56,9 +56,10 @@ fn parse_node(
     let count = int(&mut it, "entry count")?;
     let deleted = int(&mut it, "deleted count")?;
     let nfields = int(&mut it, "master field count")?;
-    if count < 0 || deleted < 0 || nfields < 0 || count + deleted == 0 {
-        return Err(bad("bad master entry counts"));
-    }
+    let total = match count.checked_add(deleted) {
+        Some(t) if count >= 0 && deleted >= 0 && nfields >= 0 && t > 0 => t,
+        _ => return Err(bad("bad master entry counts")),
+    };
     let mut master_fields = Vec::with_capacity(nfields.min(1024) as usize);
     for _ in 0..nfields {
         master_fields.push(it.next().ok_or_else(|| bad("master fields"))?.to_vec());
@@ -67,7 +68,7 @@ fn parse_node(
         return Err(bad("master entry terminator is not 0"));
     }
     let mut live = 0i64;
-    for _ in 0..(count + deleted) {
+    for _ in 0..total {
         let flags = int(&mut it, "entry flags")?;
         let ms = int(&mut it, "ms delta")? as u64;
         let seq = int(&mut it, "seq delta")? as u64;
@@ -107,7 +108,7 @@ fn parse_node(
     if it.next().is_some() {
         return Err(bad("trailing elements after the last entry"));
     }
-    Ok((count + deleted) as u64)
+    Ok(total as u64)
 }
 
 /// Read a stream value of format `version` (1 to 5).

@@ -315,3 +315,23 @@ fn damaged_redis_8_streams_never_panic() {
         }
     }
 }
+
+/// A stream node whose master entry claims i64::MAX live entries and one
+/// deleted: an error, not an overflow panic.
+#[test]
+fn stream_node_counts_that_overflow_are_corrupt() {
+    for (count, deleted) in [(i64::MAX, 1), (1, i64::MAX), (i64::MAX, i64::MAX)] {
+        let mut lp = basalt_rdb::listpack::Builder::new();
+        for v in [count, deleted, 0, 0] {
+            lp.push_int(v);
+        }
+        let lp = lp.finish();
+        let mut b = vec![15, 1, b's', 1, 16];
+        b.extend_from_slice(&raw_id(1, 0));
+        b.push(lp.len() as u8);
+        b.extend_from_slice(&lp);
+        b.extend_from_slice(&[1, 1, 0, 0]); // length, last id, no groups
+        let err = items(&file(b"REDIS0009", &b)).unwrap_err();
+        assert!(err.to_string().contains("stream listpack invalid"), "{err}");
+    }
+}

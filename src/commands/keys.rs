@@ -420,10 +420,13 @@ fn with_two<R>(
     let (ss, sd) = (ks.shard_of(hs), ks.shard_of(hd));
     let mut g = ctx.shards(vec![ss, sd]);
     let now = ctx.now_ms;
-    let expire = |d: &mut basalt_storage::Dict, h: u64, k: &[u8]| {
+    let expire = |d: &mut basalt_storage::Dict, h: u64, k: &[u8], db: usize| {
         if !ctx.loading && matches!(d.get(h, k), Some(e) if e.is_expired(now)) {
             d.remove(h, k);
             ctx.srv.stats.expired_keys.fetch_add(1, Relaxed);
+            if ctx.srv.blocked.blocked() > 0 {
+                crate::blocking::mark_ready(db, k);
+            }
             true
         } else {
             false
@@ -431,11 +434,11 @@ fn with_two<R>(
     };
     if g.len() == 1 {
         let shard = &mut g[0].1;
-        if expire(&mut shard.dbs[sdb], hs, src) {
+        if expire(&mut shard.dbs[sdb], hs, src, sdb) {
             ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
         }
-        if expire(&mut shard.dbs[ddb], hd, dst) {
+        if expire(&mut shard.dbs[ddb], hd, dst, ddb) {
             ctx.notify_in(ddb, crate::notify::EXPIRED, b"expired", dst);
             ctx.propagate_in(ddb, &[b"DEL", dst]);
         }
@@ -457,11 +460,11 @@ fn with_two<R>(
         } else {
             (&mut second[0].1, &mut first[0].1)
         };
-        if expire(&mut sg.dbs[sdb], hs, src) {
+        if expire(&mut sg.dbs[sdb], hs, src, sdb) {
             ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
         }
-        if expire(&mut dg.dbs[ddb], hd, dst) {
+        if expire(&mut dg.dbs[ddb], hd, dst, ddb) {
             ctx.notify_in(ddb, crate::notify::EXPIRED, b"expired", dst);
             ctx.propagate_in(ddb, &[b"DEL", dst]);
         }
@@ -534,6 +537,10 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         })
     };
     ctx.count_lookup(found);
+    if done && ctx.srv.blocked.blocked() > 0 {
+        // A list, sorted set or stream put under a key clients block on.
+        crate::blocking::mark_ready(ddb, dst);
+    }
     if done {
         let dbs = itoa::Buffer::new().format(ddb).to_string();
         let mut rec: Vec<&[u8]> = vec![b"COPY", src, dst, b"DB", dbs.as_bytes()];
@@ -568,6 +575,12 @@ fn move_(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         d.insert(h, key, e);
         true
     });
+    if done && ctx.srv.blocked.blocked() > 0 {
+        // Gone from one db (XREADGROUP waits there end), arrived in the
+        // other (its waiters there are served).
+        crate::blocking::mark_ready(sdb, key);
+        crate::blocking::mark_ready(ddb, key);
+    }
     if done {
         ctx.propagate(&[b"MOVE", key, a[2]]);
         ctx.notify_in(ddb, crate::notify::NEW, b"new", key);
@@ -958,6 +971,10 @@ fn restore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     k.insert(Entry::with_expire(v, expire_at));
     if let Some(e) = k.get_mut() {
         e.lru = lru;
+    }
+    if ctx.srv.blocked.blocked() > 0 {
+        // A list or sorted set restored under a key clients block on.
+        crate::blocking::mark_ready(ctx.client.db, a[1]);
     }
     // Logged with an absolute deadline so replay is exact.
     let abs = itoa::Buffer::new().format(expire_at).to_string();

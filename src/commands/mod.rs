@@ -504,6 +504,11 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
     } else {
         ((entry.spec.handler)(ctx, argv), None)
     };
+    // Keys the command (a whole EXEC: its commands run with `txn` set)
+    // changed wholesale: serve or unblock their waiters now.
+    if ctx.txn.is_none() {
+        crate::blocking::drain_ready(ctx);
+    }
     // Thresholds as they are now (CONFIG SET may just have changed them,
     // and Redis checks after the call).
     let (slow_us, lat_ms) = (

@@ -84,6 +84,7 @@ fn flushdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let db = ctx.client.db;
     let mut guards = ctx.shards_all();
     touch_flushed(ctx, &guards, db);
+    crate::blocking::mark_db_ready(ctx.srv, db);
     let mut n = 0;
     for g in guards.iter_mut() {
         n += g.dbs[db].len();
@@ -117,6 +118,7 @@ fn flushall(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut guards = ctx.shards_all();
     for db in 0..ctx.srv.ks.num_dbs() {
         touch_flushed(ctx, &guards, db);
+        crate::blocking::mark_db_ready(ctx.srv, db);
     }
     for g in guards.iter_mut() {
         for d in g.dbs.iter_mut() {
@@ -150,6 +152,11 @@ fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             g.dbs.swap(x as usize, y as usize);
             g.expire_cursor.swap(x as usize, y as usize);
         }
+        // Clients stay blocked on their db number: what it holds now
+        // serves them, or ends their XREADGROUP waits (Redis's
+        // scanDatabaseForDeletedStreams and scanDatabaseForReadyKeys).
+        crate::blocking::mark_db_ready(ctx.srv, x as usize);
+        crate::blocking::mark_db_ready(ctx.srv, y as usize);
     }
     ctx.propagate(&[b"SWAPDB", a[1], a[2]]);
     drop(guards);

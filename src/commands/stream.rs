@@ -759,7 +759,7 @@ pub fn deliver_new(
         let g = s.groups.get_mut(gr.group).expect("checked");
         if *id > g.last_id {
             match g.entries_read {
-                Some(r) if !has_tomb => g.entries_read = Some(r + 1),
+                Some(r) if !has_tomb => g.entries_read = Some(r.wrapping_add(1)),
                 _ => {
                     if s.entries_added > 0 {
                         g.entries_read = est;
@@ -943,7 +943,9 @@ fn deliver_history(
                 reply_entry(out, id, &refs);
                 if let Some(n) = s.groups.get_mut(gr.group).and_then(|g| g.pel.get_mut(&id)) {
                     n.delivery_time = now;
-                    n.delivery_count += 1;
+                    // Wrapping as Redis's C counter does (a loaded file
+                    // may hold any value).
+                    n.delivery_count = n.delivery_count.wrapping_add(1);
                 }
             }
             None => {
@@ -1033,6 +1035,25 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
                 return Err(CmdError::msg("ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set."));
             }
             ids.push(s.map_or(StreamId::MIN, |s| s.last_id));
+            continue;
+        }
+        if arg == b"+" {
+            // Redis 7.4: the stream's last entry (entries after the ID
+            // before it, so COUNT changes nothing); with no entries, the
+            // next one added (as `$`, or any ID when there is no key).
+            if xreadgroup {
+                return Err(CmdError::msg("ERR The + ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The + ID would just return an empty result set."));
+            }
+            let id = match s {
+                None => StreamId::MIN,
+                Some(s) => match s.edge(false) {
+                    None => s.last_id,
+                    Some(last) => last
+                        .decr()
+                        .ok_or_else(|| CmdError::msg("ERR the stream last element ID is 0-0"))?,
+                },
+            };
+            ids.push(id);
             continue;
         }
         if arg == b">" {
@@ -1512,7 +1533,7 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             break;
         }
         let Some(n) = g.pel.get(&id) else { continue };
-        if minidle != 0 && now - n.delivery_time < minidle {
+        if minidle != 0 && now.wrapping_sub(n.delivery_time) < minidle {
             continue;
         }
         count -= 1;
@@ -1523,7 +1544,7 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         out.array(4);
         reply_id(out, id);
         out.bulk(&n.consumer);
-        out.int((now - n.delivery_time).max(0));
+        out.int(now.wrapping_sub(n.delivery_time).max(0));
         out.int(n.delivery_count as i64);
     }
     drop(k);
@@ -1635,7 +1656,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             false
         };
         let Some(nack) = g.pel.get(&id) else { continue };
-        if !created && minidle != 0 && now - nack.delivery_time < minidle {
+        if !created && minidle != 0 && now.wrapping_sub(nack.delivery_time) < minidle {
             continue;
         }
         new_consumer |= g.touch_consumer(cname, now);
@@ -1746,7 +1767,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             continue;
         }
         let nack = &g.pel[&id];
-        if minidle != 0 && now - nack.delivery_time < minidle {
+        if minidle != 0 && now.wrapping_sub(nack.delivery_time) < minidle {
             if id == StreamId::MAX {
                 next = None;
                 break;
@@ -2016,7 +2037,7 @@ fn xinfo_consumers(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         out.bulk(b"pending");
         out.int(c.pel.len() as i64);
         out.bulk(b"idle");
-        out.int((now - c.seen_time).max(0));
+        out.int(now.wrapping_sub(c.seen_time).max(0));
     }
     drop(k);
     Ok(())

@@ -422,7 +422,7 @@ impl Group {
         nack.delivery_time = delivery_time;
         match count {
             Some(n) => nack.delivery_count = n,
-            None if bump => nack.delivery_count += 1,
+            None if bump => nack.delivery_count = nack.delivery_count.wrapping_add(1),
             None => {}
         }
         let got = (nack.delivery_time, nack.delivery_count);
@@ -528,8 +528,9 @@ impl Stream {
         if self.length == 0 {
             self.first_id = id;
         }
-        self.length += 1;
-        self.entries_added += 1;
+        // Wrapping, as Redis's counters: a loaded file may claim any value.
+        self.length = self.length.wrapping_add(1);
+        self.entries_added = self.entries_added.wrapping_add(1);
         self.last_id = id;
     }
 
@@ -551,7 +552,7 @@ impl Stream {
             node.deleted += 1;
             node.last_live = false;
         } else {
-            self.length += 1;
+            self.length = self.length.wrapping_add(1);
         }
         self.last_id = self.last_id.max(id);
     }
@@ -834,10 +835,10 @@ impl Stream {
         }
         if self.max_deleted.is_zero() || self.max_deleted < self.first_id {
             if id < self.first_id {
-                return Some(self.entries_added - self.length);
+                return Some(self.entries_added.wrapping_sub(self.length));
             }
             if id == self.first_id {
-                return Some(self.entries_added - self.length + 1);
+                return Some(self.entries_added.wrapping_sub(self.length).wrapping_add(1));
             }
         }
         None
