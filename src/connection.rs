@@ -104,6 +104,14 @@ where
                     Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
                 },
                 _ = pushed => {
+                    // Let every other task that is ready run first (a
+                    // yielded task waits until its worker has nothing else
+                    // to do and has polled for new input): the publishers
+                    // of this round add to the queue, which stays non-empty
+                    // so they wake nobody, and one write carries all their
+                    // messages, as Redis writes a subscriber's output once
+                    // per event-loop iteration instead of once per message.
+                    tokio::task::yield_now().await;
                     if let Some(s) = &sub {
                         s.drain_into(&mut reply.buf);
                     }
