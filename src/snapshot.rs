@@ -424,13 +424,21 @@ struct ChunkWriter {
     crc_totals: crc32fast::Hasher,
     keys: u64,
     chunks: u64,
+    /// One zstd context for the whole snapshot: `zstd::bulk::compress`
+    /// would build (allocate and initialise) a new one for every chunk.
+    zstd: zstd::bulk::Compressor<'static>,
+    comp: Vec<u8>,
 }
 
 impl ChunkWriter {
     /// Writes one chunk; `continues`: the next chunk carries on its bytes.
     fn write_chunk(&mut self, raw: &[u8], entries: u64, continues: bool) -> std::io::Result<()> {
-        let comp = zstd::bulk::compress(raw, 1)?;
-        let crc = crc32fast::hash(&comp);
+        self.comp.clear();
+        self.comp
+            .reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        self.zstd.compress_to_buffer(raw, &mut self.comp)?;
+        let comp = &self.comp;
+        let crc = crc32fast::hash(comp);
         let flags = if continues { CONTINUES } else { 0 };
         let mut h = [0u8; CHUNK_HEADER_LEN];
         h[0..4].copy_from_slice(&(comp.len() as u32).to_le_bytes());
@@ -438,7 +446,7 @@ impl ChunkWriter {
         h[8..12].copy_from_slice(&(entries as u32 | flags).to_le_bytes());
         h[12..16].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all(&h)?;
-        self.file.write_all(&comp)?;
+        self.file.write_all(comp)?;
         self.crc_totals.update(&h);
         self.keys += entries;
         self.chunks += 1;
@@ -614,6 +622,8 @@ fn write_file(
         crc_totals: crc32fast::Hasher::new(),
         keys: 0,
         chunks: 0,
+        zstd: zstd::bulk::Compressor::new(1)?,
+        comp: Vec::new(),
     };
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(MAGIC);
