@@ -214,14 +214,16 @@ impl MultiState {
         }
     }
 
-    /// The queued commands' argument vectors.
-    pub fn commands(&self) -> impl Iterator<Item = Vec<&[u8]>> + '_ {
-        self.cmds.iter().map(|&(first, n)| {
+    /// Fills `argv` with the argument vector of queued command `i`
+    /// (one reused vector instead of one allocation per command).
+    pub fn argv_into<'a>(&'a self, i: usize, argv: &mut Vec<&'a [u8]>) {
+        argv.clear();
+        let (first, n) = self.cmds[i];
+        argv.extend(
             self.args[first as usize..(first + n) as usize]
                 .iter()
-                .map(|&(s, e)| &self.data[s as usize..e as usize])
-                .collect()
-        })
+                .map(|&(s, e)| &self.data[s as usize..e as usize]),
+        );
     }
 }
 

@@ -222,19 +222,26 @@ fn command_getkeys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 /// Argument indexes that are keys, from first/last/step.
 pub fn key_positions(s: &CommandSpec, argc: usize) -> Vec<usize> {
-    if s.first_key <= 0 {
-        return Vec::new();
-    }
-    let last = if s.last_key < 0 {
-        argc as i32 + s.last_key
+    key_positions_iter(s, argc).collect()
+}
+
+/// [`key_positions`] without the allocation (hot paths: EXEC's plan).
+pub fn key_positions_iter(s: &CommandSpec, argc: usize) -> impl Iterator<Item = usize> {
+    let (first, last) = if s.first_key <= 0 {
+        (1, 0) // empty
+    } else if s.last_key < 0 {
+        (
+            s.first_key as usize,
+            (argc as i32 + s.last_key).max(0) as usize,
+        )
     } else {
-        s.last_key.min(argc as i32 - 1)
+        (
+            s.first_key as usize,
+            s.last_key.min(argc as i32 - 1).max(0) as usize,
+        )
     };
     let step = s.step.max(1) as usize;
-    (s.first_key as usize..=last.max(0) as usize)
-        .step_by(step)
-        .filter(|&i| i < argc)
-        .collect()
+    (first..=last).step_by(step).filter(move |&i| i < argc)
 }
 
 fn command_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {

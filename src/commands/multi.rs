@@ -23,7 +23,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use basalt_storage::Keyspace;
 
 use super::flags::*;
-use super::{cmd, execute_entry, introspect::key_positions, CmdError, CmdResult, CommandSpec, Ctx};
+use super::{
+    cmd, execute_entry, introspect::key_positions_iter, CmdError, CmdResult, CommandSpec, Ctx,
+};
 use crate::client::MultiState;
 use crate::db::TxnScope;
 
@@ -211,7 +213,9 @@ fn exec(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
     }
     inner.out.array(m.cmds.len());
     inner.client.in_exec = true;
-    for (argv, e) in m.commands().zip(&m.entries) {
+    let mut argv = Vec::with_capacity(8);
+    for (i, e) in m.entries.iter().enumerate() {
+        m.argv_into(i, &mut argv);
         execute_entry(&mut inner, e, &argv);
     }
     inner.client.in_exec = false;
@@ -245,12 +249,14 @@ fn plan(
         .iter()
         .map(|(_, k, _)| ks.shard_of(Keyspace::hash(k)))
         .collect();
-    for (argv, e) in m.commands().zip(&m.entries) {
+    let mut argv = Vec::with_capacity(8);
+    for (i, e) in m.entries.iter().enumerate() {
         let parent = e.fullname.split_once('|').map(|(p, _)| p);
         if needs_all(e.spec, parent) {
             return (Vec::new(), true);
         }
-        for i in key_positions(e.spec, argv.len()) {
+        m.argv_into(i, &mut argv);
+        for i in key_positions_iter(e.spec, argv.len()) {
             shards.push(ks.shard_of(Keyspace::hash(argv[i])));
         }
     }
