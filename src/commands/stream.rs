@@ -224,7 +224,22 @@ fn id_bytes(id: StreamId) -> Vec<u8> {
 }
 
 fn reply_id(out: &mut Reply, id: StreamId) {
-    out.bulk(&id.to_bytes());
+    let mut b = [0u8; 41];
+    out.bulk(format_id(id, &mut b));
+}
+
+/// `ms-seq` into a stack buffer (at most 20 + 1 + 20 bytes).
+fn format_id(id: StreamId, b: &mut [u8; 41]) -> &[u8] {
+    let mut i = itoa::Buffer::new();
+    let ms = i.format(id.ms).as_bytes();
+    b[..ms.len()].copy_from_slice(ms);
+    let mut n = ms.len();
+    b[n] = b'-';
+    n += 1;
+    let seq = i.format(id.seq).as_bytes();
+    b[n..n + seq.len()].copy_from_slice(seq);
+    n += seq.len();
+    &b[..n]
 }
 
 fn reply_entry(out: &mut Reply, id: StreamId, fields: &[&[u8]]) {
@@ -735,67 +750,50 @@ pub fn deliver_new(
             return 0;
         }
     };
-    let entries = s.collect(
-        start,
-        StreamId::MAX,
-        false,
-        if count == 0 {
-            None
-        } else {
-            Some(count as usize)
-        },
-    );
-    out.array(entries.len());
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
+    // Entries go straight into the reply; the array header, whose length
+    // is known only afterwards, is put in front of them.
+    let at = out.buf.len();
+    let mut ids: Vec<StreamId> = Vec::new();
+    s.range(start, StreamId::MAX, false, |id, f| {
+        reply_entry(out, id, f);
+        ids.push(id);
+        ids.len() < limit
+    });
+    insert_array_header(out, at, ids.len());
     let mut propagate_last = false;
-    for (id, fields) in &entries {
-        let refs: Vec<&[u8]> = fields.iter().map(|f| f.as_slice()).collect();
-        reply_entry(out, *id, &refs);
-        let has_tomb = s.range_has_tombstones(*id, StreamId::MAX);
-        let est = if s.entries_added > 0 {
-            s.estimate_distance(*id)
+    for &id in &ids {
+        let has_tomb = s.range_has_tombstones(id, StreamId::MAX);
+        let entries_added = s.entries_added;
+        let est = if entries_added > 0 {
+            s.estimate_distance(id)
         } else {
             None
         };
         let g = s.groups.get_mut(gr.group).expect("checked");
-        if *id > g.last_id {
+        if id > g.last_id {
             match g.entries_read {
                 Some(r) if !has_tomb => g.entries_read = Some(r + 1),
                 _ => {
-                    if s.entries_added > 0 {
+                    if entries_added > 0 {
                         g.entries_read = est;
                     }
                 }
             }
-            g.last_id = *id;
+            g.last_id = id;
             propagate_last = true;
         }
         if !gr.noack {
-            let cname: Box<[u8]> = gr.consumer.into();
-            if let Some(old) = g.pel.get(id) {
-                let oc = old.consumer.clone();
-                if let Some(c) = g.consumers.get_mut(&oc) {
-                    c.pel.remove(id);
-                }
-            }
-            g.pel.insert(
-                *id,
-                Nack {
-                    delivery_time: now,
-                    delivery_count: 1,
-                    consumer: cname.clone(),
-                },
-            );
-            let c = g
-                .consumers
-                .entry(cname)
-                .or_insert_with(|| Consumer::new(now));
-            c.pel.insert(*id);
-            c.active_time = now;
+            g.deliver(id, gr.consumer, now);
             log.push(xclaim_effect(
                 key,
                 gr.group,
                 gr.consumer,
-                *id,
+                id,
                 now,
                 1,
                 g.last_id,
@@ -806,7 +804,19 @@ pub fn deliver_new(
         let g = s.groups.get(gr.group).expect("checked");
         log.push(setid_effect(key, gr.group, g));
     }
-    entries.len() as u64
+    ids.len() as u64
+}
+
+/// Puts an array header for `n` items at byte `at` of the reply.
+fn insert_array_header(out: &mut Reply, at: usize, n: usize) {
+    let mut itoa = itoa::Buffer::new();
+    let digits = itoa.format(n).as_bytes();
+    let mut hdr = [0u8; 24];
+    hdr[0] = b'*';
+    hdr[1..1 + digits.len()].copy_from_slice(digits);
+    hdr[1 + digits.len()..3 + digits.len()].copy_from_slice(b"\r\n");
+    out.buf
+        .splice(at..at, hdr[..3 + digits.len()].iter().copied());
 }
 
 fn xclaim_effect(
@@ -818,7 +828,7 @@ fn xclaim_effect(
     count: u64,
     last: StreamId,
 ) -> ArgBuf {
-    let mut b = ArgBuf::default();
+    let mut b = ArgBuf::with_capacity(96 + key.len() + group.len() + consumer.len(), 14);
     b.push(b"XCLAIM");
     b.push(key);
     b.push(group);
@@ -837,7 +847,7 @@ fn xclaim_effect(
 }
 
 fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> ArgBuf {
-    let mut b = ArgBuf::default();
+    let mut b = ArgBuf::with_capacity(80 + key.len() + group.len(), 7);
     b.push(b"XGROUP");
     b.push(b"SETID");
     b.push(key);
@@ -875,16 +885,19 @@ impl ArgBuf {
         self.ends.push(self.buf.len());
     }
 
-    fn refs(&self) -> Vec<&[u8]> {
+    fn refs_into<'a>(&'a self, out: &mut Vec<&'a [u8]>) {
         let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&e| {
-                let s = &self.buf[start..e];
-                start = e;
-                s
-            })
-            .collect()
+        for &e in &self.ends {
+            out.push(&self.buf[start..e]);
+            start = e;
+        }
+    }
+
+    fn with_capacity(bytes: usize, args: usize) -> ArgBuf {
+        ArgBuf {
+            buf: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(args),
+        }
     }
 }
 
@@ -900,8 +913,18 @@ impl From<Vec<Vec<u8>>> for ArgBuf {
 
 /// Logs the effect commands of one command as one record.
 pub fn propagate_effects(ctx: &Ctx<'_>, log: &[ArgBuf]) {
-    let cmds: Vec<Vec<&[u8]>> = log.iter().map(ArgBuf::refs).collect();
-    let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
+    // One vector of every argument, cut into one slice per command.
+    let mut args: Vec<&[u8]> = Vec::with_capacity(log.iter().map(|b| b.ends.len()).sum());
+    for b in log {
+        b.refs_into(&mut args);
+    }
+    let mut refs: Vec<&[&[u8]]> = Vec::with_capacity(log.len());
+    let mut rest = args.as_slice();
+    for b in log {
+        let (c, r) = rest.split_at(b.ends.len());
+        refs.push(c);
+        rest = r;
+    }
     ctx.propagate_many(&refs);
 }
 
@@ -1287,7 +1310,9 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     g.last_id = id;
     g.entries_read = entries_read;
     let log = setid_effect(key, gname, g);
-    ctx.propagate(&log.refs());
+    let mut args = Vec::new();
+    log.refs_into(&mut args);
+    ctx.propagate(&args);
     ctx.notify(crate::notify::STREAM, b"xgroup-setid", key);
     drop(k);
     ctx.out.ok();
@@ -1409,20 +1434,16 @@ fn xack(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     for x in &a[3..] {
         ids.push(parse_strict(x, 0)?);
     }
-    let pending = {
-        let s = stream_ref(k.get().expect("present"))?;
-        let g = s.groups.get(gname).expect("checked");
-        ids.iter().any(|id| g.pel.contains_key(id))
-    };
+    // One pass: the first lookup of each ID is also its removal.
+    let s = stream_mut(k.get_mut().expect("present"))?;
+    let g = s.groups.get_mut(gname).expect("checked");
     let mut n = 0;
-    if pending {
-        let s = stream_mut(k.get_mut().expect("present"))?;
-        let g = s.groups.get_mut(gname).expect("checked");
-        for id in &ids {
-            if g.ack(*id) {
-                n += 1;
-            }
+    for id in &ids {
+        if g.ack(*id) {
+            n += 1;
         }
+    }
+    if n > 0 {
         ctx.propagate(a);
     }
     drop(k);

@@ -438,6 +438,45 @@ impl Group {
         Some(got)
     }
 
+    /// Delivers entry `id` to consumer `name` at `now` (a read of new
+    /// entries, Redis's `streamReplyWithRange` with a group): a fresh PEL
+    /// entry with delivery count 1, or, when `id` is already pending (the
+    /// group's ID was set back), the entry moved to `name` and reset.
+    /// Creates the consumer if missing and marks it active.
+    pub fn deliver(&mut self, id: StreamId, name: &[u8], now: i64) {
+        let c = match self.consumers.get_mut(name) {
+            Some(c) => c,
+            None => self
+                .consumers
+                .entry(name.into())
+                .or_insert(Consumer::new(now)),
+        };
+        c.pel.insert(id);
+        c.active_time = now;
+        match self.pel.get_mut(&id) {
+            Some(nack) => {
+                nack.delivery_time = now;
+                nack.delivery_count = 1;
+                if &*nack.consumer != name {
+                    let old = std::mem::replace(&mut nack.consumer, name.into());
+                    if let Some(oc) = self.consumers.get_mut(&old) {
+                        oc.pel.remove(&id);
+                    }
+                }
+            }
+            None => {
+                self.pel.insert(
+                    id,
+                    Nack {
+                        delivery_time: now,
+                        delivery_count: 1,
+                        consumer: name.into(),
+                    },
+                );
+            }
+        }
+    }
+
     /// Drops a pending entry from the group PEL and its owner's PEL.
     pub fn ack(&mut self, id: StreamId) -> bool {
         match self.pel.remove(&id) {
