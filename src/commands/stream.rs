@@ -1384,7 +1384,7 @@ fn xgroup_delconsumer(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let s = stream_mut(k.get_mut().expect("present"))?;
     let g = s.groups.get_mut(gname).expect("checked");
     let c = g.consumers.remove(cname).expect("checked");
-    for id in &c.pel {
+    for id in c.pel.iter() {
         g.pel.remove(id);
     }
     ctx.propagate(a);
@@ -1498,8 +1498,8 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             out.null();
             out.null_array();
         } else {
-            reply_id(out, *g.pel.keys().next().expect("non-empty"));
-            reply_id(out, *g.pel.keys().next_back().expect("non-empty"));
+            reply_id(out, g.pel_first().unwrap_or_default());
+            reply_id(out, g.pel_last().unwrap_or_default());
             let with: Vec<_> = g
                 .consumers
                 .iter()
@@ -1525,7 +1525,7 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 return Ok(());
             }
         },
-        None => Box::new(g.pel.range(start..).map(|(id, _)| *id)),
+        None => Box::new(g.pel_range(start).map(|(id, _)| id)),
     };
     let mut rows = Vec::new();
     for id in ids {
@@ -1648,7 +1648,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 Nack {
                     delivery_time: now,
                     delivery_count: 0,
-                    consumer: cname_b.clone(),
+                    consumer: (*cname_b).into(),
                 },
             );
             true
@@ -1738,11 +1738,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut cursor = start;
     let mut next: Option<StreamId>;
     loop {
-        next = s.groups[gname]
-            .pel
-            .range(cursor..)
-            .next()
-            .map(|(id, _)| *id);
+        next = s.groups[gname].pel_range(cursor).next().map(|(id, _)| id);
         let Some(id) = next else { break };
         if attempts == 0 || count == 0 {
             break;
@@ -1766,7 +1762,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             }
             continue;
         }
-        let nack = &g.pel[&id];
+        let nack = g.pel.get(&id).expect("pending");
         if minidle != 0 && now - nack.delivery_time < minidle {
             if id == StreamId::MAX {
                 next = None;
@@ -1957,9 +1953,9 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         out.int(g.pel.len() as i64);
         out.bulk(b"pending");
         out.array(lim(g.pel.len()));
-        for (id, n) in g.pel.iter().take(lim(g.pel.len())) {
+        for (id, n) in g.pel_range(StreamId::MIN).take(lim(g.pel.len())) {
             out.array(4);
-            reply_id(out, *id);
+            reply_id(out, id);
             out.bulk(&n.consumer);
             out.int(n.delivery_time);
             out.int(n.delivery_count as i64);
@@ -1977,7 +1973,7 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             out.bulk(b"pending");
             out.array(lim(cons.pel.len()));
             for id in cons.pel.iter().take(lim(cons.pel.len())) {
-                let n = &g.pel[id];
+                let n = g.pel.get(id).expect("pending");
                 out.array(3);
                 reply_id(out, *id);
                 out.int(n.delivery_time);
