@@ -1735,19 +1735,27 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     };
     let mut n = 0usize;
     let mut deleted = Vec::new();
-    let mut cursor = start;
+    // The IDs to scan, taken up front (one merge of the consumers' PELs,
+    // not one per step): a step only acks or moves its own ID, so the IDs
+    // after it are the same either way.
+    let mut scan = s.groups[gname]
+        .pel_range(start)
+        .take(
+            usize::try_from(attempts)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        )
+        .map(|(id, _)| id)
+        .collect::<Vec<_>>()
+        .into_iter();
     let mut next: Option<StreamId>;
     loop {
-        next = s.groups[gname].pel_range(cursor).next().map(|(id, _)| id);
+        next = scan.next();
         let Some(id) = next else { break };
         if attempts == 0 || count == 0 {
             break;
         }
         attempts -= 1;
-        cursor = match id.incr() {
-            Some(c) => c,
-            None => StreamId::MAX,
-        };
         let exists = s.contains(id);
         let fields = if exists && !justid { s.get(id) } else { None };
         let g = s.groups.get_mut(gname).expect("checked");
