@@ -735,7 +735,7 @@ pub fn deliver_new(
     gr: &GroupRead<'_>,
     count: u64,
     now: i64,
-    log: &mut Vec<ArgBuf>,
+    log: &mut Effects,
 ) -> u64 {
     let start = match s.groups.get(gr.group) {
         Some(g) => match g.last_id.incr() {
@@ -789,20 +789,12 @@ pub fn deliver_new(
         }
         if !gr.noack {
             g.deliver(id, gr.consumer, now);
-            log.push(xclaim_effect(
-                key,
-                gr.group,
-                gr.consumer,
-                id,
-                now,
-                1,
-                g.last_id,
-            ));
+            xclaim_effect(log, key, gr.group, gr.consumer, id, now, 1, g.last_id);
         }
     }
     if propagate_last {
         let g = s.groups.get(gr.group).expect("checked");
-        log.push(setid_effect(key, gr.group, g));
+        setid_effect(log, key, gr.group, g);
     }
     ids.len() as u64
 }
@@ -819,7 +811,9 @@ fn insert_array_header(out: &mut Reply, at: usize, n: usize) {
         .splice(at..at, hdr[..3 + digits.len()].iter().copied());
 }
 
+#[allow(clippy::too_many_arguments)]
 fn xclaim_effect(
+    log: &mut Effects,
     key: &[u8],
     group: &[u8],
     consumer: &[u8],
@@ -827,101 +821,96 @@ fn xclaim_effect(
     time: i64,
     count: u64,
     last: StreamId,
-) -> ArgBuf {
-    let mut b = ArgBuf::with_capacity(96 + key.len() + group.len() + consumer.len(), 14);
-    b.push(b"XCLAIM");
-    b.push(key);
-    b.push(group);
-    b.push(consumer);
-    b.push(b"0");
-    b.push_id(id);
-    b.push(b"TIME");
-    b.push(itoa::Buffer::new().format(time).as_bytes());
-    b.push(b"RETRYCOUNT");
-    b.push(itoa::Buffer::new().format(count).as_bytes());
-    b.push(b"FORCE");
-    b.push(b"JUSTID");
-    b.push(b"LASTID");
-    b.push_id(last);
-    b
+) {
+    log.arg(b"XCLAIM");
+    log.arg(key);
+    log.arg(group);
+    log.arg(consumer);
+    log.arg(b"0");
+    log.arg_id(id);
+    log.arg(b"TIME");
+    log.arg(itoa::Buffer::new().format(time).as_bytes());
+    log.arg(b"RETRYCOUNT");
+    log.arg(itoa::Buffer::new().format(count).as_bytes());
+    log.arg(b"FORCE");
+    log.arg(b"JUSTID");
+    log.arg(b"LASTID");
+    log.arg_id(last);
+    log.end();
 }
 
-fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> ArgBuf {
-    let mut b = ArgBuf::with_capacity(80 + key.len() + group.len(), 7);
-    b.push(b"XGROUP");
-    b.push(b"SETID");
-    b.push(key);
-    b.push(group);
-    b.push_id(g.last_id);
-    b.push(b"ENTRIESREAD");
-    b.push(
+fn setid_effect(log: &mut Effects, key: &[u8], group: &[u8], g: &Group) {
+    log.arg(b"XGROUP");
+    log.arg(b"SETID");
+    log.arg(key);
+    log.arg(group);
+    log.arg_id(g.last_id);
+    log.arg(b"ENTRIESREAD");
+    log.arg(
         itoa::Buffer::new()
             .format(g.entries_read.map_or(-1, |r| r as i64))
             .as_bytes(),
     );
-    b
+    log.end();
 }
 
-/// One logged command's arguments in a single buffer (a group read logs
-/// one XCLAIM per entry: two allocations each, not fourteen).
+/// The effect commands of one command (a group read logs one XCLAIM per
+/// entry), every argument in one buffer, logged as one record by
+/// [`propagate_effects`].
 #[derive(Default)]
-pub struct ArgBuf {
+pub struct Effects {
     buf: Vec<u8>,
+    /// End of each argument in `buf`.
     ends: Vec<usize>,
+    /// Number of arguments of each finished command.
+    cmds: Vec<usize>,
+    /// Arguments in finished commands.
+    done: usize,
 }
 
-impl ArgBuf {
-    fn push(&mut self, a: &[u8]) {
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    fn arg(&mut self, a: &[u8]) {
         self.buf.extend_from_slice(a);
         self.ends.push(self.buf.len());
     }
 
-    fn push_id(&mut self, id: StreamId) {
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(id.ms).as_bytes());
-        self.buf.push(b'-');
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(id.seq).as_bytes());
-        self.ends.push(self.buf.len());
+    fn arg_id(&mut self, id: StreamId) {
+        let mut b = [0u8; 41];
+        self.arg(format_id(id, &mut b));
     }
 
-    fn refs_into<'a>(&'a self, out: &mut Vec<&'a [u8]>) {
-        let mut start = 0;
-        for &e in &self.ends {
-            out.push(&self.buf[start..e]);
-            start = e;
-        }
+    /// Ends the command made of the arguments added since the last end.
+    fn end(&mut self) {
+        self.cmds.push(self.ends.len() - self.done);
+        self.done = self.ends.len();
     }
 
-    fn with_capacity(bytes: usize, args: usize) -> ArgBuf {
-        ArgBuf {
-            buf: Vec::with_capacity(bytes),
-            ends: Vec::with_capacity(args),
+    /// Adds a whole command.
+    pub fn cmd(&mut self, args: &[&[u8]]) {
+        for a in args {
+            self.arg(a);
         }
-    }
-}
-
-impl From<Vec<Vec<u8>>> for ArgBuf {
-    fn from(v: Vec<Vec<u8>>) -> ArgBuf {
-        let mut b = ArgBuf::default();
-        for a in &v {
-            b.push(a);
-        }
-        b
+        self.end();
     }
 }
 
 /// Logs the effect commands of one command as one record.
-pub fn propagate_effects(ctx: &Ctx<'_>, log: &[ArgBuf]) {
+pub fn propagate_effects(ctx: &Ctx<'_>, log: &Effects) {
     // One vector of every argument, cut into one slice per command.
-    let mut args: Vec<&[u8]> = Vec::with_capacity(log.iter().map(|b| b.ends.len()).sum());
-    for b in log {
-        b.refs_into(&mut args);
+    let mut args: Vec<&[u8]> = Vec::with_capacity(log.done);
+    let mut start = 0;
+    for &e in &log.ends[..log.done] {
+        args.push(&log.buf[start..e]);
+        start = e;
     }
-    let mut refs: Vec<&[&[u8]]> = Vec::with_capacity(log.len());
+    let mut refs: Vec<&[&[u8]]> = Vec::with_capacity(log.cmds.len());
     let mut rest = args.as_slice();
-    for b in log {
-        let (c, r) = rest.split_at(b.ends.len());
+    for &n in &log.cmds {
+        let (c, r) = rest.split_at(n);
         refs.push(c);
         rest = r;
     }
@@ -1074,7 +1063,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
         resp3: ctx.out.resp3,
     };
     let mut served = 0usize;
-    let mut log: Vec<ArgBuf> = Vec::new();
+    let mut log = Effects::default();
     for (j, key) in keys.iter().enumerate() {
         if let Some((gname, cname)) = group {
             let Some(e) = ml.get_mut(j, key) else {
@@ -1088,16 +1077,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
             let sync = history || (!s.is_empty() && last_valid.is_some_and(|m| m > gl));
             let g = s.groups.get_mut(gname).expect("checked");
             if g.touch_consumer(cname, now) {
-                log.push(
-                    vec![
-                        b"XGROUP".to_vec(),
-                        b"CREATECONSUMER".to_vec(),
-                        key.to_vec(),
-                        gname.to_vec(),
-                        cname.to_vec(),
-                    ]
-                    .into(),
-                );
+                log.cmd(&[b"XGROUP", b"CREATECONSUMER", key, gname, cname]);
                 ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
             }
             if !sync {
@@ -1309,10 +1289,9 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let g = s.groups.get_mut(gname).expect("checked");
     g.last_id = id;
     g.entries_read = entries_read;
-    let log = setid_effect(key, gname, g);
-    let mut args = Vec::new();
-    log.refs_into(&mut args);
-    ctx.propagate(&args);
+    let mut log = Effects::default();
+    setid_effect(&mut log, key, gname, g);
+    propagate_effects(ctx, &log);
     ctx.notify(crate::notify::STREAM, b"xgroup-setid", key);
     drop(k);
     ctx.out.ok();
@@ -1615,7 +1594,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         deliverytime = now;
     }
     let s = stream_mut(k.get_mut().expect("present"))?;
-    let mut log: Vec<ArgBuf> = Vec::new();
+    let mut log = Effects::default();
     let mut propagate_last = false;
     {
         let g = s.groups.get_mut(gname).expect("checked");
@@ -1637,7 +1616,8 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = s.groups.get_mut(gname).expect("checked");
         if !exists {
             if g.ack(id) {
-                log.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id_bytes(id)].into());
+                let mut b = [0u8; 41];
+                log.cmd(&[b"XACK", key, gname, format_id(id, &mut b)]);
                 propagate_last = false;
             }
             continue;
@@ -1672,12 +1652,12 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             reply_entry(&mut body, id, &refs);
         }
         n += 1;
-        log.push(xclaim_effect(key, gname, cname, id, dt, dc, g.last_id));
+        xclaim_effect(&mut log, key, gname, cname, id, dt, dc, g.last_id);
         propagate_last = false;
     }
     if propagate_last {
         let g = s.groups.get(gname).expect("checked");
-        log.push(setid_effect(key, gname, g));
+        setid_effect(&mut log, key, gname, g);
     }
     if new_consumer {
         ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
@@ -1728,7 +1708,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let s = stream_mut(k.get_mut().expect("present"))?;
     let mut attempts = count.saturating_mul(10);
     let mut new_consumer = false;
-    let mut log: Vec<ArgBuf> = Vec::new();
+    let mut log = Effects::default();
     let mut body = Reply {
         buf: Vec::new(),
         resp3: ctx.out.resp3,
@@ -1761,7 +1741,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = s.groups.get_mut(gname).expect("checked");
         if !exists {
             g.ack(id);
-            log.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id_bytes(id)].into());
+            let mut b = [0u8; 41];
+            log.cmd(&[b"XACK", key, gname, format_id(id, &mut b)]);
             deleted.push(id);
             count -= 1;
             if id == StreamId::MAX {
@@ -1791,7 +1772,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
         n += 1;
         count -= 1;
-        log.push(xclaim_effect(key, gname, cname, id, dt, dc, g.last_id));
+        xclaim_effect(&mut log, key, gname, cname, id, dt, dc, g.last_id);
         if id == StreamId::MAX {
             next = None;
             break;

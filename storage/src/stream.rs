@@ -513,8 +513,9 @@ impl Group {
         let c = self.consumers.get_mut(&name).expect("present");
         c.pel.insert(id);
         c.active_time = now;
-        match self.pel.get_mut(&id) {
-            Some(nack) => {
+        match self.pel.entry(id) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let nack = o.get_mut();
                 nack.delivery_time = now;
                 nack.delivery_count = 1;
                 if nack.consumer != name {
@@ -524,15 +525,12 @@ impl Group {
                     }
                 }
             }
-            None => {
-                self.pel.insert(
-                    id,
-                    Nack {
-                        delivery_time: now,
-                        delivery_count: 1,
-                        consumer: name,
-                    },
-                );
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Nack {
+                    delivery_time: now,
+                    delivery_count: 1,
+                    consumer: name,
+                });
             }
         }
     }
