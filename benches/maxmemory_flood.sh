@@ -22,7 +22,7 @@ for P in $POLICIES; do
     D=$(mktemp -d)
     $BIN --port $PORT --dir "$D" --appendfsync "$FSYNC" --maxmemory "$LIMIT" --maxmemory-policy "$P" >"$D/log" 2>&1 &
     PID=$!
-    until redis-cli -p $PORT ping >/dev/null 2>&1; do sleep 0.1; done
+    until [[ $(redis-cli -p $PORT ping 2>/dev/null) == PONG ]]; do sleep 0.1; done
     BASE=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
     START=$(date +%s.%N)
     redis-benchmark -p $PORT -r 100000000 -n 1000000 -P 16 -c 50 \

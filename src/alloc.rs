@@ -72,3 +72,31 @@ pub fn allocated() -> usize {
 pub fn peak() -> usize {
     PEAK.load(Relaxed).max(allocated())
 }
+
+/// mimalloc's option number for `purge_delay` (`mi_option_purge_delay`
+/// in mimalloc.h; the Rust bindings don't name it).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// How long mimalloc keeps freed memory committed before returning it to
+/// the OS, in milliseconds.
+///
+/// mimalloc's default is a second. Under a write flood against
+/// `maxmemory`, eviction frees pages at the rate new keys fill others, so
+/// a second of freed-but-committed pages showed up as RSS: 126-129 MB
+/// peak against `maxmemory 100mb`, 117-122 MB with 10 ms
+/// (`benches/maxmemory_flood.sh`). 10 ms still batches the purges.
+const PURGE_DELAY_MS: std::ffi::c_long = 10;
+
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// Sets Basalt's allocator options, unless the environment already chose
+/// (`MIMALLOC_PURGE_DELAY`). Call once, early in `main`.
+pub fn configure() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain setter of a process-wide option; the symbol comes
+        // from the linked mimalloc (libmimalloc-sys, built by the mimalloc crate).
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
+}

@@ -9,6 +9,7 @@ use basalt::shared::Shared;
 static ALLOC: basalt::alloc::Counting = basalt::alloc::Counting;
 
 fn main() {
+    basalt::alloc::configure();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("usage: basalt-server [/path/to/basalt.conf] [--option value ...]\n\nOptions use redis.conf names, e.g. --port 6380 --dir ./data --appendfsync everysec");

@@ -124,15 +124,24 @@ pub fn is_big(e: &Entry) -> bool {
     match &e.value {
         Value::Str(b) | Value::Raw(b) => b.len() > PIECE_BYTES,
         Value::List(l) => l.len() > PIECE_ELEMS,
+        Value::Hash(h) => h.len() > PIECE_ELEMS,
+        Value::Set(st) => st.len() > PIECE_ELEMS,
+        Value::ZSet(z) => z.len() > PIECE_ELEMS,
         _ => false,
     }
 }
 
-/// Appends part of an entry's encoding: from position `from` (bytes of a
-/// string, elements of a list; 0 also writes the header) up to one piece,
-/// or everything left with `all`. Returns the next position, None when
-/// the entry is complete. The pieces concatenated are exactly
-/// [`encode_entry`]'s bytes.
+/// Appends part of an entry's encoding from position `from` (0 also
+/// writes the header) up to one piece, or everything left with `all`.
+/// Returns the next position, None when the entry is complete. The
+/// pieces concatenated are exactly [`encode_entry`]'s bytes.
+///
+/// A position is a byte offset for strings, an element index for lists
+/// and sorted sets (by rank), and a SCAN cursor for hashes and sets. The
+/// value does not change between pieces (a writer first encodes the rest
+/// of it, see `Dict::snapshot_step`), and the tables inside hashes and
+/// sets resize only when written, so the positions stay valid. A cursor
+/// that is not 0 is never returned as 0: 0 always means "start".
 pub fn encode_piece(
     db: u32,
     key: &[u8],
@@ -141,9 +150,14 @@ pub fn encode_piece(
     all: bool,
     out: &mut Vec<u8>,
 ) -> Option<usize> {
-    let (len, step) = match &e.value {
-        Value::Str(b) | Value::Raw(b) => (b.len(), PIECE_BYTES),
-        Value::List(l) => (l.len(), PIECE_ELEMS),
+    let (tag, len) = match &e.value {
+        Value::Str(b) => (1, b.len()),
+        Value::Raw(b) => (2, b.len()),
+        Value::Hash(h) if h.has_ttls() => (7, h.len()),
+        Value::Hash(h) => (3, h.len()),
+        Value::Set(st) => (4, st.len()),
+        Value::List(l) => (5, l.len()),
+        Value::ZSet(z) => (6, z.len()),
         _ => {
             if from == 0 {
                 encode_entry(db, key, e, out);
@@ -153,24 +167,86 @@ pub fn encode_piece(
     };
     if from == 0 {
         put_header(db, key, e, out);
-        out.push(match &e.value {
-            Value::Str(_) => 1,
-            Value::Raw(_) => 2,
-            _ => 5,
-        });
+        out.push(tag);
         put_varint(out, len as u64);
     }
-    let end = if all { len } else { len.min(from + step) };
+    // Indexed values: `from..end` this time.
+    let end = |step: usize| if all { len } else { len.min(from + step) };
+    // Scanned values: SCAN steps from cursor `from` until a piece's worth.
+    let scan = |step: &mut dyn FnMut(u64) -> (u64, usize)| {
+        let (mut cursor, mut n) = (from as u64, 0);
+        loop {
+            let (next, got) = step(cursor);
+            cursor = next;
+            n += got;
+            if cursor == 0 {
+                return None;
+            }
+            if !all && n >= PIECE_ELEMS {
+                return Some(cursor as usize);
+            }
+        }
+    };
     match &e.value {
-        Value::Str(b) | Value::Raw(b) => out.extend_from_slice(&b[from.min(end)..end]),
-        Value::List(l) if end > from => l.range(from, end - 1, |b| put_bytes(out, b)),
-        _ => {}
+        Value::Str(b) | Value::Raw(b) => {
+            let end = end(PIECE_BYTES);
+            out.extend_from_slice(&b[from.min(end)..end]);
+            (end < len).then_some(end)
+        }
+        Value::List(l) => {
+            let end = end(PIECE_ELEMS);
+            if end > from {
+                l.range(from, end - 1, |b| put_bytes(out, b));
+            }
+            (end < len).then_some(end)
+        }
+        Value::ZSet(z) => {
+            let end = end(PIECE_ELEMS);
+            if end > from {
+                z.visit(from, end - 1, false, |m, score| {
+                    put_bytes(out, m);
+                    out.extend_from_slice(&score.to_bits().to_le_bytes());
+                });
+            }
+            (end < len).then_some(end)
+        }
+        Value::Hash(h) => {
+            let ttl = tag == 7;
+            scan(&mut |c| {
+                let mut n = 0;
+                let next = h.scan(c, |f, v| {
+                    put_bytes(out, f);
+                    put_bytes(out, v);
+                    if ttl {
+                        // Each field carries its absolute expiry in ms
+                        // (HEXPIRE), 0 for none.
+                        put_varint(out, h.field_expire(f).unwrap_or(0));
+                    }
+                    n += 1;
+                });
+                (next, n)
+            })
+        }
+        Value::Set(st) => scan(&mut |c| {
+            let mut n = 0;
+            let next = st.scan(c, |m| {
+                m.with(|b| put_bytes(out, b));
+                n += 1;
+            });
+            (next, n)
+        }),
+        _ => None,
     }
-    (end < len).then_some(end)
 }
 
 /// Encodes one entry (the format above).
 pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
+    if let Value::Hash(_) | Value::Set(_) | Value::List(_) | Value::ZSet(_) = &e.value {
+        // The same bytes as the pieces, in one go.
+        let rest = encode_piece(db, key, e, 0, true, out);
+        debug_assert!(rest.is_none());
+        return;
+    }
     put_header(db, key, e, out);
     match &e.value {
         Value::Int(i) => {
@@ -187,42 +263,8 @@ pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
             put_varint(out, b.len() as u64);
             out.extend_from_slice(b);
         }
-        Value::Hash(h) if h.has_ttls() => {
-            // Fields with deadlines (HEXPIRE): each field carries its
-            // absolute expiry in ms, 0 for none.
-            out.push(7);
-            put_varint(out, h.len() as u64);
-            h.for_each(|f, v| {
-                put_bytes(out, f);
-                put_bytes(out, v);
-                put_varint(out, h.field_expire(f).unwrap_or(0));
-            });
-        }
-        Value::Hash(h) => {
-            out.push(3);
-            put_varint(out, h.len() as u64);
-            h.for_each(|f, v| {
-                put_bytes(out, f);
-                put_bytes(out, v);
-            });
-        }
-        Value::Set(st) => {
-            out.push(4);
-            put_varint(out, st.len() as u64);
-            st.for_each(|m| m.with(|b| put_bytes(out, b)));
-        }
-        Value::List(l) => {
-            out.push(5);
-            put_varint(out, l.len() as u64);
-            l.for_each(|b| put_bytes(out, b));
-        }
-        Value::ZSet(z) => {
-            out.push(6);
-            put_varint(out, z.len() as u64);
-            z.for_each(|m, score| {
-                put_bytes(out, m);
-                out.extend_from_slice(&score.to_bits().to_le_bytes());
-            });
+        Value::Hash(_) | Value::Set(_) | Value::List(_) | Value::ZSet(_) => {
+            unreachable!("encoded above")
         }
         Value::Stream(s) => {
             // A stream is stored as a DUMP payload of RDB 11 (the stream
@@ -424,13 +466,21 @@ struct ChunkWriter {
     crc_totals: crc32fast::Hasher,
     keys: u64,
     chunks: u64,
+    /// One zstd context for the whole snapshot: `zstd::bulk::compress`
+    /// would build (allocate and initialise) a new one for every chunk.
+    zstd: zstd::bulk::Compressor<'static>,
+    comp: Vec<u8>,
 }
 
 impl ChunkWriter {
     /// Writes one chunk; `continues`: the next chunk carries on its bytes.
     fn write_chunk(&mut self, raw: &[u8], entries: u64, continues: bool) -> std::io::Result<()> {
-        let comp = zstd::bulk::compress(raw, 1)?;
-        let crc = crc32fast::hash(&comp);
+        self.comp.clear();
+        self.comp
+            .reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        self.zstd.compress_to_buffer(raw, &mut self.comp)?;
+        let comp = &self.comp;
+        let crc = crc32fast::hash(comp);
         let flags = if continues { CONTINUES } else { 0 };
         let mut h = [0u8; CHUNK_HEADER_LEN];
         h[0..4].copy_from_slice(&(comp.len() as u32).to_le_bytes());
@@ -438,7 +488,7 @@ impl ChunkWriter {
         h[8..12].copy_from_slice(&(entries as u32 | flags).to_le_bytes());
         h[12..16].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all(&h)?;
-        self.file.write_all(&comp)?;
+        self.file.write_all(comp)?;
         self.crc_totals.update(&h);
         self.keys += entries;
         self.chunks += 1;
@@ -614,6 +664,8 @@ fn write_file(
         crc_totals: crc32fast::Hasher::new(),
         keys: 0,
         chunks: 0,
+        zstd: zstd::bulk::Compressor::new(1)?,
+        comp: Vec::new(),
     };
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(MAGIC);
@@ -1284,10 +1336,31 @@ mod tests {
             l.push(&[format!("e{i}").as_bytes()], false, &lim);
         }
         let big = vec![7u8; 2 * PIECE_BYTES + 3];
+        let n = 3 * PIECE_ELEMS + 5;
+        let (mut h, mut ht) = (
+            basalt_storage::hash::Hash::new(),
+            basalt_storage::hash::Hash::new(),
+        );
+        let mut st = basalt_storage::set::Set::new();
+        let mut z = basalt_storage::zset::ZSet::new();
+        for i in 0..n {
+            let f = format!("f{i}");
+            h.set(f.as_bytes(), format!("v{i}").as_bytes(), &lim);
+            ht.set(f.as_bytes(), b"x", &lim);
+            if i % 3 == 0 {
+                ht.set_field_expire(f.as_bytes(), 4_000_000_000_000 + i as u64);
+            }
+            st.add(f.as_bytes(), &lim);
+            z.set(f.as_bytes(), i as f64 / 7.0, &lim);
+        }
         for v in [
             Value::List(l),
             Value::Raw(big.into()),
             Value::Str(vec![1u8; PIECE_BYTES + 1].into()),
+            Value::Hash(h),
+            Value::Hash(ht),
+            Value::Set(st),
+            Value::ZSet(z),
         ] {
             let e = Entry::with_expire(v, 123);
             assert!(is_big(&e));
@@ -1307,6 +1380,28 @@ mod tests {
             let mid = encode_piece(2, b"big", &e, 0, false, &mut part).unwrap();
             assert_eq!(encode_piece(2, b"big", &e, mid, true, &mut part), None);
             assert_eq!(part, whole);
+            // And it decodes to the same value.
+            let mut pos = 0;
+            let (_, _, d) = decode_entry(&pieces, &mut pos, &Default::default()).unwrap();
+            assert_eq!(pos, pieces.len());
+            let same = match (&e.value, &d.value) {
+                (Value::Hash(a), Value::Hash(b)) => {
+                    a.len() == b.len()
+                        && a.pairs().iter().all(|(f, v)| {
+                            b.get(f) == Some(*v) && a.field_expire(f) == b.field_expire(f)
+                        })
+                }
+                (Value::Set(a), Value::Set(b)) => {
+                    a.len() == b.len() && a.members().iter().all(|m| b.contains(m))
+                }
+                (Value::ZSet(a), Value::ZSet(b)) => {
+                    a.collect(0, a.len() - 1, false) == b.collect(0, b.len() - 1, false)
+                }
+                (Value::List(a), Value::List(b)) => a.len() == b.len(),
+                (Value::Str(a), Value::Str(b)) | (Value::Raw(a), Value::Raw(b)) => a == b,
+                _ => false,
+            };
+            assert!(same);
         }
     }
 }

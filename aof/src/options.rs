@@ -70,7 +70,11 @@ pub struct Options {
     /// ([`Log::commit_inline`](crate::Log::commit_inline)) instead of waking
     /// the flusher thread for every batch. Appends then no longer wake the
     /// flusher; it polls every [`Options::inline_poll`] and flushes records
-    /// that nobody committed within one poll interval.
+    /// that nobody committed within one poll interval. Under `EverySec`
+    /// and `No` it also makes the flusher poll: appends don't wake it, and
+    /// it writes what accumulated once per poll interval (so a process
+    /// crash can lose up to one interval of acknowledged writes there, well
+    /// inside `EverySec`'s one-second bound).
     pub inline_commit: bool,
     /// The flusher's poll period when `inline_commit` is on.
     pub inline_poll: Duration,

@@ -60,6 +60,12 @@ fn lock_hash<'a, 'k>(ctx: &Ctx<'a>, key: &'k [u8], read: bool) -> KeyLock<'a, 'k
     if ctx.loading {
         return k;
     }
+    // Look before taking the entry mutably: a mutable access hands the
+    // value to a running snapshot first (a copy of a big hash).
+    if !matches!(k.get().map(|e| &e.value), Some(Value::Hash(h)) if h.may_have_expired_fields(ctx.now_ms))
+    {
+        return k;
+    }
     let gone = match k.get_mut().map(|e| &mut e.value) {
         Some(Value::Hash(h)) if h.has_ttls() => {
             let g = h.purge_expired(ctx.now_ms);

@@ -482,3 +482,137 @@ fn big_values_in_pieces_under_concurrent_writes() {
         "string differs after restart"
     );
 }
+
+/// Big hashes (with and without field TTLs), sets and sorted sets are
+/// written in pieces too, and writes that land between the pieces leave
+/// the snapshot equal to the state at its position.
+#[test]
+fn big_collections_in_pieces_under_concurrent_writes() {
+    use std::collections::{BTreeMap, BTreeSet};
+    const N: usize = 100_000;
+    let mut s = TestServer::start(&["--appendfsync", "everysec", "--rdb-key-save-delay", "3000"]);
+    {
+        let mut c = s.raw();
+        let mut pipe = Vec::new();
+        let mut replies = 0;
+        for chunk in 0..N / 1000 {
+            let ids: Vec<usize> = (chunk * 1000..(chunk + 1) * 1000).collect();
+            let mut cmds: Vec<Vec<Vec<u8>>> = vec![
+                vec![b"HSET".to_vec(), b"h".to_vec()],
+                vec![b"HSET".to_vec(), b"ht".to_vec()],
+                vec![b"SADD".to_vec(), b"st".to_vec()],
+                vec![b"ZADD".to_vec(), b"z".to_vec()],
+            ];
+            for &i in &ids {
+                cmds[0].extend([format!("f{i}").into_bytes(), format!("v{i}").into_bytes()]);
+                cmds[1].extend([format!("f{i}").into_bytes(), b"x".to_vec()]);
+                cmds[2].push(format!("m{i}").into_bytes());
+                cmds[3].extend([
+                    (i as f64 / 3.0).to_string().into_bytes(),
+                    format!("m{i}").into_bytes(),
+                ]);
+            }
+            // Field TTLs far in the future on every tenth field of "ht".
+            let mut hx: Vec<Vec<u8>> = vec![
+                b"HPEXPIREAT".to_vec(),
+                b"ht".to_vec(),
+                b"4000000000000".to_vec(),
+                b"FIELDS".to_vec(),
+                b"100".to_vec(),
+            ];
+            hx.extend(ids.iter().step_by(10).map(|i| format!("f{i}").into_bytes()));
+            cmds.push(hx);
+            for cmd in &cmds {
+                let a: Vec<&[u8]> = cmd.iter().map(|v| v.as_slice()).collect();
+                pipe.extend_from_slice(&encode(&a));
+                replies += 1;
+            }
+        }
+        c.send(&pipe);
+        for _ in 0..replies {
+            let r = c.read_reply().unwrap();
+            assert!(!r.starts_with(b"-"), "{}", String::from_utf8_lossy(&r));
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, port) = (stop.clone(), s.port);
+        std::thread::spawn(move || {
+            let mut c = Raw::connect(port);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let i = n.to_string();
+                let old = format!("f{}", n * 7919 % N as u64);
+                let member = format!("m{}", n * 7919 % N as u64);
+                for cmd in [
+                    vec!["HSET", "h", &old, &i],
+                    vec!["HDEL", "h", &format!("f{}", n * 104_729 % N as u64)],
+                    vec!["HSET", "ht", &format!("new{i}"), &i],
+                    vec!["HPEXPIREAT", "ht", "4100000000000", "FIELDS", "1", &old],
+                    vec!["SREM", "st", &member],
+                    vec!["SADD", "st", &format!("new{i}")],
+                    vec!["ZINCRBY", "z", "1000000", &member],
+                    vec!["ZREM", "z", &format!("m{}", n * 104_729 % N as u64)],
+                ] {
+                    let r = c.cmd_str(&cmd);
+                    assert!(
+                        !r.starts_with(b"-"),
+                        "{cmd:?}: {}",
+                        String::from_utf8_lossy(&r)
+                    );
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            n
+        })
+    };
+    let mut c = s.raw();
+    let mut pieced = 0;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(c.cmd_str(&["BGSAVE"]), b"+Background saving started\r\n");
+        wait_snapshot_done(&mut c);
+        pieced += continued_chunks(&s.dir);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 3, "the writer ran ({writes} rounds)");
+    assert!(pieced > 0, "big values were written in pieces");
+    type State = (
+        BTreeMap<Vec<u8>, Vec<u8>>,
+        BTreeMap<Vec<u8>, Vec<u8>>,
+        BTreeSet<Vec<u8>>,
+        Vec<u8>,
+        Vec<u8>,
+    );
+    let state = |s: &TestServer| -> State {
+        let mut r = s.client();
+        let h: BTreeMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg("h").query(&mut r).unwrap();
+        let ht: BTreeMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg("ht").query(&mut r).unwrap();
+        let st: BTreeSet<Vec<u8>> = redis::cmd("SMEMBERS").arg("st").query(&mut r).unwrap();
+        let mut raw = s.raw();
+        let z = raw.cmd_str(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]);
+        // Field deadlines of a sample, in a fixed order.
+        let mut args = vec!["HPEXPIRETIME".to_string(), "ht".into(), "FIELDS".into()];
+        let fields: Vec<String> = (0..N).step_by(7).map(|i| format!("f{i}")).collect();
+        args.push(fields.len().to_string());
+        args.extend(fields);
+        let a: Vec<&str> = args.iter().map(|x| x.as_str()).collect();
+        let ttls = raw.cmd_str(&a);
+        (h, ht, st, z, ttls)
+    };
+    let before = state(&s);
+    assert!(before.0.len() > N / 2 && before.2.len() > N / 2);
+    s.kill9();
+    s.restart();
+    let after = state(&s);
+    assert!(before.0 == after.0, "hash differs after restart");
+    assert!(
+        before.1 == after.1,
+        "hash with field TTLs differs after restart"
+    );
+    assert!(before.2 == after.2, "set differs after restart");
+    assert!(before.3 == after.3, "sorted set differs after restart");
+    assert!(before.4 == after.4, "field deadlines differ after restart");
+}

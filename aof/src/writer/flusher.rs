@@ -20,6 +20,9 @@ const LINGER_MAX_US: u64 = 1_000;
 /// would see as memory the dataset cannot use.
 const SHRINK_ABOVE: usize = 2 << 20;
 
+/// `wait_for_work`'s mark under polling: the flusher slept one interval.
+const POLLED: u64 = u64::MAX;
+
 /// How far ahead of the appends the active segment is zero-filled.
 const ZERO_FILL: u64 = 512 << 10;
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
@@ -42,6 +45,16 @@ impl Inner {
         self.opts.inline_commit
             && self.policy() == FsyncPolicy::Always
             && self.fsync_avg_us.load(Ordering::Relaxed) < LINGER_MIN_FSYNC_US
+    }
+
+    /// Whether appends leave the flusher asleep unless it is idle: under
+    /// inline commit (see above), and under `EverySec`/`No` when
+    /// `inline_commit` is on, where nobody waits for the write and the
+    /// flusher writes whatever accumulated once per `inline_poll`. Waking
+    /// it for every append would cost a context switch (and a small
+    /// write) per record.
+    pub(super) fn flusher_polls(&self) -> bool {
+        self.opts.inline_commit && (self.policy() != FsyncPolicy::Always || self.inline_active())
     }
 
     pub(super) fn run(self: Arc<Self>) {
@@ -121,6 +134,10 @@ impl Inner {
     /// `inline_poll` and takes over records that were already appended at
     /// the previous poll (`mark`) and are still not durable. After a poll
     /// interval without appends it sleeps until the next append wakes it.
+    ///
+    /// Under `EverySec`/`No` with polling (`flusher_polls`), `mark` is
+    /// `POLLED` once the flusher has slept one interval since its last
+    /// write; the records found then are written.
     fn wait_for_work(&self, mark: &mut u64) -> (bool, bool) {
         let mut p = self.pending.lock();
         loop {
@@ -149,8 +166,23 @@ impl Inner {
                 self.wake.wait_until(&mut p, deadline);
                 continue;
             }
-            if !p.buf.is_empty() {
+            let polls = self.flusher_polls();
+            if !p.buf.is_empty() && (!polls || *mark == POLLED) {
+                *mark = 0;
                 return (false, std::mem::take(&mut p.sync_requested));
+            }
+            if polls && *mark != POLLED {
+                // Let records accumulate for one poll interval; appends
+                // don't wake us meanwhile (`flusher_idle` stays false).
+                *mark = POLLED;
+                let deadline = Instant::now() + self.opts.inline_poll;
+                self.wake.wait_until(&mut p, deadline);
+                continue;
+            }
+            // Nothing appended for a whole interval: sleep until an append
+            // (or the everysec deadline) wakes us.
+            if polls {
+                p.flusher_idle = true;
             }
             let unsynced =
                 self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
@@ -159,11 +191,14 @@ impl Inner {
                 let deadline = self.epoch + last + self.opts.everysec_interval;
                 if Instant::now() >= deadline || self.wake.wait_until(&mut p, deadline).timed_out()
                 {
+                    p.flusher_idle = false;
                     return (false, false);
                 }
             } else {
                 self.wake.wait(&mut p);
             }
+            p.flusher_idle = false;
+            *mark = 0;
         }
     }
 

@@ -310,9 +310,10 @@ impl Log {
             }
             p.end += (RECORD_HEADER_LEN + total) as u64;
             p.records += 1;
-            // Inline commit: whoever waits for this record commits it, so
-            // the flusher is only woken out of an idle sleep (it then polls).
-            if self.inner.inline_active() && !p.flusher_idle {
+            // Inline commit: whoever waits for this record commits it; under
+            // everysec/no nobody waits for it. Either way the flusher polls,
+            // and is only woken out of an idle sleep.
+            if self.inner.flusher_polls() && !p.flusher_idle {
                 return Ok(Lsn(p.end));
             }
             p.flusher_idle = false;

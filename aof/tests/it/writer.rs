@@ -396,6 +396,45 @@ fn inline_commit_records_nobody_commits_are_flushed_by_the_poll() {
     assert_eq!(s.records_synced, 3);
 }
 
+/// Under everysec with polling, appends don't wake the flusher one by one:
+/// records spread over a poll interval go out in one write.
+#[test]
+fn everysec_polling_flusher_batches_appends_into_few_writes() {
+    let mem = MemFs::new();
+    let (ffs, faults) = FaultFs::new(Arc::new(mem.clone()));
+    let o = basalt_aof::Options {
+        inline_commit: true,
+        inline_poll: Duration::from_millis(50),
+        ..opts(
+            Arc::new(ffs),
+            FsyncPolicy::EverySec,
+            RecoveryMode::TruncateTail,
+        )
+    };
+    let (log, _, _) = replay(&dir(), o).unwrap();
+    let wait_written = |lsn: Lsn| {
+        let t = std::time::Instant::now();
+        while log.written() < lsn {
+            assert!(t.elapsed() < LONG, "records never written");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait_written(log.append(b"first").unwrap());
+    let writes_before = faults.write_calls();
+    let mut last = Lsn(0);
+    for i in 0..20 {
+        last = log.append(format!("r{i}").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    wait_written(last);
+    let writes = faults.write_calls() - writes_before;
+    // Woken per append, the flusher would write about 20 times.
+    assert!(writes <= 6, "{writes} writes for 20 spaced appends");
+    log.close().unwrap();
+    let (_l, got, _) = replay(&dir(), mem_opts(&mem)).unwrap();
+    assert_eq!(got.len(), 21);
+}
+
 #[test]
 fn inline_commit_failing_fsync_acknowledges_nothing_then_recovers() {
     let mem = MemFs::new();
