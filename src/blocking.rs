@@ -451,7 +451,7 @@ pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
 /// synchronous read logs it.
 pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
     use crate::commands::stream::{
-        deliver_new, propagate_effects, reply_range_pub, ArgBuf, GroupRead,
+        deliver_new, propagate_effects, reply_range_pub, Effects, GroupRead,
     };
     use basalt_storage::StreamId;
     let reg = &ctx.srv.blocked;
@@ -491,7 +491,7 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
             buf: Vec::with_capacity(64),
             resp3: w.resp3,
         };
-        let mut log: Vec<ArgBuf> = Vec::new();
+        let mut log = Effects::default();
         let header = |out: &mut Reply| {
             if out.resp3 {
                 out.map(1);
@@ -534,16 +534,7 @@ pub fn serve_stream(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
                                         pel: Default::default(),
                                     },
                                 );
-                                log.push(
-                                    vec![
-                                        b"XGROUP".to_vec(),
-                                        b"CREATECONSUMER".to_vec(),
-                                        key.to_vec(),
-                                        g.clone(),
-                                        c.clone(),
-                                    ]
-                                    .into(),
-                                );
+                                log.cmd(&[b"XGROUP", b"CREATECONSUMER", key, g, c]);
                             }
                         }
                         header(&mut out);

@@ -191,12 +191,12 @@ pub fn stream_from_rdb(st: &basalt_rdb::Stream, lim: &Limits) -> Result<Stream, 
                 Nack {
                     delivery_time: p.delivery_time_ms,
                     delivery_count: p.delivery_count,
-                    consumer: Box::default(),
+                    consumer: std::sync::Arc::from(&[][..]),
                 },
             );
         }
         for c in &g.consumers {
-            let name: Box<[u8]> = c.name.as_slice().into();
+            let name: std::sync::Arc<[u8]> = c.name.as_slice().into();
             let mut cons = Consumer {
                 seen_time: c.seen_time_ms,
                 active_time: c.active_time_ms.unwrap_or(c.seen_time_ms),
@@ -261,10 +261,9 @@ pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
             last_delivered_id: rid(g.last_id),
             entries_read: g.entries_read,
             pel: g
-                .pel
-                .iter()
+                .pel_range(StreamId::MIN)
                 .map(|(id, n)| basalt_rdb::PendingEntry {
-                    id: rid(*id),
+                    id: rid(id),
                     delivery_time_ms: n.delivery_time,
                     delivery_count: n.delivery_count,
                 })

@@ -224,7 +224,22 @@ fn id_bytes(id: StreamId) -> Vec<u8> {
 }
 
 fn reply_id(out: &mut Reply, id: StreamId) {
-    out.bulk(&id.to_bytes());
+    let mut b = [0u8; 41];
+    out.bulk(format_id(id, &mut b));
+}
+
+/// `ms-seq` into a stack buffer (at most 20 + 1 + 20 bytes).
+fn format_id(id: StreamId, b: &mut [u8; 41]) -> &[u8] {
+    let mut i = itoa::Buffer::new();
+    let ms = i.format(id.ms).as_bytes();
+    b[..ms.len()].copy_from_slice(ms);
+    let mut n = ms.len();
+    b[n] = b'-';
+    n += 1;
+    let seq = i.format(id.seq).as_bytes();
+    b[n..n + seq.len()].copy_from_slice(seq);
+    n += seq.len();
+    &b[..n]
 }
 
 fn reply_entry(out: &mut Reply, id: StreamId, fields: &[&[u8]]) {
@@ -720,7 +735,7 @@ pub fn deliver_new(
     gr: &GroupRead<'_>,
     count: u64,
     now: i64,
-    log: &mut Vec<ArgBuf>,
+    log: &mut Effects,
 ) -> u64 {
     let start = match s.groups.get(gr.group) {
         Some(g) => match g.last_id.incr() {
@@ -735,81 +750,70 @@ pub fn deliver_new(
             return 0;
         }
     };
-    let entries = s.collect(
-        start,
-        StreamId::MAX,
-        false,
-        if count == 0 {
-            None
-        } else {
-            Some(count as usize)
-        },
-    );
-    out.array(entries.len());
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
+    // Entries go straight into the reply; the array header, whose length
+    // is known only afterwards, is put in front of them.
+    let at = out.buf.len();
+    let mut ids: Vec<StreamId> = Vec::new();
+    s.range(start, StreamId::MAX, false, |id, f| {
+        reply_entry(out, id, f);
+        ids.push(id);
+        ids.len() < limit
+    });
+    insert_array_header(out, at, ids.len());
     let mut propagate_last = false;
-    for (id, fields) in &entries {
-        let refs: Vec<&[u8]> = fields.iter().map(|f| f.as_slice()).collect();
-        reply_entry(out, *id, &refs);
-        let has_tomb = s.range_has_tombstones(*id, StreamId::MAX);
-        let est = if s.entries_added > 0 {
-            s.estimate_distance(*id)
+    for &id in &ids {
+        let has_tomb = s.range_has_tombstones(id, StreamId::MAX);
+        let entries_added = s.entries_added;
+        let est = if entries_added > 0 {
+            s.estimate_distance(id)
         } else {
             None
         };
         let g = s.groups.get_mut(gr.group).expect("checked");
-        if *id > g.last_id {
+        if id > g.last_id {
             match g.entries_read {
                 Some(r) if !has_tomb => g.entries_read = Some(r.wrapping_add(1)),
                 _ => {
-                    if s.entries_added > 0 {
+                    if entries_added > 0 {
                         g.entries_read = est;
                     }
                 }
             }
-            g.last_id = *id;
+            g.last_id = id;
             propagate_last = true;
         }
         if !gr.noack {
-            let cname: Box<[u8]> = gr.consumer.into();
-            if let Some(old) = g.pel.get(id) {
-                let oc = old.consumer.clone();
-                if let Some(c) = g.consumers.get_mut(&oc) {
-                    c.pel.remove(id);
-                }
-            }
-            g.pel.insert(
-                *id,
-                Nack {
-                    delivery_time: now,
-                    delivery_count: 1,
-                    consumer: cname.clone(),
-                },
-            );
-            let c = g
-                .consumers
-                .entry(cname)
-                .or_insert_with(|| Consumer::new(now));
-            c.pel.insert(*id);
-            c.active_time = now;
-            log.push(xclaim_effect(
-                key,
-                gr.group,
-                gr.consumer,
-                *id,
-                now,
-                1,
-                g.last_id,
-            ));
+            g.deliver(id, gr.consumer, now);
+            xclaim_effect(log, key, gr.group, gr.consumer, id, now, 1, g.last_id);
         }
     }
     if propagate_last {
         let g = s.groups.get(gr.group).expect("checked");
-        log.push(setid_effect(key, gr.group, g));
+        setid_effect(log, key, gr.group, g);
     }
-    entries.len() as u64
+    ids.len() as u64
 }
 
+/// Puts an array header for `n` items at byte `at` of the reply.
+fn insert_array_header(out: &mut Reply, at: usize, n: usize) {
+    let mut itoa = itoa::Buffer::new();
+    let digits = itoa.format(n).as_bytes();
+    let mut hdr = [0u8; 24];
+    hdr[0] = b'*';
+    hdr[1..1 + digits.len()].copy_from_slice(digits);
+    hdr[1 + digits.len()..3 + digits.len()].copy_from_slice(b"\r\n");
+    out.buf
+        .splice(at..at, hdr[..3 + digits.len()].iter().copied());
+}
+
+#[allow(clippy::too_many_arguments)]
 fn xclaim_effect(
+    log: &mut Effects,
     key: &[u8],
     group: &[u8],
     consumer: &[u8],
@@ -817,91 +821,99 @@ fn xclaim_effect(
     time: i64,
     count: u64,
     last: StreamId,
-) -> ArgBuf {
-    let mut b = ArgBuf::default();
-    b.push(b"XCLAIM");
-    b.push(key);
-    b.push(group);
-    b.push(consumer);
-    b.push(b"0");
-    b.push_id(id);
-    b.push(b"TIME");
-    b.push(itoa::Buffer::new().format(time).as_bytes());
-    b.push(b"RETRYCOUNT");
-    b.push(itoa::Buffer::new().format(count).as_bytes());
-    b.push(b"FORCE");
-    b.push(b"JUSTID");
-    b.push(b"LASTID");
-    b.push_id(last);
-    b
+) {
+    log.arg(b"XCLAIM");
+    log.arg(key);
+    log.arg(group);
+    log.arg(consumer);
+    log.arg(b"0");
+    log.arg_id(id);
+    log.arg(b"TIME");
+    log.arg(itoa::Buffer::new().format(time).as_bytes());
+    log.arg(b"RETRYCOUNT");
+    log.arg(itoa::Buffer::new().format(count).as_bytes());
+    log.arg(b"FORCE");
+    log.arg(b"JUSTID");
+    log.arg(b"LASTID");
+    log.arg_id(last);
+    log.end();
 }
 
-fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> ArgBuf {
-    let mut b = ArgBuf::default();
-    b.push(b"XGROUP");
-    b.push(b"SETID");
-    b.push(key);
-    b.push(group);
-    b.push_id(g.last_id);
-    b.push(b"ENTRIESREAD");
-    b.push(
+fn setid_effect(log: &mut Effects, key: &[u8], group: &[u8], g: &Group) {
+    log.arg(b"XGROUP");
+    log.arg(b"SETID");
+    log.arg(key);
+    log.arg(group);
+    log.arg_id(g.last_id);
+    log.arg(b"ENTRIESREAD");
+    log.arg(
         itoa::Buffer::new()
             .format(g.entries_read.map_or(-1, |r| r as i64))
             .as_bytes(),
     );
-    b
+    log.end();
 }
 
-/// One logged command's arguments in a single buffer (a group read logs
-/// one XCLAIM per entry: two allocations each, not fourteen).
+/// The effect commands of one command (a group read logs one XCLAIM per
+/// entry), every argument in one buffer, logged as one record by
+/// [`propagate_effects`].
 #[derive(Default)]
-pub struct ArgBuf {
+pub struct Effects {
     buf: Vec<u8>,
+    /// End of each argument in `buf`.
     ends: Vec<usize>,
+    /// Number of arguments of each finished command.
+    cmds: Vec<usize>,
+    /// Arguments in finished commands.
+    done: usize,
 }
 
-impl ArgBuf {
-    fn push(&mut self, a: &[u8]) {
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    fn arg(&mut self, a: &[u8]) {
         self.buf.extend_from_slice(a);
         self.ends.push(self.buf.len());
     }
 
-    fn push_id(&mut self, id: StreamId) {
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(id.ms).as_bytes());
-        self.buf.push(b'-');
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(id.seq).as_bytes());
-        self.ends.push(self.buf.len());
+    fn arg_id(&mut self, id: StreamId) {
+        let mut b = [0u8; 41];
+        self.arg(format_id(id, &mut b));
     }
 
-    fn refs(&self) -> Vec<&[u8]> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&e| {
-                let s = &self.buf[start..e];
-                start = e;
-                s
-            })
-            .collect()
+    /// Ends the command made of the arguments added since the last end.
+    fn end(&mut self) {
+        self.cmds.push(self.ends.len() - self.done);
+        self.done = self.ends.len();
     }
-}
 
-impl From<Vec<Vec<u8>>> for ArgBuf {
-    fn from(v: Vec<Vec<u8>>) -> ArgBuf {
-        let mut b = ArgBuf::default();
-        for a in &v {
-            b.push(a);
+    /// Adds a whole command.
+    pub fn cmd(&mut self, args: &[&[u8]]) {
+        for a in args {
+            self.arg(a);
         }
-        b
+        self.end();
     }
 }
 
 /// Logs the effect commands of one command as one record.
-pub fn propagate_effects(ctx: &Ctx<'_>, log: &[ArgBuf]) {
-    let cmds: Vec<Vec<&[u8]>> = log.iter().map(ArgBuf::refs).collect();
-    let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
+pub fn propagate_effects(ctx: &Ctx<'_>, log: &Effects) {
+    // One vector of every argument, cut into one slice per command.
+    let mut args: Vec<&[u8]> = Vec::with_capacity(log.done);
+    let mut start = 0;
+    for &e in &log.ends[..log.done] {
+        args.push(&log.buf[start..e]);
+        start = e;
+    }
+    let mut refs: Vec<&[&[u8]]> = Vec::with_capacity(log.cmds.len());
+    let mut rest = args.as_slice();
+    for &n in &log.cmds {
+        let (c, r) = rest.split_at(n);
+        refs.push(c);
+        rest = r;
+    }
     ctx.propagate_many(&refs);
 }
 
@@ -1072,7 +1084,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
         resp3: ctx.out.resp3,
     };
     let mut served = 0usize;
-    let mut log: Vec<ArgBuf> = Vec::new();
+    let mut log = Effects::default();
     for (j, key) in keys.iter().enumerate() {
         if let Some((gname, cname)) = group {
             let Some(e) = ml.get_mut(j, key) else {
@@ -1086,16 +1098,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
             let sync = history || (!s.is_empty() && last_valid.is_some_and(|m| m > gl));
             let g = s.groups.get_mut(gname).expect("checked");
             if g.touch_consumer(cname, now) {
-                log.push(
-                    vec![
-                        b"XGROUP".to_vec(),
-                        b"CREATECONSUMER".to_vec(),
-                        key.to_vec(),
-                        gname.to_vec(),
-                        cname.to_vec(),
-                    ]
-                    .into(),
-                );
+                log.cmd(&[b"XGROUP", b"CREATECONSUMER", key, gname, cname]);
                 ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
             }
             if !sync {
@@ -1307,8 +1310,9 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let g = s.groups.get_mut(gname).expect("checked");
     g.last_id = id;
     g.entries_read = entries_read;
-    let log = setid_effect(key, gname, g);
-    ctx.propagate(&log.refs());
+    let mut log = Effects::default();
+    setid_effect(&mut log, key, gname, g);
+    propagate_effects(ctx, &log);
     ctx.notify(crate::notify::STREAM, b"xgroup-setid", key);
     drop(k);
     ctx.out.ok();
@@ -1380,7 +1384,7 @@ fn xgroup_delconsumer(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let s = stream_mut(k.get_mut().expect("present"))?;
     let g = s.groups.get_mut(gname).expect("checked");
     let c = g.consumers.remove(cname).expect("checked");
-    for id in &c.pel {
+    for id in c.pel.iter() {
         g.pel.remove(id);
     }
     ctx.propagate(a);
@@ -1430,20 +1434,16 @@ fn xack(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     for x in &a[3..] {
         ids.push(parse_strict(x, 0)?);
     }
-    let pending = {
-        let s = stream_ref(k.get().expect("present"))?;
-        let g = s.groups.get(gname).expect("checked");
-        ids.iter().any(|id| g.pel.contains_key(id))
-    };
+    // One pass: the first lookup of each ID is also its removal.
+    let s = stream_mut(k.get_mut().expect("present"))?;
+    let g = s.groups.get_mut(gname).expect("checked");
     let mut n = 0;
-    if pending {
-        let s = stream_mut(k.get_mut().expect("present"))?;
-        let g = s.groups.get_mut(gname).expect("checked");
-        for id in &ids {
-            if g.ack(*id) {
-                n += 1;
-            }
+    for id in &ids {
+        if g.ack(*id) {
+            n += 1;
         }
+    }
+    if n > 0 {
         ctx.propagate(a);
     }
     drop(k);
@@ -1498,8 +1498,8 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             out.null();
             out.null_array();
         } else {
-            reply_id(out, *g.pel.keys().next().expect("non-empty"));
-            reply_id(out, *g.pel.keys().next_back().expect("non-empty"));
+            reply_id(out, g.pel_first().unwrap_or_default());
+            reply_id(out, g.pel_last().unwrap_or_default());
             let with: Vec<_> = g
                 .consumers
                 .iter()
@@ -1525,7 +1525,7 @@ fn xpending(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 return Ok(());
             }
         },
-        None => Box::new(g.pel.range(start..).map(|(id, _)| *id)),
+        None => Box::new(g.pel_range(start).map(|(id, _)| id)),
     };
     let mut rows = Vec::new();
     for id in ids {
@@ -1615,7 +1615,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         deliverytime = now;
     }
     let s = stream_mut(k.get_mut().expect("present"))?;
-    let mut log: Vec<ArgBuf> = Vec::new();
+    let mut log = Effects::default();
     let mut propagate_last = false;
     {
         let g = s.groups.get_mut(gname).expect("checked");
@@ -1637,7 +1637,8 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let g = s.groups.get_mut(gname).expect("checked");
         if !exists {
             if g.ack(id) {
-                log.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id_bytes(id)].into());
+                let mut b = [0u8; 41];
+                log.cmd(&[b"XACK", key, gname, format_id(id, &mut b)]);
                 propagate_last = false;
             }
             continue;
@@ -1648,7 +1649,7 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 Nack {
                     delivery_time: now,
                     delivery_count: 0,
-                    consumer: cname_b.clone(),
+                    consumer: (*cname_b).into(),
                 },
             );
             true
@@ -1672,12 +1673,12 @@ fn xclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             reply_entry(&mut body, id, &refs);
         }
         n += 1;
-        log.push(xclaim_effect(key, gname, cname, id, dt, dc, g.last_id));
+        xclaim_effect(&mut log, key, gname, cname, id, dt, dc, g.last_id);
         propagate_last = false;
     }
     if propagate_last {
         let g = s.groups.get(gname).expect("checked");
-        log.push(setid_effect(key, gname, g));
+        setid_effect(&mut log, key, gname, g);
     }
     if new_consumer {
         ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
@@ -1728,36 +1729,41 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let s = stream_mut(k.get_mut().expect("present"))?;
     let mut attempts = count.saturating_mul(10);
     let mut new_consumer = false;
-    let mut log: Vec<ArgBuf> = Vec::new();
+    let mut log = Effects::default();
     let mut body = Reply {
         buf: Vec::new(),
         resp3: ctx.out.resp3,
     };
     let mut n = 0usize;
     let mut deleted = Vec::new();
-    let mut cursor = start;
+    // The IDs to scan, taken up front (one merge of the consumers' PELs,
+    // not one per step): a step only acks or moves its own ID, so the IDs
+    // after it are the same either way.
+    let mut scan = s.groups[gname]
+        .pel_range(start)
+        .take(
+            usize::try_from(attempts)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        )
+        .map(|(id, _)| id)
+        .collect::<Vec<_>>()
+        .into_iter();
     let mut next: Option<StreamId>;
     loop {
-        next = s.groups[gname]
-            .pel
-            .range(cursor..)
-            .next()
-            .map(|(id, _)| *id);
+        next = scan.next();
         let Some(id) = next else { break };
         if attempts == 0 || count == 0 {
             break;
         }
         attempts -= 1;
-        cursor = match id.incr() {
-            Some(c) => c,
-            None => StreamId::MAX,
-        };
         let exists = s.contains(id);
         let fields = if exists && !justid { s.get(id) } else { None };
         let g = s.groups.get_mut(gname).expect("checked");
         if !exists {
             g.ack(id);
-            log.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id_bytes(id)].into());
+            let mut b = [0u8; 41];
+            log.cmd(&[b"XACK", key, gname, format_id(id, &mut b)]);
             deleted.push(id);
             count -= 1;
             if id == StreamId::MAX {
@@ -1766,7 +1772,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             }
             continue;
         }
-        let nack = &g.pel[&id];
+        let nack = g.pel.get(&id).expect("pending");
         if minidle != 0 && now.wrapping_sub(nack.delivery_time) < minidle {
             if id == StreamId::MAX {
                 next = None;
@@ -1787,7 +1793,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
         n += 1;
         count -= 1;
-        log.push(xclaim_effect(key, gname, cname, id, dt, dc, g.last_id));
+        xclaim_effect(&mut log, key, gname, cname, id, dt, dc, g.last_id);
         if id == StreamId::MAX {
             next = None;
             break;
@@ -1957,9 +1963,9 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         out.int(g.pel.len() as i64);
         out.bulk(b"pending");
         out.array(lim(g.pel.len()));
-        for (id, n) in g.pel.iter().take(lim(g.pel.len())) {
+        for (id, n) in g.pel_range(StreamId::MIN).take(lim(g.pel.len())) {
             out.array(4);
-            reply_id(out, *id);
+            reply_id(out, id);
             out.bulk(&n.consumer);
             out.int(n.delivery_time);
             out.int(n.delivery_count as i64);
@@ -1977,7 +1983,7 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             out.bulk(b"pending");
             out.array(lim(cons.pel.len()));
             for id in cons.pel.iter().take(lim(cons.pel.len())) {
-                let n = &g.pel[id];
+                let n = g.pel.get(id).expect("pending");
                 out.array(3);
                 reply_id(out, *id);
                 out.int(n.delivery_time);

@@ -22,7 +22,9 @@
 //! Consumer groups keep a global PEL (ID → [`Nack`]) and per-consumer PEL
 //! sets, in name/ID order as Redis's radix trees iterate.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
 
 /// A stream entry ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -347,7 +349,8 @@ impl Node {
 pub struct Nack {
     pub delivery_time: i64,
     pub delivery_count: u64,
-    pub consumer: Box<[u8]>,
+    /// The owner; shares its name with the group's consumer map.
+    pub consumer: Arc<[u8]>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -369,13 +372,21 @@ impl Consumer {
     }
 }
 
+/// A group's pending entries by ID.
+pub type PelMap = HashMap<StreamId, Nack, foldhash::fast::RandomState>;
+
 #[derive(Clone, Debug)]
 pub struct Group {
     pub last_id: StreamId,
     /// Logical read counter; None = invalid (Redis's SCG_INVALID_ENTRIES_READ).
     pub entries_read: Option<u64>,
-    pub pel: BTreeMap<StreamId, Nack>,
-    pub consumers: BTreeMap<Box<[u8]>, Consumer>,
+    /// Every pending entry by ID, unordered: XACK and XCLAIM probe it at
+    /// random, and a hash probe touches two cache lines where an ordered
+    /// tree of every pending ID touches one node per level. The order is
+    /// the consumers' PELs merged ([`Group::pel_range`]): each pending
+    /// entry is in exactly one consumer's PEL.
+    pub pel: PelMap,
+    pub consumers: BTreeMap<Arc<[u8]>, Consumer>,
 }
 
 impl Group {
@@ -383,9 +394,52 @@ impl Group {
         Group {
             last_id,
             entries_read,
-            pel: BTreeMap::new(),
+            pel: PelMap::default(),
             consumers: BTreeMap::new(),
         }
+    }
+
+    /// Pending entries with IDs `>= start` in ID order: the consumers'
+    /// PELs merged.
+    pub fn pel_range(&self, start: StreamId) -> impl Iterator<Item = (StreamId, &Nack)> + '_ {
+        let mut heads: Vec<_> = self
+            .consumers
+            .values()
+            .map(|c| c.pel.range(start..))
+            .collect();
+        let mut heap = BinaryHeap::with_capacity(heads.len());
+        for (i, h) in heads.iter_mut().enumerate() {
+            if let Some(id) = h.next() {
+                heap.push(Reverse((*id, i)));
+            }
+        }
+        std::iter::from_fn(move || loop {
+            let Reverse((id, i)) = heap.pop()?;
+            if let Some(next) = heads[i].next() {
+                heap.push(Reverse((*next, i)));
+            }
+            if let Some(n) = self.pel.get(&id) {
+                return Some((id, n));
+            }
+        })
+    }
+
+    /// The smallest pending ID.
+    pub fn pel_first(&self) -> Option<StreamId> {
+        self.consumers
+            .values()
+            .filter_map(|c| c.pel.first())
+            .min()
+            .copied()
+    }
+
+    /// The largest pending ID.
+    pub fn pel_last(&self) -> Option<StreamId> {
+        self.consumers
+            .values()
+            .filter_map(|c| c.pel.last())
+            .max()
+            .copied()
     }
 
     /// Marks consumer `name` seen at `now`, creating it if missing; true
@@ -417,8 +471,12 @@ impl Group {
         count: Option<u64>,
         bump: bool,
     ) -> Option<(i64, u64)> {
+        let owner = match self.consumers.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => name.into(),
+        };
         let nack = self.pel.get_mut(&id)?;
-        let old = std::mem::replace(&mut nack.consumer, name.into());
+        let old = std::mem::replace(&mut nack.consumer, owner);
         nack.delivery_time = delivery_time;
         match count {
             Some(n) => nack.delivery_count = n,
@@ -436,6 +494,45 @@ impl Group {
             c.active_time = now;
         }
         Some(got)
+    }
+
+    /// Delivers entry `id` to consumer `name` at `now` (a read of new
+    /// entries, Redis's `streamReplyWithRange` with a group): a fresh PEL
+    /// entry with delivery count 1, or, when `id` is already pending (the
+    /// group's ID was set back), the entry moved to `name` and reset.
+    /// Creates the consumer if missing and marks it active.
+    pub fn deliver(&mut self, id: StreamId, name: &[u8], now: i64) {
+        let name = match self.consumers.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let k: Arc<[u8]> = name.into();
+                self.consumers.insert(k.clone(), Consumer::new(now));
+                k
+            }
+        };
+        let c = self.consumers.get_mut(&name).expect("present");
+        c.pel.insert(id);
+        c.active_time = now;
+        match self.pel.entry(id) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let nack = o.get_mut();
+                nack.delivery_time = now;
+                nack.delivery_count = 1;
+                if nack.consumer != name {
+                    let old = std::mem::replace(&mut nack.consumer, name);
+                    if let Some(oc) = self.consumers.get_mut(&old) {
+                        oc.pel.remove(&id);
+                    }
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Nack {
+                    delivery_time: now,
+                    delivery_count: 1,
+                    consumer: name,
+                });
+            }
+        }
     }
 
     /// Drops a pending entry from the group PEL and its owner's PEL.
@@ -866,7 +963,7 @@ impl Stream {
     pub fn heap_size(&self) -> usize {
         let mut n = 64 + self.nodes.values().map(Node::heap_size).sum::<usize>();
         for (name, g) in &self.groups {
-            n += 96 + name.len() + g.pel.len() * 64;
+            n += 96 + name.len() + g.pel.capacity() * (std::mem::size_of::<(StreamId, Nack)>() + 1);
             for (cn, c) in &g.consumers {
                 n += 96 + cn.len() + c.pel.len() * 40;
             }
@@ -923,5 +1020,39 @@ mod tests {
         assert_eq!(s.trim(Trim::MinId(id(200, 0)), false, 0), 89);
         assert_eq!(s.first_id, id(200, 0));
         assert_eq!(s.edge(false), Some(id(250, 0)));
+    }
+
+    #[test]
+    fn group_pel_order_is_the_consumers_merged() {
+        let mut g = Group::new(StreamId::MIN, Some(0));
+        for i in 1..=30u64 {
+            let who: &[u8] = match i % 3 {
+                0 => b"a",
+                1 => b"b",
+                _ => b"c",
+            };
+            g.deliver(id(i, 0), who, i as i64);
+        }
+        assert_eq!(g.pel.len(), 30);
+        assert!(g.ack(id(4, 0)));
+        assert!(!g.ack(id(4, 0)));
+        g.touch_consumer(b"d", 99);
+        assert_eq!(g.claim(id(5, 0), b"d", 99, 99, None, true), Some((99, 2)));
+        // Delivered again (the group ID set back): moves to the reader.
+        g.deliver(id(6, 0), b"b", 100);
+        let all: Vec<StreamId> = g.pel_range(StreamId::MIN).map(|(k, _)| k).collect();
+        let want: Vec<StreamId> = (1..=30).filter(|i| *i != 4).map(|i| id(i, 0)).collect();
+        assert_eq!(all, want);
+        let from: Vec<u64> = g.pel_range(id(25, 0)).map(|(k, _)| k.ms).collect();
+        assert_eq!(from, vec![25, 26, 27, 28, 29, 30]);
+        assert_eq!(g.pel_first(), Some(id(1, 0)));
+        assert_eq!(g.pel_last(), Some(id(30, 0)));
+        assert!(g.consumers[&b"d"[..]].pel.contains(&id(5, 0)));
+        assert!(!g.consumers[&b"c"[..]].pel.contains(&id(5, 0)));
+        assert!(g.consumers[&b"b"[..]].pel.contains(&id(6, 0)));
+        assert!(!g.consumers[&b"a"[..]].pel.contains(&id(6, 0)));
+        assert_eq!(&*g.pel[&id(6, 0)].consumer, b"b");
+        let owned: usize = g.consumers.values().map(|c| c.pel.len()).sum();
+        assert_eq!(owned, g.pel.len());
     }
 }
