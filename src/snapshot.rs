@@ -418,13 +418,19 @@ struct SinkBuf {
 /// here rather than freeing them).
 static CAPTURE_BYTES: AtomicU64 = AtomicU64::new(0);
 
+/// Allocated size of the snapshot thread's own buffers: the chunk being
+/// built (which can outgrow `CHUNK_RAW` when a drain brings many captured
+/// entries at once), the compressed chunk, a big value's piece and the
+/// file buffer.
+static WORK_BYTES: AtomicU64 = AtomicU64::new(0);
+
 /// Memory a running snapshot holds beyond the keyspace: the capture
 /// buffer, the chunk being built and the file buffer (0 when none runs).
 pub fn working_bytes(srv: &Shared) -> u64 {
     if !srv.snap.in_progress.load(Relaxed) {
         return 0;
     }
-    CAPTURE_BYTES.load(Relaxed) + 2 * CHUNK_RAW as u64 + (1 << 20)
+    CAPTURE_BYTES.load(Relaxed) + WORK_BYTES.load(Relaxed)
 }
 
 impl Capture for Sink {
@@ -470,9 +476,24 @@ struct ChunkWriter {
     /// would build (allocate and initialise) a new one for every chunk.
     zstd: zstd::bulk::Compressor<'static>,
     comp: Vec<u8>,
+    raw_cap: usize,
+    piece_cap: usize,
 }
 
 impl ChunkWriter {
+    /// Publishes the buffers' sizes for `working_bytes`; 0 keeps the last
+    /// figure for that buffer.
+    fn publish_work_bytes(&mut self, raw: usize, piece: usize) {
+        if raw > 0 {
+            self.raw_cap = raw;
+        }
+        if piece > 0 {
+            self.piece_cap = piece;
+        }
+        let total = self.raw_cap + self.piece_cap + self.comp.capacity() + (1 << 20);
+        WORK_BYTES.store(total as u64, Relaxed);
+    }
+
     /// Writes one chunk; `continues`: the next chunk carries on its bytes.
     fn write_chunk(&mut self, raw: &[u8], entries: u64, continues: bool) -> std::io::Result<()> {
         // Compressing a chunk is one burst of CPU: let a waiting IO
@@ -669,7 +690,10 @@ fn write_file(
         chunks: 0,
         zstd: zstd::bulk::Compressor::new(1)?,
         comp: Vec::new(),
+        raw_cap: CHUNK_RAW + 4096,
+        piece_cap: 0,
     };
+    w.publish_work_bytes(0, 0);
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -699,7 +723,11 @@ fn write_file(
             w.write_chunk(raw, *raw_entries, false)?;
             raw.clear();
             *raw_entries = 0;
+            if raw.capacity() > 4 * CHUNK_RAW {
+                raw.shrink_to(CHUNK_RAW + 4096);
+            }
         }
+        w.publish_work_bytes(raw.capacity(), 0);
         Ok(())
     };
     srv.snap.current_keys.store(0, Relaxed);
@@ -772,7 +800,11 @@ fn write_file(
                         let starts = u64::from(first && i == 0);
                         w.write_chunk(sub, starts, !(last && i == n - 1))?;
                     }
+                    w.publish_work_bytes(0, piece.capacity());
                     piece.clear();
+                    if piece.capacity() > 4 * CHUNK_RAW {
+                        piece.shrink_to(CHUNK_RAW);
+                    }
                     in_big = !last;
                 }
                 Step::Done => {

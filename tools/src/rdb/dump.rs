@@ -99,7 +99,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
                         if filter.accepts(&e) {
                             j.key_record(&e, true);
                             j.out.push(b'\n');
-                            if j.out.len() > 1 << 20 {
+                            if j.out.len() > 64 << 10 {
                                 out.write_all(&j.out)?;
                                 j.out.clear();
                             }
@@ -241,7 +241,7 @@ fn json_sorted(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) -> R
                 j.raw(",\n");
             }
             j.out.extend_from_slice(rec);
-            if j.out.len() > 1 << 20 {
+            if j.out.len() > 64 << 10 {
                 out.write_all(&j.out)?;
                 j.out.clear();
             }
@@ -307,7 +307,7 @@ fn json_streamed(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) ->
                     }
                     first = false;
                     j.key_record(&e, false);
-                    if j.out.len() > 1 << 20 {
+                    if j.out.len() > 64 << 10 {
                         out.write_all(&j.out)?;
                         j.out.clear();
                     }

@@ -25,6 +25,12 @@ pub struct ThreadedWriter {
     /// Emptied buffers coming back, and flush answers.
     back: Receiver<io::Result<Option<Vec<u8>>>>,
     thread: Option<JoinHandle<()>>,
+    /// Buffers the thread has given back, for reuse: a fresh 1 MiB buffer
+    /// per send would cost page faults (the kernel zeroing new pages was
+    /// 15% of a `dump --format jsonl` profile).
+    spare: Vec<Vec<u8>>,
+    /// Buffers allocated so far (at most `IN_FLIGHT + 1`).
+    allocated: usize,
     /// The writer thread failed: every later call reports it.
     failed: Option<(io::ErrorKind, String)>,
 }
@@ -65,6 +71,8 @@ impl ThreadedWriter {
             tx: thread.is_some().then_some(tx),
             back,
             thread,
+            spare: Vec::new(),
+            allocated: 1,
             failed,
         }
     }
@@ -92,16 +100,27 @@ impl ThreadedWriter {
                 }
             };
             match r {
-                Ok(Some(b)) => {
-                    if self.buf.is_empty() && self.buf.capacity() < b.capacity() {
-                        self.buf = b;
-                    }
-                }
+                Ok(Some(b)) => self.spare.push(b),
                 Ok(None) => return Ok(()), // the flush answer
                 Err(e) => {
                     self.failed = Some((e.kind(), e.to_string()));
                     return Err(e);
                 }
+            }
+        }
+    }
+
+    /// Blocks until the thread gives a buffer back.
+    fn wait_for_buffer(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            match self.back.recv() {
+                Ok(Ok(Some(b))) => return Ok(b),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    self.failed = Some((e.kind(), e.to_string()));
+                    return Err(e);
+                }
+                Err(_) => return Err(self.error()),
             }
         }
     }
@@ -121,9 +140,14 @@ impl ThreadedWriter {
             let _ = self.drain_answers(false);
             return Err(self.error());
         }
-        if self.buf.capacity() == 0 {
-            self.buf = Vec::with_capacity(BUF);
-        }
+        self.buf = match self.spare.pop() {
+            Some(b) => b,
+            None if self.allocated <= IN_FLIGHT => {
+                self.allocated += 1;
+                Vec::with_capacity(BUF)
+            }
+            None => self.wait_for_buffer()?,
+        };
         Ok(())
     }
 }
