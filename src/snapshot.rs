@@ -481,21 +481,40 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    /// Publishes the buffers' sizes for `working_bytes`; 0 keeps the last
-    /// figure for that buffer.
-    fn publish_work_bytes(&mut self, raw: usize, piece: usize) {
-        if raw > 0 {
-            self.raw_cap = raw;
-        }
-        if piece > 0 {
-            self.piece_cap = piece;
-        }
+    /// Publishes the buffers' sizes (`raw_cap`, `piece_cap`, the
+    /// compressed chunk and the file buffer) for `working_bytes`.
+    fn publish_work_bytes(&self) {
         let total = self.raw_cap + self.piece_cap + self.comp.capacity() + (1 << 20);
         WORK_BYTES.store(total as u64, Relaxed);
     }
 
-    /// Writes one chunk; `continues`: the next chunk carries on its bytes.
+    /// Writes `raw` (holding `entries` entries that start in it) as chunks
+    /// of at most `CHUNK_RAW` bytes; `continues`: the bytes go on in the
+    /// next call's chunks. A drain can bring far more than one chunk's
+    /// worth of captured entries at once (FLUSHALL during a save captures
+    /// a whole table; a stream or a hash under the piece threshold can be
+    /// hundreds of MB), and the loader refuses chunks over `MAX_CHUNK`:
+    /// such bytes go out as a unit of continued chunks, which the loader
+    /// decodes as one buffer.
     fn write_chunk(&mut self, raw: &[u8], entries: u64, continues: bool) -> std::io::Result<()> {
+        if entries >= u64::from(CONTINUES) {
+            return Err(std::io::Error::other("too many entries for one chunk"));
+        }
+        let n = raw.len().div_ceil(CHUNK_RAW).max(1);
+        for i in 0..n {
+            let sub = &raw[(i * CHUNK_RAW).min(raw.len())..((i + 1) * CHUNK_RAW).min(raw.len())];
+            let e = if i == 0 { entries } else { 0 };
+            self.write_one_chunk(sub, e, continues || i + 1 < n)?;
+        }
+        Ok(())
+    }
+
+    fn write_one_chunk(
+        &mut self,
+        raw: &[u8],
+        entries: u64,
+        continues: bool,
+    ) -> std::io::Result<()> {
         // Compressing a chunk is one burst of CPU: let a waiting IO
         // thread go first (see `pace`).
         std::thread::yield_now();
@@ -513,6 +532,9 @@ impl ChunkWriter {
         h[12..16].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all(&h)?;
         self.file.write_all(comp)?;
+        if self.comp.capacity() > 4 * CHUNK_RAW {
+            self.comp = Vec::new();
+        }
         self.crc_totals.update(&h);
         self.keys += entries;
         self.chunks += 1;
@@ -589,6 +611,9 @@ pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
 }
 
 fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
+    // Nothing of a previous (perhaps failed) snapshot is held any more.
+    CAPTURE_BYTES.store(0, Relaxed);
+    WORK_BYTES.store(0, Relaxed);
     let ks = &srv.ks;
     let sink = Arc::new(Sink {
         buf: Mutex::new(SinkBuf::default()),
@@ -693,7 +718,7 @@ fn write_file(
         raw_cap: CHUNK_RAW + 4096,
         piece_cap: 0,
     };
-    w.publish_work_bytes(0, 0);
+    w.publish_work_bytes();
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -711,6 +736,9 @@ fn write_file(
         {
             let mut g = sink.buf.lock();
             raw.extend_from_slice(&g.bytes);
+            // Counted before the capture buffer's bytes stop being.
+            w.raw_cap = raw.capacity();
+            w.publish_work_bytes();
             *raw_entries += g.entries;
             g.bytes.clear();
             g.entries = 0;
@@ -727,7 +755,8 @@ fn write_file(
                 raw.shrink_to(CHUNK_RAW + 4096);
             }
         }
-        w.publish_work_bytes(raw.capacity(), 0);
+        w.raw_cap = raw.capacity();
+        w.publish_work_bytes();
         Ok(())
     };
     srv.snap.current_keys.store(0, Relaxed);
@@ -793,18 +822,15 @@ fn write_file(
                         }
                         g.per_db[db] += 1;
                     }
-                    let n = piece.len().div_ceil(CHUNK_RAW).max(1);
-                    for i in 0..n {
-                        let sub = &piece[(i * CHUNK_RAW).min(piece.len())
-                            ..((i + 1) * CHUNK_RAW).min(piece.len())];
-                        let starts = u64::from(first && i == 0);
-                        w.write_chunk(sub, starts, !(last && i == n - 1))?;
-                    }
-                    w.publish_work_bytes(0, piece.capacity());
+                    w.piece_cap = piece.capacity();
+                    w.publish_work_bytes();
+                    w.write_chunk(&piece, u64::from(first), !last)?;
                     piece.clear();
                     if piece.capacity() > 4 * CHUNK_RAW {
                         piece.shrink_to(CHUNK_RAW);
                     }
+                    w.piece_cap = piece.capacity();
+                    w.publish_work_bytes();
                     in_big = !last;
                 }
                 Step::Done => {
@@ -1378,6 +1404,48 @@ mod tests {
         f[last] ^= 1;
         assert!(index(&f).is_err(), "count records are under the checksum");
         assert!(index(&file(3, 100, &[])).is_err());
+    }
+
+    #[test]
+    fn oversized_raw_goes_out_as_continued_chunks_within_the_limit() {
+        let path = std::env::temp_dir().join(format!("basalt-chunks-{}", std::process::id()));
+        let mut w = ChunkWriter {
+            file: std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+            crc_totals: crc32fast::Hasher::new(),
+            keys: 0,
+            chunks: 0,
+            zstd: zstd::bulk::Compressor::new(1).unwrap(),
+            comp: Vec::new(),
+            raw_cap: 0,
+            piece_cap: 0,
+        };
+        let big: Vec<u8> = (0..(5 * CHUNK_RAW / 2))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        w.write_chunk(&big, 3, false).unwrap();
+        w.write_chunk(b"tail", 1, false).unwrap();
+        assert_eq!((w.keys, w.chunks), (4, 4));
+        drop(w);
+        let b = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let le32 = |s: &[u8]| u32::from_le_bytes(s.try_into().unwrap());
+        let (mut pos, mut seen, mut joined) = (0, Vec::new(), Vec::new());
+        while pos < b.len() {
+            let (comp, raw, e) = (
+                le32(&b[pos..pos + 4]) as usize,
+                le32(&b[pos + 4..pos + 8]) as usize,
+                le32(&b[pos + 8..pos + 12]),
+            );
+            assert!(raw <= CHUNK_RAW);
+            let body = zstd::bulk::decompress(&b[pos + 16..pos + 16 + comp], raw).unwrap();
+            if seen.len() < 3 {
+                joined.extend_from_slice(&body);
+            }
+            seen.push((e & !CONTINUES, e & CONTINUES != 0));
+            pos += 16 + comp;
+        }
+        assert_eq!(seen, vec![(3, true), (0, true), (0, false), (1, false)]);
+        assert!(joined == big);
     }
 
     #[test]

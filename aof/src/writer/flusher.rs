@@ -180,10 +180,11 @@ impl Inner {
                 continue;
             }
             // Nothing appended for a whole interval: sleep until an append
-            // (or the everysec deadline) wakes us.
-            if polls {
-                p.flusher_idle = true;
-            }
+            // (or the everysec deadline) wakes us. The flag is set even when
+            // appends wake us anyway (slow disk under `Always`): if an
+            // inline commit makes the disk look fast meanwhile, appends stop
+            // waking a flusher that is not marked idle.
+            p.flusher_idle = true;
             let unsynced =
                 self.written.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
             if self.policy() == FsyncPolicy::EverySec && unsynced {
