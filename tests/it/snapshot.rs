@@ -616,3 +616,101 @@ fn big_collections_in_pieces_under_concurrent_writes() {
     assert!(before.3 == after.3, "sorted set differs after restart");
     assert!(before.4 == after.4, "field deadlines differ after restart");
 }
+
+/// FLUSHALL while a snapshot runs hands every table the walk has not
+/// reached to the snapshot at once, far more than one chunk's worth: it
+/// must go out as continued chunks the loader accepts (one chunk over the
+/// loader's limit would make the snapshot unloadable once the log it
+/// covers is gone), and restart must give the live state.
+#[test]
+fn flushall_during_a_snapshot_writes_a_loadable_file() {
+    const KEYS: usize = 60_000;
+    // One shard: the walk does database 0 (the lists, whose pieces take
+    // about 400 ms) before database 1 (the small keys), so a FLUSHALL
+    // soon after BGSAVE finds all of database 1 ahead of the walk.
+    let mut s = TestServer::start(&[
+        "--appendfsync",
+        "everysec",
+        "--rdb-key-save-delay",
+        "5000",
+        "--shards",
+        "1",
+    ]);
+    let mut c = s.raw();
+    let mut pipe = encode(&[b"SELECT", b"1"]);
+    let val = "v".repeat(100);
+    for i in 0..KEYS {
+        pipe.extend_from_slice(&encode(&[
+            b"SET",
+            format!("k{i}").as_bytes(),
+            val.as_bytes(),
+        ]));
+    }
+    pipe.extend_from_slice(&encode(&[b"SELECT", b"0"]));
+    // 40 big lists: their pieces are 5 ms apart, two each.
+    for l in 0..40 {
+        let mut args: Vec<Vec<u8>> = vec![b"RPUSH".to_vec(), format!("list{l}").into_bytes()];
+        args.extend((0..5000).map(|i| format!("e{i}").into_bytes()));
+        let a: Vec<&[u8]> = args.iter().map(|v| v.as_slice()).collect();
+        pipe.extend_from_slice(&encode(&a));
+    }
+    c.send(&pipe);
+    for _ in 0..KEYS + 42 {
+        c.read_reply().unwrap();
+    }
+    assert_eq!(c.cmd_str(&["BGSAVE"]), b"+Background saving started\r\n");
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(c.cmd_str(&["FLUSHALL"]), b"+OK\r\n");
+    for i in 0..100 {
+        c.cmd_str(&["SET", &format!("after{i}"), &i.to_string()]);
+    }
+    wait_snapshot_done(&mut c);
+    // The capture of the flushed tables went out as one unit of several
+    // chunks whose first chunk starts many entries (a big value's pieces
+    // start one).
+    let d = s.dir.join("appendonlydir");
+    let mut snaps: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bsnap"))
+        .collect();
+    snaps.sort();
+    let b = std::fs::read(snaps.last().expect("a snapshot")).unwrap();
+    let le32 = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    // Units: runs of chunks flagged "continues" plus the chunk ending them.
+    let (mut pos, mut biggest, mut unit_raw, mut unit_entries) = (32, 0, 0u64, 0u32);
+    let mut bulk_units = 0;
+    loop {
+        let (comp, raw, entries) = (le32(pos), le32(pos + 4), le32(pos + 8));
+        if comp == 0 && raw == 0 {
+            break;
+        }
+        biggest = biggest.max(raw);
+        unit_raw += u64::from(raw);
+        unit_entries += entries & 0x7fff_ffff;
+        if entries >> 31 == 0 {
+            // 60k keys of ~110 bytes: the flushed database is one unit of
+            // several MB and thousands of entries.
+            if unit_raw > 2 << 20 && unit_entries > 10_000 {
+                bulk_units += 1;
+            }
+            (unit_raw, unit_entries) = (0, 0);
+        }
+        pos += 16 + comp as usize;
+    }
+    assert!(biggest <= 256 << 10, "a chunk of {biggest} raw bytes");
+    assert_eq!(
+        bulk_units, 1,
+        "the flushed database was not captured in bulk"
+    );
+    let live = state(&mut c);
+    assert_eq!(live.len(), 100);
+    drop(c);
+    s.kill9();
+    s.restart();
+    let mut c = s.raw();
+    assert!(state(&mut c) == live, "state differs after restart");
+    c.cmd_str(&["SELECT", "1"]);
+    assert_eq!(c.cmd_str(&["DBSIZE"]), b":0\r\n");
+}
