@@ -192,6 +192,9 @@ impl Hash {
                 let h = hash_key(field);
                 if let Some(ttl) = d.ttl.as_mut() {
                     ttl.remove(h, field);
+                    if ttl.is_empty() {
+                        d.next_expiry = u64::MAX;
+                    }
                 }
                 d.remove(h, field).is_some()
             }
@@ -233,10 +236,18 @@ impl Hash {
     /// Removes a field's deadline; true if it had one.
     pub fn persist_field(&mut self, field: &[u8]) -> bool {
         match self {
-            Hash::Table(t) => t
-                .ttl
-                .as_mut()
-                .is_some_and(|d| d.remove(hash_key(field), field).is_some()),
+            Hash::Table(t) => {
+                let Some(d) = t.ttl.as_mut() else {
+                    return false;
+                };
+                let had = d.remove(hash_key(field), field).is_some();
+                if d.is_empty() {
+                    // No deadline left: lazy expiry need not look (nor take
+                    // the hash mutably) any more.
+                    t.next_expiry = u64::MAX;
+                }
+                had
+            }
             Hash::Packed(_) => false,
         }
     }
