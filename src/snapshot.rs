@@ -158,7 +158,8 @@ pub fn encode_piece(
         Value::Set(st) => (4, st.len()),
         Value::List(l) => (5, l.len()),
         Value::ZSet(z) => (6, z.len()),
-        _ => {
+        // Never in pieces (`encode_entry` writes them itself).
+        Value::Int(_) | Value::Stream(_) => {
             if from == 0 {
                 encode_entry(db, key, e, out);
             }
@@ -241,40 +242,27 @@ pub fn encode_piece(
 
 /// Encodes one entry (the format above).
 pub fn encode_entry(db: u32, key: &[u8], e: &Entry, out: &mut Vec<u8>) {
-    if let Value::Hash(_) | Value::Set(_) | Value::List(_) | Value::ZSet(_) = &e.value {
-        // The same bytes as the pieces, in one go.
-        let rest = encode_piece(db, key, e, 0, true, out);
-        debug_assert!(rest.is_none());
-        return;
-    }
-    put_header(db, key, e, out);
     match &e.value {
         Value::Int(i) => {
+            put_header(db, key, e, out);
             out.push(0);
             put_varint(out, ((*i << 1) ^ (*i >> 63)) as u64);
-        }
-        Value::Str(b) => {
-            out.push(1);
-            put_varint(out, b.len() as u64);
-            out.extend_from_slice(b);
-        }
-        Value::Raw(b) => {
-            out.push(2);
-            put_varint(out, b.len() as u64);
-            out.extend_from_slice(b);
-        }
-        Value::Hash(_) | Value::Set(_) | Value::List(_) | Value::ZSet(_) => {
-            unreachable!("encoded above")
         }
         Value::Stream(s) => {
             // A stream is stored as a DUMP payload of RDB 11 (the stream
             // encoding STREAM_LISTPACKS_3, which keeps consumer active
             // times), checked by its own CRC64 on load.
+            put_header(db, key, e, out);
             out.push(8);
             let v = basalt_rdb::Value::Stream(Box::new(crate::convert::stream_to_rdb(s)));
             let opts = basalt_rdb::EncodeOptions::for_target(basalt_rdb::Target::Redis11);
             let payload = basalt_rdb::encode_dump(&v, &opts).unwrap_or_default();
             put_bytes(out, &payload);
+        }
+        // Strings and collections: the same bytes as their pieces, in one go.
+        _ => {
+            let rest = encode_piece(db, key, e, 0, true, out);
+            debug_assert!(rest.is_none());
         }
     }
 }

@@ -273,22 +273,22 @@ pub fn reply_range_pub(out: &mut Reply, s: &Stream, start: StreamId, count: u64)
     reply_range(out, s, start, StreamId::MAX, false, count);
 }
 
-fn nogroup_read(key: &[u8], group: &[u8]) -> CmdError {
+/// `NOGROUP No such key 'K' or consumer group 'G'` plus `tail`.
+fn nogroup_with(key: &[u8], group: &[u8], tail: &[u8]) -> CmdError {
     let mut m = b"NOGROUP No such key '".to_vec();
     m.extend_from_slice(c_str_trunc(key, usize::MAX));
     m.extend_from_slice(b"' or consumer group '");
     m.extend_from_slice(c_str_trunc(group, usize::MAX));
-    m.extend_from_slice(b"' in XREADGROUP with GROUP option");
+    m.extend_from_slice(tail);
     CmdError::Bytes(m)
 }
 
+fn nogroup_read(key: &[u8], group: &[u8]) -> CmdError {
+    nogroup_with(key, group, b"' in XREADGROUP with GROUP option")
+}
+
 fn nogroup(key: &[u8], group: &[u8]) -> CmdError {
-    let mut m = b"NOGROUP No such key '".to_vec();
-    m.extend_from_slice(c_str_trunc(key, usize::MAX));
-    m.extend_from_slice(b"' or consumer group '");
-    m.extend_from_slice(c_str_trunc(group, usize::MAX));
-    m.push(b'\'');
-    CmdError::Bytes(m)
+    nogroup_with(key, group, b"'")
 }
 
 fn nogroup_xgroup(key: &[u8], group: &[u8]) -> CmdError {

@@ -377,7 +377,8 @@ fn info_reports_loading_progress() {
 
 /// Chunks of the newest snapshot in `dir/appendonlydir` whose bytes go on
 /// in the next chunk (a value written in pieces).
-fn continued_chunks(dir: &std::path::Path) -> usize {
+/// The newest snapshot file's bytes.
+fn last_snapshot(dir: &std::path::Path) -> Vec<u8> {
     let d = dir.join("appendonlydir");
     let mut snaps: Vec<_> = std::fs::read_dir(&d)
         .unwrap()
@@ -386,17 +387,41 @@ fn continued_chunks(dir: &std::path::Path) -> usize {
         .filter(|p| p.extension().is_some_and(|x| x == "bsnap"))
         .collect();
     snaps.sort();
-    let b = std::fs::read(snaps.last().expect("a snapshot")).unwrap();
+    std::fs::read(snaps.last().expect("a snapshot")).unwrap()
+}
+
+/// (raw length, entries field) of every chunk of a snapshot file; bit 31
+/// of the entries field says the chunk's bytes continue in the next one.
+fn chunk_headers(b: &[u8]) -> Vec<(u32, u32)> {
     let le32 = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let (mut pos, mut n) = (32, 0);
+    let (mut pos, mut out) = (32, Vec::new());
     loop {
         let (comp, raw, entries) = (le32(pos), le32(pos + 4), le32(pos + 8));
         if comp == 0 && raw == 0 {
-            return n;
+            return out;
         }
-        n += (entries >> 31) as usize;
+        out.push((raw, entries));
         pos += 16 + comp as usize;
     }
+}
+
+fn continued_chunks(dir: &std::path::Path) -> usize {
+    chunk_headers(&last_snapshot(dir))
+        .iter()
+        .filter(|&&(_, e)| e >> 31 == 1)
+        .count()
+}
+
+/// Three BGSAVEs 50 ms apart; the continued chunks of each, summed.
+fn three_saves_counting_pieces(c: &mut Raw, dir: &std::path::Path) -> usize {
+    let mut pieced = 0;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(c.cmd_str(&["BGSAVE"]), b"+Background saving started\r\n");
+        wait_snapshot_done(c);
+        pieced += continued_chunks(dir);
+    }
+    pieced
 }
 
 /// A list of a million elements and a 600 kB string are written in pieces
@@ -457,13 +482,7 @@ fn big_values_in_pieces_under_concurrent_writes() {
         })
     };
     let mut c = s.raw();
-    let mut pieced = 0;
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(c.cmd_str(&["BGSAVE"]), b"+Background saving started\r\n");
-        wait_snapshot_done(&mut c);
-        pieced += continued_chunks(&s.dir);
-    }
+    let pieced = three_saves_counting_pieces(&mut c, &s.dir);
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap();
     assert!(writes > 3, "the writer ran ({writes} bursts)");
@@ -568,13 +587,7 @@ fn big_collections_in_pieces_under_concurrent_writes() {
         })
     };
     let mut c = s.raw();
-    let mut pieced = 0;
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(c.cmd_str(&["BGSAVE"]), b"+Background saving started\r\n");
-        wait_snapshot_done(&mut c);
-        pieced += continued_chunks(&s.dir);
-    }
+    let pieced = three_saves_counting_pieces(&mut c, &s.dir);
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap();
     assert!(writes > 3, "the writer ran ({writes} rounds)");
@@ -668,24 +681,10 @@ fn flushall_during_a_snapshot_writes_a_loadable_file() {
     // The capture of the flushed tables went out as one unit of several
     // chunks whose first chunk starts many entries (a big value's pieces
     // start one).
-    let d = s.dir.join("appendonlydir");
-    let mut snaps: Vec<_> = std::fs::read_dir(&d)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "bsnap"))
-        .collect();
-    snaps.sort();
-    let b = std::fs::read(snaps.last().expect("a snapshot")).unwrap();
-    let le32 = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     // Units: runs of chunks flagged "continues" plus the chunk ending them.
-    let (mut pos, mut biggest, mut unit_raw, mut unit_entries) = (32, 0, 0u64, 0u32);
+    let (mut biggest, mut unit_raw, mut unit_entries) = (0, 0u64, 0u32);
     let mut bulk_units = 0;
-    loop {
-        let (comp, raw, entries) = (le32(pos), le32(pos + 4), le32(pos + 8));
-        if comp == 0 && raw == 0 {
-            break;
-        }
+    for (raw, entries) in chunk_headers(&last_snapshot(&s.dir)) {
         biggest = biggest.max(raw);
         unit_raw += u64::from(raw);
         unit_entries += entries & 0x7fff_ffff;
@@ -697,11 +696,12 @@ fn flushall_during_a_snapshot_writes_a_loadable_file() {
             }
             (unit_raw, unit_entries) = (0, 0);
         }
-        pos += 16 + comp as usize;
     }
     assert!(biggest <= 256 << 10, "a chunk of {biggest} raw bytes");
-    assert_eq!(
-        bulk_units, 1,
+    // (The walker may drain part of it while FLUSHALL is still capturing,
+    // making two units.)
+    assert!(
+        bulk_units >= 1,
         "the flushed database was not captured in bulk"
     );
     let live = state(&mut c);

@@ -20,9 +20,6 @@ const LINGER_MAX_US: u64 = 1_000;
 /// would see as memory the dataset cannot use.
 const SHRINK_ABOVE: usize = 2 << 20;
 
-/// `wait_for_work`'s mark under polling: the flusher slept one interval.
-const POLLED: u64 = u64::MAX;
-
 /// How far ahead of the appends the active segment is zero-filled.
 const ZERO_FILL: u64 = 512 << 10;
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
@@ -59,9 +56,9 @@ impl Inner {
 
     pub(super) fn run(self: Arc<Self>) {
         let mut shutdown_failures = 0;
-        let mut mark = 0;
+        let (mut mark, mut polled) = (0, false);
         loop {
-            let (shutdown, sync_requested) = self.wait_for_work(&mut mark);
+            let (shutdown, sync_requested) = self.wait_for_work(&mut mark, &mut polled);
             if !shutdown {
                 self.linger();
             }
@@ -135,10 +132,10 @@ impl Inner {
     /// the previous poll (`mark`) and are still not durable. After a poll
     /// interval without appends it sleeps until the next append wakes it.
     ///
-    /// Under `EverySec`/`No` with polling (`flusher_polls`), `mark` is
-    /// `POLLED` once the flusher has slept one interval since its last
-    /// write; the records found then are written.
-    fn wait_for_work(&self, mark: &mut u64) -> (bool, bool) {
+    /// Under `EverySec`/`No` with polling (`flusher_polls`), `polled` is
+    /// set once the flusher has slept one interval since its last write;
+    /// the records found then are written.
+    fn wait_for_work(&self, mark: &mut u64, polled: &mut bool) -> (bool, bool) {
         let mut p = self.pending.lock();
         loop {
             if p.shutdown {
@@ -167,14 +164,14 @@ impl Inner {
                 continue;
             }
             let polls = self.flusher_polls();
-            if !p.buf.is_empty() && (!polls || *mark == POLLED) {
-                *mark = 0;
+            if !p.buf.is_empty() && (!polls || *polled) {
+                *polled = false;
                 return (false, std::mem::take(&mut p.sync_requested));
             }
-            if polls && *mark != POLLED {
+            if polls && !*polled {
                 // Let records accumulate for one poll interval; appends
                 // don't wake us meanwhile (`flusher_idle` stays false).
-                *mark = POLLED;
+                *polled = true;
                 let deadline = Instant::now() + self.opts.inline_poll;
                 self.wake.wait_until(&mut p, deadline);
                 continue;
@@ -199,7 +196,7 @@ impl Inner {
                 self.wake.wait(&mut p);
             }
             p.flusher_idle = false;
-            *mark = 0;
+            *polled = false;
         }
     }
 

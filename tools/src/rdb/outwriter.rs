@@ -19,6 +19,17 @@ enum Msg {
     Flush,
 }
 
+/// What `ThreadedWriter::take_answers` waits for.
+#[derive(Clone, Copy, PartialEq)]
+enum Want {
+    /// Nothing: take what is there.
+    Nothing,
+    /// The answer to a flush.
+    Flush,
+    /// A buffer to reuse.
+    Buffer,
+}
+
 pub struct ThreadedWriter {
     buf: Vec<u8>,
     tx: Option<SyncSender<Msg>>,
@@ -84,43 +95,32 @@ impl ThreadedWriter {
         }
     }
 
-    /// Takes the thread's answers that are already there; the first error
-    /// sticks.
-    fn drain_answers(&mut self, block_for_flush: bool) -> io::Result<()> {
+    /// Takes the thread's answers (returned buffers go to `spare`): those
+    /// already there, or until `want` has arrived. The first error sticks.
+    fn take_answers(&mut self, want: Want) -> io::Result<()> {
         loop {
-            let r = if block_for_flush {
-                match self.back.recv() {
-                    Ok(r) => r,
-                    Err(_) => return Err(self.error()),
-                }
-            } else {
+            if want == Want::Buffer && !self.spare.is_empty() {
+                return Ok(());
+            }
+            let r = if want == Want::Nothing {
                 match self.back.try_recv() {
                     Ok(r) => r,
                     Err(_) => return Ok(()),
                 }
+            } else {
+                match self.back.recv() {
+                    Ok(r) => r,
+                    Err(_) => return Err(self.error()),
+                }
             };
             match r {
                 Ok(Some(b)) => self.spare.push(b),
-                Ok(None) => return Ok(()), // the flush answer
+                Ok(None) if want == Want::Flush => return Ok(()),
+                Ok(None) => {}
                 Err(e) => {
                     self.failed = Some((e.kind(), e.to_string()));
                     return Err(e);
                 }
-            }
-        }
-    }
-
-    /// Blocks until the thread gives a buffer back.
-    fn wait_for_buffer(&mut self) -> io::Result<Vec<u8>> {
-        loop {
-            match self.back.recv() {
-                Ok(Ok(Some(b))) => return Ok(b),
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => {
-                    self.failed = Some((e.kind(), e.to_string()));
-                    return Err(e);
-                }
-                Err(_) => return Err(self.error()),
             }
         }
     }
@@ -132,12 +132,12 @@ impl ThreadedWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.drain_answers(false)?;
+        self.take_answers(Want::Nothing)?;
         let full = std::mem::take(&mut self.buf);
         let tx = self.tx.as_ref().ok_or_else(|| self.error())?;
         if tx.send(Msg::Data(full)).is_err() {
             // The thread stopped on an error: fetch it.
-            let _ = self.drain_answers(false);
+            let _ = self.take_answers(Want::Nothing);
             return Err(self.error());
         }
         self.buf = match self.spare.pop() {
@@ -146,7 +146,10 @@ impl ThreadedWriter {
                 self.allocated += 1;
                 Vec::with_capacity(BUF)
             }
-            None => self.wait_for_buffer()?,
+            None => {
+                self.take_answers(Want::Buffer)?;
+                self.spare.pop().unwrap_or_default()
+            }
         };
         Ok(())
     }
@@ -168,11 +171,11 @@ impl Write for ThreadedWriter {
         self.send_buf()?;
         let tx = self.tx.as_ref().ok_or_else(|| self.error())?;
         if tx.send(Msg::Flush).is_err() {
-            let _ = self.drain_answers(false);
+            let _ = self.take_answers(Want::Nothing);
             return Err(self.error());
         }
         // Answers come in order: buffers written, then the flush.
-        self.drain_answers(true)
+        self.take_answers(Want::Flush)
     }
 }
 
