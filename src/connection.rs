@@ -91,7 +91,7 @@ where
         let sub = client.sub.clone();
         let pushed = async {
             match &sub {
-                Some(s) => s.wake.notified().await,
+                Some(s) => s.pushed().await,
                 None => std::future::pending::<()>().await,
             }
         };
@@ -104,10 +104,10 @@ where
                     Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
                 },
                 _ = pushed => {
-                    // One write for the messages of a scheduler round or a
-                    // few (see `gather`), not one per message.
+                    // Woken after the scheduler round of its first message
+                    // (see `pubsub::wake_deferred`): one write for the
+                    // messages of every publisher of that round.
                     if let Some(s) = &sub {
-                        gather(s).await;
                         s.drain_into(&mut reply.buf);
                     }
                     if handle.killed.load(Relaxed) || flush_unless_killed(&srv, &handle, &mut stream, &mut reply, &mut wrote, &mut durable).await.is_err() {
@@ -299,30 +299,6 @@ where
     crate::commands::pubsub::unsubscribe_all(&srv, &mut client);
     let _ = stream.shutdown().await;
     srv.clients.unregister(handle.id);
-}
-
-/// How many scheduler rounds a woken subscriber waits for more messages
-/// while its queue keeps growing (see `gather`).
-const GATHER_ROUNDS: usize = 4;
-
-/// A woken subscriber lets every other ready task run first (a yielded
-/// task waits until its worker has run everything else and polled for new
-/// input): the publishers of that round append to its queue, which stays
-/// non-empty so they wake nobody, and one write carries all their
-/// messages, as Redis writes a subscriber's output once per event-loop
-/// iteration. With several workers a round is short (each sees only part
-/// of the ready clients), so while the queue still grew during a round and
-/// is under FLUSH_AT it waits another one, up to GATHER_ROUNDS.
-async fn gather(s: &crate::pubsub::Subscriber) {
-    let mut seen = s.pending();
-    for _ in 0..GATHER_ROUNDS {
-        tokio::task::yield_now().await;
-        let now = s.pending();
-        if now == seen || now >= FLUSH_AT {
-            break;
-        }
-        seen = now;
-    }
 }
 
 /// `client-output-buffer-limit normal` for a client of that class (not

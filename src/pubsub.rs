@@ -2,9 +2,12 @@
 //! subscriber handles, each with a bounded outbound queue.
 //!
 //! PUBLISH (from any thread) encodes the message once per protocol and
-//! appends it to each subscriber's queue, then wakes the subscriber's
-//! connection task, which `select!`s between its socket and that wake-up
-//! and writes the queue out. A subscriber that does not read is cut off
+//! appends it to each subscriber's queue. A subscriber's connection task
+//! waiting on its socket and on its queue (`Pushed`) is woken by the first
+//! message, and not directly: its waker is deferred until the publishing
+//! worker has run every task ready now (`wake_deferred`), so the messages
+//! of all those publishers reach it together and leave in one write, as
+//! Redis writes a subscriber's output once per event-loop iteration. A subscriber that does not read is cut off
 //! by `client-output-buffer-limit pubsub <hard> <soft> <secs>` (Redis's
 //! default 32mb 8mb 60): past the hard limit at once, past the soft limit
 //! once it has stayed there for `secs`.
@@ -15,8 +18,11 @@
 //! command (keyspace notifications, with shard locks held) cannot deadlock.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
@@ -29,8 +35,6 @@ pub struct Subscriber {
     limits: Arc<Limits>,
     pub resp3: AtomicBool,
     queue: Mutex<Queue>,
-    /// Woken when the queue goes from empty to non-empty.
-    pub wake: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -42,6 +46,8 @@ struct Queue {
     /// When the queue first went over the soft limit (None: under it).
     soft_since: Option<Instant>,
     closed: bool,
+    /// The connection task waiting for the queue to fill (see `Pushed`).
+    waker: Option<Waker>,
 }
 
 impl Subscriber {
@@ -51,8 +57,13 @@ impl Subscriber {
             limits,
             resp3: AtomicBool::new(resp3),
             queue: Mutex::new(Queue::default()),
-            wake: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Ready once the ordinary queue holds something (for the connection
+    /// task's `select!`; the waker it leaves is taken by the next push).
+    pub fn pushed(&self) -> Pushed<'_> {
+        Pushed(self)
     }
 
     /// Moves the frames to send after the current reply to `out`.
@@ -115,7 +126,6 @@ impl Subscriber {
         if q.closed {
             return false;
         }
-        let was_empty = q.buf.is_empty();
         q.buf.extend_from_slice(frame);
         let len = q.buf.len() as u64;
         let (hard, soft, secs) = (
@@ -141,11 +151,42 @@ impl Subscriber {
             self.handle.kill();
             return false;
         }
+        let waker = q.waker.take();
         drop(q);
-        if was_empty {
-            self.wake.notify_one();
+        if let Some(w) = waker {
+            wake_deferred(w);
         }
         true
+    }
+}
+
+/// See `Subscriber::pushed`.
+pub struct Pushed<'a>(&'a Subscriber);
+
+impl Future for Pushed<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut q = self.0.queue.lock();
+        if !q.buf.is_empty() {
+            return Poll::Ready(());
+        }
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            q.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Wakes `w` once the current runtime worker has run every task that is
+/// ready now and polled for new input (at once outside a worker): a
+/// pending `yield_now` polled with `w` as its waker is exactly that. The
+/// subscriber then finds the messages of every publisher of this round in
+/// its queue, and is scheduled once for them instead of once per message.
+fn wake_deferred(w: Waker) {
+    let mut cx = Context::from_waker(&w);
+    let y = std::pin::pin!(tokio::task::yield_now());
+    if y.poll(&mut cx).is_ready() {
+        w.wake();
     }
 }
 
