@@ -210,7 +210,6 @@ pub struct PubSub {
     /// Number of channels with subscribers.
     nchannels: AtomicUsize,
     pub limits: Arc<Limits>,
-    pub published: AtomicU64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -297,7 +296,6 @@ impl PubSub {
                 }
             }
         }
-        self.published.fetch_add(1, Relaxed);
         n
     }
 
