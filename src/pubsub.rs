@@ -198,7 +198,9 @@ pub struct Limits {
     pub soft_secs: AtomicU64,
 }
 
-type Subs = HashMap<Vec<u8>, Vec<Arc<Subscriber>>>;
+/// Channel name to subscribers. foldhash (keyed per process, as the
+/// keyspace's) instead of SipHash: every PUBLISH hashes its channel.
+type Subs = HashMap<Vec<u8>, Vec<Arc<Subscriber>>, foldhash::quality::RandomState>;
 
 #[derive(Default)]
 pub struct PubSub {
