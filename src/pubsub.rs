@@ -347,11 +347,39 @@ enum FrameKind {
     SMessage,
 }
 
-/// A message encoded for RESP2 and RESP3 subscribers, built on first use.
-#[derive(Default)]
+thread_local! {
+    /// `Frames`' buffers, reused so that a PUBLISH allocates nothing.
+    static SCRATCH: std::cell::Cell<[Vec<u8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
+}
+
+/// A message encoded for RESP2 and RESP3 subscribers, built on first use
+/// (into this thread's scratch buffers, handed back on drop).
 struct Frames {
-    resp2: Option<Vec<u8>>,
-    resp3: Option<Vec<u8>>,
+    /// Indexed by `resp3 as usize`.
+    bufs: [Vec<u8>; 2],
+    built: [bool; 2],
+}
+
+impl Default for Frames {
+    fn default() -> Self {
+        Frames {
+            bufs: SCRATCH.with(|c| c.take()),
+            built: [false; 2],
+        }
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        let mut bufs = std::mem::take(&mut self.bufs);
+        for b in &mut bufs {
+            b.clear();
+            if b.capacity() > 64 * 1024 {
+                *b = Vec::new();
+            }
+        }
+        SCRATCH.with(|c| c.set(bufs));
+    }
 }
 
 impl Frames {
@@ -364,12 +392,15 @@ impl Frames {
         msg: &[u8],
     ) -> &[u8] {
         let r3 = s.resp3.load(Relaxed);
-        let slot = if r3 { &mut self.resp3 } else { &mut self.resp2 };
-        slot.get_or_insert_with(|| {
+        let i = r3 as usize;
+        if !self.built[i] {
+            self.built[i] = true;
             let mut r = crate::resp::Reply {
-                buf: Vec::with_capacity(32 + channel.len() + msg.len()),
+                buf: std::mem::take(&mut self.bufs[i]),
                 resp3: r3,
             };
+            r.buf
+                .reserve(48 + channel.len() + msg.len() + pattern.map_or(0, |p| p.len()));
             let name: &[u8] = match kind {
                 FrameKind::Message => b"message",
                 FrameKind::PMessage => b"pmessage",
@@ -382,8 +413,9 @@ impl Frames {
             }
             r.bulk(channel);
             r.bulk(msg);
-            r.buf
-        })
+            self.bufs[i] = r.buf;
+        }
+        &self.bufs[i]
     }
 }
 
