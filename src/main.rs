@@ -46,11 +46,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let threads = cfg.io_threads;
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // The main thread accepts connections and runs the periodic tasks;
+    // connections are served by `io-threads` threads of their own (see
+    // `basalt::server::start_io_threads`).
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+        .and_then(|rt| basalt::server::start_io_threads(cfg.io_threads).map(|()| rt))
     {
         Ok(rt) => rt,
         Err(e) => {
