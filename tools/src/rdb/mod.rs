@@ -32,7 +32,7 @@ pub mod resp;
 
 use basalt_rdb::{Checksum, DecodeOptions, Format, Item};
 use clap::{Parser, Subcommand};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -302,12 +302,12 @@ pub fn scan(
 
 /// Output: a file (`-o`) or stdout, buffered and written on a second
 /// thread (see [`outwriter`]).
-pub fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
+pub fn output(path: Option<&PathBuf>) -> Result<outwriter::ThreadedWriter> {
     Ok(match path {
-        Some(p) if p.as_os_str() != "-" => Box::new(outwriter::ThreadedWriter::new(
+        Some(p) if p.as_os_str() != "-" => outwriter::ThreadedWriter::new(
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
-        )),
-        _ => Box::new(outwriter::ThreadedWriter::new(std::io::stdout())),
+        ),
+        _ => outwriter::ThreadedWriter::new(std::io::stdout()),
     })
 }
 
