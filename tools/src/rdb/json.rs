@@ -86,12 +86,44 @@ fn classify(b: &[u8]) -> u8 {
     flags
 }
 
+/// Scores that are a multiple of 1/16 and below this print without ryu
+/// (see [`Json::score`]).
+const SIXTEENTHS_BELOW: f64 = (1u64 << 40) as f64;
+
 /// A JSON writer appending to a buffer.
 pub struct Json {
     /// The output so far.
     pub out: Vec<u8>,
     /// Write every byte string in full (no len/sha256 summaries).
     pub full: bool,
+    /// Precomputed record text.
+    parts: RecordParts,
+}
+
+/// Constant parts of key records, built on first use.
+#[derive(Default)]
+struct RecordParts {
+    /// The db whose prefix is in `db_prefix`.
+    db: Option<u64>,
+    /// `{"db":N,"key":`.
+    db_prefix: Vec<u8>,
+    /// Per RDB type byte: `,"rdb_type":N,"rdb_type_name":"NAME"`.
+    rdb_type: Vec<Vec<u8>>,
+}
+
+/// `,"type":"T","expire_ms":` for a value (`None` for a kind added to the
+/// model later: the caller writes its name).
+fn type_part(v: &Value) -> Option<&'static str> {
+    Some(match v {
+        Value::String(_) => ",\"type\":\"string\",\"expire_ms\":",
+        Value::List(_) => ",\"type\":\"list\",\"expire_ms\":",
+        Value::Set(_) => ",\"type\":\"set\",\"expire_ms\":",
+        Value::SortedSet(_) => ",\"type\":\"zset\",\"expire_ms\":",
+        Value::Hash(_) => ",\"type\":\"hash\",\"expire_ms\":",
+        Value::Stream(_) => ",\"type\":\"stream\",\"expire_ms\":",
+        Value::Module(_) => ",\"type\":\"module\",\"expire_ms\":",
+        _ => return None,
+    })
 }
 
 /// Lowercase hex.
@@ -110,6 +142,7 @@ impl Json {
         Json {
             out: Vec::with_capacity(1 << 16),
             full,
+            parts: RecordParts::default(),
         }
     }
 
@@ -206,6 +239,27 @@ impl Json {
                 // the same text as ryu's ("42.0"), at itoa's cost.
                 self.int(s as i64);
                 self.raw(".0");
+            } else if (s * 16.0).fract() == 0.0 && s.abs() < SIXTEENTHS_BELOW {
+                // Sixteenths (halves, quarters: scores from averages or
+                // ratings): their exact decimal, at most 4 fraction digits,
+                // is the shortest text that reads back (the spacing of
+                // doubles below 2^40 is under 2^-12, so no shorter decimal
+                // rounds to the same double), which is what ryu prints.
+                let a = s.abs();
+                if s < 0.0 {
+                    self.out.push(b'-');
+                }
+                let whole = a.trunc();
+                self.int(whole as u64);
+                // 1..=15 sixteenths, as ten-thousandths (x 625).
+                let mut frac = ((a - whole) * 16.0) as u32 * 625;
+                let mut digits = [b'.', b'0', b'0', b'0', b'0'];
+                for d in digits[1..].iter_mut().rev() {
+                    *d = b'0' + (frac % 10) as u8;
+                    frac /= 10;
+                }
+                let len = digits.iter().rposition(|&d| d != b'0').unwrap_or(0) + 1;
+                self.out.extend_from_slice(&digits[..len]);
             } else {
                 self.out
                     .extend_from_slice(ryu::Buffer::new().format_finite(s).as_bytes());
@@ -414,26 +468,54 @@ impl Json {
     /// One key record: `key`, `type`, `expire_ms`, `value`, `rdb_type`,
     /// `rdb_type_name`, and `lru_idle_s` / `lfu_freq` when stored; `db`
     /// first when `with_db` (jsonl).
+    ///
+    /// The constant runs between the variable parts come from
+    /// [`RecordParts`] (one copy each instead of several small appends and
+    /// integer formatting): this runs once per key.
     pub fn key_record(&mut self, e: &Entry, with_db: bool) {
-        self.out.push(b'{');
+        let parts = &mut self.parts;
         if with_db {
-            self.raw("\"db\":");
-            self.int(e.db);
-            self.raw(",");
+            if parts.db != Some(e.db) {
+                parts.db = Some(e.db);
+                parts.db_prefix.clear();
+                parts.db_prefix.extend_from_slice(b"{\"db\":");
+                parts
+                    .db_prefix
+                    .extend_from_slice(itoa::Buffer::new().format(e.db).as_bytes());
+                parts.db_prefix.extend_from_slice(b",\"key\":");
+            }
+            self.out.extend_from_slice(&parts.db_prefix);
+        } else {
+            self.raw("{\"key\":");
         }
-        self.raw("\"key\":");
         self.bytes(&e.key);
-        self.raw(",\"type\":\"");
-        self.raw(e.value.type_name());
-        self.raw("\",\"expire_ms\":");
+        match type_part(&e.value) {
+            Some(p) => self.raw(p),
+            None => {
+                self.raw(",\"type\":\"");
+                self.raw(e.value.type_name());
+                self.raw("\",\"expire_ms\":");
+            }
+        }
         self.opt_int(e.expire_ms);
         self.raw(",\"value\":");
         self.value(&e.value);
-        self.raw(",\"rdb_type\":");
-        self.int(e.rdb_type);
-        self.raw(",\"rdb_type_name\":\"");
-        self.raw(super::rdb_type_name(e.rdb_type));
-        self.out.push(b'"');
+        let parts = &mut self.parts;
+        let t = usize::from(e.rdb_type);
+        if parts.rdb_type.is_empty() {
+            parts.rdb_type = (0..=255u8)
+                .map(|t| {
+                    format!(
+                        ",\"rdb_type\":{t},\"rdb_type_name\":\"{}\"",
+                        super::rdb_type_name(t)
+                    )
+                    .into_bytes()
+                })
+                .collect();
+        }
+        if let Some(p) = parts.rdb_type.get(t) {
+            self.out.extend_from_slice(p);
+        }
         if let Some(i) = e.lru_idle {
             self.raw(",\"lru_idle_s\":");
             self.int(i);
@@ -536,6 +618,45 @@ mod tests {
             j.score(s);
             let want = ryu::Buffer::new().format_finite(s).to_string();
             assert_eq!(String::from_utf8(j.out).unwrap(), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn sixteenths_print_as_ryu_does() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut check = |s: f64| {
+            let mut j = Json::new(false);
+            j.score(s);
+            // -0 prints as 0 (as Redis does).
+            let want = ryu::Buffer::new()
+                .format_finite(if s == 0.0 { 0.0 } else { s })
+                .to_string();
+            assert_eq!(String::from_utf8(j.out).unwrap(), want, "{s}");
+        };
+        for k in -4096i64..4096 {
+            check(k as f64 / 16.0);
+            check(k as f64 / 4.0 + 1e6);
+        }
+        let top = SIXTEENTHS_BELOW;
+        for s in [
+            top - 0.0625,
+            top - 0.5,
+            top + 0.5,
+            -top + 0.25,
+            1e12 + 0.75,
+            0.0625,
+        ] {
+            check(s);
+            check(-s);
+        }
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bits = 1 + (x % 44) as u32;
+            let v = (x >> 20) % (1u64 << bits);
+            check(v as f64 / 16.0);
+            check(-(v as f64) / 16.0);
         }
     }
 
