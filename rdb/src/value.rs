@@ -318,12 +318,8 @@ impl Function {
     /// Build from GA library code, parsing the shebang for engine and name.
     /// Returns `None` if the code does not start with `#!<engine> name=<lib>`.
     pub fn from_code(code: Vec<u8>) -> Option<Function> {
-        let line_end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
-        let line = code.get(..line_end)?;
-        let rest = line.strip_prefix(b"#!")?;
-        let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
-        let engine = parts.next()?.to_vec();
-        let library = parts.find_map(|p| p.strip_prefix(b"name="))?.to_vec();
+        let (engine, library) = shebang(&code)?;
+        let (engine, library) = (engine.to_vec(), library.to_vec());
         Some(Function {
             library,
             engine,
@@ -332,4 +328,23 @@ impl Function {
             pre_ga: false,
         })
     }
+
+    /// True when the code's shebang names this library and engine, so that
+    /// written as GA code (opcode 245) it reads back as the same library.
+    /// A pre-GA library (opcode 246) stores name and engine apart, and a
+    /// name with a space or a newline, or an empty one, cannot be.
+    pub fn code_names_itself(&self) -> bool {
+        shebang(&self.code) == Some((&self.engine[..], &self.library[..]))
+    }
+}
+
+/// Engine and library name from `#!<engine> ... name=<library> ...`.
+fn shebang(code: &[u8]) -> Option<(&[u8], &[u8])> {
+    let line_end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let line = code.get(..line_end)?;
+    let rest = line.strip_prefix(b"#!")?;
+    let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
+    let engine = parts.next()?;
+    let library = parts.find_map(|p| p.strip_prefix(b"name="))?;
+    Some((engine, library))
 }

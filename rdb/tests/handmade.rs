@@ -335,3 +335,36 @@ fn stream_node_counts_that_overflow_are_corrupt() {
         assert!(err.to_string().contains("stream listpack invalid"), "{err}");
     }
 }
+
+/// Found by the `rdb_convert` fuzz target: a pre-GA function library
+/// (opcode 246) stores its name apart from the code, so a name with a
+/// space (or a newline, or none) made GA code whose shebang does not name
+/// it, and the converted dump did not load. The writer refuses it now.
+#[test]
+fn writer_refuses_a_function_whose_code_would_not_name_it() {
+    use basalt_rdb::{EncodeOptions, Function, Writer};
+    let mut body = vec![246];
+    for s in [&b"my lib"[..], b"LUA"] {
+        body.push(s.len() as u8);
+        body.extend_from_slice(s);
+    }
+    body.push(0); // no description
+    let code = b"redis.register_function('f', function() return 1 end)";
+    body.push(code.len() as u8);
+    body.extend_from_slice(code);
+    let read = items(&file(b"REDIS0010", &body)).unwrap();
+    let Some(Item::Function(f)) = read.first() else {
+        panic!("{read:?}")
+    };
+    assert!(!f.code_names_itself());
+    let mut w = Writer::new(Vec::new(), EncodeOptions::default()).unwrap();
+    let err = w.function(f).unwrap_err();
+    assert!(matches!(err, Error::Unrepresentable { .. }), "{err}");
+    // The writer is still usable and its dump loads.
+    let ok = Function::from_code(b"#!LUA name=mylib\nreturn 1".to_vec()).unwrap();
+    assert!(ok.code_names_itself());
+    w.function(&ok).unwrap();
+    let out = w.finish().unwrap();
+    let back = items(&out).unwrap();
+    assert!(matches!(back.first(), Some(Item::Function(g)) if g.library == b"mylib"));
+}
