@@ -38,7 +38,12 @@ fn normal(v: &Value) -> Value {
         }
         Value::Hash(h) => {
             let mut h = h.clone();
-            h.sort_by(|a, b| a.field.cmp(&b.field));
+            // A total order: the reader lets duplicate fields through
+            // (as Redis does for listpacks without deep sanitisation), and
+            // the writer may reorder them (by TTL).
+            h.sort_by(|a, b| {
+                (&a.field, &a.value, a.expire_ms).cmp(&(&b.field, &b.value, b.expire_ms))
+            });
             Value::Hash(h)
         }
         Value::SortedSet(z) => {
