@@ -368,3 +368,23 @@ fn writer_refuses_a_function_whose_code_would_not_name_it() {
     let back = items(&out).unwrap();
     assert!(matches!(back.first(), Some(Item::Function(g)) if g.library == b"mylib"));
 }
+
+/// Found by the `rdb_convert` fuzz target: a hash field expiry above
+/// 2^63-1 ms (a Redis 12 HASH_METADATA value can decode to one) was
+/// written for Valkey 9 as a negative number, which reads back as "no
+/// expiry". Refused now, as Redis 12 refuses expiries above 2^48-1.
+#[test]
+fn writer_refuses_hash_field_expiries_it_would_lose() {
+    use basalt_rdb::{EncodeOptions, Entry, HashField, Target, Writer};
+    for target in [Target::Valkey80, Target::Redis12] {
+        let mut f = HashField::new("f", "v");
+        f.expire_ms = Some(u64::MAX - 5);
+        let e = Entry::new("h", Value::Hash(vec![f, HashField::new("g", "w")]));
+        let mut w = Writer::new(Vec::new(), EncodeOptions::for_target(target)).unwrap();
+        let err = w.entry(&e).unwrap_err();
+        assert!(
+            matches!(err, Error::Unrepresentable { .. }),
+            "{target:?}: {err}"
+        );
+    }
+}
