@@ -44,6 +44,147 @@ impl Default for DecodeOptions {
     }
 }
 
+/// Allocations handed back by the caller (`Reader::recycle`) for the
+/// decoder to reuse. A dump of millions of small keys otherwise spends a
+/// fifth of its decoding time allocating and freeing the key, every
+/// element and every collection (measured on `basalt-rdb check`).
+/// Bounded: at most [`SPARE_BUFS`] buffers holding [`SPARE_HELD`] bytes
+/// and [`SPARE_VECS`] collection vectors of at most [`SPARE_VEC_CAP`]
+/// elements are kept. (Strings decoded as integers or from LZF are
+/// allocated, not taken from here, so more come back than go out: without
+/// the count bound the pool would grow to millions of tiny buffers.)
+#[derive(Default)]
+pub struct Spare {
+    bytes: Vec<Vec<u8>>,
+    /// Capacity held in `bytes`.
+    held: usize,
+    lists: Vec<Vec<Vec<u8>>>,
+    fields: Vec<Vec<HashField>>,
+    pairs: Vec<Vec<(Vec<u8>, f64)>>,
+}
+
+/// String buffers kept for reuse.
+const SPARE_BUFS: usize = 1024;
+/// Bytes of string buffers kept for reuse.
+const SPARE_HELD: usize = 4 << 20;
+/// Largest string buffer kept.
+const SPARE_BUF_CAP: usize = 64 << 10;
+/// Collection vectors kept, per shape.
+const SPARE_VECS: usize = 16;
+/// Largest collection vector kept (elements).
+const SPARE_VEC_CAP: usize = 1 << 12;
+
+impl Spare {
+    /// `s` in a reused buffer when there is one.
+    #[inline]
+    pub(crate) fn bytes_from(&mut self, s: &[u8]) -> Vec<u8> {
+        match self.bytes.pop() {
+            Some(mut v) => {
+                self.held -= v.capacity();
+                v.extend_from_slice(s);
+                v
+            }
+            None => s.to_vec(),
+        }
+    }
+
+    /// An element's bytes (integers as decimal text).
+    #[inline]
+    fn elem(&mut self, e: &Elem<'_>) -> Vec<u8> {
+        match e {
+            Elem::Str(s) => self.bytes_from(s),
+            Elem::Int(i) => self.bytes_from(itoa::Buffer::new().format(*i).as_bytes()),
+        }
+    }
+
+    /// A string read as owned bytes, borrowed ones copied into a reused buffer.
+    #[inline]
+    fn owned(&mut self, b: Cow<'_, [u8]>) -> Vec<u8> {
+        match b {
+            Cow::Borrowed(s) => self.bytes_from(s),
+            Cow::Owned(v) => v,
+        }
+    }
+
+    #[inline]
+    fn put_bytes(&mut self, mut v: Vec<u8>) {
+        let cap = v.capacity();
+        if cap != 0
+            && cap <= SPARE_BUF_CAP
+            && self.held + cap <= SPARE_HELD
+            && self.bytes.len() < SPARE_BUFS
+        {
+            v.clear();
+            self.held += cap;
+            self.bytes.push(v);
+        }
+    }
+
+    fn list(&mut self, cap: usize) -> Vec<Vec<u8>> {
+        match self.lists.pop() {
+            Some(mut v) => {
+                v.reserve(cap);
+                v
+            }
+            None => Vec::with_capacity(cap),
+        }
+    }
+
+    fn fields(&mut self, cap: usize) -> Vec<HashField> {
+        match self.fields.pop() {
+            Some(mut v) => {
+                v.reserve(cap);
+                v
+            }
+            None => Vec::with_capacity(cap),
+        }
+    }
+
+    fn pairs(&mut self, cap: usize) -> Vec<(Vec<u8>, f64)> {
+        match self.pairs.pop() {
+            Some(mut v) => {
+                v.reserve(cap);
+                v
+            }
+            None => Vec::with_capacity(cap),
+        }
+    }
+
+    /// Takes back a decoded key's allocations.
+    pub fn put(&mut self, key: Vec<u8>, value: Value) {
+        self.put_bytes(key);
+        match value {
+            Value::String(s) => self.put_bytes(s),
+            Value::List(mut v) | Value::Set(mut v) => {
+                for s in v.drain(..) {
+                    self.put_bytes(s);
+                }
+                if v.capacity() <= SPARE_VEC_CAP && self.lists.len() < SPARE_VECS {
+                    self.lists.push(v);
+                }
+            }
+            Value::Hash(mut v) => {
+                for f in v.drain(..) {
+                    self.put_bytes(f.field);
+                    self.put_bytes(f.value);
+                }
+                if v.capacity() <= SPARE_VEC_CAP && self.fields.len() < SPARE_VECS {
+                    self.fields.push(v);
+                }
+            }
+            Value::SortedSet(mut v) => {
+                for (m, _) in v.drain(..) {
+                    self.put_bytes(m);
+                }
+                if v.capacity() <= SPARE_VEC_CAP && self.pairs.len() < SPARE_VECS {
+                    self.pairs.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A length prefix or a special string encoding.
 enum Len {
     Plain(u64),
@@ -142,6 +283,17 @@ pub fn read_string<I: Input>(inp: &mut I, what: &'static str) -> Result<Vec<u8>>
     Ok(read_blob(inp, what)?.0.into_owned())
 }
 
+/// Read a string as owned bytes, in a reused buffer when there is one.
+#[inline]
+pub fn read_string_in<I: Input>(
+    inp: &mut I,
+    what: &'static str,
+    spare: &mut Spare,
+) -> Result<Vec<u8>> {
+    let (b, _) = read_blob(inp, what)?;
+    Ok(spare.owned(b))
+}
+
 /// Read a millisecond timestamp (8 bytes LE).
 pub fn read_ms<I: Input>(inp: &mut I, what: &'static str) -> Result<i64> {
     Ok(i64::from_le_bytes(inp.array(what)?))
@@ -182,11 +334,11 @@ fn elem_score(e: &Elem<'_>, at: u64) -> Result<f64> {
     }
 }
 
-fn strings<I: Input>(inp: &mut I, what: &'static str) -> Result<Vec<Vec<u8>>> {
+fn strings<I: Input>(inp: &mut I, what: &'static str, spare: &mut Spare) -> Result<Vec<Vec<u8>>> {
     let n = read_length(inp, what)?;
-    let mut v = Vec::with_capacity(inp.capacity_for(n));
+    let mut v = spare.list(inp.capacity_for(n));
     for _ in 0..n {
-        v.push(read_string(inp, what)?);
+        v.push(read_string_in(inp, what, spare)?);
     }
     Ok(v)
 }
@@ -208,10 +360,15 @@ fn packed_count_hint(blob: &[u8], is_listpack: bool) -> usize {
 }
 
 /// Collect the elements of a ziplist or listpack blob as owned bytes.
-fn packed_elems(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Vec<u8>>> {
-    let mut v = Vec::with_capacity(packed_count_hint(blob, is_listpack));
+fn packed_elems(
+    blob: &[u8],
+    base: u64,
+    is_listpack: bool,
+    spare: &mut Spare,
+) -> Result<Vec<Vec<u8>>> {
+    let mut v = spare.list(packed_count_hint(blob, is_listpack));
     let push = |e: Elem<'_>| {
-        v.push(e.to_vec());
+        v.push(spare.elem(&e));
         Ok(())
     };
     if is_listpack {
@@ -222,15 +379,20 @@ fn packed_elems(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Vec<u8>
     Ok(v)
 }
 
-fn hash_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<HashField>> {
-    let mut out = Vec::with_capacity(packed_count_hint(blob, is_listpack) / 2);
+fn hash_from_packed(
+    blob: &[u8],
+    base: u64,
+    is_listpack: bool,
+    spare: &mut Spare,
+) -> Result<Vec<HashField>> {
+    let mut out = spare.fields(packed_count_hint(blob, is_listpack) / 2);
     let mut field: Option<Vec<u8>> = None;
     let mut f = |e: Elem<'_>| {
         match field.take() {
-            None => field = Some(e.to_vec()),
+            None => field = Some(spare.elem(&e)),
             Some(k) => out.push(HashField {
                 field: k,
-                value: e.to_vec(),
+                value: spare.elem(&e),
                 expire_ms: None,
             }),
         }
@@ -250,12 +412,17 @@ fn hash_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Has
     Ok(out)
 }
 
-fn zset_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<(Vec<u8>, f64)>> {
-    let mut out = Vec::with_capacity(packed_count_hint(blob, is_listpack) / 2);
+fn zset_from_packed(
+    blob: &[u8],
+    base: u64,
+    is_listpack: bool,
+    spare: &mut Spare,
+) -> Result<Vec<(Vec<u8>, f64)>> {
+    let mut out = spare.pairs(packed_count_hint(blob, is_listpack) / 2);
     let mut member: Option<Vec<u8>> = None;
     let mut f = |e: Elem<'_>| {
         match member.take() {
-            None => member = Some(e.to_vec()),
+            None => member = Some(spare.elem(&e)),
             Some(m) => out.push((m, elem_score(&e, base)?)),
         }
         Ok(())
@@ -356,17 +523,28 @@ pub fn read_value<I: Input>(
     fmt: Format,
     opts: &DecodeOptions,
 ) -> Result<Value> {
+    read_value_in(inp, kind, fmt, opts, &mut Spare::default())
+}
+
+/// [`read_value`], taking allocations from `spare` where it can.
+pub fn read_value_in<I: Input>(
+    inp: &mut I,
+    kind: Kind,
+    fmt: Format,
+    opts: &DecodeOptions,
+    spare: &mut Spare,
+) -> Result<Value> {
     let at = inp.offset();
     Ok(match kind {
-        Kind::String => Value::String(read_string(inp, "string value")?),
-        Kind::ListLinked => Value::List(strings(inp, "list element")?),
-        Kind::Set => Value::Set(strings(inp, "set member")?),
+        Kind::String => Value::String(read_string_in(inp, "string value", spare)?),
+        Kind::ListLinked => Value::List(strings(inp, "list element", spare)?),
+        Kind::Set => Value::Set(strings(inp, "set member", spare)?),
         Kind::Hash => {
             let n = read_length(inp, "hash length")?;
-            let mut v = Vec::with_capacity(inp.capacity_for(n));
+            let mut v = spare.fields(inp.capacity_for(n));
             for _ in 0..n {
-                let field = read_string(inp, "hash field")?;
-                let value = read_string(inp, "hash value")?;
+                let field = read_string_in(inp, "hash field", spare)?;
+                let value = read_string_in(inp, "hash value", spare)?;
                 v.push(HashField {
                     field,
                     value,
@@ -377,9 +555,9 @@ pub fn read_value<I: Input>(
         }
         Kind::ZsetAscii | Kind::Zset2 => {
             let n = read_length(inp, "zset length")?;
-            let mut v = Vec::with_capacity(inp.capacity_for(n));
+            let mut v = spare.pairs(inp.capacity_for(n));
             for _ in 0..n {
-                let m = read_string(inp, "zset member")?;
+                let m = read_string_in(inp, "zset member", spare)?;
                 let s_at = inp.offset();
                 let s = if kind == Kind::Zset2 {
                     f64::from_le_bytes(inp.array("binary score")?)
@@ -422,28 +600,38 @@ pub fn read_value<I: Input>(
         }
         Kind::ListZiplist => {
             let (blob, base) = read_blob(inp, "ziplist")?;
-            Value::List(packed_elems(&blob, base, false)?)
+            Value::List(packed_elems(&blob, base, false, spare)?)
         }
         Kind::SetIntset => {
             let (blob, base) = read_blob(inp, "intset")?;
             let vals = intset::decode(&blob, base)?;
-            Value::Set(
-                vals.iter()
-                    .map(|v| itoa::Buffer::new().format(*v).as_bytes().to_vec())
-                    .collect(),
-            )
+            let mut set = spare.list(vals.len());
+            for v in vals {
+                set.push(spare.elem(&Elem::Int(v)));
+            }
+            Value::Set(set)
         }
         Kind::SetListpack => {
             let (blob, base) = read_blob(inp, "set listpack")?;
-            Value::Set(packed_elems(&blob, base, true)?)
+            Value::Set(packed_elems(&blob, base, true, spare)?)
         }
         Kind::ZsetZiplist | Kind::ZsetListpack => {
             let (blob, base) = read_blob(inp, "zset ziplist/listpack")?;
-            Value::SortedSet(zset_from_packed(&blob, base, kind == Kind::ZsetListpack)?)
+            Value::SortedSet(zset_from_packed(
+                &blob,
+                base,
+                kind == Kind::ZsetListpack,
+                spare,
+            )?)
         }
         Kind::HashZiplist | Kind::HashListpack => {
             let (blob, base) = read_blob(inp, "hash ziplist/listpack")?;
-            Value::Hash(hash_from_packed(&blob, base, kind == Kind::HashListpack)?)
+            Value::Hash(hash_from_packed(
+                &blob,
+                base,
+                kind == Kind::HashListpack,
+                spare,
+            )?)
         }
         Kind::HashListpackEx | Kind::HashListpackExPreGa => {
             if kind == Kind::HashListpackEx {
@@ -517,7 +705,7 @@ pub fn read_value<I: Input>(
                 if container == QUICKLIST_PLAIN {
                     out.push(blob.into_owned());
                 } else {
-                    let elems = packed_elems(&blob, base, kind == Kind::ListQuicklist2)?;
+                    let elems = packed_elems(&blob, base, kind == Kind::ListQuicklist2, spare)?;
                     if out.is_empty() {
                         out = elems; // the common single-node list: no copy
                     } else {

@@ -1,8 +1,8 @@
 //! The streaming file reader: yields one [`Item`] at a time, in file order.
 
 use crate::decode::{
-    read_length, read_module_body, read_string, read_value, skip_key_meta, DecodeOptions,
-    ModuleMode,
+    read_length, read_module_body, read_string, read_string_in, read_value_in, skip_key_meta,
+    DecodeOptions, ModuleMode, Spare,
 };
 use crate::error::{Error, Result};
 use crate::format::{module_op, Format, Opcode};
@@ -78,6 +78,8 @@ pub struct Reader<I> {
     done: bool,
     checksum: Option<Checksum>,
     warnings: Vec<String>,
+    /// Allocations given back by [`Reader::recycle`].
+    spare: Spare,
 }
 
 impl<'a> Reader<SliceInput<'a>> {
@@ -143,6 +145,7 @@ impl<I: Input> Reader<I> {
             done: false,
             checksum: None,
             warnings: Vec::new(),
+            spare: Spare::default(),
         })
     }
 
@@ -183,14 +186,29 @@ impl<I: Input> Reader<I> {
         &self.warnings
     }
 
+    /// Gives an item back once the caller is done with it: the next keys
+    /// are decoded into its buffers instead of fresh allocations (a bounded
+    /// number is kept). Optional; dropping items is fine too.
+    pub fn recycle(&mut self, item: Item) {
+        if let Item::Entry(e) = item {
+            self.spare.put(e.key, e.value);
+        }
+    }
+
     /// The next item, or `None` after the EOF opcode (and checksum).
     pub fn next_item(&mut self) -> Result<Option<Item>> {
         while !self.done {
             let at = self.inp.offset();
             let b = self.inp.read_u8("a value type or opcode")?;
             if let Some(kind) = self.format.kind(b) {
-                let key = read_string(&mut self.inp, "key")?;
-                let value = read_value(&mut self.inp, kind, self.format, &self.opts)?;
+                let key = read_string_in(&mut self.inp, "key", &mut self.spare)?;
+                let value = read_value_in(
+                    &mut self.inp,
+                    kind,
+                    self.format,
+                    &self.opts,
+                    &mut self.spare,
+                )?;
                 let expire_ms = self.expire.take();
                 let lru_idle = self.idle.take();
                 let lfu_freq = self.freq.take();

@@ -2,7 +2,7 @@
 
 use super::filter::{Filter, FilterArgs};
 use super::json::Json;
-use super::{resp, scan, Result};
+use super::{resp, scan, scan_borrowed, Result};
 use basalt_rdb::{EncodeOptions, Item, Target};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -97,15 +97,15 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             // buffers: a full one is exchanged for an empty one, no copy.
             let mut j = Json::new(a.full_values);
             j.out = Vec::with_capacity(1 << 20);
-            scan(
+            scan_borrowed(
                 &a.file,
                 super::decode_options(),
                 quiet,
                 |_| {},
                 |item| {
                     if let Item::Entry(e) = item {
-                        if filter.accepts(&e) {
-                            j.key_record(&e, true);
+                        if filter.accepts(e) {
+                            j.key_record(e, true);
                             j.out.push(b'\n');
                             if j.out.len() >= JSONL_BUF {
                                 j.out = out.exchange(std::mem::take(&mut j.out))?;

@@ -57,8 +57,11 @@ fn classify(b: &[u8]) -> u8 {
     // SAFETY: these intrinsics only need SSE2, which the cfg above
     // guarantees is enabled for the whole build; they take no pointers.
     unsafe {
-        let (mut ctrl, mut esc, mut high) =
-            (_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128());
+        let (mut ctrl, mut esc, mut high) = (
+            _mm_setzero_si128(),
+            _mm_setzero_si128(),
+            _mm_setzero_si128(),
+        );
         let mut step = |x: __m128i| {
             high = _mm_or_si128(high, x);
             // x <= 0x1f (unsigned) or x == DEL.

@@ -300,6 +300,52 @@ pub fn scan(
     })
 }
 
+/// [`scan`] for callers that only look at each item: items go back to the
+/// reader once `on` returns, so the next keys are decoded into their
+/// buffers (no allocation per key and element).
+pub fn scan_borrowed(
+    path: &Path,
+    opts: DecodeOptions,
+    quiet: bool,
+    on_format: impl FnMut(Format),
+    mut on: impl FnMut(&Item) -> Result<()>,
+) -> Result<ScanEnd> {
+    if aof::is_aof(path) || DECODE_THREAD.load(std::sync::atomic::Ordering::Relaxed) {
+        return scan(path, opts, quiet, on_format, |item| on(&item));
+    }
+    let mut on_format = on_format;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = Progress::new(size, quiet);
+    let mut reader = basalt_rdb::Reader::from_read(file, opts)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    on_format(reader.format());
+    let mut n = 0u32;
+    loop {
+        let item = match reader.next_item() {
+            Ok(Some(i)) => i,
+            Ok(None) => break,
+            Err(e) => {
+                progress.finish();
+                return Err(format!("{}: {e}", path.display()).into());
+            }
+        };
+        on(&item)?;
+        reader.recycle(item);
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(4096) {
+            progress.set(reader.offset());
+        }
+    }
+    progress.finish();
+    Ok(ScanEnd {
+        format: reader.format(),
+        checksum: reader.checksum(),
+        warnings: reader.warnings().to_vec(),
+        size,
+    })
+}
+
 /// Output: a file (`-o`) or stdout, buffered and written on a second
 /// thread (see [`outwriter`]).
 pub fn output(path: Option<&PathBuf>) -> Result<outwriter::ThreadedWriter> {
