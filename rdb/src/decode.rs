@@ -88,21 +88,24 @@ impl Spare {
         }
     }
 
+    /// An empty buffer, reused when there is one.
+    #[inline]
+    fn buf(&mut self) -> Vec<u8> {
+        match self.bytes.pop() {
+            Some(v) => {
+                self.held -= v.capacity();
+                v
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// An element's bytes (integers as decimal text).
     #[inline]
     fn elem(&mut self, e: &Elem<'_>) -> Vec<u8> {
         match e {
             Elem::Str(s) => self.bytes_from(s),
             Elem::Int(i) => self.bytes_from(itoa::Buffer::new().format(*i).as_bytes()),
-        }
-    }
-
-    /// A string read as owned bytes, borrowed ones copied into a reused buffer.
-    #[inline]
-    fn owned(&mut self, b: Cow<'_, [u8]>) -> Vec<u8> {
-        match b {
-            Cow::Borrowed(s) => self.bytes_from(s),
-            Cow::Owned(v) => v,
         }
     }
 
@@ -243,38 +246,55 @@ pub fn read_blob<'i, I: Input>(inp: &'i mut I, what: &'static str) -> Result<(Co
             Ok((Cow::Borrowed(inp.take(n, what)?), data_at))
         }
         Len::Int(w) => {
-            let v: i64 = match w {
-                0 => i64::from(inp.read_u8(what)? as i8),
-                1 => i64::from(i16::from_le_bytes(inp.array(what)?)),
-                _ => i64::from(i32::from_le_bytes(inp.array(what)?)),
-            };
+            let v = read_int_string(inp, w, what)?;
             Ok((
                 Cow::Owned(itoa::Buffer::new().format(v).as_bytes().to_vec()),
                 at,
             ))
         }
         Len::Lzf => {
-            let clen = read_length(inp, what)?;
-            let len = read_length(inp, what)?;
-            let data_at = inp.offset();
-            if len > clen.saturating_mul(lzf::MAX_EXPANSION).saturating_add(64) {
-                return Err(Error::corrupt(
-                    at,
-                    format!("LZF {what} claims {len} bytes from {clen} compressed bytes"),
-                ));
-            }
-            let len =
-                usize::try_from(len).map_err(|_| Error::corrupt(at, "LZF length overflow"))?;
-            let comp = inp.take(clen, what)?;
-            let out = lzf::decompress(comp, len).map_err(|e| {
-                Error::corrupt(
-                    data_at,
-                    format!("LZF data of {what} does not decompress: {e:?}"),
-                )
-            })?;
-            Ok((Cow::Owned(out), data_at))
+            let (v, data_at) = read_lzf(inp, at, what, Vec::new())?;
+            Ok((Cow::Owned(v), data_at))
         }
     }
+}
+
+/// The value of an integer-encoded string of width code `w`.
+#[inline]
+fn read_int_string<I: Input>(inp: &mut I, w: u8, what: &'static str) -> Result<i64> {
+    Ok(match w {
+        0 => i64::from(inp.read_u8(what)? as i8),
+        1 => i64::from(i16::from_le_bytes(inp.array(what)?)),
+        _ => i64::from(i32::from_le_bytes(inp.array(what)?)),
+    })
+}
+
+/// An LZF string (after its encoding byte at `at`), decompressed into
+/// `out`, and the offset of its compressed data.
+fn read_lzf<I: Input>(
+    inp: &mut I,
+    at: u64,
+    what: &'static str,
+    out: Vec<u8>,
+) -> Result<(Vec<u8>, u64)> {
+    let clen = read_length(inp, what)?;
+    let len = read_length(inp, what)?;
+    let data_at = inp.offset();
+    if len > clen.saturating_mul(lzf::MAX_EXPANSION).saturating_add(64) {
+        return Err(Error::corrupt(
+            at,
+            format!("LZF {what} claims {len} bytes from {clen} compressed bytes"),
+        ));
+    }
+    let len = usize::try_from(len).map_err(|_| Error::corrupt(at, "LZF length overflow"))?;
+    let comp = inp.take(clen, what)?;
+    let v = lzf::decompress_into(comp, len, out).map_err(|e| {
+        Error::corrupt(
+            data_at,
+            format!("LZF data of {what} does not decompress: {e:?}"),
+        )
+    })?;
+    Ok((v, data_at))
 }
 
 /// Read a string as owned bytes.
@@ -290,8 +310,21 @@ pub fn read_string_in<I: Input>(
     what: &'static str,
     spare: &mut Spare,
 ) -> Result<Vec<u8>> {
-    let (b, _) = read_blob(inp, what)?;
-    Ok(spare.owned(b))
+    let at = inp.offset();
+    match read_len_raw(inp, what)? {
+        Len::Plain(n) => {
+            let s = inp.take(n, what)?;
+            Ok(spare.bytes_from(s))
+        }
+        Len::Int(w) => {
+            let v = read_int_string(inp, w, what)?;
+            Ok(spare.bytes_from(itoa::Buffer::new().format(v).as_bytes()))
+        }
+        Len::Lzf => {
+            let buf = spare.buf();
+            Ok(read_lzf(inp, at, what, buf)?.0)
+        }
+    }
 }
 
 /// Read a millisecond timestamp (8 bytes LE).
@@ -315,6 +348,9 @@ fn read_ascii_double<I: Input>(inp: &mut I) -> Result<f64> {
 
 /// Parse a score stored as text (ziplists, listpacks, ASCII zsets).
 pub fn parse_score(s: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_simple_decimal(s) {
+        return Some(v);
+    }
     let t = std::str::from_utf8(s).ok()?;
     t.parse::<f64>()
         .ok()
@@ -323,6 +359,43 @@ pub fn parse_score(s: &[u8]) -> Option<f64> {
             "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
             _ => None,
         })
+}
+
+/// `-?digits(.digits)?` with at most 15 digits in all, exactly: the digits
+/// make an integer below 2^53 and the divisor is a power of ten below
+/// 10^16, both exact doubles, so the one correctly rounded division gives
+/// the correctly rounded value, as a full parser would (Clinger's fast
+/// path). Anything else: `None`, for the full parser.
+#[inline]
+fn parse_simple_decimal(s: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, body) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if body.is_empty() || body.len() > 16 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut digits = 0usize;
+    let mut frac: Option<usize> = None;
+    for (i, &c) in body.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                m = m * 10 + u64::from(c - b'0');
+                digits += 1;
+            }
+            b'.' if frac.is_none() => frac = Some(body.len() - i - 1),
+            _ => return None,
+        }
+    }
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    let v = m as f64 / *POW10.get(frac.unwrap_or(0))?;
+    Some(if neg { -v } else { v })
 }
 
 fn elem_score(e: &Elem<'_>, at: u64) -> Result<f64> {
@@ -741,4 +814,72 @@ pub fn read_value_in<I: Input>(
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_decimals_parse_as_the_full_parser_does() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "1.",
+            ".5",
+            "-.5",
+            "0.1",
+            "3.14159",
+            "999999999999999",
+            "9999999999999999",
+            "1234567.25",
+            "0.000000000000001",
+            "-",
+            ".",
+            "1.2.3",
+            "+1",
+            "1e5",
+            "inf",
+            "00012.5000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..200_000 {
+            let r = next();
+            let digits = 1 + (r % 17) as usize;
+            let mut s: String = (0..digits)
+                .map(|i| char::from(b'0' + ((r >> (8 + 3 * i)) % 10) as u8))
+                .collect();
+            let dot = (next() % (digits as u64 + 2)) as usize;
+            if dot <= digits {
+                s.insert(dot, '.');
+            }
+            if next() % 2 == 0 {
+                s.insert(0, '-');
+            }
+            cases.push(s);
+        }
+        for c in cases {
+            let fast = parse_simple_decimal(c.as_bytes());
+            let full = c.parse::<f64>().ok();
+            if let Some(v) = fast {
+                assert_eq!(Some(v.to_bits()), full.map(f64::to_bits), "{c}");
+            }
+            if let Some(f) = full {
+                assert_eq!(
+                    parse_score(c.as_bytes()).map(f64::to_bits),
+                    Some(f.to_bits()),
+                    "{c}"
+                );
+            }
+        }
+    }
 }
