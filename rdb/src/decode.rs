@@ -589,6 +589,28 @@ fn skip_module_fields<I: Input>(inp: &mut I) -> Result<()> {
     }
 }
 
+/// True when two of `items` are equal. Redis refuses such plain-encoded
+/// sets, hashes and sorted sets when loading ("Duplicate set members
+/// detected"), whatever `sanitize-dump-payload` says: they would not be
+/// the value written (a converter writing them as an intset, say, would
+/// silently drop some). Pairwise for the usual few items, sorted beyond.
+fn has_duplicate<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> bool {
+    let n = items.len();
+    if n <= 16 {
+        let mut rest = items;
+        while let Some(a) = rest.next() {
+            if rest.clone().any(|b| b == a) {
+                return true;
+            }
+        }
+        false
+    } else {
+        let mut v: Vec<&[u8]> = items.collect();
+        v.sort_unstable();
+        v.windows(2).any(|w| w[0] == w[1])
+    }
+}
+
 /// Decode one value of the given kind.
 pub fn read_value<I: Input>(
     inp: &mut I,
@@ -611,7 +633,13 @@ pub fn read_value_in<I: Input>(
     Ok(match kind {
         Kind::String => Value::String(read_string_in(inp, "string value", spare)?),
         Kind::ListLinked => Value::List(strings(inp, "list element", spare)?),
-        Kind::Set => Value::Set(strings(inp, "set member", spare)?),
+        Kind::Set => {
+            let v = strings(inp, "set member", spare)?;
+            if has_duplicate(v.iter().map(Vec::as_slice)) {
+                return Err(Error::corrupt(at, "duplicate set members"));
+            }
+            Value::Set(v)
+        }
         Kind::Hash => {
             let n = read_length(inp, "hash length")?;
             let mut v = spare.fields(inp.capacity_for(n));
@@ -623,6 +651,9 @@ pub fn read_value_in<I: Input>(
                     value,
                     expire_ms: None,
                 });
+            }
+            if has_duplicate(v.iter().map(|f| f.field.as_slice())) {
+                return Err(Error::corrupt(at, "duplicate hash fields"));
             }
             Value::Hash(v)
         }
@@ -641,6 +672,9 @@ pub fn read_value_in<I: Input>(
                     return Err(Error::corrupt(s_at, "zset score is NaN"));
                 }
                 v.push((m, s));
+            }
+            if has_duplicate(v.iter().map(|(m, _)| m.as_slice())) {
+                return Err(Error::corrupt(at, "duplicate sorted set members"));
             }
             Value::SortedSet(v)
         }
@@ -736,6 +770,9 @@ pub fn read_value_in<I: Input>(
                     expire_ms: expire,
                 });
             }
+            if has_duplicate(v.iter().map(|f| f.field.as_slice())) {
+                return Err(Error::corrupt(at, "duplicate hash fields"));
+            }
             Value::Hash(v)
         }
         Kind::ValkeyHash2 => {
@@ -750,6 +787,9 @@ pub fn read_value_in<I: Input>(
                     value,
                     expire_ms: (exp >= 0).then_some(exp as u64),
                 });
+            }
+            if has_duplicate(v.iter().map(|f| f.field.as_slice())) {
+                return Err(Error::corrupt(at, "duplicate hash fields"));
             }
             Value::Hash(v)
         }

@@ -388,3 +388,32 @@ fn writer_refuses_hash_field_expiries_it_would_lose() {
         );
     }
 }
+
+/// Found by the `rdb_convert` fuzz target: a plain-encoded set holding the
+/// same member twice decoded, and converting it (as an intset) dropped the
+/// copy. Redis refuses such sets, hashes and sorted sets when loading.
+#[test]
+fn duplicates_in_plain_collections_are_corrupt() {
+    // type 2 (set): 2 members "a", "a".
+    let set = [2u8, 1, b'k', 2, 1, b'a', 1, b'a'];
+    let err = items(&file(b"REDIS0009", &set)).unwrap_err();
+    assert!(err.to_string().contains("duplicate set members"), "{err}");
+    // type 4 (hash): f=1, f=2.
+    let hash = [4u8, 1, b'h', 2, 1, b'f', 1, b'1', 1, b'f', 1, b'2'];
+    let err = items(&file(b"REDIS0009", &hash)).unwrap_err();
+    assert!(err.to_string().contains("duplicate hash fields"), "{err}");
+    // type 5 (zset, binary scores): m twice.
+    let mut zset = vec![5u8, 1, b'z', 2];
+    for s in [1.0f64, 2.0] {
+        zset.extend_from_slice(&[1, b'm']);
+        zset.extend_from_slice(&s.to_le_bytes());
+    }
+    let err = items(&file(b"REDIS0009", &zset)).unwrap_err();
+    assert!(
+        err.to_string().contains("duplicate sorted set members"),
+        "{err}"
+    );
+    // Distinct members are fine.
+    let ok = [2u8, 1, b'k', 2, 1, b'a', 1, b'b'];
+    assert_eq!(items(&file(b"REDIS0009", &ok)).unwrap().len(), 1);
+}

@@ -32,8 +32,12 @@ fn opts(verify_checksum: bool) -> DecodeOptions {
 fn normal(v: &Value) -> Value {
     match v {
         Value::Set(s) => {
+            // Compact encodings (listpacks) may hold a member twice (Redis
+            // loads them so without deep sanitisation); the writer's intset
+            // keeps one.
             let mut s = s.clone();
             s.sort();
+            s.dedup();
             Value::Set(s)
         }
         Value::Hash(h) => {
