@@ -313,12 +313,47 @@ pub fn scan_borrowed(
     if aof::is_aof(path) || DECODE_THREAD.load(std::sync::atomic::Ordering::Relaxed) {
         return scan(path, opts, quiet, on_format, |item| on(&item));
     }
-    let mut on_format = on_format;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    // A regular file is mapped (no read() copying it into a buffer); the
+    // pages already decoded are released as the reader moves on, so the
+    // resident set stays bounded. Anything else (a pipe) is read.
+    let mapped = std::fs::metadata(path)
+        .map(|m| m.is_file())
+        .unwrap_or(false)
+        .then(|| basalt_rdb::MappedFile::open(path).ok())
+        .flatten();
+    match &mapped {
+        Some(map) => {
+            let reader = map
+                .reader(opts)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            scan_reader(path, reader, size, quiet, on_format, on, |at| {
+                map.release_before(at)
+            })
+        }
+        None => {
+            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let reader = basalt_rdb::Reader::from_read(file, opts)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            scan_reader(path, reader, size, quiet, on_format, on, |_| {})
+        }
+    }
+}
+
+/// The loop of [`scan_borrowed`]; `consumed` is told every few thousand
+/// items how far the reader got.
+fn scan_reader<I: basalt_rdb::input::Input>(
+    path: &Path,
+    mut reader: basalt_rdb::Reader<I>,
+    size: u64,
+    quiet: bool,
+    mut on_format: impl FnMut(Format),
+    mut on: impl FnMut(&Item) -> Result<()>,
+    mut consumed: impl FnMut(u64),
+) -> Result<ScanEnd> {
     let progress = Progress::new(size, quiet);
-    let mut reader = basalt_rdb::Reader::from_read(file, opts)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
     on_format(reader.format());
     let mut n = 0u32;
     loop {
@@ -335,6 +370,8 @@ pub fn scan_borrowed(
         n = n.wrapping_add(1);
         if n.is_multiple_of(4096) {
             progress.set(reader.offset());
+            reader.digest_consumed();
+            consumed(reader.offset());
         }
     }
     progress.finish();
