@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::format::{module_name, module_op, Format, Kind, QUICKLIST_PACKED, QUICKLIST_PLAIN};
 use crate::input::Input;
 use crate::listpack::{self, Elem};
-use crate::value::{HashField, ModuleValue, Value};
+use crate::value::{has_duplicate, HashField, ModuleValue, Value};
 use crate::{intset, lzf, stream, ziplist};
 use std::borrow::Cow;
 
@@ -586,28 +586,6 @@ fn skip_module_fields<I: Input>(inp: &mut I) -> Result<()> {
             }
             op => return Err(Error::corrupt(at, format!("unknown module opcode {op}"))),
         }
-    }
-}
-
-/// True when two of `items` are equal. Redis refuses such plain-encoded
-/// sets, hashes and sorted sets when loading ("Duplicate set members
-/// detected"), whatever `sanitize-dump-payload` says: they would not be
-/// the value written (a converter writing them as an intset, say, would
-/// silently drop some). Pairwise for the usual few items, sorted beyond.
-fn has_duplicate<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> bool {
-    let n = items.len();
-    if n <= 16 {
-        let mut rest = items;
-        while let Some(a) = rest.next() {
-            if rest.clone().any(|b| b == a) {
-                return true;
-            }
-        }
-        false
-    } else {
-        let mut v: Vec<&[u8]> = items.collect();
-        v.sort_unstable();
-        v.windows(2).any(|w| w[0] == w[1])
     }
 }
 

@@ -40,6 +40,19 @@ impl Value {
         }
     }
 
+    /// True for a set or sorted set holding a member twice, or a hash
+    /// holding a field twice: not a value Redis can hold (it refuses such
+    /// plain-encoded collections when loading; compact ones pass unless
+    /// `sanitize-dump-payload` is on). A converter should refuse them.
+    pub fn has_duplicates(&self) -> bool {
+        match self {
+            Value::Set(v) => has_duplicate(v.iter().map(Vec::as_slice)),
+            Value::Hash(v) => has_duplicate(v.iter().map(|f| f.field.as_slice())),
+            Value::SortedSet(v) => has_duplicate(v.iter().map(|(m, _)| m.as_slice())),
+            _ => false,
+        }
+    }
+
     /// True for an empty collection (Redis skips such keys when loading).
     /// Strings, streams and module values are never "empty" in this sense.
     pub fn is_empty_collection(&self) -> bool {
@@ -49,6 +62,25 @@ impl Value {
             Value::Hash(v) => v.is_empty(),
             Value::String(_) | Value::Stream(_) | Value::Module(_) => false,
         }
+    }
+}
+
+/// True when two of `items` are equal: pairwise for the usual few items,
+/// sorted beyond.
+pub(crate) fn has_duplicate<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> bool {
+    let n = items.len();
+    if n <= 16 {
+        let mut rest = items;
+        while let Some(a) = rest.next() {
+            if rest.clone().any(|b| b == a) {
+                return true;
+            }
+        }
+        false
+    } else {
+        let mut v: Vec<&[u8]> = items.collect();
+        v.sort_unstable();
+        v.windows(2).any(|w| w[0] == w[1])
     }
 }
 

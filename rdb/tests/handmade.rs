@@ -417,3 +417,21 @@ fn duplicates_in_plain_collections_are_corrupt() {
     let ok = [2u8, 1, b'k', 2, 1, b'a', 1, b'b'];
     assert_eq!(items(&file(b"REDIS0009", &ok)).unwrap().len(), 1);
 }
+
+/// Found by the `rdb_convert` fuzz target: a listpack hash holding a field
+/// twice (accepted, as Redis does without deep sanitisation) was converted
+/// for Valkey 9 as a plain hash, which no server loads. Converters check
+/// `Value::has_duplicates` and refuse such keys.
+#[test]
+fn duplicate_members_are_detected_in_the_value_model() {
+    use basalt_rdb::HashField;
+    let dup_hash = Value::Hash(vec![HashField::new("f", "1"), HashField::new("f", "2")]);
+    assert!(dup_hash.has_duplicates());
+    let many: Vec<Vec<u8>> = (0..100).map(|i| format!("m{i}").into_bytes()).collect();
+    assert!(!Value::Set(many.clone()).has_duplicates());
+    let mut with_dup = many;
+    with_dup.push(b"m57".to_vec());
+    assert!(Value::Set(with_dup).has_duplicates());
+    assert!(Value::SortedSet(vec![(b"a".to_vec(), 1.0), (b"a".to_vec(), 2.0)]).has_duplicates());
+    assert!(!Value::List(vec![b"x".to_vec(), b"x".to_vec()]).has_duplicates());
+}
