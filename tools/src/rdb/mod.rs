@@ -178,7 +178,8 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// The format is passed before the first item.
 ///
 /// The file is read through a buffer, not a memory map, so the resident
-/// set stays small however big the dump. With `--decode-thread`, decoding
+/// set stays small however big the dump ([`scan_borrowed`] maps it and
+/// releases the pages it has decoded). With `--decode-thread`, decoding
 /// runs on its own thread and batches of items go to the calling thread
 /// through a bounded channel: formatting and decoding overlap on two cores
 /// and memory stays bounded by a few batches.
