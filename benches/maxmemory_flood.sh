@@ -15,7 +15,7 @@ LIMIT=${1:-100mb}
 FSYNC=${2:-always}
 shift 2 2>/dev/null || shift $#
 POLICIES=${*:-noeviction allkeys-lru allkeys-lfu allkeys-random volatile-lru volatile-lfu volatile-random volatile-ttl}
-BIN=target/release/basalt-server
+BIN=${BIN:-target/release/basalt-server}
 PORT=${PORT:-16499}
 VAL=$(printf 'x%.0s' $(seq 1 1000))
 for P in $POLICIES; do

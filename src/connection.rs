@@ -550,6 +550,9 @@ async fn flush<S: AsyncWrite + Unpin>(
     if reply.buf.is_empty() {
         return Ok(());
     }
+    if *wrote {
+        snapshot_backpressure().await;
+    }
     if let Some(log) = srv.log.get() {
         if srv.fsync_always.load(Relaxed) && (*wrote || srv.log_ok.load(Relaxed)) {
             let target = log.appended();
@@ -598,6 +601,24 @@ async fn log_backpressure(log: &basalt_aof::Log) {
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while backlog(log) > LOG_BACKLOG_MAX / 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A running snapshot keeps the old value of every key a write changes
+/// before the walk reaches it, until the snapshot thread drains it into
+/// the file. A client whose writes find that backlog over
+/// `CAPTURE_BACKLOG_MAX` waits (its replies held, no lock held) until the
+/// snapshot has drained half of it, so a write flood cannot grow the
+/// captured memory faster than the snapshot writes it out (a flood against
+/// `maxmemory` with eviction under way showed 50 MB captured at once).
+async fn snapshot_backpressure() {
+    use crate::snapshot::{capture_backlog, CAPTURE_BACKLOG_MAX};
+    if capture_backlog() <= CAPTURE_BACKLOG_MAX {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while capture_backlog() > CAPTURE_BACKLOG_MAX / 2 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

@@ -406,6 +406,28 @@ struct SinkBuf {
 /// here rather than freeing them).
 static CAPTURE_BYTES: AtomicU64 = AtomicU64::new(0);
 
+/// Bytes captured and not yet drained by the snapshot thread. Writers that
+/// outpace the snapshot (a flood evicting or overwriting keys it has not
+/// reached) would grow this without bound; see [`capture_backlog`].
+static CAPTURE_PENDING: AtomicU64 = AtomicU64::new(0);
+
+/// Above this many captured-but-undrained bytes, writing clients wait
+/// (their replies held, outside any lock) until the snapshot thread has
+/// drained half; above a quarter of it, the snapshot thread stops offering
+/// the CPU to others (`pace`). Redis's fork has no such bound: under a
+/// write flood its copy-on-write pages approach the dataset's size.
+pub const CAPTURE_BACKLOG_MAX: u64 = 4 << 20;
+
+/// Captured bytes the running snapshot has not drained yet.
+pub fn capture_backlog() -> u64 {
+    CAPTURE_PENDING.load(Relaxed)
+}
+
+/// True while the snapshot falls behind its writers.
+fn behind() -> bool {
+    capture_backlog() > CAPTURE_BACKLOG_MAX / 4
+}
+
 /// Allocated size of the snapshot thread's own buffers: the chunk being
 /// built (which can outgrow `CHUNK_RAW` when a drain brings many captured
 /// entries at once), the compressed chunk, a big value's piece and the
@@ -425,6 +447,7 @@ impl Capture for Sink {
     fn capture(&self, db: u32, key: &[u8], entry: &Entry) {
         let mut g = self.buf.lock();
         encode_entry(db, key, entry, &mut g.bytes);
+        CAPTURE_PENDING.store(g.bytes.len() as u64, Relaxed);
         g.entries += 1;
         let db = db as usize;
         if g.per_db.len() <= db {
@@ -504,8 +527,10 @@ impl ChunkWriter {
         continues: bool,
     ) -> std::io::Result<()> {
         // Compressing a chunk is one burst of CPU: let a waiting IO
-        // thread go first (see `pace`).
-        std::thread::yield_now();
+        // thread go first (see `pace`), unless the writers are ahead.
+        if !behind() {
+            std::thread::yield_now();
+        }
         self.comp.clear();
         self.comp
             .reserve(zstd::zstd_safe::compress_bound(raw.len()));
@@ -594,6 +619,7 @@ pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
             tracing::error!("snapshot failed: {e}");
         }
     }
+    CAPTURE_PENDING.store(0, Relaxed);
     st.in_progress.store(false, Relaxed);
     res
 }
@@ -729,6 +755,7 @@ fn write_file(
             w.publish_work_bytes();
             *raw_entries += g.entries;
             g.bytes.clear();
+            CAPTURE_PENDING.store(0, Relaxed);
             g.entries = 0;
             if g.bytes.capacity() > 4 * CHUNK_RAW {
                 g.bytes.shrink_to(CHUNK_RAW);
@@ -887,9 +914,10 @@ const PACE: std::time::Duration = std::time::Duration::from_micros(200);
 /// the CPU. At nice 5 the scheduler otherwise lets the snapshot thread run
 /// slices of 1-2 ms while an IO thread with requests waits (seen with
 /// `perf sched timehist` on one shared core); a yield costs a syscall and
-/// returns at once when nobody else is runnable.
+/// returns at once when nobody else is runnable. While the snapshot falls
+/// behind its writers (captured bytes pile up), it does not yield.
 fn pace(last: &mut Instant) {
-    if last.elapsed() >= PACE {
+    if last.elapsed() >= PACE && !behind() {
         std::thread::yield_now();
         *last = Instant::now();
     }
