@@ -80,7 +80,7 @@ pub(crate) fn has_duplicate<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> +
     } else {
         let mut v: Vec<&[u8]> = items.collect();
         v.sort_unstable();
-        v.windows(2).any(|w| w[0] == w[1])
+        v.windows(2).any(|w| w.first() == w.get(1))
     }
 }
 
