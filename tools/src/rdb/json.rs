@@ -178,6 +178,8 @@ pub struct Json {
     pub full: bool,
     /// Precomputed record text.
     parts: RecordParts,
+    /// Reused index vector for sorting a collection's elements.
+    order: Vec<usize>,
 }
 
 /// Constant parts of key records, built on first use.
@@ -223,6 +225,7 @@ impl Json {
             out: Vec::with_capacity(1 << 16),
             full,
             parts: RecordParts::default(),
+            order: Vec::new(),
         }
     }
 
@@ -395,26 +398,43 @@ impl Json {
             Value::String(s) => self.bytes(s),
             Value::List(items) => self.list(items, |j, i| j.bytes(i)),
             Value::Set(items) => {
-                // Most small sets come sorted (intsets, listpacks written in
-                // order): no index vector then.
+                // Most small sets come sorted (listpacks written in order):
+                // no index vector then. Otherwise a reused one (intsets
+                // are in numeric order, not byte order).
                 if items.windows(2).all(|w| w[0] <= w[1]) {
                     self.list(items, |j, i| j.bytes(i));
                 } else {
-                    let mut s: Vec<&Vec<u8>> = items.iter().collect();
-                    s.sort_unstable();
-                    self.list(s, |j, i| j.bytes(i));
+                    let mut order = std::mem::take(&mut self.order);
+                    order.clear();
+                    order.extend(0..items.len());
+                    order.sort_unstable_by(|&a, &b| items[a].cmp(&items[b]));
+                    self.list(&order, |j, &i| j.bytes(&items[i]));
+                    self.order = order;
                 }
             }
             Value::SortedSet(pairs) => {
-                let mut p: Vec<&(Vec<u8>, f64)> = pairs.iter().collect();
-                p.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-                self.list(p, |j, (m, s)| {
+                let cmp = |a: &(Vec<u8>, f64), b: &(Vec<u8>, f64)| {
+                    a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0))
+                };
+                let pair = |j: &mut Self, (m, s): &(Vec<u8>, f64)| {
                     j.out.push(b'[');
                     j.bytes(m);
                     j.raw(",");
                     j.score(*s);
                     j.out.push(b']');
-                });
+                };
+                // Listpacks keep score order: usually no sorting at all.
+                if pairs.windows(2).all(|w| cmp(&w[0], &w[1]).is_le()) {
+                    self.list(pairs, pair);
+                } else {
+                    let mut order = std::mem::take(&mut self.order);
+                    order.clear();
+                    order.extend(0..pairs.len());
+                    // Unstable is fine: equal keys are equal pairs.
+                    order.sort_unstable_by(|&a, &b| cmp(&pairs[a], &pairs[b]));
+                    self.list(&order, |j, &i| pair(j, &pairs[i]));
+                    self.order = order;
+                }
             }
             Value::Hash(fields) => {
                 let mut f: Vec<_> = Vec::new();
