@@ -91,7 +91,7 @@ where
         let sub = client.sub.clone();
         let pushed = async {
             match &sub {
-                Some(s) => s.wake.notified().await,
+                Some(s) => s.pushed().await,
                 None => std::future::pending::<()>().await,
             }
         };
@@ -104,14 +104,9 @@ where
                     Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
                 },
                 _ = pushed => {
-                    // Let every other task that is ready run first (a
-                    // yielded task waits until its worker has nothing else
-                    // to do and has polled for new input): the publishers
-                    // of this round add to the queue, which stays non-empty
-                    // so they wake nobody, and one write carries all their
-                    // messages, as Redis writes a subscriber's output once
-                    // per event-loop iteration instead of once per message.
-                    tokio::task::yield_now().await;
+                    // Woken after the scheduler round of its first message
+                    // (see `pubsub::wake_deferred`): one write for the
+                    // messages of every publisher of that round.
                     if let Some(s) = &sub {
                         s.drain_into(&mut reply.buf);
                     }

@@ -228,6 +228,19 @@ impl<'s, 'k> KeyLock<'s, 'k> {
         self.get().is_some()
     }
 
+    /// Sets the key's expiry time in place (unix ms, 0: none), keeping the
+    /// table's count of keys with a TTL; false if the key is absent.
+    pub fn set_expire(&mut self, at: u64) -> bool {
+        let d = &mut self.guard.dbs[self.db];
+        let Some(e) = d.get_mut(self.hash, self.key) else {
+            return false;
+        };
+        let had = e.expire_at != 0;
+        e.expire_at = at;
+        d.ttl_changed(had, at != 0);
+        true
+    }
+
     /// Inserts or replaces the whole entry; returns the old one.
     pub fn insert(&mut self, mut e: Entry) -> Option<Entry> {
         if e.lru == 0 {

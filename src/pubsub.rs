@@ -2,9 +2,12 @@
 //! subscriber handles, each with a bounded outbound queue.
 //!
 //! PUBLISH (from any thread) encodes the message once per protocol and
-//! appends it to each subscriber's queue, then wakes the subscriber's
-//! connection task, which `select!`s between its socket and that wake-up
-//! and writes the queue out. A subscriber that does not read is cut off
+//! appends it to each subscriber's queue. A subscriber's connection task
+//! waiting on its socket and on its queue (`Pushed`) is woken by the first
+//! message, and not directly: its waker is deferred until the publishing
+//! worker has run every task ready now (`wake_deferred`), so the messages
+//! of all those publishers reach it together and leave in one write, as
+//! Redis writes a subscriber's output once per event-loop iteration. A subscriber that does not read is cut off
 //! by `client-output-buffer-limit pubsub <hard> <soft> <secs>` (Redis's
 //! default 32mb 8mb 60): past the hard limit at once, past the soft limit
 //! once it has stayed there for `secs`.
@@ -15,8 +18,11 @@
 //! command (keyspace notifications, with shard locks held) cannot deadlock.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
@@ -29,8 +35,6 @@ pub struct Subscriber {
     limits: Arc<Limits>,
     pub resp3: AtomicBool,
     queue: Mutex<Queue>,
-    /// Woken when the queue goes from empty to non-empty.
-    pub wake: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -42,6 +46,8 @@ struct Queue {
     /// When the queue first went over the soft limit (None: under it).
     soft_since: Option<Instant>,
     closed: bool,
+    /// The connection task waiting for the queue to fill (see `Pushed`).
+    waker: Option<Waker>,
 }
 
 impl Subscriber {
@@ -51,8 +57,13 @@ impl Subscriber {
             limits,
             resp3: AtomicBool::new(resp3),
             queue: Mutex::new(Queue::default()),
-            wake: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Ready once the ordinary queue holds something (for the connection
+    /// task's `select!`; the waker it leaves is taken by the next push).
+    pub fn pushed(&self) -> Pushed<'_> {
+        Pushed(self)
     }
 
     /// Moves the frames to send after the current reply to `out`.
@@ -115,7 +126,6 @@ impl Subscriber {
         if q.closed {
             return false;
         }
-        let was_empty = q.buf.is_empty();
         q.buf.extend_from_slice(frame);
         let len = q.buf.len() as u64;
         let (hard, soft, secs) = (
@@ -141,11 +151,42 @@ impl Subscriber {
             self.handle.kill();
             return false;
         }
+        let waker = q.waker.take();
         drop(q);
-        if was_empty {
-            self.wake.notify_one();
+        if let Some(w) = waker {
+            wake_deferred(w);
         }
         true
+    }
+}
+
+/// See `Subscriber::pushed`.
+pub struct Pushed<'a>(&'a Subscriber);
+
+impl Future for Pushed<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut q = self.0.queue.lock();
+        if !q.buf.is_empty() {
+            return Poll::Ready(());
+        }
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            q.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Wakes `w` once the current runtime worker has run every task that is
+/// ready now and polled for new input (at once outside a worker): a
+/// pending `yield_now` polled with `w` as its waker is exactly that. The
+/// subscriber then finds the messages of every publisher of this round in
+/// its queue, and is scheduled once for them instead of once per message.
+fn wake_deferred(w: Waker) {
+    let mut cx = Context::from_waker(&w);
+    let y = std::pin::pin!(tokio::task::yield_now());
+    if y.poll(&mut cx).is_ready() {
+        w.wake();
     }
 }
 
@@ -157,7 +198,9 @@ pub struct Limits {
     pub soft_secs: AtomicU64,
 }
 
-type Subs = HashMap<Vec<u8>, Vec<Arc<Subscriber>>>;
+/// Channel name to subscribers. foldhash (keyed per process, as the
+/// keyspace's) instead of SipHash: every PUBLISH hashes its channel.
+type Subs = HashMap<Vec<u8>, Vec<Arc<Subscriber>>, foldhash::quality::RandomState>;
 
 #[derive(Default)]
 pub struct PubSub {
@@ -169,7 +212,6 @@ pub struct PubSub {
     /// Number of channels with subscribers.
     nchannels: AtomicUsize,
     pub limits: Arc<Limits>,
-    pub published: AtomicU64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -256,7 +298,6 @@ impl PubSub {
                 }
             }
         }
-        self.published.fetch_add(1, Relaxed);
         n
     }
 
@@ -306,11 +347,39 @@ enum FrameKind {
     SMessage,
 }
 
-/// A message encoded for RESP2 and RESP3 subscribers, built on first use.
-#[derive(Default)]
+thread_local! {
+    /// `Frames`' buffers, reused so that a PUBLISH allocates nothing.
+    static SCRATCH: std::cell::Cell<[Vec<u8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
+}
+
+/// A message encoded for RESP2 and RESP3 subscribers, built on first use
+/// (into this thread's scratch buffers, handed back on drop).
 struct Frames {
-    resp2: Option<Vec<u8>>,
-    resp3: Option<Vec<u8>>,
+    /// Indexed by `resp3 as usize`.
+    bufs: [Vec<u8>; 2],
+    built: [bool; 2],
+}
+
+impl Default for Frames {
+    fn default() -> Self {
+        Frames {
+            bufs: SCRATCH.with(|c| c.take()),
+            built: [false; 2],
+        }
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        let mut bufs = std::mem::take(&mut self.bufs);
+        for b in &mut bufs {
+            b.clear();
+            if b.capacity() > 64 * 1024 {
+                *b = Vec::new();
+            }
+        }
+        SCRATCH.with(|c| c.set(bufs));
+    }
 }
 
 impl Frames {
@@ -323,12 +392,15 @@ impl Frames {
         msg: &[u8],
     ) -> &[u8] {
         let r3 = s.resp3.load(Relaxed);
-        let slot = if r3 { &mut self.resp3 } else { &mut self.resp2 };
-        slot.get_or_insert_with(|| {
+        let i = r3 as usize;
+        if !self.built[i] {
+            self.built[i] = true;
             let mut r = crate::resp::Reply {
-                buf: Vec::with_capacity(32 + channel.len() + msg.len()),
+                buf: std::mem::take(&mut self.bufs[i]),
                 resp3: r3,
             };
+            r.buf
+                .reserve(48 + channel.len() + msg.len() + pattern.map_or(0, |p| p.len()));
             let name: &[u8] = match kind {
                 FrameKind::Message => b"message",
                 FrameKind::PMessage => b"pmessage",
@@ -341,8 +413,9 @@ impl Frames {
             }
             r.bulk(channel);
             r.bulk(msg);
-            r.buf
-        })
+            self.bufs[i] = r.buf;
+        }
+        &self.bufs[i]
     }
 }
 

@@ -270,7 +270,7 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
             let g = ctx.shard(s);
             for db in 0..n {
                 keys[db] += g.dbs[db].len();
-                expires[db] += g.dbs[db].iter().filter(|(_, e)| e.expire_at != 0).count();
+                expires[db] += g.dbs[db].ttl_count();
             }
         }
         for db in 0..n {

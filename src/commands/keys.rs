@@ -241,7 +241,7 @@ fn expire_generic(
     } else {
         // A deadline at or before the epoch can only come from replay;
         // 1 ms keeps it "expired" without meaning "no TTL".
-        e.expire_at = when.max(1) as u64;
+        k.set_expire(when.max(1) as u64);
         ctx.propagate(&[
             b"PEXPIREAT",
             a[1],
@@ -319,12 +319,13 @@ fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             if let Some(c) = touch {
                 c.apply(&mut e.lru);
             }
-            let had = e.expire_at != 0;
-            e.expire_at = 0;
-            had
+            e.expire_at != 0
         }
         None => false,
     };
+    if done {
+        k.set_expire(0);
+    }
     if done {
         ctx.propagate(&[b"PERSIST", a[1]]);
         ctx.notify(crate::notify::GENERIC, b"persist", a[1]);

@@ -140,11 +140,16 @@ pub struct Entry {
     pub id: usize,
     pub fullname: String,
     pub stats: CmdStats,
-    pub subs: HashMap<String, Entry>,
+    pub subs: HashMap<String, Entry, NameHash>,
 }
 
+/// The table is fixed at start and only looked up (once per command), so
+/// a fast unkeyed hash serves: SipHash was a visible share of a pipelined
+/// command's CPU.
+type NameHash = foldhash::fast::FixedState;
+
 pub struct Table {
-    pub map: HashMap<String, Entry>,
+    pub map: HashMap<String, Entry, NameHash>,
 }
 
 fn families() -> impl Iterator<Item = &'static CommandSpec> {

@@ -314,7 +314,7 @@ fn getex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             ctx.notify(crate::notify::GENERIC, b"del", a[1]);
         }
         Some((ms, _)) => {
-            e.expire_at = ms;
+            k.set_expire(ms);
             ctx.propagate(&[
                 b"PEXPIREAT",
                 a[1],
@@ -323,7 +323,7 @@ fn getex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             ctx.notify(crate::notify::GENERIC, b"expire", a[1]);
         }
         None if o.persist && e.expire_at != 0 => {
-            e.expire_at = 0;
+            k.set_expire(0);
             ctx.propagate(&[b"PERSIST", a[1]]);
             ctx.notify(crate::notify::GENERIC, b"persist", a[1]);
         }

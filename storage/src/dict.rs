@@ -67,6 +67,10 @@ pub struct Dict<V: Slot = Entry> {
     old: Vec<Bucket<V>>,
     moved: usize,
     len: usize,
+    /// Entries with a time to live. Kept by every insert, replace and
+    /// removal here; a caller that changes a TTL in place reports it with
+    /// [`Dict::ttl_changed`].
+    ttls: usize,
     /// Epoch stamped on entries written from now on.
     epoch: u32,
     /// Set while a point-in-time snapshot of this table is being taken.
@@ -85,6 +89,11 @@ pub trait Slot {
     fn as_entry(&self) -> Option<&Entry> {
         None
     }
+    /// The value has a time to live (counted per table, for INFO's
+    /// `expires=` and the expiry sweep).
+    fn has_ttl(&self) -> bool {
+        false
+    }
 }
 
 impl Slot for Entry {
@@ -96,6 +105,9 @@ impl Slot for Entry {
     }
     fn as_entry(&self) -> Option<&Entry> {
         Some(self)
+    }
+    fn has_ttl(&self) -> bool {
+        self.expire_at != 0
     }
 }
 
@@ -352,6 +364,7 @@ impl<V: Slot> Dict<V> {
             old: Vec::new(),
             moved: 0,
             len: 0,
+            ttls: 0,
             epoch: 0,
             snap: None,
         }
@@ -363,6 +376,21 @@ impl<V: Slot> Dict<V> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Entries with a time to live (Redis's `expires` dict size).
+    pub fn ttl_count(&self) -> usize {
+        self.ttls
+    }
+
+    /// A caller changed an entry's time to live in place (had one before,
+    /// has one now).
+    pub fn ttl_changed(&mut self, had: bool, has: bool) {
+        match (had, has) {
+            (false, true) => self.ttls += 1,
+            (true, false) => self.ttls -= 1,
+            _ => {}
+        }
     }
 
     /// Bytes of bucket arrays (for memory reports).
@@ -476,7 +504,10 @@ impl<V: Slot> Dict<V> {
         if let Some(e) = self.get_mut(hash, key) {
             let mut entry = entry;
             entry.set_epoch(epoch);
-            return Some(std::mem::replace(e, entry));
+            let (had, has) = (e.has_ttl(), entry.has_ttl());
+            let old = std::mem::replace(e, entry);
+            self.ttl_changed(had, has);
+            return Some(old);
         }
         self.insert_new(hash, CompactBytes::new(key), entry);
         None
@@ -489,7 +520,10 @@ impl<V: Slot> Dict<V> {
         if let Some(e) = self.get_mut(hash, &key) {
             let mut entry = entry;
             entry.set_epoch(epoch);
-            return Some(std::mem::replace(e, entry));
+            let (had, has) = (e.has_ttl(), entry.has_ttl());
+            let old = std::mem::replace(e, entry);
+            self.ttl_changed(had, has);
+            return Some(old);
         }
         self.insert_new(hash, key, entry);
         None
@@ -552,6 +586,7 @@ impl<V: Slot> Dict<V> {
         let idx = hash as usize & self.mask();
         let next = self.buckets[idx].take();
         self.len += 1;
+        self.ttls += usize::from(entry.has_ttl());
         &mut self.buckets[idx]
             .insert(Box::new(Node { next, key, entry }))
             .entry
@@ -574,6 +609,7 @@ impl<V: Slot> Dict<V> {
                     let mut node = link.take().expect("matched Some");
                     *link = node.next.take();
                     self.len -= 1;
+                    self.ttls -= usize::from(node.entry.has_ttl());
                     let out = (node.key, node.entry);
                     self.maybe_shrink();
                     return Some(out);
@@ -611,6 +647,7 @@ impl<V: Slot> Dict<V> {
         self.old = Vec::new();
         self.moved = 0;
         self.len = 0;
+        self.ttls = 0;
     }
 
     /// The arrays a cursor walk visits (see [`walk_cursor`]), or None when
@@ -704,6 +741,7 @@ impl<V: Slot> Dict<V> {
             old,
             snap,
             len,
+            ttls,
             ..
         } = self;
         let (small, large) = walk_pair(old, buckets);
@@ -720,13 +758,20 @@ impl<V: Slot> Dict<V> {
                         if let Some(h) = snap.as_deref_mut() {
                             capture(h, &n.key, &mut n.entry);
                         }
-                        matches!(action, Sweep::Remove) || modify(&n.key, &mut n.entry)
+                        let had = n.entry.has_ttl();
+                        let remove =
+                            matches!(action, Sweep::Remove) || modify(&n.key, &mut n.entry);
+                        // `modify` may change the TTL; what is removed is
+                        // uncounted below, as it is now.
+                        *ttls = *ttls + usize::from(n.entry.has_ttl()) - usize::from(had);
+                        remove
                     }
                 };
                 if remove {
                     let mut node = link.take().expect("checked above");
                     *link = node.next.take();
                     *len -= 1;
+                    *ttls -= usize::from(node.entry.has_ttl());
                     removed(node.key, node.entry);
                 } else {
                     link = &mut link.as_mut().expect("checked above").next;
@@ -1131,23 +1176,35 @@ mod tests {
         let mut d: Dict = Dict::new();
         let mut model: std::collections::HashMap<Vec<u8>, i64> = Default::default();
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let (mut rehashing_rounds, mut sweep_cursor) = (0, 0u64);
+        let (mut rehashing_rounds, mut sweep_cursor, mut ttls) = (0, 0u64, 0usize);
         for round in 0..80_000u32 {
             let r = xorshift(&mut rng);
             let k = format!("k{}", r % 30_000).into_bytes();
             let h = hash_key(&k);
             let grow = (round / 10_000) % 2 == 0;
             let v = (r >> 32) as i64;
+            // Every third value has a TTL (counted by the table).
+            let with_ttl = |v: i64| {
+                let mut x = e(v);
+                if v % 3 == 0 {
+                    x.expire_at = 1 + v.unsigned_abs();
+                }
+                x
+            };
+            let ttl = |v: &i64| usize::from(v % 3 == 0);
             if (r >> 20) % 10 < if grow { 8 } else { 2 } {
-                let prev = d.insert(h, &k, e(v)).map(|x| x.value);
-                let want = model.insert(k.clone(), v).map(Value::Int);
+                let prev = d.insert(h, &k, with_ttl(v)).map(|x| x.value);
+                let want = model.insert(k.clone(), v);
                 assert_eq!(prev.is_some(), want.is_some());
+                ttls = ttls + ttl(&v) - want.as_ref().map_or(0, ttl);
             } else {
                 let got = d.remove(h, &k).map(|(key, x)| {
                     assert_eq!(key.as_slice(), &k[..]);
                     x.value
                 });
-                assert_eq!(got.is_some(), model.remove(&k).is_some());
+                let want = model.remove(&k);
+                assert_eq!(got.is_some(), want.is_some());
+                ttls -= want.as_ref().map_or(0, ttl);
             }
             if d.is_rehashing() {
                 rehashing_rounds += 1;
@@ -1161,10 +1218,11 @@ mod tests {
                     |key, _| gone.push(key.as_slice().to_vec()),
                 );
                 for key in gone {
-                    assert!(model.remove(&key).is_some());
+                    ttls -= model.remove(&key).as_ref().map_or(0, ttl);
                 }
             }
             assert_eq!(d.len(), model.len());
+            assert_eq!(d.ttl_count(), ttls);
             if round % 5_000 == 0 {
                 assert_eq!(d.iter().count(), model.len());
                 for (key, v) in &model {

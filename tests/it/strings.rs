@@ -2,6 +2,9 @@
 
 use redis::Commands;
 
+use std::time::Duration;
+
+use crate::support::resp::Raw;
 use crate::support::TestServer;
 
 #[test]
@@ -111,4 +114,85 @@ fn shutdown_command_and_sigterm_exit_cleanly() {
     let mut s = TestServer::start(&[]);
     let st = s.stop().unwrap();
     assert!(st.success(), "{st:?}");
+}
+
+/// INFO keyspace's `expires=` is kept as keys gain, change and lose TTLs
+/// (every command that does, the active expiry, RENAME, MOVE, SWAPDB,
+/// FLUSHDB), and equals redis-server's after the same commands.
+#[test]
+fn info_keyspace_counts_keys_with_a_ttl_like_redis() {
+    use crate::support::RedisServer;
+    let ours = TestServer::start(&[]);
+    let theirs = RedisServer::start(&[]);
+    let script: &[&[&str]] = &[
+        &["SET", "a", "1", "EX", "1000"],
+        &["SET", "b", "1"],
+        &["EXPIRE", "b", "1000"],
+        &["PEXPIRE", "b", "2000000"],
+        &["SET", "c", "1", "PX", "5000000"],
+        &["SET", "c", "2"],
+        &["SET", "d", "1", "EX", "100"],
+        &["SET", "d", "2", "KEEPTTL"],
+        &["PERSIST", "d"],
+        &["GETEX", "d", "EX", "50"],
+        &["GETEX", "d", "PERSIST"],
+        &["GETEX", "d", "PX", "600000"],
+        &["SET", "e", "1", "EX", "100"],
+        &["DEL", "e"],
+        &["SET", "f", "1", "EX", "100"],
+        &["RENAME", "f", "g"],
+        &["SET", "h", "1", "EX", "100"],
+        &["MOVE", "h", "1"],
+        &["HSET", "hh", "x", "1"],
+        &["EXPIRE", "hh", "100"],
+        &["SET", "gone", "1", "PX", "1"],
+        &["SET", "i", "1", "EX", "100"],
+        &["EXPIRE", "i", "-1"],
+        &["SET", "j", "1"],
+        &["EXPIREAT", "j", "1"],
+        &["INCR", "counter"],
+        &["EXPIRE", "counter", "100"],
+        &["INCR", "counter"],
+        &["SELECT", "2"],
+        &["SET", "x", "1", "EX", "100"],
+        &["SET", "y", "1"],
+        &["SWAPDB", "2", "3"],
+        &["SELECT", "1"],
+        &["SET", "z", "1", "EX", "100"],
+        &["SELECT", "4"],
+        &["SET", "w", "1", "EX", "100"],
+        &["FLUSHDB"],
+    ];
+    let keyspace = |c: &mut Raw| {
+        let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "keyspace"])).to_string();
+        info.lines()
+            .filter(|l| l.starts_with("db"))
+            .map(|l| l.split(",avg_ttl").next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (mut a, mut b) = (ours.raw(), theirs.raw());
+    for cmd in script {
+        let (x, y) = (a.cmd_str(cmd), b.cmd_str(cmd));
+        assert_eq!(
+            String::from_utf8_lossy(&x),
+            String::from_utf8_lossy(&y),
+            "{cmd:?}"
+        );
+    }
+    // "gone" (1 ms) is removed lazily by the GET or by the active cycle.
+    std::thread::sleep(Duration::from_millis(20));
+    for c in [&mut a, &mut b] {
+        c.cmd_str(&["SELECT", "0"]);
+        c.cmd_str(&["GET", "gone"]);
+    }
+    let want = keyspace(&mut b);
+    assert_eq!(keyspace(&mut a), want);
+    assert_eq!(
+        want,
+        [
+            "db0:keys=7,expires=6",
+            "db1:keys=2,expires=2",
+            "db3:keys=2,expires=1"
+        ]
+    );
 }
