@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::format::{module_name, module_op, Format, Kind, QUICKLIST_PACKED, QUICKLIST_PLAIN};
 use crate::input::Input;
 use crate::listpack::{self, Elem};
-use crate::value::{HashField, ModuleValue, Value};
+use crate::value::{has_duplicate, HashField, ModuleValue, Value};
 use crate::{intset, lzf, stream, ziplist};
 use std::borrow::Cow;
 
@@ -40,6 +40,150 @@ impl Default for DecodeOptions {
             modules: ModuleMode::Report,
             skip_empty_keys: true,
             verify_checksum: true,
+        }
+    }
+}
+
+/// Allocations handed back by the caller (`Reader::recycle`) for the
+/// decoder to reuse. A dump of millions of small keys otherwise spends a
+/// fifth of its decoding time allocating and freeing the key, every
+/// element and every collection (measured on `basalt-rdb check`).
+/// Bounded: at most [`SPARE_BUFS`] buffers holding [`SPARE_HELD`] bytes
+/// and [`SPARE_VECS`] collection vectors of at most [`SPARE_VEC_CAP`]
+/// elements are kept. (Strings decoded as integers or from LZF are
+/// allocated, not taken from here, so more come back than go out: without
+/// the count bound the pool would grow to millions of tiny buffers.)
+#[derive(Default)]
+pub struct Spare {
+    bytes: Vec<Vec<u8>>,
+    /// Capacity held in `bytes`.
+    held: usize,
+    lists: Vec<Vec<Vec<u8>>>,
+    fields: Vec<Vec<HashField>>,
+    pairs: Vec<Vec<(Vec<u8>, f64)>>,
+}
+
+/// String buffers kept for reuse.
+const SPARE_BUFS: usize = 1024;
+/// Bytes of string buffers kept for reuse.
+const SPARE_HELD: usize = 4 << 20;
+/// Largest string buffer kept.
+const SPARE_BUF_CAP: usize = 64 << 10;
+/// Collection vectors kept, per shape.
+const SPARE_VECS: usize = 16;
+/// Largest collection vector kept (elements).
+const SPARE_VEC_CAP: usize = 1 << 12;
+
+impl Spare {
+    /// `s` in a reused buffer when there is one.
+    #[inline]
+    pub(crate) fn bytes_from(&mut self, s: &[u8]) -> Vec<u8> {
+        match self.bytes.pop() {
+            Some(mut v) => {
+                self.held -= v.capacity();
+                v.extend_from_slice(s);
+                v
+            }
+            None => s.to_vec(),
+        }
+    }
+
+    /// An empty buffer, reused when there is one.
+    #[inline]
+    fn buf(&mut self) -> Vec<u8> {
+        match self.bytes.pop() {
+            Some(v) => {
+                self.held -= v.capacity();
+                v
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// An element's bytes (integers as decimal text).
+    #[inline]
+    fn elem(&mut self, e: &Elem<'_>) -> Vec<u8> {
+        match e {
+            Elem::Str(s) => self.bytes_from(s),
+            Elem::Int(i) => self.bytes_from(itoa::Buffer::new().format(*i).as_bytes()),
+        }
+    }
+
+    #[inline]
+    fn put_bytes(&mut self, mut v: Vec<u8>) {
+        let cap = v.capacity();
+        if cap != 0
+            && cap <= SPARE_BUF_CAP
+            && self.held + cap <= SPARE_HELD
+            && self.bytes.len() < SPARE_BUFS
+        {
+            v.clear();
+            self.held += cap;
+            self.bytes.push(v);
+        }
+    }
+
+    fn list(&mut self, cap: usize) -> Vec<Vec<u8>> {
+        match self.lists.pop() {
+            Some(mut v) => {
+                v.reserve(cap);
+                v
+            }
+            None => Vec::with_capacity(cap),
+        }
+    }
+
+    fn fields(&mut self, cap: usize) -> Vec<HashField> {
+        match self.fields.pop() {
+            Some(mut v) => {
+                v.reserve(cap);
+                v
+            }
+            None => Vec::with_capacity(cap),
+        }
+    }
+
+    fn pairs(&mut self, cap: usize) -> Vec<(Vec<u8>, f64)> {
+        match self.pairs.pop() {
+            Some(mut v) => {
+                v.reserve(cap);
+                v
+            }
+            None => Vec::with_capacity(cap),
+        }
+    }
+
+    /// Takes back a decoded key's allocations.
+    pub fn put(&mut self, key: Vec<u8>, value: Value) {
+        self.put_bytes(key);
+        match value {
+            Value::String(s) => self.put_bytes(s),
+            Value::List(mut v) | Value::Set(mut v) => {
+                for s in v.drain(..) {
+                    self.put_bytes(s);
+                }
+                if v.capacity() <= SPARE_VEC_CAP && self.lists.len() < SPARE_VECS {
+                    self.lists.push(v);
+                }
+            }
+            Value::Hash(mut v) => {
+                for f in v.drain(..) {
+                    self.put_bytes(f.field);
+                    self.put_bytes(f.value);
+                }
+                if v.capacity() <= SPARE_VEC_CAP && self.fields.len() < SPARE_VECS {
+                    self.fields.push(v);
+                }
+            }
+            Value::SortedSet(mut v) => {
+                for (m, _) in v.drain(..) {
+                    self.put_bytes(m);
+                }
+                if v.capacity() <= SPARE_VEC_CAP && self.pairs.len() < SPARE_VECS {
+                    self.pairs.push(v);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -102,44 +246,85 @@ pub fn read_blob<'i, I: Input>(inp: &'i mut I, what: &'static str) -> Result<(Co
             Ok((Cow::Borrowed(inp.take(n, what)?), data_at))
         }
         Len::Int(w) => {
-            let v: i64 = match w {
-                0 => i64::from(inp.read_u8(what)? as i8),
-                1 => i64::from(i16::from_le_bytes(inp.array(what)?)),
-                _ => i64::from(i32::from_le_bytes(inp.array(what)?)),
-            };
+            let v = read_int_string(inp, w, what)?;
             Ok((
                 Cow::Owned(itoa::Buffer::new().format(v).as_bytes().to_vec()),
                 at,
             ))
         }
         Len::Lzf => {
-            let clen = read_length(inp, what)?;
-            let len = read_length(inp, what)?;
-            let data_at = inp.offset();
-            if len > clen.saturating_mul(lzf::MAX_EXPANSION).saturating_add(64) {
-                return Err(Error::corrupt(
-                    at,
-                    format!("LZF {what} claims {len} bytes from {clen} compressed bytes"),
-                ));
-            }
-            let len =
-                usize::try_from(len).map_err(|_| Error::corrupt(at, "LZF length overflow"))?;
-            let comp = inp.take(clen, what)?;
-            let out = lzf::decompress(comp, len).map_err(|e| {
-                Error::corrupt(
-                    data_at,
-                    format!("LZF data of {what} does not decompress: {e:?}"),
-                )
-            })?;
-            Ok((Cow::Owned(out), data_at))
+            let (v, data_at) = read_lzf(inp, at, what, Vec::new())?;
+            Ok((Cow::Owned(v), data_at))
         }
     }
+}
+
+/// The value of an integer-encoded string of width code `w`.
+#[inline]
+fn read_int_string<I: Input>(inp: &mut I, w: u8, what: &'static str) -> Result<i64> {
+    Ok(match w {
+        0 => i64::from(inp.read_u8(what)? as i8),
+        1 => i64::from(i16::from_le_bytes(inp.array(what)?)),
+        _ => i64::from(i32::from_le_bytes(inp.array(what)?)),
+    })
+}
+
+/// An LZF string (after its encoding byte at `at`), decompressed into
+/// `out`, and the offset of its compressed data.
+fn read_lzf<I: Input>(
+    inp: &mut I,
+    at: u64,
+    what: &'static str,
+    out: Vec<u8>,
+) -> Result<(Vec<u8>, u64)> {
+    let clen = read_length(inp, what)?;
+    let len = read_length(inp, what)?;
+    let data_at = inp.offset();
+    if len > clen.saturating_mul(lzf::MAX_EXPANSION).saturating_add(64) {
+        return Err(Error::corrupt(
+            at,
+            format!("LZF {what} claims {len} bytes from {clen} compressed bytes"),
+        ));
+    }
+    let len = usize::try_from(len).map_err(|_| Error::corrupt(at, "LZF length overflow"))?;
+    let comp = inp.take(clen, what)?;
+    let v = lzf::decompress_into(comp, len, out).map_err(|e| {
+        Error::corrupt(
+            data_at,
+            format!("LZF data of {what} does not decompress: {e:?}"),
+        )
+    })?;
+    Ok((v, data_at))
 }
 
 /// Read a string as owned bytes.
 #[inline]
 pub fn read_string<I: Input>(inp: &mut I, what: &'static str) -> Result<Vec<u8>> {
     Ok(read_blob(inp, what)?.0.into_owned())
+}
+
+/// Read a string as owned bytes, in a reused buffer when there is one.
+#[inline]
+pub fn read_string_in<I: Input>(
+    inp: &mut I,
+    what: &'static str,
+    spare: &mut Spare,
+) -> Result<Vec<u8>> {
+    let at = inp.offset();
+    match read_len_raw(inp, what)? {
+        Len::Plain(n) => {
+            let s = inp.take(n, what)?;
+            Ok(spare.bytes_from(s))
+        }
+        Len::Int(w) => {
+            let v = read_int_string(inp, w, what)?;
+            Ok(spare.bytes_from(itoa::Buffer::new().format(v).as_bytes()))
+        }
+        Len::Lzf => {
+            let buf = spare.buf();
+            Ok(read_lzf(inp, at, what, buf)?.0)
+        }
+    }
 }
 
 /// Read a millisecond timestamp (8 bytes LE).
@@ -163,6 +348,9 @@ fn read_ascii_double<I: Input>(inp: &mut I) -> Result<f64> {
 
 /// Parse a score stored as text (ziplists, listpacks, ASCII zsets).
 pub fn parse_score(s: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_simple_decimal(s) {
+        return Some(v);
+    }
     let t = std::str::from_utf8(s).ok()?;
     t.parse::<f64>()
         .ok()
@@ -171,6 +359,43 @@ pub fn parse_score(s: &[u8]) -> Option<f64> {
             "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
             _ => None,
         })
+}
+
+/// `-?digits(.digits)?` with at most 15 digits in all, exactly: the digits
+/// make an integer below 2^53 and the divisor is a power of ten below
+/// 10^16, both exact doubles, so the one correctly rounded division gives
+/// the correctly rounded value, as a full parser would (Clinger's fast
+/// path). Anything else: `None`, for the full parser.
+#[inline]
+fn parse_simple_decimal(s: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, body) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if body.is_empty() || body.len() > 16 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut digits = 0usize;
+    let mut frac: Option<usize> = None;
+    for (i, &c) in body.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                m = m * 10 + u64::from(c - b'0');
+                digits += 1;
+            }
+            b'.' if frac.is_none() => frac = Some(body.len() - i - 1),
+            _ => return None,
+        }
+    }
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    let v = m as f64 / *POW10.get(frac.unwrap_or(0))?;
+    Some(if neg { -v } else { v })
 }
 
 fn elem_score(e: &Elem<'_>, at: u64) -> Result<f64> {
@@ -182,11 +407,11 @@ fn elem_score(e: &Elem<'_>, at: u64) -> Result<f64> {
     }
 }
 
-fn strings<I: Input>(inp: &mut I, what: &'static str) -> Result<Vec<Vec<u8>>> {
+fn strings<I: Input>(inp: &mut I, what: &'static str, spare: &mut Spare) -> Result<Vec<Vec<u8>>> {
     let n = read_length(inp, what)?;
-    let mut v = Vec::with_capacity(inp.capacity_for(n));
+    let mut v = spare.list(inp.capacity_for(n));
     for _ in 0..n {
-        v.push(read_string(inp, what)?);
+        v.push(read_string_in(inp, what, spare)?);
     }
     Ok(v)
 }
@@ -208,10 +433,15 @@ fn packed_count_hint(blob: &[u8], is_listpack: bool) -> usize {
 }
 
 /// Collect the elements of a ziplist or listpack blob as owned bytes.
-fn packed_elems(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Vec<u8>>> {
-    let mut v = Vec::with_capacity(packed_count_hint(blob, is_listpack));
+fn packed_elems(
+    blob: &[u8],
+    base: u64,
+    is_listpack: bool,
+    spare: &mut Spare,
+) -> Result<Vec<Vec<u8>>> {
+    let mut v = spare.list(packed_count_hint(blob, is_listpack));
     let push = |e: Elem<'_>| {
-        v.push(e.to_vec());
+        v.push(spare.elem(&e));
         Ok(())
     };
     if is_listpack {
@@ -222,15 +452,20 @@ fn packed_elems(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Vec<u8>
     Ok(v)
 }
 
-fn hash_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<HashField>> {
-    let mut out = Vec::with_capacity(packed_count_hint(blob, is_listpack) / 2);
+fn hash_from_packed(
+    blob: &[u8],
+    base: u64,
+    is_listpack: bool,
+    spare: &mut Spare,
+) -> Result<Vec<HashField>> {
+    let mut out = spare.fields(packed_count_hint(blob, is_listpack) / 2);
     let mut field: Option<Vec<u8>> = None;
     let mut f = |e: Elem<'_>| {
         match field.take() {
-            None => field = Some(e.to_vec()),
+            None => field = Some(spare.elem(&e)),
             Some(k) => out.push(HashField {
                 field: k,
-                value: e.to_vec(),
+                value: spare.elem(&e),
                 expire_ms: None,
             }),
         }
@@ -250,12 +485,17 @@ fn hash_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<Has
     Ok(out)
 }
 
-fn zset_from_packed(blob: &[u8], base: u64, is_listpack: bool) -> Result<Vec<(Vec<u8>, f64)>> {
-    let mut out = Vec::with_capacity(packed_count_hint(blob, is_listpack) / 2);
+fn zset_from_packed(
+    blob: &[u8],
+    base: u64,
+    is_listpack: bool,
+    spare: &mut Spare,
+) -> Result<Vec<(Vec<u8>, f64)>> {
+    let mut out = spare.pairs(packed_count_hint(blob, is_listpack) / 2);
     let mut member: Option<Vec<u8>> = None;
     let mut f = |e: Elem<'_>| {
         match member.take() {
-            None => member = Some(e.to_vec()),
+            None => member = Some(spare.elem(&e)),
             Some(m) => out.push((m, elem_score(&e, base)?)),
         }
         Ok(())
@@ -356,30 +596,50 @@ pub fn read_value<I: Input>(
     fmt: Format,
     opts: &DecodeOptions,
 ) -> Result<Value> {
+    read_value_in(inp, kind, fmt, opts, &mut Spare::default())
+}
+
+/// [`read_value`], taking allocations from `spare` where it can.
+pub fn read_value_in<I: Input>(
+    inp: &mut I,
+    kind: Kind,
+    fmt: Format,
+    opts: &DecodeOptions,
+    spare: &mut Spare,
+) -> Result<Value> {
     let at = inp.offset();
     Ok(match kind {
-        Kind::String => Value::String(read_string(inp, "string value")?),
-        Kind::ListLinked => Value::List(strings(inp, "list element")?),
-        Kind::Set => Value::Set(strings(inp, "set member")?),
+        Kind::String => Value::String(read_string_in(inp, "string value", spare)?),
+        Kind::ListLinked => Value::List(strings(inp, "list element", spare)?),
+        Kind::Set => {
+            let v = strings(inp, "set member", spare)?;
+            if has_duplicate(v.iter().map(Vec::as_slice)) {
+                return Err(Error::corrupt(at, "duplicate set members"));
+            }
+            Value::Set(v)
+        }
         Kind::Hash => {
             let n = read_length(inp, "hash length")?;
-            let mut v = Vec::with_capacity(inp.capacity_for(n));
+            let mut v = spare.fields(inp.capacity_for(n));
             for _ in 0..n {
-                let field = read_string(inp, "hash field")?;
-                let value = read_string(inp, "hash value")?;
+                let field = read_string_in(inp, "hash field", spare)?;
+                let value = read_string_in(inp, "hash value", spare)?;
                 v.push(HashField {
                     field,
                     value,
                     expire_ms: None,
                 });
             }
+            if has_duplicate(v.iter().map(|f| f.field.as_slice())) {
+                return Err(Error::corrupt(at, "duplicate hash fields"));
+            }
             Value::Hash(v)
         }
         Kind::ZsetAscii | Kind::Zset2 => {
             let n = read_length(inp, "zset length")?;
-            let mut v = Vec::with_capacity(inp.capacity_for(n));
+            let mut v = spare.pairs(inp.capacity_for(n));
             for _ in 0..n {
-                let m = read_string(inp, "zset member")?;
+                let m = read_string_in(inp, "zset member", spare)?;
                 let s_at = inp.offset();
                 let s = if kind == Kind::Zset2 {
                     f64::from_le_bytes(inp.array("binary score")?)
@@ -390,6 +650,9 @@ pub fn read_value<I: Input>(
                     return Err(Error::corrupt(s_at, "zset score is NaN"));
                 }
                 v.push((m, s));
+            }
+            if has_duplicate(v.iter().map(|(m, _)| m.as_slice())) {
+                return Err(Error::corrupt(at, "duplicate sorted set members"));
             }
             Value::SortedSet(v)
         }
@@ -422,28 +685,38 @@ pub fn read_value<I: Input>(
         }
         Kind::ListZiplist => {
             let (blob, base) = read_blob(inp, "ziplist")?;
-            Value::List(packed_elems(&blob, base, false)?)
+            Value::List(packed_elems(&blob, base, false, spare)?)
         }
         Kind::SetIntset => {
             let (blob, base) = read_blob(inp, "intset")?;
             let vals = intset::decode(&blob, base)?;
-            Value::Set(
-                vals.iter()
-                    .map(|v| itoa::Buffer::new().format(*v).as_bytes().to_vec())
-                    .collect(),
-            )
+            let mut set = spare.list(vals.len());
+            for v in vals {
+                set.push(spare.elem(&Elem::Int(v)));
+            }
+            Value::Set(set)
         }
         Kind::SetListpack => {
             let (blob, base) = read_blob(inp, "set listpack")?;
-            Value::Set(packed_elems(&blob, base, true)?)
+            Value::Set(packed_elems(&blob, base, true, spare)?)
         }
         Kind::ZsetZiplist | Kind::ZsetListpack => {
             let (blob, base) = read_blob(inp, "zset ziplist/listpack")?;
-            Value::SortedSet(zset_from_packed(&blob, base, kind == Kind::ZsetListpack)?)
+            Value::SortedSet(zset_from_packed(
+                &blob,
+                base,
+                kind == Kind::ZsetListpack,
+                spare,
+            )?)
         }
         Kind::HashZiplist | Kind::HashListpack => {
             let (blob, base) = read_blob(inp, "hash ziplist/listpack")?;
-            Value::Hash(hash_from_packed(&blob, base, kind == Kind::HashListpack)?)
+            Value::Hash(hash_from_packed(
+                &blob,
+                base,
+                kind == Kind::HashListpack,
+                spare,
+            )?)
         }
         Kind::HashListpackEx | Kind::HashListpackExPreGa => {
             if kind == Kind::HashListpackEx {
@@ -475,6 +748,9 @@ pub fn read_value<I: Input>(
                     expire_ms: expire,
                 });
             }
+            if has_duplicate(v.iter().map(|f| f.field.as_slice())) {
+                return Err(Error::corrupt(at, "duplicate hash fields"));
+            }
             Value::Hash(v)
         }
         Kind::ValkeyHash2 => {
@@ -489,6 +765,9 @@ pub fn read_value<I: Input>(
                     value,
                     expire_ms: (exp >= 0).then_some(exp as u64),
                 });
+            }
+            if has_duplicate(v.iter().map(|f| f.field.as_slice())) {
+                return Err(Error::corrupt(at, "duplicate hash fields"));
             }
             Value::Hash(v)
         }
@@ -517,7 +796,7 @@ pub fn read_value<I: Input>(
                 if container == QUICKLIST_PLAIN {
                     out.push(blob.into_owned());
                 } else {
-                    let elems = packed_elems(&blob, base, kind == Kind::ListQuicklist2)?;
+                    let elems = packed_elems(&blob, base, kind == Kind::ListQuicklist2, spare)?;
                     if out.is_empty() {
                         out = elems; // the common single-node list: no copy
                     } else {
@@ -553,4 +832,72 @@ pub fn read_value<I: Input>(
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_decimals_parse_as_the_full_parser_does() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "1.",
+            ".5",
+            "-.5",
+            "0.1",
+            "3.14159",
+            "999999999999999",
+            "9999999999999999",
+            "1234567.25",
+            "0.000000000000001",
+            "-",
+            ".",
+            "1.2.3",
+            "+1",
+            "1e5",
+            "inf",
+            "00012.5000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..200_000 {
+            let r = next();
+            let digits = 1 + (r % 17) as usize;
+            let mut s: String = (0..digits)
+                .map(|i| char::from(b'0' + ((r >> (8 + 3 * i)) % 10) as u8))
+                .collect();
+            let dot = (next() % (digits as u64 + 2)) as usize;
+            if dot <= digits {
+                s.insert(dot, '.');
+            }
+            if next() % 2 == 0 {
+                s.insert(0, '-');
+            }
+            cases.push(s);
+        }
+        for c in cases {
+            let fast = parse_simple_decimal(c.as_bytes());
+            let full = c.parse::<f64>().ok();
+            if let Some(v) = fast {
+                assert_eq!(Some(v.to_bits()), full.map(f64::to_bits), "{c}");
+            }
+            if let Some(f) = full {
+                assert_eq!(
+                    parse_score(c.as_bytes()).map(f64::to_bits),
+                    Some(f.to_bits()),
+                    "{c}"
+                );
+            }
+        }
+    }
 }

@@ -433,6 +433,14 @@ fn encode_hash(out: &mut Vec<u8>, fields: &[HashField], opts: &EncodeOptions) ->
                 }
             }
             Target::Valkey80 => {
+                // Stored as a signed 64-bit ms value where negative means
+                // "none": a larger expiry would come back as no expiry.
+                if fields
+                    .iter()
+                    .any(|f| f.expire_ms.is_some_and(|e| i64::try_from(e).is_err()))
+                {
+                    return Err(t.refuse("a hash field expiry above 2^63-1 ms"));
+                }
                 write_length(out, fields.len() as u64);
                 for f in fields {
                     write_string(out, &f.field, z);

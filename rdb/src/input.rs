@@ -5,7 +5,7 @@
 //! input cannot satisfy before allocating for it, and can compute the CRC64
 //! of everything consumed so far.
 
-use crate::crc64::{self, Crc64};
+use crate::crc64::Crc64;
 use crate::error::{Error, Result};
 use std::io::Read;
 
@@ -48,6 +48,11 @@ pub struct SliceInput<'a> {
     pos: usize,
     base: u64,
     capture: Option<usize>,
+    /// CRC64 of `data[..crc_pos]`: folded in as the reader goes (see
+    /// `Reader::digest_consumed`) so that a mapped file's pages need not be
+    /// touched again at the end.
+    crc: Crc64,
+    crc_pos: usize,
 }
 
 impl<'a> SliceInput<'a> {
@@ -58,6 +63,8 @@ impl<'a> SliceInput<'a> {
             pos: 0,
             base: 0,
             capture: None,
+            crc: Crc64::new(),
+            crc_pos: 0,
         }
     }
 
@@ -68,6 +75,8 @@ impl<'a> SliceInput<'a> {
             pos: 0,
             base,
             capture: None,
+            crc: Crc64::new(),
+            crc_pos: 0,
         }
     }
 
@@ -131,7 +140,10 @@ impl Input for SliceInput<'_> {
     }
 
     fn crc_so_far(&mut self) -> u64 {
-        crc64::checksum(self.data.get(..self.pos).unwrap_or(&[]))
+        self.crc
+            .update(self.data.get(self.crc_pos..self.pos).unwrap_or(&[]));
+        self.crc_pos = self.pos;
+        self.crc.value()
     }
 
     fn begin_capture(&mut self) {

@@ -25,7 +25,18 @@ pub enum LzfError {
 ///
 /// The caller must bound `out_len` before calling (see [`MAX_EXPANSION`]).
 pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
-    let mut out: Vec<u8> = Vec::with_capacity(out_len);
+    decompress_into(input, out_len, Vec::new())
+}
+
+/// [`decompress`] into `out` (cleared first; a reused buffer saves an
+/// allocation per string).
+pub fn decompress_into(
+    input: &[u8],
+    out_len: usize,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, LzfError> {
+    out.clear();
+    out.reserve(out_len);
     let mut ip = 0usize;
     while let Some(&ctrl) = input.get(ip) {
         ip += 1;

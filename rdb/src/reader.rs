@@ -1,8 +1,8 @@
 //! The streaming file reader: yields one [`Item`] at a time, in file order.
 
 use crate::decode::{
-    read_length, read_module_body, read_string, read_value, skip_key_meta, DecodeOptions,
-    ModuleMode,
+    read_length, read_module_body, read_string, read_string_in, read_value_in, skip_key_meta,
+    DecodeOptions, ModuleMode, Spare,
 };
 use crate::error::{Error, Result};
 use crate::format::{module_op, Format, Opcode};
@@ -78,6 +78,8 @@ pub struct Reader<I> {
     done: bool,
     checksum: Option<Checksum>,
     warnings: Vec<String>,
+    /// Allocations given back by [`Reader::recycle`].
+    spare: Spare,
 }
 
 impl<'a> Reader<SliceInput<'a>> {
@@ -97,6 +99,8 @@ impl<R: Read> Reader<ReadInput<R>> {
 /// A memory-mapped dump file.
 pub struct MappedFile {
     map: memmap2::Mmap,
+    /// Bytes before this were released ([`MappedFile::release_before`]).
+    released: std::cell::Cell<usize>,
 }
 
 impl MappedFile {
@@ -107,12 +111,49 @@ impl MappedFile {
         // untrusted input; if another process truncates the file while it is
         // mapped, reads may fault (SIGBUS), as with any mmap-based reader.
         let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(MappedFile { map })
+        // The reader goes front to back: read ahead aggressively.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(MappedFile {
+            map,
+            released: std::cell::Cell::new(0),
+        })
     }
 
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.map
+    }
+
+    /// Drops the mapped pages wholly before `offset` from this process's
+    /// resident set (they stay in the page cache and would be read again
+    /// from the file if touched). A sequential reader calls this as it goes
+    /// so that reading a 30 GB dump does not make a 30 GB resident set.
+    /// Does nothing if the bytes were already released or the advice fails.
+    pub fn release_before(&self, offset: u64) {
+        const PAGE: usize = 4096;
+        let end = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.map.len())
+            / PAGE
+            * PAGE;
+        let start = self.released.get();
+        // In steps of at least 32 MiB: one system call per step.
+        if end < start + (32 << 20) {
+            return;
+        }
+        // SAFETY: MADV_DONTNEED on a read-only, shared file mapping only
+        // unmaps the pages: they are not modified (so nothing is lost) and
+        // a later access faults them in again from the same file, so every
+        // slice borrowed from the map still reads the same bytes. (It is
+        // unsafe in general because on private or anonymous mappings it
+        // discards data.) `start..end` lies within the map, page-aligned.
+        let r = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
+        if r.is_ok() {
+            self.released.set(end);
+        }
     }
 
     /// A reader over the mapped bytes.
@@ -143,6 +184,7 @@ impl<I: Input> Reader<I> {
             done: false,
             checksum: None,
             warnings: Vec::new(),
+            spare: Spare::default(),
         })
     }
 
@@ -183,14 +225,37 @@ impl<I: Input> Reader<I> {
         &self.warnings
     }
 
+    /// Folds the bytes read so far into the running checksum. The result
+    /// is the same without it; a caller that releases a mapped file's pages
+    /// as it goes ([`MappedFile::release_before`]) calls this first, so the
+    /// checksum at the end does not read them all again.
+    pub fn digest_consumed(&mut self) {
+        self.inp.crc_so_far();
+    }
+
+    /// Gives an item back once the caller is done with it: the next keys
+    /// are decoded into its buffers instead of fresh allocations (a bounded
+    /// number is kept). Optional; dropping items is fine too.
+    pub fn recycle(&mut self, item: Item) {
+        if let Item::Entry(e) = item {
+            self.spare.put(e.key, e.value);
+        }
+    }
+
     /// The next item, or `None` after the EOF opcode (and checksum).
     pub fn next_item(&mut self) -> Result<Option<Item>> {
         while !self.done {
             let at = self.inp.offset();
             let b = self.inp.read_u8("a value type or opcode")?;
             if let Some(kind) = self.format.kind(b) {
-                let key = read_string(&mut self.inp, "key")?;
-                let value = read_value(&mut self.inp, kind, self.format, &self.opts)?;
+                let key = read_string_in(&mut self.inp, "key", &mut self.spare)?;
+                let value = read_value_in(
+                    &mut self.inp,
+                    kind,
+                    self.format,
+                    &self.opts,
+                    &mut self.spare,
+                )?;
                 let expire_ms = self.expire.take();
                 let lru_idle = self.idle.take();
                 let lfu_freq = self.freq.take();

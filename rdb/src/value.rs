@@ -40,6 +40,19 @@ impl Value {
         }
     }
 
+    /// True for a set or sorted set holding a member twice, or a hash
+    /// holding a field twice: not a value Redis can hold (it refuses such
+    /// plain-encoded collections when loading; compact ones pass unless
+    /// `sanitize-dump-payload` is on). A converter should refuse them.
+    pub fn has_duplicates(&self) -> bool {
+        match self {
+            Value::Set(v) => has_duplicate(v.iter().map(Vec::as_slice)),
+            Value::Hash(v) => has_duplicate(v.iter().map(|f| f.field.as_slice())),
+            Value::SortedSet(v) => has_duplicate(v.iter().map(|(m, _)| m.as_slice())),
+            _ => false,
+        }
+    }
+
     /// True for an empty collection (Redis skips such keys when loading).
     /// Strings, streams and module values are never "empty" in this sense.
     pub fn is_empty_collection(&self) -> bool {
@@ -49,6 +62,25 @@ impl Value {
             Value::Hash(v) => v.is_empty(),
             Value::String(_) | Value::Stream(_) | Value::Module(_) => false,
         }
+    }
+}
+
+/// True when two of `items` are equal: pairwise for the usual few items,
+/// sorted beyond.
+pub(crate) fn has_duplicate<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> bool {
+    let n = items.len();
+    if n <= 16 {
+        let mut rest = items;
+        while let Some(a) = rest.next() {
+            if rest.clone().any(|b| b == a) {
+                return true;
+            }
+        }
+        false
+    } else {
+        let mut v: Vec<&[u8]> = items.collect();
+        v.sort_unstable();
+        v.windows(2).any(|w| w.first() == w.get(1))
     }
 }
 
@@ -318,12 +350,8 @@ impl Function {
     /// Build from GA library code, parsing the shebang for engine and name.
     /// Returns `None` if the code does not start with `#!<engine> name=<lib>`.
     pub fn from_code(code: Vec<u8>) -> Option<Function> {
-        let line_end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
-        let line = code.get(..line_end)?;
-        let rest = line.strip_prefix(b"#!")?;
-        let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
-        let engine = parts.next()?.to_vec();
-        let library = parts.find_map(|p| p.strip_prefix(b"name="))?.to_vec();
+        let (engine, library) = shebang(&code)?;
+        let (engine, library) = (engine.to_vec(), library.to_vec());
         Some(Function {
             library,
             engine,
@@ -332,4 +360,23 @@ impl Function {
             pre_ga: false,
         })
     }
+
+    /// True when the code's shebang names this library and engine, so that
+    /// written as GA code (opcode 245) it reads back as the same library.
+    /// A pre-GA library (opcode 246) stores name and engine apart, and a
+    /// name with a space or a newline, or an empty one, cannot be.
+    pub fn code_names_itself(&self) -> bool {
+        shebang(&self.code) == Some((&self.engine[..], &self.library[..]))
+    }
+}
+
+/// Engine and library name from `#!<engine> ... name=<library> ...`.
+fn shebang(code: &[u8]) -> Option<(&[u8], &[u8])> {
+    let line_end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let line = code.get(..line_end)?;
+    let rest = line.strip_prefix(b"#!")?;
+    let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
+    let engine = parts.next()?;
+    let library = parts.find_map(|p| p.strip_prefix(b"name="))?;
+    Some((engine, library))
 }

@@ -123,6 +123,16 @@ impl<W: Write> Writer<W> {
                 what: "function libraries (need RDB 10+)".into(),
             });
         }
+        if !f.code_names_itself() {
+            return Err(Error::Unrepresentable {
+                target: self.opts.target.format().to_string(),
+                what: format!(
+                    "function library {:?} (engine {:?}): its code's '#!<engine> name=<library>' line does not name it, so it would not load",
+                    String::from_utf8_lossy(&f.library),
+                    String::from_utf8_lossy(&f.engine)
+                ),
+            });
+        }
         self.buf.push(245);
         write_string(&mut self.buf, &f.code, self.opts.compress);
         self.flush_buf()

@@ -335,3 +335,103 @@ fn stream_node_counts_that_overflow_are_corrupt() {
         assert!(err.to_string().contains("stream listpack invalid"), "{err}");
     }
 }
+
+/// Found by the `rdb_convert` fuzz target: a pre-GA function library
+/// (opcode 246) stores its name apart from the code, so a name with a
+/// space (or a newline, or none) made GA code whose shebang does not name
+/// it, and the converted dump did not load. The writer refuses it now.
+#[test]
+fn writer_refuses_a_function_whose_code_would_not_name_it() {
+    use basalt_rdb::{EncodeOptions, Function, Writer};
+    let mut body = vec![246];
+    for s in [&b"my lib"[..], b"LUA"] {
+        body.push(s.len() as u8);
+        body.extend_from_slice(s);
+    }
+    body.push(0); // no description
+    let code = b"redis.register_function('f', function() return 1 end)";
+    body.push(code.len() as u8);
+    body.extend_from_slice(code);
+    let read = items(&file(b"REDIS0010", &body)).unwrap();
+    let Some(Item::Function(f)) = read.first() else {
+        panic!("{read:?}")
+    };
+    assert!(!f.code_names_itself());
+    let mut w = Writer::new(Vec::new(), EncodeOptions::default()).unwrap();
+    let err = w.function(f).unwrap_err();
+    assert!(matches!(err, Error::Unrepresentable { .. }), "{err}");
+    // The writer is still usable and its dump loads.
+    let ok = Function::from_code(b"#!LUA name=mylib\nreturn 1".to_vec()).unwrap();
+    assert!(ok.code_names_itself());
+    w.function(&ok).unwrap();
+    let out = w.finish().unwrap();
+    let back = items(&out).unwrap();
+    assert!(matches!(back.first(), Some(Item::Function(g)) if g.library == b"mylib"));
+}
+
+/// Found by the `rdb_convert` fuzz target: a hash field expiry above
+/// 2^63-1 ms (a Redis 12 HASH_METADATA value can decode to one) was
+/// written for Valkey 9 as a negative number, which reads back as "no
+/// expiry". Refused now, as Redis 12 refuses expiries above 2^48-1.
+#[test]
+fn writer_refuses_hash_field_expiries_it_would_lose() {
+    use basalt_rdb::{EncodeOptions, Entry, HashField, Target, Writer};
+    for target in [Target::Valkey80, Target::Redis12] {
+        let mut f = HashField::new("f", "v");
+        f.expire_ms = Some(u64::MAX - 5);
+        let e = Entry::new("h", Value::Hash(vec![f, HashField::new("g", "w")]));
+        let mut w = Writer::new(Vec::new(), EncodeOptions::for_target(target)).unwrap();
+        let err = w.entry(&e).unwrap_err();
+        assert!(
+            matches!(err, Error::Unrepresentable { .. }),
+            "{target:?}: {err}"
+        );
+    }
+}
+
+/// Found by the `rdb_convert` fuzz target: a plain-encoded set holding the
+/// same member twice decoded, and converting it (as an intset) dropped the
+/// copy. Redis refuses such sets, hashes and sorted sets when loading.
+#[test]
+fn duplicates_in_plain_collections_are_corrupt() {
+    // type 2 (set): 2 members "a", "a".
+    let set = [2u8, 1, b'k', 2, 1, b'a', 1, b'a'];
+    let err = items(&file(b"REDIS0009", &set)).unwrap_err();
+    assert!(err.to_string().contains("duplicate set members"), "{err}");
+    // type 4 (hash): f=1, f=2.
+    let hash = [4u8, 1, b'h', 2, 1, b'f', 1, b'1', 1, b'f', 1, b'2'];
+    let err = items(&file(b"REDIS0009", &hash)).unwrap_err();
+    assert!(err.to_string().contains("duplicate hash fields"), "{err}");
+    // type 5 (zset, binary scores): m twice.
+    let mut zset = vec![5u8, 1, b'z', 2];
+    for s in [1.0f64, 2.0] {
+        zset.extend_from_slice(&[1, b'm']);
+        zset.extend_from_slice(&s.to_le_bytes());
+    }
+    let err = items(&file(b"REDIS0009", &zset)).unwrap_err();
+    assert!(
+        err.to_string().contains("duplicate sorted set members"),
+        "{err}"
+    );
+    // Distinct members are fine.
+    let ok = [2u8, 1, b'k', 2, 1, b'a', 1, b'b'];
+    assert_eq!(items(&file(b"REDIS0009", &ok)).unwrap().len(), 1);
+}
+
+/// Found by the `rdb_convert` fuzz target: a listpack hash holding a field
+/// twice (accepted, as Redis does without deep sanitisation) was converted
+/// for Valkey 9 as a plain hash, which no server loads. Converters check
+/// `Value::has_duplicates` and refuse such keys.
+#[test]
+fn duplicate_members_are_detected_in_the_value_model() {
+    use basalt_rdb::HashField;
+    let dup_hash = Value::Hash(vec![HashField::new("f", "1"), HashField::new("f", "2")]);
+    assert!(dup_hash.has_duplicates());
+    let many: Vec<Vec<u8>> = (0..100).map(|i| format!("m{i}").into_bytes()).collect();
+    assert!(!Value::Set(many.clone()).has_duplicates());
+    let mut with_dup = many;
+    with_dup.push(b"m57".to_vec());
+    assert!(Value::Set(with_dup).has_duplicates());
+    assert!(Value::SortedSet(vec![(b"a".to_vec(), 1.0), (b"a".to_vec(), 2.0)]).has_duplicates());
+    assert!(!Value::List(vec![b"x".to_vec(), b"x".to_vec()]).has_duplicates());
+}

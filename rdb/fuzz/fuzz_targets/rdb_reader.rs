@@ -32,7 +32,11 @@ fn stream_survives(a: &basalt_rdb::Stream, b: &basalt_rdb::Stream) {
         v
     };
     assert_eq!(ids(a), ids(b), "re-encoded stream entries differ");
-    assert_eq!(a.groups.len(), b.groups.len(), "re-encoded stream groups differ");
+    assert_eq!(
+        a.groups.len(),
+        b.groups.len(),
+        "re-encoded stream groups differ"
+    );
     for (x, y) in a.groups.iter().zip(&b.groups) {
         assert_eq!(x.name, y.name);
         assert_eq!(x.last_delivered_id, y.last_delivered_id);

@@ -75,6 +75,8 @@ pub fn check(path: &std::path::Path, quiet: bool, strict_modules: bool) -> Resul
                 if r.keys.is_multiple_of(4096) {
                     progress.set(reader.offset());
                 }
+                // Its buffers serve the next keys.
+                reader.recycle(Item::Entry(e));
             }
             Ok(Some(_)) => {}
             Ok(None) => break,

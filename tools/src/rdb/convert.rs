@@ -98,6 +98,19 @@ pub fn convert(a: &Args, quiet: bool) -> Result<Outcome> {
                         if !filter.accepts(&e) {
                             return Ok(());
                         }
+                        if e.value.has_duplicates() {
+                            // A compact encoding let a member or field
+                            // through twice; no target loads that back.
+                            return refuse(
+                                format!(
+                                    "db {} key {:?}: a {} holding the same member or field twice",
+                                    e.db,
+                                    String::from_utf8_lossy(&e.key),
+                                    e.value.type_name()
+                                ),
+                                &mut out,
+                            );
+                        }
                         match w.entry(&e) {
                             Ok(()) => out.keys += 1,
                             Err(basalt_rdb::Error::Io(io)) => return Err(io.into()),

@@ -2,7 +2,7 @@
 
 use super::filter::{Filter, FilterArgs};
 use super::json::Json;
-use super::{resp, scan, Result};
+use super::{resp, scan, scan_borrowed, Result};
 use basalt_rdb::{EncodeOptions, Item, Target};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -63,6 +63,11 @@ pub struct Args {
     pub filter: FilterArgs,
 }
 
+/// jsonl: bytes formatted before the buffer goes to the output thread:
+/// below the thread's 1 MiB buffers, so that a record or two more rarely
+/// makes one grow.
+const JSONL_BUF: usize = (1 << 20) - (64 << 10);
+
 /// The writer target for a version number given on the command line.
 pub fn target(v: u32) -> Result<Target> {
     Ok(match v {
@@ -88,20 +93,22 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         Format::Json if !a.no_sort => json_sorted(a, &filter, quiet, &mut out)?,
         Format::Json => json_streamed(a, &filter, quiet, &mut out)?,
         Format::Jsonl => {
+            // Records are formatted straight into the output thread's
+            // buffers: a full one is exchanged for an empty one, no copy.
             let mut j = Json::new(a.full_values);
-            scan(
+            j.out = Vec::with_capacity(1 << 20);
+            scan_borrowed(
                 &a.file,
                 super::decode_options(),
                 quiet,
                 |_| {},
                 |item| {
                     if let Item::Entry(e) = item {
-                        if filter.accepts(&e) {
-                            j.key_record(&e, true);
+                        if filter.accepts(e) {
+                            j.key_record(e, true);
                             j.out.push(b'\n');
-                            if j.out.len() > 64 << 10 {
-                                out.write_all(&j.out)?;
-                                j.out.clear();
+                            if j.out.len() >= JSONL_BUF {
+                                j.out = out.exchange(std::mem::take(&mut j.out))?;
                             }
                         }
                     }

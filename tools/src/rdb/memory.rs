@@ -10,7 +10,7 @@
 
 use super::filter::{Filter, FilterArgs};
 use super::json::Json;
-use super::{display_key, scan, Result};
+use super::{display_key, scan_borrowed, Result};
 use basalt_rdb::{Entry, Item};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -378,23 +378,23 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             b"database,type,key,size_in_bytes,encoding,num_elements,len_largest_element,expiry\n",
         );
     }
-    let end = scan(
+    let end = scan_borrowed(
         &a.file,
         super::decode_options(),
         quiet,
         |_| {},
         |item| {
             let Item::Entry(e) = item else { return Ok(()) };
-            if !filter.matches(&e) {
+            if !filter.matches(e) {
                 return Ok(());
             }
-            let est = estimate(&e);
+            let est = estimate(e);
             if !filter.size_ok(est.bytes) {
                 return Ok(());
             }
             // CSV prints rows only; the aggregates are for the other outputs.
             if !csv || a.html.is_some() {
-                report.add(&e, &est, a, filter.now);
+                report.add(e, &est, a, filter.now);
             }
             if csv {
                 let mut ib = itoa::Buffer::new();

@@ -32,7 +32,7 @@ pub mod resp;
 
 use basalt_rdb::{Checksum, DecodeOptions, Format, Item};
 use clap::{Parser, Subcommand};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -178,7 +178,8 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// The format is passed before the first item.
 ///
 /// The file is read through a buffer, not a memory map, so the resident
-/// set stays small however big the dump. With `--decode-thread`, decoding
+/// set stays small however big the dump ([`scan_borrowed`] maps it and
+/// releases the pages it has decoded). With `--decode-thread`, decoding
 /// runs on its own thread and batches of items go to the calling thread
 /// through a bounded channel: formatting and decoding overlap on two cores
 /// and memory stays bounded by a few batches.
@@ -300,14 +301,97 @@ pub fn scan(
     })
 }
 
+/// [`scan`] for callers that only look at each item: items go back to the
+/// reader once `on` returns, so the next keys are decoded into their
+/// buffers (no allocation per key and element).
+pub fn scan_borrowed(
+    path: &Path,
+    opts: DecodeOptions,
+    quiet: bool,
+    on_format: impl FnMut(Format),
+    mut on: impl FnMut(&Item) -> Result<()>,
+) -> Result<ScanEnd> {
+    if aof::is_aof(path) || DECODE_THREAD.load(std::sync::atomic::Ordering::Relaxed) {
+        return scan(path, opts, quiet, on_format, |item| on(&item));
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    // A regular file is mapped (no read() copying it into a buffer); the
+    // pages already decoded are released as the reader moves on, so the
+    // resident set stays bounded. Anything else (a pipe) is read.
+    let mapped = std::fs::metadata(path)
+        .map(|m| m.is_file())
+        .unwrap_or(false)
+        .then(|| basalt_rdb::MappedFile::open(path).ok())
+        .flatten();
+    match &mapped {
+        Some(map) => {
+            let reader = map
+                .reader(opts)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            scan_reader(path, reader, size, quiet, on_format, on, |at| {
+                map.release_before(at)
+            })
+        }
+        None => {
+            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let reader = basalt_rdb::Reader::from_read(file, opts)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            scan_reader(path, reader, size, quiet, on_format, on, |_| {})
+        }
+    }
+}
+
+/// The loop of [`scan_borrowed`]; `consumed` is told every few thousand
+/// items how far the reader got.
+fn scan_reader<I: basalt_rdb::input::Input>(
+    path: &Path,
+    mut reader: basalt_rdb::Reader<I>,
+    size: u64,
+    quiet: bool,
+    mut on_format: impl FnMut(Format),
+    mut on: impl FnMut(&Item) -> Result<()>,
+    mut consumed: impl FnMut(u64),
+) -> Result<ScanEnd> {
+    let progress = Progress::new(size, quiet);
+    on_format(reader.format());
+    let mut n = 0u32;
+    loop {
+        let item = match reader.next_item() {
+            Ok(Some(i)) => i,
+            Ok(None) => break,
+            Err(e) => {
+                progress.finish();
+                return Err(format!("{}: {e}", path.display()).into());
+            }
+        };
+        on(&item)?;
+        reader.recycle(item);
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(4096) {
+            progress.set(reader.offset());
+            reader.digest_consumed();
+            consumed(reader.offset());
+        }
+    }
+    progress.finish();
+    Ok(ScanEnd {
+        format: reader.format(),
+        checksum: reader.checksum(),
+        warnings: reader.warnings().to_vec(),
+        size,
+    })
+}
+
 /// Output: a file (`-o`) or stdout, buffered and written on a second
 /// thread (see [`outwriter`]).
-pub fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
+pub fn output(path: Option<&PathBuf>) -> Result<outwriter::ThreadedWriter> {
     Ok(match path {
-        Some(p) if p.as_os_str() != "-" => Box::new(outwriter::ThreadedWriter::new(
+        Some(p) if p.as_os_str() != "-" => outwriter::ThreadedWriter::new(
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
-        )),
-        _ => Box::new(outwriter::ThreadedWriter::new(std::io::stdout())),
+        ),
+        _ => outwriter::ThreadedWriter::new(std::io::stdout()),
     })
 }
 
