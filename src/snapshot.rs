@@ -632,7 +632,11 @@ fn set_idle(idle: bool) {
     // SAFETY: plain syscalls on the calling thread (pid 0 / its own id).
     unsafe {
         let param = libc::sched_param { sched_priority: 0 };
-        let policy = if idle { libc::SCHED_IDLE } else { libc::SCHED_OTHER };
+        let policy = if idle {
+            libc::SCHED_IDLE
+        } else {
+            libc::SCHED_OTHER
+        };
         libc::sched_setscheduler(0, policy, &param);
         if !idle {
             let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
@@ -650,7 +654,7 @@ fn set_idle(idle: bool) {
 /// time slices with the IO thread on a busy core; in SCHED_IDLE the SET
 /// p99 during a save moved from 1.21-1.54 ms to 0.84-1.03 ms
 /// (`benches/snapshot.sh`, base 0.50-0.75 ms), with the same save time.
-fn adjust_sched() {
+fn adjust_sched(behind: bool) {
     SCHED.with(|s| {
         let mut s = s.borrow_mut();
         if !s.managed {
@@ -667,7 +671,7 @@ fn adjust_sched() {
             s.window = now;
             s.window_cpu_us = cpu;
         }
-        let want_idle = !behind() && s.boost_until.is_none_or(|t| now >= t);
+        let want_idle = !behind && s.boost_until.is_none_or(|t| now >= t);
         if want_idle != s.idle {
             drop(s);
             set_idle(want_idle);
@@ -993,8 +997,9 @@ const PACE: std::time::Duration = std::time::Duration::from_micros(200);
 /// returns at once when nobody else is runnable. While the snapshot falls
 /// behind its writers (captured bytes pile up), it does not yield.
 fn pace(last: &mut Instant) {
-    adjust_sched();
-    if last.elapsed() >= PACE && !behind() {
+    let behind = behind();
+    adjust_sched(behind);
+    if last.elapsed() >= PACE && !behind {
         std::thread::yield_now();
         *last = Instant::now();
     }

@@ -275,25 +275,21 @@ fn walk_pair<'a, V>(
     }
 }
 
-/// Calls `f` on every bucket cursor `cursor` stands for and returns the
-/// next cursor: the bucket of the smaller array, then each bucket of the
-/// larger one whose index extends it (all of them, from the cursor's
-/// position on). `small` must not be empty.
-fn walk_cursor<V>(
-    small: &[Bucket<V>],
-    large: &[Bucket<V>],
-    cursor: u64,
-    mut f: impl FnMut(&Bucket<V>),
-) -> u64 {
-    let m0 = (small.len() - 1) as u64;
-    f(&small[(cursor & m0) as usize]);
-    if large.is_empty() {
+/// Calls `f(in_larger, index)` for every bucket cursor `cursor` stands
+/// for and returns the next cursor: the bucket of the smaller array, then
+/// each bucket of the larger one (length `large`, 0 when there is none)
+/// whose index extends it, from the cursor's position on. `small` must not
+/// be 0.
+fn cursor_buckets(small: usize, large: usize, cursor: u64, mut f: impl FnMut(bool, usize)) -> u64 {
+    let m0 = (small - 1) as u64;
+    f(false, (cursor & m0) as usize);
+    if large == 0 {
         return next_cursor(cursor, m0);
     }
-    let m1 = (large.len() - 1) as u64;
+    let m1 = (large - 1) as u64;
     let mut v = cursor;
     loop {
-        f(&large[(v & m1) as usize]);
+        f(true, (v & m1) as usize);
         v = next_cursor(v, m1);
         // Once the bits the larger mask adds wrap to zero, the carry has
         // moved the smaller array's part on: `v` is the next cursor.
@@ -303,27 +299,28 @@ fn walk_cursor<V>(
     }
 }
 
-/// [`walk_cursor`] with mutable buckets.
+/// [`cursor_buckets`] over shared buckets.
+fn walk_cursor<V>(
+    small: &[Bucket<V>],
+    large: &[Bucket<V>],
+    cursor: u64,
+    mut f: impl FnMut(&Bucket<V>),
+) -> u64 {
+    cursor_buckets(small.len(), large.len(), cursor, |big, i| {
+        f(if big { &large[i] } else { &small[i] })
+    })
+}
+
+/// [`cursor_buckets`] over mutable buckets.
 fn walk_cursor_mut<V>(
     small: &mut [Bucket<V>],
     large: &mut [Bucket<V>],
     cursor: u64,
     mut f: impl FnMut(&mut Bucket<V>),
 ) -> u64 {
-    let m0 = (small.len() - 1) as u64;
-    f(&mut small[(cursor & m0) as usize]);
-    if large.is_empty() {
-        return next_cursor(cursor, m0);
-    }
-    let m1 = (large.len() - 1) as u64;
-    let mut v = cursor;
-    loop {
-        f(&mut large[(v & m1) as usize]);
-        v = next_cursor(v, m1);
-        if v & (m0 ^ m1) == 0 {
-            return v;
-        }
-    }
+    cursor_buckets(small.len(), large.len(), cursor, |big, i| {
+        f(if big { &mut large[i] } else { &mut small[i] })
+    })
 }
 
 fn chain_find<'a, V>(head: &'a Bucket<V>, key: &[u8]) -> Option<&'a Node<V>> {
