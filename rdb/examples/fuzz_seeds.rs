@@ -7,6 +7,10 @@
 //! (STREAM_LISTPACKS 1-3), and the Redis 8.6 / 8.8 stream types 26 and 27
 //! (IDMP state, NACK zone) assembled byte by byte, which the writer does
 //! not produce.
+// A developer tool over fixed, built-in data (not input from a file or a
+// socket): indexing it cannot go out of range, so the crate-wide deny is lifted.
+#![allow(clippy::indexing_slicing)]
+
 use basalt_rdb::{
     encode_dump, Consumer, ConsumerGroup, EncodeOptions, HashField, Item, PendingEntry,
     StreamEntry, StreamId, Target, Value, Writer,
