@@ -101,7 +101,7 @@ where
             tokio::select! {
                 r = stream.read_buf(&mut rbuf) => match r {
                     Ok(0) | Err(_) => break 'conn,
-                    Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); }
+                    Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); crate::server::note_input(); }
                 },
                 _ = pushed => {
                     // Woken after the scheduler round of its first message

@@ -52,8 +52,9 @@ fn main() {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .and_then(|rt| basalt::server::start_io_threads(cfg.io_threads).map(|()| rt))
-    {
+        .and_then(|rt| {
+            basalt::server::start_io_threads(cfg.io_threads, cfg.busy_poll()).map(|()| rt)
+        }) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("basalt-server: cannot start runtime: {e}");

@@ -283,7 +283,7 @@ static NEXT_IO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 /// the profile) made a small request cost more than on Redis's single
 /// thread. Anything woken from another thread (pub/sub, blocked pops, the
 /// log's durability) still works: wakers are not tied to a runtime.
-pub fn start_io_threads(n: usize) -> std::io::Result<()> {
+pub fn start_io_threads(n: usize, busy_poll: std::time::Duration) -> std::io::Result<()> {
     let mut handles = Vec::new();
     for i in 0..n.max(1) {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -292,10 +292,69 @@ pub fn start_io_threads(n: usize) -> std::io::Result<()> {
         handles.push(rt.handle().clone());
         std::thread::Builder::new()
             .name(format!("basalt-io-{i}"))
-            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+            .spawn(move || rt.block_on(poll_after_input(busy_poll)))?;
     }
     let _ = IO_THREADS.set(handles);
+    tracing::info!(
+        io_threads = n.max(1),
+        busy_poll_us = busy_poll.as_micros() as u64,
+        "IO threads started"
+    );
     Ok(())
+}
+
+thread_local! {
+    /// Inputs read by connections of this IO thread (see `poll_after_input`).
+    static INPUTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The poller, when it sleeps until the next input.
+    static POLLER: std::cell::Cell<Option<std::task::Waker>> = const { std::cell::Cell::new(None) };
+}
+
+/// Called by a connection when it has read input (on an IO thread; a
+/// no-op elsewhere).
+pub fn note_input() {
+    INPUTS.with(|a| a.set(a.get().wrapping_add(1)));
+    if let Some(w) = POLLER.with(|w| w.take()) {
+        w.wake();
+    }
+}
+
+/// The IO thread's idle loop (see `Config::busy_poll`): after an input,
+/// keep this task ready, yielding, until `window` passes with no input.
+/// While a task is ready, the runtime polls its sockets without blocking
+/// (tokio defers a yielded task until it has polled for I/O), so requests
+/// that arrive meanwhile are found without a kernel wake-up. With no input
+/// for `window`, the task waits for the next one and the thread may sleep.
+async fn poll_after_input(window: std::time::Duration) {
+    if window.is_zero() {
+        return std::future::pending::<()>().await;
+    }
+    let inputs = || INPUTS.with(|a| a.get());
+    let mut seen = inputs();
+    loop {
+        std::future::poll_fn(|cx| {
+            let now = inputs();
+            if now != seen {
+                seen = now;
+                std::task::Poll::Ready(())
+            } else {
+                POLLER.with(|w| w.set(Some(cx.waker().clone())));
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        let mut last = std::time::Instant::now();
+        loop {
+            tokio::task::yield_now().await;
+            let now = inputs();
+            if now != seen {
+                seen = now;
+                last = std::time::Instant::now();
+            } else if last.elapsed() >= window {
+                break;
+            }
+        }
+    }
 }
 
 /// Serves `sock` with `serve` on the next IO thread (round robin), or on

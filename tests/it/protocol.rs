@@ -288,3 +288,75 @@ fn instantaneous_rates_follow_the_load() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert!(field(&mut c, "instantaneous_ops_per_sec") < 100.0);
 }
+
+/// CPU time (user + system, clock ticks) of a process, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may contain spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn busy_polling_io_thread_serves_every_client_and_then_sleeps() {
+    // A long polling window, one IO thread: every connection shares the
+    // thread that polls.
+    let srv = TestServer::start(&["--io-threads", "1", "--busy-poll-us", "20000"]);
+    let mut admin = srv.client();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("busy-poll-us")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(got, ["busy-poll-us", "20000"]);
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-poll-us")
+        .arg("0")
+        .query::<()>(&mut admin)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("can't set immutable config"),
+        "{err}"
+    );
+
+    // Several clients, one request at a time and pipelined, interleaved.
+    let handles: Vec<_> = (0..4)
+        .map(|c| {
+            let mut con = srv.client();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let key = format!("bp:{c}:{i}");
+                    let _: () = redis::cmd("SET").arg(&key).arg(i).query(&mut con).unwrap();
+                    let v: i64 = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+                    assert_eq!(v, i);
+                    if i % 50 == 0 {
+                        let mut p = redis::pipe();
+                        for j in 0..20 {
+                            p.cmd("INCR").arg(format!("bp:{c}:ctr"));
+                            p.cmd("GET").arg(format!("bp:{c}:{j}"));
+                        }
+                        let r: Vec<redis::Value> = p.query(&mut con).unwrap();
+                        assert_eq!(r.len(), 40);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let n: i64 = redis::cmd("DBSIZE").query(&mut admin).unwrap();
+    assert_eq!(n, 4 * 300 + 4);
+
+    // Idle: the thread stops polling once the window has passed without
+    // input, so the server uses (almost) no CPU. A poller that never
+    // stopped would burn a whole core: ~100 ticks over this second.
+    let pid = srv.child.as_ref().unwrap().id();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let used = cpu_ticks(pid) - before;
+    assert!(used < 30, "idle server used {used} ticks in 1 s");
+}
