@@ -96,7 +96,7 @@ pub(crate) fn has_duplicate<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> +
 /// Only the elements that are set are stored, as (index, element) in
 /// strictly increasing index order (the reader refuses anything else, as
 /// Redis's loader refuses a repeated index).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Array {
     /// The array's insert cursor (where an append without an index goes),
     /// when the dump records one.
@@ -108,7 +108,10 @@ pub struct Array {
 /// One element of an [`Array`]. Redis stores a short string inline
 /// (`SMALLSTR`) or as an sds (`SDS`); both are [`ArrayElem::Str`] here, as
 /// the model keeps no encodings.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Equality compares doubles bit for bit: `-0.0` differs from `0.0`, and a
+/// NaN equals itself (the same stored element decoded twice is equal).
+#[derive(Debug, Clone)]
 pub enum ArrayElem {
     /// A byte string.
     Str(Vec<u8>),
@@ -118,6 +121,19 @@ pub enum ArrayElem {
     /// included).
     Float(f64),
 }
+
+impl PartialEq for ArrayElem {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ArrayElem::Str(a), ArrayElem::Str(b)) => a == b,
+            (ArrayElem::Int(a), ArrayElem::Int(b)) => a == b,
+            (ArrayElem::Float(a), ArrayElem::Float(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ArrayElem {}
 
 impl ArrayElem {
     /// The element as the text a client would see: strings as they are,

@@ -452,3 +452,14 @@ fn damaged_arrays_never_panic() {
         }
     }
 }
+
+#[test]
+fn doubles_compare_bit_for_bit() {
+    assert_ne!(ArrayElem::Float(0.0), ArrayElem::Float(-0.0));
+    assert_eq!(ArrayElem::Float(f64::NAN), ArrayElem::Float(f64::NAN));
+    assert_ne!(ArrayElem::Float(1.0), ArrayElem::Int(1));
+    // A NaN element read twice (slice and stream readers) is the same item.
+    let data = file14(&array_key(b"n", None, &[(0, Elem::Float(f64::NAN))]), true);
+    let (_, a) = array_of(&data);
+    assert!(matches!(a.elements[0].1, ArrayElem::Float(f) if f.is_nan()));
+}
