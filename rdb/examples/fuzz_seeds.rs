@@ -138,10 +138,13 @@ fn redis8_streams() -> Vec<(&'static [u8], Vec<u8>)> {
     ]
 }
 
+/// An array's insert cursor and its (index, element) pairs.
+type ArraySeed = (Option<u64>, Vec<(u64, arrays::Elem)>);
+
 /// Hand-made Redis 8.8 arrays (type 28) as (insert cursor, elements):
 /// librdb's fixture values, every tag and string encoding, extreme
 /// integers, doubles and indexes, and an empty one.
-fn redis8_arrays() -> Vec<(Option<u64>, Vec<(u64, arrays::Elem)>)> {
+fn redis8_arrays() -> Vec<ArraySeed> {
     use arrays::Elem;
     let long = b"fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzz".to_vec();
     let z = basalt_rdb::lzf::compress(&long).expect("compressible");
