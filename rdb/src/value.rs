@@ -149,10 +149,11 @@ impl ArrayElem {
 
 /// A double as text: `inf`, `-inf`, `nan`; integral values of magnitude
 /// below 2^53 as integers (`42`, `-0`); anything else as the shortest
-/// decimal that reads back to the same double (`1.5`, `0.1`, `1e300`).
-/// Not checked byte for byte against a Redis 8.8 reply (none was
-/// available); every output parses back to the same double (except NaN's
-/// payload).
+/// decimal that reads back to the same double, plain for decimal exponents
+/// -6 to 20 (`1.5`, `0.001`, `123456789012345680000`) and with an exponent
+/// beyond, as JavaScript chooses (`1e-7`, `1.5e300`). Not checked byte for
+/// byte against a Redis 8.8 reply (none was available); every output
+/// parses back to the same double (but for NaN's payload).
 pub fn format_array_double(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
@@ -167,14 +168,16 @@ pub fn format_array_double(f: f64) -> String {
     if f.abs() < EXACT && (f as i64) as f64 == f {
         return itoa::Buffer::new().format(f as i64).to_string();
     }
-    // Rust's shortest round-trip text, with an exponent where Rust's plain
-    // form would be long (it never uses one by itself).
-    let plain = format!("{f}");
-    let exp = format!("{f:e}");
-    if exp.len() < plain.len() {
-        exp
+    // Both of Rust's forms give the shortest round-trip digits.
+    let exp_form = format!("{f:e}");
+    let exp: i32 = exp_form
+        .rsplit_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    if (-6..21).contains(&exp) {
+        format!("{f}")
     } else {
-        plain
+        exp_form
     }
 }
 

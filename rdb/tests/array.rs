@@ -150,6 +150,22 @@ fn integers_and_doubles_keep_their_exact_values() {
         assert_eq!(back.to_bits(), f.to_bits(), "{t}");
     }
     assert_eq!(basalt_rdb::format_array_double(f64::NAN), "nan");
+    for (f, want) in [
+        (0.001, "0.001"),
+        (0.000001, "0.000001"),
+        (1e-7, "1e-7"),
+        (-2.5e-10, "-2.5e-10"),
+        (1e16, "10000000000000000"),
+        (1.2345678901234567e20, "123456789012345670000"),
+        (1e21, "1e21"),
+        (1.5e300, "1.5e300"),
+        (-9007199254740991.0, "-9007199254740991"),
+        (f64::MAX, "1.7976931348623157e308"),
+        (5e-324, "5e-324"),
+    ] {
+        assert_eq!(basalt_rdb::format_array_double(f), want);
+        assert_eq!(want.parse::<f64>().unwrap().to_bits(), f.to_bits());
+    }
 }
 
 #[test]
