@@ -1,8 +1,9 @@
 //! Conversion between the rdb crate's neutral values and the keyspace's.
 //!
 //! Used by RESTORE / DUMP and by importing a Redis `dump.rdb` at first
-//! start. A value the keyspace cannot hold yet (streams, modules) is a
-//! clear error naming what it is, never a silent drop.
+//! start. A value the keyspace cannot hold (module data, Redis 8.8 arrays,
+//! streams with IDMP or XNACK state) is a clear error naming what it is,
+//! never a silent drop.
 
 use basalt_rdb::Value as RdbValue;
 use basalt_storage::stream::{Consumer, Group, Nack, NodeLimits};
@@ -293,5 +294,27 @@ pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
         nodes,
         deleted,
         idmp: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis 8.8 arrays have no keyspace equivalent: RESTORE and the
+    /// dump.rdb import refuse them by name, like module values.
+    #[test]
+    fn arrays_are_refused_by_name() {
+        let a = basalt_rdb::Array {
+            insert_idx: Some(3),
+            elements: vec![(0, basalt_rdb::ArrayElem::Int(42))],
+        };
+        let err = from_rdb(&RdbValue::Array(Box::new(a)), &Limits::default())
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "values of type 'array' are not supported by this Basalt build yet"
+        );
     }
 }

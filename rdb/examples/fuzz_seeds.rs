@@ -5,8 +5,8 @@
 //! Both sets lean on streams: values with deleted entries, several nodes,
 //! consumer groups with PELs and consumers, written for every target
 //! (STREAM_LISTPACKS 1-3), and the Redis 8.6 / 8.8 stream types 26 and 27
-//! (IDMP state, NACK zone) assembled byte by byte, which the writer does
-//! not produce.
+//! (IDMP state, NACK zone) and arrays (type 28) assembled byte by byte,
+//! which the writer does not produce.
 // A developer tool over fixed, built-in data (not input from a file or a
 // socket): indexing it cannot go out of range, so the crate-wide deny is lifted.
 #![allow(clippy::indexing_slicing)]
@@ -18,6 +18,9 @@ use basalt_rdb::{
 
 #[path = "../tests/support/streams.rs"]
 mod streams;
+
+#[path = "../tests/support/arrays.rs"]
+mod arrays;
 
 const TARGETS: [Target; 5] = [
     Target::Redis9,
@@ -135,6 +138,38 @@ fn redis8_streams() -> Vec<(&'static [u8], Vec<u8>)> {
     ]
 }
 
+/// An array's insert cursor and its (index, element) pairs.
+type ArraySeed = (Option<u64>, Vec<(u64, arrays::Elem)>);
+
+/// Hand-made Redis 8.8 arrays (type 28) as (insert cursor, elements):
+/// librdb's fixture values, every tag and string encoding, extreme
+/// integers, doubles and indexes, and an empty one.
+fn redis8_arrays() -> Vec<ArraySeed> {
+    use arrays::Elem;
+    let long = b"fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzz".to_vec();
+    let z = basalt_rdb::lzf::compress(&long).expect("compressible");
+    let mut lzf = vec![0xC3];
+    arrays::len(&mut lzf, z.len() as u64);
+    arrays::len(&mut lzf, long.len() as u64);
+    lzf.extend_from_slice(&z);
+    vec![
+        (None, arrays::mixed()),
+        (
+            Some(u64::MAX - 1),
+            vec![
+                (0, Elem::Int(i64::MIN)),
+                (1, Elem::Int(i64::MAX)),
+                (2, Elem::Float(f64::NEG_INFINITY)),
+                (3, Elem::Float(-0.0)),
+                (1 << 40, Elem::SdsEncoded(lzf)),
+                (1 << 41, Elem::SdsEncoded(vec![0xC1, 0x39, 0x30])),
+                (u64::MAX - 2, Elem::Small(b"tail".to_vec())),
+            ],
+        ),
+        (Some(0), Vec::new()),
+    ]
+}
+
 /// A DUMP payload from a type byte + value, for RDB `version`.
 fn payload(ty: u8, value: &[u8], version: u16) -> Vec<u8> {
     let mut p = vec![ty];
@@ -202,11 +237,27 @@ fn restore_seeds(dir: &str) -> Result<usize, Box<dyn std::error::Error>> {
         )?;
         n += 1;
     }
+    for (i, (insert, elems)) in redis8_arrays().into_iter().enumerate() {
+        std::fs::write(
+            format!("{dir}/seed-redis8-array-{i}"),
+            arrays::payload14(insert, &elems),
+        )?;
+        n += 1;
+    }
     Ok(n)
 }
 
 fn rdb_seeds(dir: &str) -> Result<usize, Box<dyn std::error::Error>> {
     let mut n = 0;
+    for (i, (insert, elems)) in redis8_arrays().into_iter().enumerate() {
+        let mut body = vec![0, 1, b'a', 1, b'x'];
+        body.extend_from_slice(&arrays::array_key(b"arr", insert, &elems));
+        std::fs::write(
+            format!("{dir}/redis8-array-{i}.rdb"),
+            arrays::file14(&body, true),
+        )?;
+        n += 1;
+    }
     for (i, (header, body)) in redis8_streams().into_iter().enumerate() {
         std::fs::write(
             format!("{dir}/redis8-stream-{i}.rdb"),

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::format::{module_name, module_op, Format, Kind, QUICKLIST_PACKED, QUICKLIST_PLAIN};
 use crate::input::Input;
 use crate::listpack::{self, Elem};
-use crate::value::{has_duplicate, HashField, ModuleValue, Value};
+use crate::value::{has_duplicate, Array, ArrayElem, HashField, ModuleValue, Value};
 use crate::{intset, lzf, stream, ziplist};
 use std::borrow::Cow;
 
@@ -589,6 +589,91 @@ fn skip_module_fields<I: Input>(inp: &mut I) -> Result<()> {
     }
 }
 
+/// Array element tags (Redis 8.8, `sparsearray.h`).
+mod array_tag {
+    pub const SDS: u64 = 0;
+    pub const INT: u64 = 1;
+    pub const FLOAT: u64 = 2;
+    pub const SMALLSTR: u64 = 3;
+}
+
+/// The fewest bytes one array element takes: a one-byte index, a one-byte
+/// tag and a one-byte string length (an empty string).
+const ARRAY_ELEM_MIN_BYTES: u64 = 3;
+
+/// A Redis 8.8 ARRAY value (type 28): element count, insert-cursor flag
+/// (0 or 1) and cursor, then per element its index (a plain length,
+/// strictly increasing), a tag and the tagged payload.
+fn read_array<I: Input>(inp: &mut I, spare: &mut Spare) -> Result<Array> {
+    let count_at = inp.offset();
+    let count = read_length(inp, "array element count")?;
+    let flag_at = inp.offset();
+    let insert_idx = match read_length(inp, "array insert-index flag")? {
+        0 => None,
+        1 => Some(read_length(inp, "array insert index")?),
+        f => {
+            return Err(Error::corrupt(
+                flag_at,
+                format!("expected array insert-index flag 0 or 1, found {f}"),
+            ))
+        }
+    };
+    if let Some(left) = inp.remaining() {
+        if count > left / ARRAY_ELEM_MIN_BYTES {
+            return Err(Error::corrupt(
+                count_at,
+                format!(
+                    "array claims {count} elements but only {left} bytes remain \
+                     (each takes at least {ARRAY_ELEM_MIN_BYTES})"
+                ),
+            ));
+        }
+    }
+    // At most a third of the bytes left (slices, checked above) or 4096
+    // (streams): beyond that the vector grows only as elements arrive.
+    let mut elements = Vec::with_capacity(inp.capacity_for(count));
+    let mut prev: Option<u64> = None;
+    for _ in 0..count {
+        let idx_at = inp.offset();
+        let idx = read_length(inp, "array element index")?;
+        if let Some(p) = prev {
+            if idx <= p {
+                return Err(Error::corrupt(
+                    idx_at,
+                    format!("expected an array index above {p}, found {idx}"),
+                ));
+            }
+        }
+        prev = Some(idx);
+        let tag_at = inp.offset();
+        let elem = match read_length(inp, "array element tag")? {
+            array_tag::SDS => ArrayElem::Str(read_string_in(inp, "array string element", spare)?),
+            array_tag::INT => {
+                ArrayElem::Int(i64::from_le_bytes(inp.array("array integer element")?))
+            }
+            array_tag::FLOAT => {
+                ArrayElem::Float(f64::from_le_bytes(inp.array("array double element")?))
+            }
+            array_tag::SMALLSTR => {
+                ArrayElem::Str(read_string_in(inp, "array small-string element", spare)?)
+            }
+            t => {
+                return Err(Error::corrupt(
+                    tag_at,
+                    format!(
+                        "expected array element tag 0-3 (SDS, INT, FLOAT, SMALLSTR), found {t}"
+                    ),
+                ))
+            }
+        };
+        elements.push((idx, elem));
+    }
+    Ok(Array {
+        insert_idx,
+        elements,
+    })
+}
+
 /// Decode one value of the given kind.
 pub fn read_value<I: Input>(
     inp: &mut I,
@@ -816,15 +901,7 @@ pub fn read_value_in<I: Input>(
             };
             Value::Stream(Box::new(stream::read_stream(inp, version)?))
         }
-        Kind::Array => {
-            // No layout for Redis 8.8's ARRAY type from a source we could
-            // check (only a secondary description), so it is refused rather
-            // than guessed.
-            return Err(Error::Unsupported {
-                offset: at,
-                what: format!("Redis 8.8 ARRAY value (type 28) in {fmt}"),
-            });
-        }
+        Kind::Array => Value::Array(Box::new(read_array(inp, spare)?)),
         Kind::ValkeyPathHash => {
             return Err(Error::Unsupported {
                 offset: at,

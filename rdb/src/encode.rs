@@ -4,8 +4,8 @@
 //! Encodings follow what the target's Redis would write with default
 //! settings: compact encodings (listpack, or ziplist for RDB 9) for small
 //! collections, plain encodings otherwise. Data a target cannot hold (hash
-//! field TTLs before RDB 12, functions before RDB 10, empty collections) is
-//! refused with [`Error::Unrepresentable`].
+//! field TTLs before RDB 12, functions before RDB 10, empty collections,
+//! Redis 8.8 arrays in any target) is refused with [`Error::Unrepresentable`].
 //!
 //! For the deterministic compact encodings (listpacks, intsets, strings with
 //! Redis's LZF, hash field TTLs) the output is byte-identical to what Redis
@@ -367,6 +367,11 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
                 2 => 19,
                 _ => 21,
             }
+        }
+        Value::Array(_) => {
+            // RDB type 28 exists only in REDIS 14 (Redis 8.8), which this
+            // writer does not produce; no older type can hold an array.
+            return Err(t.refuse("a Redis 8.8 array (type 28 needs REDIS 14)"));
         }
         Value::Module(m) => {
             if module_id(&m.name, m.encver) != Some(m.id) {

@@ -8,8 +8,8 @@
 use crate::error::{Error, Result};
 
 /// Highest `REDIS` version this crate reads. Versions 13 (Redis 8.6) and 14
-/// (Redis 8.8) are read, IDMP and NACK streams included, except the ARRAY
-/// type, which gives [`Error::Unsupported`]; KEY_META opcodes are skipped.
+/// (Redis 8.8) are read, IDMP and NACK streams and the ARRAY type included;
+/// KEY_META opcodes are skipped.
 pub const MAX_REDIS_VERSION: u32 = 14;
 /// Lowest and highest `VALKEY` version this crate reads.
 pub const VALKEY_VERSIONS: std::ops::RangeInclusive<u32> = 80..=81;
@@ -261,7 +261,7 @@ pub enum Kind {
     Stream4,
     /// 27 (Redis 8.8): stream with NACK zone.
     Stream5,
-    /// 28 (Redis 8.8): array (not supported).
+    /// 28 (Redis 8.8): sparse array.
     Array,
 }
 
@@ -363,6 +363,9 @@ mod tests {
         assert_eq!(Format::redis(13).opcode(243), Some(Opcode::KeyMeta));
         assert_eq!(Format::redis(13).kind(26), Some(Kind::Stream4));
         assert_eq!(Format::redis(12).kind(26), None);
+        assert_eq!(Format::redis(14).kind(28), Some(Kind::Array));
+        assert_eq!(Format::redis(13).kind(28), None);
+        assert_eq!(Format::valkey(81).kind(28), None);
         assert!(Format::parse_header(b"VALKEY012").is_err());
         assert_eq!(Format::redis(7).header(), b"REDIS0007");
     }

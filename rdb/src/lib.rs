@@ -4,13 +4,16 @@
 //! payloads:
 //! - a streaming [`Reader`] over a byte slice (memory-mapped files, see
 //!   [`MappedFile`]) or any [`std::io::Read`], for every `REDIS` version 1-14
-//!   (14's ARRAY type is refused; KEY_META is skipped) and `VALKEY` 80/81
-//!   (81's PATH_HASH is refused), every value encoding (raw/int/LZF strings, linked
-//!   lists, ziplists, quicklists 1 and 2, intsets, listpacks, zipmaps, ASCII
-//!   and binary zset scores, hash field TTLs in Redis 7.4 and Valkey 9
-//!   forms, streams 1-5 with consumer groups, IDMP producers and NACKs), functions, slot info, AUX and
-//!   module data (reported opaque, with the module's name);
-//! - a [`Writer`] producing RDB 10 by default, or 9, 11, 12 or Valkey 80;
+//!   (KEY_META is skipped) and `VALKEY` 80/81 (81's PATH_HASH is refused),
+//!   every value encoding (raw/int/LZF strings, linked lists, ziplists,
+//!   quicklists 1 and 2, intsets, listpacks, zipmaps, ASCII and binary zset
+//!   scores, hash field TTLs in Redis 7.4 and Valkey 9 forms, streams 1-5
+//!   with consumer groups, IDMP producers and NACKs, Redis 8.8 sparse
+//!   arrays), functions, slot info, AUX and module data (reported opaque,
+//!   with the module's name);
+//! - a [`Writer`] producing RDB 10 by default, or 9, 11, 12 or Valkey 80
+//!   (none of which holds an array: [`Value::Array`] is refused with
+//!   [`Error::Unrepresentable`]);
 //! - [`encode_dump`] / [`decode_dump`] for DUMP/RESTORE payloads, with the
 //!   same value codec;
 //! - its own LZF ([`lzf`]) and CRC64 Jones ([`crc64`]).
@@ -104,7 +107,8 @@ pub use error::{Error, Result};
 pub use format::{Format, Magic};
 pub use reader::{Checksum, Item, MappedFile, Reader};
 pub use value::{
-    Consumer, ConsumerGroup, Entry, Function, HashField, IdmpProducer, ModuleValue, PendingEntry,
-    Stream, StreamEntry, StreamId, StreamIdmp, StreamNode, Value,
+    format_array_double, Array, ArrayElem, Consumer, ConsumerGroup, Entry, Function, HashField,
+    IdmpProducer, ModuleValue, PendingEntry, Stream, StreamEntry, StreamId, StreamIdmp, StreamNode,
+    Value,
 };
 pub use writer::Writer;

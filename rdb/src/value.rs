@@ -24,6 +24,9 @@ pub enum Value {
     Stream(Box<Stream>),
     /// Module data, kept opaque.
     Module(Box<ModuleValue>),
+    /// A Redis 8.8 sparse array (RDB type 28, `REDIS` 14): read, never
+    /// written (no target of the writer holds it).
+    Array(Box<Array>),
 }
 
 impl Value {
@@ -37,6 +40,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Stream(_) => "stream",
             Value::Module(_) => "module",
+            Value::Array(_) => "array",
         }
     }
 
@@ -54,13 +58,16 @@ impl Value {
     }
 
     /// True for an empty collection (Redis skips such keys when loading).
-    /// Strings, streams and module values are never "empty" in this sense.
+    /// Strings, streams and module values are never "empty" in this sense,
+    /// nor are arrays: an array with no elements can still carry an insert
+    /// cursor, and whether Redis 8.8 drops such a key on load could not be
+    /// checked, so the reader reports it rather than drop it.
     pub fn is_empty_collection(&self) -> bool {
         match self {
             Value::List(v) | Value::Set(v) => v.is_empty(),
             Value::SortedSet(v) => v.is_empty(),
             Value::Hash(v) => v.is_empty(),
-            Value::String(_) | Value::Stream(_) | Value::Module(_) => false,
+            Value::String(_) | Value::Stream(_) | Value::Module(_) | Value::Array(_) => false,
         }
     }
 }
@@ -81,6 +88,96 @@ pub(crate) fn has_duplicate<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> +
         let mut v: Vec<&[u8]> = items.collect();
         v.sort_unstable();
         v.windows(2).any(|w| w.first() == w.get(1))
+    }
+}
+
+/// A Redis 8.8 array: a sparse array of values indexed by `u64`.
+///
+/// Only the elements that are set are stored, as (index, element) in
+/// strictly increasing index order (the reader refuses anything else, as
+/// Redis's loader refuses a repeated index).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Array {
+    /// The array's insert cursor (where an append without an index goes),
+    /// when the dump records one.
+    pub insert_idx: Option<u64>,
+    /// The elements that are set, by increasing index.
+    pub elements: Vec<(u64, ArrayElem)>,
+}
+
+/// One element of an [`Array`]. Redis stores a short string inline
+/// (`SMALLSTR`) or as an sds (`SDS`); both are [`ArrayElem::Str`] here, as
+/// the model keeps no encodings.
+///
+/// Equality compares doubles bit for bit: `-0.0` differs from `0.0`, and a
+/// NaN equals itself (the same stored element decoded twice is equal).
+#[derive(Debug, Clone)]
+pub enum ArrayElem {
+    /// A byte string.
+    Str(Vec<u8>),
+    /// A 64-bit signed integer.
+    Int(i64),
+    /// A double (any bit pattern the file holds, `-0.0` and infinities
+    /// included).
+    Float(f64),
+}
+
+impl PartialEq for ArrayElem {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ArrayElem::Str(a), ArrayElem::Str(b)) => a == b,
+            (ArrayElem::Int(a), ArrayElem::Int(b)) => a == b,
+            (ArrayElem::Float(a), ArrayElem::Float(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ArrayElem {}
+
+impl ArrayElem {
+    /// The element as the text a client would see: strings as they are,
+    /// integers in decimal, doubles as [`format_array_double`] writes them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            ArrayElem::Str(s) => s.clone(),
+            ArrayElem::Int(i) => itoa::Buffer::new().format(*i).as_bytes().to_vec(),
+            ArrayElem::Float(f) => format_array_double(*f).into_bytes(),
+        }
+    }
+}
+
+/// A double as text: `inf`, `-inf`, `nan`; integral values of magnitude
+/// below 2^53 as integers (`42`, `-0`); anything else as the shortest
+/// decimal that reads back to the same double, plain for decimal exponents
+/// -6 to 20 (`1.5`, `0.001`, `123456789012345680000`) and with an exponent
+/// beyond, as JavaScript chooses (`1e-7`, `1.5e300`). Not checked byte for
+/// byte against a Redis 8.8 reply (none was available); every output
+/// parses back to the same double (but for NaN's payload).
+pub fn format_array_double(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if f.abs() < EXACT && (f as i64) as f64 == f {
+        return itoa::Buffer::new().format(f as i64).to_string();
+    }
+    // Both of Rust's forms give the shortest round-trip digits.
+    let exp_form = format!("{f:e}");
+    let exp: i32 = exp_form
+        .rsplit_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    if (-6..21).contains(&exp) {
+        format!("{f}")
+    } else {
+        exp_form
     }
 }
 

@@ -493,3 +493,128 @@ fn redis_8_streams_dump_and_refuse_older_targets() {
     assert!(msg.contains("XNACK"), "{msg}");
     assert_eq!(rdb(&["check", p(&src)]).status.code(), Some(0));
 }
+
+#[path = "../../rdb/tests/support/arrays.rs"]
+mod arrays;
+
+/// A `REDIS0014` dump with a Redis 8.8 array (librdb 2.3.0's fixture
+/// values, a cursor at u64::MAX-1) between two strings.
+fn array_dump(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut body = vec![0, 1, b'a', 1, b'x'];
+    let mut elems = arrays::mixed();
+    elems.push((1 << 40, arrays::Elem::Float(f64::NEG_INFINITY)));
+    elems.push((1 << 41, arrays::Elem::Int(i64::MIN)));
+    elems.push((1 << 42, arrays::Elem::Sds(vec![0, 1, 2])));
+    body.extend_from_slice(&arrays::array_key(b"arr", Some(u64::MAX - 1), &elems));
+    body.extend_from_slice(&[0, 1, b'b', 1, b'y']);
+    let src = dir.join("v14-array.rdb");
+    std::fs::write(&src, arrays::file14(&body, true)).unwrap();
+    src
+}
+
+#[test]
+fn redis_8_arrays_dump_report_and_refuse_older_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = array_dump(tmp.path());
+    let out = rdb_ok(&["dump", p(&src), "--format", "jsonl", "--match", "arr"]);
+    let rec: J = serde_json::from_slice(&out).unwrap();
+    assert_eq!(rec["type"], "array");
+    assert_eq!(rec["rdb_type"], 28);
+    assert_eq!(rec["rdb_type_name"], "ARRAY");
+    assert_eq!(
+        rec["value"],
+        serde_json::json!({"elements":[
+            {"idx":"0","val":"this_is_a_long_sds_string_value_long_enough"},
+            {"idx":"1","val":"42"},
+            {"idx":"2","val":"1.5"},
+            {"idx":"3","val":"abc"},
+            {"idx":"1099511627776","val":"-inf"},
+            {"idx":"2199023255552","val":"-9223372036854775808"},
+            {"idx":"4398046511104","val":{"b64":"AAEC"}}],
+            "insert_idx":"18446744073709551614"})
+    );
+    // The sorted JSON document holds the same record.
+    let doc: J = serde_json::from_slice(&rdb_ok(&["dump", p(&src), "--format", "json"])).unwrap();
+    let keys = doc["databases"][0]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[1]["value"], rec["value"]);
+    // Filters, info, keys, memory and check know the type.
+    let only = rdb_ok(&["keys", p(&src), "--type", "array"]);
+    assert_eq!(String::from_utf8_lossy(&only).trim(), "arr");
+    let info = String::from_utf8(rdb_ok(&["info", p(&src)])).unwrap();
+    assert!(info.contains("array"), "{info}");
+    assert!(info.contains("ARRAY"), "{info}");
+    let mem = String::from_utf8(rdb_ok(&["memory", p(&src), "--format", "csv"])).unwrap();
+    assert!(
+        mem.lines()
+            .any(|l| l.contains("arr,") && l.contains("sparsearray")),
+        "{mem}"
+    );
+    assert_eq!(rdb(&["check", p(&src)]).status.code(), Some(0));
+    // Plain commands cannot rebuild it: warned, the other keys written.
+    let r = rdb(&["dump", p(&src), "--format", "resp"]);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("Redis 8.8 array"));
+    assert!(!String::from_utf8_lossy(&r.stdout).contains("arr"));
+    // No target holds it: convert refuses, or drops it when asked.
+    for v in ["9", "10", "11", "12", "80"] {
+        let dst = tmp.path().join(format!("out-{v}.rdb"));
+        let r = rdb(&["convert", p(&src), "-o", p(&dst), "--rdb-version", v]);
+        assert_eq!(r.status.code(), Some(1));
+        let msg = String::from_utf8_lossy(&r.stderr);
+        assert!(msg.contains("array") && msg.contains("\"arr\""), "{msg}");
+        assert!(!dst.exists());
+        let r = rdb(&[
+            "convert",
+            p(&src),
+            "-o",
+            p(&dst),
+            "--rdb-version",
+            v,
+            "--skip-unrepresentable",
+        ]);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let names = String::from_utf8(rdb_ok(&["keys", p(&dst)])).unwrap();
+        let mut names: Vec<&str> = names.lines().collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+    }
+}
+
+/// An AOF directory whose RDB base holds an array: the array comes through
+/// the replay unchanged, and a command on its key is refused.
+#[test]
+fn aof_base_with_an_array_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = array_dump(tmp.path());
+    let dir = tmp.path().join("appendonlydir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(&src, dir.join("appendonly.aof.1.base.rdb")).unwrap();
+    std::fs::write(
+        dir.join("appendonly.aof.1.incr.aof"),
+        "*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\nz\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .unwrap();
+    let out = rdb_ok(&["dump", p(&dir), "--format", "jsonl", "--match", "arr"]);
+    let rec: J = serde_json::from_slice(&out).unwrap();
+    assert_eq!(rec["type"], "array");
+    assert_eq!(rec["value"]["elements"].as_array().unwrap().len(), 7);
+    std::fs::write(
+        dir.join("appendonly.aof.1.incr.aof"),
+        "*3\r\n$6\r\nAPPEND\r\n$3\r\narr\r\n$1\r\nz\r\n",
+    )
+    .unwrap();
+    let r = rdb(&["dump", p(&dir), "--format", "jsonl"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("WRONGTYPE"));
+}

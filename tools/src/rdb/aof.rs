@@ -25,6 +25,10 @@ enum V {
     Zset(BTreeMap<Vec<u8>, f64>),
     Hash(BTreeMap<Vec<u8>, Vec<u8>>),
     Stream(Box<Stream>),
+    /// A value the replay has no commands for (module data, Redis 8.8
+    /// arrays) from the RDB preamble or a RESTORE: kept as it is, and a
+    /// command on its key is WRONGTYPE.
+    Other(Value),
 }
 
 #[derive(Default)]
@@ -212,7 +216,7 @@ fn from_value(v: Value) -> V {
         Value::SortedSet(z) => V::Zset(z.into_iter().collect()),
         Value::Hash(h) => V::Hash(h.into_iter().map(|f| (f.field, f.value)).collect()),
         Value::Stream(s) => V::Stream(s),
-        _ => V::Str(Vec::new()),
+        other => V::Other(other),
     }
 }
 
@@ -224,6 +228,7 @@ fn to_value(v: V) -> Value {
         V::Zset(z) => Value::SortedSet(z.into_iter().collect()),
         V::Hash(h) => Value::Hash(h.into_iter().map(|(f, v)| HashField::new(f, v)).collect()),
         V::Stream(s) => Value::Stream(s),
+        V::Other(v) => v,
     }
 }
 

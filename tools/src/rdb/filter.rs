@@ -16,7 +16,7 @@ pub struct FilterArgs {
     /// Only keys matching this regular expression (matched against the key bytes).
     #[arg(long, value_name = "RE")]
     pub regex: Option<String>,
-    /// Only keys of these types: string, list, set, zset, hash, stream, module (repeatable or comma-separated).
+    /// Only keys of these types: string, list, set, zset, hash, stream, module, array (repeatable or comma-separated).
     #[arg(long = "type", value_name = "TYPE", value_delimiter = ',')]
     pub types: Vec<String>,
     /// Only keys whose estimated memory (as `memory` reports it) is at least this many bytes.
@@ -45,7 +45,9 @@ pub struct Filter {
     pub now: i64,
 }
 
-const TYPES: &[&str] = &["string", "list", "set", "zset", "hash", "stream", "module"];
+const TYPES: &[&str] = &[
+    "string", "list", "set", "zset", "hash", "stream", "module", "array",
+];
 
 /// Current Unix time in milliseconds.
 pub fn unix_ms() -> i64 {

@@ -7,7 +7,7 @@
 //! and `{"len": N, "sha256": hex}` beyond 16384 bytes unless full values
 //! were asked for.
 
-use basalt_rdb::{Entry, Function, StreamId, Value};
+use basalt_rdb::{ArrayElem, Entry, Function, StreamId, Value};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
@@ -204,6 +204,7 @@ fn type_part(v: &Value) -> Option<&'static str> {
         Value::Hash(_) => ",\"type\":\"hash\",\"expire_ms\":",
         Value::Stream(_) => ",\"type\":\"stream\",\"expire_ms\":",
         Value::Module(_) => ",\"type\":\"module\",\"expire_ms\":",
+        Value::Array(_) => ",\"type\":\"array\",\"expire_ms\":",
         _ => return None,
     })
 }
@@ -456,8 +457,39 @@ impl Json {
                 self.bytes(&m.raw);
                 self.out.push(b'}');
             }
+            Value::Array(a) => self.array(a),
             _ => self.raw("null"),
         }
+    }
+
+    /// A Redis 8.8 array in librdb's shape: `{"elements":[{"idx":"0",
+    /// "val":"v"},...]}` in index order, plus `"insert_idx":"N"` when the
+    /// dump records a cursor. Indexes are strings (no precision loss past
+    /// 2^53); integers and doubles are their text (`"42"`, `"1.5"`, `"inf"`,
+    /// see `basalt_rdb::format_array_double`), strings bytes as elsewhere.
+    fn array(&mut self, a: &basalt_rdb::Array) {
+        self.raw("{\"elements\":");
+        self.list(&a.elements, |j, (idx, e)| {
+            j.raw("{\"idx\":\"");
+            j.int(*idx);
+            j.raw("\",\"val\":");
+            match e {
+                ArrayElem::Str(b) => j.bytes(b),
+                ArrayElem::Int(i) => {
+                    j.out.push(b'"');
+                    j.int(*i);
+                    j.out.push(b'"');
+                }
+                ArrayElem::Float(f) => j.str(&basalt_rdb::format_array_double(*f)),
+            }
+            j.out.push(b'}');
+        });
+        if let Some(i) = a.insert_idx {
+            self.raw(",\"insert_idx\":\"");
+            self.int(i);
+            self.out.push(b'"');
+        }
+        self.out.push(b'}');
     }
 
     fn stream(&mut self, s: &basalt_rdb::Stream) {

@@ -162,6 +162,12 @@ pub fn plain(
                 m.name
             ))
         }
+        Value::Array(_) => {
+            return Err(format!(
+                "key {:?}: a Redis 8.8 array has no plain commands here, and no RDB version this tool writes holds one",
+                String::from_utf8_lossy(k)
+            ))
+        }
         _ => {
             return Err(format!(
                 "key {:?}: unknown value type",
