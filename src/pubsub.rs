@@ -183,6 +183,9 @@ impl Future for Pushed<'_> {
 /// subscriber then finds the messages of every publisher of this round in
 /// its queue, and is scheduled once for them instead of once per message.
 fn wake_deferred(w: Waker) {
+    let Err(w) = crate::server::hold_wake(w) else {
+        return;
+    };
     let mut cx = Context::from_waker(&w);
     let y = std::pin::pin!(tokio::task::yield_now());
     if y.poll(&mut cx).is_ready() {

@@ -508,7 +508,37 @@ fn slow_subscriber_is_cut_off() {
 /// publishers gets all of their messages, none lost or reordered.
 #[test]
 fn publish_bursts_arrive_complete_and_in_order() {
-    let srv = TestServer::start(&["--io-threads", "4"]);
+    publish_bursts(&["--io-threads", "4"]);
+}
+
+/// The same with IO threads that poll and hold subscriber wake-ups back
+/// (`busy-poll-us`, `server::hold_wake`): one thread for everyone, and two.
+#[test]
+fn publish_bursts_arrive_complete_and_in_order_when_polling() {
+    publish_bursts(&["--io-threads", "1", "--busy-poll-us", "300"]);
+    publish_bursts(&["--io-threads", "2", "--busy-poll-us", "300"]);
+}
+
+/// A lone message on a polling IO thread is not held back: it arrives
+/// while its publisher waits (the read would time out otherwise).
+#[test]
+fn single_publish_is_delivered_when_polling() {
+    let srv = TestServer::start(&["--io-threads", "1", "--busy-poll-us", "100000"]);
+    let mut sub = Raw::connect(srv.port);
+    sub.cmd_str(&["SUBSCRIBE", "one"]);
+    let mut p = Raw::connect(srv.port);
+    for i in 0..5 {
+        let msg = format!("m{i}");
+        assert_eq!(p.cmd_str(&["PUBLISH", "one", &msg]), b":1\r\n");
+        let m = sub.read_reply().expect("the message");
+        let want = format!("*3\r\n$7\r\nmessage\r\n$3\r\none\r\n$2\r\n{msg}\r\n");
+        assert_eq!(String::from_utf8_lossy(&m), want);
+        std::thread::sleep(std::time::Duration::from_millis(20 * i));
+    }
+}
+
+fn publish_bursts(args: &[&str]) {
+    let srv = TestServer::start(args);
     let (publishers, per, chunk) = (4usize, 3000usize, 150usize);
     // (connection, RESP3, pattern)
     let mut subs: Vec<(Raw, bool, bool)> = Vec::new();
