@@ -261,6 +261,9 @@ where
             tracing::warn!(client = handle.id, addr = %handle.addr, "closing client that reached max query buffer length");
             break;
         }
+        // BCAST invalidations for the keys this batch changed (Redis sends
+        // them once per event-loop iteration).
+        srv.tracking.flush_bcast(Some(handle.id), &srv.clients);
         if let Some(s) = &client.sub {
             s.drain_into(&mut reply.buf);
         }

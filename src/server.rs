@@ -675,6 +675,9 @@ async fn expire_cycle(srv: Arc<Shared>) {
             _ = stop.changed() => return,
         }
         let budget = period.mul_f64(0.25 * (1.0 + (effort - 1) as f64 * 0.1));
+        // BCAST invalidations of the keys the last round expired or
+        // evicted, and any a connection left behind.
+        srv.tracking.flush_bcast(None, &srv.clients);
         crate::evict::evict_clients(&srv);
         // Keep freeing memory while over `maxmemory` between commands
         // (Redis's eviction time proc), within the same budget.
@@ -769,6 +772,7 @@ async fn expire_cycle(srv: Arc<Shared>) {
             shard = (shard + 1) % n;
             visited += 1;
         }
+        srv.tracking.flush_bcast(None, &srv.clients);
     }
 }
 

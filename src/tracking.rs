@@ -8,7 +8,12 @@
 //! the active expiry cycle — every client that read it gets one
 //! invalidation and the key is forgotten. BCAST mode: every change of a
 //! key under one of the client's prefixes (all keys without prefixes) is
-//! sent. FLUSHDB/FLUSHALL send a null invalidation to every tracking
+//! sent, batched as Redis does in `beforeSleep`: changed keys are
+//! collected and, when the connection whose commands changed them ends
+//! its batch (or the periodic cycle ends its round), each BCAST client
+//! gets one message per prefix carrying every changed key under it,
+//! sorted and without duplicates (NOLOOP: without the keys it changed
+//! itself). FLUSHDB/FLUSHALL send a null invalidation to every tracking
 //! client.
 //!
 //! Delivery goes through the target's pub/sub queue (the client itself,
@@ -20,7 +25,7 @@
 //! [`Ctx::propagate`]: crate::commands::Ctx::propagate
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -50,6 +55,10 @@ pub struct Tracking {
     targets: RwLock<HashMap<u64, Arc<Subscriber>>>,
     /// Tracking clients whose redirect target went away.
     broken: Mutex<std::collections::HashSet<u64>>,
+    /// Keys changed under some BCAST client's prefix, with the client
+    /// that changed them, not sent yet (see `flush_bcast`).
+    bcast_pending: Mutex<Vec<(Vec<u8>, Option<u64>)>>,
+    has_bcast_pending: AtomicBool,
 }
 
 pub const CHANNEL: &[u8] = b"__redis__:invalidate";
@@ -148,14 +157,56 @@ impl Tracking {
             if o.noloop && Some(id) == origin {
                 return;
             }
-            self.send_for(id, o, Some(key), origin, registry);
+            self.send_for(id, o, Some(&[key]), origin, registry);
         };
         for id in ids {
             send(id);
         }
-        for (&id, o) in clients.iter() {
-            if o.bcast && (o.prefixes.is_empty() || o.prefixes.iter().any(|p| key.starts_with(p))) {
-                send(id);
+        let under =
+            |o: &TrackOpts| o.prefixes.is_empty() || o.prefixes.iter().any(|p| key.starts_with(p));
+        if clients.values().any(|o| o.bcast && under(o)) {
+            self.bcast_pending.lock().push((key.to_vec(), origin));
+            self.has_bcast_pending.store(true, Relaxed);
+        }
+    }
+
+    /// Sends the BCAST invalidations collected since the last call: per
+    /// BCAST client, one message per prefix (in prefix order) with the
+    /// changed keys under it, sorted, deduplicated, and for NOLOOP without
+    /// the keys the client changed itself. `current` is the connection
+    /// calling this at the end of its batch: its own messages go after
+    /// its replies.
+    pub fn flush_bcast(&self, current: Option<u64>, registry: &crate::client::Clients) {
+        if !self.has_bcast_pending.load(Relaxed) {
+            return;
+        }
+        let pending = {
+            let mut p = self.bcast_pending.lock();
+            self.has_bcast_pending.store(false, Relaxed);
+            std::mem::take(&mut *p)
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let clients = self.clients.read();
+        for (&id, o) in clients.iter().filter(|(_, o)| o.bcast) {
+            let mut prefixes: Vec<&[u8]> = o.prefixes.iter().map(|p| p.as_slice()).collect();
+            if prefixes.is_empty() {
+                prefixes.push(b"");
+            }
+            prefixes.sort_unstable();
+            for p in prefixes {
+                let mut keys: Vec<&[u8]> = pending
+                    .iter()
+                    .filter(|(k, by)| k.starts_with(p) && !(o.noloop && *by == Some(id)))
+                    .map(|(k, _)| k.as_slice())
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                keys.sort_unstable();
+                keys.dedup();
+                self.send_for(id, o, Some(&keys), current, registry);
             }
         }
     }
@@ -178,15 +229,15 @@ impl Tracking {
         &self,
         id: u64,
         o: &TrackOpts,
-        key: Option<&[u8]>,
+        keys: Option<&[&[u8]]>,
         origin: Option<u64>,
         registry: &crate::client::Clients,
     ) {
         if o.redirect == 0 {
-            return self.send(id, key, origin);
+            return self.send(id, keys, origin);
         }
         if registry.get(o.redirect).is_some() {
-            return self.send(o.redirect, key, origin);
+            return self.send(o.redirect, keys, origin);
         }
         // Redis tells the client every time (and flags it for TRACKINGINFO).
         self.broken.lock().insert(id);
@@ -209,7 +260,7 @@ impl Tracking {
         }
     }
 
-    fn send(&self, target: u64, key: Option<&[u8]>, origin: Option<u64>) {
+    fn send(&self, target: u64, keys: Option<&[&[u8]]>, origin: Option<u64>) {
         let Some(s) = self.targets.read().get(&target).cloned() else {
             return;
         };
@@ -228,10 +279,12 @@ impl Tracking {
         } else {
             return;
         }
-        match key {
-            Some(k) => {
-                r.array(1);
-                r.bulk(k);
+        match keys {
+            Some(keys) => {
+                r.array(keys.len());
+                for k in keys {
+                    r.bulk(k);
+                }
             }
             None => r.null(),
         }

@@ -701,6 +701,30 @@ fn tracking_streams_match_redis() {
         out.push(w.cmd_str(&["SET", "user:1", "v"]));
         out.push(r3.read_reply().unwrap());
         out.push(w.cmd_str(&["SET", "other", "v"]));
+        // One BCAST message per prefix for everything a command changed,
+        // keys sorted and deduplicated.
+        out.push(w.cmd_str(&[
+            "MSET", "user:9", "a", "user:2", "b", "other", "x", "user:2", "c",
+        ]));
+        out.push(r3.read_reply().unwrap());
+        out.push(w.cmd_str(&["MULTI"]));
+        out.push(w.cmd_str(&["SET", "user:3", "1"]));
+        out.push(w.cmd_str(&["DEL", "user:9", "user:none"]));
+        out.push(w.cmd_str(&["INCR", "user:10"]));
+        out.push(w.cmd_str(&["EXEC"]));
+        out.push(r3.read_reply().unwrap());
+        out.push(r3.cmd_str(&["PING"]));
+        out.push(r3.cmd_str(&["CLIENT", "TRACKING", "off"]));
+        out.push(r3.cmd_str(&[
+            "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:", "PREFIX", "sess:", "NOLOOP",
+        ]));
+        out.push(r3.cmd_str(&["MSET", "user:7", "1", "sess:1", "2"]));
+        out.push(w.cmd_str(&[
+            "MSET", "user:8", "a", "sess:2", "b", "user:7", "c", "x:1", "d",
+        ]));
+        out.push(r3.read_reply().unwrap());
+        out.push(r3.read_reply().unwrap());
+        out.push(r3.cmd_str(&["PING"]));
         out.push(r3.cmd_str(&["CLIENT", "TRACKING", "off"]));
         out.push(r3.cmd_str(&["CLIENT", "TRACKING", "on", "OPTIN", "NOLOOP"]));
         out.push(r3.cmd_str(&["GET", "o1"]));
