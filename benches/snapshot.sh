@@ -7,6 +7,7 @@
 #   - snapshot file size
 #   - restart time (spawn -> PING answered) from that snapshot
 # usage: benches/snapshot.sh [KEYS] [SIZE]     (default 2000000 100)
+#   BASALT_ARGS="..." adds basalt-server flags (e.g. "--busy-poll-us 0")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keys=${1:-2000000}; size=${2:-100}
@@ -22,7 +23,7 @@ now_ms() { date +%s%3N; }
 bench() { # port -> "p99 max" of SETs
     taskset -c 1 redis-benchmark -p "$1" -t set -r "$keys" -d "$size" -c 50 -n "$2" --csv 2>/dev/null | tr -d '"' | awk -F, 'NR>1 {print $7, $8}'
 }
-start_basalt() { taskset -c 0 target/release/basalt-server --port "$bport" --dir "$work/b" --appendfsync everysec --auto-aof-rewrite-percentage 0 --save "" >>"$work/b.log" 2>&1 & }
+start_basalt() { taskset -c 0 target/release/basalt-server --port "$bport" --dir "$work/b" --appendfsync everysec --auto-aof-rewrite-percentage 0 --save "" ${BASALT_ARGS:-} >>"$work/b.log" 2>&1 & }
 start_redis() { (cd "$work/r" && taskset -c 0 redis-server --port "$rport" --save "" --appendonly no --enable-debug-command yes --dir "$work/r" >>"$work/r.log" 2>&1 &) ; }
 mkdir -p "$work/b" "$work/r"
 start_basalt; start_redis; wait_ping "$bport"; wait_ping "$rport"
@@ -82,7 +83,11 @@ redis-cli -p "$bport" save >/dev/null
 redis-cli -p "$rport" save >/dev/null
 redis-cli -p "$bport" shutdown nosave >/dev/null || true
 redis-cli -p "$rport" shutdown nosave >/dev/null || true
-sleep 1
+# Both must be gone before the restarts: a server still exiting holds its
+# data dir (Basalt's lock) and its pid would be taken for the new one's.
+t0=$(now_ms)
+while kill -0 "$bpid" 2>/dev/null || kill -0 "$rpid" 2>/dev/null; do sleep 0.05; done
+echo "shutdown nosave: both exited after $(( $(now_ms) - t0 )) ms"
 cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat"; }
 restart() { # name port start-function
     local t0; t0=$(now_ms)

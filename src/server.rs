@@ -416,7 +416,7 @@ async fn poll_after_input(window: std::time::Duration) {
                 (held_rounds, held_since) = (0, None);
                 release_held();
             }
-            if last.elapsed() >= window {
+            if last.elapsed() >= window || crate::snapshot::background_running() {
                 release_held();
                 break;
             }

@@ -611,6 +611,27 @@ thread_local! {
 const SCHED_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 const STARVED_PERCENT: u64 = 5;
 
+/// Background snapshot threads running.
+static BACKGROUND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a background snapshot thread is running. The IO threads then
+/// stop polling between requests (see `server::poll_after_input`): a
+/// polling thread never leaves its core idle, and the snapshot thread,
+/// in SCHED_IDLE, runs on idle time; starved, it would switch to a nice
+/// level and take time slices from the IO thread instead (SET p99 during
+/// a save 1.06 ms polling, against 0.62 ms without a save).
+pub fn background_running() -> bool {
+    BACKGROUND.load(Relaxed) > 0
+}
+
+/// The background snapshot thread's body: `take_claimed` at low priority.
+pub fn run_background(srv: &Arc<Shared>) {
+    BACKGROUND.fetch_add(1, Relaxed);
+    lower_priority();
+    let _ = take_claimed(srv);
+    BACKGROUND.fetch_sub(1, Relaxed);
+}
+
 /// Called once on the background snapshot thread: it starts in
 /// SCHED_IDLE, so it runs on time the IO threads leave idle and a woken
 /// IO thread preempts it at once (see `adjust_sched`).
