@@ -129,6 +129,11 @@ fn main() {
                 return 1;
             }
         }
+        // Everything is on disk. Freeing the keyspace one allocation at a
+        // time would only delay the exit (2.5-4 s for 2 M keys, measured
+        // with `perf`: mi_free and Dict::clear), and a restart must wait
+        // for the data-dir lock: leave it to the OS, as Redis does.
+        std::mem::forget(srv);
         0
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
