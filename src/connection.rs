@@ -688,8 +688,8 @@ async fn wait_if_paused(srv: &Shared, argv: &[&[u8]]) {
 /// Commands of a pipelined batch whose keys `prefetch_keys` requests.
 const PREFETCH_MAX: usize = 16;
 
-/// For a pipelined batch, asks the CPU for the table slots and then the
-/// first chain nodes of the first keys of up to `PREFETCH_MAX` commands
+/// For a pipelined batch, asks the CPU for the table slots, then the
+/// first chain nodes, then the values' allocations, of the first keys of up to `PREFETCH_MAX` commands
 /// before any of them runs, so their cache misses overlap instead of
 /// each command waiting for its own (as Redis 8 batches lookups for its
 /// IO threads). A hint only: nothing is read that a command relies on.
@@ -705,6 +705,7 @@ fn prefetch_keys(
     }
     let table = commands::table();
     let mut hashes = [0u64; PREFETCH_MAX];
+    let mut keys: [&[u8]; PREFETCH_MAX] = [&[]; PREFETCH_MAX];
     let (mut n, mut pos) = (0, 0);
     while n < PREFETCH_MAX {
         match parse_request(&buf[pos..], limits, ranges) {
@@ -718,6 +719,7 @@ fn prefetch_keys(
                     if table.get(name).is_some_and(|e| e.spec.first_key == 1) {
                         let key = &buf[pos + ranges[1].start..pos + ranges[1].end];
                         hashes[n] = basalt_storage::keyspace::Keyspace::hash(key);
+                        keys[n] = key;
                         n += 1;
                     }
                 }
@@ -736,5 +738,8 @@ fn prefetch_keys(
     }
     for &h in &hashes[..n] {
         ks.lock(ks.shard_of(h)).dbs[db].prefetch_head(h);
+    }
+    for (&h, key) in hashes[..n].iter().zip(&keys[..n]) {
+        ks.lock(ks.shard_of(h)).dbs[db].prefetch_value(h, key);
     }
 }
