@@ -135,7 +135,9 @@ where
         let mut throttle = false;
         let now_ms = unix_ms();
         handle.last_active_ms.store(now_ms, Relaxed);
-        prefetch_keys(&srv, &rbuf, client.db, &limits, &mut ranges);
+        if client.authenticated {
+            prefetch_keys(&srv, &rbuf, client.db, &limits, &mut ranges);
+        }
         {
             let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
             loop {
@@ -177,6 +179,10 @@ where
                 if let Some(b) = client.pending_block.take() {
                     // A blocked pop: send what is pending first (as Redis
                     // does before blocking), then wait for it to be served.
+                    srv.tracking.flush_bcast(Some(handle.id), &srv.clients);
+                    if let Some(s) = &client.sub {
+                        s.drain_into(&mut reply.buf);
+                    }
                     if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable)
                         .await
                         .is_err()
@@ -240,6 +246,10 @@ where
             break;
         }
         if throttle {
+            srv.tracking.flush_bcast(Some(handle.id), &srv.clients);
+            if let Some(s) = &client.sub {
+                s.drain_into(&mut reply.buf);
+            }
             if flush_unless_killed(
                 &srv,
                 &handle,
@@ -299,6 +309,8 @@ where
             break;
         }
     }
+    // Invalidations for this client's last writes, if it left mid-batch.
+    srv.tracking.flush_bcast(Some(handle.id), &srv.clients);
     crate::commands::multi::clear(&srv, &mut client);
     crate::commands::pubsub::unsubscribe_all(&srv, &mut client);
     let _ = stream.shutdown().await;
@@ -707,7 +719,12 @@ fn prefetch_keys(
     let mut hashes = [0u64; PREFETCH_MAX];
     let mut keys: [&[u8]; PREFETCH_MAX] = [&[]; PREFETCH_MAX];
     let (mut n, mut pos) = (0, 0);
-    while n < PREFETCH_MAX {
+    // Commands looked at: a pipeline of key-less commands is not parsed
+    // twice in full.
+    for _ in 0..2 * PREFETCH_MAX {
+        if n == PREFETCH_MAX {
+            break;
+        }
         match parse_request(&buf[pos..], limits, ranges) {
             Ok(Some(Parsed::Command { consumed })) => {
                 if pos == 0 && consumed == buf.len() {

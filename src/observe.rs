@@ -65,7 +65,7 @@ impl Monitors {
         }
         line.extend_from_slice(b"\r\n");
         for s in self.list.read().iter() {
-            s.push_frame(&line);
+            s.push_frame_prompt(&line);
         }
     }
 }

@@ -121,6 +121,18 @@ impl Subscriber {
 
     /// Queues one message; false if the subscriber is being closed.
     pub fn push_frame(&self, frame: &[u8]) -> bool {
+        self.push(frame, true)
+    }
+
+    /// As `push_frame`, for frames that should not wait for the
+    /// publishers' round to end on a polling IO thread (see
+    /// `server::hold_wake`): tracking invalidations (a client must drop a
+    /// stale cache entry as soon as it can) and MONITOR lines.
+    pub fn push_frame_prompt(&self, frame: &[u8]) -> bool {
+        self.push(frame, false)
+    }
+
+    fn push(&self, frame: &[u8], may_hold: bool) -> bool {
         let limits = &*self.limits;
         let mut q = self.queue.lock();
         if q.closed {
@@ -154,7 +166,7 @@ impl Subscriber {
         let waker = q.waker.take();
         drop(q);
         if let Some(w) = waker {
-            wake_deferred(w);
+            wake_deferred(w, may_hold);
         }
         true
     }
@@ -182,9 +194,14 @@ impl Future for Pushed<'_> {
 /// pending `yield_now` polled with `w` as its waker is exactly that. The
 /// subscriber then finds the messages of every publisher of this round in
 /// its queue, and is scheduled once for them instead of once per message.
-fn wake_deferred(w: Waker) {
-    let Err(w) = crate::server::hold_wake(w) else {
-        return;
+fn wake_deferred(w: Waker, may_hold: bool) {
+    let w = if may_hold {
+        match crate::server::hold_wake(w) {
+            Ok(()) => return,
+            Err(w) => w,
+        }
+    } else {
+        w
     };
     let mut cx = Context::from_waker(&w);
     let y = std::pin::pin!(tokio::task::yield_now());

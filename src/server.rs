@@ -687,6 +687,7 @@ async fn expire_cycle(srv: Arc<Shared>) {
             while crate::evict::perform(&srv) == crate::evict::Outcome::Running
                 && start.elapsed() < budget
             {}
+            srv.tracking.flush_bcast(None, &srv.clients);
         }
         // Not while loading (as Redis): the sweep would compete with the
         // loader for shard locks, and deleting keys mid-replay would make

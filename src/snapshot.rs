@@ -626,10 +626,16 @@ pub fn background_running() -> bool {
 
 /// The background snapshot thread's body: `take_claimed` at low priority.
 pub fn run_background(srv: &Arc<Shared>) {
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            BACKGROUND.fetch_sub(1, Relaxed);
+        }
+    }
     BACKGROUND.fetch_add(1, Relaxed);
+    let _running = Running; // also if the snapshot panics
     lower_priority();
     let _ = take_claimed(srv);
-    BACKGROUND.fetch_sub(1, Relaxed);
 }
 
 /// Called once on the background snapshot thread: it starts in

@@ -55,9 +55,12 @@ pub struct Tracking {
     targets: RwLock<HashMap<u64, Arc<Subscriber>>>,
     /// Tracking clients whose redirect target went away.
     broken: Mutex<std::collections::HashSet<u64>>,
-    /// Keys changed under some BCAST client's prefix, with the client
-    /// that changed them, not sent yet (see `flush_bcast`).
-    bcast_pending: Mutex<Vec<(Vec<u8>, Option<u64>)>>,
+    /// Keys changed under some BCAST client's prefix and not sent yet,
+    /// by the client that changed them (`None`: expiry, eviction). Each
+    /// connection sends its own at the end of its batch (after its
+    /// replies), so one command's keys stay in one message and a client
+    /// never gets the invalidation of its own write before the reply.
+    bcast_pending: Mutex<HashMap<Option<u64>, Vec<Vec<u8>>>>,
     has_bcast_pending: AtomicBool,
 }
 
@@ -165,29 +168,54 @@ impl Tracking {
         let under =
             |o: &TrackOpts| o.prefixes.is_empty() || o.prefixes.iter().any(|p| key.starts_with(p));
         if clients.values().any(|o| o.bcast && under(o)) {
-            self.bcast_pending.lock().push((key.to_vec(), origin));
+            self.bcast_pending
+                .lock()
+                .entry(origin)
+                .or_default()
+                .push(key.to_vec());
             self.has_bcast_pending.store(true, Relaxed);
         }
     }
 
-    /// Sends the BCAST invalidations collected since the last call: per
-    /// BCAST client, one message per prefix (in prefix order) with the
-    /// changed keys under it, sorted, deduplicated, and for NOLOOP without
-    /// the keys the client changed itself. `current` is the connection
-    /// calling this at the end of its batch: its own messages go after
-    /// its replies.
+    /// Sends BCAST invalidations collected so far: those caused by
+    /// connection `current` and those with no client behind them (expiry,
+    /// eviction), or, with `current` = `None`, everything (the periodic
+    /// cycle, a connection that went away). Per BCAST client, one message
+    /// per prefix (in prefix order) with the changed keys under it, sorted,
+    /// deduplicated, and for NOLOOP without the keys the client changed
+    /// itself. `current`'s own messages go after its replies.
     pub fn flush_bcast(&self, current: Option<u64>, registry: &crate::client::Clients) {
         if !self.has_bcast_pending.load(Relaxed) {
             return;
         }
-        let pending = {
+        let mut pending: Vec<(Vec<u8>, Option<u64>)> = Vec::new();
+        {
             let mut p = self.bcast_pending.lock();
-            self.has_bcast_pending.store(false, Relaxed);
-            std::mem::take(&mut *p)
-        };
+            let mut take = |origin: Option<u64>, p: &mut HashMap<Option<u64>, Vec<Vec<u8>>>| {
+                if let Some(keys) = p.remove(&origin) {
+                    pending.extend(keys.into_iter().map(|k| (k, origin)));
+                }
+            };
+            match current {
+                Some(_) => {
+                    take(current, &mut p);
+                    take(None, &mut p);
+                }
+                None => {
+                    let origins: Vec<Option<u64>> = p.keys().copied().collect();
+                    for o in origins {
+                        take(o, &mut p);
+                    }
+                }
+            }
+            self.has_bcast_pending.store(!p.is_empty(), Relaxed);
+        }
         if pending.is_empty() {
             return;
         }
+        // Sorted once: each prefix's keys are then one contiguous run.
+        pending.sort_unstable();
+        pending.dedup();
         let clients = self.clients.read();
         for (&id, o) in clients.iter().filter(|(_, o)| o.bcast) {
             let mut prefixes: Vec<&[u8]> = o.prefixes.iter().map(|p| p.as_slice()).collect();
@@ -196,15 +224,16 @@ impl Tracking {
             }
             prefixes.sort_unstable();
             for p in prefixes {
-                let mut keys: Vec<&[u8]> = pending
+                let start = pending.partition_point(|(k, _)| k.as_slice() < p);
+                let mut keys: Vec<&[u8]> = pending[start..]
                     .iter()
-                    .filter(|(k, by)| k.starts_with(p) && !(o.noloop && *by == Some(id)))
+                    .take_while(|(k, _)| k.starts_with(p))
+                    .filter(|(_, by)| !(o.noloop && *by == Some(id)))
                     .map(|(k, _)| k.as_slice())
                     .collect();
                 if keys.is_empty() {
                     continue;
                 }
-                keys.sort_unstable();
                 keys.dedup();
                 self.send_for(id, o, Some(&keys), current, registry);
             }
@@ -255,7 +284,7 @@ impl Tracking {
             if Some(id) == origin {
                 s.push_after_reply(&r.buf);
             } else {
-                s.push_frame(&r.buf);
+                s.push_frame_prompt(&r.buf);
             }
         }
     }
@@ -293,7 +322,7 @@ impl Tracking {
         if Some(target) == origin {
             s.push_after_reply(&r.buf);
         } else {
-            s.push_frame(&r.buf);
+            s.push_frame_prompt(&r.buf);
         }
     }
 }

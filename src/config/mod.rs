@@ -340,17 +340,27 @@ impl Config {
     ///
     /// It costs CPU, so `-1` (automatic) polls only where it cannot take
     /// a core from someone else: when the IO threads are fewer than the
-    /// cores the process may run on, or when the process was pinned to a
-    /// subset of the machine's cores (taskset, cpuset: the operator gave
-    /// it those cores). Otherwise (IO threads on every core, the default,
-    /// with clients that may share them) it does not poll.
+    /// cores in the process's affinity mask, or when the process was
+    /// pinned to a subset of the machine's cores (taskset, cpuset: the
+    /// operator gave it those cores). Otherwise (IO threads on every core,
+    /// the default, with clients that may share them; more IO threads
+    /// than cores; a cgroup CPU quota, which polling would spend) it does
+    /// not poll.
     pub fn busy_poll(&self) -> std::time::Duration {
         let us = match self.busy_poll_us {
             n if n >= 0 => n as u64,
             _ => {
-                let usable = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let online = online_cpus().unwrap_or(usable);
-                if self.io_threads < usable || usable < online {
+                // `available_parallelism` also counts a cgroup CPU quota;
+                // the affinity mask is the cores the process was given.
+                let quota = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let cores = affinity_cpus().unwrap_or(quota);
+                let online = online_cpus().unwrap_or(cores);
+                if quota < cores || self.io_threads > cores {
+                    // Under a CPU quota polling would spend it (and be
+                    // throttled); more IO threads than cores would poll
+                    // against each other.
+                    0
+                } else if self.io_threads < cores || cores < online {
                     50
                 } else {
                     0
@@ -826,15 +836,21 @@ mod tests {
         // Automatic: IO threads on every usable core, unpinned, never
         // poll; fewer IO threads than usable cores poll for 50 us.
         c.busy_poll_us = -1;
-        let usable = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let pinned = online_cpus().is_some_and(|o| usable < o);
-        c.io_threads = usable;
-        let expect = if pinned { 50 } else { 0 };
+        let quota = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = affinity_cpus().unwrap_or(quota);
+        let pinned = online_cpus().is_some_and(|o| cores < o);
+        let limited = quota < cores;
+        c.io_threads = cores;
+        let expect = if pinned && !limited { 50 } else { 0 };
         assert_eq!(c.busy_poll(), std::time::Duration::from_micros(expect));
-        if usable > 1 {
-            c.io_threads = usable - 1;
-            assert_eq!(c.busy_poll(), std::time::Duration::from_micros(50));
+        if cores > 1 {
+            c.io_threads = cores - 1;
+            let expect = if limited { 0 } else { 50 };
+            assert_eq!(c.busy_poll(), std::time::Duration::from_micros(expect));
         }
+        // More IO threads than cores: never.
+        c.io_threads = cores + 1;
+        assert_eq!(c.busy_poll(), std::time::Duration::ZERO);
     }
 
     #[test]
@@ -889,6 +905,20 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(c.save_points(), vec![(900, 1), (300, 10)]);
     }
+}
+
+/// Number of CPUs in this process's affinity mask (Linux).
+fn affinity_cpus() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sched_getaffinity fills the zeroed set we pass, of its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let n = libc::CPU_COUNT(&set);
+            return (n > 0).then_some(n as usize);
+        }
+    }
+    None
 }
 
 /// Number of CPUs online on the machine (not only those this process may

@@ -714,6 +714,16 @@ fn tracking_streams_match_redis() {
         out.push(w.cmd_str(&["EXEC"]));
         out.push(r3.read_reply().unwrap());
         out.push(r3.cmd_str(&["PING"]));
+        // A BCAST client's own writes: the invalidation follows the
+        // replies of its pipeline.
+        let mut batch = crate::support::resp::encode(&[b"SET", b"user:30", b"v"]);
+        batch.extend(crate::support::resp::encode(&[b"GET", b"user:30"]));
+        batch.extend(crate::support::resp::encode(&[b"MSET", b"user:31", b"a", b"user:30", b"b"]));
+        r3.send(&batch);
+        for _ in 0..4 {
+            out.push(r3.read_reply().unwrap());
+        }
+        out.push(r3.cmd_str(&["PING"]));
         out.push(r3.cmd_str(&["CLIENT", "TRACKING", "off"]));
         out.push(r3.cmd_str(&[
             "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:", "PREFIX", "sess:", "NOLOOP",
