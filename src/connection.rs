@@ -735,9 +735,14 @@ fn prefetch_keys(
                     let name = &buf[pos + ranges[0].start..pos + ranges[0].end];
                     if table.get(name).is_some_and(|e| e.spec.first_key == 1) {
                         let key = &buf[pos + ranges[1].start..pos + ranges[1].end];
-                        hashes[n] = basalt_storage::keyspace::Keyspace::hash(key);
-                        keys[n] = key;
-                        n += 1;
+                        let h = basalt_storage::keyspace::Keyspace::hash(key);
+                        // A key the batch already names is fetched once
+                        // (a pipeline on one list or set is all one key).
+                        if !hashes[..n].contains(&h) {
+                            hashes[n] = h;
+                            keys[n] = key;
+                            n += 1;
+                        }
                     }
                 }
                 pos += consumed;
