@@ -143,13 +143,27 @@ impl Tracking {
         let excess = t.len() - max;
         let victims: Vec<Vec<u8>> = t.keys().take(excess).cloned().collect();
         drop(t);
+        // Only the clients that read them: BCAST clients hear of changes,
+        // and these keys did not change (Redis passes bcast=0 here).
         for k in victims {
-            self.invalidate(&k, None, registry);
+            self.invalidate_as(&k, None, registry, false);
         }
     }
 
     /// `key` changed (by client `origin`, if a client did it).
     pub fn invalidate(&self, key: &[u8], origin: Option<u64>, registry: &crate::client::Clients) {
+        self.invalidate_as(key, origin, registry, true);
+    }
+
+    /// As `invalidate`; without `bcast`, only the clients that read `key`
+    /// are told (a key the table forgets did not change).
+    fn invalidate_as(
+        &self,
+        key: &[u8],
+        origin: Option<u64>,
+        registry: &crate::client::Clients,
+        bcast: bool,
+    ) {
         if !self.active() {
             return;
         }
@@ -167,7 +181,7 @@ impl Tracking {
         }
         let under =
             |o: &TrackOpts| o.prefixes.is_empty() || o.prefixes.iter().any(|p| key.starts_with(p));
-        if clients.values().any(|o| o.bcast && under(o)) {
+        if bcast && clients.values().any(|o| o.bcast && under(o)) {
             self.bcast_pending
                 .lock()
                 .entry(origin)

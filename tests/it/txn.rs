@@ -718,7 +718,9 @@ fn tracking_streams_match_redis() {
         // replies of its pipeline.
         let mut batch = crate::support::resp::encode(&[b"SET", b"user:30", b"v"]);
         batch.extend(crate::support::resp::encode(&[b"GET", b"user:30"]));
-        batch.extend(crate::support::resp::encode(&[b"MSET", b"user:31", b"a", b"user:30", b"b"]));
+        batch.extend(crate::support::resp::encode(&[
+            b"MSET", b"user:31", b"a", b"user:30", b"b",
+        ]));
         r3.send(&batch);
         for _ in 0..4 {
             out.push(r3.read_reply().unwrap());
@@ -1117,6 +1119,11 @@ fn tracking_table_is_bounded() {
     let mut t = Raw::connect(srv.port);
     t.cmd_str(&["HELLO", "3"]);
     t.cmd_str(&["CLIENT", "TRACKING", "on"]);
+    // A BCAST client hears of changed keys only, not of keys the table
+    // forgets (as Redis).
+    let mut b = Raw::connect(srv.port);
+    b.cmd_str(&["HELLO", "3"]);
+    b.cmd_str(&["CLIENT", "TRACKING", "on", "BCAST"]);
     let mut invalidated = 0;
     for i in 0..30 {
         t.send(&crate::support::resp::encode(&[
@@ -1134,6 +1141,13 @@ fn tracking_table_is_bounded() {
         }
     }
     assert_eq!(invalidated, 20);
+    let mut w = Raw::connect(srv.port);
+    w.cmd_str(&["SET", "changed", "1"]);
+    let first = b.read_reply().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&first),
+        ">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\nchanged\r\n"
+    );
 }
 
 /// A transaction spanning databases (SELECT, MOVE, COPY ... DB inside) is
