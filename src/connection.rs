@@ -179,10 +179,7 @@ where
                 if let Some(b) = client.pending_block.take() {
                     // A blocked pop: send what is pending first (as Redis
                     // does before blocking), then wait for it to be served.
-                    srv.tracking.flush_bcast(Some(handle.id), &srv.clients);
-                    if let Some(s) = &client.sub {
-                        s.drain_into(&mut reply.buf);
-                    }
+                    queue_pushes(&srv, &client, &mut reply);
                     if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable)
                         .await
                         .is_err()
@@ -246,10 +243,7 @@ where
             break;
         }
         if throttle {
-            srv.tracking.flush_bcast(Some(handle.id), &srv.clients);
-            if let Some(s) = &client.sub {
-                s.drain_into(&mut reply.buf);
-            }
+            queue_pushes(&srv, &client, &mut reply);
             if flush_unless_killed(
                 &srv,
                 &handle,
@@ -274,10 +268,7 @@ where
         }
         // BCAST invalidations for the keys this batch changed (Redis sends
         // them once per event-loop iteration).
-        srv.tracking.flush_bcast(Some(handle.id), &srv.clients);
-        if let Some(s) = &client.sub {
-            s.drain_into(&mut reply.buf);
-        }
+        queue_pushes(&srv, &client, &mut reply);
         handle.omem.store(reply.len() as u64, Relaxed);
         // A client that does not read its replies is cut off once it has
         // stayed over the soft limit for its seconds.
@@ -543,6 +534,17 @@ fn apply_reply_mode(
     }
     if client.reply_mode == ReplyMode::Skip {
         client.reply_mode = ReplyMode::SkipNext;
+    }
+}
+
+/// Sends the BCAST invalidations of this connection's writes so far (as
+/// Redis does in `beforeSleep`) and appends every push queued for the
+/// client after its replies.
+fn queue_pushes(srv: &Shared, client: &ClientState, reply: &mut Reply) {
+    srv.tracking
+        .flush_bcast(Some(client.handle.id), &srv.clients);
+    if let Some(s) = &client.sub {
+        s.drain_into(&mut reply.buf);
     }
 }
 

@@ -812,6 +812,42 @@ fn quote_arg(a: &str) -> String {
     }
 }
 
+/// Number of CPUs in this process's affinity mask (Linux).
+fn affinity_cpus() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sched_getaffinity fills the zeroed set we pass, of its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let n = libc::CPU_COUNT(&set);
+            return (n > 0).then_some(n as usize);
+        }
+    }
+    None
+}
+
+/// Number of CPUs online on the machine (not only those this process may
+/// use), from sysfs.
+fn online_cpus() -> Option<usize> {
+    cpu_list_len(&std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?)
+}
+
+/// Number of CPUs in a kernel CPU list such as "0-3,8,10-11".
+fn cpu_list_len(list: &str) -> Option<usize> {
+    let mut n = 0usize;
+    for part in list.trim().split(',') {
+        n += match part.split_once('-') {
+            Some((a, b)) => b
+                .parse::<usize>()
+                .ok()?
+                .checked_sub(a.parse::<usize>().ok()?)?
+                .checked_add(1)?,
+            None => part.parse::<usize>().map(|_| 1).ok()?,
+        };
+    }
+    (n > 0).then_some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -828,8 +864,10 @@ mod tests {
 
     #[test]
     fn busy_poll_explicit_and_automatic() {
-        let mut c = Config::default();
-        c.busy_poll_us = 0;
+        let mut c = Config {
+            busy_poll_us: 0,
+            ..Config::default()
+        };
         assert_eq!(c.busy_poll(), std::time::Duration::ZERO);
         c.busy_poll_us = 120;
         assert_eq!(c.busy_poll(), std::time::Duration::from_micros(120));
@@ -905,40 +943,4 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(c.save_points(), vec![(900, 1), (300, 10)]);
     }
-}
-
-/// Number of CPUs in this process's affinity mask (Linux).
-fn affinity_cpus() -> Option<usize> {
-    #[cfg(target_os = "linux")]
-    // SAFETY: sched_getaffinity fills the zeroed set we pass, of its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            let n = libc::CPU_COUNT(&set);
-            return (n > 0).then_some(n as usize);
-        }
-    }
-    None
-}
-
-/// Number of CPUs online on the machine (not only those this process may
-/// use), from sysfs.
-fn online_cpus() -> Option<usize> {
-    cpu_list_len(&std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?)
-}
-
-/// Number of CPUs in a kernel CPU list such as "0-3,8,10-11".
-fn cpu_list_len(list: &str) -> Option<usize> {
-    let mut n = 0usize;
-    for part in list.trim().split(',') {
-        n += match part.split_once('-') {
-            Some((a, b)) => b
-                .parse::<usize>()
-                .ok()?
-                .checked_sub(a.parse::<usize>().ok()?)?
-                .checked_add(1)?,
-            None => part.parse::<usize>().map(|_| 1).ok()?,
-        };
-    }
-    (n > 0).then_some(n)
 }

@@ -5,18 +5,7 @@
 
 /// An RDB length (6-, 14-, 32- or 64-bit form, the shortest that fits).
 pub fn len(out: &mut Vec<u8>, n: u64) {
-    if n < 64 {
-        out.push(n as u8);
-    } else if n < 16384 {
-        out.push(0x40 | (n >> 8) as u8);
-        out.push(n as u8);
-    } else if n <= u64::from(u32::MAX) {
-        out.push(0x80);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
-    } else {
-        out.push(0x81);
-        out.extend_from_slice(&n.to_be_bytes());
-    }
+    basalt_rdb::encode::write_length(out, n);
 }
 
 /// A raw RDB string (length + bytes).
