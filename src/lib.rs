@@ -12,6 +12,7 @@ pub mod acl;
 pub mod alloc;
 pub mod blocking;
 pub mod client;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connection;

@@ -284,6 +284,7 @@ static NEXT_IO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 /// thread. Anything woken from another thread (pub/sub, blocked pops, the
 /// log's durability) still works: wakers are not tied to a runtime.
 pub fn start_io_threads(n: usize, busy_poll: std::time::Duration) -> std::io::Result<()> {
+    crate::clock::init();
     let mut handles = Vec::new();
     for i in 0..n.max(1) {
         let rt = tokio::runtime::Builder::new_current_thread()
