@@ -693,7 +693,7 @@ pub fn read_value_in<I: Input>(
     spare: &mut Spare,
 ) -> Result<Value> {
     let at = inp.offset();
-    Ok(match kind {
+    let value = match kind {
         Kind::String => Value::String(read_string_in(inp, "string value", spare)?),
         Kind::ListLinked => Value::List(strings(inp, "list element", spare)?),
         Kind::Set => {
@@ -908,7 +908,30 @@ pub fn read_value_in<I: Input>(
                 what: format!("Valkey PATH_HASH value (type 23) in {fmt}"),
             })
         }
-    })
+    };
+    // A compact encoding holding a member or field twice is corrupt, as
+    // Redis's deep sanitisation (`sanitize-dump-payload yes`) finds; the
+    // plain encodings are checked above as they are read.
+    let compact = matches!(
+        kind,
+        Kind::SetListpack
+            | Kind::ZsetZiplist
+            | Kind::ZsetListpack
+            | Kind::HashZiplist
+            | Kind::HashListpack
+            | Kind::HashListpackEx
+            | Kind::HashListpackExPreGa
+            | Kind::HashZipmap
+    );
+    if compact && value.has_duplicates() {
+        let what = match &value {
+            Value::Set(_) => "duplicate set members",
+            Value::SortedSet(_) => "duplicate sorted set members",
+            _ => "duplicate hash fields",
+        };
+        return Err(Error::corrupt(at, what));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

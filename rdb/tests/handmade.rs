@@ -432,3 +432,59 @@ fn duplicate_members_are_detected_in_the_value_model() {
     assert!(Value::SortedSet(vec![(b"a".to_vec(), 1.0), (b"a".to_vec(), 2.0)]).has_duplicates());
     assert!(!Value::List(vec![b"x".to_vec(), b"x".to_vec()]).has_duplicates());
 }
+
+/// A listpack of the given entries (each already encoded with its
+/// back-length), as an RDB string.
+fn listpack_blob(entries: &[&[u8]]) -> Vec<u8> {
+    let body: Vec<u8> = entries.concat();
+    let total = 4 + 2 + body.len() + 1;
+    let mut lp = (total as u32).to_le_bytes().to_vec();
+    lp.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    lp.extend_from_slice(&body);
+    lp.push(0xff);
+    let mut out = vec![lp.len() as u8]; // every test listpack is under 64 bytes
+    out.extend_from_slice(&lp);
+    out
+}
+
+/// Found by the `restore_payload` fuzz target: a listpack set holding "x"
+/// twice decoded as a set with a duplicate. The compact encodings are now
+/// checked as Redis's deep sanitisation (`sanitize-dump-payload yes`)
+/// checks them; an integer entry and a string entry with the same digits
+/// are the same member.
+#[test]
+fn duplicates_in_compact_collections_are_corrupt() {
+    let x: &[u8] = &[0x81, b'x', 2]; // 6-bit string "x"
+    let y: &[u8] = &[0x81, b'y', 2];
+    let one_int: &[u8] = &[0x01, 1]; // 7-bit unsigned 1
+    let one_str: &[u8] = &[0x81, b'1', 2];
+    let two_int: &[u8] = &[0x02, 1];
+    let value = |ty: u8, entries: &[&[u8]]| {
+        let mut v = vec![ty, 1, b'k'];
+        v.extend_from_slice(&listpack_blob(entries));
+        file(b"REDIS0011", &v)
+    };
+    // type 20: set listpack.
+    let err = items(&value(20, &[x, x])).unwrap_err();
+    assert!(err.to_string().contains("duplicate set members"), "{err}");
+    let err = items(&value(20, &[one_int, one_str])).unwrap_err();
+    assert!(err.to_string().contains("duplicate set members"), "{err}");
+    assert_eq!(items(&value(20, &[x, y])).unwrap().len(), 1);
+    // type 16: hash listpack, field x twice.
+    let err = items(&value(16, &[x, one_int, x, two_int])).unwrap_err();
+    assert!(err.to_string().contains("duplicate hash fields"), "{err}");
+    assert_eq!(
+        items(&value(16, &[x, one_int, y, two_int])).unwrap().len(),
+        1
+    );
+    // type 17: sorted set listpack, member x twice.
+    let err = items(&value(17, &[x, one_int, x, two_int])).unwrap_err();
+    assert!(
+        err.to_string().contains("duplicate sorted set members"),
+        "{err}"
+    );
+    assert_eq!(
+        items(&value(17, &[x, one_int, y, two_int])).unwrap().len(),
+        1
+    );
+}

@@ -33,10 +33,9 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
-    // A listpack or ziplist can carry a member or field twice: the reader
-    // yields it as it is (as Redis loads it without sanitize-dump-payload),
-    // while the writers expect real sets, hashes and sorted sets (the
-    // server's own values are, and `basalt-rdb convert` refuses such a key).
+    // The writers take real sets, hashes and sorted sets. The reader refuses
+    // a member or field held twice (in every encoding, as Redis's deep
+    // sanitisation does), so this only guards the assertion below.
     if matches!(value, Value::Module(_)) || value.is_empty_collection() || value.has_duplicates() {
         return;
     }
