@@ -398,11 +398,7 @@ pub fn serve(ctx: &Ctx<'_>, key: &[u8], slot: &mut dyn Slot) {
     let lim = crate::commands::coll::limits(ctx);
     let mut inner = reg.inner.lock();
     let qkey = (ctx.client.db, key.to_vec());
-    loop {
-        let is_list = match slot.entry() {
-            Some(e) => matches!(e.value, Value::List(_)),
-            None => break,
-        };
+    while let Some(is_list) = slot.entry().map(|e| matches!(e.value, Value::List(_))) {
         let Some(q) = inner.queues.get(&qkey) else {
             break;
         };
@@ -821,6 +817,9 @@ pub fn pop_or_block(
     Ok(())
 }
 
+/// An MPOP's keys, whether it pops from the `left` end, and its COUNT.
+pub type MpopArgs<'a> = (Vec<&'a [u8]>, bool, Option<usize>);
+
 /// Parses `numkeys key... <left> | <right> [COUNT n]` from `a[at..]`
 /// (LMPOP, ZMPOP and their blocking forms): (keys, first word?, count).
 pub fn parse_mpop<'a>(
@@ -828,7 +827,7 @@ pub fn parse_mpop<'a>(
     at: usize,
     left: &str,
     right: &str,
-) -> Result<(Vec<&'a [u8]>, bool, Option<usize>), commands::CmdError> {
+) -> Result<MpopArgs<'a>, commands::CmdError> {
     use crate::commands::args::eq;
     use crate::commands::coll::ranged_msg;
     use crate::commands::CmdError;

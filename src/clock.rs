@@ -72,6 +72,11 @@ impl BatchClock {
         BatchClock { ms, at: tsc() }
     }
 
+    /// The last reading, whatever its age.
+    pub fn last(&self) -> u64 {
+        self.ms
+    }
+
     /// Wall-clock milliseconds, at most `REUSE_US` old.
     pub fn now(&mut self) -> u64 {
         let reuse = REUSE_TICKS.load(Relaxed);

@@ -160,13 +160,13 @@ where
                     Parsed::Command { consumed } => {
                         argv.clear();
                         argv.extend(ranges.iter().map(|r| &rbuf[pos + r.start..pos + r.end]));
-                        let now = command_time(&client, &argv, now_ms, &mut clock);
+                        let now = command_time(&client, &argv, &mut clock);
                         wrote |= run_one(&srv, &mut client, &mut reply, &argv, now).await;
                         consumed
                     }
                     Parsed::Owned { consumed, args } => {
                         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        let now = command_time(&client, &v, now_ms, &mut clock);
+                        let now = command_time(&client, &v, &mut clock);
                         wrote |= run_one(&srv, &mut client, &mut reply, &v, now).await;
                         consumed
                     }
@@ -417,21 +417,16 @@ async fn try_write<S: AsyncWrite + Unpin>(
 /// The time a command runs at: the batch clock's (at most
 /// `clock::REUSE_US` old), except for one that MULTI only queues (it
 /// answers +QUEUED or an error, which no clock changes), which takes the
-/// batch's. A clock read costs 29-100 ns on a VM, a visible share of a
-/// small command.
+/// clock's last reading without looking at the TSC. A clock read costs
+/// 29-100 ns on a VM, a visible share of a small command.
 #[inline]
-fn command_time(
-    client: &ClientState,
-    argv: &[&[u8]],
-    batch_ms: u64,
-    clock: &mut crate::clock::BatchClock,
-) -> u64 {
+fn command_time(client: &ClientState, argv: &[&[u8]], clock: &mut crate::clock::BatchClock) -> u64 {
     if client.multi.is_some()
         && !argv
             .first()
             .is_some_and(|c| c.eq_ignore_ascii_case(b"exec"))
     {
-        batch_ms
+        clock.last()
     } else {
         clock.now()
     }

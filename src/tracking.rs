@@ -205,21 +205,13 @@ impl Tracking {
         let mut pending: Vec<(Vec<u8>, Option<u64>)> = Vec::new();
         {
             let mut p = self.bcast_pending.lock();
-            let mut take = |origin: Option<u64>, p: &mut HashMap<Option<u64>, Vec<Vec<u8>>>| {
+            let origins: Vec<Option<u64>> = match current {
+                Some(_) => vec![current, None],
+                None => p.keys().copied().collect(),
+            };
+            for origin in origins {
                 if let Some(keys) = p.remove(&origin) {
                     pending.extend(keys.into_iter().map(|k| (k, origin)));
-                }
-            };
-            match current {
-                Some(_) => {
-                    take(current, &mut p);
-                    take(None, &mut p);
-                }
-                None => {
-                    let origins: Vec<Option<u64>> = p.keys().copied().collect();
-                    for o in origins {
-                        take(o, &mut p);
-                    }
                 }
             }
             self.has_bcast_pending.store(!p.is_empty(), Relaxed);

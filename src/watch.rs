@@ -34,10 +34,13 @@ struct Watcher {
     expired: bool,
 }
 
+/// Watchers by (database, key).
+type WatchMap = HashMap<(usize, Vec<u8>), Vec<Watcher>>;
+
 #[derive(Default)]
 pub struct Watches {
     count: AtomicUsize,
-    map: Mutex<HashMap<(usize, Vec<u8>), Vec<Watcher>>>,
+    map: Mutex<WatchMap>,
 }
 
 /// What a client watches (owned by the connection).

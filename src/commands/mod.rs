@@ -222,6 +222,10 @@ fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
     std::str::from_utf8(&buf[..name.len()]).ok()
 }
 
+/// Why a command did not resolve, and the entry it named when only its
+/// arguments failed (see `resolve_counted`).
+pub type Unresolved<'a> = (CmdError, Option<(&'a Entry, bool)>);
+
 impl Table {
     pub fn get(&self, name: &[u8]) -> Option<&Entry> {
         let mut buf = [0u8; 32];
@@ -238,10 +242,7 @@ impl Table {
     /// it counts in, as Redis: the (sub)command for a wrong arity, none for
     /// an unknown name. DEBUG, one command in Redis, counts as a call that
     /// failed (`true`).
-    pub fn resolve_counted(
-        &self,
-        argv: &[&[u8]],
-    ) -> Result<&Entry, (CmdError, Option<(&Entry, bool)>)> {
+    pub fn resolve_counted(&self, argv: &[&[u8]]) -> Result<&Entry, Unresolved<'_>> {
         let name = argv[0];
         let e = self.get(name).ok_or_else(|| {
             (

@@ -274,7 +274,8 @@ fn latency_histogram(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     }
     picked.sort_by(|x, y| x.fullname.cmp(&y.fullname));
     picked.dedup_by(|x, y| x.fullname == y.fullname);
-    let rows: Vec<(&str, u64, Vec<(u64, u64)>)> = picked
+    type Row<'a> = (&'a str, u64, Vec<(u64, u64)>);
+    let rows: Vec<Row> = picked
         .into_iter()
         .filter_map(|e| {
             let calls = e.stats.calls.load(std::sync::atomic::Ordering::Relaxed);

@@ -15,6 +15,9 @@ use crate::blocking::{self, Kind, MultiSlot};
 use crate::db::MultiLock;
 use crate::num;
 
+/// (member, score) pairs.
+type Scored = Vec<(Vec<u8>, f64)>;
+
 const fn k1(mut c: CommandSpec) -> CommandSpec {
     c.first_key = 1;
     c.last_key = 1;
@@ -241,7 +244,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], mut f: AddFlags, first: usize) -
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.gt || f.lt) && f.nx || (f.gt && f.lt) {
         return Err(CmdError::msg(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -731,7 +734,7 @@ fn pop_from(
     keys: &[&[u8]],
     max: bool,
     count: usize,
-) -> Result<Option<(Vec<u8>, Vec<(Vec<u8>, f64)>)>, CmdError> {
+) -> Result<Option<(Vec<u8>, Scored)>, CmdError> {
     for key in keys {
         let mut k = ctx.write_key(key);
         let Some(e) = k.get_mut() else { continue };
@@ -922,7 +925,7 @@ fn aggregate(target: &mut f64, v: f64, agg: Agg) {
 }
 
 /// A source's (member, score) list: zsets as stored, sets with score 1.
-fn source_items(e: Option<&Entry>) -> Result<Option<Vec<(Vec<u8>, f64)>>, CmdError> {
+fn source_items(e: Option<&Entry>) -> Result<Option<Scored>, CmdError> {
     let Some(e) = e else { return Ok(None) };
     match &e.value {
         Value::ZSet(z) => Ok(Some(if z.is_empty() {

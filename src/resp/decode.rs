@@ -325,7 +325,10 @@ fn split_args(line: &[u8]) -> Option<Vec<(Vec<u8>, Option<Range<usize>>)>> {
 mod tests {
     use super::*;
 
-    fn parse(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
+    /// Arguments and bytes consumed, or no complete request yet.
+    type ParseOut = Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError>;
+
+    fn parse(buf: &[u8]) -> ParseOut {
         let mut r = Vec::new();
         match parse_request(buf, &Limits::default(), &mut r)? {
             None => Ok(None),

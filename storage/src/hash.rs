@@ -111,12 +111,12 @@ impl Hash {
     pub fn ensure_fits(&mut self, lim: &Limits, add_entries: usize, max_len: usize) {
         if let Hash::Packed(p) = self {
             if max_len > lim.hash_value || p.count() / 2 + add_entries > lim.hash_entries {
-                self.to_table();
+                self.upgrade_to_table();
             }
         }
     }
 
-    fn to_table(&mut self) {
+    fn upgrade_to_table(&mut self) {
         if let Hash::Packed(p) = self {
             let mut d = Dict::new();
             let mut it = p.iter();
@@ -153,7 +153,7 @@ impl Hash {
                 p.push_back(&[field, value]);
                 return true;
             }
-            self.to_table();
+            self.upgrade_to_table();
         }
         match self {
             Hash::Table(d) => {
@@ -216,7 +216,7 @@ impl Hash {
     /// Gives an existing field a deadline (the hash becomes a table).
     pub fn set_field_expire(&mut self, field: &[u8], at: u64) {
         let was_packed = matches!(self, Hash::Packed(_));
-        self.to_table();
+        self.upgrade_to_table();
         if let Hash::Table(t) = self {
             if was_packed {
                 t.listpack_ex = true;

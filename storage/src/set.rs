@@ -5,6 +5,7 @@
 //! - `listpack`: up to `set-max-listpack-entries` members no longer than
 //!   `set-max-listpack-value`, one [`Packed`] buffer in insertion order;
 //! - `hashtable`: a [`Dict`] with no values.
+//!
 //! Encodings only ever move up that list.
 
 use crate::bytes::CompactBytes;
@@ -212,7 +213,7 @@ impl Set {
         }
     }
 
-    fn to_table(&mut self) {
+    fn upgrade_to_table(&mut self) {
         let mut d = Dict::new();
         self.for_each(|m| {
             m.with(|b| {
@@ -222,7 +223,7 @@ impl Set {
         *self = Set::Table(Box::new(d));
     }
 
-    fn to_packed(&mut self) {
+    fn upgrade_to_packed(&mut self) {
         let mut p = Packed::new();
         if let Set::Ints(s) = self {
             let items: Vec<String> = s.iter().map(|v| v.to_string()).collect();
@@ -240,7 +241,7 @@ impl Set {
                     return false;
                 }
                 if s.len() > lim.set_intset_entries {
-                    self.to_table();
+                    self.upgrade_to_table();
                 }
                 return true;
             }
@@ -258,9 +259,9 @@ impl Set {
                 && m.len() <= lim.set_listpack_value
                 && maxlen <= lim.set_listpack_value
             {
-                self.to_packed();
+                self.upgrade_to_packed();
             } else {
-                self.to_table();
+                self.upgrade_to_table();
             }
         }
         if let Set::Packed(p) = self {
@@ -271,7 +272,7 @@ impl Set {
                 p.push_back(&[m]);
                 return true;
             }
-            self.to_table();
+            self.upgrade_to_table();
         }
         match self {
             Set::Table(d) => {

@@ -248,8 +248,8 @@ impl SkipList {
                 span: (rank[0] - rank[i]) + 1,
             };
         }
-        for i in lvl..self.level {
-            self.nodes[update[i] as usize].lv[i].span += 1;
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.nodes[u as usize].lv[i].span += 1;
         }
         self.nodes[x as usize].back = if update[0] == HEAD { NIL } else { update[0] };
         let f0 = self.fwd(x, 0);
@@ -282,8 +282,8 @@ impl SkipList {
         if x == NIL || self.n(x).score != score || self.n(x).ele.as_slice() != ele {
             return false;
         }
-        for i in 0..self.level {
-            let u = update[i] as usize;
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let u = u as usize;
             if self.nodes[u].lv[i].fwd == x {
                 let xl = self.nodes[x as usize].lv[i];
                 self.nodes[u].lv[i].span += xl.span;
@@ -552,7 +552,7 @@ impl ZSet {
         }
     }
 
-    fn to_skip(&mut self) {
+    fn upgrade_to_skip(&mut self) {
         if let ZSet::Packed(p) = self {
             let mut z = SkipZ {
                 dict: Dict::new(),
@@ -577,7 +577,7 @@ impl ZSet {
             if existing.is_none() && (its.len() + 1 > lim.zset_entries || m.len() > lim.zset_value)
             {
                 drop(its);
-                self.to_skip();
+                self.upgrade_to_skip();
                 return self.set(m, score, lim);
             }
             // Remove the old pair, then insert at the sorted position.
