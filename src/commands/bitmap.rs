@@ -145,11 +145,12 @@ fn bitcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         4 | 5 => {
             let start = int(a[2])?;
             let end = int(a[3])?;
-            let isbit = if a.len() == 5 { unit(a[4])? } else { false };
             let len = s.len() as i64;
+            // As Redis: an empty negative range answers 0 before the unit
+            // (BYTE|BIT) is even looked at.
             if start < 0 && end < 0 && start > end {
                 0
-            } else if isbit {
+            } else if a.len() == 5 && unit(a[4])? {
                 match resolve(start, end, len * 8) {
                     None => 0,
                     Some((b0, b1)) => (b0..=b1).filter(|&i| bit_at(&s, i)).count() as i64,

@@ -569,17 +569,19 @@ impl ZSet {
     /// Sets `m`'s score (adding it when absent); true when it was added.
     pub fn set(&mut self, m: &[u8], score: f64, lim: &Limits) -> bool {
         if let ZSet::Packed(p) = self {
-            // Redis's listpack keeps scores as text and loses the sign of
-            // zero; so do we, so that replies match.
-            let score = if score == 0.0 { 0.0 } else { score };
             let its = items(p);
             let existing = its.iter().position(|(e, _, _)| *e == m);
             if existing.is_none() && (its.len() + 1 > lim.zset_entries || m.len() > lim.zset_value)
             {
+                // Converted first, as Redis does: a new member's -0 then
+                // keeps its sign in the skiplist.
                 drop(its);
                 self.upgrade_to_skip();
                 return self.set(m, score, lim);
             }
+            // Redis's listpack keeps scores as text and loses the sign of
+            // zero; so do we, so that replies match.
+            let score = if score == 0.0 { 0.0 } else { score };
             // Remove the old pair, then insert at the sorted position.
             let mut pos_off = p.end();
             for (e, s, off) in &its {
@@ -623,9 +625,11 @@ impl ZSet {
                 let h = hash_key(m);
                 match z.dict.get_mut(h, m) {
                     Some(old) => {
+                        // An equal score (0 against -0 included) changes
+                        // nothing, as in Redis.
                         let o = *old;
-                        *old = score;
                         if o != score {
+                            *old = score;
                             z.zsl.delete(o, m);
                             z.zsl.insert(score, m);
                         }
