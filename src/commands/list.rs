@@ -575,8 +575,10 @@ fn brpoplpush(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn blmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let deadline = blocking::parse_timeout(a[1], ctx.now_ms)?;
+    // As Redis: numkeys, the keys, the side and COUNT are checked before
+    // the timeout.
     let (keys, front, count) = blocking::parse_mpop(a, 2, "left", "right")?;
+    let deadline = blocking::parse_timeout(a[1], ctx.now_ms)?;
     blocking::pop_or_block(
         ctx,
         a,

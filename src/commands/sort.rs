@@ -76,6 +76,22 @@ fn sort_ro(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     sort_generic(ctx, a, true)
 }
 
+/// ALPHA order. Redis compares with `strcoll` (C strings: up to the first
+/// NUL byte; Basalt has only the C locale's byte order), or byte by byte
+/// over the whole string with STORE.
+fn alpha_cmp(x: &[u8], y: &[u8], store: bool) -> Ordering {
+    if store {
+        return x.cmp(y);
+    }
+    fn c_str(b: &[u8]) -> &[u8] {
+        match b.iter().position(|&c| c == 0) {
+            Some(n) => &b[..n],
+            None => b,
+        }
+    }
+    c_str(x).cmp(c_str(y))
+}
+
 fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
     let (mut desc, mut alpha, mut dontsort) = (false, false, false);
     let (mut limit_start, mut limit_count) = (0i64, -1i64);
@@ -140,7 +156,21 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
         ZSet,
     }
     let (kind, mut elems) = {
-        let k = ctx.read_key(a[1]);
+        let mut k = ctx.read_key(a[1]);
+        // Redis's SORT (and SORT_RO) converts a listpack sorted set to a
+        // skiplist in place: OBJECT ENCODING says so afterwards, and a
+        // later score of -0 keeps its sign.
+        if let Some(Value::ZSet(z)) = k.get().map(|e| &e.value) {
+            if z.encoding_name() == "listpack" {
+                if let Some(Entry {
+                    value: Value::ZSet(z),
+                    ..
+                }) = k.get_mut()
+                {
+                    z.upgrade_to_skip();
+                }
+            }
+        }
         match k.get().map(|e| &e.value) {
             None => (Src::List, Vec::new()),
             Some(Value::List(l)) => (Src::List, l.to_vec()),
@@ -214,10 +244,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
                     (None, None) => Ordering::Equal,
                     (None, Some(_)) => Ordering::Less,
                     (Some(_), None) => Ordering::Greater,
-                    (Some(p), Some(q)) => p.cmp(q),
+                    (Some(p), Some(q)) => alpha_cmp(p, q, store.is_some()),
                 }
             } else {
-                x.0.cmp(&y.0)
+                alpha_cmp(&x.0, &y.0, store.is_some())
             };
             if desc {
                 c.reverse()

@@ -1201,8 +1201,10 @@ fn bzpopmax(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 }
 
 fn bzmpop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    let deadline = blocking::parse_timeout(a[1], ctx.now_ms)?;
+    // As Redis: numkeys, the keys, MIN|MAX and COUNT are checked before
+    // the timeout.
     let (keys, min, count) = blocking::parse_mpop(a, 2, "min", "max")?;
+    let deadline = blocking::parse_timeout(a[1], ctx.now_ms)?;
     blocking::pop_or_block(
         ctx,
         a,

@@ -552,7 +552,9 @@ impl ZSet {
         }
     }
 
-    fn upgrade_to_skip(&mut self) {
+    /// Converts a listpack to the skiplist encoding (a no-op otherwise),
+    /// as Redis's SORT does to the sorted set it sorts.
+    pub fn upgrade_to_skip(&mut self) {
         if let ZSet::Packed(p) = self {
             let mut z = SkipZ {
                 dict: Dict::new(),

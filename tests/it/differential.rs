@@ -1171,7 +1171,7 @@ fn differential_fuzz() {
         12,
         0x9E3779B97F4A7C15,
         |_, _| {},
-        &mut random_command,
+        &mut |r, _| random_command(r),
     );
     assert!(
         failures.is_empty(),
@@ -1195,7 +1195,8 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// server (FLUSHALL, RESP3 for even seeds), `setup(seed, side)` on both,
 /// then `steps` commands from `gen`, compared reply by reply. The first
 /// mismatch of a seed ends that seed (the states diverge after it) and is
-/// reported with the `hist` commands before it.
+/// reported with the `hist` commands before it. `gen` gets the step (0
+/// starts a new session).
 fn fuzz_seeds(
     (rport, bport): (u16, u16),
     seeds: std::ops::Range<u64>,
@@ -1203,7 +1204,7 @@ fn fuzz_seeds(
     hist: usize,
     mult: u64,
     setup: impl Fn(u64, &mut Side),
-    gen: &mut dyn FnMut(&mut Rng) -> Generated,
+    gen: &mut dyn FnMut(&mut Rng, u64) -> Generated,
 ) -> Vec<String> {
     let mut failures = Vec::new();
     for seed in seeds {
@@ -1215,7 +1216,7 @@ fn fuzz_seeds(
         let mut rng = Rng(seed.wrapping_mul(mult) | 1);
         let mut history: Vec<String> = Vec::new();
         for step in 0..steps {
-            let (argv, cmp) = gen(&mut rng);
+            let (argv, cmp) = gen(&mut rng, step);
             let text = argv
                 .iter()
                 .map(|a| format!("\"{}\"", escape(a)))
@@ -1234,9 +1235,10 @@ fn fuzz_seeds(
             if !same(&c.cmp, &rr, &br) {
                 let from = history.len().saturating_sub(hist);
                 failures.push(format!(
-                    "seed {seed} (RESP{}) step {step}: {}\n  redis:  \"{}\"\n  basalt: \"{}\"\n  preceded by:\n    {}",
+                    "seed {seed} (RESP{}) step {step}: {} (compared: {:?})\n  redis:  \"{}\"\n  basalt: \"{}\"\n  preceded by:\n    {}",
                     if resp3 { 3 } else { 2 },
                     c.text,
+                    c.cmp,
                     escape(&rr),
                     escape(&br),
                     history[from..history.len() - 1].join("\n    ")
@@ -1396,7 +1398,7 @@ fn differential_fuzz_args() {
         names.len(),
         names.join(", ")
     );
-    let mut gen = |rng: &mut Rng| {
+    let mut gen = |rng: &mut Rng, _| {
         let name = names[rng.below(names.len())].clone();
         let mut argv: Vec<Vec<u8>> = name.split(' ').map(|w| w.as_bytes().to_vec()).collect();
         for _ in 0..rng.below(6) {
@@ -1654,6 +1656,44 @@ fn differential_fuzz_collections() {
             ]);
         }
     };
+    // EXEC's reply holds the queued commands' replies: compared as the
+    // loosest of them would be.
+    let mut queued: Option<Cmp> = None;
+    let mut gen = |r: &mut Rng, step: u64| {
+        if step == 0 {
+            queued = None; // a new session
+        }
+        let (argv, cmp) = random_collection_command(r);
+        let name = argv[0].to_ascii_uppercase();
+        if argv.len() > 1 && matches!(name.as_slice(), b"MULTI" | b"EXEC" | b"DISCARD") {
+            // An arity error; EXEC's also ends the transaction
+            // (EXECABORT).
+            if name == b"EXEC" {
+                queued = None;
+            }
+            return (argv, cmp);
+        }
+        match name.as_slice() {
+            b"MULTI" => {
+                queued.get_or_insert(Cmp::Exact);
+                (argv, cmp)
+            }
+            b"EXEC" | b"DISCARD" => match queued.take() {
+                Some(q) if name == b"EXEC" => (argv, q),
+                _ => (argv, cmp),
+            },
+            _ => {
+                if let Some(q) = queued.as_mut() {
+                    if cmp == Cmp::Type || (cmp == Cmp::Sort && *q == Cmp::Exact) {
+                        *q = cmp;
+                    }
+                    // Queued: +QUEUED or an error, compared exactly.
+                    return (argv, Cmp::Exact);
+                }
+                (argv, cmp)
+            }
+        }
+    };
     let failures = fuzz_seeds(
         (redis.port, basalt.port),
         seed0..seed0 + seeds,
@@ -1661,7 +1701,7 @@ fn differential_fuzz_collections() {
         env_num("DIFF_HISTORY", 12) as usize,
         0xA24BAED4963EE407,
         setup,
-        &mut random_collection_command,
+        &mut gen,
     );
     assert!(
         failures.is_empty(),
@@ -1693,7 +1733,7 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         "007",
         "1.5",
         "x y",
-        "\u{0}",
+        "q\u{0}z", // ALPHA sorts it as "q" (C strings): a tie with nothing
         "a long member that is not short at all",
     ];
     const INDEXES: &[&str] = &[
@@ -1711,6 +1751,7 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         "-9223372036854775808",
     ];
     const COUNTS: &[&str] = &["0", "1", "2", "3", "5", "100", "-1", "-3", "abc"];
+    const TIMEOUTS: &[&str] = &["0.01", "0.01", "0.01", "-1", "abc", "0.001"];
     const SCORES: &[&str] = &[
         "0",
         "1",
@@ -1744,7 +1785,111 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     let idx = |r: &mut Rng| r.pick(INDEXES).to_string();
     let cnt = |r: &mut Rng| r.pick(COUNTS).to_string();
     let mut cmp = Cmp::Exact;
-    let mut a: Vec<String> = match r.below(61) {
+    let mut a: Vec<String> = match r.below(70) {
+        // SORT (over lists, sets and sorted sets of the shared keys)
+        61..=62 => {
+            let mut a = vec![r.pick(&["SORT", "SORT_RO"]).to_string(), k(r)];
+            for _ in 0..r.below(4) {
+                match r.below(5) {
+                    0 => a.push("ALPHA".into()),
+                    1 => a.push(r.pick(&["DESC", "ASC"]).into()),
+                    2 => a.extend([
+                        "LIMIT".to_string(),
+                        r.pick(&["0", "1", "-1"]).into(),
+                        cnt(r),
+                    ]),
+                    3 => a.extend(["BY".to_string(), r.pick(&["nosort", "w_*", "h->f"]).into()]),
+                    _ => a.extend(["GET".to_string(), r.pick(&["#", "w_*", "h->f"]).into()]),
+                }
+            }
+            // Not STORE after ALPHA BY pattern: elements that tie (no
+            // weight keys) keep the source's order, which for a set is
+            // each server's own.
+            let alpha_by = a.iter().any(|x| x == "ALPHA") && a.iter().any(|x| x == "w_*");
+            if a[0] == "SORT" && !alpha_by && r.below(4) == 0 {
+                a.extend(["STORE".to_string(), k(r)]);
+            }
+            a
+        }
+        // Blocking pops with a short timeout: served at once from a
+        // non-empty key, nil after 10 ms otherwise.
+        63..=64 => match r.below(5) {
+            0 => vec![
+                r.pick(&["BLPOP", "BRPOP"]).into(),
+                k(r),
+                k(r),
+                r.pick(TIMEOUTS).into(),
+            ],
+            1 => vec![
+                "BLMOVE".into(),
+                k(r),
+                k(r),
+                r.pick(&["LEFT", "RIGHT"]).into(),
+                r.pick(&["LEFT", "RIGHT"]).into(),
+                r.pick(TIMEOUTS).into(),
+            ],
+            2 => vec!["BRPOPLPUSH".into(), k(r), k(r), r.pick(TIMEOUTS).into()],
+            3 => vec![
+                r.pick(&["BZPOPMIN", "BZPOPMAX"]).into(),
+                k(r),
+                k(r),
+                r.pick(TIMEOUTS).into(),
+            ],
+            _ => {
+                let c = r.pick(&["BLMPOP", "BZMPOP"]);
+                let mut a = vec![
+                    c.to_string(),
+                    r.pick(TIMEOUTS).into(),
+                    "2".into(),
+                    k(r),
+                    k(r),
+                ];
+                a.push(
+                    if c == "BLMPOP" {
+                        r.pick(&["LEFT", "RIGHT"])
+                    } else {
+                        r.pick(&["MIN", "MAX"])
+                    }
+                    .into(),
+                );
+                if r.below(2) == 0 {
+                    a.extend(["COUNT".to_string(), cnt(r)]);
+                }
+                a
+            }
+        },
+        // Random picks whose count covers the whole collection: the reply
+        // is every element (compared sorted).
+        65 => {
+            cmp = Cmp::Sort;
+            match r.below(4) {
+                0 => vec!["SPOP".into(), k(r), r.pick(&["100", "0"]).into()],
+                1 => vec!["SRANDMEMBER".into(), k(r), r.pick(&["100", "0"]).into()],
+                2 => {
+                    let mut a = vec!["HRANDFIELD".to_string(), k(r), r.pick(&["100", "0"]).into()];
+                    if r.below(2) == 0 {
+                        a.push("WITHVALUES".into());
+                    }
+                    a
+                }
+                _ => {
+                    let mut a = vec![
+                        "ZRANDMEMBER".to_string(),
+                        k(r),
+                        r.pick(&["100", "0"]).into(),
+                    ];
+                    if r.below(2) == 0 {
+                        a.push("WITHSCORES".into());
+                    }
+                    a
+                }
+            }
+        }
+        // Transactions: queued commands, EXEC, DISCARD, and the errors of
+        // a MULTI in a MULTI or an EXEC without one.
+        66 => vec!["MULTI".into()],
+        67 => vec![r.pick(&["EXEC", "EXEC", "DISCARD"]).into()],
+        68..=69 => vec!["COPY".into(), k(r), k(r), "REPLACE".into()],
         // Lists
         0..=3 => {
             let mut a = vec![
@@ -2140,6 +2285,27 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     ) {
         cmp = Cmp::Sort;
     }
+    // SORT's order is total, except BY a pattern without `*` (no sorting:
+    // a set comes out in each server's own order) and ALPHA BY a pattern
+    // (elements without a weight tie and keep the source's order): those
+    // are compared sorted, or by type when LIMIT takes a slice of them.
+    if a[0].starts_with("SORT") {
+        // Any BY without `*` turns sorting off for good.
+        let bys: Vec<&str> = a
+            .windows(2)
+            .filter(|w| w[0] == "BY")
+            .map(|w| w[1].as_str())
+            .collect();
+        let unordered = bys.iter().any(|p| !p.contains('*'))
+            || (!bys.is_empty() && a.iter().any(|x| x == "ALPHA"));
+        if unordered {
+            cmp = if a.iter().any(|x| x == "LIMIT") {
+                Cmp::Type
+            } else {
+                Cmp::Sort
+            };
+        }
+    }
     // Now and then: a missing argument, a stray one, or TYPE/DEL/EXISTS.
     match r.below(20) {
         0 if a.len() > 2 => {
@@ -2150,6 +2316,15 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         1 if !a[0].contains("RANK") => a.push(r.pick(&["junk", "COUNT", "1"]).into()),
         2 => a = vec![r.pick(&["TYPE", "DEL", "EXISTS"]).into(), k(r)],
         _ => {}
+    }
+    // A random pick without its count is one random element.
+    if a.len() == 2
+        && matches!(
+            a[0].as_str(),
+            "SPOP" | "SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER"
+        )
+    {
+        cmp = Cmp::Type;
     }
     (a.into_iter().map(String::into_bytes).collect(), cmp)
 }
