@@ -1889,7 +1889,18 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         // a MULTI in a MULTI or an EXEC without one.
         66 => vec!["MULTI".into()],
         67 => vec![r.pick(&["EXEC", "EXEC", "DISCARD"]).into()],
-        68..=69 => vec!["COPY".into(), k(r), k(r), "REPLACE".into()],
+        68 => vec!["COPY".into(), k(r), k(r), "REPLACE".into()],
+        // TTLs on collection keys: kept by in-place changes, gone when a
+        // command deletes the key or stores over it.
+        69 => match r.below(4) {
+            0 => vec!["EXPIRE".into(), k(r), "100000".into()],
+            1 => {
+                cmp = Cmp::Near(1);
+                vec!["TTL".into(), k(r)]
+            }
+            2 => vec!["PERSIST".into(), k(r)],
+            _ => vec![r.pick(&["RENAME", "RENAMENX"]).into(), k(r), k(r)],
+        },
         // Lists
         0..=3 => {
             let mut a = vec![
@@ -2317,13 +2328,12 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         2 => a = vec![r.pick(&["TYPE", "DEL", "EXISTS"]).into(), k(r)],
         _ => {}
     }
-    // A random pick without its count is one random element.
-    if a.len() == 2
-        && matches!(
-            a[0].as_str(),
-            "SPOP" | "SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER"
-        )
-    {
+    // A random pick without its count is one random element; SPOP keeps
+    // its count (a random pop would make the two states differ).
+    if a.len() == 2 && a[0] == "SPOP" {
+        a.push("100".into());
+    }
+    if a.len() == 2 && matches!(a[0].as_str(), "SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER") {
         cmp = Cmp::Type;
     }
     (a.into_iter().map(String::into_bytes).collect(), cmp)
