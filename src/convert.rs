@@ -28,7 +28,11 @@ pub fn from_rdb(v: &RdbValue, lim: &Limits) -> Result<Value, String> {
             Value::Set(s)
         }
         RdbValue::SortedSet(pairs) => {
-            let mut z = basalt_storage::zset::ZSet::new();
+            // Over the listpack limits the set is a skiplist from the
+            // start, as Redis loads it (its listpack would lose the sign
+            // of a -0 score, which a skiplist keeps).
+            let longest = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+            let mut z = basalt_storage::zset::ZSet::with_hint(pairs.len(), longest, lim);
             for (m, score) in pairs {
                 if score.is_nan() {
                     return Err("sorted set with a NaN score".into());
@@ -316,5 +320,41 @@ mod tests {
             err,
             "values of type 'array' are not supported by this Basalt build yet"
         );
+    }
+}
+
+#[cfg(test)]
+mod zset_tests {
+    use super::*;
+
+    /// A sorted set over the listpack limits loads as a skiplist from the
+    /// start, so a -0 score keeps its sign (Redis's RESTORE does the
+    /// same); one within the limits is a listpack, where -0 becomes 0 as
+    /// in Redis.
+    #[test]
+    fn negative_zero_scores_load_as_redis_loads_them() {
+        let lim = Limits::default();
+        let pairs = |n: usize| {
+            let mut v: Vec<(Vec<u8>, f64)> = (0..n)
+                .map(|i| (format!("m{i}").into_bytes(), i as f64 + 1.0))
+                .collect();
+            v.push((b"neg".to_vec(), -0.0));
+            v
+        };
+        for (n, sign_kept) in [(lim.zset_entries, true), (3, false)] {
+            let v = from_rdb(&RdbValue::SortedSet(pairs(n)), &lim).expect("loads");
+            let Value::ZSet(z) = v else {
+                panic!("not a zset")
+            };
+            let s = z.score(b"neg").expect("member");
+            assert_eq!(s, 0.0);
+            assert_eq!(
+                s.is_sign_negative(),
+                sign_kept,
+                "{} members ({})",
+                n + 1,
+                z.encoding_name()
+            );
+        }
     }
 }
