@@ -338,7 +338,9 @@ mod zset_tests {
             let mut v: Vec<(Vec<u8>, f64)> = (0..n)
                 .map(|i| (format!("m{i}").into_bytes(), i as f64 + 1.0))
                 .collect();
-            v.push((b"neg".to_vec(), -0.0));
+            // First, while an incrementally built set would still be a
+            // listpack.
+            v.insert(0, (b"neg".to_vec(), -0.0));
             v
         };
         for (n, sign_kept) in [(lim.zset_entries, true), (3, false)] {
