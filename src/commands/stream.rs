@@ -595,10 +595,8 @@ fn range_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], rev: bool) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    if count == 0 {
-        ctx.out.null_array();
-        return Ok(());
-    }
+    // As Redis: a missing key is an empty array and another type an
+    // error before COUNT 0 answers a null array.
     let k = ctx.read_key(a[1]);
     let Some(e) = k.get() else {
         drop(k);
@@ -606,6 +604,11 @@ fn range_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], rev: bool) -> CmdResult {
         return Ok(());
     };
     let s = stream_ref(e)?;
+    if count == 0 {
+        drop(k);
+        ctx.out.null_array();
+        return Ok(());
+    }
     let c = if count < 0 { 0 } else { count as u64 };
     if rev {
         reply_range(ctx.out, s, start, end, true, c);
@@ -1096,13 +1099,15 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
             let last_valid = s.edge(false);
             let gl = s.groups.get(gname).map(|g| g.last_id).unwrap_or_default();
             let sync = history || (!s.is_empty() && last_valid.is_some_and(|m| m > gl));
+            // As Redis 7.0: the consumer is created (and its seen time
+            // set) only when there is something to serve it now.
+            if !sync {
+                continue;
+            }
             let g = s.groups.get_mut(gname).expect("checked");
             if g.touch_consumer(cname, now) {
                 log.cmd(&[b"XGROUP", b"CREATECONSUMER", key, gname, cname]);
                 ctx.notify(crate::notify::STREAM, b"xgroup-createconsumer", key);
-            }
-            if !sync {
-                continue;
             }
             served += 1;
             if !body.resp3 {
@@ -1233,10 +1238,13 @@ fn key_required() -> CmdError {
 }
 
 fn xgroup_create(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    // As Redis: the options are parsed first, in order (a bad ENTRIESREAD
+    // value is reported before a stray argument after it), then the
+    // argument count is checked.
+    let (mkstream, entries_read) = xgroup_opts(a, true)?;
     if a.len() > 8 {
         return Err(subcommand_syntax(a));
     }
-    let (mkstream, entries_read) = xgroup_opts(a, true)?;
     let (key, gname) = (a[2], a[3]);
     let mut k = ctx.write_key(key);
     let exists = match k.get() {
@@ -1882,6 +1890,13 @@ fn reply_opt_u64(out: &mut Reply, v: Option<u64>) {
 
 fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let key = a[2];
+    // As Redis: the key is looked up (no such key, WRONGTYPE) before the
+    // options are checked.
+    let k = ctx.read_key(key);
+    let Some(e) = k.get() else {
+        return Err(CmdError::NoSuchKey);
+    };
+    let s = stream_ref(e)?;
     let mut full = false;
     let mut count: i64 = 10;
     if a.len() > 3 {
@@ -1902,11 +1917,6 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             }
         }
     }
-    let k = ctx.read_key(key);
-    let Some(e) = k.get() else {
-        return Err(CmdError::NoSuchKey);
-    };
-    let s = stream_ref(e)?;
     let now = ctx.now_ms as i64;
     let out = &mut *ctx.out;
     out.map(if full { 9 } else { 10 });

@@ -805,13 +805,13 @@ impl Stream {
         let node = self.nodes.get_mut(&mid).expect("just found");
         let mut at = None;
         node.walk(mid, |r| {
-            if r.id == id {
-                if r.flags & FLAG_DELETED == 0 {
-                    at = Some(r.flags_at);
-                }
+            if r.id == id && r.flags & FLAG_DELETED == 0 {
+                at = Some(r.flags_at);
                 return false;
             }
-            r.id < id
+            // A deleted entry with this ID may come first: after XSETID
+            // lowered the last ID, XADD can add the same ID again.
+            r.id <= id
         });
         let Some(at) = at else { return false };
         if id == node.last {

@@ -2463,3 +2463,294 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     }
     (a.into_iter().map(String::into_bytes).collect(), cmp)
 }
+
+/// Random stream commands with explicit IDs (an auto ID is a clock
+/// reading, which differs between the servers) over two streams and a
+/// list, compared reply by reply: XADD with trimming, ranges, XDEL, XTRIM,
+/// XREAD, consumer groups (XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM,
+/// XAUTOCLAIM), XINFO and XSETID. Replies that carry times (idle,
+/// delivery and seen times) are compared by type. `DIFF_STREAM_SEEDS` /
+/// `DIFF_STREAM_STEPS` / `DIFF_STREAM_SEED0` scale or move it.
+#[test]
+fn differential_fuzz_streams() {
+    let (seeds, steps, seed0) = (
+        env_num("DIFF_STREAM_SEEDS", 6),
+        env_num("DIFF_STREAM_STEPS", 300),
+        env_num("DIFF_STREAM_SEED0", 1),
+    );
+    let redis = RedisServer::start(&[]);
+    let basalt = TestServer::start(&[]);
+    let failures = fuzz_seeds(
+        (redis.port, basalt.port),
+        seed0..seed0 + seeds,
+        steps,
+        env_num("DIFF_HISTORY", 12) as usize,
+        0xC2B2AE3D27D4EB4F,
+        |_, _| {},
+        &mut |r, _| random_stream_command(r),
+    );
+    assert!(
+        failures.is_empty(),
+        "{} stream-fuzz seeds diverged from redis-server:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn random_stream_command(r: &mut Rng) -> Generated {
+    const KEYS: &[&str] = &["s", "s", "t", "a"];
+    const ADD_IDS: &[&str] = &[
+        "1",
+        "1-1",
+        "1-2",
+        "2-0",
+        "2-*",
+        "3",
+        "3-5",
+        "5-*",
+        "10",
+        "10-*",
+        "0-1",
+        "0",
+        "abc",
+        "-1",
+        "18446744073709551615-18446744073709551615",
+        "18446744073709551615-*",
+    ];
+    const IDS: &[&str] = &[
+        "0", "0-0", "1", "1-1", "1-2", "2", "2-0", "3-5", "5", "10-0", "abc", "-",
+    ];
+    const RANGE: &[&str] = &[
+        "-", "+", "0", "1", "1-1", "(1-1", "2", "(2-0", "3-5", "(3", "5", "10", "abc", "((1",
+    ];
+    const COUNTS: &[&str] = &["0", "1", "2", "3", "10", "-1", "abc"];
+    const GROUPS: &[&str] = &["g", "g", "h"];
+    const CONSUMERS: &[&str] = &["c1", "c2", "c3"];
+    let k = |r: &mut Rng| r.pick(KEYS).to_string();
+    let g = |r: &mut Rng| r.pick(GROUPS).to_string();
+    let c = |r: &mut Rng| r.pick(CONSUMERS).to_string();
+    let id = |r: &mut Rng| r.pick(IDS).to_string();
+    let mut cmp = Cmp::Exact;
+    let mut a: Vec<String> = match r.below(30) {
+        0..=5 => {
+            let mut a = vec!["XADD".to_string(), k(r)];
+            if r.below(8) == 0 {
+                a.push("NOMKSTREAM".into());
+            }
+            if r.below(4) == 0 {
+                a.push(r.pick(&["MAXLEN", "MINID"]).into());
+                if r.below(2) == 0 {
+                    a.push("=".into());
+                }
+                a.push(r.pick(&["0", "1", "2", "3", "2-0", "-1", "x"]).into());
+            }
+            a.push(r.pick(ADD_IDS).into());
+            for _ in 0..1 + r.below(2) {
+                a.push(r.pick(&["f", "g", "temp", "", "1"]).into());
+                a.push(r.pick(&["v", "1", "-5", "", "x y"]).into());
+            }
+            a
+        }
+        6 => vec!["XLEN".into(), k(r)],
+        7..=9 => {
+            let mut a = vec![
+                r.pick(&["XRANGE", "XREVRANGE"]).to_string(),
+                k(r),
+                r.pick(RANGE).into(),
+                r.pick(RANGE).into(),
+            ];
+            if r.below(2) == 0 {
+                a.extend(["COUNT".to_string(), r.pick(COUNTS).into()]);
+            }
+            a
+        }
+        10 => {
+            let mut a = vec!["XDEL".to_string(), k(r)];
+            for _ in 0..1 + r.below(3) {
+                a.push(id(r));
+            }
+            a
+        }
+        11 => {
+            let mut a = vec![
+                "XTRIM".to_string(),
+                k(r),
+                r.pick(&["MAXLEN", "MINID", "LEN"]).into(),
+            ];
+            if r.below(2) == 0 {
+                a.push("=".into());
+            }
+            a.push(r.pick(&["0", "1", "2", "3", "2-0", "-1", "x"]).into());
+            a
+        }
+        12..=13 => {
+            let mut a = vec!["XREAD".to_string()];
+            if r.below(2) == 0 {
+                a.extend(["COUNT".to_string(), r.pick(COUNTS).into()]);
+            }
+            a.push("STREAMS".into());
+            if r.below(3) == 0 {
+                a.extend(["s".to_string(), "t".into(), id(r), id(r)]);
+            } else {
+                // Not "+" (the last entry): Redis 7.4's, which 7.0 refuses.
+                a.extend([k(r), r.pick(&["0", "1-1", "2", "$", "abc"]).into()]);
+            }
+            a
+        }
+        14..=15 => match r.below(5) {
+            0 | 1 => {
+                let mut a = vec![
+                    "XGROUP".to_string(),
+                    "CREATE".into(),
+                    k(r),
+                    g(r),
+                    r.pick(&["0", "$", "1-1", "2", "abc"]).into(),
+                ];
+                if r.below(2) == 0 {
+                    a.push("MKSTREAM".into());
+                }
+                if r.below(3) == 0 {
+                    a.extend([
+                        "ENTRIESREAD".to_string(),
+                        r.pick(&["0", "1", "5", "-1", "x"]).into(),
+                    ]);
+                }
+                a
+            }
+            2 => {
+                let mut a = vec![
+                    "XGROUP".to_string(),
+                    "SETID".into(),
+                    k(r),
+                    g(r),
+                    r.pick(&["0", "$", "1-1", "2", "abc"]).into(),
+                ];
+                if r.below(3) == 0 {
+                    a.extend([
+                        "ENTRIESREAD".to_string(),
+                        r.pick(&["0", "1", "5", "-1", "x"]).into(),
+                    ]);
+                }
+                a
+            }
+            3 => vec!["XGROUP".into(), "DESTROY".into(), k(r), g(r)],
+            _ => vec![
+                "XGROUP".into(),
+                r.pick(&["CREATECONSUMER", "DELCONSUMER"]).into(),
+                k(r),
+                g(r),
+                c(r),
+            ],
+        },
+        16..=18 => {
+            let mut a = vec!["XREADGROUP".to_string(), "GROUP".into(), g(r), c(r)];
+            if r.below(2) == 0 {
+                a.extend(["COUNT".to_string(), r.pick(COUNTS).into()]);
+            }
+            if r.below(5) == 0 {
+                a.push("NOACK".into());
+            }
+            a.push("STREAMS".into());
+            a.push(k(r));
+            a.push(r.pick(&[">", ">", "0", "1-1", "abc"]).into());
+            a
+        }
+        19 => {
+            let mut a = vec!["XACK".to_string(), k(r), g(r)];
+            for _ in 0..1 + r.below(3) {
+                a.push(id(r));
+            }
+            a
+        }
+        20 => vec!["XPENDING".into(), k(r), g(r)],
+        21 => {
+            cmp = Cmp::Type; // idle times
+            let mut a = vec![
+                "XPENDING".to_string(),
+                k(r),
+                g(r),
+                r.pick(RANGE).into(),
+                r.pick(RANGE).into(),
+                r.pick(COUNTS).into(),
+            ];
+            if r.below(2) == 0 {
+                a.push(c(r));
+            }
+            a
+        }
+        22 => {
+            let mut a = vec!["XCLAIM".to_string(), k(r), g(r), c(r), "0".into()];
+            for _ in 0..1 + r.below(2) {
+                a.push(id(r));
+            }
+            for _ in 0..r.below(2) {
+                match r.below(3) {
+                    0 => a.push("JUSTID".into()),
+                    1 => a.push("FORCE".into()),
+                    _ => a.extend(["RETRYCOUNT".to_string(), r.pick(&["0", "3", "-1"]).into()]),
+                }
+            }
+            a
+        }
+        23 => {
+            let mut a = vec![
+                "XAUTOCLAIM".to_string(),
+                k(r),
+                g(r),
+                c(r),
+                "0".into(),
+                r.pick(&["0", "0-0", "1-1", "2", "abc"]).into(),
+            ];
+            if r.below(2) == 0 {
+                a.extend(["COUNT".to_string(), r.pick(COUNTS).into()]);
+            }
+            if r.below(3) == 0 {
+                a.push("JUSTID".into());
+            }
+            a
+        }
+        24..=25 => match r.below(4) {
+            0 => vec!["XINFO".into(), "STREAM".into(), k(r)],
+            1 => vec!["XINFO".into(), "GROUPS".into(), k(r)],
+            2 => {
+                cmp = Cmp::Type; // seen and active times
+                vec!["XINFO".into(), "CONSUMERS".into(), k(r), g(r)]
+            }
+            _ => {
+                cmp = Cmp::Type; // delivery times
+                vec!["XINFO".into(), "STREAM".into(), k(r), "FULL".into()]
+            }
+        },
+        26 => {
+            let mut a = vec![
+                "XSETID".to_string(),
+                k(r),
+                r.pick(&["0-1", "5", "10-0", "100", "abc"]).into(),
+            ];
+            if r.below(3) == 0 {
+                a.extend([
+                    "ENTRIESADDED".to_string(),
+                    r.pick(&["0", "5", "100", "-1"]).into(),
+                ]);
+            }
+            if r.below(3) == 0 {
+                a.extend([
+                    "MAXDELETEDID".to_string(),
+                    r.pick(&["0-0", "1-1", "50", "abc"]).into(),
+                ]);
+            }
+            a
+        }
+        27 => vec!["LPUSH".into(), "a".into(), "x".into()],
+        _ => vec![r.pick(&["DEL", "TYPE", "EXISTS"]).into(), k(r)],
+    };
+    // Now and then a missing or stray argument.
+    match r.below(16) {
+        0 if a.len() > 2 => {
+            a.pop();
+        }
+        1 => a.push(r.pick(&["junk", "COUNT", "1"]).into()),
+        _ => {}
+    }
+    (a.into_iter().map(String::into_bytes).collect(), cmp)
+}
