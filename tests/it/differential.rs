@@ -2539,10 +2539,15 @@ fn random_stream_command(r: &mut Rng) -> Generated {
             }
             if r.below(4) == 0 {
                 a.push(r.pick(&["MAXLEN", "MINID"]).into());
-                if r.below(2) == 0 {
-                    a.push("=".into());
+                match r.below(4) {
+                    0 => a.push("=".into()),
+                    1 => a.push("~".into()),
+                    _ => {}
                 }
                 a.push(r.pick(&["0", "1", "2", "3", "2-0", "-1", "x"]).into());
+                if r.below(4) == 0 {
+                    a.extend(["LIMIT".to_string(), r.pick(&["0", "1", "10", "-1"]).into()]);
+                }
             }
             a.push(r.pick(ADD_IDS).into());
             for _ in 0..1 + r.below(2) {
@@ -2577,16 +2582,24 @@ fn random_stream_command(r: &mut Rng) -> Generated {
                 k(r),
                 r.pick(&["MAXLEN", "MINID", "LEN"]).into(),
             ];
-            if r.below(2) == 0 {
-                a.push("=".into());
+            match r.below(3) {
+                0 => a.push("=".into()),
+                1 => a.push("~".into()),
+                _ => {}
             }
             a.push(r.pick(&["0", "1", "2", "3", "2-0", "-1", "x"]).into());
+            if r.below(4) == 0 {
+                a.extend(["LIMIT".to_string(), r.pick(&["0", "1", "10", "-1"]).into()]);
+            }
             a
         }
         12..=13 => {
             let mut a = vec!["XREAD".to_string()];
             if r.below(2) == 0 {
                 a.extend(["COUNT".to_string(), r.pick(COUNTS).into()]);
+            }
+            if r.below(4) == 0 {
+                a.extend(["BLOCK".to_string(), r.pick(&["10", "-1", "x"]).into()]);
             }
             a.push("STREAMS".into());
             if r.below(3) == 0 {
@@ -2649,6 +2662,9 @@ fn random_stream_command(r: &mut Rng) -> Generated {
             }
             if r.below(5) == 0 {
                 a.push("NOACK".into());
+            }
+            if r.below(4) == 0 {
+                a.extend(["BLOCK".to_string(), r.pick(&["10", "-1", "x"]).into()]);
             }
             a.push("STREAMS".into());
             a.push(k(r));
