@@ -1157,27 +1157,16 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
 /// `DIFF_FUZZ_SEED0` scale or move it.
 #[test]
 fn differential_fuzz() {
-    let (seeds, steps, seed0) = (
-        env_num("DIFF_FUZZ_SEEDS", 8),
-        env_num("DIFF_FUZZ_STEPS", 400),
-        env_num("DIFF_FUZZ_SEED0", 1),
-    );
     let redis = RedisServer::start(&[]);
     let basalt = TestServer::start(&[]);
-    let failures = fuzz_seeds(
+    check_fuzz(
         (redis.port, basalt.port),
-        seed0..seed0 + seeds,
-        steps,
-        env_num("DIFF_HISTORY", 12) as usize,
+        "DIFF_FUZZ",
+        (8, 400),
+        12,
         0x9E3779B97F4A7C15,
         |_, _| {},
         &mut |r, _| random_command(r),
-    );
-    assert!(
-        failures.is_empty(),
-        "{} fuzz seeds diverged from redis-server:\n{}",
-        failures.len(),
-        failures.join("\n")
     );
 }
 
@@ -1197,6 +1186,33 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// mismatch of a seed ends that seed (the states diverge after it) and is
 /// reported with the `hist` commands before it. `gen` gets the step (0
 /// starts a new session).
+/// Runs a fuzzer and fails the test on any divergence:
+/// `{prefix}_SEEDS` / `{prefix}_STEPS` / `{prefix}_SEED0` scale or move
+/// it (defaults `seeds`, `steps`, 1), `DIFF_HISTORY` sets how many
+/// commands a failure shows.
+#[allow(clippy::too_many_arguments)]
+fn check_fuzz(
+    ports: (u16, u16),
+    prefix: &str,
+    (seeds, steps): (u64, u64),
+    hist: u64,
+    mult: u64,
+    setup: impl Fn(u64, &mut Side),
+    gen: &mut dyn FnMut(&mut Rng, u64) -> Generated,
+) {
+    let seeds = env_num(&format!("{prefix}_SEEDS"), seeds);
+    let steps = env_num(&format!("{prefix}_STEPS"), steps);
+    let seed0 = env_num(&format!("{prefix}_SEED0"), 1);
+    let hist = env_num("DIFF_HISTORY", hist) as usize;
+    let failures = fuzz_seeds(ports, seed0..seed0 + seeds, steps, hist, mult, setup, gen);
+    assert!(
+        failures.is_empty(),
+        "{} seeds of {prefix} diverged from redis-server:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 fn fuzz_seeds(
     (rport, bport): (u16, u16),
     seeds: std::ops::Range<u64>,
@@ -1257,12 +1273,6 @@ fn fuzz_seeds(
 /// out. `DIFF_ARGS_SEEDS` / `DIFF_ARGS_STEPS` scale it.
 #[test]
 fn differential_fuzz_args() {
-    let (seeds, steps, seed0) = (
-        env_num("DIFF_ARGS_SEEDS", 6),
-        env_num("DIFF_ARGS_STEPS", 400),
-        env_num("DIFF_ARGS_SEED0", 1),
-    );
-    let hist = env_num("DIFF_HISTORY", 8) as usize;
     const SKIP: &[&str] = &[
         // Random ACL rules could lock the session out (SETUSER default
         // off); cases/acl*.txt cover ACL.
@@ -1426,20 +1436,14 @@ fn differential_fuzz_args() {
         };
         (argv, cmp)
     };
-    let failures = fuzz_seeds(
+    check_fuzz(
         (redis.port, basalt.port),
-        seed0..seed0 + seeds,
-        steps,
-        hist,
+        "DIFF_ARGS",
+        (6, 400),
+        8,
         0xD1B54A32D192ED03,
         |_, _| {},
         &mut gen,
-    );
-    assert!(
-        failures.is_empty(),
-        "{} argument-fuzz seeds diverged from redis-server:\n{}",
-        failures.len(),
-        failures.join("\n")
     );
 }
 
@@ -1635,11 +1639,6 @@ fn config_sanity() {
 /// `DIFF_COLL_SEED0` scale or move it.
 #[test]
 fn differential_fuzz_collections() {
-    let (seeds, steps, seed0) = (
-        env_num("DIFF_COLL_SEEDS", 8),
-        env_num("DIFF_COLL_STEPS", 400),
-        env_num("DIFF_COLL_SEED0", 1),
-    );
     let redis = RedisServer::start(&[]);
     let basalt = TestServer::start(&[]);
     let setup = |seed: u64, side: &mut Side| {
@@ -1699,20 +1698,14 @@ fn differential_fuzz_collections() {
             }
         }
     };
-    let failures = fuzz_seeds(
+    check_fuzz(
         (redis.port, basalt.port),
-        seed0..seed0 + seeds,
-        steps,
-        env_num("DIFF_HISTORY", 12) as usize,
+        "DIFF_COLL",
+        (8, 400),
+        12,
         0xA24BAED4963EE407,
         setup,
         &mut gen,
-    );
-    assert!(
-        failures.is_empty(),
-        "{} collection-fuzz seeds diverged from redis-server:\n{}",
-        failures.len(),
-        failures.join("\n")
     );
 }
 
@@ -2473,27 +2466,16 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
 /// `DIFF_STREAM_STEPS` / `DIFF_STREAM_SEED0` scale or move it.
 #[test]
 fn differential_fuzz_streams() {
-    let (seeds, steps, seed0) = (
-        env_num("DIFF_STREAM_SEEDS", 6),
-        env_num("DIFF_STREAM_STEPS", 300),
-        env_num("DIFF_STREAM_SEED0", 1),
-    );
     let redis = RedisServer::start(&[]);
     let basalt = TestServer::start(&[]);
-    let failures = fuzz_seeds(
+    check_fuzz(
         (redis.port, basalt.port),
-        seed0..seed0 + seeds,
-        steps,
-        env_num("DIFF_HISTORY", 12) as usize,
+        "DIFF_STREAM",
+        (6, 300),
+        12,
         0xC2B2AE3D27D4EB4F,
         |_, _| {},
         &mut |r, _| random_stream_command(r),
-    );
-    assert!(
-        failures.is_empty(),
-        "{} stream-fuzz seeds diverged from redis-server:\n{}",
-        failures.len(),
-        failures.join("\n")
     );
 }
 
