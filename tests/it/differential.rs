@@ -2007,7 +2007,28 @@ fn random_collection_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
         // a MULTI in a MULTI or an EXEC without one.
         66 => vec!["MULTI".into()],
         67 => vec![r.pick(&["EXEC", "EXEC", "DISCARD"]).into()],
-        68 => vec!["COPY".into(), k(r), k(r), "REPLACE".into()],
+        68 => match r.below(2) {
+            0 => vec!["COPY".into(), k(r), k(r), "REPLACE".into()],
+            // A small collection comes back whole from one call (cursor 0
+            // on both servers), compared sorted.
+            _ => {
+                cmp = Cmp::Sort;
+                let mut a = vec![
+                    r.pick(&["HSCAN", "SSCAN", "ZSCAN"]).to_string(),
+                    k(r),
+                    r.pick(&["0", "0", "x"]).into(),
+                    "COUNT".into(),
+                    "1000".into(),
+                ];
+                if r.below(2) == 0 {
+                    a.extend([
+                        "MATCH".to_string(),
+                        r.pick(&["*", "x*", "?", "[0-9]*", "*\\*"]).into(),
+                    ]);
+                }
+                a
+            }
+        },
         // TTLs on collection keys: kept by in-place changes, gone when a
         // command deletes the key or stores over it.
         69 => match r.below(4) {
