@@ -34,6 +34,10 @@ const AUTH_FAIL_DELAY: Duration = Duration::from_millis(50);
 /// Room for one read, as Redis reads up to 16 KiB (PROTO_IOBUF_LEN) a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// A batch that consumed more than this (a big request) leaves a fresh
+/// read buffer behind it (see the serve loop).
+const READ_KEEP_MAX: usize = 64 * 1024;
+
 /// Gives the read buffer room for a whole read before the socket is read.
 /// `advance` only moves the buffer's start, so without this the room left
 /// at its end shrank batch by batch until a read stopped short in the
@@ -252,6 +256,13 @@ where
             }
         }
         rbuf.advance(pos);
+        // A batch that took a big request (a large value) grew the buffer
+        // to hold it: give that memory back once the buffer is empty, so
+        // an idle connection keeps READ_CHUNK, not its largest request
+        // (Redis likewise frees a big query buffer).
+        if pos > READ_KEEP_MAX && rbuf.is_empty() {
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
         // Bytes that arrived while a command was blocked come after the
         // rest of the batch.
         if !client.stash.is_empty() {

@@ -206,6 +206,9 @@ thread_local! {
     static RECORD_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// `RECORD_BUF` is freed after a record that grew it past this.
+const RECORD_BUF_KEEP: usize = 1 << 20;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShutdownKind {
     Save,
@@ -375,6 +378,11 @@ impl Shared {
                 // Only a closed log or an oversized record land here; the
                 // reply is held until durable, so nothing false is acked.
                 tracing::error!("cannot append to the log: {e}");
+            }
+            // One big record (a large value) must not leave its size
+            // allocated on every thread that wrote one.
+            if b.capacity() > RECORD_BUF_KEEP {
+                *b = Vec::new();
             }
         });
     }
