@@ -221,11 +221,9 @@ fn block_inner(
     null_array: bool,
 ) {
     // Inside MULTI/EXEC a blocking command does not block: it answers as
-    // if its timeout had passed, as in Redis, except BLMOVE/BRPOPLPUSH,
-    // which answer a null bulk there (Redis's blmoveGenericCommand) and
-    // a null array on a timeout.
+    // if its timeout had passed, as in Redis.
     if ctx.client.in_exec {
-        if null_array && !matches!(kind, Kind::Move) {
+        if null_array {
             ctx.out.null_array();
         } else {
             ctx.out.null();

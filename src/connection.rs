@@ -35,8 +35,19 @@ const AUTH_FAIL_DELAY: Duration = Duration::from_millis(50);
 const READ_CHUNK: usize = 16 * 1024;
 
 /// A batch that consumed more than this (a big request) leaves a fresh
-/// read buffer behind it (see the serve loop).
+/// read buffer behind it (see `consume`).
 const READ_KEEP_MAX: usize = 64 * 1024;
+
+/// Drops the `pos` bytes a batch consumed. A batch that took a big request
+/// (a large value) grew the buffer to hold it: that memory goes back once
+/// the buffer is empty, so an idle connection keeps READ_CHUNK, not its
+/// largest request (Redis likewise frees a big query buffer).
+fn consume(rbuf: &mut BytesMut, pos: usize) {
+    rbuf.advance(pos);
+    if pos > READ_KEEP_MAX && rbuf.is_empty() {
+        *rbuf = BytesMut::with_capacity(READ_CHUNK);
+    }
+}
 
 /// Gives the read buffer room for a whole read before the socket is read.
 /// `advance` only moves the buffer's start, so without this the room left
@@ -255,14 +266,7 @@ where
                 }
             }
         }
-        rbuf.advance(pos);
-        // A batch that took a big request (a large value) grew the buffer
-        // to hold it: give that memory back once the buffer is empty, so
-        // an idle connection keeps READ_CHUNK, not its largest request
-        // (Redis likewise frees a big query buffer).
-        if pos > READ_KEEP_MAX && rbuf.is_empty() {
-            rbuf = BytesMut::with_capacity(READ_CHUNK);
-        }
+        consume(&mut rbuf, pos);
         // Bytes that arrived while a command was blocked come after the
         // rest of the batch.
         if !client.stash.is_empty() {
@@ -824,5 +828,18 @@ mod tests {
         make_room(&mut rbuf);
         assert_eq!(&rbuf[..], b"$4\r\nSA");
         assert!(rbuf.capacity() - rbuf.len() >= READ_CHUNK);
+    }
+
+    /// A batch that held a big request leaves a small buffer once
+    /// consumed; a partly consumed one keeps its bytes.
+    #[test]
+    fn a_big_request_does_not_keep_its_buffer() {
+        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        rbuf.extend_from_slice(&vec![b'x'; 1 << 20]);
+        consume(&mut rbuf, 1 << 20);
+        assert_eq!(rbuf.capacity(), READ_CHUNK);
+        rbuf.extend_from_slice(&vec![b'y'; 1 << 20]);
+        consume(&mut rbuf, (1 << 20) - 3);
+        assert_eq!(&rbuf[..], b"yyy");
     }
 }

@@ -321,11 +321,6 @@ mod tests {
             "values of type 'array' are not supported by this Basalt build yet"
         );
     }
-}
-
-#[cfg(test)]
-mod zset_tests {
-    use super::*;
 
     /// A sorted set over the listpack limits loads as a skiplist from the
     /// start, so a -0 score keeps its sign (Redis's RESTORE does the

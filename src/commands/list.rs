@@ -472,8 +472,11 @@ fn lmove_generic(
     let lim = limits(ctx);
     let mut ml = ctx.lock_keys(&[src, dst]);
     let Some(se) = ml.get(0, src) else {
+        // Inside MULTI (or while loading) it cannot block: a null bulk, as
+        // Redis's blmoveGenericCommand answers there; a timeout is a null
+        // array.
         match block {
-            Some(deadline) if !ctx.loading => {
+            Some(deadline) if !ctx.loading && !ctx.client.in_exec => {
                 blocking::block(ctx, &[src], Kind::Move, deadline, a, true)
             }
             _ => ctx.out.null(),

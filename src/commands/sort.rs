@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 
+use basalt_storage::zset::ZSet;
 use basalt_storage::{Entry, List, Value};
 
 use super::args::{eq, int};
@@ -160,16 +161,19 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
         // Redis's SORT (and SORT_RO) converts a listpack sorted set to a
         // skiplist in place: OBJECT ENCODING says so afterwards, and a
         // later score of -0 keeps its sign.
-        if let Some(Value::ZSet(z)) = k.get().map(|e| &e.value) {
-            if z.encoding_name() == "listpack" {
-                if let Some(Entry {
-                    value: Value::ZSet(z),
-                    ..
-                }) = k.get_mut()
-                {
-                    z.upgrade_to_skip();
-                }
-            }
+        let packed = matches!(
+            k.get().map(|e| &e.value),
+            Some(Value::ZSet(ZSet::Packed(_)))
+        );
+        if let (
+            true,
+            Some(Entry {
+                value: Value::ZSet(z),
+                ..
+            }),
+        ) = (packed, k.get_mut())
+        {
+            z.upgrade_to_skip();
         }
         match k.get().map(|e| &e.value) {
             None => (Src::List, Vec::new()),
