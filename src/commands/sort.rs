@@ -165,15 +165,11 @@ fn sort_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], readonly: bool) -> CmdResult {
             k.get().map(|e| &e.value),
             Some(Value::ZSet(ZSet::Packed(_)))
         );
-        if let (
-            true,
-            Some(Entry {
-                value: Value::ZSet(z),
-                ..
-            }),
-        ) = (packed, k.get_mut())
-        {
-            z.upgrade_to_skip();
+        // get_mut only then: it hands the entry to a running snapshot.
+        if packed {
+            if let Some(Value::ZSet(z)) = k.get_mut().map(|e| &mut e.value) {
+                z.upgrade_to_skip();
+            }
         }
         match k.get().map(|e| &e.value) {
             None => (Src::List, Vec::new()),
