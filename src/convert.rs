@@ -305,10 +305,11 @@ pub fn stream_to_rdb(s: &Stream) -> basalt_rdb::Stream {
 mod tests {
     use super::*;
 
-    /// Redis 8.8 arrays have no keyspace equivalent: RESTORE and the
+    /// Redis 8.8 arrays and Valkey 9.2 path hashes have no keyspace
+    /// equivalent: RESTORE and the
     /// dump.rdb import refuse them by name, like module values.
     #[test]
-    fn arrays_are_refused_by_name() {
+    fn arrays_and_path_hashes_are_refused_by_name() {
         let a = basalt_rdb::Array {
             insert_idx: Some(3),
             elements: vec![(0, basalt_rdb::ArrayElem::Int(42))],
@@ -319,6 +320,17 @@ mod tests {
         assert_eq!(
             err,
             "values of type 'array' are not supported by this Basalt build yet"
+        );
+        // Valkey 9.2 path hashes likewise.
+        let ph = basalt_rdb::PathHash {
+            paths: vec![(b"p".to_vec(), vec![(b"f".to_vec(), b"v".to_vec())])],
+        };
+        let err = from_rdb(&RdbValue::PathHash(Box::new(ph)), &Limits::default())
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "values of type 'path-hash' are not supported by this Basalt build yet"
         );
     }
 

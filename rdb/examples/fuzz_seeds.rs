@@ -5,8 +5,9 @@
 //! Both sets lean on streams: values with deleted entries, several nodes,
 //! consumer groups with PELs and consumers, written for every target
 //! (STREAM_LISTPACKS 1-3), and the Redis 8.6 / 8.8 stream types 26 and 27
-//! (IDMP state, NACK zone) and arrays (type 28) assembled byte by byte,
-//! which the writer does not produce.
+//! (IDMP state, NACK zone), arrays (type 28) and Valkey 9.2 path hashes
+//! (type 23 under `VALKEY` 81) assembled byte by byte, which the writer
+//! does not produce.
 // A developer tool over fixed, built-in data (not input from a file or a
 // socket): indexing it cannot go out of range, so the crate-wide deny is lifted.
 #![allow(clippy::indexing_slicing)]
@@ -21,6 +22,9 @@ mod streams;
 
 #[path = "../tests/support/arrays.rs"]
 mod arrays;
+
+#[path = "../tests/support/path_hashes.rs"]
+mod path_hashes;
 
 const TARGETS: [Target; 5] = [
     Target::Redis9,
@@ -138,6 +142,36 @@ fn redis8_streams() -> Vec<(&'static [u8], Vec<u8>)> {
     ]
 }
 
+/// Hand-made Valkey 9.2 path hashes: the sample (root path, nested
+/// paths, a binary value), an empty one, one path of many fields, and
+/// many paths with an int-encoded one.
+fn valkey92_path_hashes() -> Vec<Vec<path_hashes::Path>> {
+    use path_hashes::path;
+    let fields: Vec<(Vec<u8>, Vec<u8>)> = (0..30u32)
+        .map(|i| {
+            (
+                format!("f{i}").into_bytes(),
+                format!("{}", i * 1000).into_bytes(),
+            )
+        })
+        .collect();
+    let wide = path_hashes::Path {
+        encoded: vec![1, b'w'],
+        fields,
+    };
+    let mut many: Vec<path_hashes::Path> = (0..20u32)
+        .map(|i| path(format!("p/{i:02}").as_bytes(), &[(b"f", b"v")]))
+        .collect();
+    many.insert(
+        0,
+        path_hashes::Path {
+            encoded: vec![0xC0, 7],
+            fields: vec![(b"x".to_vec(), b"y".to_vec())],
+        },
+    );
+    vec![path_hashes::sample(), Vec::new(), vec![wide], many]
+}
+
 /// An array's insert cursor and its (index, element) pairs.
 type ArraySeed = (Option<u64>, Vec<(u64, arrays::Elem)>);
 
@@ -244,6 +278,13 @@ fn restore_seeds(dir: &str) -> Result<usize, Box<dyn std::error::Error>> {
         )?;
         n += 1;
     }
+    for (i, paths) in valkey92_path_hashes().iter().enumerate() {
+        std::fs::write(
+            format!("{dir}/seed-valkey92-path-hash-{i}"),
+            path_hashes::payload81(&path_hashes::path_hash_value(paths)),
+        )?;
+        n += 1;
+    }
     Ok(n)
 }
 
@@ -255,6 +296,15 @@ fn rdb_seeds(dir: &str) -> Result<usize, Box<dyn std::error::Error>> {
         std::fs::write(
             format!("{dir}/redis8-array-{i}.rdb"),
             arrays::file14(&body, true),
+        )?;
+        n += 1;
+    }
+    for (i, paths) in valkey92_path_hashes().iter().enumerate() {
+        let mut body = vec![0, 1, b'a', 1, b'x'];
+        body.extend_from_slice(&path_hashes::path_hash_key(b"ph", paths));
+        std::fs::write(
+            format!("{dir}/valkey92-path-hash-{i}.rdb"),
+            path_hashes::file81(&body, true),
         )?;
         n += 1;
     }

@@ -2,10 +2,12 @@
 //! an [`Input`]. Shared by the file reader and DUMP payloads.
 
 use crate::error::{Error, Result};
-use crate::format::{module_name, module_op, Format, Kind, QUICKLIST_PACKED, QUICKLIST_PLAIN};
+use crate::format::{module_name, module_op, Kind, QUICKLIST_PACKED, QUICKLIST_PLAIN};
 use crate::input::Input;
 use crate::listpack::{self, Elem};
-use crate::value::{has_duplicate, Array, ArrayElem, HashField, ModuleValue, Value};
+use crate::value::{
+    has_duplicate, Array, ArrayElem, HashField, ModuleValue, PathFields, PathHash, Value,
+};
 use crate::{intset, lzf, stream, ziplist};
 use std::borrow::Cow;
 
@@ -674,21 +676,83 @@ fn read_array<I: Input>(inp: &mut I, spare: &mut Spare) -> Result<Array> {
     })
 }
 
+/// The fewest bytes one path of a path hash takes: an empty path, a field
+/// count of 1, an empty field and an empty value.
+const PATH_MIN_BYTES: u64 = 4;
+
+/// A Valkey 9.2 PATH_HASH value (type 23 under `VALKEY` 81), as valkey's
+/// `rdbSaveObject` writes it: the path count, then per path the path (an
+/// RDB string), its field count (at least 1) and that many field, value
+/// string pairs. Nothing else: no flags and no per-field expiry. A path or
+/// a field given twice, or a path without fields, is refused as Valkey's
+/// loader refuses it.
+fn read_path_hash<I: Input>(inp: &mut I, spare: &mut Spare) -> Result<PathHash> {
+    let count_at = inp.offset();
+    let count = read_length(inp, "path-hash path count")?;
+    check_room(inp, count_at, count, PATH_MIN_BYTES, "paths")?;
+    let mut paths: Vec<(Vec<u8>, PathFields)> = Vec::with_capacity(inp.capacity_for(count));
+    // Valkey writes paths in byte order, so a repeat is usually the path
+    // just before; anything out of order is checked as a whole at the end.
+    let mut in_order = true;
+    for _ in 0..count {
+        let path_at = inp.offset();
+        let path = read_string_in(inp, "path-hash path", spare)?;
+        if let Some((prev, _)) = paths.last() {
+            if path == *prev {
+                return Err(Error::corrupt(path_at, "duplicate path-hash path"));
+            }
+            in_order &= path > *prev;
+        }
+        let n_at = inp.offset();
+        let n = read_length(inp, "path-hash field count")?;
+        if n == 0 {
+            return Err(Error::corrupt(
+                n_at,
+                "expected at least one field in a path-hash path, found 0",
+            ));
+        }
+        check_room(inp, n_at, n, 2, "fields")?;
+        let mut fields = Vec::with_capacity(inp.capacity_for(n));
+        for _ in 0..n {
+            let f = read_string_in(inp, "path-hash field", spare)?;
+            let v = read_string_in(inp, "path-hash value", spare)?;
+            fields.push((f, v));
+        }
+        if has_duplicate(fields.iter().map(|(f, _)| f.as_slice())) {
+            return Err(Error::corrupt(n_at, "duplicate path-hash fields"));
+        }
+        paths.push((path, fields));
+    }
+    if !in_order && has_duplicate(paths.iter().map(|(p, _)| p.as_slice())) {
+        return Err(Error::corrupt(count_at, "duplicate path-hash paths"));
+    }
+    Ok(PathHash { paths })
+}
+
+/// Refuse a count of items that cannot fit in the bytes left (each takes
+/// at least `min` bytes), before anything is allocated for it. Streamed
+/// input (no known end) is bounded by `capacity_for` instead.
+fn check_room<I: Input>(inp: &I, at: u64, count: u64, min: u64, what: &str) -> Result<()> {
+    match inp.remaining() {
+        Some(left) if count > left / min => Err(Error::corrupt(
+            at,
+            format!(
+                "{count} {what} claimed but only {left} bytes remain (each takes at least {min})"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Decode one value of the given kind.
-pub fn read_value<I: Input>(
-    inp: &mut I,
-    kind: Kind,
-    fmt: Format,
-    opts: &DecodeOptions,
-) -> Result<Value> {
-    read_value_in(inp, kind, fmt, opts, &mut Spare::default())
+pub fn read_value<I: Input>(inp: &mut I, kind: Kind, opts: &DecodeOptions) -> Result<Value> {
+    read_value_in(inp, kind, opts, &mut Spare::default())
 }
 
 /// [`read_value`], taking allocations from `spare` where it can.
 pub fn read_value_in<I: Input>(
     inp: &mut I,
     kind: Kind,
-    fmt: Format,
     opts: &DecodeOptions,
     spare: &mut Spare,
 ) -> Result<Value> {
@@ -902,12 +966,7 @@ pub fn read_value_in<I: Input>(
             Value::Stream(Box::new(stream::read_stream(inp, version)?))
         }
         Kind::Array => Value::Array(Box::new(read_array(inp, spare)?)),
-        Kind::ValkeyPathHash => {
-            return Err(Error::Unsupported {
-                offset: at,
-                what: format!("Valkey PATH_HASH value (type 23) in {fmt}"),
-            })
-        }
+        Kind::ValkeyPathHash => Value::PathHash(Box::new(read_path_hash(inp, spare)?)),
     };
     // A compact encoding holding a member or field twice is corrupt, as
     // Redis's deep sanitisation (`sanitize-dump-payload yes`) finds; the

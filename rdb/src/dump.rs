@@ -85,7 +85,7 @@ pub fn decode_dump(
         skip_empty_keys: false,
         ..*opts
     };
-    let value = read_value(&mut inp, kind, fmt, &opts)?;
+    let value = read_value(&mut inp, kind, &opts)?;
     if inp.offset() != body_end as u64 {
         return Err(Error::corrupt(
             inp.offset(),

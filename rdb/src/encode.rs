@@ -373,6 +373,11 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value, opts: &EncodeOptions) -> R
             // writer does not produce; no older type can hold an array.
             return Err(t.refuse("a Redis 8.8 array (type 28 needs REDIS 14)"));
         }
+        Value::PathHash(_) => {
+            // Type 23 holds a path hash only under VALKEY 81 (Valkey 9.2),
+            // which this writer does not produce.
+            return Err(t.refuse("a Valkey 9.2 path hash (type 23 needs VALKEY 81)"));
+        }
         Value::Module(m) => {
             if module_id(&m.name, m.encver) != Some(m.id) {
                 return Err(t.refuse(format!(

@@ -251,7 +251,7 @@ pub enum Kind {
     HashListpackExPreGa,
     /// 22 (Valkey 9): hash with per-field expiry.
     ValkeyHash2,
-    /// 23 (Valkey 9.2): path hash (not supported).
+    /// 23 (Valkey 9.2): path hash.
     ValkeyPathHash,
     /// 24: hash with field TTLs relative to a min-expire.
     HashMetadata,

@@ -4,7 +4,7 @@
 //! payloads:
 //! - a streaming [`Reader`] over a byte slice (memory-mapped files, see
 //!   [`MappedFile`]) or any [`std::io::Read`], for every `REDIS` version 1-14
-//!   (KEY_META is skipped) and `VALKEY` 80/81 (81's PATH_HASH is refused),
+//!   (KEY_META is skipped) and `VALKEY` 80/81 (with 81's path hashes),
 //!   every value encoding (raw/int/LZF strings, linked lists, ziplists,
 //!   quicklists 1 and 2, intsets, listpacks, zipmaps, ASCII and binary zset
 //!   scores, hash field TTLs in Redis 7.4 and Valkey 9 forms, streams 1-5
@@ -12,8 +12,8 @@
 //!   arrays), functions, slot info, AUX and module data (reported opaque,
 //!   with the module's name);
 //! - a [`Writer`] producing RDB 10 by default, or 9, 11, 12 or Valkey 80
-//!   (none of which holds an array: [`Value::Array`] is refused with
-//!   [`Error::Unrepresentable`]);
+//!   (none of which holds an array or a path hash: [`Value::Array`] and
+//!   [`Value::PathHash`] are refused with [`Error::Unrepresentable`]);
 //! - [`encode_dump`] / [`decode_dump`] for DUMP/RESTORE payloads, with the
 //!   same value codec;
 //! - its own LZF ([`lzf`]) and CRC64 Jones ([`crc64`]).
@@ -108,7 +108,7 @@ pub use format::{Format, Magic};
 pub use reader::{Checksum, Item, MappedFile, Reader};
 pub use value::{
     format_array_double, Array, ArrayElem, Consumer, ConsumerGroup, Entry, Function, HashField,
-    IdmpProducer, ModuleValue, PendingEntry, Stream, StreamEntry, StreamId, StreamIdmp, StreamNode,
-    Value,
+    IdmpProducer, ModuleValue, PathFields, PathHash, PendingEntry, Stream, StreamEntry, StreamId,
+    StreamIdmp, StreamNode, Value,
 };
 pub use writer::Writer;

@@ -249,13 +249,7 @@ impl<I: Input> Reader<I> {
             let b = self.inp.read_u8("a value type or opcode")?;
             if let Some(kind) = self.format.kind(b) {
                 let key = read_string_in(&mut self.inp, "key", &mut self.spare)?;
-                let value = read_value_in(
-                    &mut self.inp,
-                    kind,
-                    self.format,
-                    &self.opts,
-                    &mut self.spare,
-                )?;
+                let value = read_value_in(&mut self.inp, kind, &self.opts, &mut self.spare)?;
                 let expire_ms = self.expire.take();
                 let lru_idle = self.idle.take();
                 let lfu_freq = self.freq.take();

@@ -27,6 +27,10 @@ pub enum Value {
     /// A Redis 8.8 sparse array (RDB type 28, `REDIS` 14): read, never
     /// written (no target of the writer holds it).
     Array(Box<Array>),
+    /// A Valkey 9.2 path hash (RDB type 23 under `VALKEY` 81, `TYPE`
+    /// reply `path-hash`): read, never written (no target of the writer
+    /// holds it).
+    PathHash(Box<PathHash>),
 }
 
 impl Value {
@@ -41,6 +45,7 @@ impl Value {
             Value::Stream(_) => "stream",
             Value::Module(_) => "module",
             Value::Array(_) => "array",
+            Value::PathHash(_) => "path-hash",
         }
     }
 
@@ -53,6 +58,7 @@ impl Value {
             Value::Set(v) => has_duplicate(v.iter().map(Vec::as_slice)),
             Value::Hash(v) => has_duplicate(v.iter().map(|f| f.field.as_slice())),
             Value::SortedSet(v) => has_duplicate(v.iter().map(|(m, _)| m.as_slice())),
+            Value::PathHash(p) => p.has_duplicates(),
             _ => false,
         }
     }
@@ -61,13 +67,19 @@ impl Value {
     /// Strings, streams and module values are never "empty" in this sense,
     /// nor are arrays: an array with no elements can still carry an insert
     /// cursor, and whether Redis 8.8 drops such a key on load could not be
-    /// checked, so the reader reports it rather than drop it.
+    /// checked, so the reader reports it rather than drop it. A path hash
+    /// with no paths is kept too: Valkey 9.2 keeps such a key (`EXISTS` 1,
+    /// `PHCARD` 0) and loads it.
     pub fn is_empty_collection(&self) -> bool {
         match self {
             Value::List(v) | Value::Set(v) => v.is_empty(),
             Value::SortedSet(v) => v.is_empty(),
             Value::Hash(v) => v.is_empty(),
-            Value::String(_) | Value::Stream(_) | Value::Module(_) | Value::Array(_) => false,
+            Value::String(_)
+            | Value::Stream(_)
+            | Value::Module(_)
+            | Value::Array(_)
+            | Value::PathHash(_) => false,
         }
     }
 }
@@ -88,6 +100,36 @@ pub(crate) fn has_duplicate<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> +
         let mut v: Vec<&[u8]> = items.collect();
         v.sort_unstable();
         v.windows(2).any(|w| w.first() == w.get(1))
+    }
+}
+
+/// A Valkey 9.2 path hash: binary-safe paths (the empty path included),
+/// each holding a hash of at least one field. Valkey keeps the paths in a
+/// radix tree and writes them in byte order; both are kept here in file
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PathHash {
+    /// (path, its fields), in file order.
+    pub paths: Vec<(Vec<u8>, PathFields)>,
+}
+
+/// One path's fields in a [`PathHash`]: (field, value), in file order.
+pub type PathFields = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl PathHash {
+    /// The number of fields over all paths (`PHCARD` counts paths).
+    pub fn field_count(&self) -> usize {
+        self.paths.iter().map(|(_, f)| f.len()).sum()
+    }
+
+    /// True when a path appears twice, a path holds a field twice, or a
+    /// path holds no field: none of these can be loaded by Valkey.
+    pub fn has_duplicates(&self) -> bool {
+        has_duplicate(self.paths.iter().map(|(p, _)| p.as_slice()))
+            || self
+                .paths
+                .iter()
+                .any(|(_, f)| f.is_empty() || has_duplicate(f.iter().map(|(k, _)| k.as_slice())))
     }
 }
 

@@ -586,6 +586,88 @@ fn redis_8_arrays_dump_report_and_refuse_older_targets() {
     }
 }
 
+#[path = "../../rdb/tests/support/path_hashes.rs"]
+mod path_hashes;
+
+/// A `VALKEY081` dump with a Valkey 9.2 path hash (a TTL, the root path
+/// and a binary value) between two strings.
+fn path_hash_dump(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut body = vec![0, 1, b'a', 1, b'x', 252];
+    body.extend_from_slice(&1_900_000_000_000u64.to_le_bytes());
+    body.extend_from_slice(&path_hashes::path_hash_key(b"ph", &path_hashes::sample()));
+    body.extend_from_slice(&[0, 1, b'b', 1, b'y']);
+    let src = dir.join("valkey81-path-hash.rdb");
+    std::fs::write(&src, path_hashes::file81(&body, true)).unwrap();
+    src
+}
+
+#[test]
+fn valkey_9_2_path_hashes_dump_report_and_refuse_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = path_hash_dump(tmp.path());
+    let out = rdb_ok(&["dump", p(&src), "--format", "jsonl", "--match", "ph"]);
+    let rec: J = serde_json::from_slice(&out).unwrap();
+    assert_eq!(rec["type"], "path-hash");
+    assert_eq!(rec["rdb_type"], 23);
+    assert_eq!(rec["rdb_type_name"], "PATH_HASH");
+    assert_eq!(rec["expire_ms"], 1_900_000_000_000u64);
+    assert_eq!(
+        rec["value"],
+        serde_json::json!([
+            {"path":"","fields":[["root","1"]]},
+            {"path":"a/b","fields":[["f","v"],["g","w"]]},
+            {"path":"a/c","fields":[["bin",{"b64":"AP8K"}],["n","12345"]]}])
+    );
+    let doc: J = serde_json::from_slice(&rdb_ok(&["dump", p(&src), "--format", "json"])).unwrap();
+    let keys = doc["databases"][0]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[2]["value"], rec["value"]);
+    let only = rdb_ok(&["keys", p(&src), "--type", "path-hash"]);
+    assert_eq!(String::from_utf8_lossy(&only).trim(), "ph");
+    let info = String::from_utf8(rdb_ok(&["info", p(&src)])).unwrap();
+    assert!(info.contains("path-hash"), "{info}");
+    let mem = String::from_utf8(rdb_ok(&["memory", p(&src), "--format", "csv"])).unwrap();
+    assert!(
+        mem.lines()
+            .any(|l| l.contains("ph,") && l.contains("path-hash")),
+        "{mem}"
+    );
+    assert_eq!(rdb(&["check", p(&src)]).status.code(), Some(0));
+    // No Redis command builds one: warned, the other keys written.
+    let r = rdb(&["dump", p(&src), "--format", "resp"]);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("Valkey 9.2 path hash"));
+    assert!(!String::from_utf8_lossy(&r.stdout).contains("ph"));
+    // No target holds it: convert refuses, or drops it when asked.
+    for v in ["10", "80"] {
+        let dst = tmp.path().join(format!("out-{v}.rdb"));
+        let r = rdb(&["convert", p(&src), "-o", p(&dst), "--rdb-version", v]);
+        assert_eq!(r.status.code(), Some(1));
+        let msg = String::from_utf8_lossy(&r.stderr);
+        assert!(msg.contains("path hash") && msg.contains("\"ph\""), "{msg}");
+        assert!(!dst.exists());
+        let r = rdb(&[
+            "convert",
+            p(&src),
+            "-o",
+            p(&dst),
+            "--rdb-version",
+            v,
+            "--skip-unrepresentable",
+        ]);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let names = String::from_utf8(rdb_ok(&["keys", p(&dst)])).unwrap();
+        let mut names: Vec<&str> = names.lines().collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+    }
+}
+
 /// An AOF directory whose RDB base holds an array: the array comes through
 /// the replay unchanged, and a command on its key is refused.
 #[test]

@@ -46,7 +46,15 @@ pub struct Filter {
 }
 
 const TYPES: &[&str] = &[
-    "string", "list", "set", "zset", "hash", "stream", "module", "array",
+    "string",
+    "list",
+    "set",
+    "zset",
+    "hash",
+    "stream",
+    "module",
+    "array",
+    "path-hash",
 ];
 
 /// Current Unix time in milliseconds.

@@ -205,6 +205,7 @@ fn type_part(v: &Value) -> Option<&'static str> {
         Value::Stream(_) => ",\"type\":\"stream\",\"expire_ms\":",
         Value::Module(_) => ",\"type\":\"module\",\"expire_ms\":",
         Value::Array(_) => ",\"type\":\"array\",\"expire_ms\":",
+        Value::PathHash(_) => ",\"type\":\"path-hash\",\"expire_ms\":",
         _ => return None,
     })
 }
@@ -458,6 +459,7 @@ impl Json {
                 self.out.push(b'}');
             }
             Value::Array(a) => self.array(a),
+            Value::PathHash(ph) => self.path_hash(ph),
             _ => self.raw("null"),
         }
     }
@@ -490,6 +492,30 @@ impl Json {
             self.out.push(b'"');
         }
         self.out.push(b'}');
+    }
+
+    /// A Valkey 9.2 path hash: `[{"path":P,"fields":[[F,V],...]},...]`,
+    /// paths sorted by bytes and each path's fields as a hash's (sorted by
+    /// field), so the same contents give the same text whatever the file
+    /// order.
+    fn path_hash(&mut self, ph: &basalt_rdb::PathHash) {
+        let mut paths: Vec<_> = ph.paths.iter().collect();
+        paths.sort_by(|a, b| a.0.cmp(&b.0));
+        self.list(paths, |j, (path, fields)| {
+            j.raw("{\"path\":");
+            j.bytes(path);
+            j.raw(",\"fields\":");
+            let mut f: Vec<_> = fields.iter().collect();
+            f.sort_by(|a, b| a.0.cmp(&b.0));
+            j.list(f, |j, (k, v)| {
+                j.out.push(b'[');
+                j.bytes(k);
+                j.out.push(b',');
+                j.bytes(v);
+                j.out.push(b']');
+            });
+            j.out.push(b'}');
+        });
     }
 
     fn stream(&mut self, s: &basalt_rdb::Stream) {
@@ -648,7 +674,11 @@ impl Json {
                 })
                 .collect();
         }
-        if let Some(p) = parts.rdb_type.get(t) {
+        if matches!(e.value, Value::PathHash(_)) {
+            // Type 23 is PATH_HASH only under VALKEY 81; the per-byte
+            // table names both meanings.
+            self.raw(",\"rdb_type\":23,\"rdb_type_name\":\"PATH_HASH\"");
+        } else if let Some(p) = parts.rdb_type.get(t) {
             self.out.extend_from_slice(p);
         }
         if let Some(i) = e.lru_idle {

@@ -420,7 +420,7 @@ pub fn rdb_type_name(t: u8) -> &'static str {
         20 => "SET_LISTPACK",
         21 => "STREAM_LISTPACKS_3",
         22 => "HASH_METADATA_PRE_GA/HASH_2",
-        23 => "HASH_LISTPACK_EX_PRE_GA",
+        23 => "HASH_LISTPACK_EX_PRE_GA/PATH_HASH",
         24 => "HASH_METADATA",
         25 => "HASH_LISTPACK_EX",
         26 => "STREAM_LISTPACKS_4",

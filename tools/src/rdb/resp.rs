@@ -168,6 +168,12 @@ pub fn plain(
                 String::from_utf8_lossy(k)
             ))
         }
+        Value::PathHash(_) => {
+            return Err(format!(
+                "key {:?}: a Valkey 9.2 path hash has no Redis commands, and no RDB version this tool writes holds one",
+                String::from_utf8_lossy(k)
+            ))
+        }
         _ => {
             return Err(format!(
                 "key {:?}: unknown value type",
