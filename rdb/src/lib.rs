@@ -4,12 +4,13 @@
 //! payloads:
 //! - a streaming [`Reader`] over a byte slice (memory-mapped files, see
 //!   [`MappedFile`]) or any [`std::io::Read`], for every `REDIS` version 1-14
-//!   (KEY_META is skipped) and `VALKEY` 80/81 (with 81's path hashes),
+//!   (KEY_META is skipped) and `VALKEY` 80/81,
 //!   every value encoding (raw/int/LZF strings, linked lists, ziplists,
 //!   quicklists 1 and 2, intsets, listpacks, zipmaps, ASCII and binary zset
 //!   scores, hash field TTLs in Redis 7.4 and Valkey 9 forms, streams 1-5
 //!   with consumer groups, IDMP producers and NACKs, Redis 8.8 sparse
-//!   arrays), functions, slot info, AUX and module data (reported opaque,
+//!   arrays, Valkey 9.2 path hashes), functions, slot info, Valkey slot
+//!   imports, AUX and module data (reported opaque,
 //!   with the module's name);
 //! - a [`Writer`] producing RDB 10 by default, or 9, 11, 12 or Valkey 80
 //!   (none of which holds an array or a path hash: [`Value::Array`] and

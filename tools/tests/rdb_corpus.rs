@@ -668,6 +668,34 @@ fn valkey_9_2_path_hashes_dump_report_and_refuse_targets() {
     }
 }
 
+/// A Valkey cluster node's dump with an unfinished slot import (opcode
+/// 243): `info` reports it, the keys dump as usual.
+#[test]
+fn valkey_slot_imports_are_reported_by_info() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut data = b"VALKEY080".to_vec();
+    data.extend_from_slice(&[0xF3, 40]);
+    data.extend_from_slice(&[b'n'; 40]);
+    data.extend_from_slice(&[2, 0, 10, 0x40, 0x64, 0x40, 0xc8]);
+    data.extend_from_slice(&[0xFE, 0, 0, 1, b'k', 1, b'v', 0xFF]);
+    let c = basalt_rdb::crc64::checksum(&data);
+    data.extend_from_slice(&c.to_le_bytes());
+    let f = tmp.path().join("valkey-slot-import.rdb");
+    std::fs::write(&f, &data).unwrap();
+    let info: J = serde_json::from_slice(&rdb_ok(&["info", p(&f), "--json"])).unwrap();
+    assert_eq!(info["slot_imports"], 1);
+    let text = String::from_utf8(rdb_ok(&["info", p(&f)])).unwrap();
+    assert!(
+        text.contains("slot import: 1 unfinished jobs (2 slot ranges)"),
+        "{text}"
+    );
+    assert_eq!(
+        String::from_utf8(rdb_ok(&["keys", p(&f)])).unwrap().trim(),
+        "k"
+    );
+    assert_eq!(rdb(&["check", p(&f)]).status.code(), Some(0));
+}
+
 /// An AOF directory whose RDB base holds an array: the array comes through
 /// the replay unchanged, and a command on its key is refused.
 #[test]

@@ -44,6 +44,8 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
     let mut modules: BTreeMap<String, u64> = BTreeMap::new();
     let mut functions: Vec<Vec<u8>> = Vec::new();
     let mut slots = 0u64;
+    let mut slot_imports = 0u64;
+    let mut import_ranges = 0u64;
     let mut module_aux = 0u64;
     let mut cur_db = 0u64;
     let mut format = None;
@@ -82,6 +84,10 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
                 }
                 Item::Function(f) => functions.push(f.library),
                 Item::SlotInfo { .. } => slots += 1,
+                Item::SlotImport { ranges, .. } => {
+                    slot_imports += 1;
+                    import_ranges += ranges.len() as u64;
+                }
                 Item::ModuleAux { .. } => module_aux += 1,
                 _ => {}
             }
@@ -162,6 +168,8 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         }
         j.raw("], \"slot_info\": ");
         j.int(slots);
+        j.raw(", \"slot_imports\": ");
+        j.int(slot_imports);
         j.raw(", \"module_aux\": ");
         j.int(module_aux);
         j.raw(", \"warnings\": [");
@@ -218,6 +226,12 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         }
         if slots > 0 {
             let _ = writeln!(s, "slot info:   {slots} slots");
+        }
+        if slot_imports > 0 {
+            let _ = writeln!(
+                s,
+                "slot import: {slot_imports} unfinished jobs ({import_ranges} slot ranges)"
+            );
         }
         if module_aux > 0 {
             let _ = writeln!(s, "module aux:  {module_aux}");
