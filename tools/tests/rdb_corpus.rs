@@ -557,16 +557,27 @@ fn redis_8_arrays_dump_report_and_refuse_older_targets() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("Redis 8.8 array"));
     assert!(!String::from_utf8_lossy(&r.stdout).contains("arr"));
     // No target holds it: convert refuses, or drops it when asked.
-    for v in ["9", "10", "11", "12", "80"] {
+    convert_refuses_or_skips(&src, &["9", "10", "11", "12", "80"], "array", "arr");
+}
+
+/// `convert` to each version refuses `src` (naming `what` and the key
+/// `key`) and writes nothing; with `--skip-unrepresentable` it writes the
+/// other keys, "a" and "b".
+fn convert_refuses_or_skips(src: &std::path::Path, versions: &[&str], what: &str, key: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    for v in versions {
         let dst = tmp.path().join(format!("out-{v}.rdb"));
-        let r = rdb(&["convert", p(&src), "-o", p(&dst), "--rdb-version", v]);
+        let r = rdb(&["convert", p(src), "-o", p(&dst), "--rdb-version", v]);
         assert_eq!(r.status.code(), Some(1));
         let msg = String::from_utf8_lossy(&r.stderr);
-        assert!(msg.contains("array") && msg.contains("\"arr\""), "{msg}");
+        assert!(
+            msg.contains(what) && msg.contains(&format!("\"{key}\"")),
+            "{msg}"
+        );
         assert!(!dst.exists());
         let r = rdb(&[
             "convert",
-            p(&src),
+            p(src),
             "-o",
             p(&dst),
             "--rdb-version",
@@ -639,33 +650,7 @@ fn valkey_9_2_path_hashes_dump_report_and_refuse_targets() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("Valkey 9.2 path hash"));
     assert!(!String::from_utf8_lossy(&r.stdout).contains("ph"));
     // No target holds it: convert refuses, or drops it when asked.
-    for v in ["10", "80"] {
-        let dst = tmp.path().join(format!("out-{v}.rdb"));
-        let r = rdb(&["convert", p(&src), "-o", p(&dst), "--rdb-version", v]);
-        assert_eq!(r.status.code(), Some(1));
-        let msg = String::from_utf8_lossy(&r.stderr);
-        assert!(msg.contains("path hash") && msg.contains("\"ph\""), "{msg}");
-        assert!(!dst.exists());
-        let r = rdb(&[
-            "convert",
-            p(&src),
-            "-o",
-            p(&dst),
-            "--rdb-version",
-            v,
-            "--skip-unrepresentable",
-        ]);
-        assert_eq!(
-            r.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        let names = String::from_utf8(rdb_ok(&["keys", p(&dst)])).unwrap();
-        let mut names: Vec<&str> = names.lines().collect();
-        names.sort();
-        assert_eq!(names, ["a", "b"]);
-    }
+    convert_refuses_or_skips(&src, &["10", "80"], "path hash", "ph");
 }
 
 /// A Valkey cluster node's dump with an unfinished slot import (opcode
