@@ -299,6 +299,17 @@ fn rdb_seeds(dir: &str) -> Result<usize, Box<dyn std::error::Error>> {
         )?;
         n += 1;
     }
+    // A Valkey cluster node's unfinished slot import (opcode 243): a
+    // 40-byte job name and two slot ranges, before the keys.
+    let mut body = vec![0xF3, 40];
+    body.extend_from_slice(&[b'n'; 40]);
+    body.extend_from_slice(&[2, 0, 10, 0x40, 0x64, 0x7F, 0xFF]);
+    body.extend_from_slice(&[0xFE, 0, 0, 1, b'a', 1, b'x']);
+    std::fs::write(
+        format!("{dir}/valkey9-slot-import.rdb"),
+        path_hashes::file81(&body, true),
+    )?;
+    n += 1;
     for (i, paths) in valkey92_path_hashes().iter().enumerate() {
         let mut body = vec![0, 1, b'a', 1, b'x'];
         body.extend_from_slice(&path_hashes::path_hash_key(b"ph", paths));
