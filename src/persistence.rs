@@ -174,6 +174,9 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
         srv.ks.lock(srv.ks.shard_of(h)).dbs[e.db as usize].insert(h, &e.key, entry);
         n += 1;
     }
+    for w in reader.warnings() {
+        tracing::warn!("{}: {w}", path.display());
+    }
     tracing::info!(
         "imported {n} keys from {} in {:.3}s",
         path.display(),

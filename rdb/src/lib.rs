@@ -106,7 +106,7 @@ pub use dump::{decode_dump, dump_version, encode_dump};
 pub use encode::{EncodeOptions, Target};
 pub use error::{Error, Result};
 pub use format::{Format, Magic};
-pub use reader::{Checksum, Item, MappedFile, Reader};
+pub use reader::{slot_import_warning, Checksum, Item, MappedFile, Reader};
 pub use value::{
     format_array_double, Array, ArrayElem, Consumer, ConsumerGroup, Entry, Function, HashField,
     IdmpProducer, ModuleValue, PathFields, PathHash, PendingEntry, Stream, StreamEntry, StreamId,

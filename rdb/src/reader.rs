@@ -400,7 +400,16 @@ impl<I: Input> Reader<I> {
                         "offset {at}: skipping key metadata (class specs {specs:08x?}) of the next key"
                     ));
                 }
-                Opcode::SlotImport => return Ok(Some(read_slot_import(inp)?)),
+                Opcode::SlotImport => {
+                    let item = read_slot_import(inp)?;
+                    if let Item::SlotImport { name, ranges } = &item {
+                        self.warnings.push(format!(
+                            "offset {at}: {}",
+                            slot_import_warning(name, ranges)
+                        ));
+                    }
+                    return Ok(Some(item));
+                }
                 Opcode::Update => {
                     // Written only into forkless full-sync streams by
                     // unmerged Valkey work (a RESP command after the
@@ -500,4 +509,30 @@ fn read_slot_import<I: Input>(inp: &mut I) -> Result<Item> {
         ranges.push((first, last));
     }
     Ok(Item::SlotImport { name, ranges })
+}
+
+/// What an unfinished slot import means for whoever loads the dump: the
+/// keys of those slots may be a partial copy. Valkey fails such a job at
+/// load and, on a primary, drops the keys of slots it does not own.
+pub fn slot_import_warning(name: &[u8], ranges: &[(u64, u64)]) -> String {
+    let slots: Vec<String> = ranges
+        .iter()
+        .map(|(a, z)| {
+            if a == z {
+                a.to_string()
+            } else {
+                format!("{a}-{z}")
+            }
+        })
+        .collect();
+    format!(
+        "unfinished slot import '{}' (slots {}): the keys of those slots may be incomplete \
+         (Valkey fails the job when loading and drops keys of slots it does not own)",
+        String::from_utf8_lossy(name),
+        if slots.is_empty() {
+            "none".to_string()
+        } else {
+            slots.join(", ")
+        }
+    )
 }

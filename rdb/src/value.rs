@@ -68,8 +68,10 @@ impl Value {
     /// nor are arrays: an array with no elements can still carry an insert
     /// cursor, and whether Redis 8.8 drops such a key on load could not be
     /// checked, so the reader reports it rather than drop it. A path hash
-    /// with no paths is kept too: Valkey 9.2 keeps such a key (`EXISTS` 1,
-    /// `PHCARD` 0) and loads it.
+    /// with no paths is kept too: Valkey 9.2 keeps such a key after its last
+    /// path is deleted (`EXISTS` 1, `PHCARD` 0, in valkey's
+    /// `tests/unit/type/path_hash.tcl`), and its `rdbLoadObject` accepts a
+    /// path count of 0 (valkey-io/valkey at 8c15031e).
     pub fn is_empty_collection(&self) -> bool {
         match self {
             Value::List(v) | Value::Set(v) => v.is_empty(),

@@ -140,3 +140,27 @@ fn collections_move_both_ways_with_dump_restore() {
     assert_eq!(rc.cmd_str(&["SISMEMBER", "s2", "m2"]), b":1\r\n");
     assert_eq!(rc.cmd_str(&["HGET", "h2", "a"]), b"$1\r\n1\r\n");
 }
+
+/// A Valkey cluster node's dump with an unfinished slot import (opcode
+/// 243) loads: its keys are served, and the log warns that those slots may
+/// be incomplete.
+#[test]
+fn a_valkey_dump_with_an_unfinished_slot_import_loads_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = b"VALKEY080".to_vec();
+    data.extend_from_slice(&[0xF3, 40]);
+    data.extend_from_slice(&[b'j'; 40]);
+    data.extend_from_slice(&[1, 0x40, 0x64, 0x40, 0xc8]); // slots 100-200
+    data.extend_from_slice(&[0xFE, 0, 0, 1, b'k', 1, b'v', 0xFF]);
+    let crc = basalt_rdb::crc64::checksum(&data);
+    data.extend_from_slice(&crc.to_le_bytes());
+    std::fs::write(dir.path().join("dump.rdb"), &data).unwrap();
+    let log = dir.path().join("server.log");
+    let b = TestServer::start_in(dir.path(), &["--logfile", log.to_str().unwrap()]);
+    assert_eq!(b.raw().cmd_str(&["GET", "k"]), b"$1\r\nv\r\n");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("unfinished slot import") && text.contains("slots 100-200"),
+        "{text}"
+    );
+}

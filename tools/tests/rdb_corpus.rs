@@ -637,6 +637,7 @@ fn valkey_9_2_path_hashes_dump_report_and_refuse_targets() {
     assert_eq!(String::from_utf8_lossy(&only).trim(), "ph");
     let info = String::from_utf8(rdb_ok(&["info", p(&src)])).unwrap();
     assert!(info.contains("path-hash"), "{info}");
+    assert!(info.contains("23 PATH_HASH"), "{info}");
     let mem = String::from_utf8(rdb_ok(&["memory", p(&src), "--format", "csv"])).unwrap();
     assert!(
         mem.lines()
@@ -679,6 +680,21 @@ fn valkey_slot_imports_are_reported_by_info() {
         "k"
     );
     assert_eq!(rdb(&["check", p(&f)]).status.code(), Some(0));
+    // Converting keeps the keys and says what the job meant.
+    let dst = tmp.path().join("out.rdb");
+    let r = rdb(&["convert", p(&f), "-o", p(&dst), "--rdb-version", "10"]);
+    assert_eq!(r.status.code(), Some(0));
+    let msg = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        msg.contains("unfinished slot import") && msg.contains("slots 0-10, 100-200"),
+        "{msg}"
+    );
+    assert_eq!(
+        String::from_utf8(rdb_ok(&["keys", p(&dst)]))
+            .unwrap()
+            .trim(),
+        "k"
+    );
 }
 
 /// An AOF directory whose RDB base holds an array: the array comes through

@@ -124,6 +124,11 @@ pub fn convert(a: &Args, quiet: bool) -> Result<Outcome> {
                             )?,
                         }
                     }
+                    // No target this tool writes keeps the job; its keys
+                    // are written as they are, with a warning.
+                    Item::SlotImport { name, ranges } => out
+                        .dropped
+                        .push(basalt_rdb::slot_import_warning(&name, &ranges)),
                     Item::ModuleAux { module, .. } => {
                         refuse(
                             format!("module aux data of type '{}'", module.name),

@@ -190,6 +190,11 @@ pub fn import_to(a: &Args, addr: &str, quiet: bool) -> Result<Outcome> {
                     }
                     return Ok(());
                 }
+                Item::SlotImport { name, ranges } => {
+                    out.warnings
+                        .push(basalt_rdb::slot_import_warning(&name, &ranges));
+                    return Ok(());
+                }
                 _ => return Ok(()),
             };
             if !filter.accepts(&e) || e.value.is_empty_collection() {

@@ -1,7 +1,7 @@
 //! `basalt-rdb info FILE`: what a dump holds, at a glance.
 
 use super::filter::{Filter, FilterArgs};
-use super::{rdb_type_name, scan, Result};
+use super::{rdb_type_name_in, scan, Result};
 use basalt_rdb::{Checksum, Item};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -157,7 +157,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         j.raw("}, \"rdb_types\": {");
         for (n, (t, c)) in encodings.iter().enumerate() {
             j.raw(if n > 0 { ", " } else { "" });
-            j.str(&format!("{t}:{}", rdb_type_name(*t)));
+            j.str(&format!("{t}:{}", rdb_type_name_in(end.format, *t)));
             j.raw(": ");
             j.int(*c);
         }
@@ -212,7 +212,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
         }
         let _ = writeln!(s, "encodings (on disk):");
         for (t, c) in &encodings {
-            let _ = writeln!(s, "  {t:>2} {:<22} {c}", rdb_type_name(*t));
+            let _ = writeln!(s, "  {t:>2} {:<22} {c}", rdb_type_name_in(end.format, *t));
         }
         for (m, c) in &modules {
             let _ = writeln!(s, "module type {m}: {c} keys");

@@ -395,6 +395,17 @@ pub fn output(path: Option<&PathBuf>) -> Result<outwriter::ThreadedWriter> {
     })
 }
 
+/// The name of a value type byte in a file of format `f`: Valkey gives
+/// 22 and 23 their own meanings (`HASH_2`, `PATH_HASH`).
+pub fn rdb_type_name_in(f: basalt_rdb::Format, t: u8) -> &'static str {
+    match (f.magic, t) {
+        (basalt_rdb::Magic::Valkey, 22) => "HASH_2",
+        (basalt_rdb::Magic::Valkey, 23) => "PATH_HASH",
+        (basalt_rdb::Magic::Redis, 22) => "HASH_METADATA_PRE_GA",
+        _ => rdb_type_name(t),
+    }
+}
+
 /// Redis's name for an on-disk value type byte (`RDB_TYPE_*` without the prefix).
 pub fn rdb_type_name(t: u8) -> &'static str {
     match t {
@@ -420,7 +431,7 @@ pub fn rdb_type_name(t: u8) -> &'static str {
         20 => "SET_LISTPACK",
         21 => "STREAM_LISTPACKS_3",
         22 => "HASH_METADATA_PRE_GA/HASH_2",
-        23 => "HASH_LISTPACK_EX_PRE_GA/PATH_HASH",
+        23 => "HASH_LISTPACK_EX_PRE_GA",
         24 => "HASH_METADATA",
         25 => "HASH_LISTPACK_EX",
         26 => "STREAM_LISTPACKS_4",

@@ -1,7 +1,7 @@
 //! The per-key estimate: what Redis 7.0 allocates for a key once loaded
 //! (see the parent module's notes).
 
-use basalt_rdb::{ArrayElem, Entry, HashField, Value};
+use basalt_rdb::{ArrayElem, Entry, Value};
 
 /// A key's estimated footprint.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +128,36 @@ pub fn estimate(e: &Entry) -> Estimate {
     }
 }
 
+/// A hash of these (field, value) pairs, as Redis keeps it: a listpack
+/// (with a TTL slot per field when `ttl`) within the listpack limits, a
+/// hashtable beyond. Returns (bytes, encoding, fields, largest item).
+fn hash_size<'a>(
+    fields: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    ttl: bool,
+) -> (u64, &'static str, u64, u64) {
+    let n = fields.len() as u64;
+    let largest = fields
+        .clone()
+        .map(|(f, v)| f.len().max(v.len()))
+        .max()
+        .unwrap_or(0) as u64;
+    if fields.len() <= LISTPACK_MAX_ENTRIES && largest <= LISTPACK_MAX_VALUE as u64 {
+        let lp: u64 = fields
+            .map(|(f, v)| lp_entry(f) + lp_entry(v) + if ttl { 9 } else { 0 })
+            .sum();
+        return (
+            ROBJ + malloc_size(lp + 7),
+            if ttl { "listpackex" } else { "listpack" },
+            n,
+            largest,
+        );
+    }
+    let entries: u64 = fields
+        .map(|(f, v)| DICT_ENTRY + sds_size(f.len() as u64) + sds_size(v.len() as u64))
+        .sum();
+    (ROBJ + DICT + buckets(n) + entries, "hashtable", n, largest)
+}
+
 fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
     let maxlen = |it: &mut dyn Iterator<Item = usize>| it.max().unwrap_or(0) as u64;
     match v {
@@ -209,28 +239,13 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
             )
         }
         Value::Hash(fields) => {
-            let n = fields.len() as u64;
-            let largest = maxlen(&mut fields.iter().map(|f| f.field.len().max(f.value.len())));
             let ttl = fields.iter().any(|f| f.expire_ms.is_some());
-            if fields.len() <= LISTPACK_MAX_ENTRIES && largest <= LISTPACK_MAX_VALUE as u64 {
-                let lp: u64 = fields
+            hash_size(
+                fields
                     .iter()
-                    .map(|f| lp_entry(&f.field) + lp_entry(&f.value) + if ttl { 9 } else { 0 })
-                    .sum();
-                return (
-                    ROBJ + malloc_size(lp + 7),
-                    if ttl { "listpackex" } else { "listpack" },
-                    n,
-                    largest,
-                );
-            }
-            let entries: u64 = fields
-                .iter()
-                .map(|f| {
-                    DICT_ENTRY + sds_size(f.field.len() as u64) + sds_size(f.value.len() as u64)
-                })
-                .sum();
-            (ROBJ + DICT + buckets(n) + entries, "hashtable", n, largest)
+                    .map(|f| (f.field.as_slice(), f.value.as_slice())),
+                ttl,
+            )
         }
         Value::Stream(s) => {
             let mut lp = 0u64;
@@ -296,15 +311,10 @@ fn value_size(v: &Value) -> (u64, &'static str, u64, u64) {
             let mut largest = 0u64;
             for (path, fields) in &ph.paths {
                 total += malloc_size(16 + path.len() as u64 + 8);
-                let as_hash: Vec<HashField> = fields
-                    .iter()
-                    .map(|(f, v)| HashField {
-                        field: f.clone(),
-                        value: v.clone(),
-                        expire_ms: None,
-                    })
-                    .collect();
-                let (bytes, _, _, l) = value_size(&Value::Hash(as_hash));
+                let (bytes, _, _, l) = hash_size(
+                    fields.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
+                    false,
+                );
                 total += bytes;
                 largest = largest.max(l).max(path.len() as u64);
             }
