@@ -680,6 +680,22 @@ fn valkey_slot_imports_are_reported_by_info() {
         "k"
     );
     assert_eq!(rdb(&["check", p(&f)]).status.code(), Some(0));
+    // The JSON document lists the job; every dump format warns about it.
+    let r = rdb(&["dump", p(&f), "--format", "json"]);
+    assert_eq!(r.status.code(), Some(0));
+    let doc: J = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(
+        doc["slot_imports"],
+        serde_json::json!([{"name": "n".repeat(40), "ranges": [[0, 10], [100, 200]]}])
+    );
+    for format in ["json", "jsonl", "resp"] {
+        let r = rdb(&["dump", p(&f), "--format", format]);
+        let msg = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            msg.contains("warning: offset 9: unfinished slot import"),
+            "{format}: {msg}"
+        );
+    }
     // Converting keeps the keys and says what the job meant.
     let dst = tmp.path().join("out.rdb");
     let r = rdb(&["convert", p(&f), "-o", p(&dst), "--rdb-version", "10"]);

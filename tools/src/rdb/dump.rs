@@ -97,7 +97,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             // buffers: a full one is exchanged for an empty one, no copy.
             let mut j = Json::new(a.full_values);
             j.out = Vec::with_capacity(1 << 20);
-            scan_borrowed(
+            let end = scan_borrowed(
                 &a.file,
                 super::decode_options(),
                 quiet,
@@ -116,13 +116,14 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
                 },
             )?;
             out.write_all(&j.out)?;
+            reader_warnings(&end.warnings);
         }
         Format::Resp => {
             let opts = EncodeOptions::for_target(target(a.rdb_version)?);
             let mut buf = Vec::with_capacity(1 << 20);
             let mut db = None;
             let mut warnings = Vec::new();
-            scan(
+            let end = scan(
                 &a.file,
                 super::decode_options(),
                 quiet,
@@ -149,6 +150,7 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
                 },
             )?;
             out.write_all(&buf)?;
+            reader_warnings(&end.warnings);
             for w in &warnings {
                 eprintln!("basalt-rdb: warning: {w}");
             }
@@ -188,6 +190,44 @@ fn aux_member(j: &mut Json, aux: &[(Vec<u8>, Vec<u8>)]) {
     j.raw("]");
 }
 
+/// The reader's warnings (skipped key metadata or module values, an
+/// unfinished slot import), on stderr.
+fn reader_warnings(ws: &[String]) {
+    for w in ws {
+        eprintln!("basalt-rdb: warning: {w}");
+    }
+}
+
+/// An unfinished slot import: job name, (first, last) slot ranges.
+type SlotImport = (Vec<u8>, Vec<(u64, u64)>);
+
+/// `"slot_imports": [{"name": N, "ranges": [[first, last], ...]}, ...]`
+/// when the dump records unfinished Valkey slot imports (opcode 243).
+fn slot_imports_member(j: &mut Json, imports: &[SlotImport]) {
+    if imports.is_empty() {
+        return;
+    }
+    j.raw(",\n\"slot_imports\": [");
+    for (n, (name, ranges)) in imports.iter().enumerate() {
+        j.raw(if n > 0 {
+            ", {\"name\": "
+        } else {
+            "{\"name\": "
+        });
+        j.bytes(name);
+        j.raw(", \"ranges\": [");
+        for (i, (a, z)) in ranges.iter().enumerate() {
+            j.raw(if i > 0 { ", [" } else { "[" });
+            j.int(*a);
+            j.raw(", ");
+            j.int(*z);
+            j.raw("]");
+        }
+        j.raw("]}");
+    }
+    j.raw("]");
+}
+
 fn functions_member(j: &mut Json, fs: &mut [basalt_rdb::Function]) {
     if fs.is_empty() {
         return;
@@ -209,6 +249,7 @@ type Rendered = (Vec<u8>, Vec<u8>);
 fn json_sorted(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) -> Result<()> {
     let mut aux = Vec::new();
     let mut functions = Vec::new();
+    let mut imports = Vec::new();
     // Per db: (key, rendered record).
     let mut dbs: BTreeMap<u64, Vec<Rendered>> = BTreeMap::new();
     let mut j = Json::new(a.full_values);
@@ -221,6 +262,7 @@ fn json_sorted(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) -> R
             match item {
                 Item::Aux { key, value } => aux.push((key, value)),
                 Item::Function(f) => functions.push(f),
+                Item::SlotImport { name, ranges } => imports.push((name, ranges)),
                 Item::Entry(e) if filter.accepts(&e) => {
                     j.out.clear();
                     j.key_record(&e, false);
@@ -235,6 +277,7 @@ fn json_sorted(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) -> R
     header(&mut j, a, end.format, end.size);
     aux_member(&mut j, &aux);
     functions_member(&mut j, &mut functions);
+    slot_imports_member(&mut j, &imports);
     j.raw(",\n\"databases\": [");
     for (n, (db, keys)) in dbs.iter_mut().enumerate() {
         keys.sort_unstable_by(|x, y| x.0.cmp(&y.0));
@@ -259,6 +302,7 @@ fn json_sorted(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) -> R
     checksum_member(&mut j, end.checksum);
     j.raw("\n}\n");
     out.write_all(&j.out)?;
+    reader_warnings(&end.warnings);
     Ok(())
 }
 
@@ -275,6 +319,7 @@ fn checksum_member(j: &mut Json, c: Option<basalt_rdb::Checksum>) {
 fn json_streamed(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) -> Result<()> {
     let mut aux = Vec::new();
     let mut functions = Vec::new();
+    let mut imports = Vec::new();
     let mut j = Json::new(a.full_values);
     let size = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
     let mut db: Option<u64> = None;
@@ -297,6 +342,7 @@ fn json_streamed(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) ->
             match item {
                 Item::Aux { key, value } => aux.push((key, value)),
                 Item::Function(f) => functions.push(f),
+                Item::SlotImport { name, ranges } => imports.push((name, ranges)),
                 Item::Entry(e) if filter.accepts(&e) => {
                     if db != Some(e.db) {
                         j.raw(if db.is_some() {
@@ -331,8 +377,10 @@ fn json_streamed(a: &Args, filter: &Filter, quiet: bool, out: &mut dyn Write) ->
     j.raw(if db.is_some() { "\n]}\n]" } else { "\n]" });
     aux_member(&mut j, &aux);
     functions_member(&mut j, &mut functions);
+    slot_imports_member(&mut j, &imports);
     checksum_member(&mut j, end.checksum);
     j.raw("\n}\n");
     out.write_all(&j.out)?;
+    reader_warnings(&end.warnings);
     Ok(())
 }
