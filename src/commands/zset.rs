@@ -919,8 +919,18 @@ fn aggregate(target: &mut f64, v: f64, agg: Agg) {
                 *target = 0.0;
             }
         }
-        Agg::Min => *target = target.min(v),
-        Agg::Max => *target = target.max(v),
+        // As Redis compares: a NaN `v` (a weighted inf times 0) loses, and
+        // of 0 and -0 the score already there stays.
+        Agg::Min => {
+            if v < *target {
+                *target = v;
+            }
+        }
+        Agg::Max => {
+            if v > *target {
+                *target = v;
+            }
+        }
     }
 }
 
@@ -1080,7 +1090,11 @@ fn compute(
                 let mut score = weighted(*s, srcs[0].1);
                 for (i, map) in maps.iter().enumerate() {
                     match map.get(m.as_slice()) {
-                        Some(v) => aggregate(&mut score, weighted(*v, srcs[i + 1].1), p.agg),
+                        // Only the first source's product has a NaN made 0
+                        // in Redis's ZINTER; a later one (inf times a 0
+                        // weight) goes into the aggregate as NaN, so SUM
+                        // gives 0 and MIN/MAX keep the score so far.
+                        Some(v) => aggregate(&mut score, *v * srcs[i + 1].1, p.agg),
                         None => continue 'outer,
                     }
                 }
