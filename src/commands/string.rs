@@ -291,11 +291,16 @@ fn getdel(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn getex(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let o = parse_set_opts(a, 2, Kind::GetEx)?;
-    // As Redis: a missing key answers nil before the expire is validated.
-    let exists = ctx.read_key(a[1]).exists();
-    if !exists {
-        ctx.out.null();
-        return Ok(());
+    // As Redis: a missing key answers nil, and a key of another type
+    // WRONGTYPE, before the expire is validated.
+    let is_string = ctx.read_key(a[1]).get().map(|e| e.value.is_string());
+    match is_string {
+        None => {
+            ctx.out.null();
+            return Ok(());
+        }
+        Some(false) => return Err(CmdError::WrongType),
+        Some(true) => {}
     }
     let when = match o.expire {
         Some((s, abs, i)) => Some((expire_ms(ctx, a[i], s, abs, "getex")?, abs)),
