@@ -683,6 +683,14 @@ impl Stream {
 
     /// Calls `f(id, fields)` for live entries in `[start, end]`, ascending
     /// (or descending when `rev`), until it returns false.
+    ///
+    /// Entries are visited as Redis's stream iterator visits them, which
+    /// matters once XSETID has lowered the last ID below a deleted entry
+    /// and XADD has appended lower IDs after it: going forward, deleted
+    /// entries and entries below `start` are skipped and the first live
+    /// entry above `end` ends the walk; going backward, deleted entries and
+    /// entries above `end` are skipped and the first live entry below
+    /// `start` ends it. A deleted entry never ends it.
     pub fn range(
         &self,
         start: StreamId,
@@ -693,51 +701,62 @@ impl Stream {
         if start > end {
             return;
         }
-        // The first node that can hold `start`: the last with master <= start.
-        let from = self
-            .nodes
-            .range(..=start)
-            .next_back()
-            .map(|(k, _)| *k)
-            .unwrap_or(start);
         let mut buf = Vec::new();
         if !rev {
-            for (mid, node) in self.nodes.range(from..=end) {
+            // From the last node whose master is <= start (else the first).
+            let from = self
+                .nodes
+                .range(..=start)
+                .next_back()
+                .map(|(k, _)| *k)
+                .unwrap_or(start);
+            for (mid, node) in self.nodes.range(from..) {
+                // A node's live entries are all <= its last appended entry.
                 if node.last < start {
                     continue;
                 }
                 let mut go = true;
                 node.walk(*mid, |r| {
+                    if r.flags & FLAG_DELETED != 0 || r.id < start {
+                        return true;
+                    }
                     if r.id > end {
+                        go = false;
                         return false;
                     }
-                    if r.flags & FLAG_DELETED == 0 && r.id >= start {
-                        node.fields(&r, &mut buf);
-                        go = f(r.id, &buf);
-                        return go;
-                    }
-                    true
+                    node.fields(&r, &mut buf);
+                    go = f(r.id, &buf);
+                    go
                 });
                 if !go {
                     return;
                 }
             }
         } else {
-            for (mid, node) in self.nodes.range(from..=end).rev() {
-                if node.last < start {
-                    break;
-                }
-                let mut raws = Vec::new();
+            // From the last node whose master is <= end (else the last).
+            let upto = self
+                .nodes
+                .range(..=end)
+                .next_back()
+                .map(|(k, _)| *k)
+                .or_else(|| self.nodes.last_key_value().map(|(k, _)| *k));
+            let Some(upto) = upto else { return };
+            let mut raws = Vec::new();
+            for (mid, node) in self.nodes.range(..=upto).rev() {
+                raws.clear();
                 node.walk(*mid, |r| {
-                    if r.id > end {
-                        return false;
-                    }
-                    if r.flags & FLAG_DELETED == 0 && r.id >= start {
+                    if r.flags & FLAG_DELETED == 0 {
                         raws.push(r);
                     }
                     true
                 });
                 for r in raws.iter().rev() {
+                    if r.id > end {
+                        continue;
+                    }
+                    if r.id < start {
+                        return;
+                    }
                     node.fields(r, &mut buf);
                     if !f(r.id, &buf) {
                         return;
