@@ -1051,6 +1051,16 @@ fn random_command(r: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
             for _ in 0..r.below(3) {
                 a.push(r.pick(&["NX", "XX", "GT", "LT", "FOO", "nx", "gt"]).into());
             }
+            // A relative TTL compared (GT/LT) with one set a moment before
+            // from the same relative value is equal or 1 ms greater,
+            // depending on whether a millisecond passed in between.
+            if !c.ends_with("AT")
+                && a[3..]
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case("gt") || o.eq_ignore_ascii_case("lt"))
+            {
+                cmp = Cmp::Type;
+            }
             a
         }
         32 => {
