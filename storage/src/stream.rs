@@ -818,21 +818,37 @@ impl Stream {
 
     /// Marks entry `id` deleted. Does not touch `max_deleted` (XDEL does).
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Some((&mid, _)) = self.nodes.range(..=id).next_back() else {
-            return false;
-        };
-        let node = self.nodes.get_mut(&mid).expect("just found");
-        let mut at = None;
-        node.walk(mid, |r| {
-            if r.id == id && r.flags & FLAG_DELETED == 0 {
-                at = Some(r.flags_at);
-                return false;
+        // Found as Redis's `streamDeleteItem` finds it, with a range walk
+        // from the last node whose master is <= id (else the first):
+        // deleted entries are passed over (after XSETID lowered the last
+        // ID, live entries, even one with this very ID, can follow a
+        // higher tombstone, in this node or the next), and the first live
+        // entry above `id` ends the search.
+        let from = self
+            .nodes
+            .range(..=id)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or(id);
+        let mut found = None;
+        for (mid, node) in self.nodes.range(from..) {
+            let mut stop = false;
+            node.walk(*mid, |r| {
+                if r.flags & FLAG_DELETED != 0 || r.id < id {
+                    return true;
+                }
+                if r.id == id {
+                    found = Some((*mid, r.flags_at));
+                }
+                stop = true;
+                false
+            });
+            if stop {
+                break;
             }
-            // A deleted entry with this ID may come first: after XSETID
-            // lowered the last ID, XADD can add the same ID again.
-            r.id <= id
-        });
-        let Some(at) = at else { return false };
+        }
+        let Some((mid, at)) = found else { return false };
+        let node = self.nodes.get_mut(&mid).expect("just found");
         if id == node.last {
             node.last_live = false;
         }
@@ -906,8 +922,13 @@ impl Stream {
             node.live -= n;
             node.deleted += n;
             if node.live == 0 {
-                // Cannot happen (the node would have been removed whole),
-                // but never keep an empty node.
+                // Reached when the in-node trim stopped at a deleted entry
+                // at or above MINID after every live one. Redis keeps such
+                // a node (XINFO's radix-tree-keys counts it, and later node
+                // splits differ); Basalt drops it, since its lookups assume
+                // no node without live entries. Only the layout differs,
+                // unless XSETID later lowers the last ID below that
+                // tombstone (then Redis may return entries out of order).
                 self.nodes.remove(&mid);
             }
             self.length = length;
