@@ -681,6 +681,13 @@ impl Stream {
         }
     }
 
+    /// Where a forward walk from `id` begins, as Redis's iterator seeks:
+    /// the last node whose master ID is <= `id`, else the first node (a
+    /// bound below every node).
+    fn walk_start(&self, id: StreamId) -> StreamId {
+        self.nodes.range(..=id).next_back().map_or(id, |(k, _)| *k)
+    }
+
     /// Calls `f(id, fields)` for live entries in `[start, end]`, ascending
     /// (or descending when `rev`), until it returns false.
     ///
@@ -703,14 +710,7 @@ impl Stream {
         }
         let mut buf = Vec::new();
         if !rev {
-            // From the last node whose master is <= start (else the first).
-            let from = self
-                .nodes
-                .range(..=start)
-                .next_back()
-                .map(|(k, _)| *k)
-                .unwrap_or(start);
-            for (mid, node) in self.nodes.range(from..) {
+            for (mid, node) in self.nodes.range(self.walk_start(start)..) {
                 // A node's live entries are all <= its last appended entry.
                 if node.last < start {
                     continue;
@@ -824,14 +824,8 @@ impl Stream {
         // ID, live entries, even one with this very ID, can follow a
         // higher tombstone, in this node or the next), and the first live
         // entry above `id` ends the search.
-        let from = self
-            .nodes
-            .range(..=id)
-            .next_back()
-            .map(|(k, _)| *k)
-            .unwrap_or(id);
         let mut found = None;
-        for (mid, node) in self.nodes.range(from..) {
+        for (mid, node) in self.nodes.range(self.walk_start(id)..) {
             let mut stop = false;
             node.walk(*mid, |r| {
                 if r.flags & FLAG_DELETED != 0 || r.id < id {
