@@ -401,14 +401,12 @@ impl<I: Input> Reader<I> {
                     ));
                 }
                 Opcode::SlotImport => {
-                    let item = read_slot_import(inp)?;
-                    if let Item::SlotImport { name, ranges } = &item {
-                        self.warnings.push(format!(
-                            "offset {at}: {}",
-                            slot_import_warning(name, ranges)
-                        ));
-                    }
-                    return Ok(Some(item));
+                    let (name, ranges) = read_slot_import(inp)?;
+                    self.warnings.push(format!(
+                        "offset {at}: {}",
+                        slot_import_warning(&name, &ranges)
+                    ));
+                    return Ok(Some(Item::SlotImport { name, ranges }));
                 }
                 Opcode::Update => {
                     // Written only into forkless full-sync streams by
@@ -465,6 +463,9 @@ impl<I: Input> Iterator for Reader<I> {
     }
 }
 
+/// A slot import job's (first, last) slot ranges.
+type SlotRanges = Vec<(u64, u64)>;
+
 /// The length of a slot import job's name (`CLUSTER_NAMELEN`).
 const SLOT_IMPORT_NAME_LEN: usize = 40;
 /// Slots in a cluster.
@@ -475,7 +476,7 @@ const CLUSTER_SLOTS: u64 = 16384;
 /// 40 bytes), the range count, then each range's first and last slot (RDB
 /// lengths). A name of another length is refused as valkey-check-rdb
 /// refuses it, and so is a range outside 0-16383 or reversed.
-fn read_slot_import<I: Input>(inp: &mut I) -> Result<Item> {
+fn read_slot_import<I: Input>(inp: &mut I) -> Result<(Vec<u8>, SlotRanges)> {
     let name_at = inp.offset();
     let name = read_string(inp, "slot import job name")?;
     if name.len() != SLOT_IMPORT_NAME_LEN {
@@ -508,7 +509,7 @@ fn read_slot_import<I: Input>(inp: &mut I) -> Result<Item> {
         }
         ranges.push((first, last));
     }
-    Ok(Item::SlotImport { name, ranges })
+    Ok((name, ranges))
 }
 
 /// What an unfinished slot import means for whoever loads the dump: the

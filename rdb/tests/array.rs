@@ -20,23 +20,13 @@ const TARGETS: [Target; 5] = [
     Target::Valkey80,
 ];
 
-fn items(data: &[u8]) -> basalt_rdb::Result<Vec<Item>> {
-    Reader::from_slice(data, DecodeOptions::default())?.collect()
-}
+#[path = "support/read.rs"]
+mod read;
+use read::items;
 
-/// The same through the `Read` path (a 7-byte-at-a-time reader, so every
-/// refill boundary is crossed).
+/// Through the `Read` path, 7 bytes at a time.
 fn items_streamed(data: &[u8]) -> basalt_rdb::Result<Vec<Item>> {
-    struct Dribble<'a>(&'a [u8]);
-    impl std::io::Read for Dribble<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(7).min(self.0.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
-    Reader::from_read(Dribble(data), DecodeOptions::default())?.collect()
+    read::items_dribbled(data, 7)
 }
 
 fn array_of(data: &[u8]) -> (Entry, Array) {

@@ -23,22 +23,13 @@ const TARGETS: [Target; 5] = [
     Target::Valkey80,
 ];
 
-fn items(data: &[u8]) -> basalt_rdb::Result<Vec<Item>> {
-    Reader::from_slice(data, DecodeOptions::default())?.collect()
-}
+#[path = "support/read.rs"]
+mod read;
+use read::items;
 
-/// The same through the `Read` path, 5 bytes at a time.
+/// Through the `Read` path, 5 bytes at a time.
 fn items_streamed(data: &[u8]) -> basalt_rdb::Result<Vec<Item>> {
-    struct Dribble<'a>(&'a [u8]);
-    impl std::io::Read for Dribble<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(5).min(self.0.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
-    Reader::from_read(Dribble(data), DecodeOptions::default())?.collect()
+    read::items_dribbled(data, 5)
 }
 
 fn entries(data: &[u8]) -> Vec<Entry> {

@@ -16,12 +16,13 @@ fn file(header: &[u8], body: &[u8]) -> Vec<u8> {
     v
 }
 
-fn items(data: &[u8]) -> basalt_rdb::Result<Vec<Item>> {
-    Reader::from_slice(data, DecodeOptions::default())?.collect()
-}
+#[path = "support/read.rs"]
+mod read;
+use read::items;
 
+/// Through the `Read` path, 3 bytes at a time.
 fn streamed(data: &[u8]) -> basalt_rdb::Result<Vec<Item>> {
-    Reader::from_read(data, DecodeOptions::default())?.collect()
+    read::items_dribbled(data, 3)
 }
 
 const NAME: &[u8; 40] = b"0123456789abcdef0123456789abcdef01234567";
