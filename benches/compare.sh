@@ -14,12 +14,16 @@
 #                       When both servers outrun the client (redis-benchmark
 #                       saturates its core), throughput cannot separate
 #                       them; the CPU each needed for the same work can.
+#   --client-cpu        also report how busy redis-benchmark kept its own
+#                       core: (user+sys CPU) / elapsed, median per server.
+#                       Near 100%, the client is the bottleneck and no
+#                       server can be measured faster (needs GNU time).
 # example (issue 2's per-core figure):
 #   benches/compare.sh --pin --basalt-args "--io-threads 1" -- -c 50 -r 100000 -d 64 -t set,get -P 16 -n 2000000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=5; pin=0; mode=memory; basalt_args=""; redis_args=""; cpu=0
+rounds=5; pin=0; mode=memory; basalt_args=""; redis_args=""; cpu=0; client_cpu=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
@@ -28,6 +32,7 @@ while [[ $# -gt 0 ]]; do
         --basalt-args) basalt_args=$2; shift 2 ;;
         --redis-args) redis_args=$2; shift 2 ;;
         --cpu) cpu=1; shift ;;
+        --client-cpu) client_cpu=1; shift ;;
         --) shift; break ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -59,9 +64,17 @@ for p in "$bport" "$rport"; do
     for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
+client_time=()
+if [[ $client_cpu == 1 ]]; then
+    [[ -x /usr/bin/time ]] || { echo "--client-cpu needs GNU time (/usr/bin/time)" >&2; exit 2; }
+fi
 bench() { # port args... -> lines "TEST rps p50 p99"
     local port=$1; shift
-    "${client_pin[@]}" redis-benchmark -p "$port" "$@" --csv 2>/dev/null |
+    if [[ $client_cpu == 1 ]]; then
+        # One line per run in client.PORT: the client's CPU share of its run.
+        client_time=(/usr/bin/time -a -o "$work/client.$port" -f "%U %S %e")
+    fi
+    "${client_time[@]}" "${client_pin[@]}" redis-benchmark -p "$port" "$@" --csv 2>/dev/null |
         tr -d '"' | awk -F, 'NR>1 { gsub(/ /, "_", $1); print $1, $2, $5, $7 }'
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -115,6 +128,11 @@ for t in $(awk '{print $2}' "$work/results" | sort -u); do
     fi
     echo
 done
+if [[ $client_cpu == 1 ]]; then
+    for s in redis:$rport basalt:$bport; do
+        echo "client core busy against ${s%%:*}: $(awk '$3 > 0 { printf "%.0f\n", 100 * ($1 + $2) / $3 }' "$work/client.${s##*:}" | median)% (median of $rounds runs)"
+    done
+fi
 if [[ $mode != memory ]]; then
     echo "basalt log: $(redis-cli -p "$bport" info persistence | grep -E 'aof_fsyncs|aof_records_per_fsync' | tr -d '\r' | tr '\n' ' ')"
 fi
