@@ -53,11 +53,18 @@ fn write_info(ctx: &mut Ctx<'_>, e: &Entry) {
     for c in cats {
         ctx.out.simple(&c);
     }
+    // Tips, then key specs (Basalt reports neither yet), then the
+    // subcommands: sets in RESP3 as Redis 7.0 sends them, except a
+    // container's subcommands, which are an array.
     ctx.out.set(0);
-    ctx.out.array(0);
+    ctx.out.set(0);
     let mut subs: Vec<&Entry> = e.subs.values().collect();
     subs.sort_by(|a, b| a.fullname.cmp(&b.fullname));
-    ctx.out.array(subs.len());
+    if subs.is_empty() {
+        ctx.out.set(0);
+    } else {
+        ctx.out.array(subs.len());
+    }
     for sub in subs {
         write_info(ctx, sub);
     }
