@@ -11,6 +11,20 @@ pub struct Counting;
 
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// The highest `ALLOCATED` since the heap last shrank enough to collect
+/// (see `check_shrink`); never above `PEAK`.
+static HIGH: AtomicUsize = AtomicUsize::new(0);
+
+/// After the heap grew to `now` bytes: raises the high marks.
+#[inline]
+fn grew(now: usize) {
+    if now > HIGH.load(Relaxed) {
+        HIGH.store(now, Relaxed);
+        if now > PEAK.load(Relaxed) {
+            PEAK.store(now, Relaxed);
+        }
+    }
+}
 
 // SAFETY: every method forwards to the allocator with the same arguments and
 // only adds relaxed counter updates.
@@ -21,10 +35,7 @@ unsafe impl GlobalAlloc for Counting {
         if !p.is_null() {
             // SAFETY: `p` was just returned by mimalloc.
             let n = unsafe { System.usable_size(p) };
-            let now = ALLOCATED.fetch_add(n, Relaxed) + n;
-            if now > PEAK.load(Relaxed) {
-                PEAK.store(now, Relaxed);
-            }
+            grew(ALLOCATED.fetch_add(n, Relaxed) + n);
         }
         p
     }
@@ -42,7 +53,8 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.alloc_zeroed(l) };
         if !p.is_null() {
             // SAFETY: `p` was just returned by mimalloc.
-            ALLOCATED.fetch_add(unsafe { System.usable_size(p) }, Relaxed);
+            let n = unsafe { System.usable_size(p) };
+            grew(ALLOCATED.fetch_add(n, Relaxed) + n);
         }
         p
     }
@@ -56,7 +68,7 @@ unsafe impl GlobalAlloc for Counting {
             // SAFETY: `q` was just returned by mimalloc.
             let now = unsafe { System.usable_size(q) };
             if now > old {
-                ALLOCATED.fetch_add(now - old, Relaxed);
+                grew(ALLOCATED.fetch_add(now - old, Relaxed) + (now - old));
             } else {
                 ALLOCATED.fetch_sub(old - now, Relaxed);
             }
@@ -89,6 +101,28 @@ const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    fn mi_collect(force: bool);
+    fn mi_process_info(
+        elapsed_msecs: *mut usize,
+        user_msecs: *mut usize,
+        system_msecs: *mut usize,
+        current_rss: *mut usize,
+        peak_rss: *mut usize,
+        current_commit: *mut usize,
+        peak_commit: *mut usize,
+        page_faults: *mut usize,
+    );
+}
+
+/// Bytes mimalloc holds committed from the OS (its "resident" memory:
+/// what it handed out plus its free pages not yet purged). mimalloc
+/// counts OS commits in every build.
+pub fn committed() -> usize {
+    let mut v = [0usize; 8];
+    let [a, b, c, d, e, f, g, h] = &mut v;
+    // SAFETY: mimalloc writes one usize through each pointer.
+    unsafe { mi_process_info(a, b, c, d, e, f, g, h) };
+    v[5]
 }
 
 /// Sets Basalt's allocator options, unless the environment already chose
@@ -98,5 +132,69 @@ pub fn configure() {
         // SAFETY: a plain setter of a process-wide option; the symbol comes
         // from the linked mimalloc (libmimalloc-sys, built by the mimalloc crate).
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
+}
+
+/// Returns freed memory to the OS now, as far as the calling thread can
+/// (MEMORY PURGE): mimalloc frees this thread's empty pages and purges
+/// them without waiting for the purge delay.
+pub fn purge() {
+    // SAFETY: mimalloc's collection entry point; no arguments to uphold.
+    unsafe { mi_collect(true) };
+}
+
+/// Shrink of the heap, below its high mark, that makes every thread
+/// collect (see [`Collector`]).
+const COLLECT_AFTER_FREEING: usize = 1 << 20;
+
+/// Bumped when the heap shrank by `COLLECT_AFTER_FREEING` (see `check_shrink`).
+static COLLECT_EPOCH: AtomicUsize = AtomicUsize::new(0);
+
+/// Called about once a second by one thread (the server's cron): when the
+/// heap is at least a MiB below its highest point since the last time this
+/// fired, asks every thread's [`Collector`] to collect. The high mark is
+/// kept by the allocator itself, so a fill and a FLUSHALL between two
+/// calls are seen too.
+pub fn check_shrink() {
+    let now = allocated();
+    if now + COLLECT_AFTER_FREEING <= HIGH.load(Relaxed) {
+        HIGH.store(now, Relaxed);
+        COLLECT_EPOCH.fetch_add(1, Relaxed);
+    }
+}
+
+/// Gives memory back to the OS after the dataset shrinks (FLUSHALL, a mass
+/// DEL, keys expiring), as Redis's jemalloc does by itself.
+///
+/// mimalloc returns a thread's free pages only while that thread runs the
+/// allocator: pages freed by another thread wait in their owner's list,
+/// and empty pages are purged when their owner next allocates. An IO
+/// thread that goes quiet after a FLUSHALL kept the whole former dataset
+/// resident (177 MB RSS for 2 MB in use, against Redis's 20 MB, with 1 M
+/// keys flushed). So each thread that allocates for the keyspace calls
+/// [`Collector::tick`] about once a second; after the heap shrank (see
+/// [`check_shrink`]) it collects its own pages twice: the first frees
+/// them, the second, after the purge delay, returns them to the OS. A
+/// collection of a 190 MB heap took 5 us to 3 ms here, so a heap that
+/// holds steady (overwrites, or growth) is not collected at all.
+#[derive(Default)]
+pub struct Collector {
+    epoch: usize,
+    rounds: u8,
+}
+
+impl Collector {
+    pub fn tick(&mut self) {
+        let epoch = COLLECT_EPOCH.load(Relaxed);
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.rounds = 2;
+        }
+        if self.rounds > 0 {
+            self.rounds -= 1;
+            // SAFETY: as in `purge`; `false` frees and purges only what
+            // the purge delay allows.
+            unsafe { mi_collect(false) };
+        }
     }
 }

@@ -21,6 +21,7 @@ pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod list;
+pub mod memory;
 pub mod multi;
 pub mod observe;
 pub mod persistence;
@@ -166,6 +167,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         multi::COMMANDS,
         pubsub::COMMANDS,
         observe::COMMANDS,
+        memory::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
         list::COMMANDS,

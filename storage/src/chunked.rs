@@ -158,12 +158,19 @@ impl Chunked {
     }
 
     pub fn heap_size(&self) -> usize {
+        self.heap_size_sampled(0)
+    }
+
+    /// `heap_size`, measuring at most `samples` elements (0: all) and
+    /// scaling them to the whole.
+    pub fn heap_size_sampled(&self, samples: usize) -> usize {
+        let each = self
+            .chunks
+            .iter()
+            .flat_map(|c| c.iter().map(|b| b.heap_size()));
         self.chunks.capacity() * 32
-            + self
-                .chunks
-                .iter()
-                .map(|c| c.capacity() * 24 + c.iter().map(|b| b.heap_size()).sum::<usize>())
-                .sum::<usize>()
+            + self.chunks.iter().map(|c| c.capacity() * 24).sum::<usize>()
+            + crate::value::sampled_sum(each, self.len, samples)
     }
 }
 

@@ -408,6 +408,12 @@ impl<V: Slot> Dict<V> {
         }
     }
 
+    /// Bytes of one entry's node: link, key (inline up to
+    /// `bytes::INLINE_CAP`) and slot (for memory reports).
+    pub const fn node_size() -> usize {
+        std::mem::size_of::<Node<V>>()
+    }
+
     /// Bytes of bucket arrays (for memory reports).
     pub fn bucket_bytes(&self) -> usize {
         (self.buckets.capacity() + self.old.capacity()) * std::mem::size_of::<Bucket<V>>()

@@ -348,18 +348,22 @@ impl Hash {
 
     /// Heap bytes (approximate, for memory reports).
     pub fn heap_size(&self) -> usize {
+        self.heap_size_sampled(0)
+    }
+
+    /// `heap_size`, measuring the fields and values of at most `samples`
+    /// entries of a table (0: all) and scaling them to the whole.
+    pub fn heap_size_sampled(&self, samples: usize) -> usize {
         match self {
             Hash::Packed(p) => p.bytes(),
             Hash::Table(d) => {
-                let mut n = d.bucket_bytes() + d.len() * 56;
-                for (k, v) in d.iter() {
-                    n += k
-                        .len()
+                let each = d.iter().map(|(k, v)| {
+                    k.len()
                         .saturating_sub(crate::bytes::INLINE_CAP)
                         .min(k.len())
-                        + v.heap_size();
-                }
-                n
+                        + v.heap_size()
+                });
+                d.bucket_bytes() + d.len() * 56 + crate::value::sampled_sum(each, d.len(), samples)
             }
         }
     }

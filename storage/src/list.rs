@@ -295,9 +295,14 @@ impl List {
     }
 
     pub fn heap_size(&self) -> usize {
+        self.heap_size_sampled(0)
+    }
+
+    /// `heap_size`, measuring at most `samples` elements (0: all).
+    pub fn heap_size_sampled(&self, samples: usize) -> usize {
         match self {
             List::Packed(p) => p.bytes(),
-            List::Deque(d) => d.heap_size(),
+            List::Deque(d) => d.heap_size_sampled(samples),
         }
     }
 

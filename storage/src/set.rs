@@ -349,21 +349,24 @@ impl Set {
     }
 
     pub fn heap_size(&self) -> usize {
+        self.heap_size_sampled(0)
+    }
+
+    /// `heap_size`, measuring the members of at most `samples` entries of
+    /// a table (0: all) and scaling them to the whole.
+    pub fn heap_size_sampled(&self, samples: usize) -> usize {
         match self {
             Set::Ints(s) => s.bytes(),
             Set::Packed(p) => p.bytes(),
             Set::Table(d) => {
-                d.bucket_bytes()
-                    + d.len() * 32
-                    + d.iter()
-                        .map(|(k, _)| {
-                            if k.len() > crate::bytes::INLINE_CAP {
-                                k.len()
-                            } else {
-                                0
-                            }
-                        })
-                        .sum::<usize>()
+                let each = d.iter().map(|(k, _)| {
+                    if k.len() > crate::bytes::INLINE_CAP {
+                        k.len()
+                    } else {
+                        0
+                    }
+                });
+                d.bucket_bytes() + d.len() * 32 + crate::value::sampled_sum(each, d.len(), samples)
             }
         }
     }

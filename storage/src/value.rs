@@ -113,6 +113,19 @@ impl Value {
         }
     }
 
+    /// `heap_size` for MEMORY USAGE: the elements of a big hash, set or
+    /// list are measured on at most `samples` of them (0: all) and scaled
+    /// to the whole, as Redis samples nested values, so that a key of
+    /// millions of elements costs `samples` steps, not millions.
+    pub fn heap_size_sampled(&self, samples: usize) -> usize {
+        match self {
+            Value::Hash(h) => h.heap_size_sampled(samples),
+            Value::Set(s) => s.heap_size_sampled(samples),
+            Value::List(l) => l.heap_size_sampled(samples),
+            _ => self.heap_size(),
+        }
+    }
+
     /// A deep copy (COPY, and snapshots of collections).
     pub fn deep_clone(&self) -> Value {
         match self {
@@ -190,5 +203,40 @@ mod tests {
                 std::str::from_utf8(bad)
             );
         }
+    }
+}
+
+/// The sum of `sizes`, the sizes of a collection's `len` items, measured
+/// on at most `samples` of them (0: all) and scaled to `len` (the sampled
+/// average times `len`).
+pub(crate) fn sampled_sum(sizes: impl Iterator<Item = usize>, len: usize, samples: usize) -> usize {
+    if samples == 0 {
+        return sizes.sum();
+    }
+    let (mut n, mut sum) = (0usize, 0usize);
+    for s in sizes.take(samples) {
+        n += 1;
+        sum += s;
+    }
+    if n == 0 || n >= len {
+        sum
+    } else {
+        (sum as f64 / n as f64 * len as f64) as usize
+    }
+}
+
+#[cfg(test)]
+mod sampled_tests {
+    use super::sampled_sum;
+
+    #[test]
+    fn sampling_scales_the_measured_average_to_the_whole() {
+        let sizes = [10usize, 30, 1000, 1000];
+        assert_eq!(sampled_sum(sizes.iter().copied(), 4, 0), 2040);
+        assert_eq!(sampled_sum(sizes.iter().copied(), 4, 4), 2040);
+        assert_eq!(sampled_sum(sizes.iter().copied(), 4, 9), 2040);
+        // Two measured (10 and 30, average 20), four in all.
+        assert_eq!(sampled_sum(sizes.iter().copied(), 4, 2), 80);
+        assert_eq!(sampled_sum(std::iter::empty(), 0, 5), 0);
     }
 }

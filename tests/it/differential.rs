@@ -1302,6 +1302,9 @@ fn differential_fuzz_args() {
         "scan",
         "waitaof",
         "monitor",
+        // Sizes and statistics of each server's own memory; cases/memory.txt
+        // compares its syntax and errors.
+        "memory",
         // Background persistence: replies follow each server's own
         // background state (a fork in Redis, the log in Basalt).
         "save",
@@ -1367,6 +1370,8 @@ fn differential_fuzz_args() {
         "command help",
         "client getname",
         "client setname",
+        "memory help",
+        "memory purge",
     ];
     const POOL: &[&str] = &[
         "k",

@@ -8,6 +8,7 @@ mod differential;
 mod evict;
 mod hash_ttl;
 mod limits;
+mod memory;
 mod migration;
 mod persistence;
 mod protocol;
