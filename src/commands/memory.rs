@@ -92,8 +92,9 @@ fn figures(ctx: &Ctx<'_>) -> Figures {
     let peak = (crate::alloc::peak() as u64).max(total);
     let ndb = srv.ks.num_dbs();
     let mut per_db = vec![(0u64, 0u64); ndb];
+    // One shard at a time, through the context (inside EXEC it holds them).
     for i in 0..srv.ks.num_shards() {
-        let g = srv.ks.lock(i);
+        let g = ctx.shard(i);
         for (db, d) in g.dbs.iter().enumerate() {
             if let Some(slot) = per_db.get_mut(db) {
                 slot.0 += d.len() as u64;
