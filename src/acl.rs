@@ -108,7 +108,11 @@ pub fn categories_of(e: &Entry) -> u32 {
                 m |= cat_bit(c).unwrap_or(0);
             }
         }
-        "lastsave" => m |= cat_bit("admin").unwrap_or(0) | cat_bit("dangerous").unwrap_or(0),
+        // Redis's WAIT is in the generic group without @keyspace.
+        "wait" => m &= !cat_bit("keyspace").unwrap_or(0),
+        "lastsave" | "role" => {
+            m |= cat_bit("admin").unwrap_or(0) | cat_bit("dangerous").unwrap_or(0)
+        }
         _ => {}
     }
     m

@@ -694,6 +694,7 @@ pub async fn wait<R: tokio::io::AsyncRead + Unpin>(
     use tokio::io::AsyncReadExt;
     let mut tmp = vec![0u8; 4096];
     let deadline_ms = b.deadline_ms;
+    client.handle.set_blocked(true);
     loop {
         let sleep = async {
             if deadline_ms == 0 {
@@ -705,7 +706,15 @@ pub async fn wait<R: tokio::io::AsyncRead + Unpin>(
         };
         let handle = client.handle.clone();
         let mut shutdown = srv.shutdown.subscribe();
+        // CLIENT UNBLOCK: armed before the flag is read, so a request made
+        // in between is not missed.
+        let unblocked = handle.unblocked.notified();
+        tokio::pin!(unblocked);
+        unblocked.as_mut().enable();
+        let asked = handle.unblock.load(Relaxed) != 0;
         let served = tokio::select! {
+            _ = std::future::ready(()), if asked => None,
+            _ = &mut unblocked => None,
             r = &mut b.rx => r.ok(),
             _ = sleep => None,
             _ = handle.kill.notified() => None,
@@ -763,6 +772,10 @@ pub async fn wait<R: tokio::io::AsyncRead + Unpin>(
                 if client.handle.killed.load(Relaxed) || client.peer_closed {
                     break;
                 }
+                if client.handle.unblock.load(Relaxed) == crate::client::UNBLOCK_ERROR {
+                    reply.error(crate::client::UNBLOCKED_ERROR);
+                    break;
+                }
                 if b.null_array {
                     reply.null_array();
                 } else {
@@ -772,6 +785,7 @@ pub async fn wait<R: tokio::io::AsyncRead + Unpin>(
             }
         }
     }
+    client.handle.set_blocked(false);
 }
 
 /// The shared body of BLPOP, BRPOP, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP:

@@ -12,6 +12,12 @@ use parking_lot::Mutex;
 use crate::commands::Entry;
 use crate::shared::unix_ms;
 
+/// CLIENT UNBLOCK ... TIMEOUT: the blocked command answers as on its timeout.
+pub const UNBLOCK_TIMEOUT: u8 = 1;
+/// CLIENT UNBLOCK ... ERROR: it answers with `UNBLOCKED_ERROR`.
+pub const UNBLOCK_ERROR: u8 = 2;
+pub const UNBLOCKED_ERROR: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+
 pub struct ClientHandle {
     pub id: u64,
     pub addr: String,
@@ -36,6 +42,12 @@ pub struct ClientHandle {
     /// Poked when `timeout` changes, so an idle connection re-arms its
     /// idle timer.
     pub retime: tokio::sync::Notify,
+    /// Set while the connection waits in a blocking command (BLPOP,
+    /// XREAD BLOCK, WAIT...), for CLIENT UNBLOCK.
+    pub blocked: AtomicBool,
+    /// CLIENT UNBLOCK's request: 0 none, `UNBLOCK_TIMEOUT`, `UNBLOCK_ERROR`.
+    pub unblock: AtomicU8,
+    pub unblocked: tokio::sync::Notify,
     /// CLIENT LIST's sub / psub / ssub counts and `multi` (-1 = none).
     pub sub_counts: [std::sync::atomic::AtomicU32; 3],
     pub multi_len: std::sync::atomic::AtomicI32,
@@ -57,6 +69,29 @@ impl ClientHandle {
             Some(e) => e.fullname.as_str(),
             None => "NULL",
         }
+    }
+
+    /// CLIENT UNBLOCK: ends the blocking command this client waits in, as
+    /// if it timed out (or with an error). Whether it was blocked.
+    pub fn try_unblock(&self, error: bool) -> bool {
+        if !self.blocked.load(Relaxed) {
+            return false;
+        }
+        let how = if error {
+            UNBLOCK_ERROR
+        } else {
+            UNBLOCK_TIMEOUT
+        };
+        self.unblock.store(how, Relaxed);
+        self.unblocked.notify_waiters();
+        true
+    }
+
+    /// The wait loop's side of CLIENT UNBLOCK: marks the client blocked
+    /// (or not), clearing any request left from an earlier block.
+    pub fn set_blocked(&self, on: bool) {
+        self.unblock.store(0, Relaxed);
+        self.blocked.store(on, Relaxed);
     }
 
     pub fn kill(&self) {
@@ -233,6 +268,8 @@ pub struct WaitAof {
     pub numreplicas: i64,
     /// Milliseconds; 0 = no limit.
     pub timeout_ms: u64,
+    /// WAIT rather than WAITAOF: no log to wait for, one integer to answer.
+    pub replicas_only: bool,
 }
 
 /// Placeholder user for internal clients (log replay): every command
@@ -339,6 +376,9 @@ impl Clients {
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
             retime: tokio::sync::Notify::new(),
+            blocked: AtomicBool::new(false),
+            unblock: AtomicU8::new(0),
+            unblocked: tokio::sync::Notify::new(),
             sub_counts: Default::default(),
             multi_len: std::sync::atomic::AtomicI32::new(-1),
             user: Mutex::new(b"default".to_vec()),

@@ -491,7 +491,7 @@ async fn run_one(
     };
     if let Some(w) = client.pending_waitaof.take() {
         let before = reply.len();
-        waitaof(srv, w, reply).await;
+        waitaof(srv, &client.handle, w, reply).await;
         apply_reply_mode(client, reply, before, mode_before);
     } else if client.pending_block.is_some() {
         // The batch loop waits (it owns the socket).
@@ -515,35 +515,67 @@ async fn run_one(
 /// WAITAOF: waits until every record appended so far (this client's
 /// writes included) is fsynced, or the timeout passes. Basalt has no
 /// replicas, so a request for replica acks waits out the timeout (forever
-/// for 0, as Redis would with none connected) and reports 0.
-async fn waitaof(srv: &Shared, w: crate::client::WaitAof, reply: &mut Reply) {
+/// for 0, as Redis would with none connected) and reports 0. WAIT
+/// (`replicas_only`) is only that replica part, answered with one integer.
+async fn waitaof(
+    srv: &Shared,
+    handle: &ClientHandle,
+    w: crate::client::WaitAof,
+    reply: &mut Reply,
+) {
     let deadline = (w.timeout_ms > 0)
         .then(|| tokio::time::Instant::now() + Duration::from_millis(w.timeout_ms));
-    let mut local = 0;
-    if let Some(log) = srv.log.get() {
-        let target = log.appended();
-        if log.durable() < target {
-            log.request_sync();
-            let mut rx = log.subscribe();
-            let wait = rx.wait_for(|d| *d >= target);
-            match deadline {
-                Some(d) => {
-                    let _ = tokio::time::timeout_at(d, wait).await;
+    let log = srv.log.get().filter(|_| !w.replicas_only);
+    let target = log.map(|l| l.appended());
+    let waiting = async {
+        if let (Some(log), Some(target)) = (log, target) {
+            if log.durable() < target {
+                log.request_sync();
+                let mut rx = log.subscribe();
+                let wait = rx.wait_for(|d| *d >= target);
+                match deadline {
+                    Some(d) => {
+                        let _ = tokio::time::timeout_at(d, wait).await;
+                    }
+                    None if w.numlocal > 0 => {
+                        let _ = wait.await;
+                    }
+                    None => {}
                 }
-                None if w.numlocal > 0 => {
-                    let _ = wait.await;
-                }
-                None => {}
             }
         }
-        local = (log.durable() >= target) as i64;
-    }
-    if w.numreplicas > 0 {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending::<()>().await,
+        if w.numreplicas > 0 {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+    // CLIENT UNBLOCK ends the wait early (see `blocking::wait`).
+    handle.set_blocked(true);
+    let unblocked = handle.unblocked.notified();
+    tokio::pin!(unblocked);
+    unblocked.as_mut().enable();
+    if handle.unblock.load(Relaxed) == 0 {
+        tokio::select! {
+            _ = waiting => {}
+            _ = &mut unblocked => {}
         }
     }
+    let how = handle.unblock.load(Relaxed);
+    handle.set_blocked(false);
+    if how == crate::client::UNBLOCK_ERROR {
+        reply.error(crate::client::UNBLOCKED_ERROR);
+        return;
+    }
+    if w.replicas_only {
+        reply.int(0);
+        return;
+    }
+    let local = match (log, target) {
+        (Some(log), Some(target)) => (log.durable() >= target) as i64,
+        _ => 0,
+    };
     reply.array(2);
     reply.int(local);
     reply.int(0);

@@ -20,6 +20,7 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec {
         cmd("list", -2, F, client_list),
         cmd("info", 2, C, client_info),
         cmd("kill", -3, F, client_kill),
+        cmd("unblock", -3, F, client_unblock),
         cmd("setinfo", 4, C, client_setinfo),
         cmd("pause", -3, F, client_pause),
         cmd("unpause", 2, F, client_unpause),
@@ -304,6 +305,34 @@ fn on_off(v: &[u8]) -> Result<bool, CmdError> {
     }
 }
 
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking
+/// command (BLPOP, XREAD BLOCK, WAIT, WAITAOF...) as if it timed out, or
+/// with an `-UNBLOCKED` error. 1 if that client was blocked, else 0.
+fn client_unblock(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    if a.len() > 4 {
+        return Err(subcommand_syntax_error(a));
+    }
+    let mut error = false;
+    if a.len() == 4 {
+        if eq(a[3], "timeout") {
+            error = false;
+        } else if eq(a[3], "error") {
+            error = true;
+        } else {
+            return Err(CmdError::msg(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+    }
+    let id = int(a[2])?;
+    let done = u64::try_from(id)
+        .ok()
+        .and_then(|id| ctx.srv.clients.get(id))
+        .is_some_and(|c| c.try_unblock(error));
+    ctx.out.int(done as i64);
+    Ok(())
+}
+
 fn client_no_evict(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     ctx.client.handle.no_evict.store(on_off(a[2])?, Relaxed);
     ctx.out.ok();
@@ -363,6 +392,13 @@ fn client_help(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
             "    * LIB-VER: the client lib version.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
             "NO-TOUCH (ON|OFF)",

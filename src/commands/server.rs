@@ -39,6 +39,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         since: "7.2.0",
         ..cmd("waitaof", 4, NOSCRIPT, waitaof)
     },
+    CommandSpec {
+        group: "generic",
+        since: "3.0.0",
+        ..cmd("wait", 3, NOSCRIPT | CAT_CONNECTION, wait)
+    },
+    CommandSpec {
+        since: "2.8.12",
+        ..srv(cmd("role", 1, NOSCRIPT | LOADING | STALE | FAST, role))
+    },
     srv(cmd(
         "shutdown",
         -1,
@@ -164,6 +173,39 @@ fn swapdb(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// WAIT numreplicas timeout: Basalt has no replicas, so 0 at once when
+/// none are asked for (or inside EXEC, where nothing may block), else 0
+/// once the timeout passes (never, for 0), as Redis answers with none
+/// connected. For a durable point on this server, see WAITAOF.
+fn wait(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
+    let numreplicas = int(a[1])?;
+    let timeout =
+        int(a[2]).map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    if numreplicas <= 0 || ctx.client.in_exec {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    ctx.client.pending_waitaof = Some(crate::client::WaitAof {
+        numlocal: 0,
+        numreplicas,
+        timeout_ms: timeout as u64,
+        replicas_only: true,
+    });
+    Ok(())
+}
+
+/// ROLE: always a master, with no replicas.
+fn role(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
+    ctx.out.array(3);
+    ctx.out.bulk(b"master");
+    ctx.out.int(0);
+    ctx.out.array(0);
+    Ok(())
+}
+
 fn waitaof(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let numlocal = int(a[1])?;
     let numreplicas = int(a[2])?;
@@ -196,6 +238,7 @@ fn waitaof(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         numlocal,
         numreplicas,
         timeout_ms: timeout as u64,
+        replicas_only: false,
     });
     Ok(())
 }

@@ -232,3 +232,45 @@ fn served_pops_are_logged() {
     assert_eq!(before, after);
     assert_eq!(after.0, "*2\r\n$1\r\n2\r\n$1\r\n3\r\n");
 }
+
+/// CLIENT UNBLOCK against Basalt and redis-server alike: a blocked BLPOP,
+/// XREAD BLOCK, BZPOPMIN and WAIT end as on their timeout (TIMEOUT, the
+/// default) or with `-UNBLOCKED` (ERROR); the caller gets 1, and 0 for a
+/// client that is not blocked. The blocked connection works afterwards.
+#[test]
+fn client_unblock_ends_a_blocking_command_like_redis() {
+    let redis = crate::support::RedisServer::start(&[]);
+    let basalt = TestServer::start(&[]);
+    let run = |port: u16| -> Vec<String> {
+        let mut a = Raw::connect(port);
+        let mut b = Raw::connect(port);
+        let id = cmd(&mut a, &["CLIENT", "ID"]);
+        let id = id.trim_start_matches(':').trim().to_string();
+        let mut out = vec![cmd(&mut b, &["CLIENT", "UNBLOCK", &id])];
+        let blocking: [&[&str]; 5] = [
+            &["BLPOP", "list", "0"],
+            &["XREAD", "BLOCK", "0", "STREAMS", "st", "$"],
+            &["BZPOPMIN", "z", "0"],
+            &["WAIT", "1", "0"],
+            &["BLMOVE", "list", "other", "LEFT", "RIGHT", "0"],
+        ];
+        for how in [None, Some("TIMEOUT"), Some("ERROR")] {
+            for args in blocking {
+                send(&mut a, args);
+                settle();
+                let mut unblock = vec!["CLIENT", "UNBLOCK", id.as_str()];
+                unblock.extend(how);
+                out.push(cmd(&mut b, &unblock));
+                out.push(read(&mut a));
+            }
+        }
+        // Still usable, and no longer blocked.
+        out.push(cmd(&mut a, &["PING"]));
+        out.push(cmd(&mut b, &["CLIENT", "UNBLOCK", &id, "ERROR"]));
+        out
+    };
+    let want = run(redis.port);
+    assert_eq!(want[0], ":0\r\n");
+    assert!(want.contains(&"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_string()));
+    assert_eq!(run(basalt.port), want);
+}

@@ -1301,6 +1301,8 @@ fn differential_fuzz_args() {
         "randomkey",
         "scan",
         "waitaof",
+        // WAIT 1 0 blocks forever on both (no replicas); cases/admin.txt.
+        "wait",
         "monitor",
         // Sizes and statistics of each server's own memory; cases/memory.txt
         // compares its syntax and errors.
