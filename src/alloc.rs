@@ -114,6 +114,13 @@ extern "C" {
     );
 }
 
+/// The allocator's resident memory for INFO and MEMORY STATS: what
+/// mimalloc keeps committed, but never above the process's RSS (`rss`):
+/// its committed count includes pages it never touched.
+pub fn resident(rss: u64) -> u64 {
+    (committed() as u64).min(rss)
+}
+
 /// Bytes mimalloc holds committed from the OS (its "resident" memory:
 /// what it handed out plus its free pages not yet purged). mimalloc
 /// counts OS commits in every build.

@@ -53,7 +53,10 @@ fn main() {
         .enable_all()
         .build()
         .and_then(|rt| {
-            basalt::server::start_io_threads(cfg.io_threads, cfg.busy_poll()).map(|()| rt)
+            basalt::server::start_io_threads(cfg.io_threads, cfg.busy_poll()).map(|()| {
+                basalt::commands::memory::note_startup_overhead();
+                rt
+            })
         }) {
         Ok(rt) => rt,
         Err(e) => {

@@ -719,7 +719,8 @@ async fn expire_cycle(srv: Arc<Shared>) {
         let ndb = srv.ks.num_dbs();
         let now = unix_ms();
         let mut visited = 0;
-        // Keys looked at and keys expired in this pass over the shards.
+        // Keys with a deadline looked at, and keys expired, in this pass
+        // over the shards.
         let (seen, expired) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
         loop {
             if visited == n {
@@ -754,7 +755,11 @@ async fn expire_cycle(srv: Arc<Shared>) {
                     cursor,
                     64,
                     |_, e| {
-                        seen.set(seen.get() + 1);
+                        // Redis's ratio is over keys with a deadline: keys
+                        // without one would dilute a mass expiry below 10%.
+                        if e.expire_at != 0 {
+                            seen.set(seen.get() + 1);
+                        }
                         if e.is_expired(now) {
                             expired.set(expired.get() + 1);
                             Sweep::Remove

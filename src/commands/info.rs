@@ -118,7 +118,7 @@ pub fn render(ctx: &Ctx<'_>, sections: &[String]) -> String {
         let peak = crate::alloc::peak().max(used as usize) as u64;
         let rss = rss();
         // The allocator's resident memory: what mimalloc keeps committed.
-        let resident = crate::alloc::committed() as u64;
+        let resident = crate::alloc::resident(rss);
         let total = total_mem();
         let maxmem: u64 = cfg
             .get("maxmemory")

@@ -88,6 +88,9 @@ const WHOLE_KEYSPACE: &[&str] = &[
     "randomkey",
     "info",
     "debug",
+    // Keyless subcommands that read every shard (table sizes).
+    "memory|stats",
+    "memory|doctor",
 ];
 
 /// Commands whose keys their first/last/step spec does not cover
@@ -122,7 +125,13 @@ const MOVABLE_KEYS: &[&str] = &[
 
 fn needs_all(spec: &CommandSpec, parent: Option<&str>) -> bool {
     let name = parent.unwrap_or(spec.name);
-    WHOLE_KEYSPACE.contains(&name) || MOVABLE_KEYS.contains(&name)
+    WHOLE_KEYSPACE.contains(&name)
+        || MOVABLE_KEYS.contains(&name)
+        || parent.is_some_and(|p| {
+            WHOLE_KEYSPACE
+                .iter()
+                .any(|w| w.split_once('|') == Some((p, spec.name)))
+        })
 }
 
 fn multi(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
@@ -318,5 +327,15 @@ mod tests {
             unplanned.is_empty(),
             "EXEC cannot plan the shards of: {unplanned:?}"
         );
+        // Keyless commands whose handlers read every shard (their flags
+        // name no data access, so the loop above cannot see them).
+        for (parent, sub) in [("memory", "stats"), ("memory", "doctor")] {
+            let e = table()
+                .map
+                .get(parent)
+                .and_then(|p| p.subs.get(sub))
+                .expect(sub);
+            assert!(needs_all(e.spec, Some(parent)), "{parent}|{sub}");
+        }
     }
 }
