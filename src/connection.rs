@@ -233,6 +233,27 @@ where
                         break 'conn;
                     }
                 }
+                if let Some(w) = client.pending_waitaof.take() {
+                    // WAIT / WAITAOF: as a blocked pop, earlier replies go
+                    // first, and the wait ends if the client is killed or
+                    // goes away (it holds a client slot meanwhile).
+                    queue_pushes(&srv, &client, &mut reply);
+                    if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable)
+                        .await
+                        .is_err()
+                    {
+                        break 'conn;
+                    }
+                    let (before, mode) = (reply.len(), client.reply_mode);
+                    srv.blocked_clients.fetch_add(1, Relaxed);
+                    waitaof(&srv, &mut client, w, &mut reply, &mut stream).await;
+                    srv.blocked_clients.fetch_sub(1, Relaxed);
+                    handle.last_active_ms.store(unix_ms(), Relaxed);
+                    apply_reply_mode(&mut client, &mut reply, before, mode);
+                    if client.peer_closed || handle.killed.load(Relaxed) {
+                        break 'conn;
+                    }
+                }
                 if client.close_after_reply {
                     close = true;
                     break;
@@ -489,11 +510,7 @@ async fn run_one(
         };
         commands::execute(&mut ctx, argv)
     };
-    if let Some(w) = client.pending_waitaof.take() {
-        let before = reply.len();
-        waitaof(srv, &client.handle, w, reply).await;
-        apply_reply_mode(client, reply, before, mode_before);
-    } else if client.pending_block.is_some() {
+    if client.pending_block.is_some() || client.pending_waitaof.is_some() {
         // The batch loop waits (it owns the socket).
     } else {
         apply_reply_mode(client, reply, before, mode_before);
@@ -517,11 +534,12 @@ async fn run_one(
 /// replicas, so a request for replica acks waits out the timeout (forever
 /// for 0, as Redis would with none connected) and reports 0. WAIT
 /// (`replicas_only`) is only that replica part, answered with one integer.
-async fn waitaof(
+async fn waitaof<R: AsyncRead + Unpin>(
     srv: &Shared,
-    handle: &ClientHandle,
+    client: &mut ClientState,
     w: crate::client::WaitAof,
     reply: &mut Reply,
+    peer: &mut R,
 ) {
     let deadline = (w.timeout_ms > 0)
         .then(|| tokio::time::Instant::now() + Duration::from_millis(w.timeout_ms));
@@ -551,19 +569,41 @@ async fn waitaof(
             }
         }
     };
-    // CLIENT UNBLOCK ends the wait early (see `blocking::wait`).
+    tokio::pin!(waiting);
+    // CLIENT UNBLOCK, CLIENT KILL, shutdown or the client leaving end the
+    // wait early (see `blocking::wait`).
+    let handle = client.handle.clone();
     handle.set_blocked(true);
     let unblocked = handle.unblocked.notified();
     tokio::pin!(unblocked);
     unblocked.as_mut().enable();
-    if handle.unblock.load(Relaxed) == 0 {
+    let killed = handle.kill.notified();
+    tokio::pin!(killed);
+    let mut shutdown = srv.shutdown.subscribe();
+    let mut tmp = vec![0u8; 4096];
+    while handle.unblock.load(Relaxed) == 0 && !handle.killed.load(Relaxed) {
         tokio::select! {
-            _ = waiting => {}
-            _ = &mut unblocked => {}
+            _ = &mut waiting => break,
+            _ = &mut unblocked => break,
+            _ = &mut killed => break,
+            _ = shutdown.changed() => break,
+            n = peer.read(&mut tmp), if !client.peer_closed => match n {
+                Ok(n) if n > 0 => {
+                    // More commands pipelined behind the wait.
+                    client.stash.extend_from_slice(&tmp[..n]);
+                }
+                _ => {
+                    client.peer_closed = true;
+                    break;
+                }
+            },
         }
     }
     let how = handle.unblock.load(Relaxed);
     handle.set_blocked(false);
+    if handle.killed.load(Relaxed) || client.peer_closed {
+        return;
+    }
     if how == crate::client::UNBLOCK_ERROR {
         reply.error(crate::client::UNBLOCKED_ERROR);
         return;

@@ -257,10 +257,18 @@ fn client_unblock_ends_a_blocking_command_like_redis() {
         for how in [None, Some("TIMEOUT"), Some("ERROR")] {
             for args in blocking {
                 send(&mut a, args);
-                settle();
                 let mut unblock = vec!["CLIENT", "UNBLOCK", id.as_str()];
                 unblock.extend(how);
-                out.push(cmd(&mut b, &unblock));
+                // Until the command has reached the server and blocked.
+                let mut r = cmd(&mut b, &unblock);
+                for _ in 0..200 {
+                    if r == ":1\r\n" {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                    r = cmd(&mut b, &unblock);
+                }
+                out.push(r);
                 out.push(read(&mut a));
             }
         }
@@ -273,4 +281,59 @@ fn client_unblock_ends_a_blocking_command_like_redis() {
     assert_eq!(want[0], ":0\r\n");
     assert!(want.contains(&"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_string()));
     assert_eq!(run(basalt.port), want);
+}
+
+/// A client waiting in WAIT (or WAITAOF) can be killed, and leaving frees
+/// its connection; commands pipelined behind the wait run after it.
+#[test]
+fn wait_ends_when_the_client_is_killed_or_leaves() {
+    let s = TestServer::start(&[]);
+    let mut admin = s.raw();
+    let listed =
+        |admin: &mut Raw, id: &str| cmd(admin, &["CLIENT", "LIST"]).contains(&format!("id={id} "));
+    let id_of = |c: &mut Raw| {
+        cmd(c, &["CLIENT", "ID"])
+            .trim_start_matches(':')
+            .trim()
+            .to_string()
+    };
+
+    // Killed while waiting: the connection closes, no reply.
+    let mut a = s.raw();
+    let id = id_of(&mut a);
+    send(&mut a, &["WAIT", "1", "0"]);
+    settle();
+    assert_eq!(cmd(&mut admin, &["CLIENT", "KILL", "ID", &id]), ":1\r\n");
+    assert!(a.read_reply().is_none(), "a killed client gets no reply");
+    let t = Instant::now();
+    while listed(&mut admin, &id) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!listed(&mut admin, &id), "killed client still listed");
+
+    // Gone while waiting (WAITAOF too): its slot is freed.
+    for args in [&["WAIT", "1", "0"][..], &["WAITAOF", "0", "1", "0"]] {
+        let mut b = s.raw();
+        let id = id_of(&mut b);
+        send(&mut b, args);
+        settle();
+        assert!(listed(&mut admin, &id));
+        drop(b);
+        let t = Instant::now();
+        while listed(&mut admin, &id) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !listed(&mut admin, &id),
+            "{args:?}: a client that left is still listed"
+        );
+    }
+
+    // Pipelined behind a WAIT with a timeout: answered after it, in order.
+    let mut c = s.raw();
+    let mut batch = encode(&[b"WAIT", b"1", b"100"]);
+    batch.extend(encode(&[b"PING"]));
+    c.send(&batch);
+    assert_eq!(read(&mut c), ":0\r\n");
+    assert_eq!(read(&mut c), "+PONG\r\n");
 }

@@ -88,7 +88,10 @@ fn a_mass_expiry_is_swept_in_seconds() {
     // All at one moment, far enough ahead for the fill to finish first.
     let at = unix_ms() + 1500;
     fill(&mut c, "session:", 15_000, b"x", &["PXAT", &at.to_string()]);
-    if unix_ms() + 200 < at {
+    // (On a machine so loaded that the fill overran the deadline, the
+    // exact counts are not checked, only that the keys go.)
+    let in_time = unix_ms() + 200 < at;
+    if in_time {
         assert_eq!(int_reply(&c.cmd_str(&["DBSIZE"])), 215_000);
     }
     // DBSIZE does not expire anything itself: only the active cycle can
@@ -103,7 +106,10 @@ fn a_mass_expiry_is_swept_in_seconds() {
     }
     assert_eq!(n, 200_000, "keys left 15 s after they expired");
     let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "stats"])).to_string();
-    assert!(info.contains("\r\nexpired_keys:15000\r\n"), "{info}");
+    assert!(
+        !in_time || info.contains("\r\nexpired_keys:15000\r\n"),
+        "{info}"
+    );
 }
 
 #[test]
