@@ -116,6 +116,9 @@ impl ClientHandle {
         if multi >= 0 {
             flags.push('x');
         }
+        if self.blocked.load(Relaxed) {
+            flags.push('b');
+        }
         if self.no_evict.load(Relaxed) {
             flags.push('e');
         }

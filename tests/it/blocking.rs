@@ -303,6 +303,9 @@ fn wait_ends_when_the_client_is_killed_or_leaves() {
     let id = id_of(&mut a);
     send(&mut a, &["WAIT", "1", "0"]);
     settle();
+    // Listed as blocked, as Redis lists it.
+    let list = cmd(&mut admin, &["CLIENT", "LIST", "ID", &id]);
+    assert!(list.contains(" flags=b "), "{list}");
     assert_eq!(cmd(&mut admin, &["CLIENT", "KILL", "ID", &id]), ":1\r\n");
     assert!(a.read_reply().is_none(), "a killed client gets no reply");
     let t = Instant::now();
