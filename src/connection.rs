@@ -210,9 +210,12 @@ where
                     throttle = true;
                     break;
                 }
-                if let Some(b) = client.pending_block.take() {
-                    // A blocked pop: send what is pending first (as Redis
-                    // does before blocking), then wait for it to be served.
+                let (block, wait) = (client.pending_block.take(), client.pending_waitaof.take());
+                if block.is_some() || wait.is_some() {
+                    // A blocking command (a pop, XREAD BLOCK, WAIT, WAITAOF):
+                    // send what is pending first (as Redis does before
+                    // blocking), then wait here, where the socket is, so
+                    // that a kill, shutdown or the client leaving ends it.
                     queue_pushes(&srv, &client, &mut reply);
                     if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable)
                         .await
@@ -222,32 +225,22 @@ where
                     }
                     let (before, mode) = (reply.len(), client.reply_mode);
                     srv.blocked_clients.fetch_add(1, Relaxed);
-                    crate::blocking::wait(&srv, &mut client, b, &mut reply, unix_ms(), &mut stream)
+                    if let Some(b) = block {
+                        crate::blocking::wait(
+                            &srv,
+                            &mut client,
+                            b,
+                            &mut reply,
+                            unix_ms(),
+                            &mut stream,
+                        )
                         .await;
+                    } else if let Some(w) = wait {
+                        waitaof(&srv, &mut client, w, &mut reply, &mut stream).await;
+                    }
                     srv.blocked_clients.fetch_sub(1, Relaxed);
                     // Its reply counts as interaction (Redis updates
                     // lastinteraction on writes), so `timeout` starts over.
-                    handle.last_active_ms.store(unix_ms(), Relaxed);
-                    apply_reply_mode(&mut client, &mut reply, before, mode);
-                    if client.peer_closed {
-                        break 'conn;
-                    }
-                }
-                if let Some(w) = client.pending_waitaof.take() {
-                    // WAIT / WAITAOF: as a blocked pop, earlier replies go
-                    // first, and the wait ends if the client is killed or
-                    // goes away (it holds a client slot meanwhile).
-                    queue_pushes(&srv, &client, &mut reply);
-                    if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable)
-                        .await
-                        .is_err()
-                    {
-                        break 'conn;
-                    }
-                    let (before, mode) = (reply.len(), client.reply_mode);
-                    srv.blocked_clients.fetch_add(1, Relaxed);
-                    waitaof(&srv, &mut client, w, &mut reply, &mut stream).await;
-                    srv.blocked_clients.fetch_sub(1, Relaxed);
                     handle.last_active_ms.store(unix_ms(), Relaxed);
                     apply_reply_mode(&mut client, &mut reply, before, mode);
                     if client.peer_closed || handle.killed.load(Relaxed) {
