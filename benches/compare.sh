@@ -6,6 +6,10 @@
 # usage: benches/compare.sh [options] -- [redis-benchmark args]
 #   --rounds N          rounds per server (default 5)
 #   --pin               pin each server to core 0 and the client to core 1
+#   --cores S,C         with --pin: the server's core and the client's core
+#                       (default 0,1). Check /proc/interrupts first: the
+#                       core that takes the disk's interrupts loses time
+#                       to every fsync's completion.
 #   --mode MODE         memory (no persistence, default) | always | everysec
 #   --basalt-args "..." extra basalt-server arguments (e.g. "--io-threads 1")
 #   --redis-args "..."  extra redis-server arguments
@@ -23,11 +27,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=5; pin=0; mode=memory; basalt_args=""; redis_args=""; cpu=0; client_cpu=0
+rounds=5; pin=0; cores=0,1; mode=memory; basalt_args=""; redis_args=""; cpu=0; client_cpu=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
         --pin) pin=1; shift ;;
+        --cores) cores=$2; shift 2 ;;
         --mode) mode=$2; shift 2 ;;
         --basalt-args) basalt_args=$2; shift 2 ;;
         --redis-args) redis_args=$2; shift 2 ;;
@@ -44,7 +49,7 @@ cargo build --release -q --bin basalt-server
 work=$(mktemp -d)
 bport=$((20000 + RANDOM % 10000)); rport=$((bport + 1))
 server_pin=(); client_pin=()
-if [[ $pin == 1 ]]; then server_pin=(taskset -c 0); client_pin=(taskset -c 1); fi
+if [[ $pin == 1 ]]; then server_pin=(taskset -c "${cores%%,*}"); client_pin=(taskset -c "${cores##*,}"); fi
 
 case "$mode" in
     memory)   b_persist=(--appendonly no); r_persist=(--appendonly no) ;;
@@ -104,7 +109,7 @@ for i in $(seq "$rounds"); do
     redis-cli -p "$rport" flushall >/dev/null; redis-cli -p "$bport" flushall >/dev/null
 done
 
-echo "redis-benchmark ${bench_args[*]}  (mode=$mode, pin=$pin, rounds=$rounds, basalt: $basalt_args)"
+echo "redis-benchmark ${bench_args[*]}  (mode=$mode, pin=$pin, cores=$cores, rounds=$rounds, basalt: $basalt_args)"
 printf "%-8s %12s %12s %7s %10s %10s %10s %10s" test redis_rps basalt_rps ratio r_p50 b_p50 r_p99 b_p99
 [[ $cpu == 1 ]] && printf " %8s %8s %9s" r_ticks b_ticks r/b_cpu
 echo
