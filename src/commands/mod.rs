@@ -26,6 +26,7 @@ pub mod multi;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -164,6 +165,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         string::COMMANDS,
         keys::COMMANDS,
         persistence::COMMANDS,
+        replication::COMMANDS,
         multi::COMMANDS,
         pubsub::COMMANDS,
         observe::COMMANDS,

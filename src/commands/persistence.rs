@@ -49,7 +49,7 @@ pub fn start_background(srv: Arc<crate::shared::Shared>) -> bool {
     let spawned = std::thread::Builder::new()
         .name("basalt-snapshot".into())
         .spawn(move || {
-            crate::snapshot::run_background(&s2);
+            let _ = crate::snapshot::run_background(&s2);
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the snapshot thread: {e}");
