@@ -13,10 +13,10 @@ const fn srv(mut c: CommandSpec) -> CommandSpec {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    srv(cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, save)),
-    srv(cmd("bgsave", -1, ADMIN | NOSCRIPT, bgsave)),
+    srv(cmd("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, save)),
+    srv(cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, bgsave)),
     srv(cmd("lastsave", 1, LOADING | STALE | FAST, lastsave)),
-    srv(cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT, bgrewriteaof)),
+    srv(cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, bgrewriteaof)),
 ];
 
 fn shared(ctx: &Ctx<'_>) -> Result<Arc<crate::shared::Shared>, CmdError> {

@@ -25,11 +25,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         since: "1.0.0",
-        ..repl(cmd("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, sync))
+        ..repl(cmd("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, sync))
     },
     CommandSpec {
         since: "2.8.0",
-        ..repl(cmd("psync", -3, ADMIN | NOSCRIPT | NO_MULTI, psync))
+        ..repl(cmd("psync", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, psync))
     },
 ];
 
@@ -134,22 +134,26 @@ fn split_words(v: &[u8]) -> Option<Vec<Vec<u8>>> {
 }
 
 fn sync(ctx: &mut Ctx<'_>, _a: &[&[u8]]) -> CmdResult {
-    start_sync(ctx, false)
+    start_sync(ctx, None)
 }
 
 /// PSYNC replid offset: no partial resynchronisation is possible (there is
 /// no backlog), so every PSYNC is a full one.
 fn psync(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    int(a[2])?;
-    start_sync(ctx, true)
+    start_sync(ctx, Some(a[2]))
 }
 
-fn start_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
+/// `offset`: PSYNC's, checked after the pending-output rule (Redis's order).
+fn start_sync(ctx: &mut Ctx<'_>, offset: Option<&[u8]>) -> CmdResult {
     if !ctx.out.is_empty() {
         return Err(CmdError::msg(
             "ERR SYNC and PSYNC are invalid with pending output",
         ));
     }
+    if let Some(o) = offset {
+        int(o)?;
+    }
+    let psync = offset.is_some();
     if !ctx.client.rdb_only {
         return Err(CmdError::msg(
             "ERR Basalt does not stream replication to replicas yet; it serves snapshot transfers only (send REPLCONF rdb-only 1 first, as redis-cli --rdb does)",
