@@ -221,7 +221,12 @@ fn write_rdb(
                 lfu_freq: None,
                 rdb_type: 0,
             };
-            w.entry(&e).map_err(rdb)
+            w.entry(&e).map_err(|err| {
+                format!(
+                    "key {:?} cannot be written as RDB 10: {err}",
+                    String::from_utf8_lossy(key)
+                )
+            })
         })?;
     }
     let f = w.finish().map_err(rdb)?;
