@@ -298,3 +298,32 @@ fn listpackex_becomes_hashtable_past_the_listpack_limits() {
     c.cmd_str(&["HSET", "g", "b", &"x".repeat(100)]);
     expect(&mut c, &["OBJECT", "ENCODING", "g"], "$9\r\nhashtable\r\n");
 }
+
+/// DUMP of a hash with field TTLs gives Redis 7.4's RDB 12 payload (RDB 10
+/// cannot hold the TTLs), and RESTORE brings the TTLs back.
+#[test]
+fn dump_and_restore_keep_field_ttls() {
+    let s = TestServer::start(&[]);
+    let mut c = s.raw();
+    c.cmd_str(&["HSET", "h", "a", "1", "b", "2"]);
+    expect(
+        &mut c,
+        &["HEXPIRE", "h", "500", "FIELDS", "1", "a"],
+        "*1\r\n:1\r\n",
+    );
+    let reply = c.cmd_str(&["DUMP", "h"]);
+    assert_eq!(reply[0], b'$', "{}", String::from_utf8_lossy(&reply));
+    let start = reply.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let payload = &reply[start..reply.len() - 2];
+    // [type][value][u16 version][u64 crc]: version 12.
+    let v = payload.len() - 10;
+    assert_eq!(&payload[v..v + 2], &12u16.to_le_bytes());
+    assert_eq!(c.cmd(&[b"RESTORE", b"h2", b"0", payload]), b"+OK\r\n");
+    // The same absolute deadline, and none on the other field.
+    assert_eq!(
+        c.cmd_str(&["HPEXPIRETIME", "h2", "FIELDS", "2", "a", "b"]),
+        c.cmd_str(&["HPEXPIRETIME", "h", "FIELDS", "2", "a", "b"])
+    );
+    expect(&mut c, &["HTTL", "h2", "FIELDS", "1", "b"], "*1\r\n:-1\r\n");
+    expect(&mut c, &["HGET", "h2", "b"], "$1\r\n2\r\n");
+}

@@ -546,3 +546,76 @@ fn export_data_dir_reads_a_standalone_snapshot() {
         Value::List(vec![b"x".to_vec(), b"y".to_vec()])
     );
 }
+
+/// Sends one command to `addr` and returns the first line of its reply.
+fn send_cmd(addr: &str, args: &[&str]) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn export_from_basalt_falls_back_to_scan_when_sync_cannot_carry_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Basalt::start(&dir);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while send_cmd(&server.addr, &["PING"]) != "+PONG\r\n" {
+        assert!(std::time::Instant::now() < deadline, "still loading");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        send_cmd(&server.addr, &["HSET", "h", "f", "v", "g", "w"]),
+        ":2\r\n"
+    );
+    send_cmd(&server.addr, &["HEXPIRE", "h", "3600", "FIELDS", "1", "f"]);
+    assert_eq!(send_cmd(&server.addr, &["SET", "s", "x"]), "+OK\r\n");
+    // SYNC's RDB 10 cannot hold field TTLs: --method sync says why...
+    let out = tmp.path().join("sync.rdb");
+    let o = rdb(&[
+        "export",
+        "--from",
+        &server.addr,
+        "-o",
+        p(&out),
+        "--method",
+        "sync",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot be written as RDB 10"), "{err}");
+    // ... and the default falls back to SCAN + DUMP, which writes RDB 12.
+    let out = tmp.path().join("auto.rdb");
+    let o = rdb(&[
+        "export",
+        "--from",
+        &server.addr,
+        "-o",
+        p(&out),
+        "--rdb-version",
+        "12",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("falling back to SCAN + DUMP"), "{err}");
+    let mut keys = Vec::new();
+    for item in MappedFile::open(&out)
+        .unwrap()
+        .reader(DecodeOptions::default())
+        .unwrap()
+    {
+        if let Item::Entry(e) = item.unwrap() {
+            keys.push(String::from_utf8_lossy(&e.key).into_owned());
+        }
+    }
+    keys.sort();
+    assert_eq!(keys, ["h", "s"]);
+}

@@ -100,10 +100,19 @@ fn filtered(f: &FilterArgs) -> bool {
 
 /// Pulls the server's dump with `REPLCONF rdb-only 1` + `SYNC` into `dst`.
 /// `Ok(false)` when the server does not support it.
-fn sync(c: &mut Client, dst: &Path) -> Result<bool> {
+/// How `sync` ended when it did not fail.
+enum Synced {
+    /// The dump is in `dst`.
+    Done,
+    /// The server refused (REPLCONF rdb-only unknown, or SYNC answered
+    /// an error, e.g. Basalt with keys RDB 10 cannot hold): its reply.
+    Refused(String),
+}
+
+fn sync(c: &mut Client, dst: &Path) -> Result<Synced> {
     match c.call(&[b"REPLCONF", b"rdb-only", b"1"])? {
         Reply::Simple(_) => {}
-        _ => return Ok(false),
+        _ => return Ok(Synced::Refused("REPLCONF rdb-only is not supported".into())),
     }
     c.send(b"*1\r\n$4\r\nSYNC\r\n")?;
     let r = c.reader();
@@ -120,8 +129,8 @@ fn sync(c: &mut Client, dst: &Path) -> Result<bool> {
         }
     }
     let head = String::from_utf8_lossy(&line).trim_end().to_string();
-    if head.starts_with('-') {
-        return Err(format!("SYNC: {head}").into());
+    if let Some(e) = head.strip_prefix('-') {
+        return Ok(Synced::Refused(format!("SYNC: {e}")));
     }
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(dst)?);
     if let Some(mark) = head.strip_prefix("$EOF:") {
@@ -156,7 +165,7 @@ fn sync(c: &mut Client, dst: &Path) -> Result<bool> {
     }
     let f = out.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
-    Ok(true)
+    Ok(Synced::Done)
 }
 
 /// Non-empty databases from `INFO keyspace`.
@@ -233,9 +242,22 @@ fn scan_dump(c: &mut Client, dst: &Path, version: u32, a: &Args, filter: &Filter
                 replies.push((c.read()?, c.read()?));
             }
             for (k, (dump, ttl)) in keys.into_iter().zip(replies) {
-                let Reply::Bulk(Some(payload)) = dump else {
-                    continue;
-                }; // deleted meanwhile
+                let payload = match dump {
+                    Reply::Bulk(Some(p)) => p,
+                    Reply::Bulk(None) => continue, // deleted meanwhile
+                    other => {
+                        // Never leave a key out silently.
+                        return Err(format!(
+                            "DUMP {:?}: {}",
+                            String::from_utf8_lossy(&k),
+                            match other {
+                                Reply::Error(e) => e,
+                                _ => "unexpected reply".to_string(),
+                            }
+                        )
+                        .into());
+                    }
+                };
                 let expire_ms = match ttl {
                     Reply::Int(t) if t < 0 => None,
                     Reply::Int(t) if pexpiretime => Some(t),
@@ -371,7 +393,12 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
     };
     let tmp = tmp_path(&a.output);
     let result = (|| -> Result<String> {
-        if a.method != Method::Scan && sync(&mut c, &tmp)? {
+        let synced = if a.method == Method::Scan {
+            Synced::Refused(String::new())
+        } else {
+            sync(&mut c, &tmp)?
+        };
+        if let Synced::Done = synced {
             let r = super::check::check(&tmp, true, false)?;
             if let Some((off, msg)) = r.error {
                 return Err(
@@ -397,8 +424,13 @@ pub fn run(a: &Args, quiet: bool) -> Result<ExitCode> {
             std::fs::rename(&tmp, &a.output)?;
             return Ok(format!("{} keys (SYNC)", r.keys));
         }
-        if a.method == Method::Sync {
-            return Err("the server refused REPLCONF rdb-only (use --method scan)".into());
+        if let Synced::Refused(why) = &synced {
+            if a.method == Method::Sync {
+                return Err(format!("the server refused: {why} (use --method scan)").into());
+            }
+            if !why.is_empty() && !quiet {
+                eprintln!("{why}; falling back to SCAN + DUMP");
+            }
         }
         // A connection that tried SYNC may be in replica state: start afresh.
         let mut c = Client::open(&from, a.user.as_deref(), a.password.as_deref(), &a.tls)?;
