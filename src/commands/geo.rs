@@ -204,11 +204,43 @@ fn coord(ctx: &mut Ctx<'_>, d: f64) {
     ctx.out.double_text(&s);
 }
 
-/// A distance as `addReplyDoubleDistance`: "%.4f" in a bulk string.
+/// A distance as `addReplyDoubleDistance`: four decimals in a bulk
+/// string, rounded as Redis's `fixedpoint_d2string` does (`llrint` of
+/// d × 10⁴, ties to even, which "%.4f" does not always agree with).
 fn distance_reply(ctx: &mut Ctx<'_>, d: f64) {
-    let mut s = Vec::with_capacity(32);
-    num::fmt_fixed(d, 4, &mut s);
-    ctx.out.bulk(&s);
+    ctx.out.bulk(&fixed4(d));
+}
+
+fn fixed4(d: f64) -> Vec<u8> {
+    const DIGITS: usize = 4;
+    if d == 0.0 {
+        return b"0.0000".to_vec();
+    }
+    let scaled = d * 10000.0;
+    // llrint on x86-64: out of range (and NaN) gives LLONG_MIN.
+    let sv =
+        if scaled.is_nan() || scaled >= 9223372036854775808.0 || scaled < -9223372036854775808.0 {
+            i64::MIN
+        } else {
+            scaled.round_ties_even() as i64
+        };
+    let mut out = Vec::with_capacity(24);
+    if sv < 0 {
+        out.push(b'-');
+    }
+    let digits = sv.unsigned_abs().to_string();
+    if digits.len() <= DIGITS {
+        out.push(b'0');
+        out.push(b'.');
+        out.extend(std::iter::repeat_n(b'0', DIGITS - digits.len()));
+        out.extend_from_slice(digits.as_bytes());
+    } else {
+        let (int, frac) = digits.split_at(digits.len() - DIGITS);
+        out.extend_from_slice(int.as_bytes());
+        out.push(b'.');
+        out.extend_from_slice(frac.as_bytes());
+    }
+    out
 }
 
 fn geohash_cmd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
@@ -539,9 +571,9 @@ fn cmp_dist(a: &Point, b: &Point, desc: bool) -> i32 {
     }
 }
 
-/// glibc's `qsort` for this element size: its merge sort (`msort`),
-/// reproduced step for step so that equal (and NaN) distances keep the
-/// order Redis's replies show.
+/// glibc's `qsort` (2.36, the C library of the reference build) for
+/// this element size: its merge sort (`msort`), reproduced step for step
+/// so that equal (and NaN) distances keep the order Redis's replies show.
 fn msort(v: &mut Vec<Point>, desc: bool) {
     fn rec(idx: &mut [usize], tmp: &mut Vec<usize>, pts: &[Point], desc: bool) {
         let n = idx.len();
@@ -582,9 +614,11 @@ fn permute(v: &mut Vec<Point>, idx: &[usize]) {
     v.extend(idx.iter().filter_map(|&i| old[i].take()));
 }
 
-/// Redis's `pqsort` (NetBSD qsort sorting only what covers ranks
-/// `lrange..=rrange`), reproduced step for step over positions so the
-/// first `rrange + 1` points, ties included, come out as in Redis.
+/// Redis's `pqsort` (NetBSD's qsort, sorting only the parts that cover
+/// ranks `lrange..=rrange`) as redis-server 7.0 has it, without the
+/// later switch to insertion sort on a swap-free pass; reproduced step
+/// for step over positions so that the first `rrange + 1` points, ties
+/// included, come out in Redis's order.
 fn pqsort(v: &mut Vec<Point>, lrange: usize, rrange: usize, desc: bool) {
     // Positions are in units of ES so that the "byte" bounds Redis
     // compares (`rrange` is the last byte of an element) keep their order.
@@ -628,7 +662,6 @@ fn pqsort(v: &mut Vec<Point>, lrange: usize, rrange: usize, desc: bool) {
     let mut stack: Vec<(isize, isize)> = vec![(0, idx.len() as isize)];
     while let Some((mut a, mut n)) = stack.pop() {
         loop {
-            let mut swap_cnt = false;
             if n < 7 {
                 let mut pm = a + ES;
                 while pm < a + n * ES {
@@ -663,7 +696,6 @@ fn pqsort(v: &mut Vec<Point>, lrange: usize, rrange: usize, desc: bool) {
                         break;
                     }
                     if r == 0 {
-                        swap_cnt = true;
                         swap(&mut idx, pa, pb);
                         pa += ES;
                     }
@@ -675,7 +707,6 @@ fn pqsort(v: &mut Vec<Point>, lrange: usize, rrange: usize, desc: bool) {
                         break;
                     }
                     if r == 0 {
-                        swap_cnt = true;
                         swap(&mut idx, pc, pd);
                         pd -= ES;
                     }
@@ -685,21 +716,8 @@ fn pqsort(v: &mut Vec<Point>, lrange: usize, rrange: usize, desc: bool) {
                     break;
                 }
                 swap(&mut idx, pb, pc);
-                swap_cnt = true;
                 pb += ES;
                 pc -= ES;
-            }
-            if !swap_cnt {
-                let mut pm = a + ES;
-                while pm < a + n * ES {
-                    let mut pl = pm;
-                    while pl > a && cmp(&idx, pl - ES, pl) > 0 {
-                        swap(&mut idx, pl, pl - ES);
-                        pl -= ES;
-                    }
-                    pm += ES;
-                }
-                break;
             }
             let pn = a + n * ES;
             let r = (pa - a).min(pb - pa);
@@ -803,6 +821,8 @@ fn run(z: &ZSet, q: &Query) -> Vec<Point> {
     } else {
         q.count as usize
     };
+    // All of them with qsort, or only the first COUNT with pqsort (the
+    // two order equal distances differently).
     if sort != Sort::None && total > 0 {
         let desc = sort == Sort::Desc;
         if returned == total {
@@ -885,6 +905,21 @@ mod tests {
                 dist,
             })
             .collect()
+    }
+
+    #[test]
+    fn distances_round_as_redis() {
+        let f = |d: f64| String::from_utf8(fixed4(d)).unwrap();
+        assert_eq!(f(0.0), "0.0000");
+        assert_eq!(f(-0.0), "0.0000");
+        assert_eq!(f(0.0001), "0.0001");
+        assert_eq!(f(6.0642951598391699e-05), "0.0001");
+        assert_eq!(f(10.01), "10.0100");
+        assert_eq!(f(166274.15156960033), "166274.1516");
+        // d × 10⁴ rounds to an exact .5: llrint goes to even ("%.4f"
+        // gives ...9605), as GEODIST ... FT in redis-server 7.0.15.
+        assert_eq!(f(61447597.96045), "61447597.9604");
+        assert_eq!(f(f64::NAN), "-922337203685477.5808");
     }
 
     #[test]
