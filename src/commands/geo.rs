@@ -363,6 +363,23 @@ fn store_key<'a>(a: &[&'a [u8]], flags: u32) -> Option<&'a [u8]> {
     key
 }
 
+/// The STORE and STOREDIST key positions of a GEORADIUS[BYMEMBER] `argv`
+/// as Redis's key specs find them (COMMAND GETKEYS, ACL): the first of
+/// each keyword from where the options start, the last argument never
+/// being a keyword.
+pub fn store_key_positions(name: &str, argv: &[&[u8]]) -> Vec<usize> {
+    let start = match name {
+        "georadius" => 6,
+        "georadiusbymember" => 5,
+        _ => return Vec::new(),
+    };
+    let end = argv.len().saturating_sub(1);
+    ["store", "storedist"]
+        .iter()
+        .filter_map(|kw| (start..end).find(|&i| eq(argv[i], kw)).map(|i| i + 1))
+        .collect()
+}
+
 /// Parses a search in `georadiusGeneric`'s order. `z` is the source
 /// (None when missing: FROMMEMBER is then not looked up). The center of a
 /// member search on a missing key stays unset: nothing is searched.

@@ -217,6 +217,7 @@ fn command_getkeys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             keys = (p + 1..p + 1 + n).collect();
         }
     }
+    keys.extend(super::geo::store_key_positions(&e.fullname, argv));
     if keys.is_empty() {
         return Err(CmdError::msg("ERR The command has no key arguments"));
     }
