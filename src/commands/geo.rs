@@ -787,6 +787,8 @@ fn search_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: usize, flags: u32) -> Cmd
         Some(dst) => {
             let lim = limits(ctx);
             let mut ml = ctx.lock_keys(&[dst, a[src]]);
+            // A read lookup of the source, as Redis's lookupKeyRead counts.
+            ctx.count_lookup(ml.get(1, a[src]).is_some());
             let z = opt(ml.get(1, a[src]), zset)?;
             let q = parse_query(a, flags, z)?;
             let points = match z {
