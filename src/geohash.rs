@@ -9,6 +9,10 @@
 //!
 //! Pure functions: no keyspace, no RESP.
 
+// Comparisons are written as the C code writes them (a NaN fails each
+// one), not as range checks, where the two could ever differ.
+#![allow(clippy::manual_range_contains)]
+
 pub const STEP_MAX: u8 = 26;
 pub const LONG_MIN: f64 = -180.0;
 pub const LONG_MAX: f64 = 180.0;
