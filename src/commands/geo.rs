@@ -523,7 +523,7 @@ struct Point {
 fn scan(z: &ZSet, shape: &Shape, limit: u64) -> Vec<Point> {
     let cells = geohash::areas_for(shape);
     let mut out: Vec<Point> = Vec::new();
-    let full = |out: &Vec<Point>| limit != 0 && !out.is_empty() && out.len() as u64 >= limit;
+    let full = |out: &[Point]| limit != 0 && !out.is_empty() && out.len() as u64 >= limit;
     let mut last = 0usize;
     for i in 0..cells.len() {
         if cells[i].is_zero() {
@@ -543,27 +543,28 @@ fn scan(z: &ZSet, shape: &Shape, limit: u64) -> Vec<Point> {
             maxex: true,
         };
         if let Some((lo, hi)) = z.score_ranks(&range) {
-            // Collected in slices, so COUNT ANY does not copy a whole
-            // crowded cell to keep a few of its points.
+            // Visited in slices so that COUNT ANY stops soon after it has
+            // enough; only points inside the shape copy their member.
             let mut r = lo;
-            'cell: while r <= hi {
+            let mut stop = false;
+            while r <= hi && !stop {
                 let end = hi.min(r + 63);
-                for (member, score) in z.collect(r, end, false) {
-                    let Some(xy) = geohash::decode_score(score) else {
-                        continue;
-                    };
-                    if let Some(dist) = geohash::within(shape, xy) {
-                        out.push(Point {
-                            member,
-                            score,
-                            xy,
-                            dist,
-                        });
+                z.visit(r, end, false, |member, score| {
+                    if stop {
+                        return;
                     }
-                    if full(&out) {
-                        break 'cell;
+                    if let Some(xy) = geohash::decode_score(score) {
+                        if let Some(dist) = geohash::within(shape, xy) {
+                            out.push(Point {
+                                member: member.to_vec(),
+                                score,
+                                xy,
+                                dist,
+                            });
+                        }
                     }
-                }
+                    stop = full(&out);
+                });
                 r = end + 1;
             }
         }
