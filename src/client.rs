@@ -178,6 +178,12 @@ pub struct ClientState {
     pub pending_waitaof: Option<WaitAof>,
     /// Set by a blocking pop that found nothing: the connection waits.
     pub pending_block: Option<crate::blocking::Blocked>,
+    /// Set by SYNC/PSYNC: the connection sends a snapshot, then closes.
+    pub pending_sync: Option<crate::replication::SyncRequest>,
+    /// REPLCONF rdb-only 1: the client wants the snapshot only.
+    pub rdb_only: bool,
+    /// REPLCONF rdb-filter-only: the snapshot without keys.
+    pub rdb_exclude_data: bool,
     /// Input read while blocked (processed after the current batch).
     pub stash: Vec<u8>,
     /// The peer closed the connection while a command was blocked.
@@ -322,6 +328,9 @@ impl ClientState {
             tracking: None,
             caching: false,
             pending_block: None,
+            pending_sync: None,
+            rdb_only: false,
+            rdb_exclude_data: false,
             stash: Vec::new(),
             peer_closed: false,
         }

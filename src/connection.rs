@@ -210,6 +210,17 @@ where
                     throttle = true;
                     break;
                 }
+                if let Some(req) = client.pending_sync.take() {
+                    // SYNC/PSYNC for a snapshot: the connection sends it,
+                    // then closes, as Redis closes an rdb-only replica.
+                    if flush(&srv, &mut stream, &mut reply, &mut wrote, &mut durable)
+                        .await
+                        .is_ok()
+                    {
+                        let _ = crate::replication::transfer(&srv, &handle, &mut stream, req).await;
+                    }
+                    break 'conn;
+                }
                 let (block, wait) = (client.pending_block.take(), client.pending_waitaof.take());
                 if block.is_some() || wait.is_some() {
                     // A blocking command (a pop, XREAD BLOCK, WAIT, WAITAOF):

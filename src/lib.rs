@@ -29,6 +29,7 @@ pub mod offline;
 pub mod persistence;
 pub mod powerloss;
 pub mod pubsub;
+pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod shared;

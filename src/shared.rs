@@ -76,6 +76,8 @@ pub struct Stats {
     pub commands: Counter,
     pub connections: Counter,
     pub rejected_connections: Counter,
+    /// Full synchronisations served (snapshot transfers, INFO sync_full).
+    pub sync_full: Counter,
     pub keyspace_hits: Counter,
     pub keyspace_misses: Counter,
     pub expired_keys: Counter,

@@ -625,7 +625,8 @@ pub fn background_running() -> bool {
 }
 
 /// The background snapshot thread's body: `take_claimed` at low priority.
-pub fn run_background(srv: &Arc<Shared>) {
+/// Returns the file name (in `snapshot_dir`) and the covered log position.
+pub fn run_background(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     struct Running;
     impl Drop for Running {
         fn drop(&mut self) {
@@ -635,7 +636,7 @@ pub fn run_background(srv: &Arc<Shared>) {
     BACKGROUND.fetch_add(1, Relaxed);
     let _running = Running; // also if the snapshot panics
     lower_priority();
-    let _ = take_claimed(srv);
+    take_claimed(srv)
 }
 
 /// Called once on the background snapshot thread: it starts in
@@ -1150,6 +1151,75 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     Ok((n, idx.covered))
 }
 
+/// Checks and decompresses the chunks of one unit into `raw` (cleared
+/// first); errors carry the offset of the chunk they concern.
+fn decompress_unit(
+    zstd: &mut zstd::bulk::Decompressor<'static>,
+    file: &[u8],
+    unit: &[ChunkRef],
+    raw: &mut Vec<u8>,
+) -> Result<(), (usize, String)> {
+    raw.clear();
+    for c in unit {
+        let off = c.start - CHUNK_HEADER_LEN;
+        let comp = &file[c.start..c.start + c.comp];
+        if crc32fast::hash(comp) != c.crc {
+            return Err((off, "chunk checksum mismatch".into()));
+        }
+        let before = raw.len();
+        raw.reserve(c.raw);
+        let mut cur = std::io::Cursor::new(&mut *raw);
+        cur.set_position(before as u64);
+        zstd.decompress_to_buffer(comp, &mut cur)
+            .map_err(|e| (off, format!("chunk does not decompress: {e}")))?;
+        if raw.len() != before + c.raw {
+            return Err((off, "chunk size differs from its header".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Calls `f(db, key, entry)` for every entry of the snapshot file at
+/// `path`, in file order, decoding one unit (a chunk, or the chunks of a
+/// value written in pieces) at a time: memory stays at one unit whatever
+/// the file's size. The file is mapped first, so a newer snapshot may
+/// replace (unlink) it meanwhile. Returns the number of entries.
+pub fn for_each_entry(
+    path: &Path,
+    lim: &basalt_storage::Limits,
+    mut f: impl FnMut(u32, &[u8], Entry) -> Result<(), String>,
+) -> Result<u64, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: snapshot files are written once, renamed into place complete
+    // and never modified afterwards (only unlinked, which keeps the map).
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| format!("{}: mmap: {e}", path.display()))?;
+    let b: &[u8] = &map;
+    let at = |off: usize, what: &str| format!("{}: offset {off}: {what}", path.display());
+    let idx = index(b).map_err(|(off, what)| at(off, &what))?;
+    let mut zstd = zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?;
+    let mut raw = Vec::new();
+    let mut n = 0u64;
+    for unit in &idx.units {
+        let unit = &idx.chunks[unit.clone()];
+        decompress_unit(&mut zstd, b, unit, &mut raw).map_err(|(off, e)| at(off, &e))?;
+        let off = unit.first().map_or(0, |c| c.start - CHUNK_HEADER_LEN);
+        let mut pos = 0;
+        while pos < raw.len() {
+            let (db, key, entry) = decode_entry(&raw, &mut pos, lim).map_err(|e| at(off, &e))?;
+            f(db, key, entry)?;
+            n += 1;
+        }
+    }
+    if n != idx.keys {
+        return Err(at(
+            idx.trailer_at,
+            &format!("trailer says {} keys, chunks held {n}", idx.keys),
+        ));
+    }
+    Ok(n)
+}
+
 /// CPU time of the calling thread in µs (0 if the clock is unavailable).
 fn thread_cpu_us() -> u64 {
     let mut ts = libc::timespec {
@@ -1334,24 +1404,7 @@ impl ChunkLoader {
         unit: &[ChunkRef],
         lim: &basalt_storage::Limits,
     ) -> Result<u64, (usize, String)> {
-        self.raw.clear();
-        for c in unit {
-            let off = c.start - CHUNK_HEADER_LEN;
-            let comp = &file[c.start..c.start + c.comp];
-            if crc32fast::hash(comp) != c.crc {
-                return Err((off, "chunk checksum mismatch".into()));
-            }
-            let before = self.raw.len();
-            self.raw.reserve(c.raw);
-            let mut cur = std::io::Cursor::new(&mut self.raw);
-            cur.set_position(before as u64);
-            self.zstd
-                .decompress_to_buffer(comp, &mut cur)
-                .map_err(|e| (off, format!("chunk does not decompress: {e}")))?;
-            if self.raw.len() != before + c.raw {
-                return Err((off, "chunk size differs from its header".into()));
-            }
-        }
+        decompress_unit(&mut self.zstd, file, unit, &mut self.raw)?;
         let off = unit.first().map_or(0, |c| c.start - CHUNK_HEADER_LEN);
         self.decode_insert(ks, lim).map_err(|e| (off, e))
     }

@@ -27,6 +27,7 @@ pub mod multi;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -62,6 +63,7 @@ pub mod flags {
     pub const SKIP_SLOWLOG: u32 = 1 << 12;
     pub const ALLOW_BUSY: u32 = 1 << 13;
     pub const SENTINEL: u32 = 1 << 14;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 15;
 
     /// ACL categories a command has beyond those its flags and group
     /// imply (Redis's explicit `acl_categories`); never shown as flags.
@@ -82,6 +84,7 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -165,6 +168,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         string::COMMANDS,
         keys::COMMANDS,
         persistence::COMMANDS,
+        replication::COMMANDS,
         multi::COMMANDS,
         pubsub::COMMANDS,
         observe::COMMANDS,

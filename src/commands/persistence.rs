@@ -13,10 +13,25 @@ const fn srv(mut c: CommandSpec) -> CommandSpec {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    srv(cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, save)),
-    srv(cmd("bgsave", -1, ADMIN | NOSCRIPT, bgsave)),
+    srv(cmd(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        save,
+    )),
+    srv(cmd(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        bgsave,
+    )),
     srv(cmd("lastsave", 1, LOADING | STALE | FAST, lastsave)),
-    srv(cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT, bgrewriteaof)),
+    srv(cmd(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        bgrewriteaof,
+    )),
 ];
 
 fn shared(ctx: &Ctx<'_>) -> Result<Arc<crate::shared::Shared>, CmdError> {
@@ -49,7 +64,7 @@ pub fn start_background(srv: Arc<crate::shared::Shared>) -> bool {
     let spawned = std::thread::Builder::new()
         .name("basalt-snapshot".into())
         .spawn(move || {
-            crate::snapshot::run_background(&s2);
+            let _ = crate::snapshot::run_background(&s2);
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the snapshot thread: {e}");

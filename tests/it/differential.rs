@@ -1303,6 +1303,11 @@ fn differential_fuzz_args() {
         "waitaof",
         // WAIT 1 0 blocks forever on both (no replicas); cases/admin.txt.
         "wait",
+        // Replication handshake: SYNC/PSYNC would start a transfer, REPLCONF
+        // ACK/GETACK answer nothing; cases/replication.txt compares the rest.
+        "sync",
+        "psync",
+        "replconf",
         "monitor",
         // Sizes and statistics of each server's own memory; cases/memory.txt
         // compares its syntax and errors.
