@@ -813,6 +813,10 @@ fn search_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], src: usize, flags: u32) -> Cmd
                     };
                     (p.member, s)
                 })
+                // A NaN distance (haversine's rounding just past an
+                // antipode, if ever) cannot be a score: Redis would fail
+                // an assertion storing it; here the point is left out.
+                .filter(|(_, s)| !s.is_nan())
                 .collect();
             let event: &[u8] = if flags & SEARCH != 0 {
                 b"geosearchstore"
