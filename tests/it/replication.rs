@@ -429,3 +429,43 @@ fn sync_without_rdb_only_is_refused_and_ack_answers_nothing() {
         b"-ERR SYNC and PSYNC are invalid with pending output\r\n"
     );
 }
+
+#[test]
+fn a_client_that_leaves_mid_transfer_leaves_no_file_behind() {
+    let s = TestServer::start(&[]);
+    let mut c = s.client();
+    redis::cmd("DEBUG")
+        .arg(&["POPULATE", "20000", "k", "1000"][..])
+        .query::<()>(&mut c)
+        .unwrap();
+    for _ in 0..3 {
+        let mut raw = s.raw();
+        assert_eq!(raw.cmd_str(&["REPLCONF", "rdb-only", "1"]), b"+OK\r\n");
+        raw.send(b"*1\r\n$4\r\nSYNC\r\n");
+        drop(raw); // gone before (or while) the ~20 MB dump is sent
+    }
+    // Each SYNC takes its own snapshot; once the third is done, its dump
+    // is being written (or already sent) and then every dump must go.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("rdb_saves:3\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "snapshots not done: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    loop {
+        let left: Vec<_> = walk(&s.dir)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("temp-sync-"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 20_000);
+}
