@@ -443,7 +443,10 @@ impl Selector {
             if sp.first_key == 1
                 && sp.last_key == 1
                 && argv.len() > 1
-                && !matches!(e.fullname.as_str(), "set" | "bitfield" | "sort" | "sort_ro")
+                && !matches!(
+                    e.fullname.as_str(),
+                    "set" | "bitfield" | "sort" | "sort_ro" | "georadius" | "georadiusbymember"
+                )
             {
                 let need = base_need(e.fullname.as_str(), sp.flags);
                 if !self.key_ok(argv[1], need) {
@@ -656,6 +659,14 @@ pub fn key_access(e: &Entry, argv: &[&[u8]]) -> Vec<(usize, u8)> {
         }
         "lmpop" | "zmpop" => range(2, numkeys(1), rw).collect(),
         "blmpop" | "bzmpop" => range(3, numkeys(2), rw).collect(),
+        // The source is read; STORE/STOREDIST destinations are written.
+        "georadius" | "georadiusbymember" => std::iter::once((1, r))
+            .chain(
+                crate::commands::geo::store_key_positions(name, argv)
+                    .into_iter()
+                    .map(|i| (i, w)),
+            )
+            .collect(),
         "sort" | "sort_ro" => {
             // The source is only read; a STORE destination is written.
             let mut v = vec![(1, r)];
@@ -677,7 +688,7 @@ pub fn key_access(e: &Entry, argv: &[&[u8]]) -> Vec<(usize, u8)> {
             match name {
                 // Destination written, sources read.
                 "sunionstore" | "sinterstore" | "sdiffstore" | "bitop" | "zrangestore"
-                | "pfmerge" | "georadius" => {
+                | "pfmerge" | "geosearchstore" => {
                     let first = if name == "bitop" { 2 } else { 1 };
                     // PFMERGE reads its destination too.
                     let dest = if name == "pfmerge" { rw } else { w };

@@ -20,6 +20,7 @@ pub mod convert;
 pub mod counter;
 pub mod db;
 pub mod evict;
+pub mod geohash;
 pub mod histogram;
 pub mod notify;
 pub mod num;

@@ -6,6 +6,8 @@ extern "C" {
     fn basalt_fmt_g17(d: f64, out: *mut c_char, cap: c_int) -> c_int;
     fn basalt_parse_double(s: *const c_char, len: usize, v: *mut f64) -> c_int;
     fn basalt_strtod_whole(s: *const c_char, len: usize, v: *mut f64) -> c_int;
+    fn basalt_fmt_fixed(d: f64, prec: c_int, out: *mut c_char, cap: c_int) -> c_int;
+    fn basalt_fmt_human(d: f64, out: *mut c_char, cap: c_int) -> c_int;
     fn basalt_incrbyfloat(
         value: *const c_char,
         vlen: usize,
@@ -165,6 +167,29 @@ pub fn fmt_f64(d: f64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 64];
     // SAFETY: `buf` is 64 writable bytes; snprintf writes at most `cap`.
     let n = unsafe { basalt_fmt_g17(d, buf.as_mut_ptr().cast(), buf.len() as c_int) };
+    let n = (n.max(0) as usize).min(buf.len() - 1);
+    out.extend_from_slice(&buf[..n]);
+}
+
+/// C's `printf("%.*f", prec, d)` (GEO distances use 4 digits, error
+/// texts 6). `prec` is at most 17.
+pub fn fmt_fixed(d: f64, prec: u8, out: &mut Vec<u8>) {
+    // A double's integer part has at most 309 digits.
+    let mut buf = [0u8; 352];
+    let prec = prec.min(17) as c_int;
+    // SAFETY: `buf` is writable for `buf.len()` bytes; snprintf writes at
+    // most that many, and returns the length it wanted.
+    let n = unsafe { basalt_fmt_fixed(d, prec, buf.as_mut_ptr().cast(), buf.len() as c_int) };
+    let n = (n.max(0) as usize).min(buf.len() - 1);
+    out.extend_from_slice(&buf[..n]);
+}
+
+/// Redis's `ld2string(LD_STR_HUMAN)` of a double ("%.17Lf" with trailing
+/// zeros removed): how GEOPOS and WITHCOORD print coordinates.
+pub fn fmt_human(d: f64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 400];
+    // SAFETY: as in `fmt_fixed`; 0 is returned when the text did not fit.
+    let n = unsafe { basalt_fmt_human(d, buf.as_mut_ptr().cast(), buf.len() as c_int) };
     let n = (n.max(0) as usize).min(buf.len() - 1);
     out.extend_from_slice(&buf[..n]);
 }

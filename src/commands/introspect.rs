@@ -36,11 +36,15 @@ fn write_info(ctx: &mut Ctx<'_>, e: &Entry) {
     ctx.out.array(10);
     ctx.out.bulk(e.fullname.as_bytes());
     ctx.out.int(s.arity as i64);
-    let fl: Vec<&str> = flags::NAMES
+    let mut fl: Vec<&str> = flags::NAMES
         .iter()
         .filter(|(f, _)| s.flags & f != 0)
         .map(|(_, n)| *n)
         .collect();
+    // Redis lists it after the others (none of these has allow_busy).
+    if super::multi::MOVABLE_KEYS.contains(&e.fullname.as_str()) {
+        fl.push("movablekeys");
+    }
     ctx.out.set(fl.len());
     for f in fl {
         ctx.out.simple(f);
@@ -217,6 +221,7 @@ fn command_getkeys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             keys = (p + 1..p + 1 + n).collect();
         }
     }
+    keys.extend(super::geo::store_key_positions(&e.fullname, argv));
     if keys.is_empty() {
         return Err(CmdError::msg("ERR The command has no key arguments"));
     }

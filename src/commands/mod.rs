@@ -15,6 +15,7 @@ pub mod coll;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod info;
@@ -176,6 +177,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         set::COMMANDS,
         list::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
         bitmap::COMMANDS,
         sort::COMMANDS,
         hll::COMMANDS,

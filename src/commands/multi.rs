@@ -94,8 +94,9 @@ const WHOLE_KEYSPACE: &[&str] = &[
 ];
 
 /// Commands whose keys their first/last/step spec does not cover
-/// (numkeys arguments, patterns): they take every shard.
-const MOVABLE_KEYS: &[&str] = &[
+/// (numkeys arguments, patterns, STORE keywords): they take every shard,
+/// and COMMAND INFO flags them `movablekeys` as Redis does.
+pub(crate) const MOVABLE_KEYS: &[&str] = &[
     "zunionstore",
     "zinterstore",
     "zdiffstore",

@@ -165,7 +165,7 @@ fn reply_pairs(ctx: &mut Ctx<'_>, items: &[(Vec<u8>, f64)], withscores: bool) {
 
 /// Replaces `dst` (lock slot `i`) with `items`, logging DEL + ZADD as one
 /// record; an empty result deletes `dst`.
-fn store_result(
+pub(super) fn store_result(
     ctx: &Ctx<'_>,
     ml: &mut MultiLock<'_>,
     i: usize,
@@ -203,7 +203,7 @@ fn store_result(
 // ------------------------------------------------------------ ZADD
 
 #[derive(Default)]
-struct AddFlags {
+pub(super) struct AddFlags {
     nx: bool,
     xx: bool,
     gt: bool,
@@ -212,7 +212,12 @@ struct AddFlags {
     incr: bool,
 }
 
-fn zadd_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], mut f: AddFlags, first: usize) -> CmdResult {
+pub(super) fn zadd_generic(
+    ctx: &mut Ctx<'_>,
+    a: &[&[u8]],
+    mut f: AddFlags,
+    first: usize,
+) -> CmdResult {
     let mut idx = first;
     if !f.incr {
         while idx < a.len() {

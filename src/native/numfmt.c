@@ -87,3 +87,26 @@ int basalt_strtod_whole(const char *s, size_t len, double *v) {
     if (*end != '\0' || isnan(*v)) return 0;
     return 1;
 }
+
+/* printf("%.*f", prec, d): GEO distances ("%.4f") and error texts ("%f"). */
+int basalt_fmt_fixed(double d, int prec, char *out, int cap) {
+    return snprintf(out, (size_t)cap, "%.*f", prec, d);
+}
+
+/* Redis's ld2string(LD_STR_HUMAN) of a double widened to long double:
+ * "%.17Lf" without trailing zeros (GEOPOS, WITHCOORD). */
+int basalt_fmt_human(double d, char *out, int cap) {
+    long double v = d;
+    int l;
+    if (isinf(v)) return snprintf(out, (size_t)cap, "%s", v > 0 ? "inf" : "-inf");
+    l = snprintf(out, (size_t)cap, "%.17Lf", v);
+    if (l < 0 || l + 1 > cap) return 0;
+    if (strchr(out, '.') != NULL) {
+        char *p = out + l - 1;
+        while (*p == '0') { p--; l--; }
+        if (*p == '.') l--;
+    }
+    if (l == 2 && out[0] == '-' && out[1] == '0') { out[0] = '0'; l = 1; }
+    out[l] = '\0';
+    return l;
+}

@@ -128,6 +128,18 @@ impl Reply {
         }
     }
 
+    /// A double already formatted: `,text` in RESP3, a bulk string in
+    /// RESP2 (Redis's `addReplyHumanLongDouble`).
+    pub fn double_text(&mut self, text: &[u8]) {
+        if self.resp3 {
+            self.buf.push(b',');
+            self.buf.extend_from_slice(text);
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(text);
+        }
+    }
+
     pub fn boolean(&mut self, v: bool) {
         if self.resp3 {
             self.buf

@@ -2797,3 +2797,192 @@ fn random_stream_command(r: &mut Rng) -> Generated {
     }
     (a.into_iter().map(String::into_bytes).collect(), cmp)
 }
+
+/// Random GEO sessions: points clustered around a few centres (the
+/// antimeridian, the poles' limits and shared positions included, so
+/// equal distances are common), then searches of every kind with random
+/// radii, boxes, units and options, stores read back, and point reads.
+/// Replies are compared exactly: the cell-scan order, the order of ties
+/// after a full or a COUNT sort, distances and coordinates are Redis's.
+/// `DIFF_GEO_SEEDS` / `DIFF_GEO_STEPS` / `DIFF_GEO_SEED0` scale it.
+#[test]
+fn differential_fuzz_geo() {
+    let redis = RedisServer::start(&[]);
+    let basalt = TestServer::start(&[]);
+    let mut centres: Vec<(f64, f64)> = Vec::new();
+    let mut gen = |r: &mut Rng, step: u64| {
+        if step == 0 {
+            centres = (0..4)
+                .map(|_| (uniform(r, -180.0, 180.0), uniform(r, -85.0, 85.0)))
+                .chain([
+                    (179.99, 10.0),
+                    (-179.99, 10.0),
+                    (0.0, 85.0),
+                    (10.0, -84.9),
+                    (0.0, 0.0),
+                ])
+                .collect();
+        }
+        (random_geo_command(r, &centres), Cmp::Exact)
+    };
+    check_fuzz(
+        (redis.port, basalt.port),
+        "DIFF_GEO",
+        (16, 300),
+        8,
+        0x2545F4914F6CDD1D,
+        |_, _| {},
+        &mut gen,
+    );
+}
+
+fn uniform(r: &mut Rng, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * (r.next() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A coordinate or distance as a client would write it.
+fn geo_num(r: &mut Rng, v: f64) -> String {
+    match r.below(3) {
+        0 => format!("{v:.6}"),
+        1 => format!("{v}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+fn geo_point(r: &mut Rng, centres: &[(f64, f64)]) -> (f64, f64) {
+    const LAT: f64 = 85.05112878;
+    match r.below(20) {
+        0 | 1 => (uniform(r, -180.0, 180.0), uniform(r, -LAT, LAT)),
+        2 => (
+            [-180.0, 180.0, 0.0, 179.9999, -179.9999][r.below(5)],
+            [LAT, -LAT, 0.0, 84.9, -84.9][r.below(5)],
+        ),
+        _ => {
+            let (cx, cy) = centres[r.below(centres.len())];
+            let s = [0.0, 0.0, 0.0001, 0.01, 0.5, 3.0, 20.0][r.below(7)];
+            (
+                (cx + uniform(r, -s, s)).clamp(-180.0, 180.0),
+                (cy + uniform(r, -s, s)).clamp(-LAT, LAT),
+            )
+        }
+    }
+}
+
+fn random_geo_command(r: &mut Rng, centres: &[(f64, f64)]) -> Vec<Vec<u8>> {
+    let member = |r: &mut Rng| format!("m{}", r.below(60));
+    let key = |r: &mut Rng| ["g", "g", "g", "h", "nokey"][r.below(5)].to_string();
+    let mut a: Vec<String> = Vec::new();
+    match r.below(20) {
+        0..=6 => {
+            a.push("GEOADD".into());
+            a.push(["g", "g", "h"][r.below(3)].into());
+            if r.below(10) == 0 {
+                a.push(r.pick(&["NX", "XX", "CH"]).into());
+            }
+            for _ in 0..1 + r.below(8) {
+                let (x, y) = geo_point(r, centres);
+                a.push(geo_num(r, x));
+                a.push(geo_num(r, y));
+                a.push(member(r));
+            }
+        }
+        7..=16 => {
+            let name = r.pick(&[
+                "GEORADIUS",
+                "GEORADIUSBYMEMBER",
+                "GEORADIUS_RO",
+                "GEORADIUSBYMEMBER_RO",
+                "GEOSEARCH",
+                "GEOSEARCHSTORE",
+                "GEOSEARCH",
+                "GEOSEARCHSTORE",
+            ]);
+            let (unit, conv) =
+                [("m", 1.0), ("km", 1000.0), ("mi", 1609.34), ("ft", 0.3048)][r.below(4)];
+            let base = [
+                0.0, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 5e5, 3e6, 8e6, 2e7, 1e-3,
+            ][r.below(12)];
+            let rad = base * uniform(r, 0.5, 2.0) / conv;
+            let (x, y) = geo_point(r, centres);
+            a.push(name.into());
+            if name == "GEOSEARCHSTORE" {
+                a.push(r.pick(&["dst", "dst2"]).into());
+            }
+            a.push(key(r));
+            if name.starts_with("GEORADIUSBYMEMBER") {
+                a.extend([member(r), geo_num(r, rad), unit.into()]);
+            } else if name.starts_with("GEORADIUS") {
+                a.extend([geo_num(r, x), geo_num(r, y), geo_num(r, rad), unit.into()]);
+            } else {
+                if r.below(2) == 0 {
+                    a.extend(["FROMMEMBER".into(), member(r)]);
+                } else {
+                    a.extend(["FROMLONLAT".into(), geo_num(r, x), geo_num(r, y)]);
+                }
+                if r.below(2) == 0 {
+                    a.extend(["BYRADIUS".into(), geo_num(r, rad), unit.into()]);
+                } else {
+                    let w = rad * uniform(r, 0.2, 3.0);
+                    let h = rad * uniform(r, 0.2, 3.0);
+                    a.extend(["BYBOX".into(), geo_num(r, w), geo_num(r, h), unit.into()]);
+                }
+            }
+            let store = matches!(name, "GEORADIUS" | "GEORADIUSBYMEMBER") && r.below(3) == 0;
+            let mut opts: Vec<Vec<String>> = Vec::new();
+            if !store && name != "GEOSEARCHSTORE" {
+                for o in ["WITHDIST", "WITHHASH", "WITHCOORD"] {
+                    if r.below(5) < 2 {
+                        opts.push(vec![o.into()]);
+                    }
+                }
+            }
+            match r.below(4) {
+                0 => opts.push(vec!["ASC".into()]),
+                1 => opts.push(vec!["DESC".into()]),
+                _ => {}
+            }
+            if r.below(5) < 2 {
+                let n = ["1", "2", "3", "5", "10", "50"][r.below(6)];
+                opts.push(vec!["COUNT".into(), n.into()]);
+                if r.below(5) < 2 {
+                    opts.push(vec!["ANY".into()]);
+                }
+            }
+            if store {
+                opts.push(vec![r.pick(&["STORE", "STOREDIST"]).into(), "dst".into()]);
+            }
+            if name == "GEOSEARCHSTORE" && r.below(2) == 0 {
+                opts.push(vec!["STOREDIST".into()]);
+            }
+            // Options in any order.
+            for i in (1..opts.len()).rev() {
+                opts.swap(i, r.below(i + 1));
+            }
+            a.extend(opts.into_iter().flatten());
+        }
+        17 => a.extend([
+            "ZRANGE".into(),
+            r.pick(&["dst", "dst2"]).into(),
+            "0".into(),
+            "-1".into(),
+            "WITHSCORES".into(),
+        ]),
+        18 => {
+            a.extend(["GEOPOS".into(), key(r)]);
+            for _ in 0..3 {
+                a.push(member(r));
+            }
+            if r.below(2) == 0 {
+                a[0] = "GEOHASH".into();
+            }
+        }
+        _ => a.extend([
+            "GEODIST".into(),
+            key(r),
+            member(r),
+            member(r),
+            r.pick(&["m", "km", "mi", "ft"]).into(),
+        ]),
+    }
+    a.into_iter().map(String::into_bytes).collect()
+}

@@ -6,6 +6,7 @@ mod acl;
 mod blocking;
 mod differential;
 mod evict;
+mod geo;
 mod hash_ttl;
 mod limits;
 mod memory;
