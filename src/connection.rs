@@ -217,7 +217,14 @@ where
                         .await
                         .is_ok()
                     {
-                        let _ = crate::replication::transfer(&srv, &handle, &mut stream, req).await;
+                        let _ = crate::replication::transfer(
+                            &srv,
+                            &handle,
+                            &mut stream,
+                            req,
+                            &mut shutdown,
+                        )
+                        .await;
                     }
                     break 'conn;
                 }

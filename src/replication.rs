@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client::ClientHandle;
-use crate::shared::{unix_ms, Shared};
+use crate::shared::{unix_ms, Shared, ShutdownKind};
 
 /// What SYNC/PSYNC asked for (set on the client; the connection runs it).
 #[derive(Clone, Copy, Debug)]
@@ -44,8 +44,33 @@ const SEND_CHUNK: usize = 256 << 10;
 
 /// Serves a full synchronisation to `stream`: the FULLRESYNC line (PSYNC),
 /// keep-alive newlines, then the dump, or `-ERR ...` if it could not be
-/// made. The caller closes the connection afterwards.
+/// made. Ends early (the caller closes the connection either way) when
+/// the client is killed or the server shuts down; the temporary file is
+/// removed in every case.
 pub async fn transfer<S: AsyncWrite + Unpin>(
+    srv: &Arc<Shared>,
+    handle: &ClientHandle,
+    stream: &mut S,
+    req: SyncRequest,
+    shutdown: &mut tokio::sync::watch::Receiver<Option<ShutdownKind>>,
+) -> std::io::Result<()> {
+    tokio::select! {
+        r = serve(srv, handle, stream, req) => r,
+        _ = handle.kill.notified() => Ok(()),
+        _ = shutdown.changed() => Ok(()),
+    }
+}
+
+/// A dump file, removed when dropped (sent, failed or abandoned).
+struct Dump(PathBuf);
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn serve<S: AsyncWrite + Unpin>(
     srv: &Arc<Shared>,
     handle: &ClientHandle,
     stream: &mut S,
@@ -61,11 +86,8 @@ pub async fn transfer<S: AsyncWrite + Unpin>(
     let spawned = std::thread::Builder::new()
         .name("basalt-sync".into())
         .spawn(move || {
-            let made = make_dump(&s2, req.exclude_data);
-            if let Err(Ok((path, _))) = tx.send(made) {
-                // The client left before the dump was ready.
-                let _ = std::fs::remove_file(path);
-            }
+            // If the client has gone, the file goes with the returned value.
+            let _ = tx.send(make_dump(&s2, req.exclude_data).map(|(p, len)| (Dump(p), len)));
         });
     if let Err(e) = spawned {
         return reply_error(stream, &format!("cannot start the dump thread: {e}")).await;
@@ -77,21 +99,17 @@ pub async fn transfer<S: AsyncWrite + Unpin>(
                 stream.write_all(b"\n").await?;
                 stream.flush().await?;
             }
-            _ = handle.kill.notified() => return Ok(()),
         }
     };
-    let (path, len) = match made {
+    let (dump, len) = match made {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return reply_error(stream, &e).await,
         Err(_) => return reply_error(stream, "the dump thread stopped").await,
     };
-    let sent = send_file(stream, &path, len).await;
-    let _ = std::fs::remove_file(&path);
-    if sent.is_ok() {
-        srv.stats.sync_full.fetch_add(1, Relaxed);
-        tracing::info!(client = handle.id, addr = %handle.addr, bytes = len, "snapshot transfer done");
-    }
-    sent
+    send_file(stream, &dump.0, len).await?;
+    srv.stats.sync_full.fetch_add(1, Relaxed);
+    tracing::info!(client = handle.id, addr = %handle.addr, bytes = len, "snapshot transfer done");
+    Ok(())
 }
 
 async fn reply_error<S: AsyncWrite + Unpin>(stream: &mut S, e: &str) -> std::io::Result<()> {

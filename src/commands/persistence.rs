@@ -13,10 +13,25 @@ const fn srv(mut c: CommandSpec) -> CommandSpec {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    srv(cmd("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, save)),
-    srv(cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, bgsave)),
+    srv(cmd(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        save,
+    )),
+    srv(cmd(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        bgsave,
+    )),
     srv(cmd("lastsave", 1, LOADING | STALE | FAST, lastsave)),
-    srv(cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, bgrewriteaof)),
+    srv(cmd(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        bgrewriteaof,
+    )),
 ];
 
 fn shared(ctx: &Ctx<'_>) -> Result<Arc<crate::shared::Shared>, CmdError> {

@@ -25,11 +25,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         since: "1.0.0",
-        ..repl(cmd("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, sync))
+        ..repl(cmd(
+            "sync",
+            1,
+            ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+            sync,
+        ))
     },
     CommandSpec {
         since: "2.8.0",
-        ..repl(cmd("psync", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, psync))
+        ..repl(cmd(
+            "psync",
+            -3,
+            ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+            psync,
+        ))
     },
 ];
 
@@ -41,7 +51,7 @@ const IP_ADDRESS_MAX: usize = 255;
 /// `ACK` and `GETACK` are for replication links, which this client is
 /// not: like Redis, Basalt then stops without any reply.
 fn replconf(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return Err(CmdError::msg("ERR syntax error"));
     }
     for pair in a[1..].chunks(2) {

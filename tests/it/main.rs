@@ -12,6 +12,7 @@ mod memory;
 mod migration;
 mod persistence;
 mod protocol;
+mod replication;
 mod snapshot;
 mod streams;
 mod strings;
