@@ -375,6 +375,11 @@ fn ltrim(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 
 fn lpos(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let (mut rank, mut count, mut maxlen) = (1i64, None::<usize>, 0usize);
+    // RANK -9223372036854775808: Redis 7.0 negates it in place and it stays
+    // negative, so every match from the tail qualifies (rank -1) and its
+    // COUNT test (`matches-rank+1 >= count`) wraps negative and never
+    // stops the scan: every match within MAXLEN is returned.
+    let mut rank_min = false;
     let mut j = 3;
     while j < a.len() {
         let more = j + 1 < a.len();
@@ -385,9 +390,8 @@ fn lpos(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                 ));
             }
-            if rank == i64::MIN {
-                // Redis 7.0 negates it in place (still negative): every
-                // match from the tail qualifies, i.e. rank -1.
+            rank_min = rank == i64::MIN;
+            if rank_min {
                 rank = -1;
             }
         } else if eq(a[j], "count") && more {
@@ -412,6 +416,7 @@ fn lpos(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let len = l.len();
     let want = match count {
         None => 1,
+        Some(_) if rank_min => usize::MAX,
         Some(0) => usize::MAX,
         Some(c) => c,
     };
