@@ -1043,14 +1043,9 @@ fn pace(last: &mut Instant) {
 /// any lock, then inserts each run of same-shard entries under one lock
 /// hold into tables already sized from the trailer's per-database counts.
 pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // SAFETY: the file is ours (data dir locked) and not modified while
-    // mapped; it was renamed into place complete and fsynced.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .map_err(|e| format!("{}: mmap: {e}", path.display()))?;
+    let (map, idx) = open_mapped(path)?;
     let b: &[u8] = &map;
-    let at = |off: usize, what: &str| format!("{}: offset {off}: {what}", path.display());
-    let idx = index(b).map_err(|(off, what)| at(off, &what))?;
+    let at = |off: usize, what: &str| at_offset(path, off, what);
     let ks = &srv.ks;
     // Size every table once. A trailer count cannot exceed what the
     // chunks could hold (4 bytes is the smallest entry), so a damaged
@@ -1151,6 +1146,24 @@ pub fn load(srv: &Shared, path: &Path) -> Result<(u64, u64), String> {
     Ok((n, idx.covered))
 }
 
+/// Opens and maps the snapshot at `path` and reads its layout (see
+/// `index`).
+fn open_mapped(path: &Path) -> Result<(memmap2::Mmap, Index), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: snapshot files are written once, fsynced, renamed into place
+    // complete and never modified afterwards (a newer snapshot may unlink
+    // one, which keeps the map valid).
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| format!("{}: mmap: {e}", path.display()))?;
+    let idx = index(&map).map_err(|(off, what)| at_offset(path, off, &what))?;
+    Ok((map, idx))
+}
+
+/// An error about `path` at byte offset `off`.
+fn at_offset(path: &Path, off: usize, what: &str) -> String {
+    format!("{}: offset {off}: {what}", path.display())
+}
+
 /// Checks and decompresses the chunks of one unit into `raw` (cleared
 /// first); errors carry the offset of the chunk they concern.
 fn decompress_unit(
@@ -1189,14 +1202,9 @@ pub fn for_each_entry(
     lim: &basalt_storage::Limits,
     mut f: impl FnMut(u32, &[u8], Entry) -> Result<(), String>,
 ) -> Result<u64, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // SAFETY: snapshot files are written once, renamed into place complete
-    // and never modified afterwards (only unlinked, which keeps the map).
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .map_err(|e| format!("{}: mmap: {e}", path.display()))?;
+    let (map, idx) = open_mapped(path)?;
     let b: &[u8] = &map;
-    let at = |off: usize, what: &str| format!("{}: offset {off}: {what}", path.display());
-    let idx = index(b).map_err(|(off, what)| at(off, &what))?;
+    let at = |off: usize, what: &str| at_offset(path, off, what);
     let mut zstd = zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?;
     let mut raw = Vec::new();
     let mut n = 0u64;
