@@ -592,6 +592,18 @@ impl Side {
             .unwrap();
         let r = self.conn.cmd_str(&["FLUSHALL"]);
         assert_eq!(r, b"+OK\r\n", "FLUSHALL on port {}", self.port);
+        // The previous file's connection may still be closing (the server
+        // sees its end a moment later): files that look at
+        // connected_clients would count it. Each pass has its own servers,
+        // so this connection is soon the only one.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            let info = self.conn.cmd_str(&["INFO", "clients"]);
+            if info.windows(21).any(|w| w == b"connected_clients:1\r\n") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if self.resp3 {
             let r = self.conn.cmd_str(&["HELLO", "3"]);
             assert!(
