@@ -252,7 +252,9 @@ fn bitop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut ml = ctx.lock_keys(keys);
     let mut srcs = Vec::with_capacity(keys.len() - 1);
     for (i, key) in keys.iter().enumerate().skip(1) {
-        srcs.push(match ml.get(i, key) {
+        let e = ml.get(i, key);
+        ctx.count_lookup(e.is_some());
+        srcs.push(match e {
             Some(e) => bytes_of(e)?,
             None => Vec::new(),
         });

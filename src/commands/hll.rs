@@ -535,7 +535,10 @@ fn pfmerge(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut max = Box::new([0u8; REGS]);
     let mut use_dense = false;
     for (i, key) in keys.iter().enumerate() {
-        if let Some(v) = hll_bytes(ml.get(i, key))? {
+        // Every key, the destination first, is a read lookup in Redis.
+        let e = ml.get(i, key);
+        ctx.count_lookup(e.is_some());
+        if let Some(v) = hll_bytes(e)? {
             use_dense |= v[4] == DENSE;
             merge_into(&mut max, &v).map_err(|_| CmdError::msg(CORRUPT))?;
         }
