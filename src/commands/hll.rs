@@ -491,6 +491,8 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn pfcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() == 2 {
         let mut k = ctx.write_key(a[1]);
+        // A read lookup in Redis (it may cache the count in the value).
+        ctx.count_lookup(k.get().is_some());
         let Some(mut v) = hll_bytes(k.get())? else {
             drop(k);
             ctx.out.int(0);
