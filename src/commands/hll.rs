@@ -482,6 +482,7 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let keep = k.get().map_or(0, |e| e.expire_at);
         k.insert(Entry::with_expire(Value::Raw(v.into()), keep));
         ctx.propagate(a);
+        ctx.notify(crate::notify::STRING, b"pfadd", a[1]);
     }
     drop(k);
     ctx.out.int(updated as i64);
@@ -563,6 +564,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     invalidate(&mut v);
     ml.insert(0, keys[0], Entry::with_expire(Value::Raw(v.into()), keep));
     ctx.propagate(a);
+    ctx.notify(crate::notify::STRING, b"pfadd", keys[0]);
     drop(ml);
     ctx.out.ok();
     Ok(())
