@@ -25,7 +25,7 @@ now_ms() { date +%s%3N; }
 bench() { # port -> "p99 max" of SETs
     taskset -c 1 redis-benchmark -p "$1" -t set -r "$keys" -d "$size" -c 50 -n "$2" --csv 2>/dev/null | tr -d '"' | awk -F, 'NR>1 {print $7, $8}'
 }
-start_basalt() { taskset -c 0 "${BASALT_BIN:-target/release/basalt-server}" --port "$bport" --dir "$work/b" --appendfsync everysec --auto-aof-rewrite-percentage 0 --save "" ${BASALT_ARGS:-} >>"$work/b.log" 2>&1 & }
+start_basalt() { taskset -c 0 "${BASALT_BIN:-target/release/basalt-server}" --port "$bport" --dir "$work/b" --appendfsync everysec --auto-aof-rewrite-percentage 0 --save "" --enable-debug-command yes ${BASALT_ARGS:-} >>"$work/b.log" 2>&1 & }
 start_redis() { (cd "$work/r" && taskset -c 0 redis-server --port "$rport" --save "" --appendonly no --enable-debug-command yes --dir "$work/r" >>"$work/r.log" 2>&1 &) ; }
 mkdir -p "$work/b" "$work/r"
 start_basalt; start_redis; wait_ping "$bport"; wait_ping "$rport"

@@ -390,6 +390,27 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> u32 {
     execute_entry(ctx, entry, argv)
 }
 
+const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+/// `enable-debug-command`: `no` (Redis 7.0's default), `yes`, or `local`
+/// (unix socket and loopback clients only, as Redis's `islocalClient`).
+fn debug_allowed(ctx: &Ctx<'_>) -> bool {
+    let setting = ctx
+        .srv
+        .config
+        .read()
+        .get("enable-debug-command")
+        .map(|v| v.to_ascii_lowercase());
+    match setting.as_deref() {
+        Some("yes") => true,
+        Some("local") => {
+            let h = &ctx.client.handle;
+            h.unix || h.addr.starts_with("127.0.0.1:") || h.addr.starts_with("[::1]:")
+        }
+        _ => false,
+    }
+}
+
 /// `execute` for a command already resolved (and arity-checked): EXEC
 /// runs its queued commands through here.
 pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -> u32 {
@@ -400,6 +421,11 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         None => entry,
     };
     let f = entry.spec.flags;
+    if !ctx.loading && stat.spec.name == "debug" && !debug_allowed(ctx) {
+        stat.stats.rejected.fetch_add(1, Relaxed);
+        reject(ctx, argv, &CmdError::msg(DEBUG_NOT_ALLOWED));
+        return 0;
+    }
     if !ctx.loading && ctx.srv.loading.load(Relaxed) && f & flags::LOADING == 0 {
         stat.stats.rejected.fetch_add(1, Relaxed);
         reject(

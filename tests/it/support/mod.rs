@@ -51,10 +51,13 @@ impl TestServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt-server"));
+        // DEBUG is off by default (as in Redis 7.0); tests use it, as the
+        // RedisServer beside them does. A test's own args come after.
         cmd.arg("--port")
             .arg("0")
             .arg("--dir")
             .arg(&self.dir)
+            .args(["--enable-debug-command", "yes"])
             .args(&self.args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn basalt-server");
