@@ -67,6 +67,23 @@ struct Dump(PathBuf);
 impl Drop for Dump {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        LIVE.lock().retain(|p| p != &self.0);
+    }
+}
+
+/// The dump files that exist (or are about to), and whether the server
+/// has stopped handing out new ones: the process exits without waiting
+/// for a dump thread, so [`remove_dumps`] removes what they left.
+static LIVE: parking_lot::Mutex<Vec<PathBuf>> = parking_lot::Mutex::new(Vec::new());
+static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called once at exit: removes every dump file still there and makes
+/// any later `make_dump` fail before it creates one.
+pub fn remove_dumps() {
+    let mut live = LIVE.lock();
+    CLOSED.store(true, Relaxed);
+    for p in live.drain(..) {
+        let _ = std::fs::remove_file(p);
     }
 }
 
@@ -87,7 +104,7 @@ async fn serve<S: AsyncWrite + Unpin>(
         .name("basalt-sync".into())
         .spawn(move || {
             // If the client has gone, the file goes with the returned value.
-            let _ = tx.send(make_dump(&s2, req.exclude_data).map(|(p, len)| (Dump(p), len)));
+            let _ = tx.send(make_dump(&s2, req.exclude_data));
         });
     if let Err(e) = spawned {
         return reply_error(stream, &format!("cannot start the dump thread: {e}")).await;
@@ -159,17 +176,22 @@ async fn send_file<S: AsyncWrite + Unpin>(
 static NEXT_DUMP: AtomicU64 = AtomicU64::new(0);
 
 /// Makes the dump file (on the calling thread, which it may block for as
-/// long as the snapshot takes). Returns its path and length.
-fn make_dump(srv: &Arc<Shared>, exclude_data: bool) -> Result<(PathBuf, u64), String> {
+/// long as the snapshot takes). Returns it and its length.
+fn make_dump(srv: &Arc<Shared>, exclude_data: bool) -> Result<(Dump, u64), String> {
     let dir = crate::snapshot::snapshot_dir(srv);
     let snapshot = if exclude_data {
         None
     } else {
         // One snapshot at a time: wait for a running BGSAVE (or another
         // transfer's snapshot) to finish, then take a fresh one.
-        while !crate::snapshot::try_claim(srv) {
+        // None is started once the server shuts down (it waits for a
+        // running one before its final snapshot).
+        loop {
             if srv.shutdown.borrow().is_some() {
                 return Err("ERR server is shutting down".into());
+            }
+            if crate::snapshot::try_claim(srv) {
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -177,18 +199,25 @@ fn make_dump(srv: &Arc<Shared>, exclude_data: bool) -> Result<(PathBuf, u64), St
         Some(dir.join(name))
     };
     let tmp = dir.join(format!(
-        "temp-sync-{}-{}.rdb",
+        "{DUMP_PREFIX}{}-{}.rdb",
         std::process::id(),
         NEXT_DUMP.fetch_add(1, Relaxed)
     ));
-    match write_rdb(srv, snapshot.as_deref(), &tmp) {
-        Ok(len) => Ok((tmp, len)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
+    {
+        let mut live = LIVE.lock();
+        if CLOSED.load(Relaxed) || srv.shutdown.borrow().is_some() {
+            return Err("ERR server is shutting down".into());
         }
+        live.push(tmp.clone());
     }
+    // Removes the file (and its registration) if writing it fails.
+    let dump = Dump(tmp);
+    let len = write_rdb(srv, snapshot.as_deref(), &dump.0)?;
+    Ok((dump, len))
 }
+
+/// Temporary dump files are named `temp-sync-<pid>-<n>.rdb`.
+pub const DUMP_PREFIX: &str = "temp-sync-";
 
 /// Rewrites the snapshot at `from` (none: no keys) as RDB 10 into `to`,
 /// leaving out keys already expired. Returns the file's length.

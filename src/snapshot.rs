@@ -709,6 +709,17 @@ fn adjust_sched(behind: bool) {
 
 /// Runs a snapshot claimed with [`try_claim`].
 pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
+    // The claim is released however this ends, a panic included: a claim
+    // left set would refuse every later snapshot and hold up a shutdown
+    // waiting for it.
+    struct Release<'a>(&'a SnapState);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            CAPTURE_PENDING.store(0, Relaxed);
+            self.0.in_progress.store(false, Relaxed);
+        }
+    }
+    let _release = Release(&srv.snap);
     let start = Instant::now();
     let res = take_inner(srv);
     let st = &srv.snap;
@@ -727,8 +738,6 @@ pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
             tracing::error!("snapshot failed: {e}");
         }
     }
-    CAPTURE_PENDING.store(0, Relaxed);
-    st.in_progress.store(false, Relaxed);
     res
 }
 
