@@ -196,7 +196,7 @@ pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
     {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(crate::replication::DUMP_PREFIX) && name.ends_with(".rdb") {
+            if name.starts_with(crate::replication::DUMP_PREFIX) {
                 tracing::info!("removing stale dump file {name}");
                 let _ = std::fs::remove_file(e.path());
             }
@@ -354,7 +354,7 @@ fn recover_log(srv: &Arc<Shared>, read_only: bool) -> Result<(), String> {
             let name = e.file_name().to_string_lossy().into_owned();
             let stale = name.ends_with(".bsnap.tmp")
                 || (name.ends_with(".bsnap") && Some(&name) != keep.as_ref())
-                || (name.starts_with(crate::replication::DUMP_PREFIX) && name.ends_with(".rdb"));
+                || name.starts_with(crate::replication::DUMP_PREFIX);
             if stale {
                 tracing::info!("removing stale snapshot file {name}");
                 let _ = std::fs::remove_file(e.path());

@@ -4,7 +4,9 @@
 //! running Basalt hands out a dump real Redis loads.
 //!
 //! The dump is a forkless snapshot (`snapshot.rs`, the same one BGSAVE
-//! takes, at its low priority), rewritten as RDB 10 into a temporary file
+//! takes, at its low priority; with the log off it goes to a file of its
+//! own, so the snapshot loaded at start stays the last save's, as with
+//! Redis's diskless transfers), rewritten as RDB 10 into a temporary file
 //! beside it one unit at a time (memory stays at one chunk), then sent as
 //! Redis sends a disk-based transfer: `$<length>\r\n` and the bytes. While
 //! the dump is being made, a newline goes out every second (Redis's
@@ -179,9 +181,20 @@ static NEXT_DUMP: AtomicU64 = AtomicU64::new(0);
 /// long as the snapshot takes). Returns it and its length.
 fn make_dump(srv: &Arc<Shared>, exclude_data: bool) -> Result<(Dump, u64), String> {
     let dir = crate::snapshot::snapshot_dir(srv);
+    let stem = format!(
+        "{DUMP_PREFIX}{}-{}",
+        std::process::id(),
+        NEXT_DUMP.fetch_add(1, Relaxed)
+    );
+    // With the log off, the snapshot is this transfer's own file (see
+    // `run_background_as`), removed when this returns.
+    let mut _own = Vec::new();
     let snapshot = if exclude_data {
         None
     } else {
+        let private = format!("{stem}.bsnap");
+        _own.push(register(srv, dir.join(&private))?);
+        _own.push(register(srv, dir.join(format!("{private}.tmp")))?);
         // One snapshot at a time: wait for a running BGSAVE (or another
         // transfer's snapshot) to finish, then take a fresh one.
         // None is started once the server shuts down (it waits for a
@@ -195,28 +208,28 @@ fn make_dump(srv: &Arc<Shared>, exclude_data: bool) -> Result<(Dump, u64), Strin
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let (name, _covered) = crate::snapshot::run_background(srv)?;
+        let (name, _covered) = crate::snapshot::run_background_as(srv, Some(&private))?;
         Some(dir.join(name))
     };
-    let tmp = dir.join(format!(
-        "{DUMP_PREFIX}{}-{}.rdb",
-        std::process::id(),
-        NEXT_DUMP.fetch_add(1, Relaxed)
-    ));
-    {
-        let mut live = LIVE.lock();
-        if CLOSED.load(Relaxed) || srv.shutdown.borrow().is_some() {
-            return Err("ERR server is shutting down".into());
-        }
-        live.push(tmp.clone());
-    }
-    // Removes the file (and its registration) if writing it fails.
-    let dump = Dump(tmp);
+    let dump = register(srv, dir.join(format!("{stem}.rdb")))?;
     let len = write_rdb(srv, snapshot.as_deref(), &dump.0)?;
     Ok((dump, len))
 }
 
-/// Temporary dump files are named `temp-sync-<pid>-<n>.rdb`.
+/// Registers a file about to be made, so that it goes at exit whatever
+/// the thread making it is doing; the returned guard removes it when
+/// dropped. Refused once the server shuts down.
+fn register(srv: &Shared, path: PathBuf) -> Result<Dump, String> {
+    let mut live = LIVE.lock();
+    if CLOSED.load(Relaxed) || srv.shutdown.borrow().is_some() {
+        return Err("ERR server is shutting down".into());
+    }
+    live.push(path.clone());
+    Ok(Dump(path))
+}
+
+/// Temporary files of transfers are named `temp-sync-<pid>-<n>.*`: the
+/// dump (`.rdb`) and, with the log off, its snapshot (`.bsnap`).
 pub const DUMP_PREFIX: &str = "temp-sync-";
 
 /// Rewrites the snapshot at `from` (none: no keys) as RDB 10 into `to`,

@@ -534,3 +534,42 @@ fn a_shutdown_during_a_transfer_still_saves_and_leaves_no_dump() {
     let n: i64 = redis::cmd("STRLEN").arg("big").query(&mut c).unwrap();
     assert_eq!(n, 10 << 20);
 }
+
+/// With the log off, a transfer's snapshot is not the one the next start
+/// loads: Redis 7.0 (diskless by default) leaves no file behind, so a key
+/// deleted after `redis-cli --rdb` must not come back after a restart of
+/// a server that persists nothing.
+#[test]
+fn a_transfer_without_the_log_does_not_replace_the_snapshot_loaded_at_start() {
+    let mut s = TestServer::start(&["--appendonly", "no", "--save", ""]);
+    let mut c = s.client();
+    redis::cmd("SET")
+        .arg("a")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap();
+    let mut raw = s.raw();
+    assert_eq!(raw.cmd_str(&["REPLCONF", "rdb-only", "1"]), b"+OK\r\n");
+    raw.send(b"*1\r\n$4\r\nSYNC\r\n");
+    let mut stream = raw.s.try_clone().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(keys_in(&read_dump(&mut stream)), 1);
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    redis::cmd("DEL").arg("a").query::<()>(&mut c).unwrap();
+    let files: Vec<_> = walk(&s.dir)
+        .into_iter()
+        .filter(|p| !p.ends_with("basalt.lock"))
+        .collect();
+    assert!(files.is_empty(), "files left: {files:?}");
+    drop(c);
+    s.restart();
+    let mut c = s.client();
+    let v: Option<String> = redis::cmd("GET").arg("a").query(&mut c).unwrap();
+    assert_eq!(
+        v, None,
+        "a deleted key came back from the transfer's snapshot"
+    );
+}
