@@ -66,11 +66,14 @@ fn setbit(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         None => Vec::new(),
     };
     let byte = (off >> 3) as usize;
+    // Created or grown: changed even when the bit already had its value.
+    let mut changed = k.get().is_none() || v.len() <= byte;
     if v.len() <= byte {
         v.resize(byte + 1, 0);
     }
     let mask = 1u8 << (7 - (off & 7));
     let old = v[byte] & mask != 0;
+    changed |= old != on;
     if on {
         v[byte] |= mask;
     } else {
@@ -79,6 +82,10 @@ fn setbit(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let keep = k.get().map_or(0, |e| e.expire_at);
     k.insert(Entry::with_expire(Value::Raw(v.into()), keep));
     ctx.propagate(a);
+    if changed {
+        // As Redis 7.0: no event when nothing changed.
+        ctx.notify(crate::notify::STRING, b"setbit", a[1]);
+    }
     drop(k);
     ctx.out.int(old as i64);
     Ok(())
@@ -252,7 +259,9 @@ fn bitop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut ml = ctx.lock_keys(keys);
     let mut srcs = Vec::with_capacity(keys.len() - 1);
     for (i, key) in keys.iter().enumerate().skip(1) {
-        srcs.push(match ml.get(i, key) {
+        let e = ml.get(i, key);
+        ctx.count_lookup(e.is_some());
+        srcs.push(match e {
             Some(e) => bytes_of(e)?,
             None => Vec::new(),
         });
@@ -270,11 +279,13 @@ fn bitop(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if res.is_empty() {
         if ml.remove(0, keys[0]).is_some() {
             ctx.propagate(a);
+            ctx.notify(crate::notify::GENERIC, b"del", keys[0]);
         }
     } else {
         ml.insert(0, keys[0], Entry::new(Value::Raw(res.into())));
         // Deterministic: replays to the same bytes (and `raw` encoding).
         ctx.propagate(a);
+        ctx.notify(crate::notify::STRING, b"set", keys[0]);
     }
     drop(ml);
     ctx.out.int(maxlen as i64);
@@ -519,6 +530,8 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], ro: bool) -> CmdResult {
         s.resize(need, 0);
     }
     let mut replies: Vec<Option<i64>> = Vec::with_capacity(ops.len());
+    // Write operations performed (not refused by OVERFLOW FAIL).
+    let mut changes = 0usize;
     for f in &ops {
         if f.signed {
             let old = get_signed(&s, f.offset, f.bits);
@@ -543,6 +556,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], ro: bool) -> CmdResult {
             } else {
                 replies.push(Some(ret));
                 set_bits(&mut s, f.offset, f.bits, new as u64);
+                changes += 1;
             }
         } else {
             let old = get_bits(&s, f.offset, f.bits);
@@ -570,12 +584,16 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], ro: bool) -> CmdResult {
             } else {
                 replies.push(Some(ret as i64));
                 set_bits(&mut s, f.offset, f.bits, new);
+                changes += 1;
             }
         }
     }
     let keep = k.get().map_or(0, |e| e.expire_at);
     k.insert(Entry::with_expire(Value::Raw(s.into()), keep));
     ctx.propagate(a);
+    if changes > 0 {
+        ctx.notify(crate::notify::STRING, b"setbit", a[1]);
+    }
     drop(k);
     ctx.out.array(replies.len());
     for r in replies {

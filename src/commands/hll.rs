@@ -482,6 +482,7 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         let keep = k.get().map_or(0, |e| e.expire_at);
         k.insert(Entry::with_expire(Value::Raw(v.into()), keep));
         ctx.propagate(a);
+        ctx.notify(crate::notify::STRING, b"pfadd", a[1]);
     }
     drop(k);
     ctx.out.int(updated as i64);
@@ -491,6 +492,8 @@ fn pfadd(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn pfcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if a.len() == 2 {
         let mut k = ctx.write_key(a[1]);
+        // A read lookup in Redis (it may cache the count in the value).
+        ctx.count_lookup(k.get().is_some());
         let Some(mut v) = hll_bytes(k.get())? else {
             drop(k);
             ctx.out.int(0);
@@ -535,7 +538,10 @@ fn pfmerge(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let mut max = Box::new([0u8; REGS]);
     let mut use_dense = false;
     for (i, key) in keys.iter().enumerate() {
-        if let Some(v) = hll_bytes(ml.get(i, key))? {
+        // Every key, the destination first, is a read lookup in Redis.
+        let e = ml.get(i, key);
+        ctx.count_lookup(e.is_some());
+        if let Some(v) = hll_bytes(e)? {
             use_dense |= v[4] == DENSE;
             merge_into(&mut max, &v).map_err(|_| CmdError::msg(CORRUPT))?;
         }
@@ -558,6 +564,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     invalidate(&mut v);
     ml.insert(0, keys[0], Entry::with_expire(Value::Raw(v.into()), keep));
     ctx.propagate(a);
+    ctx.notify(crate::notify::STRING, b"pfadd", keys[0]);
     drop(ml);
     ctx.out.ok();
     Ok(())

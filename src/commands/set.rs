@@ -321,14 +321,19 @@ enum Op {
 /// Computes the set operation over `keys` (positions `first..` of the
 /// lock).
 fn compute(
+    ctx: &Ctx<'_>,
     ml: &mut crate::db::MultiLock<'_>,
     keys: &[&[u8]],
     first: usize,
     op: Op,
 ) -> Result<Vec<Vec<u8>>, CmdError> {
-    // Type-check every key first (a wrong type anywhere is an error).
+    // Type-check every key first (a wrong type anywhere is an error),
+    // counting each lookup as Redis's lookupKeyRead does (up to the
+    // wrong-typed one, where Redis stops too).
     for (i, k) in keys.iter().enumerate() {
-        opt(ml.get(first + i, k), set)?;
+        let e = ml.get(first + i, k);
+        ctx.count_lookup(e.is_some());
+        opt(e, set)?;
     }
     match op {
         Op::Inter => {
@@ -389,7 +394,7 @@ fn compute(
 fn setop(ctx: &mut Ctx<'_>, a: &[&[u8]], op: Op) -> CmdResult {
     let keys = &a[1..];
     let mut ml = ctx.lock_keys(keys);
-    let r = compute(&mut ml, keys, 0, op)?;
+    let r = compute(ctx, &mut ml, keys, 0, op)?;
     drop(ml);
     reply_set(ctx, &r);
     Ok(())
@@ -399,7 +404,7 @@ fn setop_store(ctx: &mut Ctx<'_>, a: &[&[u8]], op: Op) -> CmdResult {
     let lim = limits(ctx);
     let keys = &a[1..];
     let mut ml = ctx.lock_keys(keys);
-    let r = compute(&mut ml, &keys[1..], 1, op)?;
+    let r = compute(ctx, &mut ml, &keys[1..], 1, op)?;
     let n = r.len();
     if r.is_empty() {
         if ml.remove(0, keys[0]).is_some() {
@@ -478,7 +483,7 @@ pub fn parse_card_args<'a>(a: &[&'a [u8]]) -> Result<(Vec<&'a [u8]>, usize), Cmd
 fn sintercard(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let (keys, limit) = parse_card_args(a)?;
     let mut ml = ctx.lock_keys(&keys);
-    let mut r = compute(&mut ml, &keys, 0, Op::Inter)?.len();
+    let mut r = compute(ctx, &mut ml, &keys, 0, Op::Inter)?.len();
     drop(ml);
     if limit > 0 {
         r = r.min(limit);

@@ -1035,6 +1035,7 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
     let mut ids = Vec::with_capacity(nstreams);
     for (j, key) in keys.iter().enumerate() {
         let e = ml.get(j, key);
+        ctx.count_lookup(e.is_some());
         let s = match e {
             Some(e) => Some(stream_ref(e)?),
             None => None,
@@ -1089,6 +1090,8 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
     let mut served = 0usize;
     let mut log = Effects::default();
     for (j, key) in keys.iter().enumerate() {
+        // Redis looks each key up again to serve it: a second hit/miss.
+        ctx.count_lookup(ml.get(j, key).is_some());
         if let Some((gname, cname)) = group {
             let Some(e) = ml.get_mut(j, key) else {
                 continue;

@@ -351,16 +351,15 @@ fn mget(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
             c.apply(&mut e.lru);
         }
         match m.get(i, key) {
-            Some(e) => match str_bytes(&e.value, &mut buf) {
-                Some(b) => {
-                    ctx.srv
-                        .stats
-                        .keyspace_hits
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    ctx.out.bulk(b)
+            // A key of another type is a hit too (Redis looks it up, then
+            // answers nil).
+            Some(e) => {
+                ctx.count_lookup(true);
+                match str_bytes(&e.value, &mut buf) {
+                    Some(b) => ctx.out.bulk(b),
+                    None => ctx.out.null(),
                 }
-                None => ctx.out.null(),
-            },
+            }
             None => {
                 ctx.srv
                     .stats

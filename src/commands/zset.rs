@@ -632,7 +632,9 @@ fn zrangestore(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let q = parse_range_query(a, 2, true, RangeType::Auto, Dir::Auto)?;
     let lim = limits(ctx);
     let mut ml = ctx.lock_keys(&[a[1], a[2]]);
-    let items = match opt(ml.get(1, a[2]), zset)? {
+    let src = ml.get(1, a[2]);
+    ctx.count_lookup(src.is_some());
+    let items = match opt(src, zset)? {
         Some(z) => run_range(z, &q),
         None => Vec::new(),
     };

@@ -11,6 +11,7 @@ mod hash_ttl;
 mod limits;
 mod memory;
 mod migration;
+mod notify_diff;
 mod persistence;
 mod protocol;
 mod replication;
