@@ -122,10 +122,21 @@ fn main() {
             _ => save_points,
         };
         if want_save && !srv.loading.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Err(e) = basalt::snapshot::take(&srv) {
+            // A running snapshot (BGSAVE, a transfer's) holds the one
+            // claim and does not cover the writes since it started: wait
+            // for it, then take the final one.
+            if !basalt::snapshot::try_claim(&srv) {
+                tracing::info!("waiting for the running snapshot before the final one");
+                while !basalt::snapshot::try_claim(&srv) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            if let Err(e) = basalt::snapshot::take_claimed(&srv) {
                 tracing::error!("snapshot at shutdown failed: {e}");
             }
         }
+        // Transfers still making a dump are not waited for.
+        basalt::replication::remove_dumps();
         if let Some(log) = srv.log.get() {
             if let Err(e) = log.close() {
                 tracing::error!("closing the log: {e}");

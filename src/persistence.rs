@@ -189,6 +189,19 @@ pub fn import_rdb(srv: &Shared) -> Result<Option<u64>, String> {
 /// a log write it there).
 pub fn load_standalone_snapshot(srv: &Arc<Shared>) -> Result<(), String> {
     let path = srv.config.read().dir.join(crate::snapshot::STANDALONE_NAME);
+    // Dumps of transfers a crash interrupted (see `replication`).
+    if let Ok(rd) = path
+        .parent()
+        .map_or(Err(std::io::Error::other("no dir")), std::fs::read_dir)
+    {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(crate::replication::DUMP_PREFIX) {
+                tracing::info!("removing stale dump file {name}");
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     if !path.exists() {
         if let Some(n) = import_rdb(srv)? {
             srv.loaded_keys.store(n, Relaxed);
@@ -340,7 +353,8 @@ fn recover_log(srv: &Arc<Shared>, read_only: bool) -> Result<(), String> {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let stale = name.ends_with(".bsnap.tmp")
-                || (name.ends_with(".bsnap") && Some(&name) != keep.as_ref());
+                || (name.ends_with(".bsnap") && Some(&name) != keep.as_ref())
+                || name.starts_with(crate::replication::DUMP_PREFIX);
             if stale {
                 tracing::info!("removing stale snapshot file {name}");
                 let _ = std::fs::remove_file(e.path());

@@ -4,7 +4,9 @@
 //! running Basalt hands out a dump real Redis loads.
 //!
 //! The dump is a forkless snapshot (`snapshot.rs`, the same one BGSAVE
-//! takes, at its low priority), rewritten as RDB 10 into a temporary file
+//! takes, at its low priority; with the log off it goes to a file of its
+//! own, so the snapshot loaded at start stays the last save's, as with
+//! Redis's diskless transfers), rewritten as RDB 10 into a temporary file
 //! beside it one unit at a time (memory stays at one chunk), then sent as
 //! Redis sends a disk-based transfer: `$<length>\r\n` and the bytes. While
 //! the dump is being made, a newline goes out every second (Redis's
@@ -67,6 +69,23 @@ struct Dump(PathBuf);
 impl Drop for Dump {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        LIVE.lock().retain(|p| p != &self.0);
+    }
+}
+
+/// The dump files that exist (or are about to), and whether the server
+/// has stopped handing out new ones: the process exits without waiting
+/// for a dump thread, so [`remove_dumps`] removes what they left.
+static LIVE: parking_lot::Mutex<Vec<PathBuf>> = parking_lot::Mutex::new(Vec::new());
+static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called once at exit: removes every dump file still there and makes
+/// any later `make_dump` fail before it creates one.
+pub fn remove_dumps() {
+    let mut live = LIVE.lock();
+    CLOSED.store(true, Relaxed);
+    for p in live.drain(..) {
+        let _ = std::fs::remove_file(p);
     }
 }
 
@@ -87,7 +106,7 @@ async fn serve<S: AsyncWrite + Unpin>(
         .name("basalt-sync".into())
         .spawn(move || {
             // If the client has gone, the file goes with the returned value.
-            let _ = tx.send(make_dump(&s2, req.exclude_data).map(|(p, len)| (Dump(p), len)));
+            let _ = tx.send(make_dump(&s2, req.exclude_data));
         });
     if let Err(e) = spawned {
         return reply_error(stream, &format!("cannot start the dump thread: {e}")).await;
@@ -159,36 +178,59 @@ async fn send_file<S: AsyncWrite + Unpin>(
 static NEXT_DUMP: AtomicU64 = AtomicU64::new(0);
 
 /// Makes the dump file (on the calling thread, which it may block for as
-/// long as the snapshot takes). Returns its path and length.
-fn make_dump(srv: &Arc<Shared>, exclude_data: bool) -> Result<(PathBuf, u64), String> {
+/// long as the snapshot takes). Returns it and its length.
+fn make_dump(srv: &Arc<Shared>, exclude_data: bool) -> Result<(Dump, u64), String> {
     let dir = crate::snapshot::snapshot_dir(srv);
+    let stem = format!(
+        "{DUMP_PREFIX}{}-{}",
+        std::process::id(),
+        NEXT_DUMP.fetch_add(1, Relaxed)
+    );
+    // With the log off, the snapshot is this transfer's own file (see
+    // `run_background_as`), removed when this returns.
+    let mut _own = Vec::new();
     let snapshot = if exclude_data {
         None
     } else {
+        let private = format!("{stem}.bsnap");
+        _own.push(register(srv, dir.join(&private))?);
+        _own.push(register(srv, dir.join(format!("{private}.tmp")))?);
         // One snapshot at a time: wait for a running BGSAVE (or another
         // transfer's snapshot) to finish, then take a fresh one.
-        while !crate::snapshot::try_claim(srv) {
+        // None is started once the server shuts down (it waits for a
+        // running one before its final snapshot).
+        loop {
             if srv.shutdown.borrow().is_some() {
                 return Err("ERR server is shutting down".into());
             }
+            if crate::snapshot::try_claim(srv) {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let (name, _covered) = crate::snapshot::run_background(srv)?;
+        let (name, _covered) = crate::snapshot::run_background_as(srv, Some(&private))?;
         Some(dir.join(name))
     };
-    let tmp = dir.join(format!(
-        "temp-sync-{}-{}.rdb",
-        std::process::id(),
-        NEXT_DUMP.fetch_add(1, Relaxed)
-    ));
-    match write_rdb(srv, snapshot.as_deref(), &tmp) {
-        Ok(len) => Ok((tmp, len)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    let dump = register(srv, dir.join(format!("{stem}.rdb")))?;
+    let len = write_rdb(srv, snapshot.as_deref(), &dump.0)?;
+    Ok((dump, len))
 }
+
+/// Registers a file about to be made, so that it goes at exit whatever
+/// the thread making it is doing; the returned guard removes it when
+/// dropped. Refused once the server shuts down.
+fn register(srv: &Shared, path: PathBuf) -> Result<Dump, String> {
+    let mut live = LIVE.lock();
+    if CLOSED.load(Relaxed) || srv.shutdown.borrow().is_some() {
+        return Err("ERR server is shutting down".into());
+    }
+    live.push(path.clone());
+    Ok(Dump(path))
+}
+
+/// Temporary files of transfers are named `temp-sync-<pid>-<n>.*`: the
+/// dump (`.rdb`) and, with the log off, its snapshot (`.bsnap`).
+pub const DUMP_PREFIX: &str = "temp-sync-";
 
 /// Rewrites the snapshot at `from` (none: no keys) as RDB 10 into `to`,
 /// leaving out keys already expired. Returns the file's length.

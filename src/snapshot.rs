@@ -627,6 +627,18 @@ pub fn background_running() -> bool {
 /// The background snapshot thread's body: `take_claimed` at low priority.
 /// Returns the file name (in `snapshot_dir`) and the covered log position.
 pub fn run_background(srv: &Arc<Shared>) -> Result<(String, u64), String> {
+    run_background_as(srv, None)
+}
+
+/// `run_background`, for a snapshot transfer when `private` is given:
+/// with the log off, the snapshot is written as `private` (in
+/// `snapshot_dir`, the caller removes it) instead of replacing the one
+/// loaded at start, and it counts as no save (Redis 7.0 sends such dumps
+/// diskless). With the log on it is an ordinary snapshot, the log's.
+pub fn run_background_as(
+    srv: &Arc<Shared>,
+    private: Option<&str>,
+) -> Result<(String, u64), String> {
     struct Running;
     impl Drop for Running {
         fn drop(&mut self) {
@@ -636,7 +648,7 @@ pub fn run_background(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     BACKGROUND.fetch_add(1, Relaxed);
     let _running = Running; // also if the snapshot panics
     lower_priority();
-    take_claimed(srv)
+    take_claimed_as(srv, private)
 }
 
 /// Called once on the background snapshot thread: it starts in
@@ -709,12 +721,30 @@ fn adjust_sched(behind: bool) {
 
 /// Runs a snapshot claimed with [`try_claim`].
 pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
+    take_claimed_as(srv, None)
+}
+
+/// `take_claimed`; `private`: see [`run_background_as`].
+fn take_claimed_as(srv: &Arc<Shared>, private: Option<&str>) -> Result<(String, u64), String> {
+    let private = private.filter(|_| srv.log.get().is_none());
+    // The claim is released however this ends, a panic included: a claim
+    // left set would refuse every later snapshot and hold up a shutdown
+    // waiting for it.
+    struct Release<'a>(&'a SnapState);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            CAPTURE_PENDING.store(0, Relaxed);
+            self.0.in_progress.store(false, Relaxed);
+        }
+    }
+    let _release = Release(&srv.snap);
     let start = Instant::now();
-    let res = take_inner(srv);
+    let res = take_inner(srv, private);
     let st = &srv.snap;
     st.last_duration_ms
         .store(start.elapsed().as_millis() as u64, Relaxed);
     match &res {
+        Ok(_) if private.is_some() => {}
         Ok(_) => {
             st.last_ok.store(true, Relaxed);
             st.saves.fetch_add(1, Relaxed);
@@ -727,12 +757,10 @@ pub fn take_claimed(srv: &Arc<Shared>) -> Result<(String, u64), String> {
             tracing::error!("snapshot failed: {e}");
         }
     }
-    CAPTURE_PENDING.store(0, Relaxed);
-    st.in_progress.store(false, Relaxed);
     res
 }
 
-fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
+fn take_inner(srv: &Arc<Shared>, private: Option<&str>) -> Result<(String, u64), String> {
     // Nothing of a previous (perhaps failed) snapshot is held any more.
     CAPTURE_BYTES.store(0, Relaxed);
     WORK_BYTES.store(0, Relaxed);
@@ -775,7 +803,7 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
     let name = if srv.log.get().is_some() {
         format!("snapshot-{covered:020}-{epoch}.bsnap")
     } else {
-        STANDALONE_NAME.to_string()
+        private.unwrap_or(STANDALONE_NAME).to_string()
     };
     let tmp = dir.join(format!("{name}.tmp"));
     let result = write_file(srv, &sink, &tmp, covered, epoch);
@@ -806,10 +834,12 @@ fn take_inner(srv: &Arc<Shared>) -> Result<(String, u64), String> {
         }
         srv.snap.rewrites.fetch_add(1, Relaxed);
     }
-    let now_dirty = srv.stats.dirty.load(Relaxed);
-    srv.stats
-        .dirty
-        .store(now_dirty.saturating_sub(dirty_at_cut), Relaxed);
+    if private.is_none() {
+        let now_dirty = srv.stats.dirty.load(Relaxed);
+        srv.stats
+            .dirty
+            .store(now_dirty.saturating_sub(dirty_at_cut), Relaxed);
+    }
     tracing::info!(
         "snapshot {name} written (covers log position {covered}); longest shard lock hold of a step: {} us wall, {} us CPU",
         sink.longest_step_us.load(Relaxed),

@@ -469,3 +469,107 @@ fn a_client_that_leaves_mid_transfer_leaves_no_file_behind() {
     }
     assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 20_000);
 }
+
+/// A shutdown while a transfer's snapshot runs (it holds the one
+/// snapshot claim) must still take the final snapshot, and must leave no
+/// temporary dump behind.
+#[test]
+fn a_shutdown_during_a_transfer_still_saves_and_leaves_no_dump() {
+    // ~40 pieces of a 10 MB string at 50 ms each: the snapshot takes ~2 s.
+    let mut s = TestServer::start(&[
+        "--appendonly",
+        "no",
+        "--save",
+        "3600 1",
+        "--rdb-key-save-delay",
+        "50000",
+    ]);
+    let mut c = s.client();
+    redis::cmd("SET")
+        .arg("big")
+        .arg(vec![b'x'; 10 << 20])
+        .query::<()>(&mut c)
+        .unwrap();
+    let mut raw = s.raw();
+    assert_eq!(raw.cmd_str(&["REPLCONF", "rdb-only", "1"]), b"+OK\r\n");
+    raw.send(b"*1\r\n$4\r\nSYNC\r\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("rdb_bgsave_in_progress:1\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no snapshot started: {info}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Written after the transfer's snapshot started: only the final
+    // snapshot has it.
+    redis::cmd("SET")
+        .arg("after")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap();
+    drop(c);
+    let st = s.stop().expect("exit status");
+    assert!(st.success(), "{st:?}");
+    let left: Vec<_> = walk(&s.dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("temp-sync-"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(raw);
+    // A dump a crash left (the process exits without waiting for a dump
+    // thread) goes at the next start.
+    let stale = s.dir.join("temp-sync-99-0.rdb");
+    std::fs::write(&stale, b"REDIS0010").unwrap();
+    s.restart();
+    assert!(!stale.exists(), "a stale dump was kept");
+    let mut c = s.client();
+    let v: Option<String> = redis::cmd("GET").arg("after").query(&mut c).unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some("1"),
+        "the shutdown snapshot was not taken"
+    );
+    let n: i64 = redis::cmd("STRLEN").arg("big").query(&mut c).unwrap();
+    assert_eq!(n, 10 << 20);
+}
+
+/// With the log off, a transfer's snapshot is not the one the next start
+/// loads: Redis 7.0 (diskless by default) leaves no file behind, so a key
+/// deleted after `redis-cli --rdb` must not come back after a restart of
+/// a server that persists nothing.
+#[test]
+fn a_transfer_without_the_log_does_not_replace_the_snapshot_loaded_at_start() {
+    let mut s = TestServer::start(&["--appendonly", "no", "--save", ""]);
+    let mut c = s.client();
+    redis::cmd("SET")
+        .arg("a")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap();
+    let mut raw = s.raw();
+    assert_eq!(raw.cmd_str(&["REPLCONF", "rdb-only", "1"]), b"+OK\r\n");
+    raw.send(b"*1\r\n$4\r\nSYNC\r\n");
+    let mut stream = raw.s.try_clone().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(keys_in(&read_dump(&mut stream)), 1);
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    redis::cmd("DEL").arg("a").query::<()>(&mut c).unwrap();
+    let files: Vec<_> = walk(&s.dir)
+        .into_iter()
+        .filter(|p| !p.ends_with("basalt.lock"))
+        .collect();
+    assert!(files.is_empty(), "files left: {files:?}");
+    drop(c);
+    s.restart();
+    let mut c = s.client();
+    let v: Option<String> = redis::cmd("GET").arg("a").query(&mut c).unwrap();
+    assert_eq!(
+        v, None,
+        "a deleted key came back from the transfer's snapshot"
+    );
+}
