@@ -184,6 +184,9 @@ pub struct ClientState {
     pub rdb_only: bool,
     /// REPLCONF rdb-filter-only: the snapshot without keys.
     pub rdb_exclude_data: bool,
+    /// REPLCONF capa eof: the client reads `$EOF:` transfers (Redis
+    /// requires it of clients that ask for a filtered dump).
+    pub capa_eof: bool,
     /// Input read while blocked (processed after the current batch).
     pub stash: Vec<u8>,
     /// The peer closed the connection while a command was blocked.
@@ -331,6 +334,7 @@ impl ClientState {
             pending_sync: None,
             rdb_only: false,
             rdb_exclude_data: false,
+            capa_eof: false,
             stash: Vec::new(),
             peer_closed: false,
         }

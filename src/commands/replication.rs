@@ -66,7 +66,10 @@ fn replconf(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
                 )));
             }
         } else if eq(opt, "capa") {
-            // eof, psync2: nothing changes for a snapshot transfer.
+            // psync2 changes nothing for a snapshot transfer.
+            if eq(val, "eof") {
+                ctx.client.capa_eof = true;
+            }
         } else if eq(opt, "ack") || eq(opt, "getack") {
             return Ok(());
         } else if eq(opt, "rdb-only") {
@@ -158,6 +161,11 @@ fn start_sync(ctx: &mut Ctx<'_>, offset: Option<&[u8]>) -> CmdResult {
     if !ctx.out.is_empty() {
         return Err(CmdError::msg(
             "ERR SYNC and PSYNC are invalid with pending output",
+        ));
+    }
+    if ctx.client.rdb_exclude_data && !ctx.client.capa_eof {
+        return Err(CmdError::msg(
+            "ERR Filtered replica requires EOF capability",
         ));
     }
     if let Some(o) = offset {

@@ -390,7 +390,15 @@ fn rdb_filter_only_gives_a_dump_without_keys() {
     for filter in ["functions", ""] {
         let mut raw = s.raw();
         assert_eq!(
-            raw.cmd_str(&["REPLCONF", "rdb-only", "1", "rdb-filter-only", filter]),
+            raw.cmd_str(&[
+                "REPLCONF",
+                "capa",
+                "eof",
+                "rdb-only",
+                "1",
+                "rdb-filter-only",
+                filter
+            ]),
             b"+OK\r\n"
         );
         raw.send(b"*1\r\n$4\r\nSYNC\r\n");
