@@ -239,40 +239,34 @@ pub fn standard_geohash(score: f64) -> Option<[u8; 11]> {
     Some(out)
 }
 
-fn move_x(hash: &mut Bits, d: i8) {
+/// Moves `hash` one cell along the axis whose bits are `mask` (the odd
+/// bits 0xaaaa... for longitude, the even bits 0x5555... for latitude):
+/// the axis's bits are incremented or decremented as one number, with the
+/// other axis's bits filled in (ones or zeros) to carry across them.
+fn move_axis(hash: &mut Bits, d: i8, mask: u64) {
     if d == 0 {
         return;
     }
-    let mut x = hash.bits & 0xaaaaaaaaaaaaaaaa;
-    let y = hash.bits & 0x5555555555555555;
+    let mut a = hash.bits & mask;
+    let other = hash.bits & !mask;
     let shift = 64 - hash.step as u32 * 2;
-    let zz = 0x5555555555555555u64 >> shift;
+    let zz = !mask >> shift;
     if d > 0 {
-        x = x.wrapping_add(zz + 1);
+        a = a.wrapping_add(zz + 1);
     } else {
-        x |= zz;
-        x = x.wrapping_sub(zz + 1);
+        a |= zz;
+        a = a.wrapping_sub(zz + 1);
     }
-    x &= 0xaaaaaaaaaaaaaaaau64 >> shift;
-    hash.bits = x | y;
+    a &= mask >> shift;
+    hash.bits = a | other;
+}
+
+fn move_x(hash: &mut Bits, d: i8) {
+    move_axis(hash, d, 0xaaaaaaaaaaaaaaaa);
 }
 
 fn move_y(hash: &mut Bits, d: i8) {
-    if d == 0 {
-        return;
-    }
-    let x = hash.bits & 0xaaaaaaaaaaaaaaaa;
-    let mut y = hash.bits & 0x5555555555555555;
-    let shift = 64 - hash.step as u32 * 2;
-    let zz = 0xaaaaaaaaaaaaaaaau64 >> shift;
-    if d > 0 {
-        y = y.wrapping_add(zz + 1);
-    } else {
-        y |= zz;
-        y = y.wrapping_sub(zz + 1);
-    }
-    y &= 0x5555555555555555u64 >> shift;
-    hash.bits = x | y;
+    move_axis(hash, d, 0x5555555555555555);
 }
 
 /// The eight neighbours of a cell.

@@ -64,6 +64,9 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 13;
     pub const SENTINEL: u32 = 1 << 14;
     pub const NO_ASYNC_LOADING: u32 = 1 << 15;
+    /// Allowed only as `enable-debug-command` says (Redis's CMD_PROTECTED;
+    /// not shown by COMMAND INFO, as in Redis 7.0).
+    pub const PROTECTED: u32 = 1 << 16;
 
     /// ACL categories a command has beyond those its flags and group
     /// imply (Redis's explicit `acl_categories`); never shown as flags.
@@ -421,7 +424,7 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
         None => entry,
     };
     let f = entry.spec.flags;
-    if !ctx.loading && stat.spec.name == "debug" && !debug_allowed(ctx) {
+    if !ctx.loading && stat.spec.flags & flags::PROTECTED != 0 && !debug_allowed(ctx) {
         stat.stats.rejected.fetch_add(1, Relaxed);
         reject(ctx, argv, &CmdError::msg(DEBUG_NOT_ALLOWED));
         return 0;

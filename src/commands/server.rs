@@ -69,7 +69,12 @@ pub static COMMANDS: &[CommandSpec] = &[
             cmd("populate", -3, ADMIN, debug_populate),
             cmd("help", 2, ADMIN, debug_help),
         ],
-        ..cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, container)
+        ..cmd(
+            "debug",
+            -2,
+            ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
+            container,
+        )
     },
 ];
 

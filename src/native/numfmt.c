@@ -52,6 +52,19 @@ int basalt_parse_double(const char *s, size_t len, double *v) {
     return 1;
 }
 
+/* "%.17Lf" output of length l, as Redis's LD_STR_HUMAN: trailing zeros
+ * (and a bare point) dropped, "-0" written "0". Returns the new length. */
+static int trim_human(char *out, int l) {
+    if (strchr(out, '.') != NULL) {
+        char *p = out + l - 1;
+        while (*p == '0') { p--; l--; }
+        if (*p == '.') l--;
+    }
+    if (l == 2 && out[0] == '-' && out[1] == '0') { out[0] = '0'; l = 1; }
+    out[l] = '\0';
+    return l;
+}
+
 /* value + incr as INCRBYFLOAT. Returns the length written to `out`, or
  * -1 when `value` is not a float, -2 when `incr` is not, -3 when the sum
  * is NaN or infinite. `value` may be NULL (missing key = 0). */
@@ -64,14 +77,7 @@ int basalt_incrbyfloat(const char *value, size_t vlen, const char *incr, size_t 
     if (isnan(v) || isinf(v)) return -3;
     l = snprintf(out, (size_t)cap, "%.17Lf", v);
     if (l < 0 || l + 1 > cap) return -3;
-    if (strchr(out, '.') != NULL) {
-        char *p = out + l - 1;
-        while (*p == '0') { p--; l--; }
-        if (*p == '.') l--;
-    }
-    if (l == 2 && out[0] == '-' && out[1] == '0') { out[0] = '0'; l = 1; }
-    out[l] = '\0';
-    return l;
+    return trim_human(out, l);
 }
 
 /* Parses a score-range bound as Redis's zslParseRange: plain strtod that
@@ -101,12 +107,5 @@ int basalt_fmt_human(double d, char *out, int cap) {
     if (isinf(v)) return snprintf(out, (size_t)cap, "%s", v > 0 ? "inf" : "-inf");
     l = snprintf(out, (size_t)cap, "%.17Lf", v);
     if (l < 0 || l + 1 > cap) return 0;
-    if (strchr(out, '.') != NULL) {
-        char *p = out + l - 1;
-        while (*p == '0') { p--; l--; }
-        if (*p == '.') l--;
-    }
-    if (l == 2 && out[0] == '-' && out[1] == '0') { out[0] = '0'; l = 1; }
-    out[l] = '\0';
-    return l;
+    return trim_human(out, l);
 }
