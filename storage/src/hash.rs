@@ -8,6 +8,18 @@ use crate::bytes::CompactBytes;
 use crate::dict::{hash_key, Dict};
 use crate::packed::Packed;
 use crate::Limits;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set, for the life of the process, once any hash field is given a
+/// deadline (by a command, a restore or a load): until then no hash can
+/// have a field to expire, and the active expiry cycle can pass over a
+/// database whose keys have no TTL without walking it.
+static FIELD_TTLS_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether any hash field has ever had a deadline in this process.
+pub fn field_ttls_seen() -> bool {
+    FIELD_TTLS_SEEN.load(Ordering::Relaxed)
+}
 
 pub enum Hash {
     Packed(Packed),
@@ -215,6 +227,9 @@ impl Hash {
 
     /// Gives an existing field a deadline (the hash becomes a table).
     pub fn set_field_expire(&mut self, field: &[u8], at: u64) {
+        if !FIELD_TTLS_SEEN.load(Ordering::Relaxed) {
+            FIELD_TTLS_SEEN.store(true, Ordering::Relaxed);
+        }
         let was_packed = matches!(self, Hash::Packed(_));
         self.upgrade_to_table();
         if let Hash::Table(t) = self {
