@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::client::{ClientHandle, ClientState, ReplyMode};
+use crate::client::{ClientHandle, ClientState, Control, ReplyMode};
 use crate::commands::{self, flags, Ctx};
 use crate::resp::decode::{parse_request, Limits, Parsed};
 use crate::resp::Reply;
@@ -77,6 +77,13 @@ where
     client.authenticated = !srv.acl.default_needs_auth.load(Relaxed);
     let mut ranges = Vec::with_capacity(8);
     let mut shutdown = srv.shutdown.subscribe();
+    // The read loop's watch for a shutdown, kept across requests (made
+    // anew on each, its registration and removal cost a lock each).
+    let mut stop_rx = srv.shutdown.subscribe();
+    let stop = async move {
+        let _ = stop_rx.changed().await;
+    };
+    tokio::pin!(stop);
     // Whether replies pending in `reply` followed a write (see `flush`).
     let mut wrote = false;
     let mut durable: Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>> = None;
@@ -106,19 +113,19 @@ where
                     .as_ref()
                     .is_some_and(|s| srv.monitors.contains(s)));
         let idle = async {
-            let retime = handle.retime.notified();
             if timeout > 0 && !exempt {
                 let since = unix_ms().saturating_sub(handle.last_active_ms.load(Relaxed));
                 let left = Duration::from_millis((timeout * 1000).saturating_sub(since));
-                tokio::select! {
-                    _ = tokio::time::sleep(left) => true,
-                    _ = retime => false,
-                }
+                tokio::time::sleep(left).await;
             } else {
-                retime.await;
-                false
+                std::future::pending::<()>().await;
             }
         };
+        // A kill, or a `timeout` change (the idle deadline is recomputed).
+        let control = std::future::poll_fn(|cx| match handle.poll_control(cx, true) {
+            Control::Waiting => std::task::Poll::Pending,
+            c => std::task::Poll::Ready(c),
+        });
         // A subscriber is also woken by messages pushed to its queue.
         let sub = client.sub.clone();
         let pushed = async {
@@ -132,6 +139,8 @@ where
         if !std::mem::take(&mut stashed) {
             make_room(&mut rbuf);
             tokio::select! {
+                // Input first: when it is there, nothing else is polled.
+                biased;
                 r = stream.read_buf(&mut rbuf) => match r {
                     Ok(0) | Err(_) => break 'conn,
                     Ok(n) => { srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed); crate::server::note_input(); }
@@ -148,14 +157,14 @@ where
                     }
                     continue 'conn;
                 }
-                _ = handle.kill.notified() => break 'conn,
-                _ = shutdown.changed() => break 'conn,
-                timed_out = idle => {
-                    if timed_out {
-                        tracing::debug!(client = handle.id, addr = %handle.addr, "closing idle client");
-                        break 'conn;
-                    }
-                    continue 'conn;
+                c = control => match c {
+                    Control::Retimed => continue 'conn,
+                    _ => break 'conn,
+                },
+                _ = &mut stop => break 'conn,
+                _ = idle => {
+                    tracing::debug!(client = handle.id, addr = %handle.addr, "closing idle client");
+                    break 'conn;
                 }
             }
         }
@@ -787,9 +796,15 @@ async fn flush_unless_killed<S: AsyncWrite + Unpin>(
     wrote: &mut bool,
     durable: &mut Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>>,
 ) -> std::io::Result<()> {
+    let killed = std::future::poll_fn(|cx| match handle.poll_control(cx, false) {
+        Control::Waiting => std::task::Poll::Pending,
+        _ => std::task::Poll::Ready(()),
+    });
     tokio::select! {
+        // The output first: when it goes out at once, nothing else is polled.
+        biased;
         r = flush(srv, stream, reply, wrote, durable) => r,
-        _ = handle.kill.notified() => Err(std::io::Error::other("client killed")),
+        _ = killed => Err(std::io::Error::other("client killed")),
     }
 }
 

@@ -117,7 +117,7 @@ fn config_set(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     if names.iter().any(|n| n == "timeout") {
         // Idle connections re-arm their timers with the new value.
         for h in ctx.srv.clients.all() {
-            h.retime.notify_one();
+            h.retime();
         }
     }
     if names.iter().any(|n| n == "maxmemory") && ctx.txn.is_none() {
