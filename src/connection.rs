@@ -168,7 +168,9 @@ where
                 }
             }
         }
-        if handle.killed.load(Relaxed) {
+        // Input is polled first (above), so under a steady flood the kill
+        // and shutdown branches may never be: look at both here.
+        if handle.killed.load(Relaxed) || shutdown.has_changed().unwrap_or(true) {
             break;
         }
         let obl = OutputLimits::load(&srv, &client);
