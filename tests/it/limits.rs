@@ -383,3 +383,105 @@ fn idle_connections_give_back_big_read_buffers() {
         assert_eq!(c.cmd_str(&["PING"]), b"+PONG\r\n");
     }
 }
+
+fn client_id(raw: &mut Raw) -> String {
+    let r = raw.cmd_str(&["CLIENT", "ID"]);
+    String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned()
+}
+
+fn listed(raw: &mut Raw, id: &str) -> bool {
+    let r = raw.cmd_str(&["CLIENT", "LIST"]);
+    String::from_utf8_lossy(&r).contains(&format!("id={id} "))
+}
+
+/// CLIENT KILL reaches a connection waiting for input, and one stuck
+/// writing a reply its peer does not read (no output limit for normal
+/// clients by default), and SHUTDOWN ends a connection that keeps
+/// sending pipelined commands.
+#[test]
+fn client_kill_reaches_idle_and_stuck_connections() {
+    let mut s = TestServer::start(&[]);
+    let mut admin = s.raw();
+    let mut idle = s.raw();
+    assert_eq!(idle.cmd_str(&["PING"]), b"+PONG\r\n");
+    let idle_id = client_id(&mut idle);
+    let mut stuck = s.raw();
+    let stuck_id = client_id(&mut stuck);
+    let big = "x".repeat(8 << 20);
+    assert_eq!(admin.cmd_str(&["SET", "big", &big]), b"+OK\r\n");
+    // 64 MB of replies that nobody reads: the connection's writes stall
+    // once the socket buffers are full.
+    let mut burst = Vec::new();
+    for _ in 0..8 {
+        burst.extend_from_slice(&crate::support::resp::encode(&[b"GET", b"big"]));
+    }
+    stuck.send(&burst);
+    assert!(eventually(10, || {
+        let r = admin.cmd_str(&["CLIENT", "LIST", "ID", &stuck_id]);
+        String::from_utf8_lossy(&r).contains("cmd=get ")
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert_eq!(
+        admin.cmd_str(&["CLIENT", "KILL", "ID", &idle_id]),
+        b":1\r\n"
+    );
+    assert!(idle.closed(), "an idle connection is closed by CLIENT KILL");
+    assert_eq!(
+        admin.cmd_str(&["CLIENT", "KILL", "ID", &stuck_id]),
+        b":1\r\n"
+    );
+    assert!(
+        eventually(5, || !listed(&mut admin, &stuck_id)),
+        "a connection stuck writing is closed by CLIENT KILL"
+    );
+    // It was stuck: far less than the 64 MB came out before the close.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n) = stuck.s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert!(got < 32 << 20, "{got} bytes came out: it was not stuck");
+    drop(stuck);
+
+    // A client flooding pipelined commands does not hold up SHUTDOWN.
+    let port = s.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut reader = c.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+            });
+            let mut batch = Vec::new();
+            for i in 0..64 {
+                batch.extend_from_slice(&crate::support::resp::encode(&[
+                    b"SET",
+                    format!("k{i}").as_bytes(),
+                    b"v",
+                ]));
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                if c.write_all(&batch).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    admin.send(&crate::support::resp::encode(&[b"SHUTDOWN", b"NOSAVE"]));
+    let exited = eventually(10, || !s.is_running());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(exited, "SHUTDOWN under a pipelined flood did not finish");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
