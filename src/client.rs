@@ -159,6 +159,9 @@ impl ClientHandle {
         let lib_name = String::from_utf8_lossy(&self.lib_name.lock()).into_owned();
         let lib_ver = String::from_utf8_lossy(&self.lib_ver.lock()).into_owned();
         let qbuf = self.qbuf.load(Relaxed);
+        // Reply bytes waiting for the socket (Redis's omem; its obl/oll
+        // describe buffers Basalt does not have).
+        let omem = self.omem.load(Relaxed);
         let subs: Vec<u32> = self.sub_counts.iter().map(|c| c.load(Relaxed)).collect();
         let multi = self.multi_len.load(Relaxed);
         let mut flags = String::new();
@@ -178,7 +181,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -192,6 +195,8 @@ impl ClientHandle {
             subs[2],
             multi,
             qbuf,
+            omem,
+            qbuf + omem,
             self.last_cmd_name(),
             String::from_utf8_lossy(&self.user.lock()),
             self.resp.load(Relaxed),

@@ -280,6 +280,13 @@ where
                     close = true;
                     break;
                 }
+                let big = reply.len() >= FLUSH_AT;
+                if big {
+                    // CLIENT LIST's omem and maxmemory-clients see a big
+                    // reply while it waits for the socket, not only at the
+                    // end of the batch.
+                    handle.omem.store(reply.len() as u64, Relaxed);
+                }
                 if let Some(l) = &obl {
                     // With limits, output the socket cannot take yet is
                     // kept (up to the limits) while the batch goes on.
@@ -306,6 +313,9 @@ where
                     .is_err()
                 {
                     break 'conn;
+                }
+                if big {
+                    handle.omem.store(reply.len() as u64, Relaxed);
                 }
             }
         }

@@ -416,11 +416,19 @@ fn client_kill_reaches_idle_and_stuck_connections() {
         burst.extend_from_slice(&crate::support::resp::encode(&[b"GET", b"big"]));
     }
     stuck.send(&burst);
-    assert!(eventually(10, || {
+    // CLIENT LIST shows the reply waiting to go out (omem, as in Redis).
+    let mut last = String::new();
+    let stalled = eventually(10, || {
         let r = admin.cmd_str(&["CLIENT", "LIST", "ID", &stuck_id]);
-        String::from_utf8_lossy(&r).contains("cmd=get ")
-    }));
-    std::thread::sleep(Duration::from_millis(300));
+        last = String::from_utf8_lossy(&r).into_owned();
+        last.contains("cmd=get ")
+            && last
+                .split(' ')
+                .find_map(|f| f.strip_prefix("omem="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|v| v >= 1 << 20)
+    });
+    assert!(stalled, "no output waiting: {last}");
 
     assert_eq!(
         admin.cmd_str(&["CLIENT", "KILL", "ID", &idle_id]),
