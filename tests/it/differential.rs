@@ -1751,7 +1751,7 @@ fn differential_fuzz_collections() {
 /// quicklist, skiplist, hashtable); every key is then DUMPed from Redis
 /// and RESTOREd into both servers (Redis's copy is the reference), then
 /// DUMPed from Basalt and RESTOREd into Redis, and all three compared. `DIFF_DUMP_SEEDS` /
-/// `DIFF_DUMP_STEPS` scale it.
+/// `DIFF_DUMP_STEPS` / `DIFF_DUMP_SEED0` scale or move it.
 #[test]
 fn differential_dump_restore_random_values() {
     let (seeds, steps) = (
@@ -1781,7 +1781,8 @@ fn differential_dump_restore_random_values() {
     };
     let mut failures = Vec::new();
     let mut moved = 0;
-    for seed in 1..=seeds {
+    let seed0 = env_num("DIFF_DUMP_SEED0", 1);
+    for seed in seed0..seed0 + seeds {
         let mut r = Side::open(redis.port, false);
         let mut b = Side::open(basalt.port, false);
         let small = if seed % 2 == 1 { "4" } else { "128" };
