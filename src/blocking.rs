@@ -800,8 +800,11 @@ pub fn pop_or_block(
 ) -> commands::CmdResult {
     use crate::commands::coll::{list, zset};
     let lim = crate::commands::coll::limits(ctx);
-    let mut ml = ctx.lock_keys(keys);
+    // Each key is looked at (and lazily expired) in turn, as Redis does:
+    // the keys after the one popped from, or after a wrong type, are not.
+    let mut ml = ctx.lock_keys_deferred(keys, 0);
     for (i, key) in keys.iter().enumerate() {
+        ctx.expire_locked(&mut ml, i, key);
         let Some(e) = ml.get(i, key) else { continue };
         if kind.wants_list() {
             list(e)?;

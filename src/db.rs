@@ -471,6 +471,26 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn lock_keys_db(&self, keys: &[&[u8]], db: usize) -> MultiLock<'a> {
+        self.lock_keys_in(keys, db, keys.len())
+    }
+
+    /// Locks every key's shard like [`Ctx::lock_keys`] but applies lazy
+    /// expiry to the first `eager` keys only: the others are looked at
+    /// later with [`Ctx::expire_locked`], when the command gets to them.
+    /// Redis looks a destination up only once its source is found
+    /// (RENAME, COPY, LMOVE): a missing source leaves an expired
+    /// destination in place (DBSIZE counts it, no `expired` event).
+    pub fn lock_keys_deferred(&self, keys: &[&[u8]], eager: usize) -> MultiLock<'a> {
+        self.lock_keys_in(keys, self.client.db, eager)
+    }
+
+    /// Lazy expiry of key `i` of a [`Ctx::lock_keys_deferred`] lock.
+    pub fn expire_locked(&self, m: &mut MultiLock<'a>, i: usize, key: &[u8]) {
+        let (h, g) = m.slots[i];
+        self.expire_if_needed(&mut m.guards[g].1, m.db, h, key);
+    }
+
+    fn lock_keys_in(&self, keys: &[&[u8]], db: usize, eager: usize) -> MultiLock<'a> {
         let ks = &self.srv.ks;
         let hashes: Vec<u64> = keys.iter().map(|k| Keyspace::hash(k)).collect();
         let idx: Vec<usize> = hashes.iter().map(|h| ks.shard_of(*h)).collect();
@@ -488,7 +508,7 @@ impl<'a> Ctx<'a> {
                 )
             })
             .collect::<Vec<_>>();
-        for (i, key) in keys.iter().enumerate() {
+        for (i, key) in keys.iter().enumerate().take(eager) {
             let (h, g) = slots[i];
             self.expire_if_needed(&mut guards[g].1, db, h, key);
         }

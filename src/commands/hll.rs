@@ -534,11 +534,13 @@ fn pfcount(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn pfmerge(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let maxb = max_bytes(ctx);
     let keys = &a[1..];
-    let mut ml = ctx.lock_keys(keys);
+    // Lazy expiry key by key: a wrong type stops the lookups, as in Redis.
+    let mut ml = ctx.lock_keys_deferred(keys, 0);
     let mut max = Box::new([0u8; REGS]);
     let mut use_dense = false;
     for (i, key) in keys.iter().enumerate() {
         // Every key, the destination first, is a read lookup in Redis.
+        ctx.expire_locked(&mut ml, i, key);
         let e = ml.get(i, key);
         ctx.count_lookup(e.is_some());
         if let Some(v) = hll_bytes(e)? {

@@ -338,7 +338,9 @@ fn persist(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
 fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
     let keys = [a[1], a[2]];
     let touch = ctx.touch_clock();
-    let mut m = ctx.lock_keys(&keys);
+    // The destination is looked at (and lazily expired) only once the
+    // source is found, as in Redis.
+    let mut m = ctx.lock_keys_deferred(&keys, 1);
     match m.get_mut(0, a[1]) {
         None => return Err(CmdError::NoSuchKey),
         Some(e) => {
@@ -356,6 +358,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], nx: bool) -> CmdResult {
         }
         return Ok(());
     }
+    ctx.expire_locked(&mut m, 1, a[2]);
     if nx && m.get(1, a[2]).is_some() {
         drop(m);
         ctx.out.int(0);
@@ -407,7 +410,9 @@ fn parse_db(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
 }
 
 /// Locks `src` in `sdb` and `dst` in `ddb` together (same shard rule:
-/// a key maps to the same shard in every db).
+/// a key maps to the same shard in every db). Lazy expiry applies to
+/// `dst` only when `src` is there: Redis's COPY and MOVE look the
+/// destination up only once the source is found.
 fn with_two<R>(
     ctx: &Ctx<'_>,
     src: &[u8],
@@ -439,7 +444,7 @@ fn with_two<R>(
             ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
         }
-        if expire(&mut shard.dbs[ddb], hd, dst, ddb) {
+        if shard.dbs[sdb].get(hs, src).is_some() && expire(&mut shard.dbs[ddb], hd, dst, ddb) {
             ctx.notify_in(ddb, crate::notify::EXPIRED, b"expired", dst);
             ctx.propagate_in(ddb, &[b"DEL", dst]);
         }
@@ -465,7 +470,7 @@ fn with_two<R>(
             ctx.notify_in(sdb, crate::notify::EXPIRED, b"expired", src);
             ctx.propagate_in(sdb, &[b"DEL", src]);
         }
-        if expire(&mut dg.dbs[ddb], hd, dst, ddb) {
+        if sg.dbs[sdb].get(hs, src).is_some() && expire(&mut dg.dbs[ddb], hd, dst, ddb) {
             ctx.notify_in(ddb, crate::notify::EXPIRED, b"expired", dst);
             ctx.propagate_in(ddb, &[b"DEL", dst]);
         }
@@ -507,11 +512,16 @@ fn copy(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     };
     // (source found, copied); the source lookup counts as a read.
     let (found, done) = if sdb == ddb {
-        let mut m = ctx.lock_keys(&[src, dst]);
+        // The destination is looked at only once the source is found.
+        let mut m = ctx.lock_keys_deferred(&[src, dst], 1);
         if let (Some(e), Some(c)) = (m.get_mut(0, src), touch) {
             c.apply(&mut e.lru);
         }
-        match m.get(0, src).map(copy_into) {
+        let ne = m.get(0, src).map(copy_into);
+        if ne.is_some() {
+            ctx.expire_locked(&mut m, 1, dst);
+        }
+        match ne {
             Some(ne) if replace || m.get(1, dst).is_none() => {
                 m.insert_object(1, dst, ne);
                 (true, true)

@@ -475,7 +475,9 @@ fn lmove_generic(
     block: Option<u64>,
 ) -> CmdResult {
     let lim = limits(ctx);
-    let mut ml = ctx.lock_keys(&[src, dst]);
+    // The destination is looked at (and lazily expired) only once the
+    // source is found to be a list, as in Redis.
+    let mut ml = ctx.lock_keys_deferred(&[src, dst], 1);
     let Some(se) = ml.get(0, src) else {
         // Inside MULTI (or while loading) it cannot block: a null bulk, as
         // Redis's blmoveGenericCommand answers there; a timeout is a null
@@ -490,6 +492,7 @@ fn lmove_generic(
         return Ok(());
     };
     list(se)?;
+    ctx.expire_locked(&mut ml, 1, dst);
     opt(ml.get(1, dst), list)?;
     let l = list_mut(ml.get_mut(0, src).expect("present"))?;
     let v = l.pop(from_left).expect("lists are never empty");

@@ -320,17 +320,19 @@ enum Op {
 
 /// Computes the set operation over `keys` (positions `first..` of the
 /// lock).
-fn compute(
-    ctx: &Ctx<'_>,
-    ml: &mut crate::db::MultiLock<'_>,
+fn compute<'a>(
+    ctx: &Ctx<'a>,
+    ml: &mut crate::db::MultiLock<'a>,
     keys: &[&[u8]],
     first: usize,
     op: Op,
 ) -> Result<Vec<Vec<u8>>, CmdError> {
     // Type-check every key first (a wrong type anywhere is an error),
     // counting each lookup as Redis's lookupKeyRead does (up to the
-    // wrong-typed one, where Redis stops too).
+    // wrong-typed one, where Redis stops too). Lazy expiry goes as far
+    // (the callers lock the keys with `lock_keys_deferred`).
     for (i, k) in keys.iter().enumerate() {
+        ctx.expire_locked(ml, first + i, k);
         let e = ml.get(first + i, k);
         ctx.count_lookup(e.is_some());
         opt(e, set)?;
@@ -393,7 +395,7 @@ fn compute(
 
 fn setop(ctx: &mut Ctx<'_>, a: &[&[u8]], op: Op) -> CmdResult {
     let keys = &a[1..];
-    let mut ml = ctx.lock_keys(keys);
+    let mut ml = ctx.lock_keys_deferred(keys, 0);
     let r = compute(ctx, &mut ml, keys, 0, op)?;
     drop(ml);
     reply_set(ctx, &r);
@@ -482,7 +484,7 @@ pub fn parse_card_args<'a>(a: &[&'a [u8]]) -> Result<(Vec<&'a [u8]>, usize), Cmd
 
 fn sintercard(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     let (keys, limit) = parse_card_args(a)?;
-    let mut ml = ctx.lock_keys(&keys);
+    let mut ml = ctx.lock_keys_deferred(&keys, 0);
     let mut r = compute(ctx, &mut ml, &keys, 0, Op::Inter)?.len();
     drop(ml);
     if limit > 0 {

@@ -1030,10 +1030,12 @@ fn read_generic(ctx: &mut Ctx<'_>, a: &[&[u8]], xreadgroup: bool) -> CmdResult {
     }
     let keys: Vec<&[u8]> = a[streams_arg..streams_arg + nstreams].to_vec();
     let id_args = &a[streams_arg + nstreams..];
-    let mut ml = ctx.lock_keys(&keys);
+    // Lazy expiry key by key: an error stops the lookups, as in Redis.
+    let mut ml = ctx.lock_keys_deferred(&keys, 0);
     // Resolve IDs (MAX marks `>`).
     let mut ids = Vec::with_capacity(nstreams);
     for (j, key) in keys.iter().enumerate() {
+        ctx.expire_locked(&mut ml, j, key);
         let e = ml.get(j, key);
         ctx.count_lookup(e.is_some());
         let s = match e {

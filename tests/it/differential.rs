@@ -1249,6 +1249,20 @@ fn fuzz_seeds(
         let resp3 = seed % 2 == 0;
         let mut r = Side::open(rport, resp3);
         let mut b = Side::open(bport, resp3);
+        // Keys set with a past PXAT/EXAT stay in the table until looked
+        // up, so DBSIZE counts them; an active expiry cycle removes them
+        // whenever it happens to run on each server, which made DBSIZE
+        // differ by one now and then, never reproducibly (seed 305187 of
+        // DIFF_FUZZ, once in 4000 seeds). With it off on both, only lazy
+        // expiry removes keys, and the same commands remove the same ones.
+        for side in [&mut r, &mut b] {
+            let ok = side.conn.cmd_str(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+            assert_eq!(
+                ok, b"+OK\r\n",
+                "DEBUG SET-ACTIVE-EXPIRE 0 on port {}",
+                side.port
+            );
+        }
         setup(seed, &mut r);
         setup(seed, &mut b);
         let mut rng = Rng(seed.wrapping_mul(mult) | 1);
@@ -1751,7 +1765,7 @@ fn differential_fuzz_collections() {
 /// quicklist, skiplist, hashtable); every key is then DUMPed from Redis
 /// and RESTOREd into both servers (Redis's copy is the reference), then
 /// DUMPed from Basalt and RESTOREd into Redis, and all three compared. `DIFF_DUMP_SEEDS` /
-/// `DIFF_DUMP_STEPS` scale it.
+/// `DIFF_DUMP_STEPS` / `DIFF_DUMP_SEED0` scale or move it.
 #[test]
 fn differential_dump_restore_random_values() {
     let (seeds, steps) = (
@@ -1781,7 +1795,8 @@ fn differential_dump_restore_random_values() {
     };
     let mut failures = Vec::new();
     let mut moved = 0;
-    for seed in 1..=seeds {
+    let seed0 = env_num("DIFF_DUMP_SEED0", 1);
+    for seed in seed0..seed0 + seeds {
         let mut r = Side::open(redis.port, false);
         let mut b = Side::open(basalt.port, false);
         let small = if seed % 2 == 1 { "4" } else { "128" };
