@@ -532,6 +532,20 @@ async fn run_one(
         };
         commands::execute(&mut ctx, argv)
     };
+    if let Some(job) = client.pending_migrate.take() {
+        // MIGRATE: the network part runs here, with no lock held; then
+        // the migrated keys are deleted and the reply written.
+        let outcome = commands::migrate::transfer(srv, &job).await;
+        let mut ctx = Ctx {
+            srv,
+            client,
+            out: reply,
+            now_ms: unix_ms(),
+            loading: false,
+            txn: None,
+        };
+        commands::migrate::finish(&mut ctx, job, outcome);
+    }
     if client.pending_block.is_some() || client.pending_waitaof.is_some() {
         // The batch loop waits (it owns the socket).
     } else {

@@ -23,6 +23,7 @@ pub mod introspect;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod migrate;
 pub mod multi;
 pub mod observe;
 pub mod persistence;
@@ -170,6 +171,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         info::COMMANDS,
         string::COMMANDS,
         keys::COMMANDS,
+        migrate::COMMANDS,
         persistence::COMMANDS,
         replication::COMMANDS,
         multi::COMMANDS,
