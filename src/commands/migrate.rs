@@ -222,8 +222,14 @@ pub async fn transfer(srv: &Shared, job: &Job) -> Outcome {
             None => crate::db::encode_command(&[b"AUTH", pass], &mut buf),
         }
     }
-    let db = itoa::Buffer::new().format(job.db).to_string();
-    crate::db::encode_command(&[b"SELECT", db.as_bytes()], &mut buf);
+    // Redis sends SELECT when the db differs from the one its cached
+    // connection last selected, -1 for a new connection: so for db -1 a
+    // new connection sends none, and the keys land in the target's db 0.
+    let select = job.db != -1;
+    if select {
+        let db = itoa::Buffer::new().format(job.db).to_string();
+        crate::db::encode_command(&[b"SELECT", db.as_bytes()], &mut buf);
+    }
     for it in &job.items {
         let ttl = itoa::Buffer::new().format(it.ttl_ms).to_string();
         let mut args: Vec<&[u8]> = vec![b"RESTORE", &it.key, ttl.as_bytes(), &it.payload];
@@ -250,11 +256,13 @@ pub async fn transfer(srv: &Shared, job: &Job) -> Outcome {
             first_err = Some(error_text(&line));
         }
     }
-    if !read_line(&mut stream, &mut line, t).await {
-        return fail(out, IOERR_READ);
-    }
-    if first_err.is_none() && line.first() == Some(&b'-') {
-        first_err = Some(error_text(&line));
+    if select {
+        if !read_line(&mut stream, &mut line, t).await {
+            return fail(out, IOERR_READ);
+        }
+        if first_err.is_none() && line.first() == Some(&b'-') {
+            first_err = Some(error_text(&line));
+        }
     }
     let all_fail = first_err.is_some();
     let mut socket_error = false;
