@@ -544,7 +544,7 @@ async fn run_one(
             loading: false,
             txn: None,
         };
-        commands::migrate::finish(&mut ctx, job, outcome);
+        commands::migrate::finish(&mut ctx, &job, outcome);
     }
     if client.pending_block.is_some() || client.pending_waitaof.is_some() {
         // The batch loop waits (it owns the socket).

@@ -80,6 +80,28 @@ pub fn key_positions(argv: &[&[u8]]) -> Vec<usize> {
     vec![3]
 }
 
+/// `argv` with the AUTH / AUTH2 credentials shown as `(redacted)` (SLOWLOG
+/// and MONITOR), as far as Redis's option parser gets.
+pub fn redacted<'a>(argv: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    let mut v = argv.to_vec();
+    let mut j = 6;
+    while j < v.len() {
+        let more = v.len() - 1 - j;
+        if eq(v[j], "auth") && more >= 1 {
+            v[j + 1] = b"(redacted)";
+            j += 1;
+        } else if eq(v[j], "auth2") && more >= 2 {
+            v[j + 1] = b"(redacted)";
+            v[j + 2] = b"(redacted)";
+            j += 2;
+        } else if !eq(v[j], "copy") && !eq(v[j], "replace") {
+            break;
+        }
+        j += 1;
+    }
+    v
+}
+
 fn migrate(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     // Options first, then the integers, then the keys: Redis's order.
     let (mut copy, mut replace) = (false, false);
@@ -313,7 +335,7 @@ fn error_text(line: &[u8]) -> Vec<u8> {
 /// took (unless COPY) and answers. A key that changed while the transfer
 /// ran (its DUMP is not the one sent) is kept: the target has the older
 /// value, and the newer one is not lost.
-pub fn finish(ctx: &mut Ctx<'_>, job: Box<Job>, outcome: Outcome) {
+pub fn finish(ctx: &mut Ctx<'_>, job: &Job, outcome: Outcome) {
     if !job.copy {
         for (it, _) in job.items.iter().zip(&outcome.acked).filter(|(_, a)| **a) {
             let mut k = ctx.write_key(&it.key);

@@ -222,6 +222,22 @@ fn basalt_to_basalt_and_to_itself() {
     assert_eq!(bc.cmd_str(&["SELECT", "0"]), b"+OK\r\n");
     assert_eq!(bc.cmd_str(&["GET", "k"]), b"$1\r\nv\r\n");
 
+    // SLOWLOG (and MONITOR) show AUTH / AUTH2 credentials redacted.
+    ac.cmd_str(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    migrate(&mut ac, b.port, &["nokey", "0", "100", "AUTH2", "u", "pw1"]);
+    migrate(
+        &mut ac,
+        b.port,
+        &["nokey", "0", "100", "AUTH", "pw2", "COPY"],
+    );
+    let log = s(&ac.cmd_str(&["SLOWLOG", "GET", "3"]));
+    ac.cmd_str(&["CONFIG", "SET", "slowlog-log-slower-than", "10000"]);
+    assert!(!log.contains("pw1") && !log.contains("pw2"), "{log}");
+    assert!(
+        log.contains("$5\r\nAUTH2\r\n$10\r\n(redacted)\r\n$10\r\n(redacted)\r\n"),
+        "{log}"
+    );
+
     // Inside MULTI Basalt refuses MIGRATE (EXEC holds its shards, and no
     // lock is held across network I/O); Redis runs it. The key stays.
     ac.cmd_str(&["SET", "m", "1"]);
@@ -340,7 +356,7 @@ fn errors_and_partial_outcomes_match_redis() {
     ];
     for (i, (setup, keys, args)) in cases.iter().enumerate() {
         let port = if i == 4 { closed } else { tp };
-        let [r, b] = pair.run(&mut t, port, setup, keys, &args);
+        let [r, b] = pair.run(&mut t, port, setup, keys, args);
         assert_eq!(r, b, "case {i}: MIGRATE {args:?} (redis, basalt)");
         // Unset a password a case set.
         let mut t2 = target.raw();
