@@ -238,6 +238,31 @@ fn basalt_to_basalt_and_to_itself() {
         "{log}"
     );
 
+    // CLIENT KILL ends a MIGRATE waiting on a target that does not
+    // answer (a listener that never replies), before its timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = silent.local_addr().unwrap().port();
+    let mut victim = a.raw();
+    let id = s(&victim.cmd_str(&["CLIENT", "ID"]));
+    let id = id.trim().trim_start_matches(':').to_string();
+    victim.cmd_str(&["SET", "held", "v"]);
+    let t0 = std::time::Instant::now();
+    let spp = sp.to_string();
+    victim.send(&crate::support::resp::encode(&[
+        b"MIGRATE",
+        b"127.0.0.1",
+        spp.as_bytes(),
+        b"held",
+        b"0",
+        b"60000",
+    ]));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(ac.cmd_str(&["CLIENT", "KILL", "ID", &id]), b":1\r\n");
+    assert!(victim.closed());
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(ac.cmd_str(&["GET", "held"]), b"$1\r\nv\r\n");
+    drop(silent);
+
     // Inside MULTI Basalt refuses MIGRATE (EXEC holds its shards, and no
     // lock is held across network I/O); Redis runs it. The key stays.
     ac.cmd_str(&["SET", "m", "1"]);
