@@ -175,6 +175,14 @@ fn redis_migrates_into_basalt() {
     );
     bc.cmd_str(&["SELECT", "5"]);
     assert_eq!(bc.cmd_str(&["GET", "str"]), b"$3\r\nnew\r\n");
+    // And back: what Redis sent, Basalt sends on, and Redis reads it as
+    // its own.
+    bc.cmd_str(&["SELECT", "0"]);
+    let mut args = vec!["", "0", "5000", "REPLACE", "KEYS"];
+    args.extend_from_slice(&ALL);
+    assert_eq!(migrate(&mut bc, r.port, &args), "+OK\r\n");
+    assert_eq!(contents(&mut rc), expected);
+    assert_eq!(bc.cmd_str(&["DBSIZE"]), b":0\r\n");
 }
 
 #[test]
