@@ -227,8 +227,10 @@ pub async fn transfer(srv: &Shared, job: &Job) -> Outcome {
     // answer, but a REPLACE into the same db would then delete the key it
     // just restored: end the same way as Redis, without the wait.
     let to_self = match (stream.local_addr(), stream.peer_addr()) {
+        // Our port on a loopback address (any of 127/8, whose source
+        // address is 127.0.0.1) or on the address we connected from.
         (Ok(l), Ok(p)) => {
-            l.ip() == p.ip()
+            (p.ip().is_loopback() || l.ip() == p.ip())
                 && p.port() as u64 == srv.tcp_port.load(std::sync::atomic::Ordering::Relaxed)
         }
         _ => false,

@@ -208,6 +208,18 @@ fn basalt_to_basalt_and_to_itself() {
             "-IOERR error or timeout reading to target instance\r\n"
         );
     }
+    // Through another loopback address (the source address is then
+    // 127.0.0.1, not the one connected to).
+    let two = TestServer::start(&["--bind", "127.0.0.1 127.0.0.2"]);
+    let mut tc = two.raw();
+    tc.cmd_str(&["SET", "k", "v"]);
+    let p = two.port.to_string();
+    assert_eq!(
+        s(&tc.cmd_str(&["MIGRATE", "127.0.0.2", &p, "k", "0", "500", "REPLACE"])),
+        "-IOERR error or timeout reading to target instance\r\n"
+    );
+    assert_eq!(tc.cmd_str(&["GET", "k"]), b"$1\r\nv\r\n");
+    drop(two);
     assert_eq!(ac.cmd_str(&["GET", "k"]), b"$1\r\nv\r\n");
 
     // A migrated key touches WATCH and fires `del` events.
