@@ -659,6 +659,11 @@ pub fn key_access(e: &Entry, argv: &[&[u8]]) -> Vec<(usize, u8)> {
         }
         "lmpop" | "zmpop" => range(2, numkeys(1), rw).collect(),
         "blmpop" | "bzmpop" => range(3, numkeys(2), rw).collect(),
+        // Every key is read (dumped) and deleted.
+        "migrate" => crate::commands::migrate::key_positions(argv)
+            .into_iter()
+            .map(|i| (i, rw))
+            .collect(),
         // The source is read; STORE/STOREDIST destinations are written.
         "georadius" | "georadiusbymember" => std::iter::once((1, r))
             .chain(

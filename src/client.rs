@@ -235,6 +235,9 @@ pub struct ClientState {
     pub pending_waitaof: Option<WaitAof>,
     /// Set by a blocking pop that found nothing: the connection waits.
     pub pending_block: Option<crate::blocking::Blocked>,
+    /// Set by MIGRATE: the connection sends the dumped keys, then lets
+    /// `migrate::finish` delete them and reply.
+    pub pending_migrate: Option<Box<crate::commands::migrate::Job>>,
     /// Set by SYNC/PSYNC: the connection sends a snapshot, then closes.
     pub pending_sync: Option<crate::replication::SyncRequest>,
     /// REPLCONF rdb-only 1: the client wants the snapshot only.
@@ -388,6 +391,7 @@ impl ClientState {
             tracking: None,
             caching: false,
             pending_block: None,
+            pending_migrate: None,
             pending_sync: None,
             rdb_only: false,
             rdb_exclude_data: false,

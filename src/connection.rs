@@ -542,6 +542,34 @@ async fn run_one(
         };
         commands::execute(&mut ctx, argv)
     };
+    if let Some(job) = client.pending_migrate.take() {
+        // MIGRATE: the network part runs here, with no lock held; then
+        // the migrated keys are deleted and the reply written.
+        // A kill or shutdown abandons it (nothing deleted; the
+        // connection closes): a long timeout must not hold either up.
+        let handle = client.handle.clone();
+        let killed = std::future::poll_fn(|cx| match handle.poll_control(cx, false) {
+            Control::Waiting => std::task::Poll::Pending,
+            _ => std::task::Poll::Ready(()),
+        });
+        let mut stop = srv.shutdown.subscribe();
+        let outcome = tokio::select! {
+            o = commands::migrate::transfer(srv, &job) => Some(o),
+            _ = killed => None,
+            _ = stop.changed() => None,
+        };
+        if let Some(outcome) = outcome {
+            let mut ctx = Ctx {
+                srv,
+                client,
+                out: reply,
+                now_ms: unix_ms(),
+                loading: false,
+                txn: None,
+            };
+            commands::migrate::finish(&mut ctx, &job, outcome);
+        }
+    }
     if client.pending_block.is_some() || client.pending_waitaof.is_some() {
         // The batch loop waits (it owns the socket).
     } else {

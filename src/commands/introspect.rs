@@ -222,6 +222,9 @@ fn command_getkeys(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
         }
     }
     keys.extend(super::geo::store_key_positions(&e.fullname, argv));
+    if e.fullname == "migrate" {
+        keys = super::migrate::key_positions(argv);
+    }
     if keys.is_empty() {
         return Err(CmdError::msg("ERR The command has no key arguments"));
     }

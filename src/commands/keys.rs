@@ -879,22 +879,26 @@ fn dump(ctx: &mut Ctx<'_>, a: &[&[u8]]) -> CmdResult {
     match v {
         None => ctx.out.null(),
         Some(v) => {
-            // RDB 10 (Redis 7.0) unless the value needs more: a hash with
-            // field TTLs is dumped as Redis 7.4 does (RDB 12), which 7.4+
-            // and Basalt restore and older servers refuse by its version.
-            let payload = basalt_rdb::encode_dump(&v, &basalt_rdb::EncodeOptions::default())
-                .or_else(|_| {
-                    let opts = basalt_rdb::EncodeOptions {
-                        target: basalt_rdb::Target::Redis12,
-                        ..Default::default()
-                    };
-                    basalt_rdb::encode_dump(&v, &opts)
-                })
-                .map_err(|e| CmdError::msg(format!("ERR DUMP failed: {e}")))?;
+            let payload = dump_payload(&v)?;
             ctx.out.bulk(&payload);
         }
     }
     Ok(())
+}
+
+/// A DUMP payload: RDB 10 (Redis 7.0) unless the value needs more: a
+/// hash with field TTLs is dumped as Redis 7.4 does (RDB 12), which 7.4+
+/// and Basalt restore and older servers refuse by its version.
+pub(crate) fn dump_payload(v: &basalt_rdb::Value) -> Result<Vec<u8>, CmdError> {
+    basalt_rdb::encode_dump(v, &basalt_rdb::EncodeOptions::default())
+        .or_else(|_| {
+            let opts = basalt_rdb::EncodeOptions {
+                target: basalt_rdb::Target::Redis12,
+                ..Default::default()
+            };
+            basalt_rdb::encode_dump(v, &opts)
+        })
+        .map_err(|e| CmdError::msg(format!("ERR DUMP failed: {e}")))
 }
 
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]

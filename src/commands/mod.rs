@@ -23,6 +23,7 @@ pub mod introspect;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod migrate;
 pub mod multi;
 pub mod observe;
 pub mod persistence;
@@ -170,6 +171,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         info::COMMANDS,
         string::COMMANDS,
         keys::COMMANDS,
+        migrate::COMMANDS,
         persistence::COMMANDS,
         replication::COMMANDS,
         multi::COMMANDS,
@@ -584,6 +586,11 @@ pub fn execute_entry(ctx: &mut Ctx<'_>, entry: &'static Entry, argv: &[&[u8]]) -
             ctx.srv
                 .monitors
                 .feed(ctx.client.db, &ctx.client.handle.addr, &shown, shown.len());
+        } else if entry.fullname == "migrate" {
+            let shown = migrate::redacted(argv);
+            ctx.srv
+                .monitors
+                .feed(ctx.client.db, &ctx.client.handle.addr, &shown, shown.len());
         } else {
             ctx.srv
                 .monitors
@@ -652,6 +659,9 @@ fn observe(ctx: &Ctx<'_>, entry: &Entry, argv: &[&[u8]], us: u64, slow_us: i64, 
                 .enumerate()
                 .map(|(i, a)| if i == 0 { *a } else { &b"(redacted)"[..] })
                 .collect();
+            &redacted[..]
+        } else if entry.fullname == "migrate" {
+            redacted = migrate::redacted(argv);
             &redacted[..]
         } else {
             argv

@@ -10,6 +10,7 @@ mod geo;
 mod hash_ttl;
 mod limits;
 mod memory;
+mod migrate;
 mod migration;
 mod notify_diff;
 mod persistence;
