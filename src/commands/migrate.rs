@@ -320,8 +320,13 @@ async fn read_line(
     t: Duration,
 ) -> bool {
     line.clear();
+    // A reply line longer than this is not one Redis sends to RESTORE,
+    // AUTH or SELECT: stop reading (and fail) rather than let a target
+    // grow the line without bound.
+    const MAX_LINE: u64 = 64 * 1024;
+    let mut limited = tokio::io::AsyncReadExt::take(&mut *stream, MAX_LINE);
     matches!(
-        tokio::time::timeout(t, stream.read_until(b'\n', line)).await,
+        tokio::time::timeout(t, limited.read_until(b'\n', line)).await,
         Ok(Ok(n)) if n > 0 && line.ends_with(b"\n")
     )
 }

@@ -427,3 +427,35 @@ fn errors_and_partial_outcomes_match_redis() {
         t.cmd_str(&["FLUSHALL"]);
     }
 }
+
+/// A target that answers with an endless line (no newline) does not make
+/// the server buffer it: MIGRATE fails reading, within its timeout, and
+/// keeps the key.
+#[test]
+fn a_target_sending_an_endless_line_fails_the_read() {
+    use std::io::{Read, Write};
+    let b = TestServer::start(&[]);
+    let mut c = b.raw();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fake = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.set_write_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut req = [0u8; 4096];
+        let _ = sock.read(&mut req);
+        // 32 MB without a line end, in 64 KB writes, until the peer goes.
+        let chunk = vec![b'+'; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 32 << 20 && sock.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    assert_eq!(c.cmd_str(&["SET", "k", "v"]), b"+OK\r\n");
+    let r = migrate(&mut c, port, &["k", "0", "5000"]);
+    assert_eq!(r, "-IOERR error or timeout reading to target instance\r\n");
+    assert_eq!(c.cmd_str(&["EXISTS", "k"]), b":1\r\n");
+    let sent = fake.join().unwrap();
+    assert!(sent < 32 << 20, "the server read all {sent} bytes");
+}
