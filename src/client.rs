@@ -126,6 +126,15 @@ impl ClientHandle {
         }
     }
 
+    /// Resolves with the next kill (and, with `retime`, `timeout` change):
+    /// [`ClientHandle::poll_control`] as a future.
+    pub fn control(&self, retime: bool) -> impl std::future::Future<Output = Control> + '_ {
+        std::future::poll_fn(move |cx| match self.poll_control(cx, retime) {
+            Control::Waiting => std::task::Poll::Pending,
+            c => std::task::Poll::Ready(c),
+        })
+    }
+
     /// The connection loop's watch for a kill (and, with `retime`, for a
     /// `timeout` change, which it takes): ready with what happened, else
     /// keeps the task's waker for [`ClientHandle::kill`] and

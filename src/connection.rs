@@ -122,10 +122,7 @@ where
             }
         };
         // A kill, or a `timeout` change (the idle deadline is recomputed).
-        let control = std::future::poll_fn(|cx| match handle.poll_control(cx, true) {
-            Control::Waiting => std::task::Poll::Pending,
-            c => std::task::Poll::Ready(c),
-        });
+        let control = handle.control(true);
         // A subscriber is also woken by messages pushed to its queue.
         let sub = client.sub.clone();
         let pushed = async {
@@ -548,10 +545,7 @@ async fn run_one(
         // A kill or shutdown abandons it (nothing deleted; the
         // connection closes): a long timeout must not hold either up.
         let handle = client.handle.clone();
-        let killed = std::future::poll_fn(|cx| match handle.poll_control(cx, false) {
-            Control::Waiting => std::task::Poll::Pending,
-            _ => std::task::Poll::Ready(()),
-        });
+        let killed = handle.control(false);
         let mut stop = srv.shutdown.subscribe();
         let outcome = tokio::select! {
             o = commands::migrate::transfer(srv, &job) => Some(o),
@@ -836,10 +830,7 @@ async fn flush_unless_killed<S: AsyncWrite + Unpin>(
     wrote: &mut bool,
     durable: &mut Option<tokio::sync::watch::Receiver<basalt_aof::Lsn>>,
 ) -> std::io::Result<()> {
-    let killed = std::future::poll_fn(|cx| match handle.poll_control(cx, false) {
-        Control::Waiting => std::task::Poll::Pending,
-        _ => std::task::Poll::Ready(()),
-    });
+    let killed = handle.control(false);
     tokio::select! {
         // The output first: when it goes out at once, nothing else is polled.
         biased;
